@@ -1,0 +1,3 @@
+from taskgroup.cli import main
+
+main()

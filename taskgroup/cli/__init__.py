@@ -1,0 +1,27 @@
+"""Command-line entry point: `taskgroup VERB ...`.
+
+Each verb lives in its own module and registers itself on `app`. Modules import heavy
+libraries (torch, onnx) inside the command functions, so `taskgroup select` starts fast.
+A `TaskgroupError` becomes a one-line message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from taskgroup.cli.app import app
+from taskgroup.errors import TaskgroupError
+
+# Command modules: importing one registers its verb(s) on `app`.
+from taskgroup.cli import select as _select  # noqa: F401,E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, prog_name="taskgroup")
+    except TaskgroupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; finished work is kept (re-run with --resume where supported)", file=sys.stderr)
+        sys.exit(130)

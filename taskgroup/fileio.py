@@ -1,0 +1,102 @@
+"""Atomic writes and schema-checked JSON reads, shared by every file the toolkit writes.
+
+Every JSON document carries `schema_version` and `kind`; a reader names the file and the
+field when something is wrong. Writes go to a temporary file in the same directory and are
+renamed into place, so an interrupted write never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from taskgroup.errors import SchemaError, TaskgroupError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_json_atomic(path: str | os.PathLike, doc: dict[str, Any]) -> None:
+    """Write `doc` as pretty JSON atomically. Refuses NaN/inf, which JSON cannot represent."""
+    try:
+        text = json.dumps(doc, indent=2, sort_keys=False, allow_nan=False)
+    except ValueError as exc:
+        raise TaskgroupError(f"refusing to write {path}: {exc} (NaN or infinity in the data)") from exc
+    write_bytes_atomic(path, (text + "\n").encode())
+
+
+def read_json(path: str | os.PathLike, kind: str, supported_versions: tuple[int, ...] = (1,)) -> dict[str, Any]:
+    """Read a toolkit JSON file, checking that it parses, its `kind` and its `schema_version`."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskgroupError(f"{path}: no such file")
+    try:
+        doc = json.loads(path.read_text())
+    except UnicodeDecodeError as exc:
+        raise TaskgroupError(f"{path}: not a text file ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise TaskgroupError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    if not isinstance(doc, dict):
+        raise SchemaError(path, "<top level>", "expected a JSON object")
+    if doc.get("kind") != kind:
+        raise SchemaError(path, "kind", f"expected '{kind}', found {doc.get('kind')!r}")
+    version = doc.get("schema_version")
+    if version not in supported_versions:
+        raise SchemaError(path, "schema_version", f"unsupported version {version!r}; supported: {list(supported_versions)}")
+    return doc
+
+
+def require(doc: dict[str, Any], field: str, types: type | tuple[type, ...], path: object) -> Any:
+    """Return doc[field] if present and of the given type(s), else raise SchemaError naming it."""
+    if field not in doc:
+        raise SchemaError(path, field, "missing")
+    value = doc[field]
+    # bool is an int in Python; a schema that wants a number never wants a bool.
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise SchemaError(path, field, f"expected {_type_names(types)}, found a boolean")
+    if not isinstance(value, types):
+        raise SchemaError(path, field, f"expected {_type_names(types)}, found {type(value).__name__}")
+    return value
+
+
+def require_finite(value: Any, field: str, path: object, minimum: float | None = None) -> float:
+    """Check a number is finite (and >= minimum); JSON numbers can still be huge or negative."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SchemaError(path, field, f"expected a number, found {type(value).__name__}")
+    if not math.isfinite(value):
+        raise SchemaError(path, field, f"expected a finite number, found {value}")
+    if minimum is not None and value < minimum:
+        raise SchemaError(path, field, f"expected a number >= {minimum}, found {value}")
+    return float(value)
+
+
+def _type_names(types: type | tuple[type, ...]) -> str:
+    if isinstance(types, tuple):
+        return " or ".join(t.__name__ for t in types)
+    return types.__name__
