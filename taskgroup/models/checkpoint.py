@@ -1,0 +1,55 @@
+"""Checkpoints: the architecture description plus the weights, nothing executable.
+
+Loading uses `torch.load(weights_only=True)`, which refuses pickled code, so a checkpoint
+from an untrusted source cannot run anything; a damaged file gives a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from taskgroup.errors import TaskgroupError
+from taskgroup.fileio import atomic_path
+
+
+def save_checkpoint(model, path: str | os.PathLike, **extra: Any) -> None:
+    """Write `{"arch", "state_dict", "extra"}` atomically (extra: plain numbers/strings only)."""
+    import torch
+
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"arch": model.arch_config(), "state_dict": state, "extra": extra}, tmp)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load the raw checkpoint dict safely, with errors naming the file."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise TaskgroupError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for damaged or unsafe files
+        raise TaskgroupError(f"{path}: not a readable taskgroup checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(ckpt, dict) or not {"arch", "state_dict"} <= set(ckpt):
+        raise TaskgroupError(f"{path}: not a taskgroup checkpoint (expected keys 'arch' and 'state_dict')")
+    return ckpt
+
+
+def load_checkpoint(path: str | os.PathLike):
+    """Rebuild the network described by a checkpoint and load its weights (eval mode)."""
+    from taskgroup.models.registry import create_model
+
+    ckpt = read_checkpoint(path)
+    arch = ckpt["arch"]
+    try:
+        model = create_model(arch["name"], arch["tasks"], arch["width"], **arch.get("config", {}))
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except TaskgroupError:
+        raise
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise TaskgroupError(f"{path}: checkpoint does not match its architecture ({exc})") from exc
+    return model.eval()

@@ -1,0 +1,95 @@
+import math
+
+import pytest
+import torch
+
+from taskgroup.errors import TaskgroupError
+from taskgroup.models import create_model, list_models, load_checkpoint, save_checkpoint
+from taskgroup.tasks import TASKS
+
+TINY = dict(stem_channels=8, stage_channels=(8, 16, 16), decoder_channels=(8, 8, 8), blocks_per_stage=1)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_outputs_each_task_at_input_resolution(name):
+    model = create_model(name, list(TASKS), 1.0, **TINY)
+    out = model(torch.rand(2, 3, 16, 24))
+    assert set(out) == set(TASKS)
+    for task, y in out.items():
+        assert y.shape == (2, TASKS[task].channels, 16, 24)
+
+
+def test_half_width_has_fewer_parameters_and_heads_add_parameters():
+    def params(m):
+        return sum(p.numel() for p in m.parameters())
+
+    full = create_model("xception", ["normal"], 1.0)
+    half = create_model("xception", ["normal"], 0.5)
+    pair = create_model("xception", ["normal", "depth_zbuffer"], 1.0)
+    assert params(half) < params(full) < params(pair)
+    assert params(pair) - params(full) == sum(p.numel() for p in pair.heads["depth_zbuffer"].parameters())
+
+
+def test_trunk_gradient_is_scaled_by_inverse_sqrt_of_task_count():
+    torch.manual_seed(0)
+    one = create_model("xception", ["normal"], 1.0, **TINY)
+    three = create_model("xception", ["normal", "depth_zbuffer", "rgb"], 1.0, **TINY)
+    three.trunk.load_state_dict(one.trunk.state_dict())
+    three.heads["normal"].load_state_dict(one.heads["normal"].state_dict())
+    x = torch.rand(2, 3, 16, 16)
+    one(x)["normal"].sum().backward()
+    three(x)["normal"].sum().backward()  # only the normal head contributes: same path, scaled
+    g1 = one.trunk.stem[0].weight.grad
+    g3 = three.trunk.stem[0].weight.grad
+    assert torch.allclose(g3, g1 / math.sqrt(3), rtol=1e-4, atol=1e-7)
+    # heads see the unscaled gradient
+    assert torch.allclose(three.heads["normal"].body[-1].weight.grad, one.heads["normal"].body[-1].weight.grad, rtol=1e-5)
+
+
+def test_with_heads_keeps_outputs_of_kept_heads():
+    model = create_model("xception", ["normal", "depth_zbuffer", "rgb"], 1.0, **TINY).eval()
+    pruned = model.with_heads(["rgb"])
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x)["rgb"], pruned(x)["rgb"])
+    assert list(pruned(x)) == ["rgb"]
+    assert set(model.heads) == {"normal", "depth_zbuffer", "rgb"}  # original untouched
+    with pytest.raises(ValueError):
+        model.with_heads(["segment_semantic"])
+
+
+def test_checkpoint_round_trip_and_damaged_files(tmp_path):
+    model = create_model("xception", ["normal", "rgb"], 0.5, **TINY).eval()
+    path = tmp_path / "net.pt"
+    save_checkpoint(model, path, steps=3)
+    loaded = load_checkpoint(path)
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x)["normal"], loaded(x)["normal"])
+    assert loaded.width == 0.5 and loaded.tasks == ("normal", "rgb")
+
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(TaskgroupError, match="damaged.pt"):
+        load_checkpoint(damaged)
+    with pytest.raises(TaskgroupError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_checkpoint_refuses_pickled_code(tmp_path):
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("executed",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"arch": Evil(), "state_dict": {}}, path)
+    with pytest.raises(TaskgroupError, match="evil.pt"):
+        load_checkpoint(path)
+
+
+def test_unknown_model_and_task_names_are_clear_errors():
+    with pytest.raises(TaskgroupError, match="registered models: xception"):
+        create_model("resnet", ["normal"])
+    with pytest.raises(TaskgroupError, match="unknown task 'normals'"):
+        create_model("xception", ["normals"])
