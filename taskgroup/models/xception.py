@@ -29,10 +29,10 @@ INPUT_STD = (0.25, 0.25, 0.25)
 @dataclass(frozen=True)
 class XceptionConfig:
     stem_channels: int = 16  # channels of the first strided convolution (at width 1.0)
-    stage_channels: tuple[int, ...] = (32, 64, 128)  # one entry per encoder stage
+    stage_channels: tuple[int, ...] = (48, 96, 192)  # one entry per encoder stage
     stage_strides: tuple[int, ...] = (2, 2, 1)  # stride of each stage; with the stem's 2, total 8
     blocks_per_stage: int = 2  # separable-conv units per stage (the first may stride)
-    decoder_channels: tuple[int, ...] = (64, 32, 16)  # one upsampling step (x2) per entry
+    decoder_channels: tuple[int, ...] = (32, 16, 8)  # one upsampling step (x2) per entry
 
     @property
     def output_stride(self) -> int:
