@@ -30,7 +30,7 @@ from taskgroup.tasks import SEGMENT_CLASSES
 # --- fixed encodings of the targets (documented in docs/data.md) ---------------------------
 MAX_DEPTH_M = 20.0  # z-depth encoded as log(1 + z) / log(1 + MAX_DEPTH_M); beyond it: masked
 CURVATURE_SCALE_M = 0.1  # curvature k (1/m) encoded as 0.5 + 0.5 * tanh(k * CURVATURE_SCALE_M)
-RESHADING_LIGHT_CAM = np.array([-0.4, 0.5, 0.7668115805072325])  # unit vector, camera frame (x right, y up, z back)
+RESHADING_LIGHT_CAM = np.array([-0.4, 0.5, math.sqrt(1 - 0.4**2 - 0.5**2)])  # unit vector to the light, camera frame (x right, y up, z back)
 KEYPOINT_SCALE = 2e-4  # Harris response R encoded as 1 - exp(-max(R, 0) / KEYPOINT_SCALE)
 CANNY_THRESHOLDS = (60, 140)  # Canny hysteresis thresholds on the 8-bit grey image (after a 3x3 blur)
 OCCLUSION_JUMP = 0.03  # relative depth jump between different surfaces that counts as an occlusion edge
