@@ -1,0 +1,187 @@
+"""Taskonomy on disk -> the same cached split arrays as the built-in scenes.
+
+Expected layout (the released Taskonomy layout):
+    <root>/rgb/<building>/point_<P>_view_<V>_domain_rgb.png
+    <root>/<task>/<building>/point_<P>_view_<V>_domain_<task>.png
+
+Splits are lists of building names (the paper splits by building). Every rgb image of a
+listed building must have a file for every task folder present under <root>; a missing or
+unreadable file is an error naming it (the paper's loader silently reused the previous
+sample instead). Images are resized to the configured square resolution: area averaging for
+continuous values, nearest neighbour for class ids; masks are kept only where every source
+pixel under the output pixel is defined.
+
+Normalisation. The paper's loader (github.com/tstandley/taskgrouping, taskonomy_loader.py)
+standardises each target with fixed constants (e.g. depth (d - 1500) / 1000, edge_texture
+(e - 718) / 1070, keypoints2d (k - 50) / 100, normal 2 * (n / 255) - 0.5 ...). This toolkit's
+contract is targets in [0, 1], so values are divided by the maximum of their PNG bit depth
+instead (a fixed positive affine change per task, which the paper's per-task comparisons
+do not depend on), and depth is log-scaled:
+- depth_zbuffer (16-bit, 1/512 m units): log(1 + d) / log(2^16); defined where d < 2^13, the
+  paper's mask (65535 marks missing depth, and it also drops depth beyond 16 m);
+- normal (8-bit RGB), reshading (8-bit; mean of its channels, as in the paper),
+  principal_curvature (8-bit; first two channels, as in the paper): value / 255;
+- edge_texture, edge_occlusion, keypoints2d (16-bit): value / 65535;
+- segment_semantic (8-bit class ids 0..17): kept as ids; 0 is "unlabeled" and masked (the
+  paper's cross-entropy uses ignore_index=0); 1 is background and is a trained class.
+Masks follow the paper's losses: the depth mask applies to depth_zbuffer, normal,
+reshading, edge_occlusion and principal_curvature (all true if there is no depth folder);
+edge_texture, keypoints2d and rgb are defined everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from taskgroup.errors import TaskgroupError
+from taskgroup.tasks import TASKS
+
+SEGMENT_CLASSES: tuple[str, ...] = ("unlabeled", "background") + tuple(f"class_{i}" for i in range(2, 18))
+DEPTH_VALID_BELOW = 2 ** 13  # paper: mask = depth < 2**13
+DEPTH_LOG_RANGE = 2 ** 16  # depth encoded as log(1 + d) / log(2^16)
+DEPTH_MASKED = ("depth_zbuffer", "normal", "reshading", "edge_occlusion", "principal_curvature")
+RGB_SUFFIX = "_domain_rgb.png"
+
+
+def _read(path: Path) -> np.ndarray:
+    import cv2
+
+    if not path.is_file():
+        raise TaskgroupError(f"taskonomy: missing file {path} (every rgb image needs a file in each task folder)")
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise TaskgroupError(f"taskonomy: cannot read {path} as an image")
+    if img.dtype not in (np.uint8, np.uint16):
+        raise TaskgroupError(f"taskonomy: {path}: expected an 8- or 16-bit PNG, found {img.dtype}")
+    if img.ndim == 3:
+        img = img[:, :, 2::-1] if img.shape[2] >= 3 else img  # BGR(A) -> RGB
+    return img
+
+
+def _unit(img: np.ndarray) -> np.ndarray:
+    """Integer PNG values -> [0, 1] by the maximum of their bit depth."""
+    return img.astype(np.float64) / np.iinfo(img.dtype).max
+
+
+def _channels(img: np.ndarray, count: int, path: Path) -> np.ndarray:
+    img = img[:, :, None] if img.ndim == 2 else img
+    if img.shape[2] < count:
+        raise TaskgroupError(f"taskonomy: {path}: expected at least {count} channel(s), found {img.shape[2]}")
+    return img[:, :, :count]
+
+
+def _resize(values: np.ndarray, res: int, nearest: bool = False) -> np.ndarray:
+    """(h, w[, c]) -> (res, res[, c]); area averaging, or nearest neighbour for ids."""
+    import cv2
+
+    if values.shape[:2] == (res, res):
+        return values
+    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
+    out = cv2.resize(values, (res, res), interpolation=interp)
+    return out[:, :, None] if values.ndim == 3 and out.ndim == 2 else out
+
+
+def _resize_mask(valid: np.ndarray, res: int) -> np.ndarray:
+    """An output pixel is defined only if every source pixel under it is."""
+    if valid.shape == (res, res):
+        return valid
+    return _resize(valid.astype(np.float32), res) >= 1.0 - 1e-6
+
+
+def load_sample(root: Path, building: str, stem: str, task: str, res: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """One task's target at `res` in the contract's encoding, and its own mask (None: defined everywhere)."""
+    path = root / task / building / f"{stem}_domain_{task}.png"
+    img = _read(path)
+    if task == "segment_semantic":
+        ids = img if img.ndim == 2 else img[:, :, 0]
+        if ids.max() >= len(SEGMENT_CLASSES):
+            raise TaskgroupError(f"taskonomy: {path}: class id {int(ids.max())} out of range 0..{len(SEGMENT_CLASSES) - 1}")
+        ids = _resize(ids, res, nearest=True).astype(np.int64)
+        return ids, ids != 0
+    if task == "depth_zbuffer":
+        d = _channels(img, 1, path)[:, :, 0]
+        if d.dtype != np.uint16:
+            raise TaskgroupError(f"taskonomy: {path}: depth_zbuffer must be a 16-bit PNG, found {d.dtype}")
+        value = np.log1p(d.astype(np.float64)) / math.log(DEPTH_LOG_RANGE)
+        return _resize(value, res)[None], _resize_mask(d < DEPTH_VALID_BELOW, res)
+    if task == "reshading":
+        value = _unit(img) if img.ndim == 2 else _unit(img)[:, :, :3].mean(axis=2)  # paper: mean over channels
+        return _resize(value, res)[None], None
+    channels = TASKS[task].channels
+    value = _unit(_channels(img, channels, path))
+    return np.moveaxis(_resize(value, res), -1, 0), None
+
+
+def _rgb_stems(root: Path, building: str) -> list[str]:
+    folder = root / "rgb" / building
+    if not folder.is_dir():
+        available = sorted(p.name for p in (root / "rgb").iterdir() if p.is_dir())
+        shown = ", ".join(available[:20]) + (" ..." if len(available) > 20 else "")
+        raise TaskgroupError(f"taskonomy: building '{building}' not found: no folder {folder}; available: {shown or 'none'}")
+    stems = sorted(p.name[: -len(RGB_SUFFIX)] for p in folder.iterdir() if p.name.endswith(RGB_SUFFIX))
+    if not stems:
+        raise TaskgroupError(f"taskonomy: {folder} holds no *{RGB_SUFFIX} images")
+    return stems
+
+
+def available_tasks(root: Path) -> list[str]:
+    """Tasks with a folder under root (rgb is always available: it is the input)."""
+    return [t for t in TASKS if t == "rgb" or (root / t).is_dir()]
+
+
+def build_split(config, split: str, directory, progress: Callable[[int], None] | None = None) -> dict:
+    """Read, normalise and resize one split's buildings into `directory`; returns the manifest fields."""
+    from numpy.lib.format import open_memmap
+
+    directory = Path(directory)
+    root = Path(config.taskonomy_root).expanduser()
+    if not (root / "rgb").is_dir():
+        raise TaskgroupError(f"taskonomy: {root} has no 'rgb' folder (expected <root>/rgb/<building>/*{RGB_SUFFIX})")
+    res = config.resolution
+    samples = [(b, stem) for b in getattr(config, f"{split}_buildings") for stem in _rgb_stems(root, b)]
+    tasks = available_tasks(root)
+    n = len(samples)
+    images = open_memmap(directory / "images.npy", "w+", np.float32, (n, 3, res, res))
+    arrays: dict[str, np.ndarray] = {}
+    for t in tasks:
+        if t == "segment_semantic":
+            arrays[t] = open_memmap(directory / f"{t}.npy", "w+", np.int64, (n, res, res))
+        elif t != "rgb":
+            arrays[t] = open_memmap(directory / f"{t}.npy", "w+", np.float32, (n, TASKS[t].channels, res, res))
+    has_depth = "depth_zbuffer" in tasks
+    mask_all = open_memmap(directory / "mask_all.npy", "w+", np.bool_, (n, 1, res, res))
+    mask_all[:] = True
+    mask_depth = open_memmap(directory / "mask_depth.npy", "w+", np.bool_, (n, 1, res, res)) if has_depth else None
+    mask_seg = open_memmap(directory / "mask_segment.npy", "w+", np.bool_, (n, 1, res, res)) \
+        if "segment_semantic" in tasks else None
+    for i, (building, stem) in enumerate(samples):
+        rgb = _read(root / "rgb" / building / f"{stem}{RGB_SUFFIX}")
+        images[i] = np.moveaxis(_resize(_unit(_channels(rgb, 3, root / "rgb" / building / f"{stem}{RGB_SUFFIX}")), res), -1, 0)
+        for t, arr in arrays.items():
+            value, mask = load_sample(root, building, stem, t, res)
+            arr[i] = value
+            if t == "depth_zbuffer":
+                mask_depth[i, 0] = mask
+            elif t == "segment_semantic":
+                mask_seg[i, 0] = mask
+        if progress is not None:
+            progress(1)
+    for arr in (images, mask_all, mask_depth, mask_seg, *arrays.values()):
+        if arr is not None:
+            arr.flush()
+    del images, arrays, mask_all, mask_depth, mask_seg
+
+    def mask_file(t: str) -> str:
+        if t == "segment_semantic":
+            return "mask_segment.npy"
+        return "mask_depth.npy" if has_depth and t in DEPTH_MASKED else "mask_all.npy"
+
+    entries = {t: {"target": "images.npy" if t == "rgb" else f"{t}.npy", "mask": mask_file(t)} for t in tasks}
+    (directory / "samples.txt").write_text("".join(f"{b}/{s}\n" for b, s in samples))
+    return {"count": n, "tasks": entries, "segment_classes": list(SEGMENT_CLASSES),
+            "meta": {"root": str(root.resolve()), "buildings": list(getattr(config, f"{split}_buildings")),
+                     "samples_file": "samples.txt"}}
