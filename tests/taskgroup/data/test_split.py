@@ -188,3 +188,15 @@ def test_cache_name_ignores_cache_dir_but_not_content():
     assert a.cache_name(1) == b.cache_name(1)
     assert DataConfig(seed=1).cache_name(1) != a.cache_name(1)
     assert DataConfig(resolution=32).cache_name(1) != a.cache_name(1)
+
+
+def test_parallel_rendering_matches_in_process_rendering(tmp_path):
+    """Enough layouts to use worker processes; every view equals a direct in-process render."""
+    config = DataConfig(resolution=16, n_train=2 * scenes.PARALLEL_MIN_LAYOUTS, n_val=1, n_test=1, views_per_layout=2,
+                        seed=3, cache_dir=str(tmp_path))
+    s = open_split(config, "train", ["depth_zbuffer", "segment_semantic"])
+    for layout_index in (0, scenes.PARALLEL_MIN_LAYOUTS - 1):
+        (images, targets, _), _ = scenes.render_split_layout(3, 0, layout_index, 2, 16)
+        views = slice(2 * layout_index, 2 * layout_index + 2)
+        np.testing.assert_array_equal(s.images[views], images)
+        np.testing.assert_array_equal(s.targets["segment_semantic"][views], targets["segment_semantic"])
