@@ -1,0 +1,87 @@
+"""`taskgroup profile`: measure the cost of every candidate architecture on this device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from taskgroup.cli.app import app
+from taskgroup.errors import TaskgroupError
+
+
+@app.command("profile")
+def profile_command(
+    device: str = typer.Option("cpu", help="Device to time on: cpu, cuda or cuda:N."),
+    backend: str = typer.Option(
+        "auto", help="auto | torch | onnxruntime | tensorrt. auto = ONNX Runtime on the CPU (what the deployment "
+                     "runtime uses), TensorRT on CUDA when importable, else ONNX Runtime's CUDA provider."),
+    tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks whose heads to profile (default: all)."),
+    preset: str = typer.Option("default", help="Architecture and input-size preset (taskgroup.presets)."),
+    widths: str = typer.Option("1.0,0.5", help="Width multipliers to profile; 1.0 (the standard network) is required."),
+    batch: int = typer.Option(1, help="Images per inference."),
+    threads: int = typer.Option(1, help="Intra-op threads per ONNX Runtime session (or torch threads); recorded. "
+                                        "Deploy with the same setting for the costs to hold."),
+    min_runs: int = typer.Option(50, help="Minimum timed runs per measured graph (after 10 warm-up runs)."),
+    min_seconds: float = typer.Option(0.3, help="Minimum timed seconds per measured graph; runs are added until "
+                                                "both minimums are met."),
+    validation_networks: int = typer.Option(4, help="Whole networks per width timed directly to check the "
+                                                    "trunk + heads cost model."),
+    allow_fallback: bool = typer.Option(False, "--allow-fallback",
+                                        help="Accept a GPU provider falling back to the CPU; the profile then "
+                                             "records the CPU. Without it a fallback is an error."),
+    out: Optional[Path] = typer.Option(None, help="Output JSON (default: profiles/<device>-<model>-<preset>.json)."),
+) -> None:
+    """Measure parameters, MACs (fvcore: one multiply-add = one flop) and latency in milliseconds
+    (p50/p90/p99, batch 1) of the shared trunk and of every task head at each width, and check that
+    trunk + served heads predicts whole networks. Selection reads the result with --profile."""
+    from rich.console import Console
+
+    from taskgroup.profile.profiler import ProfileConfig, default_profile_name, run_profile, write_profile
+    from taskgroup.profile.timing import TimingConfig
+    from taskgroup.tasks import TASKS, parse_task_list
+
+    try:
+        width_list = tuple(float(w) for w in widths.split(",") if w.strip())
+    except ValueError:
+        raise TaskgroupError(f"--widths: expected comma-separated numbers such as 1.0,0.5, got '{widths}'") from None
+    config = ProfileConfig(
+        device=device, backend=backend, preset=preset,
+        tasks=parse_task_list(tasks) if tasks else tuple(TASKS), widths=width_list, batch=batch, threads=threads,
+        allow_fallback=allow_fallback, validation_networks=validation_networks,
+        timing=TimingConfig(min_runs=min_runs, min_seconds=min_seconds),
+    )
+    console = Console(stderr=True)
+    with console.status("profiling") as status:
+        doc = run_profile(config, report=lambda msg: status.update(f"profiling: {msg}"))
+    path = out or Path("profiles") / f"{default_profile_name(doc)}.json"
+    write_profile(doc, path)
+    _summary(console, doc, path)
+
+
+def _summary(console, doc: dict, path: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{doc['backend']} ({doc['execution_provider']}) on {doc['device'].get('gpu_name') or doc['device']['cpu_model']}, "
+                        f"input {'x'.join(map(str, doc['input_shape']))}")
+    table.add_column("width")
+    table.add_column("part")
+    table.add_column("MACs", justify="right")
+    table.add_column("p50 ms", justify="right")
+    table.add_column("p90 ms", justify="right")
+    table.add_column("runs", justify="right")
+    for w in doc["widths"]:
+        parts = [("trunk", w["trunk"])] + [(f"head {t}", h) for t, h in w["heads"].items()]
+        for name, part in parts:
+            lat = part["latency_ms"]
+            table.add_row(f"{w['width']:g}", name, f"{part['macs']:,}", f"{lat['p50']:.4f}", f"{lat['p90']:.4f}",
+                          str(lat["runs"]))
+        if w.get("session_overhead"):
+            table.add_row(f"{w['width']:g}", "call overhead", "", f"{w['session_overhead']['p50']:.4f}", "", "")
+    console.print(table)
+    v = doc["validation"]
+    console.print(f"cost model (trunk + served heads) vs {len(v['networks'])} whole networks: max |error| "
+                  f"{100 * v['max_abs_relative_error']:.1f}%, mean {100 * v['mean_abs_relative_error']:.1f}% at p50; "
+                  f"standard network {doc['standard_network_ms']:.4f} ms; took {doc['duration_s']:.0f} s")
+    console.print(f"wrote {path}")

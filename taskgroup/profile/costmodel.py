@@ -1,0 +1,275 @@
+"""Reading a device profile and turning it into costs for the grouping search.
+
+A profile measures the shared trunk at each width and each task's head at each width on
+one device and backend. The cost model is additive, as the search needs it to be: a
+network serving tasks S at width w costs `trunk_ms(w) + sum(head_ms(w, t) for t in S)`.
+Heads of auxiliary tasks are dropped at deployment and cost nothing.
+
+With ONNX Runtime a head measured alone runs in its own session and so pays one session's
+fixed cost of `run()` (input binding, output allocation, scheduling) that it does not pay
+inside a whole network. The profile measures that per-session cost on a graph that does
+no work and subtracts it from each head; the trunk keeps it, because every deployed
+network is one session. The profile records how well the sum predicts directly measured
+whole networks.
+
+This module does not import torch: `taskgroup select` reads profiles without it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from taskgroup.errors import SchemaError, TaskgroupError
+from taskgroup.fileio import read_json, require, require_finite
+
+KIND = "device_profile"
+SCHEMA_VERSION = 1
+STATISTICS = ("p50", "p90", "p99")  # latency statistics a cost can be read at
+
+# Widths are stored as floats; two widths closer than this are the same width.
+_WIDTH_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Latency of one thing (trunk, head, network) over `runs` timed calls, in ms."""
+
+    p50: float  # median, the statistic costs use by default
+    p90: float
+    p99: float
+    mean: float
+    runs: int  # number of timed calls (after warm-up)
+
+    def get(self, statistic: str) -> float:
+        return float(getattr(self, statistic))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"p50": self.p50, "p90": self.p90, "p99": self.p99, "mean": self.mean, "runs": self.runs}
+
+
+@dataclass(frozen=True)
+class Component:
+    """One measured piece of a network: the trunk, or one task's head, at one width."""
+
+    params: int  # number of parameters
+    macs: int  # multiply-adds counted by fvcore (one multiply-add = one flop)
+    latency: LatencyStats  # measured alone (a head is fed the trunk's output features)
+
+
+@dataclass(frozen=True)
+class WidthCosts:
+    """Everything measured at one width multiplier."""
+
+    width: float
+    trunk: Component
+    heads: Mapping[str, Component]
+    session_overhead: LatencyStats | None  # fixed cost of one backend call; None when not separable
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """A loaded device profile; costs in milliseconds at the chosen latency statistic."""
+
+    path: str  # file it was read from ("" if built in memory)
+    doc: Mapping[str, Any]  # the full JSON document (device, libraries, validation, ...)
+    tasks: tuple[str, ...]  # tasks whose heads were profiled
+    preset: str  # architecture preset (taskgroup.presets) the networks were built from
+    input_shape: tuple[int, int, int, int]  # (batch, 3, H, W) the networks were timed at
+    backend: str  # torch | onnxruntime | tensorrt
+    execution_provider: str  # what really ran (e.g. CPUExecutionProvider)
+    widths: Mapping[float, WidthCosts]  # width -> measured costs
+    statistic: str = "p50"  # latency statistic costs are read at
+
+    # ----- costs -------------------------------------------------------------------------
+    def trunk_ms(self, width: float) -> float:
+        """Fixed cost of running a network of this width at all (includes one backend call)."""
+        return self._width(width).trunk.latency.get(self.statistic)
+
+    def head_ms(self, width: float, task: str) -> float:
+        """Extra cost of serving `task` from a network of this width."""
+        wc = self._width(width)
+        if task not in wc.heads:
+            raise TaskgroupError(f"{self._where()}: task '{task}' was not profiled; profiled tasks: "
+                                 f"{', '.join(self.tasks)}")
+        raw = wc.heads[task].latency.get(self.statistic)
+        overhead = wc.session_overhead.get(self.statistic) if wc.session_overhead else 0.0
+        return max(0.0, raw - overhead)
+
+    def network_ms(self, width: float, served_tasks: Iterable[str]) -> float:
+        """Predicted latency of one network serving exactly `served_tasks` (= trunk + heads)."""
+        served = list(served_tasks)
+        return self.trunk_ms(width) + sum(self.head_ms(width, t) for t in served)
+
+    def standard_network_ms(self) -> float:
+        """The SNT reference: the full-width network serving every profiled task."""
+        return self.network_ms(1.0, self.tasks)
+
+    def network_macs(self, width: float, served_tasks: Iterable[str]) -> int:
+        """Multiply-adds of a network serving `served_tasks` (exactly additive)."""
+        wc = self._width(width)
+        served = list(served_tasks)
+        for t in served:
+            self.head_ms(width, t)  # validates the task name
+        return wc.trunk.macs + sum(wc.heads[t].macs for t in served)
+
+    def network_params(self, width: float, served_tasks: Iterable[str]) -> int:
+        wc = self._width(width)
+        served = list(served_tasks)
+        for t in served:
+            self.head_ms(width, t)
+        return wc.trunk.params + sum(wc.heads[t].params for t in served)
+
+    def cost_fn(self, width: float, tasks: tuple[str, ...]) -> tuple[float, dict[str, float]]:
+        """Adaptor for the search API (`taskgroup.search.candidates.CostFn`).
+
+        Returns (fixed cost, {task: head cost}) in ms; the search adds a head's cost only
+        for the tasks a network serves.
+        """
+        return self.trunk_ms(width), {t: self.head_ms(width, t) for t in tasks}
+
+    def at_statistic(self, statistic: str) -> "DeviceProfile":
+        """The same profile with costs read at another latency statistic (p50, p90, p99)."""
+        if statistic not in STATISTICS:
+            raise TaskgroupError(f"unknown latency statistic '{statistic}'; choose one of {', '.join(STATISTICS)}")
+        return DeviceProfile(self.path, self.doc, self.tasks, self.preset, self.input_shape, self.backend,
+                             self.execution_provider, self.widths, statistic)
+
+    # ----- checks ------------------------------------------------------------------------
+    def check(self, tasks: Sequence[str] | None = None, widths: Sequence[float] | None = None,
+              input_size: int | tuple[int, int] | None = None, preset: str | None = None) -> None:
+        """Raise TaskgroupError unless this profile can cost the networks selection needs.
+
+        `tasks`: every task that may be served must have a profiled head; `widths`: every
+        candidate width must be profiled; `input_size`: H (or (H, W)) must match the timed
+        input; `preset`: the architecture preset must match.
+        """
+        where = self._where()
+        if preset is not None and preset != self.preset:
+            raise TaskgroupError(f"{where}: profile was measured on preset '{self.preset}', but '{preset}' is "
+                                 f"needed; re-run `taskgroup profile --preset {preset}`")
+        if input_size is not None:
+            hw = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+            if tuple(self.input_shape[2:]) != tuple(hw):
+                raise TaskgroupError(f"{where}: profile was measured at input {self.input_shape[2]}x"
+                                     f"{self.input_shape[3]}, but {hw[0]}x{hw[1]} is needed")
+        if tasks is not None:
+            missing = [t for t in tasks if t not in self.tasks]
+            if missing:
+                raise TaskgroupError(f"{where}: no profiled head for task(s) {missing}; profiled tasks: "
+                                     f"{', '.join(self.tasks)}; re-run `taskgroup profile --tasks ...`")
+        if widths is not None:
+            missing_w = sorted({float(w) for w in widths if self._find_width(float(w)) is None})
+            if missing_w:
+                raise TaskgroupError(f"{where}: width(s) {missing_w} were not profiled; profiled widths: "
+                                     f"{self._width_list()}; re-run `taskgroup profile --widths ...`")
+
+    # ----- helpers -----------------------------------------------------------------------
+    def _find_width(self, width: float) -> WidthCosts | None:
+        for w, wc in self.widths.items():
+            if abs(w - width) <= _WIDTH_TOL:
+                return wc
+        return None
+
+    def _width(self, width: float) -> WidthCosts:
+        wc = self._find_width(float(width))
+        if wc is None:
+            raise TaskgroupError(f"{self._where()}: width {width:g} was not profiled; profiled widths: "
+                                 f"{self._width_list()}")
+        return wc
+
+    def _width_list(self) -> str:
+        return ", ".join(f"{w:g}" for w in sorted(self.widths))
+
+    def _where(self) -> str:
+        return self.path or "device profile"
+
+
+def load_profile(path: str | os.PathLike, statistic: str = "p50") -> DeviceProfile:
+    """Read and validate a device profile written by `taskgroup profile`."""
+    doc = read_json(path, KIND, (SCHEMA_VERSION,))
+    return profile_from_doc(doc, str(path)).at_statistic(statistic)
+
+
+def profile_from_doc(doc: Mapping[str, Any], path: str = "") -> DeviceProfile:
+    """Validate a profile document (already parsed) and build the DeviceProfile."""
+    where = path or "device profile"
+    tasks = require(doc, "tasks", list, where)
+    if not tasks or not all(isinstance(t, str) for t in tasks) or len(set(tasks)) != len(tasks):
+        raise SchemaError(where, "tasks", "expected a non-empty list of distinct task names")
+    preset = require(doc, "preset", str, where)
+    shape = require(doc, "input_shape", list, where)
+    if len(shape) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
+        raise SchemaError(where, "input_shape", f"expected 4 positive integers (N, C, H, W), found {shape!r}")
+    backend = require(doc, "backend", str, where)
+    provider = require(doc, "execution_provider", str, where)
+    require(doc, "device", dict, where)
+    entries = require(doc, "widths", list, where)
+    if not entries:
+        raise SchemaError(where, "widths", "expected at least one profiled width")
+    widths: dict[float, WidthCosts] = {}
+    for i, entry in enumerate(entries):
+        field = f"widths[{i}]"
+        if not isinstance(entry, dict):
+            raise SchemaError(where, field, "expected an object")
+        w = require_finite(require(entry, "width", (int, float), f"{where}: {field}"), f"{field}.width", where)
+        if not 0 < w <= 4:
+            raise SchemaError(where, f"{field}.width", f"expected a width in (0, 4], found {w}")
+        if any(abs(w - v) <= _WIDTH_TOL for v in widths):
+            raise SchemaError(where, f"{field}.width", f"width {w:g} appears twice")
+        trunk = _component(entry, "trunk", f"{field}.trunk", where)
+        heads_doc = require(entry, "heads", dict, f"{where}: {field}")
+        missing = [t for t in tasks if t not in heads_doc]
+        if missing:
+            raise SchemaError(where, f"{field}.heads", f"no measurement for task(s) {missing}")
+        heads = {t: _component(heads_doc, t, f"{field}.heads.{t}", where) for t in tasks}
+        overhead = entry.get("session_overhead")
+        widths[w] = WidthCosts(w, trunk, heads,
+                               None if overhead is None else _latency(overhead, f"{field}.session_overhead", where))
+    if not any(abs(w - 1.0) <= _WIDTH_TOL for w in widths):
+        raise SchemaError(where, "widths", "the full width 1.0 must be profiled (it defines the standard network)")
+    return DeviceProfile(path, dict(doc), tuple(tasks), preset, tuple(shape), backend, provider, widths)
+
+
+def _component(parent: Mapping[str, Any], key: str, field: str, where: str) -> Component:
+    if key not in parent:
+        raise SchemaError(where, field, "missing")
+    doc = parent[key]
+    if not isinstance(doc, dict):
+        raise SchemaError(where, field, "expected an object")
+    params = _count(doc, "params", field, where)
+    macs = _count(doc, "macs", field, where)
+    if "latency_ms" not in doc:
+        raise SchemaError(where, f"{field}.latency_ms", "missing")
+    return Component(params, macs, _latency(doc["latency_ms"], f"{field}.latency_ms", where))
+
+
+def _count(doc: Mapping[str, Any], key: str, field: str, where: str) -> int:
+    value = doc.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SchemaError(where, f"{field}.{key}", f"expected a non-negative integer, found {value!r}")
+    return value
+
+
+def _latency(doc: Any, field: str, where: str) -> LatencyStats:
+    if not isinstance(doc, dict):
+        raise SchemaError(where, field, "expected an object with p50, p90, p99, mean, runs")
+    values = {}
+    for key in ("p50", "p90", "p99", "mean"):
+        if key not in doc:
+            raise SchemaError(where, f"{field}.{key}", "missing")
+        values[key] = require_finite(doc[key], f"{field}.{key}", where, minimum=0.0)
+    runs = doc.get("runs")
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise SchemaError(where, f"{field}.runs", f"expected a positive integer, found {runs!r}")
+    if not values["p50"] <= values["p90"] <= values["p99"]:
+        raise SchemaError(where, field, f"percentiles out of order: p50={values['p50']}, p90={values['p90']}, "
+                                        f"p99={values['p99']}")
+    return LatencyStats(runs=runs, **values)
+
+
+def profile_name(path: str | os.PathLike) -> str:
+    """Short name of a profile file, recorded in groupings and bundles."""
+    return Path(path).stem

@@ -1,0 +1,251 @@
+"""Measure a device profile: MACs and latency of trunk and heads per width, checked on whole networks.
+
+Reads straight through: build the preset's network at each width, count MACs per module,
+turn trunk / heads / sampled whole networks into timed callables on the chosen backend,
+time them all in interleaved rounds, then write the additive cost model and how well it
+predicts the directly measured whole networks.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from taskgroup.errors import TaskgroupError
+from taskgroup.fileio import write_json_atomic
+from taskgroup.profile.costmodel import KIND, SCHEMA_VERSION, LatencyStats, profile_from_doc
+from taskgroup.profile.timing import TimingConfig, measure
+from taskgroup.tasks import TASKS
+
+MAC_CONVENTION = (
+    "fvcore 0.1.5 defaults: one multiply-add = one flop (reported as MACs); conv = N*prod(weight shape)*H_out*W_out "
+    "(depthwise: C*k*k*H_out*W_out), bias not counted; eval batch norm = 2 per element (folded into conv by "
+    "ONNX Runtime); nearest upsample = 1 per output element; ReLU, residual add and input normalisation not counted"
+)
+COST_MODEL = (
+    "network_ms(width, served) = trunk_ms(width) + sum(head_ms(width, t) for t in served); trunk_ms is the trunk "
+    "measured alone (one backend call); head_ms is the head measured alone on the trunk's features minus "
+    "session_overhead (the fixed cost of one backend call, measured on an Identity graph), as a deployed network "
+    "is one call"
+)
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    device: str = "cpu"  # cpu, cuda or cuda:N
+    backend: str = "auto"  # auto | torch | onnxruntime | tensorrt (auto: onnxruntime on CPU, TensorRT on CUDA)
+    preset: str = "default"  # architecture and input size (taskgroup.presets)
+    tasks: tuple[str, ...] = tuple(TASKS)  # heads to profile
+    widths: tuple[float, ...] = (1.0, 0.5)  # width multipliers to profile (1.0 is required: the SNT reference)
+    batch: int = 1  # images per inference
+    threads: int = 1  # intra-op threads per session (ONNX Runtime) or torch.set_num_threads (torch, CPU)
+    allow_fallback: bool = False  # accept a GPU provider falling back to the CPU (recorded as such)
+    validation_networks: int = 4  # whole networks per width measured directly to check the cost model
+    seed: int = 0  # random input and choice of validation networks
+    timing: TimingConfig = field(default_factory=TimingConfig)  # warm-up and run counts
+
+
+def validate_config(config: ProfileConfig) -> None:
+    if not config.tasks:
+        raise TaskgroupError("no tasks to profile")
+    if not config.widths or not any(math.isclose(w, 1.0) for w in config.widths):
+        raise TaskgroupError(f"widths {list(config.widths)} must include 1.0 (the standard network, the SNT reference)")
+    if any(not (0 < w <= 4) for w in config.widths) or len(set(config.widths)) != len(config.widths):
+        raise TaskgroupError(f"widths must be distinct numbers in (0, 4], got {list(config.widths)}")
+    if config.batch < 1 or config.threads < 1:
+        raise TaskgroupError("batch and threads must be >= 1")
+    if config.timing.min_runs < 1 or config.timing.min_seconds < 0 or config.timing.warmup_runs < 0:
+        raise TaskgroupError("timing: need min_runs >= 1, min_seconds >= 0, warmup_runs >= 0")
+
+
+def sample_served(tasks: tuple[str, ...], count: int, rng: random.Random) -> list[tuple[str, ...]]:
+    """Whole networks to measure directly: all heads, one head, then random subsets of sizes in between."""
+    chosen: list[tuple[str, ...]] = [tasks]
+    if len(tasks) > 1 and count > 1:
+        chosen.append(tasks[:1])
+    sizes = list(range(2, len(tasks)))
+    remaining = count - len(chosen)
+    for i in range(max(0, remaining) * 10):  # a few retries in case a random subset repeats
+        if len(chosen) >= count or not sizes:
+            break
+        k = sizes[((len(chosen) - 2) * len(sizes)) // max(1, remaining) % len(sizes)]
+        picked = set(rng.sample(tasks, k))
+        subset = tuple(t for t in tasks if t in picked)
+        if subset not in chosen:
+            chosen.append(subset)
+    return chosen[:max(1, count)]
+
+
+def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure and return the profile document (not yet written)."""
+    import torch
+
+    from taskgroup.models import create_model
+    from taskgroup.presets import get_arch_preset
+    from taskgroup.profile import onnxgraphs
+    from taskgroup.profile.backends import make_backend, resolve_backend
+    from taskgroup.profile.device import describe_device, library_versions, parse_device
+    from taskgroup.profile.macs import component_macs
+    from taskgroup.tasks import parse_task_list
+
+    say = report or (lambda msg: None)
+    validate_config(config)
+    tasks = parse_task_list(list(config.tasks))
+    device = parse_device(config.device)
+    backend_name = resolve_backend(config.backend, device)
+    preset = get_arch_preset(config.preset)
+    backend = make_backend(backend_name, device, config.threads, config.allow_fallback)
+    started = time.perf_counter()
+    gen = torch.Generator().manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    shape = (config.batch, 3, preset.resolution, preset.resolution)
+
+    callables: dict[str, Callable[[], Any]] = {}
+    per_width: list[dict[str, Any]] = []
+    numerics: dict[str, float] = {}
+    opset = None
+    for width in config.widths:
+        say(f"width {width:g}: building and counting MACs")
+        torch.manual_seed(config.seed)
+        model = create_model(preset.model, tasks, width, **preset.model_config).eval()
+        image = torch.rand(shape, generator=gen)
+        with torch.no_grad():
+            features = model.trunk(image)
+        trunk_macs, head_macs = component_macs(model, image)
+        served_sets = sample_served(tasks, config.validation_networks, rng)
+        key = f"w{width:g}"
+        with torch.no_grad():
+            reference = {t: h(features).numpy() for t, h in model.heads.items()}
+
+        if backend_name == "torch":
+            callables[f"{key}/trunk"] = backend.runner(model.trunk, image).run
+            for t in tasks:
+                callables[f"{key}/head/{t}"] = backend.runner(model.heads[t], features).run
+            for served in served_sets:
+                callables[f"{key}/net/{'+'.join(served)}"] = backend.runner(model.with_heads(served), image).run
+        else:
+            say(f"width {width:g}: exporting to ONNX and checking numerics")
+            exported = onnxgraphs.export_network(model, image)
+            opset = exported.opset
+            tol = 1e-2 if backend_name == "tensorrt" else 1e-3  # TensorRT may use TF32 on recent GPUs
+            img, feat = image.numpy(), features.numpy()
+            runner = backend.runner(exported.trunk(), {onnxgraphs.IMAGE: img})
+            numerics[f"{key}/trunk"] = onnxgraphs.max_abs_diff(runner.outputs(), [feat], f"width {width:g} trunk", tol)
+            callables[f"{key}/trunk"] = runner.run
+            for t in tasks:
+                runner = backend.runner(exported.head(t), {onnxgraphs.FEATURES: feat})
+                numerics[f"{key}/head/{t}"] = onnxgraphs.max_abs_diff(
+                    runner.outputs(), [reference[t]], f"width {width:g} head '{t}'", tol)
+                callables[f"{key}/head/{t}"] = runner.run
+            for served in served_sets:
+                runner = backend.runner(exported.network(served), {onnxgraphs.IMAGE: img})
+                name = f"{key}/net/{'+'.join(served)}"
+                numerics[name] = onnxgraphs.max_abs_diff(
+                    runner.outputs(), [reference[t] for t in tasks if t in served], f"width {width:g} network "
+                    f"{'+'.join(served)}", tol)
+                callables[name] = runner.run
+            callables[f"{key}/overhead"] = backend.runner(
+                onnxgraphs.identity_graph(features.shape, exported.opset), {"x": features.numpy()}).run
+        per_width.append({"width": float(width), "key": key, "trunk_macs": trunk_macs, "head_macs": head_macs,
+                          "served_sets": served_sets})
+
+    say(f"timing {len(callables)} graphs ({config.timing.rounds} interleaved rounds)")
+    stats = measure(callables, config.timing,
+                    on_round=lambda r: say(f"timing round {r + 1}/{config.timing.rounds} done"))
+
+    widths_doc = []
+    validation = []
+    for w in per_width:
+        key = w["key"]
+        overhead = stats.get(f"{key}/overhead")
+        trunk = {"params": w["trunk_macs"].params, "macs": w["trunk_macs"].macs,
+                 "macs_by_operator": w["trunk_macs"].by_operator, "latency_ms": stats[f"{key}/trunk"].to_json()}
+        heads = {t: {"params": m.params, "macs": m.macs, "macs_by_operator": m.by_operator,
+                     "latency_ms": stats[f"{key}/head/{t}"].to_json()} for t, m in w["head_macs"].items()}
+        widths_doc.append({"width": w["width"], "trunk": trunk, "heads": heads,
+                           "session_overhead": overhead.to_json() if overhead else None})
+        for served in w["served_sets"]:
+            measured = stats[f"{key}/net/{'+'.join(served)}"]
+            validation.append({"width": w["width"], "served": list(served),
+                               "params": trunk["params"] + sum(heads[t]["params"] for t in served),
+                               "macs": trunk["macs"] + sum(heads[t]["macs"] for t in served),
+                               "latency_ms": measured.to_json()})
+
+    fallback = device.kind == "cuda" and backend.execution_provider == "CPUExecutionProvider"
+    doc: dict[str, Any] = {
+        "kind": KIND,
+        "schema_version": SCHEMA_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "preset": config.preset,
+        "model": preset.model,
+        "model_config": {k: list(v) if isinstance(v, tuple) else v for k, v in preset.model_config.items()},
+        "input_shape": list(shape),
+        "input": "float32 RGB in [0, 1], NCHW (normalisation is inside the network)",
+        "tasks": list(tasks),
+        "device": describe_device(device),
+        "requested_device": str(device),
+        "backend": backend_name,
+        "execution_provider": backend.execution_provider,
+        "fallback": fallback,
+        "backend_settings": backend.settings(),
+        "libraries": library_versions(),
+        "onnx": None if backend_name == "torch" else {
+            "exporter": "torch.onnx.export(dynamo=True, external_data=False, optimize=True)",
+            "opset": opset, "max_abs_diff_vs_torch": max(numerics.values()) if numerics else None},
+        "timing": {**asdict(config.timing), "statistic_for_costs": "p50", "interleaved": True,
+                   "clock": "time.perf_counter around one synchronised inference"},
+        "mac_convention": MAC_CONVENTION,
+        "cost_model": COST_MODEL,
+        "widths": widths_doc,
+    }
+    # Check the cost model against the directly measured networks, using the loader's own arithmetic.
+    if fallback:  # never label a CPU timing as GPU: describe what really ran
+        doc["device"] = {**describe_device(parse_device("cpu")), "note": f"requested {device}; ran on the CPU"}
+    profile = profile_from_doc(doc)
+    errors = []
+    for v in validation:
+        predicted = profile.network_ms(v["width"], v["served"])
+        measured = v["latency_ms"]["p50"]
+        v["predicted_ms"] = predicted
+        v["relative_error"] = (predicted - measured) / measured
+        errors.append(abs(v["relative_error"]))
+    doc["validation"] = {
+        "statistic": "p50",
+        "networks": validation,
+        "max_abs_relative_error": max(errors),
+        "mean_abs_relative_error": sum(errors) / len(errors),
+    }
+    doc["standard_network_ms"] = profile.standard_network_ms()
+    doc["duration_s"] = round(time.perf_counter() - started, 2)
+    return doc
+
+
+def write_profile(doc: dict[str, Any], path: str | os.PathLike) -> None:
+    """Validate and write atomically."""
+    profile_from_doc(doc, str(path))
+    write_json_atomic(path, doc)
+
+
+def default_profile_name(doc: dict[str, Any]) -> str:
+    """e.g. cpu-intel-r-xeon-r-processor-default (suffix -torch for a non-default backend)."""
+    from taskgroup.profile.device import slug
+
+    dev = doc["device"]
+    what = dev.get("gpu_name") if dev["kind"] == "cuda" else dev.get("cpu_model")
+    name = f"{dev['kind']}-{slug(str(what))}-{doc['preset']}"
+    default_backend = "onnxruntime" if dev["kind"] == "cpu" else "tensorrt"
+    return name if doc["backend"] == default_backend else f"{name}-{doc['backend']}"
+
+
+def latency_of(doc: dict[str, Any], width: float, part: str) -> LatencyStats:
+    """Stats of 'trunk' or a task's head from a profile document (for reports and benchmarks)."""
+    for w in doc["widths"]:
+        if math.isclose(w["width"], width):
+            entry = w["trunk"] if part == "trunk" else w["heads"][part]
+            return LatencyStats(**entry["latency_ms"])
+    raise TaskgroupError(f"width {width:g} not in profile")
