@@ -1,0 +1,9 @@
+"""PyTorch -> ONNX (-> TensorRT) export of a grouping into a verified deployment bundle."""
+
+from exporters.bundle import DEFAULT_ATOL, FORMATS, PRECISIONS, export_bundle
+from exporters.frames import synthetic_frames, validation_frames
+from exporters.grouping import Grouping, read_grouping
+from exporters.onnx_export import OnnxExportConfig
+
+__all__ = ["export_bundle", "read_grouping", "Grouping", "OnnxExportConfig", "synthetic_frames",
+           "validation_frames", "FORMATS", "PRECISIONS", "DEFAULT_ATOL"]

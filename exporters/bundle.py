@@ -1,0 +1,263 @@
+"""Write a deployment bundle from a grouping: ONNX files (+ TensorRT engines) and manifest.json.
+
+Everything is written into a temporary directory beside the destination and renamed into
+place only after every file passed its checks (ONNX checker, ONNX Runtime vs PyTorch on
+the verification frames, and a final round trip through the deployment runtime reading
+the finished manifest). A failed export never leaves a partial bundle behind.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from exporters.frames import synthetic_frames
+from exporters.grouping import Grouping, read_grouping
+from exporters.onnx_export import (INPUT_NAME, OnnxExportConfig, check_onnx, compare_outputs, convert_fp16,
+                                   export_onnx, ort_outputs, torch_outputs)
+from exporters.tensorrt import EngineConfig, build_engine, tensorrt_status
+from runtime.manifest import FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAME, SCHEMA_VERSION, manifest_digest, sha256_file
+from taskgroup.errors import TaskgroupError
+from taskgroup.fileio import write_json_atomic
+from taskgroup.tasks import get_task
+
+FORMATS = ("onnx", "tensorrt", "all")
+PRECISIONS = ("fp32", "fp16")
+# Base tolerance per precision: max |runtime - PyTorch| <= atol * max(1, max |PyTorch output|).
+DEFAULT_ATOL = {"fp32": 1e-4, "fp16": 3e-2}
+
+
+def _formats(formats: str | Iterable[str]) -> tuple[bool, str]:
+    """(build TensorRT engines?, 'required' | 'if-available' | 'no')."""
+    items = [formats] if isinstance(formats, str) else list(formats)
+    for f in items:
+        if f not in FORMATS:
+            raise TaskgroupError(f"unknown format {f!r}; valid options: {', '.join(FORMATS)}")
+    if "tensorrt" in items:
+        return True, "required"
+    if "all" in items:
+        return True, "if-available"
+    return False, "no"
+
+
+def _selection_block(grouping: Grouping) -> dict[str, Any]:
+    """What the grouping was selected for: budget, profile, device and the predicted latency."""
+    profile = grouping.profile
+    device = None
+    if profile:
+        p = Path(profile) if Path(profile).is_absolute() else grouping.path.parent / profile
+        try:
+            device = json.loads(p.read_text()).get("device")
+        except (OSError, ValueError, AttributeError):
+            device = None  # the profile is named but not readable here; its name is still recorded
+    costs = [n.cost for n in grouping.networks]
+    predicted = None
+    if grouping.unit == "ms" and all(c is not None for c in costs):
+        predicted = {"value": float(sum(costs)), "unit": "ms",
+                     "note": "sum of the chosen networks' profiled costs (additive cost model)"}
+    return {"grouping_file": grouping.path.name, "grouping_sha256": sha256_file(grouping.path),
+            "budget": {"value": grouping.budget.get("value"), "unit": grouping.unit}, "profile": profile,
+            "device": device, "predicted_latency": predicted, "objective": grouping.objective}
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import torch
+
+    return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+            "python": platform.python_version()}
+
+
+def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
+                  formats: str | Iterable[str] = "onnx", precision: str = "fp32",
+                  frames: np.ndarray | None = None, *, resolution: int | None = None,
+                  frames_source: str | None = None, tolerances: dict[str, float] | None = None,
+                  overwrite: bool = False, onnx_config: OnnxExportConfig = OnnxExportConfig(),
+                  engine_max_batch: int = 8, timing_cache: str | os.PathLike | None = None,
+                  log: Callable[[str], None] | None = None) -> Path:
+    """Export the networks of a grouping into a verified bundle directory; returns its path.
+
+    frames: float32 (N, 3, H, W) RGB in [0, 1] to verify numerics on (real validation frames
+        preferred); None uses deterministic synthetic frames at `resolution`.
+    tolerances: per-task base tolerance overriding DEFAULT_ATOL[precision].
+    """
+    from taskgroup.models import load_checkpoint
+
+    say = log or (lambda _msg: None)
+    if precision not in PRECISIONS:
+        raise TaskgroupError(f"unknown precision {precision!r}; valid options: {', '.join(PRECISIONS)}")
+    want_trt, trt_mode = _formats(formats)
+    grouping = read_grouping(grouping_path)
+    for net in grouping.networks:
+        if net.checkpoint is None:
+            raise TaskgroupError(f"{grouping.path}: network {net.index} ({'+'.join(net.tasks_trained)} at width "
+                                 f"{net.width:g}) has no checkpoint: its losses were estimated, it was never "
+                                 "trained. Train it (taskgroup train) and re-run selection before exporting.")
+        if not net.checkpoint.is_file():
+            raise TaskgroupError(f"{grouping.path}: network {net.index}: checkpoint {net.checkpoint} not found")
+    if frames is None:
+        if resolution is None:
+            raise TaskgroupError("export needs verification frames or an input resolution")
+        frames = synthetic_frames(12, resolution)
+        frames_source = frames_source or f"synthetic (12 deterministic random and structured frames, {resolution}px)"
+    frames = np.ascontiguousarray(frames, dtype=np.float32)
+    if frames.ndim != 4 or frames.shape[1] != 3 or frames.shape[2] != frames.shape[3] or len(frames) == 0:
+        raise TaskgroupError(f"verification frames must be float32 (N, 3, R, R), got shape {frames.shape}")
+    if not np.isfinite(frames).all() or frames.min() < 0 or frames.max() > 1:
+        raise TaskgroupError("verification frames must be finite and in [0, 1]")
+    res = frames.shape[2]
+    if resolution is not None and resolution != res:
+        raise TaskgroupError(f"resolution {resolution} does not match the verification frames ({res}px)")
+    trt_reason = None
+    if want_trt:
+        ok, why = tensorrt_status()
+        if not ok:
+            if trt_mode == "required":
+                raise TaskgroupError(f"--format tensorrt: {why}. Engines must be built on the target machine "
+                                     "with TensorRT installed; use --format onnx here.")
+            want_trt, trt_reason = False, why
+            say(f"no TensorRT engines built: {why}")
+
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise TaskgroupError(f"{out} already exists; choose another --out or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        networks, task_entries, references = [], {}, {}
+        for net in grouping.networks:
+            name = f"net{net.index}"
+            say(f"{name}: {'+'.join(net.tasks_served)} (trained on {'+'.join(net.tasks_trained)}, width {net.width:g})")
+            model = load_checkpoint(net.checkpoint)
+            if set(model.tasks) != set(net.tasks_trained) or abs(model.width - net.width) > 1e-9:
+                raise TaskgroupError(f"{net.checkpoint}: checkpoint has tasks {list(model.tasks)} at width "
+                                     f"{model.width:g}, the grouping says {list(net.tasks_trained)} at {net.width:g}")
+            if res % model.input_multiple:
+                raise TaskgroupError(f"resolution {res} is not a multiple of {model.input_multiple} required by {name}")
+            deploy = model.with_heads(net.tasks_served) if set(net.tasks_served) != set(model.tasks) else model
+            deploy.eval()
+            atol = {t: (tolerances or {}).get(t, DEFAULT_ATOL[precision]) for t in deploy.tasks}
+            onnx_path, data_path = export_onnx(deploy, tmp / f"{name}.onnx", res, onnx_config)
+            check_onnx(onnx_path)
+            ref = torch_outputs(deploy, frames)
+            # The fp32 file is always held to the fp32 tolerance, also when fp16 is produced from it.
+            fp32_atol = atol if precision == "fp32" else {t: DEFAULT_ATOL["fp32"] for t in ref}
+            errors = compare_outputs(ref, ort_outputs(onnx_path, frames), fp32_atol, f"{onnx_path.name} (ONNX Runtime CPU)")
+            if precision == "fp16":
+                if data_path is not None:
+                    raise TaskgroupError(f"{name}: fp16 conversion of a model with external weights is not supported")
+                half = tmp / f"{name}.fp16.onnx"
+                convert_fp16(onnx_path, half)
+                onnx_path.unlink()
+                onnx_path = half
+                check_onnx(onnx_path)
+                errors = compare_outputs(ref, ort_outputs(onnx_path, frames), atol, f"{onnx_path.name} (ONNX Runtime CPU, fp16)")
+            references.update(ref)
+            engine = None
+            if want_trt:
+                engine = tmp / f"{name}.{precision}.engine"
+                say(f"{name}: building TensorRT engine")
+                build_engine(onnx_path, engine, EngineConfig(INPUT_NAME, res, res, max_batch=engine_max_batch,
+                                                             timing_cache=Path(timing_cache) if timing_cache else
+                                                             out.parent / "tensorrt-timing.cache"))
+            networks.append({
+                "name": name, "tasks": list(deploy.tasks), "tasks_trained": list(net.tasks_trained),
+                "width": net.width, "stage": net.stage, "checkpoint": net.checkpoint.name,
+                "predicted_latency": net.cost,
+                "files": {"onnx": onnx_path.name, "onnx_data": data_path.name if data_path else None,
+                          "engine": engine.name if engine else None},
+                "verification": errors,
+            })
+            for t in deploy.tasks:
+                spec = get_task(t)
+                task_entries[t] = {"network": len(networks) - 1, "output": t,
+                                   "shape": ["N", int(ref[t].shape[1]), int(ref[t].shape[2]), int(ref[t].shape[3])],
+                                   "dtype": "float32", "meaning": spec.meaning,
+                                   "value_range": list(spec.value_range) if spec.value_range else None,
+                                   "tolerance": atol[t]}
+            mean = [float(v) for v in getattr(deploy.trunk, "mean").flatten()]
+            std = [float(v) for v in getattr(deploy.trunk, "std").flatten()]
+
+        missing = [t for t in grouping.tasks if t not in task_entries]
+        if missing:
+            raise TaskgroupError(f"{grouping.path}: no exported network serves {missing}")
+        files = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+                 for p in sorted(tmp.iterdir()) if p.is_file()}
+        manifest = {
+            "kind": MANIFEST_KIND, "schema_version": SCHEMA_VERSION,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created_with": {**_versions(), "exporter": f"torch.onnx.export ({onnx_config.exporter})",
+                             "opset_requested": onnx_config.opset},
+            "precision": precision,
+            "input": {"name": INPUT_NAME, "shape": ["N", 3, res, res], "dtype": "float32", "layout": "NCHW",
+                      "color_order": "RGB", "value_range": [0.0, 1.0],
+                      "normalization": {"applied": "inside the network: (x - mean) / std per channel",
+                                        "mean": mean, "std": std},
+                      "accepted_frames": list(FRAME_FORMS)},
+            "tasks": task_entries,
+            "networks": networks,
+            "files": files,
+            "tensorrt": {"built": want_trt, "reason": trt_reason if not want_trt else None},
+            "selection": _selection_block(grouping),
+            "verification": {"frames": int(len(frames)), "source": frames_source or "frames given by the caller",
+                             "against": "PyTorch eager (CPU)", "runtime": "ONNX Runtime CPU"},
+        }
+        manifest["content_sha256"] = manifest_digest(manifest)
+        write_json_atomic(tmp / MANIFEST_NAME, manifest)
+        _publishable(tmp)
+        _round_trip(tmp, frames, references, task_entries, want_trt)
+        say("all outputs match PyTorch within tolerance")
+        _move_into_place(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _round_trip(bundle_dir: Path, frames: np.ndarray, references: dict[str, np.ndarray],
+                task_entries: dict[str, dict], engines: bool) -> None:
+    """Load the finished bundle with the deployment runtime and compare every task again."""
+    from runtime import load_bundle
+
+    checks = [("onnxruntime", "cpu")] + ([("tensorrt", "cuda")] if engines else [])
+    for backend, device in checks:
+        with load_bundle(bundle_dir, backend=backend, device=device, execution="sequential", warmup=0) as bundle:
+            outs = {t: [] for t in bundle.tasks}
+            for i in range(0, len(frames), 8):
+                for t, v in bundle.run(frames[i:i + 8]).items():
+                    outs[t].append(v)
+        tol = {t: e["tolerance"] if backend == "onnxruntime" else max(e["tolerance"], DEFAULT_ATOL["fp16"])
+               for t, e in task_entries.items()}
+        compare_outputs({t: references[t] for t in task_entries}, {t: np.concatenate(v) for t, v in outs.items()},
+                        tol, f"the bundle loaded by the runtime ({backend}, {device})")
+
+
+def _publishable(bundle_dir: Path) -> None:
+    """Temporary files are private (0600/0700); a published bundle gets the usual permissions."""
+    umask = os.umask(0)
+    os.umask(umask)
+    bundle_dir.chmod(0o777 & ~umask)
+    for p in bundle_dir.iterdir():
+        p.chmod(0o666 & ~umask)
+
+
+def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    if not overwrite:
+        raise TaskgroupError(f"{out} appeared during export; not overwriting it")
+    old = out.parent / f".{out.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,41 @@
+"""Frames that exported networks are checked on.
+
+Real validation frames come from the data module (`taskgroup.data.open_split`); when they
+are not available, a deterministic mix of random and structured frames (constants,
+gradients, checkerboards, colour blocks) exercises the full input range instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def synthetic_frames(n: int, resolution: int, seed: int = 0) -> np.ndarray:
+    """`n` float32 (3, R, R) RGB frames in [0, 1], the same for the same arguments."""
+    rng = np.random.default_rng(seed)
+    r = resolution
+    yy, xx = np.mgrid[0:r, 0:r].astype(np.float32) / max(1, r - 1)
+    structured = [
+        np.zeros((3, r, r), np.float32),
+        np.ones((3, r, r), np.float32),
+        np.stack([xx, yy, 1 - xx]),
+        np.broadcast_to(((np.indices((r, r)).sum(0) // max(1, r // 8)) % 2).astype(np.float32), (3, r, r)),
+        np.stack([(xx > 0.5), (yy > 0.5), (xx + yy > 1)]).astype(np.float32),
+    ]
+    frames = [f for f in structured[:n]]
+    while len(frames) < n:
+        frames.append(rng.random((3, r, r), dtype=np.float32))
+    return np.ascontiguousarray(np.stack(frames)).astype(np.float32)
+
+
+def validation_frames(resolution: int, tasks, n: int) -> tuple[np.ndarray, str] | None:
+    """Up to `n` real validation frames of the built-in data at `resolution`, or None if unavailable."""
+    try:
+        from taskgroup.data import open_split
+        from taskgroup.data.config import DataConfig
+    except ImportError:
+        return None
+    config = DataConfig(resolution=resolution)
+    split = open_split(config, "val", list(tasks))
+    images = np.asarray(split.images[:n], dtype=np.float32)
+    return np.ascontiguousarray(images), f"val split of the built-in scenes ({len(images)} frames, {resolution}px)"

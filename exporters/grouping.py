@@ -1,0 +1,112 @@
+"""Read a grouping file (best.json, written by `taskgroup select`) defensively.
+
+Field names follow the writer (taskgroup.search.select): per network `tasks` (trained) and
+`served`; the spellings `tasks_trained` / `tasks_served` are accepted as well. Checkpoint
+paths are relative to the grouping file's folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from taskgroup.errors import SchemaError, TaskgroupError
+from taskgroup.fileio import read_json, require
+from taskgroup.tasks import get_task
+
+GROUPING_KIND = "grouping"
+
+
+@dataclass(frozen=True)
+class GroupingNetwork:
+    index: int  # position in the grouping's network list
+    tasks_trained: tuple[str, ...]  # heads the checkpoint has
+    tasks_served: tuple[str, ...]  # heads kept at deployment
+    width: float  # width multiplier
+    stage: str  # "final" or "early"
+    checkpoint: Path | None  # absolute path, or None for a network that was only estimated
+    cost: float | None  # its cost in the budget's unit (ms on a profile, or SNT)
+
+
+@dataclass(frozen=True)
+class Grouping:
+    path: Path  # the file read
+    tasks: tuple[str, ...]  # every task the grouping serves
+    budget: dict[str, Any]  # {"value", "unit", "profile"?}
+    networks: tuple[GroupingNetwork, ...]
+    served_by: dict[str, int]  # task -> network index
+    objective: float | None  # predicted total loss
+    raw: dict[str, Any]  # the whole document
+
+    @property
+    def unit(self) -> str:
+        return str(self.budget.get("unit", "snt"))
+
+    @property
+    def profile(self) -> str | None:
+        p = self.budget.get("profile") or self.raw.get("profile") or (self.raw.get("options") or {}).get("profile")
+        return str(p) if p else None
+
+
+def _task_list(doc: dict, names: tuple[str, ...], where: str, path: Path) -> tuple[str, ...]:
+    for n in names:
+        if n in doc:
+            value = doc[n]
+            if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+                raise SchemaError(path, where + n, "expected a list of task names")
+            for t in value:
+                try:
+                    get_task(t)
+                except TaskgroupError as exc:
+                    raise SchemaError(path, where + n, str(exc)) from None
+            return tuple(value)
+    raise SchemaError(path, where + names[0], "missing")
+
+
+def read_grouping(path: str | os.PathLike) -> Grouping:
+    path = Path(path)
+    doc = read_json(path, GROUPING_KIND, (1,))
+    tasks = _task_list(doc, ("tasks",), "", path)
+    budget = require(doc, "budget", dict, path)
+    unit = budget.get("unit")
+    if unit not in ("snt", "ms"):
+        raise SchemaError(path, "budget.unit", f"expected 'snt' or 'ms', found {unit!r}")
+    nets = []
+    for i, net in enumerate(require(doc, "networks", list, path)):
+        where = f"networks[{i}]."
+        if not isinstance(net, dict):
+            raise SchemaError(path, f"networks[{i}]", "expected an object")
+        trained = _task_list(net, ("tasks", "tasks_trained"), where, path)
+        served = _task_list(net, ("served", "tasks_served"), where, path)
+        if not served:
+            raise SchemaError(path, where + "served", "a chosen network serves no task")
+        if not set(served) <= set(trained):
+            raise SchemaError(path, where + "served", f"serves {sorted(set(served) - set(trained))} it was not trained on")
+        width = net.get("width", 1.0)
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 4:
+            raise SchemaError(path, where + "width", f"expected a number in (0, 4], found {width!r}")
+        ckpt = net.get("checkpoint")
+        if ckpt is not None and not isinstance(ckpt, str):
+            raise SchemaError(path, where + "checkpoint", f"expected a path string or null, found {type(ckpt).__name__}")
+        cost = net.get("cost")
+        if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost)):
+            raise SchemaError(path, where + "cost", f"expected a finite number or null, found {cost!r}")
+        nets.append(GroupingNetwork(i, trained, served, float(width), str(net.get("stage", "final")),
+                                    (path.parent / ckpt).resolve() if ckpt else None,
+                                    float(cost) if cost is not None else None))
+    if not nets:
+        raise SchemaError(path, "networks", "the grouping has no networks")
+    served_by = require(doc, "served_by", dict, path)
+    for t in tasks:
+        idx = served_by.get(t)
+        if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < len(nets):
+            raise SchemaError(path, f"served_by.{t}", f"expected a network index in 0..{len(nets) - 1}, found {idx!r}")
+        if t not in nets[idx].tasks_served:
+            raise SchemaError(path, f"served_by.{t}", f"network {idx} does not list '{t}' among the tasks it serves")
+    objective = doc.get("objective")
+    return Grouping(path, tasks, budget, tuple(nets), {t: served_by[t] for t in tasks},
+                    float(objective) if isinstance(objective, (int, float)) and not isinstance(objective, bool) else None,
+                    doc)

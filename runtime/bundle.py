@@ -1,0 +1,298 @@
+"""Load a deployment bundle and run all of its networks on each frame.
+
+    bundle = load_bundle("deploy/", device="cpu")
+    outputs = bundle.run(frame)            # {task: (N, C, H, W) float32}
+
+Loading verifies every file's sha256 against the manifest and refuses paths leaving the
+bundle, picks the backend, warms the networks up, and (with several networks) measures
+whether running them one after another or concurrently is faster on this machine, keeping
+the faster (`bundle.execution`, with the timings in `bundle.load_report`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.backends import BACKENDS, OrtRunner, Runner, ort_providers, parse_device
+from runtime.errors import BackendUnavailableError, BundleError
+from runtime.manifest import Manifest, read_manifest, safe_member, verify_files
+from runtime.preprocess import to_network_input
+from runtime.stats import summarize_ms
+from runtime.tensorrt_runner import TrtRunner, tensorrt_available
+
+EXECUTION_MODES = ("auto", "sequential", "concurrent")
+
+
+def cpu_cores() -> int:
+    """Cores this process may use (affinity-aware where the OS tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+class Bundle:
+    """The loaded networks of a bundle; `run` is safe to call from several threads at once."""
+
+    def __init__(self, manifest: Manifest, runners: list[Runner], execution: str, backend: str, device: str,
+                 load_report: dict[str, Any], model_bytes: dict[str, bytes]):
+        self.manifest = manifest
+        self.input = manifest.input
+        self.tasks: tuple[str, ...] = tuple(manifest.tasks)
+        self.backend = backend
+        self.device = device
+        self.execution = execution  # "sequential" or "concurrent", chosen at load
+        self.load_report = load_report  # how the backend and execution mode were chosen (timings)
+        self._runners = runners
+        self._model_bytes = model_bytes
+        self._pool = ThreadPoolExecutor(max_workers=len(runners) - 1) if execution == "concurrent" else None
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    # -- inference -------------------------------------------------------------------------
+    def _feed(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return {self.input.name: x}
+
+    def _run_networks(self, x: np.ndarray) -> list[dict[str, np.ndarray]]:
+        if self._closed:
+            raise RuntimeError("bundle is closed")
+        feed = self._feed(x)
+        if self._pool is None:
+            return [r.infer(feed) for r in self._runners]
+        futures = [self._pool.submit(r.infer, feed) for r in self._runners[1:]]
+        first = self._runners[0].infer(feed)  # the calling thread runs one network itself
+        return [first] + [f.result() for f in futures]
+
+    def run(self, frame: np.ndarray) -> dict[str, np.ndarray]:
+        """All tasks on a frame or batch (see manifest FRAME_FORMS); each output is (N, C, H, W)."""
+        x = to_network_input(frame, self.input)
+        results = self._run_networks(x)
+        return {t: results[o.network][o.output] for t, o in self.manifest.tasks.items()}
+
+    def example_frame(self, batch: int = 1, seed: int = 0) -> np.ndarray:
+        """A deterministic uint8 HWC test frame of the bundle's size (warm-up, benchmarks)."""
+        rng = np.random.default_rng(seed)
+        return rng.integers(0, 256, size=(batch, self.input.height, self.input.width, 3), dtype=np.uint8)
+
+    # -- measurement -----------------------------------------------------------------------
+    def benchmark(self, frame: np.ndarray | None = None, runs: int = 200, warmup: int = 10) -> dict[str, Any]:
+        """Latency of `run` (pre-processing included): p50/p90/p99 in ms over `runs` calls."""
+        frame = self.example_frame() if frame is None else frame
+        for _ in range(warmup):
+            self.run(frame)
+        samples = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            self.run(frame)
+            samples.append(time.perf_counter() - t0)
+        return {**summarize_ms(samples), "execution": self.execution, "backend": self.backend,
+                "device": self.device, "batch": int(to_network_input(frame, self.input).shape[0])}
+
+    def standalone_runners(self) -> list[Runner]:
+        """Fresh runners, one per network, configured as a lone session would be (library defaults).
+
+        The bundle's own overhead is measured against these: running the networks of a
+        bundle should cost no more than running each on its own.
+        """
+        runners = []
+        for i, net in enumerate(self.manifest.networks):
+            if self.backend == "tensorrt":
+                runners.append(TrtRunner(self._model_bytes[net.engine], name=net.name,
+                                         device_index=parse_device(self.device)[1]))
+            else:
+                model = self._model_bytes.get(net.onnx) if net.onnx_data is None else \
+                    self.manifest.path.parent / net.onnx
+                runners.append(OrtRunner(model, name=net.name, providers=ort_providers(
+                    self.backend, self.device, self.manifest.precision == "fp16"), allow_spinning=True))
+        return runners
+
+    def benchmark_networks(self, runs: int = 100, warmup: int = 10) -> list[dict[str, Any]]:
+        """Each network alone in a standalone runner: p50/p90/p99 per network."""
+        x = to_network_input(self.example_frame(), self.input)
+        out = []
+        for net, runner in zip(self.manifest.networks, self.standalone_runners()):
+            with runner:
+                for _ in range(warmup):
+                    runner.infer(self._feed(x))
+                samples = []
+                for _ in range(runs):
+                    t0 = time.perf_counter()
+                    runner.infer(self._feed(x))
+                    samples.append(time.perf_counter() - t0)
+            out.append({"network": net.name, "tasks": list(net.tasks), **summarize_ms(samples)})
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"bundle": str(self.manifest.path.parent), "backend": self.backend, "device": self.device,
+                "execution": self.execution, "tasks": list(self.tasks),
+                "runners": [r.describe() for r in self._runners], "load_report": self.load_report}
+
+    # -- lifetime --------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+            for r in self._runners:
+                r.deactivate()
+
+    def __enter__(self) -> "Bundle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _resolve_backend(manifest: Manifest, backend: str, device: str) -> tuple[str, str]:
+    """(backend, why) after applying 'auto'; raises when an explicit choice cannot work here."""
+    if backend not in BACKENDS:
+        raise BackendUnavailableError(f"unknown backend {backend!r}; valid options: {', '.join(BACKENDS)}")
+    kind, _ = parse_device(device)
+    has_engines = all(n.engine for n in manifest.networks)
+    if backend == "tensorrt":
+        if kind != "cuda":
+            raise BackendUnavailableError("backend 'tensorrt' runs on a CUDA device; pass device='cuda'")
+        if not has_engines:
+            raise BackendUnavailableError("backend 'tensorrt': the bundle has no TensorRT engines "
+                                          "(export with --format tensorrt on a machine with TensorRT)")
+        ok, why = tensorrt_available()
+        if not ok:
+            raise BackendUnavailableError(f"backend 'tensorrt': {why}")
+        return backend, "asked for"
+    if backend != "auto":
+        return backend, "asked for"
+    if kind == "cpu":
+        return "onnxruntime", "auto: CPU device -> ONNX Runtime CPU"
+    ok, why = tensorrt_available()
+    if has_engines and ok:
+        return "tensorrt", "auto: engines in the bundle and tensorrt importable"
+    reason = "no engines in the bundle" if not has_engines else why
+    import onnxruntime as ort
+
+    if "TensorrtExecutionProvider" in ort.get_available_providers():
+        return "onnxruntime-tensorrt", f"auto: native TensorRT not used ({reason}); ORT TensorRT provider"
+    return "onnxruntime", f"auto: native TensorRT not used ({reason}); ORT CUDA provider"
+
+
+def _make_runners(manifest: Manifest, blobs: dict[str, bytes], backend: str, device: str, threads: int,
+                  allow_fallback: bool) -> list[Runner]:
+    runners: list[Runner] = []
+    for net in manifest.networks:
+        if backend == "tensorrt":
+            runners.append(TrtRunner(blobs[net.engine], name=net.name, device_index=parse_device(device)[1]))
+            continue
+        # Models with external weights load from their path (ONNX Runtime reads the weights file
+        # beside it); their hashes were verified just before.
+        model = blobs[net.onnx] if net.onnx_data is None else safe_member(
+            manifest.path.parent, net.onnx, "onnx", manifest.path)
+        runners.append(OrtRunner(model, name=net.name, providers=ort_providers(backend, device, manifest.precision == "fp16"),
+                                 intra_op_threads=threads, allow_spinning=False, allow_fallback=allow_fallback))
+    return runners
+
+
+def _time_modes(sets: dict[str, list[Runner]], x: np.ndarray, name: str, rounds: int) -> dict[str, float]:
+    """Median seconds per full pass for each execution mode, measurements interleaved."""
+    pools = {m: ThreadPoolExecutor(max_workers=len(rs) - 1) for m, rs in sets.items() if m == "concurrent"}
+    feed = {name: x}
+
+    def one(mode: str) -> float:
+        rs = sets[mode]
+        t0 = time.perf_counter()
+        if mode == "concurrent":
+            futures = [pools[mode].submit(r.infer, feed) for r in rs[1:]]
+            rs[0].infer(feed)
+            for f in futures:
+                f.result()
+        else:
+            for r in rs:
+                r.infer(feed)
+        return time.perf_counter() - t0
+
+    samples: dict[str, list[float]] = {m: [] for m in sets}
+    try:
+        for _ in range(3):  # warm-up of both sets
+            for m in sets:
+                one(m)
+        for _ in range(rounds):
+            for m in sets:
+                samples[m].append(one(m))
+    finally:
+        for p in pools.values():
+            p.shutdown(wait=True)
+    return {m: float(np.median(s)) for m, s in samples.items()}
+
+
+def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "cpu", *, execution: str = "auto",
+                threads: int | None = None, allow_fallback: bool = False, warmup: int = 3,
+                measure_rounds: int = 15) -> Bundle:
+    """Verify and load a bundle directory.
+
+    backend: auto | onnxruntime | onnxruntime-tensorrt | tensorrt (native engines).
+    device: cpu | cuda | cuda:N.
+    execution: auto (measure at load) | sequential | concurrent.
+    threads: ONNX Runtime intra-op threads per session in sequential mode (default: all cores);
+        concurrent mode splits the cores between the sessions so they do not oversubscribe.
+    allow_fallback: accept a session that ONNX Runtime placed on another provider than asked.
+    """
+    if execution not in EXECUTION_MODES:
+        raise ValueError(f"unknown execution mode {execution!r}; valid options: {', '.join(EXECUTION_MODES)}")
+    manifest = read_manifest(path)
+    blobs = verify_files(manifest)
+    backend, why = _resolve_backend(manifest, backend, device)
+    kind, _ = parse_device(device)
+    cores = threads or cpu_cores()
+    n = len(manifest.networks)
+    report: dict[str, Any] = {"backend_choice": why, "cores": cpu_cores(), "networks": n}
+
+    # Thread budget per execution mode (CPU only): sequential gives each session every core;
+    # concurrent splits the cores so that sessions running at once do not oversubscribe.
+    modes = ["sequential"] if n == 1 else (["sequential", "concurrent"] if execution == "auto" else [execution])
+    if n > 1 and execution != "auto":
+        report["execution_choice"] = "asked for"
+    elif n == 1:
+        report["execution_choice"] = "one network"
+    sets: dict[str, list[Runner]] = {}
+    try:
+        for m in modes:
+            per = cores if m == "sequential" or kind != "cpu" else max(1, cores // n)
+            if kind != "cpu" and sets:  # GPU: thread counts do not matter, both modes share runners
+                sets[m] = next(iter(sets.values()))
+                continue
+            sets[m] = _make_runners(manifest, blobs, backend, device, per, allow_fallback)
+            for r in sets[m]:
+                r.activate()
+        x = to_network_input(np.full((1, manifest.input.height, manifest.input.width, 3), 128, np.uint8),
+                             manifest.input)
+        for rs in {id(v): v for v in sets.values()}.values():
+            for _ in range(warmup):
+                for r in rs:
+                    r.infer({manifest.input.name: x})
+        if len(modes) > 1:
+            medians = _time_modes(sets, x, manifest.input.name, measure_rounds)
+            chosen = min(medians, key=medians.get)
+            report["execution_choice"] = "measured at load (median ms per frame: " + ", ".join(
+                f"{m} {v * 1e3:.3f}" for m, v in medians.items()) + ")"
+            report["execution_medians_ms"] = {m: v * 1e3 for m, v in medians.items()}
+        else:
+            chosen = modes[0]
+        keep = sets[chosen]
+        for m, rs in sets.items():
+            if rs is not keep:
+                for r in rs:
+                    r.deactivate()
+    except BaseException:
+        for rs in sets.values():
+            for r in rs:
+                r.deactivate()
+        raise
+    report["threads_per_session"] = [getattr(r, "intra_op_threads", None) for r in keep]
+    return Bundle(manifest, keep, chosen, backend, device, report, blobs)

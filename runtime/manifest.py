@@ -1,0 +1,242 @@
+"""The bundle manifest (manifest.json): its schema, reader and the safe-path rules.
+
+The exporter writes it; the runtime reads it. Everything a deployment needs to feed the
+networks and interpret their outputs is in here, so robot code never needs taskgroup.
+Pure standard library, so the runtime imports without torch or onnx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from runtime.errors import BundleError
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_KIND = "bundle_manifest"
+SCHEMA_VERSION = 1
+FRAME_FORMS = (
+    "uint8 HWC RGB, shape (H, W, 3) or (N, H, W, 3), values 0..255 (divided by 255)",
+    "float32 NCHW RGB, shape (3, H, W) or (N, 3, H, W), values in [0, 1] (used as is)",
+)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str  # input tensor name in every model file
+    height: int  # frame height in pixels (fixed at export)
+    width: int  # frame width in pixels (fixed at export)
+    dtype: str = "float32"  # dtype the networks take
+    layout: str = "NCHW"  # tensor layout the networks take; the batch axis is dynamic
+    color_order: str = "RGB"  # channel order
+    value_range: tuple[float, float] = (0.0, 1.0)  # range of the network input values
+    mean: tuple[float, ...] = ()  # per-channel mean subtracted inside the network
+    std: tuple[float, ...] = ()  # per-channel std divided inside the network
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    task: str  # task name
+    network: int  # index into Manifest.networks of the network that serves it
+    output: str  # output tensor name in that network's model file(s)
+    channels: int  # C of the (N, C, H, W) output
+    dtype: str  # output dtype
+    meaning: str  # what the values mean (from the task registry)
+
+
+@dataclass(frozen=True)
+class NetworkFiles:
+    name: str  # short name, e.g. "net0"
+    tasks: tuple[str, ...]  # tasks it serves (outputs present in the model)
+    onnx: str  # relative path of the ONNX model
+    onnx_data: str | None  # relative path of its external weights file, if not embedded
+    engine: str | None  # relative path of a serialized TensorRT engine, if built
+    predicted_latency: float | None  # the grouping's cost for this network (unit: Manifest.selection["budget"]["unit"])
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path  # where it was read from
+    input: InputSpec
+    tasks: dict[str, TaskOutput]
+    networks: tuple[NetworkFiles, ...]
+    files: dict[str, str]  # relative path -> sha256 hex digest, every model file of the bundle
+    precision: str  # "fp32" or "fp16" (of the model files; inputs/outputs stay float32)
+    selection: dict[str, Any] = field(default_factory=dict)  # budget, profile, device, predicted latency
+    raw: dict[str, Any] = field(default_factory=dict)  # the whole document, for reporting
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest_digest(doc: dict[str, Any]) -> str:
+    """sha256 of the manifest's content (canonical JSON, without the digest field itself).
+
+    The model files are protected by their hashes in the manifest; this protects the
+    manifest, so a changed task mapping or input spec is refused like a changed model.
+    """
+    body = {k: v for k, v in doc.items() if k != "content_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def safe_member(bundle_dir: Path, rel: object, field_name: str, manifest_path: Path) -> Path:
+    """Resolve a manifest path inside the bundle; refuse absolute paths, '..' and symlinks leaving it."""
+    if not isinstance(rel, str) or not rel:
+        raise BundleError(f"{manifest_path}: field '{field_name}': expected a relative file path, found {rel!r}")
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or "\\" in rel or (len(rel) > 1 and rel[1] == ":"):
+        raise BundleError(f"{manifest_path}: field '{field_name}': absolute path {rel!r} is not allowed; "
+                          "bundle paths are relative to the bundle directory")
+    if ".." in pure.parts:
+        raise BundleError(f"{manifest_path}: field '{field_name}': path {rel!r} contains '..'; "
+                          "bundle paths must stay inside the bundle directory")
+    root = bundle_dir.resolve()
+    full = (root / pure).resolve()
+    if full != root and root not in full.parents:
+        raise BundleError(f"{manifest_path}: field '{field_name}': {rel!r} resolves to {full}, outside the "
+                          f"bundle {root} (a symlink pointing out of the bundle?)")
+    return full
+
+
+def _req(doc: dict, key: str, types, where: str, path: Path):
+    if not isinstance(doc, dict) or key not in doc:
+        raise BundleError(f"{path}: field '{where}{key}': missing")
+    value = doc[key]
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise BundleError(f"{path}: field '{where}{key}': expected {types}, found a boolean")
+    if not isinstance(value, types):
+        raise BundleError(f"{path}: field '{where}{key}': expected {getattr(types, '__name__', types)}, "
+                          f"found {type(value).__name__}")
+    return value
+
+
+def read_manifest(bundle_dir: str | os.PathLike) -> Manifest:
+    """Parse and validate manifest.json of a bundle directory (no hashing; see verify_files)."""
+    bundle_dir = Path(bundle_dir)
+    path = bundle_dir / MANIFEST_NAME
+    if not bundle_dir.is_dir():
+        raise BundleError(f"{bundle_dir}: not a bundle directory (no such directory)")
+    if not path.is_file():
+        raise BundleError(f"{path}: missing; a bundle directory holds manifest.json written by `taskgroup export`")
+    try:
+        doc = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise BundleError(f"{path}: field '<top level>': expected a JSON object")
+    if doc.get("kind") != MANIFEST_KIND:
+        raise BundleError(f"{path}: field 'kind': expected '{MANIFEST_KIND}', found {doc.get('kind')!r}")
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise BundleError(f"{path}: field 'schema_version': unsupported {doc.get('schema_version')!r}; "
+                          f"supported: [{SCHEMA_VERSION}]")
+
+    digest = doc.get("content_sha256")
+    try:
+        actual = manifest_digest(doc)
+    except ValueError:  # NaN/infinity, which the exporter never writes
+        actual = None
+    if not isinstance(digest, str) or digest != actual:
+        raise BundleError(f"{path}: field 'content_sha256': the manifest does not match its own digest "
+                          "(edited or damaged after export)")
+    inp = _req(doc, "input", dict, "", path)
+    shape = _req(inp, "shape", list, "input.", path)
+    if len(shape) != 4 or shape[1] != 3 or not all(isinstance(s, int) and s > 0 for s in shape[2:]):
+        raise BundleError(f"{path}: field 'input.shape': expected ['N', 3, H, W], found {shape}")
+    norm = _req(inp, "normalization", dict, "input.", path)
+    input_spec = InputSpec(
+        name=_req(inp, "name", str, "input.", path), height=shape[2], width=shape[3],
+        dtype=_req(inp, "dtype", str, "input.", path), layout=_req(inp, "layout", str, "input.", path),
+        color_order=_req(inp, "color_order", str, "input.", path),
+        value_range=tuple(_req(inp, "value_range", list, "input.", path)),
+        mean=tuple(_req(norm, "mean", list, "input.normalization.", path)),
+        std=tuple(_req(norm, "std", list, "input.normalization.", path)),
+    )
+    if input_spec.dtype != "float32" or input_spec.layout != "NCHW" or input_spec.color_order != "RGB":
+        raise BundleError(f"{path}: field 'input': this runtime supports float32 NCHW RGB inputs, found "
+                          f"{input_spec.dtype} {input_spec.layout} {input_spec.color_order}")
+
+    files = _req(doc, "files", dict, "", path)
+    for rel, entry in files.items():
+        safe_member(bundle_dir, rel, f"files.{rel}", path)
+        digest = _req(entry, "sha256", str, f"files.{rel}.", path) if isinstance(entry, dict) else None
+        if not (isinstance(digest, str) and len(digest) == 64):
+            raise BundleError(f"{path}: field 'files.{rel}.sha256': expected a 64-digit hex sha256")
+
+    networks = []
+    for i, net in enumerate(_req(doc, "networks", list, "", path)):
+        where = f"networks[{i}]."
+        fdoc = _req(net, "files", dict, where, path)
+        entries = {"onnx": _req(fdoc, "onnx", str, where + "files.", path),
+                   "onnx_data": fdoc.get("onnx_data"), "engine": fdoc.get("engine")}
+        for key, rel in entries.items():
+            if rel is None:
+                continue
+            safe_member(bundle_dir, rel, f"{where}files.{key}", path)
+            if rel not in files:
+                raise BundleError(f"{path}: field '{where}files.{key}': {rel!r} has no sha256 in 'files'")
+        tasks = _req(net, "tasks", list, where, path)
+        latency = net.get("predicted_latency")
+        if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))
+                                    or not math.isfinite(latency)):
+            raise BundleError(f"{path}: field '{where}predicted_latency': expected a finite number or null")
+        networks.append(NetworkFiles(_req(net, "name", str, where, path), tuple(tasks), entries["onnx"],
+                                     entries["onnx_data"], entries["engine"], latency))
+    if not networks:
+        raise BundleError(f"{path}: field 'networks': the bundle has no networks")
+
+    tasks: dict[str, TaskOutput] = {}
+    for name, t in _req(doc, "tasks", dict, "", path).items():
+        where = f"tasks.{name}."
+        idx = _req(t, "network", int, where, path)
+        if not 0 <= idx < len(networks):
+            raise BundleError(f"{path}: field '{where}network': index {idx} out of range (0..{len(networks) - 1})")
+        out = _req(t, "output", str, where, path)
+        if name not in networks[idx].tasks:
+            raise BundleError(f"{path}: field '{where}network': network {idx} does not serve '{name}'")
+        oshape = _req(t, "shape", list, where, path)
+        if len(oshape) != 4 or not isinstance(oshape[1], int):
+            raise BundleError(f"{path}: field '{where}shape': expected ['N', C, H, W], found {oshape}")
+        tasks[name] = TaskOutput(name, idx, out, oshape[1], _req(t, "dtype", str, where, path),
+                                 _req(t, "meaning", str, where, path))
+    if not tasks:
+        raise BundleError(f"{path}: field 'tasks': the bundle serves no tasks")
+    precision = _req(doc, "precision", str, "", path)
+    selection = doc.get("selection") or {}
+    return Manifest(path, input_spec, tasks, tuple(networks), {k: v["sha256"] for k, v in files.items()},
+                    precision, selection if isinstance(selection, dict) else {}, doc)
+
+
+def verify_files(manifest: Manifest) -> dict[str, bytes]:
+    """Check every listed file exists and matches its sha256; return the verified bytes of small files.
+
+    Returning the bytes that were hashed lets the runtime build sessions from exactly those
+    bytes (no window between checking a file and loading it).
+    """
+    bundle_dir = manifest.path.parent
+    data: dict[str, bytes] = {}
+    for rel, expected in manifest.files.items():
+        full = safe_member(bundle_dir, rel, f"files.{rel}", manifest.path)
+        if not full.is_file():
+            raise BundleError(f"{bundle_dir}: file '{rel}' listed in manifest.json is missing")
+        if full.stat().st_size <= (512 << 20):
+            blob = full.read_bytes()
+            actual = hashlib.sha256(blob).hexdigest()
+            data[rel] = blob
+        else:
+            actual = sha256_file(full)
+        if actual != expected:
+            raise BundleError(f"{bundle_dir}: file '{rel}' does not match its sha256 in manifest.json "
+                              f"(expected {expected[:12]}..., found {actual[:12]}...); the bundle is damaged or "
+                              "was modified after export")
+    return data

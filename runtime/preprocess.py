@@ -1,0 +1,58 @@
+"""Turn a camera frame into the network input the manifest describes.
+
+Accepted: uint8 HWC RGB (one frame or a batch), converted to float32 NCHW / 255; or
+float32 NCHW RGB in [0, 1], used as is. Anything else is refused with a RuntimeInputError
+saying what was expected, so a BGR/CHW/0..255 mix-up fails loudly instead of silently
+producing garbage.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runtime.errors import RuntimeInputError
+from runtime.manifest import FRAME_FORMS, InputSpec
+
+
+def _forms() -> str:
+    return "accepted frames: " + "; ".join(FRAME_FORMS)
+
+
+def to_network_input(frame: object, spec: InputSpec) -> np.ndarray:
+    """Validate `frame` and return a C-contiguous float32 (N, 3, H, W) array."""
+    if not isinstance(frame, np.ndarray):
+        raise RuntimeInputError(f"frame must be a numpy array, got {type(frame).__name__}; {_forms()}")
+    h, w = spec.height, spec.width
+    if frame.dtype == np.uint8:
+        batch = frame[None] if frame.ndim == 3 else frame
+        if batch.ndim != 4:
+            raise RuntimeInputError(f"uint8 frame has shape {frame.shape}; expected (H, W, 3) or (N, H, W, 3); {_forms()}")
+        if batch.shape[-1] != 3:
+            raise RuntimeInputError(f"uint8 frame has {batch.shape[-1]} channels in its last axis (shape {frame.shape}); "
+                                    f"expected 3 (RGB, HWC layout); {_forms()}")
+        if batch.shape[1:3] != (h, w):
+            raise RuntimeInputError(f"frame is {batch.shape[1]}x{batch.shape[2]} (HxW), the bundle expects {h}x{w}")
+        if batch.shape[0] == 0:
+            raise RuntimeInputError("empty batch (N = 0)")
+        x = np.empty((batch.shape[0], 3, h, w), dtype=np.float32)
+        np.multiply(batch.transpose(0, 3, 1, 2), np.float32(1.0 / 255.0), out=x, casting="unsafe")
+        return x
+    if frame.dtype == np.float32:
+        batch = frame[None] if frame.ndim == 3 else frame
+        if batch.ndim != 4:
+            raise RuntimeInputError(f"float32 frame has shape {frame.shape}; expected (3, H, W) or (N, 3, H, W); {_forms()}")
+        if batch.shape[1] != 3:
+            raise RuntimeInputError(f"float32 frame has {batch.shape[1]} channels in axis 1 (shape {frame.shape}); "
+                                    f"expected 3 (RGB, NCHW layout); {_forms()}")
+        if batch.shape[2:] != (h, w):
+            raise RuntimeInputError(f"frame is {batch.shape[2]}x{batch.shape[3]} (HxW), the bundle expects {h}x{w}")
+        if batch.shape[0] == 0:
+            raise RuntimeInputError("empty batch (N = 0)")
+        lo, hi = float(batch.min()), float(batch.max())  # NaN propagates through min/max
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise RuntimeInputError("float32 frame contains NaN or infinity")
+        if lo < spec.value_range[0] or hi > spec.value_range[1]:
+            raise RuntimeInputError(f"float32 frame values span [{lo:g}, {hi:g}]; expected [{spec.value_range[0]:g}, "
+                                    f"{spec.value_range[1]:g}] (divide 0..255 images by 255, or pass uint8)")
+        return np.ascontiguousarray(batch)
+    raise RuntimeInputError(f"frame dtype {frame.dtype} is not supported; {_forms()}")

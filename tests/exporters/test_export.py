@@ -1,0 +1,200 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from bundle_fixtures import make_grouping
+from exporters import DEFAULT_ATOL, export_bundle, read_grouping, synthetic_frames
+from runtime import load_bundle
+from runtime.manifest import sha256_file
+from taskgroup.errors import SchemaError, TaskgroupError
+from taskgroup.models import load_checkpoint
+from taskgroup.tasks import TASKS
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("g")
+    grouping = make_grouping(root)
+    return grouping, export_bundle(grouping, root / "deploy", resolution=16)
+
+
+def _torch_reference(grouping_path, frames):
+    """Outputs of the served heads of every chosen network, computed by PyTorch eager."""
+    doc = json.loads(grouping_path.read_text())
+    ref = {}
+    for net in doc["networks"]:
+        model = load_checkpoint(grouping_path.parent / net["checkpoint"])
+        with torch.no_grad():
+            out = model(torch.from_numpy(frames))
+        ref.update({t: out[t].numpy() for t in net["served"]})
+    return ref
+
+
+def test_round_trip_runtime_matches_pytorch_for_every_task(exported):
+    grouping, bundle_dir = exported
+    frames = synthetic_frames(7, 16, seed=123)  # not the frames export verified on
+    ref = _torch_reference(grouping, frames)
+    with load_bundle(bundle_dir) as bundle:
+        out = bundle.run(frames)
+    assert set(out) == set(ref) == {"segment_semantic", "depth_zbuffer", "edge_texture"}
+    for task in ref:
+        assert out[task].shape == ref[task].shape
+        scale = max(1.0, np.abs(ref[task]).max())
+        assert np.abs(out[task] - ref[task]).max() <= DEFAULT_ATOL["fp32"] * scale, task
+
+
+def test_auxiliary_heads_are_dropped_from_the_onnx_graph(exported):
+    import onnx
+
+    _, bundle_dir = exported
+    outputs = [o.name for o in onnx.load(str(bundle_dir / "net0.onnx")).graph.output]
+    assert outputs == ["segment_semantic", "depth_zbuffer"]  # 'normal' was trained as auxiliary only
+    graph_input = onnx.load(str(bundle_dir / "net0.onnx")).graph.input[0]
+    assert graph_input.type.tensor_type.shape.dim[0].dim_param  # dynamic batch axis
+
+
+def test_manifest_describes_inputs_outputs_files_and_selection(exported):
+    _, bundle_dir = exported
+    m = json.loads((bundle_dir / "manifest.json").read_text())
+    assert m["kind"] == "bundle_manifest" and m["schema_version"] == 1
+    assert m["input"]["shape"] == ["N", 3, 16, 16]
+    assert m["input"]["color_order"] == "RGB" and m["input"]["layout"] == "NCHW"
+    assert m["input"]["normalization"]["mean"] == [0.5, 0.5, 0.5]
+    assert m["tasks"]["segment_semantic"]["shape"] == ["N", 8, 16, 16]
+    assert m["tasks"]["edge_texture"]["network"] == 1
+    assert m["tasks"]["depth_zbuffer"]["meaning"] == TASKS["depth_zbuffer"].meaning
+    assert set(m["files"]) == {"net0.onnx", "net1.onnx"}  # weights embedded, no .onnx.data
+    for name, entry in m["files"].items():
+        assert entry["sha256"] == sha256_file(bundle_dir / name)
+    assert m["selection"]["predicted_latency"]["value"] == pytest.approx(3.75)  # 2.5 + 1.25 ms
+    assert m["selection"]["budget"] == {"value": 5.0, "unit": "ms"}
+    assert m["tensorrt"]["built"] is False
+    assert not list(bundle_dir.parent.glob(".deploy.*"))  # no temporary directories left behind
+
+
+def test_existing_destination_is_refused_unless_overwrite(exported, tmp_path):
+    grouping, bundle_dir = exported
+    with pytest.raises(TaskgroupError, match="already exists"):
+        export_bundle(grouping, bundle_dir, resolution=16)
+
+
+def test_failed_numerical_check_leaves_no_bundle(tmp_path, monkeypatch):
+    import exporters.bundle as eb
+
+    grouping = make_grouping(tmp_path)
+    real = eb.ort_outputs
+
+    def perturbed(path, frames, batch=16):
+        return {k: v + 1e-2 for k, v in real(path, frames, batch).items()}
+
+    monkeypatch.setattr(eb, "ort_outputs", perturbed)
+    with pytest.raises(TaskgroupError, match="does not match PyTorch"):
+        export_bundle(grouping, tmp_path / "deploy", resolution=16)
+    assert not (tmp_path / "deploy").exists()
+    assert not list(tmp_path.glob(".deploy.*"))
+
+
+def test_estimated_network_without_checkpoint_is_refused(tmp_path):
+    grouping = make_grouping(tmp_path)
+    doc = json.loads(grouping.read_text())
+    doc["networks"][1]["checkpoint"] = None
+    grouping.write_text(json.dumps(doc))
+    with pytest.raises(TaskgroupError, match="never trained"):
+        export_bundle(grouping, tmp_path / "deploy", resolution=16)
+    assert not (tmp_path / "deploy").exists()
+
+
+def test_checkpoint_not_matching_grouping_is_refused(tmp_path):
+    grouping = make_grouping(tmp_path)
+    shutil.copy(tmp_path / "ckpt/net1.pt", tmp_path / "ckpt/net0.pt")
+    with pytest.raises(TaskgroupError, match="checkpoint has tasks"):
+        export_bundle(grouping, tmp_path / "deploy", resolution=16)
+
+
+def test_tensorrt_required_without_tensorrt_is_a_clear_error(tmp_path):
+    pytest.importorskip  # keep the import used
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("tensorrt is installed here")
+    except ImportError:
+        pass
+    grouping = make_grouping(tmp_path)
+    with pytest.raises(TaskgroupError, match="tensorrt"):
+        export_bundle(grouping, tmp_path / "deploy", formats="tensorrt", resolution=16)
+    assert not (tmp_path / "deploy").exists()
+
+
+@pytest.mark.slow
+def test_fp16_bundle_with_all_formats_records_why_no_engine(tmp_path):
+    grouping = make_grouping(tmp_path)
+    out = export_bundle(grouping, tmp_path / "deploy", formats="all", precision="fp16", resolution=16)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["precision"] == "fp16" and set(m["files"]) == {"net0.fp16.onnx", "net1.fp16.onnx"}
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        assert m["tensorrt"]["built"] is False and "tensorrt" in m["tensorrt"]["reason"]
+    frames = synthetic_frames(4, 16, seed=5)
+    ref = _torch_reference(grouping, frames)
+    with load_bundle(out) as bundle:
+        got = bundle.run(frames)
+    for t in ref:
+        assert got[t].dtype == np.float32
+        assert np.abs(got[t] - ref[t]).max() <= DEFAULT_ATOL["fp16"] * max(1.0, np.abs(ref[t]).max())
+
+
+def test_caller_frames_set_the_resolution_and_are_validated(tmp_path):
+    grouping = make_grouping(tmp_path)
+    with pytest.raises(TaskgroupError, match=r"\[0, 1\]"):
+        export_bundle(grouping, tmp_path / "d", frames=synthetic_frames(2, 16) * 255)
+    with pytest.raises(TaskgroupError, match="does not match"):
+        export_bundle(grouping, tmp_path / "d", frames=synthetic_frames(2, 16), resolution=32)
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda d: d["networks"][0].update(served=["rgb"]), "networks[0].served"),
+    (lambda d: d["networks"][0].update(tasks=["nonsense"]), "networks[0].tasks"),
+    (lambda d: d["served_by"].update(edge_texture=7), "served_by.edge_texture"),
+    (lambda d: d["budget"].update(unit="seconds"), "budget.unit"),
+    (lambda d: d["networks"][1].update(cost="cheap"), "networks[1].cost"),
+])
+def test_grouping_reader_names_the_bad_field(tmp_path, edit, field):
+    grouping = make_grouping(tmp_path)
+    doc = json.loads(grouping.read_text())
+    edit(doc)
+    grouping.write_text(json.dumps(doc))
+    with pytest.raises(SchemaError) as info:
+        read_grouping(grouping)
+    assert info.value.field == field and str(grouping) in str(info.value)
+
+
+def test_grouping_reader_accepts_both_field_spellings(tmp_path):
+    grouping = make_grouping(tmp_path)
+    doc = json.loads(grouping.read_text())
+    for net in doc["networks"]:
+        net["tasks_trained"] = net.pop("tasks")
+        net["tasks_served"] = net.pop("served")
+    grouping.write_text(json.dumps(doc))
+    g = read_grouping(grouping)
+    assert g.networks[0].tasks_served == ("segment_semantic", "depth_zbuffer")
+    assert g.networks[0].checkpoint == (tmp_path / "ckpt/net0.pt").resolve()
+
+
+def test_synthetic_frames_are_deterministic_and_in_range():
+    a, b = synthetic_frames(9, 16), synthetic_frames(9, 16)
+    assert a.shape == (9, 3, 16, 16) and a.dtype == np.float32
+    assert np.array_equal(a, b) and a.min() == 0.0 and a.max() == 1.0
+
+
+def test_building_an_engine_needs_tensorrt(tmp_path):
+    from exporters.tensorrt import EngineConfig, build_engine, tensorrt_status
+
+    ok, why = tensorrt_status()
+    if ok:
+        pytest.skip("tensorrt is installed; engine building is covered on GPU machines")
+    with pytest.raises(TaskgroupError, match="cannot build a TensorRT engine"):
+        build_engine(tmp_path / "x.onnx", tmp_path / "x.engine", EngineConfig("image", 16, 16))
+    assert not (tmp_path / "x.engine").exists()

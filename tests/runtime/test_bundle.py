@@ -1,0 +1,230 @@
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime import (BackendUnavailableError, BundleError, OrtRunner, RuntimeInputError, TrtRunner, load_bundle,
+                     read_manifest, tensorrt_available)
+
+REPO = Path(__file__).parents[2]
+
+
+def _rewrite_manifest(bundle_dir: Path, edit) -> None:
+    """Edit the manifest and re-seal its digest, as an attacker who understands the format would."""
+    from runtime.manifest import manifest_digest
+
+    path = bundle_dir / "manifest.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    doc["content_sha256"] = manifest_digest(doc)
+    path.write_text(json.dumps(doc))
+
+
+def test_runtime_imports_and_runs_without_torch(tiny_bundle):
+    code = f"""
+import sys
+class BlockTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+        return None
+sys.meta_path.insert(0, BlockTorch())
+import numpy as np
+import runtime
+b = runtime.load_bundle({str(tiny_bundle)!r})
+out = b.run(np.zeros((16, 16, 3), np.uint8))
+assert set(out) == {{"segment_semantic", "depth_zbuffer", "edge_texture"}}, out.keys()
+assert "torch" not in sys.modules and "taskgroup" not in sys.modules, [m for m in sys.modules if m.startswith(("torch", "taskgroup"))]
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_uint8_hwc_and_float_nchw_frames_give_the_same_outputs(tiny_bundle):
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    with load_bundle(tiny_bundle) as b:
+        a = b.run(frame)
+        f = b.run((frame.transpose(2, 0, 1).astype(np.float32) / 255)[None])
+    for t in a:
+        assert a[t].shape[0] == 1
+        np.testing.assert_allclose(a[t], f[t], rtol=0, atol=1e-6)
+
+
+def test_batch_equals_frames_run_one_by_one(tiny_bundle):
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    with load_bundle(tiny_bundle) as b:
+        batch = b.run(frames)
+        single = [b.run(f) for f in frames]
+    for t in batch:
+        np.testing.assert_allclose(batch[t], np.concatenate([s[t] for s in single]), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("execution", ["sequential", "concurrent"])
+def test_four_threads_get_the_single_threaded_results(tiny_bundle, execution):
+    rng = np.random.default_rng(2)
+    frames = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(8)]
+    with load_bundle(tiny_bundle, execution=execution) as b:
+        assert b.execution == execution
+        expected = [b.run(f) for f in frames]
+        errors, mismatches = [], []
+
+        def worker(k: int) -> None:
+            try:
+                for i in range(50):
+                    j = (i + k) % len(frames)
+                    out = b.run(frames[j])
+                    if any(not np.array_equal(out[t], expected[j][t]) for t in out):
+                        mismatches.append((k, i))
+            except Exception as exc:  # collected and reported by the assertion below
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    assert errors == [] and mismatches == []
+
+
+def test_execution_mode_is_measured_and_recorded(tiny_bundle):
+    with load_bundle(tiny_bundle) as b:
+        assert b.execution in ("sequential", "concurrent")
+        medians = b.load_report["execution_medians_ms"]
+        assert set(medians) == {"sequential", "concurrent"}
+        assert b.execution == min(medians, key=medians.get)
+        assert all(p["providers"] == ["CPUExecutionProvider"] for p in b.describe()["runners"])
+
+
+def test_benchmark_reports_ordered_percentiles(tiny_bundle):
+    with load_bundle(tiny_bundle) as b:
+        r = b.benchmark(runs=30, warmup=2)
+        nets = b.benchmark_networks(runs=10, warmup=1)
+    assert r["runs"] == 30 and 0 < r["min_ms"] <= r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"]
+    assert [n["network"] for n in nets] == ["net0", "net1"]
+
+
+@pytest.mark.parametrize("frame, match", [
+    (np.zeros((16, 16, 4), np.uint8), "channels"),
+    (np.zeros((3, 16, 16), np.uint8), "channels"),
+    (np.zeros((16, 16, 3), np.float32), "channels"),
+    (np.zeros((1, 3, 32, 32), np.float32), "expects 16x16"),
+    (np.zeros((20, 16, 3), np.uint8), "expects 16x16"),
+    (np.zeros((1, 3, 16, 16), np.float64), "dtype float64"),
+    (np.full((1, 3, 16, 16), np.nan, np.float32), "NaN"),
+    (np.full((1, 3, 16, 16), 255.0, np.float32), r"divide 0..255"),
+    (np.zeros((0, 16, 16, 3), np.uint8), "empty batch"),
+    (np.zeros((16, 16), np.uint8), "shape"),
+    ([[0, 0, 0]], "numpy array"),
+])
+def test_bad_frames_raise_a_clear_input_error(tiny_bundle, frame, match):
+    with load_bundle(tiny_bundle, execution="sequential") as b:
+        with pytest.raises(RuntimeInputError, match=match) as info:
+            b.run(frame)
+        assert isinstance(info.value, ValueError)
+        b.run(np.zeros((16, 16, 3), np.uint8))  # still usable afterwards
+
+
+def test_a_flipped_byte_in_any_file_is_refused(bundle_copy):
+    for name in sorted(p.name for p in bundle_copy.iterdir()):
+        path = bundle_copy / name
+        original = path.read_bytes()
+        data = bytearray(original)
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+        with pytest.raises(BundleError):
+            load_bundle(bundle_copy)
+        path.write_bytes(original)
+    load_bundle(bundle_copy).close()  # intact again
+
+
+def test_a_changed_manifest_value_is_refused(bundle_copy):
+    path = bundle_copy / "manifest.json"
+    doc = json.loads(path.read_text())
+    doc["tasks"]["depth_zbuffer"]["output"] = "edge_texture"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match="content_sha256"):
+        load_bundle(bundle_copy)
+
+
+def test_a_missing_file_is_refused(bundle_copy):
+    (bundle_copy / "net1.onnx").unlink()
+    with pytest.raises(BundleError, match="net1.onnx.*missing"):
+        load_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize("bad", ["../net0.onnx", "/etc/passwd", "sub/../../x.onnx"])
+def test_manifest_paths_leaving_the_bundle_are_refused(bundle_copy, bad):
+    def edit(doc):
+        doc["files"][bad] = doc["files"].pop("net0.onnx")
+        doc["networks"][0]["files"]["onnx"] = bad
+
+    _rewrite_manifest(bundle_copy, edit)
+    with pytest.raises(BundleError, match="not allowed|contains '..'"):
+        load_bundle(bundle_copy)
+
+
+def test_symlink_pointing_outside_the_bundle_is_refused(bundle_copy, tmp_path):
+    outside = tmp_path / "outside.onnx"
+    (bundle_copy / "net0.onnx").rename(outside)
+    (bundle_copy / "net0.onnx").symlink_to(outside)
+    with pytest.raises(BundleError, match="outside the bundle"):
+        load_bundle(bundle_copy)
+
+
+def test_manifest_of_another_kind_is_refused(bundle_copy):
+    _rewrite_manifest(bundle_copy, lambda d: d.update(kind="grouping"))
+    with pytest.raises(BundleError, match="'kind'"):
+        read_manifest(bundle_copy)
+
+
+def test_unavailable_backends_fail_loudly_instead_of_falling_back(tiny_bundle):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(BackendUnavailableError, match="CUDAExecutionProvider.*available"):
+            load_bundle(tiny_bundle, device="cuda")
+    with pytest.raises(BackendUnavailableError, match="needs a CUDA device"):
+        load_bundle(tiny_bundle, backend="onnxruntime-tensorrt", device="cpu")
+    with pytest.raises(BackendUnavailableError, match="valid options"):
+        load_bundle(tiny_bundle, backend="openvino")
+    with pytest.raises(BackendUnavailableError, match="no TensorRT engines|tensorrt"):
+        load_bundle(tiny_bundle, backend="tensorrt", device="cuda")
+    with pytest.raises(BackendUnavailableError, match="valid options: cpu, cuda"):
+        load_bundle(tiny_bundle, device="gpu")
+
+
+def test_runner_interface_activate_infer_deactivate(tiny_bundle):
+    model = (tiny_bundle / "net1.onnx").read_bytes()
+    runner = OrtRunner(model, name="net1", providers=["CPUExecutionProvider"], intra_op_threads=1)
+    with pytest.raises(RuntimeError, match="not active"):
+        runner.infer({"image": np.zeros((1, 3, 16, 16), np.float32)})
+    with runner:
+        out = runner.infer({"image": np.zeros((2, 3, 16, 16), np.float32)})
+        assert out["edge_texture"].shape == (2, 1, 16, 16)
+    assert not runner.is_active
+
+
+def test_trt_runner_without_tensorrt_says_why():
+    ok, why = tensorrt_available()
+    if ok:
+        pytest.skip("tensorrt installed: the native engine path is exercised on GPU machines")
+    with pytest.raises(BackendUnavailableError, match="tensorrt"):
+        TrtRunner(b"not an engine", name="net0").activate()
+
+
+def test_robot_loop_example_runs(tiny_bundle):
+    proc = subprocess.run([sys.executable, str(REPO / "examples" / "robot_loop.py"), str(tiny_bundle),
+                           "--frames", "20"], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    assert "20 frames" in proc.stdout and "segment_semantic" in proc.stdout
