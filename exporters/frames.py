@@ -28,14 +28,11 @@ def synthetic_frames(n: int, resolution: int, seed: int = 0) -> np.ndarray:
     return np.ascontiguousarray(np.stack(frames)).astype(np.float32)
 
 
-def validation_frames(resolution: int, tasks, n: int) -> tuple[np.ndarray, str] | None:
-    """Up to `n` real validation frames of the built-in data at `resolution`, or None if unavailable."""
-    try:
-        from taskgroup.data import open_split
-        from taskgroup.data.config import DataConfig
-    except ImportError:
-        return None
-    config = DataConfig(resolution=resolution)
-    split = open_split(config, "val", list(tasks))
-    images = np.asarray(split.images[:n], dtype=np.float32)
-    return np.ascontiguousarray(images), f"val split of the built-in scenes ({len(images)} frames, {resolution}px)"
+def validation_frames(data_config, tasks, n: int) -> tuple[np.ndarray, str]:
+    """The first `n` frames of the validation split described by `data_config` (a taskgroup DataConfig)."""
+    from taskgroup.data import open_split
+
+    split = open_split(data_config, "val", list(tasks))
+    images = np.ascontiguousarray(np.asarray(split.images[:n], dtype=np.float32))
+    return images, (f"val split ({data_config.source}, {len(images)} frames, "
+                    f"{data_config.resolution}px, seed {data_config.seed})")

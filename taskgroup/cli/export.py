@@ -1,0 +1,130 @@
+"""`taskgroup export` (grouping -> verified deployment bundle) and `taskgroup bench` (measure a bundle)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from taskgroup.cli.app import app
+from taskgroup.errors import TaskgroupError
+
+
+@app.command("export")
+def export_command(
+    grouping: Path = typer.Option(..., help="Grouping file written by `taskgroup select` (best.json)."),
+    out: Path = typer.Option(..., help="Bundle directory to create (manifest.json + model files). It appears "
+                                       "only when every check passed; a failed export leaves nothing behind."),
+    format: str = typer.Option("onnx", "--format", help="onnx | tensorrt | all. tensorrt also writes the ONNX "
+                                                       "files and fails if TensorRT is missing; all builds engines "
+                                                       "only where TensorRT is importable and says why not otherwise."),
+    precision: str = typer.Option("fp32", help="fp32 | fp16. fp16 converts the ONNX graphs (weights and compute) "
+                                               "and keeps float32 inputs and outputs."),
+    preset: str = typer.Option("default", help="Preset the networks were trained with: fixes the input "
+                                               "resolution and the validation data used to check numerics."),
+    frames: int = typer.Option(32, help="Validation frames on which every output is compared with PyTorch."),
+    synthetic: bool = typer.Option(False, "--synthetic-frames", help="Check on deterministic synthetic frames "
+                                                                     "instead of the preset's validation split."),
+    exporter: str = typer.Option("dynamo", help="dynamo (torch.export based, default) | legacy (TorchScript based, "
+                                                "deprecated by PyTorch)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle directory."),
+) -> None:
+    """Export the networks of a grouping to ONNX (and TensorRT engines), dropping the heads of tasks each
+    network does not serve, verify every output against PyTorch within a per-task tolerance, and write
+    manifest.json with the input spec, output specs, file hashes and the budget it was selected for."""
+    from rich.console import Console
+
+    from exporters import OnnxExportConfig, export_bundle, read_grouping, synthetic_frames, validation_frames
+    from taskgroup.presets import get_arch_preset
+
+    console = Console(stderr=True)
+    resolution = get_arch_preset(preset).resolution
+    if frames < 1:
+        raise TaskgroupError(f"--frames must be >= 1, got {frames}")
+    if synthetic:
+        images = synthetic_frames(frames, resolution)
+        source = f"synthetic ({frames} deterministic random and structured frames, {resolution}px)"
+    else:
+        from taskgroup.train.config import make_run_config
+
+        g = read_grouping(grouping)
+        with console.status("loading validation frames"):
+            images, source = validation_frames(make_run_config(preset).data, g.tasks, frames)
+    with console.status("exporting") as status:
+        path = export_bundle(grouping, out, format, precision, images, frames_source=source, overwrite=overwrite,
+                             onnx_config=OnnxExportConfig(exporter=exporter),
+                             log=lambda msg: (status.update(f"exporting: {msg}"), console.print(msg)))
+    manifest = json.loads((path / "manifest.json").read_text())
+    console.print(f"wrote {path}: {len(manifest['networks'])} network(s), tasks {', '.join(manifest['tasks'])}; "
+                  f"checked on {source}")
+    for net in manifest["networks"]:
+        worst = max(v["max_abs_error"] / v["tolerance"] for v in net["verification"].values())
+        console.print(f"  {net['name']}: {', '.join(net['tasks'])} -> {net['files']['onnx']}"
+                      + (f" + {net['files']['engine']}" if net["files"]["engine"] else "")
+                      + f" (worst error {worst:.1%} of tolerance)")
+    if not manifest["tensorrt"]["built"] and format != "onnx":
+        console.print(f"no TensorRT engines: {manifest['tensorrt']['reason']}")
+
+
+@app.command("bench")
+def bench_command(
+    bundle_dir: Path = typer.Argument(..., help="Bundle directory written by `taskgroup export`."),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    backend: str = typer.Option("auto", help="auto | onnxruntime | onnxruntime-tensorrt | tensorrt."),
+    execution: str = typer.Option("auto", help="auto (measured at load) | sequential | concurrent: how the "
+                                               "bundle's networks share the device."),
+    runs: int = typer.Option(300, help="Timed frames (after 20 warm-up frames); batch 1, uint8 HWC input."),
+    allow_fallback: bool = typer.Option(False, "--allow-fallback", help="Accept ONNX Runtime placing a "
+                                                                        "network on another provider than asked."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the numbers to this JSON file."),
+) -> None:
+    """Measure per-frame latency of the whole bundle (p50/p90/p99 in ms, pre-processing included) and
+    compare it with the budget, with the profile's prediction, and with the sum of each network's
+    latency when run alone."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from runtime import BackendUnavailableError, BundleError, load_bundle
+    from taskgroup.fileio import write_json_atomic
+
+    if runs < 10:
+        raise TaskgroupError(f"--runs must be >= 10 for a p99, got {runs}")
+    try:
+        bundle = load_bundle(bundle_dir, backend=backend, device=device, execution=execution,
+                             allow_fallback=allow_fallback)
+    except (BundleError, BackendUnavailableError, ValueError) as exc:
+        raise TaskgroupError(str(exc)) from exc
+    with bundle:
+        whole = bundle.benchmark(runs=runs, warmup=20)
+        alone = bundle.benchmark_networks(runs=max(50, runs // 2), warmup=10)
+        info = bundle.describe()
+    sel = bundle.manifest.selection
+    budget = sel.get("budget") or {}
+    predicted = (sel.get("predicted_latency") or {}).get("value")
+    standalone_sum = sum(a["p50_ms"] for a in alone)
+    table = Table(title=f"{bundle_dir} on {device} ({bundle.backend}, {bundle.execution} execution)")
+    for col in ("", "p50 ms", "p90 ms", "p99 ms"):
+        table.add_column(col, justify="right" if col else "left")
+    table.add_row("whole bundle", *(f"{whole[k]:.3f}" for k in ("p50_ms", "p90_ms", "p99_ms")))
+    for a in alone:
+        table.add_row(f"{a['network']} alone ({'+'.join(a['tasks'])})", *(f"{a[k]:.3f}" for k in ("p50_ms", "p90_ms", "p99_ms")))
+    console = Console()
+    console.print(table)
+    console.print(f"sum of standalone p50: {standalone_sum:.3f} ms; bundle / sum = {whole['p50_ms'] / standalone_sum:.3f}")
+    if budget.get("unit") == "ms" and budget.get("value") is not None:
+        verdict = "within" if whole["p99_ms"] <= budget["value"] else "OVER"
+        console.print(f"budget: {budget['value']:g} ms -> p99 {verdict} budget")
+    else:
+        console.print(f"budget: {budget.get('value')} {budget.get('unit', '?')} (not in ms; no latency comparison)")
+    if predicted is not None:
+        console.print(f"predicted by profile {sel.get('profile')}: {predicted:.3f} ms; measured p50 / predicted = "
+                      f"{whole['p50_ms'] / predicted:.3f}"
+                      + ("" if sel.get("device") else " (profile device unknown: compare only on the same machine)"))
+    else:
+        console.print("no latency prediction in the manifest (grouping selected in SNT units)")
+    if json_out is not None:
+        write_json_atomic(json_out, {"kind": "bundle_benchmark", "schema_version": 1, "bundle": str(bundle_dir),
+                                     "whole": whole, "standalone": alone, "standalone_p50_sum_ms": standalone_sum,
+                                     "budget": budget, "predicted_latency_ms": predicted, "runtime": info})
