@@ -1,0 +1,70 @@
+"""Loss estimators: fill in networks that were never trained, from the ones that were.
+
+An estimator takes the measured candidates and the cost function and returns the list the
+search should use. They are looked up by name (`--estimate hoa`); a new one (e.g. a
+one-run task-affinity estimator) registers itself with `@register("name")`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+from taskgroup.errors import TaskgroupError
+from taskgroup.search.candidates import Candidate, CostFn, Estimator, make_candidate
+
+ESTIMATORS: dict[str, Estimator] = {}
+
+
+def register(name: str):
+    def deco(fn: Estimator) -> Estimator:
+        ESTIMATORS[name] = fn
+        return fn
+    return deco
+
+
+def get_estimator(spec: "str | Estimator") -> Estimator:
+    if callable(spec):
+        return spec
+    try:
+        return ESTIMATORS[spec]
+    except KeyError:
+        raise TaskgroupError(f"unknown estimator '{spec}'; valid options: {', '.join(sorted(ESTIMATORS))}") from None
+
+
+@register("hoa")
+def higher_order_approximation(measured: list[Candidate], cost_fn: CostFn) -> list[Candidate]:
+    """The paper's Higher Order Approximation: only singles and pairs are trained.
+
+    Every network of 3+ tasks (at each width where pairs exist) gets, for each of its tasks,
+    the mean of that task's loss over the pair networks inside the group. Singles and pairs
+    keep their measured losses; measured 3+-task networks are replaced by their estimates,
+    as in the paper. A task with no pair inside the group has no estimate and cannot be
+    served by that network.
+    """
+    kept = [c for c in measured if len(c.tasks) <= 2]
+    pairs_by_width: dict[float, list[Candidate]] = defaultdict(list)
+    for c in kept:
+        if len(c.tasks) == 2:
+            pairs_by_width[c.width].append(c)
+    estimates = []
+    for width, pairs in sorted(pairs_by_width.items()):
+        stage = pairs[0].stage
+        # Column order of the tasks, as they appear in the candidates (table order).
+        order: dict[str, int] = {}
+        for c in measured:
+            for t in c.tasks:
+                order.setdefault(t, len(order))
+        tasks = sorted({t for p in pairs for t in p.tasks}, key=order.__getitem__)
+        pair_loss = {frozenset(p.tasks): p.losses for p in pairs}
+        for k in range(3, len(tasks) + 1):
+            for group in itertools.combinations(tasks, k):
+                losses = {}
+                for t in group:
+                    vals = [pair_loss[frozenset((t, u))][t] for u in group
+                            if u != t and frozenset((t, u)) in pair_loss and t in pair_loss[frozenset((t, u))]]
+                    if vals:
+                        losses[t] = sum(vals) / len(vals)
+                if losses:
+                    estimates.append(make_candidate(group, width, losses, cost_fn, stage=stage, estimated=True))
+    return kept + estimates

@@ -1,0 +1,104 @@
+"""The whole time-vs-loss trade-off: every budget at which the optimal grouping changes.
+
+Start with no budget: the optimum there, at its least cost c1, holds for every budget
+>= c1. Then solve again with the budget just below c1 (the optimum is strictly worse), and
+so on until no grouping fits. Each step is one exact solve, so the curve is exact and has
+one point per distinct optimum (groupings whose costs differ by less than `BUDGET_STEP`,
+relative, count as the same budget).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from taskgroup.search.candidates import Candidate
+from taskgroup.search.problem import BUDGET_STEP, REL_TOL
+from taskgroup.search.select import Selection, Selector
+
+FRONTIER_KIND = "frontier"
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Frontier:
+    unit: str  # unit of budgets and costs
+    tasks: tuple[str, ...]  # tasks served
+    points: list[Selection]  # optimal groupings by increasing cost (= decreasing objective)
+    options: dict[str, Any] = field(default_factory=dict)  # weights, normalisation, estimator, sources
+
+    def optimum_at(self, budget: float) -> Selection | None:
+        """The optimal grouping for `budget` (the most expensive point that fits), or None."""
+        fits = [p for p in self.points if p.cost <= budget + REL_TOL * max(1.0, abs(budget))]
+        return fits[-1] if fits else None
+
+    def to_json(self) -> dict[str, Any]:
+        pts = []
+        for k, p in enumerate(self.points):
+            nxt = self.points[k + 1].cost if k + 1 < len(self.points) else None
+            doc = {
+                "budget_from": p.cost,  # this grouping is optimal for budgets in [budget_from, budget_to)
+                "budget_to": nxt,
+                "objective": p.objective,
+                "total_loss": p.total_loss,
+                "cost": p.cost,
+                "networks": [{"tasks": list(n.candidate.tasks), "served": list(n.served), "width": n.candidate.width,
+                              "estimated": n.candidate.estimated, "cost": n.cost} for n in p.networks],
+            }
+            if p.evaluation is not None:
+                doc["evaluated_total"] = p.evaluation.total
+                doc["evaluated_total_best_served"] = p.evaluation.total_best_served
+            pts.append(doc)
+        return {"schema_version": SCHEMA_VERSION, "kind": FRONTIER_KIND, "unit": self.unit, "tasks": list(self.tasks),
+                "options": self.options, "points": pts}
+
+    def plot(self, path: str | os.PathLike, title: str | None = None) -> None:
+        """A step plot of the optimal objective (and evaluated total, if any) against the budget, as PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from taskgroup.fileio import atomic_path
+
+        costs = [p.cost for p in self.points]
+        right = max(costs) * 1.15 if costs else 1.0
+        fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+        xs = costs + [right]
+        ax.step(xs, [p.objective for p in self.points] + [self.points[-1].objective], where="post",
+                label="optimal objective (selection table)")
+        ax.plot(costs, [p.objective for p in self.points], "o", color="C0")
+        if all(p.evaluation is not None for p in self.points):
+            ev = [p.evaluation.total for p in self.points]
+            ax.step(xs, ev + [ev[-1]], where="post", color="C1", label=f"same groupings on {self.points[0].evaluation.split}")
+            ax.plot(costs, ev, "s", color="C1")
+        ax.set_xlabel(f"budget ({self.unit})")
+        ax.set_ylabel("total loss")
+        ax.set_title(title or f"Optimal grouping of {len(self.tasks)} tasks vs budget")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+        plt.close(fig)
+
+
+def frontier(candidates: Sequence[Candidate], *, tasks: Sequence[str] | None = None,
+             max_networks: int | None = None, weights: Mapping[str, float] | None = None,
+             scales: Mapping[str, float] | None = None, solver: str = "auto", unit: str = "snt",
+             max_budget: float | None = None, prune: bool = True) -> Frontier:
+    """Every distinct optimum from the unconstrained best down to the cheapest feasible grouping."""
+    selector = Selector(candidates, tasks, weights=weights, scales=scales, solver=solver, prune=prune, unit=unit)
+    points: list[Selection] = []
+    budget = max_budget
+    while True:
+        sel = selector.solve(budget, max_networks)
+        if sel is None:
+            break
+        points.append(sel)
+        budget = sel.cost - BUDGET_STEP * max(1.0, abs(sel.cost))
+        if budget < 0:
+            break
+    points.reverse()
+    return Frontier(unit=unit, tasks=selector.problem.tasks, points=points)

@@ -1,0 +1,87 @@
+"""Exact selection as a mixed-integer linear programme (scipy.optimize.milp, HiGHS).
+
+Variables: x_n = 1 if network n is chosen; y_{n,t} = 1 if n serves task t (only for tasks
+n can serve). Constraints: each task served exactly once; y_{n,t} <= x_n; additive cost
+sum_n fixed_n x_n + sum_{n,t} head_{n,t} y_{n,t} <= budget; optionally sum_n x_n <= K.
+Objective: sum of the serving scores. Ties are broken exactly by a second solve that
+minimises cost among the optimal groupings. A chosen network that serves nothing is
+dropped from the answer (it can only add cost).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import csr_array
+
+from taskgroup.errors import TaskgroupError
+from taskgroup.search.problem import REL_TOL, Assignment, Problem, evaluate_assignment
+
+
+class MilpModel:
+    """The constraint matrix of one problem, built once and re-solved at many budgets."""
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        n, t = problem.score.shape
+        rows_n, cols_t = np.nonzero(np.isfinite(problem.score))
+        self.pair_n, self.pair_t = rows_n, cols_t
+        p = len(rows_n)
+        self.n, self.p = n, p
+        y = n + np.arange(p)
+        # Each task served once: T rows.
+        a_serve = csr_array((np.ones(p), (cols_t, y)), shape=(t, n + p))
+        # y_{n,t} - x_n <= 0: P rows.
+        a_link = csr_array((np.r_[np.ones(p), -np.ones(p)], (np.r_[np.arange(p), np.arange(p)], np.r_[y, rows_n])),
+                           shape=(p, n + p))
+        self.base = [LinearConstraint(a_serve, 1, 1), LinearConstraint(a_link, -np.inf, 0)]
+        self.cost_vec = np.r_[problem.fixed, problem.head[rows_n, cols_t]]
+        score = problem.score[rows_n, cols_t]
+        # HiGHS stops at an absolute gap of 1e-6; scale scores so that gap is negligible.
+        top = float(np.nanmax(np.where(np.isfinite(problem.score), problem.score, np.nan), axis=0).sum()) or 1.0
+        self.scale = 1e4 / top
+        self.score_vec = np.r_[np.zeros(n), score * self.scale]
+        self.count_vec = np.r_[np.ones(n), np.zeros(p)]
+
+    def solve(self, budget: float | None, max_networks: int | None = None, time_limit: float | None = None) -> Assignment | None:
+        """Best assignment within the budget (min score, then min cost), or None if infeasible."""
+        cons = list(self.base)
+        if budget is not None:
+            cons.append(LinearConstraint(self.cost_vec[None, :], -np.inf, budget + REL_TOL * max(1.0, abs(budget))))
+        if max_networks is not None:
+            cons.append(LinearConstraint(self.count_vec[None, :], -np.inf, max_networks))
+        first = self._run(self.score_vec, cons, time_limit)
+        if first is None:
+            return None
+        best = float(self.score_vec @ first)
+        cons.append(LinearConstraint(self.score_vec[None, :], -np.inf, best + REL_TOL * max(1.0, abs(best))))
+        second = self._run(self.cost_vec, cons, time_limit)
+        return self._assignment(second if second is not None else first)
+
+    def min_cost(self, max_networks: int | None = None) -> Assignment | None:
+        """Cheapest grouping that serves every task (ignoring loss), or None if there is none."""
+        cons = list(self.base)
+        if max_networks is not None:
+            cons.append(LinearConstraint(self.count_vec[None, :], -np.inf, max_networks))
+        sol = self._run(self.cost_vec, cons, None)
+        return None if sol is None else self._assignment(sol)
+
+    def _run(self, c: np.ndarray, cons: list, time_limit: float | None) -> np.ndarray | None:
+        options = {"mip_rel_gap": 0.0, "presolve": True}
+        if time_limit is not None:
+            options["time_limit"] = float(time_limit)
+        res = milp(c, constraints=cons, integrality=np.ones(self.n + self.p), bounds=Bounds(0, 1), options=options)
+        if res.status == 2:
+            return None
+        if res.status != 0 or res.x is None:
+            raise TaskgroupError(f"the MILP solver did not prove optimality: {res.message}")
+        return np.round(res.x)
+
+    def _assignment(self, sol: np.ndarray) -> Assignment:
+        prob = self.problem
+        serve = [-1] * len(prob.tasks)
+        for k in np.nonzero(sol[self.n:] > 0.5)[0]:
+            serve[self.pair_t[k]] = int(self.pair_n[k])
+        if min(serve) < 0:
+            raise AssertionError("MILP solution leaves a task unserved")
+        return evaluate_assignment(prob, serve)
