@@ -30,8 +30,8 @@ MAC_CONVENTION = (
 COST_MODEL = (
     "network_ms(width, served) = trunk_ms(width) + sum(head_ms(width, t) for t in served); trunk_ms is the trunk "
     "measured alone (one backend call); head_ms is the head measured alone on the trunk's features minus "
-    "session_overhead (the fixed cost of one backend call, measured on an Identity graph), as a deployed network "
-    "is one call"
+    "session_overhead (the fixed cost of one backend call, measured on an Identity graph or module), as a "
+    "deployed network is one call"
 )
 
 
@@ -128,6 +128,7 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
                 callables[f"{key}/head/{t}"] = backend.runner(model.heads[t], features).run
             for served in served_sets:
                 callables[f"{key}/net/{'+'.join(served)}"] = backend.runner(model.with_heads(served), image).run
+            callables[f"{key}/overhead"] = backend.runner(torch.nn.Identity(), features).run
         else:
             say(f"width {width:g}: exporting to ONNX and checking numerics")
             exported = onnxgraphs.export_network(model, image)

@@ -59,7 +59,7 @@ def test_torch_backend_profile():
     doc = run_profile(ProfileConfig(backend="torch", preset="tiny", tasks=TASKS[:2], widths=(1.0,), timing=QUICK,
                                     validation_networks=2))
     assert doc["backend"] == "torch" and doc["execution_provider"] == "torch-cpu" and doc["onnx"] is None
-    assert doc["widths"][0]["session_overhead"] is None
+    assert doc["widths"][0]["session_overhead"]["runs"] >= QUICK.min_runs  # an nn.Identity call
     assert default_profile_name(doc).endswith("-tiny-torch")
 
 
