@@ -1,0 +1,156 @@
+"""`taskgroup train`: train candidate networks into a run directory; `taskgroup results`: show its loss table.
+
+`results` reads RUN_DIR/losses.json with the standard library only (no torch import).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from taskgroup.cli.app import app
+from taskgroup.errors import TaskgroupError
+
+
+@app.command("train")
+def train_command(
+    tasks: str = typer.Option(..., help="Comma-separated task names, e.g. segment_semantic,depth_zbuffer,normal."),
+    candidates: str = typer.Option(
+        "pairs", help="Candidate set: singles (every task alone, full and half width) | pairs (singles + every "
+                      "pair at full width; the paper's default) | all (every subset at full width + half singles)."),
+    out: Path = typer.Option(..., help="Run directory (created; must be empty unless --resume)."),
+    preset: str = typer.Option("default", help="Preset: tiny (seconds per network, for tests) | default (the CPU "
+                                               "pipeline, ~15-25 s per network on 2 cores)."),
+    config: Optional[Path] = typer.Option(None, help="TOML file overriding preset fields in [train], [data] and "
+                                                     "[arch] tables (see docs/training.md)."),
+    esa: Optional[float] = typer.Option(
+        None, help="Early Stopping Approximation: also record each network after this fraction of the training "
+                   "schedule (0 < FRACTION < 1) as stage 'early'. The snapshot is taken during the full run and "
+                   "equals what a separate short run would give."),
+    esa_only: bool = typer.Option(False, "--esa-only", help="With --esa: train only that fraction of the schedule "
+                                                            "and record only the 'early' stage (cheaper)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out: finished networks "
+                                                        "are kept, interrupted ones retrained. The config must match."),
+    seed: int = typer.Option(0, help="Seed for weight initialisation and batch order (the same for every network)."),
+) -> None:
+    """Train the candidate networks (the paper's recipe: SGD with momentum, LR halving on a validation
+    plateau, best-on-validation weights) and write RUN_DIR/runs.sqlite, RUN_DIR/losses.json and
+    RUN_DIR/checkpoints/. Losses are masked means: cross-entropy (nats per pixel) for segmentation, L1
+    (mean absolute error of targets in [0, 1]) for the others."""
+    from taskgroup.tasks import parse_task_list
+    from taskgroup.train import candidate_set, make_run_config, train_candidates
+    from taskgroup.train.run import default_stages
+
+    if esa_only and esa is None:
+        raise TaskgroupError("--esa-only needs --esa FRACTION")
+    task_list = parse_task_list(tasks)
+    specs = candidate_set(candidates, task_list)
+    run_config = make_run_config(preset, config, seed=seed, esa_fraction=esa)
+    stages = default_stages(run_config, esa_only)
+    with RichProgress() as progress:
+        table = train_candidates(out, task_list, specs, run_config, resume=resume, stages=stages, progress=progress)
+    from rich.console import Console
+
+    Console().print(render_table(table.to_json(), "val"))
+    Console(stderr=True).print(f"loss table: {out / 'losses.json'}")
+
+
+@app.command("results")
+def results_command(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `taskgroup train`."),
+    as_json: bool = typer.Option(False, "--json", help="Print the loss table as JSON (the losses.json document)."),
+    split: str = typer.Option("val", help="Split whose losses to show: val (what selection uses) | test."),
+) -> None:
+    """Print the loss table of a run: per network (tasks, width, stage) the loss of every task it was
+    trained on, and per task the loss of the trivial constant predictor as a reference scale."""
+    from taskgroup.losstable import LossTable
+
+    if split not in ("val", "test"):
+        raise TaskgroupError(f"--split must be val or test, got '{split}'")
+    table = LossTable.load(run_dir)
+    doc = table.to_json()
+    if as_json:
+        print(json.dumps(doc, indent=2))
+        return
+    from rich.console import Console
+
+    Console().print(render_table(doc, split))
+
+
+def render_table(doc: dict, split: str):
+    """A rich table: one row per network, one column per task; the trivial predictor as the first row."""
+    from rich.table import Table
+
+    tasks = doc["tasks"]
+    status = doc.get("meta", {}).get("status", {})
+    title = f"{split} losses ({len(doc['networks'])} networks"
+    title += f"; {status['running']} interrupted)" if status.get("running") else ")"
+    table = Table(title=title, caption="CE in nats/pixel for segmentation, L1 otherwise; lower is better. "
+                                       "Trivial = best constant predictor fitted on the training split.")
+    table.add_column("network")
+    table.add_column("width", justify="right")
+    table.add_column("stage")
+    for t in tasks:
+        table.add_column(t, justify="right")
+    table.add_column("steps", justify="right")
+    table.add_column("time s", justify="right")
+    ref = doc.get("reference_losses", {})
+    table.add_row("trivial predictor", "", "", *[_fmt(ref.get(t, {}).get(split)) for t in tasks], "", "", style="dim")
+    for n in doc["networks"]:
+        losses = n["losses"].get(split, {})
+        stage = n["stage"] if n["stage"] == "final" else f"{n['stage']} ({n['fraction']:.2f})"
+        table.add_row("+".join(n["tasks"]), f"{n['width']:g}", stage, *[_fmt(losses.get(t)) for t in tasks],
+                      str(n.get("steps") or ""), _fmt(n.get("wall_time_s"), 1))
+    return table
+
+
+def _fmt(value, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+class RichProgress:
+    """Rich progress display: an overall bar over candidates and a bar for the one training now."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                             console=Console(stderr=True))
+        self._overall = None
+        self._current = None
+
+    def __enter__(self) -> "RichProgress":
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.stop()
+
+    def run_started(self, total: int, finished: int) -> None:
+        self._overall = self._bar.add_task("all candidates", total=total, completed=finished, info="")
+
+    def candidate_started(self, name: str, total_steps: int) -> None:
+        if self._current is not None:
+            self._bar.remove_task(self._current)
+        self._current = self._bar.add_task(f"  {name}", total=total_steps, info="")
+
+    def advance(self, steps: int = 1) -> None:
+        self._bar.advance(self._current, steps)
+
+    def epoch_done(self, name: str, epoch: int, epochs: int, val_total: float, lr: float) -> None:
+        self._bar.update(self._current, info=f"epoch {epoch}/{epochs} val {val_total:.4f} lr {lr:.3g}")
+
+    def candidate_done(self, name: str, summary: str) -> None:
+        self._bar.console.print(f"[green]done[/] {name}: {summary}")
+        self._bar.advance(self._overall, 1)
+
+    def candidate_skipped(self, name: str, reason: str) -> None:
+        self._bar.console.print(f"[dim]skip {name}: {reason}[/]")
+
+    def message(self, text: str) -> None:
+        self._bar.console.print(text)

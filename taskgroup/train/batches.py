@@ -1,0 +1,50 @@
+"""A split held in memory as torch tensors, so a training batch is one fancy-index per array.
+
+`taskgroup.data.open_split` returns memory-mapped arrays; training reads every image once
+per epoch for many candidate networks, so the run copies each split into RAM once and all
+candidates share it. A mask that is true everywhere is dropped (None): the loss is then a
+plain mean, which is the same number computed faster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+
+@dataclass
+class TensorSplit:
+    images: torch.Tensor  # (N, 3, H, W) float32 in [0, 1]
+    targets: dict[str, torch.Tensor]  # task -> (N, C, H, W) float32, or (N, H, W) int64 for segmentation
+    masks: dict[str, torch.Tensor | None]  # task -> (N, 1, H, W) bool, or None when every label is defined
+
+    @classmethod
+    def from_arrays(cls, split: Any, tasks: Sequence[str]) -> "TensorSplit":
+        """Copy a SplitArrays-like object (.images, .targets, .masks numpy arrays) into tensors."""
+        images = torch.from_numpy(np.array(split.images, dtype=np.float32))
+        targets, masks = {}, {}
+        for task in tasks:
+            t = np.asarray(split.targets[task])
+            targets[task] = torch.from_numpy(np.array(t, dtype=np.int64 if t.dtype.kind in "iu" else np.float32))
+            raw = split.masks.get(task) if hasattr(split.masks, "get") else split.masks[task]
+            m = None if raw is None else torch.from_numpy(np.array(raw, dtype=bool))
+            masks[task] = None if m is None or bool(m.all()) else m
+        return cls(images, targets, masks)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def batch(self, index: torch.Tensor, tasks: Sequence[str]):
+        """(images, {task: target}, {task: mask or None}) for the rows in `index`."""
+        images = self.images.index_select(0, index)
+        targets = {t: self.targets[t].index_select(0, index) for t in tasks}
+        masks = {t: (None if self.masks[t] is None else self.masks[t].index_select(0, index)) for t in tasks}
+        return images, targets, masks
+
+    def slice(self, start: int, stop: int, tasks: Sequence[str]):
+        """Contiguous rows as views (evaluation walks a split in order)."""
+        masks = {t: (None if self.masks[t] is None else self.masks[t][start:stop]) for t in tasks}
+        return self.images[start:stop], {t: self.targets[t][start:stop] for t in tasks}, masks

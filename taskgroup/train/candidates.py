@@ -1,0 +1,62 @@
+"""Candidate networks to train: a task set and a width.
+
+The paper's candidate sets for N tasks:
+- `singles`: every task alone, at full width and at half width (the half-size singles are
+  the "independent networks" baseline at the same total cost as one full network for two tasks);
+- `pairs`: `singles` plus every pair of tasks at full width (the paper's default set; the
+  higher-order networks are then estimated from pairs, HOA);
+- `all`: every non-empty subset of tasks at full width, plus the half-width singles.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Sequence
+
+from taskgroup.errors import TaskgroupError
+
+CANDIDATE_SETS = ("singles", "pairs", "all")
+FULL, HALF = 1.0, 0.5
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    tasks: tuple[str, ...]  # tasks the network is trained on, in the run's task order
+    width: float = FULL  # width multiplier: 1.0 standard, 0.5 half size
+
+    @property
+    def name(self) -> str:
+        """Readable identity, also the store key: 'depth_zbuffer+normal@1'."""
+        return "+".join(self.tasks) + f"@{self.width:g}"
+
+    @property
+    def file_stem(self) -> str:
+        """File-name-safe identity for checkpoints."""
+        return "+".join(self.tasks) + f"_w{self.width:g}"
+
+
+def normalise_spec(spec: CandidateSpec, run_tasks: Sequence[str]) -> CandidateSpec:
+    """Order a spec's tasks as in the run and check they belong to it, so equal sets get one key."""
+    unknown = [t for t in spec.tasks if t not in run_tasks]
+    if unknown:
+        raise TaskgroupError(f"candidate {spec.name}: task(s) {unknown} are not in this run's tasks {list(run_tasks)}")
+    if not spec.tasks or len(set(spec.tasks)) != len(spec.tasks):
+        raise TaskgroupError(f"candidate {spec.name}: needs at least one task and no task twice")
+    if not (isinstance(spec.width, (int, float)) and 0 < spec.width <= 4):
+        raise TaskgroupError(f"candidate {spec.name}: width must be in (0, 4], got {spec.width!r}")
+    return CandidateSpec(tuple(t for t in run_tasks if t in spec.tasks), float(spec.width))
+
+
+def candidate_set(kind: str, tasks: Sequence[str]) -> list[CandidateSpec]:
+    """The candidate networks of one of the paper's sets, in training order (singles first)."""
+    if kind not in CANDIDATE_SETS:
+        raise TaskgroupError(f"unknown candidate set '{kind}'; valid sets: {', '.join(CANDIDATE_SETS)}")
+    tasks = tuple(tasks)
+    specs = [CandidateSpec((t,), FULL) for t in tasks] + [CandidateSpec((t,), HALF) for t in tasks]
+    if kind == "pairs":
+        specs += [CandidateSpec(p, FULL) for p in itertools.combinations(tasks, 2)]
+    elif kind == "all":
+        for k in range(2, len(tasks) + 1):
+            specs += [CandidateSpec(c, FULL) for c in itertools.combinations(tasks, k)]
+    return specs

@@ -1,0 +1,200 @@
+"""What a training run is: the preset's architecture, the data, and the training recipe.
+
+A `RunConfig` fully determines how every candidate network of a run is trained (together
+with the candidate's task set and width). It is stored in the run's results store, and a
+`--resume` with a different config is refused, so one run directory never mixes recipes.
+
+Presets (`tiny`, `default`) fix the architecture and resolution in `taskgroup.presets`;
+the training-recipe half of each preset lives here, keyed by the same names. A TOML file
+(`--config FILE`) overrides any field:
+
+    [train]          # TrainConfig fields
+    epochs = 8
+    [data]           # DataConfig fields (taskgroup.data), except `resolution`
+    n_train = 1000
+    [arch]           # ArchPreset fields: model, model_config (a table), resolution
+    resolution = 32
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from taskgroup.errors import TaskgroupError
+from taskgroup.presets import ARCH_PRESETS, ArchPreset, get_arch_preset
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The paper's recipe (SGD with momentum, LR halving on a validation plateau), sized for a CPU."""
+
+    epochs: int = 6  # passes over the training split; validation after every epoch
+    batch_size: int = 32  # images per optimiser step (the last partial batch of an epoch is dropped)
+    lr: float = 0.05  # initial SGD learning rate
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 1e-4  # L2 penalty on all weights
+    lr_factor: float = 0.5  # ReduceLROnPlateau: multiply the LR by this when val total loss stops improving
+    lr_patience: int = 0  # ReduceLROnPlateau: epochs without improvement before the LR is cut
+    eval_batch_size: int = 128  # images per forward pass when computing val/test losses
+    threads: int = 0  # torch intra-op threads; 0 = one per CPU core (os.cpu_count())
+
+    def validate(self, where: str = "train config") -> None:
+        ints = {"epochs": 1, "batch_size": 1, "lr_patience": 0, "eval_batch_size": 1, "threads": 0}
+        for name, minimum in ints.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TaskgroupError(f"{where}: field '{name}': expected an integer, found {type(value).__name__} ({value!r})")
+            if value < minimum:
+                raise TaskgroupError(f"{where}: field '{name}': expected >= {minimum}, found {value}")
+        for name in ("lr", "momentum", "weight_decay", "lr_factor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TaskgroupError(f"{where}: field '{name}': expected a number, found {type(value).__name__} ({value!r})")
+        if not self.lr > 0:
+            raise TaskgroupError(f"{where}: field 'lr': expected > 0, found {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise TaskgroupError(f"{where}: field 'momentum': expected in [0, 1), found {self.momentum}")
+        if self.weight_decay < 0:
+            raise TaskgroupError(f"{where}: field 'weight_decay': expected >= 0, found {self.weight_decay}")
+        if not 0 < self.lr_factor < 1:
+            raise TaskgroupError(f"{where}: field 'lr_factor': expected in (0, 1), found {self.lr_factor}")
+
+    def torch_threads(self) -> int:
+        return self.threads or (os.cpu_count() or 1)
+
+
+# Training-recipe and data-size half of each preset (architecture: taskgroup.presets).
+# default: ~15-25 s per candidate on a 2-core CPU at 32x32 (see docs/training.md);
+# tiny: a candidate in a few seconds, for tests.
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "tiny": TrainConfig(epochs=10, batch_size=16, lr=0.05, threads=1),
+    "default": TrainConfig(epochs=6, batch_size=32, lr=0.05),
+}
+DATA_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(n_train=320, n_val=64, n_test=64, views_per_layout=8),
+    "default": dict(n_train=2000, n_val=300, n_test=300, views_per_layout=10),
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides how a run's networks are trained (stored with the run)."""
+
+    preset: str  # name of the preset this config started from
+    arch: ArchPreset  # model name, model keyword arguments, input resolution
+    data: Any  # taskgroup.data.DataConfig; its resolution always equals arch.resolution
+    train: TrainConfig  # the optimisation recipe
+    seed: int = 0  # seeds weight init and batch order (the same for every candidate)
+    esa_fraction: float | None = None  # ESA: fraction of the schedule after which the "early" stage is taken
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description; equal dicts mean identical training."""
+        arch = {"model": self.arch.model, "model_config": _plain(self.arch.model_config), "resolution": self.arch.resolution}
+        data = self.data.content_key() if hasattr(self.data, "content_key") else dict(self.data)
+        return {"preset": self.preset, "arch": arch, "data": data, "train": dataclasses.asdict(self.train),
+                "seed": self.seed, "esa_fraction": self.esa_fraction}
+
+    def esa_epochs(self) -> int | None:
+        """Epoch after which the early (ESA) stage is recorded: round(fraction * epochs), at least 1."""
+        if self.esa_fraction is None:
+            return None
+        return max(1, min(self.train.epochs, round(self.esa_fraction * self.train.epochs)))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def make_run_config(preset: str = "default", config_file: str | os.PathLike | None = None, *, seed: int = 0,
+                    esa_fraction: float | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Start from a preset, apply the TOML file (if any) and then `overrides` (same layout as the TOML)."""
+    from taskgroup.data import DataConfig
+
+    if preset not in TRAIN_PRESETS or preset not in ARCH_PRESETS:
+        raise TaskgroupError(f"unknown preset '{preset}'; presets: {', '.join(sorted(set(TRAIN_PRESETS) & set(ARCH_PRESETS)))}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise TaskgroupError(f"seed must be a non-negative integer, got {seed!r}")
+    if esa_fraction is not None and not (isinstance(esa_fraction, (int, float)) and 0 < esa_fraction < 1):
+        raise TaskgroupError(f"--esa fraction must be in (0, 1) (e.g. 0.2 = a fifth of the schedule), got {esa_fraction!r}")
+    arch = get_arch_preset(preset)
+    train = TRAIN_PRESETS[preset]
+    data_fields = dict(DATA_PRESETS[preset])
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if config_file is not None:
+        layers.append((str(config_file), _read_toml(config_file)))
+    if overrides:
+        layers.append(("overrides", overrides))
+    for where, doc in layers:
+        unknown = sorted(set(doc) - {"train", "data", "arch"})
+        if unknown:
+            raise TaskgroupError(f"{where}: unknown section(s) {', '.join(map(repr, unknown))}; valid sections: arch, data, train")
+        for section in ("train", "data", "arch"):
+            if section in doc and not isinstance(doc[section], dict):
+                raise TaskgroupError(f"{where}: '{section}' must be a table ([{section}]), found {type(doc[section]).__name__}")
+        train = _override(train, doc.get("train", {}), f"{where}: [train]")
+        arch = _override_arch(arch, doc.get("arch", {}), f"{where}: [arch]")
+        data_doc = doc.get("data", {})
+        if "resolution" in data_doc:
+            raise TaskgroupError(f"{where}: [data] key 'resolution': set the input resolution in [arch] "
+                                 "(the data always matches the network's input)")
+        valid = {f.name for f in dataclasses.fields(DataConfig)} - {"resolution"}
+        unknown = sorted(set(data_doc) - valid)
+        if unknown:
+            raise TaskgroupError(f"{where}: [data] unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(sorted(valid))}")
+        data_fields.update(data_doc)
+    train.validate()
+    data = DataConfig.from_dict(dict(data_fields, resolution=arch.resolution), where="data config")
+    return RunConfig(preset=preset, arch=arch, data=data, train=train, seed=seed,
+                     esa_fraction=None if esa_fraction is None else float(esa_fraction))
+
+
+def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise TaskgroupError(f"{path}: config file not found")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise TaskgroupError(f"{path}: not valid TOML ({exc})") from exc
+
+
+def _override(train: TrainConfig, doc: dict[str, Any], where: str) -> TrainConfig:
+    valid = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for key, value in doc.items():
+        if key not in valid:
+            raise TaskgroupError(f"{where} unknown key '{key}'; valid keys: {', '.join(sorted(valid))}")
+        expected = type(getattr(train, key))
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) if expected is float else \
+            (isinstance(value, int) and not isinstance(value, bool))
+        if not ok:
+            raise TaskgroupError(f"{where} key '{key}': expected {'a number' if expected is float else 'an integer'}, "
+                                 f"found {type(value).__name__} ({value!r})")
+    new = dataclasses.replace(train, **{k: (float(v) if isinstance(getattr(train, k), float) else v) for k, v in doc.items()})
+    new.validate(where.rstrip(":"))
+    return new
+
+
+def _override_arch(arch: ArchPreset, doc: dict[str, Any], where: str) -> ArchPreset:
+    valid = ("model", "model_config", "resolution")
+    for key, value in doc.items():
+        if key not in valid:
+            raise TaskgroupError(f"{where} unknown key '{key}'; valid keys: {', '.join(valid)}")
+    if "model" in doc and not isinstance(doc["model"], str):
+        raise TaskgroupError(f"{where} key 'model': expected a string, found {type(doc['model']).__name__}")
+    if "model_config" in doc and not isinstance(doc["model_config"], dict):
+        raise TaskgroupError(f"{where} key 'model_config': expected a table, found {type(doc['model_config']).__name__}")
+    if "resolution" in doc:
+        r = doc["resolution"]
+        if isinstance(r, bool) or not isinstance(r, int) or r < 16 or r % 16:
+            raise TaskgroupError(f"{where} key 'resolution': expected a positive multiple of 16, found {r!r}")
+    return ArchPreset(model=doc.get("model", arch.model), model_config=dict(doc.get("model_config", arch.model_config)),
+                      resolution=doc.get("resolution", arch.resolution))

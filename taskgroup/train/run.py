@@ -1,0 +1,166 @@
+"""Train a set of candidate networks into a run directory, resumably.
+
+RUN_DIR/
+  runs.sqlite               results store (taskgroup.train.store): config, candidates, results
+  losses.json               the loss table, re-exported after every finished candidate
+  checkpoints/<name>_<stage>.pt   best-on-validation weights of each finished (network, stage)
+
+Each candidate is trained, its checkpoints renamed into place, then committed in one
+transaction; `resume=True` skips committed (network, stage) pairs and retrains interrupted
+candidates from scratch. The same function adds more networks to an existing run later
+(`train_more`), e.g. the pipeline fully training networks that were only estimated.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from taskgroup.errors import TaskgroupError
+from taskgroup.losstable import LossTable
+from taskgroup.tasks import parse_task_list
+from taskgroup.train.candidates import CandidateSpec, normalise_spec
+from taskgroup.train.config import RunConfig, TrainConfig
+from taskgroup.train.store import CHECKPOINT_DIR, RunStore
+
+
+def default_stages(config: RunConfig, esa_only: bool = False) -> tuple[str, ...]:
+    """`final`; plus `early` when an ESA fraction is set; only `early` with esa_only."""
+    if esa_only:
+        if config.esa_fraction is None:
+            raise TaskgroupError("--esa-only needs --esa FRACTION")
+        return ("early",)
+    return ("early", "final") if config.esa_fraction is not None else ("final",)
+
+
+def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[CandidateSpec], config: RunConfig, *,
+                     resume: bool = False, stages: Sequence[str] | None = None, progress=None, data=None) -> LossTable:
+    """Train `specs` (those not yet finished) into `run_dir`; return the run's loss table.
+
+    A new run refuses a non-empty directory; `resume=True` reopens it, refusing a different
+    config, and also retrains candidates a previous process left unfinished. `data` (a
+    RunData) may be passed to reuse splits already in memory.
+    """
+    from taskgroup.train.trainer import Progress, build_model, load_run_data
+
+    progress = progress or Progress()
+    tasks = parse_task_list(list(tasks))
+    stages = tuple(stages) if stages is not None else default_stages(config)
+    specs = _dedupe([normalise_spec(s, tasks) for s in specs])
+    build_model(config, specs[0] if specs else CandidateSpec(tasks[:1]))  # bad model_config fails before anything is written
+    run_dir = Path(run_dir)
+    config_doc = json.loads(json.dumps(config.to_dict()))
+    if resume:
+        store = RunStore.open(run_dir)
+        _check_same_run(store, config_doc, tasks)
+        store.verify_checkpoints()
+        for stale in (run_dir / CHECKPOINT_DIR).glob(".*.tmp"):  # temp files of a killed checkpoint write
+            stale.unlink()
+    else:
+        store = RunStore.create(run_dir, config_doc, tasks)
+    try:
+        jobs: list[tuple[CandidateSpec, tuple[str, ...]]] = [(s, stages) for s in specs]
+        for spec in store.interrupted():
+            if spec not in specs:
+                jobs.append((spec, store.interrupted_stages(spec)))
+        todo = [(s, st) for s, st in jobs if set(st) - store.done_stages(s)]
+        progress.run_started(len(jobs), len(jobs) - len(todo))
+        for spec, wanted in jobs:
+            if not set(wanted) - store.done_stages(spec):
+                progress.candidate_skipped(spec.name, "already trained")
+        if data is None and todo:
+            progress.message("loading data (rendered and cached on first use)")
+            data = load_run_data(config, tasks)
+        if data is not None and not store.reference_losses():
+            store.set_reference_losses(data.reference)
+        store.export()
+        for spec, wanted in todo:
+            train_into_store(store, spec, config, data, wanted, progress)
+        return store.export()
+    finally:
+        store.close()
+
+
+def train_into_store(store: RunStore, spec: CandidateSpec, config: RunConfig, data, stages: Sequence[str], progress=None) -> None:
+    """Train the missing stages of one candidate, write its checkpoints, commit, export the table."""
+    from taskgroup.models import save_checkpoint
+    from taskgroup.train.trainer import build_model, train_one
+
+    missing = tuple(s for s in ("early", "final") if s in stages and s not in store.done_stages(spec))
+    if not missing:
+        return
+    store.mark_running(spec, missing)
+    results = train_one(spec, config, data, stages=missing, progress=progress)
+    rows = []
+    for stage in missing:
+        r = results[stage]
+        rel = f"{CHECKPOINT_DIR}/{spec.file_stem}_{stage}.pt"
+        model = build_model(config, spec)
+        model.load_state_dict(r.state_dict)
+        save_checkpoint(model, store.run_dir / rel, stage=stage, fraction=r.fraction, steps=r.steps,
+                        best_epoch=r.best_epoch, seed=config.seed)
+        rows.append(dict(stage=stage, fraction=r.fraction, best_epoch=r.best_epoch, steps=r.steps,
+                         wall_time_s=r.wall_time_s, losses=r.losses, checkpoint=rel))
+    store.commit_results(spec, rows)
+    store.export()
+    if progress is not None:
+        final = results.get("final") or results["early"]
+        val = ", ".join(f"{t} {v:.4f}" for t, v in final.losses["val"].items())
+        progress.candidate_done(spec.name, f"val {val} ({final.wall_time_s:.1f} s)")
+
+
+def train_more(run_dir: str | Path, specs: Sequence[CandidateSpec], *, stages: Sequence[str] = ("final",),
+               progress=None, data=None) -> LossTable:
+    """Train further networks (e.g. ones selection only estimated) into an existing run, with its config."""
+    store = RunStore.open(run_dir)
+    try:
+        config, tasks = run_config_from_store(store), store.tasks()
+    finally:
+        store.close()
+    return train_candidates(run_dir, tasks, specs, config, resume=True, stages=stages, progress=progress, data=data)
+
+
+def run_config_from_store(store: RunStore) -> RunConfig:
+    """Rebuild the RunConfig a run was started with (the data cache location is not stored)."""
+    from taskgroup.data import DataConfig
+    from taskgroup.presets import ArchPreset
+
+    doc = store.config()
+    try:
+        arch = ArchPreset(model=doc["arch"]["model"], model_config=doc["arch"]["model_config"],
+                          resolution=doc["arch"]["resolution"])
+        return RunConfig(preset=doc["preset"], arch=arch, data=DataConfig.from_dict(doc["data"]),
+                         train=TrainConfig(**doc["train"]), seed=doc["seed"], esa_fraction=doc["esa_fraction"])
+    except (KeyError, TypeError) as exc:
+        raise TaskgroupError(f"{store.path}: stored run config is incomplete or malformed ({exc})") from exc
+
+
+def _check_same_run(store: RunStore, config_doc: dict[str, Any], tasks: tuple[str, ...]) -> None:
+    stored = store.config()
+    if store.tasks() != tasks:
+        raise TaskgroupError(f"{store.run_dir}: refusing to resume: the run was started with tasks {list(store.tasks())}, "
+                             f"now given {list(tasks)}")
+    if stored != config_doc:
+        diffs = _diff(stored, config_doc)
+        raise TaskgroupError(f"{store.run_dir}: refusing to resume with a different config: "
+                             + "; ".join(f"{k}: run has {a!r}, now {b!r}" for k, a, b in diffs[:8])
+                             + " (use a new --out directory, or the original settings)")
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)
+        return out
+    return [] if a == b else [(prefix, a, b)]
+
+
+def _dedupe(specs: list[CandidateSpec]) -> list[CandidateSpec]:
+    seen, out = set(), []
+    for s in specs:
+        if s.name not in seen:
+            seen.add(s.name)
+            out.append(s)
+    return out

@@ -1,0 +1,249 @@
+"""The results store of a run: `RUN_DIR/runs.sqlite`, plus the exported `RUN_DIR/losses.json`.
+
+Tables:
+- `meta`: kind, schema_version, the run config (JSON) and the run's tasks;
+- `candidates`: one row per network ever started: task set, width, status (`running` while
+  a training job is under way, `done` when its stages are committed), stages asked for;
+- `results`: one row per finished (network, stage): losses per split and task, steps, wall
+  time, the checkpoint path (relative to RUN_DIR) and the checkpoint's sha256;
+- `reference`: the trivial predictor's loss per task and split.
+
+A candidate's checkpoints are renamed into place first; then one transaction inserts its
+result rows and marks it done. A crash at any point leaves either a committed candidate or a
+`running` row (retrained from scratch on `--resume`), never half a result. Only the standard
+library is used here, so `taskgroup results` runs without torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from taskgroup.errors import TaskgroupError
+from taskgroup.losstable import LOSS_TABLE_FILENAME, LossTable, NetworkResult
+from taskgroup.train.candidates import CandidateSpec
+
+STORE_FILENAME = "runs.sqlite"
+CHECKPOINT_DIR = "checkpoints"
+KIND = "taskgroup_run"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE candidates (
+    name TEXT PRIMARY KEY,
+    tasks TEXT NOT NULL,            -- JSON list, in the run's task order
+    width REAL NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done')),
+    stages TEXT NOT NULL,           -- JSON list of the stages the current/last job trains
+    attempts INTEGER NOT NULL,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE TABLE results (
+    name TEXT NOT NULL REFERENCES candidates(name),
+    stage TEXT NOT NULL CHECK (stage IN ('final', 'early')),
+    fraction REAL NOT NULL,
+    best_epoch REAL NOT NULL,
+    steps INTEGER NOT NULL,
+    wall_time_s REAL NOT NULL,
+    losses TEXT NOT NULL,           -- JSON: split -> task -> loss
+    checkpoint TEXT NOT NULL,       -- relative to the run directory
+    checkpoint_sha256 TEXT NOT NULL,
+    PRIMARY KEY (name, stage)
+);
+CREATE TABLE reference (task TEXT NOT NULL, split TEXT NOT NULL, loss REAL NOT NULL, PRIMARY KEY (task, split));
+"""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class RunStore:
+    """One run directory's SQLite store. Open with `create` (new run) or `open` (existing)."""
+
+    def __init__(self, run_dir: Path, conn: sqlite3.Connection):
+        self.run_dir = run_dir
+        self.path = run_dir / STORE_FILENAME
+        self._conn = conn
+
+    # -- opening -----------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, run_dir: str | Path, config: dict[str, Any], tasks: Sequence[str]) -> "RunStore":
+        """Start a new run; refuses a run directory that already holds anything."""
+        run_dir = Path(run_dir)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise TaskgroupError(f"{run_dir}: exists and is not a directory")
+        if run_dir.is_dir() and any(run_dir.iterdir()):
+            hint = " (it holds a run: add --resume to continue it)" if (run_dir / STORE_FILENAME).exists() else ""
+            raise TaskgroupError(f"{run_dir}: run directory is not empty{hint}; refusing to overwrite it")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
+        # Build the database beside its final name and rename it in, so a crash here leaves no half store.
+        tmp = run_dir / f".{STORE_FILENAME}.tmp"
+        tmp.unlink(missing_ok=True)
+        conn = sqlite3.connect(tmp)
+        with conn:
+            conn.executescript(_SCHEMA)
+            rows = [("kind", KIND), ("schema_version", str(SCHEMA_VERSION)),
+                    ("config", json.dumps(config, sort_keys=True)), ("tasks", json.dumps(list(tasks))),
+                    ("created_at", str(time.time()))]
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", rows)
+        conn.close()
+        tmp.rename(run_dir / STORE_FILENAME)
+        return cls.open(run_dir)
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> "RunStore":
+        """Open an existing run's store read-write, checking it is one (never creating or repairing it)."""
+        run_dir = Path(run_dir)
+        path = run_dir / STORE_FILENAME
+        if not path.is_file():
+            raise TaskgroupError(f"{run_dir}: no results store ({STORE_FILENAME}); nothing to resume — start a run without --resume")
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)
+            conn.execute("PRAGMA foreign_keys = ON")
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            for table in ("candidates", "results", "reference"):
+                conn.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise TaskgroupError(f"{path}: not a readable taskgroup results store ({exc}); the file was left untouched") from exc
+        if meta.get("kind") != KIND:
+            raise TaskgroupError(f"{path}: meta 'kind' is {meta.get('kind')!r}, expected '{KIND}'")
+        if meta.get("schema_version") != str(SCHEMA_VERSION):
+            raise TaskgroupError(f"{path}: unsupported schema_version {meta.get('schema_version')!r}; supported: {SCHEMA_VERSION}")
+        store = cls(run_dir, conn)
+        store.config()  # parse now, so a damaged config is reported at open
+        store.tasks()
+        return store
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- run-level data ----------------------------------------------------------------
+
+    def _meta(self, key: str) -> Any:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise TaskgroupError(f"{self.path}: meta '{key}' is missing")
+        try:
+            return json.loads(row[0])
+        except json.JSONDecodeError as exc:
+            raise TaskgroupError(f"{self.path}: meta '{key}' is not valid JSON ({exc})") from exc
+
+    def config(self) -> dict[str, Any]:
+        cfg = self._meta("config")
+        if not isinstance(cfg, dict):
+            raise TaskgroupError(f"{self.path}: meta 'config' is not an object")
+        return cfg
+
+    def tasks(self) -> tuple[str, ...]:
+        tasks = self._meta("tasks")
+        if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
+            raise TaskgroupError(f"{self.path}: meta 'tasks' is not a list of task names")
+        return tuple(tasks)
+
+    def reference_losses(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for task, split, loss in self._conn.execute("SELECT task, split, loss FROM reference ORDER BY task, split"):
+            out.setdefault(task, {})[split] = loss
+        return out
+
+    def set_reference_losses(self, reference: dict[str, dict[str, float]]) -> None:
+        rows = [(t, s, float(v)) for t, per in reference.items() for s, v in per.items()]
+        with self._transaction():
+            self._conn.executemany("INSERT OR REPLACE INTO reference VALUES (?, ?, ?)", rows)
+
+    # -- candidates --------------------------------------------------------------------
+
+    def done_stages(self, spec: CandidateSpec) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT stage FROM results WHERE name = ?", (spec.name,))}
+
+    def interrupted(self) -> list[CandidateSpec]:
+        """Candidates whose last training job started but never committed (killed or crashed)."""
+        rows = self._conn.execute("SELECT tasks, width FROM candidates WHERE status = 'running' ORDER BY rowid")
+        return [CandidateSpec(tuple(json.loads(t)), w) for t, w in rows]
+
+    def interrupted_stages(self, spec: CandidateSpec) -> tuple[str, ...]:
+        row = self._conn.execute("SELECT stages FROM candidates WHERE name = ?", (spec.name,)).fetchone()
+        return tuple(json.loads(row[0])) if row else ()
+
+    def mark_running(self, spec: CandidateSpec, stages: Iterable[str]) -> None:
+        with self._transaction():
+            self._conn.execute(
+                "INSERT INTO candidates (name, tasks, width, status, stages, attempts, started_at) "
+                "VALUES (?, ?, ?, 'running', ?, 1, ?) ON CONFLICT(name) DO UPDATE SET status = 'running', "
+                "stages = excluded.stages, attempts = attempts + 1, started_at = excluded.started_at, finished_at = NULL",
+                (spec.name, json.dumps(list(spec.tasks)), spec.width, json.dumps(sorted(stages)), time.time()))
+
+    def commit_results(self, spec: CandidateSpec, rows: Sequence[dict[str, Any]]) -> None:
+        """One transaction: the candidate's result rows (checkpoints already in place) and status done."""
+        with self._transaction():
+            for r in rows:
+                ckpt = self.run_dir / r["checkpoint"]
+                self._conn.execute(
+                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (spec.name, r["stage"], r["fraction"], r["best_epoch"], r["steps"], r["wall_time_s"],
+                     json.dumps(r["losses"], allow_nan=False), r["checkpoint"], sha256_file(ckpt)))
+            self._conn.execute("UPDATE candidates SET status = 'done', finished_at = ? WHERE name = ?", (time.time(), spec.name))
+
+    def verify_checkpoints(self) -> None:
+        """Every committed checkpoint must exist with its recorded hash; a mismatch means the run dir was damaged."""
+        for name, stage, rel, sha in self._conn.execute("SELECT name, stage, checkpoint, checkpoint_sha256 FROM results"):
+            path = self.run_dir / rel
+            if not path.is_file():
+                raise TaskgroupError(f"{path}: checkpoint of finished network {name} ({stage}) is missing; "
+                                     f"the run directory {self.run_dir} is damaged")
+            if sha256_file(path) != sha:
+                raise TaskgroupError(f"{path}: checkpoint of finished network {name} ({stage}) does not match the sha256 "
+                                     f"recorded in {self.path}; the run directory is damaged")
+
+    def counts(self) -> dict[str, int]:
+        rows = self._conn.execute("SELECT status, COUNT(*) FROM candidates GROUP BY status").fetchall()
+        return {status: n for status, n in rows}
+
+    # -- the loss table ----------------------------------------------------------------
+
+    def loss_table(self) -> LossTable:
+        tasks = self.tasks()
+        networks = []
+        query = ("SELECT c.tasks, c.width, r.stage, r.fraction, r.losses, r.checkpoint, r.steps, r.wall_time_s "
+                 "FROM results r JOIN candidates c ON c.name = r.name ORDER BY c.rowid, r.stage DESC")
+        for net_tasks, width, stage, fraction, losses, ckpt, steps, wall in self._conn.execute(query):
+            networks.append(NetworkResult(tuple(json.loads(net_tasks)), width, stage, json.loads(losses), ckpt,
+                                          steps, wall, fraction))
+        from taskgroup.train.losses import TRIVIAL_PREDICTOR
+
+        meta = {"run_config": self.config(), "trivial_predictor": TRIVIAL_PREDICTOR, "status": self.counts()}
+        return LossTable(tasks, networks, self.reference_losses(), meta)
+
+    def export(self) -> LossTable:
+        """Write RUN_DIR/losses.json (atomically) from the committed rows."""
+        table = self.loss_table()
+        table.save(self.run_dir / LOSS_TABLE_FILENAME)
+        return table
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _transaction(self):
+        conn = self._conn
+
+        class _Tx:
+            def __enter__(self_inner):
+                conn.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self_inner, exc_type, exc, tb):
+                conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                return False
+
+        return _Tx()

@@ -1,0 +1,208 @@
+"""The paper's training recipe for one candidate network.
+
+SGD with momentum on the unweighted sum of the task losses (masked means; cross-entropy
+for segmentation, L1 for the rest); validation after every epoch; the learning rate is
+halved when the validation total loss stops improving (ReduceLROnPlateau); the weights of
+the best validation epoch are kept and evaluated on the test split.
+
+ESA (Early Stopping Approximation): with `config.esa_fraction = F` the early stage is the
+best-on-validation network within the first round(F * total steps) steps. The schedule up to
+that step does not depend on what comes after it (the plateau scheduler only looks back),
+so the snapshot taken during a full run is exactly the network a separate F-length run
+would produce; `stages=("early",)` stops there instead.
+
+Deterministic given the seed: the seed fixes the initial weights (torch.manual_seed) and the
+batch order (a numpy Generator), and is the same for every candidate, so results do not
+depend on the order candidates are trained in.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from taskgroup.errors import TaskgroupError
+from taskgroup.train.batches import TensorSplit
+from taskgroup.train.candidates import CandidateSpec
+from taskgroup.train.config import RunConfig
+from taskgroup.train.losses import loss_mean, loss_sum_count, reference_losses
+
+
+class Progress:
+    """Receives training events; the default ignores them. The CLI renders them with rich."""
+
+    def run_started(self, total: int, finished: int) -> None: ...
+    def candidate_started(self, name: str, total_steps: int) -> None: ...
+    def advance(self, steps: int = 1) -> None: ...
+    def epoch_done(self, name: str, epoch: int, epochs: int, val_total: float, lr: float) -> None: ...
+    def candidate_done(self, name: str, summary: str) -> None: ...
+    def candidate_skipped(self, name: str, reason: str) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+@dataclass
+class RunData:
+    """The three splits of a run in memory, plus the trivial-predictor reference losses."""
+
+    tasks: tuple[str, ...]
+    train: TensorSplit
+    val: TensorSplit
+    test: TensorSplit
+    reference: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> split -> trivial loss
+
+    @classmethod
+    def from_splits(cls, tasks: Sequence[str], train: Any, val: Any, test: Any) -> "RunData":
+        """Build from SplitArrays-like objects (numpy .images, .targets[task], .masks[task])."""
+        tasks = tuple(tasks)
+        reference = reference_losses(train, {"val": val, "test": test}, tasks)
+        return cls(tasks, TensorSplit.from_arrays(train, tasks), TensorSplit.from_arrays(val, tasks),
+                   TensorSplit.from_arrays(test, tasks), reference)
+
+
+def load_run_data(config: RunConfig, tasks: Sequence[str]) -> RunData:
+    """Open (rendering and caching if needed) the run's splits and load them into memory."""
+    from taskgroup.data import open_split
+
+    splits = {s: open_split(config.data, s, tuple(tasks)) for s in ("train", "val", "test")}
+    return RunData.from_splits(tasks, splits["train"], splits["val"], splits["test"])
+
+
+@dataclass
+class StageResult:
+    stage: str  # "final" or "early"
+    fraction: float  # fraction of the full schedule's steps trained
+    best_epoch: float  # epoch (fractional for a mid-epoch ESA snapshot) of the kept weights
+    steps: int  # optimiser steps taken
+    wall_time_s: float  # training time up to this stage (including validation)
+    losses: dict[str, dict[str, float]]  # split -> task -> loss of the kept weights
+    state_dict: dict[str, torch.Tensor]  # the kept weights
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, split: TensorSplit, tasks: Sequence[str], batch_size: int = 128) -> dict[str, float]:
+    """Per-task masked-mean loss over a whole split (sum over defined pixels / their number)."""
+    was_training = model.training
+    model.eval()
+    sums = {t: torch.zeros((), dtype=torch.float64) for t in tasks}
+    counts = {t: torch.zeros((), dtype=torch.float64) for t in tasks}
+    for start in range(0, len(split), batch_size):
+        x, targets, masks = split.slice(start, start + batch_size, tasks)
+        out = model(x)
+        for t in tasks:
+            s, c = loss_sum_count(t, out[t], targets[t], masks[t])
+            sums[t] += s.double()
+            counts[t] += c.double()
+    model.train(was_training)
+    return {t: float(sums[t] / counts[t].clamp_min(1.0)) for t in tasks}
+
+
+def build_model(config: RunConfig, spec: CandidateSpec):
+    from taskgroup.models import create_model
+
+    try:
+        return create_model(config.arch.model, spec.tasks, spec.width, **config.arch.model_config)
+    except TypeError as exc:
+        raise TaskgroupError(f"model '{config.arch.model}' rejects model_config {config.arch.model_config}: {exc}") from exc
+
+
+def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: Sequence[str] = ("final",),
+              progress: Progress | None = None) -> dict[str, StageResult]:
+    """Train one candidate with the recipe; return the requested stages (best-on-val weights each)."""
+    progress = progress or Progress()
+    stages = tuple(stages)
+    if not stages or any(s not in ("final", "early") for s in stages):
+        raise TaskgroupError(f"stages must be 'final' and/or 'early', got {stages}")
+    if "early" in stages and config.esa_fraction is None:
+        raise TaskgroupError("the early (ESA) stage needs an ESA fraction (--esa FRACTION)")
+    tc = config.train
+    tasks = spec.tasks
+    n = len(data.train)
+    steps_per_epoch = n // tc.batch_size
+    if steps_per_epoch < 1:
+        raise TaskgroupError(f"training split has {n} images, fewer than one batch of {tc.batch_size}")
+    total_steps = steps_per_epoch * tc.epochs
+    esa_step = max(1, round(config.esa_fraction * total_steps)) if config.esa_fraction is not None else None
+    last_step = total_steps if "final" in stages else esa_step
+
+    previous_threads = torch.get_num_threads()
+    previous_det = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(tc.torch_threads())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        torch.manual_seed(config.seed)
+        rng = np.random.default_rng(config.seed)
+        model = build_model(config, spec)
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=tc.lr_factor, patience=tc.lr_patience)
+        eval_model = copy.deepcopy(model)
+
+        def test_losses(state: dict[str, torch.Tensor]) -> dict[str, float]:
+            eval_model.load_state_dict(state)
+            return evaluate(eval_model, data.test, tasks, tc.eval_batch_size)
+
+        def check_finite(val: dict[str, float], step: int) -> float:
+            total = sum(val.values())
+            if not np.isfinite(total):
+                raise TaskgroupError(f"candidate {spec.name}: training diverged at step {step} (validation loss {val}); "
+                                     "lower [train] lr in the config")
+            return total
+
+        progress.candidate_started(spec.name, last_step)
+        start = time.perf_counter()
+        results: dict[str, StageResult] = {}
+        best_total, best_state, best_val, best_epoch = float("inf"), None, None, 0.0
+        step = 0
+        for epoch in range(1, tc.epochs + 1):
+            order = torch.from_numpy(rng.permutation(n))
+            for i in range(steps_per_epoch):
+                x, targets, masks = data.train.batch(order[i * tc.batch_size:(i + 1) * tc.batch_size], tasks)
+                out = model(x)
+                loss = sum(loss_mean(t, out[t], targets[t], masks[t]) for t in tasks)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                progress.advance()
+                if step == esa_step and i + 1 < steps_per_epoch and "early" in stages:
+                    # Mid-epoch ESA snapshot: validate now, without feeding the scheduler, so the
+                    # full run continues exactly as if this evaluation had not happened.
+                    val = evaluate(model, data.val, tasks, tc.eval_batch_size)
+                    total = check_finite(val, step)
+                    if total < best_total:
+                        state, val_e, ep = _state(model), val, epoch - 1 + (i + 1) / steps_per_epoch
+                    else:
+                        state, val_e, ep = best_state, best_val, best_epoch
+                    results["early"] = StageResult("early", step / total_steps, ep, step, time.perf_counter() - start,
+                                                   {"val": val_e, "test": test_losses(state)}, state)
+                if step == last_step:
+                    break
+            if step == last_step and step % steps_per_epoch:
+                break  # early-only run stopping mid-epoch: its snapshot is already taken
+            val = evaluate(model, data.val, tasks, tc.eval_batch_size)
+            total = check_finite(val, step)
+            scheduler.step(total)
+            if total < best_total:
+                best_total, best_state, best_val, best_epoch = total, _state(model), val, float(epoch)
+            progress.epoch_done(spec.name, epoch, tc.epochs, total, optimizer.param_groups[0]["lr"])
+            if step == esa_step and "early" in stages:
+                results["early"] = StageResult("early", step / total_steps, best_epoch, step, time.perf_counter() - start,
+                                               {"val": best_val, "test": test_losses(best_state)}, best_state)
+            if step == last_step:
+                break
+        if "final" in stages:
+            results["final"] = StageResult("final", 1.0, best_epoch, step, time.perf_counter() - start,
+                                           {"val": best_val, "test": test_losses(best_state)}, best_state)
+        return results
+    finally:
+        torch.set_num_threads(previous_threads)
+        torch.use_deterministic_algorithms(previous_det)
+
+
+def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
