@@ -17,6 +17,7 @@ from taskgroup.cli import select as _select  # noqa: F401,E402
 from taskgroup.cli import profile as _profile  # noqa: F401,E402
 from taskgroup.cli import export as _export  # noqa: F401,E402
 from taskgroup.cli import train as _train  # noqa: F401,E402
+from taskgroup.cli import pipeline as _pipeline  # noqa: F401,E402
 
 
 def main(argv: list[str] | None = None) -> None:

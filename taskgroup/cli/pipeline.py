@@ -1,0 +1,53 @@
+"""`taskgroup pipeline`: the whole method end to end on the local device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from taskgroup.cli.app import app
+from taskgroup.tasks import PAPER_TASKS
+
+
+@app.command("pipeline")
+def pipeline_command(
+    out: Path = typer.Option(Path("runs/pipeline"), "--out", help="Run directory; every artefact goes here."),
+    preset: str = typer.Option("default", help="tiny (seconds, for tests) or default (a few minutes on a CPU)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file overriding preset fields "
+                                          "([data], [train], [arch] tables, as for `taskgroup train`)."),
+    tasks: str = typer.Option(",".join(PAPER_TASKS), help="Comma-separated tasks to group."),
+    candidates: str = typer.Option("pairs", help="Candidates trained for the search: singles | pairs | all. "
+                                   "With pairs, higher-order networks are estimated (HOA)."),
+    estimate: str = typer.Option("hoa", help="Estimator for untrained 3+-task networks: hoa (mean of the "
+                                 "pairs inside the group, as in the paper) or none."),
+    esa: Optional[float] = typer.Option(None, help="Early Stopping Approximation: train candidates for this "
+                                        "fraction of the schedule only; the chosen networks are then trained fully."),
+    budget_ms: Optional[float] = typer.Option(None, "--budget-ms", help="Budget in milliseconds per frame, "
+                                              "measured on this device (batch 1)."),
+    budget_snt: Optional[float] = typer.Option(None, "--budget-snt", help="Budget in standard-network times: "
+                                               "multiples of the measured latency of one full-width network "
+                                               "serving all tasks. Default 1.5 when no budget is given."),
+    random_baselines: int = typer.Option(3, help="Random groupings trained as baselines."),
+    seed: int = typer.Option(0, help="Seed for weights, batch order and random baselines."),
+    device: str = typer.Option("cpu", help="Device to profile and benchmark on: cpu or cuda:N."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run; finished stages are skipped."),
+) -> None:
+    """Profile this device, train candidate networks, select the best grouping under the budget,
+    train the chosen networks fully, train baselines at the same budget, export and benchmark
+    the bundle, and write a report (RUN_DIR/report/report.md)."""
+    from taskgroup.cli.train import RichProgress
+    from taskgroup.pipeline.run import Pipeline, PipelineConfig
+    from taskgroup.tasks import parse_task_list
+
+    cfg = PipelineConfig(preset=preset, config_file=str(config) if config else None, tasks=parse_task_list(tasks),
+                         candidates=candidates, estimate=None if estimate == "none" else estimate, esa=esa,
+                         budget_ms=budget_ms, budget_snt=budget_snt, random_baselines=random_baselines,
+                         seed=seed, device=device)
+    from rich.markup import escape
+
+    with RichProgress() as progress:
+        pipeline = Pipeline(out, cfg, resume=resume, say=lambda text: progress.message(escape(text)), progress=progress)
+        report = pipeline.run()
+    typer.echo(f"report: {report}")

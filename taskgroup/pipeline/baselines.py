@@ -1,0 +1,84 @@
+"""Baselines at the same budget: what a practitioner would do without the search.
+
+- one network for all tasks (the cheapest-to-deploy multi-task network);
+- independent single-task networks: the best set of singles (full or half width) that fits;
+- random groupings: random partitions of the tasks into networks, shrunk to half width
+  until they fit.
+Each is a list of `(tasks_trained, tasks_served, width)` networks; the pipeline trains the
+missing ones with the same recipe and scores them on the same test split.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from taskgroup.search import Candidate, select
+
+NetworkCost = Callable[[float, Sequence[str]], float]  # (width, served tasks) -> cost
+
+
+@dataclass(frozen=True)
+class BaselineNetwork:
+    tasks: tuple[str, ...]  # trained and served (baselines have no auxiliary tasks)
+    width: float
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str
+    networks: tuple[BaselineNetwork, ...]
+
+    def cost(self, network_cost: NetworkCost) -> float:
+        return sum(network_cost(n.width, n.tasks) for n in self.networks)
+
+
+def one_network(tasks: Sequence[str], budget: float, network_cost: NetworkCost) -> Baseline:
+    """All tasks in one network: full width if it fits, else half width (reported even if over)."""
+    full = Baseline("one network", (BaselineNetwork(tuple(tasks), 1.0),))
+    if full.cost(network_cost) <= budget:
+        return full
+    return Baseline("one network", (BaselineNetwork(tuple(tasks), 0.5),))
+
+
+def independent_singles(single_candidates: Sequence[Candidate], tasks: Sequence[str], budget: float,
+                        unit: str) -> Baseline | None:
+    """The exact best set of single-task networks within the budget, or None if none fits."""
+    from taskgroup.errors import TaskgroupError
+
+    singles = [c for c in single_candidates if len(c.tasks) == 1]
+    try:
+        sel = select(singles, budget, tasks=tasks, unit=unit)
+    except TaskgroupError:
+        return None
+    return Baseline("independent singles",
+                    tuple(BaselineNetwork(n.candidate.tasks, n.candidate.width) for n in sel.networks))
+
+
+def random_groupings(tasks: Sequence[str], budget: float, network_cost: NetworkCost, draws: int,
+                     seed: int, max_tries: int = 1000) -> list[Baseline]:
+    """`draws` random partitions of the tasks that fit the budget (fewer if none can be found)."""
+    rng = random.Random(seed)
+    out: list[Baseline] = []
+    seen: set[frozenset] = set()
+    for _ in range(max_tries):
+        if len(out) == draws:
+            break
+        order = list(tasks)
+        rng.shuffle(order)
+        k = rng.randint(1, len(order))
+        cuts = sorted(rng.sample(range(1, len(order)), k - 1)) if k > 1 else []
+        groups = [tuple(t for t in tasks if t in order[a:b]) for a, b in zip([0] + cuts, cuts + [len(order)])]
+        nets = [BaselineNetwork(g, 1.0) for g in groups]
+        # Shrink random networks to half width until the grouping fits (or cannot shrink further).
+        for i in rng.sample(range(len(nets)), len(nets)):
+            if sum(network_cost(n.width, n.tasks) for n in nets) <= budget:
+                break
+            nets[i] = BaselineNetwork(nets[i].tasks, 0.5)
+        candidate = Baseline(f"random #{len(out) + 1}", tuple(nets))
+        key = frozenset((n.tasks, n.width) for n in nets)
+        if candidate.cost(network_cost) <= budget and key not in seen:
+            seen.add(key)
+            out.append(candidate)
+    return out

@@ -1,0 +1,388 @@
+"""The end-to-end pipeline: profile -> train candidates -> select -> train the chosen networks
+fully -> baselines -> export -> benchmark -> report, in one run directory.
+
+RUN_DIR/
+  pipeline.json      config and the stages finished so far (resume skips them)
+  profile.json       device profile measured at the start (costs in ms)
+  train/             the training run (runs.sqlite, losses.json, checkpoints/)
+  selected.json      the grouping chosen on the candidates (may contain estimated networks)
+  frontier.json      the whole time-vs-loss trade-off on the candidates
+  best.json          the final grouping: chosen networks fully trained, evaluated on test
+  baselines.json     baselines at the same budget, trained and evaluated the same way
+  bundle/            the deployable bundle (taskgroup export)
+  bench.json         measured latency of the bundle
+  report/            report.md and figures
+
+Each stage writes its outputs atomically and is then recorded as finished in pipeline.json;
+an interrupted pipeline re-run with `resume=True` repeats no finished stage (training itself
+resumes candidate by candidate).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from taskgroup.errors import TaskgroupError
+from taskgroup.fileio import read_json, write_json_atomic
+from taskgroup.losstable import LossTable
+from taskgroup.tasks import PAPER_TASKS, parse_task_list
+
+STATE_FILE = "pipeline.json"
+STATE_KIND = "pipeline_state"
+DEFAULT_BUDGET_SNT = 1.5
+STAGES = ("profile", "candidates", "select", "finalize", "baselines", "export", "bench", "report")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    preset: str = "default"  # architecture, data and training recipe (taskgroup.presets / taskgroup.train)
+    config_file: str | None = None  # TOML overriding preset fields, as `taskgroup train --config`
+    tasks: tuple[str, ...] = PAPER_TASKS  # tasks to group (default: the paper's five)
+    candidates: str = "pairs"  # candidate set trained for the search: singles | pairs | all
+    estimate: str | None = "hoa"  # estimator for untrained higher-order networks (None: measured only)
+    esa: float | None = None  # Early Stopping Approximation: train candidates for this fraction only
+    budget_ms: float | None = None  # budget in measured milliseconds on this device...
+    budget_snt: float | None = None  # ...or in standard-network times (x the profiled all-task network); 1.5 if neither
+    random_baselines: int = 3  # random groupings drawn as baselines
+    seed: int = 0  # weights, batch order, random baselines
+    device: str = "cpu"  # device to profile and benchmark on
+    backend: str = "onnxruntime"  # profiling backend; the runtime uses ONNX Runtime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", parse_task_list(list(self.tasks)))
+        if self.budget_ms is None and self.budget_snt is None:
+            object.__setattr__(self, "budget_snt", DEFAULT_BUDGET_SNT)
+        if self.budget_ms is not None and self.budget_snt is not None:
+            raise TaskgroupError("give exactly one budget: --budget-ms X or --budget-snt Y")
+        budget = self.budget_ms if self.budget_ms is not None else self.budget_snt
+        if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0):
+            raise TaskgroupError(f"the budget must be a positive number, got {budget!r}")
+        if self.random_baselines < 0:
+            raise TaskgroupError(f"--random-baselines must be >= 0, got {self.random_baselines}")
+        if len(self.tasks) < 2:
+            raise TaskgroupError("grouping needs at least two tasks")
+
+    def to_json(self) -> dict[str, Any]:
+        doc = dataclasses.asdict(self)
+        doc["tasks"] = list(self.tasks)
+        return doc
+
+
+class Pipeline:
+    """Runs the stages in order; each stage is a method reading earlier stages' files."""
+
+    def __init__(self, run_dir: str | Path, config: PipelineConfig, *, resume: bool = False,
+                 say: Callable[[str], None] = print, progress=None):
+        self.run_dir = Path(run_dir)
+        self.config = config
+        self.say = say
+        self.progress = progress
+        self.state = self._open_state(resume)
+        self._data = None  # training splits, loaded once and shared by every training stage
+
+    # ---- state
+    def _open_state(self, resume: bool) -> dict[str, Any]:
+        path = self.run_dir / STATE_FILE
+        if resume:
+            if not path.exists():
+                raise TaskgroupError(f"{self.run_dir}: nothing to resume (no {STATE_FILE}); run without --resume")
+            state = read_json(path, STATE_KIND)
+            if state.get("config") != json.loads(json.dumps(self.config.to_json())):
+                raise TaskgroupError(f"{path}: refusing to resume with different settings (the run was started with "
+                                     f"{state.get('config')}); use the original options or a new --out")
+            return state
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise TaskgroupError(f"{self.run_dir}: directory is not empty; use --resume to continue a run or a new --out")
+        state = {"schema_version": 1, "kind": STATE_KIND, "config": self.config.to_json(), "finished": {}}
+        write_json_atomic(path, state)
+        return state
+
+    def _finish(self, stage: str, seconds: float, **info: Any) -> None:
+        self.state["finished"][stage] = {"seconds": round(seconds, 3), **info}
+        write_json_atomic(self.run_dir / STATE_FILE, self.state)
+
+    def run(self) -> Path:
+        for stage in STAGES:
+            if stage in self.state["finished"]:
+                self.say(f"[{stage}] already finished; skipped")
+                continue
+            self.say(f"[{stage}] ...")
+            start = time.perf_counter()
+            info = getattr(self, f"stage_{stage}")() or {}
+            self._finish(stage, time.perf_counter() - start, **info)
+            self.say(f"[{stage}] done in {time.perf_counter() - start:.1f} s")
+        return self.run_dir / "report" / "report.md"
+
+    # ---- shared helpers
+    @property
+    def train_dir(self) -> Path:
+        return self.run_dir / "train"
+
+    def profile(self):
+        from taskgroup.profile import load_profile
+
+        return load_profile(self.run_dir / "profile.json")
+
+    def budget_ms(self) -> float:
+        if self.config.budget_ms is not None:
+            return float(self.config.budget_ms)
+        return float(self.config.budget_snt) * self.profile().standard_network_ms()
+
+    def run_config(self):
+        from taskgroup.train import make_run_config
+
+        return make_run_config(self.config.preset, self.config.config_file, seed=self.config.seed,
+                               esa_fraction=self.config.esa)
+
+    def table(self) -> LossTable:
+        return LossTable.load(self.train_dir)
+
+    def candidates(self, split: str, stage: str, estimate: str | None = None):
+        from taskgroup.search import candidates_from_table
+
+        return candidates_from_table(self.table(), split, stage, cost_fn=self.profile().cost_fn, estimate=estimate)
+
+    def _train(self, specs, stages: tuple[str, ...]) -> None:
+        from taskgroup.train import train_candidates
+        from taskgroup.train.trainer import load_run_data
+
+        config = self.run_config()
+        resume = (self.train_dir / "runs.sqlite").exists()
+        if self._data is None:
+            self.say("loading data (rendered and cached on first use)")
+            self._data = load_run_data(config, self.config.tasks)
+        train_candidates(self.train_dir, self.config.tasks, specs, config, resume=resume, stages=stages,
+                         progress=self.progress, data=self._data)
+
+    def candidate_stage(self) -> str:
+        return "early" if self.config.esa is not None else "final"
+
+    # ---- stages
+    def stage_profile(self) -> dict[str, Any]:
+        from taskgroup.profile.profiler import ProfileConfig, run_profile, write_profile
+
+        preset = self.config.preset
+        doc = run_profile(ProfileConfig(device=self.config.device, backend=self.config.backend, preset=preset,
+                                        tasks=self.config.tasks, seed=self.config.seed), report=self.say)
+        write_profile(doc, self.run_dir / "profile.json")
+        p = self.profile()
+        self.say(f"standard network (all {len(self.config.tasks)} heads, full width): {p.standard_network_ms():.3f} ms; "
+                 f"budget {self.budget_ms():.3f} ms")
+        return {"standard_network_ms": p.standard_network_ms(), "budget_ms": self.budget_ms()}
+
+    def stage_candidates(self) -> dict[str, Any]:
+        from taskgroup.train import candidate_set
+
+        specs = candidate_set(self.config.candidates, self.config.tasks)
+        self._train(specs, (self.candidate_stage(),))
+        return {"networks": len(specs)}
+
+    def stage_select(self) -> dict[str, Any]:
+        from taskgroup.search import frontier, select
+
+        budget = self.budget_ms()
+        cands = self.candidates("val", self.candidate_stage(), self.config.estimate)
+        sel = select(cands, budget, tasks=self.config.tasks, unit="ms")
+        self._write_grouping(sel, "selected.json")
+        front = frontier(cands, tasks=self.config.tasks, unit="ms")
+        write_json_atomic(self.run_dir / "frontier.json", front.to_json())
+        self.say(_describe(sel))
+        return {"objective": sel.objective, "cost_ms": sel.cost, "frontier_points": len(front.points)}
+
+    def stage_finalize(self) -> dict[str, Any]:
+        """Fully train the chosen networks that were only estimated or early-stopped, then
+        re-choose which chosen network serves each task on their final validation losses."""
+        from taskgroup.search import select
+        from taskgroup.train import CandidateSpec
+
+        chosen = read_json(self.run_dir / "selected.json", "grouping")
+        specs = [CandidateSpec(tuple(n["tasks"]), float(n["width"])) for n in chosen["networks"]]
+        self._train(specs, ("final",))
+        keys = {(frozenset(s.tasks), s.width) for s in specs}
+        final = [c for c in self.candidates("val", "final") if c.key in keys]
+        sel = select(final, self.budget_ms(), tasks=self.config.tasks, unit="ms")
+        sel.evaluate([c for c in self.candidates("test", "final") if c.key in keys], "test")
+        self._write_grouping(sel, "best.json")
+        self.say(_describe(sel))
+        return {"objective": sel.objective, "evaluated_total": sel.evaluation.total, "cost_ms": sel.cost}
+
+    def stage_baselines(self) -> dict[str, Any]:
+        from taskgroup.pipeline.baselines import independent_singles, one_network, random_groupings
+        from taskgroup.train import CandidateSpec
+
+        p, budget, tasks = self.profile(), self.budget_ms(), self.config.tasks
+        singles = [c for c in self.candidates("val", "final") if len(c.tasks) == 1]
+        if not singles:  # ESA runs train candidates only to the early stage: choose singles on those
+            singles = [c for c in self.candidates("val", self.candidate_stage()) if len(c.tasks) == 1]
+        baselines = [one_network(tasks, budget, p.network_ms)]
+        indep = independent_singles(singles, tasks, budget, "ms")
+        if indep is not None:
+            baselines.append(indep)
+        baselines += random_groupings(tasks, budget, p.network_ms, self.config.random_baselines, self.config.seed)
+        specs = [CandidateSpec(n.tasks, n.width) for b in baselines for n in b.networks]
+        self._train(specs, ("final",))
+        test = {c.key: c for c in self.candidates("test", "final")}
+        docs = []
+        for b in baselines:
+            losses = {t: test[(frozenset(n.tasks), n.width)].losses[t] for n in b.networks for t in n.tasks}
+            docs.append({"name": b.name, "cost_ms": b.cost(p.network_ms), "test_losses": losses,
+                         "total": math.fsum(losses.values()),
+                         "networks": [{"tasks": list(n.tasks), "served": list(n.tasks), "width": n.width}
+                                      for n in b.networks]})
+        write_json_atomic(self.run_dir / "baselines.json",
+                          {"schema_version": 1, "kind": "baselines", "budget_ms": budget, "baselines": docs})
+        return {"baselines": len(docs)}
+
+    def stage_export(self) -> dict[str, Any]:
+        from exporters import export_bundle, validation_frames
+
+        config = self.run_config()
+        frames, source = validation_frames(config.data, self.config.tasks, 32)
+        out = export_bundle(self.run_dir / "best.json", self.run_dir / "bundle", "onnx", "fp32", frames,
+                            frames_source=source, overwrite=True, log=self.say)
+        return {"bundle": str(out.relative_to(self.run_dir))}
+
+    def stage_bench(self) -> dict[str, Any]:
+        from runtime import load_bundle
+
+        with load_bundle(self.run_dir / "bundle", device=self.config.device) as bundle:
+            whole = bundle.benchmark(runs=300, warmup=20)
+            alone = bundle.benchmark_networks(runs=150, warmup=10)
+            execution = bundle.execution
+        predicted = read_json(self.run_dir / "best.json", "grouping")["cost"]
+        doc = {"schema_version": 1, "kind": "bundle_benchmark", "whole": whole, "standalone": alone,
+               "standalone_p50_sum_ms": math.fsum(a["p50_ms"] for a in alone), "predicted_ms": predicted,
+               "budget_ms": self.budget_ms(), "execution": execution}
+        write_json_atomic(self.run_dir / "bench.json", doc)
+        self.say(f"bundle p50 {whole['p50_ms']:.3f} ms (p99 {whole['p99_ms']:.3f}); predicted {predicted:.3f} ms; "
+                 f"budget {self.budget_ms():.3f} ms")
+        return {"p50_ms": whole["p50_ms"]}
+
+    def stage_report(self) -> dict[str, Any]:
+        from taskgroup.pipeline.report import write_report
+
+        path = write_report(self.run_dir, self.report_data())
+        self.say(f"report: {path}")
+        return {"report": str(path.relative_to(self.run_dir))}
+
+    # ---- report assembly
+    def report_data(self):
+        from taskgroup.pipeline.report import GroupingResult, ReportData
+
+        best = read_json(self.run_dir / "best.json", "grouping")
+        base = read_json(self.run_dir / "baselines.json", "baselines")
+        bench = read_json(self.run_dir / "bench.json", "bundle_benchmark")
+        front = read_json(self.run_dir / "frontier.json", "frontier")
+        p = self.profile()
+        chosen = GroupingResult("chosen", [{"tasks_trained": n["tasks"], "tasks_served": n["served"],
+                                            "width": n["width"]} for n in best["networks"]],
+                                best["cost"], best["evaluated_losses"])
+        baselines = [GroupingResult(b["name"], [{"tasks_trained": n["tasks"], "tasks_served": n["served"],
+                                                 "width": n["width"]} for n in b["networks"]],
+                                    b["cost_ms"], b["test_losses"]) for b in base["baselines"]]
+        table = self.table()
+        return ReportData(
+            tasks=list(self.config.tasks), budget=self.budget_ms(), budget_unit="ms",
+            device=_device_name(p.doc.get("device") or {}) + f" ({p.backend}, {p.execution_provider})",
+            chosen=chosen, baselines=baselines,
+            pairwise_gains=pairwise_gains(table, "test", self.candidate_stage()), gains_split="test",
+            frontier=[{"cost": pt["cost"], "objective": pt["total_loss"]} for pt in front["points"]],
+            latency={"p50_ms": bench["whole"]["p50_ms"], "p90_ms": bench["whole"]["p90_ms"],
+                     "p99_ms": bench["whole"]["p99_ms"], "predicted_ms": bench["predicted_ms"],
+                     "standalone_sum_ms": bench["standalone_p50_sum_ms"]},
+            compute=search_compute(table, self.config.tasks, self.candidate_stage(), self.config.candidates),
+            machine=machine_description(), notes=self._notes(best),
+        )
+
+    def _notes(self, best: dict[str, Any]) -> list[str]:
+        notes = [f"Selection used {'HOA-estimated higher-order networks' if self.config.estimate else 'measured networks only'}"
+                 + (f" and ESA (candidates trained for {self.config.esa:g} of the schedule)" if self.config.esa else "")
+                 + f"; the chosen networks were then trained fully and re-scored (validation objective "
+                 f"{best['objective']:.5f})."]
+        if self.config.budget_snt is not None:
+            notes.append(f"The budget {self.config.budget_snt:g} SNT is {self.budget_ms():.3f} ms: "
+                         f"{self.config.budget_snt:g} x the profiled standard network (all tasks, full width).")
+        return notes
+
+    def _write_grouping(self, sel, name: str) -> None:
+        path = self.run_dir / name
+        doc = sel.to_grouping_json(path, self.train_dir)
+        doc["budget"]["profile"] = "profile.json"  # relative to the grouping file
+        if self.config.budget_snt is not None:
+            doc["budget"]["snt"] = self.config.budget_snt
+        write_json_atomic(path, doc)
+
+
+def pairwise_gains(table: LossTable, split: str, stage: str) -> dict[str, dict[str, float]]:
+    """The paper's pairwise table: L(half-size single of t) / L(pair {t, p} on t) - 1."""
+    half = {n.tasks[0]: n.losses[split][n.tasks[0]] for n in table.networks
+            if len(n.tasks) == 1 and n.width == 0.5 and n.stage == stage and split in n.losses}
+    gains: dict[str, dict[str, float]] = {}
+    for n in table.networks:
+        if len(n.tasks) == 2 and n.width == 1.0 and n.stage == stage and split in n.losses:
+            a, b = n.tasks
+            for t, partner in ((a, b), (b, a)):
+                if t in half and n.losses[split].get(t, 0) > 0:
+                    gains.setdefault(t, {})[partner] = half[t] / n.losses[split][t] - 1
+    return gains
+
+
+def search_compute(table: LossTable, tasks: tuple[str, ...], stage: str, candidate_kind: str) -> dict[str, float]:
+    """Training time spent on the search vs the time to train every subset at full width.
+
+    The time of a k-task network is extrapolated linearly in k from the measured networks of
+    the candidate stage (each extra head adds decoder compute)."""
+    import numpy as np
+
+    measured = [n for n in table.networks if n.stage == stage and n.wall_time_s]
+    spent = math.fsum(n.wall_time_s for n in measured)
+    full = [(len(n.tasks), n.wall_time_s) for n in measured if n.width == 1.0]
+    half = [n.wall_time_s for n in measured if n.width == 0.5]
+    ks = np.array([k for k, _ in full], dtype=float)
+    ts = np.array([t for _, t in full], dtype=float)
+    if len(set(ks)) >= 2:
+        slope, intercept = np.polyfit(ks, ts, 1)
+    else:
+        slope, intercept = 0.0, float(ts.mean()) if len(ts) else 0.0
+    n = len(tasks)
+    from math import comb
+
+    all_time = sum(comb(n, k) * max(0.0, intercept + slope * k) for k in range(1, n + 1))
+    all_time += n * (float(np.mean(half)) if half else 0.0)
+    return {"search_train_s": spent, "n_trained": len(measured),
+            "all_candidates_train_s": all_time, "n_all": 2 ** n - 1 + n}
+
+
+def machine_description() -> str:
+    import os
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def _device_name(device: dict[str, Any]) -> str:
+    if device.get("kind") == "cpu":
+        return f"CPU {device.get('cpu_model', '?')} ({device.get('cpu_cores', '?')} cores)"
+    return str(device.get("gpu_name") or device.get("name") or "unknown device")
+
+
+def _describe(sel) -> str:
+    parts = []
+    for net in sel.networks:
+        c = net.candidate
+        parts.append(f"{'+'.join(c.tasks)}@{c.width:g} serves {','.join(net.served)} ({net.cost:.3f} ms)")
+    return f"grouping: {'; '.join(parts)}; total val loss {sel.total_loss:.5f}; cost {sel.cost:.3f} ms"

@@ -1,0 +1,122 @@
+"""End to end: the tiny pipeline, interrupted after training and resumed, yields a
+consistent set of artefacts and repeats no finished stage."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from taskgroup.fileio import read_json
+
+pytestmark = pytest.mark.slow
+
+
+def _pipeline(out: Path, *extra: str) -> subprocess.Popen:
+    env = dict(os.environ, TASKGROUP_CACHE=str(out.parent / "cache"))
+    return subprocess.Popen([sys.executable, "-m", "taskgroup", "pipeline", "--preset", "tiny", "--out", str(out),
+                             "--random-baselines", "2", *extra],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finished(out: Path) -> dict:
+    try:
+        return json.loads((out / "pipeline.json").read_text())["finished"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return {}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    proc = _pipeline(out)
+    deadline = time.time() + 600
+    while "candidates" not in _finished(out):
+        assert proc.poll() is None, f"pipeline ended early:\n{proc.stdout.read()}"
+        assert time.time() < deadline, "pipeline did not finish training in time"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {p: p.stat().st_mtime_ns for p in [out / "profile.json", *(out / "train" / "checkpoints").glob("*.pt")]}
+    assert "report" not in _finished(out)
+
+    proc = _pipeline(out, "--resume")
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    assert "[profile] already finished" in output and "[candidates] already finished" in output
+    for path, mtime in before.items():  # finished stages and trained candidates were not redone
+        assert path.stat().st_mtime_ns == mtime, f"{path} was rewritten on resume"
+    return out
+
+
+def test_every_artefact_exists(run_dir):
+    for name in ["profile.json", "train/losses.json", "selected.json", "frontier.json", "best.json",
+                 "baselines.json", "bench.json", "bundle/manifest.json", "report/report.md",
+                 "report/pairwise_gains.png", "report/frontier.png", "report/task_losses.png"]:
+        assert (run_dir / name).is_file(), name
+        assert (run_dir / name).stat().st_size > 0, name
+    assert set(_finished(run_dir)) == {"profile", "candidates", "select", "finalize", "baselines", "export", "bench",
+                                       "report"}
+
+
+def test_grouping_fits_budget_and_serves_every_task_once(run_dir):
+    best = read_json(run_dir / "best.json", "grouping")
+    tasks = best["tasks"]
+    served = [t for n in best["networks"] for t in n["served"]]
+    assert sorted(served) == sorted(tasks)
+    assert best["cost"] <= best["budget"]["value"] * (1 + 1e-9)
+    assert math.isclose(best["cost"], sum(n["cost"] for n in best["networks"]), rel_tol=1e-9)
+    assert math.isclose(best["evaluated_total"], sum(best["evaluated_losses"].values()), rel_tol=1e-9)
+    for n in best["networks"]:  # fully trained: a checkpoint, final stage, not estimated
+        assert n["stage"] == "final" and not n["estimated"]
+        assert (run_dir / n["checkpoint"]).is_file()
+
+
+def test_bundle_serves_the_grouping(run_dir):
+    from runtime import load_bundle
+
+    best = read_json(run_dir / "best.json", "grouping")
+    manifest = json.loads((run_dir / "bundle" / "manifest.json").read_text())
+    with load_bundle(run_dir / "bundle") as bundle:
+        outputs = bundle.run(bundle.example_frame())
+    assert set(outputs) == set(best["tasks"])
+    assert manifest["selection"]["budget"]["unit"] == "ms"
+    assert math.isclose(manifest["selection"]["predicted_latency"]["value"], best["cost"], rel_tol=1e-9)
+
+
+def test_baselines_and_report_agree_with_the_files(run_dir):
+    best = read_json(run_dir / "best.json", "grouping")
+    baselines = read_json(run_dir / "baselines.json", "baselines")["baselines"]
+    names = [b["name"] for b in baselines]
+    assert names[0] == "one network" and any(n.startswith("random") for n in names)
+    report = (run_dir / "report" / "report.md").read_text()
+    assert f"{best['evaluated_total']:.5f}" in report
+    for b in baselines:
+        assert f"| {b['name']} |" in report and f"{b['total']:.5f}" in report
+        if b["cost_ms"] <= best["budget"]["value"] and b["total"] < best["evaluated_total"]:
+            assert f"'{b['name']}' fits the budget and has a LOWER total" in report
+    bench = read_json(run_dir / "bench.json", "bundle_benchmark")
+    assert f"{bench['whole']['p50_ms']:.3f} ms" in report
+
+
+def test_resume_of_a_finished_run_repeats_nothing(run_dir):
+    stamps = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file() and p.name != "pipeline.json"}
+    proc = _pipeline(run_dir, "--resume")
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    assert all(f"[{s}] already finished" in output for s in _finished(run_dir))
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_refuses_a_non_empty_directory_and_changed_settings(run_dir):
+    proc = _pipeline(run_dir)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "not empty" in output
+    proc = _pipeline(run_dir, "--resume", "--seed", "3")
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "different settings" in output
