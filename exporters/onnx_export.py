@@ -150,7 +150,7 @@ def torch_outputs(model, frames: np.ndarray, batch: int = 16) -> dict[str, np.nd
     outs: dict[str, list[np.ndarray]] = {}
     with torch.no_grad():
         for i in range(0, len(frames), batch):
-            for t, v in model(torch.from_numpy(frames[i:i + batch])).items():
+            for t, v in model(torch.tensor(frames[i:i + batch])).items():  # a copy: frames may be read-only
                 outs.setdefault(t, []).append(v.numpy())
     return {t: np.concatenate(v) for t, v in outs.items()}
 
