@@ -33,15 +33,15 @@ from taskgroup.presets import ARCH_PRESETS, ArchPreset, get_arch_preset
 class TrainConfig:
     """The paper's recipe (SGD with momentum, LR halving on a validation plateau), sized for a CPU."""
 
-    epochs: int = 6  # passes over the training split; validation after every epoch
+    epochs: int = 4  # passes over the training split; validation after every epoch
     batch_size: int = 32  # images per optimiser step (the last partial batch of an epoch is dropped)
-    lr: float = 0.05  # initial SGD learning rate
+    lr: float = 0.1  # initial SGD learning rate
     momentum: float = 0.9  # SGD momentum
     weight_decay: float = 1e-4  # L2 penalty on all weights
     lr_factor: float = 0.5  # ReduceLROnPlateau: multiply the LR by this when val total loss stops improving
-    lr_patience: int = 0  # ReduceLROnPlateau: epochs without improvement before the LR is cut
+    lr_patience: int = 1  # ReduceLROnPlateau: epochs without improvement before the LR is cut
     eval_batch_size: int = 128  # images per forward pass when computing val/test losses
-    threads: int = 0  # torch intra-op threads; 0 = one per CPU core (os.cpu_count())
+    threads: int = 1  # torch intra-op threads (0 = one per core); 1 is robust when other processes share the CPU
 
     def validate(self, where: str = "train config") -> None:
         ints = {"epochs": 1, "batch_size": 1, "lr_patience": 0, "eval_batch_size": 1, "threads": 0}
@@ -72,8 +72,8 @@ class TrainConfig:
 # default: ~15-25 s per candidate on a 2-core CPU at 32x32 (see docs/training.md);
 # tiny: a candidate in a few seconds, for tests.
 TRAIN_PRESETS: dict[str, TrainConfig] = {
-    "tiny": TrainConfig(epochs=10, batch_size=16, lr=0.05, threads=1),
-    "default": TrainConfig(epochs=6, batch_size=32, lr=0.05),
+    "tiny": TrainConfig(epochs=10, batch_size=16, lr=0.1, lr_patience=1),
+    "default": TrainConfig(epochs=4, batch_size=32, lr=0.1, lr_patience=1),
 }
 DATA_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(n_train=320, n_val=64, n_test=64, views_per_layout=8),
@@ -99,11 +99,6 @@ class RunConfig:
         return {"preset": self.preset, "arch": arch, "data": data, "train": dataclasses.asdict(self.train),
                 "seed": self.seed, "esa_fraction": self.esa_fraction}
 
-    def esa_epochs(self) -> int | None:
-        """Epoch after which the early (ESA) stage is recorded: round(fraction * epochs), at least 1."""
-        if self.esa_fraction is None:
-            return None
-        return max(1, min(self.train.epochs, round(self.esa_fraction * self.train.epochs)))
 
 
 def _plain(value: Any) -> Any:
@@ -152,7 +147,8 @@ def make_run_config(preset: str = "default", config_file: str | os.PathLike | No
             raise TaskgroupError(f"{where}: [data] unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(sorted(valid))}")
         data_fields.update(data_doc)
     train.validate()
-    data = DataConfig.from_dict(dict(data_fields, resolution=arch.resolution), where="data config")
+    where = f"{config_file}: [data]" if config_file is not None else "data config"
+    data = DataConfig.from_dict(dict(data_fields, resolution=arch.resolution), where=where)
     return RunConfig(preset=preset, arch=arch, data=data, train=train, seed=seed,
                      esa_fraction=None if esa_fraction is None else float(esa_fraction))
 
