@@ -98,10 +98,13 @@ def trivial_loss(task: str, constant: np.ndarray, targets: np.ndarray, masks: np
     return total / max(count, 1.0)
 
 
-def reference_losses(train: Any, splits: dict[str, Any], tasks: Sequence[str]) -> dict[str, dict[str, float]]:
-    """task -> split -> trivial-predictor loss, fitted on `train` (SplitArrays-like: .targets, .masks)."""
+def reference_losses(train: Any, splits: dict[str, Any], tasks: Sequence[str]
+                     ) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
+    """(task -> split -> trivial-predictor loss, task -> fitted constant), fitted on `train`
+    (SplitArrays-like: .targets, .masks)."""
     out: dict[str, dict[str, float]] = {}
+    constants: dict[str, np.ndarray] = {}
     for task in tasks:
-        constant = fit_trivial(task, train.targets[task], train.masks.get(task))
+        constants[task] = constant = fit_trivial(task, train.targets[task], train.masks.get(task))
         out[task] = {name: trivial_loss(task, constant, s.targets[task], s.masks.get(task)) for name, s in splits.items()}
-    return out
+    return out, constants

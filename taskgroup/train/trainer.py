@@ -54,14 +54,15 @@ class RunData:
     val: TensorSplit
     test: TensorSplit
     reference: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> split -> trivial loss
+    constants: dict[str, np.ndarray] = field(default_factory=dict)  # task -> the trivial predictor's output
 
     @classmethod
     def from_splits(cls, tasks: Sequence[str], train: Any, val: Any, test: Any) -> "RunData":
         """Build from SplitArrays-like objects (numpy .images, .targets[task], .masks[task])."""
         tasks = tuple(tasks)
-        reference = reference_losses(train, {"val": val, "test": test}, tasks)
+        reference, constants = reference_losses(train, {"val": val, "test": test}, tasks)
         return cls(tasks, TensorSplit.from_arrays(train, tasks), TensorSplit.from_arrays(val, tasks),
-                   TensorSplit.from_arrays(test, tasks), reference)
+                   TensorSplit.from_arrays(test, tasks), reference, constants)
 
 
 def load_run_data(config: RunConfig, tasks: Sequence[str]) -> RunData:
@@ -137,6 +138,7 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
         torch.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
         model = build_model(config, spec)
+        init_output_bias(model, data.constants)
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=tc.lr_factor, patience=tc.lr_patience)
@@ -202,6 +204,24 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
     finally:
         torch.set_num_threads(previous_threads)
         torch.use_deterministic_algorithms(previous_det)
+
+
+def init_output_bias(model: torch.nn.Module, constants: dict[str, np.ndarray]) -> None:
+    """Start every head at the trivial predictor: its last convolution's bias = the fitted constant.
+
+    Regression targets sit around their median (e.g. 0.5 for flat curvature) while a fresh head
+    outputs ~0; starting from the constant spends no steps getting there, so even a few
+    epochs improve on the trivial predictor instead of first climbing back to it.
+    """
+    for task, head in model.heads.items():
+        if task not in constants:
+            continue
+        convs = [m for m in head.modules() if isinstance(m, torch.nn.Conv2d)]
+        last = convs[-1] if convs else None
+        value = torch.as_tensor(constants[task], dtype=torch.float32)
+        if last is not None and last.bias is not None and last.bias.shape == value.shape:
+            with torch.no_grad():
+                last.bias.copy_(value)
 
 
 def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -1,0 +1,160 @@
+"""The run directory: atomic per-candidate commits, refusal to clobber, resume, corruption."""
+
+import json
+import sqlite3
+
+import pytest
+
+from taskgroup.errors import TaskgroupError
+from taskgroup.losstable import LossTable
+from taskgroup.train import CandidateSpec, RunStore, candidate_set, make_run_config, train_candidates, train_more
+from taskgroup.train.trainer import RunData
+
+TASKS = ("segment_semantic", "depth_zbuffer")
+
+
+@pytest.fixture(scope="module")
+def data(fake_splits):
+    return RunData.from_splits(TASKS, *fake_splits)
+
+
+def cfg(**kw):
+    return make_run_config("tiny", overrides={"train": {"epochs": 2, "batch_size": 16}}, **kw)
+
+
+def snapshot(run_dir):
+    return {p.relative_to(run_dir): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def test_run_writes_table_checkpoints_and_store(tmp_path, data):
+    run = tmp_path / "run"
+    table = train_candidates(run, TASKS, candidate_set("pairs", TASKS), cfg(esa_fraction=0.5), data=data)
+    assert len(table.networks) == 5 * 2  # 2 full + 2 half singles + 1 pair, each final + early
+    loaded = LossTable.load(run)
+    assert [n.key for n in loaded.networks] == [n.key for n in table.networks]
+    for n in loaded.networks:
+        assert not n.checkpoint.startswith("/") and (run / n.checkpoint).is_file()
+        assert set(n.losses) == {"val", "test"} and set(n.losses["val"]) == set(n.tasks)
+        assert n.fraction == (1.0 if n.stage == "final" else 0.5)
+    assert set(loaded.reference_losses) == set(TASKS)
+    assert loaded.reference_losses == data.reference
+    from taskgroup.models import load_checkpoint
+
+    model = load_checkpoint(run / loaded.networks[0].checkpoint)
+    assert model.tasks == loaded.networks[0].tasks
+
+
+def test_refuses_non_empty_dir_without_resume(tmp_path, data):
+    run = tmp_path / "run"
+    train_candidates(run, TASKS, candidate_set("singles", TASKS)[:1], cfg(), data=data)
+    before = snapshot(run)
+    with pytest.raises(TaskgroupError, match="not empty.*--resume"):
+        train_candidates(run, TASKS, candidate_set("singles", TASKS), cfg(), data=data)
+    assert snapshot(run) == before
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("x")
+    with pytest.raises(TaskgroupError, match="not empty"):
+        train_candidates(tmp_path / "other", TASKS, candidate_set("singles", TASKS), cfg(), data=data)
+
+
+def test_resume_skips_finished_and_refuses_other_config(tmp_path, data):
+    run = tmp_path / "run"
+    specs = candidate_set("pairs", TASKS)
+    train_candidates(run, TASKS, specs[:2], cfg(), data=data)
+    before = snapshot(run / "checkpoints")
+    with pytest.raises(TaskgroupError, match="different config.*seed"):
+        train_candidates(run, TASKS, specs, cfg(seed=3), data=data, resume=True)
+    with pytest.raises(TaskgroupError, match="tasks"):
+        train_candidates(run, TASKS[:1], specs[:1], cfg(), data=data, resume=True)
+    table = train_candidates(run, TASKS, specs, cfg(), data=data, resume=True)
+    assert len(table.networks) == len(specs)
+    after = snapshot(run / "checkpoints")
+    assert {k: after[k] for k in before} == before  # finished checkpoints untouched
+
+
+def test_interrupted_candidate_is_retrained_and_stale_temp_files_removed(tmp_path, data):
+    run = tmp_path / "run"
+    specs = candidate_set("singles", TASKS)
+    train_candidates(run, TASKS, specs[:1], cfg(), data=data)
+    store = RunStore.open(run)
+    store.mark_running(specs[1], ("final",))  # as if killed while training specs[1]
+    store.close()
+    (run / "checkpoints" / ".x.pt.abc.tmp").write_bytes(b"partial")
+    table = train_more(run, [], data=data)  # no new specs: only the interrupted one
+    assert [n.name for n in table.networks] == [specs[0].name, specs[1].name]
+    assert not list((run / "checkpoints").glob(".*.tmp"))
+    store = RunStore.open(run)
+    assert store.interrupted() == [] and store.counts() == {"done": 2}
+    store.close()
+
+
+def test_train_more_adds_networks_with_the_stored_config(tmp_path, data):
+    run = tmp_path / "run"
+    train_candidates(run, TASKS, candidate_set("singles", TASKS), cfg(esa_fraction=0.5), stages=("early",), data=data)
+    table = train_more(run, [CandidateSpec(("depth_zbuffer", "segment_semantic"))], stages=("final",), data=data)
+    stages = {(n.name, n.stage) for n in table.networks}
+    assert ("segment_semantic+depth_zbuffer@1", "final") in stages
+    assert ("segment_semantic@1/early", "early") in {(n.name, n.stage) for n in table.networks}
+    # a final stage for a network that so far has only its early stage; the early row is kept
+    early_before = [n for n in table.networks if n.name == "depth_zbuffer@1/early"][0]
+    table = train_more(run, [CandidateSpec(("depth_zbuffer",))], stages=("final",), data=data)
+    assert [n for n in table.networks if n.name == "depth_zbuffer@1/early"][0] == early_before
+    assert any(n.name == "depth_zbuffer@1" for n in table.networks)
+
+
+def test_corrupted_store_is_a_clear_error_and_left_untouched(tmp_path, data):
+    run = tmp_path / "run"
+    train_candidates(run, TASKS, candidate_set("singles", TASKS)[:1], cfg(), data=data)
+    db = run / "runs.sqlite"
+    damaged = b"this is not a database" + db.read_bytes()[22:]
+    db.write_bytes(damaged)
+    with pytest.raises(TaskgroupError, match="runs.sqlite: not a readable taskgroup results store"):
+        train_candidates(run, TASKS, candidate_set("singles", TASKS), cfg(), data=data, resume=True)
+    assert db.read_bytes() == damaged
+
+
+def test_tampered_checkpoint_is_detected_on_resume(tmp_path, data):
+    run = tmp_path / "run"
+    table = train_candidates(run, TASKS, candidate_set("singles", TASKS)[:1], cfg(), data=data)
+    (run / table.networks[0].checkpoint).write_bytes(b"garbage")
+    with pytest.raises(TaskgroupError, match="does not match the sha256"):
+        train_candidates(run, TASKS, candidate_set("singles", TASKS), cfg(), data=data, resume=True)
+
+
+def test_resume_without_a_store_and_unknown_tasks(tmp_path, data):
+    with pytest.raises(TaskgroupError, match="nothing to resume"):
+        train_candidates(tmp_path / "empty", TASKS, candidate_set("singles", TASKS), cfg(), data=data, resume=True)
+    with pytest.raises(TaskgroupError, match="unknown task 'depht'"):
+        train_candidates(tmp_path / "x", ("depht",), [], cfg(), data=data)
+    assert not (tmp_path / "x").exists()
+
+
+def test_one_transaction_per_candidate(tmp_path, data, monkeypatch):
+    """A failure in the middle of committing leaves the candidate 'running' with no result rows."""
+    run = tmp_path / "run"
+    specs = candidate_set("singles", TASKS)
+    config = cfg(esa_fraction=0.5)
+    train_candidates(run, TASKS, specs[:1], config, data=data)
+    import taskgroup.train.store as store_mod
+
+    real, calls = store_mod.sha256_file, []
+
+    def fail_on_second_row(path):
+        calls.append(path)
+        if len(calls) == 2:  # the first row of this candidate is already inserted
+            raise OSError("disk vanished")
+        return real(path)
+
+    monkeypatch.setattr(store_mod.RunStore, "verify_checkpoints", lambda self: None)
+    monkeypatch.setattr(store_mod, "sha256_file", fail_on_second_row)
+    with pytest.raises(OSError, match="disk vanished"):
+        train_candidates(run, TASKS, specs[:2], config, data=data, resume=True)
+    monkeypatch.undo()
+    con = sqlite3.connect(run / "runs.sqlite")
+    assert con.execute("SELECT name, status FROM candidates ORDER BY rowid").fetchall() == [
+        (specs[0].name, "done"), (specs[1].name, "running")]
+    assert con.execute("SELECT name FROM results").fetchall() == [(specs[0].name,)] * 2
+    con.close()
+    assert len(json.loads((run / "losses.json").read_text())["networks"]) == 2
+    table = train_candidates(run, TASKS, specs[:2], config, data=data, resume=True)  # and it recovers
+    assert len(table.networks) == 4
