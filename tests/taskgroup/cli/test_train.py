@@ -1,0 +1,115 @@
+"""`taskgroup train` / `taskgroup results` as a user runs them, including kill -9 and --resume."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from taskgroup.losstable import LossTable, NetworkResult
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def run_cli(*args, timeout=120):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "taskgroup", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def data_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("data-cache")
+
+
+@pytest.fixture
+def config_file(tmp_path, data_cache):
+    path = tmp_path / "cfg.toml"
+    path.write_text(f'[data]\ncache_dir = "{data_cache}"\n[train]\nepochs = 6\n')
+    return path
+
+
+def test_results_prints_table_without_importing_torch(tmp_path):
+    table = LossTable(("depth_zbuffer", "normal"), [
+        NetworkResult(("depth_zbuffer",), 1.0, "final", {"val": {"depth_zbuffer": 0.0712}, "test": {"depth_zbuffer": 0.07}},
+                      "checkpoints/a.pt", 10, 1.5)],
+        reference_losses={"depth_zbuffer": {"val": 0.0867, "test": 0.0855}, "normal": {"val": 0.1682, "test": 0.17}})
+    table.save(tmp_path / "losses.json")
+    code = ("import sys; from taskgroup.cli import main\n"
+            "try:\n    main(['results', sys.argv[1]])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'results imported torch'\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200"))
+    assert out.returncode == 0, out.stderr
+    assert "trivial predictor" in out.stdout and "0.0867" in out.stdout and "0.0712" in out.stdout
+    js = run_cli("results", str(tmp_path), "--json")
+    assert json.loads(js.stdout)["reference_losses"]["normal"]["test"] == 0.17
+
+
+def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path, config_file):
+    out = run_cli("train", "--tasks", "depth_zbuffer,depht", "--out", str(tmp_path / "r1"), "--preset", "tiny")
+    assert out.returncode == 2 and "unknown task 'depht'" in out.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nepochs = 'x'\n")
+    out = run_cli("train", "--tasks", "depth_zbuffer", "--out", str(tmp_path / "r2"), "--preset", "tiny", "--config", str(bad))
+    assert out.returncode == 2 and str(bad) in out.stderr and "'epochs'" in out.stderr
+    out = run_cli("train", "--tasks", "depth_zbuffer", "--out", str(tmp_path / "r3"), "--candidates", "triples")
+    assert out.returncode == 2 and "singles, pairs, all" in out.stderr
+    out = run_cli("results", str(tmp_path / "nope"))
+    assert out.returncode == 2 and ("no such file" in out.stderr or "not a run directory" in out.stderr)
+    assert not any((tmp_path / r).exists() for r in ("r1", "r2", "r3"))
+
+
+def done_rows(db):
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1)
+        try:
+            return con.execute("SELECT name, stage, losses, checkpoint, checkpoint_sha256, steps FROM results "
+                               "ORDER BY name, stage").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return []
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_keeps_finished_work(tmp_path, config_file):
+    run = tmp_path / "run"
+    args = ["train", "--tasks", "depth_zbuffer,normal", "--candidates", "pairs", "--preset", "tiny",
+            "--config", str(config_file), "--out", str(run), "--esa", "0.5"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "taskgroup", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and not done_rows(run / "runs.sqlite") and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = done_rows(run / "runs.sqlite")
+    assert finished, "no candidate was committed before the kill"
+    con = sqlite3.connect(run / "runs.sqlite")
+    statuses = dict(con.execute("SELECT name, status FROM candidates").fetchall())
+    con.close()
+    assert len(statuses) > len({r[0] for r in finished}) or "running" in statuses.values(), \
+        "the run finished before it could be interrupted"
+    ckpt_bytes = {r[3]: (run / r[3]).read_bytes() for r in finished}
+
+    again = run_cli(*args)  # without --resume: refused, nothing touched
+    assert again.returncode == 2 and "--resume" in again.stderr
+    out = run_cli(*args, "--resume")
+    assert out.returncode == 0, out.stderr
+    after = done_rows(run / "runs.sqlite")
+    assert [r for r in after if r[0] in {f[0] for f in finished}] == finished  # rows identical
+    assert {k: (run / k).read_bytes() for k in ckpt_bytes} == ckpt_bytes  # checkpoint bytes identical
+    table = LossTable.load(run)
+    assert len(table.networks) == 5 * 2  # 2 full + 2 half singles + 1 pair, final + early each
+    assert {n.stage for n in table.networks} == {"final", "early"}
+    con = sqlite3.connect(run / "runs.sqlite")
+    assert {s for (s,) in con.execute("SELECT status FROM candidates")} == {"done"}
+    con.close()
+    assert not list((run / "checkpoints").glob(".*.tmp"))
