@@ -47,6 +47,10 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     progress = progress or Progress()
     tasks = parse_task_list(list(tasks))
     stages = tuple(stages) if stages is not None else default_stages(config)
+    if not stages or not set(stages) <= {"early", "final"}:
+        raise TaskgroupError(f"stages must be 'final' and/or 'early', got {list(stages)}")
+    if "early" in stages and config.esa_fraction is None:
+        raise TaskgroupError("the early (ESA) stage needs an ESA fraction (--esa FRACTION)")
     specs = _dedupe([normalise_spec(s, tasks) for s in specs])
     build_model(config, specs[0] if specs else CandidateSpec(tasks[:1]))  # bad model_config fails before anything is written
     run_dir = Path(run_dir)

@@ -158,3 +158,9 @@ def test_one_transaction_per_candidate(tmp_path, data, monkeypatch):
     assert len(json.loads((run / "losses.json").read_text())["networks"]) == 2
     table = train_candidates(run, TASKS, specs[:2], config, data=data, resume=True)  # and it recovers
     assert len(table.networks) == 4
+
+
+def test_early_stage_without_fraction_is_refused_before_writing(tmp_path, data):
+    with pytest.raises(TaskgroupError, match="--esa"):
+        train_candidates(tmp_path / "r", TASKS, candidate_set("singles", TASKS), cfg(), stages=("early",), data=data)
+    assert not (tmp_path / "r").exists()
