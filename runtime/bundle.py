@@ -131,6 +131,14 @@ class Bundle:
             out.append({"network": net.name, "tasks": list(net.tasks), **summarize_ms(samples)})
         return out
 
+    def measure(self, runs: int = 300) -> dict[str, Any]:
+        """The whole bundle per frame next to each network alone, measured in one go."""
+        whole = self.benchmark(runs=runs, warmup=20)
+        alone = self.benchmark_networks(runs=max(50, runs // 2), warmup=10)
+        standalone_sum = sum(a["p50_ms"] for a in alone)
+        return {"whole": whole, "standalone": alone, "standalone_p50_sum_ms": standalone_sum,
+                "ratio_to_standalone_sum": whole["p50_ms"] / standalone_sum}
+
     def describe(self) -> dict[str, Any]:
         return {"bundle": str(self.manifest.path.parent), "backend": self.backend, "device": self.device,
                 "execution": self.execution, "tasks": list(self.tasks),

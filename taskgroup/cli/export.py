@@ -97,13 +97,12 @@ def bench_command(
     except (BundleError, BackendUnavailableError, ValueError) as exc:
         raise TaskgroupError(str(exc)) from exc
     with bundle:
-        whole = bundle.benchmark(runs=runs, warmup=20)
-        alone = bundle.benchmark_networks(runs=max(50, runs // 2), warmup=10)
+        measured = bundle.measure(runs)
         info = bundle.describe()
+    whole, alone, standalone_sum = measured["whole"], measured["standalone"], measured["standalone_p50_sum_ms"]
     sel = bundle.manifest.selection
     budget = sel.get("budget") or {}
     predicted = (sel.get("predicted_latency") or {}).get("value")
-    standalone_sum = sum(a["p50_ms"] for a in alone)
     table = Table(title=f"{bundle_dir} on {device} ({bundle.backend}, {bundle.execution} execution)")
     for col in ("", "p50 ms", "p90 ms", "p99 ms"):
         table.add_column(col, justify="right" if col else "left")

@@ -253,12 +253,11 @@ class Pipeline:
         from runtime import load_bundle
 
         with load_bundle(self.run_dir / "bundle", device=self.config.device) as bundle:
-            whole = bundle.benchmark(runs=300, warmup=20)
-            alone = bundle.benchmark_networks(runs=150, warmup=10)
+            measured = bundle.measure(runs=300)
             execution = bundle.execution
+        whole = measured["whole"]
         predicted = read_json(self.run_dir / "best.json", "grouping")["cost"]
-        doc = {"schema_version": 1, "kind": "bundle_benchmark", "whole": whole, "standalone": alone,
-               "standalone_p50_sum_ms": math.fsum(a["p50_ms"] for a in alone), "predicted_ms": predicted,
+        doc = {"schema_version": 1, "kind": "bundle_benchmark", **measured, "predicted_ms": predicted,
                "budget_ms": self.budget_ms(), "execution": execution}
         write_json_atomic(self.run_dir / "bench.json", doc)
         self.say(f"bundle p50 {whole['p50_ms']:.3f} ms (p99 {whole['p99_ms']:.3f}); predicted {predicted:.3f} ms; "
