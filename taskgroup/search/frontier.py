@@ -96,6 +96,8 @@ def frontier(candidates: Sequence[Candidate], *, tasks: Sequence[str] | None = N
         sel = selector.solve(budget, max_networks)
         if sel is None:
             break
+        if budget is not None and sel.cost > budget + REL_TOL * max(1.0, abs(budget)):
+            raise AssertionError(f"solver returned cost {sel.cost} above budget {budget}")
         points.append(sel)
         budget = sel.cost - BUDGET_STEP * max(1.0, abs(sel.cost))
         if budget < 0:
