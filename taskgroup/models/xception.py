@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from taskgroup.models.registry import register_model
-from taskgroup.tasks import get_task
+from taskgroup.tasks import SEGMENT_CLASSES, get_task
 
 # Input normalisation applied inside the network; inputs are RGB in [0, 1].
 INPUT_MEAN = (0.5, 0.5, 0.5)
@@ -33,6 +33,7 @@ class XceptionConfig:
     stage_strides: tuple[int, ...] = (2, 2, 1)  # stride of each stage; with the stem's 2, total 8
     blocks_per_stage: int = 2  # separable-conv units per stage (the first may stride)
     decoder_channels: tuple[int, ...] = (32, 16, 8)  # one upsampling step (x2) per entry
+    segment_classes: int = len(SEGMENT_CLASSES)  # classes of the segment_semantic head (Taskonomy: 18)
 
     @property
     def output_stride(self) -> int:
@@ -138,8 +139,11 @@ class MultiTaskNet(nn.Module):
         self.width = width
         self.config = config
         self.trunk = Encoder(config, width)
+        self.output_channels = {
+            t: config.segment_classes if t == "segment_semantic" else get_task(t).channels for t in self.tasks
+        }
         self.heads = nn.ModuleDict(
-            {t: Decoder(self.trunk.out_channels, get_task(t).channels, config, width) for t in self.tasks}
+            {t: Decoder(self.trunk.out_channels, self.output_channels[t], config, width) for t in self.tasks}
         )
 
     @property
@@ -160,6 +164,7 @@ class MultiTaskNet(nn.Module):
             raise ValueError(f"cannot keep heads {list(tasks)}: network has {list(self.tasks)}")
         clone = copy.deepcopy(self)
         clone.tasks = tuple(t for t in self.tasks if t in tasks)
+        clone.output_channels = {t: self.output_channels[t] for t in clone.tasks}
         clone.heads = nn.ModuleDict({t: clone.heads[t] for t in clone.tasks})
         return clone
 

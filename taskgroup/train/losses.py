@@ -60,12 +60,13 @@ def fit_trivial(task: str, targets: np.ndarray, masks: np.ndarray | None, chunk:
     spec = get_task(task)
     n = len(targets)
     if spec.loss == "cross_entropy":
-        counts = np.zeros(spec.channels, dtype=np.float64)
+        counts = np.zeros(spec.channels, dtype=np.float64)  # grows if the data has more classes (Taskonomy)
         for s in range(0, n, chunk):
             t = np.asarray(targets[s:s + chunk])
             m = np.ones(t.shape, bool) if masks is None else np.asarray(masks[s:s + chunk])[:, 0]
-            counts += np.bincount(t[m].ravel(), minlength=spec.channels)[: spec.channels]
-        freq = (counts + 1.0) / (counts.sum() + spec.channels)  # add-one smoothing keeps every log finite
+            chunk_counts = np.bincount(t[m].ravel(), minlength=len(counts))
+            counts = np.pad(counts, (0, len(chunk_counts) - len(counts))) + chunk_counts
+        freq = (counts + 1.0) / (counts.sum() + len(counts))  # add-one smoothing keeps every log finite
         return np.log(freq).astype(np.float32)
     medians = np.zeros(spec.channels, dtype=np.float32)
     for c in range(spec.channels):

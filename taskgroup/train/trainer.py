@@ -111,6 +111,17 @@ def build_model(config: RunConfig, spec: CandidateSpec):
         raise TaskgroupError(f"model '{config.arch.model}' rejects model_config {config.arch.model_config}: {exc}") from exc
 
 
+def _check_segment_classes(model, data: "RunData") -> None:
+    """Class ids beyond the segmentation head's outputs would crash deep inside the loss."""
+    if "segment_semantic" not in model.tasks:
+        return
+    need = int(data.train.targets["segment_semantic"].max()) + 1
+    have = model.output_channels["segment_semantic"]
+    if need > have:
+        raise TaskgroupError(f"segmentation labels use class ids up to {need - 1} but the network predicts {have} "
+                             f"classes; set segment_classes = {need} (or more) under [arch.model_config] in --config")
+
+
 def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: Sequence[str] = ("final",),
               progress: Progress | None = None) -> dict[str, StageResult]:
     """Train one candidate with the recipe; return the requested stages (best-on-val weights each)."""
@@ -138,6 +149,7 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
         torch.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
         model = build_model(config, spec)
+        _check_segment_classes(model, data)
         init_output_bias(model, data.constants)
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)

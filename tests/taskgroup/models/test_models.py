@@ -93,3 +93,13 @@ def test_unknown_model_and_task_names_are_clear_errors():
         create_model("resnet", ["normal"])
     with pytest.raises(TaskgroupError, match="unknown task 'normals'"):
         create_model("xception", ["normals"])
+
+
+def test_segment_classes_sizes_the_segmentation_head_and_survives_checkpoints(tmp_path):
+    model = create_model("xception", ["segment_semantic", "normal"], 1.0, segment_classes=18, **TINY).eval()
+    out = model(torch.rand(1, 3, 16, 16))
+    assert out["segment_semantic"].shape[1] == 18 and out["normal"].shape[1] == 3
+    save_checkpoint(model, tmp_path / "seg.pt")
+    loaded = load_checkpoint(tmp_path / "seg.pt")
+    assert loaded.output_channels == {"segment_semantic": 18, "normal": 3}
+    assert loaded.with_heads(["segment_semantic"]).output_channels == {"segment_semantic": 18}
