@@ -31,7 +31,7 @@ def read_paper_table(path: str | Path, task_names: tuple[str, ...] | None = None
         raise TaskgroupError(f"{path}: not a text file ({exc})") from exc
     rows: list[tuple[int, list[str]]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
+        if line.strip(" \r\n"):  # blank lines are skipped; a line of tabs is a row with no losses
             rows.append((lineno, line.rstrip("\r\n").split("\t")))
     if not rows:
         raise TaskgroupError(f"{path}: empty table")
