@@ -77,6 +77,17 @@ def done_rows(db):
         return []
 
 
+def candidate_statuses(db):
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1)
+        try:
+            return dict(con.execute("SELECT name, status FROM candidates").fetchall())
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return {}
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_keeps_finished_work(tmp_path, config_file):
     run = tmp_path / "run"
@@ -86,8 +97,10 @@ def test_kill_9_then_resume_keeps_finished_work(tmp_path, config_file):
     proc = subprocess.Popen([sys.executable, "-m", "taskgroup", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 120
-    while time.time() < deadline and not done_rows(run / "runs.sqlite") and proc.poll() is None:
-        time.sleep(0.05)
+    # Kill once one candidate is committed and the next one is being trained (not between the two).
+    while time.time() < deadline and proc.poll() is None and not (
+            done_rows(run / "runs.sqlite") and "running" in candidate_statuses(run / "runs.sqlite").values()):
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     finished = done_rows(run / "runs.sqlite")
