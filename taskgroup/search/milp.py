@@ -68,7 +68,8 @@ class MilpModel:
             return None
         best = float(self.score_vec @ first)
         cons.append(LinearConstraint(self.score_vec[None, :], -np.inf, best + REL_TOL * max(1.0, abs(best))))
-        second = self._run(self.cost_vec, cons, time_limit)
+        # HiGHS's presolve is slow on the dense objective row (seconds at 12+ tasks) and gains nothing here.
+        second = self._run(self.cost_vec, cons, time_limit, presolve=False)
         return self._assignment(second if second is not None else first)
 
     def min_cost(self, max_networks: int | None = None) -> Assignment | None:
@@ -79,8 +80,8 @@ class MilpModel:
         sol = self._run(self.cost_vec, cons, None)
         return None if sol is None else self._assignment(sol)
 
-    def _run(self, c: np.ndarray, cons: list, time_limit: float | None) -> np.ndarray | None:
-        options = {"mip_rel_gap": 0.0, "presolve": True}
+    def _run(self, c: np.ndarray, cons: list, time_limit: float | None, presolve: bool = True) -> np.ndarray | None:
+        options = {"mip_rel_gap": 0.0, "presolve": presolve}
         if time_limit is not None:
             options["time_limit"] = float(time_limit)
         res = milp(c, constraints=cons, integrality=np.ones(self.n + self.p), bounds=Bounds(0, 1), options=options)
@@ -98,3 +99,88 @@ class MilpModel:
         if min(serve) < 0:
             raise AssertionError("MILP solution leaves a task unserved")
         return evaluate_assignment(prob, serve)
+
+
+class PartitionModel(MilpModel):
+    """A stronger, equivalent MILP: choose served sets, each a column, partitioning the tasks.
+
+    A column is a set T of tasks served together by one network n (T within the tasks n
+    can serve), with cost fixed_n + sum of n's head costs over T and score sum over T. Only
+    columns on the (cost, score) Pareto front of each T are kept (a cheaper-and-no-worse
+    network for the same T replaces any other). Choosing columns that cover every task
+    exactly once, within the budget, is exactly the selection problem: a grouping is such
+    a partition, and two columns of the same network merge into one at no more cost. Its
+    LP relaxation (set partitioning) is far tighter than the x/y model's. It enumerates
+    sum_n 2^(tasks n serves) sets, so it is used while that stays below `MAX_ENUMERATED`.
+    """
+
+    MAX_ENUMERATED = 6_000_000
+
+    @staticmethod
+    def enumerated(problem: Problem) -> int:
+        return int((2.0 ** np.isfinite(problem.score).sum(axis=1)).sum())
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        n_tasks = len(problem.tasks)
+        finite = np.isfinite(problem.score)
+        masks, scores, costs, owners = [], [], [], []
+        bits_cache: dict[int, np.ndarray] = {}
+        for n in range(problem.n_candidates):
+            idx = np.nonzero(finite[n])[0]
+            m = len(idx)
+            if m not in bits_cache:
+                pats = np.arange(1, 1 << m, dtype=np.int64)
+                bits_cache[m] = ((pats[:, None] >> np.arange(m)) & 1).astype(np.float64)
+            bits = bits_cache[m]
+            masks.append(bits.astype(np.int64) @ (np.int64(1) << idx.astype(np.int64)))
+            scores.append(bits @ problem.score[n, idx])
+            costs.append(problem.fixed[n] + bits @ problem.head[n, idx])
+            owners.append(np.full(len(bits), n, dtype=np.int64))
+        mask, score, cost, owner = (np.concatenate(v) for v in (masks, scores, costs, owners))
+        # Per served set, keep the (cost, score) Pareto front: sort by set, cost, score; keep a row only if
+        # its score beats every earlier (no dearer) row of the same set. Integer ranks keep this exact.
+        order = np.lexsort((owner, score, cost, mask))
+        mask, score, cost, owner = mask[order], score[order], cost[order], owner[order]
+        _, rank = np.unique(score, return_inverse=True)
+        group = np.r_[0, np.cumsum(mask[1:] != mask[:-1])]
+        key = rank.astype(np.int64) - group * (len(rank) + 1)
+        prev_min = np.r_[np.iinfo(np.int64).max, np.minimum.accumulate(key)[:-1]]
+        first = np.r_[True, mask[1:] != mask[:-1]]
+        keep = first | (key < prev_min)
+        self.col_mask, self.col_owner = mask[keep], owner[keep]
+        n_cols = len(self.col_mask)
+        rows, cols = [], []
+        for j in range(n_tasks):
+            c = np.nonzero((self.col_mask >> j) & 1)[0]
+            rows.append(np.full(len(c), j))
+            cols.append(c)
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        self.n, self.p = n_cols, 0
+        self.base = [LinearConstraint(csr_array((np.ones(len(rows)), (rows, cols)), shape=(n_tasks, n_cols)), 1, 1)]
+        self.cost_vec = cost[keep]
+        top = float(np.nanmax(np.where(finite, problem.score, np.nan), axis=0).sum()) or 1.0
+        self.scale = 1e4 / top
+        self.score_vec = score[keep] * self.scale
+        self.count_vec = np.ones(n_cols)
+
+    def _assignment(self, sol: np.ndarray) -> Assignment:
+        serve = [-1] * len(self.problem.tasks)
+        for k in np.nonzero(sol > 0.5)[0]:
+            for j in range(len(serve)):
+                if (int(self.col_mask[k]) >> j) & 1:
+                    serve[j] = int(self.col_owner[k])
+        if min(serve) < 0:
+            raise AssertionError("MILP solution leaves a task unserved")
+        return evaluate_assignment(self.problem, serve)
+
+
+def build_model(problem: Problem, formulation: str = "auto") -> MilpModel:
+    """The served-set partition model when its enumeration is affordable, else the x/y assignment model."""
+    if formulation == "auto":
+        formulation = "partition" if PartitionModel.enumerated(problem) <= PartitionModel.MAX_ENUMERATED else "assignment"
+    if formulation == "partition":
+        return PartitionModel(problem)
+    if formulation == "assignment":
+        return MilpModel(problem)
+    raise TaskgroupError(f"unknown MILP formulation '{formulation}'; valid options: auto, partition, assignment")

@@ -144,7 +144,7 @@ class Selector:
 
     def __init__(self, candidates: Sequence[Candidate], tasks: Sequence[str] | None = None, *,
                  weights: Mapping[str, float] | None = None, scales: Mapping[str, float] | None = None,
-                 solver: str = "auto", prune: bool = True, unit: str = "snt"):
+                 solver: str = "auto", prune: bool = True, unit: str = "snt", formulation: str = "auto"):
         if solver not in SOLVERS:
             raise TaskgroupError(f"unknown solver '{solver}'; valid options: {', '.join(SOLVERS)}")
         if tasks is None:
@@ -152,14 +152,14 @@ class Selector:
         full = build_problem(candidates, tasks, weights, scales)
         self.candidates_total = full.n_candidates
         self.problem: Problem = full.subset(prune_dominated(full)) if prune else full
-        self.solver, self.unit = solver, unit
+        self.solver, self.unit, self.formulation = solver, unit, formulation
         self._milp = None
 
     def _model(self):
         if self._milp is None:
-            from taskgroup.search.milp import MilpModel  # scipy.optimize takes ~0.5 s to import
+            from taskgroup.search.milp import build_model  # scipy.optimize takes ~0.5 s to import
 
-            self._milp = MilpModel(self.problem)
+            self._milp = build_model(self.problem, self.formulation)
         return self._milp
 
     def solve(self, budget: float | None, max_networks: int | None = None,
@@ -224,9 +224,10 @@ class Selector:
 def select(candidates: Sequence[Candidate], budget: float, *, tasks: Sequence[str] | None = None,
            max_networks: int | None = None, weights: Mapping[str, float] | None = None,
            scales: Mapping[str, float] | None = None, solver: str = "auto", unit: str = "snt",
-           prune: bool = True, time_limit: float | None = None) -> Selection:
+           prune: bool = True, time_limit: float | None = None, formulation: str = "auto") -> Selection:
     """The exact best grouping within `budget`; raises TaskgroupError naming the cheapest feasible budget."""
-    selector = Selector(candidates, tasks, weights=weights, scales=scales, solver=solver, prune=prune, unit=unit)
+    selector = Selector(candidates, tasks, weights=weights, scales=scales, solver=solver, prune=prune, unit=unit,
+                        formulation=formulation)
     sel = selector.solve(budget, max_networks, time_limit)
     if sel is None:
         raise selector.infeasible_error(budget, max_networks)

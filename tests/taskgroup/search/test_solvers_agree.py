@@ -54,9 +54,9 @@ def brute_force(tasks, cands, budget, k):
     return best
 
 
-def solve(tasks, cands, budget, k, solver, prune=True):
+def solve(tasks, cands, budget, k, solver, prune=True, formulation="auto"):
     try:
-        s = select(cands, budget, tasks=tasks, max_networks=k, solver=solver, prune=prune)
+        s = select(cands, budget, tasks=tasks, max_networks=k, solver=solver, prune=prune, formulation=formulation)
     except TaskgroupError:
         return None
     assert s.cost <= budget + 1e-6
@@ -69,12 +69,13 @@ def solve(tasks, cands, budget, k, solver, prune=True):
 @given(tables())
 def test_milp_equals_reference(case):
     tasks, cands, budget, k = case
-    a = solve(tasks, cands, budget, k, "milp")
     b = solve(tasks, cands, budget, k, "reference")
-    assert (a is None) == (b is None)
-    if a is not None:
-        assert a[0] == pytest.approx(b[0], rel=1e-9, abs=1e-9)
-        assert a[1] == pytest.approx(b[1], rel=1e-9, abs=1e-9)  # ties broken by cost, exactly
+    for formulation in ("partition", "assignment"):
+        a = solve(tasks, cands, budget, k, "milp", formulation=formulation)
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a[0] == pytest.approx(b[0], rel=1e-9, abs=1e-9)
+            assert a[1] == pytest.approx(b[1], rel=1e-9, abs=1e-9)  # ties broken by cost, exactly
 
 
 @settings(max_examples=60, deadline=None)
@@ -82,8 +83,9 @@ def test_milp_equals_reference(case):
 def test_against_brute_force_and_without_pruning(case):
     tasks, cands, budget, k = case
     expected = brute_force(tasks, cands, budget, k)
-    for solver, prune in [("reference", True), ("reference", False), ("milp", False)]:
-        got = solve(tasks, cands, budget, k, solver, prune)
+    for solver, prune, form in [("reference", True, "auto"), ("reference", False, "auto"),
+                                ("milp", False, "partition"), ("milp", False, "assignment")]:
+        got = solve(tasks, cands, budget, k, solver, prune, form)
         assert (got is None) == (expected is None)
         if got is not None:
             assert got == pytest.approx(expected, rel=1e-9, abs=1e-9)
