@@ -34,7 +34,7 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec("normal", 3, "l1", "camera-frame surface normal, xyz mapped from [-1, 1] to [0, 1]", (0.0, 1.0)),
         TaskSpec("reshading", 1, "l1", "Lambertian shading under a fixed light, in [0, 1]", (0.0, 1.0)),
         TaskSpec("edge_occlusion", 1, "l1", "occlusion-edge strength (depth discontinuities), in [0, 1]", (0.0, 1.0)),
-        TaskSpec("edge_texture", 1, "l1", "texture-edge map (Canny on the image), in [0, 1]", (0.0, 1.0)),
+        TaskSpec("edge_texture", 1, "l1", "texture-edge strength (blurred Canny edges of the image), in [0, 1]", (0.0, 1.0)),
         TaskSpec("keypoints2d", 1, "l1", "2D interest-point response, in [0, 1]", (0.0, 1.0)),
         TaskSpec("principal_curvature", 2, "l1", "two principal curvatures, each mapped to [0, 1]", (0.0, 1.0)),
         TaskSpec("rgb", 3, "l1", "reconstructed RGB image (autoencoding), in [0, 1]", (0.0, 1.0)),

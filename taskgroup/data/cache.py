@@ -28,7 +28,7 @@ from taskgroup.fileio import read_json, require, write_json_atomic
 
 KIND = "data_split"
 SCHEMA_VERSION = 1
-FORMAT_VERSION = 2  # bump when the renderer or an encoding changes: it changes every cache name
+FORMAT_VERSION = 3  # bump when the renderer or an encoding changes: it changes every cache name
 MANIFEST = "manifest.json"
 _CHECK_BYTES = 1 << 20
 

@@ -12,6 +12,11 @@ the same ray hits, so they agree with each other exactly:
 - texture edges (Canny) and keypoints (Harris) are computed on the rendered image, so they
   depend on surface textures, as in Taskonomy.
 
+Both edge targets are soft edge-strength maps (the 1-px binary edges blurred by a Gaussian and
+scaled so a straight 1-px edge line reads 1), like Taskonomy's continuous 16-bit edge images:
+under L1 a binary 1-px line has a per-pixel median of 0 almost everywhere, so the constant 0
+is hard to beat, while a smooth strength map rewards predicting where edges are.
+
 Colours and textures are drawn independently of the shape class, so segmentation must be
 learned from shape, not colour. All views of one layout are ray cast together as one batch
 of rays, which keeps numpy's per-call overhead small.
@@ -29,12 +34,15 @@ from taskgroup.tasks import SEGMENT_CLASSES
 
 # --- fixed encodings of the targets (documented in docs/data.md) ---------------------------
 MAX_DEPTH_M = 20.0  # z-depth encoded as log(1 + z) / log(1 + MAX_DEPTH_M); beyond it: masked
-CURVATURE_SCALE_M = 0.1  # curvature k (1/m) encoded as 0.5 + 0.5 * tanh(k * CURVATURE_SCALE_M)
+CURVATURE_SCALE_M = 0.25  # curvature k (1/m) encoded as 0.5 + 0.5 * tanh(k * CURVATURE_SCALE_M): the objects'
+#   radii (0.15-0.6 m) map to 0.70-0.97 instead of crowding just above 0.5
 RESHADING_LIGHT_CAM = np.array([-0.4, 0.5, math.sqrt(1 - 0.4**2 - 0.5**2)])  # unit vector to the light, camera frame (x right, y up, z back)
 KEYPOINT_SCALE = 1e-4  # Harris response R encoded as 1 - exp(-max(R, 0) / KEYPOINT_SCALE)
 CANNY_THRESHOLDS = (60, 140)  # Canny hysteresis thresholds on the 8-bit grey image (after a 3x3 blur)
 OCCLUSION_JUMP = 0.03  # relative depth jump between different surfaces that counts as an occlusion edge
 SELF_OCCLUSION_JUMP = 0.3  # relative depth jump within one surface that counts as an occlusion edge
+EDGE_BLUR_SIGMA_PX = 2.0  # edge strength = binary edges blurred by a Gaussian of this sigma (pixels) ...
+EDGE_BLUR_RADIUS_PX = 6  # ... truncated at this radius (3 sigma): farther from every edge the strength is 0
 FOV_DEG = 60.0  # horizontal (= vertical) field of view of every camera
 AMBIENT_RANGE = (0.15, 0.35)
 LIGHT_RANGE = (1.0, 1.6)
@@ -532,16 +540,41 @@ def occlusion_edges(z: np.ndarray, surface: np.ndarray) -> np.ndarray:
     return edge
 
 
-def image_edges_and_keypoints(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Canny texture edges and Harris keypoint response of one (H, W, 3) image, both in [0, 1]."""
+def edge_strength(edges: np.ndarray) -> np.ndarray:
+    """Soft edge-strength map of binary edges (H, W): Gaussian blur, scaled so that a straight
+    1-px edge line reads 1 on the line, clipped to [0, 1]; float32.
+
+    The scale is the centre weight of the 1-D kernel (a straight line blurred in 2-D is the 1-D
+    kernel across it). Where edges are denser than one line per ~2 sigma the strength saturates
+    at 1; beyond EDGE_BLUR_RADIUS_PX from every edge pixel it is exactly 0. Borders replicate the
+    outermost pixels, so an edge along the image border reads like one inside.
+    """
+    import cv2
+
+    size = 2 * EDGE_BLUR_RADIUS_PX + 1
+    peak = float(cv2.getGaussianKernel(size, EDGE_BLUR_SIGMA_PX, cv2.CV_64F)[EDGE_BLUR_RADIUS_PX, 0])
+    blurred = cv2.GaussianBlur(np.asarray(edges, np.float32), (size, size), EDGE_BLUR_SIGMA_PX,
+                               borderType=cv2.BORDER_REPLICATE)
+    return np.clip(blurred / peak, 0.0, 1.0).astype(np.float32)
+
+
+def canny_edges(image: np.ndarray) -> np.ndarray:
+    """Binary Canny texture edges (H, W) of one (H, W, 3) image in [0, 1]."""
     import cv2
 
     grey8 = cv2.cvtColor((image * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2GRAY)
-    edges = cv2.Canny(cv2.GaussianBlur(grey8, (3, 3), 0.8), *CANNY_THRESHOLDS, L2gradient=True) > 0
+    return cv2.Canny(cv2.GaussianBlur(grey8, (3, 3), 0.8), *CANNY_THRESHOLDS, L2gradient=True) > 0
+
+
+def image_edges_and_keypoints(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Texture-edge strength (soft Canny) and Harris keypoint response of one (H, W, 3) image, both in [0, 1]."""
+    import cv2
+
+    grey8 = cv2.cvtColor((image * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2GRAY)
     harris = cv2.cornerHarris(grey8.astype(np.float32) / 255.0, 2, 3, 0.04)
     keypoints = 1.0 - np.exp(-np.maximum(harris, 0.0) / KEYPOINT_SCALE)
     keypoints = cv2.GaussianBlur(keypoints.astype(np.float32), (5, 5), 1.0)
-    return edges.astype(np.float32), np.clip(keypoints, 0.0, 1.0)
+    return edge_strength(canny_edges(image)), np.clip(keypoints, 0.0, 1.0)
 
 
 def encode_targets(r: Render) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
@@ -555,7 +588,7 @@ def encode_targets(r: Render) -> tuple[np.ndarray, dict[str, np.ndarray], np.nda
         "depth_zbuffer": encode_depth(r.z)[:, None],
         "normal": chw((n_cam + 1) / 2),
         "reshading": np.maximum(0.0, n_cam @ RESHADING_LIGHT_CAM).astype(np.float32)[:, None],
-        "edge_occlusion": occlusion_edges(r.z, r.surface).astype(np.float32)[:, None],
+        "edge_occlusion": np.stack([edge_strength(e) for e in occlusion_edges(r.z, r.surface)])[:, None],
         "edge_texture": np.stack(texture)[:, None],
         "keypoints2d": np.stack(keypoints)[:, None],
         "principal_curvature": chw(encode_curvature(r.curvature)),

@@ -75,8 +75,8 @@ def test_normals_agree_with_finite_differences_of_depth(random_views):
 
 
 def test_occlusion_edges_coincide_with_depth_jumps(random_views):
-    r, (_, targets, _) = random_views
-    edge = targets["edge_occlusion"][:, 0] > 0.5
+    r, _ = random_views
+    edge = scenes.occlusion_edges(r.z, r.surface)  # the binary edges the soft target is made from
     z = r.z
     jump = np.zeros(z.shape)
     for axis in (1, 2):
@@ -89,6 +89,43 @@ def test_occlusion_edges_coincide_with_depth_jumps(random_views):
     assert (jump[edge] > scenes.OCCLUSION_JUMP).all()  # every edge pixel sits on a depth jump
     assert edge[jump > scenes.SELF_OCCLUSION_JUMP].all()  # every large jump is an edge
     assert not edge[jump < 1e-3].any()
+
+
+def test_occlusion_edge_strength_peaks_on_depth_jumps(random_views):
+    from scipy.ndimage import binary_dilation, distance_transform_edt
+
+    r, (_, targets, _) = random_views
+    edge = scenes.occlusion_edges(r.z, r.surface)
+    strength = targets["edge_occlusion"][:, 0]
+    np.testing.assert_array_equal(strength, np.stack([scenes.edge_strength(e) for e in edge]))
+    assert 0.05 < ((strength > 0) & (strength < 1)).mean()  # soft: many values strictly between 0 and 1
+    dist = np.stack([distance_transform_edt(~e) for e in edge])  # pixels to the nearest edge pixel
+    on, near, far = strength[dist == 0], strength[(dist >= 2) & (dist < 4)], strength[dist >= 4]
+    assert on.mean() > 0.8 and on.min() > 0.3  # strong on every depth jump
+    assert on.mean() > near.mean() + 0.2 and near.mean() > far.mean() + 0.2  # and decaying away from it
+    square = np.ones((1, 2 * scenes.EDGE_BLUR_RADIUS_PX + 1, 2 * scenes.EDGE_BLUR_RADIUS_PX + 1), bool)
+    assert (strength[~binary_dilation(edge, square)] == 0).all()  # exactly 0 beyond the blur radius
+
+
+def test_edge_strength_of_a_straight_line_is_a_gaussian_profile():
+    line = np.zeros((32, 32), bool)
+    line[:, 12] = True
+    s = scenes.edge_strength(line)
+    assert s.dtype == np.float32 and s.shape == (32, 32)
+    d = np.arange(32) - 12
+    expected = np.where(np.abs(d) <= scenes.EDGE_BLUR_RADIUS_PX, np.exp(-d**2 / (2 * scenes.EDGE_BLUR_SIGMA_PX**2)), 0)
+    for row in (0, 16, 31):  # the same profile everywhere along the line, including at the borders
+        np.testing.assert_allclose(s[row], expected, atol=1e-6)
+    assert (scenes.edge_strength(np.zeros((16, 16), bool)) == 0).all()
+    dense = np.zeros((16, 16), bool)
+    dense[:, ::2] = True  # lines closer than the blur: saturated, clipped to 1
+    np.testing.assert_allclose(scenes.edge_strength(dense)[:, 3:13], 1.0)
+
+
+def test_texture_edge_strength_is_soft_canny(random_views):
+    r, (_, targets, _) = random_views
+    for i, image in enumerate(r.image):
+        np.testing.assert_array_equal(targets["edge_texture"][i, 0], scenes.edge_strength(scenes.canny_edges(image)))
 
 
 def test_segmentation_of_a_single_known_sphere():
