@@ -121,10 +121,11 @@ def main() -> None:
         "",
         "Random tables (`benchmarks/select_scaling.py`, seed per n = n): every task subset as a full-size network "
         "(cost 1 SNT) plus half-size singles (0.5 SNT). One budget = n/2 SNT. `prune` = building the problem and "
-        "exact dominance pruning; `MILP` = the solve after pruning (two HiGHS solves: best loss, then least cost "
-        "among the optimal groupings); `reference` = the branch-and-bound at the same budget "
+        "exact dominance pruning; `MILP` = building the MILP and solving it (two HiGHS solves: best loss, then least cost "
+        "among the optimal groupings; the first row includes importing scipy.optimize, ~0.25 s); `reference` = the branch-and-bound at the same budget "
         f"(\"-\" = not finished within {args.reference_limit:g} s); `frontier` = every distinct optimum, all budgets "
-        "(MILP, pruning done once).",
+        f"(MILP, pruning done once; \"-\" = not timed, n > {args.frontier_max_tasks}). Command: "
+        f"`python benchmarks/select_scaling.py {' '.join(sys.argv[1:])}`.",
         "",
         "| tasks | candidates | after pruning | prune (s) | MILP one budget (s) | prune + MILP (s) | reference (s) | agree | frontier points | frontier (s) |",
         "|---|---|---|---|---|---|---|---|---|---|",
