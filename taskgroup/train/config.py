@@ -95,9 +95,13 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description; equal dicts mean identical training."""
         arch = {"model": self.arch.model, "model_config": _plain(self.arch.model_config), "resolution": self.arch.resolution}
+        from taskgroup.data.cache import FORMAT_VERSION
+
         data = self.data.content_key() if hasattr(self.data, "content_key") else dict(self.data)
-        return {"preset": self.preset, "arch": arch, "data": data, "train": dataclasses.asdict(self.train),
-                "seed": self.seed, "esa_fraction": self.esa_fraction}
+        # The data format version is part of the identity: resuming a run after the renderer or an
+        # encoding changed would mix networks trained on different targets.
+        return {"preset": self.preset, "arch": arch, "data": data, "data_format": FORMAT_VERSION,
+                "train": dataclasses.asdict(self.train), "seed": self.seed, "esa_fraction": self.esa_fraction}
 
 
 

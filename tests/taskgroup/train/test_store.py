@@ -164,3 +164,14 @@ def test_early_stage_without_fraction_is_refused_before_writing(tmp_path, data):
     with pytest.raises(TaskgroupError, match="--esa"):
         train_candidates(tmp_path / "r", TASKS, candidate_set("singles", TASKS), cfg(), stages=("early",), data=data)
     assert not (tmp_path / "r").exists()
+
+
+def test_resume_refuses_a_run_trained_on_another_data_format(tmp_path, data, monkeypatch):
+    from taskgroup.data import cache
+
+    run = tmp_path / "run"
+    specs = candidate_set("singles", TASKS)
+    train_candidates(run, TASKS, specs[:1], cfg(), data=data)
+    monkeypatch.setattr(cache, "FORMAT_VERSION", cache.FORMAT_VERSION + 1)  # the renderer changed since
+    with pytest.raises(TaskgroupError, match="data_format"):
+        train_candidates(run, TASKS, specs, cfg(), data=data, resume=True)
