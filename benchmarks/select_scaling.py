@@ -66,14 +66,9 @@ def frontier_points(selector: Selector) -> list:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from taskgroup.profile.device import cpu_model
+
+    cpu = cpu_model()
     import scipy
 
     return (f"CPU: {cpu}; {os.cpu_count()} logical cores; Python {platform.python_version()}; "

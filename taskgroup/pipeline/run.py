@@ -36,7 +36,7 @@ from taskgroup.tasks import PAPER_TASKS, parse_task_list
 
 STATE_FILE = "pipeline.json"
 STATE_KIND = "pipeline_state"
-DEFAULT_BUDGET_SNT = 1.5
+DEFAULT_BUDGET_SNT = 1.2  # below what one network per task costs: sharing has to be chosen
 STAGES = ("profile", "candidates", "select", "finalize", "baselines", "export", "bench", "report")
 
 
@@ -49,7 +49,7 @@ class PipelineConfig:
     estimate: str | None = "hoa"  # estimator for untrained higher-order networks (None: measured only)
     esa: float | None = None  # Early Stopping Approximation: train candidates for this fraction only
     budget_ms: float | None = None  # budget in measured milliseconds on this device...
-    budget_snt: float | None = None  # ...or in standard-network times (x the profiled all-task network); 1.5 if neither
+    budget_snt: float | None = None  # ...or in standard-network times (x the profiled all-task network); 1.2 if neither
     random_baselines: int = 3  # random groupings drawn as baselines
     seed: int = 0  # weights, batch order, random baselines
     device: str = "cpu"  # device to profile and benchmark on
@@ -222,9 +222,7 @@ class Pipeline:
         if not singles:  # ESA runs train candidates only to the early stage: choose singles on those
             singles = [c for c in self.candidates("val", self.candidate_stage()) if len(c.tasks) == 1]
         baselines = [one_network(tasks, budget, p.network_ms)]
-        indep = independent_singles(singles, tasks, budget, "ms")
-        if indep is not None:
-            baselines.append(indep)
+        baselines.append(independent_singles(singles, tasks, budget, "ms"))
         baselines += random_groupings(tasks, budget, p.network_ms, self.config.random_baselines, self.config.seed)
         specs = [CandidateSpec(n.tasks, n.width) for b in baselines for n in b.networks]
         self._train(specs, ("final",))
@@ -362,15 +360,9 @@ def search_compute(table: LossTable, tasks: tuple[str, ...], stage: str, candida
 def machine_description() -> str:
     import os
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    from taskgroup.profile.device import cpu_model
+
+    return f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
 def _device_name(device: dict[str, Any]) -> str:
