@@ -16,7 +16,7 @@ def pipeline_command(
     out: Path = typer.Option(Path("runs/pipeline"), "--out", help="Run directory; every artefact goes here."),
     preset: str = typer.Option("default", help="tiny (seconds, for tests) or default (a few minutes on a CPU)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file overriding preset fields "
-                                          "([data], [train], [arch] tables, as for `taskgroup train`)."),
+                                          "(\\[data], \\[train], \\[arch] tables, as for `taskgroup train`)."),
     tasks: str = typer.Option(",".join(PAPER_TASKS), help="Comma-separated tasks to group."),
     candidates: str = typer.Option("pairs", help="Candidates trained for the search: singles | pairs | all. "
                                    "With pairs, higher-order networks are estimated (HOA)."),
@@ -28,7 +28,8 @@ def pipeline_command(
                                               "measured on this device (batch 1)."),
     budget_snt: Optional[float] = typer.Option(None, "--budget-snt", help="Budget in standard-network times: "
                                                "multiples of the measured latency of one full-width network "
-                                               "serving all tasks. Default 1.5 when no budget is given."),
+                                               "serving all tasks. Default 1.2 when no budget is given (below the cost of one "
+                                               "network per task on the default preset)."),
     random_baselines: int = typer.Option(3, help="Random groupings trained as baselines."),
     seed: int = typer.Option(0, help="Seed for weights, batch order and random baselines."),
     device: str = typer.Option("cpu", help="Device to profile and benchmark on: cpu or cuda:N."),

@@ -24,8 +24,8 @@ def train_command(
     out: Path = typer.Option(..., help="Run directory (created; must be empty unless --resume)."),
     preset: str = typer.Option("default", help="Preset: tiny (seconds per network, for tests) | default (the CPU "
                                                "pipeline, ~15-25 s per network on 2 cores)."),
-    config: Optional[Path] = typer.Option(None, help="TOML file overriding preset fields in [train], [data] and "
-                                                     "[arch] tables (see docs/training.md)."),
+    config: Optional[Path] = typer.Option(None, help="TOML file overriding preset fields in \\[train], \\[data] and "
+                                                     "\\[arch] tables (see docs/training.md)."),
     esa: Optional[float] = typer.Option(
         None, help="Early Stopping Approximation: also record each network after this fraction of the training "
                    "schedule (0 < FRACTION < 1) as stage 'early'. The snapshot is taken during the full run and "
