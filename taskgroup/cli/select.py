@@ -5,6 +5,7 @@ Neither command imports PyTorch: they read a loss table, search, and write JSON 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -16,8 +17,20 @@ import typer
 from taskgroup.cli.app import app
 from taskgroup.errors import TaskgroupError
 
-BUDGET_HELP = ("Inference budget in SNT units (standard network time): a full-size network costs 1, a half-size "
-               "network 0.5. The chosen networks' costs must add up to at most this.")
+BUDGET_HELP = ("Inference budget in SNT units (standard network time, the paper's unit): a full-size network costs 1, "
+               "a half-size network 0.5, heads are free. The chosen networks' costs must add up to at most this. "
+               "Without --profile only; with a profile use --budget-ms or --budget-snt.")
+PROFILE_HELP = ("Device profile (JSON from `taskgroup profile`) to cost networks in milliseconds on that device: a "
+                "network costs its trunk at its width plus the heads of the tasks it serves (auxiliary heads are "
+                "dropped at deployment and cost nothing). It must cover the loss table's tasks, widths, preset and "
+                "input size. Give the budget with --budget-ms or --budget-snt.")
+BUDGET_MS_HELP = ("Inference budget in milliseconds per frame on the --profile device: the chosen networks' predicted "
+                  "latencies (profiled trunk + served heads) must add up to at most this.")
+BUDGET_SNT_HELP = ("Inference budget in SNT measured on the --profile device: Y x the profiled latency of the standard "
+                   "network (full width, serving every task of the loss table). E.g. 2.5 = two and a half standard "
+                   "networks' time.")
+STATISTIC_HELP = ("Latency statistic of the profile to cost networks at: p50 (median, default), p90 or p99 (more "
+                  "conservative; the sum of per-part p99s overestimates a network's p99).")
 LOSSES_HELP = ("Loss table to select on: a loss-table JSON file, a run directory containing losses.json, or one of the "
                "paper's tab-separated tables (line 1 = half-size single-task networks, then one full-size network "
                "per line; empty cell = task absent).")
@@ -46,6 +59,12 @@ class Solver(str, Enum):
     reference = "reference"
 
 
+class Statistic(str, Enum):
+    p50 = "p50"
+    p90 = "p90"
+    p99 = "p99"
+
+
 @dataclass
 class Inputs:
     """Everything the two commands read, resolved and validated before any output is written."""
@@ -57,6 +76,51 @@ class Inputs:
     weights: Optional[dict[str, float]]  # per-task importance weights
     scales: Optional[dict[str, float]]  # per-task normalisation divisors
     options: dict  # recorded in the output for provenance
+    profile: Optional[object] = None  # DeviceProfile the costs come from (ms), or None for SNT
+    standard_ms: Optional[float] = None  # one SNT on the profile: full width serving every task of the table
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The budget as the user gave it, resolved to the unit costs are in."""
+    value: Optional[float]  # in `unit` (None: no limit, for frontier)
+    unit: str  # "snt" (no profile) or "ms" (costs from a profile)
+    snt: Optional[float] = None  # the --budget-snt multiple, if the budget was given that way
+
+
+def check_budget_flags(profile: Optional[Path], budget: Optional[float], budget_ms: Optional[float],
+                       budget_snt: Optional[float]) -> None:
+    """The three budget flags are exclusive and --budget-ms/--budget-snt need a profile; fail before any work."""
+    if profile is None:
+        if budget_ms is not None or budget_snt is not None:
+            flag = "--budget-ms" if budget_ms is not None else "--budget-snt"
+            raise TaskgroupError(f"{flag} needs --profile P.json (a device profile from `taskgroup profile`) to know "
+                                 "what a network costs on the device; without a profile give --budget in SNT units "
+                                 "(full-size network = 1, half-size = 0.5)")
+        if budget is None:
+            raise TaskgroupError("give a budget: --budget in SNT units, or --profile P.json with --budget-ms or "
+                                 "--budget-snt")
+    else:
+        if budget is not None:
+            raise TaskgroupError("with --profile, give the budget as --budget-ms X (milliseconds on the profiled "
+                                 "device) or --budget-snt Y (Y x the profiled standard network); --budget is for "
+                                 "selection without a profile")
+        if budget_ms is not None and budget_snt is not None:
+            raise TaskgroupError("give one of --budget-ms and --budget-snt, not both")
+        if budget_ms is None and budget_snt is None:
+            raise TaskgroupError("with --profile, give the budget as --budget-ms X or --budget-snt Y")
+    for flag, value in (("--budget", budget), ("--budget-ms", budget_ms), ("--budget-snt", budget_snt)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise TaskgroupError(f"{flag} must be a positive number, found {value:g}")
+
+
+def resolve_budget(inp: Inputs, budget: Optional[float], budget_ms: Optional[float],
+                   budget_snt: Optional[float]) -> Budget:
+    if inp.profile is None:
+        return Budget(budget, "snt")
+    if budget_ms is not None:
+        return Budget(float(budget_ms), "ms")
+    return Budget(float(budget_snt) * inp.standard_ms, "ms", float(budget_snt))
 
 
 def _is_tsv(path: Path) -> bool:
@@ -82,7 +146,7 @@ def _parse_weights(text: Optional[str]) -> Optional[dict[str, float]]:
 
 def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimate], evaluate: Optional[Path],
                 evaluate_split: Optional[str], task_names: Optional[str], weights: Optional[str],
-                normalize: Normalize) -> Inputs:
+                normalize: Normalize, profile: Optional[Path] = None, statistic: str = "p50") -> Inputs:
     from taskgroup.losstable import LossTable
     from taskgroup.search import candidates_from_table, read_paper_table
 
@@ -100,7 +164,15 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
         table_dir = losses if losses.is_dir() else losses.parent
         if names is not None:
             raise TaskgroupError("--task-names applies to the paper's tab-separated tables; a loss-table JSON names its tasks")
-    cands = candidates_from_table(table, split, stage, estimate=est)
+    prof, standard_ms, cost_fn = None, None, None
+    if profile is not None:
+        from taskgroup.profile import load_profile
+        from taskgroup.search.profiled import check_profile_for_table, standard_network_ms
+
+        prof = load_profile(profile, statistic)
+        check_profile_for_table(prof, table, stage, losses)
+        standard_ms, cost_fn = standard_network_ms(prof, table.tasks), prof.cost_fn
+    cands = candidates_from_table(table, split, stage, cost_fn=cost_fn, estimate=est)
     eval_cands, label = None, None
     if evaluate is not None:
         if not evaluate.exists():
@@ -137,7 +209,10 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
     options = {"losses": str(losses), "split": split, "stage": stage, "estimate": est,
                "evaluate": str(evaluate) if evaluate else None, "evaluate_split": evaluate_split,
                "weights": _parse_weights(weights), "normalize": normalize.value, "scales": scales}
-    return Inputs(table.tasks, cands, eval_cands, label, table_dir, _parse_weights(weights), scales, options)
+    if prof is not None:
+        options["statistic"] = statistic
+    return Inputs(table.tasks, cands, eval_cands, label, table_dir, _parse_weights(weights), scales, options,
+                  prof, standard_ms)
 
 
 # Shared options (typer reads the defaults as option declarations).
@@ -165,12 +240,22 @@ OptSolver = typer.Option(Solver.auto, "--solver", help=(
     "'auto' = branch-and-bound on small tables if it finishes within 0.25 s, else the MILP; 'milp' = exact mixed-integer programme (scipy/HiGHS; fast); 'reference' = exact branch-and-bound (small tables)."))
 
 
+OptProfile = typer.Option(None, "--profile", help=PROFILE_HELP)
+OptStatistic = typer.Option(Statistic.p50, "--statistic", help=STATISTIC_HELP)
+
+
 @app.command("select", help=(
     "Choose the networks to deploy: the set of candidate networks with the lowest total task loss whose total "
-    "inference cost fits the budget (exact). " + SERVED_NOTE + " Writes the grouping JSON (--out) and prints a summary."))
+    "inference cost fits the budget (exact). " + SERVED_NOTE + " Costs are in SNT units (--budget), or in "
+    "milliseconds from a device profile (--profile with --budget-ms or --budget-snt). Writes the grouping JSON "
+    "(--out) and prints a summary with the predicted cost and how far under the budget it is."))
 def select_cmd(
     losses: Path = OptLosses,
-    budget: float = typer.Option(..., "--budget", help=BUDGET_HELP),
+    budget: Optional[float] = typer.Option(None, "--budget", help=BUDGET_HELP),
+    profile: Optional[Path] = OptProfile,
+    budget_ms: Optional[float] = typer.Option(None, "--budget-ms", help=BUDGET_MS_HELP),
+    budget_snt: Optional[float] = typer.Option(None, "--budget-snt", help=BUDGET_SNT_HELP),
+    statistic: Statistic = OptStatistic,
     out: Path = typer.Option(Path("best.json"), "--out", help="Grouping JSON to write."),
     estimate: Optional[Estimate] = OptEstimate,
     evaluate: Optional[Path] = OptEvaluate,
@@ -184,29 +269,68 @@ def select_cmd(
     solver: Solver = OptSolver,
 ) -> None:
     from taskgroup.fileio import write_json_atomic
-    from taskgroup.search import select
+    from taskgroup.search import Selector
 
-    inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize)
+    check_budget_flags(profile, budget, budget_ms, budget_snt)
+    inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize,
+                      profile, statistic.value)
+    limit = resolve_budget(inp, budget, budget_ms, budget_snt)
     start = time.perf_counter()
-    sel = select(inp.candidates, budget, tasks=inp.tasks, max_networks=max_networks, weights=inp.weights,
-                 scales=inp.scales, solver=solver.value)
+    selector = Selector(inp.candidates, inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value,
+                        unit=limit.unit)
+    sel = selector.solve(limit.value, max_networks)
+    if sel is None:
+        raise _infeasible(selector, limit, inp, max_networks)
     if inp.eval_candidates is not None:
         sel.evaluate(inp.eval_candidates, inp.eval_label)
     sel.options = dict(inp.options, max_networks=max_networks, solver=solver.value)
     doc = sel.to_grouping_json(out, inp.table_dir)
+    doc["headroom"] = limit.value - sel.cost
+    if inp.profile is not None:
+        from taskgroup.search.profiled import profile_record
+
+        doc["budget"].update(profile_record(inp.profile, out))
+        doc["budget"]["standard_network_ms"] = inp.standard_ms
+        if limit.snt is not None:
+            doc["budget"]["snt"] = limit.snt
     write_json_atomic(out, doc)
-    _print_selection(sel, time.perf_counter() - start, out)
+    _print_selection(sel, time.perf_counter() - start, out, limit, inp)
+
+
+def _infeasible(selector, limit: Budget, inp: Inputs, max_networks: Optional[int]) -> TaskgroupError:
+    """No grouping fits: say what the cheapest one costs and the budget flag that would admit it."""
+    from taskgroup.search.profiled import round_up
+
+    cheap = selector.cheapest(max_networks)
+    n = len(selector.problem.tasks)
+    if cheap is None:
+        return TaskgroupError(f"no grouping of at most {max_networks} network(s) serves all {n} tasks; raise "
+                              "--max-networks")
+    nets = ", ".join("+".join(x.candidate.tasks) + f"@{x.candidate.width:g}" for x in cheap.networks)
+    within = "" if max_networks is None else f" with at most {max_networks} network(s)"
+    if limit.unit == "ms":
+        given = f"budget {limit.value:.4g} ms" + (f" ({limit.snt:g} SNT)" if limit.snt is not None else "")
+        hint = (f"use --budget-ms {round_up(cheap.cost):g} or more (--budget-snt "
+                f"{round_up(cheap.cost / inp.standard_ms):g})")
+        cost = f"{cheap.cost:.4g} ms"
+    else:
+        given, hint, cost = f"budget {limit.value:g} snt", f"use --budget {cheap.cost:g} or more", f"{cheap.cost:g} snt"
+    return TaskgroupError(f"{given} is below every feasible grouping{within}: the cheapest grouping serving all {n} "
+                          f"tasks costs {cost} ({nets}); {hint}")
 
 
 @app.command("frontier", help=(
     "The whole time-vs-loss trade-off: every budget at which the optimal grouping changes, each with its grouping "
-    "(exact). " + SERVED_NOTE + " Budgets are in SNT units (full-size network = 1, half-size = 0.5). Writes JSON "
-    "(--out) and optionally a PNG plot (--plot)."))
+    "(exact). " + SERVED_NOTE + " Budgets are in SNT units (full-size network = 1, half-size = 0.5), or in "
+    "milliseconds with --profile. Writes JSON (--out) and optionally a PNG plot (--plot)."))
 def frontier_cmd(
     losses: Path = OptLosses,
     out: Path = typer.Option(Path("frontier.json"), "--out", help="Frontier JSON to write."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG step plot of loss against budget."),
-    max_budget: Optional[float] = typer.Option(None, "--max-budget", help="Only budgets up to this (SNT)."),
+    max_budget: Optional[float] = typer.Option(None, "--max-budget", help=(
+        "Only budgets up to this: SNT units, or milliseconds with --profile.")),
+    profile: Optional[Path] = OptProfile,
+    statistic: Statistic = OptStatistic,
     estimate: Optional[Estimate] = OptEstimate,
     evaluate: Optional[Path] = OptEvaluate,
     evaluate_split: Optional[str] = OptEvaluateSplit,
@@ -221,73 +345,102 @@ def frontier_cmd(
     from taskgroup.fileio import write_json_atomic
     from taskgroup.search import frontier
 
-    inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize)
+    if max_budget is not None and not (math.isfinite(max_budget) and max_budget > 0):
+        raise TaskgroupError(f"--max-budget must be a positive number, found {max_budget:g}")
+    inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize,
+                      profile, statistic.value)
+    unit = "snt" if inp.profile is None else "ms"
     start = time.perf_counter()
     fr = frontier(inp.candidates, tasks=inp.tasks, max_networks=max_networks, weights=inp.weights,
-                  scales=inp.scales, solver=solver.value, max_budget=max_budget)
+                  scales=inp.scales, solver=solver.value, max_budget=max_budget, unit=unit)
     seconds = time.perf_counter() - start
     if not fr.points:
         raise TaskgroupError("no grouping serves every task within the limits given"
-                             + (f" (--max-budget {max_budget:g})" if max_budget is not None else ""))
+                             + (f" (--max-budget {max_budget:g} {unit})" if max_budget is not None else ""))
     if inp.eval_candidates is not None:
         for p in fr.points:
             p.evaluate(inp.eval_candidates, inp.eval_label)
     fr.options = dict(inp.options, max_networks=max_networks, solver=solver.value)
     doc = fr.to_json()
+    if inp.profile is not None:
+        from taskgroup.search.profiled import profile_record
+
+        doc["profile"] = dict(profile_record(inp.profile, out), standard_network_ms=inp.standard_ms)
     if plot is not None:
         fr.plot(plot)
     write_json_atomic(out, doc)
-    _print_frontier(fr, seconds, out, plot)
+    _print_frontier(fr, seconds, out, plot, inp)
 
 
 def _net_label(c) -> str:
     return "+".join(c.tasks) + (" (est.)" if c.estimated else "")
 
 
-def _print_selection(sel, seconds: float, out: Path) -> None:
+def _num(value: float, unit: str) -> str:
+    return f"{value:.4g}" if unit == "ms" else f"{value:g}"
+
+
+def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Grouping within {sel.budget:g} {sel.unit}", show_lines=False)
-    for col in ("#", "trained on", "serves", "width", "cost", "loss (selection)"):
-        table.add_column(col, justify="right" if col in ("#", "width", "cost") else "left")
+    from taskgroup.search.profiled import device_summary, headroom_text
+
+    unit = sel.unit
+    title = f"Grouping within {_num(sel.budget, unit)} {unit}"
+    if limit.snt is not None:
+        title += f" ({limit.snt:g} SNT)"
+    table = Table(title=title, show_lines=False)
+    for col in ("#", "trained on", "serves", "width", f"cost ({unit})", "loss (selection)"):
+        table.add_column(col, justify="right" if col in ("#", "width") or col.startswith("cost") else "left")
     if sel.evaluation is not None:
         table.add_column(f"loss ({sel.evaluation.split})")
     for k, n in enumerate(sel.networks):
-        row = [str(k), _net_label(n.candidate), ", ".join(n.served), f"{n.candidate.width:g}", f"{n.cost:g}",
+        row = [str(k), _net_label(n.candidate), ", ".join(n.served), f"{n.candidate.width:g}", _num(n.cost, unit),
                ", ".join(f"{n.candidate.losses[t]:.5g}" for t in n.served)]
         if sel.evaluation is not None:
             row.append(", ".join(f"{sel.evaluation.losses[t]:.5g}" for t in n.served))
         table.add_row(*row)
     console = Console()
     console.print(table)
-    console.print(f"objective {sel.objective:.6g} (total loss {sel.total_loss:.6g}), cost {sel.cost:g} of "
-                  f"{sel.budget:g} {sel.unit}; {sel.candidates_searched} of {sel.candidates_total} candidates after "
-                  f"pruning dominated ones; solved by {sel.solver} in {seconds:.3f} s")
+    console.print(f"objective {sel.objective:.6g} (total loss {sel.total_loss:.6g}); {sel.candidates_searched} of "
+                  f"{sel.candidates_total} candidates after pruning dominated ones; solved by {sel.solver} in "
+                  f"{seconds:.3f} s")
+    if inp.profile is not None:
+        console.print(f"predicted {headroom_text(sel.cost, sel.budget, 'ms')} on {device_summary(inp.profile)}; "
+                      f"standard network {inp.standard_ms:.4g} ms")
+    else:
+        console.print(f"cost {headroom_text(sel.cost, sel.budget, 'snt')}")
     if sel.evaluation is not None:
         console.print(f"evaluated on {sel.evaluation.split}: total {sel.evaluation.total:.6g} "
                       f"(best chosen network per task: {sel.evaluation.total_best_served:.6g})")
     console.print(f"wrote {out}")
 
 
-def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path]) -> None:
+def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: Inputs) -> None:
     from rich.console import Console
     from rich.table import Table
 
     evaluated = fr.points[0].evaluation is not None
+    profiled = inp.profile is not None
     table = Table(title=f"Optimal groupings by budget ({fr.unit})")
-    for col in ("budget from", "objective", "networks (served tasks)"):
+    for col in ("budget from", *(("SNT",) if profiled else ()), "objective", "networks (served tasks)"):
         table.add_column(col)
     if evaluated:
         table.add_column(f"total ({fr.points[0].evaluation.split})")
     for p in fr.points:
         nets = " | ".join(",".join(n.served) + ("" if n.candidate.width == 1 else f" @{n.candidate.width:g}")
                           for n in p.networks)
-        row = [f"{p.cost:g}", f"{p.objective:.6g}", nets]
+        row = [_num(p.cost, fr.unit), *((f"{p.cost / inp.standard_ms:.3g}",) if profiled else ()),
+               f"{p.objective:.6g}", nets]
         if evaluated:
             row.append(f"{p.evaluation.total:.6g}")
         table.add_row(*row)
     console = Console()
     console.print(table)
+    if profiled:
+        from taskgroup.search.profiled import device_summary
+
+        console.print(f"costs on {device_summary(inp.profile)}; standard network {inp.standard_ms:.4g} ms")
     console.print(f"{len(fr.points)} optimal groupings, found in {seconds:.3f} s; wrote {out}"
                   + (f" and {plot}" if plot else ""))

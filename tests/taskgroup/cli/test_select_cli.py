@@ -184,3 +184,247 @@ def test_select_does_not_import_torch(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "HEAVY []" in res.stdout
     assert (tmp_path / "b.json").exists()
+
+
+# ----- costs from a device profile (--profile with --budget-ms / --budget-snt) -------------------------------------
+PROFILE = ROOT / "profiles" / "cpu-intel-r-xeon-r-processor-default.json"
+N, D, E = "normal", "depth_zbuffer", "edge_texture"
+
+
+def lat(p50):
+    return {"p50": p50, "p90": p50 * 1.5, "p99": p50 * 2, "mean": p50, "runs": 100}
+
+
+def part(p50):
+    return {"params": 10, "macs": 1000, "latency_ms": lat(p50)}
+
+
+def profile_doc():
+    """Binary-exact costs: each head's measured time includes a 0.25 ms per-call overhead the cost model removes.
+
+    Costs (ms) at width 1: trunk 2, heads normal 1, depth 0.5, edge 0.25 (standard network of the three: 3.75);
+    at width 0.5: trunk 1, heads 0.5, 0.25, 0.125. 'rgb' is profiled too (head 4 ms) but not in the loss table.
+    """
+    def width(w, trunk, heads):
+        return {"width": w, "trunk": part(trunk), "session_overhead": lat(0.25),
+                "heads": {t: part(ms + 0.25) for t, ms in heads.items()}}
+    return {
+        "kind": "device_profile", "schema_version": 1, "preset": "default", "model": "xception", "model_config": {},
+        "input_shape": [1, 3, 32, 32], "tasks": [N, D, E, "rgb"], "backend": "onnxruntime",
+        "execution_provider": "CPUExecutionProvider", "device": {"kind": "cpu", "cpu_model": "Test CPU", "cpu_cores": 2},
+        "widths": [width(1.0, 2.0, {N: 1.0, D: 0.5, E: 0.25, "rgb": 4.0}),
+                   width(0.5, 1.0, {N: 0.5, D: 0.25, E: 0.125, "rgb": 2.0})],
+    }
+
+
+def write_profile(path: Path, doc=None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc if doc is not None else profile_doc()))
+    return path
+
+
+def write_real_table(tmp_path: Path, meta=None) -> Path:
+    """Loss table over three real tasks, trained (per its meta) on the default preset at 32x32.
+
+    Feasible groupings (cost in ms on profile_doc(), total loss):
+      all three in the triple network                        3.75   3.6
+      pair n+d serving both + half-size single e            4.625  3.4
+      pair n+d serving both + full single e                  5.75   2.9
+      pair n+d serving n only (its d head dropped) + singles d, e  3+2.5+2.25 = 7.75  2.8
+    """
+    def net(tasks, width, val, ckpt=None):
+        return NetworkResult(tuple(tasks), width, "final", {"val": val, "test": val}, checkpoint=ckpt)
+    nets = [net([t], 1.0, {t: 1.0}) for t in (N, D, E)] + [net([t], 0.5, {t: 1.5}) for t in (N, D, E)] + [
+        net([N, D], 1.0, {N: 0.8, D: 1.1}, "nets/nd.pt"),
+        net([N, D, E], 1.0, {N: 1.2, D: 1.2, E: 1.2}),
+    ]
+    if meta is None:
+        meta = {"run_config": {"preset": "default", "arch": {"model": "xception", "model_config": {}, "resolution": 32}}}
+    run_dir = tmp_path / "run"
+    LossTable((N, D, E), nets, meta=meta).save(run_dir / "losses.json")
+    return run_dir
+
+
+def served_map(doc):
+    return sorted((n["width"], tuple(n["tasks"]), tuple(n["served"])) for n in doc["networks"])
+
+
+def test_select_budget_ms_known_answer_and_served_heads_only(tmp_path, capsys):
+    run_dir = write_real_table(tmp_path)
+    prof = write_profile(tmp_path / "profiles" / "test-cpu.json")
+    out = tmp_path / "sel" / "best.json"
+    code, stdout, err = run(["select", "--losses", run_dir, "--profile", prof, "--budget-ms", 6, "--out", out], capsys)
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    assert doc["objective"] == pytest.approx(2.9)
+    assert served_map(doc) == [(1.0, (E,), (E,)), (1.0, (N, D), (N, D))]
+    assert doc["cost"] == pytest.approx(5.75) and doc["headroom"] == pytest.approx(0.25)
+    b = doc["budget"]
+    assert b["value"] == 6 and b["unit"] == "ms" and "snt" not in b
+    assert b["profile"] == "../profiles/test-cpu.json"  # relative to the grouping file, as export reads it
+    assert b["device"]["cpu_model"] == "Test CPU" and b["backend"] == "onnxruntime" and b["statistic"] == "p50"
+    assert b["standard_network_ms"] == pytest.approx(3.75)  # the table's three tasks, not the profiled rgb head
+    text = " ".join(stdout.split())
+    assert "predicted 5.75 ms of 6 ms budget (0.25 ms, 4.2% under)" in text and "Test CPU" in text
+    # With more budget the pair network serves only 'normal': its dropped depth head costs nothing (3 ms, not 3.5).
+    code, stdout, err = run(["select", "--losses", run_dir, "--profile", prof, "--budget-ms", 8, "--out", out], capsys)
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    assert doc["objective"] == pytest.approx(2.8) and doc["cost"] == pytest.approx(7.75)
+    pair = [n for n in doc["networks"] if n["tasks"] == [N, D]][0]
+    assert pair["served"] == [N] and pair["cost"] == pytest.approx(3.0) and pair["checkpoint"] == "../run/nets/nd.pt"
+    assert "(0.25 ms, 3.1% under)" in " ".join(stdout.split())
+
+
+def test_budget_snt_is_a_multiple_of_the_profiled_standard_network(tmp_path, capsys):
+    run_dir = write_real_table(tmp_path)
+    prof = write_profile(tmp_path / "p.json")
+    snt, ms = tmp_path / "snt.json", tmp_path / "ms.json"
+    code, stdout, err = run(["select", "--losses", run_dir, "--profile", prof, "--budget-snt", 2.25, "--out", snt], capsys)
+    assert code == 0, err
+    assert "8.438 ms (2.25 SNT)" in stdout
+    code, _, err = run(["select", "--losses", run_dir, "--profile", prof, "--budget-ms", 2.25 * 3.75, "--out", ms], capsys)
+    assert code == 0, err
+    a, b = json.loads(snt.read_text()), json.loads(ms.read_text())
+    assert a["budget"]["value"] == b["budget"]["value"] == 8.4375 and a["budget"]["snt"] == 2.25
+    assert served_map(a) == served_map(b) and a["objective"] == b["objective"] == pytest.approx(2.8)
+    assert a["headroom"] == pytest.approx(8.4375 - 7.75)
+
+
+def test_committed_profile_predicted_latency_is_sum_of_served_networks(tmp_path, capsys):
+    from taskgroup.profile import load_profile
+
+    p = load_profile(PROFILE)
+    run_dir = write_real_table(tmp_path)
+    for flag, value in (("--budget-snt", 1.3), ("--budget-ms", 0.2)):
+        out = tmp_path / f"best{flag}.json"
+        code, stdout, err = run(["select", "--losses", run_dir, "--profile", PROFILE, flag, value, "--out", out], capsys)
+        assert code == 0, err
+        doc = json.loads(out.read_text())
+        budget = value if flag == "--budget-ms" else value * p.network_ms(1.0, (N, D, E))
+        assert doc["budget"]["value"] == pytest.approx(budget)
+        predicted = sum(p.network_ms(n["width"], n["served"]) for n in doc["networks"])
+        assert doc["cost"] == pytest.approx(predicted, rel=1e-12) and predicted <= budget
+        assert doc["headroom"] == pytest.approx(budget - predicted)
+        assert (out.parent / doc["budget"]["profile"]).resolve() == PROFILE.resolve()
+        assert doc["budget"]["device"] == p.doc["device"]
+        assert f"predicted {predicted:.4g} ms of {budget:.4g} ms budget" in " ".join(stdout.split())
+    # What `taskgroup export` writes into the bundle manifest from this grouping.
+    from exporters.bundle import _selection_block
+    from exporters.grouping import read_grouping
+
+    block = _selection_block(read_grouping(out))
+    assert block["predicted_latency"]["value"] == pytest.approx(doc["cost"]) and block["predicted_latency"]["unit"] == "ms"
+    assert block["device"] == p.doc["device"] and block["budget"] == {"value": 0.2, "unit": "ms"}
+
+
+def test_frontier_with_profile_in_ms(tmp_path, capsys):
+    run_dir = write_real_table(tmp_path)
+    prof = write_profile(tmp_path / "p.json")
+    out = tmp_path / "f" / "f.json"
+    code, stdout, err = run(["frontier", "--losses", run_dir, "--profile", prof, "--out", out], capsys)
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    assert doc["unit"] == "ms"
+    assert [p["budget_from"] for p in doc["points"]] == pytest.approx([3.75, 4.625, 5.75, 7.75])
+    assert [p["objective"] for p in doc["points"]] == pytest.approx([3.6, 3.4, 2.9, 2.8])
+    assert doc["profile"]["profile"] == "../p.json" and doc["profile"]["standard_network_ms"] == pytest.approx(3.75)
+    assert "1.53" in stdout  # 5.75 ms in SNT
+    code, _, err = run(["frontier", "--losses", run_dir, "--profile", prof, "--max-budget", 6, "--out", out], capsys)
+    assert code == 0, err
+    assert [p["budget_from"] for p in json.loads(out.read_text())["points"]] == pytest.approx([3.75, 4.625, 5.75])
+
+
+def _without_task(doc, task):
+    doc["tasks"].remove(task)
+    for w in doc["widths"]:
+        del w["heads"][task]
+    return doc
+
+
+def _only_full_width(doc):
+    doc["widths"] = doc["widths"][:1]
+    return doc
+
+
+BAD_PROFILES = {
+    "missing_task": (lambda d: _without_task(d, E), None, ["no head for task(s) ['edge_texture']",
+                                                          "taskgroup profile --tasks normal,depth_zbuffer,edge_texture"]),
+    "missing_width": (_only_full_width, None, ["width(s) 0.5", "--widths 1,0.5"]),
+    "other_preset": (None, {"run_config": {"preset": "tiny", "arch": {"resolution": 16}}},
+                     ["preset 'default'", "preset 'tiny'", "--preset tiny"]),
+    "other_input_size": (None, {"run_config": {"preset": "default", "arch": {"resolution": 64}}},
+                         ["timed at input 32x32", "trained at 64x64"]),
+    "other_architecture": (None, {"run_config": {"preset": "default", "arch": {"model_config": {"stem_channels": 8}}}},
+                           ["model_config"]),
+    "wrong_kind": (lambda d: dict(d, kind="grouping"), None, ["field 'kind'"]),
+    "negative_latency": (lambda d: (d["widths"][0]["trunk"]["latency_ms"].update(p50=-1), d)[1], None,
+                         ["widths[0].trunk.latency_ms.p50"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PROFILES))
+def test_profile_not_matching_the_table_exit_2_no_output(tmp_path, capsys, case):
+    edit, meta, messages = BAD_PROFILES[case]
+    prof = write_profile(tmp_path / "p.json", edit(profile_doc()) if edit else None)
+    run_dir = write_real_table(tmp_path, meta)
+    out = tmp_path / "best.json"
+    code, _, err = run(["select", "--losses", run_dir, "--profile", prof, "--budget-ms", 6, "--out", out], capsys)
+    err = " ".join(err.split())
+    assert code == 2 and str(prof) in err, err
+    for m in messages:
+        assert m in err, err
+    assert not out.exists()
+
+
+def test_corrupt_or_missing_profile_and_abstract_task_names(tmp_path, capsys):
+    run_dir = write_real_table(tmp_path)
+    out = tmp_path / "best.json"
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text(json.dumps(profile_doc())[:200])
+    for prof, message in ((corrupt, "malformed JSON"), (tmp_path / "none.json", "no such file")):
+        code, _, err = run(["select", "--losses", run_dir, "--profile", prof, "--budget-ms", 6, "--out", out], capsys)
+        assert code == 2 and str(prof) in err and message in err, err
+    # The paper's tables name columns t0..; a profile costs real tasks only.
+    code, _, err = run(["select", "--losses", DATA / "results.txt", "--profile", PROFILE, "--budget-snt", 2,
+                        "--out", out], capsys)
+    err = " ".join(err.split())
+    assert code == 2 and "['t0', 't1', 't2', 't3', 't4'] are not task names" in err and "--task-names" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--budget-ms", 6], "--budget-ms needs --profile"),
+    (["--budget-snt", 2], "--budget-snt needs --profile"),
+    ([], "give a budget"),
+    (["--profile", "P", "--budget", 2], "--budget is for selection without a profile"),
+    (["--profile", "P", "--budget-ms", 6, "--budget-snt", 2], "not both"),
+    (["--profile", "P"], "--budget-ms X or --budget-snt Y"),
+    (["--profile", "P", "--budget-ms", -1], "--budget-ms must be a positive number"),
+    (["--profile", "P", "--budget-ms", 3], "cheapest grouping serving all 3 tasks costs 3.75 ms"),
+    (["--profile", "P", "--budget-snt", 0.5], "use --budget-ms 3.75 or more (--budget-snt 1)"),
+])
+def test_budget_flags_exit_2_no_output(tmp_path, capsys, args, message):
+    run_dir = write_real_table(tmp_path)
+    prof = write_profile(tmp_path / "p.json")
+    out = tmp_path / "best.json"
+    args = [prof if a == "P" else a for a in args]
+    code, _, err = run(["select", "--losses", run_dir, *args, "--out", out], capsys)
+    assert code == 2 and message in " ".join(err.split()), err
+    assert not out.exists()
+
+
+def test_select_with_profile_does_not_import_torch(tmp_path):
+    run_dir = write_real_table(tmp_path)
+    code = (
+        "import sys\n"
+        "from taskgroup.cli import main\n"
+        f"args = ['select', '--losses', {str(run_dir)!r}, '--profile', {str(PROFILE)!r}, '--budget-snt', '1.5', "
+        f"'--out', {str(tmp_path / 'b.json')!r}]\n"
+        "try:\n    main(args)\n"
+        "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print('HEAVY', [m for m in ('torch', 'fvcore', 'onnx') if m in sys.modules])\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "HEAVY []" in res.stdout and json.loads((tmp_path / "b.json").read_text())["budget"]["unit"] == "ms"
