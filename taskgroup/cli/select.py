@@ -30,7 +30,7 @@ BUDGET_SNT_HELP = ("Inference budget in SNT measured on the --profile device: Y 
                    "network (full width, serving every task of the loss table). E.g. 2.5 = two and a half standard "
                    "networks' time.")
 STATISTIC_HELP = ("Latency statistic of the profile to cost networks at: p50 (median, default), p90 or p99 (more "
-                  "conservative; the sum of per-part p99s overestimates a network's p99).")
+                  "conservative; a sum of per-part p99s usually overestimates a whole network's p99).")
 LOSSES_HELP = ("Loss table to select on: a loss-table JSON file, a run directory containing losses.json, or one of the "
                "paper's tab-separated tables (line 1 = half-size single-task networks, then one full-size network "
                "per line; empty cell = task absent).")
