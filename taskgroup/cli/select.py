@@ -285,7 +285,6 @@ def select_cmd(
         sel.evaluate(inp.eval_candidates, inp.eval_label)
     sel.options = dict(inp.options, max_networks=max_networks, solver=solver.value)
     doc = sel.to_grouping_json(out, inp.table_dir)
-    doc["headroom"] = limit.value - sel.cost
     if inp.profile is not None:
         from taskgroup.search.profiled import profile_record
 

@@ -43,17 +43,26 @@ def one_network(tasks: Sequence[str], budget: float, network_cost: NetworkCost) 
 
 
 def independent_singles(single_candidates: Sequence[Candidate], tasks: Sequence[str], budget: float,
-                        unit: str) -> Baseline | None:
-    """The exact best set of single-task networks within the budget, or None if none fits."""
+                        unit: str) -> Baseline:
+    """The exact best set of single-task networks within the budget; if none fits, the
+    cheapest set (so the report can show what one network per task would cost)."""
     from taskgroup.errors import TaskgroupError
 
     singles = [c for c in single_candidates if len(c.tasks) == 1]
     try:
         sel = select(singles, budget, tasks=tasks, unit=unit)
     except TaskgroupError:
-        return None
+        return Baseline("independent singles", _cheapest(singles, tasks))
     return Baseline("independent singles",
                     tuple(BaselineNetwork(n.candidate.tasks, n.candidate.width) for n in sel.networks))
+
+
+def _cheapest(singles: Sequence[Candidate], tasks: Sequence[str]) -> tuple[BaselineNetwork, ...]:
+    out = []
+    for t in tasks:
+        best = min((c for c in singles if c.tasks == (t,)), key=lambda c: c.cost((t,)))
+        out.append(BaselineNetwork(best.tasks, best.width))
+    return tuple(out)
 
 
 def random_groupings(tasks: Sequence[str], budget: float, network_cost: NetworkCost, draws: int,

@@ -166,7 +166,7 @@ def _markdown(d: ReportData) -> str:
     c = d.compute
     if c:
         lines.append(
-            f"Training for the search: {c['search_train_s']:.0f} s for {int(c['n_trained'])} networks. "
+            f"Training the candidates for the search: {c['search_train_s']:.0f} s for {int(c['n_trained'])} networks. "
             f"Training every candidate the search considered ({int(c['n_all'])} networks) would take about "
             f"{c['all_candidates_train_s']:.0f} s at the measured per-network times "
             f"({c['all_candidates_train_s'] / max(c['search_train_s'], 1e-9):.1f}x)."
@@ -193,7 +193,9 @@ def _plot_gains(path: Path, d: ReportData) -> None:
     for i in range(n):
         for j in range(n):
             if np.isfinite(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:+.1f}", ha="center", va="center", fontsize=9)
+                dark = abs(grid[i, j]) > 0.6 * limit  # white text on the saturated cells
+                ax.text(j, i, f"{grid[i, j]:+.1f}", ha="center", va="center", fontsize=9,
+                        color="white" if dark else "black")
     ax.set_xticks(range(n), d.tasks, rotation=40, ha="right")
     ax.set_yticks(range(n), d.tasks)
     ax.set_xlabel("trained together with")

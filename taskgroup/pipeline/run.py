@@ -272,6 +272,7 @@ class Pipeline:
     # ---- report assembly
     def report_data(self):
         from taskgroup.pipeline.report import GroupingResult, ReportData
+        from taskgroup.search.profiled import device_summary
 
         best = read_json(self.run_dir / "best.json", "grouping")
         base = read_json(self.run_dir / "baselines.json", "baselines")
@@ -287,7 +288,7 @@ class Pipeline:
         table = self.table()
         return ReportData(
             tasks=list(self.config.tasks), budget=self.budget_ms(), budget_unit="ms",
-            device=_device_name(p.doc.get("device") or {}) + f" ({p.backend}, {p.execution_provider})",
+            device=device_summary(p),
             chosen=chosen, baselines=baselines,
             pairwise_gains=pairwise_gains(table, "test", self.candidate_stage()), gains_split="test",
             frontier=[{"cost": pt["cost"], "objective": pt["total_loss"]} for pt in front["points"]],
@@ -309,9 +310,11 @@ class Pipeline:
         return notes
 
     def _write_grouping(self, sel, name: str) -> None:
+        from taskgroup.search.profiled import profile_record
+
         path = self.run_dir / name
         doc = sel.to_grouping_json(path, self.train_dir)
-        doc["budget"]["profile"] = "profile.json"  # relative to the grouping file
+        doc["budget"].update(profile_record(self.profile(), path))
         if self.config.budget_snt is not None:
             doc["budget"]["snt"] = self.config.budget_snt
         write_json_atomic(path, doc)
@@ -338,8 +341,13 @@ def search_compute(table: LossTable, tasks: tuple[str, ...], stage: str, candida
     the candidate stage (each extra head adds decoder compute)."""
     import numpy as np
 
+    from taskgroup.train import candidate_set
+
+    searched = {(frozenset(c.tasks), c.width) for c in candidate_set(candidate_kind, tasks)}
     measured = [n for n in table.networks if n.stage == stage and n.wall_time_s]
-    spent = math.fsum(n.wall_time_s for n in measured)
+    spent = math.fsum(n.wall_time_s for n in measured if (frozenset(n.tasks), n.width) in searched)
+    n_trained = sum(1 for n in measured if (frozenset(n.tasks), n.width) in searched)
+    # Per-network times come from every measured network (baselines included): more points, same recipe.
     full = [(len(n.tasks), n.wall_time_s) for n in measured if n.width == 1.0]
     half = [n.wall_time_s for n in measured if n.width == 0.5]
     ks = np.array([k for k, _ in full], dtype=float)
@@ -353,7 +361,7 @@ def search_compute(table: LossTable, tasks: tuple[str, ...], stage: str, candida
 
     all_time = sum(comb(n, k) * max(0.0, intercept + slope * k) for k in range(1, n + 1))
     all_time += n * (float(np.mean(half)) if half else 0.0)
-    return {"search_train_s": spent, "n_trained": len(measured),
+    return {"search_train_s": spent, "n_trained": n_trained,
             "all_candidates_train_s": all_time, "n_all": 2 ** n - 1 + n}
 
 
@@ -363,12 +371,6 @@ def machine_description() -> str:
     from taskgroup.profile.device import cpu_model
 
     return f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
-
-
-def _device_name(device: dict[str, Any]) -> str:
-    if device.get("kind") == "cpu":
-        return f"CPU {device.get('cpu_model', '?')} ({device.get('cpu_cores', '?')} cores)"
-    return str(device.get("gpu_name") or device.get("name") or "unknown device")
 
 
 def _describe(sel) -> str:

@@ -126,6 +126,7 @@ class Selection:
             "objective": self.objective,
             "total_loss": self.total_loss,
             "cost": self.cost,
+            "headroom": None if self.budget is None else self.budget - self.cost,  # how far under the budget
             "solver": self.solver,
             "candidates": {"given": self.candidates_total, "after_pruning": self.candidates_searched},
             "solve_time_s": self.solve_time_s,
