@@ -12,9 +12,6 @@ lists and hashes like any other file.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from taskgroup.errors import TaskgroupError
+from taskgroup.models.onnx import quiet_onnx_export
 
 INPUT_NAME = "image"
 
@@ -69,20 +67,12 @@ def export_onnx(model, out_path: Path, resolution: int, config: OnnxExportConfig
         kwargs.update(dynamo=False, dynamic_axes={INPUT_NAME: {0: "N"}, **{t: {0: "N"} for t in tasks}})
     out_path.parent.mkdir(parents=True, exist_ok=True)
     before = set(out_path.parent.iterdir())
-    log = io.StringIO()
-    # The exporter logs one warning per optional torchvision op it cannot register; not ours.
-    onnx_logger = logging.getLogger("torch.onnx")
-    level = onnx_logger.level
-    onnx_logger.setLevel(logging.ERROR)
     try:
-        with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(log):
-            warnings.simplefilter("ignore")
+        with torch.no_grad(), quiet_onnx_export():
             torch.onnx.export(wrapped, (example,), str(out_path), **kwargs)
     except Exception as exc:
         raise TaskgroupError(f"ONNX export of {'+'.join(tasks)} failed ({config.exporter} exporter): "
                              f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        onnx_logger.setLevel(level)
     new_files = sorted(set(out_path.parent.iterdir()) - before - {out_path})
     if embed and new_files:
         raise TaskgroupError(f"ONNX export wrote unexpected files {[p.name for p in new_files]}")

@@ -15,13 +15,12 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from runtime.backends import BACKENDS, OrtRunner, Runner, ort_providers, parse_device
-from runtime.errors import BackendUnavailableError, BundleError
+from runtime.errors import BackendUnavailableError
 from runtime.manifest import Manifest, read_manifest, safe_member, verify_files
 from runtime.preprocess import to_network_input
 from runtime.stats import summarize_ms

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from taskgroup.errors import TaskgroupError
+from taskgroup.models.onnx import quiet_onnx_export
 
 FEATURES = "features"  # name of the trunk-output tensor in the exported graph
 IMAGE = "image"  # name of the network input
@@ -67,7 +68,7 @@ def export_network(model, image) -> ExportedNetwork:
     with tempfile.TemporaryDirectory(prefix="taskgroup-profile-") as tmp:
         path = Path(tmp) / "network.onnx"
         try:
-            with torch.no_grad():
+            with torch.no_grad(), quiet_onnx_export():
                 torch.onnx.export(wrapper, (image,), str(path), dynamo=True, external_data=False, optimize=True,
                                   opset_version=OPSET, input_names=[IMAGE], output_names=[FEATURES, *tasks],
                                   verbose=False)
