@@ -169,8 +169,10 @@ class Pipeline:
         from taskgroup.profile.profiler import ProfileConfig, run_profile, write_profile
 
         preset = self.config.preset
+        # The run's own architecture: a --config may change it from the preset's.
         doc = run_profile(ProfileConfig(device=self.config.device, backend=self.config.backend, preset=preset,
-                                        tasks=self.config.tasks, seed=self.config.seed), report=self.say)
+                                        tasks=self.config.tasks, seed=self.config.seed, arch=self.run_config().arch),
+                          report=self.say)
         write_profile(doc, self.run_dir / "profile.json")
         p = self.profile()
         self.say(f"standard network (all {len(self.config.tasks)} heads, full width): {p.standard_network_ms():.3f} ms; "

@@ -48,6 +48,7 @@ class ProfileConfig:
     validation_networks: int = 4  # whole networks per width measured directly to check the cost model
     seed: int = 0  # random input and choice of validation networks
     timing: TimingConfig = field(default_factory=TimingConfig)  # warm-up and run counts
+    arch: Any = None  # an ArchPreset overriding the preset's (a run whose --config changes [arch]); None: the preset's
 
 
 def validate_config(config: ProfileConfig) -> None:
@@ -98,7 +99,7 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
     tasks = parse_task_list(list(config.tasks))
     device = parse_device(config.device)
     backend_name = resolve_backend(config.backend, device)
-    preset = get_arch_preset(config.preset)
+    preset = config.arch if config.arch is not None else get_arch_preset(config.preset)
     backend = make_backend(backend_name, device, config.threads, config.allow_fallback)
     started = time.perf_counter()
     gen = torch.Generator().manual_seed(config.seed)

@@ -97,3 +97,15 @@ def test_measure_counts_runs():
     calls = []
     stats = measure({"f": lambda: calls.append(1)}, TimingConfig(warmup_runs=3, min_runs=7, min_seconds=0.0, rounds=3))
     assert stats["f"].runs == 7 and len(calls) == 10
+
+
+def test_an_explicit_architecture_overrides_the_presets():
+    import dataclasses
+
+    from taskgroup.presets import get_arch_preset
+
+    arch = get_arch_preset("tiny")
+    wider = dataclasses.replace(arch, model_config={**arch.model_config, "stem_channels": 12})
+    doc = run_profile(ProfileConfig(backend="torch", preset="tiny", tasks=TASKS[:1], widths=(1.0,), timing=QUICK,
+                                    validation_networks=1, arch=wider))
+    assert doc["model_config"]["stem_channels"] == 12
