@@ -58,9 +58,15 @@ def independent_singles(single_candidates: Sequence[Candidate], tasks: Sequence[
 
 
 def _cheapest(singles: Sequence[Candidate], tasks: Sequence[str]) -> tuple[BaselineNetwork, ...]:
+    from taskgroup.errors import TaskgroupError
+
     out = []
     for t in tasks:
-        best = min((c for c in singles if c.tasks == (t,)), key=lambda c: c.cost((t,)))
+        options = [c for c in singles if c.tasks == (t,)]
+        if not options:
+            raise TaskgroupError(f"no single-task network for '{t}' in the loss table: the independent-singles "
+                                 "baseline needs the 'singles' (or larger) candidate set")
+        best = min(options, key=lambda c: c.cost((t,)))
         out.append(BaselineNetwork(best.tasks, best.width))
     return tuple(out)
 

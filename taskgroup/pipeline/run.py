@@ -68,6 +68,22 @@ class PipelineConfig:
             raise TaskgroupError(f"--random-baselines must be >= 0, got {self.random_baselines}")
         if len(self.tasks) < 2:
             raise TaskgroupError("grouping needs at least two tasks")
+        self._check_stage_options()
+
+    def _check_stage_options(self) -> None:
+        """Every option a later stage uses is checked now, before anything is written: a typo
+        must not surface after minutes of training, in a run that then cannot be resumed."""
+        from taskgroup.profile.backends import resolve_backend
+        from taskgroup.profile.device import parse_device
+        from taskgroup.search.estimate import get_estimator
+        from taskgroup.train import CANDIDATE_SETS, make_run_config
+
+        if self.candidates not in CANDIDATE_SETS:
+            raise TaskgroupError(f"unknown candidate set '{self.candidates}'; valid sets: {', '.join(CANDIDATE_SETS)}")
+        if self.estimate is not None:
+            get_estimator(self.estimate)
+        make_run_config(self.preset, self.config_file, seed=self.seed, esa_fraction=self.esa)  # preset, TOML, ESA
+        resolve_backend(self.backend, parse_device(self.device))
 
     def to_json(self) -> dict[str, Any]:
         doc = dataclasses.asdict(self)
@@ -221,8 +237,10 @@ class Pipeline:
 
         p, budget, tasks = self.profile(), self.budget_ms(), self.config.tasks
         singles = [c for c in self.candidates("val", "final") if len(c.tasks) == 1]
-        if not singles:  # ESA runs train candidates only to the early stage: choose singles on those
-            singles = [c for c in self.candidates("val", self.candidate_stage()) if len(c.tasks) == 1]
+        if self.candidate_stage() != "final":  # ESA: singles not trained fully yet are chosen on their early losses
+            have = {(c.tasks, c.width) for c in singles}
+            singles += [c for c in self.candidates("val", self.candidate_stage())
+                        if len(c.tasks) == 1 and (c.tasks, c.width) not in have]
         baselines = [one_network(tasks, budget, p.network_ms)]
         baselines.append(independent_singles(singles, tasks, budget, "ms"))
         baselines += random_groupings(tasks, budget, p.network_ms, self.config.random_baselines, self.config.seed)
@@ -252,9 +270,17 @@ class Pipeline:
     def stage_bench(self) -> dict[str, Any]:
         from runtime import load_bundle
 
-        with load_bundle(self.run_dir / "bundle", device=self.config.device) as bundle:
-            measured = bundle.measure(runs=300)
-            execution = bundle.execution
+        from runtime import BackendUnavailableError, BundleError, read_manifest
+
+        bundle_dir = self.run_dir / "bundle"
+        try:
+            # Sessions run with the profile's thread count, so measured and predicted compare like with like.
+            with load_bundle(bundle_dir, device=self.config.device,
+                             threads=read_manifest(bundle_dir).profiled_threads) as bundle:
+                measured = bundle.measure(runs=300)
+                execution = bundle.execution
+        except (BundleError, BackendUnavailableError) as exc:
+            raise TaskgroupError(f"{bundle_dir}: {exc}") from exc
         whole = measured["whole"]
         predicted = read_json(self.run_dir / "best.json", "grouping")["cost"]
         doc = {"schema_version": 1, "kind": "bundle_benchmark", **measured, "predicted_ms": predicted,

@@ -120,3 +120,15 @@ def test_refuses_a_non_empty_directory_and_changed_settings(run_dir):
     proc = _pipeline(run_dir, "--resume", "--seed", "3")
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "different settings" in output
+
+
+def test_esa_pipeline_selects_on_early_losses_and_ships_fully_trained_networks(tmp_path):
+    out = tmp_path / "esa"
+    proc = _pipeline(out, "--esa", "0.5", "--random-baselines", "1")
+    output, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, output
+    selected = read_json(out / "selected.json", "grouping")
+    assert {n["stage"] for n in selected["networks"] if not n["estimated"]} <= {"early"}
+    best = read_json(out / "best.json", "grouping")
+    assert all(n["stage"] == "final" and n["checkpoint"] for n in best["networks"])
+    assert (out / "report" / "report.md").is_file()

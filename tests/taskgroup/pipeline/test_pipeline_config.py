@@ -1,0 +1,59 @@
+"""Pipeline options are checked before anything is written, and the baselines are built right."""
+
+import pytest
+
+from taskgroup.errors import TaskgroupError
+from taskgroup.pipeline.baselines import Baseline, BaselineNetwork, independent_singles, one_network, random_groupings
+from taskgroup.pipeline.run import Pipeline, PipelineConfig
+from taskgroup.search import make_candidate
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(estimate="hao"), "unknown estimator 'hao'"),
+    (dict(candidates="pair"), "unknown candidate set 'pair'"),
+    (dict(preset="defualt"), "unknown preset 'defualt'"),
+    (dict(esa=7.0), "--esa fraction must be in"),
+    (dict(device="gpu"), "unknown device 'gpu'"),
+    (dict(backend="openvino"), "unknown backend 'openvino'"),
+    (dict(budget_ms=1.0, budget_snt=1.0), "exactly one budget"),
+    (dict(budget_ms=-1.0), "positive"),
+    (dict(tasks=("normal",)), "at least two tasks"),
+])
+def test_bad_options_fail_before_the_run_directory_is_written(tmp_path, options, message):
+    with pytest.raises(TaskgroupError, match=message):
+        Pipeline(tmp_path / "run", PipelineConfig(**options))
+    assert not (tmp_path / "run").exists()
+
+
+def _cost(width, tasks):  # trunk 1 per width unit, each served head 0.5
+    return width + 0.5 * len(tasks)
+
+
+def test_one_network_shrinks_to_half_width_when_full_does_not_fit():
+    assert one_network(("a", "b"), 2.0, _cost).networks == (BaselineNetwork(("a", "b"), 1.0),)
+    assert one_network(("a", "b"), 1.6, _cost).networks == (BaselineNetwork(("a", "b"), 0.5),)
+
+
+def test_independent_singles_is_the_best_fitting_set_or_the_cheapest_flagged():
+    def single(task, width, loss):
+        return make_candidate((task,), width, {task: loss}, lambda w, t: (w, {x: 0.5 for x in t}))
+
+    singles = [single("normal", 1.0, 0.1), single("normal", 0.5, 0.2), single("rgb", 1.0, 0.3), single("rgb", 0.5, 0.35)]
+    fit = independent_singles(singles, ("normal", "rgb"), 2.5, "ms")
+    assert set(fit.networks) == {BaselineNetwork(("normal",), 1.0), BaselineNetwork(("rgb",), 0.5)}
+    over = independent_singles(singles, ("normal", "rgb"), 1.0, "ms")  # nothing fits: the cheapest, flagged by cost
+    assert set(over.networks) == {BaselineNetwork(("normal",), 0.5), BaselineNetwork(("rgb",), 0.5)}
+    with pytest.raises(TaskgroupError, match="no single-task network for 'rgb'"):
+        independent_singles(singles[:2], ("normal", "rgb"), 1.0, "ms")
+
+
+def test_random_groupings_partition_the_tasks_fit_and_are_distinct():
+    tasks = ("a", "b", "c", "d")
+    draws = random_groupings(tasks, 4.0, _cost, draws=3, seed=1)
+    assert len(draws) == 3
+    assert len({frozenset((n.tasks, n.width) for n in b.networks) for b in draws}) == 3
+    for b in draws:
+        assert sorted(t for n in b.networks for t in n.tasks) == sorted(tasks)
+        assert b.cost(_cost) <= 4.0
+    assert random_groupings(tasks, 4.0, _cost, draws=3, seed=1) == draws  # deterministic
+    assert isinstance(draws[0], Baseline)
