@@ -65,7 +65,9 @@ def _selection_block(grouping: Grouping) -> dict[str, Any]:
                      "note": "sum of the chosen networks' profiled costs (additive cost model)"}
     return {"grouping_file": grouping.path.name, "grouping_sha256": sha256_file(grouping.path),
             "budget": {"value": grouping.budget.get("value"), "unit": grouping.unit}, "profile": profile,
-            "device": device, "predicted_latency": predicted, "objective": grouping.objective}
+            "device": device, "predicted_latency": predicted, "objective": grouping.objective,
+            # How the profile ran its sessions: measure the bundle the same way to compare with the prediction.
+            "profiled_backend_settings": grouping.budget.get("backend_settings")}
 
 
 def _versions() -> dict[str, str]:

@@ -304,4 +304,18 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
                 r.deactivate()
         raise
     report["threads_per_session"] = [getattr(r, "intra_op_threads", None) for r in keep]
-    return Bundle(manifest, keep, chosen, backend, device, report, blobs)
+    return Bundle(manifest, keep, chosen, backend, _effective_device(device, keep, report), report, blobs)
+
+
+def _effective_device(device: str, runners: list[Runner], report: dict[str, Any]) -> str:
+    """The device the sessions really run on: a GPU request that fell back (allowed) is the CPU.
+
+    Timings and descriptions use this, so a CPU timing is never labelled as a GPU one.
+    """
+    if parse_device(device)[0] == "cpu":
+        return device
+    active = [list(getattr(r, "active_providers", None) or []) for r in runners]
+    if any(a and a[0] == "CPUExecutionProvider" for a in active):
+        report["fallback"] = f"asked for {device}; ONNX Runtime runs on {active}"
+        return "cpu"
+    return device

@@ -70,6 +70,16 @@ class Manifest:
     selection: dict[str, Any] = field(default_factory=dict)  # budget, profile, device, predicted latency
     raw: dict[str, Any] = field(default_factory=dict)  # the whole document, for reporting
 
+    @property
+    def profiled_threads(self) -> int | None:
+        """Intra-op threads per session the grouping's latency profile was measured with, if recorded.
+
+        Running the bundle with the same setting makes its latency comparable with the prediction.
+        """
+        settings = self.selection.get("profiled_backend_settings") or {}
+        threads = settings.get("intra_op_num_threads") if isinstance(settings, dict) else None
+        return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1 else None
+
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()

@@ -43,13 +43,14 @@ def export_command(
     resolution = get_arch_preset(preset).resolution
     if frames < 1:
         raise TaskgroupError(f"--frames must be >= 1, got {frames}")
+    g = read_grouping(grouping)
+    _check_preset_matches(g, preset, resolution)
     if synthetic:
         images = synthetic_frames(frames, resolution)
         source = f"synthetic ({frames} deterministic random and structured frames, {resolution}px)"
     else:
         from taskgroup.train.config import make_run_config
 
-        g = read_grouping(grouping)
         with console.status("loading validation frames"):
             images, source = validation_frames(make_run_config(preset).data, g.tasks, frames)
     with console.status("exporting") as status:
@@ -68,6 +69,20 @@ def export_command(
         console.print(f"no TensorRT engines: {manifest['tensorrt']['reason']}")
 
 
+def _check_preset_matches(grouping, preset: str, resolution: int) -> None:
+    """A grouping selected on a profile records the preset and input shape; exporting at another
+    resolution would verify and ship networks at a size nobody measured."""
+    budget = grouping.budget
+    shape = budget.get("input_shape")
+    if isinstance(shape, list) and len(shape) == 4 and shape[2:] != [resolution, resolution]:
+        raise TaskgroupError(f"{grouping.path}: the grouping was selected for input {shape[2]}x{shape[3]} "
+                             f"(preset '{budget.get('preset')}'), but --preset {preset} is {resolution}x{resolution}; "
+                             f"pass --preset {budget.get('preset')}")
+    if budget.get("preset") not in (None, preset):
+        raise TaskgroupError(f"{grouping.path}: the grouping was selected on a profile of preset "
+                             f"'{budget.get('preset')}', not '{preset}'; pass --preset {budget.get('preset')}")
+
+
 @app.command("bench")
 def bench_command(
     bundle_dir: Path = typer.Argument(..., help="Bundle directory written by `taskgroup export`."),
@@ -78,6 +93,10 @@ def bench_command(
     runs: int = typer.Option(300, help="Timed frames (after 20 warm-up frames); batch 1, uint8 HWC input."),
     allow_fallback: bool = typer.Option(False, "--allow-fallback", help="Accept ONNX Runtime placing a "
                                                                         "network on another provider than asked."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="ONNX Runtime intra-op threads per "
+                                          "session. Default: the thread count the grouping's profile was measured "
+                                          "with (so measured and predicted latency compare like with like), else "
+                                          "all cores."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the numbers to this JSON file."),
 ) -> None:
     """Measure per-frame latency of the whole bundle (p50/p90/p99 in ms, pre-processing included) and
@@ -86,24 +105,29 @@ def bench_command(
     from rich.console import Console
     from rich.table import Table
 
-    from runtime import BackendUnavailableError, BundleError, load_bundle
+    from runtime import BackendUnavailableError, BundleError, load_bundle, read_manifest
     from taskgroup.fileio import write_json_atomic
 
     if runs < 10:
         raise TaskgroupError(f"--runs must be >= 10 for a p99, got {runs}")
     try:
+        threads = threads or read_manifest(bundle_dir).profiled_threads
         bundle = load_bundle(bundle_dir, backend=backend, device=device, execution=execution,
-                             allow_fallback=allow_fallback)
+                             allow_fallback=allow_fallback, threads=threads)
     except (BundleError, BackendUnavailableError, ValueError) as exc:
         raise TaskgroupError(str(exc)) from exc
     with bundle:
-        measured = bundle.measure(runs)
+        try:
+            measured = bundle.measure(runs)
+        except (BundleError, BackendUnavailableError) as exc:
+            raise TaskgroupError(str(exc)) from exc
         info = bundle.describe()
     whole, alone, standalone_sum = measured["whole"], measured["standalone"], measured["standalone_p50_sum_ms"]
     sel = bundle.manifest.selection
     budget = sel.get("budget") or {}
     predicted = (sel.get("predicted_latency") or {}).get("value")
-    table = Table(title=f"{bundle_dir} on {device} ({bundle.backend}, {bundle.execution} execution)")
+    table = Table(title=f"{bundle_dir} on {bundle.device} ({bundle.backend}, {bundle.execution} execution)"
+                  + (f" [fell back: {info['load_report']['fallback']}]" if "fallback" in info["load_report"] else ""))
     for col in ("", "p50 ms", "p90 ms", "p99 ms"):
         table.add_column(col, justify="right" if col else "left")
     table.add_row("whole bundle", *(f"{whole[k]:.3f}" for k in ("p50_ms", "p90_ms", "p99_ms")))
@@ -113,8 +137,9 @@ def bench_command(
     console.print(table)
     console.print(f"sum of standalone p50: {standalone_sum:.3f} ms; bundle / sum = {whole['p50_ms'] / standalone_sum:.3f}")
     if budget.get("unit") == "ms" and budget.get("value") is not None:
-        verdict = "within" if whole["p99_ms"] <= budget["value"] else "OVER"
-        console.print(f"budget: {budget['value']:g} ms -> p99 {verdict} budget")
+        console.print(f"budget: {budget['value']:g} ms -> " + "; ".join(
+            f"{q} {whole[q + '_ms']:.3f} ms {'within' if whole[q + '_ms'] <= budget['value'] else 'OVER'}"
+            for q in ("p50", "p99")))
     else:
         console.print(f"budget: {budget.get('value')} {budget.get('unit', '?')} (not in ms; no latency comparison)")
     if predicted is not None:

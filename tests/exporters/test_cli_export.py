@@ -40,3 +40,27 @@ def test_cli_errors_exit_2_without_writing(tmp_path, capsys):
     assert not (tmp_path / "deploy").exists()
     code = run(["bench", str(tmp_path / "nothing")])
     assert code == 2 and "not a bundle directory" in capsys.readouterr().err
+
+
+def test_export_refuses_a_preset_other_than_the_profiled_one(tmp_path, capsys):
+    grouping = make_grouping(tmp_path)
+    doc = json.loads(grouping.read_text())
+    doc["budget"].update(preset="tiny", input_shape=[1, 3, 16, 16])
+    grouping.write_text(json.dumps(doc))
+    code = run(["export", "--grouping", str(grouping), "--out", str(tmp_path / "deploy"), "--preset", "default",
+                "--synthetic-frames"])
+    assert code == 2 and "pass --preset tiny" in capsys.readouterr().err
+    assert not (tmp_path / "deploy").exists()
+
+
+def test_bench_runs_sessions_with_the_profiled_thread_count(tmp_path, capsys):
+    grouping = make_grouping(tmp_path)
+    doc = json.loads(grouping.read_text())
+    doc["budget"]["backend_settings"] = {"intra_op_num_threads": 1}
+    grouping.write_text(json.dumps(doc))
+    assert run(["export", "--grouping", str(grouping), "--out", str(tmp_path / "deploy"), "--preset", "tiny",
+                "--synthetic-frames", "--frames", "2"]) == 0
+    assert run(["bench", str(tmp_path / "deploy"), "--runs", "10", "--execution", "sequential",
+                "--json", str(tmp_path / "bench.json")]) == 0
+    runtime = json.loads((tmp_path / "bench.json").read_text())["runtime"]
+    assert runtime["load_report"]["threads_per_session"] == [1, 1]

@@ -203,6 +203,17 @@ def test_unavailable_backends_fail_loudly_instead_of_falling_back(tiny_bundle):
         load_bundle(tiny_bundle, device="gpu")
 
 
+def test_an_allowed_fallback_is_labelled_as_the_cpu_it_runs_on(tiny_bundle):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("a CUDA-capable onnxruntime is installed: no fallback to observe")
+    with load_bundle(tiny_bundle, device="cuda", allow_fallback=True) as bundle:
+        assert bundle.device == "cpu" and "asked for cuda" in bundle.load_report["fallback"]
+        assert bundle.benchmark(runs=10)["device"] == "cpu"  # never a CPU timing labelled as GPU
+        assert bundle.measure(runs=10)["standalone"]  # standalone sessions use the effective device
+
+
 def test_runner_interface_activate_infer_deactivate(tiny_bundle):
     model = (tiny_bundle / "net1.onnx").read_bytes()
     runner = OrtRunner(model, name="net1", providers=["CPUExecutionProvider"], intra_op_threads=1)
