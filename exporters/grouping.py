@@ -106,6 +106,17 @@ def read_grouping(path: str | os.PathLike) -> Grouping:
             raise SchemaError(path, f"served_by.{t}", f"expected a network index in 0..{len(nets) - 1}, found {idx!r}")
         if t not in nets[idx].tasks_served:
             raise SchemaError(path, f"served_by.{t}", f"network {idx} does not list '{t}' among the tasks it serves")
+    # Each task is served by exactly one network: overlapping or extra served tasks would make the
+    # bundle's task -> network mapping depend on file order.
+    seen: dict[str, int] = {}
+    for net in nets:
+        for t in net.tasks_served:
+            if t not in tasks:
+                raise SchemaError(path, f"networks[{net.index}].served", f"serves '{t}', which is not in 'tasks'")
+            if t in seen:
+                raise SchemaError(path, f"networks[{net.index}].served",
+                                  f"'{t}' is also served by network {seen[t]}; each task is served by one network")
+            seen[t] = net.index
     objective = doc.get("objective")
     return Grouping(path, tasks, budget, tuple(nets), {t: served_by[t] for t in tasks},
                     float(objective) if isinstance(objective, (int, float)) and not isinstance(objective, bool) else None,

@@ -160,6 +160,10 @@ def test_caller_frames_set_the_resolution_and_are_validated(tmp_path):
     (lambda d: d["served_by"].update(edge_texture=7), "served_by.edge_texture"),
     (lambda d: d["budget"].update(unit="seconds"), "budget.unit"),
     (lambda d: d["networks"][1].update(cost="cheap"), "networks[1].cost"),
+    # a task served twice, and a served task the grouping does not list
+    (lambda d: d["networks"][1].update(tasks=["edge_texture", "depth_zbuffer"], served=["edge_texture", "depth_zbuffer"]),
+     "networks[1].served"),
+    (lambda d: d["networks"][0].update(served=["segment_semantic", "depth_zbuffer", "normal"]), "networks[0].served"),
 ])
 def test_grouping_reader_names_the_bad_field(tmp_path, edit, field):
     grouping = make_grouping(tmp_path)
