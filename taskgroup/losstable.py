@@ -142,20 +142,38 @@ class LossTable:
             for split, per_task in losses.items():
                 if not isinstance(per_task, dict):
                     raise SchemaError(where, f"{f}.losses.{split}", "expected an object task -> loss")
+            checkpoint = raw.get("checkpoint")
+            if checkpoint is not None and not isinstance(checkpoint, str):
+                raise SchemaError(where, f + ".checkpoint", f"expected a path or null, found {type(checkpoint).__name__}")
+            steps = raw.get("steps")
+            if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+                raise SchemaError(where, f + ".steps", f"expected a non-negative integer or null, found {steps!r}")
+            wall = raw.get("wall_time_s")
+            fraction = require_finite(raw.get("fraction", 1.0), f + ".fraction", where, minimum=0.0)
+            if not 0 < fraction <= 1:
+                raise SchemaError(where, f + ".fraction", f"expected a fraction of the schedule in (0, 1], found {fraction}")
             networks.append(NetworkResult(
                 tasks=tuple(net_tasks),
                 width=require_finite(require(raw, "width", (int, float), f"{where}: {f}"), f + ".width", where),
                 stage=require(raw, "stage", str, f"{where}: {f}"),
                 losses={s: dict(v) for s, v in losses.items()},
-                checkpoint=raw.get("checkpoint"),
-                steps=raw.get("steps"),
-                wall_time_s=raw.get("wall_time_s"),
-                fraction=float(raw.get("fraction", 1.0)),
+                checkpoint=checkpoint,
+                steps=steps,
+                wall_time_s=None if wall is None else require_finite(wall, f + ".wall_time_s", where, minimum=0.0),
+                fraction=fraction,
             ))
+        reference = doc.get("reference_losses") or {}
+        if not isinstance(reference, dict):
+            raise SchemaError(where, "reference_losses", "expected an object task -> split -> loss")
+        for task, per_split in reference.items():
+            if not isinstance(per_split, dict):
+                raise SchemaError(where, f"reference_losses.{task}", "expected an object split -> loss")
+            for split, value in per_split.items():
+                require_finite(value, f"reference_losses.{task}.{split}", where, minimum=0.0)
         table = cls.__new__(cls)
         table.tasks = tuple(tasks)
         table.networks = networks
-        table.reference_losses = doc.get("reference_losses") or {}
+        table.reference_losses = reference
         table.meta = doc.get("meta") or {}
         table.validate(where)
         return table
