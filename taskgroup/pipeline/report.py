@@ -92,7 +92,13 @@ def latency_notes(d: ReportData) -> list[str]:
     """Plain statements about measured latency vs the prediction and the budget."""
     lat = d.latency
     ratio = lat["p50_ms"] / lat["predicted_ms"]
-    notes = [f"Measured p50 is {ratio:.2f}x the profile's prediction."]
+    notes = [f"Measured p50 is {ratio:.2f}x the profile's prediction (the sum of the networks' profiled costs; "
+             "running networks concurrently can beat it)."]
+    if d.budget_unit == "ms":
+        notes.append(f"Against the {d.budget:.4g} ms budget: p50 {lat['p50_ms']:.3f} ms "
+                     f"({'within' if lat['p50_ms'] <= d.budget else 'OVER'}), p99 {lat['p99_ms']:.3f} ms "
+                     f"({'within' if lat['p99_ms'] <= d.budget else 'OVER'}). Selection budgets the profile's "
+                     "p50; `taskgroup select --statistic p99` costs networks at their p99 for a tail-latency budget.")
     if d.budget_unit == "ms" and lat["p50_ms"] > d.budget:
         notes.append(
             f"The measured p50 exceeds the budget by {lat['p50_ms'] / d.budget - 1:.0%}. The profile predicts each "
