@@ -105,7 +105,7 @@ class Bundle:
         runners = []
         for i, net in enumerate(self.manifest.networks):
             if self.backend == "tensorrt":
-                runners.append(TrtRunner(self._model_bytes[net.engine], name=net.name,
+                runners.append(TrtRunner(_engine_bytes(self.manifest, self._model_bytes, net), name=net.name,
                                          device_index=parse_device(self.device)[1]))
             else:
                 model = self._model_bytes.get(net.onnx) if net.onnx_data is None else \
@@ -197,7 +197,8 @@ def _make_runners(manifest: Manifest, blobs: dict[str, bytes], backend: str, dev
     runners: list[Runner] = []
     for net in manifest.networks:
         if backend == "tensorrt":
-            runners.append(TrtRunner(blobs[net.engine], name=net.name, device_index=parse_device(device)[1]))
+            runners.append(TrtRunner(_engine_bytes(manifest, blobs, net), name=net.name,
+                                     device_index=parse_device(device)[1]))
             continue
         # Models with external weights load from their path (ONNX Runtime reads the weights file
         # beside it); their hashes were verified just before.
@@ -206,6 +207,11 @@ def _make_runners(manifest: Manifest, blobs: dict[str, bytes], backend: str, dev
         runners.append(OrtRunner(model, name=net.name, providers=ort_providers(backend, device, manifest.precision == "fp16"),
                                  intra_op_threads=threads, allow_spinning=False, allow_fallback=allow_fallback))
     return runners
+
+
+def _engine_bytes(manifest: Manifest, blobs: dict[str, bytes], net) -> bytes:
+    """A network's engine: the verified bytes, or (above the in-memory limit) re-read from its path."""
+    return blobs.get(net.engine) or safe_member(manifest.path.parent, net.engine, "engine", manifest.path).read_bytes()
 
 
 def _time_modes(sets: dict[str, list[Runner]], x: np.ndarray, name: str, rounds: int) -> dict[str, float]:

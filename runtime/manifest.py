@@ -81,6 +81,12 @@ class Manifest:
         return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1 else None
 
 
+# Files up to this size are hashed from the bytes that are then loaded. ONNX's protobuf limit is
+# 2 GiB, so every self-contained .onnx file qualifies; only external weight files and very large
+# engines are hashed on disk and read again by path when loaded.
+IN_MEMORY_MAX_BYTES = 2 << 30
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -239,7 +245,7 @@ def verify_files(manifest: Manifest) -> dict[str, bytes]:
         full = safe_member(bundle_dir, rel, f"files.{rel}", manifest.path)
         if not full.is_file():
             raise BundleError(f"{bundle_dir}: file '{rel}' listed in manifest.json is missing")
-        if full.stat().st_size <= (512 << 20):
+        if full.stat().st_size <= IN_MEMORY_MAX_BYTES:
             blob = full.read_bytes()
             actual = hashlib.sha256(blob).hexdigest()
             data[rel] = blob
