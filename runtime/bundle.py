@@ -41,7 +41,7 @@ class Bundle:
     """The loaded networks of a bundle; `run` is safe to call from several threads at once."""
 
     def __init__(self, manifest: Manifest, runners: list[Runner], execution: str, backend: str, device: str,
-                 load_report: dict[str, Any], model_bytes: dict[str, bytes]):
+                 load_report: dict[str, Any], model_bytes: dict[str, bytes], threads: int | None = None):
         self.manifest = manifest
         self.input = manifest.input
         self.tasks: tuple[str, ...] = tuple(manifest.tasks)
@@ -51,6 +51,7 @@ class Bundle:
         self.load_report = load_report  # how the backend and execution mode were chosen (timings)
         self._runners = runners
         self._model_bytes = model_bytes
+        self.threads = threads or cpu_cores()  # intra-op threads of a session running alone
         self._pool = ThreadPoolExecutor(max_workers=len(runners) - 1) if execution == "concurrent" else None
         self._closed = False
         self._close_lock = threading.Lock()
@@ -95,7 +96,7 @@ class Bundle:
                 "device": self.device, "batch": int(to_network_input(frame, self.input).shape[0])}
 
     def standalone_runners(self) -> list[Runner]:
-        """Fresh runners, one per network, each configured as a lone session: all cores.
+        """Fresh runners, one per network, each configured as a lone session (the load's thread count).
 
         The bundle's own overhead is measured against these: running the networks of a
         bundle should cost no more than running each on its own. Thread spinning stays off:
@@ -111,7 +112,7 @@ class Bundle:
                 model = self._model_bytes.get(net.onnx) if net.onnx_data is None else \
                     self.manifest.path.parent / net.onnx
                 runners.append(OrtRunner(model, name=net.name, providers=ort_providers(
-                    self.backend, self.device, self.manifest.precision == "fp16"), intra_op_threads=cpu_cores()))
+                    self.backend, self.device, self.manifest.precision == "fp16"), intra_op_threads=self.threads))
         return runners
 
     def benchmark_networks(self, runs: int = 100, warmup: int = 10) -> list[dict[str, Any]]:
@@ -310,7 +311,7 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
                 r.deactivate()
         raise
     report["threads_per_session"] = [getattr(r, "intra_op_threads", None) for r in keep]
-    return Bundle(manifest, keep, chosen, backend, _effective_device(device, keep, report), report, blobs)
+    return Bundle(manifest, keep, chosen, backend, _effective_device(device, keep, report), report, blobs, threads)
 
 
 def _effective_device(device: str, runners: list[Runner], report: dict[str, Any]) -> str:

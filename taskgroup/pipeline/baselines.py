@@ -72,11 +72,12 @@ def _cheapest(singles: Sequence[Candidate], tasks: Sequence[str]) -> tuple[Basel
 
 
 def random_groupings(tasks: Sequence[str], budget: float, network_cost: NetworkCost, draws: int,
-                     seed: int, max_tries: int = 1000) -> list[Baseline]:
-    """`draws` random partitions of the tasks that fit the budget (fewer if none can be found)."""
+                     seed: int, max_tries: int = 1000, exclude: Sequence[Baseline] = ()) -> list[Baseline]:
+    """`draws` random partitions of the tasks that fit the budget (fewer if none can be found),
+    distinct from each other and from the `exclude` baselines."""
     rng = random.Random(seed)
     out: list[Baseline] = []
-    seen: set[frozenset] = set()
+    seen: set[frozenset] = {frozenset((n.tasks, n.width) for n in b.networks) for b in exclude}
     for _ in range(max_tries):
         if len(out) == draws:
             break

@@ -101,7 +101,7 @@ def latency_notes(d: ReportData) -> list[str]:
                      "p50; `taskgroup select --statistic p99` costs networks at their p99 for a tail-latency budget.")
     if d.budget_unit == "ms" and lat["p50_ms"] > d.budget:
         notes.append(
-            f"The measured p50 exceeds the budget by {lat['p50_ms'] / d.budget - 1:.0%}. The profile predicts each "
+            f"The measured p50 exceeds the budget by {lat['p50_ms'] / d.budget - 1:.1%}. The profile predicts each "
             "network from its trunk and head timed separately; the bundle also pays one session call, input "
             "conversion and scheduling per network, which at sub-millisecond sizes is a large share. Leave "
             "headroom in the budget, or profile with the runtime's own settings on the target device."

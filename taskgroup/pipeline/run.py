@@ -243,7 +243,8 @@ class Pipeline:
                         if len(c.tasks) == 1 and (c.tasks, c.width) not in have]
         baselines = [one_network(tasks, budget, p.network_ms)]
         baselines.append(independent_singles(singles, tasks, budget, "ms"))
-        baselines += random_groupings(tasks, budget, p.network_ms, self.config.random_baselines, self.config.seed)
+        baselines += random_groupings(tasks, budget, p.network_ms, self.config.random_baselines, self.config.seed,
+                                      exclude=baselines)
         specs = [CandidateSpec(n.tasks, n.width) for b in baselines for n in b.networks]
         self._train(specs, ("final",))
         test = {c.key: c for c in self.candidates("test", "final")}

@@ -57,3 +57,11 @@ def test_random_groupings_partition_the_tasks_fit_and_are_distinct():
         assert b.cost(_cost) <= 4.0
     assert random_groupings(tasks, 4.0, _cost, draws=3, seed=1) == draws  # deterministic
     assert isinstance(draws[0], Baseline)
+
+
+def test_random_groupings_skip_the_other_baselines():
+    tasks = ("a", "b")
+    singles = Baseline("independent singles", (BaselineNetwork(("a",), 1.0), BaselineNetwork(("b",), 1.0)))
+    draws = random_groupings(tasks, 10.0, _cost, draws=10, seed=0, exclude=[singles])
+    keys = {frozenset((n.tasks, n.width) for n in b.networks) for b in draws}
+    assert frozenset({(("a",), 1.0), (("b",), 1.0)}) not in keys and len(keys) == len(draws)
