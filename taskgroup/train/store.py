@@ -84,7 +84,7 @@ class RunStore:
         run_dir = Path(run_dir)
         if run_dir.exists() and not run_dir.is_dir():
             raise TaskgroupError(f"{run_dir}: exists and is not a directory")
-        if run_dir.is_dir() and any(run_dir.iterdir()):
+        if run_dir.is_dir() and any(run_dir.iterdir()) and not _only_create_leftovers(run_dir):
             hint = " (it holds a run: add --resume to continue it)" if (run_dir / STORE_FILENAME).exists() else ""
             raise TaskgroupError(f"{run_dir}: run directory is not empty{hint}; refusing to overwrite it")
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -247,3 +247,15 @@ class RunStore:
                 return False
 
         return _Tx()
+
+
+def _only_create_leftovers(run_dir: Path) -> bool:
+    """True if the directory holds nothing but what an interrupted `create` leaves (an empty
+    checkpoint folder, the temporary store): starting afresh there loses nothing."""
+    for entry in run_dir.iterdir():
+        if entry.name == f".{STORE_FILENAME}.tmp" and entry.is_file():
+            continue
+        if entry.name == CHECKPOINT_DIR and entry.is_dir() and not any(entry.iterdir()):
+            continue
+        return False
+    return True

@@ -175,3 +175,17 @@ def test_resume_refuses_a_run_trained_on_another_data_format(tmp_path, data, mon
     monkeypatch.setattr(cache, "FORMAT_VERSION", cache.FORMAT_VERSION + 1)  # the renderer changed since
     with pytest.raises(TaskgroupError, match="data_format"):
         train_candidates(run, TASKS, specs, cfg(), data=data, resume=True)
+
+
+def test_a_create_interrupted_before_the_store_existed_can_start_again(tmp_path, data):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)  # what a crash inside RunStore.create leaves
+    (run / ".runs.sqlite.tmp").write_bytes(b"half a database")
+    table = train_candidates(run, TASKS, candidate_set("singles", TASKS)[:1], cfg(), data=data)
+    assert len(table.networks) == 1
+    (run / "notes.txt").write_text("user file")
+    other = tmp_path / "other"
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "checkpoints" / "keep.pt").write_bytes(b"x")  # not ours to discard
+    with pytest.raises(TaskgroupError, match="not empty"):
+        train_candidates(other, TASKS, candidate_set("singles", TASKS)[:1], cfg(), data=data)
