@@ -17,7 +17,7 @@ from typing import Mapping
 import numpy as np
 
 from runtime.backends import Runner
-from runtime.errors import BackendUnavailableError
+from runtime.errors import BackendUnavailableError, RuntimeInputError
 
 _H2D, _D2H = 1, 2  # cudaMemcpyKind values
 
@@ -138,7 +138,11 @@ class TrtRunner(Runner):
             for n in self.inputs:
                 x = np.ascontiguousarray(feed[n], dtype=self.dtypes[n])
                 host_inputs[n] = x
-                self.context.set_input_shape(n, tuple(x.shape))
+                if not self.context.set_input_shape(n, tuple(x.shape)):
+                    low, _, high = self.engine.get_tensor_profile_shape(n, 0)
+                    raise RuntimeInputError(f"{self.name}: input shape {tuple(x.shape)} is outside the engine's "
+                                            f"optimisation profile {tuple(low)}..{tuple(high)}; send batches of "
+                                            f"{low[0]} to {high[0]} frames")
                 ptr = self._buffer(n, x.nbytes)
                 self.cuda.copy(ptr, x.ctypes.data, x.nbytes, _H2D, self.stream)
                 self.context.set_tensor_address(n, ptr)
