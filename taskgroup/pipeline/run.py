@@ -102,6 +102,7 @@ class Pipeline:
         self.progress = progress
         self.state = self._open_state(resume)
         self._data = None  # training splits, loaded once and shared by every training stage
+        self._profile = None  # the measured device profile, once the profile stage has written it
 
     # ---- state
     def _open_state(self, resume: bool) -> dict[str, Any]:
@@ -110,9 +111,12 @@ class Pipeline:
             if not path.exists():
                 raise TaskgroupError(f"{self.run_dir}: nothing to resume (no {STATE_FILE}); run without --resume")
             state = read_json(path, STATE_KIND)
-            if state.get("config") != json.loads(json.dumps(self.config.to_json())):
-                raise TaskgroupError(f"{path}: refusing to resume with different settings (the run was started with "
-                                     f"{state.get('config')}); use the original options or a new --out")
+            now, then = json.loads(json.dumps(self.config.to_json())), state.get("config") or {}
+            if then != now:
+                changed = "; ".join(f"{k}: run has {then.get(k)!r}, now {now.get(k)!r}"
+                                    for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k))
+                raise TaskgroupError(f"{path}: refusing to resume with different settings ({changed}); use the "
+                                     "original options or a new --out")
             return state
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise TaskgroupError(f"{self.run_dir}: directory is not empty; use --resume to continue a run or a new --out")
@@ -142,9 +146,12 @@ class Pipeline:
         return self.run_dir / "train"
 
     def profile(self):
+        """The profile this run measured (read once; it never changes after the profile stage)."""
         from taskgroup.profile import load_profile
 
-        return load_profile(self.run_dir / "profile.json")
+        if self._profile is None:
+            self._profile = load_profile(self.run_dir / "profile.json")
+        return self._profile
 
     def budget_ms(self) -> float:
         if self.config.budget_ms is not None:
