@@ -22,6 +22,10 @@ def pipeline_command(
                                    "With pairs, higher-order networks are estimated (HOA)."),
     estimate: str = typer.Option("hoa", help="Estimator for untrained 3+-task networks: hoa (mean of the "
                                  "pairs inside the group, as in the paper) or none."),
+    normalize: str = typer.Option("none", help="Objective: none (the paper's plain sum of task losses), reference "
+                                  "(each task's loss divided by its trivial predictor's loss) or single (divided by "
+                                  "its single-task network's loss), so tasks with different loss scales count "
+                                  "comparably."),
     esa: Optional[float] = typer.Option(None, help="Early Stopping Approximation: train candidates for this "
                                         "fraction of the schedule only; the chosen networks are then trained fully."),
     budget_ms: Optional[float] = typer.Option(None, "--budget-ms", help="Budget in milliseconds per frame, "
@@ -43,7 +47,7 @@ def pipeline_command(
     from taskgroup.tasks import parse_task_list
 
     cfg = PipelineConfig(preset=preset, config_file=str(config) if config else None, tasks=parse_task_list(tasks),
-                         candidates=candidates, estimate=None if estimate == "none" else estimate, esa=esa,
+                         candidates=candidates, estimate=None if estimate == "none" else estimate, normalize=normalize, esa=esa,
                          budget_ms=budget_ms, budget_snt=budget_snt, random_baselines=random_baselines,
                          seed=seed, device=device)
     from rich.markup import escape

@@ -16,6 +16,7 @@ import typer
 
 from taskgroup.cli.app import app
 from taskgroup.errors import TaskgroupError
+from taskgroup.search.normalize import loss_scales
 
 BUDGET_HELP = ("Inference budget in SNT units (standard network time, the paper's unit): a full-size network costs 1, "
                "a half-size network 0.5, heads are free. The chosen networks' costs must add up to at most this. "
@@ -189,23 +190,7 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
         if _is_tsv(losses):
             raise TaskgroupError("--evaluate-split needs a loss-table JSON; for tab-separated tables give --evaluate FILE")
         eval_cands, label = candidates_from_table(table, evaluate_split, "final"), evaluate_split
-    scales = None
-    if normalize == Normalize.reference:
-        scales = {}
-        for t in table.tasks:
-            ref = (table.reference_losses.get(t) or {}).get(split)
-            if not isinstance(ref, (int, float)) or not ref > 0:
-                raise TaskgroupError(f"--normalize reference: the loss table has no positive reference loss for task '{t}' "
-                                     f"on split '{split}'; use --normalize single or none")
-            scales[t] = float(ref)
-    elif normalize == Normalize.single:
-        scales = {}
-        for t in table.tasks:
-            singles = [c for c in cands if c.tasks == (t,) and c.width == 1.0 and not c.estimated]
-            if not singles or not singles[0].losses.get(t, 0) > 0:
-                raise TaskgroupError(f"--normalize single: no full-size single-task network with a positive loss for "
-                                     f"task '{t}'; use --normalize none")
-            scales[t] = singles[0].losses[t]
+    scales = loss_scales(normalize.value, table, cands, split)
     options = {"losses": str(losses), "split": split, "stage": stage, "estimate": est,
                "evaluate": str(evaluate) if evaluate else None, "evaluate_split": evaluate_split,
                "weights": _parse_weights(weights), "normalize": normalize.value, "scales": scales}

@@ -51,6 +51,17 @@ class ReportData:
     compute: dict[str, float]  # train seconds spent on the search vs estimated for all candidates
     machine: str  # description of the machine the run happened on
     notes: list[str] = field(default_factory=list)  # extra plain-language remarks
+    test_scales: dict[str, float] | None = None  # per-task divisors of the objective on the test split (None: plain sum)
+
+    def score(self, result: GroupingResult) -> float:
+        """What selection optimises, on the test split: the plain total, or the normalised one."""
+        if self.test_scales is None:
+            return result.total
+        return float(sum(v / self.test_scales[t] for t, v in result.test_losses.items()))
+
+    @property
+    def score_name(self) -> str:
+        return "total test loss" if self.test_scales is None else "normalised test objective"
 
 
 def write_report(run_dir: str | Path, data: ReportData) -> Path:
@@ -78,10 +89,10 @@ def comparison_notes(data: ReportData) -> list[str]:
     for b in data.baselines:
         if not _fits(b, data):
             notes.append(f"'{b.name}' does not fit the budget ({b.cost:.4g} > {data.budget:.4g} {data.budget_unit}); shown for reference.")
-        elif b.total < data.chosen.total - 1e-12:
+        elif data.score(b) < data.score(data.chosen) - 1e-12:
             notes.append(
-                f"'{b.name}' fits the budget and has a LOWER total test loss than the chosen grouping "
-                f"({b.total:.5f} vs {data.chosen.total:.5f}). Selection optimises the validation losses of the "
+                f"'{b.name}' fits the budget and has a LOWER {data.score_name} than the chosen grouping "
+                f"({data.score(b):.5f} vs {data.score(data.chosen):.5f}). Selection optimises the validation losses of the "
                 "candidates (with higher-order networks estimated when HOA is on); this gap is the price of "
                 "that approximation and of validation/test differences."
             )
@@ -130,22 +141,25 @@ def _markdown(d: ReportData) -> str:
     lines += [
         "",
         f"Predicted cost {d.chosen.cost:.4g} {d.budget_unit} of {d.budget:.4g} "
-        f"({d.budget - d.chosen.cost:.4g} under). Total test loss {d.chosen.total:.5f}.",
+        f"({d.budget - d.chosen.cost:.4g} under). Total test loss {d.chosen.total:.5f}"
+        + ("." if d.test_scales is None else f"; normalised test objective {d.score(d.chosen):.5f} (each task's "
+           "loss divided by " + ", ".join(f"{t} {v:.4g}" for t, v in d.test_scales.items()) + ")."),
         "",
         "## Against baselines at the same budget",
         "",
         "All networks below were trained with the same recipe and evaluated on the same test split.",
         "",
-        "| grouping | networks | cost | fits | total test loss | " + " | ".join(d.tasks) + " |",
-        "|---|---|---|---|---|" + "---|" * len(d.tasks),
+        "| grouping | networks | cost | fits | total test loss | "
+        + ("" if d.test_scales is None else "normalised | ") + " | ".join(d.tasks) + " |",
+        "|---|---|---|---|---|" + ("" if d.test_scales is None else "---|") + "---|" * len(d.tasks),
     ]
     for r in [d.chosen] + d.baselines:
         per_task = " | ".join(f"{r.test_losses[t]:.5f}" for t in d.tasks)
         lines.append(f"| {r.name} | {r.describe()} | {r.cost:.4g} | {'yes' if _fits(r, d) else 'no'} | "
-                     f"{r.total:.5f} | {per_task} |")
+                     f"{r.total:.5f} | " + ("" if d.test_scales is None else f"{d.score(r):.5f} | ") + f"{per_task} |")
     notes = comparison_notes(d)
     lines += ["", *(f"- {n}" for n in notes)] if notes else [
-        "", "- The chosen grouping's total test loss is at least as good as every baseline that fits the budget."]
+        "", f"- The chosen grouping's {d.score_name} is at least as good as every baseline that fits the budget."]
     lines += ["", "![per-task test losses](task_losses.png)", "",
               "## Pairwise relationships", "",
               f"Gain of task (row) from being trained with a partner (column): L(half-size single) / L(pair) - 1 "
@@ -224,11 +238,11 @@ def _plot_frontier(path: Path, d: ReportData) -> None:
                     label="same groupings, test split")
     markers = iter("sDv^<>ph*")
     for b in d.baselines:
-        ax.plot([b.cost], [b.total], next(markers, "x"), label=f"{b.name} (test)", markersize=8)
-    ax.plot([d.chosen.cost], [d.chosen.total], "*", color="black", markersize=14, label="chosen (test)")
+        ax.plot([b.cost], [d.score(b)], next(markers, "x"), label=f"{b.name} (test)", markersize=8)
+    ax.plot([d.chosen.cost], [d.score(d.chosen)], "*", color="black", markersize=14, label="chosen (test)")
     ax.axvline(d.budget, color="gray", linestyle="--", label="budget")
     ax.set_xlabel(f"inference cost ({d.budget_unit})")
-    ax.set_ylabel("total loss")
+    ax.set_ylabel("total loss" if d.test_scales is None else "normalised objective")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     _save(fig, path)
@@ -244,7 +258,7 @@ def _plot_task_losses(path: Path, d: ReportData) -> None:
     fig, ax = plt.subplots(figsize=(max(7, 1.6 * n), 4.5))
     for k, r in enumerate(results):
         ax.bar(np.arange(n) + k * width, [r.test_losses[t] for t in d.tasks], width,
-               label=f"{r.name} ({r.total:.4f}{'' if _fits(r, d) else ', over budget'})")
+               label=f"{r.name} ({d.score(r):.4f}{'' if _fits(r, d) else ', over budget'})")
     ax.set_xticks(np.arange(n) + 0.4 - width / 2, d.tasks, rotation=20, ha="right")
     ax.set_ylabel("test loss")
     ax.legend(fontsize=8)

@@ -47,6 +47,7 @@ class PipelineConfig:
     tasks: tuple[str, ...] = PAPER_TASKS  # tasks to group (default: the paper's five)
     candidates: str = "pairs"  # candidate set trained for the search: singles | pairs | all
     estimate: str | None = "hoa"  # estimator for untrained higher-order networks (None: measured only)
+    normalize: str = "none"  # objective: none (the paper's plain sum) | reference | single (see search.normalize)
     esa: float | None = None  # Early Stopping Approximation: train candidates for this fraction only
     budget_ms: float | None = None  # budget in measured milliseconds on this device...
     budget_snt: float | None = None  # ...or in standard-network times (x the profiled all-task network); 1.2 if neither
@@ -76,12 +77,15 @@ class PipelineConfig:
         from taskgroup.profile.backends import resolve_backend
         from taskgroup.profile.device import parse_device
         from taskgroup.search.estimate import get_estimator
+        from taskgroup.search.normalize import NORMALIZATIONS
         from taskgroup.train import CANDIDATE_SETS, make_run_config
 
         if self.candidates not in CANDIDATE_SETS:
             raise TaskgroupError(f"unknown candidate set '{self.candidates}'; valid sets: {', '.join(CANDIDATE_SETS)}")
         if self.estimate is not None:
             get_estimator(self.estimate)
+        if self.normalize not in NORMALIZATIONS:
+            raise TaskgroupError(f"unknown normalisation '{self.normalize}'; valid options: {', '.join(NORMALIZATIONS)}")
         make_run_config(self.preset, self.config_file, seed=self.seed, esa_fraction=self.esa)  # preset, TOML, ESA
         resolve_backend(self.backend, parse_device(self.device))
 
@@ -187,6 +191,15 @@ class Pipeline:
     def candidate_stage(self) -> str:
         return "early" if self.config.esa is not None else "final"
 
+    def scales(self, split: str) -> dict[str, float] | None:
+        """Per-task objective divisors on `split` (None: the paper's plain sum). `single` uses the
+        fully trained single where there is one, so selection and report divide by the same network."""
+        from taskgroup.search.normalize import loss_scales
+
+        table = self.table()
+        singles = [c for c in self.candidates(split, self.candidate_stage()) if len(c.tasks) == 1]
+        return loss_scales(self.config.normalize, table, singles, split)
+
     # ---- stages
     def stage_profile(self) -> dict[str, Any]:
         from taskgroup.profile.profiler import ProfileConfig, run_profile, write_profile
@@ -214,9 +227,10 @@ class Pipeline:
 
         budget = self.budget_ms()
         cands = self.candidates("val", self.candidate_stage(), self.config.estimate)
-        sel = select(cands, budget, tasks=self.config.tasks, unit="ms")
+        scales = self.scales("val")
+        sel = select(cands, budget, tasks=self.config.tasks, unit="ms", scales=scales)
         self._write_grouping(sel, "selected.json")
-        front = frontier(cands, tasks=self.config.tasks, unit="ms")
+        front = frontier(cands, tasks=self.config.tasks, unit="ms", scales=scales)
         write_json_atomic(self.run_dir / "frontier.json", front.to_json())
         self.say(_describe(sel))
         return {"objective": sel.objective, "cost_ms": sel.cost, "frontier_points": len(front.points)}
@@ -232,7 +246,7 @@ class Pipeline:
         self._train(specs, ("final",))
         keys = {(frozenset(s.tasks), s.width) for s in specs}
         final = [c for c in self.candidates("val", "final") if c.key in keys]
-        sel = select(final, self.budget_ms(), tasks=self.config.tasks, unit="ms")
+        sel = select(final, self.budget_ms(), tasks=self.config.tasks, unit="ms", scales=self.scales("val"))
         sel.evaluate([c for c in self.candidates("test", "final") if c.key in keys], "test")
         self._write_grouping(sel, "best.json")
         self.say(_describe(sel))
@@ -327,12 +341,12 @@ class Pipeline:
             device=device_summary(p),
             chosen=chosen, baselines=baselines,
             pairwise_gains=pairwise_gains(table, "test", self.candidate_stage()), gains_split="test",
-            frontier=[{"cost": pt["cost"], "objective": pt["total_loss"]} for pt in front["points"]],
+            frontier=[{"cost": pt["cost"], "objective": pt["objective"]} for pt in front["points"]],
             latency={"p50_ms": bench["whole"]["p50_ms"], "p90_ms": bench["whole"]["p90_ms"],
                      "p99_ms": bench["whole"]["p99_ms"], "predicted_ms": bench["predicted_ms"],
                      "standalone_sum_ms": bench["standalone_p50_sum_ms"]},
             compute=search_compute(table, self.config.tasks, self.candidate_stage(), self.config.candidates),
-            machine=machine_description(), notes=self._notes(best),
+            machine=machine_description(), notes=self._notes(best), test_scales=self.scales("test"),
         )
 
     def _notes(self, best: dict[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ from taskgroup.search import make_candidate
     (dict(esa=7.0), "--esa fraction must be in"),
     (dict(device="gpu"), "unknown device 'gpu'"),
     (dict(backend="openvino"), "unknown backend 'openvino'"),
+    (dict(normalize="zscore"), "unknown normalisation 'zscore'"),
     (dict(budget_ms=1.0, budget_snt=1.0), "exactly one budget"),
     (dict(budget_ms=-1.0), "positive"),
     (dict(tasks=("normal",)), "at least two tasks"),
@@ -65,3 +66,24 @@ def test_random_groupings_skip_the_other_baselines():
     draws = random_groupings(tasks, 10.0, _cost, draws=10, seed=0, exclude=[singles])
     keys = {frozenset((n.tasks, n.width) for n in b.networks) for b in draws}
     assert frozenset({(("a",), 1.0), (("b",), 1.0)}) not in keys and len(keys) == len(draws)
+
+
+def test_report_compares_on_the_normalised_objective_when_asked(tmp_path):
+    from taskgroup.pipeline.report import GroupingResult, ReportData, comparison_notes, write_report
+
+    chosen = GroupingResult("chosen", [{"tasks_trained": ["a", "b"], "tasks_served": ["a", "b"], "width": 1.0}],
+                            1.0, {"a": 1.0, "b": 0.10})
+    other = GroupingResult("one network", [{"tasks_trained": ["a", "b"], "tasks_served": ["a", "b"], "width": 0.5}],
+                           0.5, {"a": 0.9, "b": 0.30})
+    data = ReportData(tasks=["a", "b"], budget=1.0, budget_unit="ms", device="cpu", chosen=chosen, baselines=[other],
+                      pairwise_gains={}, gains_split="test", frontier=[], latency={}, compute={}, machine="m")
+    # plain sum: chosen 1.1 beats the baseline 1.2
+    assert data.score(chosen) == pytest.approx(1.1) and data.score(other) == pytest.approx(1.2)
+    assert comparison_notes(data) == []
+    data.test_scales = {"a": 1.0, "b": 0.1}  # b's losses are ten times smaller: normalised, b counts as much as a
+    assert data.score(chosen) == pytest.approx(2.0) and data.score(other) == pytest.approx(3.9)
+    data.test_scales = {"a": 0.1, "b": 1.0}
+    assert data.score(other) < data.score(chosen)
+    assert "LOWER normalised test objective" in comparison_notes(data)[0]
+    text = write_report(tmp_path, data).read_text()
+    assert "| normalised |" in text and "normalised test objective" in text
