@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from taskgroup.errors import TaskgroupError
-from taskgroup.fileio import read_json, write_json_atomic
+from taskgroup.fileio import differences, read_json, write_json_atomic
 from taskgroup.losstable import LossTable
 from taskgroup.tasks import PAPER_TASKS, parse_task_list
 
@@ -117,8 +117,7 @@ class Pipeline:
             state = read_json(path, STATE_KIND)
             now, then = json.loads(json.dumps(self.config.to_json())), state.get("config") or {}
             if then != now:
-                changed = "; ".join(f"{k}: run has {then.get(k)!r}, now {now.get(k)!r}"
-                                    for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k))
+                changed = "; ".join(f"{k}: run has {a!r}, now {b!r}" for k, a, b in differences(then, now))
                 raise TaskgroupError(f"{path}: refusing to resume with different settings ({changed}); use the "
                                      "original options or a new --out")
             return state

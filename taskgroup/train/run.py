@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from taskgroup.errors import TaskgroupError
+from taskgroup.fileio import differences
 from taskgroup.losstable import LossTable
 from taskgroup.tasks import parse_task_list
 from taskgroup.train.candidates import CandidateSpec, normalise_spec
@@ -146,19 +147,10 @@ def _check_same_run(store: RunStore, config_doc: dict[str, Any], tasks: tuple[st
         raise TaskgroupError(f"{store.run_dir}: refusing to resume: the run was started with tasks {list(store.tasks())}, "
                              f"now given {list(tasks)}")
     if stored != config_doc:
-        diffs = _diff(stored, config_doc)
+        diffs = differences(stored, config_doc)
         raise TaskgroupError(f"{store.run_dir}: refusing to resume with a different config: "
                              + "; ".join(f"{k}: run has {a!r}, now {b!r}" for k, a, b in diffs[:8])
                              + " (use a new --out directory, or the original settings)")
-
-
-def _diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b)):
-            out += _diff(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)
-        return out
-    return [] if a == b else [(prefix, a, b)]
 
 
 def _dedupe(specs: list[CandidateSpec]) -> list[CandidateSpec]:
