@@ -21,6 +21,10 @@ def train_command(
     candidates: str = typer.Option(
         "pairs", help="Candidate set: singles (every task alone, full and half width) | pairs (singles + every "
                       "pair at full width; the paper's default) | all (every subset at full width + half singles)."),
+    networks: Optional[str] = typer.Option(
+        None, help="Train exactly these networks instead of a candidate set: tasks joined by '+', '@width' "
+                   "(default 1), comma-separated, e.g. 'segment_semantic+normal+depth_zbuffer@1,normal@0.5'. "
+                   "With --resume, adds them to an existing run (e.g. a network HOA only estimated)."),
     out: Path = typer.Option(..., help="Run directory (created; must be empty unless --resume)."),
     preset: str = typer.Option("default", help="Preset: tiny (seconds per network, for tests) | default (the CPU "
                                                "pipeline, ~15-25 s per network on 2 cores)."),
@@ -42,12 +46,13 @@ def train_command(
     (mean absolute error of targets in [0, 1]) for the others."""
     from taskgroup.tasks import parse_task_list
     from taskgroup.train import candidate_set, make_run_config, train_candidates
+    from taskgroup.train.candidates import parse_networks
     from taskgroup.train.run import default_stages
 
     if esa_only and esa is None:
         raise TaskgroupError("--esa-only needs --esa FRACTION")
     task_list = parse_task_list(tasks)
-    specs = candidate_set(candidates, task_list)
+    specs = parse_networks(networks, task_list) if networks is not None else candidate_set(candidates, task_list)
     run_config = make_run_config(preset, config, seed=seed, esa_fraction=esa)
     stages = default_stages(run_config, esa_only)
     with RichProgress() as progress:

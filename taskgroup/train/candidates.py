@@ -60,3 +60,20 @@ def candidate_set(kind: str, tasks: Sequence[str]) -> list[CandidateSpec]:
         for k in range(2, len(tasks) + 1):
             specs += [CandidateSpec(c, FULL) for c in itertools.combinations(tasks, k)]
     return specs
+
+
+def parse_networks(text: str, tasks: Sequence[str]) -> list[CandidateSpec]:
+    """Networks written as 'a+b@1,c@0.5' (tasks joined by '+', '@width', 1.0 if omitted)."""
+    specs = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        names, _, width = item.partition("@")
+        try:
+            w = float(width) if width else FULL
+        except ValueError:
+            raise TaskgroupError(f"network '{item}': width '{width}' is not a number (write e.g. a+b@1 or c@0.5)") from None
+        specs.append(normalise_spec(CandidateSpec(tuple(n.strip() for n in names.split("+")), w), tasks))
+    if not specs:
+        raise TaskgroupError("--networks is empty; write networks as 'a+b@1,c@0.5'")
+    return specs

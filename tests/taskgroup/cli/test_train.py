@@ -126,3 +126,18 @@ def test_kill_9_then_resume_keeps_finished_work(tmp_path, config_file):
     assert {s for (s,) in con.execute("SELECT status FROM candidates")} == {"done"}
     con.close()
     assert not list((run / "checkpoints").glob(".*.tmp"))
+
+
+def test_networks_option_trains_exactly_the_named_networks_into_a_run(tmp_path, config_file):
+    run = tmp_path / "run"
+    args = ["train", "--tasks", "depth_zbuffer,normal,rgb", "--preset", "tiny", "--config", str(config_file),
+            "--out", str(run)]
+    out = run_cli(*args, "--networks", "depth_zbuffer@1")
+    assert out.returncode == 0, out.stderr
+    out = run_cli(*args, "--networks", "rgb+normal+depth_zbuffer", "--resume")  # e.g. a network HOA estimated
+    assert out.returncode == 0, out.stderr
+    table = LossTable.load(run)
+    assert {(n.tasks, n.width) for n in table.networks} == {
+        (("depth_zbuffer",), 1.0), (("depth_zbuffer", "normal", "rgb"), 1.0)}
+    out = run_cli(*args, "--networks", "depht@1", "--resume")
+    assert out.returncode == 2 and "depht" in out.stderr

@@ -33,3 +33,17 @@ def test_normalise_orders_tasks_as_in_the_run_and_rejects_foreign_tasks():
     assert spec.name == "segment_semantic+normal@1"
     with pytest.raises(TaskgroupError, match="not in this run's tasks"):
         normalise_spec(CandidateSpec(("rgb",)), TASKS)
+
+
+def test_parse_networks_orders_tasks_and_reads_widths():
+    from taskgroup.errors import TaskgroupError
+    from taskgroup.train.candidates import CandidateSpec, parse_networks
+
+    tasks = ("segment_semantic", "depth_zbuffer", "normal")
+    assert parse_networks("normal+segment_semantic@1, depth_zbuffer@0.5,normal", tasks) == [
+        CandidateSpec(("segment_semantic", "normal"), 1.0), CandidateSpec(("depth_zbuffer",), 0.5),
+        CandidateSpec(("normal",), 1.0)]
+    for bad, message in [("normal@half", "not a number"), ("rgb@1", "not in this run's tasks"), (" , ", "empty"),
+                         ("normal+normal", "no task twice"), ("normal@0", "width must be in")]:
+        with pytest.raises(TaskgroupError, match=message):
+            parse_networks(bad, tasks)
