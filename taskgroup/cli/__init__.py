@@ -12,13 +12,12 @@ import sys
 from taskgroup.cli.app import app
 from taskgroup.errors import TaskgroupError
 
-# Command modules: importing one registers its verb(s) on `app`.
-from taskgroup.cli import select as _select  # noqa: F401,E402
-from taskgroup.cli import profile as _profile  # noqa: F401,E402
-from taskgroup.cli import export as _export  # noqa: F401,E402
-from taskgroup.cli import train as _train  # noqa: F401,E402
+# Command modules, in the order of the workflow: importing one registers its verb(s) on `app`.
 from taskgroup.cli import pipeline as _pipeline  # noqa: F401,E402
-
+from taskgroup.cli import profile as _profile  # noqa: F401,E402
+from taskgroup.cli import train as _train  # noqa: F401,E402
+from taskgroup.cli import select as _select  # noqa: F401,E402
+from taskgroup.cli import export as _export  # noqa: F401,E402
 
 def main(argv: list[str] | None = None) -> None:
     try:
