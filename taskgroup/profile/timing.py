@@ -29,9 +29,10 @@ class TimingConfig:
 
 def stats_from_samples(samples_s: list[float] | np.ndarray) -> LatencyStats:
     """Percentiles (ms) of per-call durations given in seconds."""
-    ms = np.asarray(samples_s, dtype=np.float64) * 1e3
-    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return LatencyStats(p50=float(p50), p90=float(p90), p99=float(p99), mean=float(ms.mean()), runs=int(ms.size))
+    from runtime.stats import summarize_ms
+
+    s = summarize_ms(samples_s)
+    return LatencyStats(p50=s["p50_ms"], p90=s["p90_ms"], p99=s["p99_ms"], mean=s["mean_ms"], runs=s["runs"])
 
 
 def measure(callables: Mapping[str, Callable[[], object]], config: TimingConfig = TimingConfig(),

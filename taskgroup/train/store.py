@@ -16,13 +16,13 @@ library is used here, so `taskgroup results` runs without torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from runtime.manifest import sha256_file  # the bundle's file hash, stdlib only
 from taskgroup.errors import TaskgroupError
 from taskgroup.losstable import LOSS_TABLE_FILENAME, LossTable, NetworkResult
 from taskgroup.train.candidates import CandidateSpec
@@ -58,14 +58,6 @@ CREATE TABLE results (
 );
 CREATE TABLE reference (task TEXT NOT NULL, split TEXT NOT NULL, loss REAL NOT NULL, PRIMARY KEY (task, split));
 """
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class RunStore:
