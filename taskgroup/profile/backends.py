@@ -106,18 +106,10 @@ class OnnxRuntimeBackend:
         return ["CPUExecutionProvider"]
 
     def session_options(self):
-        import onnxruntime as ort
+        # The deployment runtime's own settings (spinning off), so profiled costs hold when deployed.
+        from runtime.backends import ort_session_options
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Spinning threads keep a core busy after each call and slow the next session on a small CPU
-        # (measured 3-7x with several sessions on 2 cores).
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.log_severity_level = 3
-        return so
+        return ort_session_options(self.threads, allow_spinning=False)
 
     def settings(self) -> dict[str, Any]:
         return {"intra_op_num_threads": self.threads, "inter_op_num_threads": 1, "allow_spinning": False,
