@@ -132,6 +132,8 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise TaskgroupError(f"{out} already exists; choose another --out or pass --overwrite")
+    if out.exists():
+        _check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
@@ -216,7 +218,7 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
         manifest["content_sha256"] = manifest_digest(manifest)
         write_json_atomic(tmp / MANIFEST_NAME, manifest)
         _publishable(tmp)
-        _round_trip(tmp, frames, references, task_entries, want_trt)
+        _round_trip(tmp, frames, references, task_entries, want_trt, engine_max_batch)
         say("all outputs match PyTorch within tolerance")
         _move_into_place(tmp, out, overwrite)
     except BaseException:
@@ -226,7 +228,7 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
 
 
 def _round_trip(bundle_dir: Path, frames: np.ndarray, references: dict[str, np.ndarray],
-                task_entries: dict[str, dict], engines: bool) -> None:
+                task_entries: dict[str, dict], engines: bool, max_batch: int = 8) -> None:
     """Load the finished bundle with the deployment runtime and compare every task again."""
     from runtime import load_bundle
 
@@ -234,8 +236,9 @@ def _round_trip(bundle_dir: Path, frames: np.ndarray, references: dict[str, np.n
     for backend, device in checks:
         with load_bundle(bundle_dir, backend=backend, device=device, execution="sequential", warmup=0) as bundle:
             outs = {t: [] for t in bundle.tasks}
-            for i in range(0, len(frames), 8):
-                for t, v in bundle.run(frames[i:i + 8]).items():
+            step = min(8, max_batch)  # an engine accepts batches up to its optimisation profile's maximum
+            for i in range(0, len(frames), step):
+                for t, v in bundle.run(frames[i:i + step]).items():
                     outs[t].append(v)
         tol = {t: e["tolerance"] if backend == "onnxruntime" else max(e["tolerance"], DEFAULT_ATOL["fp16"])
                for t, e in task_entries.items()}
@@ -252,14 +255,37 @@ def _publishable(bundle_dir: Path) -> None:
         p.chmod(0o666 & ~umask)
 
 
+def _check_replaceable(out: Path) -> None:
+    """--overwrite replaces an earlier bundle or an empty directory, never anything else.
+
+    A mistyped --out (the run directory, a home directory) must not be deleted: only a
+    directory whose manifest.json says it is a bundle, and holding nothing but files, qualifies.
+    """
+    if out.is_symlink() or not out.is_dir():
+        raise TaskgroupError(f"{out} exists and is not a directory; --overwrite only replaces a bundle directory")
+    entries = list(out.iterdir())
+    if not entries:
+        return
+    try:
+        kind = json.loads((out / MANIFEST_NAME).read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        kind = None
+    if kind != MANIFEST_KIND:
+        raise TaskgroupError(f"{out} exists and is not a bundle (no {MANIFEST_NAME} of kind '{MANIFEST_KIND}'); "
+                             "--overwrite only replaces an earlier bundle. Choose another --out")
+    subdirs = [p.name for p in entries if p.is_dir() and not p.is_symlink()]
+    if subdirs:
+        raise TaskgroupError(f"{out} holds directories {subdirs}, which a bundle never does; not replacing it")
+
+
 def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
     if not out.exists():
         os.replace(tmp, out)
         return
     if not overwrite:
         raise TaskgroupError(f"{out} appeared during export; not overwriting it")
-    old = out.parent / f".{out.name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(out, old)
+    _check_replaceable(out)
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    os.replace(out, old / out.name)
     os.replace(tmp, out)
     shutil.rmtree(old, ignore_errors=True)

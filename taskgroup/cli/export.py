@@ -29,7 +29,8 @@ def export_command(
                                                                      "instead of the preset's validation split."),
     exporter: str = typer.Option("dynamo", help="dynamo (torch.export based, default) | legacy (TorchScript based, "
                                                 "deprecated by PyTorch)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle directory."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier bundle at --out (a directory holding a bundle manifest) or an "
+                                                         "empty directory; anything else is refused, never deleted."),
 ) -> None:
     """Export the networks of a grouping to ONNX (and TensorRT engines), dropping the heads of tasks each
     network does not serve, verify every output against PyTorch within a per-task tolerance, and write

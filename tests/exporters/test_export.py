@@ -81,6 +81,41 @@ def test_existing_destination_is_refused_unless_overwrite(exported, tmp_path):
         export_bundle(grouping, bundle_dir, resolution=16)
 
 
+def test_overwrite_replaces_an_earlier_bundle_or_an_empty_directory(tmp_path):
+    grouping = make_grouping(tmp_path)
+    out = export_bundle(grouping, tmp_path / "deploy", resolution=16)
+    first = json.loads((out / "manifest.json").read_text())["created"]
+    (out / "stale.txt").write_text("from an older export")
+    export_bundle(grouping, out, resolution=16, overwrite=True)
+    assert not (out / "stale.txt").exists()
+    assert json.loads((out / "manifest.json").read_text())["kind"] == "bundle_manifest" and first
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    export_bundle(grouping, empty, resolution=16, overwrite=True)
+    assert (empty / "manifest.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary or .old directories
+
+
+@pytest.mark.parametrize("content", ["run directory", "foreign manifest", "bundle with subdirectory", "a file"])
+def test_overwrite_never_deletes_what_is_not_a_bundle(tmp_path, content):
+    grouping = make_grouping(tmp_path / "g")
+    out = tmp_path / "target"
+    if content == "a file":
+        out.write_text("user data")
+    else:
+        out.mkdir()
+        (out / "notes.txt").write_text("user data")
+        if content == "foreign manifest":
+            (out / "manifest.json").write_text('{"kind": "something_else"}')
+        if content == "bundle with subdirectory":
+            (out / "manifest.json").write_text('{"kind": "bundle_manifest"}')
+            (out / "checkpoints").mkdir()
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(TaskgroupError, match="not a bundle|not a directory|holds directories"):
+        export_bundle(grouping, out, resolution=16, overwrite=True)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing deleted, nothing left behind
+
+
 def test_failed_numerical_check_leaves_no_bundle(tmp_path, monkeypatch):
     import exporters.bundle as eb
 
