@@ -61,6 +61,11 @@ class Runner:
     def describe(self) -> dict:
         return {"name": self.name}
 
+    def io_spec(self) -> tuple[list[str], dict[str, int | None]]:
+        """(input names, {output name: channels, None if dynamic}) of the loaded model; the bundle
+        checks them against its manifest."""
+        raise NotImplementedError
+
 
 def parse_device(device: str) -> tuple[str, int]:
     """'cpu' -> ('cpu', 0); 'cuda' / 'cuda:1' -> ('cuda', 1)."""
@@ -113,8 +118,13 @@ class OrtRunner(Runner):
     """An ONNX Runtime session on one model."""
 
     def __init__(self, model: bytes | str | os.PathLike, *, name: str, providers: Sequence,
-                 intra_op_threads: int = 0, allow_spinning: bool = False, allow_fallback: bool = False):
-        self.model = model  # the model bytes (hash-verified) or a path (models with external weights)
+                 intra_op_threads: int = 0, allow_spinning: bool = False, allow_fallback: bool = False,
+                 external_data: Mapping[str, bytes] | None = None, keep_model_bytes: bool = True):
+        self.model = model  # the model bytes (hash-verified) or a path (files too large to hold in memory)
+        self.external_data = dict(external_data or {})  # weights file name (as the model refers to it) -> bytes
+        # ONNX Runtime copies the model into the session; without a second activation to serve, the
+        # bytes need not stay in memory (a bundle's runners drop them: weights can be large).
+        self.keep_model_bytes = keep_model_bytes
         self.name = name
         self.providers = list(providers)
         self.intra_op_threads = intra_op_threads  # 0: ONNX Runtime's default (one per core)
@@ -126,6 +136,9 @@ class OrtRunner(Runner):
     def _activate(self) -> None:
         import onnxruntime as ort
 
+        if self.model is None:
+            raise RuntimeError(f"runner {self.name}: its model bytes were released after the first activation; "
+                               "create a new runner")
         available = ort.get_available_providers()
         primary = self.providers[0] if isinstance(self.providers[0], str) else self.providers[0][0]
         if primary not in available and not self.allow_fallback:
@@ -133,6 +146,10 @@ class OrtRunner(Runner):
                 f"{self.name}: ONNX Runtime provider {primary} is not available in this onnxruntime build; "
                 f"available: {', '.join(available)} (install onnxruntime-gpu for CUDA/TensorRT providers)")
         opts = ort_session_options(self.intra_op_threads, self.allow_spinning)
+        if self.external_data:  # weights from the verified bytes, not read again from disk
+            names = list(self.external_data)
+            blobs = [self.external_data[n] for n in names]
+            opts.add_external_initializers_from_files_in_memory(names, blobs, [len(b) for b in blobs])
         model = self.model if isinstance(self.model, bytes) else str(self.model)
         session = ort.InferenceSession(model, sess_options=opts, providers=self.providers)
         active = session.get_providers()
@@ -142,6 +159,8 @@ class OrtRunner(Runner):
                 "missing?); refusing to fall back silently. Pass allow_fallback=True to accept it.")
         self.active_providers = active
         self.session = session
+        if not self.keep_model_bytes and isinstance(self.model, bytes):
+            self.model, self.external_data = None, {}
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         # InferenceSession.run is thread-safe; no runner state changes here.
@@ -150,6 +169,11 @@ class OrtRunner(Runner):
 
     def _deactivate(self) -> None:
         self.session = None
+
+    def io_spec(self) -> tuple[list[str], dict[str, int | None]]:
+        outputs = {o.name: (o.shape[1] if len(o.shape) > 1 and isinstance(o.shape[1], int) else None)
+                   for o in self.session.get_outputs()}
+        return [i.name for i in self.session.get_inputs()], outputs
 
     def describe(self) -> dict:
         return {"name": self.name, "backend": "onnxruntime", "providers": self.active_providers,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from runtime.backends import BACKENDS, OrtRunner, Runner, ort_providers, parse_device
-from runtime.errors import BackendUnavailableError
+from runtime.errors import BackendUnavailableError, BundleError
 from runtime.manifest import Manifest, read_manifest, safe_member, verify_files
 from runtime.preprocess import to_network_input
 from runtime.stats import summarize_ms
@@ -41,7 +41,7 @@ class Bundle:
     """The loaded networks of a bundle; `run` is safe to call from several threads at once."""
 
     def __init__(self, manifest: Manifest, runners: list[Runner], execution: str, backend: str, device: str,
-                 load_report: dict[str, Any], model_bytes: dict[str, bytes], threads: int | None = None):
+                 load_report: dict[str, Any], threads: int | None = None):
         self.manifest = manifest
         self.input = manifest.input
         self.tasks: tuple[str, ...] = tuple(manifest.tasks)
@@ -50,25 +50,32 @@ class Bundle:
         self.execution = execution  # "sequential" or "concurrent", chosen at load
         self.load_report = load_report  # how the backend and execution mode were chosen (timings)
         self._runners = runners
-        self._model_bytes = model_bytes
         self.threads = threads or cpu_cores()  # intra-op threads of a session running alone
         self._pool = ThreadPoolExecutor(max_workers=len(runners) - 1) if execution == "concurrent" else None
         self._closed = False
-        self._close_lock = threading.Lock()
+        self._in_flight = 0  # run() calls in progress; close() waits for them before releasing the sessions
+        self._state = threading.Condition()
 
     # -- inference -------------------------------------------------------------------------
     def _feed(self, x: np.ndarray) -> dict[str, np.ndarray]:
         return {self.input.name: x}
 
     def _run_networks(self, x: np.ndarray) -> list[dict[str, np.ndarray]]:
-        if self._closed:
-            raise RuntimeError("bundle is closed")
-        feed = self._feed(x)
-        if self._pool is None:
-            return [r.infer(feed) for r in self._runners]
-        futures = [self._pool.submit(r.infer, feed) for r in self._runners[1:]]
-        first = self._runners[0].infer(feed)  # the calling thread runs one network itself
-        return [first] + [f.result() for f in futures]
+        with self._state:
+            if self._closed:
+                raise RuntimeError("bundle is closed")
+            self._in_flight += 1
+        try:
+            feed = self._feed(x)
+            if self._pool is None:
+                return [r.infer(feed) for r in self._runners]
+            futures = [self._pool.submit(r.infer, feed) for r in self._runners[1:]]
+            first = self._runners[0].infer(feed)  # the calling thread runs one network itself
+            return [first] + [f.result() for f in futures]
+        finally:
+            with self._state:
+                self._in_flight -= 1
+                self._state.notify_all()
 
     def run(self, frame: np.ndarray) -> dict[str, np.ndarray]:
         """All tasks on a frame or batch (see manifest FRAME_FORMS); each output is (N, C, H, W)."""
@@ -103,17 +110,9 @@ class Bundle:
         a spinning session keeps its threads busy after returning and slows whatever runs
         next (measured: 5x on 2 cores), which would make every comparison meaningless.
         """
-        runners = []
-        for i, net in enumerate(self.manifest.networks):
-            if self.backend == "tensorrt":
-                runners.append(TrtRunner(_engine_bytes(self.manifest, self._model_bytes, net), name=net.name,
-                                         device_index=parse_device(self.device)[1]))
-            else:
-                model = self._model_bytes.get(net.onnx) if net.onnx_data is None else \
-                    self.manifest.path.parent / net.onnx
-                runners.append(OrtRunner(model, name=net.name, providers=ort_providers(
-                    self.backend, self.device, self.manifest.precision == "fp16"), intra_op_threads=self.threads))
-        return runners
+        # The model bytes are not kept after loading (they can be large); read and verify them again.
+        blobs = verify_files(self.manifest, keep=_needed_files(self.manifest, self.backend))
+        return _make_runners(self.manifest, blobs, self.backend, self.device, self.threads, allow_fallback=False)
 
     def benchmark_networks(self, runs: int = 100, warmup: int = 10) -> list[dict[str, Any]]:
         """Each network alone in a standalone runner: p50/p90/p99 per network."""
@@ -146,14 +145,16 @@ class Bundle:
 
     # -- lifetime --------------------------------------------------------------------------
     def close(self) -> None:
-        with self._close_lock:
+        """Refuse new calls, wait for the calls in progress, then release the sessions."""
+        with self._state:
             if self._closed:
                 return
             self._closed = True
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-            for r in self._runners:
-                r.deactivate()
+            self._state.wait_for(lambda: self._in_flight == 0)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for r in self._runners:
+            r.deactivate()
 
     def __enter__(self) -> "Bundle":
         return self
@@ -201,13 +202,44 @@ def _make_runners(manifest: Manifest, blobs: dict[str, bytes], backend: str, dev
             runners.append(TrtRunner(_engine_bytes(manifest, blobs, net), name=net.name,
                                      device_index=parse_device(device)[1]))
             continue
-        # Models with external weights load from their path (ONNX Runtime reads the weights file
-        # beside it); their hashes were verified just before.
-        model = blobs[net.onnx] if net.onnx_data is None else safe_member(
-            manifest.path.parent, net.onnx, "onnx", manifest.path)
+        # Sessions are built from the verified bytes, external weights included. Files above the
+        # in-memory limit were hashed as a stream and load from their path (read a second time).
+        in_memory = net.onnx in blobs and (net.onnx_data is None or net.onnx_data in blobs)
+        model = blobs[net.onnx] if in_memory else safe_member(manifest.path.parent, net.onnx, "onnx", manifest.path)
+        external = {net.onnx_data: blobs[net.onnx_data]} if in_memory and net.onnx_data else None
         runners.append(OrtRunner(model, name=net.name, providers=ort_providers(backend, device, manifest.precision == "fp16"),
-                                 intra_op_threads=threads, allow_spinning=False, allow_fallback=allow_fallback))
+                                 intra_op_threads=threads, allow_spinning=False, allow_fallback=allow_fallback,
+                                 external_data=external, keep_model_bytes=False))
     return runners
+
+
+def _check_io(manifest: Manifest, runners: list[Runner]) -> None:
+    """The models must take the manifest's input and produce the outputs it maps tasks to.
+
+    A manifest that disagrees with its models would otherwise load and then fail on the first
+    frame with a KeyError deep in `run`.
+    """
+    for i, (net, runner) in enumerate(zip(manifest.networks, runners)):
+        inputs, outputs = runner.io_spec()
+        if inputs != [manifest.input.name]:
+            raise BundleError(f"{manifest.path}: network {net.name} takes inputs {inputs}, the manifest says "
+                              f"'{manifest.input.name}'")
+        for task, o in manifest.tasks.items():
+            if o.network != i:
+                continue
+            if o.output not in outputs:
+                raise BundleError(f"{manifest.path}: task '{task}': network {net.name} has no output '{o.output}' "
+                                  f"(its outputs: {sorted(outputs)})")
+            if outputs[o.output] is not None and outputs[o.output] != o.channels:
+                raise BundleError(f"{manifest.path}: task '{task}': the manifest says {o.channels} channels, "
+                                  f"network {net.name} outputs {outputs[o.output]}")
+
+
+def _needed_files(manifest: Manifest, backend: str) -> set[str]:
+    """The files a backend loads: engines for native TensorRT, ONNX models (and weights) otherwise."""
+    if backend == "tensorrt":
+        return {n.engine for n in manifest.networks if n.engine}
+    return {f for n in manifest.networks for f in (n.onnx, n.onnx_data) if f}
 
 
 def _engine_bytes(manifest: Manifest, blobs: dict[str, bytes], net) -> bytes:
@@ -262,8 +294,9 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
     if execution not in EXECUTION_MODES:
         raise ValueError(f"unknown execution mode {execution!r}; valid options: {', '.join(EXECUTION_MODES)}")
     manifest = read_manifest(path)
-    blobs = verify_files(manifest)
     backend, why = _resolve_backend(manifest, backend, device)
+    # Every file is verified; only the ones this backend loads are kept in memory, until the sessions exist.
+    blobs = verify_files(manifest, keep=_needed_files(manifest, backend))
     kind, _ = parse_device(device)
     cores = threads or cpu_cores()
     n = len(manifest.networks)
@@ -286,6 +319,7 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
             sets[m] = _make_runners(manifest, blobs, backend, device, per, allow_fallback)
             for r in sets[m]:
                 r.activate()
+            _check_io(manifest, sets[m])
         x = to_network_input(np.full((1, manifest.input.height, manifest.input.width, 3), 128, np.uint8),
                              manifest.input)
         for rs in {id(v): v for v in sets.values()}.values():
@@ -311,7 +345,10 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
                 r.deactivate()
         raise
     report["threads_per_session"] = [getattr(r, "intra_op_threads", None) for r in keep]
-    return Bundle(manifest, keep, chosen, backend, _effective_device(device, keep, report), report, blobs, threads)
+    effective = _effective_device(device, keep, report)
+    if effective != device and backend != "tensorrt":
+        backend = "onnxruntime"  # fell back to the CPU: later sessions (standalone timing) are plain CPU ones
+    return Bundle(manifest, keep, chosen, backend, effective, report, threads)
 
 
 def _effective_device(device: str, runners: list[Runner], report: dict[str, Any]) -> str:

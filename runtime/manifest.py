@@ -13,7 +13,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Iterable
 
 from runtime.errors import BundleError
 
@@ -81,9 +81,9 @@ class Manifest:
         return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1 else None
 
 
-# Files up to this size are hashed from the bytes that are then loaded. ONNX's protobuf limit is
-# 2 GiB, so every self-contained .onnx file qualifies; only external weight files and very large
-# engines are hashed on disk and read again by path when loaded.
+# Files up to this size are hashed from the bytes that are then loaded (external weights files are
+# passed to ONNX Runtime from memory too). ONNX's protobuf limit is 2 GiB, so every .onnx file
+# qualifies; only larger weights files and engines are hashed on disk and read again by path.
 IN_MEMORY_MAX_BYTES = 2 << 30
 
 
@@ -233,19 +233,21 @@ def read_manifest(bundle_dir: str | os.PathLike) -> Manifest:
                     precision, selection if isinstance(selection, dict) else {}, doc)
 
 
-def verify_files(manifest: Manifest) -> dict[str, bytes]:
+def verify_files(manifest: Manifest, keep: Iterable[str] | None = None) -> dict[str, bytes]:
     """Check every listed file exists and matches its sha256; return the verified bytes of small files.
 
     Returning the bytes that were hashed lets the runtime build sessions from exactly those
-    bytes (no window between checking a file and loading it).
+    bytes (no window between checking a file and loading it). `keep` names the files whose
+    bytes are wanted (default: all); the others are hashed as a stream and not held in memory.
     """
     bundle_dir = manifest.path.parent
+    wanted = None if keep is None else set(keep)
     data: dict[str, bytes] = {}
     for rel, expected in manifest.files.items():
         full = safe_member(bundle_dir, rel, f"files.{rel}", manifest.path)
         if not full.is_file():
             raise BundleError(f"{bundle_dir}: file '{rel}' listed in manifest.json is missing")
-        if full.stat().st_size <= IN_MEMORY_MAX_BYTES:
+        if (wanted is None or rel in wanted) and full.stat().st_size <= IN_MEMORY_MAX_BYTES:
             blob = full.read_bytes()
             actual = hashlib.sha256(blob).hexdigest()
             data[rel] = blob

@@ -134,6 +134,8 @@ class TrtRunner(Runner):
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         with self._lock:  # an IExecutionContext and its buffers serve one call at a time
+            # The current CUDA device is per thread; calls arrive on pool and user threads.
+            self.cuda.set_device(self.device_index)
             host_inputs = {}
             for n in self.inputs:
                 x = np.ascontiguousarray(feed[n], dtype=self.dtypes[n])
@@ -160,11 +162,20 @@ class TrtRunner(Runner):
             return {n: (v.astype(np.float32) if v.dtype != np.float32 else v) for n, v in results.items()}
 
     def _deactivate(self) -> None:
-        for ptr, _ in self._buffers.values():
-            self.cuda.free(ptr)
-        self._buffers.clear()
-        self.cuda.destroy_stream(self.stream)
-        self.context = self.engine = self.runtime = None
+        with self._lock:  # never free buffers or the stream under a call still running
+            self.cuda.set_device(self.device_index)
+            for ptr, _ in self._buffers.values():
+                self.cuda.free(ptr)
+            self._buffers.clear()
+            self.cuda.destroy_stream(self.stream)
+            self.context = self.engine = self.runtime = None
+
+    def io_spec(self) -> tuple[list[str], dict[str, int | None]]:
+        channels = {}
+        for n in self.outputs:
+            shape = tuple(self.engine.get_tensor_shape(n))
+            channels[n] = int(shape[1]) if len(shape) > 1 and shape[1] >= 0 else None
+        return list(self.inputs), channels
 
     def describe(self) -> dict:
         return {"name": self.name, "backend": "tensorrt", "tensorrt": getattr(self.trt, "__version__", None),

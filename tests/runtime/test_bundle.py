@@ -214,6 +214,100 @@ def test_an_allowed_fallback_is_labelled_as_the_cpu_it_runs_on(tiny_bundle):
         assert bundle.measure(runs=10)["standalone"]  # standalone sessions use the effective device
 
 
+def test_an_allowed_fallback_of_the_ort_tensorrt_provider_measures_on_plain_cpu_sessions(tiny_bundle):
+    import onnxruntime as ort
+
+    if "TensorrtExecutionProvider" in ort.get_available_providers():
+        pytest.skip("a TensorRT-capable onnxruntime is installed: no fallback to observe")
+    with load_bundle(tiny_bundle, backend="onnxruntime-tensorrt", device="cuda", allow_fallback=True) as bundle:
+        assert (bundle.backend, bundle.device) == ("onnxruntime", "cpu")
+        assert len(bundle.measure(runs=5)["standalone"]) == 2
+
+
+def _to_external_weights(bundle_dir: Path, name: str = "net1") -> None:
+    """Move a network's weights into a separate .onnx.data file, as export does for very large models."""
+    import hashlib
+
+    import onnx
+
+    model = onnx.load(str(bundle_dir / f"{name}.onnx"))
+    onnx.save(model, str(bundle_dir / f"{name}.onnx"), save_as_external_data=True,
+              location=f"{name}.onnx.data", size_threshold=256)  # small constants stay inline
+    assert (bundle_dir / f"{name}.onnx.data").stat().st_size > 0
+
+    def edit(doc):
+        for f in (f"{name}.onnx", f"{name}.onnx.data"):
+            blob = (bundle_dir / f).read_bytes()
+            doc["files"][f] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+        next(n for n in doc["networks"] if n["name"] == name)["files"]["onnx_data"] = f"{name}.onnx.data"
+
+    _rewrite_manifest(bundle_dir, edit)
+
+
+def test_external_weights_load_from_the_verified_bytes_not_a_second_read(bundle_copy, tiny_bundle, monkeypatch):
+    import runtime.bundle as rb
+
+    frame = np.full((16, 16, 3), 100, np.uint8)
+    with load_bundle(tiny_bundle) as b:
+        expected = b.run(frame)
+    _to_external_weights(bundle_copy)
+    real_verify = rb.verify_files
+
+    def verify_then_tamper(manifest, keep=None):
+        blobs = real_verify(manifest, keep)
+        data = bundle_copy / "net1.onnx.data"  # changed after its hash was checked
+        data.write_bytes(bytes(len(data.read_bytes())))
+        return blobs
+
+    monkeypatch.setattr(rb, "verify_files", verify_then_tamper)
+    with load_bundle(bundle_copy, execution="sequential") as b:
+        got = b.run(frame)
+    for t in expected:
+        np.testing.assert_allclose(got[t], expected[t], rtol=0, atol=1e-6)
+
+
+def test_a_manifest_that_disagrees_with_its_models_is_refused_at_load(bundle_copy):
+    _rewrite_manifest(bundle_copy, lambda d: d["tasks"]["edge_texture"].update(output="edges"))
+    with pytest.raises(BundleError, match="no output 'edges'"):
+        load_bundle(bundle_copy)
+
+
+def test_a_wrong_channel_count_in_the_manifest_is_refused_at_load(bundle_copy):
+    _rewrite_manifest(bundle_copy, lambda d: d["tasks"]["edge_texture"]["shape"].__setitem__(1, 3))
+    with pytest.raises(BundleError, match="3 channels"):
+        load_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize("execution", ["sequential", "concurrent"])
+def test_close_waits_for_calls_in_progress(tiny_bundle, execution):
+    frame = np.zeros((16, 16, 3), np.uint8)
+    bundle = load_bundle(tiny_bundle, execution=execution)
+    errors, stop = [], threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            try:
+                bundle.run(frame)
+            except RuntimeError as exc:  # after close: the only acceptable error
+                if "bundle is closed" not in str(exc):
+                    errors.append(repr(exc))
+                return
+            except Exception as exc:  # noqa: BLE001
+                errors.append(repr(exc))
+                return
+
+    threads = [threading.Thread(target=loop) for _ in range(3)]
+    for t in threads:
+        t.start()
+    bundle.close()
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    with pytest.raises(RuntimeError, match="bundle is closed"):
+        bundle.run(frame)
+
+
 def test_runner_interface_activate_infer_deactivate(tiny_bundle):
     model = (tiny_bundle / "net1.onnx").read_bytes()
     runner = OrtRunner(model, name="net1", providers=["CPUExecutionProvider"], intra_op_threads=1)
