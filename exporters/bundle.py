@@ -26,7 +26,7 @@ from exporters.onnx_export import (INPUT_NAME, OnnxExportConfig, check_onnx, com
 from exporters.tensorrt import EngineConfig, build_engine, tensorrt_status
 from runtime.manifest import FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAME, SCHEMA_VERSION, manifest_digest, sha256_file
 from taskgroup.errors import TaskgroupError
-from taskgroup.fileio import write_json_atomic
+from taskgroup.fileio import default_file_mode, write_json_atomic
 from taskgroup.tasks import get_task
 
 FORMATS = ("onnx", "tensorrt", "all")
@@ -248,11 +248,10 @@ def _round_trip(bundle_dir: Path, frames: np.ndarray, references: dict[str, np.n
 
 def _publishable(bundle_dir: Path) -> None:
     """Temporary files are private (0600/0700); a published bundle gets the usual permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
-    bundle_dir.chmod(0o777 & ~umask)
+    mode = default_file_mode()
+    bundle_dir.chmod(mode | ((mode & 0o444) >> 2))  # directories: read implies search (x)
     for p in bundle_dir.iterdir():
-        p.chmod(0o666 & ~umask)
+        p.chmod(mode)
 
 
 def _check_replaceable(out: Path) -> None:

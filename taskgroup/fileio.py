@@ -18,28 +18,57 @@ from typing import Any, Iterator
 from taskgroup.errors import SchemaError, TaskgroupError
 
 
+def default_file_mode() -> int:
+    """The mode a plain open() would give a new file under the current umask (e.g. 0644)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    The file is flushed to disk before the rename (a result recorded elsewhere as finished,
+    e.g. a checkpoint committed in the results store, must survive a power cut), and gets the
+    permissions a normally created file would have rather than the temporary file's 0600.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise TaskgroupError(f"{path} is a directory; give a file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        tmp_path.chmod(default_file_mode())
         os.replace(tmp_path, path)
+        _fsync_directory(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable (where the platform allows opening directories)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        tmp.write_bytes(data)
 
 
 def write_json_atomic(path: str | os.PathLike, doc: dict[str, Any]) -> None:
