@@ -101,9 +101,12 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
     grouping = read_grouping(grouping_path)
     for net in grouping.networks:
         if net.checkpoint is None:
-            raise TaskgroupError(f"{grouping.path}: network {net.index} ({'+'.join(net.tasks_trained)} at width "
-                                 f"{net.width:g}) has no checkpoint: its losses were estimated, it was never "
-                                 "trained. Train it (taskgroup train) and re-run selection before exporting.")
+            label = f"{'+'.join(net.tasks_trained)}@{net.width:g}"
+            why = ("only its early-stopped (ESA) stage was trained" if net.stage == "early"
+                   else "its losses were estimated, it was never trained")
+            raise TaskgroupError(f"{grouping.path}: network {net.index} ({label}) has no fully trained checkpoint: "
+                                 f"{why}. Train it (taskgroup train --networks '{label}' --out RUN --resume) and "
+                                 "re-run selection before exporting.")
         if not net.checkpoint.is_file():
             raise TaskgroupError(f"{grouping.path}: network {net.index}: checkpoint {net.checkpoint} not found")
     if frames is None:
@@ -142,6 +145,10 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
             name = f"net{net.index}"
             say(f"{name}: {'+'.join(net.tasks_served)} (trained on {'+'.join(net.tasks_trained)}, width {net.width:g})")
             model = load_checkpoint(net.checkpoint)
+            if getattr(model, "checkpoint_extra", {}).get("stage") == "early":
+                raise TaskgroupError(f"{net.checkpoint}: an early-stopped (ESA) checkpoint; only fully trained "
+                                     "networks are exported. Train it fully (taskgroup train --networks ... --resume) "
+                                     "and re-run selection")
             if set(model.tasks) != set(net.tasks_trained) or abs(model.width - net.width) > 1e-9:
                 raise TaskgroupError(f"{net.checkpoint}: checkpoint has tasks {list(model.tasks)} at width "
                                      f"{model.width:g}, the grouping says {list(net.tasks_trained)} at {net.width:g}")

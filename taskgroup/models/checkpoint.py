@@ -52,4 +52,6 @@ def load_checkpoint(path: str | os.PathLike):
         raise
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise TaskgroupError(f"{path}: checkpoint does not match its architecture ({exc})") from exc
+    extra = ckpt.get("extra")
+    model.checkpoint_extra = dict(extra) if isinstance(extra, dict) else {}  # e.g. the training stage it was saved at
     return model.eval()

@@ -99,6 +99,10 @@ def candidates_from_table(
         raise TaskgroupError(f"unknown stage '{stage}'; expected one of {', '.join(STAGES)}")
     cost_fn = cost_fn or snt_cost
     order = {t: i for i, t in enumerate(table.tasks)}
+    # What gets deployed is a fully trained network: an early (ESA) candidate points at the final
+    # checkpoint of the same network when the table has one, and at none otherwise (export refuses it).
+    final_checkpoints = {(frozenset(n.tasks), round(n.width, 9)): n.checkpoint
+                         for n in table.networks if n.stage == "final"}
     out = []
     for net in table.networks:
         if net.stage != stage:
@@ -107,7 +111,8 @@ def candidates_from_table(
         losses = {t: float(v) for t, v in net.losses.get(split, {}).items()}
         if not losses:
             continue  # never evaluated on this split: nothing it can serve
-        out.append(make_candidate(tasks, net.width, losses, cost_fn, stage=stage, checkpoint=net.checkpoint))
+        checkpoint = net.checkpoint if stage == "final" else final_checkpoints.get((frozenset(net.tasks), round(net.width, 9)))
+        out.append(make_candidate(tasks, net.width, losses, cost_fn, stage=stage, checkpoint=checkpoint))
     if not out:
         raise TaskgroupError(f"the loss table has no '{stage}' networks with losses on split '{split}'")
     if estimate is not None:

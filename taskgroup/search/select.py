@@ -107,8 +107,8 @@ class Selection:
                 "tasks": list(c.tasks),
                 "served": list(net.served),
                 "width": c.width,
-                "stage": c.stage,
-                "checkpoint": ckpt,
+                "stage": c.stage,  # the training stage whose losses chose it
+                "checkpoint": ckpt,  # always fully trained weights (null: none exist yet)
                 "estimated": c.estimated,
                 "cost": net.cost,
                 "fixed_cost": c.fixed_cost,

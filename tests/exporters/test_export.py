@@ -142,6 +142,21 @@ def test_estimated_network_without_checkpoint_is_refused(tmp_path):
     assert not (tmp_path / "deploy").exists()
 
 
+def test_early_stopped_checkpoint_is_refused(tmp_path):
+    from taskgroup.models import load_checkpoint, save_checkpoint
+
+    grouping = make_grouping(tmp_path)
+    save_checkpoint(load_checkpoint(tmp_path / "ckpt/net1.pt"), tmp_path / "ckpt/net1.pt", stage="early")
+    with pytest.raises(TaskgroupError, match="early-stopped"):
+        export_bundle(grouping, tmp_path / "deploy", resolution=16)
+    doc = json.loads(grouping.read_text())
+    doc["networks"][1].update(checkpoint=None, stage="early")
+    grouping.write_text(json.dumps(doc))
+    with pytest.raises(TaskgroupError, match="only its early-stopped"):
+        export_bundle(grouping, tmp_path / "deploy", resolution=16)
+    assert not (tmp_path / "deploy").exists()
+
+
 def test_checkpoint_not_matching_grouping_is_refused(tmp_path):
     grouping = make_grouping(tmp_path)
     shutil.copy(tmp_path / "ckpt/net1.pt", tmp_path / "ckpt/net0.pt")
