@@ -46,6 +46,12 @@ class Grouping:
         return str(self.budget.get("unit", "snt"))
 
     @property
+    def options(self) -> dict[str, Any]:
+        """How it was selected (loss table, split, stage, ...; preset and resolution of the training run)."""
+        opts = self.raw.get("options")
+        return opts if isinstance(opts, dict) else {}
+
+    @property
     def profile(self) -> str | None:
         p = self.budget.get("profile") or self.raw.get("profile") or (self.raw.get("options") or {}).get("profile")
         return str(p) if p else None

@@ -22,8 +22,10 @@ def export_command(
                                                        "only where TensorRT is importable and says why not otherwise."),
     precision: str = typer.Option("fp32", help="fp32 | fp16. fp16 converts the ONNX graphs (weights and compute) "
                                                "and keeps float32 inputs and outputs."),
-    preset: str = typer.Option("default", help="Preset the networks were trained with: fixes the input "
-                                               "resolution and the validation data used to check numerics."),
+    preset: Optional[str] = typer.Option(None, help="Preset the networks were trained with: fixes the input "
+                                                    "resolution and the validation data used to check numerics. "
+                                                    "Default: the one the grouping records (from its training "
+                                                    "run), else 'default'."),
     frames: int = typer.Option(32, help="Validation frames on which every output is compared with PyTorch."),
     synthetic: bool = typer.Option(False, "--synthetic-frames", help="Check on deterministic synthetic frames "
                                                                      "instead of the preset's validation split."),
@@ -41,10 +43,12 @@ def export_command(
     from taskgroup.presets import get_arch_preset
 
     console = Console(stderr=True)
-    resolution = get_arch_preset(preset).resolution
     if frames < 1:
         raise TaskgroupError(f"--frames must be >= 1, got {frames}")
     g = read_grouping(grouping)
+    recorded = g.options.get("preset") if isinstance(g.options.get("preset"), str) else g.budget.get("preset")
+    preset = preset or (recorded if isinstance(recorded, str) else "default")
+    resolution = get_arch_preset(preset).resolution
     _check_preset_matches(g, preset, resolution)
     if synthetic:
         images = synthetic_frames(frames, resolution)
@@ -74,6 +78,11 @@ def _check_preset_matches(grouping, preset: str, resolution: int) -> None:
     """A grouping selected on a profile records the preset and input shape; exporting at another
     resolution would verify and ship networks at a size nobody measured."""
     budget = grouping.budget
+    trained = grouping.options.get("resolution")
+    if isinstance(trained, int) and not isinstance(trained, bool) and trained != resolution:
+        raise TaskgroupError(f"{grouping.path}: the networks were trained at {trained}x{trained} (preset "
+                             f"'{grouping.options.get('preset')}'), but --preset {preset} is {resolution}x{resolution}; "
+                             "export with the training run's preset")
     shape = budget.get("input_shape")
     if isinstance(shape, list) and len(shape) == 4 and shape[2:] != [resolution, resolution]:
         raise TaskgroupError(f"{grouping.path}: the grouping was selected for input {shape[2]}x{shape[3]} "

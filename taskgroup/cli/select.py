@@ -196,6 +196,11 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
                "weights": _parse_weights(weights), "normalize": normalize.value, "scales": scales}
     if prof is not None:
         options["statistic"] = statistic
+    run_config = table.meta.get("run_config") if isinstance(table.meta, dict) else None
+    if isinstance(run_config, dict) and isinstance(run_config.get("arch"), dict):
+        # What the networks were trained at: export defaults to it and refuses another input size.
+        options["preset"] = run_config.get("preset")
+        options["resolution"] = run_config["arch"].get("resolution")
     return Inputs(table.tasks, cands, eval_cands, label, table_dir, _parse_weights(weights), scales, options,
                   prof, standard_ms)
 

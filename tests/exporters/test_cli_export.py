@@ -53,6 +53,21 @@ def test_export_refuses_a_preset_other_than_the_profiled_one(tmp_path, capsys):
     assert not (tmp_path / "deploy").exists()
 
 
+def test_export_defaults_to_the_preset_the_grouping_records_and_refuses_another_size(tmp_path, capsys):
+    grouping = make_grouping(tmp_path)  # tiny networks (16x16), selected without a profile
+    doc = json.loads(grouping.read_text())
+    doc["options"] = {"preset": "tiny", "resolution": 16}  # as select records from the training run
+    grouping.write_text(json.dumps(doc))
+    code = run(["export", "--grouping", str(grouping), "--out", str(tmp_path / "bad"), "--preset", "default",
+                "--synthetic-frames"])
+    assert code == 2 and "trained at 16x16" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    assert run(["export", "--grouping", str(grouping), "--out", str(tmp_path / "deploy"), "--synthetic-frames",
+                "--frames", "2"]) == 0
+    manifest = json.loads((tmp_path / "deploy" / "manifest.json").read_text())
+    assert manifest["input"]["shape"] == ["N", 3, 16, 16]
+
+
 def test_bench_runs_sessions_with_the_profiled_thread_count(tmp_path, capsys):
     grouping = make_grouping(tmp_path)
     doc = json.loads(grouping.read_text())

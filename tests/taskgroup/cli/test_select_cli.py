@@ -264,6 +264,7 @@ def test_select_budget_ms_known_answer_and_served_heads_only(tmp_path, capsys):
     assert b["profile"] == "../profiles/test-cpu.json"  # relative to the grouping file, as export reads it
     assert b["device"]["cpu_model"] == "Test CPU" and b["backend"] == "onnxruntime" and b["statistic"] == "p50"
     assert b["standard_network_ms"] == pytest.approx(3.75)  # the table's three tasks, not the profiled rgb head
+    assert doc["options"]["preset"] == "default" and doc["options"]["resolution"] == 32  # from the training run
     text = " ".join(stdout.split())
     assert "predicted 5.75 ms of 6 ms budget (0.25 ms, 4.2% under)" in text and "Test CPU" in text
     # With more budget the pair network serves only 'normal': its dropped depth head costs nothing (3 ms, not 3.5).
