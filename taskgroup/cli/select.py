@@ -348,7 +348,10 @@ def frontier_cmd(
                              + (f" (--max-budget {max_budget:g} {unit})" if max_budget is not None else ""))
     if inp.eval_candidates is not None:
         for p in fr.points:
-            p.evaluate(inp.eval_candidates, inp.eval_label)
+            # A grouping with an estimated (never trained) network has nothing to evaluate: its
+            # evaluated_total stays null rather than failing the whole frontier.
+            if not any(n.candidate.estimated for n in p.networks):
+                p.evaluate(inp.eval_candidates, inp.eval_label)
     fr.options = dict(inp.options, max_networks=max_networks, solver=solver.value)
     doc = fr.to_json()
     if inp.profile is not None:
@@ -410,20 +413,20 @@ def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: In
     from rich.console import Console
     from rich.table import Table
 
-    evaluated = fr.points[0].evaluation is not None
+    evaluated = next((p.evaluation for p in fr.points if p.evaluation is not None), None)
     profiled = inp.profile is not None
     table = Table(title=f"Optimal groupings by budget ({fr.unit})")
     for col in ("budget from", *(("SNT",) if profiled else ()), "objective", "networks (served tasks)"):
         table.add_column(col)
-    if evaluated:
-        table.add_column(f"total ({fr.points[0].evaluation.split})")
+    if evaluated is not None:
+        table.add_column(f"total ({evaluated.split})")
     for p in fr.points:
         nets = " | ".join(",".join(n.served) + ("" if n.candidate.width == 1 else f" @{n.candidate.width:g}")
-                          for n in p.networks)
+                          + (" (est.)" if n.candidate.estimated else "") for n in p.networks)
         row = [_num(p.cost, fr.unit), *((f"{p.cost / inp.standard_ms:.3g}",) if profiled else ()),
                f"{p.objective:.6g}", nets]
-        if evaluated:
-            row.append(f"{p.evaluation.total:.6g}")
+        if evaluated is not None:
+            row.append("-" if p.evaluation is None else f"{p.evaluation.total:.6g}")
         table.add_row(*row)
     console = Console()
     console.print(table)

@@ -49,6 +49,8 @@ class Frontier:
             if p.evaluation is not None:
                 doc["evaluated_total"] = p.evaluation.total
                 doc["evaluated_total_best_served"] = p.evaluation.total_best_served
+            elif any(q.evaluation is not None for q in self.points):  # estimated networks: nothing to evaluate
+                doc["evaluated_total"] = doc["evaluated_total_best_served"] = None
             pts.append(doc)
         return {"schema_version": SCHEMA_VERSION, "kind": FRONTIER_KIND, "unit": self.unit, "tasks": list(self.tasks),
                 "options": self.options, "points": pts}
@@ -73,6 +75,10 @@ class Frontier:
             ev = [p.evaluation.total for p in self.points]
             ax.step(xs, ev + [ev[-1]], where="post", color="C1", label=f"same groupings on {self.points[0].evaluation.split}")
             ax.plot(costs, ev, "s", color="C1")
+        elif any(p.evaluation is not None for p in self.points):  # groupings with estimated networks are skipped
+            done = [p for p in self.points if p.evaluation is not None]
+            ax.plot([p.cost for p in done], [p.evaluation.total for p in done], "s", color="C1",
+                    label=f"trained groupings on {done[0].evaluation.split}")
         ax.set_xlabel(f"budget ({self.unit})")
         ax.set_ylabel("total loss")
         ax.set_title(title or f"Optimal grouping of {len(self.tasks)} tasks vs budget")

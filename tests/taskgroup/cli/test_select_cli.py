@@ -319,6 +319,27 @@ def test_committed_profile_predicted_latency_is_sum_of_served_networks(tmp_path,
     assert block["device"] == p.doc["device"] and block["budget"] == {"value": 0.2, "unit": "ms"}
 
 
+def test_hoa_frontier_evaluates_the_trained_groupings_and_leaves_estimated_ones_null(tmp_path, capsys):
+    run_dir = write_real_table(tmp_path)
+    doc = json.loads((run_dir / "losses.json").read_text())
+    doc["networks"] = [n for n in doc["networks"] if len(n["tasks"]) < 3]  # pairs only: the triple is estimated
+    for pair in ([N, E], [D, E]):
+        losses = {t: 1.3 for t in pair}
+        doc["networks"].append({"tasks": pair, "width": 1.0, "stage": "final", "losses": {"val": losses, "test": losses}})
+    (run_dir / "losses.json").write_text(json.dumps(doc))
+    out = tmp_path / "f.json"
+    code, stdout, err = run(["frontier", "--losses", run_dir, "--estimate", "hoa", "--evaluate-split", "test",
+                             "--out", out, "--plot", tmp_path / "f.png"], capsys)
+    assert code == 0, err
+    points = json.loads(out.read_text())["points"]
+    estimated = [p for p in points if any(n["estimated"] for n in p["networks"])]
+    trained = [p for p in points if not any(n["estimated"] for n in p["networks"])]
+    assert estimated and trained
+    assert all(p["evaluated_total"] is None for p in estimated)
+    assert all(isinstance(p["evaluated_total"], float) for p in trained)
+    assert (tmp_path / "f.png").stat().st_size > 0
+
+
 def test_frontier_with_profile_in_ms(tmp_path, capsys):
     run_dir = write_real_table(tmp_path)
     prof = write_profile(tmp_path / "p.json")
