@@ -227,7 +227,7 @@ OptNormalize = typer.Option(Normalize.none, "--normalize", help=(
     "each task's loss by the loss table's trivial-predictor reference loss) or 'single' (divide by the loss of the "
     "task's full-size single-task network)."))
 OptSolver = typer.Option(Solver.auto, "--solver", help=(
-    "'auto' = branch-and-bound on small tables if it finishes within 0.25 s, else the MILP; 'milp' = exact mixed-integer programme (scipy/HiGHS; fast); 'reference' = exact branch-and-bound (small tables)."))
+    "'auto' = branch-and-bound on small tables if it finishes within 100,000 search nodes (a fixed limit: the same input always picks the same solver), else the MILP; 'milp' = exact mixed-integer programme (scipy/HiGHS; fast); 'reference' = exact branch-and-bound (small tables)."))
 
 
 OptProfile = typer.Option(None, "--profile", help=PROFILE_HELP)

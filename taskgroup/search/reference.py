@@ -19,11 +19,16 @@ from taskgroup.search.problem import REL_TOL, Assignment, Problem, evaluate_assi
 
 
 class SearchTimeout(TaskgroupError):
-    """The branch-and-bound ran out of its time limit (the problem is too large for it)."""
+    """The branch-and-bound ran out of its time or node limit (the problem is too large for it)."""
 
 
 def reference_solve(prob: Problem, budget: float | None, max_networks: int | None = None,
-                    time_limit: float | None = None) -> Assignment | None:
+                    time_limit: float | None = None, max_nodes: int | None = None) -> Assignment | None:
+    """The optimum (minimum score, then minimum cost), or None if nothing fits the budget.
+
+    `max_nodes` bounds the search tree deterministically (the same input always finishes or
+    always gives up, on any machine); `time_limit` bounds it by wall time.
+    """
     n_tasks = len(prob.tasks)
     limit = np.inf if budget is None else budget + REL_TOL * max(1.0, abs(budget))
     k_max = max_networks if max_networks is not None else n_tasks
@@ -45,6 +50,7 @@ def reference_solve(prob: Problem, budget: float | None, max_networks: int | Non
     open_count: dict[int, int] = {}
     best: list = [np.inf, np.inf, None]  # score, cost, serve
     deadline = None if time_limit is None else time.perf_counter() + time_limit
+    nodes = [0]
 
     def better(score: float, cost: float) -> bool:
         if best[2] is None:
@@ -53,6 +59,9 @@ def reference_solve(prob: Problem, budget: float | None, max_networks: int | Non
         return score < best[0] - tol or (score <= best[0] + tol and cost < best[1] - REL_TOL * max(1.0, abs(best[1])))
 
     def visit(d: int, score: float, cost: float) -> None:
+        nodes[0] += 1
+        if max_nodes is not None and nodes[0] > max_nodes:
+            raise SearchTimeout(f"reference search did not finish within {max_nodes} nodes; use the MILP solver")
         if deadline is not None and time.perf_counter() > deadline:
             raise SearchTimeout(f"reference search did not finish within {time_limit} s; use the MILP solver")
         if d == n_tasks:

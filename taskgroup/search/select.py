@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.search.candidates import Candidate
-from taskgroup.search.problem import Assignment, Problem, build_problem, prune_dominated
+from taskgroup.search.problem import Assignment, Problem, build_problem, prefer_trained, prune_dominated
 from taskgroup.search.reference import SearchTimeout, reference_solve
 
 GROUPING_KIND = "grouping"
@@ -30,7 +30,7 @@ SCHEMA_VERSION = 1
 SOLVERS = ("auto", "milp", "reference")
 AUTO_MAX_CANDIDATES = 200  # "auto" tries the branch-and-bound only up to this many candidates...
 AUTO_MAX_TASKS = 8  # ...and tasks,
-AUTO_TIME_LIMIT_S = 0.25  # ...for at most this long before switching to the MILP
+AUTO_MAX_NODES = 100_000  # ...for at most this many search nodes (about 0.2 s) before switching to the MILP
 
 
 @dataclass
@@ -176,7 +176,7 @@ class Selector:
             used = "milp"
             if self.problem.n_candidates <= AUTO_MAX_CANDIDATES and len(self.problem.tasks) <= AUTO_MAX_TASKS:
                 try:
-                    a = reference_solve(self.problem, budget, max_networks, AUTO_TIME_LIMIT_S)
+                    a = reference_solve(self.problem, budget, max_networks, max_nodes=AUTO_MAX_NODES)
                     used = "reference"
                 except SearchTimeout:
                     pass
@@ -197,6 +197,7 @@ class Selector:
 
     def _selection(self, a: Assignment, budget: float | None, max_networks: int | None, seconds: float) -> Selection:
         prob = self.problem
+        a = prefer_trained(prob, a)  # on exact ties, deployable (trained) networks over estimated ones
         order = {t: j for j, t in enumerate(prob.tasks)}
         chosen = sorted(set(a.serve), key=lambda i: (sorted(order[t] for t in prob.candidates[i].tasks),
                                                      prob.candidates[i].width))
