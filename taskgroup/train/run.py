@@ -43,7 +43,7 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     config, and also retrains candidates a previous process left unfinished. `data` (a
     RunData) may be passed to reuse splits already in memory.
     """
-    from taskgroup.train.trainer import Progress, build_model, load_run_data
+    from taskgroup.train.trainer import Progress, build_model, check_trainable, load_run_data
 
     progress = progress or Progress()
     tasks = parse_task_list(list(tasks))
@@ -63,6 +63,15 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
         for stale in (run_dir / CHECKPOINT_DIR).glob(".*.tmp"):  # temp files of a killed checkpoint write
             stale.unlink()
     else:
+        RunStore.check_creatable(run_dir)
+        if data is None and specs:
+            # Data problems (missing Taskonomy root, too few images for a batch, class ids beyond
+            # the segmentation head) must surface before the run directory exists: a directory
+            # created for a run that cannot start would refuse both a fixed config and a fresh run.
+            progress.message("loading data (rendered and cached on first use)")
+            data = load_run_data(config, tasks)
+        if data is not None:
+            check_trainable(config, data)
         store = RunStore.create(run_dir, config_doc, tasks)
     try:
         jobs: list[tuple[CandidateSpec, tuple[str, ...]]] = [(s, stages) for s in specs]

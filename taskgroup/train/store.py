@@ -70,15 +70,21 @@ class RunStore:
 
     # -- opening -----------------------------------------------------------------------
 
-    @classmethod
-    def create(cls, run_dir: str | Path, config: dict[str, Any], tasks: Sequence[str]) -> "RunStore":
-        """Start a new run; refuses a run directory that already holds anything."""
+    @staticmethod
+    def check_creatable(run_dir: str | Path) -> None:
+        """Raise unless a new run may start in `run_dir` (absent, empty, or left by an interrupted create)."""
         run_dir = Path(run_dir)
         if run_dir.exists() and not run_dir.is_dir():
             raise TaskgroupError(f"{run_dir}: exists and is not a directory")
         if run_dir.is_dir() and any(run_dir.iterdir()) and not _only_create_leftovers(run_dir):
             hint = " (it holds a run: add --resume to continue it)" if (run_dir / STORE_FILENAME).exists() else ""
             raise TaskgroupError(f"{run_dir}: run directory is not empty{hint}; refusing to overwrite it")
+
+    @classmethod
+    def create(cls, run_dir: str | Path, config: dict[str, Any], tasks: Sequence[str]) -> "RunStore":
+        """Start a new run; refuses a run directory that already holds anything."""
+        run_dir = Path(run_dir)
+        cls.check_creatable(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
         # Build the database beside its final name and rename it in, so a crash here leaves no half store.

@@ -122,6 +122,15 @@ def _check_segment_classes(model, data: "RunData") -> None:
                              f"classes; set segment_classes = {need} (or more) under [arch.model_config] in --config")
 
 
+def check_trainable(config: RunConfig, data: RunData, spec: CandidateSpec | None = None) -> None:
+    """Errors that depend on the data, raised before a run directory is created or anything trained."""
+    n = len(data.train)
+    if n // config.train.batch_size < 1:
+        raise TaskgroupError(f"training split has {n} images, fewer than one batch of {config.train.batch_size}; "
+                             "lower [train] batch_size or raise [data] n_train")
+    _check_segment_classes(build_model(config, spec or CandidateSpec(data.tasks)), data)
+
+
 def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: Sequence[str] = ("final",),
               progress: Progress | None = None) -> dict[str, StageResult]:
     """Train one candidate with the recipe; return the requested stages (best-on-val weights each)."""
@@ -133,10 +142,8 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
         raise TaskgroupError("the early (ESA) stage needs an ESA fraction (--esa FRACTION)")
     tc = config.train
     tasks = spec.tasks
-    n = len(data.train)
-    steps_per_epoch = n // tc.batch_size
-    if steps_per_epoch < 1:
-        raise TaskgroupError(f"training split has {n} images, fewer than one batch of {tc.batch_size}")
+    check_trainable(config, data, spec)
+    steps_per_epoch = len(data.train) // tc.batch_size
     total_steps = steps_per_epoch * tc.epochs
     esa_step = max(1, round(config.esa_fraction * total_steps)) if config.esa_fraction is not None else None
     last_step = total_steps if "final" in stages else esa_step
@@ -149,7 +156,6 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
         torch.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
         model = build_model(config, spec)
-        _check_segment_classes(model, data)
         init_output_bias(model, data.constants)
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
@@ -173,7 +179,7 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
         best_total, best_state, best_val, best_epoch = float("inf"), None, None, 0.0
         step = 0
         for epoch in range(1, tc.epochs + 1):
-            order = torch.from_numpy(rng.permutation(n))
+            order = torch.from_numpy(rng.permutation(len(data.train)))
             for i in range(steps_per_epoch):
                 x, targets, masks = data.train.batch(order[i * tc.batch_size:(i + 1) * tc.batch_size], tasks)
                 out = model(x)

@@ -189,3 +189,12 @@ def test_a_create_interrupted_before_the_store_existed_can_start_again(tmp_path,
     (other / "checkpoints" / "keep.pt").write_bytes(b"x")  # not ours to discard
     with pytest.raises(TaskgroupError, match="not empty"):
         train_candidates(other, TASKS, candidate_set("singles", TASKS)[:1], cfg(), data=data)
+
+
+def test_a_config_that_cannot_train_on_the_data_is_refused_before_the_run_directory_exists(tmp_path, data):
+    big = make_run_config("tiny", overrides={"train": {"epochs": 1, "batch_size": 10_000}})
+    with pytest.raises(TaskgroupError, match="fewer than one batch"):
+        train_candidates(tmp_path / "run", TASKS, candidate_set("singles", TASKS)[:1], big, data=data)
+    assert not (tmp_path / "run").exists()  # so the corrected config can start the run there
+    table = train_candidates(tmp_path / "run", TASKS, candidate_set("singles", TASKS)[:1], cfg(), data=data)
+    assert len(table.networks) == 1
