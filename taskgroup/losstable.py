@@ -174,6 +174,12 @@ class LossTable:
         table.tasks = tuple(tasks)
         table.networks = networks
         table.reference_losses = reference
-        table.meta = doc.get("meta") or {}
+        meta = doc.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise SchemaError(where, "meta", f"expected an object, found {type(meta).__name__}")
+        status = meta.get("status")
+        if status is not None and not isinstance(status, dict):
+            raise SchemaError(where, "meta.status", f"expected an object, found {type(status).__name__}")
+        table.meta = meta
         table.validate(where)
         return table

@@ -7,7 +7,9 @@ A `TaskgroupError` becomes a one-line message on stderr and exit code 2.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 from taskgroup.cli.app import app
 from taskgroup.errors import TaskgroupError
@@ -19,12 +21,24 @@ from taskgroup.cli import train as _train  # noqa: F401,E402
 from taskgroup.cli import select as _select  # noqa: F401,E402
 from taskgroup.cli import export as _export  # noqa: F401,E402
 
+
+class Interrupted(BaseException):
+    """Ctrl-C. Not a KeyboardInterrupt, which click swallows into a bare exit code, and not an
+    Exception, so that `except Exception` blocks cannot mistake it for a failure."""
+
+
+def _on_sigint(signum, frame) -> None:
+    raise Interrupted()
+
+
 def main(argv: list[str] | None = None) -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         app(args=argv, prog_name="taskgroup")
     except TaskgroupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (Interrupted, KeyboardInterrupt):
         print("interrupted; finished work is kept (re-run with --resume where supported)", file=sys.stderr)
         sys.exit(130)

@@ -151,6 +151,17 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
     from taskgroup.losstable import LossTable
     from taskgroup.search import candidates_from_table, read_paper_table
 
+    from taskgroup.losstable import SPLITS, STAGES
+
+    if split not in SPLITS:
+        raise TaskgroupError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    if stage not in STAGES:
+        raise TaskgroupError(f"--stage must be one of {', '.join(STAGES)}, got '{stage}'")
+    if evaluate_split is not None and evaluate_split not in SPLITS:
+        raise TaskgroupError(f"--evaluate-split must be one of {', '.join(SPLITS)}, got '{evaluate_split}'")
+    if profile is None and statistic != "p50":
+        raise TaskgroupError(f"--statistic {statistic} reads latencies from a device profile; give --profile P.json "
+                             "(SNT costs have no statistic)")
     names = tuple(n.strip() for n in task_names.split(",")) if task_names else None
     if names is not None and not all(names):
         raise TaskgroupError(f"--task-names: empty name in {task_names!r}")
@@ -303,7 +314,8 @@ def _infeasible(selector, limit: Budget, inp: Inputs, max_networks: Optional[int
                 f"{round_up(cheap.cost / inp.standard_ms):g})")
         cost = f"{cheap.cost:.4g} ms"
     else:
-        given, hint, cost = f"budget {limit.value:g} snt", f"use --budget {cheap.cost:g} or more", f"{cheap.cost:g} snt"
+        given = f"budget {limit.value:.10g} snt"
+        hint, cost = f"use --budget {round_up(cheap.cost):g} or more", f"{cheap.cost:.10g} snt"
     return TaskgroupError(f"{given} is below every feasible grouping{within}: the cheapest grouping serving all {n} "
                           f"tasks costs {cost} ({nets}); {hint}")
 
@@ -358,9 +370,9 @@ def frontier_cmd(
         from taskgroup.search.profiled import profile_record
 
         doc["profile"] = dict(profile_record(inp.profile, out), standard_network_ms=inp.standard_ms)
+    write_json_atomic(out, doc)  # before the plot: a failed JSON write leaves no orphan plot
     if plot is not None:
         fr.plot(plot)
-    write_json_atomic(out, doc)
     _print_frontier(fr, seconds, out, plot, inp)
 
 

@@ -135,6 +135,10 @@ def test_bad_tsv_exit_2_no_output(tmp_path, capsys, case):
     (["--budget", 2, "--normalize", "reference"], "no positive reference loss"),
     (["--budget", 5, "--max-networks", 1, "--evaluate", "missing.txt"], "missing.txt: no such file"),
     (["--budget", 2, "--evaluate-split", "test"], "--evaluate-split needs a loss-table JSON"),
+    (["--budget", 0.9999999], "use --budget 1 or more"),
+    (["--budget", 2, "--stage", "foo"], "--stage must be one of final, early"),
+    (["--budget", 2, "--split", "train"], "--split must be one of val, test"),
+    (["--budget", 2, "--statistic", "p99"], "--statistic p99 reads latencies from a device profile"),
 ])
 def test_bad_options_exit_2_no_output(tmp_path, capsys, args, message):
     out = tmp_path / "best.json"
@@ -159,6 +163,22 @@ def test_bad_json_tables(tmp_path, capsys):
     assert code == 2 and "networks[1].losses.val.b" in err and not out.exists()
     code, _, err = run(["select", "--losses", tmp_path / "nowhere", "--budget", 2, "--out", out], capsys)
     assert code == 2 and "no such file" in err
+    doc = json.loads((run_dir / "losses.json").read_text())
+    doc["meta"] = ["not", "an", "object"]
+    bad.write_text(json.dumps(doc))
+    code, _, err = run(["select", "--losses", bad, "--budget", 2, "--out", out], capsys)
+    assert code == 2 and "meta" in err and not out.exists()
+
+
+def test_output_paths_that_are_directories_exit_2_and_leave_nothing(tmp_path, capsys):
+    run_dir = write_table(tmp_path)
+    target = tmp_path / "existing_dir"
+    target.mkdir()
+    code, _, err = run(["select", "--losses", run_dir, "--budget", 2, "--out", target], capsys)
+    assert code == 2 and "is a directory" in err
+    code, _, err = run(["frontier", "--losses", run_dir, "--out", target, "--plot", tmp_path / "f.png"], capsys)
+    assert code == 2 and "is a directory" in err
+    assert not (tmp_path / "f.png").exists() and list(target.iterdir()) == []
 
 
 def test_help_explains_units_hoa_and_serving(capsys):

@@ -141,3 +141,25 @@ def test_networks_option_trains_exactly_the_named_networks_into_a_run(tmp_path, 
         (("depth_zbuffer",), 1.0), (("depth_zbuffer", "normal", "rgb"), 1.0)}
     out = run_cli(*args, "--networks", "depht@1", "--resume")
     assert out.returncode == 2 and "depht" in out.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_with_a_message_and_keeps_finished_work(tmp_path, config_file):
+    run = tmp_path / "run"
+    args = ["train", "--tasks", "depth_zbuffer,normal", "--candidates", "singles", "--preset", "tiny",
+            "--config", str(config_file), "--out", str(run)]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "taskgroup", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not done_rows(run / "runs.sqlite"):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before it could be interrupted")
+    assert proc.returncode == 130, err
+    assert "interrupted; finished work is kept" in err and "Traceback" not in err
+    assert done_rows(run / "runs.sqlite")  # the committed candidate survives
+    out = run_cli(*args, "--resume")
+    assert out.returncode == 0, out.stderr
