@@ -59,7 +59,8 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     if resume:
         store = RunStore.open(run_dir)
         _check_same_run(store, config_doc, tasks)
-        store.verify_checkpoints()
+        for note in store.verify_checkpoints():
+            progress.message(note)
         for stale in (run_dir / CHECKPOINT_DIR).glob(".*.tmp"):  # temp files of a killed checkpoint write
             stale.unlink()
     else:

@@ -195,16 +195,33 @@ class RunStore:
                      json.dumps(r["losses"], allow_nan=False), r["checkpoint"], sha256_file(ckpt)))
             self._conn.execute("UPDATE candidates SET status = 'done', finished_at = ? WHERE name = ?", (time.time(), spec.name))
 
-    def verify_checkpoints(self) -> None:
-        """Every committed checkpoint must exist with its recorded hash; a mismatch means the run dir was damaged."""
+    def verify_checkpoints(self) -> list[str]:
+        """Check every committed checkpoint against its recorded hash; forget the damaged ones.
+
+        A missing or changed checkpoint (a damaged disk, a file edited by hand) has its result
+        rows removed and its candidate marked interrupted for those stages, in one transaction,
+        so `--resume` trains it again (training is deterministic given the seed) instead of
+        refusing the whole run. Returns a description of each damaged checkpoint.
+        """
+        damaged: dict[str, list[str]] = {}
+        notes = []
         for name, stage, rel, sha in self._conn.execute("SELECT name, stage, checkpoint, checkpoint_sha256 FROM results"):
             path = self.run_dir / rel
             if not path.is_file():
-                raise TaskgroupError(f"{path}: checkpoint of finished network {name} ({stage}) is missing; "
-                                     f"the run directory {self.run_dir} is damaged")
-            if sha256_file(path) != sha:
-                raise TaskgroupError(f"{path}: checkpoint of finished network {name} ({stage}) does not match the sha256 "
-                                     f"recorded in {self.path}; the run directory is damaged")
+                why = "is missing"
+            elif sha256_file(path) != sha:
+                why = f"does not match the sha256 recorded in {self.path.name}"
+            else:
+                continue
+            damaged.setdefault(name, []).append(stage)
+            notes.append(f"{path}: checkpoint of finished network {name} ({stage}) {why}; it will be trained again")
+        if damaged:
+            with self._transaction():
+                for name, stages in damaged.items():
+                    self._conn.executemany("DELETE FROM results WHERE name = ? AND stage = ?", [(name, st) for st in stages])
+                    self._conn.execute("UPDATE candidates SET status = 'running', stages = ? WHERE name = ?",
+                                       (json.dumps(sorted(stages)), name))
+        return notes
 
     def counts(self) -> dict[str, int]:
         rows = self._conn.execute("SELECT status, COUNT(*) FROM candidates GROUP BY status").fetchall()

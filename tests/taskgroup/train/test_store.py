@@ -113,12 +113,33 @@ def test_corrupted_store_is_a_clear_error_and_left_untouched(tmp_path, data):
     assert db.read_bytes() == damaged
 
 
-def test_tampered_checkpoint_is_detected_on_resume(tmp_path, data):
+def test_a_damaged_checkpoint_is_detected_on_resume_and_trained_again(tmp_path, data):
+    from taskgroup.train.trainer import Progress
+
+    class Messages(Progress):
+        def __init__(self):
+            self.seen = []
+
+        def message(self, text):
+            self.seen.append(text)
+
     run = tmp_path / "run"
-    table = train_candidates(run, TASKS, candidate_set("singles", TASKS)[:1], cfg(), data=data)
-    (run / table.networks[0].checkpoint).write_bytes(b"garbage")
-    with pytest.raises(TaskgroupError, match="does not match the sha256"):
-        train_candidates(run, TASKS, candidate_set("singles", TASKS), cfg(), data=data, resume=True)
+    specs = candidate_set("singles", TASKS)[:2]
+    table = train_candidates(run, TASKS, specs, cfg(), data=data)
+    damaged, missing = (run / table.networks[0].checkpoint), (run / table.networks[1].checkpoint)
+    from taskgroup.models.checkpoint import read_checkpoint
+
+    original = read_checkpoint(damaged)["state_dict"]
+    damaged.write_bytes(b"garbage")
+    missing.unlink()
+    progress = Messages()
+    again = train_candidates(run, TASKS, specs, cfg(), data=data, resume=True, progress=progress)
+    assert any("does not match the sha256" in m for m in progress.seen)
+    assert any("is missing" in m for m in progress.seen)
+    retrained = read_checkpoint(damaged)["state_dict"]  # deterministic retraining restores the weights
+    assert retrained.keys() == original.keys() and all((retrained[k] == original[k]).all() for k in original)
+    assert missing.is_file()
+    assert [n.losses for n in again.networks] == [n.losses for n in table.networks]
 
 
 def test_resume_without_a_store_and_unknown_tasks(tmp_path, data):
@@ -145,7 +166,7 @@ def test_one_transaction_per_candidate(tmp_path, data, monkeypatch):
             raise OSError("disk vanished")
         return real(path)
 
-    monkeypatch.setattr(store_mod.RunStore, "verify_checkpoints", lambda self: None)
+    monkeypatch.setattr(store_mod.RunStore, "verify_checkpoints", lambda self: [])
     monkeypatch.setattr(store_mod, "sha256_file", fail_on_second_row)
     with pytest.raises(OSError, match="disk vanished"):
         train_candidates(run, TASKS, specs[:2], config, data=data, resume=True)
