@@ -281,7 +281,7 @@ def _time_modes(sets: dict[str, list[Runner]], x: np.ndarray, name: str, rounds:
 
 def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "cpu", *, execution: str = "auto",
                 threads: int | None = None, allow_fallback: bool = False, warmup: int = 3,
-                measure_rounds: int = 15) -> Bundle:
+                measure_rounds: int = 15, expected_digest: str | None = None) -> Bundle:
     """Verify and load a bundle directory.
 
     backend: auto | onnxruntime | onnxruntime-tensorrt | tensorrt (native engines).
@@ -290,10 +290,16 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
     threads: ONNX Runtime intra-op threads per session in sequential mode (default: all cores);
         concurrent mode splits the cores between the sessions so they do not oversubscribe.
     allow_fallback: accept a session that ONNX Runtime placed on another provider than asked.
+    expected_digest: the manifest's `content_sha256` this deployment was validated with. The
+        manifest seals itself (which catches damage, not a deliberate edit that re-seals it);
+        pinning the digest in the robot's own configuration makes any other bundle fail to load.
     """
     if execution not in EXECUTION_MODES:
         raise ValueError(f"unknown execution mode {execution!r}; valid options: {', '.join(EXECUTION_MODES)}")
     manifest = read_manifest(path)
+    if expected_digest is not None and manifest.raw.get("content_sha256") != expected_digest:
+        raise BundleError(f"{manifest.path}: content_sha256 {str(manifest.raw.get('content_sha256'))[:16]}... is not "
+                          f"the expected {expected_digest[:16]}...; this is not the bundle the deployment pinned")
     backend, why = _resolve_backend(manifest, backend, device)
     # Every file is verified; only the ones this backend loads are kept in memory, until the sessions exist.
     blobs = verify_files(manifest, keep=_needed_files(manifest, backend))

@@ -308,6 +308,16 @@ def test_close_waits_for_calls_in_progress(tiny_bundle, execution):
         bundle.run(frame)
 
 
+def test_a_pinned_digest_accepts_only_that_bundle(bundle_copy):
+    digest = json.loads((bundle_copy / "manifest.json").read_text())["content_sha256"]
+    with load_bundle(bundle_copy, expected_digest=digest) as b:
+        assert b.tasks
+    # A deliberate edit that re-seals the manifest passes the self-check but not the pin.
+    _rewrite_manifest(bundle_copy, lambda d: d["tasks"]["edge_texture"].update(meaning="edited"))
+    with pytest.raises(BundleError, match="not the bundle the deployment pinned"):
+        load_bundle(bundle_copy, expected_digest=digest)
+
+
 def test_runner_interface_activate_infer_deactivate(tiny_bundle):
     model = (tiny_bundle / "net1.onnx").read_bytes()
     runner = OrtRunner(model, name="net1", providers=["CPUExecutionProvider"], intra_op_threads=1)
