@@ -200,7 +200,7 @@ def _make_runners(manifest: Manifest, blobs: dict[str, bytes], backend: str, dev
     for net in manifest.networks:
         if backend == "tensorrt":
             runners.append(TrtRunner(_engine_bytes(manifest, blobs, net), name=net.name,
-                                     device_index=parse_device(device)[1]))
+                                     device_index=parse_device(device)[1], keep_engine_bytes=False))
             continue
         # Sessions are built from the verified bytes, external weights included. Files above the
         # in-memory limit were hashed as a stream and load from their path (read a second time).

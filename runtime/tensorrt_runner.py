@@ -92,8 +92,9 @@ class _CudaRuntime:
 class TrtRunner(Runner):
     """Runs one serialized TensorRT engine on a CUDA device (inputs/outputs as numpy arrays)."""
 
-    def __init__(self, engine_bytes: bytes, *, name: str, device_index: int = 0):
+    def __init__(self, engine_bytes: bytes, *, name: str, device_index: int = 0, keep_engine_bytes: bool = True):
         self.engine_bytes = engine_bytes  # serialized engine, hash-verified by the bundle loader
+        self.keep_engine_bytes = keep_engine_bytes  # False: drop them once deserialized (a bundle never re-activates)
         self.name = name
         self.device_index = device_index
         self._lock = threading.Lock()
@@ -103,6 +104,9 @@ class TrtRunner(Runner):
         ok, why = tensorrt_available()
         if not ok:
             raise BackendUnavailableError(f"{self.name}: cannot run a TensorRT engine: {why}")
+        if self.engine_bytes is None:
+            raise RuntimeError(f"runner {self.name}: its engine bytes were released after the first activation; "
+                               "create a new runner")
         import tensorrt as trt
 
         self.trt = trt
@@ -117,6 +121,8 @@ class TrtRunner(Runner):
                                           f"{trt.__version__}. Rebuild it with `taskgroup export --format tensorrt` "
                                           "on the target.")
         self.context = self.engine.create_execution_context()
+        if not self.keep_engine_bytes:
+            self.engine_bytes = None
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
