@@ -27,6 +27,19 @@ LOSS_TABLE_FILENAME = "losses.json"  # name of the table inside a run directory
 Stage = Literal["final", "early"]
 
 
+def resolve_table_path(path: str | Path) -> Path:
+    """The loss-table file `path` names: itself, RUN/losses.json (a training run), or
+    RUN/train/losses.json (a pipeline run). Checkpoint paths are relative to its folder."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    for candidate in (path / LOSS_TABLE_FILENAME, path / "train" / LOSS_TABLE_FILENAME):
+        if candidate.is_file():
+            return candidate
+    raise TaskgroupError(f"{path}: no {LOSS_TABLE_FILENAME} here or in {path / 'train'}; give a training run "
+                         "(`taskgroup train --out RUN`), a pipeline run, or a loss-table file")
+
+
 @dataclass(frozen=True)
 class NetworkResult:
     tasks: tuple[str, ...]  # tasks the network was trained on (its heads)
@@ -118,12 +131,8 @@ class LossTable:
 
     @classmethod
     def load(cls, path: str | Path) -> "LossTable":
-        """Read a loss-table JSON file, or `losses.json` inside a run directory."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / LOSS_TABLE_FILENAME
-            if not path.is_file():
-                raise TaskgroupError(f"{path.parent}: not a run directory (no {LOSS_TABLE_FILENAME}); train first with `taskgroup train`")
+        """Read a loss-table JSON file, or the table of a training run or pipeline run directory."""
+        path = resolve_table_path(path)
         doc = read_json(path, KIND, (SCHEMA_VERSION,))
         return cls.from_json(doc, path)
 

@@ -172,8 +172,10 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
         table = read_paper_table(losses, names, split=split, stage=stage)
         table_dir = losses.parent
     else:
+        from taskgroup.losstable import resolve_table_path
+
         table = LossTable.load(losses)
-        table_dir = losses if losses.is_dir() else losses.parent
+        table_dir = resolve_table_path(losses).parent
         if names is not None:
             raise TaskgroupError("--task-names applies to the paper's tab-separated tables; a loss-table JSON names its tasks")
     prof, standard_ms, cost_fn = None, None, None

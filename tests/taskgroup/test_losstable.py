@@ -58,5 +58,16 @@ def test_duplicate_networks_and_wrong_kind(tmp_path):
     f.write_text(json.dumps(dict(GOOD, kind="grouping")))
     with pytest.raises(SchemaError, match="'kind'"):
         LossTable.load(f)
-    with pytest.raises(TaskgroupError, match="not a run directory"):
-        LossTable.load(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(TaskgroupError, match="no losses.json here or in"):
+        LossTable.load(empty)
+
+
+def test_a_pipeline_run_directory_reads_its_training_table(tmp_path):
+    from taskgroup.losstable import resolve_table_path
+
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "losses.json").write_text(json.dumps(GOOD))
+    assert LossTable.load(tmp_path).tasks == LossTable.load(tmp_path / "train").tasks
+    assert resolve_table_path(tmp_path) == tmp_path / "train" / "losses.json"
