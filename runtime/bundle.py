@@ -29,6 +29,9 @@ from runtime.tensorrt_runner import TrtRunner, tensorrt_available
 EXECUTION_MODES = ("auto", "sequential", "concurrent")
 
 
+CONCURRENT_MARGIN = 0.9  # execution="auto" picks concurrent only when its median is below this x sequential's
+
+
 def cpu_cores() -> int:
     """Cores this process may use (affinity-aware where the OS tells)."""
     try:
@@ -287,8 +290,10 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
     backend: auto | onnxruntime | onnxruntime-tensorrt | tensorrt (native engines).
     device: cpu | cuda | cuda:N.
     execution: auto (measure at load) | sequential | concurrent.
-    threads: ONNX Runtime intra-op threads per session in sequential mode (default: all cores);
-        concurrent mode splits the cores between the sessions so they do not oversubscribe.
+    threads: ONNX Runtime intra-op threads per session in sequential mode. Default: the thread
+        count the grouping's latency profile was measured with (recorded in the manifest), so the
+        bundle runs as it was costed; all cores if none is recorded. Concurrent mode splits
+        `threads` (at least one each) between the sessions so they do not oversubscribe.
     allow_fallback: accept a session that ONNX Runtime placed on another provider than asked.
     expected_digest: the manifest's `content_sha256` this deployment was validated with. The
         manifest seals itself (which catches damage, not a deliberate edit that re-seals it);
@@ -304,9 +309,15 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
     # Every file is verified; only the ones this backend loads are kept in memory, until the sessions exist.
     blobs = verify_files(manifest, keep=_needed_files(manifest, backend))
     kind, _ = parse_device(device)
+    if threads is None and manifest.profiled_threads is not None:
+        threads = manifest.profiled_threads
+        threads_source = "as profiled (manifest)"
+    else:
+        threads_source = "asked for" if threads is not None else "all cores (no profiled setting recorded)"
     cores = threads or cpu_cores()
     n = len(manifest.networks)
-    report: dict[str, Any] = {"backend_choice": why, "cores": cpu_cores(), "networks": n}
+    report: dict[str, Any] = {"backend_choice": why, "cores": cpu_cores(), "networks": n,
+                              "threads": cores, "threads_source": threads_source}
 
     # Thread budget per execution mode (CPU only): sequential gives each session every core;
     # concurrent splits the cores so that sessions running at once do not oversubscribe.
@@ -334,7 +345,9 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
                     r.infer({manifest.input.name: x})
         if len(modes) > 1:
             medians = _time_modes(sets, x, manifest.input.name, measure_rounds)
-            chosen = min(medians, key=medians.get)
+            # Sequential is how the grouping was costed; concurrent must be clearly faster to replace it
+            # (a short measurement at load is noisy).
+            chosen = "concurrent" if medians["concurrent"] < CONCURRENT_MARGIN * medians["sequential"] else "sequential"
             report["execution_choice"] = "measured at load (median ms per frame: " + ", ".join(
                 f"{m} {v * 1e3:.3f}" for m, v in medians.items()) + ")"
             report["execution_medians_ms"] = {m: v * 1e3 for m, v in medians.items()}

@@ -308,6 +308,20 @@ def test_close_waits_for_calls_in_progress(tiny_bundle, execution):
         bundle.run(frame)
 
 
+def test_sessions_default_to_the_profiled_thread_count(bundle_copy):
+    from runtime.bundle import cpu_cores
+
+    with load_bundle(bundle_copy, execution="sequential") as b:
+        assert b.load_report["threads_per_session"] == [cpu_cores()] * 2  # nothing recorded: all cores
+    _rewrite_manifest(bundle_copy, lambda d: d["selection"].update(
+        profiled_backend_settings={"intra_op_num_threads": 1}))
+    with load_bundle(bundle_copy, execution="sequential") as b:
+        assert b.load_report["threads_per_session"] == [1, 1]
+        assert b.load_report["threads_source"] == "as profiled (manifest)"
+    with load_bundle(bundle_copy, execution="sequential", threads=2) as b:
+        assert b.load_report["threads_per_session"] == [2, 2]
+
+
 def test_a_pinned_digest_accepts_only_that_bundle(bundle_copy):
     digest = json.loads((bundle_copy / "manifest.json").read_text())["content_sha256"]
     with load_bundle(bundle_copy, expected_digest=digest) as b:
