@@ -17,7 +17,8 @@ from taskgroup.errors import TaskgroupError
 
 @app.command("train")
 def train_command(
-    tasks: str = typer.Option(..., help="Comma-separated task names, e.g. segment_semantic,depth_zbuffer,normal."),
+    tasks: Optional[str] = typer.Option(None, help="Comma-separated task names, e.g. segment_semantic,depth_zbuffer,"
+                                                   "normal. Required for a new run; with --resume the run's own."),
     candidates: str = typer.Option(
         "pairs", help="Candidate set: singles (every task alone, full and half width) | pairs (singles + every "
                       "pair at full width; the paper's default) | all (every subset at full width + half singles)."),
@@ -26,8 +27,10 @@ def train_command(
                    "(default 1), comma-separated, e.g. 'segment_semantic+normal+depth_zbuffer@1,normal@0.5'. "
                    "With --resume, adds them to an existing run (e.g. a network HOA only estimated)."),
     out: Path = typer.Option(..., help="Run directory (created; must be empty unless --resume)."),
-    preset: str = typer.Option("default", help="Preset: tiny (seconds per network, for tests) | default (the CPU "
-                                               "pipeline, ~15-25 s per network on 2 cores)."),
+    preset: Optional[str] = typer.Option(None, help="Preset: tiny (seconds per network, for tests) | default (the "
+                                                    "CPU pipeline: 5-30 s per network on 2 cores, see "
+                                                    "docs/training.md). Default: 'default' for a new run; with "
+                                                    "--resume and no --preset/--config, the run's stored config."),
     config: Optional[Path] = typer.Option(None, help="TOML file overriding preset fields in \\[train], \\[data] and "
                                                      "\\[arch] tables (see docs/training.md)."),
     esa: Optional[float] = typer.Option(
@@ -51,9 +54,24 @@ def train_command(
 
     if esa_only and esa is None:
         raise TaskgroupError("--esa-only needs --esa FRACTION")
-    task_list = parse_task_list(tasks)
+    stored = None
+    if resume and (tasks is None or (preset is None and config is None)):
+        from taskgroup.train import RunStore
+        from taskgroup.train.run import run_config_from_store
+
+        store = RunStore.open(out)
+        try:
+            stored = (store.tasks(), run_config_from_store(store))
+        finally:
+            store.close()
+    if tasks is None and stored is None:
+        raise TaskgroupError("--tasks is required for a new run (with --resume the run's own tasks are used)")
+    task_list = parse_task_list(tasks) if tasks is not None else stored[0]
     specs = parse_networks(networks, task_list) if networks is not None else candidate_set(candidates, task_list)
-    run_config = make_run_config(preset, config, seed=seed, esa_fraction=esa)
+    if preset is None and config is None and stored is not None:
+        run_config = stored[1]  # the run's own recipe, data and seed: --resume continues it as it was
+    else:
+        run_config = make_run_config(preset or "default", config, seed=seed, esa_fraction=esa)
     stages = default_stages(run_config, esa_only)
     with RichProgress() as progress:
         table = train_candidates(out, task_list, specs, run_config, resume=resume, stages=stages, progress=progress)

@@ -128,7 +128,8 @@ def test_kill_9_then_resume_keeps_finished_work(tmp_path, config_file):
     assert not list((run / "checkpoints").glob(".*.tmp"))
 
 
-def test_networks_option_trains_exactly_the_named_networks_into_a_run(tmp_path, config_file):
+def test_networks_option_trains_exactly_the_named_networks_into_a_run(tmp_path, config_file, data_cache, monkeypatch):
+    monkeypatch.setenv("TASKGROUP_CACHE", str(data_cache))  # a stored config does not keep the cache location
     run = tmp_path / "run"
     args = ["train", "--tasks", "depth_zbuffer,normal,rgb", "--preset", "tiny", "--config", str(config_file),
             "--out", str(run)]
@@ -141,6 +142,12 @@ def test_networks_option_trains_exactly_the_named_networks_into_a_run(tmp_path, 
         (("depth_zbuffer",), 1.0), (("depth_zbuffer", "normal", "rgb"), 1.0)}
     out = run_cli(*args, "--networks", "depht@1", "--resume")
     assert out.returncode == 2 and "depht" in out.stderr
+    # As export's hint says: only the networks, the run and --resume; tasks and config are the run's own.
+    out = run_cli("train", "--networks", "normal@0.5", "--out", str(run), "--resume")
+    assert out.returncode == 0, out.stderr
+    assert (("normal",), 0.5) in {(n.tasks, n.width) for n in LossTable.load(run).networks}
+    out = run_cli("train", "--out", str(tmp_path / "new"))
+    assert out.returncode == 2 and "--tasks is required" in out.stderr
 
 
 @pytest.mark.slow
