@@ -103,10 +103,10 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
         if net.checkpoint is None:
             label = f"{'+'.join(net.tasks_trained)}@{net.width:g}"
             why = ("only its early-stopped (ESA) stage was trained" if net.stage == "early"
-                   else "its losses were estimated, it was never trained")
+                   else "selection used estimated (HOA) losses for it")
             raise TaskgroupError(f"{grouping.path}: network {net.index} ({label}) has no fully trained checkpoint: "
-                                 f"{why}. Train it (taskgroup train --networks '{label}' --out RUN --resume) and "
-                                 "re-run selection before exporting.")
+                                 f"{why}. Train it (taskgroup train --networks '{label}' --out RUN --resume), then "
+                                 "select again without --estimate so the trained network is chosen, and export that.")
         if not net.checkpoint.is_file():
             raise TaskgroupError(f"{grouping.path}: network {net.index}: checkpoint {net.checkpoint} not found")
     if frames is None:

@@ -137,7 +137,7 @@ def test_estimated_network_without_checkpoint_is_refused(tmp_path):
     doc = json.loads(grouping.read_text())
     doc["networks"][1]["checkpoint"] = None
     grouping.write_text(json.dumps(doc))
-    with pytest.raises(TaskgroupError, match="never trained"):
+    with pytest.raises(TaskgroupError, match="estimated \(HOA\) losses.*select again without --estimate"):
         export_bundle(grouping, tmp_path / "deploy", resolution=16)
     assert not (tmp_path / "deploy").exists()
 
