@@ -13,3 +13,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def output_console():
+    """A rich console for result tables. Piped or redirected output is not cut at 80 columns:
+    it gets a wide page (as a terminal would, tables wrap names instead of cutting them)."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)

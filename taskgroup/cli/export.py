@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from taskgroup.cli.app import app
+from taskgroup.cli.app import app, output_console
 from taskgroup.errors import TaskgroupError
 
 
@@ -112,7 +112,6 @@ def bench_command(
     """Measure per-frame latency of the whole bundle (p50/p90/p99 in ms, pre-processing included) and
     compare it with the budget, with the profile's prediction, and with the sum of each network's
     latency when run alone."""
-    from rich.console import Console
     from rich.table import Table
 
     from runtime import BackendUnavailableError, BundleError, load_bundle, read_manifest
@@ -139,11 +138,11 @@ def bench_command(
     table = Table(title=f"{bundle_dir} on {bundle.device} ({bundle.backend}, {bundle.execution} execution)"
                   + (f" [fell back: {info['load_report']['fallback']}]" if "fallback" in info["load_report"] else ""))
     for col in ("", "p50 ms", "p90 ms", "p99 ms"):
-        table.add_column(col, justify="right" if col else "left")
+        table.add_column(col, justify="right" if col else "left", overflow="fold")
     table.add_row("whole bundle", *(f"{whole[k]:.3f}" for k in ("p50_ms", "p90_ms", "p99_ms")))
     for a in alone:
         table.add_row(f"{a['network']} alone ({'+'.join(a['tasks'])})", *(f"{a[k]:.3f}" for k in ("p50_ms", "p90_ms", "p99_ms")))
-    console = Console()
+    console = output_console()
     console.print(table)
     console.print(f"sum of standalone p50: {standalone_sum:.3f} ms; bundle / sum = {whole['p50_ms'] / standalone_sum:.3f}")
     if budget.get("unit") == "ms" and budget.get("value") is not None:

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from taskgroup.cli.app import app
+from taskgroup.cli.app import app, output_console
 from taskgroup.errors import TaskgroupError
 from taskgroup.search.normalize import loss_scales
 
@@ -387,7 +387,6 @@ def _num(value: float, unit: str) -> str:
 
 
 def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from taskgroup.search.profiled import device_summary, headroom_text
@@ -398,7 +397,8 @@ def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs)
         title += f" ({limit.snt:g} SNT)"
     table = Table(title=title, show_lines=False)
     for col in ("#", "trained on", "serves", "width", f"cost ({unit})", "loss (selection)"):
-        table.add_column(col, justify="right" if col in ("#", "width") or col.startswith("cost") else "left")
+        right = col in ("#", "width") or col.startswith("cost")
+        table.add_column(col, justify="right" if right else "left", overflow="fold")  # wrap names, never cut
     if sel.evaluation is not None:
         table.add_column(f"loss ({sel.evaluation.split})")
     for k, n in enumerate(sel.networks):
@@ -407,7 +407,7 @@ def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs)
         if sel.evaluation is not None:
             row.append(", ".join(f"{sel.evaluation.losses[t]:.5g}" for t in n.served))
         table.add_row(*row)
-    console = Console()
+    console = output_console()
     console.print(table)
     console.print(f"objective {sel.objective:.6g} (total loss {sel.total_loss:.6g}); {sel.candidates_searched} of "
                   f"{sel.candidates_total} candidates after pruning dominated ones; solved by {sel.solver} in "
@@ -424,14 +424,13 @@ def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs)
 
 
 def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: Inputs) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     evaluated = next((p.evaluation for p in fr.points if p.evaluation is not None), None)
     profiled = inp.profile is not None
     table = Table(title=f"Optimal groupings by budget ({fr.unit})")
     for col in ("budget from", *(("SNT",) if profiled else ()), "objective", "networks (served tasks)"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     if evaluated is not None:
         table.add_column(f"total ({evaluated.split})")
     for p in fr.points:
@@ -442,7 +441,7 @@ def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: In
         if evaluated is not None:
             row.append("-" if p.evaluation is None else f"{p.evaluation.total:.6g}")
         table.add_row(*row)
-    console = Console()
+    console = output_console()
     console.print(table)
     if profiled:
         from taskgroup.search.profiled import device_summary

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from taskgroup.cli.app import app
+from taskgroup.cli.app import app, output_console
 from taskgroup.errors import TaskgroupError
 
 
@@ -77,7 +77,7 @@ def train_command(
         table = train_candidates(out, task_list, specs, run_config, resume=resume, stages=stages, progress=progress)
     from rich.console import Console
 
-    Console().print(render_table(table.to_json(), "val"))
+    output_console().print(render_table(table.to_json(), "val"))
     Console(stderr=True).print(f"loss table: {out / 'losses.json'}")
 
 
@@ -98,9 +98,8 @@ def results_command(
     if as_json:
         print(json.dumps(doc, indent=2))
         return
-    from rich.console import Console
 
-    Console().print(render_table(doc, split))
+    output_console().print(render_table(doc, split))
 
 
 def render_table(doc: dict, split: str):
@@ -113,7 +112,7 @@ def render_table(doc: dict, split: str):
     title += f"; {status['running']} interrupted)" if status.get("running") else ")"
     table = Table(title=title, caption="CE in nats/pixel for segmentation, L1 otherwise; lower is better. "
                                        "Trivial = best constant predictor fitted on the training split.")
-    table.add_column("network")
+    table.add_column("network", overflow="fold")  # names identify the rows: wrap them, never cut them
     table.add_column("width", justify="right")
     table.add_column("stage")
     for t in tasks:
