@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from taskgroup.search import Candidate, select
 
@@ -43,14 +43,15 @@ def one_network(tasks: Sequence[str], budget: float, network_cost: NetworkCost) 
 
 
 def independent_singles(single_candidates: Sequence[Candidate], tasks: Sequence[str], budget: float,
-                        unit: str) -> Baseline:
-    """The exact best set of single-task networks within the budget; if none fits, the
-    cheapest set (so the report can show what one network per task would cost)."""
+                        unit: str, scales: Mapping[str, float] | None = None) -> Baseline:
+    """The exact best set of single-task networks within the budget, under the same objective
+    (`scales`: the run's normalisation) as the chosen grouping; if none fits, the cheapest set
+    (so the report can show what one network per task would cost)."""
     from taskgroup.errors import TaskgroupError
 
     singles = [c for c in single_candidates if len(c.tasks) == 1]
     try:
-        sel = select(singles, budget, tasks=tasks, unit=unit)
+        sel = select(singles, budget, tasks=tasks, unit=unit, scales=scales)
     except TaskgroupError:
         return Baseline("independent singles", _cheapest(singles, tasks))
     return Baseline("independent singles",

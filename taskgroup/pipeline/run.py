@@ -38,6 +38,7 @@ STATE_FILE = "pipeline.json"
 STATE_KIND = "pipeline_state"
 DEFAULT_BUDGET_SNT = 1.2  # below what one network per task costs: sharing has to be chosen
 STAGES = ("profile", "candidates", "select", "finalize", "baselines", "export", "bench", "report")
+BUDGET_FIELDS = ("budget_ms", "budget_snt")  # a resume may change these: only selection onwards depends on them
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,12 @@ class PipelineConfig:
     def to_json(self) -> dict[str, Any]:
         doc = dataclasses.asdict(self)
         doc["tasks"] = list(self.tasks)
+        # What --config resolves to, not just its path: editing the file between runs must not go unnoticed.
+        from taskgroup.train import make_run_config
+
+        doc["run_config"] = make_run_config(self.preset, self.config_file, seed=self.seed,
+                                            esa_fraction=self.esa).to_dict()
+        doc.pop("config_file")
         return doc
 
 
@@ -104,9 +111,9 @@ class Pipeline:
         self.config = config
         self.say = say
         self.progress = progress
-        self.state = self._open_state(resume)
         self._data = None  # training splits, loaded once and shared by every training stage
         self._profile = None  # the measured device profile, once the profile stage has written it
+        self.state = self._open_state(resume)
 
     # ---- state
     def _open_state(self, resume: bool) -> dict[str, Any]:
@@ -116,16 +123,41 @@ class Pipeline:
                 raise TaskgroupError(f"{self.run_dir}: nothing to resume (no {STATE_FILE}); run without --resume")
             state = read_json(path, STATE_KIND)
             now, then = json.loads(json.dumps(self.config.to_json())), state.get("config") or {}
-            if then != now:
-                changed = "; ".join(f"{k}: run has {a!r}, now {b!r}" for k, a, b in differences(then, now))
+            changes = differences(then, now)
+            if changes and {k.split(".")[0] for k, _, _ in changes} <= set(BUDGET_FIELDS):
+                # Only the budget changed: profiles and trained networks stay valid; selection onwards is redone.
+                redo = [st for st in STAGES[STAGES.index("select"):] if st in state["finished"]]
+                for st in redo:
+                    del state["finished"][st]
+                state["config"] = now
+                write_json_atomic(path, state)
+                self.say(f"budget changed ({'; '.join(f'{k}: {a!r} -> {b!r}' for k, a, b in changes)}); "
+                         f"redoing {', '.join(redo) or 'nothing finished yet'}")
+            elif changes:
+                changed = "; ".join(f"{k}: run has {a!r}, now {b!r}" for k, a, b in changes)
                 raise TaskgroupError(f"{path}: refusing to resume with different settings ({changed}); use the "
-                                     "original options or a new --out")
+                                     "original options or a new --out (a new budget alone is accepted)")
             return state
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise TaskgroupError(f"{self.run_dir}: exists and is not a directory; give a new --out")
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise TaskgroupError(f"{self.run_dir}: directory is not empty; use --resume to continue a run or a new --out")
+        self._preflight()
         state = {"schema_version": 1, "kind": STATE_KIND, "config": self.config.to_json(), "finished": {}}
         write_json_atomic(path, state)
         return state
+
+    def _preflight(self) -> None:
+        """Problems with the architecture or the data must surface before the run directory exists,
+        not after minutes of profiling: build a network, load the data, check it can train."""
+        from taskgroup.train import CandidateSpec
+        from taskgroup.train.trainer import build_model, check_trainable, load_run_data
+
+        config = self.run_config()
+        build_model(config, CandidateSpec(self.config.tasks))
+        self.say("loading data (rendered and cached on first use)")
+        self._data = load_run_data(config, self.config.tasks)
+        check_trainable(config, self._data)
 
     def _finish(self, stage: str, seconds: float, **info: Any) -> None:
         self.state["finished"][stage] = {"seconds": round(seconds, 3), **info}
@@ -214,8 +246,31 @@ class Pipeline:
                  f"budget {self.budget_ms():.3f} ms")
         return {"standard_network_ms": p.standard_network_ms(), "budget_ms": self.budget_ms()}
 
+    def _check_budget_feasible(self) -> None:
+        """Costs do not depend on losses: an impossible budget is known as soon as the profile is,
+        before any training."""
+        from taskgroup.search import Selector, make_candidate
+        from taskgroup.search.estimate import get_estimator
+        from taskgroup.search.profiled import round_up
+        from taskgroup.train import candidate_set
+
+        p, budget = self.profile(), self.budget_ms()
+        cands = [make_candidate(s.tasks, s.width, {t: 0.0 for t in s.tasks}, p.cost_fn)
+                 for s in candidate_set(self.config.candidates, self.config.tasks)]
+        if self.config.estimate:
+            cands = get_estimator(self.config.estimate)(cands, p.cost_fn)
+        cheap = Selector(cands, self.config.tasks, unit="ms").cheapest()
+        if cheap is not None and cheap.cost > budget * (1 + 1e-9):
+            nets = ", ".join("+".join(n.candidate.tasks) + f"@{n.candidate.width:g}" for n in cheap.networks)
+            raise TaskgroupError(
+                f"budget {budget:.4g} ms is below the cheapest grouping these candidates allow ({cheap.cost:.4g} ms: "
+                f"{nets}); resume with a larger budget, e.g. --budget-ms {round_up(cheap.cost):g} or --budget-snt "
+                f"{round_up(cheap.cost / p.standard_network_ms()):g} with --resume (the profile is kept)")
+
     def stage_candidates(self) -> dict[str, Any]:
         from taskgroup.train import candidate_set
+
+        self._check_budget_feasible()  # before any training
 
         specs = candidate_set(self.config.candidates, self.config.tasks)
         self._train(specs, (self.candidate_stage(),))
@@ -262,7 +317,7 @@ class Pipeline:
             singles += [c for c in self.candidates("val", self.candidate_stage())
                         if len(c.tasks) == 1 and (c.tasks, c.width) not in have]
         baselines = [one_network(tasks, budget, p.network_ms)]
-        baselines.append(independent_singles(singles, tasks, budget, "ms"))
+        baselines.append(independent_singles(singles, tasks, budget, "ms", self.scales("val")))
         baselines += random_groupings(tasks, budget, p.network_ms, self.config.random_baselines, self.config.seed,
                                       exclude=baselines)
         specs = [CandidateSpec(n.tasks, n.width) for b in baselines for n in b.networks]

@@ -87,3 +87,52 @@ def test_report_compares_on_the_normalised_objective_when_asked(tmp_path):
     assert "LOWER normalised test objective" in comparison_notes(data)[0]
     text = write_report(tmp_path, data).read_text()
     assert "| normalised |" in text and "normalised test objective" in text
+
+
+@pytest.fixture
+def tiny_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKGROUP_CACHE", str(tmp_path / "cache"))
+
+
+def test_config_file_errors_fail_before_the_run_directory_is_written(tmp_path, tiny_cache):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[arch.model_config]\nstem_channels = "x"\n')
+    with pytest.raises(TaskgroupError, match="stem_channels|model_config"):
+        Pipeline(tmp_path / "run", PipelineConfig(preset="tiny", config_file=str(bad)), say=lambda _: None)
+    bad.write_text("[train]\nbatch_size = 100000\n")
+    with pytest.raises(TaskgroupError, match="fewer than one batch"):
+        Pipeline(tmp_path / "run", PipelineConfig(preset="tiny", config_file=str(bad)), say=lambda _: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_compares_the_config_file_contents_and_accepts_a_new_budget(tmp_path, tiny_cache):
+    from taskgroup.fileio import read_json, write_json_atomic
+    from taskgroup.pipeline.run import STAGES, STATE_FILE
+
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("[train]\nepochs = 2\n")
+    run = tmp_path / "run"
+    Pipeline(run, PipelineConfig(preset="tiny", config_file=str(cfg)), say=lambda _: None)
+    state = read_json(run / STATE_FILE, "pipeline_state")
+    state["finished"] = {s: {"seconds": 0.0} for s in STAGES}  # as if the run had finished
+    write_json_atomic(run / STATE_FILE, state)
+    cfg.write_text("[train]\nepochs = 3\n")  # same path, other contents
+    with pytest.raises(TaskgroupError, match="run_config.train.epochs"):
+        Pipeline(run, PipelineConfig(preset="tiny", config_file=str(cfg)), resume=True, say=lambda _: None)
+    cfg.write_text("[train]\nepochs = 2\n")
+    said = []
+    Pipeline(run, PipelineConfig(preset="tiny", config_file=str(cfg), budget_snt=1.5), resume=True, say=said.append)
+    finished = read_json(run / STATE_FILE, "pipeline_state")["finished"]
+    assert set(finished) == {"profile", "candidates"}  # selection onwards is redone for the new budget
+    assert any("budget changed" in s for s in said)
+
+
+def test_independent_singles_use_the_runs_normalisation():
+    def single(task, width, loss):
+        return make_candidate((task,), width, {task: loss}, lambda w, t: (w, {x: 0.0 for x in t}))
+
+    singles = [single("a", 1.0, 0.9), single("a", 0.5, 1.0), single("b", 1.0, 0.05), single("b", 0.5, 0.1)]
+    plain = independent_singles(singles, ("a", "b"), 1.5, "snt")
+    assert set(plain.networks) == {BaselineNetwork(("a",), 1.0), BaselineNetwork(("b",), 0.5)}
+    scaled = independent_singles(singles, ("a", "b"), 1.5, "snt", {"a": 1.0, "b": 0.1})
+    assert set(scaled.networks) == {BaselineNetwork(("a",), 0.5), BaselineNetwork(("b",), 1.0)}

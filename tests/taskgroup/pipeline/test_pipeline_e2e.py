@@ -132,3 +132,13 @@ def test_esa_pipeline_selects_on_early_losses_and_ships_fully_trained_networks(t
     best = read_json(out / "best.json", "grouping")
     assert all(n["stage"] == "final" and n["checkpoint"] for n in best["networks"])
     assert (out / "report" / "report.md").is_file()
+
+
+def test_an_impossible_budget_fails_before_any_training(tmp_path):
+    out = tmp_path / "singles"
+    proc = _pipeline(out, "--candidates", "singles")  # five half-width singles cost more than 1.2 SNT
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2, output
+    assert "below the cheapest grouping these candidates allow" in output and "--resume" in output
+    assert "profile" in _finished(out) and "candidates" not in _finished(out)
+    assert not list(out.glob("train/checkpoints/*.pt"))
