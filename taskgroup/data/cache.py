@@ -55,9 +55,18 @@ def write_manifest(directory: Path, doc: dict[str, Any]) -> None:
 
 
 def build_atomically(final: Path, build: Callable[[Path], dict[str, Any]]) -> None:
-    """Run build(tmp_dir) -> manifest fields, write the manifest, then rename tmp_dir onto `final`."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    """Run build(tmp_dir) -> manifest fields, write the manifest, then rename tmp_dir onto `final`.
+
+    The temporary directory's name carries the builder's process id, so a build killed with
+    SIGKILL (which no `finally` survives) is recognised and removed by the next build.
+    """
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TaskgroupError(f"data cache: cannot create {final.parent} ({exc.strerror}); set TASKGROUP_CACHE or "
+                             "[data] cache_dir to a writable directory") from exc
+    remove_stale_builds(final.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-{os.getpid()}-", dir=final.parent))
     try:
         doc = build(tmp)
         write_manifest(tmp, doc)
@@ -70,6 +79,27 @@ def build_atomically(final: Path, build: Callable[[Path], dict[str, Any]]) -> No
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_builds(parent: Path) -> None:
+    """Delete temporary build directories whose builder process no longer exists."""
+    for tmp in parent.glob(".tmp-*-*-*"):
+        try:
+            pid = int(tmp.name.rsplit("-", 2)[-2])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def load_manifest(directory: Path, expected_key: dict[str, Any]) -> dict[str, Any]:

@@ -671,17 +671,46 @@ def _render_job(job: tuple[int, int, int, int, int, int]):
     return start, count, encoded, summary
 
 
+def _main_is_spawn_safe() -> bool:
+    """Whether spawned workers may import the main script: it has no file (interactive, -c), or
+    its source guards its work with `if __name__ == "__main__":`. An unguarded script would be
+    run again by every worker, so it gets serial rendering instead."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name.endswith("__main__"):  # `python -m package`: workers never re-run it
+        return True
+    path = getattr(main, "__file__", None)
+    if not path:
+        return True
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "__main__" in f.read()
+    except OSError:
+        return False
+
+
 def _render_jobs(jobs: list):
     """Render layouts in order, on up to 2 worker processes when there are many (results are identical)."""
     import os
 
     workers = min(2, os.cpu_count() or 1)
-    if workers < 2 or len(jobs) < PARALLEL_MIN_LAYOUTS:
+    if workers < 2 or len(jobs) < PARALLEL_MIN_LAYOUTS or not _main_is_spawn_safe():
         yield from map(_render_job, jobs)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     # spawn, not fork: the caller may have started torch/OpenMP threads, which fork does not survive.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield from pool.map(_render_job, jobs, chunksize=4)
+    # A spawned worker re-imports the caller's main module; a script without an
+    # `if __name__ == "__main__":` guard makes it fail, and then the rest renders in this process.
+    done = 0
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for result in pool.map(_render_job, jobs, chunksize=4):
+                yield result
+                done += 1
+    except BrokenProcessPool:
+        yield from map(_render_job, jobs[done:])
