@@ -66,6 +66,56 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+class DirectoryLock:
+    """An exclusive advisory lock on a run directory, held while one process works in it.
+
+    Two processes training into one run would retrain each other's networks and collide on
+    commit; the second is refused instead, naming the holder. The lock is released when the
+    process ends, however it ends (flock), so a killed run never leaves a stale lock.
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, directory: str | os.PathLike):
+        self.path = Path(directory) / self.NAME
+        self._file = None
+
+    def acquire(self) -> "DirectoryLock":
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no advisory locks; runs are not protected from each other
+            return self
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise TaskgroupError(f"{self.path.parent} is in use by {holder}; wait for it to finish (or stop it)")
+        f.seek(0)
+        f.truncate()
+        f.write(f"taskgroup process {os.getpid()}\n")
+        f.flush()
+        self._file = f
+        return self
+
+    @property
+    def held(self) -> bool:
+        return self._file is not None
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the flock
+            self._file = None
+
+    def __enter__(self) -> "DirectoryLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from taskgroup.errors import TaskgroupError
-from taskgroup.fileio import differences, read_json, write_json_atomic
+from taskgroup.fileio import DirectoryLock, differences, read_json, write_json_atomic
 from taskgroup.losstable import LossTable
 from taskgroup.tasks import PAPER_TASKS, parse_task_list
 
@@ -113,7 +113,13 @@ class Pipeline:
         self.progress = progress
         self._data = None  # training splits, loaded once and shared by every training stage
         self._profile = None  # the measured device profile, once the profile stage has written it
+        # One process per run directory (released when run() ends or the process exits).
+        self._lock = DirectoryLock(self.run_dir)
+        if resume and self.run_dir.is_dir():
+            self._lock.acquire()
         self.state = self._open_state(resume)
+        if not self._lock.held:
+            self._lock.acquire()
 
     # ---- state
     def _open_state(self, resume: bool) -> dict[str, Any]:
@@ -164,16 +170,19 @@ class Pipeline:
         write_json_atomic(self.run_dir / STATE_FILE, self.state)
 
     def run(self) -> Path:
-        for stage in STAGES:
-            if stage in self.state["finished"]:
-                self.say(f"[{stage}] already finished; skipped")
-                continue
-            self.say(f"[{stage}] ...")
-            start = time.perf_counter()
-            info = getattr(self, f"stage_{stage}")() or {}
-            self._finish(stage, time.perf_counter() - start, **info)
-            self.say(f"[{stage}] done in {time.perf_counter() - start:.1f} s")
-        return self.run_dir / "report" / "report.md"
+        try:
+            for stage in STAGES:
+                if stage in self.state["finished"]:
+                    self.say(f"[{stage}] already finished; skipped")
+                    continue
+                self.say(f"[{stage}] ...")
+                start = time.perf_counter()
+                info = getattr(self, f"stage_{stage}")() or {}
+                self._finish(stage, time.perf_counter() - start, **info)
+                self.say(f"[{stage}] done in {time.perf_counter() - start:.1f} s")
+            return self.run_dir / "report" / "report.md"
+        finally:
+            self._lock.release()
 
     # ---- shared helpers
     @property

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from taskgroup.errors import TaskgroupError
-from taskgroup.fileio import differences
+from taskgroup.fileio import DirectoryLock, differences
 from taskgroup.losstable import LossTable
 from taskgroup.tasks import parse_task_list
 from taskgroup.train.candidates import CandidateSpec, normalise_spec
@@ -58,11 +58,6 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     config_doc = json.loads(json.dumps(config.to_dict()))
     if resume:
         store = RunStore.open(run_dir)
-        _check_same_run(store, config_doc, tasks)
-        for note in store.verify_checkpoints():
-            progress.message(note)
-        for stale in (run_dir / CHECKPOINT_DIR).glob(".*.tmp"):  # temp files of a killed checkpoint write
-            stale.unlink()
     else:
         RunStore.check_creatable(run_dir)
         if data is None and specs:
@@ -74,7 +69,15 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
         if data is not None:
             check_trainable(config, data)
         store = RunStore.create(run_dir, config_doc, tasks)
+    lock = DirectoryLock(run_dir)
     try:
+        lock.acquire()  # one process per run: a second one would retrain the first one's networks
+        if resume:
+            _check_same_run(store, config_doc, tasks)
+            for note in store.verify_checkpoints():
+                progress.message(note)
+            for stale in (run_dir / CHECKPOINT_DIR).glob(".*.tmp"):  # temp files of a killed checkpoint write
+                stale.unlink()
         jobs: list[tuple[CandidateSpec, tuple[str, ...]]] = [(s, stages) for s in specs]
         for spec in store.interrupted():
             if spec not in specs:
@@ -95,6 +98,7 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
         return store.export()
     finally:
         store.close()
+        lock.release()
 
 
 def train_into_store(store: RunStore, spec: CandidateSpec, config: RunConfig, data, stages: Sequence[str], progress=None) -> None:

@@ -268,7 +268,7 @@ def _only_create_leftovers(run_dir: Path) -> bool:
     """True if the directory holds nothing but what an interrupted `create` leaves (an empty
     checkpoint folder, the temporary store): starting afresh there loses nothing."""
     for entry in run_dir.iterdir():
-        if entry.name == f".{STORE_FILENAME}.tmp" and entry.is_file():
+        if entry.name in (f".{STORE_FILENAME}.tmp", ".lock") and entry.is_file():
             continue
         if entry.name == CHECKPOINT_DIR and entry.is_dir() and not any(entry.iterdir()):
             continue

@@ -1,6 +1,7 @@
 """Atomic writes: all or nothing, normal permissions, clear errors for impossible targets."""
 
 import os
+from pathlib import Path
 import stat
 
 import pytest
@@ -39,3 +40,20 @@ def test_nan_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(TaskgroupError, match="NaN"):
         write_json_atomic(tmp_path / "a.json", {"v": float("nan")})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_directory_is_locked_against_a_second_process(tmp_path):
+    import subprocess
+    import sys
+
+    from taskgroup.fileio import DirectoryLock
+
+    with DirectoryLock(tmp_path):
+        code = ("import sys; from taskgroup.fileio import DirectoryLock\n"
+                "from taskgroup.errors import TaskgroupError\n"
+                "try:\n    DirectoryLock(sys.argv[1]).acquire()\nexcept TaskgroupError as e:\n    print(e)\n")
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+        assert f"in use by taskgroup process {os.getpid()}" in out.stdout, out.stderr
+    with DirectoryLock(tmp_path):  # released: usable again
+        pass

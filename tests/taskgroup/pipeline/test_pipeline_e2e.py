@@ -105,7 +105,8 @@ def test_baselines_and_report_agree_with_the_files(run_dir):
 
 
 def test_resume_of_a_finished_run_repeats_nothing(run_dir):
-    stamps = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file() and p.name != "pipeline.json"}
+    stamps = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")
+              if p.is_file() and p.name not in ("pipeline.json", ".lock")}
     proc = _pipeline(run_dir, "--resume")
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, output
