@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> None:
     except TaskgroupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:  # a path that is a file, a full disk, a permission: one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        sys.exit(2)
     except (Interrupted, KeyboardInterrupt):
         print("interrupted; finished work is kept (re-run with --resume where supported)", file=sys.stderr)
         sys.exit(130)
