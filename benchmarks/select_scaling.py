@@ -6,7 +6,7 @@ paper's candidate set generalised to n tasks): n = 5 -> 36 candidates, 10 -> 1,0
 task t in group S is base_t * (1 + mean pairwise affinity of t with S + 0.02 (|S|-1) + noise).
 Costs are in SNT (full = 1, half = 0.5). Writes benchmarks/results/select_scaling.md.
 
-    python benchmarks/select_scaling.py [--max-tasks 14] [--reference-limit 20]
+    python benchmarks/select_scaling.py [--max-tasks 14] [--reference-limit 20] [--frontier-max-tasks 12]
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from taskgroup.cli.app import app, output_console
 from taskgroup.errors import TaskgroupError
 
 
-@app.command("export")
+@app.command("export", short_help="Write the chosen networks to a verified ONNX (and TensorRT) bundle.")
 def export_command(
     grouping: Path = typer.Option(..., help="Grouping file written by `taskgroup select` (best.json)."),
     out: Path = typer.Option(..., help="Bundle directory to create (manifest.json + model files). It appears "
@@ -93,7 +93,7 @@ def _check_preset_matches(grouping, preset: str, resolution: int) -> None:
                              f"'{budget.get('preset')}', not '{preset}'; pass --preset {budget.get('preset')}")
 
 
-@app.command("bench")
+@app.command("bench", short_help="Measure a bundle per frame, next to each of its networks alone.")
 def bench_command(
     bundle_dir: Path = typer.Argument(..., help="Bundle directory written by `taskgroup export`."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),

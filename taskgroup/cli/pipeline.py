@@ -11,7 +11,7 @@ from taskgroup.cli.app import app
 from taskgroup.tasks import PAPER_TASKS
 
 
-@app.command("pipeline")
+@app.command("pipeline", short_help="Run everything: profile, train, select, export, benchmark, report.")
 def pipeline_command(
     out: Path = typer.Option(Path("runs/pipeline"), "--out", help="Run directory; every artefact goes here."),
     preset: str = typer.Option("default", help="tiny (seconds, for tests) or default (a few minutes on a CPU)."),

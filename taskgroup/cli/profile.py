@@ -11,7 +11,7 @@ from taskgroup.cli.app import app
 from taskgroup.errors import TaskgroupError
 
 
-@app.command("profile")
+@app.command("profile", short_help="Measure MACs and latency (ms) of trunks and heads on a device.")
 def profile_command(
     device: str = typer.Option("cpu", help="Device to time on: cpu, cuda or cuda:N."),
     backend: str = typer.Option(

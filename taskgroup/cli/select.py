@@ -24,7 +24,7 @@ BUDGET_HELP = ("Inference budget in SNT units (standard network time, the paper'
 PROFILE_HELP = ("Device profile (JSON from `taskgroup profile`) to cost networks in milliseconds on that device: a "
                 "network costs its trunk at its width plus the heads of the tasks it serves (auxiliary heads are "
                 "dropped at deployment and cost nothing). It must cover the loss table's tasks, widths, preset and "
-                "input size. Give the budget with --budget-ms or --budget-snt.")
+                "input size.")
 BUDGET_MS_HELP = ("Inference budget in milliseconds per frame on the --profile device: the chosen networks' predicted "
                   "latencies (profiled trunk + served heads) must add up to at most this.")
 BUDGET_SNT_HELP = ("Inference budget in SNT measured on the --profile device: Y x the profiled latency of the standard "
@@ -243,11 +243,12 @@ OptSolver = typer.Option(Solver.auto, "--solver", help=(
     "'auto' = branch-and-bound on small tables if it finishes within 100,000 search nodes (a fixed limit: the same input always picks the same solver), else the MILP; 'milp' = exact mixed-integer programme (scipy/HiGHS; fast); 'reference' = exact branch-and-bound (small tables)."))
 
 
-OptProfile = typer.Option(None, "--profile", help=PROFILE_HELP)
+OptProfile = typer.Option(None, "--profile", help=PROFILE_HELP + " Give the budget with --budget-ms or --budget-snt.")
+OptFrontierProfile = typer.Option(None, "--profile", help=PROFILE_HELP + " Budgets (and --max-budget) are then in ms.")
 OptStatistic = typer.Option(Statistic.p50, "--statistic", help=STATISTIC_HELP)
 
 
-@app.command("select", help=(
+@app.command("select", short_help="Choose the best grouping within a budget (exact).", help=(
     "Choose the networks to deploy: the set of candidate networks with the lowest total task loss whose total "
     "inference cost fits the budget (exact). " + SERVED_NOTE + " Costs are in SNT units (--budget), or in "
     "milliseconds from a device profile (--profile with --budget-ms or --budget-snt). Writes the grouping JSON "
@@ -322,7 +323,7 @@ def _infeasible(selector, limit: Budget, inp: Inputs, max_networks: Optional[int
                           f"tasks costs {cost} ({nets}); {hint}")
 
 
-@app.command("frontier", help=(
+@app.command("frontier", short_help="Every budget at which the optimal grouping changes.", help=(
     "The whole time-vs-loss trade-off: every budget at which the optimal grouping changes, each with its grouping "
     "(exact). " + SERVED_NOTE + " Budgets are in SNT units (full-size network = 1, half-size = 0.5), or in "
     "milliseconds with --profile. Writes JSON (--out) and optionally a PNG plot (--plot)."))
@@ -332,7 +333,7 @@ def frontier_cmd(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG step plot of loss against budget."),
     max_budget: Optional[float] = typer.Option(None, "--max-budget", help=(
         "Only budgets up to this: SNT units, or milliseconds with --profile.")),
-    profile: Optional[Path] = OptProfile,
+    profile: Optional[Path] = OptFrontierProfile,
     statistic: Statistic = OptStatistic,
     estimate: Optional[Estimate] = OptEstimate,
     evaluate: Optional[Path] = OptEvaluate,

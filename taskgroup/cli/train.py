@@ -15,7 +15,7 @@ from taskgroup.cli.app import app, output_console
 from taskgroup.errors import TaskgroupError
 
 
-@app.command("train")
+@app.command("train", short_help="Train candidate networks into a run directory (resumable).")
 def train_command(
     tasks: Optional[str] = typer.Option(None, help="Comma-separated task names, e.g. segment_semantic,depth_zbuffer,"
                                                    "normal. Required for a new run; with --resume the run's own."),
@@ -81,7 +81,7 @@ def train_command(
     Console(stderr=True).print(f"loss table: {out / 'losses.json'}")
 
 
-@app.command("results")
+@app.command("results", short_help="Print a run's loss table with the trivial-predictor reference.")
 def results_command(
     run_dir: Path = typer.Argument(..., help="A run directory written by `taskgroup train`."),
     as_json: bool = typer.Option(False, "--json", help="Print the loss table as JSON (the losses.json document)."),

@@ -423,11 +423,12 @@ class Pipeline:
         return notes
 
     def _write_grouping(self, sel, name: str) -> None:
-        from taskgroup.search.profiled import profile_record
+        from taskgroup.search.profiled import profile_record, standard_network_ms
 
         path = self.run_dir / name
         doc = sel.to_grouping_json(path, self.train_dir)
         doc["budget"].update(profile_record(self.profile(), path))
+        doc["budget"]["standard_network_ms"] = standard_network_ms(self.profile(), self.config.tasks)
         if self.config.budget_snt is not None:
             doc["budget"]["snt"] = self.config.budget_snt
         write_json_atomic(path, doc)

@@ -70,6 +70,7 @@ def test_grouping_fits_budget_and_serves_every_task_once(run_dir):
     served = [t for n in best["networks"] for t in n["served"]]
     assert sorted(served) == sorted(tasks)
     assert best["cost"] <= best["budget"]["value"] * (1 + 1e-9)
+    assert math.isclose(best["budget"]["value"], 1.2 * best["budget"]["standard_network_ms"], rel_tol=1e-9)  # 1.2 SNT
     assert math.isclose(best["cost"], sum(n["cost"] for n in best["networks"]), rel_tol=1e-9)
     assert math.isclose(best["evaluated_total"], sum(best["evaluated_losses"].values()), rel_tol=1e-9)
     for n in best["networks"]:  # fully trained: a checkpoint, final stage, not estimated
