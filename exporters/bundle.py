@@ -60,9 +60,12 @@ def _selection_block(grouping: Grouping) -> dict[str, Any]:
             device = None  # the profile is named but not readable here; its name is still recorded
     costs = [n.cost for n in grouping.networks]
     predicted = None
+    factor = grouping.raw.get("corun_factor", 1.0)
+    factor = float(factor) if isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor >= 1 else 1.0
     if grouping.unit == "ms" and all(c is not None for c in costs):
-        predicted = {"value": float(sum(costs)), "unit": "ms",
-                     "note": "sum of the chosen networks' profiled costs (additive cost model)"}
+        predicted = {"value": float(sum(costs)) * factor, "unit": "ms", "corun_factor": factor,
+                     "note": "sum of the chosen networks' profiled costs x the profile's measured co-run factor "
+                             "for this many networks run back to back"}
     return {"grouping_file": grouping.path.name, "grouping_sha256": sha256_file(grouping.path),
             "budget": {"value": grouping.budget.get("value"), "unit": grouping.unit}, "profile": profile,
             "device": device, "predicted_latency": predicted, "objective": grouping.objective,

@@ -281,7 +281,7 @@ def select_cmd(
     limit = resolve_budget(inp, budget, budget_ms, budget_snt)
     start = time.perf_counter()
     selector = Selector(inp.candidates, inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value,
-                        unit=limit.unit)
+                        unit=limit.unit, corun=inp.profile.corun if inp.profile is not None else 0.0)
     sel = selector.solve(limit.value, max_networks)
     if sel is None:
         raise _infeasible(selector, limit, inp, max_networks)
@@ -356,7 +356,8 @@ def frontier_cmd(
     unit = "snt" if inp.profile is None else "ms"
     start = time.perf_counter()
     fr = frontier(inp.candidates, tasks=inp.tasks, max_networks=max_networks, weights=inp.weights,
-                  scales=inp.scales, solver=solver.value, max_budget=max_budget, unit=unit)
+                  scales=inp.scales, solver=solver.value, max_budget=max_budget, unit=unit,
+                  corun=inp.profile.corun if inp.profile is not None else 0.0)
     seconds = time.perf_counter() - start
     if not fr.points:
         raise TaskgroupError("no grouping serves every task within the limits given"
@@ -416,6 +417,9 @@ def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs)
     if inp.profile is not None:
         console.print(f"predicted {headroom_text(sel.cost, sel.budget, 'ms')} on {device_summary(inp.profile)}; "
                       f"standard network {inp.standard_ms:.4g} ms")
+        if sel.corun_factor != 1:
+            console.print(f"  = networks alone {sel.networks_cost:.4g} ms x {sel.corun_factor:.3f} for running "
+                          f"{len(sel.networks)} networks back to back (measured in the profile)")
     else:
         console.print(f"cost {headroom_text(sel.cost, sel.budget, 'snt')}")
     if sel.evaluation is not None:

@@ -30,8 +30,9 @@ class Baseline:
     name: str
     networks: tuple[BaselineNetwork, ...]
 
-    def cost(self, network_cost: NetworkCost) -> float:
-        return sum(network_cost(n.width, n.tasks) for n in self.networks)
+    def cost(self, network_cost: NetworkCost, corun: float = 0.0) -> float:
+        """Predicted cost per frame: the networks' costs summed, times the measured co-run factor."""
+        return sum(network_cost(n.width, n.tasks) for n in self.networks) * (1 + corun * (len(self.networks) - 1))
 
 
 def one_network(tasks: Sequence[str], budget: float, network_cost: NetworkCost) -> Baseline:
@@ -43,7 +44,7 @@ def one_network(tasks: Sequence[str], budget: float, network_cost: NetworkCost) 
 
 
 def independent_singles(single_candidates: Sequence[Candidate], tasks: Sequence[str], budget: float,
-                        unit: str, scales: Mapping[str, float] | None = None) -> Baseline:
+                        unit: str, scales: Mapping[str, float] | None = None, corun: float = 0.0) -> Baseline:
     """The exact best set of single-task networks within the budget, under the same objective
     (`scales`: the run's normalisation) as the chosen grouping; if none fits, the cheapest set
     (so the report can show what one network per task would cost)."""
@@ -51,7 +52,7 @@ def independent_singles(single_candidates: Sequence[Candidate], tasks: Sequence[
 
     singles = [c for c in single_candidates if len(c.tasks) == 1]
     try:
-        sel = select(singles, budget, tasks=tasks, unit=unit, scales=scales)
+        sel = select(singles, budget, tasks=tasks, unit=unit, scales=scales, corun=corun)
     except TaskgroupError:
         return Baseline("independent singles", _cheapest(singles, tasks))
     return Baseline("independent singles",
@@ -73,7 +74,8 @@ def _cheapest(singles: Sequence[Candidate], tasks: Sequence[str]) -> tuple[Basel
 
 
 def random_groupings(tasks: Sequence[str], budget: float, network_cost: NetworkCost, draws: int,
-                     seed: int, max_tries: int = 1000, exclude: Sequence[Baseline] = ()) -> list[Baseline]:
+                     seed: int, max_tries: int = 1000, exclude: Sequence[Baseline] = (),
+                     corun: float = 0.0) -> list[Baseline]:
     """`draws` random partitions of the tasks that fit the budget (fewer if none can be found),
     distinct from each other and from the `exclude` baselines."""
     rng = random.Random(seed)
@@ -90,12 +92,12 @@ def random_groupings(tasks: Sequence[str], budget: float, network_cost: NetworkC
         nets = [BaselineNetwork(g, 1.0) for g in groups]
         # Shrink random networks to half width until the grouping fits (or cannot shrink further).
         for i in rng.sample(range(len(nets)), len(nets)):
-            if sum(network_cost(n.width, n.tasks) for n in nets) <= budget:
+            if Baseline("", tuple(nets)).cost(network_cost, corun) <= budget:
                 break
             nets[i] = BaselineNetwork(nets[i].tasks, 0.5)
         candidate = Baseline(f"random #{len(out) + 1}", tuple(nets))
         key = frozenset((n.tasks, n.width) for n in nets)
-        if candidate.cost(network_cost) <= budget and key not in seen:
+        if candidate.cost(network_cost, corun) <= budget and key not in seen:
             seen.add(key)
             out.append(candidate)
     return out

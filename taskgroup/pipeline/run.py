@@ -268,7 +268,7 @@ class Pipeline:
                  for s in candidate_set(self.config.candidates, self.config.tasks)]
         if self.config.estimate:
             cands = get_estimator(self.config.estimate)(cands, p.cost_fn)
-        cheap = Selector(cands, self.config.tasks, unit="ms").cheapest()
+        cheap = Selector(cands, self.config.tasks, unit="ms", corun=p.corun).cheapest()
         if cheap is not None and cheap.cost > budget * (1 + 1e-9):
             nets = ", ".join("+".join(n.candidate.tasks) + f"@{n.candidate.width:g}" for n in cheap.networks)
             raise TaskgroupError(
@@ -291,9 +291,10 @@ class Pipeline:
         budget = self.budget_ms()
         cands = self.candidates("val", self.candidate_stage(), self.config.estimate)
         scales = self.scales("val")
-        sel = select(cands, budget, tasks=self.config.tasks, unit="ms", scales=scales)
+        corun = self.profile().corun  # measured slowdown of networks run back to back
+        sel = select(cands, budget, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
         self._write_grouping(sel, "selected.json")
-        front = frontier(cands, tasks=self.config.tasks, unit="ms", scales=scales)
+        front = frontier(cands, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
         write_json_atomic(self.run_dir / "frontier.json", front.to_json())
         self.say(_describe(sel))
         return {"objective": sel.objective, "cost_ms": sel.cost, "frontier_points": len(front.points)}
@@ -309,7 +310,8 @@ class Pipeline:
         self._train(specs, ("final",))
         keys = {(frozenset(s.tasks), s.width) for s in specs}
         final = [c for c in self.candidates("val", "final") if c.key in keys]
-        sel = select(final, self.budget_ms(), tasks=self.config.tasks, unit="ms", scales=self.scales("val"))
+        sel = select(final, self.budget_ms(), tasks=self.config.tasks, unit="ms", scales=self.scales("val"),
+                     corun=self.profile().corun)
         sel.evaluate([c for c in self.candidates("test", "final") if c.key in keys], "test")
         self._write_grouping(sel, "best.json")
         self.say(_describe(sel))
@@ -326,16 +328,16 @@ class Pipeline:
             singles += [c for c in self.candidates("val", self.candidate_stage())
                         if len(c.tasks) == 1 and (c.tasks, c.width) not in have]
         baselines = [one_network(tasks, budget, p.network_ms)]
-        baselines.append(independent_singles(singles, tasks, budget, "ms", self.scales("val")))
+        baselines.append(independent_singles(singles, tasks, budget, "ms", self.scales("val"), corun=p.corun))
         baselines += random_groupings(tasks, budget, p.network_ms, self.config.random_baselines, self.config.seed,
-                                      exclude=baselines)
+                                      exclude=baselines, corun=p.corun)
         specs = [CandidateSpec(n.tasks, n.width) for b in baselines for n in b.networks]
         self._train(specs, ("final",))
         test = {c.key: c for c in self.candidates("test", "final")}
         docs = []
         for b in baselines:
             losses = {t: test[(frozenset(n.tasks), n.width)].losses[t] for n in b.networks for t in n.tasks}
-            docs.append({"name": b.name, "cost_ms": b.cost(p.network_ms), "test_losses": losses,
+            docs.append({"name": b.name, "cost_ms": b.cost(p.network_ms, p.corun), "test_losses": losses,
                          "total": math.fsum(losses.values()),
                          "networks": [{"tasks": list(n.tasks), "served": list(n.tasks), "width": n.width}
                                       for n in b.networks]})
@@ -417,6 +419,11 @@ class Pipeline:
                  + (f" and ESA (candidates trained for {self.config.esa:g} of the schedule)" if self.config.esa else "")
                  + f"; the chosen networks were then trained fully and re-scored (validation objective "
                  f"{best['objective']:.5f})."]
+        factor = best.get("corun_factor", 1.0)
+        if factor != 1:
+            notes.append(f"Predicted latencies include the co-run overhead measured in the profile: the "
+                         f"{len(best['networks'])} chosen networks run back to back are predicted to take "
+                         f"{factor:.3f}x the sum of each alone; the baselines are costed the same way.")
         if self.config.budget_snt is not None:
             notes.append(f"The budget {self.config.budget_snt:g} SNT is {self.budget_ms():.3f} ms: "
                          f"{self.config.budget_snt:g} x the profiled standard network (all tasks, full width).")

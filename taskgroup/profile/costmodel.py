@@ -82,6 +82,7 @@ class DeviceProfile:
     execution_provider: str  # what really ran (e.g. CPUExecutionProvider)
     widths: Mapping[float, WidthCosts]  # width -> measured costs
     statistic: str = "p50"  # latency statistic costs are read at
+    corun: float = 0.0  # extra fraction per additional network run in the same frame (0: not measured)
 
     # ----- costs -------------------------------------------------------------------------
     def trunk_ms(self, width: float) -> float:
@@ -102,6 +103,10 @@ class DeviceProfile:
         """Predicted latency of one network serving exactly `served_tasks` (= trunk + heads)."""
         served = list(served_tasks)
         return self.trunk_ms(width) + sum(self.head_ms(width, t) for t in served)
+
+    def corun_factor(self, networks: int) -> float:
+        """How much more N networks run back to back cost than the sum of each alone (measured)."""
+        return 1.0 + self.corun * max(0, networks - 1)
 
     def standard_network_ms(self) -> float:
         """The SNT reference: the full-width network serving every profiled task."""
@@ -135,7 +140,7 @@ class DeviceProfile:
         if statistic not in STATISTICS:
             raise TaskgroupError(f"unknown latency statistic '{statistic}'; choose one of {', '.join(STATISTICS)}")
         return DeviceProfile(self.path, self.doc, self.tasks, self.preset, self.input_shape, self.backend,
-                             self.execution_provider, self.widths, statistic)
+                             self.execution_provider, self.widths, statistic, self.corun)
 
     # ----- checks ------------------------------------------------------------------------
     def check(self, tasks: Sequence[str] | None = None, widths: Sequence[float] | None = None,
@@ -230,7 +235,15 @@ def profile_from_doc(doc: Mapping[str, Any], path: str = "") -> DeviceProfile:
                                None if overhead is None else _latency(overhead, f"{field}.session_overhead", where))
     if not any(abs(w - 1.0) <= _WIDTH_TOL for w in widths):
         raise SchemaError(where, "widths", "the full width 1.0 must be profiled (it defines the standard network)")
-    return DeviceProfile(path, dict(doc), tuple(tasks), preset, tuple(shape), backend, provider, widths)
+    corun = 0.0
+    if doc.get("corun") is not None:  # absent in profiles written before it was measured
+        block = doc["corun"]
+        if not isinstance(block, dict):
+            raise SchemaError(where, "corun", "expected an object")
+        corun = require_finite(require(block, "per_extra_network", (int, float), f"{where}: corun"),
+                               "corun.per_extra_network", where, minimum=0.0)
+    return DeviceProfile(path, dict(doc), tuple(tasks), preset, tuple(shape), backend, provider, widths, "p50",
+                         float(corun))
 
 
 def _component(parent: Mapping[str, Any], key: str, field: str, where: str) -> Component:

@@ -156,6 +156,14 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
         per_width.append({"width": float(width), "key": key, "trunk_macs": trunk_macs, "head_macs": head_macs,
                           "served_sets": served_sets})
 
+    # Co-run: whole networks called back to back, as a bundle runs them each frame. Each network
+    # then starts with the others' data in cache, which the sum of standalone timings misses.
+    net_keys = _corun_order([[f"{w['key']}/net/{'+'.join(s)}" for s in w["served_sets"]] for w in per_width])
+    sequences = [net_keys[:k] for k in range(2, min(len(net_keys), CORUN_MAX_NETWORKS) + 1)]
+    for seq in sequences:
+        fns = [callables[k] for k in seq]
+        callables["corun/" + ",".join(seq)] = lambda fns=fns: [fn() for fn in fns]
+
     say(f"timing {len(callables)} graphs ({config.timing.rounds} interleaved rounds)")
     stats = measure(callables, config.timing,
                     on_round=lambda r: say(f"timing round {r + 1}/{config.timing.rounds} done"))
@@ -222,9 +230,39 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
         "max_abs_relative_error": max(errors),
         "mean_abs_relative_error": sum(errors) / len(errors),
     }
+    doc["corun"] = corun_fit([
+        {"networks": seq, "p50_ms": stats["corun/" + ",".join(seq)].p50,
+         "sum_alone_p50_ms": sum(stats[k].p50 for k in seq)} for seq in sequences])
     doc["standard_network_ms"] = profile.standard_network_ms()
     doc["duration_s"] = round(time.perf_counter() - started, 2)
     return doc
+
+
+CORUN_MAX_NETWORKS = 5  # longest back-to-back sequence timed for the co-run fit
+
+
+def _corun_order(keys_by_width: list[list[str]]) -> list[str]:
+    """Whole networks alternating between widths (full, half, full, ...), so sequences mix sizes."""
+    out = []
+    for i in range(max((len(k) for k in keys_by_width), default=0)):
+        out += [keys[i] for keys in keys_by_width if i < len(keys)]
+    return out
+
+
+def corun_fit(sequences: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fit latency(N networks run back to back) = sum of each alone x (1 + per_extra_network x (N - 1)).
+
+    Least squares through the origin on (ratio - 1) against (N - 1), clamped at 0 (running
+    networks together is never assumed to save time).
+    """
+    rows = []
+    for seq in sequences:
+        ratio = seq["p50_ms"] / seq["sum_alone_p50_ms"]
+        rows.append({**seq, "ratio": ratio})
+    num = sum((r["ratio"] - 1) * (len(r["networks"]) - 1) for r in rows)
+    den = sum((len(r["networks"]) - 1) ** 2 for r in rows)
+    return {"model": "grouping_ms = sum of network_ms x (1 + per_extra_network x (N - 1)), N = networks per frame",
+            "per_extra_network": max(0.0, num / den) if den else 0.0, "sequences": rows}
 
 
 def write_profile(doc: dict[str, Any], path: str | os.PathLike) -> None:

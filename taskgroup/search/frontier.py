@@ -43,6 +43,7 @@ class Frontier:
                 "objective": p.objective,
                 "total_loss": p.total_loss,
                 "cost": p.cost,
+                "corun_factor": p.corun_factor,  # cost = sum of the networks' costs x this
                 "networks": [{"tasks": list(n.candidate.tasks), "served": list(n.served), "width": n.candidate.width,
                               "estimated": n.candidate.estimated, "cost": n.cost} for n in p.networks],
             }
@@ -93,9 +94,10 @@ class Frontier:
 def frontier(candidates: Sequence[Candidate], *, tasks: Sequence[str] | None = None,
              max_networks: int | None = None, weights: Mapping[str, float] | None = None,
              scales: Mapping[str, float] | None = None, solver: str = "auto", unit: str = "snt",
-             max_budget: float | None = None, prune: bool = True) -> Frontier:
+             max_budget: float | None = None, prune: bool = True, corun: float = 0.0) -> Frontier:
     """Every distinct optimum from the unconstrained best down to the cheapest feasible grouping."""
-    selector = Selector(candidates, tasks, weights=weights, scales=scales, solver=solver, prune=prune, unit=unit)
+    selector = Selector(candidates, tasks, weights=weights, scales=scales, solver=solver, prune=prune, unit=unit,
+                        corun=corun)
     points: list[Selection] = []
     budget = max_budget
     while True:

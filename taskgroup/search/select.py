@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.search.candidates import Candidate
-from taskgroup.search.problem import Assignment, Problem, build_problem, prefer_trained, prune_dominated
+from taskgroup.search.problem import REL_TOL, Assignment, Problem, build_problem, prefer_trained, prune_dominated
 from taskgroup.search.reference import SearchTimeout, reference_solve
 
 GROUPING_KIND = "grouping"
@@ -60,7 +60,7 @@ class Selection:
     served_by: dict[str, int]  # task -> index into `networks`
     objective: float  # total weighted, normalised loss on the selection table (the optimised value)
     total_loss: float  # unweighted sum of serving losses on the selection table
-    cost: float  # total cost of the chosen networks
+    cost: float  # predicted cost of the grouping: the networks' costs summed, times corun_factor
     solver: str  # solver that found it: "milp" or "reference"
     max_networks: int | None = None  # limit on the number of networks, if any
     candidates_total: int = 0  # candidates given
@@ -68,6 +68,12 @@ class Selection:
     solve_time_s: float = 0.0  # wall time of the search
     evaluation: Evaluation | None = None  # the same networks scored on another table, if asked
     options: dict[str, Any] = field(default_factory=dict)  # weights, normalisation, estimator, sources
+    corun_factor: float = 1.0  # measured slowdown of running these networks back to back (1: none, or SNT costs)
+
+    @property
+    def networks_cost(self) -> float:
+        """The chosen networks' costs summed, each as measured alone."""
+        return self.cost / self.corun_factor
 
     def evaluate(self, eval_candidates: Sequence[Candidate], split: str) -> Evaluation:
         """Score the chosen networks on another table (matched by task set and width)."""
@@ -127,6 +133,7 @@ class Selection:
             "total_loss": self.total_loss,
             "cost": self.cost,
             "headroom": None if self.budget is None else self.budget - self.cost,  # how far under the budget
+            "corun_factor": self.corun_factor,  # cost = sum of the networks' costs x this (networks run together)
             "solver": self.solver,
             "candidates": {"given": self.candidates_total, "after_pruning": self.candidates_searched},
             "solve_time_s": self.solve_time_s,
@@ -145,7 +152,8 @@ class Selector:
 
     def __init__(self, candidates: Sequence[Candidate], tasks: Sequence[str] | None = None, *,
                  weights: Mapping[str, float] | None = None, scales: Mapping[str, float] | None = None,
-                 solver: str = "auto", prune: bool = True, unit: str = "snt", formulation: str = "auto"):
+                 solver: str = "auto", prune: bool = True, unit: str = "snt", formulation: str = "auto",
+                 corun: float = 0.0):
         if solver not in SOLVERS:
             raise TaskgroupError(f"unknown solver '{solver}'; valid options: {', '.join(SOLVERS)}")
         if tasks is None:
@@ -154,6 +162,9 @@ class Selector:
         self.candidates_total = full.n_candidates
         self.problem: Problem = full.subset(prune_dominated(full)) if prune else full
         self.solver, self.unit, self.formulation = solver, unit, formulation
+        if not (math.isfinite(corun) and corun >= 0):
+            raise TaskgroupError(f"the co-run overhead must be a finite number >= 0, found {corun}")
+        self.corun = corun  # a grouping of N networks costs its sum x (1 + corun x (N - 1)) (device profile)
         self._milp = None
 
     def _model(self):
@@ -165,11 +176,38 @@ class Selector:
 
     def solve(self, budget: float | None, max_networks: int | None = None,
               time_limit: float | None = None) -> Selection | None:
-        """The optimum within the budget, or None if no grouping fits."""
+        """The optimum within the budget, or None if no grouping fits.
+
+        With a co-run overhead c, a grouping of N networks must satisfy sum x (1 + c (N - 1)) <= budget.
+        That is exact by cases: for each N, the best grouping of at most N networks within
+        budget / (1 + c (N - 1)) (fewer networks only loosen their own bound), then the best of those.
+        """
         if max_networks is not None and max_networks < 1:
             raise TaskgroupError(f"--max-networks must be >= 1, found {max_networks}")
         if budget is not None and not math.isfinite(budget):
             raise TaskgroupError(f"the budget must be a finite number, found {budget}")
+        if self.corun == 0 or budget is None:
+            return self._with_corun(self._solve_plain(budget, max_networks, time_limit))
+        start = time.perf_counter()
+        best = None
+        for n in range(1, (max_networks or len(self.problem.tasks)) + 1):
+            sel = self._with_corun(self._solve_plain(budget / (1 + self.corun * (n - 1)), n, time_limit))
+            if sel is not None and (best is None or _better(sel, best)):
+                best = sel
+        if best is not None:
+            best.budget, best.max_networks = budget, max_networks
+            best.solve_time_s = time.perf_counter() - start
+        return best
+
+    def _with_corun(self, sel: Selection | None) -> Selection | None:
+        if sel is not None and self.corun:
+            sel.corun_factor = 1 + self.corun * (len(sel.networks) - 1)
+            sel.cost *= sel.corun_factor
+        return sel
+
+    def _solve_plain(self, budget: float | None, max_networks: int | None,
+                     time_limit: float | None) -> Selection | None:
+        """The optimum of the additive problem (each network costed alone)."""
         start = time.perf_counter()
         used = self.solver
         if used == "auto":
@@ -191,9 +229,10 @@ class Selector:
         return sel
 
     def cheapest(self, max_networks: int | None = None) -> Selection | None:
-        """The cheapest grouping serving every task (the smallest feasible budget), or None."""
+        """The cheapest grouping serving every task (with a co-run overhead: a grouping that fits
+        every budget from its cost up, though not always the smallest such), or None."""
         a = self._model().min_cost(max_networks)
-        return None if a is None else self._selection(a, None, max_networks, 0.0)
+        return None if a is None else self._with_corun(self._selection(a, None, max_networks, 0.0))
 
     def _selection(self, a: Assignment, budget: float | None, max_networks: int | None, seconds: float) -> Selection:
         prob = self.problem
@@ -223,13 +262,20 @@ class Selector:
                               f"({nets}); use --budget {cheap.cost:g} or more")
 
 
+def _better(a: Selection, b: Selection) -> bool:
+    """Lower objective; on a tie (relative REL_TOL), the lower predicted cost."""
+    tol = REL_TOL * max(1.0, abs(b.objective))
+    return a.objective < b.objective - tol or (a.objective <= b.objective + tol and a.cost < b.cost)
+
+
 def select(candidates: Sequence[Candidate], budget: float, *, tasks: Sequence[str] | None = None,
            max_networks: int | None = None, weights: Mapping[str, float] | None = None,
            scales: Mapping[str, float] | None = None, solver: str = "auto", unit: str = "snt",
-           prune: bool = True, time_limit: float | None = None, formulation: str = "auto") -> Selection:
+           prune: bool = True, time_limit: float | None = None, formulation: str = "auto",
+           corun: float = 0.0) -> Selection:
     """The exact best grouping within `budget`; raises TaskgroupError naming the cheapest feasible budget."""
     selector = Selector(candidates, tasks, weights=weights, scales=scales, solver=solver, prune=prune, unit=unit,
-                        formulation=formulation)
+                        formulation=formulation, corun=corun)
     sel = selector.solve(budget, max_networks, time_limit)
     if sel is None:
         raise selector.infeasible_error(budget, max_networks)

@@ -312,7 +312,7 @@ def test_budget_snt_is_a_multiple_of_the_profiled_standard_network(tmp_path, cap
     assert a["headroom"] == pytest.approx(8.4375 - 7.75)
 
 
-def test_committed_profile_predicted_latency_is_sum_of_served_networks(tmp_path, capsys):
+def test_committed_profile_predicted_latency_is_the_co_run_scaled_sum_of_served_networks(tmp_path, capsys):
     from taskgroup.profile import load_profile
 
     p = load_profile(PROFILE)
@@ -324,7 +324,10 @@ def test_committed_profile_predicted_latency_is_sum_of_served_networks(tmp_path,
         doc = json.loads(out.read_text())
         budget = value if flag == "--budget-ms" else value * p.network_ms(1.0, (N, D, E))
         assert doc["budget"]["value"] == pytest.approx(budget)
-        predicted = sum(p.network_ms(n["width"], n["served"]) for n in doc["networks"])
+        assert p.corun > 0  # measured: networks run back to back cost more than each alone
+        factor = p.corun_factor(len(doc["networks"]))
+        predicted = sum(p.network_ms(n["width"], n["served"]) for n in doc["networks"]) * factor
+        assert doc["corun_factor"] == pytest.approx(factor)
         assert doc["cost"] == pytest.approx(predicted, rel=1e-12) and predicted <= budget
         assert doc["headroom"] == pytest.approx(budget - predicted)
         assert (out.parent / doc["budget"]["profile"]).resolve() == PROFILE.resolve()

@@ -71,7 +71,10 @@ def test_grouping_fits_budget_and_serves_every_task_once(run_dir):
     assert sorted(served) == sorted(tasks)
     assert best["cost"] <= best["budget"]["value"] * (1 + 1e-9)
     assert math.isclose(best["budget"]["value"], 1.2 * best["budget"]["standard_network_ms"], rel_tol=1e-9)  # 1.2 SNT
-    assert math.isclose(best["cost"], sum(n["cost"] for n in best["networks"]), rel_tol=1e-9)
+    # Predicted = the networks' costs summed x the profile's measured co-run factor for that many networks.
+    corun = read_json(run_dir / "profile.json", "device_profile")["corun"]["per_extra_network"]
+    assert math.isclose(best["corun_factor"], 1 + corun * (len(best["networks"]) - 1), rel_tol=1e-9)
+    assert math.isclose(best["cost"], best["corun_factor"] * sum(n["cost"] for n in best["networks"]), rel_tol=1e-9)
     assert math.isclose(best["evaluated_total"], sum(best["evaluated_losses"].values()), rel_tol=1e-9)
     for n in best["networks"]:  # fully trained: a checkpoint, final stage, not estimated
         assert n["stage"] == "final" and not n["estimated"]

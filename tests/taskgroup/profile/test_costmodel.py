@@ -116,6 +116,8 @@ def _broken(mutate):
     (lambda d: d["widths"][1].__setitem__("width", 1.0), "widths[1].width"),
     (lambda d: d.__setitem__("kind", "loss_table"), "kind"),
     (lambda d: d.__setitem__("schema_version", 7), "schema_version"),
+    (lambda d: d.__setitem__("corun", {"per_extra_network": -0.1}), "corun.per_extra_network"),
+    (lambda d: d.__setitem__("corun", [0.1]), "corun"),
 ])
 def test_corrupt_profile_names_file_and_field(tmp_path, mutate, field):
     path = tmp_path / "bad.json"

@@ -45,6 +45,12 @@ def test_onnxruntime_profile_contents(ort_doc, tmp_path):
         assert v["macs"] == w["trunk"]["macs"] + sum(w["heads"][t]["macs"] for t in v["served"])
         assert v["relative_error"] == pytest.approx((v["predicted_ms"] - v["latency_ms"]["p50"]) / v["latency_ms"]["p50"])
     assert doc["validation"]["max_abs_relative_error"] == max(abs(v["relative_error"]) for v in nets)
+    corun = doc["corun"]  # whole networks run back to back, 2 to 5 of them, alternating widths
+    assert [len(q["networks"]) for q in corun["sequences"]] == [2, 3, 4, 5]
+    assert corun["sequences"][0]["networks"][0].startswith("w1/") and corun["sequences"][0]["networks"][1].startswith("w0.5/")
+    for q in corun["sequences"]:
+        assert q["ratio"] == pytest.approx(q["p50_ms"] / q["sum_alone_p50_ms"])
+    assert corun["per_extra_network"] >= 0
 
     path = tmp_path / f"{default_profile_name(doc)}.json"
     assert path.name.startswith("cpu-") and path.name.endswith("-tiny.json")
@@ -53,6 +59,17 @@ def test_onnxruntime_profile_contents(ort_doc, tmp_path):
     assert p.standard_network_ms() == pytest.approx(doc["standard_network_ms"])
     p.check(tasks=TASKS, widths=[1.0, 0.5], input_size=16, preset="tiny")
     assert json.loads(path.read_text())["kind"] == "device_profile"
+    assert p.corun == corun["per_extra_network"] and p.corun_factor(3) == pytest.approx(1 + 2 * p.corun)
+
+
+def test_corun_fit_is_least_squares_through_the_origin_and_never_negative():
+    from taskgroup.profile.profiler import corun_fit
+
+    rows = [{"networks": ["a", "b"], "p50_ms": 1.1, "sum_alone_p50_ms": 1.0},
+            {"networks": ["a", "b", "c"], "p50_ms": 2.4, "sum_alone_p50_ms": 2.0}]
+    assert corun_fit(rows)["per_extra_network"] == pytest.approx((0.1 * 1 + 0.2 * 2) / (1 + 4))
+    faster = [{"networks": ["a", "b"], "p50_ms": 0.9, "sum_alone_p50_ms": 1.0}]
+    assert corun_fit(faster)["per_extra_network"] == 0.0
 
 
 def test_torch_backend_profile():
