@@ -318,7 +318,8 @@ class Pipeline:
         return {"objective": sel.objective, "evaluated_total": sel.evaluation.total, "cost_ms": sel.cost}
 
     def stage_baselines(self) -> dict[str, Any]:
-        from taskgroup.pipeline.baselines import independent_singles, one_network, random_groupings
+        from taskgroup.pipeline.baselines import (Baseline, BaselineNetwork, independent_singles, one_network,
+                                                  random_groupings)
         from taskgroup.train import CandidateSpec
 
         p, budget, tasks = self.profile(), self.budget_ms(), self.config.tasks
@@ -329,8 +330,11 @@ class Pipeline:
                         if len(c.tasks) == 1 and (c.tasks, c.width) not in have]
         baselines = [one_network(tasks, budget, p.network_ms)]
         baselines.append(independent_singles(singles, tasks, budget, "ms", self.scales("val"), corun=p.corun))
+        best = read_json(self.run_dir / "best.json", "grouping")
+        chosen = Baseline("chosen", tuple(BaselineNetwork(tuple(n["served"]), n["width"]) for n in best["networks"]
+                                          if n["served"] == n["tasks"]))  # a random draw equal to it says nothing
         baselines += random_groupings(tasks, budget, p.network_ms, self.config.random_baselines, self.config.seed,
-                                      exclude=baselines, corun=p.corun)
+                                      exclude=[*baselines, chosen], corun=p.corun)
         specs = [CandidateSpec(n.tasks, n.width) for b in baselines for n in b.networks]
         self._train(specs, ("final",))
         test = {c.key: c for c in self.candidates("test", "final")}
