@@ -101,7 +101,11 @@ def test_execution_mode_is_measured_and_recorded(tiny_bundle):
         assert b.execution in ("sequential", "concurrent")
         medians = b.load_report["execution_medians_ms"]
         assert set(medians) == {"sequential", "concurrent"}
-        assert b.execution == min(medians, key=medians.get)
+        # Sequential (the mode the costs assume) unless concurrent was clearly faster at load.
+        from runtime.bundle import CONCURRENT_MARGIN
+
+        clearly = medians["concurrent"] < CONCURRENT_MARGIN * medians["sequential"]
+        assert b.execution == ("concurrent" if clearly else "sequential")
         assert all(p["providers"] == ["CPUExecutionProvider"] for p in b.describe()["runners"])
 
 
