@@ -114,13 +114,12 @@ def bench_command(
     latency when run alone."""
     from rich.table import Table
 
-    from runtime import BackendUnavailableError, BundleError, load_bundle, read_manifest
+    from runtime import BackendUnavailableError, BundleError, load_bundle
     from taskgroup.fileio import write_json_atomic
 
     if runs < 10:
         raise TaskgroupError(f"--runs must be >= 10 for a p99, got {runs}")
     try:
-        threads = threads or read_manifest(bundle_dir).profiled_threads
         bundle = load_bundle(bundle_dir, backend=backend, device=device, execution=execution,
                              allow_fallback=allow_fallback, threads=threads)
     except (BundleError, BackendUnavailableError, ValueError) as exc:

@@ -80,6 +80,11 @@ class Inputs:
     profile: Optional[object] = None  # DeviceProfile the costs come from (ms), or None for SNT
     standard_ms: Optional[float] = None  # one SNT on the profile: full width serving every task of the table
 
+    @property
+    def corun(self) -> float:
+        """The profile's measured co-run overhead per extra network (0 for SNT costs)."""
+        return self.profile.corun if self.profile is not None else 0.0
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -148,10 +153,8 @@ def _parse_weights(text: Optional[str]) -> Optional[dict[str, float]]:
 def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimate], evaluate: Optional[Path],
                 evaluate_split: Optional[str], task_names: Optional[str], weights: Optional[str],
                 normalize: Normalize, profile: Optional[Path] = None, statistic: str = "p50") -> Inputs:
-    from taskgroup.losstable import LossTable
+    from taskgroup.losstable import SPLITS, STAGES, LossTable, resolve_table_path
     from taskgroup.search import candidates_from_table, read_paper_table
-
-    from taskgroup.losstable import SPLITS, STAGES
 
     if split not in SPLITS:
         raise TaskgroupError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
@@ -172,8 +175,6 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
         table = read_paper_table(losses, names, split=split, stage=stage)
         table_dir = losses.parent
     else:
-        from taskgroup.losstable import resolve_table_path
-
         table = LossTable.load(losses)
         table_dir = resolve_table_path(losses).parent
         if names is not None:
@@ -281,7 +282,7 @@ def select_cmd(
     limit = resolve_budget(inp, budget, budget_ms, budget_snt)
     start = time.perf_counter()
     selector = Selector(inp.candidates, inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value,
-                        unit=limit.unit, corun=inp.profile.corun if inp.profile is not None else 0.0)
+                        unit=limit.unit, corun=inp.corun)
     sel = selector.solve(limit.value, max_networks)
     if sel is None:
         raise _infeasible(selector, limit, inp, max_networks)
@@ -357,7 +358,7 @@ def frontier_cmd(
     start = time.perf_counter()
     fr = frontier(inp.candidates, tasks=inp.tasks, max_networks=max_networks, weights=inp.weights,
                   scales=inp.scales, solver=solver.value, max_budget=max_budget, unit=unit,
-                  corun=inp.profile.corun if inp.profile is not None else 0.0)
+                  corun=inp.corun)
     seconds = time.perf_counter() - start
     if not fr.points:
         raise TaskgroupError("no grouping serves every task within the limits given"

@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
+from taskgroup.profile.costmodel import corun_factor
 from taskgroup.search import Candidate, select
 
 NetworkCost = Callable[[float, Sequence[str]], float]  # (width, served tasks) -> cost
@@ -32,7 +33,7 @@ class Baseline:
 
     def cost(self, network_cost: NetworkCost, corun: float = 0.0) -> float:
         """Predicted cost per frame: the networks' costs summed, times the measured co-run factor."""
-        return sum(network_cost(n.width, n.tasks) for n in self.networks) * (1 + corun * (len(self.networks) - 1))
+        return sum(network_cost(n.width, n.tasks) for n in self.networks) * corun_factor(corun, len(self.networks))
 
 
 def one_network(tasks: Sequence[str], budget: float, network_cost: NetworkCost) -> Baseline:

@@ -160,10 +160,10 @@ class Pipeline:
         from taskgroup.train.trainer import build_model, check_trainable, load_run_data
 
         config = self.run_config()
-        build_model(config, CandidateSpec(self.config.tasks))
+        model = build_model(config, CandidateSpec(self.config.tasks))  # a bad architecture fails before the data loads
         self.say("loading data (rendered and cached on first use)")
         self._data = load_run_data(config, self.config.tasks)
-        check_trainable(config, self._data)
+        check_trainable(config, self._data, model)
 
     def _finish(self, stage: str, seconds: float, **info: Any) -> None:
         self.state["finished"][stage] = {"seconds": round(seconds, 3), **info}
@@ -359,15 +359,13 @@ class Pipeline:
         return {"bundle": str(out.relative_to(self.run_dir))}
 
     def stage_bench(self) -> dict[str, Any]:
-        from runtime import load_bundle
-
-        from runtime import BackendUnavailableError, BundleError, read_manifest
+        from runtime import BackendUnavailableError, BundleError, load_bundle
 
         bundle_dir = self.run_dir / "bundle"
         try:
-            # Sessions run with the profile's thread count, so measured and predicted compare like with like.
-            with load_bundle(bundle_dir, device=self.config.device,
-                             threads=read_manifest(bundle_dir).profiled_threads) as bundle:
+            # load_bundle runs sessions with the profile's thread count (from the manifest), so measured
+            # and predicted latency compare like with like.
+            with load_bundle(bundle_dir, device=self.config.device) as bundle:
                 measured = bundle.measure(runs=300)
                 execution = bundle.execution
         except (BundleError, BackendUnavailableError) as exc:

@@ -33,6 +33,12 @@ STATISTICS = ("p50", "p90", "p99")  # latency statistics a cost can be read at
 _WIDTH_TOL = 1e-9
 
 
+def corun_factor(per_extra_network: float, networks: int) -> float:
+    """How much N networks run back to back cost relative to the sum of each alone: the co-run
+    model the profiler fits (`corun`) and selection, baselines and reports apply."""
+    return 1.0 + per_extra_network * max(0, networks - 1)
+
+
 @dataclass(frozen=True)
 class LatencyStats:
     """Latency of one thing (trunk, head, network) over `runs` timed calls, in ms."""
@@ -106,7 +112,7 @@ class DeviceProfile:
 
     def corun_factor(self, networks: int) -> float:
         """How much more N networks run back to back cost than the sum of each alone (measured)."""
-        return 1.0 + self.corun * max(0, networks - 1)
+        return corun_factor(self.corun, networks)
 
     def standard_network_ms(self) -> float:
         """The SNT reference: the full-width network serving every profiled task."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from taskgroup.errors import TaskgroupError
+from taskgroup.profile.costmodel import corun_factor
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.problem import REL_TOL, Assignment, Problem, build_problem, prefer_trained, prune_dominated
 from taskgroup.search.reference import SearchTimeout, reference_solve
@@ -191,7 +192,7 @@ class Selector:
         start = time.perf_counter()
         best = None
         for n in range(1, (max_networks or len(self.problem.tasks)) + 1):
-            sel = self._with_corun(self._solve_plain(budget / (1 + self.corun * (n - 1)), n, time_limit))
+            sel = self._with_corun(self._solve_plain(budget / corun_factor(self.corun, n), n, time_limit))
             if sel is not None and (best is None or _better(sel, best)):
                 best = sel
         if best is not None:
@@ -201,7 +202,7 @@ class Selector:
 
     def _with_corun(self, sel: Selection | None) -> Selection | None:
         if sel is not None and self.corun:
-            sel.corun_factor = 1 + self.corun * (len(sel.networks) - 1)
+            sel.corun_factor = corun_factor(self.corun, len(sel.networks))
             sel.cost *= sel.corun_factor
         return sel
 

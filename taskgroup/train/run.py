@@ -53,7 +53,7 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     if "early" in stages and config.esa_fraction is None:
         raise TaskgroupError("the early (ESA) stage needs an ESA fraction (--esa FRACTION)")
     specs = _dedupe([normalise_spec(s, tasks) for s in specs])
-    build_model(config, specs[0] if specs else CandidateSpec(tasks[:1]))  # bad model_config fails before anything is written
+    model = build_model(config, CandidateSpec(tasks))  # bad model_config fails before anything is written
     run_dir = Path(run_dir)
     config_doc = json.loads(json.dumps(config.to_dict()))
     if resume:
@@ -67,7 +67,7 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
             progress.message("loading data (rendered and cached on first use)")
             data = load_run_data(config, tasks)
         if data is not None:
-            check_trainable(config, data)
+            check_trainable(config, data, model)
         store = RunStore.create(run_dir, config_doc, tasks)
     lock = DirectoryLock(run_dir)
     try:

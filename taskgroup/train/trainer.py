@@ -122,13 +122,15 @@ def _check_segment_classes(model, data: "RunData") -> None:
                              f"classes; set segment_classes = {need} (or more) under [arch.model_config] in --config")
 
 
-def check_trainable(config: RunConfig, data: RunData, spec: CandidateSpec | None = None) -> None:
-    """Errors that depend on the data, raised before a run directory is created or anything trained."""
+def check_trainable(config: RunConfig, data: RunData, model=None) -> None:
+    """Errors that depend on the data, raised before a run directory is created or anything trained.
+
+    `model`: a network already built for this run (built from the run's tasks if None)."""
     n = len(data.train)
     if n // config.train.batch_size < 1:
         raise TaskgroupError(f"training split has {n} images, fewer than one batch of {config.train.batch_size}; "
                              "lower [train] batch_size or raise [data] n_train")
-    _check_segment_classes(build_model(config, spec or CandidateSpec(data.tasks)), data)
+    _check_segment_classes(model if model is not None else build_model(config, CandidateSpec(data.tasks)), data)
 
 
 def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: Sequence[str] = ("final",),
@@ -142,8 +144,7 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
         raise TaskgroupError("the early (ESA) stage needs an ESA fraction (--esa FRACTION)")
     tc = config.train
     tasks = spec.tasks
-    check_trainable(config, data, spec)
-    steps_per_epoch = len(data.train) // tc.batch_size
+    steps_per_epoch = len(data.train) // tc.batch_size  # 0 is refused by check_trainable below, before any step
     total_steps = steps_per_epoch * tc.epochs
     esa_step = max(1, round(config.esa_fraction * total_steps)) if config.esa_fraction is not None else None
     last_step = total_steps if "final" in stages else esa_step
@@ -156,6 +157,7 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
         torch.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
         model = build_model(config, spec)
+        check_trainable(config, data, model)
         init_output_bias(model, data.constants)
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)

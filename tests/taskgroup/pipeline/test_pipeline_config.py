@@ -35,11 +35,14 @@ def test_one_network_shrinks_to_half_width_when_full_does_not_fit():
     assert one_network(("a", "b"), 1.6, _cost).networks == (BaselineNetwork(("a", "b"), 0.5),)
 
 
-def test_independent_singles_is_the_best_fitting_set_or_the_cheapest_flagged():
-    def single(task, width, loss):
-        return make_candidate((task,), width, {task: loss}, lambda w, t: (w, {x: 0.5 for x in t}))
+def _single(task, width, loss, head_cost):
+    """A single-task candidate costing its width plus `head_cost`."""
+    return make_candidate((task,), width, {task: loss}, lambda w, t: (w, {x: head_cost for x in t}))
 
-    singles = [single("normal", 1.0, 0.1), single("normal", 0.5, 0.2), single("rgb", 1.0, 0.3), single("rgb", 0.5, 0.35)]
+
+def test_independent_singles_is_the_best_fitting_set_or_the_cheapest_flagged():
+    singles = [_single("normal", 1.0, 0.1, 0.5), _single("normal", 0.5, 0.2, 0.5), _single("rgb", 1.0, 0.3, 0.5),
+               _single("rgb", 0.5, 0.35, 0.5)]
     fit = independent_singles(singles, ("normal", "rgb"), 2.5, "ms")
     assert set(fit.networks) == {BaselineNetwork(("normal",), 1.0), BaselineNetwork(("rgb",), 0.5)}
     over = independent_singles(singles, ("normal", "rgb"), 1.0, "ms")  # nothing fits: the cheapest, flagged by cost
@@ -128,10 +131,8 @@ def test_resume_compares_the_config_file_contents_and_accepts_a_new_budget(tmp_p
 
 
 def test_independent_singles_use_the_runs_normalisation():
-    def single(task, width, loss):
-        return make_candidate((task,), width, {task: loss}, lambda w, t: (w, {x: 0.0 for x in t}))
-
-    singles = [single("a", 1.0, 0.9), single("a", 0.5, 1.0), single("b", 1.0, 0.05), single("b", 0.5, 0.1)]
+    singles = [_single("a", 1.0, 0.9, 0.0), _single("a", 0.5, 1.0, 0.0), _single("b", 1.0, 0.05, 0.0),
+               _single("b", 0.5, 0.1, 0.0)]
     plain = independent_singles(singles, ("a", "b"), 1.5, "snt")
     assert set(plain.networks) == {BaselineNetwork(("a",), 1.0), BaselineNetwork(("b",), 0.5)}
     scaled = independent_singles(singles, ("a", "b"), 1.5, "snt", {"a": 1.0, "b": 0.1})
