@@ -29,6 +29,9 @@ from taskgroup.errors import TaskgroupError
 from taskgroup.presets import ARCH_PRESETS, ArchPreset, get_arch_preset
 
 
+LR_SCHEDULES = ("plateau", "cosine")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The paper's recipe (SGD with momentum, LR halving on a validation plateau), sized for a CPU."""
@@ -42,8 +45,12 @@ class TrainConfig:
     lr_patience: int = 1  # ReduceLROnPlateau: epochs without improvement before the LR is cut
     eval_batch_size: int = 128  # images per forward pass when computing val/test losses
     threads: int = 1  # torch intra-op threads (0 = one per core); 1 is robust when other processes share the CPU
+    lr_schedule: str = "plateau"  # "plateau": halve on a validation plateau (the paper); "cosine": decay to 0 by the last step
 
     def validate(self, where: str = "train config") -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise TaskgroupError(f"{where}: field 'lr_schedule': unknown schedule {self.lr_schedule!r}; "
+                                 f"valid schedules: {', '.join(LR_SCHEDULES)}")
         ints = {"epochs": 1, "batch_size": 1, "lr_patience": 0, "eval_batch_size": 1, "threads": 0}
         for name, minimum in ints.items():
             value = getattr(self, name)
@@ -79,6 +86,22 @@ DATA_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(n_train=320, n_val=64, n_test=64, views_per_layout=8),
     "default": dict(n_train=2000, n_val=300, n_test=300, views_per_layout=10),
 }
+
+
+# Seed-to-seed noise measured per preset by benchmarks/seed_noise.py: the standard deviation over
+# seeds of a grouping's total test loss (plain sum) and of a pairwise gain. A one-seed report
+# uses it to say which differences it cannot tell apart. It holds for the preset as shipped
+# only: a run whose config differs gets no number.
+SEED_NOISE: dict[str, dict[str, Any]] = {}
+
+
+def preset_seed_noise(preset: str, config: "RunConfig") -> dict[str, Any] | None:
+    """The preset's measured seed noise, if `config` is the preset as shipped (any seed)."""
+    noise = SEED_NOISE.get(preset)
+    if noise is None:
+        return None
+    shipped = make_run_config(preset, seed=config.seed, esa_fraction=config.esa_fraction)
+    return noise if shipped.to_dict() == config.to_dict() else None
 
 
 @dataclass(frozen=True)
@@ -173,11 +196,14 @@ def _override(train: TrainConfig, doc: dict[str, Any], where: str) -> TrainConfi
         if key not in valid:
             raise TaskgroupError(f"{where} unknown key '{key}'; valid keys: {', '.join(sorted(valid))}")
         expected = type(getattr(train, key))
-        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) if expected is float else \
-            (isinstance(value, int) and not isinstance(value, bool))
+        if expected is str:
+            ok, what = isinstance(value, str), "a string"
+        elif expected is float:
+            ok, what = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        else:
+            ok, what = isinstance(value, int) and not isinstance(value, bool), "an integer"
         if not ok:
-            raise TaskgroupError(f"{where} key '{key}': expected {'a number' if expected is float else 'an integer'}, "
-                                 f"found {type(value).__name__} ({value!r})")
+            raise TaskgroupError(f"{where} key '{key}': expected {what}, found {type(value).__name__} ({value!r})")
     new = dataclasses.replace(train, **{k: (float(v) if isinstance(getattr(train, k), float) else v) for k, v in doc.items()})
     new.validate(where.rstrip(":"))
     return new

@@ -19,6 +19,7 @@ depend on the order candidates are trained in.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -134,8 +135,9 @@ def check_trainable(config: RunConfig, data: RunData, model=None) -> None:
 
 
 def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: Sequence[str] = ("final",),
-              progress: Progress | None = None) -> dict[str, StageResult]:
-    """Train one candidate with the recipe; return the requested stages (best-on-val weights each)."""
+              progress: Progress | None = None, label: str | None = None) -> dict[str, StageResult]:
+    """Train one candidate with the recipe and `config.seed`; return the requested stages
+    (best-on-val weights each). `label` names it in progress events (default: the spec's name)."""
     progress = progress or Progress()
     stages = tuple(stages)
     if not stages or any(s not in ("final", "early") for s in stages):
@@ -161,7 +163,16 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
         init_output_bias(model, data.constants)
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=tc.lr_factor, patience=tc.lr_patience)
+        if tc.lr_schedule == "cosine":
+            # Per step, over the full schedule (also in an ESA-only run, whose early stage is then
+            # exactly the full run's snapshot): the LR reaches 0 at the last step of the full run.
+            step_scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda k: 0.5 * (1.0 + math.cos(math.pi * min(k, total_steps) / total_steps)))
+            plateau = None
+        else:
+            step_scheduler = None
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=tc.lr_factor,
+                                                                 patience=tc.lr_patience)
         eval_model = copy.deepcopy(model)
 
         def test_losses(state: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -175,7 +186,7 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
                                      "lower [train] lr in the config")
             return total
 
-        progress.candidate_started(spec.name, last_step)
+        progress.candidate_started(label or spec.name, last_step)
         start = time.perf_counter()
         results: dict[str, StageResult] = {}
         best_total, best_state, best_val, best_epoch = float("inf"), None, None, 0.0
@@ -189,6 +200,8 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if step_scheduler is not None:
+                    step_scheduler.step()
                 step += 1
                 progress.advance()
                 if step == esa_step and i + 1 < steps_per_epoch and "early" in stages:
@@ -208,10 +221,11 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
                 break  # early-only run stopping mid-epoch: its snapshot is already taken
             val = evaluate(model, data.val, tasks, tc.eval_batch_size)
             total = check_finite(val, step)
-            scheduler.step(total)
+            if plateau is not None:
+                plateau.step(total)
             if total < best_total:
                 best_total, best_state, best_val, best_epoch = total, _state(model), val, float(epoch)
-            progress.epoch_done(spec.name, epoch, tc.epochs, total, optimizer.param_groups[0]["lr"])
+            progress.epoch_done(label or spec.name, epoch, tc.epochs, total, optimizer.param_groups[0]["lr"])
             if step == esa_step and "early" in stages:
                 results["early"] = StageResult("early", step / total_steps, best_epoch, step, time.perf_counter() - start,
                                                {"val": best_val, "test": test_losses(best_state)}, best_state)
