@@ -41,15 +41,51 @@ def resolve_table_path(path: str | Path) -> Path:
 
 
 @dataclass(frozen=True)
+class SeedResult:
+    """One training of a network with one seed."""
+
+    losses: dict[str, dict[str, float]]  # split -> task -> loss
+    checkpoint: str | None = None  # path of the weights, relative to the table's directory
+    steps: int | None = None  # optimiser steps taken
+    wall_time_s: float | None = None  # training wall time
+    checkpoint_sha256: str | None = None  # hash recorded when the checkpoint was committed
+
+    def to_json(self) -> dict[str, Any]:
+        doc = {"losses": self.losses, "checkpoint": self.checkpoint, "steps": self.steps,
+               "wall_time_s": self.wall_time_s}
+        if self.checkpoint_sha256 is not None:
+            doc["checkpoint_sha256"] = self.checkpoint_sha256
+        return doc
+
+
+@dataclass(frozen=True)
 class NetworkResult:
     tasks: tuple[str, ...]  # tasks the network was trained on (its heads)
     width: float  # width multiplier; 1.0 = standard network (1 SNT), 0.5 = half size
     stage: Stage  # "final" = full schedule; "early" = stopped early (ESA)
-    losses: dict[str, dict[str, float]]  # split -> task -> loss, for every task in `tasks`
+    losses: dict[str, dict[str, float]]  # split -> task -> loss (the mean over seeds), for every task in `tasks`
     checkpoint: str | None = None  # path of the weights, relative to the table's directory
-    steps: int | None = None  # optimiser steps taken
-    wall_time_s: float | None = None  # training wall time
+    steps: int | None = None  # optimiser steps taken (per seed)
+    wall_time_s: float | None = None  # training wall time (summed over seeds)
     fraction: float = 1.0  # fraction of the full schedule trained (ESA stage < 1.0)
+    seeds: dict[int, SeedResult] = field(default_factory=dict)  # seed -> its run; empty when not recorded (old tables)
+    checkpoint_sha256: str | None = None  # hash of `checkpoint` recorded by the store, when known
+
+    @property
+    def n_seeds(self) -> int:
+        """How many seeds `losses` averages (1 when the table does not say)."""
+        return max(1, len(self.seeds))
+
+    def per_seed(self, split: str, task: str) -> dict[int, float]:
+        """seed -> loss; a table without seeds gives its one value under seed -1."""
+        if not self.seeds:
+            return {-1: self.losses[split][task]}
+        return {s: r.losses[split][task] for s, r in self.seeds.items() if task in r.losses.get(split, {})}
+
+    def std(self, split: str, task: str) -> float | None:
+        """Sample standard deviation over seeds (None with fewer than two)."""
+        values = list(self.per_seed(split, task).values())
+        return _sample_std(values) if len(values) > 1 else None
 
     @property
     def key(self) -> tuple[frozenset[str], float, str]:
@@ -59,6 +95,38 @@ class NetworkResult:
     @property
     def name(self) -> str:
         return "+".join(self.tasks) + f"@{self.width:g}" + ("" if self.stage == "final" else f"/{self.stage}")
+
+
+def _sample_std(values: list[float]) -> float:
+    mean = math.fsum(values) / len(values)
+    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def aggregate_seeds(tasks: tuple[str, ...], width: float, stage: Stage, fraction: float,
+                    runs: dict[int, SeedResult]) -> NetworkResult:
+    """One table entry from a network's runs with several seeds: losses are the mean over seeds
+    (per split and task, over the seeds that have it), wall time the sum, and the checkpoint the
+    one of the seed with the lowest validation total (the weights a deployment would pick)."""
+    if not runs:
+        raise ValueError("aggregate_seeds needs at least one run")
+    losses: dict[str, dict[str, float]] = {}
+    for split in SPLITS:
+        for task in tasks:
+            values = [r.losses[split][task] for r in runs.values() if task in r.losses.get(split, {})]
+            if values:
+                losses.setdefault(split, {})[task] = math.fsum(values) / len(values)
+
+    def val_total(seed: int) -> float:
+        val = runs[seed].losses.get("val", {})
+        return math.fsum(val.values()) if len(val) == len(tasks) else math.inf
+
+    best = min(sorted(runs), key=val_total)
+    walls = [r.wall_time_s for r in runs.values()]
+    return NetworkResult(
+        tasks=tuple(tasks), width=width, stage=stage, losses=losses, checkpoint=runs[best].checkpoint,
+        steps=runs[best].steps, wall_time_s=None if any(w is None for w in walls) else math.fsum(walls),
+        fraction=fraction, seeds=dict(sorted(runs.items())),
+        checkpoint_sha256=runs[best].checkpoint_sha256)
 
 
 @dataclass
@@ -105,26 +173,30 @@ class LossTable:
         return LossTable(self.tasks, nets, self.reference_losses, dict(self.meta, stage=stage))
 
     def to_json(self) -> dict[str, Any]:
+        multi_seed = len(self.seed_values()) > 1
         return {
             "schema_version": SCHEMA_VERSION,
             "kind": KIND,
             "tasks": list(self.tasks),
             "reference_losses": self.reference_losses,
             "meta": self.meta,
-            "networks": [
-                {
-                    "tasks": list(n.tasks),
-                    "width": n.width,
-                    "stage": n.stage,
-                    "fraction": n.fraction,
-                    "losses": n.losses,
-                    "checkpoint": n.checkpoint,
-                    "steps": n.steps,
-                    "wall_time_s": n.wall_time_s,
-                }
-                for n in self.networks
-            ],
+            "networks": [self._network_json(n, multi_seed) for n in self.networks],
         }
+
+    def seed_values(self) -> list[int]:
+        """Every seed any network of the table was trained with, ascending (empty if not recorded)."""
+        return sorted({s for n in self.networks for s in n.seeds})
+
+    @staticmethod
+    def _network_json(n: NetworkResult, multi_seed: bool) -> dict[str, Any]:
+        doc = {"tasks": list(n.tasks), "width": n.width, "stage": n.stage, "fraction": n.fraction,
+               "losses": n.losses, "checkpoint": n.checkpoint, "steps": n.steps, "wall_time_s": n.wall_time_s}
+        if multi_seed:  # a one-seed table keeps the layout it always had
+            doc["n_seeds"] = len(n.seeds)
+            doc["loss_std"] = {split: {t: n.std(split, t) for t in per_task} for split, per_task in n.losses.items()}
+            doc["checkpoint_sha256"] = n.checkpoint_sha256
+            doc["seeds"] = {str(seed): r.to_json() for seed, r in n.seeds.items()}
+        return doc
 
     def save(self, path: str | Path) -> None:
         write_json_atomic(path, self.to_json())
@@ -161,7 +233,12 @@ class LossTable:
             fraction = require_finite(raw.get("fraction", 1.0), f + ".fraction", where, minimum=0.0)
             if not 0 < fraction <= 1:
                 raise SchemaError(where, f + ".fraction", f"expected a fraction of the schedule in (0, 1], found {fraction}")
+            seeds = _parse_seeds(raw.get("seeds"), f, where)
+            sha = raw.get("checkpoint_sha256")
+            if sha is not None and not isinstance(sha, str):
+                raise SchemaError(where, f + ".checkpoint_sha256", f"expected a hex string or null, found {type(sha).__name__}")
             networks.append(NetworkResult(
+                seeds=seeds, checkpoint_sha256=sha,
                 tasks=tuple(net_tasks),
                 width=require_finite(require(raw, "width", (int, float), f"{where}: {f}"), f + ".width", where),
                 stage=require(raw, "stage", str, f"{where}: {f}"),
@@ -192,3 +269,36 @@ class LossTable:
         table.meta = meta
         table.validate(where)
         return table
+
+
+def _parse_seeds(raw: Any, f: str, where: object) -> dict[int, SeedResult]:
+    """The per-seed runs of one network entry (absent in one-seed tables)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SchemaError(where, f + ".seeds", f"expected an object seed -> run, found {type(raw).__name__}")
+    out: dict[int, SeedResult] = {}
+    for key, run in raw.items():
+        g = f"{f}.seeds.{key}"
+        try:
+            seed = int(key)
+        except ValueError:
+            raise SchemaError(where, g, "a seed must be an integer") from None
+        if not isinstance(run, dict):
+            raise SchemaError(where, g, "expected an object")
+        losses = require(run, "losses", dict, f"{where}: {g}")
+        for split, per_task in losses.items():
+            if split not in SPLITS or not isinstance(per_task, dict):
+                raise SchemaError(where, f"{g}.losses.{split}", f"expected a split in {SPLITS} -> task -> loss")
+            for task, value in per_task.items():
+                require_finite(value, f"{g}.losses.{split}.{task}", where, minimum=0.0)
+        ckpt, steps, wall = run.get("checkpoint"), run.get("steps"), run.get("wall_time_s")
+        if ckpt is not None and not isinstance(ckpt, str):
+            raise SchemaError(where, g + ".checkpoint", "expected a path or null")
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+            raise SchemaError(where, g + ".steps", f"expected a non-negative integer or null, found {steps!r}")
+        sha = run.get("checkpoint_sha256")
+        out[seed] = SeedResult({s: dict(v) for s, v in losses.items()}, ckpt, steps,
+                               None if wall is None else require_finite(wall, g + ".wall_time_s", where, minimum=0.0),
+                               sha if isinstance(sha, str) else None)
+    return dict(sorted(out.items()))

@@ -41,7 +41,13 @@ def train_command(
                                                             "and record only the 'early' stage (cheaper)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out: finished networks "
                                                         "are kept, interrupted ones retrained. The config must match."),
-    seed: int = typer.Option(0, help="Seed for weight initialisation and batch order (the same for every network)."),
+    seed: Optional[int] = typer.Option(None, help="One seed for weight initialisation and batch order (the same for "
+                                                  "every network); default 0. Same as --seeds N."),
+    seeds: Optional[str] = typer.Option(
+        None, help="Train every network once per seed, e.g. '0,1,2' or '0-4', into the same run; the loss table "
+                   "then gives each loss as the mean over seeds with its standard deviation. Resumable seed by "
+                   "seed; with --resume, new seeds can be added to a run. Default: 0 (with --resume: the run's "
+                   "seeds)."),
 ) -> None:
     """Train the candidate networks (the paper's recipe: SGD with momentum, LR halving on a validation
     plateau, best-on-validation weights) and write RUN_DIR/runs.sqlite, RUN_DIR/losses.json and
@@ -50,31 +56,38 @@ def train_command(
     from taskgroup.tasks import parse_task_list
     from taskgroup.train import candidate_set, make_run_config, train_candidates
     from taskgroup.train.candidates import parse_networks
-    from taskgroup.train.run import default_stages
+    from taskgroup.train.run import default_stages, parse_seeds
 
     if esa_only and esa is None:
         raise TaskgroupError("--esa-only needs --esa FRACTION")
+    if seed is not None and seeds is not None:
+        raise TaskgroupError("give --seed N or --seeds LIST, not both")
+    seed_list = parse_seeds(seeds) if seeds is not None else (None if seed is None else parse_seeds(str(seed)))
     stored = None
-    if resume and (tasks is None or (preset is None and config is None)):
+    if resume:
         from taskgroup.train import RunStore
         from taskgroup.train.run import run_config_from_store
 
         store = RunStore.open(out)
         try:
-            stored = (store.tasks(), run_config_from_store(store))
+            stored = (store.tasks(), run_config_from_store(store), store.seeds() or [store.base_seed()])
         finally:
             store.close()
+        if seed_list is None:
+            seed_list = tuple(stored[2])  # continue every seed the run has
+    seed_list = seed_list or (0,)
     if tasks is None and stored is None:
         raise TaskgroupError("--tasks is required for a new run (with --resume the run's own tasks are used)")
     task_list = parse_task_list(tasks) if tasks is not None else stored[0]
     specs = parse_networks(networks, task_list) if networks is not None else candidate_set(candidates, task_list)
     if preset is None and config is None and stored is not None:
-        run_config = stored[1]  # the run's own recipe, data and seed: --resume continues it as it was
+        run_config = stored[1]  # the run's own recipe and data: --resume continues it as it was
     else:
-        run_config = make_run_config(preset or "default", config, seed=seed, esa_fraction=esa)
+        run_config = make_run_config(preset or "default", config, seed=seed_list[0], esa_fraction=esa)
     stages = default_stages(run_config, esa_only)
     with RichProgress() as progress:
-        table = train_candidates(out, task_list, specs, run_config, resume=resume, stages=stages, progress=progress)
+        table = train_candidates(out, task_list, specs, run_config, resume=resume, stages=stages, progress=progress,
+                                 seeds=seed_list)
     from rich.console import Console
 
     output_console().print(render_table(table.to_json(), "val"))
@@ -103,30 +116,59 @@ def results_command(
 
 
 def render_table(doc: dict, split: str):
-    """A rich table: one row per network, one column per task; the trivial predictor as the first row."""
+    """A rich table: one row per network, one column per task; the trivial predictor as the first row.
+
+    With several seeds a cell is 'mean ± standard deviation' over seeds. A validation loss that
+    does not beat the trivial predictor is marked '!' (the network learnt nothing about that task)."""
     from rich.table import Table
 
     tasks = doc["tasks"]
     status = doc.get("meta", {}).get("status", {})
+    seeds = doc.get("meta", {}).get("seeds")
     title = f"{split} losses ({len(doc['networks'])} networks"
+    if seeds:
+        title += f", mean ± std over seeds {','.join(map(str, seeds))}"
     title += f"; {status['running']} interrupted)" if status.get("running") else ")"
-    table = Table(title=title, caption="CE in nats/pixel for segmentation, L1 otherwise; lower is better. "
-                                       "Trivial = best constant predictor fitted on the training split.")
+    ref = doc.get("reference_losses", {})
+    flagged = [(t, "+".join(n["tasks"]) + f"@{n['width']:g}" + ("" if n["stage"] == "final" else f"/{n['stage']}"))
+               for n in doc["networks"] for t in n["tasks"]
+               if _not_below(n["losses"].get("val", {}).get(t), ref.get(t, {}).get("val"))]
+    caption = ("CE in nats/pixel for segmentation, L1 otherwise; lower is better. Trivial = best constant predictor "
+               "fitted on the training split.")
+    if flagged:
+        caption += (f" ! = not below the trivial predictor on validation (not learnt): "
+                    + ", ".join(f"{t} in {net}" for t, net in flagged) + ".")
+    table = Table(title=title, caption=caption)
     table.add_column("network", overflow="fold")  # names identify the rows: wrap them, never cut them
     table.add_column("width", justify="right")
     table.add_column("stage")
+    if seeds:
+        table.add_column("seeds", justify="right")
     for t in tasks:
         table.add_column(t, justify="right")
     table.add_column("steps", justify="right")
     table.add_column("time s", justify="right")
-    ref = doc.get("reference_losses", {})
-    table.add_row("trivial predictor", "", "", *[_fmt(ref.get(t, {}).get(split)) for t in tasks], "", "", style="dim")
+    table.add_row("trivial predictor", "", "", *([""] if seeds else []), *[_fmt(ref.get(t, {}).get(split)) for t in tasks],
+                  "", "", style="dim")
     for n in doc["networks"]:
         losses = n["losses"].get(split, {})
+        std = (n.get("loss_std") or {}).get(split, {})
         stage = n["stage"] if n["stage"] == "final" else f"{n['stage']} ({n['fraction']:.2f})"
-        table.add_row("+".join(n["tasks"]), f"{n['width']:g}", stage, *[_fmt(losses.get(t)) for t in tasks],
-                      str(n.get("steps") or ""), _fmt(n.get("wall_time_s"), 1))
+        cells = []
+        for t in tasks:
+            cell = _fmt(losses.get(t))
+            if cell and std.get(t) is not None:
+                cell += f" ± {std[t]:.4f}"
+            if cell and _not_below(n["losses"].get("val", {}).get(t), ref.get(t, {}).get("val")):
+                cell += " !"
+            cells.append(cell)
+        table.add_row("+".join(n["tasks"]), f"{n['width']:g}", stage, *([str(n.get("n_seeds", 1))] if seeds else []),
+                      *cells, str(n.get("steps") or ""), _fmt(n.get("wall_time_s"), 1))
     return table
+
+
+def _not_below(loss, trivial) -> bool:
+    return loss is not None and trivial is not None and loss >= trivial
 
 
 def _fmt(value, digits: int = 4) -> str:

@@ -13,6 +13,7 @@ candidates from scratch. The same function adds more networks to an existing run
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,17 +37,22 @@ def default_stages(config: RunConfig, esa_only: bool = False) -> tuple[str, ...]
 
 
 def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[CandidateSpec], config: RunConfig, *,
-                     resume: bool = False, stages: Sequence[str] | None = None, progress=None, data=None) -> LossTable:
-    """Train `specs` (those not yet finished) into `run_dir`; return the run's loss table.
+                     resume: bool = False, stages: Sequence[str] | None = None, progress=None, data=None,
+                     seeds: Sequence[int] | None = None) -> LossTable:
+    """Train `specs` (those not yet finished) into `run_dir`, once per seed; return the run's loss table.
 
-    A new run refuses a non-empty directory; `resume=True` reopens it, refusing a different
-    config, and also retrains candidates a previous process left unfinished. `data` (a
-    RunData) may be passed to reuse splits already in memory.
+    `seeds` defaults to the config's one seed. Jobs run seed by seed (every network of the first
+    seed, then of the next), so an interrupted multi-seed run has complete tables for its first
+    seeds. A new run refuses a non-empty directory; `resume=True` reopens it, refusing a
+    different config (the seed aside: seeds are an axis of the run), and also retrains jobs a
+    previous process left unfinished. `data` (a RunData) may be passed to reuse splits already
+    in memory.
     """
     from taskgroup.train.trainer import Progress, build_model, check_trainable, load_run_data
 
     progress = progress or Progress()
     tasks = parse_task_list(list(tasks))
+    seeds = check_seeds(seeds if seeds is not None else (config.seed,))
     stages = tuple(stages) if stages is not None else default_stages(config)
     if not stages or not set(stages) <= {"early", "final"}:
         raise TaskgroupError(f"stages must be 'final' and/or 'early', got {list(stages)}")
@@ -55,7 +61,7 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     specs = _dedupe([normalise_spec(s, tasks) for s in specs])
     model = build_model(config, CandidateSpec(tasks))  # bad model_config fails before anything is written
     run_dir = Path(run_dir)
-    config_doc = json.loads(json.dumps(config.to_dict()))
+    config_doc = json.loads(json.dumps(dataclasses.replace(config, seed=seeds[0]).to_dict()))
     if resume:
         store = RunStore.open(run_dir)
     else:
@@ -78,66 +84,110 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
                 progress.message(note)
             for stale in (run_dir / CHECKPOINT_DIR).glob(".*.tmp"):  # temp files of a killed checkpoint write
                 stale.unlink()
-        jobs: list[tuple[CandidateSpec, tuple[str, ...]]] = [(s, stages) for s in specs]
-        for spec in store.interrupted():
-            if spec not in specs:
-                jobs.append((spec, store.interrupted_stages(spec)))
-        todo = [(s, st) for s, st in jobs if set(st) - store.done_stages(s)]
+        jobs: list[tuple[CandidateSpec, int, tuple[str, ...]]] = [(s, seed, stages) for seed in seeds for s in specs]
+        wanted = {(s, seed) for s, seed, _ in jobs}
+        for spec, seed in store.interrupted():
+            if (spec, seed) not in wanted:
+                jobs.append((spec, seed, store.interrupted_stages(spec, seed)))
+        todo = [(s, seed, st) for s, seed, st in jobs if set(st) - store.done_stages(s, seed)]
         progress.run_started(len(jobs), len(jobs) - len(todo))
-        for spec, wanted in jobs:
-            if not set(wanted) - store.done_stages(spec):
-                progress.candidate_skipped(spec.name, "already trained")
+        for spec, seed, st in jobs:
+            if not set(st) - store.done_stages(spec, seed):
+                progress.candidate_skipped(job_name(spec, seed, seeds), "already trained")
         if data is None and todo:
             progress.message("loading data (rendered and cached on first use)")
             data = load_run_data(config, tasks)
         if data is not None and not store.reference_losses():
             store.set_reference_losses(data.reference)
         store.export()
-        for spec, wanted in todo:
-            train_into_store(store, spec, config, data, wanted, progress)
+        for spec, seed, st in todo:
+            train_into_store(store, spec, dataclasses.replace(config, seed=seed), data, st, progress,
+                             label=job_name(spec, seed, seeds))
         return store.export()
     finally:
         store.close()
         lock.release()
 
 
-def train_into_store(store: RunStore, spec: CandidateSpec, config: RunConfig, data, stages: Sequence[str], progress=None) -> None:
-    """Train the missing stages of one candidate, write its checkpoints, commit, export the table."""
+def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
+    """Distinct non-negative integer seeds, in the order given."""
+    seeds = tuple(seeds)
+    if not seeds:
+        raise TaskgroupError("give at least one seed")
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise TaskgroupError(f"seeds must be non-negative integers, got {seed!r}")
+    if len(set(seeds)) != len(seeds):
+        raise TaskgroupError(f"a seed is listed twice: {list(seeds)}")
+    return seeds
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'0,1,2' or a range '0-4' (inclusive) -> seeds."""
+    out: list[int] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            out.extend(range(int(lo), int(hi) + 1) if sep else [int(part)])
+        except ValueError:
+            raise TaskgroupError(f"--seeds: {part!r} is not a seed or a range (write e.g. 0,1,2 or 0-4)") from None
+    return check_seeds(out)
+
+
+def job_name(spec: CandidateSpec, seed: int, seeds: Sequence[int]) -> str:
+    return spec.name if len(seeds) == 1 else f"{spec.name} seed {seed}"
+
+
+def checkpoint_path(spec: CandidateSpec, seed: int, base_seed: int, stage: str) -> str:
+    """Checkpoint path relative to the run: the run's creation seed keeps the one-seed file names."""
+    tag = "" if seed == base_seed else f"_s{seed}"
+    return f"{CHECKPOINT_DIR}/{spec.file_stem}{tag}_{stage}.pt"
+
+
+def train_into_store(store: RunStore, spec: CandidateSpec, config: RunConfig, data, stages: Sequence[str], progress=None,
+                     label: str | None = None) -> None:
+    """Train the missing stages of one candidate with `config.seed`, write its checkpoints, commit, export the table."""
     from taskgroup.models import save_checkpoint
     from taskgroup.train.trainer import build_model, train_one
 
-    missing = tuple(s for s in ("early", "final") if s in stages and s not in store.done_stages(spec))
+    seed = config.seed
+    missing = tuple(s for s in ("early", "final") if s in stages and s not in store.done_stages(spec, seed))
     if not missing:
         return
-    store.mark_running(spec, missing)
-    results = train_one(spec, config, data, stages=missing, progress=progress)
+    store.mark_running(spec, seed, missing)
+    results = train_one(spec, config, data, stages=missing, progress=progress, label=label)
     rows = []
     for stage in missing:
         r = results[stage]
-        rel = f"{CHECKPOINT_DIR}/{spec.file_stem}_{stage}.pt"
+        rel = checkpoint_path(spec, seed, store.base_seed(), stage)
         model = build_model(config, spec)
         model.load_state_dict(r.state_dict)
         save_checkpoint(model, store.run_dir / rel, stage=stage, fraction=r.fraction, steps=r.steps,
-                        best_epoch=r.best_epoch, seed=config.seed)
+                        best_epoch=r.best_epoch, seed=seed)
         rows.append(dict(stage=stage, fraction=r.fraction, best_epoch=r.best_epoch, steps=r.steps,
                          wall_time_s=r.wall_time_s, losses=r.losses, checkpoint=rel))
-    store.commit_results(spec, rows)
+    store.commit_results(spec, seed, rows)
     store.export()
     if progress is not None:
         final = results.get("final") or results["early"]
         val = ", ".join(f"{t} {v:.4f}" for t, v in final.losses["val"].items())
-        progress.candidate_done(spec.name, f"val {val} ({final.wall_time_s:.1f} s)")
+        progress.candidate_done(label or spec.name, f"val {val} ({final.wall_time_s:.1f} s)")
 
 
 def train_more(run_dir: str | Path, specs: Sequence[CandidateSpec], *, stages: Sequence[str] = ("final",),
-               progress=None, data=None) -> LossTable:
-    """Train further networks (e.g. ones selection only estimated) into an existing run, with its config."""
+               progress=None, data=None, seeds: Sequence[int] | None = None) -> LossTable:
+    """Train further networks (e.g. ones selection only estimated) into an existing run, with its
+    config, for `seeds` (default: every seed the run has results for)."""
     store = RunStore.open(run_dir)
     try:
         config, tasks = run_config_from_store(store), store.tasks()
+        seeds = seeds if seeds is not None else (store.seeds() or [store.base_seed()])
     finally:
         store.close()
-    return train_candidates(run_dir, tasks, specs, config, resume=True, stages=stages, progress=progress, data=data)
+    return train_candidates(run_dir, tasks, specs, config, resume=True, stages=stages, progress=progress, data=data,
+                            seeds=seeds)
 
 
 def run_config_from_store(store: RunStore) -> RunConfig:
@@ -156,7 +206,12 @@ def run_config_from_store(store: RunStore) -> RunConfig:
 
 
 def _check_same_run(store: RunStore, config_doc: dict[str, Any], tasks: tuple[str, ...]) -> None:
-    stored = store.config()
+    # The stored config is rebuilt through RunConfig, so fields added since the run was created
+    # compare at their defaults (which reproduce the old behaviour); the seed is an axis, not identity.
+    stored = json.loads(json.dumps(run_config_from_store(store).to_dict()))
+    stored["data_format"] = store.config().get("data_format")  # what the run was trained on, not today's
+    stored.pop("seed", None)
+    config_doc = {k: v for k, v in config_doc.items() if k != "seed"}
     if store.tasks() != tasks:
         raise TaskgroupError(f"{store.run_dir}: refusing to resume: the run was started with tasks {list(store.tasks())}, "
                              f"now given {list(tasks)}")

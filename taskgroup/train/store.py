@@ -2,16 +2,24 @@
 
 Tables:
 - `meta`: kind, schema_version, the run config (JSON) and the run's tasks;
-- `candidates`: one row per network ever started: task set, width, status (`running` while
-  a training job is under way, `done` when its stages are committed), stages asked for;
-- `results`: one row per finished (network, stage): losses per split and task, steps, wall
-  time, the checkpoint path (relative to RUN_DIR) and the checkpoint's sha256;
+- `candidates`: one row per (network, seed) ever started: task set, width, seed, status
+  (`running` while a training job is under way, `done` when its stages are committed), stages
+  asked for;
+- `results`: one row per finished (network, seed, stage): losses per split and task, steps,
+  wall time, the checkpoint path (relative to RUN_DIR) and the checkpoint's sha256;
 - `reference`: the trivial predictor's loss per task and split.
+
+Seeds are an axis of a run, like its networks: the same network trained with several seeds
+has one row per seed, and the loss table reports their mean, standard deviation and count.
+The stored config is the run's recipe with the seed it was created with; runs differing only
+in the seed are the same run.
 
 A candidate's checkpoints are renamed into place first; then one transaction inserts its
 result rows and marks it done. A crash at any point leaves either a committed candidate or a
 `running` row (retrained from scratch on `--resume`), never half a result. Only the standard
 library is used here, so `taskgroup results` runs without torch.
+
+Schema 1 stores (one seed per run) are migrated in place, in one transaction, on first open.
 """
 
 from __future__ import annotations
@@ -30,22 +38,26 @@ from taskgroup.train.candidates import CandidateSpec
 STORE_FILENAME = "runs.sqlite"
 CHECKPOINT_DIR = "checkpoints"
 KIND = "taskgroup_run"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+OLD_SCHEMA_VERSIONS = ("1",)  # migrated in place by open()
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE candidates (
-    name TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    seed INTEGER NOT NULL,
     tasks TEXT NOT NULL,            -- JSON list, in the run's task order
     width REAL NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('running', 'done')),
     stages TEXT NOT NULL,           -- JSON list of the stages the current/last job trains
     attempts INTEGER NOT NULL,
     started_at REAL,
-    finished_at REAL
+    finished_at REAL,
+    PRIMARY KEY (name, seed)
 );
 CREATE TABLE results (
-    name TEXT NOT NULL REFERENCES candidates(name),
+    name TEXT NOT NULL,
+    seed INTEGER NOT NULL,
     stage TEXT NOT NULL CHECK (stage IN ('final', 'early')),
     fraction REAL NOT NULL,
     best_epoch REAL NOT NULL,
@@ -54,7 +66,8 @@ CREATE TABLE results (
     losses TEXT NOT NULL,           -- JSON: split -> task -> loss
     checkpoint TEXT NOT NULL,       -- relative to the run directory
     checkpoint_sha256 TEXT NOT NULL,
-    PRIMARY KEY (name, stage)
+    PRIMARY KEY (name, seed, stage),
+    FOREIGN KEY (name, seed) REFERENCES candidates(name, seed)
 );
 CREATE TABLE reference (task TEXT NOT NULL, split TEXT NOT NULL, loss REAL NOT NULL, PRIMARY KEY (task, split));
 """
@@ -118,8 +131,11 @@ class RunStore:
             raise TaskgroupError(f"{path}: not a readable taskgroup results store ({exc}); the file was left untouched") from exc
         if meta.get("kind") != KIND:
             raise TaskgroupError(f"{path}: meta 'kind' is {meta.get('kind')!r}, expected '{KIND}'")
-        if meta.get("schema_version") != str(SCHEMA_VERSION):
-            raise TaskgroupError(f"{path}: unsupported schema_version {meta.get('schema_version')!r}; supported: {SCHEMA_VERSION}")
+        if meta.get("schema_version") in OLD_SCHEMA_VERSIONS:
+            _migrate_v1(conn, path)
+        elif meta.get("schema_version") != str(SCHEMA_VERSION):
+            raise TaskgroupError(f"{path}: unsupported schema_version {meta.get('schema_version')!r}; supported: "
+                                 f"{', '.join([*OLD_SCHEMA_VERSIONS, str(SCHEMA_VERSION)])} (a newer taskgroup wrote it)")
         store = cls(run_dir, conn)
         store.config()  # parse now, so a damaged config is reported at open
         store.tasks()
@@ -162,38 +178,48 @@ class RunStore:
         with self._transaction():
             self._conn.executemany("INSERT OR REPLACE INTO reference VALUES (?, ?, ?)", rows)
 
+    def base_seed(self) -> int:
+        """The seed the run was created with (its checkpoints keep today's file names)."""
+        seed = self.config().get("seed", 0)
+        return seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
+
+    def seeds(self) -> list[int]:
+        """Every seed with at least one committed result, ascending."""
+        return [r[0] for r in self._conn.execute("SELECT DISTINCT seed FROM results ORDER BY seed")]
+
     # -- candidates --------------------------------------------------------------------
 
-    def done_stages(self, spec: CandidateSpec) -> set[str]:
-        return {r[0] for r in self._conn.execute("SELECT stage FROM results WHERE name = ?", (spec.name,))}
+    def done_stages(self, spec: CandidateSpec, seed: int) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT stage FROM results WHERE name = ? AND seed = ?", (spec.name, seed))}
 
-    def interrupted(self) -> list[CandidateSpec]:
-        """Candidates whose last training job started but never committed (killed or crashed)."""
-        rows = self._conn.execute("SELECT tasks, width FROM candidates WHERE status = 'running' ORDER BY rowid")
-        return [CandidateSpec(tuple(json.loads(t)), w) for t, w in rows]
+    def interrupted(self) -> list[tuple[CandidateSpec, int]]:
+        """(candidate, seed) jobs that started but never committed (killed or crashed)."""
+        rows = self._conn.execute("SELECT tasks, width, seed FROM candidates WHERE status = 'running' ORDER BY rowid")
+        return [(CandidateSpec(tuple(json.loads(t)), w), seed) for t, w, seed in rows]
 
-    def interrupted_stages(self, spec: CandidateSpec) -> tuple[str, ...]:
-        row = self._conn.execute("SELECT stages FROM candidates WHERE name = ?", (spec.name,)).fetchone()
+    def interrupted_stages(self, spec: CandidateSpec, seed: int) -> tuple[str, ...]:
+        row = self._conn.execute("SELECT stages FROM candidates WHERE name = ? AND seed = ?", (spec.name, seed)).fetchone()
         return tuple(json.loads(row[0])) if row else ()
 
-    def mark_running(self, spec: CandidateSpec, stages: Iterable[str]) -> None:
+    def mark_running(self, spec: CandidateSpec, seed: int, stages: Iterable[str]) -> None:
         with self._transaction():
             self._conn.execute(
-                "INSERT INTO candidates (name, tasks, width, status, stages, attempts, started_at) "
-                "VALUES (?, ?, ?, 'running', ?, 1, ?) ON CONFLICT(name) DO UPDATE SET status = 'running', "
+                "INSERT INTO candidates (name, seed, tasks, width, status, stages, attempts, started_at) "
+                "VALUES (?, ?, ?, ?, 'running', ?, 1, ?) ON CONFLICT(name, seed) DO UPDATE SET status = 'running', "
                 "stages = excluded.stages, attempts = attempts + 1, started_at = excluded.started_at, finished_at = NULL",
-                (spec.name, json.dumps(list(spec.tasks)), spec.width, json.dumps(sorted(stages)), time.time()))
+                (spec.name, seed, json.dumps(list(spec.tasks)), spec.width, json.dumps(sorted(stages)), time.time()))
 
-    def commit_results(self, spec: CandidateSpec, rows: Sequence[dict[str, Any]]) -> None:
-        """One transaction: the candidate's result rows (checkpoints already in place) and status done."""
+    def commit_results(self, spec: CandidateSpec, seed: int, rows: Sequence[dict[str, Any]]) -> None:
+        """One transaction: the job's result rows (checkpoints already in place) and status done."""
         with self._transaction():
             for r in rows:
                 ckpt = self.run_dir / r["checkpoint"]
                 self._conn.execute(
-                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (spec.name, r["stage"], r["fraction"], r["best_epoch"], r["steps"], r["wall_time_s"],
+                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (spec.name, seed, r["stage"], r["fraction"], r["best_epoch"], r["steps"], r["wall_time_s"],
                      json.dumps(r["losses"], allow_nan=False), r["checkpoint"], sha256_file(ckpt)))
-            self._conn.execute("UPDATE candidates SET status = 'done', finished_at = ? WHERE name = ?", (time.time(), spec.name))
+            self._conn.execute("UPDATE candidates SET status = 'done', finished_at = ? WHERE name = ? AND seed = ?",
+                               (time.time(), spec.name, seed))
 
     def verify_checkpoints(self) -> list[str]:
         """Check every committed checkpoint against its recorded hash; forget the damaged ones.
@@ -203,9 +229,10 @@ class RunStore:
         so `--resume` trains it again (training is deterministic given the seed) instead of
         refusing the whole run. Returns a description of each damaged checkpoint.
         """
-        damaged: dict[str, list[str]] = {}
+        damaged: dict[tuple[str, int], list[str]] = {}
         notes = []
-        for name, stage, rel, sha in self._conn.execute("SELECT name, stage, checkpoint, checkpoint_sha256 FROM results"):
+        query = "SELECT name, seed, stage, checkpoint, checkpoint_sha256 FROM results"
+        for name, seed, stage, rel, sha in self._conn.execute(query).fetchall():
             path = self.run_dir / rel
             if not path.is_file():
                 why = "is missing"
@@ -213,14 +240,16 @@ class RunStore:
                 why = f"does not match the sha256 recorded in {self.path.name}"
             else:
                 continue
-            damaged.setdefault(name, []).append(stage)
-            notes.append(f"{path}: checkpoint of finished network {name} ({stage}) {why}; it will be trained again")
+            damaged.setdefault((name, seed), []).append(stage)
+            notes.append(f"{path}: checkpoint of finished network {name} (seed {seed}, {stage}) {why}; "
+                         "it will be trained again")
         if damaged:
             with self._transaction():
-                for name, stages in damaged.items():
-                    self._conn.executemany("DELETE FROM results WHERE name = ? AND stage = ?", [(name, st) for st in stages])
-                    self._conn.execute("UPDATE candidates SET status = 'running', stages = ? WHERE name = ?",
-                                       (json.dumps(sorted(stages)), name))
+                for (name, seed), stages in damaged.items():
+                    self._conn.executemany("DELETE FROM results WHERE name = ? AND seed = ? AND stage = ?",
+                                           [(name, seed, st) for st in stages])
+                    self._conn.execute("UPDATE candidates SET status = 'running', stages = ? WHERE name = ? AND seed = ?",
+                                       (json.dumps(sorted(stages)), name, seed))
         return notes
 
     def counts(self) -> dict[str, int]:
@@ -230,16 +259,27 @@ class RunStore:
     # -- the loss table ----------------------------------------------------------------
 
     def loss_table(self) -> LossTable:
+        """The committed results, one entry per (network, stage), aggregated over its seeds."""
+        from taskgroup.losstable import SeedResult, aggregate_seeds
+
         tasks = self.tasks()
-        networks = []
-        query = ("SELECT c.tasks, c.width, r.stage, r.fraction, r.losses, r.checkpoint, r.steps, r.wall_time_s "
-                 "FROM results r JOIN candidates c ON c.name = r.name ORDER BY c.rowid, r.stage DESC")
-        for net_tasks, width, stage, fraction, losses, ckpt, steps, wall in self._conn.execute(query):
-            networks.append(NetworkResult(tuple(json.loads(net_tasks)), width, stage, json.loads(losses), ckpt,
-                                          steps, wall, fraction))
+        grouped: dict[tuple[str, str], dict[str, Any]] = {}
+        query = ("SELECT r.name, c.tasks, c.width, r.seed, r.stage, r.fraction, r.losses, r.checkpoint, r.steps, "
+                 "r.wall_time_s, r.checkpoint_sha256 FROM results r JOIN candidates c ON c.name = r.name AND "
+                 "c.seed = r.seed ORDER BY (SELECT MIN(rowid) FROM candidates c2 WHERE c2.name = r.name), "
+                 "r.stage DESC, r.seed")
+        for name, net_tasks, width, seed, stage, fraction, losses, ckpt, steps, wall, sha in self._conn.execute(query):
+            entry = grouped.setdefault((name, stage), {"tasks": tuple(json.loads(net_tasks)), "width": width,
+                                                       "stage": stage, "fraction": fraction, "runs": {}})
+            entry["runs"][seed] = SeedResult(json.loads(losses), ckpt, steps, wall, sha)
+        networks = [aggregate_seeds(e["tasks"], e["width"], e["stage"], e["fraction"], e["runs"])
+                    for e in grouped.values()]
         from taskgroup.train.losses import TRIVIAL_PREDICTOR
 
         meta = {"run_config": self.config(), "trivial_predictor": TRIVIAL_PREDICTOR, "status": self.counts()}
+        seeds = self.seeds()
+        if len(seeds) > 1:
+            meta["seeds"] = seeds
         return LossTable(tasks, networks, self.reference_losses(), meta)
 
     def export(self) -> LossTable:
@@ -274,3 +314,32 @@ def _only_create_leftovers(run_dir: Path) -> bool:
             continue
         return False
     return True
+
+
+def _migrate_v1(conn: sqlite3.Connection, path: Path) -> None:
+    """Schema 1 -> 2 in one transaction: every row gets the run's one seed (from its config)."""
+    try:
+        config = json.loads(dict(conn.execute("SELECT key, value FROM meta").fetchall())["config"])
+        seed = int(config.get("seed", 0))
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ALTER TABLE candidates RENAME TO candidates_v1")
+        conn.execute("ALTER TABLE results RENAME TO results_v1")
+        for statement in _SCHEMA.split(";"):  # executescript would commit the open transaction
+            if "CREATE TABLE candidates" in statement or "CREATE TABLE results" in statement:
+                conn.execute(statement)
+        conn.execute("INSERT INTO candidates SELECT name, ?, tasks, width, status, stages, attempts, started_at, "
+                     "finished_at FROM candidates_v1 ORDER BY rowid", (seed,))
+        conn.execute("INSERT INTO results SELECT name, ?, stage, fraction, best_epoch, steps, wall_time_s, losses, "
+                     "checkpoint, checkpoint_sha256 FROM results_v1", (seed,))
+        conn.execute("DROP TABLE results_v1")
+        conn.execute("DROP TABLE candidates_v1")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+    except (sqlite3.DatabaseError, KeyError, ValueError, TypeError) as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise TaskgroupError(f"{path}: could not migrate this schema-1 results store to schema {SCHEMA_VERSION} "
+                             f"({exc}); the file was left unchanged") from exc
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")

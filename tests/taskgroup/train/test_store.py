@@ -62,8 +62,9 @@ def test_resume_skips_finished_and_refuses_other_config(tmp_path, data):
     specs = candidate_set("pairs", TASKS)
     train_candidates(run, TASKS, specs[:2], cfg(), data=data)
     before = snapshot(run / "checkpoints")
-    with pytest.raises(TaskgroupError, match="different config.*seed"):
-        train_candidates(run, TASKS, specs, cfg(seed=3), data=data, resume=True)
+    other = make_run_config("tiny", overrides={"train": {"epochs": 3, "batch_size": 16}})
+    with pytest.raises(TaskgroupError, match="different config.*epochs"):
+        train_candidates(run, TASKS, specs, other, data=data, resume=True)
     with pytest.raises(TaskgroupError, match="tasks"):
         train_candidates(run, TASKS[:1], specs[:1], cfg(), data=data, resume=True)
     table = train_candidates(run, TASKS, specs, cfg(), data=data, resume=True)
@@ -77,7 +78,7 @@ def test_interrupted_candidate_is_retrained_and_stale_temp_files_removed(tmp_pat
     specs = candidate_set("singles", TASKS)
     train_candidates(run, TASKS, specs[:1], cfg(), data=data)
     store = RunStore.open(run)
-    store.mark_running(specs[1], ("final",))  # as if killed while training specs[1]
+    store.mark_running(specs[1], 0, ("final",))  # as if killed while training specs[1]
     store.close()
     (run / "checkpoints" / ".x.pt.abc.tmp").write_bytes(b"partial")
     table = train_more(run, [], data=data)  # no new specs: only the interrupted one

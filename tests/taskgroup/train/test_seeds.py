@@ -1,0 +1,184 @@
+"""Seeds as an axis of a run: per-seed rows, mean/std/count in the loss table, resume per seed."""
+
+import json
+import math
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from taskgroup.errors import TaskgroupError
+from taskgroup.losstable import LossTable
+from taskgroup.train import RunStore, candidate_set, make_run_config, train_candidates
+from taskgroup.train.run import parse_seeds
+from taskgroup.train.trainer import RunData
+
+TASKS = ("segment_semantic", "depth_zbuffer")
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def data(fake_splits):
+    return RunData.from_splits(TASKS, *fake_splits)
+
+
+def cfg(**kw):
+    return make_run_config("tiny", overrides={"train": {"epochs": 2, "batch_size": 16}}, **kw)
+
+
+def weights(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_two_seed_table_is_the_mean_of_two_one_seed_runs(tmp_path, data):
+    specs = candidate_set("singles", TASKS)[:3]
+    both = train_candidates(tmp_path / "both", TASKS, specs, cfg(), data=data, seeds=(0, 1))
+    one = {s: train_candidates(tmp_path / f"s{s}", TASKS, specs, cfg(seed=s), data=data) for s in (0, 1)}
+    assert both.seed_values() == [0, 1] and both.meta["seeds"] == [0, 1]
+    for net in both.networks:
+        single = {s: next(n for n in one[s].networks if n.key == net.key) for s in (0, 1)}
+        assert net.n_seeds == 2
+        for split in ("val", "test"):
+            for t in net.tasks:
+                values = [single[0].losses[split][t], single[1].losses[split][t]]
+                assert net.per_seed(split, t) == {0: values[0], 1: values[1]}
+                assert net.losses[split][t] == pytest.approx(sum(values) / 2, rel=1e-15)
+                assert net.std(split, t) == pytest.approx(statistics.stdev(values), rel=1e-12)
+        # the table's checkpoint is the seed with the lower validation total; weights equal the one-seed run's
+        best = min((0, 1), key=lambda s: (math.fsum(single[s].losses["val"].values()), s))
+        assert net.checkpoint == net.seeds[best].checkpoint
+        for s in (0, 1):
+            a, b = weights(tmp_path / "both" / net.seeds[s].checkpoint), weights(tmp_path / f"s{s}" / single[s].checkpoint)
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the JSON file round-trips the per-seed values, and gives mean, std and count per network
+    loaded = LossTable.load(tmp_path / "both")
+    assert [n.seeds for n in loaded.networks] == [n.seeds for n in both.networks]
+    doc = json.loads((tmp_path / "both" / "losses.json").read_text())
+    entry = doc["networks"][0]
+    assert entry["n_seeds"] == 2 and set(entry["seeds"]) == {"0", "1"}
+    t = entry["tasks"][0]
+    assert entry["loss_std"]["val"][t] == pytest.approx(both.networks[0].std("val", t))
+
+
+def test_one_seed_table_keeps_its_layout(tmp_path, data):
+    table = train_candidates(tmp_path / "r", TASKS, candidate_set("singles", TASKS)[:1], cfg(seed=4), data=data)
+    doc = json.loads((tmp_path / "r" / "losses.json").read_text())
+    assert set(doc["networks"][0]) == {"tasks", "width", "stage", "fraction", "losses", "checkpoint", "steps",
+                                       "wall_time_s"}
+    assert "seeds" not in doc["meta"] and doc["meta"]["run_config"]["seed"] == 4
+    assert doc["networks"][0]["checkpoint"] == "checkpoints/segment_semantic_w1_final.pt"
+    assert table.networks[0].seeds.keys() == {4}
+
+
+def test_resume_adds_seeds_without_touching_finished_ones(tmp_path, data):
+    run = tmp_path / "run"
+    specs = candidate_set("singles", TASKS)[:2]
+    train_candidates(run, TASKS, specs, cfg(), data=data)
+    before = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
+    table = train_candidates(run, TASKS, specs, cfg(), data=data, seeds=(0, 2), resume=True)
+    after = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
+    assert {k: after[k] for k in before} == before
+    assert sorted(after) == sorted([*before, "segment_semantic_w1_s2_final.pt", "depth_zbuffer_w1_s2_final.pt"])
+    assert all(n.seeds.keys() == {0, 2} for n in table.networks)
+
+
+def test_seed_lists_are_parsed_and_checked():
+    assert parse_seeds("0,1,2") == (0, 1, 2) and parse_seeds("3-5") == (3, 4, 5) and parse_seeds("7") == (7,)
+    for bad, match in (("a", "not a seed"), ("1,1", "twice"), ("-1", "not a seed"), ("", "at least one")):
+        with pytest.raises(TaskgroupError, match=match):
+            parse_seeds(bad)
+
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE candidates (name TEXT PRIMARY KEY, tasks TEXT NOT NULL, width REAL NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done')), stages TEXT NOT NULL, attempts INTEGER NOT NULL,
+    started_at REAL, finished_at REAL);
+CREATE TABLE results (name TEXT NOT NULL REFERENCES candidates(name), stage TEXT NOT NULL CHECK (stage IN ('final', 'early')),
+    fraction REAL NOT NULL, best_epoch REAL NOT NULL, steps INTEGER NOT NULL, wall_time_s REAL NOT NULL,
+    losses TEXT NOT NULL, checkpoint TEXT NOT NULL, checkpoint_sha256 TEXT NOT NULL, PRIMARY KEY (name, stage));
+CREATE TABLE reference (task TEXT NOT NULL, split TEXT NOT NULL, loss REAL NOT NULL, PRIMARY KEY (task, split));
+"""
+
+
+def test_a_schema_1_store_is_migrated_and_resumes(tmp_path, data):
+    """A run written before seeds were an axis: one seed (from its config), old checkpoint names."""
+    run = tmp_path / "old"
+    new = train_candidates(tmp_path / "new", TASKS, candidate_set("singles", TASKS)[:1], cfg(seed=3), data=data)
+    (run / "checkpoints").mkdir(parents=True)
+    src = sqlite3.connect(tmp_path / "new" / "runs.sqlite")
+    con = sqlite3.connect(run / "runs.sqlite")
+    con.executescript(V1_SCHEMA)
+    meta = dict(src.execute("SELECT key, value FROM meta"))
+    config = json.loads(meta["config"])
+    config["train"].pop("lr_schedule")  # written before the field existed
+    meta.update(schema_version="1", config=json.dumps(config))
+    con.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+    con.executemany("INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    src.execute("SELECT name, tasks, width, status, stages, attempts, started_at, finished_at FROM candidates"))
+    con.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    src.execute("SELECT name, stage, fraction, best_epoch, steps, wall_time_s, losses, checkpoint, "
+                                "checkpoint_sha256 FROM results"))
+    con.executemany("INSERT INTO reference VALUES (?, ?, ?)", src.execute("SELECT * FROM reference"))
+    con.commit()
+    con.close()
+    for p in (tmp_path / "new" / "checkpoints").iterdir():
+        (run / "checkpoints" / p.name).write_bytes(p.read_bytes())
+    store = RunStore.open(run)
+    assert store.seeds() == [3] and store.base_seed() == 3
+    store.close()
+    table = train_candidates(run, TASKS, candidate_set("singles", TASKS)[:2], cfg(seed=3), data=data, resume=True)
+    assert [n.losses for n in table.networks[:1]] == [n.losses for n in new.networks]
+    assert len(table.networks) == 2
+
+
+def _rows(db):
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1)
+        try:
+            return (con.execute("SELECT name, seed, stage, losses, checkpoint, checkpoint_sha256 FROM results "
+                                "ORDER BY name, seed, stage").fetchall(),
+                    con.execute("SELECT seed FROM candidates WHERE status = 'running'").fetchall())
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return [], []
+
+
+@pytest.mark.slow
+def test_kill_9_mid_seed_loses_no_finished_seed(tmp_path, tiny_config_factory):
+    """Killed while training the second seed: every committed network of the first seed survives."""
+    cfg_file = tmp_path / "cfg.toml"
+    cfg_file.write_text(f'[data]\ncache_dir = "{tiny_config_factory.cache}"\n[train]\nepochs = 3\n')
+    run = tmp_path / "run"
+    args = ["train", "--tasks", "depth_zbuffer,normal", "--candidates", "singles", "--preset", "tiny",
+            "--config", str(cfg_file), "--out", str(run), "--seeds", "0,1"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "taskgroup", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        done, running = _rows(run / "runs.sqlite")
+        if (1,) in running and len([r for r in done if r[1] == 0]) == 4:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished, running = _rows(run / "runs.sqlite")
+    assert len([r for r in finished if r[1] == 0]) == 4 and (1,) in running, "not killed during the second seed"
+    ckpts = {r[4]: (run / r[4]).read_bytes() for r in finished}
+    out = subprocess.run([sys.executable, "-m", "taskgroup", *args, "--resume"], capture_output=True, text=True,
+                         env=env, timeout=180)
+    assert out.returncode == 0, out.stderr
+    after, running = _rows(run / "runs.sqlite")
+    assert [r for r in after if (r[0], r[1]) in {(f[0], f[1]) for f in finished}] == finished
+    assert {k: (run / k).read_bytes() for k in ckpts} == ckpts and not running
+    table = LossTable.load(run)
+    assert len(table.networks) == 4 and all(n.n_seeds == 2 for n in table.networks)
