@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from taskgroup.cli.app import app
+from taskgroup.errors import TaskgroupError
 from taskgroup.tasks import PAPER_TASKS
 
 
@@ -36,6 +37,11 @@ def pipeline_command(
                                                "network per task on the default preset)."),
     random_baselines: int = typer.Option(3, help="Random groupings trained as baselines."),
     seed: int = typer.Option(0, help="Seed for weights, batch order and random baselines."),
+    seeds: Optional[str] = typer.Option(
+        None, help="Train every network once per seed, e.g. '0,1,2' (the first also seeds the random baselines). "
+                   "Selection then ranks mean losses over seeds and the report gives each loss ± its standard "
+                   "deviation and calls a difference only when it exceeds two standard errors. Costs one training "
+                   "per seed: use it for decisions that matter."),
     device: str = typer.Option("cpu", help="Device to profile and benchmark on: cpu or cuda:N."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run; finished stages are skipped."),
 ) -> None:
@@ -45,11 +51,14 @@ def pipeline_command(
     from taskgroup.cli.train import RichProgress
     from taskgroup.pipeline.run import Pipeline, PipelineConfig
     from taskgroup.tasks import parse_task_list
+    from taskgroup.train.run import parse_seeds
 
+    if seeds is not None and seed != 0:
+        raise TaskgroupError("give --seed N or --seeds LIST, not both")
     cfg = PipelineConfig(preset=preset, config_file=str(config) if config else None, tasks=parse_task_list(tasks),
                          candidates=candidates, estimate=None if estimate == "none" else estimate, normalize=normalize, esa=esa,
                          budget_ms=budget_ms, budget_snt=budget_snt, random_baselines=random_baselines,
-                         seed=seed, device=device)
+                         seed=seed, seeds=None if seeds is None else parse_seeds(seeds), device=device)
     from rich.markup import escape
 
     with RichProgress() as progress:

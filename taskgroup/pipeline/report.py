@@ -6,11 +6,13 @@ says plainly where the chosen grouping is not the best at its budget.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from taskgroup.fileio import write_bytes_atomic
+from taskgroup.stats import Z, Estimate, compare, estimate
 
 
 @dataclass
@@ -20,12 +22,22 @@ class GroupingResult:
     name: str  # e.g. "chosen", "one network", "independent singles", "random #1"
     networks: list[dict[str, Any]]  # each: tasks_trained, tasks_served, width
     cost: float  # predicted cost in the budget's unit
-    test_losses: dict[str, float]  # task -> serving loss on the test split
+    test_losses: dict[str, float]  # task -> serving loss on the test split (mean over seeds)
     measured: bool = True  # False when some network's loss was estimated rather than trained
+    per_seed: dict[int, dict[str, float]] = field(default_factory=dict)  # seed -> task -> test loss (several seeds)
 
     @property
     def total(self) -> float:
         return float(sum(self.test_losses.values()))
+
+    def seed_totals(self, scales: dict[str, float] | None = None) -> dict[int, float]:
+        """seed -> total (or normalised) test loss, for the seeds that cover every task."""
+        return {seed: math.fsum(v / (scales[t] if scales else 1.0) for t, v in losses.items())
+                for seed, losses in self.per_seed.items() if set(losses) == set(self.test_losses)}
+
+    def task_estimate(self, task: str) -> Estimate:
+        values = [losses[task] for losses in self.per_seed.values() if task in losses]
+        return estimate(values) if len(values) > 1 else estimate([self.test_losses[task]])
 
     def describe(self) -> str:
         parts = []
@@ -52,12 +64,26 @@ class ReportData:
     machine: str  # description of the machine the run happened on
     notes: list[str] = field(default_factory=list)  # extra plain-language remarks
     test_scales: dict[str, float] | None = None  # per-task divisors of the objective on the test split (None: plain sum)
+    seeds: list[int] = field(default_factory=list)  # seeds every network was trained with (one: no spread)
+    seed_noise: dict[str, Any] | None = None  # the preset's measured seed noise (taskgroup.train.config.SEED_NOISE)
+    warnings: list[str] = field(default_factory=list)  # shown first: e.g. served tasks that were not learnt
+    gains_per_seed: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)  # task -> partner -> seed -> gain
+    robustness: str | None = None  # one sentence: the budget range over which the choice holds
 
     def score(self, result: GroupingResult) -> float:
         """What selection optimises, on the test split: the plain total, or the normalised one."""
         if self.test_scales is None:
             return result.total
         return float(sum(v / self.test_scales[t] for t, v in result.test_losses.items()))
+
+    def score_estimate(self, result: GroupingResult) -> Estimate:
+        """The score with its spread over seeds (no spread with one seed)."""
+        totals = result.seed_totals(self.test_scales)
+        return estimate(list(totals.values())) if len(totals) > 1 else estimate([self.score(result)])
+
+    @property
+    def several_seeds(self) -> bool:
+        return len(self.seeds) > 1
 
     @property
     def score_name(self) -> str:
@@ -84,19 +110,73 @@ def _fits(result: GroupingResult, data: ReportData) -> bool:
 
 
 def comparison_notes(data: ReportData) -> list[str]:
-    """Plain statements of how the chosen grouping compares with each baseline."""
+    """Plain statements of how the chosen grouping compares with each baseline.
+
+    With several seeds a baseline is called lower or higher than the choice only when the paired
+    difference over seeds exceeds two standard errors; otherwise the two are indistinguishable.
+    With one seed, differences below the preset's measured seed noise are said to be so."""
     notes = []
+    chosen = data.chosen.seed_totals(data.test_scales)
     for b in data.baselines:
         if not _fits(b, data):
-            notes.append(f"'{b.name}' does not fit the budget ({b.cost:.4g} > {data.budget:.4g} {data.budget_unit}); shown for reference.")
-        elif data.score(b) < data.score(data.chosen) - 1e-12:
-            notes.append(
-                f"'{b.name}' fits the budget and has a LOWER {data.score_name} than the chosen grouping "
-                f"({data.score(b):.5f} vs {data.score(data.chosen):.5f}). Selection optimises the validation losses of the "
-                "candidates (with higher-order networks estimated when HOA is on); this gap is the price of "
-                "that approximation and of validation/test differences."
-            )
+            notes.append(f"'{b.name}' does not fit the budget ({b.cost:.4g} > {data.budget:.4g} {data.budget_unit}); "
+                         "shown for reference.")
+            continue
+        diff = data.score(b) - data.score(data.chosen)
+        theirs = b.seed_totals(data.test_scales)
+        if data.several_seeds and len(set(chosen) & set(theirs)) > 1:
+            c = compare(theirs, chosen)
+            if c.verdict == "indistinguishable":
+                notes.append(f"'{b.name}' and the chosen grouping are indistinguishable: {data.score_name} difference "
+                             f"{c.text(5)} over {c.difference.n} seeds, within {Z:g} standard errors.")
+            else:
+                word = "LOWER" if c.verdict == "lower" else "higher"
+                notes.append(f"'{b.name}' has a {word} {data.score_name} than the chosen grouping: difference "
+                             f"{c.text(5)} over {c.difference.n} seeds (beyond {Z:g} standard errors)."
+                             + (_approximation_note() if c.verdict == "lower" else ""))
+            continue
+        noise = _preset_noise(data)
+        if noise is not None and abs(diff) < Z * noise:
+            notes.append(f"'{b.name}' differs from the chosen grouping by {diff:+.5f}, which is within the seed "
+                         f"noise measured for this preset (std {noise:.4f} of a grouping's total; differences under "
+                         f"{Z * noise:.4f} cannot be told apart with one seed; run with --seeds to decide).")
+        elif diff < -1e-12:
+            notes.append(f"'{b.name}' fits the budget and has a LOWER {data.score_name} than the chosen grouping "
+                         f"({data.score(b):.5f} vs {data.score(data.chosen):.5f}; one seed)." + _approximation_note())
+        else:
+            notes.append(f"'{b.name}' has a higher {data.score_name} than the chosen grouping "
+                         f"({data.score(b):.5f} vs {data.score(data.chosen):.5f}; one seed"
+                         + (f", beyond the preset's seed noise of {noise:.4f})." if noise is not None else ")."))
     return notes
+
+
+def _approximation_note() -> str:
+    return (" Selection optimises the validation losses of the candidates (with higher-order networks estimated "
+            "when HOA is on); this gap is the price of that approximation and of validation/test differences.")
+
+
+def _preset_noise(d: ReportData) -> float | None:
+    """The preset's measured std of a grouping's total (plain sum only: normalised scores differ)."""
+    if d.seed_noise is None or d.test_scales is not None:
+        return None
+    return d.seed_noise.get("grouping_total_std")
+
+
+def uncertainty_note(d: ReportData) -> str:
+    """One sentence on how precise the report's numbers are."""
+    if d.several_seeds:
+        return (f"Every network was trained with {len(d.seeds)} seeds ({', '.join(map(str, d.seeds))}); losses are "
+                f"means over seeds ± their standard deviation, and a difference is called only when it exceeds "
+                f"{Z:g} standard errors (paired by seed).")
+    noise = _preset_noise(d)
+    if noise is None:
+        return ("Every network was trained with one seed, and the seed-to-seed noise of this configuration has not "
+                "been measured: differences between groupings of a few percent may be luck of the seed; run with "
+                "--seeds 0,1,2 to measure it.")
+    return (f"Every network was trained with one seed. On this preset the seed-to-seed standard deviation of a "
+            f"grouping's total test loss is {noise:.4f} (measured over {d.seed_noise.get('seeds', '?')} seeds, "
+            f"{d.seed_noise.get('source', '')}): differences below {Z * noise:.4f} cannot be told apart; run with "
+            "--seeds 0,1,2 for decisions that matter.")
 
 
 def latency_notes(d: ReportData) -> list[str]:
@@ -129,6 +209,10 @@ def _markdown(d: ReportData) -> str:
         f"Device profile: {d.device}",
         f"Budget: {d.budget:.4g} {d.budget_unit}",
         "",
+        *[line for w in d.warnings for line in (f"> **Warning:** {w}", ">")][:-1],
+        *([""] if d.warnings else []),
+        uncertainty_note(d),
+        "",
         "## Chosen grouping",
         "",
         "Each network is trained on the listed tasks; a task in parentheses is trained as an auxiliary "
@@ -139,25 +223,31 @@ def _markdown(d: ReportData) -> str:
     ]
     for i, net in enumerate(d.chosen.networks):
         lines.append(f"| {i} | {', '.join(net['tasks_trained'])} | {', '.join(net['tasks_served'])} | {net['width']:g} |")
+    total = estimate(list(d.chosen.seed_totals().values())) if d.several_seeds else estimate([d.chosen.total])
     lines += [
         "",
         f"Predicted cost {d.chosen.cost:.4g} {d.budget_unit} of {d.budget:.4g} "
-        f"({d.budget - d.chosen.cost:.4g} under). Total test loss {d.chosen.total:.5f}"
-        + ("." if d.test_scales is None else f"; normalised test objective {d.score(d.chosen):.5f} (each task's "
-           "loss divided by " + ", ".join(f"{t} {v:.4g}" for t, v in d.test_scales.items()) + ")."),
+        f"({d.budget - d.chosen.cost:.4g} under). Total test loss {total.text(5)}"
+        + ("." if d.test_scales is None else f"; normalised test objective {d.score_estimate(d.chosen).text(5)} "
+           "(each task's loss divided by " + ", ".join(f"{t} {v:.4g}" for t, v in d.test_scales.items()) + ")."),
+        *([f"", d.robustness] if d.robustness else []),
         "",
         "## Against baselines at the same budget",
         "",
-        "All networks below were trained with the same recipe and evaluated on the same test split.",
+        "All networks below were trained with the same recipe and evaluated on the same test split"
+        + (f"; losses are means over {len(d.seeds)} seeds ± standard deviation." if d.several_seeds else "."),
         "",
         "| grouping | networks | cost | fits | total test loss | "
         + ("" if d.test_scales is None else "normalised | ") + " | ".join(d.tasks) + " |",
         "|---|---|---|---|---|" + ("" if d.test_scales is None else "---|") + "---|" * len(d.tasks),
     ]
     for r in [d.chosen] + d.baselines:
-        per_task = " | ".join(f"{r.test_losses[t]:.5f}" for t in d.tasks)
+        per_task = " | ".join(r.task_estimate(t).short(5) for t in d.tasks)
+        plain = estimate(list(r.seed_totals().values())) if d.several_seeds and len(r.seed_totals()) > 1 \
+            else estimate([r.total])
         lines.append(f"| {r.name} | {r.describe()} | {r.cost:.4g} | {'yes' if _fits(r, d) else 'no'} | "
-                     f"{r.total:.5f} | " + ("" if d.test_scales is None else f"{d.score(r):.5f} | ") + f"{per_task} |")
+                     f"{plain.short(5)} | " + ("" if d.test_scales is None else f"{d.score_estimate(r).short(5)} | ")
+                     + f"{per_task} |")
     notes = comparison_notes(d)
     lines += ["", *(f"- {n}" for n in notes)] if notes else [
         "", f"- The chosen grouping's {d.score_name} is at least as good as every baseline that fits the budget."]
@@ -166,9 +256,10 @@ def _markdown(d: ReportData) -> str:
               f"Gain of task (row) from being trained with a partner (column): L(half-size single) / L(pair) - 1 "
               f"on the {d.gains_split} split; positive means the pair predicts the row task better than a "
               "half-size single-task network of the same total cost.", "",
+              gains_noise_note(d), "",
               "| task | " + " | ".join(d.tasks) + " |", "|---|" + "---|" * len(d.tasks)]
     for t in d.tasks:
-        cells = [("" if p == t or p not in d.pairwise_gains.get(t, {}) else f"{d.pairwise_gains[t][p]:+.1%}") for p in d.tasks]
+        cells = [("" if p == t or p not in d.pairwise_gains.get(t, {}) else gain_cell(d, t, p)) for p in d.tasks]
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
     lines += ["", "![pairwise gains](pairwise_gains.png)", "", "## Time vs loss", "",
               "The exact optimum at every budget where it changes (selection split), with the baselines.", "",
@@ -195,6 +286,40 @@ def _markdown(d: ReportData) -> str:
     if d.notes:
         lines += ["", "## Notes", "", *(f"- {n}" for n in d.notes)]
     return "\n".join(lines) + "\n"
+
+
+def gain_within_noise(d: ReportData, task: str, partner: str) -> bool | None:
+    """Whether a pairwise gain is too small to tell from zero: within two standard errors over seeds,
+    or, with one seed, within two of the preset's measured standard deviations of a gain."""
+    from taskgroup.stats import within_noise
+
+    per_seed = d.gains_per_seed.get(task, {}).get(partner, {})
+    if d.several_seeds and len(per_seed) > 1:
+        return within_noise(list(per_seed.values()))
+    noise = (d.seed_noise or {}).get("pairwise_gain_std")
+    if noise is None:
+        return None
+    return abs(d.pairwise_gains[task][partner]) <= Z * noise
+
+
+def gain_cell(d: ReportData, task: str, partner: str) -> str:
+    gain = d.pairwise_gains[task][partner]
+    per_seed = list(d.gains_per_seed.get(task, {}).get(partner, {}).values())
+    text = f"{gain:+.1%}"
+    if d.several_seeds and len(per_seed) > 1:
+        text += f" ± {estimate(per_seed).stderr:.1%}"
+    return f"({text})" if gain_within_noise(d, task, partner) else text
+
+
+def gains_noise_note(d: ReportData) -> str:
+    if d.several_seeds:
+        return (f"Cells are mean ± standard error over {len(d.seeds)} seeds; a cell in parentheses is within "
+                f"{Z:g} standard errors of zero (no measurable effect).")
+    noise = (d.seed_noise or {}).get("pairwise_gain_std")
+    if noise is None:
+        return "One seed: the noise of these gains was not measured for this configuration."
+    return (f"One seed: a cell in parentheses is within {Z:g} x {noise:.1%}, the seed-to-seed standard deviation of "
+            f"a pairwise gain measured for this preset, and cannot be told from zero.")
 
 
 def _plot_gains(path: Path, d: ReportData) -> None:
@@ -239,8 +364,12 @@ def _plot_frontier(path: Path, d: ReportData) -> None:
                     label="same groupings, test split")
     markers = iter("sDv^<>ph*")
     for b in d.baselines:
-        ax.plot([b.cost], [d.score(b)], next(markers, "x"), label=f"{b.name} (test)", markersize=8)
-    ax.plot([d.chosen.cost], [d.score(d.chosen)], "*", color="black", markersize=14, label="chosen (test)")
+        e = d.score_estimate(b)
+        ax.errorbar([b.cost], [e.mean], yerr=None if e.stderr is None else [e.stderr], fmt=next(markers, "x"),
+                    capsize=3, label=f"{b.name} (test)", markersize=8)
+    e = d.score_estimate(d.chosen)
+    ax.errorbar([d.chosen.cost], [e.mean], yerr=None if e.stderr is None else [e.stderr], fmt="*", color="black",
+                capsize=3, markersize=14, label="chosen (test)" + ("" if e.stderr is None else ", ± 1 se"))
     ax.axvline(d.budget, color="gray", linestyle="--", label="budget")
     ax.set_xlabel(f"inference cost ({d.budget_unit})")
     ax.set_ylabel("total loss" if d.test_scales is None else "normalised objective")
@@ -258,8 +387,9 @@ def _plot_task_losses(path: Path, d: ReportData) -> None:
     width = 0.8 / len(results)
     fig, ax = plt.subplots(figsize=(max(7, 1.6 * n), 4.5))
     for k, r in enumerate(results):
-        ax.bar(np.arange(n) + k * width, [r.test_losses[t] for t in d.tasks], width,
-               label=f"{r.name} ({d.score(r):.4f}{'' if _fits(r, d) else ', over budget'})")
+        errors = [r.task_estimate(t).std or 0.0 for t in d.tasks] if d.several_seeds else None
+        ax.bar(np.arange(n) + k * width, [r.test_losses[t] for t in d.tasks], width, yerr=errors, capsize=2,
+               label=f"{r.name} ({d.score_estimate(r).short(4)}{'' if _fits(r, d) else ', over budget'})")
     ax.set_xticks(np.arange(n) + 0.4 - width / 2, d.tasks, rotation=20, ha="right")
     ax.set_ylabel("test loss")
     ax.legend(fontsize=8)

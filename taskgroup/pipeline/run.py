@@ -53,12 +53,19 @@ class PipelineConfig:
     budget_ms: float | None = None  # budget in measured milliseconds on this device...
     budget_snt: float | None = None  # ...or in standard-network times (x the profiled all-task network); 1.2 if neither
     random_baselines: int = 3  # random groupings drawn as baselines
-    seed: int = 0  # weights, batch order, random baselines
+    seed: int = 0  # weights, batch order, random baselines (the first of `seeds` when those are given)
+    seeds: tuple[int, ...] | None = None  # train every network once per seed (None: just `seed`)
     device: str = "cpu"  # device to profile and benchmark on
     backend: str = "onnxruntime"  # profiling backend; the runtime uses ONNX Runtime
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", parse_task_list(list(self.tasks)))
+        if self.seeds is not None:
+            from taskgroup.train.run import check_seeds
+
+            seeds = check_seeds(list(self.seeds))
+            object.__setattr__(self, "seeds", None if seeds == (self.seed,) else seeds)
+            object.__setattr__(self, "seed", seeds[0])
         if self.budget_ms is None and self.budget_snt is None:
             object.__setattr__(self, "budget_snt", DEFAULT_BUDGET_SNT)
         if self.budget_ms is not None and self.budget_snt is not None:
@@ -93,6 +100,10 @@ class PipelineConfig:
     def to_json(self) -> dict[str, Any]:
         doc = dataclasses.asdict(self)
         doc["tasks"] = list(self.tasks)
+        if self.seeds is None:
+            del doc["seeds"]  # one seed: the document a one-seed pipeline always wrote
+        else:
+            doc["seeds"] = list(self.seeds)
         # What --config resolves to, not just its path: editing the file between runs must not go unnoticed.
         from taskgroup.train import make_run_config
 
@@ -100,6 +111,10 @@ class PipelineConfig:
                                             esa_fraction=self.esa).to_dict()
         doc.pop("config_file")
         return doc
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        return self.seeds if self.seeds is not None else (self.seed,)
 
 
 class Pipeline:
@@ -226,7 +241,7 @@ class Pipeline:
             self.say("loading data (rendered and cached on first use)")
             self._data = load_run_data(config, self.config.tasks)
         train_candidates(self.train_dir, self.config.tasks, specs, config, resume=resume, stages=stages,
-                         progress=self.progress, data=self._data)
+                         progress=self.progress, data=self._data, seeds=self.config.seed_list)
 
     def candidate_stage(self) -> str:
         return "early" if self.config.esa is not None else "final"
@@ -294,6 +309,8 @@ class Pipeline:
         corun = self.profile().corun  # measured slowdown of networks run back to back
         sel = select(cands, budget, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
         self._write_grouping(sel, "selected.json")
+        for warning in self.not_learnt(read_json(self.run_dir / "selected.json", "grouping"), self.candidate_stage()):
+            self.say(f"WARNING: {warning.message()}")
         front = frontier(cands, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
         write_json_atomic(self.run_dir / "frontier.json", front.to_json())
         self.say(_describe(sel))
@@ -315,6 +332,8 @@ class Pipeline:
         sel.evaluate([c for c in self.candidates("test", "final") if c.key in keys], "test")
         self._write_grouping(sel, "best.json")
         self.say(_describe(sel))
+        for warning in self.not_learnt(read_json(self.run_dir / "best.json", "grouping")):
+            self.say(f"WARNING: {warning.message()}")
         return {"objective": sel.objective, "evaluated_total": sel.evaluation.total, "cost_ms": sel.cost}
 
     def stage_baselines(self) -> dict[str, Any]:
@@ -396,13 +415,16 @@ class Pipeline:
         bench = read_json(self.run_dir / "bench.json", "bundle_benchmark")
         front = read_json(self.run_dir / "frontier.json", "frontier")
         p = self.profile()
-        chosen = GroupingResult("chosen", [{"tasks_trained": n["tasks"], "tasks_served": n["served"],
-                                            "width": n["width"]} for n in best["networks"]],
-                                best["cost"], best["evaluated_losses"])
-        baselines = [GroupingResult(b["name"], [{"tasks_trained": n["tasks"], "tasks_served": n["served"],
-                                                 "width": n["width"]} for n in b["networks"]],
-                                    b["cost_ms"], b["test_losses"]) for b in base["baselines"]]
         table = self.table()
+
+        def result(name: str, networks: list[dict[str, Any]], cost: float, losses: dict[str, float]) -> GroupingResult:
+            nets = [{"tasks_trained": n["tasks"], "tasks_served": n["served"], "width": n["width"]} for n in networks]
+            return GroupingResult(name, nets, cost, losses, per_seed=served_per_seed(table, networks, "test"))
+
+        chosen = result("chosen", best["networks"], best["cost"], best["evaluated_losses"])
+        baselines = [result(b["name"], b["networks"], b["cost_ms"], b["test_losses"]) for b in base["baselines"]]
+        from taskgroup.train.config import preset_seed_noise
+
         return ReportData(
             tasks=list(self.config.tasks), budget=self.budget_ms(), budget_unit="ms",
             device=device_summary(p),
@@ -414,7 +436,25 @@ class Pipeline:
                      "standalone_sum_ms": bench["standalone_p50_sum_ms"]},
             compute=search_compute(table, self.config.tasks, self.candidate_stage(), self.config.candidates),
             machine=machine_description(), notes=self._notes(best), test_scales=self.scales("test"),
+            seeds=list(table.seed_values()) or [self.config.seed],
+            seed_noise=preset_seed_noise(self.config.preset, self.run_config()),
+            warnings=[w.message() for w in self.not_learnt(best)],
+            gains_per_seed=pairwise_gains_per_seed(table, "test", self.candidate_stage()),
         )
+
+    def not_learnt(self, grouping: dict[str, Any], stage: str = "final"):
+        """Served tasks of a grouping whose trained network does not beat the trivial predictor on
+        validation (networks only estimated are not checked)."""
+        from taskgroup.learnability import not_learnt
+
+        table = self.table()
+        nets = {(n.key): n for n in table.networks}
+        served = []
+        for n in grouping["networks"]:
+            net = nets.get((frozenset(n["tasks"]), float(n["width"]), stage))
+            if net is not None:
+                served += [(t, net.name, net.losses["val"][t]) for t in n["served"] if t in net.losses.get("val", {})]
+        return not_learnt(served, table.reference_losses)
 
     def _notes(self, best: dict[str, Any]) -> list[str]:
         notes = [f"Selection used {'HOA-estimated higher-order networks' if self.config.estimate else 'measured networks only'}"
@@ -454,6 +494,38 @@ def pairwise_gains(table: LossTable, split: str, stage: str) -> dict[str, dict[s
             for t, partner in ((a, b), (b, a)):
                 if t in half and n.losses[split].get(t, 0) > 0:
                     gains.setdefault(t, {})[partner] = half[t] / n.losses[split][t] - 1
+    return gains
+
+
+def served_per_seed(table: LossTable, networks: list[dict[str, Any]], split: str) -> dict[int, dict[str, float]]:
+    """seed -> served task -> loss of a grouping's fully trained networks, over the seeds all of them have."""
+    index = {n.key: n for n in table.networks}
+    per_seed: dict[int, dict[str, float]] = {}
+    seed_sets = []
+    for n in networks:
+        net = index.get((frozenset(n["tasks"]), float(n["width"]), "final"))
+        if net is None or not net.seeds:
+            return {}
+        seed_sets.append(set(net.seeds))
+        for t in n["served"]:
+            for seed, value in net.per_seed(split, t).items():
+                per_seed.setdefault(seed, {})[t] = value
+    common = set.intersection(*seed_sets) if seed_sets else set()
+    return {seed: losses for seed, losses in sorted(per_seed.items()) if seed in common}
+
+
+def pairwise_gains_per_seed(table: LossTable, split: str, stage: str) -> dict[str, dict[str, dict[int, float]]]:
+    """The pairwise gains of `pairwise_gains`, seed by seed (seeds both networks have)."""
+    half = {n.tasks[0]: n for n in table.networks if len(n.tasks) == 1 and n.width == 0.5 and n.stage == stage}
+    gains: dict[str, dict[str, dict[int, float]]] = {}
+    for n in table.networks:
+        if len(n.tasks) == 2 and n.width == 1.0 and n.stage == stage and len(n.seeds) > 1:
+            for t, partner in ((n.tasks[0], n.tasks[1]), (n.tasks[1], n.tasks[0])):
+                if t not in half:
+                    continue
+                h, pair = half[t].per_seed(split, t), n.per_seed(split, t)
+                gains.setdefault(t, {})[partner] = {s: h[s] / pair[s] - 1 for s in sorted(set(h) & set(pair))
+                                                    if pair[s] > 0}
     return gains
 
 
