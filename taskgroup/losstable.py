@@ -10,6 +10,7 @@ tab-separated tables are read by `taskgroup.search.paper_tables`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,6 +167,15 @@ class LossTable:
             if net.key in seen:
                 raise SchemaError(where, f, f"duplicate network {net.name} (same as networks[{seen[net.key]}])")
             seen[net.key] = i
+
+    def for_seed(self, seed: int) -> "LossTable":
+        """The table as one seed saw it: each network's losses and checkpoint from that seed's run
+        (networks not trained with that seed are left out)."""
+        nets = [dataclasses.replace(n, losses=n.seeds[seed].losses, checkpoint=n.seeds[seed].checkpoint,
+                                    steps=n.seeds[seed].steps, wall_time_s=n.seeds[seed].wall_time_s,
+                                    checkpoint_sha256=n.seeds[seed].checkpoint_sha256, seeds={seed: n.seeds[seed]})
+                for n in self.networks if seed in n.seeds]
+        return LossTable(self.tasks, nets, self.reference_losses, dict(self.meta, seed=seed))
 
     def with_stage(self, stage: Stage) -> "LossTable":
         """The sub-table of one training stage (e.g. `early` for ESA selection)."""

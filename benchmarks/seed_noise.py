@@ -1,0 +1,220 @@
+"""Seed noise of grouping decisions on the built-in scenes: is the search ranking skill or luck?
+
+Trains, with several seeds, the pipeline's candidate set (the paper's `pairs`) plus the networks
+of a fixed set of groupings, all through the normal training API into one resumable run
+directory. Then, per grouping, it reports the total test loss per seed, its mean, standard
+deviation and standard error, the paired difference to one network for all tasks, and how
+stable the ranking of the groupings is from seed to seed; and per budget, whether the HOA
+choice (the pipeline's selection, in the paper's SNT units) changes with the seed.
+
+Groupings (tasks s, d, n, k, e = segmentation, depth, normals, 2D keypoints, texture edges):
+one network; independent singles at full and at half width; the pipeline's choice (HOA on the
+mean validation losses at 1.2 SNT, its networks then fully trained); and three fixed two-network
+groupings. Results: benchmarks/results/seed_noise.{json,md}, with the machine.
+
+    python benchmarks/seed_noise.py [--run-dir DIR] [--seeds 0,1,2] [--preset default] [--config F]
+
+Re-running resumes the run directory; only missing (network, seed) jobs train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import time
+from pathlib import Path
+
+from _common import PrintProgress, machine, machine_line
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LETTERS = {"segment_semantic": "s", "depth_zbuffer": "d", "normal": "n", "keypoints2d": "k", "edge_texture": "e"}
+FIXED = {  # name -> networks as 'letters@width' (each network serves the tasks it is trained on)
+    "one network": ["sdnke@1"],
+    "independent singles (full)": ["s@1", "d@1", "n@1", "k@1", "e@1"],
+    "independent singles (half)": ["s@0.5", "d@0.5", "n@0.5", "k@0.5", "e@0.5"],
+    "sdnk + e/2": ["sdnk@1", "e@0.5"],
+    "snke + d/2": ["snke@1", "d@0.5"],
+    "sd + nke": ["sd@1", "nke@1"],
+}
+CHOICE_BUDGETS = (1.2, 1.5, 2.0, 2.5)  # SNT budgets at which the HOA choice's stability is checked
+PIPELINE_BUDGET = 1.2
+
+
+def parse(code: str, tasks):
+    letters, width = code.split("@")
+    net = tuple(t for t in tasks if LETTERS[t] in letters)
+    return (net, float(width), net)
+
+
+def name_of(net) -> str:
+    trained, width, served = net
+    text = "".join(LETTERS[t] for t in trained) + f"@{width:g}"
+    return text if set(served) == set(trained) else text + "->" + "".join(LETTERS[t] for t in served)
+
+
+def hoa_choice(table, budget: float, tasks):
+    """The pipeline's selection in SNT units: HOA from the pairs, exact search on validation."""
+    from taskgroup.search import candidates_from_table, select
+
+    cands = candidates_from_table(table, "val", "final", estimate="hoa")
+    sel = select(cands, budget, tasks=tasks, unit="snt")
+    return [(n.candidate.tasks, n.candidate.width, tuple(n.served)) for n in sel.networks]
+
+
+def finalize(table, chosen, budget: float, tasks):
+    """As the pipeline's finalize stage: which chosen network serves each task, on final validation losses."""
+    from taskgroup.search import candidates_from_table, select
+
+    keys = {(frozenset(t), w) for t, w, _ in chosen}
+    cands = [c for c in candidates_from_table(table, "val", "final") if c.key in keys]
+    sel = select(cands, budget, tasks=tasks, unit="snt")
+    return [(n.candidate.tasks, n.candidate.width, tuple(n.served)) for n in sel.networks]
+
+
+def totals(table, grouping, seeds, scales=None) -> dict[int, float]:
+    index = {(frozenset(n.tasks), n.width): n for n in table.networks if n.stage == "final"}
+    out = {}
+    for s in seeds:
+        out[s] = math.fsum(index[(frozenset(t), w)].seeds[s].losses["test"][task] / (scales[task] if scales else 1.0)
+                           for t, w, served in grouping for task in served)
+    return out
+
+
+def main() -> None:
+    from scipy.stats import kendalltau
+
+    from taskgroup.stats import compare, estimate
+    from taskgroup.tasks import PAPER_TASKS
+    from taskgroup.train import CandidateSpec, candidate_set, make_run_config, train_candidates
+    from taskgroup.train.run import parse_seeds
+    from taskgroup.train.store import STORE_FILENAME
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", type=Path, default=Path("/tmp/taskgroup-bench-default"))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--out", default="seed_noise", help="results file stem under benchmarks/results/")
+    args = parser.parse_args()
+
+    tasks, seeds = PAPER_TASKS, parse_seeds(args.seeds)
+    config = make_run_config(args.preset, args.config, seed=seeds[0])
+    start_machine, start = machine(), time.perf_counter()
+    fixed = {name: [parse(c, tasks) for c in codes] for name, codes in FIXED.items()}
+    specs = candidate_set("pairs", tasks) + [CandidateSpec(t, w) for g in fixed.values() for t, w, _ in g]
+
+    def train(specs):
+        return train_candidates(args.run_dir, tasks, specs, config, seeds=seeds, progress=PrintProgress(),
+                                resume=(args.run_dir / STORE_FILENAME).exists())
+
+    table = train(specs)
+    # The pipeline's choice on the mean over seeds; then every seed's own choice at each budget.
+    chosen = hoa_choice(table, PIPELINE_BUDGET, tasks)
+    per_seed_choice = {b: {s: hoa_choice(table.for_seed(s), b, tasks) for s in seeds} for b in CHOICE_BUDGETS}
+    mean_choice = {b: hoa_choice(table, b, tasks) for b in CHOICE_BUDGETS}
+    table = train([CandidateSpec(t, w) for t, w, _ in chosen])
+    groupings = {"pipeline's choice (HOA, 1.2 SNT)": finalize(table, chosen, PIPELINE_BUDGET, tasks), **fixed}
+    ref = {t: table.reference_losses[t]["test"] for t in tasks}
+
+    results = {}
+    for name, g in groupings.items():
+        plain, normalised = totals(table, g, seeds), totals(table, g, seeds, ref)
+        results[name] = {"networks": [name_of(n) for n in g], "snt": sum(w for _, w, _ in g),
+                         "test_total_per_seed": plain, "test_total": estimate(list(plain.values())).__dict__,
+                         "test_normalised_per_seed": normalised,
+                         "test_normalised": estimate(list(normalised.values())).__dict__}
+    one = results["one network"]
+    for name, r in results.items():
+        for key in ("test_total", "test_normalised"):
+            c = compare(r[f"{key}_per_seed"], one[f"{key}_per_seed"])
+            r[f"{key}_minus_one_network"] = {**c.difference.__dict__, "stderr": c.difference.stderr,
+                                             "verdict": c.verdict}
+        for key in ("test_total", "test_normalised"):
+            r[key]["stderr"] = estimate(list(r[f"{key}_per_seed"].values())).stderr
+
+    names = list(results)
+    rank_seed = {s: sorted(names, key=lambda n: results[n]["test_total_per_seed"][s]) for s in seeds}
+    taus = [kendalltau([rank_seed[a].index(n) for n in names], [rank_seed[b].index(n) for n in names]).statistic
+            for a, b in itertools.combinations(seeds, 2)]
+    # Pairwise gains, seed by seed: L(half single) / L(pair) - 1.
+    index = {(frozenset(n.tasks), n.width): n for n in table.networks if n.stage == "final"}
+    gains = {}
+    for a, b in itertools.combinations(tasks, 2):
+        pair = index[(frozenset((a, b)), 1.0)]
+        for t, p in ((a, b), (b, a)):
+            half = index[(frozenset((t,)), 0.5)]
+            gains[f"{LETTERS[t]}|{LETTERS[p]}"] = [half.seeds[s].losses["test"][t] / pair.seeds[s].losses["test"][t] - 1
+                                                  for s in seeds]
+    gain_stds = sorted(estimate(v).std for v in gains.values())
+    stability = {str(b): {"per_seed": {s: [name_of(n) for n in c] for s, c in per_seed_choice[b].items()},
+                          "on_mean": [name_of(n) for n in mean_choice[b]],
+                          "same_for_every_seed": len({tuple(sorted(name_of(n) for n in c))
+                                                      for c in per_seed_choice[b].values()}) == 1}
+                 for b in CHOICE_BUDGETS}
+    total_stds = [r["test_total"]["std"] for r in results.values()]
+    doc = {
+        "kind": "benchmark_seed_noise", "schema_version": 1, "machine": start_machine,
+        "preset": args.preset, "config": str(args.config) if args.config else None, "run_config": config.to_dict(),
+        "seeds": list(seeds), "wall_s": round(time.perf_counter() - start, 1),
+        "train_s_summed": round(math.fsum(n.wall_time_s or 0 for n in table.networks), 1),
+        "networks": len(table.networks), "groupings": results,
+        "ranking_per_seed": rank_seed, "kendall_tau_between_seeds": taus,
+        "pairwise_gains_per_seed": gains,
+        "summary": {"grouping_total_std_median": sorted(total_stds)[len(total_stds) // 2],
+                    "grouping_total_std_max": max(total_stds),
+                    "pairwise_gain_std_median": gain_stds[len(gain_stds) // 2],
+                    "kendall_tau_mean": math.fsum(taus) / len(taus)},
+        "hoa_choice_stability": stability,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    (RESULTS / f"{args.out}.md").write_text(markdown(doc) + "\n")
+    print(markdown(doc))
+
+
+def markdown(doc) -> str:
+    seeds, s = doc["seeds"], doc["summary"]
+    rc = doc["run_config"]
+    lines = [f"# Seed noise of grouping decisions ({doc['preset']} preset{', ' + doc['config'] if doc['config'] else ''})", "",
+             f"Machine: {machine_line(doc['machine'])}",
+             f"Recipe: {rc['train']['epochs']} epochs, {rc['train']['lr_schedule']} LR schedule from {rc['train']['lr']}, "
+             f"batch {rc['train']['batch_size']}; data {rc['data'].get('n_train')} / {rc['data'].get('n_val')} / "
+             f"{rc['data'].get('n_test')} views (train/val/test), {rc['data'].get('views_per_layout')} per room layout; "
+             f"{rc['arch']['resolution']}x{rc['arch']['resolution']} px. Seeds {', '.join(map(str, seeds))}; "
+             f"{doc['networks']} networks x seeds, {doc['train_s_summed']:.0f} s of training summed "
+             f"(wall {doc['wall_s']:.0f} s for this invocation; a resumed run counts only its own part).", "",
+             "## Total test loss per grouping (plain sum of the five task losses)", "",
+             "| grouping | networks | SNT | " + " | ".join(f"seed {x}" for x in seeds)
+             + " | mean ± std | se | minus one network (paired, ± se) |", "|---|---|---|" + "---|" * len(seeds) + "---|---|---|"]
+    for name, r in sorted(doc["groupings"].items(), key=lambda kv: kv[1]["test_total"]["mean"]):
+        t, d = r["test_total"], r["test_total_minus_one_network"]
+        diff = "" if name == "one network" else f"{d['mean']:+.4f} ± {d['stderr']:.4f} ({d['verdict']})"
+        lines.append(f"| {name} | {' + '.join(r['networks'])} | {r['snt']:g} | "
+                     + " | ".join(f"{r['test_total_per_seed'][x]:.4f}" for x in seeds)
+                     + f" | {t['mean']:.4f} ± {t['std']:.4f} | {t['stderr']:.4f} | {diff} |")
+    lines += ["", "Normalised objective (each task's loss divided by its trivial predictor's test loss):", "",
+              "| grouping | mean ± std | se | minus one network (paired, ± se) |", "|---|---|---|---|"]
+    for name, r in sorted(doc["groupings"].items(), key=lambda kv: kv[1]["test_normalised"]["mean"]):
+        t, d = r["test_normalised"], r["test_normalised_minus_one_network"]
+        diff = "" if name == "one network" else f"{d['mean']:+.4f} ± {d['stderr']:.4f} ({d['verdict']})"
+        lines.append(f"| {name} | {t['mean']:.4f} ± {t['std']:.4f} | {t['stderr']:.4f} | {diff} |")
+    lines += ["", "## Stability", "",
+              f"- Seed-to-seed standard deviation of a grouping's total test loss: median {s['grouping_total_std_median']:.4f}, "
+              f"max {s['grouping_total_std_max']:.4f}.",
+              f"- Standard deviation of a pairwise gain (L(half single)/L(pair) - 1) over seeds: median "
+              f"{s['pairwise_gain_std_median']:.2%}.",
+              f"- Ranking of the groupings by total test loss, Kendall's tau between seeds: "
+              + ", ".join(f"{t:.2f}" for t in doc["kendall_tau_between_seeds"]) + f" (mean {s['kendall_tau_mean']:.2f}; 1 = same order).",
+              "", "HOA choice (pairs, validation, SNT budget) per seed and on the mean over seeds:", "",
+              "| budget (SNT) | " + " | ".join(f"seed {x}" for x in seeds) + " | mean over seeds | same for every seed |",
+              "|---|" + "---|" * len(seeds) + "---|---|"]
+    for b, st in doc["hoa_choice_stability"].items():
+        lines.append(f"| {b} | " + " | ".join(" + ".join(st["per_seed"][x]) for x in seeds)
+                     + f" | {' + '.join(st['on_mean'])} | {'yes' if st['same_for_every_seed'] else 'no'} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
