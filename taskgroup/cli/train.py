@@ -45,8 +45,10 @@ def train_command(
 ) -> None:
     """Train the candidate networks (the paper's recipe: SGD with momentum, LR halving on a validation
     plateau, best-on-validation weights) and write RUN_DIR/runs.sqlite, RUN_DIR/losses.json and
-    RUN_DIR/checkpoints/. Losses are masked means: cross-entropy (nats per pixel) for segmentation, L1
-    (mean absolute error of targets in [0, 1]) for the others."""
+    RUN_DIR/checkpoints/. Regression targets are trained standardised ((value - mean) / std per task;
+    Taskonomy: the paper's constants, else measured on the training split). Losses are masked means in
+    the data's units: cross-entropy (nats per pixel) for segmentation, L1 (mean absolute error in the
+    data's units) for the others."""
     from taskgroup.tasks import parse_task_list
     from taskgroup.train import candidate_set, make_run_config, train_candidates
     from taskgroup.train.candidates import parse_networks
@@ -110,7 +112,7 @@ def render_table(doc: dict, split: str):
     status = doc.get("meta", {}).get("status", {})
     title = f"{split} losses ({len(doc['networks'])} networks"
     title += f"; {status['running']} interrupted)" if status.get("running") else ")"
-    table = Table(title=title, caption="CE in nats/pixel for segmentation, L1 otherwise; lower is better. "
+    table = Table(title=title, caption="CE in nats/pixel for segmentation, L1 in the data's units otherwise; lower is better. "
                                        "Trivial = best constant predictor fitted on the training split.")
     table.add_column("network", overflow="fold")  # names identify the rows: wrap them, never cut them
     table.add_column("width", justify="right")

@@ -1,7 +1,8 @@
 """The results store of a run: `RUN_DIR/runs.sqlite`, plus the exported `RUN_DIR/losses.json`.
 
 Tables:
-- `meta`: kind, schema_version, the run config (JSON) and the run's tasks;
+- `meta`: kind, schema_version, the run config (JSON), the run's tasks and, once the data
+  is loaded, each task's target transform (`targets`: units and standardisation);
 - `candidates`: one row per network ever started: task set, width, status (`running` while
   a training job is under way, `done` when its stages are committed), stages asked for;
 - `results`: one row per finished (network, stage): losses per split and task, steps, wall
@@ -27,10 +28,12 @@ from taskgroup.errors import TaskgroupError
 from taskgroup.losstable import LOSS_TABLE_FILENAME, LossTable, NetworkResult
 from taskgroup.train.candidates import CandidateSpec
 
+LOSS_UNITS = ("dataset units: L1 is the mean absolute error of outputs mapped back to the dataset's values "
+              "(meta.targets gives each task's units); cross-entropy in nats per pixel")
 STORE_FILENAME = "runs.sqlite"
 CHECKPOINT_DIR = "checkpoints"
 KIND = "taskgroup_run"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: networks trained on standardised targets, `targets` in meta; 1: dataset units, no transform
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -118,6 +121,11 @@ class RunStore:
             raise TaskgroupError(f"{path}: not a readable taskgroup results store ({exc}); the file was left untouched") from exc
         if meta.get("kind") != KIND:
             raise TaskgroupError(f"{path}: meta 'kind' is {meta.get('kind')!r}, expected '{KIND}'")
+        if meta.get("schema_version") == "1":
+            raise TaskgroupError(f"{path}: schema_version 1: this run was trained before target standardisation "
+                                 f"(this taskgroup writes version {SCHEMA_VERSION}) and cannot be continued; its "
+                                 "losses.json and checkpoints still work with results, select and export; train "
+                                 "further networks in a new run (a new --out)")
         if meta.get("schema_version") != str(SCHEMA_VERSION):
             raise TaskgroupError(f"{path}: unsupported schema_version {meta.get('schema_version')!r}; supported: {SCHEMA_VERSION}")
         store = cls(run_dir, conn)
@@ -150,6 +158,20 @@ class RunStore:
         if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
             raise TaskgroupError(f"{self.path}: meta 'tasks' is not a list of task names")
         return tuple(tasks)
+
+    def target_transforms(self) -> dict[str, Any]:
+        """Each task's TargetTransform (empty until the run's data was first loaded)."""
+        from taskgroup.data.standardize import transforms_from_json
+
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'targets'").fetchone()
+        return {} if row is None else transforms_from_json(self._meta("targets"), self.path)
+
+    def set_target_transforms(self, transforms: dict[str, Any]) -> None:
+        from taskgroup.data.standardize import transforms_to_json
+
+        with self._transaction():
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('targets', ?)",
+                               (json.dumps(transforms_to_json(transforms), allow_nan=False),))
 
     def reference_losses(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -239,7 +261,10 @@ class RunStore:
                                           steps, wall, fraction))
         from taskgroup.train.losses import TRIVIAL_PREDICTOR
 
-        meta = {"run_config": self.config(), "trivial_predictor": TRIVIAL_PREDICTOR, "status": self.counts()}
+        from taskgroup.data.standardize import transforms_to_json
+
+        meta = {"run_config": self.config(), "trivial_predictor": TRIVIAL_PREDICTOR, "status": self.counts(),
+                "loss_units": LOSS_UNITS, "targets": transforms_to_json(self.target_transforms())}
         return LossTable(tasks, networks, self.reference_losses(), meta)
 
     def export(self) -> LossTable:
