@@ -73,6 +73,25 @@ def _selection_block(grouping: Grouping) -> dict[str, Any]:
             "profiled_backend_settings": grouping.budget.get("backend_settings")}
 
 
+def _task_description(task: str, transform) -> dict[str, Any]:
+    """A task's meaning, loss, units and output transform as the manifest states them."""
+    spec = get_task(task)
+    if transform is None:  # a checkpoint trained before standardisation: its heads answer in the data's values
+        return {"meaning": spec.meaning, "loss": spec.loss,
+                "value_range": list(spec.value_range) if spec.value_range else None,
+                "units": "the training data's values (checkpoint written before target standardisation)",
+                "transform": None}
+    if transform.regression:
+        how = {"kind": "affine", "mean": list(transform.mean), "std": list(transform.std), "origin": transform.origin,
+               "applied": "inside the network: output = head * std + mean per channel (the head is trained on "
+                          "(target - mean) / std)"}
+    else:
+        how = {"kind": "none", "applied": "outputs are logits of the labels; no transform"}
+    return {"meaning": spec.meaning, "loss": spec.loss,
+            "value_range": list(transform.value_range) if transform.value_range else None,
+            "units": transform.units, "transform": how}
+
+
 def _versions() -> dict[str, str]:
     import onnx
     import onnxruntime
@@ -158,7 +177,7 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
             if res % model.input_multiple:
                 raise TaskgroupError(f"resolution {res} is not a multiple of {model.input_multiple} required by {name}")
             deploy = model.with_heads(net.tasks_served) if set(net.tasks_served) != set(model.tasks) else model
-            deploy.eval()
+            deploy = deploy.in_dataset_units()  # outputs in the dataset's units, not the standardised training space
             atol = {t: (tolerances or {}).get(t, DEFAULT_ATOL[precision]) for t in deploy.tasks}
             onnx_path, data_path = export_onnx(deploy, tmp / f"{name}.onnx", res, onnx_config)
             check_onnx(onnx_path)
@@ -192,11 +211,9 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
                 "verification": errors,
             })
             for t in deploy.tasks:
-                spec = get_task(t)
                 task_entries[t] = {"network": len(networks) - 1, "output": t,
                                    "shape": ["N", int(ref[t].shape[1]), int(ref[t].shape[2]), int(ref[t].shape[3])],
-                                   "dtype": "float32", "meaning": spec.meaning,
-                                   "value_range": list(spec.value_range) if spec.value_range else None,
+                                   "dtype": "float32", **_task_description(t, deploy.target_transforms.get(t)),
                                    "tolerance": atol[t]}
             mean = [float(v) for v in getattr(deploy.trunk, "mean").flatten()]
             std = [float(v) for v in getattr(deploy.trunk, "std").flatten()]

@@ -47,6 +47,8 @@ class TaskOutput:
     channels: int  # C of the (N, C, H, W) output
     dtype: str  # output dtype
     meaning: str  # what the values mean (from the task registry)
+    units: str | None = None  # the dataset's units the outputs are in (None: a bundle from before units were recorded)
+    transform: dict[str, Any] | None = None  # how the graph maps the trained head to those units (affine mean/std)
 
 
 @dataclass(frozen=True)
@@ -223,8 +225,13 @@ def read_manifest(bundle_dir: str | os.PathLike) -> Manifest:
         oshape = _req(t, "shape", list, where, path)
         if len(oshape) != 4 or not isinstance(oshape[1], int):
             raise BundleError(f"{path}: field '{where}shape': expected ['N', C, H, W], found {oshape}")
+        units, transform = t.get("units"), t.get("transform")
+        if units is not None and not isinstance(units, str):
+            raise BundleError(f"{path}: field '{where}units': expected a string, found {type(units).__name__}")
+        if transform is not None and not isinstance(transform, dict):
+            raise BundleError(f"{path}: field '{where}transform': expected an object, found {type(transform).__name__}")
         tasks[name] = TaskOutput(name, idx, out, oshape[1], _req(t, "dtype", str, where, path),
-                                 _req(t, "meaning", str, where, path))
+                                 _req(t, "meaning", str, where, path), units, transform)
     if not tasks:
         raise BundleError(f"{path}: field 'tasks': the bundle serves no tasks")
     precision = _req(doc, "precision", str, "", path)

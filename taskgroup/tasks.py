@@ -22,7 +22,8 @@ class TaskSpec:
     channels: int  # output channels of the decoder head
     loss: Literal["cross_entropy", "l1"]  # the paper's recipe: CE for segmentation, L1 otherwise
     meaning: str  # what the output values are, written into the deployment manifest
-    value_range: tuple[float, float] | None = None  # target range of regression outputs, if bounded
+    # Range of the built-in scenes' encoding; a bundle states the range of its own data (taskgroup.data.standardize).
+    value_range: tuple[float, float] | None = None
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -30,14 +31,14 @@ TASKS: dict[str, TaskSpec] = {
     for spec in (
         TaskSpec("segment_semantic", len(SEGMENT_CLASSES), "cross_entropy",
                  f"per-pixel class logits over {list(SEGMENT_CLASSES)}; argmax gives the class"),
-        TaskSpec("depth_zbuffer", 1, "l1", "z-buffer depth, log-scaled to [0, 1] (see data docs)", (0.0, 1.0)),
-        TaskSpec("normal", 3, "l1", "camera-frame surface normal, xyz mapped from [-1, 1] to [0, 1]", (0.0, 1.0)),
-        TaskSpec("reshading", 1, "l1", "Lambertian shading under a fixed light, in [0, 1]", (0.0, 1.0)),
-        TaskSpec("edge_occlusion", 1, "l1", "occlusion-edge strength (depth discontinuities), in [0, 1]", (0.0, 1.0)),
-        TaskSpec("edge_texture", 1, "l1", "texture-edge strength (blurred Canny edges of the image), in [0, 1]", (0.0, 1.0)),
-        TaskSpec("keypoints2d", 1, "l1", "2D interest-point response, in [0, 1]", (0.0, 1.0)),
-        TaskSpec("principal_curvature", 2, "l1", "two principal curvatures, each mapped to [0, 1]", (0.0, 1.0)),
-        TaskSpec("rgb", 3, "l1", "reconstructed RGB image (autoencoding), in [0, 1]", (0.0, 1.0)),
+        TaskSpec("depth_zbuffer", 1, "l1", "z-buffer depth (distance along the optical axis); encoding in 'units'", (0.0, 1.0)),
+        TaskSpec("normal", 3, "l1", "camera-frame surface normal, x y z; encoding in 'units'", (0.0, 1.0)),
+        TaskSpec("reshading", 1, "l1", "Lambertian shading under a fixed light; encoding in 'units'", (0.0, 1.0)),
+        TaskSpec("edge_occlusion", 1, "l1", "occlusion-edge strength (depth discontinuities); encoding in 'units'", (0.0, 1.0)),
+        TaskSpec("edge_texture", 1, "l1", "texture-edge strength (edges of the image); encoding in 'units'", (0.0, 1.0)),
+        TaskSpec("keypoints2d", 1, "l1", "2D interest-point response; encoding in 'units'", (0.0, 1.0)),
+        TaskSpec("principal_curvature", 2, "l1", "two principal curvatures (larger, smaller); encoding in 'units'", (0.0, 1.0)),
+        TaskSpec("rgb", 3, "l1", "reconstructed RGB image (autoencoding); encoding in 'units'", (0.0, 1.0)),
     )
 }
 

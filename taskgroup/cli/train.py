@@ -51,8 +51,10 @@ def train_command(
 ) -> None:
     """Train the candidate networks (the paper's recipe: SGD with momentum, LR halving on a validation
     plateau, best-on-validation weights) and write RUN_DIR/runs.sqlite, RUN_DIR/losses.json and
-    RUN_DIR/checkpoints/. Losses are masked means: cross-entropy (nats per pixel) for segmentation, L1
-    (mean absolute error of targets in [0, 1]) for the others."""
+    RUN_DIR/checkpoints/. Regression targets are trained standardised ((value - mean) / std per task;
+    Taskonomy: the paper's constants, else measured on the training split). Losses are masked means in
+    the data's units: cross-entropy (nats per pixel) for segmentation, L1 (mean absolute error in the
+    data's units) for the others."""
     from taskgroup.tasks import parse_task_list
     from taskgroup.train import candidate_set, make_run_config, train_candidates
     from taskgroup.train.candidates import parse_networks
@@ -133,8 +135,8 @@ def render_table(doc: dict, split: str):
     flagged = [(t, "+".join(n["tasks"]) + f"@{n['width']:g}" + ("" if n["stage"] == "final" else f"/{n['stage']}"))
                for n in doc["networks"] for t in n["tasks"]
                if _not_below(n["losses"].get("val", {}).get(t), ref.get(t, {}).get("val"))]
-    caption = ("CE in nats/pixel for segmentation, L1 otherwise; lower is better. Trivial = best constant predictor "
-               "fitted on the training split.")
+    caption = ("CE in nats/pixel for segmentation, L1 in the data's units otherwise; lower is better. Trivial = "
+               "best constant predictor fitted on the training split.")
     if flagged:
         caption += (f" ! = not below the trivial predictor on validation (not learnt): "
                     + ", ".join(f"{t} in {net}" for t, net in flagged) + ".")

@@ -133,7 +133,12 @@ class DataConfig:
 
     def cache_name(self, version: int) -> str:
         """Directory name for this config's arrays: source + hash of the content key and the format version."""
-        text = json.dumps({"key": self.content_key(), "version": version}, sort_keys=True)
+        doc: dict[str, Any] = {"key": self.content_key(), "version": version}
+        if self.source == "taskonomy":  # the loader's own encoding version (its units changed once)
+            from taskgroup.data.taskonomy import ENCODING_VERSION
+
+            doc["taskonomy_encoding"] = ENCODING_VERSION
+        text = json.dumps(doc, sort_keys=True)
         return f"{self.source}-{self.resolution}px-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 

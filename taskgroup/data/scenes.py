@@ -614,6 +614,20 @@ def render_split_layout(seed: int, split_index: int, layout_index: int, n_views:
 # --- the dataset ---------------------------------------------------------------------------
 TARGET_TASKS = ("segment_semantic", "depth_zbuffer", "normal", "reshading", "edge_occlusion", "edge_texture",
                 "keypoints2d", "principal_curvature", "rgb")
+# What each target's values are (its units in bundles and loss tables) and their range.
+TARGET_UNITS: dict[str, tuple[str, tuple[float, float] | None]] = {
+    "segment_semantic": (f"class id into {list(SEGMENT_CLASSES)}", None),
+    "depth_zbuffer": ("log(1 + z) / log(21), z = depth along the optical axis in metres", (0.0, 1.0)),
+    "normal": ("(n + 1) / 2 per channel, n = unit surface normal in the camera frame (x right, y up, z towards "
+               "the camera)", (0.0, 1.0)),
+    "reshading": ("max(0, n . l) for the fixed camera-frame light l = (-0.4, 0.5, 0.768)", (0.0, 1.0)),
+    "edge_occlusion": ("occlusion-edge strength: 1 on an edge, exp(-d^2 / 8) at d pixels from it", (0.0, 1.0)),
+    "edge_texture": ("texture-edge strength: 1 on a Canny edge, exp(-d^2 / 8) at d pixels from it", (0.0, 1.0)),
+    "keypoints2d": ("1 - exp(-max(R, 0) / 1e-4), R = Harris corner response, blurred (sigma 1 px)", (0.0, 1.0)),
+    "principal_curvature": ("0.5 + 0.5 tanh(0.25 m * k) per channel, k = larger, smaller principal curvature "
+                            "in 1/m", (0.0, 1.0)),
+    "rgb": ("RGB in [0, 1]", (0.0, 1.0)),
+}
 
 
 def build_split(config, split: str, directory, progress: Callable[[int], None] | None = None) -> dict:

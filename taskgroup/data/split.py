@@ -25,7 +25,7 @@ class SplitArrays:
     split: str
     tasks: tuple[str, ...]
     images: np.ndarray  # (N, 3, H, W) float32 RGB in [0, 1]
-    targets: dict[str, np.ndarray]  # task -> (N, C, H, W) float32 in [0, 1], or (N, H, W) int64 class ids
+    targets: dict[str, np.ndarray]  # task -> (N, C, H, W) float32 in the source's units, or (N, H, W) int64 class ids
     masks: dict[str, np.ndarray]  # task -> (N, 1, H, W) bool, true where the label is defined
     segment_classes: tuple[str, ...]  # names of the class ids of segment_semantic in this source
     directory: Path  # the cache directory holding the arrays

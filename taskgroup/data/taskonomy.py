@@ -11,17 +11,13 @@ sample instead). Images are resized to the configured square resolution: area av
 continuous values, nearest neighbour for class ids; masks are kept only where every source
 pixel under the output pixel is defined.
 
-Normalisation. The paper's loader (github.com/tstandley/taskgrouping, taskonomy_loader.py)
-standardises each target with fixed constants (e.g. depth (d - 1500) / 1000, edge_texture
-(e - 718) / 1070, keypoints2d (k - 50) / 100, normal 2 * (n / 255) - 0.5 ...). This toolkit's
-contract is targets in [0, 1], so values are divided by the maximum of their PNG bit depth
-instead (a fixed positive affine change per task, which the paper's per-task comparisons
-do not depend on), and depth is log-scaled:
-- depth_zbuffer (16-bit, 1/512 m units): log(1 + d) / log(2^16); defined where d < 2^13, the
-  paper's mask (65535 marks missing depth, and it also drops depth beyond 16 m);
+Units. Values are kept as the paper's loader reads them, so its fixed standardisation
+constants apply unchanged (taskgroup.data.standardize; PAPER_STANDARDIZATION below):
+- depth_zbuffer, edge_texture, edge_occlusion, keypoints2d (16-bit PNGs): the stored integer
+  value (depth in units of 1/512 m); depth is defined where d < 2^13, the paper's mask (65535
+  marks missing depth, and it also drops depth beyond 16 m);
 - normal (8-bit RGB), reshading (8-bit; mean of its channels, as in the paper),
   principal_curvature (8-bit; first two channels, as in the paper): value / 255;
-- edge_texture, edge_occlusion, keypoints2d (16-bit): value / 65535;
 - segment_semantic (8-bit class ids 0..17): kept as ids; 0 is "unlabeled" and masked (the
   paper's cross-entropy uses ignore_index=0); 1 is background and is a trained class.
 Masks follow the paper's losses: the depth mask applies to depth_zbuffer, normal,
@@ -31,7 +27,6 @@ edge_texture, keypoints2d and rgb are defined everywhere.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Callable
 
@@ -42,7 +37,33 @@ from taskgroup.tasks import TASKS
 
 SEGMENT_CLASSES: tuple[str, ...] = ("unlabeled", "background") + tuple(f"class_{i}" for i in range(2, 18))
 DEPTH_VALID_BELOW = 2 ** 13  # paper: mask = depth < 2**13
-DEPTH_LOG_RANGE = 2 ** 16  # depth encoded as log(1 + d) / log(2^16)
+ENCODING_VERSION = 2  # part of the cache key; 2: 16-bit values kept as stored (1 divided them by 65535, log depth)
+SIXTEEN_BIT = ("depth_zbuffer", "edge_texture", "edge_occlusion", "keypoints2d")
+TARGET_UNITS: dict[str, tuple[str, tuple[float, float] | None]] = {
+    "segment_semantic": ("class id 0..17 as stored (0 = unlabeled, masked; 1 = background)", None),
+    "depth_zbuffer": ("16-bit PNG value: z-buffer depth in units of 1/512 m (defined below 8192, i.e. 16 m)",
+                      (0.0, 65535.0)),
+    "normal": ("8-bit PNG value / 255: surface normal xyz mapped from [-1, 1] to [0, 1]", (0.0, 1.0)),
+    "reshading": ("mean of the 8-bit PNG channels / 255", (0.0, 1.0)),
+    "edge_occlusion": ("16-bit PNG value: occlusion-edge strength", (0.0, 65535.0)),
+    "edge_texture": ("16-bit PNG value: texture-edge strength", (0.0, 65535.0)),
+    "keypoints2d": ("16-bit PNG value: 2D keypoint heat", (0.0, 65535.0)),
+    "principal_curvature": ("first two 8-bit PNG channels / 255 (zero curvature at 127/255)", (0.0, 1.0)),
+    "rgb": ("8-bit RGB / 255", (0.0, 1.0)),
+}
+# The paper's loader standardises as (value - mean) / std with these constants, in the units
+# above (tstandley/taskgrouping, taskonomy_loader.py; normals: (n - 0.5) * 2). rgb has none
+# there and is measured on the training split like any other source.
+PAPER_STANDARDIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "depth_zbuffer": ((1500.0,), (1000.0,)),
+    "edge_occlusion": ((56.0248,), (239.1265,)),
+    "keypoints2d": ((50.0,), (100.0,)),
+    "edge_texture": ((718.0,), (1070.0,)),
+    "normal": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "reshading": ((0.4962,), (0.2846,)),
+    "principal_curvature": ((0.5175, 0.4987), (0.1373, 0.0359)),
+}
+PAPER_ORIGIN = "the paper's fixed Taskonomy constants (tstandley/taskgrouping taskonomy_loader.py)"
 DEPTH_MASKED = ("depth_zbuffer", "normal", "reshading", "edge_occlusion", "principal_curvature")
 RGB_SUFFIX = "_domain_rgb.png"
 
@@ -106,13 +127,18 @@ def load_sample(root: Path, building: str, stem: str, task: str, res: int) -> tu
         d = _channels(img, 1, path)[:, :, 0]
         if d.dtype != np.uint16:
             raise TaskgroupError(f"taskonomy: {path}: depth_zbuffer must be a 16-bit PNG, found {d.dtype}")
-        value = np.log1p(d.astype(np.float64)) / math.log(DEPTH_LOG_RANGE)
-        return _resize(value, res)[None], _resize_mask(d < DEPTH_VALID_BELOW, res)
+        return _resize(d.astype(np.float64), res)[None], _resize_mask(d < DEPTH_VALID_BELOW, res)
     if task == "reshading":
         value = _unit(img) if img.ndim == 2 else _unit(img)[:, :, :3].mean(axis=2)  # paper: mean over channels
         return _resize(value, res)[None], None
     channels = TASKS[task].channels
-    value = _unit(_channels(img, channels, path))
+    img = _channels(img, channels, path)
+    if task in SIXTEEN_BIT:
+        if img.dtype != np.uint16:
+            raise TaskgroupError(f"taskonomy: {path}: {task} must be a 16-bit PNG, found {img.dtype}")
+        value = img.astype(np.float64)
+    else:
+        value = _unit(img)
     return np.moveaxis(_resize(value, res), -1, 0), None
 
 

@@ -15,12 +15,18 @@ from taskgroup.fileio import atomic_path
 
 
 def save_checkpoint(model, path: str | os.PathLike, **extra: Any) -> None:
-    """Write `{"arch", "state_dict", "extra"}` atomically (extra: plain numbers/strings only)."""
+    """Write `{"arch", "state_dict", "targets", "extra"}` atomically (extra: plain numbers/strings only).
+
+    `targets`: each head's TargetTransform as JSON (units and standardisation), so export can
+    map outputs back to the dataset's units from the checkpoint alone."""
     import torch
 
+    from taskgroup.data.standardize import transforms_to_json
+
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    targets = transforms_to_json(getattr(model, "target_transforms", {}) or {})
     with atomic_path(path) as tmp:
-        torch.save({"arch": model.arch_config(), "state_dict": state, "extra": extra}, tmp)
+        torch.save({"arch": model.arch_config(), "state_dict": state, "targets": targets, "extra": extra}, tmp)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -54,4 +60,13 @@ def load_checkpoint(path: str | os.PathLike):
         raise TaskgroupError(f"{path}: checkpoint does not match its architecture ({exc})") from exc
     extra = ckpt.get("extra")
     model.checkpoint_extra = dict(extra) if isinstance(extra, dict) else {}  # e.g. the training stage it was saved at
+    # Checkpoints written before target standardisation have no `targets`: their heads were
+    # trained on the dataset's values directly, so no transform (identity) is the right reading.
+    from taskgroup.data.standardize import transforms_from_json
+
+    model.target_transforms = transforms_from_json(ckpt.get("targets") or {}, path)
+    for task, tr in model.target_transforms.items():
+        if task not in model.tasks or (tr.regression and len(tr.mean) != model.output_channels[task]):
+            raise TaskgroupError(f"{path}: field 'targets.{task}': does not match the network's heads "
+                                 f"{model.output_channels}")
     return model.eval()

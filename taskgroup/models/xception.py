@@ -129,8 +129,27 @@ class _ScaleGradient(torch.autograd.Function):
         return grad * ctx.scale, None
 
 
+class OutputAffine(nn.Module):
+    """`y * std + mean` per channel: maps a head's standardised output to the dataset's units.
+
+    The buffers are not persistent: the transform is stored in checkpoints beside the weights
+    (`targets`), so checkpoints written before standardisation load unchanged (identity)."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.std + self.mean
+
+
 class MultiTaskNet(nn.Module):
-    """Shared trunk + one head per task; `forward(x)` returns a dict task -> output."""
+    """Shared trunk + one head per task; `forward(x)` returns a dict task -> output.
+
+    Heads are trained on standardised targets. `target_transforms` holds each task's
+    TargetTransform (set by training and by load_checkpoint); `in_dataset_units()` returns
+    a copy whose outputs are mapped back to the dataset's units (what export deploys)."""
 
     def __init__(self, name: str, tasks: Sequence[str], width: float, config: XceptionConfig):
         super().__init__()
@@ -145,6 +164,8 @@ class MultiTaskNet(nn.Module):
         self.heads = nn.ModuleDict(
             {t: Decoder(self.trunk.out_channels, self.output_channels[t], config, width) for t in self.tasks}
         )
+        self.target_transforms: dict = {}  # task -> taskgroup.data.standardize.TargetTransform
+        self.outputs = nn.ModuleDict()  # task -> OutputAffine, only in a copy made by in_dataset_units()
 
     @property
     def input_multiple(self) -> int:
@@ -155,7 +176,20 @@ class MultiTaskNet(nn.Module):
         features = self.trunk(x)
         if torch.is_grad_enabled() and features.requires_grad:
             features = _ScaleGradient.apply(features, 1.0 / math.sqrt(len(self.heads)))
-        return {t: head(features) for t, head in self.heads.items()}
+        out = {t: head(features) for t, head in self.heads.items()}
+        for t, affine in self.outputs.items():
+            out[t] = affine(out[t])
+        return out
+
+    def in_dataset_units(self) -> "MultiTaskNet":
+        """A copy (eval mode) whose regression outputs are `output * std + mean`: the dataset's units.
+
+        Tasks without a transform (classification logits, or a checkpoint trained before
+        standardisation, whose heads already answer in the dataset's units) pass through."""
+        clone = copy.deepcopy(self)
+        clone.outputs = nn.ModuleDict({t: OutputAffine(tr.mean, tr.std) for t, tr in self.target_transforms.items()
+                                       if t in self.heads and tr.regression})
+        return clone.eval()
 
     def with_heads(self, tasks: Sequence[str]) -> "MultiTaskNet":
         """A copy keeping only `tasks`' heads (deployment drops auxiliary heads)."""
@@ -166,6 +200,8 @@ class MultiTaskNet(nn.Module):
         clone.tasks = tuple(t for t in self.tasks if t in tasks)
         clone.output_channels = {t: self.output_channels[t] for t in clone.tasks}
         clone.heads = nn.ModuleDict({t: clone.heads[t] for t in clone.tasks})
+        clone.outputs = nn.ModuleDict({t: m for t, m in clone.outputs.items() if t in clone.tasks})
+        clone.target_transforms = {t: tr for t, tr in self.target_transforms.items() if t in clone.tasks}
         return clone
 
     def arch_config(self) -> dict:

@@ -25,8 +25,12 @@ TRIVIAL_PREDICTOR = ("per-channel median of the training targets for L1 tasks; "
                      "log training class frequencies as constant logits for cross-entropy")
 
 
-def loss_sum_count(task: str, pred, target, mask):
-    """(sum of per-pixel losses over defined pixels and channels, number of terms) as tensors."""
+def loss_sum_count(task: str, pred, target, mask, scale=None):
+    """(sum of per-pixel losses over defined pixels and channels, number of terms) as tensors.
+
+    `scale` (C,): per-channel factor on the absolute error of an L1 task, which turns errors of
+    standardised targets into errors in the dataset's units (the std of each channel).
+    """
     import torch
     import torch.nn.functional as F
 
@@ -38,6 +42,8 @@ def loss_sum_count(task: str, pred, target, mask):
         ce = F.cross_entropy(pred, torch.where(m, target, torch.zeros_like(target)), reduction="none")
         return (ce * m).sum(), m.sum().to(ce.dtype)
     err = (pred - target).abs()
+    if scale is not None:
+        err = err.double() * scale.to(torch.float64).view(1, -1, 1, 1)
     if mask is None:
         return err.sum(), torch.tensor(float(err.numel()))
     return (err * mask).sum(), mask.sum().to(err.dtype) * pred.shape[1]

@@ -99,6 +99,8 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
             data = load_run_data(config, tasks)
         if data is not None and not store.reference_losses():
             store.set_reference_losses(data.reference)
+        if data is not None:
+            _record_transforms(store, data)
         store.export()
         for spec, seed, st in todo:
             train_into_store(store, spec, dataclasses.replace(config, seed=seed), data, st, progress,
@@ -164,6 +166,7 @@ def train_into_store(store: RunStore, spec: CandidateSpec, config: RunConfig, da
         rel = checkpoint_path(spec, seed, store.base_seed(), stage)
         model = build_model(config, spec)
         model.load_state_dict(r.state_dict)
+        model.target_transforms = {t: data.transforms[t] for t in spec.tasks if t in data.transforms}
         save_checkpoint(model, store.run_dir / rel, stage=stage, fraction=r.fraction, steps=r.steps,
                         best_epoch=r.best_epoch, seed=seed)
         rows.append(dict(stage=stage, fraction=r.fraction, best_epoch=r.best_epoch, steps=r.steps,
@@ -203,6 +206,27 @@ def run_config_from_store(store: RunStore) -> RunConfig:
                          train=TrainConfig(**doc["train"]), seed=doc["seed"], esa_fraction=doc["esa_fraction"])
     except (KeyError, TypeError) as exc:
         raise TaskgroupError(f"{store.path}: stored run config is incomplete or malformed ({exc})") from exc
+
+
+def _record_transforms(store: RunStore, data) -> None:
+    """Store the run's target transforms once; later loads must reproduce them (the networks
+    of one run are all trained in the same standardised space)."""
+    stored = store.target_transforms()
+    if not stored:
+        store.set_target_transforms(data.transforms)
+        return
+    for task, tr in data.transforms.items():
+        old = stored.get(task)
+        if old is None:
+            continue
+        same = old.mean == tr.mean if old.mean is None or tr.mean is None else (
+            len(old.mean) == len(tr.mean)
+            and all(abs(a - b) <= 1e-6 * max(1.0, abs(b)) for a, b in zip(old.mean + old.std, tr.mean + tr.std)))
+        if not same:
+            raise TaskgroupError(f"{store.path}: refusing to continue: task '{task}' is standardised with mean "
+                                 f"{list(old.mean or [])} / std {list(old.std or [])} in this run, but the data now "
+                                 f"gives {list(tr.mean or [])} / {list(tr.std or [])} (did the data change?); "
+                                 "use a new --out")
 
 
 def _check_same_run(store: RunStore, config_doc: dict[str, Any], tasks: tuple[str, ...]) -> None:

@@ -1,7 +1,8 @@
 """The results store of a run: `RUN_DIR/runs.sqlite`, plus the exported `RUN_DIR/losses.json`.
 
 Tables:
-- `meta`: kind, schema_version, the run config (JSON) and the run's tasks;
+- `meta`: kind, schema_version, the run config (JSON), the run's tasks and, once the data
+  is loaded, each task's target transform (`targets`: units and standardisation);
 - `candidates`: one row per (network, seed) ever started: task set, width, seed, status
   (`running` while a training job is under way, `done` when its stages are committed), stages
   asked for;
@@ -18,8 +19,6 @@ A candidate's checkpoints are renamed into place first; then one transaction ins
 result rows and marks it done. A crash at any point leaves either a committed candidate or a
 `running` row (retrained from scratch on `--resume`), never half a result. Only the standard
 library is used here, so `taskgroup results` runs without torch.
-
-Schema 1 stores (one seed per run) are migrated in place, in one transaction, on first open.
 """
 
 from __future__ import annotations
@@ -35,11 +34,12 @@ from taskgroup.errors import TaskgroupError
 from taskgroup.losstable import LOSS_TABLE_FILENAME, LossTable, NetworkResult
 from taskgroup.train.candidates import CandidateSpec
 
+LOSS_UNITS = ("dataset units: L1 is the mean absolute error of outputs mapped back to the dataset's values "
+              "(meta.targets gives each task's units); cross-entropy in nats per pixel")
 STORE_FILENAME = "runs.sqlite"
 CHECKPOINT_DIR = "checkpoints"
 KIND = "taskgroup_run"
-SCHEMA_VERSION = 2
-OLD_SCHEMA_VERSIONS = ("1",)  # migrated in place by open()
+SCHEMA_VERSION = 2  # 2: seeds as an axis, networks trained on standardised targets (`targets` in meta); 1: neither
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -131,11 +131,13 @@ class RunStore:
             raise TaskgroupError(f"{path}: not a readable taskgroup results store ({exc}); the file was left untouched") from exc
         if meta.get("kind") != KIND:
             raise TaskgroupError(f"{path}: meta 'kind' is {meta.get('kind')!r}, expected '{KIND}'")
-        if meta.get("schema_version") in OLD_SCHEMA_VERSIONS:
-            _migrate_v1(conn, path)
-        elif meta.get("schema_version") != str(SCHEMA_VERSION):
-            raise TaskgroupError(f"{path}: unsupported schema_version {meta.get('schema_version')!r}; supported: "
-                                 f"{', '.join([*OLD_SCHEMA_VERSIONS, str(SCHEMA_VERSION)])} (a newer taskgroup wrote it)")
+        if meta.get("schema_version") == "1":
+            raise TaskgroupError(f"{path}: schema_version 1: this run was trained before target standardisation "
+                                 f"(this taskgroup writes version {SCHEMA_VERSION}) and cannot be continued; its "
+                                 "losses.json and checkpoints still work with results, select and export; train "
+                                 "further networks in a new run (a new --out)")
+        if meta.get("schema_version") != str(SCHEMA_VERSION):
+            raise TaskgroupError(f"{path}: unsupported schema_version {meta.get('schema_version')!r}; supported: {SCHEMA_VERSION}")
         store = cls(run_dir, conn)
         store.config()  # parse now, so a damaged config is reported at open
         store.tasks()
@@ -166,6 +168,20 @@ class RunStore:
         if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
             raise TaskgroupError(f"{self.path}: meta 'tasks' is not a list of task names")
         return tuple(tasks)
+
+    def target_transforms(self) -> dict[str, Any]:
+        """Each task's TargetTransform (empty until the run's data was first loaded)."""
+        from taskgroup.data.standardize import transforms_from_json
+
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'targets'").fetchone()
+        return {} if row is None else transforms_from_json(self._meta("targets"), self.path)
+
+    def set_target_transforms(self, transforms: dict[str, Any]) -> None:
+        from taskgroup.data.standardize import transforms_to_json
+
+        with self._transaction():
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('targets', ?)",
+                               (json.dumps(transforms_to_json(transforms), allow_nan=False),))
 
     def reference_losses(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -276,7 +292,10 @@ class RunStore:
                     for e in grouped.values()]
         from taskgroup.train.losses import TRIVIAL_PREDICTOR
 
-        meta = {"run_config": self.config(), "trivial_predictor": TRIVIAL_PREDICTOR, "status": self.counts()}
+        from taskgroup.data.standardize import transforms_to_json
+
+        meta = {"run_config": self.config(), "trivial_predictor": TRIVIAL_PREDICTOR, "status": self.counts(),
+                "loss_units": LOSS_UNITS, "targets": transforms_to_json(self.target_transforms())}
         seeds = self.seeds()
         if len(seeds) > 1:
             meta["seeds"] = seeds
@@ -315,31 +334,3 @@ def _only_create_leftovers(run_dir: Path) -> bool:
         return False
     return True
 
-
-def _migrate_v1(conn: sqlite3.Connection, path: Path) -> None:
-    """Schema 1 -> 2 in one transaction: every row gets the run's one seed (from its config)."""
-    try:
-        config = json.loads(dict(conn.execute("SELECT key, value FROM meta").fetchall())["config"])
-        seed = int(config.get("seed", 0))
-        conn.execute("PRAGMA foreign_keys = OFF")
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ALTER TABLE candidates RENAME TO candidates_v1")
-        conn.execute("ALTER TABLE results RENAME TO results_v1")
-        for statement in _SCHEMA.split(";"):  # executescript would commit the open transaction
-            if "CREATE TABLE candidates" in statement or "CREATE TABLE results" in statement:
-                conn.execute(statement)
-        conn.execute("INSERT INTO candidates SELECT name, ?, tasks, width, status, stages, attempts, started_at, "
-                     "finished_at FROM candidates_v1 ORDER BY rowid", (seed,))
-        conn.execute("INSERT INTO results SELECT name, ?, stage, fraction, best_epoch, steps, wall_time_s, losses, "
-                     "checkpoint, checkpoint_sha256 FROM results_v1", (seed,))
-        conn.execute("DROP TABLE results_v1")
-        conn.execute("DROP TABLE candidates_v1")
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
-        conn.execute("COMMIT")
-    except (sqlite3.DatabaseError, KeyError, ValueError, TypeError) as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise TaskgroupError(f"{path}: could not migrate this schema-1 results store to schema {SCHEMA_VERSION} "
-                             f"({exc}); the file was left unchanged") from exc
-    finally:
-        conn.execute("PRAGMA foreign_keys = ON")

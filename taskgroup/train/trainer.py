@@ -1,9 +1,11 @@
 """The paper's training recipe for one candidate network.
 
 SGD with momentum on the unweighted sum of the task losses (masked means; cross-entropy
-for segmentation, L1 for the rest); validation after every epoch; the learning rate is
-halved when the validation total loss stops improving (ReduceLROnPlateau); the weights of
-the best validation epoch are kept and evaluated on the test split.
+for segmentation, L1 for the rest) of standardised targets (taskgroup.data.standardize);
+validation after every epoch; the learning rate is halved when the validation total loss
+(standardised, the quantity trained) stops improving (ReduceLROnPlateau); the weights of
+the best validation epoch are kept and evaluated on the test split. The losses returned and
+stored are in the dataset's units: an L1 error e of a standardised channel is e * std.
 
 ESA (Early Stopping Approximation): with `config.esa_fraction = F` the early stage is the
 best-on-validation network within the first round(F * total steps) steps. The schedule up to
@@ -54,16 +56,35 @@ class RunData:
     train: TensorSplit
     val: TensorSplit
     test: TensorSplit
-    reference: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> split -> trivial loss
-    constants: dict[str, np.ndarray] = field(default_factory=dict)  # task -> the trivial predictor's output
+    reference: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> split -> trivial loss (dataset units)
+    constants: dict[str, np.ndarray] = field(default_factory=dict)  # task -> the trivial predictor's output (dataset units)
+    transforms: dict[str, Any] = field(default_factory=dict)  # task -> TargetTransform (units, standardisation)
 
     @classmethod
-    def from_splits(cls, tasks: Sequence[str], train: Any, val: Any, test: Any) -> "RunData":
-        """Build from SplitArrays-like objects (numpy .images, .targets[task], .masks[task])."""
+    def from_splits(cls, tasks: Sequence[str], train: Any, val: Any, test: Any, data_config: Any = None,
+                    transforms: dict[str, Any] | None = None) -> "RunData":
+        """Build from SplitArrays-like objects (numpy .images, .targets[task], .masks[task]).
+
+        `transforms`: each task's TargetTransform; None fits them on `train` for the source
+        named by `data_config` (Taskonomy's fixed constants, else measured)."""
+        from taskgroup.data.standardize import fit_transforms
+
         tasks = tuple(tasks)
         reference, constants = reference_losses(train, {"val": val, "test": test}, tasks)
-        return cls(tasks, TensorSplit.from_arrays(train, tasks), TensorSplit.from_arrays(val, tasks),
-                   TensorSplit.from_arrays(test, tasks), reference, constants)
+        if transforms is None:
+            transforms = fit_transforms(data_config, train, tasks)
+        return cls(tasks, TensorSplit.from_arrays(train, tasks, transforms), TensorSplit.from_arrays(val, tasks, transforms),
+                   TensorSplit.from_arrays(test, tasks, transforms), reference, constants, dict(transforms))
+
+    def standardized_constants(self) -> dict[str, np.ndarray]:
+        """The trivial predictor's outputs in the space the heads are trained in (initial biases)."""
+        out = {}
+        for task, c in self.constants.items():
+            tr = self.transforms.get(task)
+            if tr is not None and tr.regression:
+                c = ((np.asarray(c, np.float64) - np.asarray(tr.mean)) / np.asarray(tr.std)).astype(np.float32)
+            out[task] = c
+        return out
 
 
 def load_run_data(config: RunConfig, tasks: Sequence[str]) -> RunData:
@@ -71,7 +92,7 @@ def load_run_data(config: RunConfig, tasks: Sequence[str]) -> RunData:
     from taskgroup.data import open_split
 
     splits = {s: open_split(config.data, s, tuple(tasks)) for s in ("train", "val", "test")}
-    return RunData.from_splits(tasks, splits["train"], splits["val"], splits["test"])
+    return RunData.from_splits(tasks, splits["train"], splits["val"], splits["test"], config.data)
 
 
 @dataclass
@@ -85,22 +106,33 @@ class StageResult:
     state_dict: dict[str, torch.Tensor]  # the kept weights
 
 
-@torch.inference_mode()
 def evaluate(model: torch.nn.Module, split: TensorSplit, tasks: Sequence[str], batch_size: int = 128) -> dict[str, float]:
-    """Per-task masked-mean loss over a whole split (sum over defined pixels / their number)."""
+    """Per-task masked-mean loss over a whole split (sum over defined pixels / their number),
+    in the dataset's units."""
+    return evaluate_both(model, split, tasks, batch_size)[0]
+
+
+@torch.inference_mode()
+def evaluate_both(model: torch.nn.Module, split: TensorSplit, tasks: Sequence[str], batch_size: int = 128
+                  ) -> tuple[dict[str, float], dict[str, float]]:
+    """(losses in the dataset's units, losses in the standardised space trained in), per task."""
     was_training = model.training
     model.eval()
-    sums = {t: torch.zeros((), dtype=torch.float64) for t in tasks}
-    counts = {t: torch.zeros((), dtype=torch.float64) for t in tasks}
+    zero = lambda: torch.zeros((), dtype=torch.float64)  # noqa: E731
+    sums, raw_sums, counts = ({t: zero() for t in tasks} for _ in range(3))
     for start in range(0, len(split), batch_size):
         x, targets, masks = split.slice(start, start + batch_size, tasks)
         out = model(x)
         for t in tasks:
             s, c = loss_sum_count(t, out[t], targets[t], masks[t])
-            sums[t] += s.double()
+            scale = split.scales.get(t)
+            raw_sums[t] += s.double()
+            sums[t] += s.double() if scale is None else loss_sum_count(t, out[t], targets[t], masks[t], scale)[0]
             counts[t] += c.double()
     model.train(was_training)
-    return {t: float(sums[t] / counts[t].clamp_min(1.0)) for t in tasks}
+    dataset = {t: float(sums[t] / counts[t].clamp_min(1.0)) for t in tasks}
+    standardized = {t: float(raw_sums[t] / counts[t].clamp_min(1.0)) for t in tasks}
+    return dataset, standardized
 
 
 def build_model(config: RunConfig, spec: CandidateSpec):
@@ -160,7 +192,7 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
         rng = np.random.default_rng(config.seed)
         model = build_model(config, spec)
         check_trainable(config, data, model)
-        init_output_bias(model, data.constants)
+        init_output_bias(model, data.standardized_constants())
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
         if tc.lr_schedule == "cosine":
@@ -179,12 +211,14 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
             eval_model.load_state_dict(state)
             return evaluate(eval_model, data.test, tasks, tc.eval_batch_size)
 
-        def check_finite(val: dict[str, float], step: int) -> float:
-            total = sum(val.values())
+        def validate(step: int) -> tuple[dict[str, float], float]:
+            """(val losses in the dataset's units, the standardised total the schedule follows)."""
+            val, standardized = evaluate_both(model, data.val, tasks, tc.eval_batch_size)
+            total = sum(standardized.values())
             if not np.isfinite(total):
                 raise TaskgroupError(f"candidate {spec.name}: training diverged at step {step} (validation loss {val}); "
                                      "lower [train] lr in the config")
-            return total
+            return val, total
 
         progress.candidate_started(label or spec.name, last_step)
         start = time.perf_counter()
@@ -207,8 +241,7 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
                 if step == esa_step and i + 1 < steps_per_epoch and "early" in stages:
                     # Mid-epoch ESA snapshot: validate now, without feeding the scheduler, so the
                     # full run continues exactly as if this evaluation had not happened.
-                    val = evaluate(model, data.val, tasks, tc.eval_batch_size)
-                    total = check_finite(val, step)
+                    val, total = validate(step)
                     if total < best_total:
                         state, val_e, ep = _state(model), val, epoch - 1 + (i + 1) / steps_per_epoch
                     else:
@@ -219,8 +252,7 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
                     break
             if step == last_step and step % steps_per_epoch:
                 break  # early-only run stopping mid-epoch: its snapshot is already taken
-            val = evaluate(model, data.val, tasks, tc.eval_batch_size)
-            total = check_finite(val, step)
+            val, total = validate(step)
             if plateau is not None:
                 plateau.step(total)
             if total < best_total:

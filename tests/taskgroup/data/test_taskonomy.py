@@ -1,7 +1,5 @@
 """The Taskonomy loader on a small fixture written in the real directory layout."""
 
-import math
-
 import cv2
 import numpy as np
 import pytest
@@ -44,7 +42,7 @@ def make_fixture(root, rng):
                 write_png(root / "depth_zbuffer" / b / f"{stem}_domain_depth_zbuffer.png", big)
                 valid = small < 2 ** 13
                 valid[0, 0] = False
-                e["depth_zbuffer"] = np.log1p(small_masked.astype(np.float64)) / math.log(2 ** 16)
+                e["depth_zbuffer"] = small_masked.astype(np.float64)  # 16-bit values as stored (1/512 m)
                 e["depth_mask"] = valid
                 small, big = blocks(rng, 0, 256, np.uint8, 3)
                 write_png(root / "normal" / b / f"{stem}_domain_normal.png", big)
@@ -55,7 +53,7 @@ def make_fixture(root, rng):
                 for task in ("edge_texture", "keypoints2d", "edge_occlusion"):
                     small, big = blocks(rng, 0, 65536, np.uint16)
                     write_png(root / task / b / f"{stem}_domain_{task}.png", big)
-                    e[task] = small / 65535.0
+                    e[task] = small.astype(np.float64)  # 16-bit values as stored
                 small, big = blocks(rng, 0, 256, np.uint8, 3)
                 write_png(root / "reshading" / b / f"{stem}_domain_reshading.png", big)
                 e["reshading"] = small.mean(axis=2) / 255.0
@@ -109,6 +107,24 @@ def test_values_and_masks_after_normalisation(fixture):
     images, targets, masks = s.batch([1, 0])
     assert str(targets["segment_semantic"].dtype) == "torch.int64" and str(masks["normal"].dtype) == "torch.bool"
     np.testing.assert_array_equal(images.numpy(), s.images[[1, 0]])
+
+
+def test_training_uses_the_papers_constants(fixture):
+    """Taskonomy is standardised with the paper's loader constants, in the loader's units."""
+    from taskgroup.data.standardize import fit_transforms
+
+    _, config, expected = fixture
+    s = open_split(config, "train", ALL)
+    tr = fit_transforms(config, s, ALL)
+    assert (tr["edge_texture"].mean, tr["edge_texture"].std) == ((718.0,), (1070.0,))
+    assert (tr["depth_zbuffer"].mean, tr["depth_zbuffer"].std) == ((1500.0,), (1000.0,))
+    assert (tr["principal_curvature"].mean, tr["principal_curvature"].std) == ((0.5175, 0.4987), (0.1373, 0.0359))
+    assert tr["segment_semantic"].mean is None and "16-bit" in tr["keypoints2d"].units
+    assert tr["rgb"].origin.startswith("mean and std")  # the paper has no rgb constants: measured
+    # standardised targets of order 1, as the paper trains them
+    b, stem = s.meta["buildings"][0], "point_3_view_0"
+    z = tr["edge_texture"].standardize(s.targets["edge_texture"][:1])
+    np.testing.assert_allclose(z[0, 0], (expected[(b, stem)]["edge_texture"] - 718.0) / 1070.0, rtol=1e-5, atol=1e-6)
 
 
 def test_splits_are_the_listed_buildings(fixture):

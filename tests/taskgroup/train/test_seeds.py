@@ -96,49 +96,6 @@ def test_seed_lists_are_parsed_and_checked():
             parse_seeds(bad)
 
 
-V1_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE candidates (name TEXT PRIMARY KEY, tasks TEXT NOT NULL, width REAL NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('running', 'done')), stages TEXT NOT NULL, attempts INTEGER NOT NULL,
-    started_at REAL, finished_at REAL);
-CREATE TABLE results (name TEXT NOT NULL REFERENCES candidates(name), stage TEXT NOT NULL CHECK (stage IN ('final', 'early')),
-    fraction REAL NOT NULL, best_epoch REAL NOT NULL, steps INTEGER NOT NULL, wall_time_s REAL NOT NULL,
-    losses TEXT NOT NULL, checkpoint TEXT NOT NULL, checkpoint_sha256 TEXT NOT NULL, PRIMARY KEY (name, stage));
-CREATE TABLE reference (task TEXT NOT NULL, split TEXT NOT NULL, loss REAL NOT NULL, PRIMARY KEY (task, split));
-"""
-
-
-def test_a_schema_1_store_is_migrated_and_resumes(tmp_path, data):
-    """A run written before seeds were an axis: one seed (from its config), old checkpoint names."""
-    run = tmp_path / "old"
-    new = train_candidates(tmp_path / "new", TASKS, candidate_set("singles", TASKS)[:1], cfg(seed=3), data=data)
-    (run / "checkpoints").mkdir(parents=True)
-    src = sqlite3.connect(tmp_path / "new" / "runs.sqlite")
-    con = sqlite3.connect(run / "runs.sqlite")
-    con.executescript(V1_SCHEMA)
-    meta = dict(src.execute("SELECT key, value FROM meta"))
-    config = json.loads(meta["config"])
-    config["train"].pop("lr_schedule")  # written before the field existed
-    meta.update(schema_version="1", config=json.dumps(config))
-    con.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
-    con.executemany("INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    src.execute("SELECT name, tasks, width, status, stages, attempts, started_at, finished_at FROM candidates"))
-    con.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    src.execute("SELECT name, stage, fraction, best_epoch, steps, wall_time_s, losses, checkpoint, "
-                                "checkpoint_sha256 FROM results"))
-    con.executemany("INSERT INTO reference VALUES (?, ?, ?)", src.execute("SELECT * FROM reference"))
-    con.commit()
-    con.close()
-    for p in (tmp_path / "new" / "checkpoints").iterdir():
-        (run / "checkpoints" / p.name).write_bytes(p.read_bytes())
-    store = RunStore.open(run)
-    assert store.seeds() == [3] and store.base_seed() == 3
-    store.close()
-    table = train_candidates(run, TASKS, candidate_set("singles", TASKS)[:2], cfg(seed=3), data=data, resume=True)
-    assert [n.losses for n in table.networks[:1]] == [n.losses for n in new.networks]
-    assert len(table.networks) == 2
-
-
 def _rows(db):
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1)
