@@ -50,12 +50,15 @@ def key(tasks, width) -> tuple:
     return (frozenset(tasks), float(width))
 
 
-def select_on(cands, budget, tasks):
+SCALES: dict[str, dict[str, float] | None] = {"val": None, "test": None}  # the objective's per-task divisors
+
+
+def select_on(cands, budget, tasks, split="val"):
     from taskgroup.errors import TaskgroupError
     from taskgroup.search import select
 
     try:
-        sel = select(cands, budget, tasks=tasks, unit="snt")
+        sel = select(cands, budget, tasks=tasks, unit="snt", scales=SCALES[split])
     except TaskgroupError:
         return None
     return [(n.candidate.tasks, n.candidate.width, tuple(n.served)) for n in sel.networks]
@@ -68,8 +71,10 @@ def finalize(final_val, networks, budget, tasks):
 
 
 def test_total(final_test, networks) -> float:
+    """The selection objective on test: the plain sum, or each loss over its divisor."""
     index = {c.key: c for c in final_test}
-    return math.fsum(index[key(t, w)].losses[task] for t, w, served in networks for task in served)
+    scale = SCALES["test"] or {}
+    return math.fsum(index[key(t, w)].losses[task] / scale.get(task, 1.0) for t, w, served in networks for task in served)
 
 
 def main() -> None:
@@ -86,6 +91,8 @@ def main() -> None:
     parser.add_argument("--esa", type=float, default=0.2, help="fraction of the schedule for the ESA snapshot")
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--preset", default="default")
+    parser.add_argument("--normalize", default="reference", choices=("none", "reference"),
+                        help="selection objective, as the pipeline's --normalize (regret is measured in it)")
     parser.add_argument("--train-only", action="store_true", help="train (or resume) and stop")
     args = parser.parse_args()
 
@@ -97,6 +104,9 @@ def main() -> None:
                              resume=(args.run_dir / STORE_FILENAME).exists())
     if args.train_only:
         return
+    if args.normalize == "reference":
+        for split in ("val", "test"):
+            SCALES[split] = {t: table.reference_losses[t][split] for t in tasks}
     pairs_keys = {key(s.tasks, s.width) for s in candidate_set("pairs", tasks)}
     singles_keys = {key(s.tasks, s.width) for s in candidate_set("singles", tasks)}
     per_seed: dict[int, dict[str, dict[float, dict]]] = {}
@@ -120,7 +130,7 @@ def main() -> None:
             return nets and Choice(nets, {(k[0], k[1], "final") for k in (c.key for c in final_val)})
 
         def oracle(b):
-            nets = select_on(final_test, b, tasks)
+            nets = select_on(final_test, b, tasks, "test")
             return nets and Choice(nets, set())
 
         def hoa_method(b):
@@ -215,7 +225,8 @@ def random_mean(final_test, tasks, seed) -> dict:
             widths = [rng.choice((0.5, 1.0)) for _ in groups]
             if sum(widths) > b + 1e-9 or any(w == 0.5 and len(g) > 1 for g, w in zip(groups, widths)):
                 continue  # only half-width singles are trained
-            totals.append(math.fsum(index[key(g, w)].losses[t] for g, w in zip(groups, widths) for t in g))
+            scale = SCALES["test"] or {}
+            totals.append(math.fsum(index[key(g, w)].losses[t] / scale.get(t, 1.0) for g, w in zip(groups, widths) for t in g))
         if totals:
             out[b] = {"test_total": math.fsum(totals) / len(totals), "draws": len(totals), "train_s": 0.0,
                       "n_trained": 0, "networks": []}
@@ -255,7 +266,7 @@ def summarize(per_seed, seeds, table, config, args, start_machine, wall) -> dict
                           "n_trained": [per_seed[s][m][b]["n_trained"] for s in seeds],
                           "networks": {s: per_seed[s][m][b]["networks"] for s in seeds}}
     return {"kind": "benchmark_grouping_quality", "schema_version": 1, "machine": start_machine,
-            "run_config": config.to_dict(), "seeds": list(seeds), "budgets_snt": list(BUDGETS),
+            "run_config": config.to_dict(), "objective": args.normalize, "seeds": list(seeds), "budgets_snt": list(BUDGETS),
             "networks_trained": len(table.networks), "wall_s_this_invocation": round(wall, 1),
             "exhaustive_train_s_per_seed": exhaustive_s, "methods": rows, "per_seed": per_seed}
 
@@ -271,7 +282,8 @@ def markdown(doc) -> str:
              f"batch {rc['train']['batch_size']}, {rc['data'].get('n_train')} training views; ESA snapshot at "
              f"{rc['esa_fraction']:g} of the schedule. Seeds {', '.join(map(str, seeds))}. Exhaustive training per "
              f"seed: " + ", ".join(f"{v:.0f} s" for v in doc["exhaustive_train_s_per_seed"].values()) + ".", "",
-             "Regret = total test loss of the method's choice / the best grouping on test at that budget - 1, in % "
+             f"Objective: {doc['objective']} ({'each task loss divided by its trivial predictor' if doc['objective'] == 'reference' else 'plain sum of task losses'}). "
+             "Regret = test objective of the method's choice / the best grouping on test at that budget - 1, in % "
              "(mean ± std over seeds). Compute = the method's training network-seconds / exhaustive's (mean over "
              "seeds); the test oracle is the floor, not a method.", "",
              "| method | compute | " + " | ".join(f"{b:g}" for b in budgets) + " | max |",

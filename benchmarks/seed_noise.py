@@ -54,22 +54,35 @@ def name_of(net) -> str:
     return text if set(served) == set(trained) else text + "->" + "".join(LETTERS[t] for t in served)
 
 
-def hoa_choice(table, budget: float, tasks):
+def pairs_table(table, tasks):
+    from taskgroup.losstable import LossTable
+    from taskgroup.train import candidate_set
+
+    keys = {(frozenset(s.tasks), s.width) for s in candidate_set("pairs", tasks)}
+    return LossTable(table.tasks, [n for n in table.networks if (frozenset(n.tasks), n.width) in keys],
+                     table.reference_losses, table.meta)
+
+
+def hoa_choice(table, budget: float, tasks, normalize: str):
     """The pipeline's selection in SNT units: HOA from the pairs, exact search on validation."""
     from taskgroup.search import candidates_from_table, select
+    from taskgroup.search.normalize import loss_scales
 
-    cands = candidates_from_table(table, "val", "final", estimate="hoa")
-    sel = select(cands, budget, tasks=tasks, unit="snt")
+    pairs = pairs_table(table, tasks)
+    cands = candidates_from_table(pairs, "val", "final", estimate="hoa")
+    sel = select(cands, budget, tasks=tasks, unit="snt", scales=loss_scales(normalize, pairs, cands, "val"))
     return [(n.candidate.tasks, n.candidate.width, tuple(n.served)) for n in sel.networks]
 
 
-def finalize(table, chosen, budget: float, tasks):
+def finalize(table, chosen, budget: float, tasks, normalize: str):
     """As the pipeline's finalize stage: which chosen network serves each task, on final validation losses."""
     from taskgroup.search import candidates_from_table, select
+    from taskgroup.search.normalize import loss_scales
 
     keys = {(frozenset(t), w) for t, w, _ in chosen}
-    cands = [c for c in candidates_from_table(table, "val", "final") if c.key in keys]
-    sel = select(cands, budget, tasks=tasks, unit="snt")
+    every = candidates_from_table(table, "val", "final")
+    cands = [c for c in every if c.key in keys]
+    sel = select(cands, budget, tasks=tasks, unit="snt", scales=loss_scales(normalize, table, every, "val"))
     return [(n.candidate.tasks, n.candidate.width, tuple(n.served)) for n in sel.networks]
 
 
@@ -92,15 +105,18 @@ def main() -> None:
     from taskgroup.train.store import STORE_FILENAME
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, default=Path("/tmp/taskgroup-bench-default"))
+    parser.add_argument("--run-dir", type=Path, default=Path("runs/bench-default"))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--preset", default="default")
     parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--esa", type=float, default=0.2, help="ESA fraction recorded in the run (the same run "
+                        "as benchmarks/grouping_quality.py; the final networks do not depend on it)")
+    parser.add_argument("--normalize", default="reference", help="selection objective, as the pipeline's --normalize")
     parser.add_argument("--out", default="seed_noise", help="results file stem under benchmarks/results/")
     args = parser.parse_args()
 
     tasks, seeds = PAPER_TASKS, parse_seeds(args.seeds)
-    config = make_run_config(args.preset, args.config, seed=seeds[0])
+    config = make_run_config(args.preset, args.config, seed=seeds[0], esa_fraction=args.esa)
     start_machine, start = machine(), time.perf_counter()
     fixed = {name: [parse(c, tasks) for c in codes] for name, codes in FIXED.items()}
     specs = candidate_set("pairs", tasks) + [CandidateSpec(t, w) for g in fixed.values() for t, w, _ in g]
@@ -111,11 +127,12 @@ def main() -> None:
 
     table = train(specs)
     # The pipeline's choice on the mean over seeds; then every seed's own choice at each budget.
-    chosen = hoa_choice(table, PIPELINE_BUDGET, tasks)
-    per_seed_choice = {b: {s: hoa_choice(table.for_seed(s), b, tasks) for s in seeds} for b in CHOICE_BUDGETS}
-    mean_choice = {b: hoa_choice(table, b, tasks) for b in CHOICE_BUDGETS}
+    norm = args.normalize
+    chosen = hoa_choice(table, PIPELINE_BUDGET, tasks, norm)
+    per_seed_choice = {b: {s: hoa_choice(table.for_seed(s), b, tasks, norm) for s in seeds} for b in CHOICE_BUDGETS}
+    mean_choice = {b: hoa_choice(table, b, tasks, norm) for b in CHOICE_BUDGETS}
     table = train([CandidateSpec(t, w) for t, w, _ in chosen])
-    groupings = {"pipeline's choice (HOA, 1.2 SNT)": finalize(table, chosen, PIPELINE_BUDGET, tasks), **fixed}
+    groupings = {"pipeline's choice (HOA, 1.2 SNT)": finalize(table, chosen, PIPELINE_BUDGET, tasks, norm), **fixed}
     ref = {t: table.reference_losses[t]["test"] for t in tasks}
 
     results = {}
@@ -135,7 +152,8 @@ def main() -> None:
             r[key]["stderr"] = estimate(list(r[f"{key}_per_seed"].values())).stderr
 
     names = list(results)
-    rank_seed = {s: sorted(names, key=lambda n: results[n]["test_total_per_seed"][s]) for s in seeds}
+    rank_key = "test_normalised_per_seed" if norm == "reference" else "test_total_per_seed"
+    rank_seed = {s: sorted(names, key=lambda n: results[n][rank_key][s]) for s in seeds}
     taus = [kendalltau([rank_seed[a].index(n) for n in names], [rank_seed[b].index(n) for n in names]).statistic
             for a, b in itertools.combinations(seeds, 2)]
     # Pairwise gains, seed by seed: L(half single) / L(pair) - 1.
@@ -153,17 +171,21 @@ def main() -> None:
                           "same_for_every_seed": len({tuple(sorted(name_of(n) for n in c))
                                                       for c in per_seed_choice[b].values()}) == 1}
                  for b in CHOICE_BUDGETS}
-    total_stds = [r["test_total"]["std"] for r in results.values()]
+    total_stds = sorted(r["test_total"]["std"] for r in results.values())
+    norm_stds = sorted(r["test_normalised"]["std"] for r in results.values())
     doc = {
         "kind": "benchmark_seed_noise", "schema_version": 1, "machine": start_machine,
         "preset": args.preset, "config": str(args.config) if args.config else None, "run_config": config.to_dict(),
+        "selection_objective": norm,
         "seeds": list(seeds), "wall_s": round(time.perf_counter() - start, 1),
         "train_s_summed": round(math.fsum(n.wall_time_s or 0 for n in table.networks), 1),
         "networks": len(table.networks), "groupings": results,
         "ranking_per_seed": rank_seed, "kendall_tau_between_seeds": taus,
         "pairwise_gains_per_seed": gains,
-        "summary": {"grouping_total_std_median": sorted(total_stds)[len(total_stds) // 2],
-                    "grouping_total_std_max": max(total_stds),
+        "summary": {"grouping_total_std_median": total_stds[len(total_stds) // 2],
+                    "grouping_total_std_max": total_stds[-1],
+                    "grouping_normalised_std_median": norm_stds[len(norm_stds) // 2],
+                    "grouping_normalised_std_max": norm_stds[-1],
                     "pairwise_gain_std_median": gain_stds[len(gain_stds) // 2],
                     "kendall_tau_mean": math.fsum(taus) / len(taus)},
         "hoa_choice_stability": stability,
@@ -202,12 +224,15 @@ def markdown(doc) -> str:
         lines.append(f"| {name} | {t['mean']:.4f} ± {t['std']:.4f} | {t['stderr']:.4f} | {diff} |")
     lines += ["", "## Stability", "",
               f"- Seed-to-seed standard deviation of a grouping's total test loss: median {s['grouping_total_std_median']:.4f}, "
-              f"max {s['grouping_total_std_max']:.4f}.",
+              f"max {s['grouping_total_std_max']:.4f}; of its normalised objective: median "
+              f"{s['grouping_normalised_std_median']:.4f}, max {s['grouping_normalised_std_max']:.4f}.",
               f"- Standard deviation of a pairwise gain (L(half single)/L(pair) - 1) over seeds: median "
               f"{s['pairwise_gain_std_median']:.2%}.",
-              f"- Ranking of the groupings by total test loss, Kendall's tau between seeds: "
+              f"- Ranking of the groupings by the selection objective ({doc['selection_objective']}) on test, "
+              f"Kendall's tau between seeds: "
               + ", ".join(f"{t:.2f}" for t in doc["kendall_tau_between_seeds"]) + f" (mean {s['kendall_tau_mean']:.2f}; 1 = same order).",
-              "", "HOA choice (pairs, validation, SNT budget) per seed and on the mean over seeds:", "",
+              "", f"HOA choice (pairs, validation, SNT budget, objective {doc['selection_objective']}) per seed and on "
+              "the mean over seeds:", "",
               "| budget (SNT) | " + " | ".join(f"seed {x}" for x in seeds) + " | mean over seeds | same for every seed |",
               "|---|" + "---|" * len(seeds) + "---|---|"]
     for b, st in doc["hoa_choice_stability"].items():

@@ -23,10 +23,11 @@ def pipeline_command(
                                    "With pairs, higher-order networks are estimated (HOA)."),
     estimate: str = typer.Option("hoa", help="Estimator for untrained 3+-task networks: hoa (mean of the "
                                  "pairs inside the group, as in the paper) or none."),
-    normalize: str = typer.Option("none", help="Objective: none (the paper's plain sum of task losses), reference "
-                                  "(each task's loss divided by its trivial predictor's loss) or single (divided by "
-                                  "its single-task network's loss), so tasks with different loss scales count "
-                                  "comparably."),
+    normalize: str = typer.Option("reference", help="Objective: reference (default: each task's loss divided by "
+                                  "its trivial predictor's loss, so every task counts by how much better than a "
+                                  "constant it is, whatever its units or loss), none (the paper's plain sum of task "
+                                  "losses, in which a task with large losses decides alone) or single (divided by its "
+                                  "single-task network's loss)."),
     esa: Optional[float] = typer.Option(None, help="Early Stopping Approximation: train candidates for this "
                                         "fraction of the schedule only; the chosen networks are then trained fully."),
     budget_ms: Optional[float] = typer.Option(None, "--budget-ms", help="Budget in milliseconds per frame, "

@@ -69,6 +69,7 @@ class ReportData:
     warnings: list[str] = field(default_factory=list)  # shown first: e.g. served tasks that were not learnt
     gains_per_seed: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)  # task -> partner -> seed -> gain
     robustness: str | None = None  # one sentence: the budget range over which the choice holds
+    objective: str = "none"  # what selection ranked: none (plain sum), reference or single (normalised)
 
     def score(self, result: GroupingResult) -> float:
         """What selection optimises, on the test split: the plain total, or the normalised one."""
@@ -138,7 +139,7 @@ def comparison_notes(data: ReportData) -> list[str]:
         noise = _preset_noise(data)
         if noise is not None and abs(diff) < Z * noise:
             notes.append(f"'{b.name}' differs from the chosen grouping by {diff:+.5f}, which is within the seed "
-                         f"noise measured for this preset (std {noise:.4f} of a grouping's total; differences under "
+                         f"noise measured for this preset (std {noise:.4f} of a grouping's {data.score_name}; differences under "
                          f"{Z * noise:.4f} cannot be told apart with one seed; run with --seeds to decide).")
         elif diff < -1e-12:
             notes.append(f"'{b.name}' fits the budget and has a LOWER {data.score_name} than the chosen grouping "
@@ -156,10 +157,12 @@ def _approximation_note() -> str:
 
 
 def _preset_noise(d: ReportData) -> float | None:
-    """The preset's measured std of a grouping's total (plain sum only: normalised scores differ)."""
-    if d.seed_noise is None or d.test_scales is not None:
+    """The preset's measured std of a grouping's score, for the objective the report ranks by."""
+    if d.seed_noise is None:
         return None
-    return d.seed_noise.get("grouping_total_std")
+    if d.test_scales is None:
+        return d.seed_noise.get("grouping_total_std")
+    return d.seed_noise.get("grouping_normalised_std") if d.objective == "reference" else None
 
 
 def uncertainty_note(d: ReportData) -> str:
@@ -174,7 +177,7 @@ def uncertainty_note(d: ReportData) -> str:
                 "been measured: differences between groupings of a few percent may be luck of the seed; run with "
                 "--seeds 0,1,2 to measure it.")
     return (f"Every network was trained with one seed. On this preset the seed-to-seed standard deviation of a "
-            f"grouping's total test loss is {noise:.4f} (measured over {d.seed_noise.get('seeds', '?')} seeds, "
+            f"grouping's {d.score_name} is {noise:.4f} (measured over {d.seed_noise.get('seeds', '?')} seeds, "
             f"{d.seed_noise.get('source', '')}): differences below {Z * noise:.4f} cannot be told apart; run with "
             "--seeds 0,1,2 for decisions that matter.")
 
