@@ -276,7 +276,7 @@ def markdown(doc) -> str:
 
     rc, seeds = doc["run_config"], doc["seeds"]
     budgets = doc["budgets_snt"]
-    lines = ["# Grouping quality against every subset trained (built-in scenes, default preset)", "",
+    lines = [f"# Grouping quality against every subset trained (built-in scenes, {rc['preset']} preset)", "",
              f"Machine: {machine_line(doc['machine'])}",
              f"Recipe: {rc['train']['epochs']} epochs, {rc['train']['lr_schedule']} LR from {rc['train']['lr']}, "
              f"batch {rc['train']['batch_size']}, {rc['data'].get('n_train')} training views; ESA snapshot at "
