@@ -138,7 +138,7 @@ def render_table(doc: dict, split: str):
     caption = ("CE in nats/pixel for segmentation, L1 in the data's units otherwise; lower is better. Trivial = "
                "best constant predictor fitted on the training split.")
     if flagged:
-        caption += (f" ! = not below the trivial predictor on validation (not learnt): "
+        caption += (f" ! = not clearly (1%) below the trivial predictor on validation (not learnt): "
                     + ", ".join(f"{t} in {net}" for t, net in flagged) + ".")
     table = Table(title=title, caption=caption)
     table.add_column("network", overflow="fold")  # names identify the rows: wrap them, never cut them
@@ -170,7 +170,9 @@ def render_table(doc: dict, split: str):
 
 
 def _not_below(loss, trivial) -> bool:
-    return loss is not None and trivial is not None and loss >= trivial
+    from taskgroup.learnability import is_learnt
+
+    return loss is not None and trivial is not None and not is_learnt(loss, trivial)
 
 
 def _fmt(value, digits: int = 4) -> str:
