@@ -264,37 +264,66 @@ def _publishable(bundle_dir: Path) -> None:
         p.chmod(mode)
 
 
-def _check_replaceable(out: Path) -> None:
+def _check_replaceable(out: Path) -> set[str]:
     """--overwrite replaces an earlier bundle or an empty directory, never anything else.
 
     A mistyped --out (the run directory, a home directory) must not be deleted: only a
     directory whose manifest.json says it is a bundle, and holding nothing but files, qualifies.
+    Returns the names the earlier bundle consists of (its manifest and the files it lists):
+    only these are replaced; anything else in the directory is the user's and is kept.
     """
     if out.is_symlink() or not out.is_dir():
         raise TaskgroupError(f"{out} exists and is not a directory; --overwrite only replaces a bundle directory")
     entries = list(out.iterdir())
     if not entries:
-        return
+        return set()
     try:
-        kind = json.loads((out / MANIFEST_NAME).read_text()).get("kind")
-    except (OSError, ValueError, AttributeError):
-        kind = None
-    if kind != MANIFEST_KIND:
+        doc = json.loads((out / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        doc = None
+    if not isinstance(doc, dict) or doc.get("kind") != MANIFEST_KIND:
         raise TaskgroupError(f"{out} exists and is not a bundle (no {MANIFEST_NAME} of kind '{MANIFEST_KIND}'); "
                              "--overwrite only replaces an earlier bundle. Choose another --out")
     subdirs = [p.name for p in entries if p.is_dir() and not p.is_symlink()]
     if subdirs:
         raise TaskgroupError(f"{out} holds directories {subdirs}, which a bundle never does; not replacing it")
+    listed = doc.get("files")
+    if not isinstance(listed, dict):
+        raise TaskgroupError(f"{out / MANIFEST_NAME}: field 'files': expected the bundle's file list; without it "
+                             "the files the earlier export wrote cannot be told from others. Not replacing it")
+    return {MANIFEST_NAME, *(str(name) for name in listed)}
 
 
 def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Rename the finished bundle onto `out`; an earlier bundle there is replaced as a whole, except
+    for files its manifest does not list (a calibration file kept beside the models, notes), which
+    are carried over unchanged into the new bundle directory."""
     if not out.exists():
         os.replace(tmp, out)
         return
     if not overwrite:
         raise TaskgroupError(f"{out} appeared during export; not overwriting it")
-    _check_replaceable(out)
+    owned = _check_replaceable(out)
+    kept = sorted(p for p in out.iterdir() if p.name not in owned)
+    clash = [p.name for p in kept if os.path.lexists(tmp / p.name)]
+    if clash:
+        raise TaskgroupError(f"{out}: {clash} not listed by the earlier bundle's manifest, so not written by an export, "
+                             "but the new bundle writes files of that name; move them away and export again")
+    for p in kept:
+        _carry_over(p, tmp / p.name)
     old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
     os.replace(out, old / out.name)
     os.replace(tmp, out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _carry_over(src: Path, dst: Path) -> None:
+    """Put a user's file into the new bundle directory unchanged: a hard link (same file, no copy),
+    a symlink recreated as such, or a copy where the filesystem has no hard links."""
+    if src.is_symlink():
+        os.symlink(os.readlink(src), dst)
+        return
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

@@ -32,7 +32,9 @@ def export_command(
     exporter: str = typer.Option("dynamo", help="dynamo (torch.export based, default) | legacy (TorchScript based, "
                                                 "deprecated by PyTorch)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier bundle at --out (a directory holding a bundle manifest) or an "
-                                                         "empty directory; anything else is refused, never deleted."),
+                                                         "empty directory; anything else is refused, never deleted. Only "
+                                                         "the files the earlier manifest lists are replaced; other files "
+                                                         "there (e.g. a calibration file) are kept."),
 ) -> None:
     """Export the networks of a grouping to ONNX (and TensorRT engines), dropping the heads of tasks each
     network does not serve, verify every output against PyTorch within a per-task tolerance, and write

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from bundle_fixtures import make_grouping
+from bundle_fixtures import DEFAULT_NETWORKS, make_grouping
 from exporters import DEFAULT_ATOL, export_bundle, read_grouping, synthetic_frames
 from runtime import load_bundle
 from runtime.manifest import sha256_file
@@ -81,19 +81,37 @@ def test_existing_destination_is_refused_unless_overwrite(exported, tmp_path):
         export_bundle(grouping, bundle_dir, resolution=16)
 
 
-def test_overwrite_replaces_an_earlier_bundle_or_an_empty_directory(tmp_path):
-    grouping = make_grouping(tmp_path)
-    out = export_bundle(grouping, tmp_path / "deploy", resolution=16)
-    first = json.loads((out / "manifest.json").read_text())["created"]
-    (out / "stale.txt").write_text("from an older export")
-    export_bundle(grouping, out, resolution=16, overwrite=True)
-    assert not (out / "stale.txt").exists()
-    assert json.loads((out / "manifest.json").read_text())["kind"] == "bundle_manifest" and first
+def test_overwrite_replaces_only_the_files_the_earlier_manifest_lists(tmp_path):
+    """An earlier bundle is replaced: its model files that the new one no longer has go with it, while a
+    user's file kept beside the models (not listed by the manifest) survives unchanged."""
+    out = export_bundle(make_grouping(tmp_path / "two"), tmp_path / "deploy", resolution=16)
+    assert (out / "net1.onnx").is_file()
+    (out / "calibration.yaml").write_text("camera: {fx: 500}\n")
+    (out / "notes").symlink_to("calibration.yaml")
+    one = make_grouping(tmp_path / "one", networks=DEFAULT_NETWORKS[:1])
+    export_bundle(one, out, resolution=16, overwrite=True)
+    assert (out / "calibration.yaml").read_text() == "camera: {fx: 500}\n"
+    assert (out / "notes").is_symlink() and (out / "notes").read_text() == "camera: {fx: 500}\n"
+    assert not (out / "net1.onnx").exists()  # listed by the earlier manifest, not written by this export
+    assert sorted(json.loads((out / "manifest.json").read_text())["files"]) == ["net0.onnx"]
+    load_bundle(out).close()  # files the manifest does not list do not disturb the runtime
     empty = tmp_path / "empty"
     empty.mkdir()
-    export_bundle(grouping, empty, resolution=16, overwrite=True)
+    export_bundle(one, empty, resolution=16, overwrite=True)
     assert (empty / "manifest.json").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary or .old directories
+
+
+def test_overwrite_refuses_a_user_file_the_new_bundle_would_clobber(tmp_path):
+    out = tmp_path / "deploy"
+    out.mkdir()
+    (out / "manifest.json").write_text(json.dumps({"kind": "bundle_manifest", "files": {}}))
+    (out / "net0.onnx").write_text("the user's own file, not listed by the manifest")
+    one = make_grouping(tmp_path / "one", networks=DEFAULT_NETWORKS[:1])
+    with pytest.raises(TaskgroupError, match=r"\['net0.onnx'\] not listed by the earlier bundle's manifest"):
+        export_bundle(one, out, resolution=16, overwrite=True)
+    assert (out / "net0.onnx").read_text() == "the user's own file, not listed by the manifest"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.parametrize("content", ["run directory", "foreign manifest", "bundle with subdirectory", "a file"])
