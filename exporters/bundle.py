@@ -112,6 +112,7 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
                                  "select again without --estimate so the trained network is chosen, and export that.")
         if not net.checkpoint.is_file():
             raise TaskgroupError(f"{grouping.path}: network {net.index}: checkpoint {net.checkpoint} not found")
+    digests = {net.index: verified_checkpoint_sha256(grouping, net) for net in grouping.networks}
     if frames is None:
         if resolution is None:
             raise TaskgroupError("export needs verification frames or an input resolution")
@@ -147,7 +148,7 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
         for net in grouping.networks:
             name = f"net{net.index}"
             say(f"{name}: {'+'.join(net.tasks_served)} (trained on {'+'.join(net.tasks_trained)}, width {net.width:g})")
-            model = load_checkpoint(net.checkpoint)
+            model = load_checkpoint(net.checkpoint, sha256=digests[net.index])
             if getattr(model, "checkpoint_extra", {}).get("stage") == "early":
                 raise TaskgroupError(f"{net.checkpoint}: an early-stopped (ESA) checkpoint; only fully trained "
                                      "networks are exported. Train it fully (taskgroup train --networks ... --resume) "
@@ -235,6 +236,40 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def verified_checkpoint_sha256(grouping: Grouping, net) -> str:
+    """The checkpoint's sha256, checked against every digest recorded for it; raises unless one is.
+
+    A checkpoint changed after training (one flipped byte moves a weight) would pass the
+    PyTorch-vs-ONNX check, since both sides load the same damaged weights: only the digest the
+    run's store recorded when training finished (or one the grouping records) can tell.
+    """
+    from taskgroup.train.store import recorded_checkpoint_sha256
+
+    label = f"{'+'.join(net.tasks_trained)}@{net.width:g}"
+    found = recorded_checkpoint_sha256(net.checkpoint)
+    run_dir = found[0].parent if found else None
+    retrain = (f"retrain it (taskgroup train --out {run_dir} --resume --networks '{label}'), then export again"
+               if run_dir else "retrain it and select again")
+    records = [(f"the sha256 recorded in {found[0]}", found[1])] if found and found[1] else []
+    if net.checkpoint_sha256:
+        records.append((f"networks[{net.index}].checkpoint_sha256 of {grouping.path}", net.checkpoint_sha256))
+    if not records:
+        if found:
+            raise TaskgroupError(f"{net.checkpoint}: network {net.index} ({label}) has no committed result in {found[0]} "
+                                 f"(its training never finished committing, or the result was dropped as damaged), so "
+                                 f"its weights cannot be verified; {retrain}")
+        raise TaskgroupError(f"{net.checkpoint}: no sha256 is recorded for this checkpoint (it is not inside a taskgroup "
+                             f"run directory with a runs.sqlite, and {grouping.path} gives no networks[{net.index}]."
+                             "checkpoint_sha256), so its weights cannot be verified; export networks of a training run, "
+                             "or record the checkpoint's sha256 in the grouping if you vouch for the file")
+    actual = sha256_file(net.checkpoint)
+    for where, expected in records:
+        if actual != expected:
+            raise TaskgroupError(f"{net.checkpoint}: does not match {where} (expected {expected[:12]}..., found "
+                                 f"{actual[:12]}...): damaged or modified after training; {retrain}")
+    return actual
 
 
 def _round_trip(bundle_dir: Path, frames: np.ndarray, references: dict[str, np.ndarray],

@@ -28,7 +28,8 @@ class GroupingNetwork:
     width: float  # width multiplier
     stage: str  # "final" or "early"
     checkpoint: Path | None  # absolute path, or None for a network that was only estimated
-    cost: float | None  # its cost in the budget's unit (ms on a profile, or SNT)
+    cost: float | None  # its cost in the budget's unit (ms on a profile, or SNT); positive
+    checkpoint_sha256: str | None = None  # the checkpoint's digest, if the grouping records it (export also asks the run's store)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,10 @@ def read_grouping(path: str | os.PathLike) -> Grouping:
     unit = budget.get("unit")
     if unit not in ("snt", "ms"):
         raise SchemaError(path, "budget.unit", f"expected 'snt' or 'ms', found {unit!r}")
+    value = budget.get("value")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                              or value <= 0):
+        raise SchemaError(path, "budget.value", f"expected a positive finite number or null, found {value!r}")
     nets = []
     for i, net in enumerate(require(doc, "networks", list, path)):
         where = f"networks[{i}]."
@@ -98,11 +103,18 @@ def read_grouping(path: str | os.PathLike) -> Grouping:
         if ckpt is not None and not isinstance(ckpt, str):
             raise SchemaError(path, where + "checkpoint", f"expected a path string or null, found {type(ckpt).__name__}")
         cost = net.get("cost")
-        if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost)):
-            raise SchemaError(path, where + "cost", f"expected a finite number or null, found {cost!r}")
+        # A network's cost is a latency (or a fraction of one network): zero or less would record a
+        # negative predicted latency in the bundle and make every comparison with it meaningless.
+        if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost)
+                                 or cost <= 0):
+            raise SchemaError(path, where + "cost", f"expected a positive finite number or null, found {cost!r}")
+        digest = net.get("checkpoint_sha256")
+        if digest is not None and not (isinstance(digest, str) and len(digest) == 64
+                                       and all(c in "0123456789abcdef" for c in digest)):
+            raise SchemaError(path, where + "checkpoint_sha256", f"expected 64 lowercase hex digits or null, found {digest!r}")
         nets.append(GroupingNetwork(i, trained, served, float(width), str(net.get("stage", "final")),
                                     (path.parent / ckpt).resolve() if ckpt else None,
-                                    float(cost) if cost is not None else None))
+                                    float(cost) if cost is not None else None, digest))
     if not nets:
         raise SchemaError(path, "networks", "the grouping has no networks")
     served_by = require(doc, "served_by", dict, path)

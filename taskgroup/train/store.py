@@ -274,3 +274,28 @@ def _only_create_leftovers(run_dir: Path) -> bool:
             continue
         return False
     return True
+
+
+def recorded_checkpoint_sha256(checkpoint: str | Path) -> tuple[Path, str | None] | None:
+    """The sha256 a run's store recorded for one of its checkpoints, to verify it outside the run (export).
+
+    The run is the nearest folder above the checkpoint holding a store. Returns None when there
+    is none, (store path, None) when the store has no committed result with this checkpoint (its
+    training never committed, or the result was dropped as damaged), else (store path, sha256).
+    The store is opened read-only.
+    """
+    checkpoint = Path(checkpoint).resolve()
+    run_dir = next((p for p in checkpoint.parents if (p / STORE_FILENAME).is_file()), None)
+    if run_dir is None:
+        return None
+    store = run_dir / STORE_FILENAME
+    rel = checkpoint.relative_to(run_dir).as_posix()
+    try:
+        conn = sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT checkpoint_sha256 FROM results WHERE checkpoint = ?", (rel,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise TaskgroupError(f"{store}: not a readable taskgroup results store ({exc})") from exc
+    return store, (row[0] if row else None)

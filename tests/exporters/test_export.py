@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from bundle_fixtures import DEFAULT_NETWORKS, make_grouping
+from bundle_fixtures import DEFAULT_NETWORKS, make_grouping, reseal_checkpoints
 from exporters import DEFAULT_ATOL, export_bundle, read_grouping, synthetic_frames
 from runtime import load_bundle
 from runtime.manifest import sha256_file
@@ -155,7 +155,7 @@ def test_estimated_network_without_checkpoint_is_refused(tmp_path):
     doc = json.loads(grouping.read_text())
     doc["networks"][1]["checkpoint"] = None
     grouping.write_text(json.dumps(doc))
-    with pytest.raises(TaskgroupError, match="estimated \(HOA\) losses.*select again without --estimate"):
+    with pytest.raises(TaskgroupError, match=r"estimated \(HOA\) losses.*select again without --estimate"):
         export_bundle(grouping, tmp_path / "deploy", resolution=16)
     assert not (tmp_path / "deploy").exists()
 
@@ -165,6 +165,7 @@ def test_early_stopped_checkpoint_is_refused(tmp_path):
 
     grouping = make_grouping(tmp_path)
     save_checkpoint(load_checkpoint(tmp_path / "ckpt/net1.pt"), tmp_path / "ckpt/net1.pt", stage="early")
+    reseal_checkpoints(grouping)
     with pytest.raises(TaskgroupError, match="early-stopped"):
         export_bundle(grouping, tmp_path / "deploy", resolution=16)
     doc = json.loads(grouping.read_text())
@@ -178,8 +179,48 @@ def test_early_stopped_checkpoint_is_refused(tmp_path):
 def test_checkpoint_not_matching_grouping_is_refused(tmp_path):
     grouping = make_grouping(tmp_path)
     shutil.copy(tmp_path / "ckpt/net1.pt", tmp_path / "ckpt/net0.pt")
+    reseal_checkpoints(grouping)
     with pytest.raises(TaskgroupError, match="checkpoint has tasks"):
         export_bundle(grouping, tmp_path / "deploy", resolution=16)
+
+
+def _nudge_a_bias(path) -> None:
+    """Rewrite a checkpoint with one bias moved by 0.002: a valid file, silently different weights."""
+    from taskgroup.models.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(path)
+    name = next(k for k in ckpt["state_dict"] if k.endswith(".bias"))
+    ckpt["state_dict"][name][0] += 0.002
+    torch.save(ckpt, path)
+
+
+def test_a_checkpoint_changed_after_training_is_refused_with_the_command_that_retrains_it(tmp_path):
+    run = tmp_path / "run"
+    grouping = make_grouping(run, networks=DEFAULT_NETWORKS[1:], run_store=True)
+    _nudge_a_bias(run / "checkpoints/net0_final.pt")
+    with pytest.raises(TaskgroupError, match=r"net0_final.pt: does not match the sha256 recorded in .*runs.sqlite.*"
+                                             rf"taskgroup train --out {run} --resume --networks 'edge_texture@0.5'"):
+        export_bundle(grouping, tmp_path / "deploy", resolution=16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing written
+
+
+def test_a_checkpoint_without_a_recorded_sha256_is_refused(tmp_path):
+    import sqlite3
+
+    run = tmp_path / "run"
+    grouping = make_grouping(run, networks=DEFAULT_NETWORKS[1:], run_store=True)
+    with sqlite3.connect(run / "runs.sqlite") as conn:  # as if its commit never happened
+        conn.execute("DELETE FROM results")
+    with pytest.raises(TaskgroupError, match="has no committed result in .*runs.sqlite.*--resume --networks"):
+        export_bundle(grouping, tmp_path / "deploy", resolution=16)
+    (run / "runs.sqlite").unlink()
+    with pytest.raises(TaskgroupError, match=r"no sha256 is recorded for this checkpoint.*networks\[0\].checkpoint_sha256"):
+        export_bundle(grouping, tmp_path / "deploy", resolution=16)
+    other = make_grouping(tmp_path / "g", networks=DEFAULT_NETWORKS[1:])  # the grouping records the digest
+    _nudge_a_bias(tmp_path / "g/ckpt/net0.pt")
+    with pytest.raises(TaskgroupError, match=r"does not match networks\[0\].checkpoint_sha256 of .*best.json"):
+        export_bundle(other, tmp_path / "deploy", resolution=16)
+    assert not (tmp_path / "deploy").exists()
 
 
 def test_tensorrt_required_without_tensorrt_is_a_clear_error(tmp_path):
@@ -228,6 +269,10 @@ def test_caller_frames_set_the_resolution_and_are_validated(tmp_path):
     (lambda d: d["served_by"].update(edge_texture=7), "served_by.edge_texture"),
     (lambda d: d["budget"].update(unit="seconds"), "budget.unit"),
     (lambda d: d["networks"][1].update(cost="cheap"), "networks[1].cost"),
+    (lambda d: d["networks"][1].update(cost=-2.9), "networks[1].cost"),  # would predict a negative latency
+    (lambda d: d["networks"][1].update(cost=0), "networks[1].cost"),
+    (lambda d: d["budget"].update(value=-5.0), "budget.value"),
+    (lambda d: d["networks"][0].update(checkpoint_sha256="abc"), "networks[0].checkpoint_sha256"),
     # a task served twice, and a served task the grouping does not list
     (lambda d: d["networks"][1].update(tasks=["edge_texture", "depth_zbuffer"], served=["edge_texture", "depth_zbuffer"]),
      "networks[1].served"),
