@@ -22,6 +22,12 @@ def to_network_input(frame: object, spec: InputSpec) -> np.ndarray:
     """Validate `frame` and return a C-contiguous float32 (N, 3, H, W) array."""
     if not isinstance(frame, np.ndarray):
         raise RuntimeInputError(f"frame must be a numpy array, got {type(frame).__name__}; {_forms()}")
+    if isinstance(frame, np.ma.MaskedArray):
+        # Reductions skip masked entries, so NaN under the mask would pass the checks below, and the
+        # networks cannot honour a mask anyway.
+        raise RuntimeInputError("masked arrays are not accepted (the networks see every pixel); pass a plain array, "
+                                f"e.g. frame.filled(0); {_forms()}")
+    frame = np.asarray(frame)  # other ndarray subclasses (np.memmap, ...) as plain arrays
     h, w = spec.height, spec.width
     if frame.dtype == np.uint8:
         batch = frame[None] if frame.ndim == 3 else frame
