@@ -266,6 +266,34 @@ def _activate(manifest: Manifest, runners: list[Runner]) -> None:
                               f"the backend can load ({type(exc).__name__}: {text[0][:300] if text else ''})") from exc
 
 
+def _probe(manifest: Manifest, runners: list[Runner], x: np.ndarray) -> None:
+    """Run every network once on a uniform grey frame: each must run, and each task's output must be
+    finite float32 of the manifest's shape. A model that loads but cannot compute (a damaged
+    attribute, weights re-sealed after editing) fails here, at load, instead of on the first frame."""
+    for i, (net, runner) in enumerate(zip(manifest.networks, runners)):
+        file = net.engine if isinstance(runner, TrtRunner) else net.onnx
+        try:
+            outputs = runner.infer({manifest.input.name: x})
+        except Exception as exc:
+            if not type(exc).__module__.startswith(("onnxruntime", "tensorrt")):
+                raise
+            text = str(exc).strip().splitlines()
+            raise BundleError(f"{manifest.path}: field 'networks[{i}]': {file} fails on a test frame at load "
+                              f"({type(exc).__name__}: {text[0][:300] if text else ''})") from exc
+        for task, o in manifest.tasks.items():
+            if o.network != i:
+                continue
+            y = outputs[o.output]
+            want = manifest.raw["tasks"][task]["shape"]
+            if (y.dtype != np.float32 or y.ndim != 4 or y.shape[:2] != (1, o.channels)
+                    or any(isinstance(w, int) and w != d for w, d in zip(want[2:], y.shape[2:]))):
+                raise BundleError(f"{manifest.path}: field 'tasks.{task}.shape': the manifest says {want} float32, "
+                                  f"{file} outputs {list(y.shape)} {y.dtype} on a test frame")
+            if not np.isfinite(y).all():
+                raise BundleError(f"{manifest.path}: task '{task}': {file} outputs NaN or infinity on a uniform grey "
+                                  "test frame; its weights are damaged")
+
+
 def _needed_files(manifest: Manifest, backend: str) -> set[str]:
     """The files a backend loads: engines for native TensorRT, ONNX models (and weights) otherwise."""
     if backend == "tensorrt":
@@ -374,6 +402,7 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
         x = to_network_input(np.full((1, manifest.input.height, manifest.input.width, 3), 128, np.uint8),
                              manifest.input)
         for rs in {id(v): v for v in sets.values()}.values():
+            _probe(manifest, rs, x)
             for _ in range(warmup):
                 for r in rs:
                     r.infer({manifest.input.name: x})

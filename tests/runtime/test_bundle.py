@@ -308,6 +308,46 @@ def test_a_model_of_another_network_is_a_bundle_error_at_load(bundle_copy):
         load_bundle(bundle_copy)
 
 
+def _edge_model(target_shape=None, nan_weight=False) -> bytes:
+    """A hand-built stand-in for net1 (input 'image', output 'edge_texture'): a Reshape of the image to
+    `target_shape`, or a 1x1 convolution (with a NaN weight if asked)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 16, 16])
+    out = helper.make_tensor_value_info("edge_texture", TensorProto.FLOAT, ["N", 1, 16, 16])
+    if target_shape is not None:
+        init = [numpy_helper.from_array(np.array(target_shape, np.int64), "shape")]
+        node = helper.make_node("Reshape", ["image", "shape"], ["edge_texture"])
+    else:
+        w = np.full((1, 3, 1, 1), 0.1, np.float32)
+        w[0, 0] = np.nan if nan_weight else 0.1
+        init = [numpy_helper.from_array(w, "w")]
+        node = helper.make_node("Conv", ["image", "w"], ["edge_texture"])
+    graph = helper.make_graph([node], "edge", [inp], [out], init)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+
+
+def test_a_resealed_model_that_fails_on_a_frame_is_a_bundle_error_at_load(bundle_copy):
+    _reseal_file(bundle_copy, "net1.onnx", _edge_model(target_shape=[-1, 1, 16, 15]))  # 768 values, not a multiple of 240
+    with pytest.raises(BundleError, match=r"field 'networks\[1\]': net1.onnx fails on a test frame at load"):
+        load_bundle(bundle_copy, warmup=0)
+
+
+def test_a_resealed_model_with_other_output_sizes_is_a_bundle_error_at_load(bundle_copy):
+    _reseal_file(bundle_copy, "net1.onnx", _edge_model(target_shape=[-1, 1, 16, 8]))  # (6, 1, 16, 8) per frame
+    with pytest.raises(BundleError, match=r"field 'tasks.edge_texture.shape'.*net1.onnx outputs \[6, 1, 16, 8\]"):
+        load_bundle(bundle_copy, warmup=0)
+
+
+def test_a_resealed_model_with_nan_weights_is_a_bundle_error_at_load(bundle_copy):
+    _reseal_file(bundle_copy, "net1.onnx", _edge_model(nan_weight=True))
+    with pytest.raises(BundleError, match="edge_texture.*net1.onnx outputs NaN or infinity"):
+        load_bundle(bundle_copy, warmup=0)
+    _reseal_file(bundle_copy, "net1.onnx", _edge_model())  # the same model with finite weights loads and runs
+    with load_bundle(bundle_copy, warmup=0) as b:
+        assert b.run(np.zeros((16, 16, 3), np.uint8))["edge_texture"].shape == (1, 1, 16, 16)
+
+
 @pytest.mark.parametrize("side", [32, 8])
 def test_an_input_size_the_models_do_not_take_is_a_bundle_error_at_load(bundle_copy, side):
     _rewrite_manifest(bundle_copy, lambda d: d["input"].update(shape=["N", 3, side, side]))
