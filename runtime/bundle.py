@@ -21,7 +21,7 @@ import numpy as np
 
 from runtime.backends import BACKENDS, OrtRunner, Runner, ort_providers, parse_device
 from runtime.errors import BackendUnavailableError, BundleError
-from runtime.manifest import Manifest, read_manifest, safe_member, verify_files
+from runtime.manifest import MAX_THREADS, Manifest, read_manifest, safe_member, verify_files
 from runtime.preprocess import to_network_input
 from runtime.stats import summarize_ms
 from runtime.tensorrt_runner import TrtRunner, tensorrt_available
@@ -248,6 +248,12 @@ def _check_io(manifest: Manifest, runners: list[Runner]) -> None:
                                   f"network {net.name} outputs {outputs[o.output]}")
 
 
+def _model_error(exc: BaseException) -> bool:
+    """An error the backend raised about the model it was given (ONNX Runtime's own exception types,
+    or a UnicodeDecodeError on a damaged name), as opposed to a misuse or a bug, which keep their type."""
+    return type(exc).__module__.startswith(("onnxruntime", "tensorrt")) or isinstance(exc, UnicodeDecodeError)
+
+
 def _activate(manifest: Manifest, runners: list[Runner]) -> None:
     """Build every session; a model file the backend cannot load is a BundleError naming it.
 
@@ -258,7 +264,7 @@ def _activate(manifest: Manifest, runners: list[Runner]) -> None:
         try:
             runner.activate()
         except Exception as exc:
-            if not type(exc).__module__.startswith(("onnxruntime", "tensorrt")):
+            if not _model_error(exc):
                 raise
             key = "engine" if isinstance(runner, TrtRunner) else "onnx"
             text = str(exc).strip().splitlines()
@@ -275,7 +281,7 @@ def _probe(manifest: Manifest, runners: list[Runner], x: np.ndarray) -> None:
         try:
             outputs = runner.infer({manifest.input.name: x})
         except Exception as exc:
-            if not type(exc).__module__.startswith(("onnxruntime", "tensorrt")):
+            if not _model_error(exc):
                 raise
             text = str(exc).strip().splitlines()
             raise BundleError(f"{manifest.path}: field 'networks[{i}]': {file} fails on a test frame at load "
@@ -357,12 +363,14 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
     """
     if execution not in EXECUTION_MODES:
         raise ValueError(f"unknown execution mode {execution!r}; valid options: {', '.join(EXECUTION_MODES)}")
-    for name, value, least in (("threads", threads, 1), ("warmup", warmup, 0), ("measure_rounds", measure_rounds, 1)):
+    for name, value, least, most in (("threads", threads, 1, MAX_THREADS), ("warmup", warmup, 0, None),
+                                     ("measure_rounds", measure_rounds, 1, None)):
         if value is None and name == "threads":
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-            raise ValueError(f"{name} must be an integer >= {least}{' or None' if name == 'threads' else ''}, "
-                             f"got {value!r}")
+        if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least
+                or (most is not None and value > most)):
+            raise ValueError(f"{name} must be an integer >= {least}" + (f" and <= {most}" if most else "")
+                             + f"{' or None' if name == 'threads' else ''}, got {value!r}")
     threads = int(threads) if threads is not None else None
     manifest = read_manifest(path)
     if expected_digest is not None and manifest.raw.get("content_sha256") != expected_digest:

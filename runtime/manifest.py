@@ -88,6 +88,7 @@ IN_MEMORY_MAX_BYTES = 2 << 30
 # Largest frame side a manifest may declare: far above any per-frame perception network, yet
 # small enough that one frame is allocated safely (an absurd size would ask for tens of GiB).
 MAX_SIDE = 8192
+MAX_THREADS = 1024  # most intra-op threads per session a manifest (or a caller) may ask for
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -269,6 +270,12 @@ def read_manifest(bundle_dir: str | os.PathLike) -> Manifest:
     if predicted is not None and not (isinstance(predicted, dict) and _positive(predicted.get("value"))):
         raise BundleError(f"{path}: field 'selection.predicted_latency.value': expected a positive finite number, "
                           f"found {predicted.get('value') if isinstance(predicted, dict) else predicted!r}")
+    settings = selection.get("profiled_backend_settings")
+    threads = settings.get("intra_op_num_threads") if isinstance(settings, dict) else None
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or not 0 <= threads <= MAX_THREADS):
+        raise BundleError(f"{path}: field 'selection.profiled_backend_settings.intra_op_num_threads': expected an "
+                          f"integer in 0..{MAX_THREADS} (0: one per core), found {threads!r}")
     budget = selection.get("budget")
     if budget is not None:
         value = budget.get("value") if isinstance(budget, dict) else budget

@@ -376,6 +376,9 @@ def test_absurd_input_sizes_are_refused_before_anything_is_allocated(bundle_copy
     (lambda d: d["selection"]["predicted_latency"].update(value=-2.9), "selection.predicted_latency.value"),
     (lambda d: d["selection"]["budget"].update(value=0), "selection.budget.value"),
     (lambda d: d["tasks"]["edge_texture"]["shape"].__setitem__(1, 0), "tasks.edge_texture.shape"),
+    # thousands of threads per session, or a number ONNX Runtime cannot take at all
+    (lambda d: d["selection"].update(profiled_backend_settings={"intra_op_num_threads": 2 ** 31}),
+     "selection.profiled_backend_settings.intra_op_num_threads"),
 ])
 def test_manifest_values_that_would_fail_later_are_refused_at_read(bundle_copy, edit, field):
     _rewrite_manifest(bundle_copy, edit)
@@ -392,7 +395,7 @@ def test_a_manifest_symlinked_from_outside_the_bundle_is_refused(bundle_copy, tm
 
 
 @pytest.mark.parametrize("kw", [{"threads": -1}, {"threads": 0}, {"threads": 2.5}, {"threads": True},
-                                {"threads": "2"}, {"warmup": -1}, {"measure_rounds": 0}])
+                                {"threads": "2"}, {"threads": 2 ** 31}, {"warmup": -1}, {"measure_rounds": 0}])
 def test_bad_load_arguments_are_a_value_error_naming_them(tiny_bundle, kw):
     (name, value), = kw.items()
     with pytest.raises(ValueError, match=f"{name} must be an integer >= "):
