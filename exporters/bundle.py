@@ -60,8 +60,7 @@ def _selection_block(grouping: Grouping) -> dict[str, Any]:
             device = None  # the profile is named but not readable here; its name is still recorded
     costs = [n.cost for n in grouping.networks]
     predicted = None
-    factor = grouping.raw.get("corun_factor", 1.0)
-    factor = float(factor) if isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor >= 1 else 1.0
+    factor = float(grouping.raw.get("corun_factor", 1.0))  # validated by read_grouping
     if grouping.unit == "ms" and all(c is not None for c in costs):
         predicted = {"value": float(sum(costs)) * factor, "unit": "ms", "corun_factor": factor,
                      "note": "sum of the chosen networks' profiled costs x the profile's measured co-run factor "

@@ -7,6 +7,7 @@ paths are relative to the grouping file's folder.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ class Grouping:
 
     @property
     def profile(self) -> str | None:
-        p = self.budget.get("profile") or self.raw.get("profile") or (self.raw.get("options") or {}).get("profile")
+        p = self.budget.get("profile") or self.raw.get("profile") or self.options.get("profile")
         return str(p) if p else None
 
 
@@ -64,6 +65,8 @@ def _task_list(doc: dict, names: tuple[str, ...], where: str, path: Path) -> tup
             value = doc[n]
             if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
                 raise SchemaError(path, where + n, "expected a list of task names")
+            if len(set(value)) != len(value):
+                raise SchemaError(path, where + n, f"lists a task twice: {value}")
             for t in value:
                 try:
                     get_task(t)
@@ -81,6 +84,10 @@ def read_grouping(path: str | os.PathLike) -> Grouping:
     unit = budget.get("unit")
     if unit not in ("snt", "ms"):
         raise SchemaError(path, "budget.unit", f"expected 'snt' or 'ms', found {unit!r}")
+    try:  # parts of it are copied into the bundle manifest, which never holds NaN or infinity
+        json.dumps(budget, allow_nan=False)
+    except ValueError:
+        raise SchemaError(path, "budget", "contains NaN or infinity") from None
     value = budget.get("value")
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
                               or value <= 0):
@@ -135,7 +142,15 @@ def read_grouping(path: str | os.PathLike) -> Grouping:
                 raise SchemaError(path, f"networks[{net.index}].served",
                                   f"'{t}' is also served by network {seen[t]}; each task is served by one network")
             seen[t] = net.index
+    factor = doc.get("corun_factor", 1.0)
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 1 <= factor < math.inf:
+        raise SchemaError(path, "corun_factor", f"expected a finite number >= 1, found {factor!r}")
+    costs = [n.cost for n in nets if n.cost is not None]
+    if not math.isfinite(sum(costs) * factor):
+        raise SchemaError(path, "networks", "the networks' costs add up to infinity")
     objective = doc.get("objective")
+    if objective is not None and (isinstance(objective, bool) or not isinstance(objective, (int, float))
+                                  or not math.isfinite(objective)):
+        raise SchemaError(path, "objective", f"expected a finite number or null, found {objective!r}")
     return Grouping(path, tasks, budget, tuple(nets), {t: served_by[t] for t in tasks},
-                    float(objective) if isinstance(objective, (int, float)) and not isinstance(objective, bool) else None,
-                    doc)
+                    float(objective) if objective is not None else None, doc)

@@ -273,6 +273,13 @@ def test_caller_frames_set_the_resolution_and_are_validated(tmp_path):
     (lambda d: d["networks"][1].update(cost=0), "networks[1].cost"),
     (lambda d: d["budget"].update(value=-5.0), "budget.value"),
     (lambda d: d["networks"][0].update(checkpoint_sha256="abc"), "networks[0].checkpoint_sha256"),
+    # found by the fuzz tests: each would reach the manifest or its predicted latency
+    (lambda d: d.update(tasks=["segment_semantic", "segment_semantic", "depth_zbuffer", "edge_texture"]), "tasks"),
+    (lambda d: d.update(objective=float("nan")), "objective"),
+    (lambda d: d.update(corun_factor=float("inf")), "corun_factor"),
+    (lambda d: d.update(corun_factor=0.5), "corun_factor"),
+    (lambda d: d["budget"].update(backend_settings={"intra_op_num_threads": float("nan")}), "budget"),
+    (lambda d: [n.update(cost=1e308) for n in d["networks"]], "networks"),  # the sum overflows to infinity
     # a task served twice, and a served task the grouping does not list
     (lambda d: d["networks"][1].update(tasks=["edge_texture", "depth_zbuffer"], served=["edge_texture", "depth_zbuffer"]),
      "networks[1].served"),
@@ -286,6 +293,19 @@ def test_grouping_reader_names_the_bad_field(tmp_path, edit, field):
     with pytest.raises(SchemaError) as info:
         read_grouping(grouping)
     assert info.value.field == field and str(grouping) in str(info.value)
+
+
+def test_grouping_reader_tolerates_odd_optional_fields_and_quotes_names(tmp_path):
+    grouping = make_grouping(tmp_path)
+    doc = json.loads(grouping.read_text())
+    doc["options"] = 1  # not an object: treated as absent
+    grouping.write_text(json.dumps(doc))
+    assert read_grouping(grouping).profile is None
+    doc["tasks"][0] = "segment\nsemantic"
+    grouping.write_text(json.dumps(doc))
+    with pytest.raises(SchemaError, match=r"unknown task 'segment\\nsemantic'") as info:
+        read_grouping(grouping)
+    assert "\n" not in str(info.value)  # a name with a line break is quoted, the message stays one line
 
 
 def test_grouping_reader_accepts_both_field_spellings(tmp_path):
