@@ -3,7 +3,8 @@
 Accepted: uint8 HWC RGB (one frame or a batch), converted to float32 NCHW / 255; or
 float32 NCHW RGB in [0, 1], used as is. Anything else is refused with a RuntimeInputError
 saying what was expected, so a CHW/HWC or 0..255/0..1 mix-up fails loudly instead of
-silently producing garbage. Colour order cannot be checked: pass RGB (OpenCV gives BGR).
+silently producing garbage; masked arrays too (their masked values would escape the checks).
+Colour order cannot be checked: pass RGB (OpenCV gives BGR).
 """
 
 from __future__ import annotations
