@@ -38,7 +38,9 @@ def export_command(
 ) -> None:
     """Export the networks of a grouping to ONNX (and TensorRT engines), dropping the heads of tasks each
     network does not serve, verify every output against PyTorch within a per-task tolerance, and write
-    manifest.json with the input spec, output specs, file hashes and the budget it was selected for."""
+    manifest.json with the input spec, output specs, file hashes and the budget it was selected for.
+    Every checkpoint must match the sha256 its training run recorded (RUN/runs.sqlite) or the grouping's
+    checkpoint_sha256; a changed one is refused with the command that retrains it."""
     from rich.console import Console
 
     from exporters import OnnxExportConfig, export_bundle, read_grouping, synthetic_frames, validation_frames
