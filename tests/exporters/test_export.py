@@ -81,6 +81,7 @@ def test_existing_destination_is_refused_unless_overwrite(exported, tmp_path):
         export_bundle(grouping, bundle_dir, resolution=16)
 
 
+@pytest.mark.slow  # three exports
 def test_overwrite_replaces_only_the_files_the_earlier_manifest_lists(tmp_path):
     """An earlier bundle is replaced: its model files that the new one no longer has go with it, while a
     user's file kept beside the models (not listed by the manifest) survives unchanged."""
