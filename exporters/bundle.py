@@ -60,8 +60,7 @@ def _selection_block(grouping: Grouping) -> dict[str, Any]:
             device = None  # the profile is named but not readable here; its name is still recorded
     costs = [n.cost for n in grouping.networks]
     predicted = None
-    factor = grouping.raw.get("corun_factor", 1.0)
-    factor = float(factor) if isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor >= 1 else 1.0
+    factor = float(grouping.raw.get("corun_factor", 1.0))  # validated by read_grouping
     if grouping.unit == "ms" and all(c is not None for c in costs):
         predicted = {"value": float(sum(costs)) * factor, "unit": "ms", "corun_factor": factor,
                      "note": "sum of the chosen networks' profiled costs x the profile's measured co-run factor "
@@ -131,6 +130,7 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
                                  "select again without --estimate so the trained network is chosen, and export that.")
         if not net.checkpoint.is_file():
             raise TaskgroupError(f"{grouping.path}: network {net.index}: checkpoint {net.checkpoint} not found")
+    digests = {net.index: verified_checkpoint_sha256(grouping, net) for net in grouping.networks}
     if frames is None:
         if resolution is None:
             raise TaskgroupError("export needs verification frames or an input resolution")
@@ -166,7 +166,7 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
         for net in grouping.networks:
             name = f"net{net.index}"
             say(f"{name}: {'+'.join(net.tasks_served)} (trained on {'+'.join(net.tasks_trained)}, width {net.width:g})")
-            model = load_checkpoint(net.checkpoint)
+            model = load_checkpoint(net.checkpoint, sha256=digests[net.index])
             if getattr(model, "checkpoint_extra", {}).get("stage") == "early":
                 raise TaskgroupError(f"{net.checkpoint}: an early-stopped (ESA) checkpoint; only fully trained "
                                      "networks are exported. Train it fully (taskgroup train --networks ... --resume) "
@@ -254,6 +254,40 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
     return out
 
 
+def verified_checkpoint_sha256(grouping: Grouping, net) -> str:
+    """The checkpoint's sha256, checked against every digest recorded for it; raises unless one is.
+
+    A checkpoint changed after training (one flipped byte moves a weight) would pass the
+    PyTorch-vs-ONNX check, since both sides load the same damaged weights: only the digest the
+    run's store recorded when training finished (or one the grouping records) can tell.
+    """
+    from taskgroup.train.store import recorded_checkpoint_sha256
+
+    label = f"{'+'.join(net.tasks_trained)}@{net.width:g}"
+    found = recorded_checkpoint_sha256(net.checkpoint)
+    run_dir = found[0].parent if found else None
+    retrain = (f"retrain it (taskgroup train --out {run_dir} --resume --networks '{label}'), then export again"
+               if run_dir else "retrain it and select again")
+    records = [(f"the sha256 recorded in {found[0]}", found[1])] if found and found[1] else []
+    if net.checkpoint_sha256:
+        records.append((f"networks[{net.index}].checkpoint_sha256 of {grouping.path}", net.checkpoint_sha256))
+    if not records:
+        if found:
+            raise TaskgroupError(f"{net.checkpoint}: network {net.index} ({label}) has no committed result in {found[0]} "
+                                 f"(its training never finished committing, or the result was dropped as damaged), so "
+                                 f"its weights cannot be verified; {retrain}")
+        raise TaskgroupError(f"{net.checkpoint}: no sha256 is recorded for this checkpoint (it is not inside a taskgroup "
+                             f"run directory with a runs.sqlite, and {grouping.path} gives no networks[{net.index}]."
+                             "checkpoint_sha256), so its weights cannot be verified; export networks of a training run, "
+                             "or record the checkpoint's sha256 in the grouping if you vouch for the file")
+    actual = sha256_file(net.checkpoint)
+    for where, expected in records:
+        if actual != expected:
+            raise TaskgroupError(f"{net.checkpoint}: does not match {where} (expected {expected[:12]}..., found "
+                                 f"{actual[:12]}...): damaged or modified after training; {retrain}")
+    return actual
+
+
 def _round_trip(bundle_dir: Path, frames: np.ndarray, references: dict[str, np.ndarray],
                 task_entries: dict[str, dict], engines: bool, max_batch: int = 8) -> None:
     """Load the finished bundle with the deployment runtime and compare every task again."""
@@ -281,37 +315,66 @@ def _publishable(bundle_dir: Path) -> None:
         p.chmod(mode)
 
 
-def _check_replaceable(out: Path) -> None:
+def _check_replaceable(out: Path) -> set[str]:
     """--overwrite replaces an earlier bundle or an empty directory, never anything else.
 
     A mistyped --out (the run directory, a home directory) must not be deleted: only a
     directory whose manifest.json says it is a bundle, and holding nothing but files, qualifies.
+    Returns the names the earlier bundle consists of (its manifest and the files it lists):
+    only these are replaced; anything else in the directory is the user's and is kept.
     """
     if out.is_symlink() or not out.is_dir():
         raise TaskgroupError(f"{out} exists and is not a directory; --overwrite only replaces a bundle directory")
     entries = list(out.iterdir())
     if not entries:
-        return
+        return set()
     try:
-        kind = json.loads((out / MANIFEST_NAME).read_text()).get("kind")
-    except (OSError, ValueError, AttributeError):
-        kind = None
-    if kind != MANIFEST_KIND:
+        doc = json.loads((out / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        doc = None
+    if not isinstance(doc, dict) or doc.get("kind") != MANIFEST_KIND:
         raise TaskgroupError(f"{out} exists and is not a bundle (no {MANIFEST_NAME} of kind '{MANIFEST_KIND}'); "
                              "--overwrite only replaces an earlier bundle. Choose another --out")
     subdirs = [p.name for p in entries if p.is_dir() and not p.is_symlink()]
     if subdirs:
         raise TaskgroupError(f"{out} holds directories {subdirs}, which a bundle never does; not replacing it")
+    listed = doc.get("files")
+    if not isinstance(listed, dict):
+        raise TaskgroupError(f"{out / MANIFEST_NAME}: field 'files': expected the bundle's file list; without it "
+                             "the files the earlier export wrote cannot be told from others. Not replacing it")
+    return {MANIFEST_NAME, *(str(name) for name in listed)}
 
 
 def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Rename the finished bundle onto `out`; an earlier bundle there is replaced as a whole, except
+    for files its manifest does not list (a calibration file kept beside the models, notes), which
+    are carried over unchanged into the new bundle directory."""
     if not out.exists():
         os.replace(tmp, out)
         return
     if not overwrite:
         raise TaskgroupError(f"{out} appeared during export; not overwriting it")
-    _check_replaceable(out)
+    owned = _check_replaceable(out)
+    kept = sorted(p for p in out.iterdir() if p.name not in owned)
+    clash = [p.name for p in kept if os.path.lexists(tmp / p.name)]
+    if clash:
+        raise TaskgroupError(f"{out}: {clash} not listed by the earlier bundle's manifest, so not written by an export, "
+                             "but the new bundle writes files of that name; move them away and export again")
+    for p in kept:
+        _carry_over(p, tmp / p.name)
     old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
     os.replace(out, old / out.name)
     os.replace(tmp, out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _carry_over(src: Path, dst: Path) -> None:
+    """Put a user's file into the new bundle directory unchanged: a hard link (same file, no copy),
+    a symlink recreated as such, or a copy where the filesystem has no hard links."""
+    if src.is_symlink():
+        os.symlink(os.readlink(src), dst)
+        return
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

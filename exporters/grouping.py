@@ -7,6 +7,7 @@ paths are relative to the grouping file's folder.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ class GroupingNetwork:
     width: float  # width multiplier
     stage: str  # "final" or "early"
     checkpoint: Path | None  # absolute path, or None for a network that was only estimated
-    cost: float | None  # its cost in the budget's unit (ms on a profile, or SNT)
+    cost: float | None  # its cost in the budget's unit (ms on a profile, or SNT); positive
+    checkpoint_sha256: str | None = None  # the checkpoint's digest, if the grouping records it (export also asks the run's store)
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class Grouping:
 
     @property
     def profile(self) -> str | None:
-        p = self.budget.get("profile") or self.raw.get("profile") or (self.raw.get("options") or {}).get("profile")
+        p = self.budget.get("profile") or self.raw.get("profile") or self.options.get("profile")
         return str(p) if p else None
 
 
@@ -63,6 +65,8 @@ def _task_list(doc: dict, names: tuple[str, ...], where: str, path: Path) -> tup
             value = doc[n]
             if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
                 raise SchemaError(path, where + n, "expected a list of task names")
+            if len(set(value)) != len(value):
+                raise SchemaError(path, where + n, f"lists a task twice: {value}")
             for t in value:
                 try:
                     get_task(t)
@@ -80,6 +84,14 @@ def read_grouping(path: str | os.PathLike) -> Grouping:
     unit = budget.get("unit")
     if unit not in ("snt", "ms"):
         raise SchemaError(path, "budget.unit", f"expected 'snt' or 'ms', found {unit!r}")
+    try:  # parts of it are copied into the bundle manifest, which never holds NaN or infinity
+        json.dumps(budget, allow_nan=False)
+    except ValueError:
+        raise SchemaError(path, "budget", "contains NaN or infinity") from None
+    value = budget.get("value")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                              or value <= 0):
+        raise SchemaError(path, "budget.value", f"expected a positive finite number or null, found {value!r}")
     nets = []
     for i, net in enumerate(require(doc, "networks", list, path)):
         where = f"networks[{i}]."
@@ -98,11 +110,18 @@ def read_grouping(path: str | os.PathLike) -> Grouping:
         if ckpt is not None and not isinstance(ckpt, str):
             raise SchemaError(path, where + "checkpoint", f"expected a path string or null, found {type(ckpt).__name__}")
         cost = net.get("cost")
-        if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost)):
-            raise SchemaError(path, where + "cost", f"expected a finite number or null, found {cost!r}")
+        # A network's cost is a latency (or a fraction of one network): zero or less would record a
+        # negative predicted latency in the bundle and make every comparison with it meaningless.
+        if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost)
+                                 or cost <= 0):
+            raise SchemaError(path, where + "cost", f"expected a positive finite number or null, found {cost!r}")
+        digest = net.get("checkpoint_sha256")
+        if digest is not None and not (isinstance(digest, str) and len(digest) == 64
+                                       and all(c in "0123456789abcdef" for c in digest)):
+            raise SchemaError(path, where + "checkpoint_sha256", f"expected 64 lowercase hex digits or null, found {digest!r}")
         nets.append(GroupingNetwork(i, trained, served, float(width), str(net.get("stage", "final")),
                                     (path.parent / ckpt).resolve() if ckpt else None,
-                                    float(cost) if cost is not None else None))
+                                    float(cost) if cost is not None else None, digest))
     if not nets:
         raise SchemaError(path, "networks", "the grouping has no networks")
     served_by = require(doc, "served_by", dict, path)
@@ -123,7 +142,15 @@ def read_grouping(path: str | os.PathLike) -> Grouping:
                 raise SchemaError(path, f"networks[{net.index}].served",
                                   f"'{t}' is also served by network {seen[t]}; each task is served by one network")
             seen[t] = net.index
+    factor = doc.get("corun_factor", 1.0)
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 1 <= factor < math.inf:
+        raise SchemaError(path, "corun_factor", f"expected a finite number >= 1, found {factor!r}")
+    costs = [n.cost for n in nets if n.cost is not None]
+    if not math.isfinite(sum(costs) * factor):
+        raise SchemaError(path, "networks", "the networks' costs add up to infinity")
     objective = doc.get("objective")
+    if objective is not None and (isinstance(objective, bool) or not isinstance(objective, (int, float))
+                                  or not math.isfinite(objective)):
+        raise SchemaError(path, "objective", f"expected a finite number or null, found {objective!r}")
     return Grouping(path, tasks, budget, tuple(nets), {t: served_by[t] for t in tasks},
-                    float(objective) if isinstance(objective, (int, float)) and not isinstance(objective, bool) else None,
-                    doc)
+                    float(objective) if objective is not None else None, doc)

@@ -61,9 +61,9 @@ class Runner:
     def describe(self) -> dict:
         return {"name": self.name}
 
-    def io_spec(self) -> tuple[list[str], dict[str, int | None]]:
-        """(input names, {output name: channels, None if dynamic}) of the loaded model; the bundle
-        checks them against its manifest."""
+    def io_spec(self) -> tuple[dict[str, tuple[tuple[int | None, ...], str]], dict[str, int | None]]:
+        """({input name: (shape with None for dynamic axes, numpy dtype name)}, {output name: channels,
+        None if dynamic}) of the loaded model; the bundle checks them against its manifest."""
         raise NotImplementedError
 
 
@@ -112,6 +112,10 @@ def ort_session_options(intra_op_threads: int = 0, allow_spinning: bool = False)
     opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
     opts.log_severity_level = 3
     return opts
+
+
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+               "tensor(uint8)": "uint8"}  # ONNX Runtime's input type names -> numpy's
 
 
 class OrtRunner(Runner):
@@ -170,10 +174,12 @@ class OrtRunner(Runner):
     def _deactivate(self) -> None:
         self.session = None
 
-    def io_spec(self) -> tuple[list[str], dict[str, int | None]]:
+    def io_spec(self) -> tuple[dict[str, tuple[tuple[int | None, ...], str]], dict[str, int | None]]:
         outputs = {o.name: (o.shape[1] if len(o.shape) > 1 and isinstance(o.shape[1], int) else None)
                    for o in self.session.get_outputs()}
-        return [i.name for i in self.session.get_inputs()], outputs
+        inputs = {i.name: (tuple(d if isinstance(d, int) and d >= 0 else None for d in (i.shape or ())),
+                           _ORT_DTYPES.get(i.type, i.type)) for i in self.session.get_inputs()}
+        return inputs, outputs
 
     def describe(self) -> dict:
         return {"name": self.name, "backend": "onnxruntime", "providers": self.active_providers,

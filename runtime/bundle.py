@@ -21,7 +21,7 @@ import numpy as np
 
 from runtime.backends import BACKENDS, OrtRunner, Runner, ort_providers, parse_device
 from runtime.errors import BackendUnavailableError, BundleError
-from runtime.manifest import Manifest, read_manifest, safe_member, verify_files
+from runtime.manifest import MAX_THREADS, Manifest, read_manifest, safe_member, verify_files
 from runtime.preprocess import to_network_input
 from runtime.stats import summarize_ms
 from runtime.tensorrt_runner import TrtRunner, tensorrt_available
@@ -220,13 +220,23 @@ def _check_io(manifest: Manifest, runners: list[Runner]) -> None:
     """The models must take the manifest's input and produce the outputs it maps tasks to.
 
     A manifest that disagrees with its models would otherwise load and then fail on the first
-    frame with a KeyError deep in `run`.
+    frame (a KeyError deep in `run`, or ONNX Runtime rejecting the input's size).
     """
+    spec = manifest.input
     for i, (net, runner) in enumerate(zip(manifest.networks, runners)):
         inputs, outputs = runner.io_spec()
-        if inputs != [manifest.input.name]:
-            raise BundleError(f"{manifest.path}: network {net.name} takes inputs {inputs}, the manifest says "
-                              f"'{manifest.input.name}'")
+        file = net.engine if isinstance(runner, TrtRunner) else net.onnx
+        if list(inputs) != [spec.name]:
+            raise BundleError(f"{manifest.path}: field 'input.name': network {net.name} ({file}) takes inputs "
+                              f"{list(inputs)}, the manifest says '{spec.name}'")
+        shape, dtype = inputs[spec.name]
+        want = (None, 3, spec.height, spec.width)
+        if len(shape) != 4 or any(s is not None and w is not None and s != w for s, w in zip(shape, want)):
+            shown = ["N" if s is None else s for s in shape]
+            raise BundleError(f"{manifest.path}: field 'input.shape': the manifest says ['N', 3, {spec.height}, "
+                              f"{spec.width}], {file} takes {shown}")
+        if dtype != spec.dtype:
+            raise BundleError(f"{manifest.path}: field 'input.dtype': the manifest says {spec.dtype}, {file} takes {dtype}")
         for task, o in manifest.tasks.items():
             if o.network != i:
                 continue
@@ -236,6 +246,58 @@ def _check_io(manifest: Manifest, runners: list[Runner]) -> None:
             if outputs[o.output] is not None and outputs[o.output] != o.channels:
                 raise BundleError(f"{manifest.path}: task '{task}': the manifest says {o.channels} channels, "
                                   f"network {net.name} outputs {outputs[o.output]}")
+
+
+def _model_error(exc: BaseException) -> bool:
+    """An error the backend raised about the model it was given (ONNX Runtime's own exception types,
+    or a UnicodeDecodeError on a damaged name), as opposed to a misuse or a bug, which keep their type."""
+    return type(exc).__module__.startswith(("onnxruntime", "tensorrt")) or isinstance(exc, UnicodeDecodeError)
+
+
+def _activate(manifest: Manifest, runners: list[Runner]) -> None:
+    """Build every session; a model file the backend cannot load is a BundleError naming it.
+
+    The files' hashes matched, so such a file was broken before the manifest was sealed (or the
+    manifest was re-sealed after editing): the bundle is unusable, not the backend.
+    """
+    for i, (net, runner) in enumerate(zip(manifest.networks, runners)):
+        try:
+            runner.activate()
+        except Exception as exc:
+            if not _model_error(exc):
+                raise
+            key = "engine" if isinstance(runner, TrtRunner) else "onnx"
+            text = str(exc).strip().splitlines()
+            raise BundleError(f"{manifest.path}: field 'networks[{i}].files.{key}': {getattr(net, key)} is not a model "
+                              f"the backend can load ({type(exc).__name__}: {text[0][:300] if text else ''})") from exc
+
+
+def _probe(manifest: Manifest, runners: list[Runner], x: np.ndarray) -> None:
+    """Run every network once on a uniform grey frame: each must run, and each task's output must be
+    finite float32 of the manifest's shape. A model that loads but cannot compute (a damaged
+    attribute, weights re-sealed after editing) fails here, at load, instead of on the first frame."""
+    for i, (net, runner) in enumerate(zip(manifest.networks, runners)):
+        file = net.engine if isinstance(runner, TrtRunner) else net.onnx
+        try:
+            outputs = runner.infer({manifest.input.name: x})
+        except Exception as exc:
+            if not _model_error(exc):
+                raise
+            text = str(exc).strip().splitlines()
+            raise BundleError(f"{manifest.path}: field 'networks[{i}]': {file} fails on a test frame at load "
+                              f"({type(exc).__name__}: {text[0][:300] if text else ''})") from exc
+        for task, o in manifest.tasks.items():
+            if o.network != i:
+                continue
+            y = outputs[o.output]
+            want = manifest.raw["tasks"][task]["shape"]
+            if (y.dtype != np.float32 or y.ndim != 4 or y.shape[:2] != (1, o.channels)
+                    or any(isinstance(w, int) and w != d for w, d in zip(want[2:], y.shape[2:]))):
+                raise BundleError(f"{manifest.path}: field 'tasks.{task}.shape': the manifest says {want} float32, "
+                                  f"{file} outputs {list(y.shape)} {y.dtype} on a test frame")
+            if not np.isfinite(y).all():
+                raise BundleError(f"{manifest.path}: task '{task}': {file} outputs NaN or infinity on a uniform grey "
+                                  "test frame; its weights are damaged")
 
 
 def _needed_files(manifest: Manifest, backend: str) -> set[str]:
@@ -301,6 +363,15 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
     """
     if execution not in EXECUTION_MODES:
         raise ValueError(f"unknown execution mode {execution!r}; valid options: {', '.join(EXECUTION_MODES)}")
+    for name, value, least, most in (("threads", threads, 1, MAX_THREADS), ("warmup", warmup, 0, None),
+                                     ("measure_rounds", measure_rounds, 1, None)):
+        if value is None and name == "threads":
+            continue
+        if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least
+                or (most is not None and value > most)):
+            raise ValueError(f"{name} must be an integer >= {least}" + (f" and <= {most}" if most else "")
+                             + f"{' or None' if name == 'threads' else ''}, got {value!r}")
+    threads = int(threads) if threads is not None else None
     manifest = read_manifest(path)
     if expected_digest is not None and manifest.raw.get("content_sha256") != expected_digest:
         raise BundleError(f"{manifest.path}: content_sha256 {str(manifest.raw.get('content_sha256'))[:16]}... is not "
@@ -334,12 +405,12 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
                 sets[m] = next(iter(sets.values()))
                 continue
             sets[m] = _make_runners(manifest, blobs, backend, device, per, allow_fallback)
-            for r in sets[m]:
-                r.activate()
+            _activate(manifest, sets[m])
             _check_io(manifest, sets[m])
         x = to_network_input(np.full((1, manifest.input.height, manifest.input.width, 3), 128, np.uint8),
                              manifest.input)
         for rs in {id(v): v for v in sets.values()}.values():
+            _probe(manifest, rs, x)
             for _ in range(warmup):
                 for r in rs:
                     r.infer({manifest.input.name: x})

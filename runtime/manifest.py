@@ -87,6 +87,10 @@ class Manifest:
 # passed to ONNX Runtime from memory too). ONNX's protobuf limit is 2 GiB, so every .onnx file
 # qualifies; only larger weights files and engines are hashed on disk and read again by path.
 IN_MEMORY_MAX_BYTES = 2 << 30
+# Largest frame side a manifest may declare: far above any per-frame perception network, yet
+# small enough that one frame is allocated safely (an absurd size would ask for tens of GiB).
+MAX_SIDE = 8192
+MAX_THREADS = 1024  # most intra-op threads per session a manifest (or a caller) may ask for
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -139,6 +143,19 @@ def _req(doc: dict, key: str, types, where: str, path: Path):
     return value
 
 
+def _positive(value: object) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+            and value > 0)
+
+
+def _numbers(values: list, count: int, field_name: str, path: Path) -> tuple[float, ...]:
+    """`count` finite numbers (a string or NaN here would only fail at the first frame)."""
+    if len(values) != count or not all(not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+                                       for v in values):
+        raise BundleError(f"{path}: field '{field_name}': expected {count} finite numbers, found {values}")
+    return tuple(float(v) for v in values)
+
+
 def read_manifest(bundle_dir: str | os.PathLike) -> Manifest:
     """Parse and validate manifest.json of a bundle directory (no hashing; see verify_files)."""
     bundle_dir = Path(bundle_dir)
@@ -147,6 +164,7 @@ def read_manifest(bundle_dir: str | os.PathLike) -> Manifest:
         raise BundleError(f"{bundle_dir}: not a bundle directory (no such directory)")
     if not path.is_file():
         raise BundleError(f"{path}: missing; a bundle directory holds manifest.json written by `taskgroup export`")
+    safe_member(bundle_dir, MANIFEST_NAME, MANIFEST_NAME, path)  # a manifest symlinked from outside is not this bundle's
     try:
         doc = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -169,16 +187,23 @@ def read_manifest(bundle_dir: str | os.PathLike) -> Manifest:
                           "(edited or damaged after export)")
     inp = _req(doc, "input", dict, "", path)
     shape = _req(inp, "shape", list, "input.", path)
-    if len(shape) != 4 or shape[1] != 3 or not all(isinstance(s, int) and s > 0 for s in shape[2:]):
-        raise BundleError(f"{path}: field 'input.shape': expected ['N', 3, H, W], found {shape}")
+    if (len(shape) != 4 or shape[1] != 3
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_SIDE for s in shape[2:])):
+        raise BundleError(f"{path}: field 'input.shape': expected ['N', 3, H, W] with H and W in 1..{MAX_SIDE}, "
+                          f"found {shape}")
     norm = _req(inp, "normalization", dict, "input.", path)
+    value_range = _numbers(_req(inp, "value_range", list, "input.", path), 2, "input.value_range", path)
+    if not value_range[0] < value_range[1]:
+        raise BundleError(f"{path}: field 'input.value_range': expected [low, high] with low < high, found {value_range}")
+    std = _numbers(_req(norm, "std", list, "input.normalization.", path), 3, "input.normalization.std", path)
+    if min(std) <= 0:
+        raise BundleError(f"{path}: field 'input.normalization.std': expected positive numbers, found {std}")
     input_spec = InputSpec(
         name=_req(inp, "name", str, "input.", path), height=shape[2], width=shape[3],
         dtype=_req(inp, "dtype", str, "input.", path), layout=_req(inp, "layout", str, "input.", path),
-        color_order=_req(inp, "color_order", str, "input.", path),
-        value_range=tuple(_req(inp, "value_range", list, "input.", path)),
-        mean=tuple(_req(norm, "mean", list, "input.normalization.", path)),
-        std=tuple(_req(norm, "std", list, "input.normalization.", path)),
+        color_order=_req(inp, "color_order", str, "input.", path), value_range=value_range,
+        mean=_numbers(_req(norm, "mean", list, "input.normalization.", path), 3, "input.normalization.mean", path),
+        std=std,
     )
     if input_spec.dtype != "float32" or input_spec.layout != "NCHW" or input_spec.color_order != "RGB":
         raise BundleError(f"{path}: field 'input': this runtime supports float32 NCHW RGB inputs, found "
@@ -204,10 +229,12 @@ def read_manifest(bundle_dir: str | os.PathLike) -> Manifest:
             if rel not in files:
                 raise BundleError(f"{path}: field '{where}files.{key}': {rel!r} has no sha256 in 'files'")
         tasks = _req(net, "tasks", list, where, path)
+        if not all(isinstance(t, str) for t in tasks):
+            raise BundleError(f"{path}: field '{where}tasks': expected a list of task names, found {tasks}")
         latency = net.get("predicted_latency")
-        if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))
-                                    or not math.isfinite(latency)):
-            raise BundleError(f"{path}: field '{where}predicted_latency': expected a finite number or null")
+        if latency is not None and not _positive(latency):
+            raise BundleError(f"{path}: field '{where}predicted_latency': expected a positive finite number or null, "
+                              f"found {latency!r}")
         networks.append(NetworkFiles(_req(net, "name", str, where, path), tuple(tasks), entries["onnx"],
                                      entries["onnx_data"], entries["engine"], latency))
     if not networks:
@@ -223,7 +250,7 @@ def read_manifest(bundle_dir: str | os.PathLike) -> Manifest:
         if name not in networks[idx].tasks:
             raise BundleError(f"{path}: field '{where}network': network {idx} does not serve '{name}'")
         oshape = _req(t, "shape", list, where, path)
-        if len(oshape) != 4 or not isinstance(oshape[1], int):
+        if len(oshape) != 4 or isinstance(oshape[1], bool) or not isinstance(oshape[1], int) or oshape[1] < 1:
             raise BundleError(f"{path}: field '{where}shape': expected ['N', C, H, W], found {oshape}")
         units, transform = t.get("units"), t.get("transform")
         if units is not None and not isinstance(units, str):
@@ -234,10 +261,36 @@ def read_manifest(bundle_dir: str | os.PathLike) -> Manifest:
                                  _req(t, "meaning", str, where, path), units, transform)
     if not tasks:
         raise BundleError(f"{path}: field 'tasks': the bundle serves no tasks")
+    for i, net in enumerate(networks):
+        # Every network runs on every frame: one that serves no task would cost time for nothing.
+        mapped = [t for t, o in tasks.items() if o.network == i]
+        if not mapped:
+            raise BundleError(f"{path}: field 'networks[{i}]': network {net.name} serves no task in 'tasks'")
+        if sorted(mapped) != sorted(net.tasks):
+            raise BundleError(f"{path}: field 'networks[{i}].tasks': lists {list(net.tasks)}, but 'tasks' maps "
+                              f"{mapped} to it")
     precision = _req(doc, "precision", str, "", path)
     selection = doc.get("selection") or {}
+    if not isinstance(selection, dict):
+        raise BundleError(f"{path}: field 'selection': expected an object")
+    predicted = selection.get("predicted_latency")
+    if predicted is not None and not (isinstance(predicted, dict) and _positive(predicted.get("value"))):
+        raise BundleError(f"{path}: field 'selection.predicted_latency.value': expected a positive finite number, "
+                          f"found {predicted.get('value') if isinstance(predicted, dict) else predicted!r}")
+    settings = selection.get("profiled_backend_settings")
+    threads = settings.get("intra_op_num_threads") if isinstance(settings, dict) else None
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or not 0 <= threads <= MAX_THREADS):
+        raise BundleError(f"{path}: field 'selection.profiled_backend_settings.intra_op_num_threads': expected an "
+                          f"integer in 0..{MAX_THREADS} (0: one per core), found {threads!r}")
+    budget = selection.get("budget")
+    if budget is not None:
+        value = budget.get("value") if isinstance(budget, dict) else budget
+        if not isinstance(budget, dict) or (value is not None and not _positive(value)):
+            raise BundleError(f"{path}: field 'selection.budget.value': expected a positive finite number or null, "
+                              f"found {value!r}")
     return Manifest(path, input_spec, tasks, tuple(networks), {k: v["sha256"] for k, v in files.items()},
-                    precision, selection if isinstance(selection, dict) else {}, doc)
+                    precision, selection, doc)
 
 
 def verify_files(manifest: Manifest, keep: Iterable[str] | None = None) -> dict[str, bytes]:

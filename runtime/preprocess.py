@@ -3,7 +3,8 @@
 Accepted: uint8 HWC RGB (one frame or a batch), converted to float32 NCHW / 255; or
 float32 NCHW RGB in [0, 1], used as is. Anything else is refused with a RuntimeInputError
 saying what was expected, so a CHW/HWC or 0..255/0..1 mix-up fails loudly instead of
-silently producing garbage. Colour order cannot be checked: pass RGB (OpenCV gives BGR).
+silently producing garbage; masked arrays too (their masked values would escape the checks).
+Colour order cannot be checked: pass RGB (OpenCV gives BGR).
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ def to_network_input(frame: object, spec: InputSpec) -> np.ndarray:
     """Validate `frame` and return a C-contiguous float32 (N, 3, H, W) array."""
     if not isinstance(frame, np.ndarray):
         raise RuntimeInputError(f"frame must be a numpy array, got {type(frame).__name__}; {_forms()}")
+    if isinstance(frame, np.ma.MaskedArray):
+        # Reductions skip masked entries, so NaN under the mask would pass the checks below, and the
+        # networks cannot honour a mask anyway.
+        raise RuntimeInputError("masked arrays are not accepted (the networks see every pixel); pass a plain array, "
+                                f"e.g. frame.filled(0); {_forms()}")
+    frame = np.asarray(frame)  # other ndarray subclasses (np.memmap, ...) as plain arrays
     h, w = spec.height, spec.width
     if frame.dtype == np.uint8:
         batch = frame[None] if frame.ndim == 3 else frame

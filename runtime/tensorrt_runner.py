@@ -176,12 +176,14 @@ class TrtRunner(Runner):
             self.cuda.destroy_stream(self.stream)
             self.context = self.engine = self.runtime = None
 
-    def io_spec(self) -> tuple[list[str], dict[str, int | None]]:
+    def io_spec(self) -> tuple[dict[str, tuple[tuple[int | None, ...], str]], dict[str, int | None]]:
         channels = {}
         for n in self.outputs:
             shape = tuple(self.engine.get_tensor_shape(n))
             channels[n] = int(shape[1]) if len(shape) > 1 and shape[1] >= 0 else None
-        return list(self.inputs), channels
+        inputs = {n: (tuple(int(d) if d >= 0 else None for d in self.engine.get_tensor_shape(n)),
+                      np.dtype(self.dtypes[n]).name) for n in self.inputs}
+        return inputs, channels
 
     def describe(self) -> dict:
         return {"name": self.name, "backend": "tensorrt", "tensorrt": getattr(self.trt, "__version__", None),

@@ -50,7 +50,7 @@ def get_task(name: str) -> TaskSpec:
     try:
         return TASKS[name]
     except KeyError:
-        raise TaskgroupError(f"unknown task '{name}'; known tasks: {', '.join(TASKS)}") from None
+        raise TaskgroupError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
 
 
 def parse_task_list(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:

@@ -32,11 +32,15 @@ def export_command(
     exporter: str = typer.Option("dynamo", help="dynamo (torch.export based, default) | legacy (TorchScript based, "
                                                 "deprecated by PyTorch)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier bundle at --out (a directory holding a bundle manifest) or an "
-                                                         "empty directory; anything else is refused, never deleted."),
+                                                         "empty directory; anything else is refused, never deleted. Only "
+                                                         "the files the earlier manifest lists are replaced; other files "
+                                                         "there (e.g. a calibration file) are kept."),
 ) -> None:
     """Export the networks of a grouping to ONNX (and TensorRT engines), dropping the heads of tasks each
     network does not serve, verify every output against PyTorch within a per-task tolerance, and write
-    manifest.json with the input spec, output specs, file hashes and the budget it was selected for."""
+    manifest.json with the input spec, output specs, file hashes and the budget it was selected for.
+    Every checkpoint must match the sha256 its training run recorded (RUN/runs.sqlite) or the grouping's
+    checkpoint_sha256; a changed one is refused with the command that retrains it."""
     from rich.console import Console
 
     from exporters import OnnxExportConfig, export_bundle, read_grouping, synthetic_frames, validation_frames

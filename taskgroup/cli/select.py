@@ -5,6 +5,7 @@ Neither command imports PyTorch: they read a loss table, search, and write JSON 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -331,7 +332,8 @@ def _infeasible(selector, limit: Budget, inp: Inputs, max_networks: Optional[int
 def frontier_cmd(
     losses: Path = OptLosses,
     out: Path = typer.Option(Path("frontier.json"), "--out", help="Frontier JSON to write."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG step plot of loss against budget."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG step plot of loss against budget (a file other "
+                                        "than --out; the two are written together or not at all)."),
     max_budget: Optional[float] = typer.Option(None, "--max-budget", help=(
         "Only budgets up to this: SNT units, or milliseconds with --profile.")),
     profile: Optional[Path] = OptFrontierProfile,
@@ -347,11 +349,13 @@ def frontier_cmd(
     normalize: Normalize = OptNormalize,
     solver: Solver = OptSolver,
 ) -> None:
-    from taskgroup.fileio import write_json_atomic
+    from taskgroup.fileio import atomic_path, write_json_atomic
     from taskgroup.search import frontier
 
     if max_budget is not None and not (math.isfinite(max_budget) and max_budget > 0):
         raise TaskgroupError(f"--max-budget must be a positive number, found {max_budget:g}")
+    if plot is not None and plot.resolve() == out.resolve():
+        raise TaskgroupError(f"--plot and --out are the same file ({out}); the plot would replace the JSON")
     inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize,
                       profile, statistic.value)
     unit = "snt" if inp.profile is None else "ms"
@@ -375,9 +379,13 @@ def frontier_cmd(
         from taskgroup.search.profiled import profile_record
 
         doc["profile"] = dict(profile_record(inp.profile, out), standard_network_ms=inp.standard_ms)
-    write_json_atomic(out, doc)  # before the plot: a failed JSON write leaves no orphan plot
-    if plot is not None:
-        fr.plot(plot)
+    # Both files are written to temporary names first and renamed only when both were written: a
+    # plot that cannot be written (a missing permission, a full disk) leaves no JSON behind, and
+    # the other way round.
+    with atomic_path(out) as json_tmp, (atomic_path(plot) if plot is not None else contextlib.nullcontext()) as plot_tmp:
+        write_json_atomic(json_tmp, doc)
+        if plot_tmp is not None:
+            fr.plot(plot_tmp)
     _print_frontier(fr, seconds, out, plot, inp)
 
 
@@ -389,10 +397,23 @@ def _num(value: float, unit: str) -> str:
     return f"{value:.4g}" if unit == "ms" else f"{value:g}"
 
 
+def _headroom_text(cost: float, budget: float, unit: str) -> str:
+    """'0.287 ms of 0.312 ms budget (0.025 ms, 8.0% under)'.
+
+    The share is spare / budget, never 100 x spare first: for a huge budget (--budget 1e308) that
+    product overflows to infinity.
+    """
+    digits = 4 if unit == "ms" else 6
+    spare = budget - cost
+    pct = 100.0 * (spare / budget) if budget > 0 else 0.0
+    return (f"{cost:.{digits}g} {unit} of {budget:.{digits}g} {unit} budget "
+            f"({max(spare, 0.0):.{digits}g} {unit}, {max(pct, 0.0):.1f}% under)")
+
+
 def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs) -> None:
     from rich.table import Table
 
-    from taskgroup.search.profiled import device_summary, headroom_text
+    from taskgroup.search.profiled import device_summary
 
     unit = sel.unit
     title = f"Grouping within {_num(sel.budget, unit)} {unit}"
@@ -416,13 +437,13 @@ def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs)
                   f"{sel.candidates_total} candidates after pruning dominated ones; solved by {sel.solver} in "
                   f"{seconds:.3f} s")
     if inp.profile is not None:
-        console.print(f"predicted {headroom_text(sel.cost, sel.budget, 'ms')} on {device_summary(inp.profile)}; "
+        console.print(f"predicted {_headroom_text(sel.cost, sel.budget, 'ms')} on {device_summary(inp.profile)}; "
                       f"standard network {inp.standard_ms:.4g} ms")
         if sel.corun_factor != 1:
             console.print(f"  = networks alone {sel.networks_cost:.4g} ms x {sel.corun_factor:.3f} for running "
                           f"{len(sel.networks)} networks back to back (measured in the profile)")
     else:
-        console.print(f"cost {headroom_text(sel.cost, sel.budget, 'snt')}")
+        console.print(f"cost {_headroom_text(sel.cost, sel.budget, 'snt')}")
     if sel.evaluation is not None:
         console.print(f"evaluated on {sel.evaluation.split}: total {sel.evaluation.total:.6g} "
                       f"(best chosen network per task: {sel.evaluation.total_best_served:.6g})")

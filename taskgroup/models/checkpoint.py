@@ -29,27 +29,49 @@ def save_checkpoint(model, path: str | os.PathLike, **extra: Any) -> None:
         torch.save({"arch": model.arch_config(), "state_dict": state, "targets": targets, "extra": extra}, tmp)
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load the raw checkpoint dict safely, with errors naming the file."""
+def read_checkpoint(path: str | os.PathLike, sha256: str | None = None) -> dict[str, Any]:
+    """Load the raw checkpoint dict safely, with errors naming the file.
+
+    sha256: the digest recorded when the checkpoint was written; the bytes read are checked
+    against it and loaded from memory, so what is loaded is exactly what was verified.
+    """
+    import hashlib
+    import io
+    import pickle
+
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise TaskgroupError(f"{path}: checkpoint not found")
+    blob = path.read_bytes()
+    if sha256 is not None and hashlib.sha256(blob).hexdigest() != sha256:
+        raise TaskgroupError(f"{path}: checkpoint does not match its recorded sha256 {sha256[:12]}... "
+                             "(damaged or modified after training)")
+    if not blob.startswith(b"PK\x03\x04"):  # torch.save writes a zip archive
+        raise TaskgroupError(f"{path}: not a taskgroup checkpoint (checkpoints are the zip archives torch.save "
+                             f"writes; this file starts with {blob[:8]!r})")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for damaged or unsafe files
-        raise TaskgroupError(f"{path}: not a readable taskgroup checkpoint ({type(exc).__name__}: {exc})") from exc
+        ckpt = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's message suggests weights_only=False, which would run code from the file: never do that.
+        raise TaskgroupError(f"{path}: not a taskgroup checkpoint (it holds objects other than tensors and plain "
+                             "data, which are never loaded)") from None
+    except Exception as exc:  # torch raises several types for damaged files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise TaskgroupError(f"{path}: not a readable taskgroup checkpoint ({type(exc).__name__}: {first})") from exc
     if not isinstance(ckpt, dict) or not {"arch", "state_dict"} <= set(ckpt):
         raise TaskgroupError(f"{path}: not a taskgroup checkpoint (expected keys 'arch' and 'state_dict')")
     return ckpt
 
 
-def load_checkpoint(path: str | os.PathLike):
-    """Rebuild the network described by a checkpoint and load its weights (eval mode)."""
+def load_checkpoint(path: str | os.PathLike, sha256: str | None = None):
+    """Rebuild the network described by a checkpoint and load its weights (eval mode).
+
+    sha256: if given, the file must match it (see read_checkpoint)."""
     from taskgroup.models.registry import create_model
 
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path, sha256)
     arch = ckpt["arch"]
     try:
         model = create_model(arch["name"], arch["tasks"], arch["width"], **arch.get("config", {}))

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import platform
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +131,7 @@ class Pipeline:
         self._profile = None  # the measured device profile, once the profile stage has written it
         # One process per run directory (released when run() ends or the process exits).
         self._lock = DirectoryLock(self.run_dir)
-        if resume and self.run_dir.is_dir():
+        if resume and (self.run_dir / STATE_FILE).is_file():  # never leave a lock file in a directory that is no run
             self._lock.acquire()
         self.state = self._open_state(resume)
         if not self._lock.held:
@@ -371,6 +372,11 @@ class Pipeline:
     def stage_export(self) -> dict[str, Any]:
         from exporters import export_bundle, validation_frames
 
+        # Temporary directories of an export that was killed (the run directory is locked: no other
+        # process is exporting into it).
+        for stale in self.run_dir.glob(".bundle.*"):
+            if stale.is_dir() and stale.name.endswith((".partial", ".old")):
+                shutil.rmtree(stale)
         config = self.run_config()
         frames, source = validation_frames(config.data, self.config.tasks, 32)
         out = export_bundle(self.run_dir / "best.json", self.run_dir / "bundle", "onnx", "fp32", frames,

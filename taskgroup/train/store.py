@@ -24,6 +24,7 @@ library is used here, so `taskgroup results` runs without torch.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ from taskgroup.train.candidates import CandidateSpec
 LOSS_UNITS = ("dataset units: L1 is the mean absolute error of outputs mapped back to the dataset's values "
               "(meta.targets gives each task's units); cross-entropy in nats per pixel")
 STORE_FILENAME = "runs.sqlite"
+RECOVERED_SUFFIX = ".recovered"  # the store saved beside another file that replaced it during training
 CHECKPOINT_DIR = "checkpoints"
 KIND = "taskgroup_run"
 SCHEMA_VERSION = 2  # 2: seeds as an axis, networks trained on standardised targets (`targets` in meta); 1: neither
@@ -80,6 +82,8 @@ class RunStore:
         self.run_dir = run_dir
         self.path = run_dir / STORE_FILENAME
         self._conn = conn
+        self._identity = _file_identity(self.path)  # the file opened; checked before every write
+        self._lost: str | None = None  # set once the file was found deleted or replaced (see _check_file)
 
     # -- opening -----------------------------------------------------------------------
 
@@ -120,6 +124,15 @@ class RunStore:
         run_dir = Path(run_dir)
         path = run_dir / STORE_FILENAME
         if not path.is_file():
+            recovered = path.with_name(path.name + RECOVERED_SUFFIX)
+            if recovered.is_file():
+                raise TaskgroupError(f"{run_dir}: no results store ({STORE_FILENAME}), but {recovered} holds the one saved "
+                                     f"when it disappeared during training: rename it to {STORE_FILENAME}, then resume")
+            if any((run_dir / CHECKPOINT_DIR).glob("*.pt")):
+                raise TaskgroupError(f"{run_dir}: no results store ({STORE_FILENAME}) although {run_dir / CHECKPOINT_DIR} "
+                                     "holds checkpoints: the store (the run's config and every network's losses) was "
+                                     "deleted, and losses cannot be recovered from checkpoints alone. Restore "
+                                     f"{STORE_FILENAME} from a backup to resume, or train again with a new --out")
             raise TaskgroupError(f"{run_dir}: no results store ({STORE_FILENAME}); nothing to resume — start a run without --resume")
         try:
             conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)
@@ -310,17 +323,80 @@ class RunStore:
     # -- helpers -----------------------------------------------------------------------
 
     def _transaction(self):
-        conn = self._conn
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), after checking the store file is still there."""
+        store = self
 
         class _Tx:
             def __enter__(self_inner):
-                conn.execute("BEGIN IMMEDIATE")
+                store._check_file()
+                store._conn.execute("BEGIN IMMEDIATE")
 
             def __exit__(self_inner, exc_type, exc, tb):
-                conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                try:
+                    store._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                except sqlite3.OperationalError as err:  # deleted between the check and the write
+                    if store._conn.in_transaction:
+                        store._conn.execute("ROLLBACK")
+                    store._check_file()
+                    if store._lost is None:
+                        raise
+                    raise TaskgroupError(store._lost) from err
+                if exc_type is not None and issubclass(exc_type, sqlite3.OperationalError):
+                    store._check_file()
+                    if store._lost is not None:
+                        raise TaskgroupError(store._lost) from exc
+                if exc_type is None and store._lost is not None:
+                    raise TaskgroupError(store._lost)  # the write went to the saved copy; stop the run here
                 return False
 
         return _Tx()
+
+    def _check_file(self) -> None:
+        """Stop cleanly if the store file was deleted or replaced since it was opened.
+
+        SQLite refuses to write to a database whose file was unlinked ("attempt to write a readonly
+        database"), yet this process still holds its whole content. That content is saved (to
+        RUN_DIR/runs.sqlite again if the name is free, else beside it as runs.sqlite.recovered, never
+        over another file) and the connection moves to the saved copy, so the write under way (e.g.
+        the results of the network just trained) is kept; the transaction then raises a
+        TaskgroupError saying how to resume.
+        """
+        if self._lost is not None or _file_identity(self.path) == self._identity:
+            return
+        replaced = os.path.lexists(self.path)
+        target = self.path.with_name(self.path.name + RECOVERED_SUFFIX) if replaced else self.path
+        tmp = target.with_name(f".{target.name}.saving.tmp")
+        tmp.unlink(missing_ok=True)
+        copy = sqlite3.connect(tmp)
+        try:
+            self._conn.backup(copy)
+        finally:
+            copy.close()
+        os.replace(tmp, target)
+        self._conn.close()
+        self._conn = sqlite3.connect(f"file:{target}?mode=rw", uri=True, isolation_level=None)
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._identity = _file_identity(target)
+        resume = f"taskgroup train --out {self.run_dir} --resume"
+        if replaced:
+            self._lost = (f"{self.path} was replaced by another file during training; training stopped and that file "
+                          f"was left as it is. The run's store, with every network finished so far, was saved as "
+                          f"{target}: to continue, move {self.path} away, rename {target.name} to {self.path.name}, "
+                          f"then run `{resume}`")
+        else:
+            self._lost = (f"{self.path} disappeared during training (deleted?); training stopped. It was written back "
+                          "from the copy this process still had open, with every network finished so far: continue "
+                          f"with `{resume}`")
+        self.path = target
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a file, None if absent: tells the file a connection opened from a new one."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _only_create_leftovers(run_dir: Path) -> bool:
@@ -334,3 +410,27 @@ def _only_create_leftovers(run_dir: Path) -> bool:
         return False
     return True
 
+
+def recorded_checkpoint_sha256(checkpoint: str | Path) -> tuple[Path, str | None] | None:
+    """The sha256 a run's store recorded for one of its checkpoints, to verify it outside the run (export).
+
+    The run is the nearest folder above the checkpoint holding a store. Returns None when there
+    is none, (store path, None) when the store has no committed result with this checkpoint (its
+    training never committed, or the result was dropped as damaged), else (store path, sha256).
+    The store is opened read-only.
+    """
+    checkpoint = Path(checkpoint).resolve()
+    run_dir = next((p for p in checkpoint.parents if (p / STORE_FILENAME).is_file()), None)
+    if run_dir is None:
+        return None
+    store = run_dir / STORE_FILENAME
+    rel = checkpoint.relative_to(run_dir).as_posix()
+    try:
+        conn = sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT checkpoint_sha256 FROM results WHERE checkpoint = ?", (rel,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise TaskgroupError(f"{store}: not a readable taskgroup results store ({exc})") from exc
+    return store, (row[0] if row else None)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from bundle_fixtures import make_grouping
+from bundle_fixtures import DEFAULT_NETWORKS, make_grouping, reseal_checkpoints
 from exporters import DEFAULT_ATOL, export_bundle, read_grouping, synthetic_frames
 from runtime import load_bundle
 from runtime.manifest import sha256_file
@@ -81,19 +81,38 @@ def test_existing_destination_is_refused_unless_overwrite(exported, tmp_path):
         export_bundle(grouping, bundle_dir, resolution=16)
 
 
-def test_overwrite_replaces_an_earlier_bundle_or_an_empty_directory(tmp_path):
-    grouping = make_grouping(tmp_path)
-    out = export_bundle(grouping, tmp_path / "deploy", resolution=16)
-    first = json.loads((out / "manifest.json").read_text())["created"]
-    (out / "stale.txt").write_text("from an older export")
-    export_bundle(grouping, out, resolution=16, overwrite=True)
-    assert not (out / "stale.txt").exists()
-    assert json.loads((out / "manifest.json").read_text())["kind"] == "bundle_manifest" and first
+@pytest.mark.slow  # three exports
+def test_overwrite_replaces_only_the_files_the_earlier_manifest_lists(tmp_path):
+    """An earlier bundle is replaced: its model files that the new one no longer has go with it, while a
+    user's file kept beside the models (not listed by the manifest) survives unchanged."""
+    out = export_bundle(make_grouping(tmp_path / "two"), tmp_path / "deploy", resolution=16)
+    assert (out / "net1.onnx").is_file()
+    (out / "calibration.yaml").write_text("camera: {fx: 500}\n")
+    (out / "notes").symlink_to("calibration.yaml")
+    one = make_grouping(tmp_path / "one", networks=DEFAULT_NETWORKS[:1])
+    export_bundle(one, out, resolution=16, overwrite=True)
+    assert (out / "calibration.yaml").read_text() == "camera: {fx: 500}\n"
+    assert (out / "notes").is_symlink() and (out / "notes").read_text() == "camera: {fx: 500}\n"
+    assert not (out / "net1.onnx").exists()  # listed by the earlier manifest, not written by this export
+    assert sorted(json.loads((out / "manifest.json").read_text())["files"]) == ["net0.onnx"]
+    load_bundle(out).close()  # files the manifest does not list do not disturb the runtime
     empty = tmp_path / "empty"
     empty.mkdir()
-    export_bundle(grouping, empty, resolution=16, overwrite=True)
+    export_bundle(one, empty, resolution=16, overwrite=True)
     assert (empty / "manifest.json").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary or .old directories
+
+
+def test_overwrite_refuses_a_user_file_the_new_bundle_would_clobber(tmp_path):
+    out = tmp_path / "deploy"
+    out.mkdir()
+    (out / "manifest.json").write_text(json.dumps({"kind": "bundle_manifest", "files": {}}))
+    (out / "net0.onnx").write_text("the user's own file, not listed by the manifest")
+    one = make_grouping(tmp_path / "one", networks=DEFAULT_NETWORKS[:1])
+    with pytest.raises(TaskgroupError, match=r"\['net0.onnx'\] not listed by the earlier bundle's manifest"):
+        export_bundle(one, out, resolution=16, overwrite=True)
+    assert (out / "net0.onnx").read_text() == "the user's own file, not listed by the manifest"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.parametrize("content", ["run directory", "foreign manifest", "bundle with subdirectory", "a file"])
@@ -137,7 +156,7 @@ def test_estimated_network_without_checkpoint_is_refused(tmp_path):
     doc = json.loads(grouping.read_text())
     doc["networks"][1]["checkpoint"] = None
     grouping.write_text(json.dumps(doc))
-    with pytest.raises(TaskgroupError, match="estimated \(HOA\) losses.*select again without --estimate"):
+    with pytest.raises(TaskgroupError, match=r"estimated \(HOA\) losses.*select again without --estimate"):
         export_bundle(grouping, tmp_path / "deploy", resolution=16)
     assert not (tmp_path / "deploy").exists()
 
@@ -147,6 +166,7 @@ def test_early_stopped_checkpoint_is_refused(tmp_path):
 
     grouping = make_grouping(tmp_path)
     save_checkpoint(load_checkpoint(tmp_path / "ckpt/net1.pt"), tmp_path / "ckpt/net1.pt", stage="early")
+    reseal_checkpoints(grouping)
     with pytest.raises(TaskgroupError, match="early-stopped"):
         export_bundle(grouping, tmp_path / "deploy", resolution=16)
     doc = json.loads(grouping.read_text())
@@ -160,8 +180,48 @@ def test_early_stopped_checkpoint_is_refused(tmp_path):
 def test_checkpoint_not_matching_grouping_is_refused(tmp_path):
     grouping = make_grouping(tmp_path)
     shutil.copy(tmp_path / "ckpt/net1.pt", tmp_path / "ckpt/net0.pt")
+    reseal_checkpoints(grouping)
     with pytest.raises(TaskgroupError, match="checkpoint has tasks"):
         export_bundle(grouping, tmp_path / "deploy", resolution=16)
+
+
+def _nudge_a_bias(path) -> None:
+    """Rewrite a checkpoint with one bias moved by 0.002: a valid file, silently different weights."""
+    from taskgroup.models.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(path)
+    name = next(k for k in ckpt["state_dict"] if k.endswith(".bias"))
+    ckpt["state_dict"][name][0] += 0.002
+    torch.save(ckpt, path)
+
+
+def test_a_checkpoint_changed_after_training_is_refused_with_the_command_that_retrains_it(tmp_path):
+    run = tmp_path / "run"
+    grouping = make_grouping(run, networks=DEFAULT_NETWORKS[1:], run_store=True)
+    _nudge_a_bias(run / "checkpoints/net0_final.pt")
+    with pytest.raises(TaskgroupError, match=r"net0_final.pt: does not match the sha256 recorded in .*runs.sqlite.*"
+                                             rf"taskgroup train --out {run} --resume --networks 'edge_texture@0.5'"):
+        export_bundle(grouping, tmp_path / "deploy", resolution=16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing written
+
+
+def test_a_checkpoint_without_a_recorded_sha256_is_refused(tmp_path):
+    import sqlite3
+
+    run = tmp_path / "run"
+    grouping = make_grouping(run, networks=DEFAULT_NETWORKS[1:], run_store=True)
+    with sqlite3.connect(run / "runs.sqlite") as conn:  # as if its commit never happened
+        conn.execute("DELETE FROM results")
+    with pytest.raises(TaskgroupError, match="has no committed result in .*runs.sqlite.*--resume --networks"):
+        export_bundle(grouping, tmp_path / "deploy", resolution=16)
+    (run / "runs.sqlite").unlink()
+    with pytest.raises(TaskgroupError, match=r"no sha256 is recorded for this checkpoint.*networks\[0\].checkpoint_sha256"):
+        export_bundle(grouping, tmp_path / "deploy", resolution=16)
+    other = make_grouping(tmp_path / "g", networks=DEFAULT_NETWORKS[1:])  # the grouping records the digest
+    _nudge_a_bias(tmp_path / "g/ckpt/net0.pt")
+    with pytest.raises(TaskgroupError, match=r"does not match networks\[0\].checkpoint_sha256 of .*best.json"):
+        export_bundle(other, tmp_path / "deploy", resolution=16)
+    assert not (tmp_path / "deploy").exists()
 
 
 def test_tensorrt_required_without_tensorrt_is_a_clear_error(tmp_path):
@@ -210,6 +270,17 @@ def test_caller_frames_set_the_resolution_and_are_validated(tmp_path):
     (lambda d: d["served_by"].update(edge_texture=7), "served_by.edge_texture"),
     (lambda d: d["budget"].update(unit="seconds"), "budget.unit"),
     (lambda d: d["networks"][1].update(cost="cheap"), "networks[1].cost"),
+    (lambda d: d["networks"][1].update(cost=-2.9), "networks[1].cost"),  # would predict a negative latency
+    (lambda d: d["networks"][1].update(cost=0), "networks[1].cost"),
+    (lambda d: d["budget"].update(value=-5.0), "budget.value"),
+    (lambda d: d["networks"][0].update(checkpoint_sha256="abc"), "networks[0].checkpoint_sha256"),
+    # found by the fuzz tests: each would reach the manifest or its predicted latency
+    (lambda d: d.update(tasks=["segment_semantic", "segment_semantic", "depth_zbuffer", "edge_texture"]), "tasks"),
+    (lambda d: d.update(objective=float("nan")), "objective"),
+    (lambda d: d.update(corun_factor=float("inf")), "corun_factor"),
+    (lambda d: d.update(corun_factor=0.5), "corun_factor"),
+    (lambda d: d["budget"].update(backend_settings={"intra_op_num_threads": float("nan")}), "budget"),
+    (lambda d: [n.update(cost=1e308) for n in d["networks"]], "networks"),  # the sum overflows to infinity
     # a task served twice, and a served task the grouping does not list
     (lambda d: d["networks"][1].update(tasks=["edge_texture", "depth_zbuffer"], served=["edge_texture", "depth_zbuffer"]),
      "networks[1].served"),
@@ -223,6 +294,19 @@ def test_grouping_reader_names_the_bad_field(tmp_path, edit, field):
     with pytest.raises(SchemaError) as info:
         read_grouping(grouping)
     assert info.value.field == field and str(grouping) in str(info.value)
+
+
+def test_grouping_reader_tolerates_odd_optional_fields_and_quotes_names(tmp_path):
+    grouping = make_grouping(tmp_path)
+    doc = json.loads(grouping.read_text())
+    doc["options"] = 1  # not an object: treated as absent
+    grouping.write_text(json.dumps(doc))
+    assert read_grouping(grouping).profile is None
+    doc["tasks"][0] = "segment\nsemantic"
+    grouping.write_text(json.dumps(doc))
+    with pytest.raises(SchemaError, match=r"unknown task 'segment\\nsemantic'") as info:
+        read_grouping(grouping)
+    assert "\n" not in str(info.value)  # a name with a line break is quoted, the message stays one line
 
 
 def test_grouping_reader_accepts_both_field_spellings(tmp_path):

@@ -129,6 +129,9 @@ def test_benchmark_reports_ordered_percentiles(tiny_bundle):
     (np.zeros((0, 16, 16, 3), np.uint8), "empty batch"),
     (np.zeros((16, 16), np.uint8), "shape"),
     ([[0, 0, 0]], "numpy array"),
+    # NaN hidden under a mask: masked reductions skip it, so it would reach the networks
+    (np.ma.masked_array(np.full((1, 3, 16, 16), np.nan, np.float32), mask=True), "masked arrays"),
+    (np.ma.masked_array(np.zeros((16, 16, 3), np.uint8)), "masked arrays"),
 ])
 def test_bad_frames_raise_a_clear_input_error(tiny_bundle, frame, match):
     with load_bundle(tiny_bundle, execution="sequential") as b:
@@ -280,6 +283,131 @@ def test_a_wrong_channel_count_in_the_manifest_is_refused_at_load(bundle_copy):
     _rewrite_manifest(bundle_copy, lambda d: d["tasks"]["edge_texture"]["shape"].__setitem__(1, 3))
     with pytest.raises(BundleError, match="3 channels"):
         load_bundle(bundle_copy)
+
+
+def _reseal_file(bundle_dir: Path, name: str, data: bytes) -> None:
+    """Replace a model file and re-seal the manifest around it (valid hashes, wrong content)."""
+    import hashlib
+
+    (bundle_dir / name).write_bytes(data)
+    _rewrite_manifest(bundle_dir, lambda d: d["files"][name].update(sha256=hashlib.sha256(data).hexdigest(),
+                                                                     bytes=len(data)))
+
+
+@pytest.mark.parametrize("data", [b"not a model at all", b"\x08\x07" + bytes(64)])
+def test_a_resealed_garbage_model_is_a_bundle_error_at_load(bundle_copy, data):
+    _reseal_file(bundle_copy, "net1.onnx", data)
+    with pytest.raises(BundleError, match=r"field 'networks\[1\].files.onnx': net1.onnx is not a model"):
+        load_bundle(bundle_copy)
+
+
+def test_a_model_of_another_network_is_a_bundle_error_at_load(bundle_copy):
+    """A model that parses but computes other tasks: the task mapping is checked at load."""
+    _reseal_file(bundle_copy, "net1.onnx", (bundle_copy / "net0.onnx").read_bytes())
+    with pytest.raises(BundleError, match="no output 'edge_texture'"):
+        load_bundle(bundle_copy)
+
+
+def _edge_model(target_shape=None, nan_weight=False) -> bytes:
+    """A hand-built stand-in for net1 (input 'image', output 'edge_texture'): a Reshape of the image to
+    `target_shape`, or a 1x1 convolution (with a NaN weight if asked)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 16, 16])
+    out = helper.make_tensor_value_info("edge_texture", TensorProto.FLOAT, ["N", 1, 16, 16])
+    if target_shape is not None:
+        init = [numpy_helper.from_array(np.array(target_shape, np.int64), "shape")]
+        node = helper.make_node("Reshape", ["image", "shape"], ["edge_texture"])
+    else:
+        w = np.full((1, 3, 1, 1), 0.1, np.float32)
+        w[0, 0] = np.nan if nan_weight else 0.1
+        init = [numpy_helper.from_array(w, "w")]
+        node = helper.make_node("Conv", ["image", "w"], ["edge_texture"])
+    graph = helper.make_graph([node], "edge", [inp], [out], init)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+
+
+def test_a_resealed_model_that_fails_on_a_frame_is_a_bundle_error_at_load(bundle_copy):
+    _reseal_file(bundle_copy, "net1.onnx", _edge_model(target_shape=[-1, 1, 16, 15]))  # 768 values, not a multiple of 240
+    with pytest.raises(BundleError, match=r"field 'networks\[1\]': net1.onnx fails on a test frame at load"):
+        load_bundle(bundle_copy, warmup=0)
+
+
+def test_a_resealed_model_with_other_output_sizes_is_a_bundle_error_at_load(bundle_copy):
+    _reseal_file(bundle_copy, "net1.onnx", _edge_model(target_shape=[-1, 1, 16, 8]))  # (6, 1, 16, 8) per frame
+    with pytest.raises(BundleError, match=r"field 'tasks.edge_texture.shape'.*net1.onnx outputs \[6, 1, 16, 8\]"):
+        load_bundle(bundle_copy, warmup=0)
+
+
+def test_a_resealed_model_with_nan_weights_is_a_bundle_error_at_load(bundle_copy):
+    _reseal_file(bundle_copy, "net1.onnx", _edge_model(nan_weight=True))
+    with pytest.raises(BundleError, match="edge_texture.*net1.onnx outputs NaN or infinity"):
+        load_bundle(bundle_copy, warmup=0)
+    _reseal_file(bundle_copy, "net1.onnx", _edge_model())  # the same model with finite weights loads and runs
+    with load_bundle(bundle_copy, warmup=0) as b:
+        assert b.run(np.zeros((16, 16, 3), np.uint8))["edge_texture"].shape == (1, 1, 16, 16)
+
+
+@pytest.mark.parametrize("side", [32, 8])
+def test_an_input_size_the_models_do_not_take_is_a_bundle_error_at_load(bundle_copy, side):
+    _rewrite_manifest(bundle_copy, lambda d: d["input"].update(shape=["N", 3, side, side]))
+    with pytest.raises(BundleError, match=rf"field 'input.shape': the manifest says \['N', 3, {side}, {side}\], "
+                                          r"net0.onnx takes \['N', 3, 16, 16\]"):
+        load_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize("shape", [["N", 3, 100_000, 100_000], ["N", 3, 16, 0], ["N", 3, 16.0, 16], ["N", 3, True, 16]])
+def test_absurd_input_sizes_are_refused_before_anything_is_allocated(bundle_copy, shape):
+    _rewrite_manifest(bundle_copy, lambda d: d["input"].update(shape=shape))
+    with pytest.raises(BundleError, match=r"field 'input.shape': expected \['N', 3, H, W\] with H and W in 1..8192"):
+        read_manifest(bundle_copy)
+
+
+@pytest.mark.parametrize("edit, field", [
+    # an extra network serving no task would run on every frame for nothing
+    (lambda d: d["networks"].append({**d["networks"][1], "name": "net2", "tasks": []}), r"networks\[2\]"),
+    (lambda d: d["networks"].append({**d["networks"][1], "name": "net2"}), r"networks\[2\]"),
+    (lambda d: d["networks"][0].update(tasks=["segment_semantic", "depth_zbuffer", "normal"]), r"networks\[0\].tasks"),
+    (lambda d: d["input"].update(value_range=["0", "1"]), "input.value_range"),
+    (lambda d: d["input"].update(value_range=[1.0, 0.0]), "input.value_range"),
+    (lambda d: d["input"]["normalization"].update(std=[0.5, 0.0, 0.5]), "input.normalization.std"),
+    (lambda d: d["input"]["normalization"].update(mean="0.5"), "input.normalization.mean"),
+    (lambda d: d["networks"][0].update(predicted_latency=-2.9), r"networks\[0\].predicted_latency"),
+    (lambda d: d["selection"]["predicted_latency"].update(value=-2.9), "selection.predicted_latency.value"),
+    (lambda d: d["selection"]["budget"].update(value=0), "selection.budget.value"),
+    (lambda d: d["tasks"]["edge_texture"]["shape"].__setitem__(1, 0), "tasks.edge_texture.shape"),
+    # thousands of threads per session, or a number ONNX Runtime cannot take at all
+    (lambda d: d["selection"].update(profiled_backend_settings={"intra_op_num_threads": 2 ** 31}),
+     "selection.profiled_backend_settings.intra_op_num_threads"),
+])
+def test_manifest_values_that_would_fail_later_are_refused_at_read(bundle_copy, edit, field):
+    _rewrite_manifest(bundle_copy, edit)
+    with pytest.raises(BundleError, match=f"field '{field}'"):
+        read_manifest(bundle_copy)
+
+
+def test_a_manifest_symlinked_from_outside_the_bundle_is_refused(bundle_copy, tmp_path):
+    outside = tmp_path / "elsewhere.json"
+    (bundle_copy / "manifest.json").rename(outside)
+    (bundle_copy / "manifest.json").symlink_to(outside)
+    with pytest.raises(BundleError, match="outside the bundle"):
+        load_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize("kw", [{"threads": -1}, {"threads": 0}, {"threads": 2.5}, {"threads": True},
+                                {"threads": "2"}, {"threads": 2 ** 31}, {"warmup": -1}, {"measure_rounds": 0}])
+def test_bad_load_arguments_are_a_value_error_naming_them(tiny_bundle, kw):
+    (name, value), = kw.items()
+    with pytest.raises(ValueError, match=f"{name} must be an integer >= "):
+        load_bundle(tiny_bundle, **kw)
+
+
+def test_a_memory_mapped_frame_is_accepted(tiny_bundle, tmp_path):
+    frame = np.lib.format.open_memmap(tmp_path / "f.npy", mode="w+", dtype=np.uint8, shape=(16, 16, 3))
+    frame[:] = 7
+    with load_bundle(tiny_bundle, execution="sequential") as b:
+        a, m = b.run(np.array(frame)), b.run(frame)
+    assert all(np.array_equal(a[t], m[t]) for t in a)
 
 
 @pytest.mark.parametrize("execution", ["sequential", "concurrent"])

@@ -181,6 +181,53 @@ def test_output_paths_that_are_directories_exit_2_and_leave_nothing(tmp_path, ca
     assert not (tmp_path / "f.png").exists() and list(target.iterdir()) == []
 
 
+def test_frontier_plot_that_cannot_be_written_leaves_no_json(tmp_path, capsys):
+    import os
+
+    run_dir = write_table(tmp_path)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        code, _, err = run(["frontier", "--losses", run_dir, "--out", tmp_path / "f.json", "--plot",
+                            locked / "f.png"], capsys)
+    finally:
+        locked.chmod(0o700)
+    assert code == 2 and "Permission denied" in err and err.count("\n") == 1
+    assert not (tmp_path / "f.json").exists() and list(locked.iterdir()) == []
+
+
+def test_frontier_plot_and_out_on_the_same_file_is_refused(tmp_path, capsys):
+    run_dir = write_table(tmp_path)
+    out = tmp_path / "f.json"
+    code, _, err = run(["frontier", "--losses", run_dir, "--out", out, "--plot", tmp_path / "." / "f.json"], capsys)
+    assert code == 2 and "--plot and --out are the same file" in err and not out.exists()
+
+
+def test_frontier_plot_written_to_a_failing_device_leaves_no_json(tmp_path, capsys, monkeypatch):
+    """Whatever stops the plot (here a full disk), the JSON is not left behind."""
+    from taskgroup.search.frontier import Frontier
+
+    def full_disk(self, path, title=None):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(Frontier, "plot", full_disk)
+    run_dir = write_table(tmp_path)
+    code, _, err = run(["frontier", "--losses", run_dir, "--out", tmp_path / "f.json", "--plot", tmp_path / "f.png"],
+                       capsys)
+    assert code == 2 and "No space left" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_huge_budget_prints_a_finite_headroom(tmp_path, capsys):
+    code, stdout, err = run(["select", "--losses", write_table(tmp_path), "--budget", "1e308",
+                             "--out", tmp_path / "b.json"], capsys)
+    assert code == 0, err
+    assert "100.0% under" in stdout and "inf" not in stdout
+
+
 def test_help_explains_units_hoa_and_serving(capsys):
     code, stdout, _ = run(["select", "--help"], capsys)
     assert code == 0

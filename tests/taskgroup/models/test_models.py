@@ -84,8 +84,29 @@ def test_checkpoint_refuses_pickled_code(tmp_path):
 
     path = tmp_path / "evil.pt"
     torch.save({"arch": Evil(), "state_dict": {}}, path)
-    with pytest.raises(TaskgroupError, match="evil.pt"):
+    with pytest.raises(TaskgroupError, match="evil.pt") as info:
         load_checkpoint(path)
+    assert "weights_only=False" not in str(info.value)  # torch's advice to load it unsafely is never passed on
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("content", [b'{"kind": "grouping"}\n', b"\x80\x04K\x01.", b""])
+def test_a_file_that_is_not_a_checkpoint_gives_one_line_without_unsafe_advice(tmp_path, content):
+    path = tmp_path / "best.json"
+    path.write_bytes(content)
+    with pytest.raises(TaskgroupError, match="best.json: not a taskgroup checkpoint") as info:
+        load_checkpoint(path)
+    assert "weights_only" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_checkpoint_is_loaded_only_if_it_matches_the_given_sha256(tmp_path):
+    import hashlib
+
+    path = tmp_path / "net.pt"
+    save_checkpoint(create_model("xception", ["normal"], 0.5, **TINY), path)
+    load_checkpoint(path, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    with pytest.raises(TaskgroupError, match="does not match its recorded sha256"):
+        load_checkpoint(path, sha256="0" * 64)
 
 
 def test_unknown_model_and_task_names_are_clear_errors():

@@ -26,6 +26,15 @@ def test_bad_options_fail_before_the_run_directory_is_written(tmp_path, options,
     assert not (tmp_path / "run").exists()
 
 
+def test_a_refused_resume_leaves_nothing_in_a_directory_that_is_no_run(tmp_path):
+    unrelated = tmp_path / "photos"
+    unrelated.mkdir()
+    (unrelated / "a.jpg").write_bytes(b"jpeg")
+    with pytest.raises(TaskgroupError, match="nothing to resume"):
+        Pipeline(unrelated, PipelineConfig(), resume=True, say=lambda _: None)
+    assert [p.name for p in unrelated.iterdir()] == ["a.jpg"]  # no .lock file left behind
+
+
 def _cost(width, tasks):  # trunk 1 per width unit, each served head 0.5
     return width + 0.5 * len(tasks)
 

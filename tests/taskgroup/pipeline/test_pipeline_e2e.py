@@ -44,6 +44,10 @@ def run_dir(tmp_path_factory) -> Path:
     proc.wait()
     before = {p: p.stat().st_mtime_ns for p in [out / "profile.json", *(out / "train" / "checkpoints").glob("*.pt")]}
     assert "report" not in _finished(out)
+    # What an export killed midway leaves: its temporary directories, removed by the resumed run.
+    (out / ".bundle.k1ll3d.partial").mkdir()
+    (out / ".bundle.k1ll3d.partial" / "net0.onnx").write_bytes(b"half")
+    (out / ".bundle.0ld.old").mkdir()
 
     proc = _pipeline(out, "--resume")
     output, _ = proc.communicate(timeout=600)
@@ -51,6 +55,7 @@ def run_dir(tmp_path_factory) -> Path:
     assert "[profile] already finished" in output and "[candidates] already finished" in output
     for path, mtime in before.items():  # finished stages and trained candidates were not redone
         assert path.stat().st_mtime_ns == mtime, f"{path} was rewritten on resume"
+    assert not list(out.glob(".bundle.*"))
     return out
 
 

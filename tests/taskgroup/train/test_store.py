@@ -220,3 +220,62 @@ def test_a_config_that_cannot_train_on_the_data_is_refused_before_the_run_direct
     assert not (tmp_path / "run").exists()  # so the corrected config can start the run there
     table = train_candidates(tmp_path / "run", TASKS, candidate_set("singles", TASKS)[:1], cfg(), data=data)
     assert len(table.networks) == 1
+
+
+class _DuringTraining:
+    """A Progress that does something to the run directory while the given candidate trains."""
+
+    def __init__(self, candidate: str, action):
+        self.candidate, self.action, self.current = candidate, action, None
+
+    def __getattr__(self, name):  # every other Progress event is ignored
+        return lambda *a, **k: None
+
+    def candidate_started(self, name, total_steps):
+        self.current = name
+
+    def epoch_done(self, name, epoch, epochs, val_total, lr):
+        if self.current == self.candidate and epoch == 1:
+            self.action()
+
+
+def test_a_store_deleted_during_training_stops_cleanly_keeps_the_network_in_flight_and_resumes(tmp_path, data):
+    run = tmp_path / "run"
+    specs = candidate_set("singles", TASKS)[:3]
+    progress = _DuringTraining(specs[1].name, (run / "runs.sqlite").unlink)
+    with pytest.raises(TaskgroupError, match=r"runs.sqlite disappeared during training.*written back.*"
+                                             rf"taskgroup train --out {run} --resume"):
+        train_candidates(run, TASKS, specs, cfg(), data=data, progress=progress)
+    store = RunStore.open(run)  # written back, with the network that was training when the file went
+    assert store.counts() == {"done": 2} and store.verify_checkpoints() == []
+    store.close()
+    table = train_candidates(run, TASKS, specs, cfg(), data=data, resume=True)
+    assert [n.name for n in table.networks] == [s.name for s in specs]
+
+
+def test_a_store_replaced_during_training_is_left_alone_and_the_run_saved_beside_it(tmp_path, data):
+    run = tmp_path / "run"
+    specs = candidate_set("singles", TASKS)[:2]
+
+    def replace():
+        (run / "runs.sqlite").unlink()
+        (run / "runs.sqlite").write_text("someone else's file")
+
+    with pytest.raises(TaskgroupError, match="replaced by another file.*saved as .*runs.sqlite.recovered"):
+        train_candidates(run, TASKS, specs, cfg(), data=data, progress=_DuringTraining(specs[1].name, replace))
+    assert (run / "runs.sqlite").read_text() == "someone else's file"
+    (run / "runs.sqlite").unlink()
+    with pytest.raises(TaskgroupError, match="runs.sqlite.recovered holds the one saved.*rename it"):
+        train_candidates(run, TASKS, specs, cfg(), data=data, resume=True)
+    (run / "runs.sqlite.recovered").rename(run / "runs.sqlite")
+    store = RunStore.open(run)
+    assert store.counts() == {"done": 2}
+    store.close()
+
+
+def test_resume_without_a_store_but_with_checkpoints_says_what_was_lost(tmp_path, data):
+    run = tmp_path / "run"
+    train_candidates(run, TASKS, candidate_set("singles", TASKS)[:1], cfg(), data=data)
+    (run / "runs.sqlite").unlink()  # e.g. deleted while no process had it open
+    with pytest.raises(TaskgroupError, match="holds checkpoints.*cannot be recovered from checkpoints alone.*backup"):
+        train_candidates(run, TASKS, candidate_set("singles", TASKS), cfg(), data=data, resume=True)

@@ -1,0 +1,63 @@
+"""Fuzzing the grouping file export reads (best.json): every damaged grouping is either refused
+with a TaskgroupError naming the file, or read into a grouping whose invariants hold (each task
+served once, positive costs and budget, checkpoints verified or refused), and the manifest's
+selection block built from it records no negative or infinite prediction."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given, strategies as st
+
+from bundle_fixtures import make_grouping
+from exporters.bundle import _selection_block, verified_checkpoint_sha256
+from exporters.grouping import read_grouping
+from fuzzing import dumps, fuzz, mutated
+from taskgroup.cli.export import _check_preset_matches
+from taskgroup.errors import TaskgroupError
+
+
+@pytest.fixture(scope="module")
+def grouping_path(tmp_path_factory):
+    path = make_grouping(tmp_path_factory.mktemp("fuzz-grouping"))
+    doc = json.loads(path.read_text())
+    doc["options"] = {"preset": "tiny", "resolution": 16, "losses": "../run/losses.json"}
+    doc["budget"].update(input_shape=[1, 3, 16, 16], preset="tiny", backend_settings={"intra_op_num_threads": 2})
+    doc["corun_factor"] = 1.05
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@fuzz(200)
+@given(data=st.data())
+def test_fuzzed_groupings_are_read_consistently_or_refused(grouping_path, data):
+    doc = data.draw(mutated(json.loads(grouping_path.read_text())))
+    path = grouping_path.with_name("fuzzed.json")
+    path.write_text(dumps(doc))
+    try:
+        g = read_grouping(path)
+    except TaskgroupError as exc:
+        assert str(path) in str(exc) and "\n" not in str(exc)
+        return
+    served = [t for n in g.networks for t in n.tasks_served]
+    assert sorted(served) == sorted(g.tasks) and len(set(served)) == len(served)
+    for n in g.networks:
+        assert set(n.tasks_served) <= set(n.tasks_trained) and 0 < n.width <= 4
+        assert n.cost is None or (math.isfinite(n.cost) and n.cost > 0)
+    value = g.budget.get("value")
+    assert value is None or (math.isfinite(value) and value > 0)
+    block = _selection_block(g)
+    predicted = block["predicted_latency"]
+    assert predicted is None or (math.isfinite(predicted["value"]) and predicted["value"] > 0)
+    json.dumps(block, allow_nan=False)  # the manifest is written without NaN or infinity
+    try:
+        _check_preset_matches(g, "tiny", 16)
+        for n in g.networks:
+            if n.checkpoint is not None and n.checkpoint.is_file():
+                verified_checkpoint_sha256(g, n)
+    except TaskgroupError as exc:
+        assert "\n" not in str(exc)
+    except OSError as exc:  # e.g. a checkpoint name too long for the file system; the CLI prints it in one line
+        assert exc.filename
