@@ -278,6 +278,11 @@ class LossTable:
             raise SchemaError(where, "meta.status", f"expected an object, found {type(status).__name__}")
         table.meta = meta
         table.validate(where)
+        run = meta.get("run_config")
+        if isinstance(run, dict) and run.get("declared_tasks"):  # tasks of the run's own [tasks.NAME] tables
+            from taskgroup.task_tables import declare_from_json
+
+            declare_from_json(run["declared_tasks"], f"{where}: meta.run_config.declared_tasks")
         return table
 
 

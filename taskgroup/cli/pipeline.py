@@ -17,7 +17,8 @@ def pipeline_command(
     out: Path = typer.Option(Path("runs/pipeline"), "--out", help="Run directory; every artefact goes here."),
     preset: str = typer.Option("default", help="tiny (seconds, for tests) or default (a few minutes on a CPU)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file overriding preset fields "
-                                          "(\\[data], \\[train], \\[arch] tables, as for `taskgroup train`)."),
+                                          "(\\[data], \\[train], \\[arch] tables, as for `taskgroup train`) and declaring tasks "
+                                          "of your own (\\[tasks.NAME] tables, docs/data.md)."),
     tasks: str = typer.Option(",".join(PAPER_TASKS), help="Comma-separated tasks to group."),
     candidates: str = typer.Option("pairs", help="Candidates trained for the search: singles | pairs | all. "
                                    "With pairs, higher-order networks are estimated (HOA)."),
@@ -51,12 +52,13 @@ def pipeline_command(
     the bundle, and write a report (RUN_DIR/report/report.md)."""
     from taskgroup.cli.train import RichProgress
     from taskgroup.pipeline.run import Pipeline, PipelineConfig
-    from taskgroup.tasks import parse_task_list
     from taskgroup.train.run import parse_seeds
 
     if seeds is not None and seed != 0:
         raise TaskgroupError("give --seed N or --seeds LIST, not both")
-    cfg = PipelineConfig(preset=preset, config_file=str(config) if config else None, tasks=parse_task_list(tasks),
+    # The config is read before the task names are checked: it may declare tasks ([tasks.NAME]).
+    cfg = PipelineConfig(preset=preset, config_file=str(config) if config else None,
+                         tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
                          candidates=candidates, estimate=None if estimate == "none" else estimate, normalize=normalize, esa=esa,
                          budget_ms=budget_ms, budget_snt=budget_snt, random_baselines=random_baselines,
                          seed=seed, seeds=None if seeds is None else parse_seeds(seeds), device=device)

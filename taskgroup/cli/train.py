@@ -32,7 +32,8 @@ def train_command(
                                                     "docs/training.md). Default: 'default' for a new run; with "
                                                     "--resume and no --preset/--config, the run's stored config."),
     config: Optional[Path] = typer.Option(None, help="TOML file overriding preset fields in \\[train], \\[data] and "
-                                                     "\\[arch] tables (see docs/training.md)."),
+                                                     "\\[arch] tables and declaring tasks of your own in "
+                                                     "\\[tasks.NAME] tables (see docs/training.md, docs/data.md)."),
     esa: Optional[float] = typer.Option(
         None, help="Early Stopping Approximation: also record each network after this fraction of the training "
                    "schedule (0 < FRACTION < 1) as stage 'early'. The snapshot is taken during the full run and "
@@ -80,12 +81,12 @@ def train_command(
     seed_list = seed_list or (0,)
     if tasks is None and stored is None:
         raise TaskgroupError("--tasks is required for a new run (with --resume the run's own tasks are used)")
-    task_list = parse_task_list(tasks) if tasks is not None else stored[0]
-    specs = parse_networks(networks, task_list) if networks is not None else candidate_set(candidates, task_list)
     if preset is None and config is None and stored is not None:
         run_config = stored[1]  # the run's own recipe and data: --resume continues it as it was
     else:
-        run_config = make_run_config(preset or "default", config, seed=seed_list[0], esa_fraction=esa)
+        run_config = make_run_config(preset or "default", config, seed=seed_list[0], esa_fraction=esa)  # declares [tasks.*]
+    task_list = parse_task_list(tasks) if tasks is not None else stored[0]
+    specs = parse_networks(networks, task_list) if networks is not None else candidate_set(candidates, task_list)
     stages = default_stages(run_config, esa_only)
     with RichProgress() as progress:
         table = train_candidates(out, task_list, specs, run_config, resume=resume, stages=stages, progress=progress,
@@ -135,8 +136,9 @@ def render_table(doc: dict, split: str):
     flagged = [(t, "+".join(n["tasks"]) + f"@{n['width']:g}" + ("" if n["stage"] == "final" else f"/{n['stage']}"))
                for n in doc["networks"] for t in n["tasks"]
                if _not_below(n["losses"].get("val", {}).get(t), ref.get(t, {}).get("val"))]
-    caption = ("CE in nats/pixel for segmentation, L1 in the data's units otherwise; lower is better. Trivial = "
-               "best constant predictor fitted on the training split.")
+    caption = ("Per task its loss (cross_entropy: nats/pixel; l1, l2: in the data's units; bce: nats per label and "
+               "pixel), over labelled pixels; lower is better. Trivial = best constant predictor fitted on the "
+               "training split.")
     if flagged:
         caption += (f" ! = not clearly (1%) below the trivial predictor on validation (not learnt): "
                     + ", ".join(f"{t} in {net}" for t, net in flagged) + ".")
@@ -150,8 +152,14 @@ def render_table(doc: dict, split: str):
         table.add_column(t, justify="right")
     table.add_column("steps", justify="right")
     table.add_column("time s", justify="right")
+    ref = doc.get("reference_losses", {})
     table.add_row("trivial predictor", "", "", *([""] if seeds else []), *[_fmt(ref.get(t, {}).get(split)) for t in tasks],
                   "", "", style="dim")
+    counts = doc.get("meta", {}).get("labelled_samples") or {}
+    labelled, size = counts.get("labelled") or {}, (counts.get("samples") or {}).get(split)
+    if size and any(labelled.get(t, {}).get(split, size) < size for t in tasks):  # partial labels: say how many
+        table.add_row(f"labelled {split} samples", "", "", *([""] if seeds else []),
+                      *[f"{labelled.get(t, {}).get(split, '?')} of {size}" for t in tasks], "", "", style="dim")
     for n in doc["networks"]:
         losses = n["losses"].get(split, {})
         std = (n.get("loss_std") or {}).get(split, {})

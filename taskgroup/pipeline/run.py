@@ -37,6 +37,7 @@ from taskgroup.tasks import PAPER_TASKS, parse_task_list
 
 STATE_FILE = "pipeline.json"
 STATE_KIND = "pipeline_state"
+STATE_VERSION = 2  # 2: networks trained on standardised targets (1: on the data's values; not resumable)
 DEFAULT_BUDGET_SNT = 1.2  # below what one network per task costs: sharing has to be chosen
 STAGES = ("profile", "candidates", "select", "finalize", "baselines", "export", "bench", "report")
 BUDGET_FIELDS = ("budget_ms", "budget_snt")  # a resume may change these: only selection onwards depends on them
@@ -60,7 +61,6 @@ class PipelineConfig:
     backend: str = "onnxruntime"  # profiling backend; the runtime uses ONNX Runtime
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tasks", parse_task_list(list(self.tasks)))
         if self.seeds is not None:
             from taskgroup.train.run import check_seeds
 
@@ -76,9 +76,10 @@ class PipelineConfig:
             raise TaskgroupError(f"the budget must be a positive number, got {budget!r}")
         if self.random_baselines < 0:
             raise TaskgroupError(f"--random-baselines must be >= 0, got {self.random_baselines}")
+        self._check_stage_options()  # reads the config file, which may declare tasks: before the names are checked
+        object.__setattr__(self, "tasks", parse_task_list(list(self.tasks)))
         if len(self.tasks) < 2:
             raise TaskgroupError("grouping needs at least two tasks")
-        self._check_stage_options()
 
     def _check_stage_options(self) -> None:
         """Every option a later stage uses is checked now, before anything is written: a typo
@@ -143,7 +144,11 @@ class Pipeline:
         if resume:
             if not path.exists():
                 raise TaskgroupError(f"{self.run_dir}: nothing to resume (no {STATE_FILE}); run without --resume")
-            state = read_json(path, STATE_KIND)
+            state = read_json(path, STATE_KIND, (1, STATE_VERSION))
+            if state["schema_version"] == 1:
+                raise TaskgroupError(f"{path}: schema_version 1: this pipeline run was started before target "
+                                     f"standardisation (this taskgroup writes version {STATE_VERSION}) and cannot be "
+                                     "resumed; its report, grouping and bundle remain valid; start a new --out")
             now, then = json.loads(json.dumps(self.config.to_json())), state.get("config") or {}
             changes = differences(then, now)
             if changes and {k.split(".")[0] for k, _, _ in changes} <= set(BUDGET_FIELDS):
@@ -165,7 +170,7 @@ class Pipeline:
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise TaskgroupError(f"{self.run_dir}: directory is not empty; use --resume to continue a run or a new --out")
         self._preflight()
-        state = {"schema_version": 1, "kind": STATE_KIND, "config": self.config.to_json(), "finished": {}}
+        state = {"schema_version": STATE_VERSION, "kind": STATE_KIND, "config": self.config.to_json(), "finished": {}}
         write_json_atomic(path, state)
         return state
 
@@ -475,7 +480,7 @@ class Pipeline:
         if self.config.budget_snt is not None:
             notes.append(f"The budget {self.config.budget_snt:g} SNT is {self.budget_ms():.3f} ms: "
                          f"{self.config.budget_snt:g} x the profiled standard network (all tasks, full width).")
-        return notes
+        return notes + label_notes(self.table())
 
     def _write_grouping(self, sel, name: str) -> None:
         from taskgroup.search.profiled import profile_record, standard_network_ms
@@ -487,6 +492,21 @@ class Pipeline:
         if self.config.budget_snt is not None:
             doc["budget"]["snt"] = self.config.budget_snt
         write_json_atomic(path, doc)
+
+
+def label_notes(table: LossTable) -> list[str]:
+    """Tasks labelled on only part of a split (partial labels): their losses average over fewer samples."""
+    notes = []
+    doc = table.meta.get("labelled_samples") if isinstance(table.meta, dict) else None
+    doc = doc if isinstance(doc, dict) else {}
+    sizes, labelled = doc.get("samples") or {}, doc.get("labelled") or {}
+    for task, per in labelled.items():
+        partial = [f"{per[s]} of {sizes[s]} {s}" for s in ("train", "val", "test")
+                   if s in per and s in sizes and per[s] < sizes[s]]
+        if partial:
+            notes.append(f"{task} is labelled on {', '.join(partial)} samples; its losses average over the labelled "
+                         "pixels only.")
+    return notes
 
 
 def pairwise_gains(table: LossTable, split: str, stage: str) -> dict[str, dict[str, float]]:

@@ -140,6 +140,11 @@ class Selection:
             "solve_time_s": self.solve_time_s,
             "options": self.options,
         }
+        from taskgroup.task_tables import declared_in
+
+        declared = declared_in(self.tasks)  # tasks of the config's own [tasks.NAME] tables, for export
+        if declared:
+            doc["declared_tasks"] = declared
         if self.evaluation is not None:
             doc["evaluated_on"] = self.evaluation.split
             doc["evaluated_losses"] = self.evaluation.losses

@@ -14,6 +14,8 @@ the training-recipe half of each preset lives here, keyed by the same names. A T
     n_train = 1000
     [arch]           # ArchPreset fields: model, model_config (a table), resolution
     resolution = 32
+    [tasks.NAME]     # a task of your own (taskgroup.task_tables): channels, loss, meaning, ...
+    loss = "l1"
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ class RunConfig:
     train: TrainConfig  # the optimisation recipe
     seed: int = 0  # seeds weight init and batch order (the same for every candidate)
     esa_fraction: float | None = None  # ESA: fraction of the schedule after which the "early" stage is taken
+    declared_tasks: tuple = ()  # TaskSpecs of the config's [tasks.NAME] tables (registered with taskgroup.tasks)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description; equal dicts mean identical training."""
@@ -126,8 +129,11 @@ class RunConfig:
         data = self.data.content_key() if hasattr(self.data, "content_key") else dict(self.data)
         # The data format version is part of the identity: resuming a run after the renderer or an
         # encoding changed would mix networks trained on different targets.
+        from taskgroup.task_tables import declared_to_json
+
         return {"preset": self.preset, "arch": arch, "data": data, "data_format": FORMAT_VERSION,
-                "train": dataclasses.asdict(self.train), "seed": self.seed, "esa_fraction": self.esa_fraction}
+                "train": dataclasses.asdict(self.train), "seed": self.seed, "esa_fraction": self.esa_fraction,
+                "declared_tasks": declared_to_json(self.declared_tasks)}
 
 
 
@@ -153,15 +159,21 @@ def make_run_config(preset: str = "default", config_file: str | os.PathLike | No
     arch = get_arch_preset(preset)
     train = TRAIN_PRESETS[preset]
     data_fields = dict(DATA_PRESETS[preset])
+    declared: dict[str, Any] = {}
     layers: list[tuple[str, dict[str, Any]]] = []
     if config_file is not None:
         layers.append((str(config_file), _read_toml(config_file)))
     if overrides:
         layers.append(("overrides", overrides))
     for where, doc in layers:
-        unknown = sorted(set(doc) - {"train", "data", "arch"})
+        unknown = sorted(set(doc) - {"train", "data", "arch", "tasks"})
         if unknown:
-            raise TaskgroupError(f"{where}: unknown section(s) {', '.join(map(repr, unknown))}; valid sections: arch, data, train")
+            raise TaskgroupError(f"{where}: unknown section(s) {', '.join(map(repr, unknown))}; "
+                                 "valid sections: arch, data, tasks, train")
+        if "tasks" in doc:
+            from taskgroup.task_tables import parse_task_tables
+
+            declared.update({s.name: s for s in parse_task_tables(doc["tasks"], where)})
         for section in ("train", "data", "arch"):
             if section in doc and not isinstance(doc[section], dict):
                 raise TaskgroupError(f"{where}: '{section}' must be a table ([{section}]), found {type(doc[section]).__name__}")
@@ -177,10 +189,14 @@ def make_run_config(preset: str = "default", config_file: str | os.PathLike | No
             raise TaskgroupError(f"{where}: [data] unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(sorted(valid))}")
         data_fields.update(data_doc)
     train.validate()
+    from taskgroup.tasks import declare_tasks
+
+    declare_tasks(declared.values(), str(config_file or "overrides"))  # before the data config names them
     where = f"{config_file}: [data]" if config_file is not None else "data config"
     data = DataConfig.from_dict(dict(data_fields, resolution=arch.resolution), where=where)
     return RunConfig(preset=preset, arch=arch, data=data, train=train, seed=seed,
-                     esa_fraction=None if esa_fraction is None else float(esa_fraction))
+                     esa_fraction=None if esa_fraction is None else float(esa_fraction),
+                     declared_tasks=tuple(declared.values()))
 
 
 def _read_toml(path: str | os.PathLike) -> dict[str, Any]:

@@ -101,6 +101,8 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
             store.set_reference_losses(data.reference)
         if data is not None:
             _record_transforms(store, data)
+            if not store.labelled_samples():
+                store.set_labelled_samples({s: len(getattr(data, s)) for s in ("train", "val", "test")}, data.labelled)
         store.export()
         for spec, seed, st in todo:
             train_into_store(store, spec, dataclasses.replace(config, seed=seed), data, st, progress,
@@ -198,12 +200,16 @@ def run_config_from_store(store: RunStore) -> RunConfig:
     from taskgroup.data import DataConfig
     from taskgroup.presets import ArchPreset
 
+    from taskgroup.task_tables import declare_from_json
+
     doc = store.config()
     try:
+        declared = declare_from_json(doc.get("declared_tasks"), f"{store.path}: run config")
         arch = ArchPreset(model=doc["arch"]["model"], model_config=doc["arch"]["model_config"],
                           resolution=doc["arch"]["resolution"])
         return RunConfig(preset=doc["preset"], arch=arch, data=DataConfig.from_dict(doc["data"]),
-                         train=TrainConfig(**doc["train"]), seed=doc["seed"], esa_fraction=doc["esa_fraction"])
+                         train=TrainConfig(**doc["train"]), seed=doc["seed"], esa_fraction=doc["esa_fraction"],
+                         declared_tasks=declared)
     except (KeyError, TypeError) as exc:
         raise TaskgroupError(f"{store.path}: stored run config is incomplete or malformed ({exc})") from exc
 

@@ -2,7 +2,8 @@
 
 Tables:
 - `meta`: kind, schema_version, the run config (JSON), the run's tasks and, once the data
-  is loaded, each task's target transform (`targets`: units and standardisation);
+  is loaded, each task's target transform (`targets`: units and standardisation) and the
+  number of samples per split and of samples with a label per task and split (`labelled_samples`);
 - `candidates`: one row per (network, seed) ever started: task set, width, seed, status
   (`running` while a training job is under way, `done` when its stages are committed), stages
   asked for;
@@ -186,15 +187,28 @@ class RunStore:
         """Each task's TargetTransform (empty until the run's data was first loaded)."""
         from taskgroup.data.standardize import transforms_from_json
 
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'targets'").fetchone()
-        return {} if row is None else transforms_from_json(self._meta("targets"), self.path)
+        return transforms_from_json(self._optional_meta("targets", {}), self.path)
 
     def set_target_transforms(self, transforms: dict[str, Any]) -> None:
         from taskgroup.data.standardize import transforms_to_json
 
+        self._set_meta("targets", transforms_to_json(transforms))
+
+    def labelled_samples(self) -> dict[str, Any]:
+        """{"samples": split -> size, "labelled": task -> split -> samples with a label} (empty until
+        the run's data was first loaded)."""
+        return self._optional_meta("labelled_samples", {})
+
+    def set_labelled_samples(self, sizes: dict[str, int], counts: dict[str, dict[str, int]]) -> None:
+        self._set_meta("labelled_samples", {"samples": sizes, "labelled": counts})
+
+    def _optional_meta(self, key: str, default: Any) -> Any:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else self._meta(key)
+
+    def _set_meta(self, key: str, value: Any) -> None:
         with self._transaction():
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('targets', ?)",
-                               (json.dumps(transforms_to_json(transforms), allow_nan=False),))
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, allow_nan=False)))
 
     def reference_losses(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -308,7 +322,8 @@ class RunStore:
         from taskgroup.data.standardize import transforms_to_json
 
         meta = {"run_config": self.config(), "trivial_predictor": TRIVIAL_PREDICTOR, "status": self.counts(),
-                "loss_units": LOSS_UNITS, "targets": transforms_to_json(self.target_transforms())}
+                "loss_units": LOSS_UNITS, "targets": transforms_to_json(self.target_transforms()),
+                "labelled_samples": self.labelled_samples()}
         seeds = self.seeds()
         if len(seeds) > 1:
             meta["seeds"] = seeds

@@ -119,13 +119,13 @@ def test_config_file_errors_fail_before_the_run_directory_is_written(tmp_path, t
 
 def test_resume_compares_the_config_file_contents_and_accepts_a_new_budget(tmp_path, tiny_cache):
     from taskgroup.fileio import read_json, write_json_atomic
-    from taskgroup.pipeline.run import STAGES, STATE_FILE
+    from taskgroup.pipeline.run import STAGES, STATE_FILE, STATE_VERSION
 
     cfg = tmp_path / "cfg.toml"
     cfg.write_text("[train]\nepochs = 2\n")
     run = tmp_path / "run"
     Pipeline(run, PipelineConfig(preset="tiny", config_file=str(cfg)), say=lambda _: None)
-    state = read_json(run / STATE_FILE, "pipeline_state")
+    state = read_json(run / STATE_FILE, "pipeline_state", (STATE_VERSION,))
     state["finished"] = {s: {"seconds": 0.0} for s in STAGES}  # as if the run had finished
     write_json_atomic(run / STATE_FILE, state)
     cfg.write_text("[train]\nepochs = 3\n")  # same path, other contents
@@ -134,7 +134,7 @@ def test_resume_compares_the_config_file_contents_and_accepts_a_new_budget(tmp_p
     cfg.write_text("[train]\nepochs = 2\n")
     said = []
     Pipeline(run, PipelineConfig(preset="tiny", config_file=str(cfg), budget_snt=1.5), resume=True, say=said.append)
-    finished = read_json(run / STATE_FILE, "pipeline_state")["finished"]
+    finished = read_json(run / STATE_FILE, "pipeline_state", (STATE_VERSION,))["finished"]
     assert set(finished) == {"profile", "candidates"}  # selection onwards is redone for the new budget
     assert any("budget changed" in s for s in said)
 
