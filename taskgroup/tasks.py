@@ -89,7 +89,7 @@ def known_tasks() -> dict[str, TaskSpec]:
 def get_task(name: str) -> TaskSpec:
     spec = TASKS.get(name) or _DECLARED.get(name)
     if spec is None:
-        raise TaskgroupError(f"unknown task '{name}'; known tasks: {', '.join(known_tasks())} (declare your own in "
+        raise TaskgroupError(f"unknown task {name!r}; known tasks: {', '.join(known_tasks())} (declare your own in "
                              "a [tasks.NAME] table of the --config file)")
     return spec
 
