@@ -236,10 +236,9 @@ def _record_transforms(store: RunStore, data) -> None:
 
 
 def _check_same_run(store: RunStore, config_doc: dict[str, Any], tasks: tuple[str, ...]) -> None:
-    # The stored config is rebuilt through RunConfig, so fields added since the run was created
-    # compare at their defaults (which reproduce the old behaviour); the seed is an axis, not identity.
-    stored = json.loads(json.dumps(run_config_from_store(store).to_dict()))
-    stored["data_format"] = store.config().get("data_format")  # what the run was trained on, not today's
+    # Fields added since the run was created compare at their defaults (which reproduce the old
+    # behaviour); the seed is an axis of the run, not part of its identity.
+    stored = _with_new_field_defaults(store.config(), config_doc)
     stored.pop("seed", None)
     config_doc = {k: v for k, v in config_doc.items() if k != "seed"}
     if store.tasks() != tasks:
@@ -250,6 +249,22 @@ def _check_same_run(store: RunStore, config_doc: dict[str, Any], tasks: tuple[st
         raise TaskgroupError(f"{store.run_dir}: refusing to resume with a different config: "
                              + "; ".join(f"{k}: run has {a!r}, now {b!r}" for k, a, b in diffs[:8])
                              + " (use a new --out directory, or the original settings)")
+
+
+def _with_new_field_defaults(stored: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """The stored config with the dataclass default of every [train] or [data] field it predates."""
+    from taskgroup.data import DataConfig
+
+    stored = json.loads(json.dumps(stored))
+    for section, cls in (("train", TrainConfig), ("data", DataConfig)):
+        have, want = stored.get(section), now.get(section)
+        if not isinstance(have, dict) or not isinstance(want, dict):
+            continue
+        defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+        for key in want.keys() - have.keys():
+            if key in defaults:
+                have[key] = json.loads(json.dumps(defaults[key]))
+    return stored
 
 
 def _dedupe(specs: list[CandidateSpec]) -> list[CandidateSpec]:
