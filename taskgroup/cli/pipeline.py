@@ -19,10 +19,14 @@ def pipeline_command(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file overriding preset fields "
                                           "(\\[data], \\[train], \\[arch] tables, as for `taskgroup train`)."),
     tasks: str = typer.Option(",".join(PAPER_TASKS), help="Comma-separated tasks to group."),
-    candidates: str = typer.Option("pairs", help="Candidates trained for the search: singles | pairs | all. "
-                                   "With pairs, higher-order networks are estimated (HOA)."),
-    estimate: str = typer.Option("hoa", help="Estimator for untrained 3+-task networks: hoa (mean of the "
-                                 "pairs inside the group, as in the paper) or none."),
+    candidates: str = typer.Option("pairs", help="Candidates trained for the search: singles | pairs | all | "
+                                   "affinity. With pairs, higher-order networks are estimated (HOA); with affinity "
+                                   "(the singles plus one all-task network trained with inter-task affinity "
+                                   "tracking), every other group is estimated from the affinity (TAG)."),
+    estimate: Optional[str] = typer.Option(None, help="Estimator for untrained networks: hoa (mean of the pairs "
+                                           "inside the group, as in the paper; needs pairs), tag or cosine (from "
+                                           "the lookahead affinity or gradient cosine of --candidates affinity) or "
+                                           "none. Default: tag with --candidates affinity, else hoa."),
     normalize: str = typer.Option("none", help="Objective: none (the paper's plain sum of task losses), reference "
                                   "(each task's loss divided by its trivial predictor's loss) or single (divided by "
                                   "its single-task network's loss), so tasks with different loss scales count "
@@ -56,7 +60,7 @@ def pipeline_command(
     if seeds is not None and seed != 0:
         raise TaskgroupError("give --seed N or --seeds LIST, not both")
     cfg = PipelineConfig(preset=preset, config_file=str(config) if config else None, tasks=parse_task_list(tasks),
-                         candidates=candidates, estimate=None if estimate == "none" else estimate, normalize=normalize, esa=esa,
+                         candidates=candidates, estimate=_estimator(estimate, candidates), normalize=normalize, esa=esa,
                          budget_ms=budget_ms, budget_snt=budget_snt, random_baselines=random_baselines,
                          seed=seed, seeds=None if seeds is None else parse_seeds(seeds), device=device)
     from rich.markup import escape
@@ -65,3 +69,10 @@ def pipeline_command(
         pipeline = Pipeline(out, cfg, resume=resume, say=lambda text: progress.message(escape(text)), progress=progress)
         report = pipeline.run()
     typer.echo(f"report: {report}")
+
+
+def _estimator(option: Optional[str], candidates: str) -> Optional[str]:
+    """--estimate as given ('none': measured networks only), or the one the candidate set calls for."""
+    if option is None:
+        return "tag" if candidates == "affinity" else "hoa"
+    return None if option == "none" else option
