@@ -124,8 +124,9 @@ def test_lookahead_includes_momentum_and_weight_decay(data):
     grads = torch.autograd.grad(sum(forward_losses(model, x, targets, masks).values()), params)
     full = sgd_lookahead(optimizer, params, grads)
     lr, wd = optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["weight_decay"]
+    params = [p.detach() for p in params]
     no_momentum = [p - lr * (g + wd * p) for p, g in zip(params, grads)]
-    moved = sum(float((f - p.detach()).abs().sum()) for f, p in zip(full, params))
+    moved = sum(float((f - p).abs().sum()) for f, p in zip(full, params))
     gap = sum(float((f - n).abs().sum()) for f, n in zip(full, no_momentum))
     assert gap > 0.1 * moved
 
