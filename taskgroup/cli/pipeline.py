@@ -20,10 +20,14 @@ def pipeline_command(
                                           "(\\[data], \\[train], \\[arch] tables, as for `taskgroup train`) and declaring tasks "
                                           "of your own (\\[tasks.NAME] tables, docs/data.md)."),
     tasks: str = typer.Option(",".join(PAPER_TASKS), help="Comma-separated tasks to group."),
-    candidates: str = typer.Option("pairs", help="Candidates trained for the search: singles | pairs | all. "
-                                   "With pairs, higher-order networks are estimated (HOA)."),
-    estimate: str = typer.Option("hoa", help="Estimator for untrained 3+-task networks: hoa (mean of the "
-                                 "pairs inside the group, as in the paper) or none."),
+    candidates: str = typer.Option("pairs", help="Candidates trained for the search: singles | pairs | all | "
+                                   "affinity. With pairs, higher-order networks are estimated (HOA); with affinity "
+                                   "(the singles plus one all-task network trained with inter-task affinity "
+                                   "tracking), every other group is estimated from the affinity (TAG)."),
+    estimate: Optional[str] = typer.Option(None, help="Estimator for untrained networks: hoa (mean of the pairs "
+                                           "inside the group, as in the paper; needs pairs), tag or cosine (from "
+                                           "the lookahead affinity or gradient cosine of --candidates affinity) or "
+                                           "none. Default: tag with --candidates affinity, else hoa."),
     normalize: str = typer.Option("reference", help="Objective: reference (default: each task's loss divided by "
                                   "its trivial predictor's loss, so every task counts by how much better than a "
                                   "constant it is, whatever its units or loss), none (the paper's plain sum of task "
@@ -59,7 +63,7 @@ def pipeline_command(
     # The config is read before the task names are checked: it may declare tasks ([tasks.NAME]).
     cfg = PipelineConfig(preset=preset, config_file=str(config) if config else None,
                          tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
-                         candidates=candidates, estimate=None if estimate == "none" else estimate, normalize=normalize, esa=esa,
+                         candidates=candidates, estimate=_estimator(estimate, candidates), normalize=normalize, esa=esa,
                          budget_ms=budget_ms, budget_snt=budget_snt, random_baselines=random_baselines,
                          seed=seed, seeds=None if seeds is None else parse_seeds(seeds), device=device)
     from rich.markup import escape
@@ -68,3 +72,10 @@ def pipeline_command(
         pipeline = Pipeline(out, cfg, resume=resume, say=lambda text: progress.message(escape(text)), progress=progress)
         report = pipeline.run()
     typer.echo(f"report: {report}")
+
+
+def _estimator(option: Optional[str], candidates: str) -> Optional[str]:
+    """--estimate as given ('none': measured networks only), or the one the candidate set calls for."""
+    if option is None:
+        return "tag" if candidates == "affinity" else "hoa"
+    return None if option == "none" else option

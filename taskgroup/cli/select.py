@@ -38,7 +38,11 @@ LOSSES_HELP = ("Loss table to select on: a loss-table JSON file, a run directory
                "per line; empty cell = task absent).")
 ESTIMATE_HELP = ("Estimate the losses of networks that were not trained. 'hoa' = the paper's Higher Order Approximation: "
                  "only single-task and pair networks are trained; each task's loss in a network of 3+ tasks is the mean "
-                 "of its losses in the pair networks inside that group (measured 3+-task networks are replaced).")
+                 "of its losses in the pair networks inside that group (measured 3+-task networks are replaced). "
+                 "'tag' / 'cosine' = one-run affinity, for a run trained with `train --candidates affinity`: only "
+                 "the singles and one all-task network are trained; each task's loss in a group is its single-task "
+                 "loss scaled by its groupmates' lookahead affinity (tag) or gradient cosine (cosine) onto it, "
+                 "calibrated on the all-task network (docs/select.md).")
 SERVED_NOTE = ("A task is *served* by exactly one chosen network (the one the grouping uses to predict it at "
                "deployment); a network may be trained on more tasks than it serves, its extra heads helping training "
                "only. The objective is the sum over tasks of the serving network's loss (optionally weighted and "
@@ -47,6 +51,8 @@ SERVED_NOTE = ("A task is *served* by exactly one chosen network (the one the gr
 
 class Estimate(str, Enum):
     hoa = "hoa"
+    tag = "tag"
+    cosine = "cosine"
 
 
 class Normalize(str, Enum):

@@ -21,7 +21,9 @@ def train_command(
                                                    "normal. Required for a new run; with --resume the run's own."),
     candidates: str = typer.Option(
         "pairs", help="Candidate set: singles (every task alone, full and half width) | pairs (singles + every "
-                      "pair at full width; the paper's default) | all (every subset at full width + half singles)."),
+                      "pair at full width; the paper's default) | all (every subset at full width + half singles) | "
+                      "affinity (singles + one full-width network of all tasks trained with inter-task affinity "
+                      "tracking, for `select --estimate tag|cosine`; measured every [train] affinity_every steps)."),
     networks: Optional[str] = typer.Option(
         None, help="Train exactly these networks instead of a candidate set: tasks joined by '+', '@width' "
                    "(default 1), comma-separated, e.g. 'segment_semantic+normal+depth_zbuffer@1,normal@0.5'. "
@@ -90,10 +92,12 @@ def train_command(
     stages = default_stages(run_config, esa_only)
     with RichProgress() as progress:
         table = train_candidates(out, task_list, specs, run_config, resume=resume, stages=stages, progress=progress,
-                                 seeds=seed_list)
+                                 seeds=seed_list, affinity=networks is None and candidates == "affinity")
     from rich.console import Console
 
     output_console().print(render_table(table.to_json(), "val"))
+    for t in render_affinity(table.to_json()):
+        output_console().print(t)
     Console(stderr=True).print(f"loss table: {out / 'losses.json'}")
 
 
@@ -116,6 +120,35 @@ def results_command(
         return
 
     output_console().print(render_table(doc, split))
+    for t in render_affinity(doc):
+        output_console().print(t)
+
+
+def render_affinity(doc: dict) -> list:
+    """Rich tables of the run's inter-task affinity (mean over seeds, whole run), if it has one."""
+    from rich.table import Table
+
+    from taskgroup.affinity import AffinityTable
+
+    if not doc.get("affinity"):
+        return []
+    affinity = AffinityTable.from_json(doc["affinity"], "losses.json")
+    stage = "final" if "final" in affinity.stages() else affinity.stages()[0]
+    seeds = affinity.seeds(stage)
+    titles = {"tag": "lookahead affinity (TAG): 1 - L_target after a step on the source alone / L_target before",
+              "cosine": "cosine similarity of the per-task gradients on the shared parameters"}
+    out = []
+    for kind, title in titles.items():
+        matrix = affinity.mean(kind, stage)
+        table = Table(title=f"{title} (row = source, column = target; mean over seeds {','.join(map(str, seeds))}, "
+                            f"{stage} stage)")
+        table.add_column("source", overflow="fold")
+        for t in affinity.tasks:
+            table.add_column(t, justify="right")
+        for t, row in zip(affinity.tasks, matrix):
+            table.add_row(t, *[f"{v:.3g}" if kind == "tag" else f"{v:.3f}" for v in row])
+        out.append(table)
+    return out
 
 
 def render_table(doc: dict, split: str):

@@ -48,8 +48,8 @@ class PipelineConfig:
     preset: str = "default"  # architecture, data and training recipe (taskgroup.presets / taskgroup.train)
     config_file: str | None = None  # TOML overriding preset fields, as `taskgroup train --config`
     tasks: tuple[str, ...] = PAPER_TASKS  # tasks to group (default: the paper's five)
-    candidates: str = "pairs"  # candidate set trained for the search: singles | pairs | all
-    estimate: str | None = "hoa"  # estimator for untrained higher-order networks (None: measured only)
+    candidates: str = "pairs"  # candidate set trained for the search: singles | pairs | all | affinity
+    estimate: str | None = "hoa"  # estimator for untrained networks: hoa (pairs), tag or cosine (affinity), None
     normalize: str = "reference"  # objective: reference (each loss / its trivial predictor's) | none (the paper's plain sum) | single
     esa: float | None = None  # Early Stopping Approximation: train candidates for this fraction only
     budget_ms: float | None = None  # budget in measured milliseconds on this device...
@@ -93,7 +93,13 @@ class PipelineConfig:
         if self.candidates not in CANDIDATE_SETS:
             raise TaskgroupError(f"unknown candidate set '{self.candidates}'; valid sets: {', '.join(CANDIDATE_SETS)}")
         if self.estimate is not None:
-            get_estimator(self.estimate)
+            uses_affinity = getattr(get_estimator(self.estimate), "uses_table", False)
+            if uses_affinity and self.candidates != "affinity":
+                raise TaskgroupError(f"--estimate {self.estimate} estimates from the affinity measured while training "
+                                     "the all-task network: use it with --candidates affinity")
+            if self.candidates == "affinity" and not uses_affinity:
+                raise TaskgroupError(f"--candidates affinity trains no pairs for --estimate {self.estimate}; use "
+                                     "--estimate tag or cosine (or none: measured networks only)")
         if self.normalize not in NORMALIZATIONS:
             raise TaskgroupError(f"unknown normalisation '{self.normalize}'; valid options: {', '.join(NORMALIZATIONS)}")
         make_run_config(self.preset, self.config_file, seed=self.seed, esa_fraction=self.esa)  # preset, TOML, ESA
@@ -237,7 +243,7 @@ class Pipeline:
 
         return candidates_from_table(self.table(), split, stage, cost_fn=self.profile().cost_fn, estimate=estimate)
 
-    def _train(self, specs, stages: tuple[str, ...]) -> None:
+    def _train(self, specs, stages: tuple[str, ...], affinity: bool = False) -> None:
         from taskgroup.train import train_candidates
         from taskgroup.train.trainer import load_run_data
 
@@ -247,7 +253,7 @@ class Pipeline:
             self.say("loading data (rendered and cached on first use)")
             self._data = load_run_data(config, self.config.tasks)
         train_candidates(self.train_dir, self.config.tasks, specs, config, resume=resume, stages=stages,
-                         progress=self.progress, data=self._data, seeds=self.config.seed_list)
+                         progress=self.progress, data=self._data, seeds=self.config.seed_list, affinity=affinity)
 
     def candidate_stage(self) -> str:
         return "early" if self.config.esa is not None else "final"
@@ -285,10 +291,13 @@ class Pipeline:
         from taskgroup.train import candidate_set
 
         p, budget = self.profile(), self.budget_ms()
+        est = get_estimator(self.config.estimate) if self.config.estimate else None
+        # Affinity estimators need trained networks; they estimate every full-width group, as `all` trains.
+        kind = "all" if getattr(est, "uses_table", False) else self.config.candidates
         cands = [make_candidate(s.tasks, s.width, {t: 0.0 for t in s.tasks}, p.cost_fn)
-                 for s in candidate_set(self.config.candidates, self.config.tasks)]
-        if self.config.estimate:
-            cands = get_estimator(self.config.estimate)(cands, p.cost_fn)
+                 for s in candidate_set(kind, self.config.tasks)]
+        if est is not None and kind == self.config.candidates:
+            cands = est(cands, p.cost_fn)
         cheap = Selector(cands, self.config.tasks, unit="ms", corun=p.corun).cheapest()
         if cheap is not None and cheap.cost > budget * (1 + 1e-9):
             nets = ", ".join("+".join(n.candidate.tasks) + f"@{n.candidate.width:g}" for n in cheap.networks)
@@ -303,7 +312,7 @@ class Pipeline:
         self._check_budget_feasible()  # before any training
 
         specs = candidate_set(self.config.candidates, self.config.tasks)
-        self._train(specs, (self.candidate_stage(),))
+        self._train(specs, (self.candidate_stage(),), affinity=self.config.candidates == "affinity")
         return {"networks": len(specs)}
 
     def stage_select(self) -> dict[str, Any]:
@@ -451,7 +460,27 @@ class Pipeline:
             seed_noise=preset_seed_noise(self.config.preset, self.run_config()),
             warnings=[w.message() for w in self.not_learnt(best)],
             gains_per_seed=pairwise_gains_per_seed(table, "test", self.candidate_stage()),
+            affinity=self.affinity_summary(),
         )
+
+    def affinity_summary(self) -> dict[str, Any] | None:
+        """The run's affinity (mean matrices) and how the estimator in use reads it, for the report."""
+        from taskgroup.affinity import KINDS
+        from taskgroup.search.affinity import calibration_for
+
+        table, stage = self.table(), self.candidate_stage()
+        if table.affinity is None or stage not in table.affinity.stages():
+            return None
+        doc: dict[str, Any] = {"tasks": list(table.affinity.tasks), "seeds": table.affinity.seeds(stage),
+                               "every": table.affinity.runs[0].every}
+        for kind in KINDS:
+            doc[kind] = table.affinity.mean(kind, stage)
+        if self.config.estimate in KINDS:
+            cal = calibration_for(table, self.config.estimate, "val", stage)
+            doc["estimate"] = self.config.estimate
+            doc["calibration"] = {t: {"ratio": cal.ratio[t], "explained": cal.explained(t),
+                                      "residual": cal.residual[t]} for t in cal.ratio}
+        return doc
 
     def not_learnt(self, grouping: dict[str, Any], stage: str = "final"):
         """Served tasks of a grouping whose trained network does not beat the trivial predictor on
@@ -468,7 +497,11 @@ class Pipeline:
         return not_learnt(served, table.reference_losses)
 
     def _notes(self, best: dict[str, Any]) -> list[str]:
-        notes = [f"Selection used {'HOA-estimated higher-order networks' if self.config.estimate else 'measured networks only'}"
+        used = {"hoa": "HOA-estimated higher-order networks",
+                "tag": "networks estimated from the all-task network's lookahead affinity (TAG)",
+                "cosine": "networks estimated from the all-task network's gradient cosine similarity"}
+        estimator = used.get(self.config.estimate, f"{self.config.estimate}-estimated networks")
+        notes = [f"Selection used {estimator if self.config.estimate else 'measured networks only'}"
                  + (f" and ESA (candidates trained for {self.config.esa:g} of the schedule)" if self.config.esa else "")
                  + f"; the chosen networks were then trained fully and re-scored (validation objective "
                  f"{best['objective']:.5f})."]

@@ -48,12 +48,13 @@ class TrainConfig:
     eval_batch_size: int = 128  # images per forward pass when computing val/test losses
     threads: int = 1  # torch intra-op threads (0 = one per core); 1 is robust when other processes share the CPU
     lr_schedule: str = "plateau"  # "plateau": halve on a validation plateau (the paper); "cosine": decay to 0 by the last step
+    affinity_every: int = 10  # networks trained with affinity tracking measure it every this many steps (TAG's period)
 
     def validate(self, where: str = "train config") -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise TaskgroupError(f"{where}: field 'lr_schedule': unknown schedule {self.lr_schedule!r}; "
                                  f"valid schedules: {', '.join(LR_SCHEDULES)}")
-        ints = {"epochs": 1, "batch_size": 1, "lr_patience": 0, "eval_batch_size": 1, "threads": 0}
+        ints = {"epochs": 1, "batch_size": 1, "lr_patience": 0, "eval_batch_size": 1, "threads": 0, "affinity_every": 1}
         for name, minimum in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):

@@ -108,6 +108,7 @@ class StageResult:
     wall_time_s: float  # training time up to this stage (including validation)
     losses: dict[str, dict[str, float]]  # split -> task -> loss of the kept weights
     state_dict: dict[str, torch.Tensor]  # the kept weights
+    affinity: dict[str, Any] | None = None  # mean affinity over the steps up to this stage (train_one(affinity=True))
 
 
 def evaluate(model: torch.nn.Module, split: TensorSplit, tasks: Sequence[str], batch_size: int = 128) -> dict[str, float]:
@@ -189,9 +190,12 @@ def check_trainable(config: RunConfig, data: RunData, model=None) -> None:
 
 
 def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: Sequence[str] = ("final",),
-              progress: Progress | None = None, label: str | None = None) -> dict[str, StageResult]:
+              progress: Progress | None = None, label: str | None = None,
+              affinity: bool = False) -> dict[str, StageResult]:
     """Train one candidate with the recipe and `config.seed`; return the requested stages
-    (best-on-val weights each). `label` names it in progress events (default: the spec's name)."""
+    (best-on-val weights each). `label` names it in progress events (default: the spec's name).
+    `affinity=True` also measures inter-task affinity every `config.train.affinity_every` steps
+    (taskgroup.train.affinity; the training itself is unchanged) into each stage's `affinity`."""
     progress = progress or Progress()
     stages = tuple(stages)
     if not stages or any(s not in ("final", "early") for s in stages):
@@ -228,6 +232,11 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
             plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=tc.lr_factor,
                                                                  patience=tc.lr_patience)
         eval_model = copy.deepcopy(model)
+        tracker = None
+        if affinity:
+            from taskgroup.train.affinity import AffinityTracker
+
+            tracker = AffinityTracker(model, optimizer, tasks, tc.affinity_every)
 
         def test_losses(state: dict[str, torch.Tensor]) -> dict[str, float]:
             eval_model.load_state_dict(state)
@@ -252,7 +261,10 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
             for i in range(steps_per_epoch):
                 x, targets, masks = data.train.batch(order[i * tc.batch_size:(i + 1) * tc.batch_size], tasks)
                 out = model(x)
-                loss = sum(loss_mean(t, out[t], targets[t], masks[t]) for t in tasks)
+                losses = {t: loss_mean(t, out[t], targets[t], masks[t]) for t in tasks}
+                loss = sum(losses.values())
+                if tracker is not None and tracker.due(step):
+                    tracker.measure(x, losses, lambda o: {t: loss_mean(t, o[t], targets[t], masks[t]) for t in tasks})
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -269,7 +281,8 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
                     else:
                         state, val_e, ep = best_state, best_val, best_epoch
                     results["early"] = StageResult("early", step / total_steps, ep, step, time.perf_counter() - start,
-                                                   {"val": val_e, "test": test_losses(state)}, state)
+                                                   {"val": val_e, "test": test_losses(state)}, state,
+                                                   tracker.result() if tracker else None)
                 if step == last_step:
                     break
             if step == last_step and step % steps_per_epoch:
@@ -282,12 +295,14 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
             progress.epoch_done(label or spec.name, epoch, tc.epochs, total, optimizer.param_groups[0]["lr"])
             if step == esa_step and "early" in stages:
                 results["early"] = StageResult("early", step / total_steps, best_epoch, step, time.perf_counter() - start,
-                                               {"val": best_val, "test": test_losses(best_state)}, best_state)
+                                               {"val": best_val, "test": test_losses(best_state)}, best_state,
+                                               tracker.result() if tracker else None)
             if step == last_step:
                 break
         if "final" in stages:
             results["final"] = StageResult("final", 1.0, best_epoch, step, time.perf_counter() - start,
-                                           {"val": best_val, "test": test_losses(best_state)}, best_state)
+                                           {"val": best_val, "test": test_losses(best_state)}, best_state,
+                                           tracker.result() if tracker else None)
         return results
     finally:
         torch.set_num_threads(previous_threads)
