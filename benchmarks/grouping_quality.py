@@ -93,6 +93,8 @@ def main() -> None:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--normalize", default="reference", choices=("none", "reference"),
                         help="selection objective, as the pipeline's --normalize (regret is measured in it)")
+    parser.add_argument("--no-affinity", dest="affinity", action="store_false",
+                        help="skip the TAG / gradient-cosine methods (they train the all-task network with tracking)")
     parser.add_argument("--train-only", action="store_true", help="train (or resume) and stop")
     args = parser.parse_args()
 
@@ -102,6 +104,9 @@ def main() -> None:
     specs = candidate_set("all", tasks)
     table = train_candidates(args.run_dir, tasks, specs, config, seeds=seeds, progress=PrintProgress(),
                              resume=(args.run_dir / STORE_FILENAME).exists())
+    if args.affinity:  # the all-task network again, with TAG tracking (its weights and losses do not change)
+        table = train_candidates(args.run_dir, tasks, [], config, seeds=seeds, progress=PrintProgress(),
+                                 resume=True, affinity=True)
     if args.train_only:
         return
     if args.normalize == "reference":
@@ -161,7 +166,7 @@ def main() -> None:
         topk = top_k_method(hoa, final_val, pairs_keys, args.top_k, tasks)
         if topk is not None:
             methods[f"HOA + top-{args.top_k}"] = topk
-        for name, fn in affinity_methods(args.run_dir, t, final_val, tasks).items():
+        for name, fn in affinity_methods(t, final_val, singles_keys, tasks).items():
             methods[name] = fn
         per_seed[seed] = {}
         for name, fn in methods.items():
@@ -202,9 +207,31 @@ def top_k_method(estimated, final_val, pairs_keys, k, tasks):
     return method
 
 
-def affinity_methods(run_dir: Path, seed_table, final_val, tasks) -> dict:
-    """TAG and cosine estimators, when the run (or its affinity sibling run) has an affinity table."""
-    return {}
+def affinity_methods(seed_table, final_val, singles_keys, tasks) -> dict:
+    """TAG and gradient-cosine affinity from the all-task network's run: every group estimated from the
+    singles and that network, the chosen networks then trained fully (as the pipeline's finalize)."""
+    import itertools
+
+    from taskgroup.search.affinity import affinity_candidates
+
+    if seed_table.affinity is None:
+        return {}
+    groups = [g for k in range(2, len(tasks)) for g in itertools.combinations(tasks, k)]
+    measured = [c for c in final_val if c.key in singles_keys or c.key == key(tasks, 1.0)]
+    affinity_keys = singles_keys | {key(tasks, 1.0)}
+    methods = {}
+    for kind in ("tag", "cosine"):
+        estimated = measured + affinity_candidates(seed_table, groups, kind=kind, split="val")
+
+        def method(b, estimated=estimated):
+            nets = select_on(estimated, b, tasks)
+            if nets is None:
+                return None
+            chosen = finalize(final_val, nets, b, tasks)
+            return Choice(chosen, {(k[0], k[1], "final") for k in affinity_keys | {key(x, w) for x, w, _ in nets}})
+
+        methods["TAG affinity" if kind == "tag" else "gradient cosine"] = method
+    return methods
 
 
 def random_mean(final_test, tasks, seed) -> dict:

@@ -184,7 +184,10 @@ class LossTable:
                                     steps=n.seeds[seed].steps, wall_time_s=n.seeds[seed].wall_time_s,
                                     checkpoint_sha256=n.seeds[seed].checkpoint_sha256, seeds={seed: n.seeds[seed]})
                 for n in self.networks if seed in n.seeds]
-        return LossTable(self.tasks, nets, self.reference_losses, dict(self.meta, seed=seed))
+        affinity = None
+        if self.affinity is not None and any(r.seed == seed for r in self.affinity.runs):
+            affinity = dataclasses.replace(self.affinity, runs=[r for r in self.affinity.runs if r.seed == seed])
+        return LossTable(self.tasks, nets, self.reference_losses, dict(self.meta, seed=seed), affinity)
 
     def with_stage(self, stage: Stage) -> "LossTable":
         """The sub-table of one training stage (e.g. `early` for ESA selection)."""

@@ -279,10 +279,13 @@ def _check_same_run(store: RunStore, config_doc: dict[str, Any], tasks: tuple[st
 
 
 def _with_new_field_defaults(stored: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
-    """The stored config with the dataclass default of every [train] or [data] field it predates."""
+    """The stored config with the dataclass default of every [train] or [data] field it predates (and no
+    declared tasks when it predates task declarations)."""
     from taskgroup.data import DataConfig
 
     stored = json.loads(json.dumps(stored))
+    if "declared_tasks" not in stored and now.get("declared_tasks") == {}:
+        stored["declared_tasks"] = {}  # runs from before task declarations declared none
     for section, cls in (("train", TrainConfig), ("data", DataConfig)):
         have, want = stored.get(section), now.get(section)
         if not isinstance(have, dict) or not isinstance(want, dict):
