@@ -162,7 +162,7 @@ def test_affinity_is_the_loss_change_of_a_real_sgd_step_on_one_task(data):
     x, targets, masks = next(it)
     tracker = AffinityTracker(model, optimizer, TASKS, every=1)
     losses = forward_losses(model, x, targets, masks)
-    current = {t: float(v) for t, v in losses.items()}
+    current = {t: float(v.detach()) for t, v in losses.items()}
     tracker.measure(x, losses, lambda o: {t: loss_mean(t, o[t], targets[t], masks[t]) for t in TASKS})
     got = tracker.result()
     for i, source in enumerate(TASKS):
