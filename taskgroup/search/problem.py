@@ -133,6 +133,31 @@ def prune_dominated(problem: Problem) -> list[int]:
     return keep
 
 
+def prune_cost_dominated(problem: Problem) -> list[int]:
+    """Indices of the candidates that matter when only cost counts (the cheapest grouping).
+
+    Losses aside, candidate A is useless if another candidate B can serve every task A can
+    with fixed cost <= A's and every head cost <= A's. Of identical candidates the first is
+    kept.
+    """
+    n, t = problem.score.shape
+    served = np.isfinite(problem.score)
+    masks = (served * (1 << np.arange(t, dtype=np.int64))).sum(axis=1)
+    keep = []
+    for a in range(n):
+        sup = np.nonzero(((masks & masks[a]) == masks[a]) & (problem.fixed <= problem.fixed[a]))[0]
+        sup = sup[sup != a]
+        if sup.size:
+            ha, hb = problem.head[a, served[a]], problem.head[sup][:, served[a]]
+            sup = sup[(hb <= ha).all(1)]
+            same = (masks[sup] == masks[a]) & (problem.fixed[sup] == problem.fixed[a]) \
+                & (problem.head[sup][:, served[a]] == ha).all(1)
+            if (~same).any() or (sup < a).any():
+                continue
+        keep.append(a)
+    return keep
+
+
 def prefer_trained(prob: Problem, a: Assignment) -> Assignment:
     """Swap each chosen estimated network for a trained one that serves the same tasks no worse.
 

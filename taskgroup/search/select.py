@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from taskgroup.errors import TaskgroupError
 from taskgroup.profile.costmodel import corun_factor
 from taskgroup.search.candidates import Candidate
-from taskgroup.search.problem import REL_TOL, Assignment, Problem, build_problem, prefer_trained, prune_dominated
+from taskgroup.search.problem import (REL_TOL, Assignment, Problem, build_problem, evaluate_assignment,
+                                     prefer_trained, prune_dominated)
 from taskgroup.search.reference import SearchTimeout, reference_solve
 
 GROUPING_KIND = "grouping"
@@ -167,6 +170,9 @@ class Selector:
             raise TaskgroupError(f"the co-run overhead must be a finite number >= 0, found {corun}")
         self.corun = corun  # a grouping of N networks costs its sum x (1 + corun x (N - 1)) (device profile)
         self._milp = None
+        self._cover = None
+        self._min_cost: dict[int | None, tuple[Assignment, float] | None] = {}
+        self._greedy: Assignment | None = None
 
     def _model(self):
         if self._milp is None:
@@ -220,6 +226,8 @@ class Selector:
                 except SearchTimeout:
                     pass
         if used == "milp":
+            if budget is not None and self._cannot_fit(budget, max_networks):
+                return None
             a = self._model().solve(budget, max_networks, time_limit)
         elif self.solver == "reference":
             a = reference_solve(self.problem, budget, max_networks, time_limit)
@@ -229,11 +237,74 @@ class Selector:
         sel.solver = used
         return sel
 
+    def _cannot_fit(self, budget: float, max_networks: int | None) -> bool:
+        """True if no grouping of at most `max_networks` networks costs <= budget (additive costs).
+
+        Proving that through the selection MILP can take minutes on large tables (it has to rule
+        out every cover near the cheapest), while the cheapest grouping alone is a small set-cover
+        problem; a greedy cover first skips even that whenever the budget obviously fits.
+        """
+        limit = budget + REL_TOL * max(1.0, abs(budget))
+        greedy = self._greedy_cover()
+        if greedy.cost <= limit and (max_networks is None or len(set(greedy.serve)) <= max_networks):
+            return False
+        cheapest = self.min_cost(max_networks)
+        return cheapest is None or cheapest[1] > limit  # a proven lower bound above the budget
+
+    def _greedy_cover(self) -> Assignment:
+        """A quick grouping serving every task: repeatedly the network with the most newly served
+        tasks per unit of cost (an upper bound on the cheapest grouping's cost)."""
+        if self._greedy is None:
+            prob = self.problem
+            can = np.isfinite(prob.score)
+            serve = [-1] * len(prob.tasks)
+            open_ = np.ones(len(prob.tasks), dtype=bool)
+            while open_.any():
+                gain = (can & open_).sum(axis=1)
+                cost = prob.fixed + np.where(can & open_, prob.head, 0.0).sum(axis=1)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rate = np.where(gain > 0, gain / cost, -1.0)  # a free network with gain gets inf
+                n = int(np.argmax(rate))
+                for j in np.nonzero(can[n] & open_)[0]:
+                    serve[j] = n
+                open_ &= ~can[n]
+            self._greedy = evaluate_assignment(prob, serve)
+        return self._greedy
+
+    def min_cost(self, max_networks: int | None = None) -> tuple[Assignment, float] | None:
+        """The cheapest grouping of at most `max_networks` networks, each costed alone, with a proven
+        lower bound on that cost; None if there is none. Exact (a set-cover MILP), cached per limit."""
+        if max_networks is not None and max_networks >= len(self.problem.tasks):
+            max_networks = None
+        if max_networks not in self._min_cost:
+            free = self.min_cost(None) if max_networks is not None else None
+            if free is not None and len(set(free[0].serve)) <= max_networks:
+                self._min_cost[max_networks] = free  # the cheapest without a limit already fits it
+            else:
+                if self._cover is None:
+                    from taskgroup.search.milp import CoverModel
+
+                    self._cover = CoverModel(self.problem)
+                self._min_cost[max_networks] = self._cover.solve(max_networks)
+        return self._min_cost[max_networks]
+
     def cheapest(self, max_networks: int | None = None) -> Selection | None:
-        """The cheapest grouping serving every task (with a co-run overhead: a grouping that fits
-        every budget from its cost up, though not always the smallest such), or None."""
-        a = self._model().min_cost(max_networks)
-        return None if a is None else self._with_corun(self._selection(a, None, max_networks, 0.0))
+        """The cheapest grouping serving every task (co-run factor included), or None.
+
+        With a co-run overhead, fewer networks can be cheaper though their sum is higher: the
+        cheapest grouping of at most N networks is found for N = the previous answer's count - 1
+        down to 1, and the cheapest of these after the factor wins (exact).
+        """
+        best = None
+        found = self.min_cost(max_networks)
+        while found is not None:
+            sel = self._with_corun(self._selection(found[0], None, max_networks, 0.0))
+            if best is None or sel.cost < best.cost:
+                best = sel
+            if not self.corun or len(sel.networks) <= 1:
+                break
+            found = self.min_cost(len(sel.networks) - 1)
+        return best
 
     def _selection(self, a: Assignment, budget: float | None, max_networks: int | None, seconds: float) -> Selection:
         prob = self.problem
