@@ -4,7 +4,9 @@ Variables: x_n = 1 if network n is chosen; y_{n,t} = 1 if n serves task t (only 
 n can serve). Constraints: each task served exactly once; y_{n,t} <= x_n; additive cost
 sum_n fixed_n x_n + sum_{n,t} head_{n,t} y_{n,t} <= budget; optionally sum_n x_n <= K.
 Objective: sum of the serving scores. Ties are broken exactly by a second solve that
-minimises cost among the optimal groupings. A chosen network that serves nothing is
+minimises cost among the optimal groupings and, when that grouping has an estimated (never
+trained) network, a third that minimises the number of estimated networks among the
+groupings optimal in both. A chosen network that serves nothing is
 dropped from the answer (it can only add cost).
 """
 
@@ -44,6 +46,7 @@ class MilpModel:
         self.scale = 1e4 / top
         self.score_vec = np.r_[np.zeros(n), score * self.scale]
         self.count_vec = np.r_[np.ones(n), np.zeros(p)]
+        self.estimated_vec = np.r_[[float(c.estimated) for c in problem.candidates], np.zeros(p)]
 
     def solve(self, budget: float | None, max_networks: int | None = None, time_limit: float | None = None) -> Assignment | None:
         """Best assignment within the budget (min score, then min cost), or None if infeasible."""
@@ -72,7 +75,16 @@ class MilpModel:
         cons.append(LinearConstraint(self.score_vec[None, :], -np.inf, best + REL_TOL * max(1.0, abs(best))))
         # HiGHS's presolve is slow on the dense objective row (seconds at 12+ tasks) and gains nothing here.
         second = self._run(self.cost_vec, cons, time_limit, presolve=False)
-        return self._assignment(second if second is not None else first)
+        sol = second if second is not None else first
+        if self.estimated_vec @ sol > 0.5:
+            # On exact ties in loss and cost, trained networks (which can be deployed) over estimated ones.
+            cost = float(self.cost_vec @ sol)
+            ctol = REL_TOL * max(1.0, abs(cost))
+            scale = 1e4 / max(abs(cost), 1e-6)
+            cons.append(LinearConstraint(self.cost_vec[None, :] * scale, -np.inf, (cost + ctol) * scale))
+            third = self._run(self.estimated_vec, cons, time_limit, presolve=False)
+            sol = third if third is not None else sol
+        return self._assignment(sol)
 
     def _run(self, c: np.ndarray, cons: list, time_limit: float | None, presolve: bool = True) -> np.ndarray | None:
         options = {"mip_rel_gap": 0.0, "presolve": presolve}
@@ -132,9 +144,11 @@ class PartitionModel(MilpModel):
             costs.append(problem.fixed[n] + bits @ problem.head[n, idx])
             owners.append(np.full(len(bits), n, dtype=np.int64))
         mask, score, cost, owner = (np.concatenate(v) for v in (masks, scores, costs, owners))
-        # Per served set, keep the (cost, score) Pareto front: sort by set, cost, score; keep a row only if
-        # its score beats every earlier (no dearer) row of the same set. Integer ranks keep this exact.
-        order = np.lexsort((owner, score, cost, mask))
+        # Per served set, keep the (cost, score) Pareto front: sort by set, cost, score, trained before
+        # estimated (so of exact ties the trained network stays); keep a row only if its score beats every
+        # earlier (no dearer) row of the same set. Integer ranks keep this exact.
+        estimated = np.array([c.estimated for c in problem.candidates], dtype=bool)[owner]
+        order = np.lexsort((owner, estimated, score, cost, mask))
         mask, score, cost, owner = mask[order], score[order], cost[order], owner[order]
         _, rank = np.unique(score, return_inverse=True)
         group = np.r_[0, np.cumsum(mask[1:] != mask[:-1])]
@@ -157,6 +171,7 @@ class PartitionModel(MilpModel):
         self.scale = 1e4 / top
         self.score_vec = score[keep] * self.scale
         self.count_vec = np.ones(n_cols)
+        self.estimated_vec = np.array([float(problem.candidates[i].estimated) for i in self.col_owner])
 
     def _assignment(self, sol: np.ndarray) -> Assignment:
         serve = [-1] * len(self.problem.tasks)

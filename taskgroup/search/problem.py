@@ -103,8 +103,10 @@ def prune_dominated(problem: Problem) -> list[int]:
     fixed cost <= A's and, per task, score <= and head cost <= A's: any grouping using A
     can swap A for B (or merge into B if already chosen) at no higher cost, loss or
     network count. Of identical candidates the first is kept. A network whose losses were
-    only estimated (HOA) prunes a trained one only when it is strictly better somewhere: on
-    a tie the trained network stays, so the search never prefers weights that do not exist.
+    only estimated (HOA) prunes a trained one only when it is strictly better for every set
+    of tasks the trained one could serve (a lower fixed cost, or a lower loss or head cost on
+    every task): otherwise they could tie, and on a tie the trained network must stay
+    available, since the search prefers weights that exist.
     """
     n, t = problem.score.shape
     estimated = np.array([c.estimated for c in problem.candidates], dtype=bool)
@@ -120,7 +122,7 @@ def prune_dominated(problem: Problem) -> list[int]:
             sb, hb = problem.score[sup][:, cols], problem.head[sup][:, cols]
             dom = (problem.fixed[sup] <= problem.fixed[a]) & (sb <= sa).all(1) & (hb <= ha).all(1)
             if not estimated[a]:
-                strictly = (problem.fixed[sup] < problem.fixed[a]) | (sb < sa).any(1) | (hb < ha).any(1)
+                strictly = (problem.fixed[sup] < problem.fixed[a]) | ((sb < sa) | (hb < ha)).all(1)
                 dom &= ~estimated[sup] | strictly
             if dom.any():
                 b = sup[dom]
@@ -156,30 +158,3 @@ def prune_cost_dominated(problem: Problem) -> list[int]:
                 continue
         keep.append(a)
     return keep
-
-
-def prefer_trained(prob: Problem, a: Assignment) -> Assignment:
-    """Swap each chosen estimated network for a trained one that serves the same tasks no worse.
-
-    An estimated network (HOA) has no weights; when a trained candidate scores <= on every
-    task it serves and costs <= (nothing extra if it is already chosen), the swap keeps the
-    optimum and yields a grouping that can be deployed. Deterministic: the first such
-    candidate wins, whichever solver found the optimum.
-    """
-    estimated = [c.estimated for c in prob.candidates]
-    serve = list(a.serve)
-    for n in sorted(set(serve)):
-        if not estimated[n]:
-            continue
-        cols = [j for j, s in enumerate(serve) if s == n]
-        cost_n = prob.fixed[n] + prob.head[n, cols].sum()
-        used = set(serve) - {n}
-        for m in range(prob.n_candidates):
-            if estimated[m] or not np.isfinite(prob.score[m, cols]).all():
-                continue
-            cost_m = (0.0 if m in used else prob.fixed[m]) + prob.head[m, cols].sum()
-            if (prob.score[m, cols] <= prob.score[n, cols]).all() and cost_m <= cost_n:
-                for j in cols:
-                    serve[j] = m
-                break
-    return a if serve == a.serve else evaluate_assignment(prob, serve)

@@ -7,8 +7,8 @@ the MILP (or the reference branch-and-bound) solves the rest. The default solver
 tries the branch-and-bound for a fraction of a second on small problems (the paper's
 tables take milliseconds, and importing scipy.optimize alone takes ~0.5 s) and uses the
 MILP otherwise; both are exact. Among equally good
-groupings the cheaper one wins; exact remaining ties keep the solver's (deterministic)
-choice.
+groupings the cheaper one wins, then the one with fewer estimated (never trained)
+networks; exact remaining ties keep the solver's (deterministic) choice.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ import numpy as np
 from taskgroup.errors import TaskgroupError
 from taskgroup.profile.costmodel import corun_factor
 from taskgroup.search.candidates import Candidate
-from taskgroup.search.problem import (REL_TOL, Assignment, Problem, build_problem, evaluate_assignment,
-                                     prefer_trained, prune_dominated)
+from taskgroup.search.problem import REL_TOL, Assignment, Problem, build_problem, evaluate_assignment, prune_dominated
 from taskgroup.search.reference import SearchTimeout, reference_solve
 
 GROUPING_KIND = "grouping"
@@ -73,6 +72,11 @@ class Selection:
     evaluation: Evaluation | None = None  # the same networks scored on another table, if asked
     options: dict[str, Any] = field(default_factory=dict)  # weights, normalisation, estimator, sources
     corun_factor: float = 1.0  # measured slowdown of running these networks back to back (1: none, or SNT costs)
+
+    @property
+    def estimated_networks(self) -> int:
+        """Chosen networks whose losses were estimated (they have no weights yet)."""
+        return sum(n.candidate.estimated for n in self.networks)
 
     @property
     def networks_cost(self) -> float:
@@ -308,7 +312,6 @@ class Selector:
 
     def _selection(self, a: Assignment, budget: float | None, max_networks: int | None, seconds: float) -> Selection:
         prob = self.problem
-        a = prefer_trained(prob, a)  # on exact ties, deployable (trained) networks over estimated ones
         order = {t: j for j, t in enumerate(prob.tasks)}
         chosen = sorted(set(a.serve), key=lambda i: (sorted(order[t] for t in prob.candidates[i].tasks),
                                                      prob.candidates[i].width))
@@ -335,9 +338,10 @@ class Selector:
 
 
 def _better(a: Selection, b: Selection) -> bool:
-    """Lower objective; on a tie (relative REL_TOL), the lower predicted cost."""
-    tol = REL_TOL * max(1.0, abs(b.objective))
-    return a.objective < b.objective - tol or (a.objective <= b.objective + tol and a.cost < b.cost)
+    """Lower objective; on a tie (relative REL_TOL), the lower predicted cost; then fewer estimated networks."""
+    tol, ctol = REL_TOL * max(1.0, abs(b.objective)), REL_TOL * max(1.0, abs(b.cost))
+    return a.objective < b.objective - tol or (a.objective <= b.objective + tol and (
+        a.cost < b.cost - ctol or (a.cost <= b.cost + ctol and a.estimated_networks < b.estimated_networks)))
 
 
 def select(candidates: Sequence[Candidate], budget: float, *, tasks: Sequence[str] | None = None,
