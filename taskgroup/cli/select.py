@@ -57,6 +57,7 @@ class Normalize(str, Enum):
 class Solver(str, Enum):
     auto = "auto"
     milp = "milp"
+    dp = "dp"
     reference = "reference"
 
 
@@ -241,7 +242,10 @@ OptNormalize = typer.Option(Normalize.none, "--normalize", help=(
     "each task's loss by the loss table's trivial-predictor reference loss) or 'single' (divide by the loss of the "
     "task's full-size single-task network)."))
 OptSolver = typer.Option(Solver.auto, "--solver", help=(
-    "'auto' = branch-and-bound on small tables if it finishes within 100,000 search nodes (a fixed limit: the same input always picks the same solver), else the MILP; 'milp' = exact mixed-integer programme (scipy/HiGHS; fast); 'reference' = exact branch-and-bound (small tables)."))
+    "'auto' = branch-and-bound on small tables if it finishes within 100,000 search nodes (a fixed limit: the same "
+    "input always picks the same solver), else the subset dynamic programme when it fits (up to about 14 tasks, no "
+    "--max-networks), else the MILP; 'milp' = exact mixed-integer programme (scipy/HiGHS); 'dp' = exact dynamic "
+    "programme over sets of tasks (every budget at once); 'reference' = exact branch-and-bound (small tables)."))
 
 
 OptProfile = typer.Option(None, "--profile", help=PROFILE_HELP + " Give the budget with --budget-ms or --budget-snt.")

@@ -19,7 +19,8 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array
 
 from taskgroup.errors import TaskgroupError
-from taskgroup.search.problem import REL_TOL, Assignment, Problem, evaluate_assignment, prune_cost_dominated
+from taskgroup.search.problem import (MAX_ENUMERATED, REL_TOL, Assignment, Problem, enumerated_columns,
+                                     evaluate_assignment, prune_cost_dominated, served_set_columns)
 
 
 class MilpModel:
@@ -120,43 +121,16 @@ class PartitionModel(MilpModel):
     sum_n 2^(tasks n serves) sets, so it is used while that stays below `MAX_ENUMERATED`.
     """
 
-    MAX_ENUMERATED = 6_000_000
-
     @staticmethod
     def enumerated(problem: Problem) -> int:
-        return int((2.0 ** np.isfinite(problem.score).sum(axis=1)).sum())
+        return enumerated_columns(problem)
 
     def __init__(self, problem: Problem):
         self.problem = problem
         n_tasks = len(problem.tasks)
         finite = np.isfinite(problem.score)
-        masks, scores, costs, owners = [], [], [], []
-        bits_cache: dict[int, np.ndarray] = {}
-        for n in range(problem.n_candidates):
-            idx = np.nonzero(finite[n])[0]
-            m = len(idx)
-            if m not in bits_cache:
-                pats = np.arange(1, 1 << m, dtype=np.int64)
-                bits_cache[m] = ((pats[:, None] >> np.arange(m)) & 1).astype(np.float64)
-            bits = bits_cache[m]
-            masks.append(bits.astype(np.int64) @ (np.int64(1) << idx.astype(np.int64)))
-            scores.append(bits @ problem.score[n, idx])
-            costs.append(problem.fixed[n] + bits @ problem.head[n, idx])
-            owners.append(np.full(len(bits), n, dtype=np.int64))
-        mask, score, cost, owner = (np.concatenate(v) for v in (masks, scores, costs, owners))
-        # Per served set, keep the (cost, score) Pareto front: sort by set, cost, score, trained before
-        # estimated (so of exact ties the trained network stays); keep a row only if its score beats every
-        # earlier (no dearer) row of the same set. Integer ranks keep this exact.
-        estimated = np.array([c.estimated for c in problem.candidates], dtype=bool)[owner]
-        order = np.lexsort((owner, estimated, score, cost, mask))
-        mask, score, cost, owner = mask[order], score[order], cost[order], owner[order]
-        _, rank = np.unique(score, return_inverse=True)
-        group = np.r_[0, np.cumsum(mask[1:] != mask[:-1])]
-        key = rank.astype(np.int64) - group * (len(rank) + 1)
-        prev_min = np.r_[np.iinfo(np.int64).max, np.minimum.accumulate(key)[:-1]]
-        first = np.r_[True, mask[1:] != mask[:-1]]
-        keep = first | (key < prev_min)
-        self.col_mask, self.col_owner = mask[keep], owner[keep]
+        columns = served_set_columns(problem)
+        self.col_mask, self.col_owner = columns.mask, columns.owner
         n_cols = len(self.col_mask)
         rows, cols = [], []
         for j in range(n_tasks):
@@ -166,12 +140,12 @@ class PartitionModel(MilpModel):
         rows, cols = np.concatenate(rows), np.concatenate(cols)
         self.n, self.p = n_cols, 0
         self.base = [LinearConstraint(csr_array((np.ones(len(rows)), (rows, cols)), shape=(n_tasks, n_cols)), 1, 1)]
-        self.cost_vec = cost[keep]
+        self.cost_vec = columns.cost
         top = float(np.nanmax(np.where(finite, problem.score, np.nan), axis=0).sum()) or 1.0
         self.scale = 1e4 / top
-        self.score_vec = score[keep] * self.scale
+        self.score_vec = columns.score * self.scale
         self.count_vec = np.ones(n_cols)
-        self.estimated_vec = np.array([float(problem.candidates[i].estimated) for i in self.col_owner])
+        self.estimated_vec = columns.estimated.astype(np.float64)
 
     def _assignment(self, sol: np.ndarray) -> Assignment:
         serve = [-1] * len(self.problem.tasks)
@@ -251,7 +225,7 @@ class CoverModel:
 def build_model(problem: Problem, formulation: str = "auto") -> MilpModel:
     """The served-set partition model when its enumeration is affordable, else the x/y assignment model."""
     if formulation == "auto":
-        formulation = "partition" if PartitionModel.enumerated(problem) <= PartitionModel.MAX_ENUMERATED else "assignment"
+        formulation = "partition" if PartitionModel.enumerated(problem) <= MAX_ENUMERATED else "assignment"
     if formulation == "partition":
         return PartitionModel(problem)
     if formulation == "assignment":

@@ -25,12 +25,13 @@ import numpy as np
 from taskgroup.errors import TaskgroupError
 from taskgroup.profile.costmodel import corun_factor
 from taskgroup.search.candidates import Candidate
-from taskgroup.search.problem import REL_TOL, Assignment, Problem, build_problem, evaluate_assignment, prune_dominated
+from taskgroup.search.problem import (MAX_ENUMERATED, REL_TOL, Assignment, Problem, build_problem, enumerated_columns,
+                                     evaluate_assignment, prune_dominated)
 from taskgroup.search.reference import SearchTimeout, reference_solve
 
 GROUPING_KIND = "grouping"
 SCHEMA_VERSION = 1
-SOLVERS = ("auto", "milp", "reference")
+SOLVERS = ("auto", "milp", "dp", "reference")
 AUTO_MAX_CANDIDATES = 200  # "auto" tries the branch-and-bound only up to this many candidates...
 AUTO_MAX_TASKS = 8  # ...and tasks,
 AUTO_MAX_NODES = 100_000  # ...for at most this many search nodes (about 0.2 s) before switching to the MILP
@@ -174,6 +175,7 @@ class Selector:
             raise TaskgroupError(f"the co-run overhead must be a finite number >= 0, found {corun}")
         self.corun = corun  # a grouping of N networks costs its sum x (1 + corun x (N - 1)) (device profile)
         self._milp = None
+        self._fronts = None  # SubsetFronts, False if the problem is too large for them
         self._cover = None
         self._min_cost: dict[int | None, tuple[Assignment, float] | None] = {}
         self._greedy: Assignment | None = None
@@ -221,6 +223,8 @@ class Selector:
         """The optimum of the additive problem (each network costed alone)."""
         start = time.perf_counter()
         used = self.solver
+        if max_networks is not None and max_networks >= len(self.problem.tasks):
+            max_networks = None  # no limit in effect
         if used == "auto":
             used = "milp"
             if self.problem.n_candidates <= AUTO_MAX_CANDIDATES and len(self.problem.tasks) <= AUTO_MAX_TASKS:
@@ -229,7 +233,17 @@ class Selector:
                     used = "reference"
                 except SearchTimeout:
                     pass
-        if used == "milp":
+            if used == "milp" and max_networks is None and self._subset_fronts() is not None:
+                used = "dp"
+        elif used == "dp":
+            if max_networks is not None:
+                raise TaskgroupError("--solver dp does not limit the number of networks; use --solver milp or auto")
+            if self._subset_fronts() is None:
+                raise TaskgroupError(f"--solver dp: the problem is too large for the subset fronts "
+                                     f"({self._fronts_why}); use --solver milp or auto")
+        if used == "dp":
+            a = self._fronts.solve(budget)
+        elif used == "milp":
             if budget is not None and self._cannot_fit(budget, max_networks):
                 return None
             a = self._model().solve(budget, max_networks, time_limit)
@@ -240,6 +254,23 @@ class Selector:
         sel = self._selection(a, budget, max_networks, time.perf_counter() - start)
         sel.solver = used
         return sel
+
+    def _subset_fronts(self):
+        """The subset dynamic programme's fronts (built on first use), or None if the problem is too large."""
+        if self._fronts is None:
+            from taskgroup.search.subsets import MAX_TASKS, SubsetFronts, TooMuchWork
+
+            self._fronts, self._fronts_why = False, ""
+            if len(self.problem.tasks) > MAX_TASKS:
+                self._fronts_why = f"{len(self.problem.tasks)} tasks, at most {MAX_TASKS}"
+            elif enumerated_columns(self.problem) > MAX_ENUMERATED:
+                self._fronts_why = f"more than {MAX_ENUMERATED:,} served sets"
+            else:
+                try:
+                    self._fronts = SubsetFronts(self.problem)
+                except TooMuchWork as exc:
+                    self._fronts_why = str(exc)
+        return self._fronts or None
 
     def _cannot_fit(self, budget: float, max_networks: int | None) -> bool:
         """True if no grouping of at most `max_networks` networks costs <= budget (additive costs).

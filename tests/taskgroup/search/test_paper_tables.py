@@ -24,7 +24,7 @@ def table(name, split="val", estimate=None):
     return candidates_from_table(read_paper_table(DATA / name, NAMES, split=split), split, estimate=estimate)
 
 
-@pytest.mark.parametrize("solver", ["milp", "reference"])
+@pytest.mark.parametrize("solver", ["milp", "dp", "reference"])
 def test_optimal_selection_reproduces_paper(solver):
     val, test = table("results.txt"), table("results_test.txt", "test")
     for budget, expected in zip(BUDGETS, OPTIMAL):
@@ -98,7 +98,7 @@ def test_hoa_unpruned_brute_force_setting1():
         assert select(hoa, budget, tasks=NAMES, solver="milp", prune=False).objective == pytest.approx(best, abs=1e-12)
 
 
-@pytest.mark.parametrize("solver", ["milp", "reference"])
+@pytest.mark.parametrize("solver", ["milp", "dp", "reference"])
 def test_hoa_prefers_a_trained_network_over_an_estimated_one_that_contains_it(solver):
     """Setting 4 (results_alt): the trained pairs d+n and n+k both reach 0.1156 on n, so HOA's estimated
     d+n+k serves n exactly as well at the same cost; it is better on d and k, which it does not serve

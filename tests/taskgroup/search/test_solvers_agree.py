@@ -70,8 +70,8 @@ def solve(tasks, cands, budget, k, solver, prune=True, formulation="auto"):
 def test_milp_equals_reference(case):
     tasks, cands, budget, k = case
     b = solve(tasks, cands, budget, k, "reference")
-    for formulation in ("partition", "assignment"):
-        a = solve(tasks, cands, budget, k, "milp", formulation=formulation)
+    for solver, formulation in (("milp", "partition"), ("milp", "assignment"), ("dp" if k is None else "milp", "auto")):
+        a = solve(tasks, cands, budget, k, solver, formulation=formulation)
         assert (a is None) == (b is None)
         if a is not None:
             assert a[0] == pytest.approx(b[0], rel=1e-9, abs=1e-9)
@@ -84,7 +84,8 @@ def test_against_brute_force_and_without_pruning(case):
     tasks, cands, budget, k = case
     expected = brute_force(tasks, cands, budget, k)
     for solver, prune, form in [("reference", True, "auto"), ("reference", False, "auto"),
-                                ("milp", False, "partition"), ("milp", False, "assignment")]:
+                                ("milp", False, "partition"), ("milp", False, "assignment"),
+                                ("dp" if k is None else "reference", False, "auto")]:
         got = solve(tasks, cands, budget, k, solver, prune, form)
         assert (got is None) == (expected is None)
         if got is not None:
@@ -95,7 +96,7 @@ def test_against_brute_force_and_without_pruning(case):
 @given(tables())
 def test_frontier_matches_per_budget_optimum(case):
     tasks, cands, _, k = case
-    fr = frontier(cands, tasks=tasks, max_networks=k, solver="milp")
+    fr = frontier(cands, tasks=tasks, max_networks=k, solver="milp" if k is not None else "dp")
     objs = [p.objective for p in fr.points]
     costs = [p.cost for p in fr.points]
     assert objs == sorted(objs, reverse=True) and costs == sorted(costs)
@@ -153,7 +154,8 @@ def test_ties_go_to_trained_networks(case):
     tasks, cands, budget, k = case
     want = lexicographic_best(tasks, cands, budget, k)
     for solver, prune, form in [("reference", True, "auto"), ("milp", True, "partition"),
-                                ("milp", True, "assignment"), ("milp", False, "partition")]:
+                                ("milp", True, "assignment"), ("milp", False, "partition"),
+                                ("dp" if k is None else "milp", True, "auto")]:
         try:
             got = select(cands, budget, tasks=tasks, max_networks=k, solver=solver, prune=prune, formulation=form)
         except TaskgroupError:
