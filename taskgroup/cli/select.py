@@ -276,6 +276,11 @@ def select_cmd(
     weights: Optional[str] = OptWeights,
     normalize: Normalize = OptNormalize,
     solver: Solver = OptSolver,
+    noise_sigmas: float = typer.Option(2.0, "--noise-sigmas", help=(
+        "With a profile that stores its latency noise: a grouping fits the budget if its predicted cost plus this "
+        "many noise standard deviations does, so a grouping within noise of the budget is left out on every run "
+        "instead of in and out by chance (0 = plain predicted cost). The grouping records its margin, the budget "
+        "range over which the choice holds and the optimal groupings within noise of the budget.")),
 ) -> None:
     from taskgroup.fileio import write_json_atomic
     from taskgroup.search import Selector
@@ -284,12 +289,26 @@ def select_cmd(
     inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize,
                       profile, statistic.value)
     limit = resolve_budget(inp, budget, budget_ms, budget_snt)
+    if not (math.isfinite(noise_sigmas) and noise_sigmas >= 0):
+        raise TaskgroupError(f"--noise-sigmas must be a number >= 0, found {noise_sigmas:g}")
     start = time.perf_counter()
-    selector = Selector(inp.candidates, inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value,
+    cands, sigmas = inp.candidates, 0.0
+    if inp.profile is not None:
+        from taskgroup.search.robustness import with_noise_margin
+
+        sigmas = noise_sigmas if inp.profile.has_noise else 0.0
+        cands = with_noise_margin(inp.candidates, inp.profile, sigmas)
+    selector = Selector(cands, inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value,
                         unit=limit.unit, corun=inp.corun)
     sel = selector.solve(limit.value, max_networks)
     if sel is None:
-        raise _infeasible(selector, limit, inp, max_networks)
+        raise _infeasible(selector, limit, inp, max_networks, sigmas)
+    if inp.profile is not None:
+        from taskgroup.search.robustness import assess, predicted
+
+        robust = assess(selector, sel, limit.value, inp.profile, sigmas, inp.standard_ms, max_networks)
+        sel = predicted(sel, inp.candidates)
+        sel.robustness = robust.to_json()
     if inp.eval_candidates is not None:
         sel.evaluate(inp.eval_candidates, inp.eval_label)
     sel.options = dict(inp.options, max_networks=max_networks, solver=solver.value)
@@ -305,7 +324,7 @@ def select_cmd(
     _print_selection(sel, time.perf_counter() - start, out, limit, inp)
 
 
-def _infeasible(selector, limit: Budget, inp: Inputs, max_networks: Optional[int]) -> TaskgroupError:
+def _infeasible(selector, limit: Budget, inp: Inputs, max_networks: Optional[int], sigmas: float = 0.0) -> TaskgroupError:
     """No grouping fits: say what the cheapest one costs and the budget flag that would admit it."""
     from taskgroup.search.profiled import round_up
 
@@ -324,8 +343,9 @@ def _infeasible(selector, limit: Budget, inp: Inputs, max_networks: Optional[int
     else:
         given = f"budget {limit.value:.10g} snt"
         hint, cost = f"use --budget {round_up(cheap.cost):g} or more", f"{cheap.cost:.10g} snt"
+    noise = f" with {sigmas:g} sigma of latency noise (--noise-sigmas)" if sigmas else ""
     return TaskgroupError(f"{given} is below every feasible grouping{within}: the cheapest grouping serving all {n} "
-                          f"tasks costs {cost} ({nets}); {hint}")
+                          f"tasks costs {cost}{noise} ({nets}); {hint}")
 
 
 @app.command("frontier", short_help="Every budget at which the optimal grouping changes.", help=(
@@ -425,6 +445,11 @@ def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs)
         if sel.corun_factor != 1:
             console.print(f"  = networks alone {sel.networks_cost:.4g} ms x {sel.corun_factor:.3f} for running "
                           f"{len(sel.networks)} networks back to back (measured in the profile)")
+        if sel.robustness is not None:
+            console.print(f"robustness: {sel.robustness['sentence']}")
+            for g in sel.robustness["near_budget"]:
+                console.print(f"  within noise of the budget: {' + '.join(g['networks'])}: {g['cost_ms']:.4g} ms "
+                              f"+- {g['noise_ms']:.2g} (objective {g['objective']:.6g})")
     else:
         console.print(f"cost {headroom_text(sel.cost, sel.budget, 'snt')}")
     if sel.evaluation is not None:

@@ -261,9 +261,11 @@ class Pipeline:
         from taskgroup.search import Selector, make_candidate
         from taskgroup.search.estimate import get_estimator
         from taskgroup.search.profiled import round_up
+        from taskgroup.search.robustness import NOISE_SIGMAS
         from taskgroup.train import candidate_set
 
         p, budget = self.profile(), self.budget_ms()
+        p = p.with_noise_margin(NOISE_SIGMAS if p.has_noise else 0.0)  # costs as selection will fit them
         cands = [make_candidate(s.tasks, s.width, {t: 0.0 for t in s.tasks}, p.cost_fn)
                  for s in candidate_set(self.config.candidates, self.config.tasks)]
         if self.config.estimate:
@@ -286,13 +288,14 @@ class Pipeline:
         return {"networks": len(specs)}
 
     def stage_select(self) -> dict[str, Any]:
-        from taskgroup.search import frontier, select
+        from taskgroup.search import frontier
+        from taskgroup.search.robustness import robust_select
 
         budget = self.budget_ms()
         cands = self.candidates("val", self.candidate_stage(), self.config.estimate)
         scales = self.scales("val")
         corun = self.profile().corun  # measured slowdown of networks run back to back
-        sel = select(cands, budget, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
+        sel = robust_select(cands, self.profile(), budget, tasks=self.config.tasks, scales=scales)
         self._write_grouping(sel, "selected.json")
         front = frontier(cands, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
         write_json_atomic(self.run_dir / "frontier.json", front.to_json())
@@ -302,7 +305,7 @@ class Pipeline:
     def stage_finalize(self) -> dict[str, Any]:
         """Fully train the chosen networks that were only estimated or early-stopped, then
         re-choose which chosen network serves each task on their final validation losses."""
-        from taskgroup.search import select
+        from taskgroup.search.robustness import robust_select
         from taskgroup.train import CandidateSpec
 
         chosen = read_json(self.run_dir / "selected.json", "grouping")
@@ -310,8 +313,7 @@ class Pipeline:
         self._train(specs, ("final",))
         keys = {(frozenset(s.tasks), s.width) for s in specs}
         final = [c for c in self.candidates("val", "final") if c.key in keys]
-        sel = select(final, self.budget_ms(), tasks=self.config.tasks, unit="ms", scales=self.scales("val"),
-                     corun=self.profile().corun)
+        sel = robust_select(final, self.profile(), self.budget_ms(), tasks=self.config.tasks, scales=self.scales("val"))
         sel.evaluate([c for c in self.candidates("test", "final") if c.key in keys], "test")
         self._write_grouping(sel, "best.json")
         self.say(_describe(sel))

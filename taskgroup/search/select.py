@@ -73,6 +73,7 @@ class Selection:
     evaluation: Evaluation | None = None  # the same networks scored on another table, if asked
     options: dict[str, Any] = field(default_factory=dict)  # weights, normalisation, estimator, sources
     corun_factor: float = 1.0  # measured slowdown of running these networks back to back (1: none, or SNT costs)
+    robustness: dict[str, Any] | None = None  # how the choice stands against latency noise (search.robustness)
 
     @property
     def estimated_networks(self) -> int:
@@ -148,6 +149,8 @@ class Selection:
             "solve_time_s": self.solve_time_s,
             "options": self.options,
         }
+        if self.robustness is not None:
+            doc["robustness"] = self.robustness
         if self.evaluation is not None:
             doc["evaluated_on"] = self.evaluation.split
             doc["evaluated_losses"] = self.evaluation.losses
