@@ -292,21 +292,23 @@ def select_cmd(
     if not (math.isfinite(noise_sigmas) and noise_sigmas >= 0):
         raise TaskgroupError(f"--noise-sigmas must be a number >= 0, found {noise_sigmas:g}")
     start = time.perf_counter()
-    cands, sigmas = inp.candidates, 0.0
-    if inp.profile is not None:
-        from taskgroup.search.robustness import with_noise_margin
+    if inp.profile is None:
+        selector = Selector(inp.candidates, inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value,
+                            unit=limit.unit, corun=inp.corun)
+        sel = selector.solve(limit.value, max_networks)
+    else:
+        from taskgroup.search.robustness import solve_under_noise
 
-        sigmas = noise_sigmas if inp.profile.has_noise else 0.0
-        cands = with_noise_margin(inp.candidates, inp.profile, sigmas)
-    selector = Selector(cands, inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value,
-                        unit=limit.unit, corun=inp.corun)
-    sel = selector.solve(limit.value, max_networks)
+        selector, sel, sigmas = solve_under_noise(inp.candidates, inp.profile, limit.value, noise_sigmas, max_networks,
+                                                  tasks=inp.tasks, weights=inp.weights, scales=inp.scales,
+                                                  solver=solver.value)
     if sel is None:
-        raise _infeasible(selector, limit, inp, max_networks, sigmas)
+        raise _infeasible(selector, limit, inp, max_networks)
     if inp.profile is not None:
         from taskgroup.search.robustness import assess, predicted
 
-        robust = assess(selector, sel, limit.value, inp.profile, sigmas, inp.standard_ms, max_networks)
+        robust = assess(selector, sel, limit.value, inp.profile, sigmas, inp.standard_ms, max_networks,
+                        asked=noise_sigmas if inp.profile.has_noise else 0.0)
         sel = predicted(sel, inp.candidates)
         sel.robustness = robust.to_json()
     if inp.eval_candidates is not None:
@@ -324,7 +326,7 @@ def select_cmd(
     _print_selection(sel, time.perf_counter() - start, out, limit, inp)
 
 
-def _infeasible(selector, limit: Budget, inp: Inputs, max_networks: Optional[int], sigmas: float = 0.0) -> TaskgroupError:
+def _infeasible(selector, limit: Budget, inp: Inputs, max_networks: Optional[int]) -> TaskgroupError:
     """No grouping fits: say what the cheapest one costs and the budget flag that would admit it."""
     from taskgroup.search.profiled import round_up
 
@@ -343,9 +345,8 @@ def _infeasible(selector, limit: Budget, inp: Inputs, max_networks: Optional[int
     else:
         given = f"budget {limit.value:.10g} snt"
         hint, cost = f"use --budget {round_up(cheap.cost):g} or more", f"{cheap.cost:.10g} snt"
-    noise = f" with {sigmas:g} sigma of latency noise (--noise-sigmas)" if sigmas else ""
     return TaskgroupError(f"{given} is below every feasible grouping{within}: the cheapest grouping serving all {n} "
-                          f"tasks costs {cost}{noise} ({nets}); {hint}")
+                          f"tasks costs {cost} ({nets}); {hint}")
 
 
 @app.command("frontier", short_help="Every budget at which the optimal grouping changes.", help=(

@@ -261,11 +261,9 @@ class Pipeline:
         from taskgroup.search import Selector, make_candidate
         from taskgroup.search.estimate import get_estimator
         from taskgroup.search.profiled import round_up
-        from taskgroup.search.robustness import NOISE_SIGMAS
         from taskgroup.train import candidate_set
 
         p, budget = self.profile(), self.budget_ms()
-        p = p.with_noise_margin(NOISE_SIGMAS if p.has_noise else 0.0)  # costs as selection will fit them
         cands = [make_candidate(s.tasks, s.width, {t: 0.0 for t in s.tasks}, p.cost_fn)
                  for s in candidate_set(self.config.candidates, self.config.tasks)]
         if self.config.estimate:

@@ -75,6 +75,7 @@ class Robustness:
     near_budget: list[dict[str, Any]] = field(default_factory=list)  # other optima whose cost is within noise of it
     standard_ms: float | None = None  # one SNT, to state budgets in SNT too
     noise_known: bool = True  # False for profiles written before the noise was stored
+    sigmas_asked: float = 0.0  # the margin asked for; above `sigmas` when nothing fitted with it (noisy profile)
 
     @property
     def margin(self) -> float:
@@ -87,6 +88,7 @@ class Robustness:
             "rule": f"a grouping fits if its predicted cost + {self.sigmas:g} x its noise <= budget; "
                     "the lowest loss among those wins",
             "sigmas": self.sigmas,
+            "sigmas_asked": self.sigmas_asked,
             "noise_known": self.noise_known,
             "noise_ms": self.noise,
             "cost_ms": self.cost,
@@ -106,7 +108,7 @@ class Robustness:
 
 
 def assess(selector: Selector, chosen: Selection, budget: float, profile: DeviceProfile, sigmas: float,
-           standard_ms: float | None = None, max_networks: int | None = None) -> Robustness:
+           standard_ms: float | None = None, max_networks: int | None = None, asked: float | None = None) -> Robustness:
     """The margin, the budget range the choice holds for and the optima near the budget.
 
     `selector` and `chosen` are costed for fitting (see `with_noise_margin`); the range comes from
@@ -131,7 +133,7 @@ def assess(selector: Selector, chosen: Selection, budget: float, profile: Device
                          "fits": p.cost <= budget * (1 + 1e-9)})
     holds_to = points[at + 1].cost if at + 1 < len(points) else None
     return Robustness(sigmas, budget, cost, noise, fit_cost, fit_cost, holds_to, near, standard_ms,
-                      noise_known=profile.has_noise)
+                      noise_known=profile.has_noise, sigmas_asked=sigmas if asked is None else asked)
 
 
 def robustness_sentence(block: Mapping[str, Any]) -> str:
@@ -145,6 +147,9 @@ def robustness_sentence(block: Mapping[str, Any]) -> str:
              else "at no larger budget")
     if not block.get("noise_known", True):
         noise = "the profile stores no latency noise (measured before it was recorded), so costs are plain p50"
+    elif block.get("sigmas_asked", 0) > block["sigmas"]:
+        noise = (f"no grouping fits with {block['sigmas_asked']:g} sigma of noise (this choice's sigma is "
+                 f"{block['noise_ms']:.3g} ms), so it was made on the plain prediction and may change between runs")
     else:
         noise = (f"the margin is {block['margin_ms']:.3g} ms after allowing {block['sigmas']:g} sigma of noise "
                  f"(sigma {block['noise_ms']:.3g} ms)")
@@ -162,21 +167,35 @@ def _label(net: ChosenNetwork) -> str:
     return "+".join(c.tasks) + f"@{c.width:g}" + (f" serving {','.join(net.served)}" if net.served != c.tasks else "")
 
 
+def solve_under_noise(candidates: Sequence[Candidate], profile: DeviceProfile, budget: float, sigmas: float,
+                      max_networks: int | None = None, **selector_options: Any) -> tuple[Selector, Selection | None, float]:
+    """(selector, choice or None, sigmas used) under the rule. When no grouping fits with the noise
+    margin but one fits as predicted (a very noisy profile), the margin is dropped rather than the
+    budget refused: the rule prefers room for noise, it does not make a feasible budget infeasible."""
+    sigmas = sigmas if profile.has_noise else 0.0
+    for z in dict.fromkeys((sigmas, 0.0)):
+        selector = Selector(with_noise_margin(candidates, profile, z), unit="ms", corun=profile.corun,
+                            **selector_options)
+        chosen = selector.solve(budget, max_networks)
+        if chosen is not None:
+            return selector, chosen, z
+    return selector, None, 0.0
+
+
 def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budget: float, *,
                   tasks: Sequence[str] | None = None, sigmas: float = NOISE_SIGMAS,
                   max_networks: int | None = None, weights: Mapping[str, float] | None = None,
                   scales: Mapping[str, float] | None = None, solver: str = "auto") -> Selection:
     """`select()` in ms on `profile` under the noise rule: the Selection's costs are the predictions
     (candidates as given) and `robustness` holds the margin, range and optima near the budget.
-    Raises TaskgroupError naming the cheapest grouping (at the rule's costs) if none fits."""
-    sigmas = sigmas if profile.has_noise else 0.0
-    selector = Selector(with_noise_margin(candidates, profile, sigmas), tasks, weights=weights, scales=scales,
-                        solver=solver, unit="ms", corun=profile.corun)
-    chosen = selector.solve(budget, max_networks)
+    Raises TaskgroupError naming the cheapest grouping if none fits even as predicted."""
+    selector, chosen, used = solve_under_noise(candidates, profile, budget, sigmas, max_networks, tasks=tasks,
+                                               weights=weights, scales=scales, solver=solver)
     if chosen is None:
         raise selector.infeasible_error(budget, max_networks)
     standard = profile.network_ms(1.0, selector.problem.tasks)
-    robust = assess(selector, chosen, budget, profile, sigmas, standard, max_networks)
+    robust = assess(selector, chosen, budget, profile, used, standard, max_networks,
+                    asked=sigmas if profile.has_noise else 0.0)
     sel = predicted(chosen, candidates)
     sel.robustness = robust.to_json()
     return sel
