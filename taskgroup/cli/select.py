@@ -64,6 +64,7 @@ class Normalize(str, Enum):
 class Solver(str, Enum):
     auto = "auto"
     milp = "milp"
+    dp = "dp"
     reference = "reference"
 
 
@@ -248,7 +249,10 @@ OptNormalize = typer.Option(Normalize.none, "--normalize", help=(
     "each task's loss by the loss table's trivial-predictor reference loss) or 'single' (divide by the loss of the "
     "task's full-size single-task network)."))
 OptSolver = typer.Option(Solver.auto, "--solver", help=(
-    "'auto' = branch-and-bound on small tables if it finishes within 100,000 search nodes (a fixed limit: the same input always picks the same solver), else the MILP; 'milp' = exact mixed-integer programme (scipy/HiGHS; fast); 'reference' = exact branch-and-bound (small tables)."))
+    "'auto' = branch-and-bound on small tables if it finishes within 100,000 search nodes (a fixed limit: the same "
+    "input always picks the same solver), else the subset dynamic programme when it fits (up to about 14 tasks, no "
+    "--max-networks), else the MILP; 'milp' = exact mixed-integer programme (scipy/HiGHS); 'dp' = exact dynamic "
+    "programme over sets of tasks (every budget at once); 'reference' = exact branch-and-bound (small tables)."))
 
 
 OptProfile = typer.Option(None, "--profile", help=PROFILE_HELP + " Give the budget with --budget-ms or --budget-snt.")
@@ -279,6 +283,11 @@ def select_cmd(
     weights: Optional[str] = OptWeights,
     normalize: Normalize = OptNormalize,
     solver: Solver = OptSolver,
+    noise_sigmas: float = typer.Option(2.0, "--noise-sigmas", help=(
+        "With a profile that stores its latency noise: a grouping fits the budget if its predicted cost plus this "
+        "many noise standard deviations does, so a grouping within noise of the budget is left out on every run "
+        "instead of in and out by chance (0 = plain predicted cost). The grouping records its margin, the budget "
+        "range over which the choice holds and the optimal groupings within noise of the budget.")),
 ) -> None:
     from taskgroup.fileio import write_json_atomic
     from taskgroup.search import Selector
@@ -287,12 +296,28 @@ def select_cmd(
     inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize,
                       profile, statistic.value)
     limit = resolve_budget(inp, budget, budget_ms, budget_snt)
+    if not (math.isfinite(noise_sigmas) and noise_sigmas >= 0):
+        raise TaskgroupError(f"--noise-sigmas must be a number >= 0, found {noise_sigmas:g}")
     start = time.perf_counter()
-    selector = Selector(inp.candidates, inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value,
-                        unit=limit.unit, corun=inp.corun)
-    sel = selector.solve(limit.value, max_networks)
+    if inp.profile is None:
+        selector = Selector(inp.candidates, inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value,
+                            unit=limit.unit, corun=inp.corun)
+        sel = selector.solve(limit.value, max_networks)
+    else:
+        from taskgroup.search.robustness import solve_under_noise
+
+        selector, sel, sigmas = solve_under_noise(inp.candidates, inp.profile, limit.value, noise_sigmas, max_networks,
+                                                  tasks=inp.tasks, weights=inp.weights, scales=inp.scales,
+                                                  solver=solver.value)
     if sel is None:
         raise _infeasible(selector, limit, inp, max_networks)
+    if inp.profile is not None:
+        from taskgroup.search.robustness import assess, predicted
+
+        robust = assess(selector, sel, limit.value, inp.profile, sigmas, inp.standard_ms, max_networks,
+                        asked=noise_sigmas if inp.profile.has_noise else 0.0)
+        sel = predicted(sel, inp.candidates)
+        sel.robustness = robust.to_json()
     if inp.eval_candidates is not None:
         sel.evaluate(inp.eval_candidates, inp.eval_label)
     sel.options = dict(inp.options, max_networks=max_networks, solver=solver.value)
@@ -448,6 +473,11 @@ def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs)
         if sel.corun_factor != 1:
             console.print(f"  = networks alone {sel.networks_cost:.4g} ms x {sel.corun_factor:.3f} for running "
                           f"{len(sel.networks)} networks back to back (measured in the profile)")
+        if sel.robustness is not None:
+            console.print(f"robustness: {sel.robustness['sentence']}")
+            for g in sel.robustness["near_budget"]:
+                console.print(f"  within noise of the budget: {' + '.join(g['networks'])}: {g['cost_ms']:.4g} ms "
+                              f"+- {g['noise_ms']:.2g} (objective {g['objective']:.6g})")
     else:
         console.print(f"cost {_headroom_text(sel.cost, sel.budget, 'snt')}")
     if sel.evaluation is not None:

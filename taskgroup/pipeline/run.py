@@ -316,13 +316,14 @@ class Pipeline:
         return {"networks": len(specs)}
 
     def stage_select(self) -> dict[str, Any]:
-        from taskgroup.search import frontier, select
+        from taskgroup.search import frontier
+        from taskgroup.search.robustness import robust_select
 
         budget = self.budget_ms()
         cands = self.candidates("val", self.candidate_stage(), self.config.estimate)
         scales = self.scales("val")
         corun = self.profile().corun  # measured slowdown of networks run back to back
-        sel = select(cands, budget, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
+        sel = robust_select(cands, self.profile(), budget, tasks=self.config.tasks, scales=scales)
         self._write_grouping(sel, "selected.json")
         for warning in self.not_learnt(read_json(self.run_dir / "selected.json", "grouping"), self.candidate_stage()):
             self.say(f"WARNING: {warning.message()}")
@@ -334,7 +335,7 @@ class Pipeline:
     def stage_finalize(self) -> dict[str, Any]:
         """Fully train the chosen networks that were only estimated or early-stopped, then
         re-choose which chosen network serves each task on their final validation losses."""
-        from taskgroup.search import select
+        from taskgroup.search.robustness import robust_select
         from taskgroup.train import CandidateSpec
 
         chosen = read_json(self.run_dir / "selected.json", "grouping")
@@ -342,8 +343,7 @@ class Pipeline:
         self._train(specs, ("final",))
         keys = {(frozenset(s.tasks), s.width) for s in specs}
         final = [c for c in self.candidates("val", "final") if c.key in keys]
-        sel = select(final, self.budget_ms(), tasks=self.config.tasks, unit="ms", scales=self.scales("val"),
-                     corun=self.profile().corun)
+        sel = robust_select(final, self.profile(), self.budget_ms(), tasks=self.config.tasks, scales=self.scales("val"))
         sel.evaluate([c for c in self.candidates("test", "final") if c.key in keys], "test")
         self._write_grouping(sel, "best.json")
         self.say(_describe(sel))

@@ -18,7 +18,7 @@ This module does not import torch: `taskgroup select` reads profiles without it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -48,12 +48,26 @@ class LatencyStats:
     p99: float
     mean: float
     runs: int  # number of timed calls (after warm-up)
+    rounds_p50: tuple[float, ...] | None = None  # the median of each interleaved round (absent in old profiles)
 
     def get(self, statistic: str) -> float:
         return float(getattr(self, statistic))
 
+    @property
+    def noise(self) -> float:
+        """How much this latency moves between measurements: the standard deviation of the per-round
+        medians (each round times everything once, minutes apart at most). 0 when unknown."""
+        r = self.rounds_p50
+        if not r or len(r) < 2:
+            return 0.0
+        mean = sum(r) / len(r)
+        return (sum((v - mean) ** 2 for v in r) / (len(r) - 1)) ** 0.5
+
     def to_json(self) -> dict[str, Any]:
-        return {"p50": self.p50, "p90": self.p90, "p99": self.p99, "mean": self.mean, "runs": self.runs}
+        doc = {"p50": self.p50, "p90": self.p90, "p99": self.p99, "mean": self.mean, "runs": self.runs}
+        if self.rounds_p50 is not None:
+            doc["rounds_p50"] = list(self.rounds_p50)
+        return doc
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,7 @@ class DeviceProfile:
     widths: Mapping[float, WidthCosts]  # width -> measured costs
     statistic: str = "p50"  # latency statistic costs are read at
     corun: float = 0.0  # extra fraction per additional network run in the same frame (0: not measured)
+    noise_sigmas: float = 0.0  # cost_fn adds this many noise standard deviations (0: costs at the statistic)
 
     # ----- costs -------------------------------------------------------------------------
     def trunk_ms(self, width: float) -> float:
@@ -109,6 +124,28 @@ class DeviceProfile:
         """Predicted latency of one network serving exactly `served_tasks` (= trunk + heads)."""
         served = list(served_tasks)
         return self.trunk_ms(width) + sum(self.head_ms(width, t) for t in served)
+
+    def trunk_noise_ms(self, width: float) -> float:
+        """Measurement noise of the trunk's cost: the spread of its per-round medians (0 if not stored)."""
+        return self._width(width).trunk.latency.noise
+
+    def head_noise_ms(self, width: float, task: str) -> float:
+        self.head_ms(width, task)  # validates the task name
+        return self._width(width).heads[task].latency.noise
+
+    def network_noise_ms(self, width: float, served_tasks: Iterable[str]) -> float:
+        """Noise of one network's predicted cost. The parts are timed in the same rounds, so load moves
+        them together: their spreads add (an upper bound), which keeps the margin additive for the search."""
+        return self.trunk_noise_ms(width) + sum(self.head_noise_ms(width, t) for t in served_tasks)
+
+    @property
+    def has_noise(self) -> bool:
+        """True if the profile stores per-round medians (profiles written before that did not)."""
+        return any(wc.trunk.latency.rounds_p50 for wc in self.widths.values())
+
+    def with_noise_margin(self, sigmas: float) -> "DeviceProfile":
+        """The same profile whose `cost_fn` costs every part at its latency + `sigmas` x its noise."""
+        return replace(self, noise_sigmas=float(sigmas))
 
     def corun_factor(self, networks: int) -> float:
         """How much more N networks run back to back cost than the sum of each alone (measured)."""
@@ -137,16 +174,20 @@ class DeviceProfile:
         """Adaptor for the search API (`taskgroup.search.candidates.CostFn`).
 
         Returns (fixed cost, {task: head cost}) in ms; the search adds a head's cost only
-        for the tasks a network serves.
+        for the tasks a network serves. With `noise_sigmas` z > 0 each part costs its latency
+        + z x its noise (an upper confidence bound; see `with_noise_margin`).
         """
-        return self.trunk_ms(width), {t: self.head_ms(width, t) for t in tasks}
+        z = self.noise_sigmas
+        if not z:
+            return self.trunk_ms(width), {t: self.head_ms(width, t) for t in tasks}
+        return (self.trunk_ms(width) + z * self.trunk_noise_ms(width),
+                {t: self.head_ms(width, t) + z * self.head_noise_ms(width, t) for t in tasks})
 
     def at_statistic(self, statistic: str) -> "DeviceProfile":
         """The same profile with costs read at another latency statistic (p50, p90, p99)."""
         if statistic not in STATISTICS:
             raise TaskgroupError(f"unknown latency statistic '{statistic}'; choose one of {', '.join(STATISTICS)}")
-        return DeviceProfile(self.path, self.doc, self.tasks, self.preset, self.input_shape, self.backend,
-                             self.execution_provider, self.widths, statistic, self.corun)
+        return replace(self, statistic=statistic)
 
     # ----- checks ------------------------------------------------------------------------
     def check(self, tasks: Sequence[str] | None = None, widths: Sequence[float] | None = None,
@@ -286,7 +327,12 @@ def _latency(doc: Any, field: str, where: str) -> LatencyStats:
     if not values["p50"] <= values["p90"] <= values["p99"]:
         raise SchemaError(where, field, f"percentiles out of order: p50={values['p50']}, p90={values['p90']}, "
                                         f"p99={values['p99']}")
-    return LatencyStats(runs=runs, **values)
+    rounds = doc.get("rounds_p50")  # optional: profiles written before the noise was stored lack it
+    if rounds is not None:
+        if not isinstance(rounds, list) or not rounds:
+            raise SchemaError(where, f"{field}.rounds_p50", f"expected a non-empty list of numbers, found {rounds!r}")
+        rounds = tuple(require_finite(v, f"{field}.rounds_p50[{i}]", where, minimum=0.0) for i, v in enumerate(rounds))
+    return LatencyStats(runs=runs, rounds_p50=rounds, **values)
 
 
 def profile_name(path: str | os.PathLike) -> str:

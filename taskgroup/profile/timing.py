@@ -27,12 +27,16 @@ class TimingConfig:
     max_runs: int = 20000  # cap for very fast callables
 
 
-def stats_from_samples(samples_s: list[float] | np.ndarray) -> LatencyStats:
-    """Percentiles (ms) of per-call durations given in seconds."""
+def stats_from_samples(samples_s: list[float] | np.ndarray,
+                       rounds: list[list[float]] | None = None) -> LatencyStats:
+    """Percentiles (ms) of per-call durations given in seconds; with `rounds` (the same samples
+    split by interleaved round), each round's median too: their spread is the measurement's noise."""
     from runtime.stats import summarize_ms
 
     s = summarize_ms(samples_s)
-    return LatencyStats(p50=s["p50_ms"], p90=s["p90_ms"], p99=s["p99_ms"], mean=s["mean_ms"], runs=s["runs"])
+    per_round = tuple(float(np.median(r)) * 1e3 for r in rounds if r) if rounds else None
+    return LatencyStats(p50=s["p50_ms"], p90=s["p90_ms"], p99=s["p99_ms"], mean=s["mean_ms"], runs=s["runs"],
+                        rounds_p50=per_round)
 
 
 def measure(callables: Mapping[str, Callable[[], object]], config: TimingConfig = TimingConfig(),
@@ -45,6 +49,7 @@ def measure(callables: Mapping[str, Callable[[], object]], config: TimingConfig 
     samples: dict[str, list[float]] = {n: [] for n in names}
     spent: dict[str, float] = {n: 0.0 for n in names}
     rounds = max(1, config.rounds)
+    by_round: dict[str, list[list[float]]] = {n: [[] for _ in range(rounds)] for n in names}
     for r in range(rounds):
         for name in names:
             fn = callables[name]
@@ -52,12 +57,14 @@ def measure(callables: Mapping[str, Callable[[], object]], config: TimingConfig 
             want_runs = config.min_runs * (r + 1) // rounds
             want_secs = config.min_seconds * (r + 1) / rounds
             timed = samples[name]
+            this_round = by_round[name][r]
             while (len(timed) < want_runs or spent[name] < want_secs) and len(timed) < config.max_runs:
                 t0 = time.perf_counter()
                 fn()
                 dt = time.perf_counter() - t0
                 timed.append(dt)
+                this_round.append(dt)
                 spent[name] += dt
         if on_round is not None:
             on_round(r)
-    return {n: stats_from_samples(samples[n]) for n in names}
+    return {n: stats_from_samples(samples[n], by_round[n]) for n in names}
