@@ -6,6 +6,7 @@ Neither command imports PyTorch: they read a loss table, search, and write JSON 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ class Estimate(str, Enum):
 
 
 class Normalize(str, Enum):
+    auto = "auto"
     none = "none"
     reference = "reference"
     single = "single"
@@ -87,6 +89,15 @@ class Inputs:
     options: dict  # recorded in the output for provenance
     profile: Optional[object] = None  # DeviceProfile the costs come from (ms), or None for SNT
     standard_ms: Optional[float] = None  # one SNT on the profile: full width serving every task of the table
+    reference: dict = dataclasses.field(default_factory=dict)  # task -> split -> trivial-predictor loss
+    split: str = "val"  # the split selection reads
+
+    def not_learnt(self, sel) -> list:
+        """Served tasks the chosen networks do not learn (loss not clearly below the trivial predictor's)."""
+        from taskgroup.learnability import not_learnt
+
+        return not_learnt([(t, n.candidate.name + (" (estimated)" if n.candidate.estimated else ""),
+                            n.candidate.losses[t]) for n in sel.networks for t in n.served], self.reference, self.split)
 
     @property
     def corun(self) -> float:
@@ -212,10 +223,13 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
         if _is_tsv(losses):
             raise TaskgroupError("--evaluate-split needs a loss-table JSON; for tab-separated tables give --evaluate FILE")
         eval_cands, label = candidates_from_table(table, evaluate_split, "final"), evaluate_split
-    scales = loss_scales(normalize.value, table, cands, split)
+    how = normalize.value
+    if how == "auto":  # as the pipeline: unit-free when the table knows its trivial losses, else the paper's sum
+        how = "reference" if all((table.reference_losses.get(t) or {}).get(split, 0) > 0 for t in table.tasks) else "none"
+    scales = loss_scales(how, table, cands, split)
     options = {"losses": str(losses), "split": split, "stage": stage, "estimate": est,
                "evaluate": str(evaluate) if evaluate else None, "evaluate_split": evaluate_split,
-               "weights": _parse_weights(weights), "normalize": normalize.value, "scales": scales}
+               "weights": _parse_weights(weights), "normalize": how, "scales": scales}
     if prof is not None:
         options["statistic"] = statistic
     run_config = table.meta.get("run_config") if isinstance(table.meta, dict) else None
@@ -224,7 +238,7 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
         options["preset"] = run_config.get("preset")
         options["resolution"] = run_config["arch"].get("resolution")
     return Inputs(table.tasks, cands, eval_cands, label, table_dir, _parse_weights(weights), scales, options,
-                  prof, standard_ms)
+                  prof, standard_ms, table.reference_losses, split)
 
 
 # Shared options (typer reads the defaults as option declarations).
@@ -244,10 +258,12 @@ OptTaskNames = typer.Option(None, "--task-names", help=(
 OptMaxNetworks = typer.Option(None, "--max-networks", min=1, help="Choose at most K networks.")
 OptWeights = typer.Option(None, "--weights", help=(
     "Per-task importance weights, e.g. 's=2,d=0.5' (unlisted tasks weigh 1). The objective sums weight x loss."))
-OptNormalize = typer.Option(Normalize.none, "--normalize", help=(
-    "Make tasks with different loss scales count comparably: 'none' (the paper's plain sum), 'reference' (divide "
-    "each task's loss by the loss table's trivial-predictor reference loss) or 'single' (divide by the loss of the "
-    "task's full-size single-task network)."))
+OptNormalize = typer.Option(Normalize.auto, "--normalize", help=(
+    "Make tasks with different loss scales count comparably: 'reference' (divide each task's loss by the loss "
+    "table's trivial-predictor loss: every task counts by how much better than a constant it is, whatever its units "
+    "or loss), 'none' (the paper's plain sum), 'single' (divide by the loss of the task's full-size single-task "
+    "network) or 'auto' (default, as the pipeline: reference when the table has trivial-predictor losses, as a "
+    "training run's has, none for the paper's tables)."))
 OptSolver = typer.Option(Solver.auto, "--solver", help=(
     "'auto' = branch-and-bound on small tables if it finishes within 100,000 search nodes (a fixed limit: the same "
     "input always picks the same solver), else the subset dynamic programme when it fits (up to about 14 tasks, no "
@@ -329,8 +345,16 @@ def select_cmd(
         doc["budget"]["standard_network_ms"] = inp.standard_ms
         if limit.snt is not None:
             doc["budget"]["snt"] = limit.snt
+    warnings = [w.message() for w in inp.not_learnt(sel)]
+    if warnings:
+        doc["warnings"] = warnings
     write_json_atomic(out, doc)
     _print_selection(sel, time.perf_counter() - start, out, limit, inp)
+    for w in warnings:
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True).print(f"[bold yellow]warning:[/] {escape(w)}")
 
 
 def _infeasible(selector, limit: Budget, inp: Inputs, max_networks: Optional[int]) -> TaskgroupError:

@@ -460,6 +460,7 @@ class Pipeline:
             seed_noise=preset_seed_noise(self.config.preset, self.run_config()),
             warnings=[w.message() for w in self.not_learnt(best)],
             gains_per_seed=pairwise_gains_per_seed(table, "test", self.candidate_stage()),
+            robustness=robustness_text(best),
             affinity=self.affinity_summary(),
         )
 
@@ -554,6 +555,14 @@ def pairwise_gains(table: LossTable, split: str, stage: str) -> dict[str, dict[s
                 if t in half and n.losses[split].get(t, 0) > 0:
                     gains.setdefault(t, {})[partner] = half[t] / n.losses[split][t] - 1
     return gains
+
+
+def robustness_text(grouping: dict[str, Any]) -> str | None:
+    """The grouping's robustness to latency noise in one sentence (None for groupings without the block)."""
+    from taskgroup.search.robustness import robustness_sentence
+
+    block = grouping.get("robustness")
+    return robustness_sentence(block) if isinstance(block, dict) else None
 
 
 def served_per_seed(table: LossTable, networks: list[dict[str, Any]], split: str) -> dict[int, dict[str, float]]:
