@@ -42,6 +42,10 @@ def pipeline_command(
                                                "serving all tasks. Default 1.2 when no budget is given (below the cost of one "
                                                "network per task on the default preset)."),
     random_baselines: int = typer.Option(3, help="Random groupings trained as baselines."),
+    top_k: int = typer.Option(1, "--top-k", help="Top-k re-ranking: finalize trains the networks of the K best "
+                              "distinct groupings under the estimate (each once) and chooses among those measured "
+                              "networks; the report shows each estimate's error. 1 = train only the chosen "
+                              "grouping's networks."),
     seed: int = typer.Option(0, help="Seed for weights, batch order and random baselines."),
     seeds: Optional[str] = typer.Option(
         None, help="Train every network once per seed, e.g. '0,1,2' (the first also seeds the random baselines). "
@@ -65,7 +69,8 @@ def pipeline_command(
                          tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
                          candidates=candidates, estimate=_estimator(estimate, candidates), normalize=normalize, esa=esa,
                          budget_ms=budget_ms, budget_snt=budget_snt, random_baselines=random_baselines,
-                         seed=seed, seeds=None if seeds is None else parse_seeds(seeds), device=device)
+                         seed=seed, seeds=None if seeds is None else parse_seeds(seeds), device=device,
+                         top_k=top_k)
     from rich.markup import escape
 
     with RichProgress() as progress:

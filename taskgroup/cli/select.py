@@ -299,6 +299,11 @@ def select_cmd(
     weights: Optional[str] = OptWeights,
     normalize: Normalize = OptNormalize,
     solver: Solver = OptSolver,
+    top: int = typer.Option(1, "--top-k", help=(
+        "Also list the K best distinct groupings (different sets of networks) under the same objective and budget, "
+        "and the estimated networks among them still to train (each once). Training those and selecting again "
+        "without --estimate chooses among measured networks only: top-k re-ranking, which corrects estimates that "
+        "were wrong near the top. 1 = off.")),
     noise_sigmas: float = typer.Option(2.0, "--noise-sigmas", help=(
         "With a profile that stores its latency noise: a grouping fits the budget if its predicted cost plus this "
         "many noise standard deviations does, so a grouping within noise of the budget is left out on every run "
@@ -345,11 +350,22 @@ def select_cmd(
         doc["budget"]["standard_network_ms"] = inp.standard_ms
         if limit.snt is not None:
             doc["budget"]["snt"] = limit.snt
+    if top > 1:
+        from taskgroup.search.robustness import with_noise_margin
+        from taskgroup.search.topk import grouping_summary, networks_to_train, top_k
+
+        fit = inp.candidates if inp.profile is None else with_noise_margin(inp.candidates, inp.profile, sigmas)
+        ranked = top_k(fit, limit.value, top, tasks=inp.tasks, weights=inp.weights, scales=inp.scales,
+                       unit=limit.unit, corun=inp.corun, max_networks=max_networks)
+        doc["top_k"] = [grouping_summary(g) for g in ranked]
+        doc["to_train"] = [{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)]
     warnings = [w.message() for w in inp.not_learnt(sel)]
     if warnings:
         doc["warnings"] = warnings
     write_json_atomic(out, doc)
     _print_selection(sel, time.perf_counter() - start, out, limit, inp)
+    if top > 1:
+        _print_top_k(doc, inp)
     for w in warnings:
         from rich.console import Console
         from rich.markup import escape
@@ -508,6 +524,29 @@ def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs)
         console.print(f"evaluated on {sel.evaluation.split}: total {sel.evaluation.total:.6g} "
                       f"(best chosen network per task: {sel.evaluation.total_best_served:.6g})")
     console.print(f"wrote {out}")
+
+
+def _print_top_k(doc: dict, inp: Inputs) -> None:
+    """The k best groupings and the command that trains their estimated networks."""
+    from rich.table import Table
+
+    from taskgroup.search.topk import network_list
+
+    table = Table(title=f"The {len(doc['top_k'])} best distinct groupings")
+    for col in ("#", "networks (serves)", "objective", "cost"):
+        table.add_column(col, justify="right" if col in ("#", "objective", "cost") else "left", overflow="fold")
+    for k, g in enumerate(doc["top_k"]):
+        nets = " + ".join("+".join(n["tasks"]) + f"@{n['width']:g}" + ("~est" if n["estimated"] else "")
+                          + ("" if n["served"] == n["tasks"] else f" ({','.join(n['served'])})") for n in g["networks"])
+        table.add_row(str(k), nets, f"{g['objective']:.6g}", f"{g['cost']:.4g}")
+    console = output_console()
+    console.print(table)
+    if doc["to_train"]:
+        nets = network_list([(n["tasks"], n["width"]) for n in doc["to_train"]])
+        console.print(f"{len(doc['to_train'])} estimated network(s) to train, then select again without --estimate:")
+        console.print(f"  taskgroup train --out {inp.table_dir} --resume --networks '{nets}'")
+    else:
+        console.print("every network of these groupings is trained: the choice above is among measured networks")
 
 
 def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: Inputs) -> None:

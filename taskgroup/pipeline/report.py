@@ -70,6 +70,7 @@ class ReportData:
     gains_per_seed: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)  # task -> partner -> seed -> gain
     robustness: str | None = None  # one sentence: the budget range over which the choice holds
     objective: str = "none"  # what selection ranked: none (plain sum), reference or single (normalised)
+    estimate_errors: list[dict[str, Any]] = field(default_factory=list)  # network, task, estimated, measured, error
     affinity: dict[str, Any] | None = None  # tasks, kind -> n x n mean matrix, seeds, every, kind -> fitted slope
 
     def score(self, result: GroupingResult) -> float:
@@ -275,6 +276,13 @@ def _markdown(d: ReportData) -> str:
             f"(bundle / sum = {lat['p50_ms'] / lat['standalone_sum_ms']:.2f}).",
         ]
         lines += ["", *(f"- {n}" for n in latency_notes(d))]
+    if d.estimate_errors:
+        lines += ["", "## Estimates against the trained networks", "",
+                  "Networks the search only estimated, then trained for real before the final choice (validation "
+                  "losses; error = estimate / measured - 1).", "",
+                  "| network | task | estimated | measured | error |", "|---|---|---|---|---|"]
+        lines += [f"| {e['network']} | {e['task']} | {e['estimated']:.5f} | {e['measured']:.5f} | {e['error']:+.1%} |"
+                  for e in d.estimate_errors]
     lines += ["", "## Compute", ""]
     c = d.compute
     if c:

@@ -57,6 +57,7 @@ class PipelineConfig:
     random_baselines: int = 3  # random groupings drawn as baselines
     seed: int = 0  # weights, batch order, random baselines (the first of `seeds` when those are given)
     seeds: tuple[int, ...] | None = None  # train every network once per seed (None: just `seed`)
+    top_k: int = 1  # finalize trains the networks of the k best groupings under the estimate and re-chooses (1: off)
     device: str = "cpu"  # device to profile and benchmark on
     backend: str = "onnxruntime"  # profiling backend; the runtime uses ONNX Runtime
 
@@ -74,6 +75,8 @@ class PipelineConfig:
         budget = self.budget_ms if self.budget_ms is not None else self.budget_snt
         if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0):
             raise TaskgroupError(f"the budget must be a positive number, got {budget!r}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or not 1 <= self.top_k <= 50:
+            raise TaskgroupError(f"--top-k must be an integer from 1 to 50, got {self.top_k!r}")
         if self.random_baselines < 0:
             raise TaskgroupError(f"--random-baselines must be >= 0, got {self.random_baselines}")
         self._check_stage_options()  # reads the config file, which may declare tasks: before the names are checked
@@ -110,6 +113,8 @@ class PipelineConfig:
         doc["tasks"] = list(self.tasks)
         if self.seeds is None:
             del doc["seeds"]  # one seed: the document a one-seed pipeline always wrote
+        if self.top_k == 1:
+            del doc["top_k"]  # off: the document a pipeline without re-ranking always wrote
         else:
             doc["seeds"] = list(self.seeds)
         # What --config resolves to, not just its path: editing the file between runs must not go unnoticed.
@@ -324,7 +329,19 @@ class Pipeline:
         scales = self.scales("val")
         corun = self.profile().corun  # measured slowdown of networks run back to back
         sel = robust_select(cands, self.profile(), budget, tasks=self.config.tasks, scales=scales)
-        self._write_grouping(sel, "selected.json")
+        extra = {}
+        if self.config.top_k > 1:
+            from taskgroup.search.robustness import with_noise_margin
+            from taskgroup.search.topk import grouping_summary, networks_to_train, top_k
+
+            fit = with_noise_margin(cands, self.profile(), sel.robustness["sigmas"])  # as the choice was made
+            ranked = top_k(fit, budget, self.config.top_k, tasks=self.config.tasks, scales=scales, unit="ms",
+                           corun=corun)
+            extra = {"top_k": [grouping_summary(g) for g in ranked],
+                     "to_train": [{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)]}
+            self.say(f"top-{self.config.top_k}: {len(ranked)} groupings, {len(extra['to_train'])} estimated "
+                     "network(s) to train in finalize")
+        self._write_grouping(sel, "selected.json", extra)
         for warning in self.not_learnt(read_json(self.run_dir / "selected.json", "grouping"), self.candidate_stage()):
             self.say(f"WARNING: {warning.message()}")
         front = frontier(cands, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
@@ -339,13 +356,16 @@ class Pipeline:
         from taskgroup.train import CandidateSpec
 
         chosen = read_json(self.run_dir / "selected.json", "grouping")
-        specs = [CandidateSpec(tuple(n["tasks"]), float(n["width"])) for n in chosen["networks"]]
+        networks = [n for g in chosen.get("top_k") or [chosen] for n in g["networks"]]  # top-k: every grouping's
+        specs = list(dict.fromkeys(CandidateSpec(tuple(n["tasks"]), float(n["width"])) for n in networks))
         self._train(specs, ("final",))
         keys = {(frozenset(s.tasks), s.width) for s in specs}
         final = [c for c in self.candidates("val", "final") if c.key in keys]
         sel = robust_select(final, self.profile(), self.budget_ms(), tasks=self.config.tasks, scales=self.scales("val"))
         sel.evaluate([c for c in self.candidates("test", "final") if c.key in keys], "test")
-        self._write_grouping(sel, "best.json")
+        from taskgroup.search.topk import estimate_errors
+
+        self._write_grouping(sel, "best.json", {"estimate_errors": estimate_errors(networks, final)})
         self.say(_describe(sel))
         for warning in self.not_learnt(read_json(self.run_dir / "best.json", "grouping")):
             self.say(f"WARNING: {warning.message()}")
@@ -460,7 +480,7 @@ class Pipeline:
             seed_noise=preset_seed_noise(self.config.preset, self.run_config()),
             warnings=[w.message() for w in self.not_learnt(best)],
             gains_per_seed=pairwise_gains_per_seed(table, "test", self.candidate_stage()),
-            robustness=robustness_text(best),
+            robustness=robustness_text(best), estimate_errors=list(best.get("estimate_errors") or []),
             affinity=self.affinity_summary(),
         )
 
@@ -516,11 +536,12 @@ class Pipeline:
                          f"{self.config.budget_snt:g} x the profiled standard network (all tasks, full width).")
         return notes + label_notes(self.table())
 
-    def _write_grouping(self, sel, name: str) -> None:
+    def _write_grouping(self, sel, name: str, extra: dict[str, Any] | None = None) -> None:
         from taskgroup.search.profiled import profile_record, standard_network_ms
 
         path = self.run_dir / name
         doc = sel.to_grouping_json(path, self.train_dir)
+        doc.update(extra or {})
         doc["budget"].update(profile_record(self.profile(), path))
         doc["budget"]["standard_network_ms"] = standard_network_ms(self.profile(), self.config.tasks)
         if self.config.budget_snt is not None:

@@ -49,12 +49,14 @@ class MilpModel:
         self.count_vec = np.r_[np.ones(n), np.zeros(p)]
         self.estimated_vec = np.r_[[float(c.estimated) for c in problem.candidates], np.zeros(p)]
 
-    def solve(self, budget: float | None, max_networks: int | None = None, time_limit: float | None = None) -> Assignment | None:
-        """Best assignment within the budget (min score, then min cost), or None if infeasible."""
+    def solve(self, budget: float | None, max_networks: int | None = None, time_limit: float | None = None,
+              extra: list | None = None) -> Assignment | None:
+        """Best assignment within the budget (min score, then min cost), or None if infeasible.
+        `extra`: further LinearConstraints over (x, y) (e.g. the cuts of a k-best search)."""
         limit = None if budget is None else budget + REL_TOL * max(1.0, abs(budget))
         row_limit = limit
         for _ in range(4):
-            a = self._solve_once(row_limit, max_networks, time_limit)
+            a = self._solve_once(row_limit, max_networks, time_limit, extra)
             # HiGHS accepts rows violated by up to 1e-6 (its MIP feasibility tolerance); the cost row is
             # scaled to make that negligible, and any excess that remains is removed by tightening.
             if a is None or limit is None or a.cost <= limit:
@@ -62,8 +64,9 @@ class MilpModel:
             row_limit -= (a.cost - limit) + REL_TOL * max(1.0, abs(limit))
         raise TaskgroupError(f"the MILP solver kept exceeding the budget {budget:g} (numerical trouble)")
 
-    def _solve_once(self, limit: float | None, max_networks: int | None, time_limit: float | None) -> Assignment | None:
-        cons = list(self.base)
+    def _solve_once(self, limit: float | None, max_networks: int | None, time_limit: float | None,
+                    extra: list | None = None) -> Assignment | None:
+        cons = list(self.base) + list(extra or [])
         if limit is not None:
             scale = 1e4 / max(abs(limit), 1e-6)
             cons.append(LinearConstraint(self.cost_vec[None, :] * scale, -np.inf, limit * scale))

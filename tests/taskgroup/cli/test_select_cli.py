@@ -548,3 +548,21 @@ def test_select_warns_about_served_tasks_that_are_not_learnt(tmp_path, capsys):
     assert "b is not learnt by b@1" in " ".join(err.split())
     warnings = json.loads(out.read_text())["warnings"]
     assert len(warnings) == 1 and warnings[0].startswith("b is not learnt by b@1: validation loss 2.5")
+
+
+def test_select_top_k_lists_the_groupings_and_the_networks_to_train(tmp_path, capsys):
+    out = tmp_path / "top.json"
+    code, stdout, err = run(["select", "--losses", DATA / "results.txt", "--task-names", "s,d,n,k,e", "--budget", 2,
+                             "--estimate", "hoa", "--top-k", 3, "--out", out], capsys)
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    assert len(doc["top_k"]) == 3 and doc["top_k"][0]["objective"] == pytest.approx(doc["objective"])
+    objectives = [g["objective"] for g in doc["top_k"]]
+    assert objectives == sorted(objectives)
+    sets = [frozenset((tuple(n["tasks"]), n["width"]) for n in g["networks"]) for g in doc["top_k"]]
+    assert len(set(sets)) == 3
+    estimated = {(tuple(n["tasks"]), n["width"]) for g in doc["top_k"] for n in g["networks"] if n["estimated"]}
+    assert {(tuple(n["tasks"]), n["width"]) for n in doc["to_train"]} == estimated
+    assert len(doc["to_train"]) == len(estimated)  # each network once
+    if estimated:
+        assert "--resume --networks" in " ".join(stdout.split())
