@@ -113,10 +113,10 @@ class PipelineConfig:
         doc["tasks"] = list(self.tasks)
         if self.seeds is None:
             del doc["seeds"]  # one seed: the document a one-seed pipeline always wrote
-        if self.top_k == 1:
-            del doc["top_k"]  # off: the document a pipeline without re-ranking always wrote
         else:
             doc["seeds"] = list(self.seeds)
+        if self.top_k == 1:
+            del doc["top_k"]  # off: the document a pipeline without re-ranking always wrote
         # What --config resolves to, not just its path: editing the file between runs must not go unnoticed.
         from taskgroup.train import make_run_config
 

@@ -146,3 +146,15 @@ def test_independent_singles_use_the_runs_normalisation():
     assert set(plain.networks) == {BaselineNetwork(("a",), 1.0), BaselineNetwork(("b",), 0.5)}
     scaled = independent_singles(singles, ("a", "b"), 1.5, "snt", {"a": 1.0, "b": 0.1})
     assert set(scaled.networks) == {BaselineNetwork(("a",), 0.5), BaselineNetwork(("b",), 1.0)}
+
+
+def test_the_state_document_names_seeds_and_top_k_only_when_used():
+    from taskgroup.pipeline.run import PipelineConfig
+
+    plain = PipelineConfig(preset="tiny").to_json()
+    assert "seeds" not in plain and "top_k" not in plain  # what pipelines wrote before these options
+    both = PipelineConfig(preset="tiny", seeds=(0, 1), top_k=3).to_json()
+    assert both["seeds"] == [0, 1] and both["top_k"] == 3
+    assert PipelineConfig(preset="tiny", top_k=2).to_json()["top_k"] == 2
+    with pytest.raises(TaskgroupError, match="--top-k"):
+        PipelineConfig(preset="tiny", top_k=0)
