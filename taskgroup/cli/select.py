@@ -327,6 +327,7 @@ def select_cmd(
     else:
         from taskgroup.search.robustness import solve_under_noise
 
+        inp.profile = inp.profile.with_relative_noise(limit.snt is not None)  # SNT: noise relative to the standard
         selector, sel, sigmas = solve_under_noise(inp.candidates, inp.profile, limit.value, noise_sigmas, max_networks,
                                                   tasks=inp.tasks, weights=inp.weights, scales=inp.scales,
                                                   solver=solver.value)

@@ -328,13 +328,15 @@ class Pipeline:
         cands = self.candidates("val", self.candidate_stage(), self.config.estimate)
         scales = self.scales("val")
         corun = self.profile().corun  # measured slowdown of networks run back to back
-        sel = robust_select(cands, self.profile(), budget, tasks=self.config.tasks, scales=scales)
+        sel = robust_select(cands, self.profile(), budget, tasks=self.config.tasks, scales=scales,
+                            relative=self.config.budget_snt is not None)
         extra = {}
         if self.config.top_k > 1:
             from taskgroup.search.robustness import with_noise_margin
             from taskgroup.search.topk import grouping_summary, networks_to_train, top_k
 
-            fit = with_noise_margin(cands, self.profile(), sel.robustness["sigmas"])  # as the choice was made
+            profile = self.profile().with_relative_noise(self.config.budget_snt is not None)
+            fit = with_noise_margin(cands, profile, sel.robustness["sigmas"])  # as the choice was made
             ranked = top_k(fit, budget, self.config.top_k, tasks=self.config.tasks, scales=scales, unit="ms",
                            corun=corun)
             extra = {"top_k": [grouping_summary(g) for g in ranked],
@@ -361,7 +363,8 @@ class Pipeline:
         self._train(specs, ("final",))
         keys = {(frozenset(s.tasks), s.width) for s in specs}
         final = [c for c in self.candidates("val", "final") if c.key in keys]
-        sel = robust_select(final, self.profile(), self.budget_ms(), tasks=self.config.tasks, scales=self.scales("val"))
+        sel = robust_select(final, self.profile(), self.budget_ms(), tasks=self.config.tasks, scales=self.scales("val"),
+                            relative=self.config.budget_snt is not None)
         sel.evaluate([c for c in self.candidates("test", "final") if c.key in keys], "test")
         from taskgroup.search.topk import estimate_errors
 

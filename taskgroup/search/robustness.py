@@ -49,9 +49,12 @@ def with_noise_margin(candidates: Sequence[Candidate], profile: DeviceProfile, s
 
 
 def grouping_noise_ms(sel: Selection, profile: DeviceProfile) -> float:
-    """Noise of a grouping's predicted cost: its networks' noise summed, times the co-run factor."""
+    """Noise of a grouping's predicted cost: its networks' noise summed, times the co-run factor, plus
+    the co-run factor's own uncertainty (its standard error x (N - 1) x the networks' summed cost)."""
     total = sum(profile.network_noise_ms(n.candidate.width, n.served) for n in sel.networks)
-    return total * corun_factor(profile.corun, len(sel.networks))
+    alone = sum(profile.network_ms(n.candidate.width, n.served) for n in sel.networks)
+    extra = len(sel.networks) - 1
+    return total * corun_factor(profile.corun, len(sel.networks)) + profile.corun_se * extra * alone
 
 
 def predicted(sel: Selection, candidates: Sequence[Candidate]) -> Selection:
@@ -174,7 +177,9 @@ def solve_under_noise(candidates: Sequence[Candidate], profile: DeviceProfile, b
     budget refused: the rule prefers room for noise, it does not make a feasible budget infeasible."""
     sigmas = sigmas if profile.has_noise else 0.0
     for z in dict.fromkeys((sigmas, 0.0)):
-        selector = Selector(with_noise_margin(candidates, profile, z), unit="ms", corun=profile.corun,
+        # The co-run factor is fitted: at its upper bound too, so a grouping of many networks whose fit was
+        # noisy does not slip under the budget by the luck of one profile.
+        selector = Selector(with_noise_margin(candidates, profile, z), unit="ms", corun=profile.corun + z * profile.corun_se,
                             **selector_options)
         chosen = selector.solve(budget, max_networks)
         if chosen is not None:
@@ -185,10 +190,14 @@ def solve_under_noise(candidates: Sequence[Candidate], profile: DeviceProfile, b
 def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budget: float, *,
                   tasks: Sequence[str] | None = None, sigmas: float = NOISE_SIGMAS,
                   max_networks: int | None = None, weights: Mapping[str, float] | None = None,
-                  scales: Mapping[str, float] | None = None, solver: str = "auto") -> Selection:
+                  scales: Mapping[str, float] | None = None, solver: str = "auto",
+                  relative: bool = False) -> Selection:
     """`select()` in ms on `profile` under the noise rule: the Selection's costs are the predictions
     (candidates as given) and `robustness` holds the margin, range and optima near the budget.
+    `relative`: the budget is a multiple of the profile's standard network (SNT), so noise is measured
+    relative to it (see DeviceProfile._part_noise).
     Raises TaskgroupError naming the cheapest grouping if none fits even as predicted."""
+    profile = profile.with_relative_noise(relative)
     selector, chosen, used = solve_under_noise(candidates, profile, budget, sigmas, max_networks, tasks=tasks,
                                                weights=weights, scales=scales, solver=solver)
     if chosen is None:

@@ -15,12 +15,14 @@ from taskgroup.search import candidates_from_table, frontier
 from taskgroup.search.robustness import robust_select, robustness_sentence, with_noise_margin
 
 N, D, E = "normal", "depth_zbuffer", "edge_texture"
-SIGMA = 0.02  # each part's noise (ms) in the profile below
+SIGMA = 0.02  # each part's noise (ms, the standard error of its profiled cost) in the profile below
 
 
 def lat(p50, sigma=SIGMA):
-    """Five rounds whose medians spread by exactly `sigma` (standard deviation, n - 1)."""
-    rounds = [p50 - sigma, p50 + sigma, p50, p50 - sigma, p50 + sigma]
+    """Five rounds whose medians' mean has a standard error of exactly `sigma` (their standard deviation,
+    n - 1, is sigma x sqrt(5)): what the profile's estimate is expected to move by between runs."""
+    spread = sigma * 5 ** 0.5
+    rounds = [max(0.0, v) for v in (p50 - spread, p50 + spread, p50, p50 - spread, p50 + spread)]  # >= 0 if huge
     return {"p50": p50, "p90": p50 * 1.5, "p99": p50 * 2, "mean": p50, "runs": 100, "rounds_p50": rounds}
 
 
@@ -61,7 +63,7 @@ def perturbed(doc, rng, scale=1.0):
             shift = rng.uniform(-1, 1) * SIGMA if rng is not None else 0.0
             for key in ("p50", "p90", "p99", "mean"):
                 block[key] = (block[key] + shift) * scale
-            block["rounds_p50"] = [(v + shift) * scale for v in block["rounds_p50"]]
+            block["rounds_p50"] = [max(0.0, (v + shift) * scale) for v in block["rounds_p50"]]
         w["session_overhead"]["p50"] *= scale
         w["session_overhead"]["rounds_p50"] = [v * scale for v in w["session_overhead"]["rounds_p50"]]
         for key in ("p90", "p99", "mean"):
@@ -165,3 +167,37 @@ def test_noise_too_large_for_the_margin_falls_back_to_the_prediction_instead_of_
     assert names == [("normal+depth_zbuffer+edge_texture", 1.0, (N, D, E))]
     r = sel.robustness
     assert r["sigmas"] == 0 and r["sigmas_asked"] == 2 and "plain prediction" in r["sentence"]
+
+
+def test_noise_relative_to_the_standard_network_cancels_load_that_slows_every_part():
+    """Rounds measured under a load that slows the whole machine by up to 30%: each part's absolute noise
+    is large, but relative to the standard network timed in the same rounds it is none, and a budget in SNT
+    moves with it."""
+    doc = profile_doc()
+    load = [1.0, 1.3, 1.1, 0.9, 1.2]
+    for w in doc["widths"]:
+        for part in [w["trunk"], *w["heads"].values()]:
+            block = part["latency_ms"]
+            block["rounds_p50"] = [block["p50"] * f for f in load]
+    profile = profile_from_doc(doc)
+    assert profile.trunk_noise_ms(1.0) > 0.1  # absolute: the load shows as noise
+    relative = profile.with_relative_noise()
+    assert relative.trunk_noise_ms(1.0) == pytest.approx(0.0, abs=1e-12)
+    assert relative.network_noise_ms(0.5, (N, D)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_the_co_run_factor_carries_its_fit_uncertainty():
+    from taskgroup.profile.costmodel import corun_standard_error
+
+    def block(ratios):
+        return {"per_extra_network": 0.1, "sequences": [{"networks": ["a"] * n, "ratio": r} for n, r in ratios]}
+
+    assert corun_standard_error(block([(2, 1.1), (3, 1.2), (4, 1.3)]), 0.1) == pytest.approx(0.0)  # on the line
+    noisy = corun_standard_error(block([(2, 1.29), (3, 1.46), (4, 1.63), (5, 1.41)]), 0.158)
+    assert 0.02 < noisy < 0.06
+    assert corun_standard_error({"per_extra_network": 0.1}, 0.1) == 0.0  # no sequences stored: unknown
+    doc = profile_doc()
+    doc["corun"] = block([(2, 1.29), (3, 1.46), (4, 1.63), (5, 1.41)])
+    doc["corun"]["per_extra_network"] = 0.158
+    profile = profile_from_doc(doc)
+    assert profile.corun_se == pytest.approx(noisy)
