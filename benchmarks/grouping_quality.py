@@ -235,6 +235,8 @@ def affinity_methods(seed_table, final_val, singles_keys, tasks) -> dict:
 def random_mean(final_test, tasks, seed, wall) -> dict:
     """Mean test total of random groupings that fit each budget (random partitions, random widths), and
     the mean training time of their networks."""
+    from taskgroup.pipeline.baselines import random_partition
+
     rng = random.Random(seed)
     index = {c.key: c for c in final_test}
     out = {}
@@ -243,11 +245,7 @@ def random_mean(final_test, tasks, seed, wall) -> dict:
         for _ in range(50 * RANDOM_DRAWS):
             if len(totals) == RANDOM_DRAWS:
                 break
-            order = list(tasks)
-            rng.shuffle(order)
-            k = rng.randint(1, len(order))
-            cuts = sorted(rng.sample(range(1, len(order)), k - 1)) if k > 1 else []
-            groups = [tuple(t for t in tasks if t in order[x:y]) for x, y in zip([0] + cuts, cuts + [len(order)])]
+            groups = random_partition(tasks, rng)
             widths = [rng.choice((0.5, 1.0)) for _ in groups]
             if sum(widths) > b + 1e-9 or any(w == 0.5 and len(g) > 1 for g, w in zip(groups, widths)):
                 continue  # only half-width singles are trained
