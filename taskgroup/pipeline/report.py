@@ -126,6 +126,9 @@ def comparison_notes(data: ReportData) -> list[str]:
             notes.append(f"'{b.name}' does not fit the budget ({b.cost:.4g} > {data.budget:.4g} {data.budget_unit}); "
                          "shown for reference.")
             continue
+        if _same_networks(b, data.chosen):
+            notes.append(f"'{b.name}' is the chosen grouping.")
+            continue
         diff = data.score(b) - data.score(data.chosen)
         theirs = b.seed_totals(data.test_scales)
         if data.several_seeds and len(set(chosen) & set(theirs)) > 1:
@@ -152,6 +155,12 @@ def comparison_notes(data: ReportData) -> list[str]:
                          f"({data.score(b):.5f} vs {data.score(data.chosen):.5f}; one seed"
                          + (f", beyond the preset's seed noise of {noise:.4f})." if noise is not None else ")."))
     return notes
+
+
+def _same_networks(a: GroupingResult, b: GroupingResult) -> bool:
+    def key(r: GroupingResult) -> set:
+        return {(tuple(n["tasks_trained"]), tuple(n["tasks_served"]), float(n["width"])) for n in r.networks}
+    return key(a) == key(b)
 
 
 def _approximation_note() -> str:

@@ -483,7 +483,9 @@ class Pipeline:
             seed_noise=preset_seed_noise(self.config.preset, self.run_config()),
             warnings=[w.message() for w in self.not_learnt(best)],
             gains_per_seed=pairwise_gains_per_seed(table, "test", self.candidate_stage()),
-            robustness=robustness_text(best), estimate_errors=list(best.get("estimate_errors") or []),
+            # Robustness of the choice among every candidate (selection), not only among the chosen networks.
+            robustness=robustness_text(read_json(self.run_dir / "selected.json", "grouping")),
+            estimate_errors=list(best.get("estimate_errors") or []),
             affinity=self.affinity_summary(),
         )
 

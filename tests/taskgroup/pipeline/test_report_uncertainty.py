@@ -80,3 +80,9 @@ def test_the_presets_seed_noise_applies_only_to_the_preset_as_shipped():
     assert preset_seed_noise("default", make_run_config("default", seed=4)) is SEED_NOISE["default"]
     assert preset_seed_noise("default", make_run_config("default", overrides={"train": {"epochs": 3}})) is None
     assert preset_seed_noise("tiny", make_run_config("tiny")) is None  # never measured
+
+
+def test_a_baseline_that_is_the_choice_is_named_as_such():
+    chosen = grouping("chosen", {0: {"a": 1.0, "b": 0.1}})
+    same = grouping("one network", {0: {"a": 1.0, "b": 0.1}})
+    assert comparison_notes(report(chosen, [same], [0])) == ["'one network' is the chosen grouping."]
