@@ -9,9 +9,11 @@ from taskgroup.stats import compare, estimate
 NETS = [{"tasks_trained": ["a", "b"], "tasks_served": ["a", "b"], "width": 1.0}]
 
 
-def grouping(name, per_seed):
+def grouping(name, per_seed, networks=None):
+    """A grouping with its own networks (baselines differ from the choice unless given the same)."""
     mean = {t: sum(v[t] for v in per_seed.values()) / len(per_seed) for t in ("a", "b")}
-    return GroupingResult(name, NETS, 1.0, mean, per_seed=per_seed)
+    nets = networks or [dict(NETS[0], width=1.0 if name == "chosen" else 0.5 + 0.01 * len(name))]
+    return GroupingResult(name, nets, 1.0, mean, per_seed=per_seed)
 
 
 def report(chosen, baselines, seeds, **kw):
@@ -84,5 +86,5 @@ def test_the_presets_seed_noise_applies_only_to_the_preset_as_shipped():
 
 def test_a_baseline_that_is_the_choice_is_named_as_such():
     chosen = grouping("chosen", {0: {"a": 1.0, "b": 0.1}})
-    same = grouping("one network", {0: {"a": 1.0, "b": 0.1}})
+    same = grouping("one network", {0: {"a": 1.0, "b": 0.1}}, networks=NETS)
     assert comparison_notes(report(chosen, [same], [0])) == ["'one network' is the chosen grouping."]
