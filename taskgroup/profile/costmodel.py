@@ -132,27 +132,42 @@ class DeviceProfile:
         return self.trunk_ms(width) + sum(self.head_ms(width, t) for t in served)
 
     def trunk_noise_ms(self, width: float) -> float:
-        """Uncertainty of the trunk's profiled cost (0 if the profile stores no rounds); see `_part_noise`."""
-        return self._part_noise(self._width(width).trunk.latency)
+        """Uncertainty of the trunk's profiled cost (0 if the profile stores no rounds); see `_relative_se`."""
+        return self._relative_se(width) * self.trunk_ms(width)
 
     def head_noise_ms(self, width: float, task: str) -> float:
-        self.head_ms(width, task)  # validates the task name
-        return self._part_noise(self._width(width).heads[task].latency)
+        return self._relative_se(width) * self.head_ms(width, task)
 
-    def _part_noise(self, stats: LatencyStats) -> float:
-        """How far one part's profiled cost may move on the next profiling run, in ms: the standard
-        error of its per-round medians. With `noise_relative` (a budget in SNT, i.e. relative to the
-        standard network profiled in the same run), of the part's per-round cost divided by the
-        standard network's in the same round, times the standard network's cost: load that slows the
-        whole machine moves both and cancels, as it does between the budget and the costs."""
-        if not self.noise_relative:
-            return stats.noise_se
-        standard = self._standard_rounds()
-        r = stats.rounds_p50
-        if not r or standard is None or len(r) != len(standard):
-            return stats.noise_se
-        ratios = [v / s for v, s in zip(r, standard)]
-        return _sample_std(ratios) / len(ratios) ** 0.5 * self.standard_network_ms()
+    def _relative_se(self, width: float) -> float:
+        """How far a part's profiled cost may move on the next profiling run, as a fraction of it.
+
+        Each part (trunk, head) at this width has its median in every timing round. Its deviation
+        in a round is that median over the part's mean over rounds, minus 1; with `noise_relative` (a
+        budget in SNT, i.e. relative to the standard network profiled in the same run) it is taken of
+        the part's median divided by the standard network's in the same round, so load that slows the
+        whole machine moves both and cancels, as it does between the budget and the costs. The
+        deviations of every part at the width are pooled (a handful of rounds per part gives a
+        spread that itself varies run to run; pooled, it is stable), and the standard error is that
+        spread / sqrt(rounds). 0 when the profile stores no rounds."""
+        wc = self._width(width)
+        parts = [wc.trunk.latency.rounds_p50, *(h.latency.rounds_p50 for h in wc.heads.values())]
+        parts = [list(r) for r in parts if r and len(r) > 1]
+        if not parts:
+            return 0.0
+        standard = self._standard_rounds() if self.noise_relative else None
+        squares, dof, rounds = 0.0, 0, []
+        for r in parts:
+            if standard is not None and len(standard) == len(r):
+                r = [v / s for v, s in zip(r, standard)]
+            mean = sum(r) / len(r)
+            if mean <= 0:
+                continue
+            squares += sum((v / mean - 1) ** 2 for v in r)
+            dof += len(r) - 1
+            rounds.append(len(r))
+        if not dof:
+            return 0.0
+        return math.sqrt(squares / dof) / math.sqrt(sum(rounds) / len(rounds))
 
     def _standard_rounds(self) -> list[float] | None:
         """The standard network's cost in each timing round (trunk + every head at full width)."""
