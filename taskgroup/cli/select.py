@@ -338,7 +338,7 @@ def select_cmd(
 
         robust = assess(selector, sel, limit.value, inp.profile, sigmas, inp.standard_ms, max_networks,
                         asked=noise_sigmas if inp.profile.has_noise else 0.0)
-        sel = predicted(sel, inp.candidates)
+        sel = predicted(sel, inp.candidates, inp.corun)
         sel.robustness = robust.to_json()
     if inp.eval_candidates is not None:
         sel.evaluate(inp.eval_candidates, inp.eval_label)

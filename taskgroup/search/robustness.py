@@ -57,12 +57,14 @@ def grouping_noise_ms(sel: Selection, profile: DeviceProfile) -> float:
     return total * corun_factor(profile.corun, len(sel.networks)) + profile.corun_se * extra * alone
 
 
-def predicted(sel: Selection, candidates: Sequence[Candidate]) -> Selection:
-    """The same grouping costed with `candidates` (the predictions), matched by task set and width."""
+def predicted(sel: Selection, candidates: Sequence[Candidate], corun: float) -> Selection:
+    """The same grouping costed with `candidates` (the predictions) and the profile's fitted co-run
+    overhead `corun` (the search may have used its upper bound), matched by task set and width."""
     by_key = {c.key: c for c in candidates}
     nets = [ChosenNetwork(by_key[n.candidate.key], n.served) for n in sel.networks]
-    cost = sum(n.cost for n in nets) * sel.corun_factor
-    return dataclasses.replace(sel, networks=nets, cost=cost)
+    factor = corun_factor(corun, len(nets))
+    cost = sum(n.cost for n in nets) * factor
+    return dataclasses.replace(sel, networks=nets, cost=cost, corun_factor=factor)
 
 
 @dataclass
@@ -205,6 +207,6 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
     standard = profile.network_ms(1.0, selector.problem.tasks)
     robust = assess(selector, chosen, budget, profile, used, standard, max_networks,
                     asked=sigmas if profile.has_noise else 0.0)
-    sel = predicted(chosen, candidates)
+    sel = predicted(chosen, candidates, profile.corun)
     sel.robustness = robust.to_json()
     return sel

@@ -203,3 +203,18 @@ def test_the_co_run_factor_carries_its_fit_uncertainty():
     doc["corun"]["per_extra_network"] = 0.158
     profile = profile_from_doc(doc)
     assert profile.corun_se == pytest.approx(noisy)
+
+
+def test_the_choice_is_costed_at_the_fitted_co_run_factor_not_its_upper_bound():
+    """The search fits groupings with the co-run factor's upper bound; the grouping it returns records
+    the prediction (the fit itself), so cost = the networks' costs summed x the profile's factor."""
+    doc = profile_doc()
+    doc["corun"] = {"per_extra_network": 0.158, "sequences": [
+        {"networks": ["a"] * n, "ratio": r} for n, r in [(2, 1.29), (3, 1.46), (4, 1.63), (5, 1.41)]]}
+    profile = profile_from_doc(doc)
+    assert profile.corun_se > 0.02
+    _, sel = choose(doc, 9.0)
+    n = len(sel.networks)
+    assert n > 1
+    assert sel.corun_factor == pytest.approx(1 + 0.158 * (n - 1))
+    assert sel.cost == pytest.approx(sel.corun_factor * sum(c.cost for c in sel.networks))
