@@ -19,7 +19,6 @@ import json
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import os
@@ -59,6 +58,7 @@ def machine() -> dict:
 def write_grouping(root: Path, preset: str) -> Path:
     import torch
 
+    from runtime.manifest import sha256_file
     from taskgroup.models import create_model, save_checkpoint
     from taskgroup.presets import get_arch_preset
 
@@ -67,7 +67,8 @@ def write_grouping(root: Path, preset: str) -> Path:
     for i, net in enumerate(NETWORKS):
         torch.manual_seed(i)
         save_checkpoint(create_model(p.model, net["tasks"], net["width"], **p.model_config).eval(), root / f"net{i}.pt")
-        nets.append({**net, "stage": "final", "checkpoint": f"net{i}.pt", "cost": None})
+        nets.append({**net, "stage": "final", "checkpoint": f"net{i}.pt", "cost": None,
+                     "checkpoint_sha256": sha256_file(root / f"net{i}.pt")})  # vouched for: written just now
         served_by.update({t: i for t in net["served"]})
     path = root / "best.json"
     path.write_text(json.dumps({"kind": "grouping", "schema_version": 1, "tasks": list(served_by),
@@ -87,7 +88,7 @@ def main() -> None:
 
     from exporters import export_bundle
     from runtime import load_bundle
-    from runtime.stats import summarize_ms
+    from runtime.timing import TimingConfig, measure
     from runtime.preprocess import to_network_input
     from taskgroup.models import load_checkpoint
     from taskgroup.presets import get_arch_preset
@@ -107,30 +108,17 @@ def main() -> None:
         xt = torch.from_numpy(x)
         feed = {bundle.input.name: x}
 
-        def t_runtime() -> float:
-            t0 = time.perf_counter()
-            bundle.run(frame)
-            return time.perf_counter() - t0
-
-        def t_alone(r) -> float:
-            t0 = time.perf_counter()
-            r.infer(feed)
-            return time.perf_counter() - t0
-
-        def t_torch() -> float:
-            t0 = time.perf_counter()
+        def t_torch() -> None:
             with torch.no_grad():
                 for m in models:
                     m(xt)
-            return time.perf_counter() - t0
 
-        samples = {"runtime": [], "torch": [], **{r.name: [] for r in standalone}}
-        for i in range(args.rounds + 20):  # the first 20 rounds are warm-up
-            row = {"runtime": t_runtime(), **{r.name: t_alone(r) for r in standalone}, "torch": t_torch()}
-            if i >= 20:
-                for k, v in row.items():
-                    samples[k].append(v)
-        stats = {k: summarize_ms(v) for k, v in samples.items()}
+        calls = {"runtime": lambda: bundle.run(frame), **{r.name: (lambda r=r: r.infer(feed, False)) for r in standalone},
+                 "torch": t_torch}
+        # One call of each per round (interleaved), 20 warm-up calls each.
+        timed = measure(calls, TimingConfig(warmup_runs=20, min_runs=args.rounds, min_seconds=0.0, rounds=args.rounds,
+                                            max_runs=args.rounds))
+        stats = {k: t.summary() for k, t in timed.items()}
         alone_sum = sum(stats[r.name]["p50_ms"] for r in standalone)
         result = {
             "kind": "benchmark_runtime_overhead", "schema_version": 1,

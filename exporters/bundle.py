@@ -23,10 +23,11 @@ from exporters.frames import synthetic_frames
 from exporters.grouping import Grouping, read_grouping
 from exporters.onnx_export import (INPUT_NAME, OnnxExportConfig, check_onnx, compare_outputs, convert_fp16,
                                    export_onnx, ort_outputs, torch_outputs)
-from exporters.tensorrt import EngineConfig, build_engine, tensorrt_status
+from exporters.tensorrt import EngineConfig, build_engine
+from runtime.backends import backend_status
 from runtime.manifest import FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAME, SCHEMA_VERSION, manifest_digest, sha256_file
 from taskgroup.errors import TaskgroupError
-from taskgroup.fileio import default_file_mode, write_json_atomic
+from taskgroup.fileio import default_file_mode, write_bytes_atomic, write_json_atomic
 from taskgroup.tasks import get_task
 
 FORMATS = ("onnx", "tensorrt", "all")
@@ -146,7 +147,7 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
         raise TaskgroupError(f"resolution {resolution} does not match the verification frames ({res}px)")
     trt_reason = None
     if want_trt:
-        ok, why = tensorrt_status()
+        ok, why = backend_status("tensorrt", "cuda")
         if not ok:
             if trt_mode == "required":
                 raise TaskgroupError(f"--format tensorrt: {why}. Engines must be built on the target machine "
@@ -199,9 +200,10 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
             if want_trt:
                 engine = tmp / f"{name}.{precision}.engine"
                 say(f"{name}: building TensorRT engine")
-                build_engine(onnx_path, engine, EngineConfig(INPUT_NAME, res, res, max_batch=engine_max_batch,
-                                                             timing_cache=Path(timing_cache) if timing_cache else
-                                                             out.parent / "tensorrt-timing.cache"))
+                cache = Path(timing_cache) if timing_cache else out.parent / "tensorrt-timing.cache"
+                blob, _ = build_engine(onnx_path, EngineConfig(max_batch=engine_max_batch, timing_cache=cache),
+                                       what=onnx_path.name)
+                write_bytes_atomic(engine, blob)
             networks.append({
                 "name": name, "tasks": list(deploy.tasks), "tasks_trained": list(net.tasks_trained),
                 "width": net.width, "stage": net.stage, "checkpoint": net.checkpoint.name,

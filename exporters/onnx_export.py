@@ -146,17 +146,14 @@ def torch_outputs(model, frames: np.ndarray, batch: int = 16) -> dict[str, np.nd
 
 
 def ort_outputs(path: Path, frames: np.ndarray, batch: int = 16) -> dict[str, np.ndarray]:
-    """ONNX Runtime CPU outputs of a model file on `frames`."""
-    import onnxruntime as ort
+    """ONNX Runtime CPU outputs of a model file on `frames`, through the runtime's own runner."""
+    from runtime.ort import OrtRunner, SessionFromOnnx
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    outs: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for i in range(0, len(frames), batch):
-        for n, v in zip(names, sess.run(names, {INPUT_NAME: frames[i:i + batch]})):
-            outs[n].append(v)
+    outs: dict[str, list[np.ndarray]] = {}
+    with OrtRunner(SessionFromOnnx(str(path), name=path.name)) as runner:
+        for i in range(0, len(frames), batch):
+            for n, v in runner.infer({INPUT_NAME: np.ascontiguousarray(frames[i:i + batch])}).items():
+                outs.setdefault(n, []).append(v)
     return {n: np.concatenate(v) for n, v in outs.items()}
 
 

@@ -1,12 +1,13 @@
-"""ONNX -> serialized TensorRT engine (TensorRT 10 and 11 Python API).
+"""ONNX -> serialized TensorRT engine (TensorRT 10 and 11 Python API): the one builder that
+`taskgroup export` and `taskgroup profile --backend tensorrt` share.
 
 Not run on the development machine: TensorRT cannot be installed there (no GPU; the PyPI
 wheels fetch their libraries from NVIDIA's index). The code follows the documented API:
 Builder -> create_network (strongly typed: on TensorRT 10 via the STRONGLY_TYPED flag, on
-11 always) -> OnnxParser.parse_from_file -> BuilderConfig with a workspace limit, one
-optimisation profile over the dynamic batch axis and a persistent timing cache ->
-build_serialized_network -> engine file. Because networks are strongly typed, precision
-comes from the ONNX graph itself: an fp16 engine is built from the fp16 ONNX file
+11 always) -> OnnxParser -> BuilderConfig with a workspace limit, one optimisation profile
+over the dynamic batch axis of every input and a persistent timing cache ->
+build_serialized_network. Because networks are strongly typed, precision comes from the
+ONNX graph itself: an fp16 engine is built from the fp16 ONNX file
 (exporters.onnx_export.convert_fp16), not from a builder flag (TensorRT 11 removed
 BuilderFlag.FP16).
 """
@@ -22,9 +23,6 @@ from taskgroup.fileio import write_bytes_atomic
 
 @dataclass(frozen=True)
 class EngineConfig:
-    input_name: str  # the ONNX input tensor (dynamic batch axis 0)
-    height: int  # fixed input height
-    width: int  # fixed input width
     min_batch: int = 1  # optimisation profile: smallest batch the engine accepts
     opt_batch: int = 1  # batch TensorRT tunes for (one camera frame per call)
     max_batch: int = 8  # largest batch the engine accepts
@@ -32,16 +30,15 @@ class EngineConfig:
     timing_cache: Path | None = None  # read before and written after the build; speeds up rebuilds
 
 
-def tensorrt_status() -> tuple[bool, str]:
-    """(True, version) when engines can be built here, else (False, the reason)."""
+def build_engine(onnx: bytes | Path, config: EngineConfig, what: str = "model") -> tuple[bytes, dict]:
+    """A serialized engine of an ONNX model, and facts about the build for the manifest or profile.
+
+    The batch axis (axis 0) of every input is given the profile min/opt/max batch; every other
+    dimension must be fixed in the graph.
+    """
     from runtime.tensorrt_runner import tensorrt_available
 
-    return tensorrt_available()
-
-
-def build_engine(onnx_path: Path, engine_path: Path, config: EngineConfig) -> dict:
-    """Build and write a serialized engine; returns facts for the manifest."""
-    ok, why = tensorrt_status()
+    ok, why = tensorrt_available()
     if not ok:
         raise TaskgroupError(f"cannot build a TensorRT engine: {why}")
     import tensorrt as trt
@@ -54,15 +51,20 @@ def build_engine(onnx_path: Path, engine_path: Path, config: EngineConfig) -> di
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
+    parsed = parser.parse_from_file(str(onnx)) if isinstance(onnx, Path) else parser.parse(onnx)
+    if not parsed:
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise TaskgroupError(f"{onnx_path.name}: TensorRT's ONNX parser failed: {errors}")
+        raise TaskgroupError(f"{what}: TensorRT's ONNX parser failed: {errors}")
 
     bconfig = builder.create_builder_config()
     bconfig.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, config.workspace_bytes)
     profile = builder.create_optimization_profile()
-    shape = lambda n: (n, 3, config.height, config.width)  # noqa: E731
-    profile.set_shape(config.input_name, shape(config.min_batch), shape(config.opt_batch), shape(config.max_batch))
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        rest = tuple(tensor.shape)[1:]
+        if any(d < 0 for d in rest):
+            raise TaskgroupError(f"{what}: input '{tensor.name}' has dynamic dimensions beyond the batch axis {rest}")
+        profile.set_shape(tensor.name, (config.min_batch, *rest), (config.opt_batch, *rest), (config.max_batch, *rest))
     bconfig.add_optimization_profile(profile)
 
     cache_bytes = b""
@@ -73,9 +75,8 @@ def build_engine(onnx_path: Path, engine_path: Path, config: EngineConfig) -> di
 
     serialized = builder.build_serialized_network(network, bconfig)
     if serialized is None:
-        raise TaskgroupError(f"{onnx_path.name}: TensorRT failed to build an engine (see the TensorRT log above)")
-    write_bytes_atomic(engine_path, bytes(serialized))
+        raise TaskgroupError(f"{what}: TensorRT failed to build an engine (see the TensorRT log above)")
     if config.timing_cache is not None:
         write_bytes_atomic(config.timing_cache, bytes(bconfig.get_timing_cache().serialize()))
-    return {"tensorrt": trt.__version__, "strongly_typed": True,
-            "batch": [config.min_batch, config.opt_batch, config.max_batch]}
+    return bytes(serialized), {"tensorrt": trt.__version__, "strongly_typed": True,
+                               "batch": [config.min_batch, config.opt_batch, config.max_batch]}

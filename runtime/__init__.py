@@ -8,14 +8,19 @@ taskgroup toolkit, so robot software can ship it alone.
     outputs = bundle.run(frame_uint8_hwc_rgb)   # {task: np.ndarray (N, C, H, W)}
 """
 
-from runtime.backends import BACKENDS, OrtRunner, Runner
+from runtime.backends import BACKENDS, backend_status, make_runner, resolve_backend
 from runtime.bundle import EXECUTION_MODES, Bundle, load_bundle
+from runtime.device import DeviceSpec, parse_device
 from runtime.errors import BackendUnavailableError, BundleError, RuntimeInputError
 from runtime.manifest import FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAME, Manifest, read_manifest, verify_files
+from runtime.ort import OrtRunner, SessionFromOnnx
+from runtime.runner import Runner
 from runtime.tensorrt_runner import TrtRunner, tensorrt_available
+from runtime.timing import TimingConfig, measure
 
 __all__ = [
-    "load_bundle", "Bundle", "read_manifest", "verify_files", "Manifest", "Runner", "OrtRunner", "TrtRunner",
-    "tensorrt_available", "BundleError", "RuntimeInputError", "BackendUnavailableError", "BACKENDS",
+    "load_bundle", "Bundle", "read_manifest", "verify_files", "Manifest", "Runner", "OrtRunner", "SessionFromOnnx",
+    "TrtRunner", "tensorrt_available", "backend_status", "resolve_backend", "make_runner", "parse_device", "DeviceSpec",
+    "TimingConfig", "measure", "BundleError", "RuntimeInputError", "BackendUnavailableError", "BACKENDS",
     "EXECUTION_MODES", "FRAME_FORMS", "MANIFEST_KIND", "MANIFEST_NAME",
 ]

@@ -16,7 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
-from runtime.backends import Runner
+from runtime.runner import Runner, TensorMeta
 from runtime.errors import BackendUnavailableError, RuntimeInputError
 
 _H2D, _D2H = 1, 2  # cudaMemcpyKind values
@@ -100,7 +100,7 @@ class TrtRunner(Runner):
         self._lock = threading.Lock()
         self._buffers: dict[str, tuple[int, int]] = {}  # tensor name -> (device pointer, capacity in bytes)
 
-    def _activate(self) -> None:
+    def activate_impl(self) -> None:
         ok, why = tensorrt_available()
         if not ok:
             raise BackendUnavailableError(f"{self.name}: cannot run a TensorRT engine: {why}")
@@ -138,7 +138,7 @@ class TrtRunner(Runner):
             self._buffers[name] = (ptr, cap)
         return ptr
 
-    def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         with self._lock:  # an IExecutionContext and its buffers serve one call at a time
             # The current CUDA device is per thread; calls arrive on pool and user threads.
             self.cuda.set_device(self.device_index)
@@ -167,7 +167,7 @@ class TrtRunner(Runner):
             self.cuda.sync(self.stream)
             return {n: (v.astype(np.float32) if v.dtype != np.float32 else v) for n, v in results.items()}
 
-    def _deactivate(self) -> None:
+    def deactivate_impl(self) -> None:
         with self._lock:  # never free buffers or the stream under a call still running
             self.cuda.set_device(self.device_index)
             for ptr, _ in self._buffers.values():
@@ -176,14 +176,15 @@ class TrtRunner(Runner):
             self.cuda.destroy_stream(self.stream)
             self.context = self.engine = self.runtime = None
 
-    def io_spec(self) -> tuple[dict[str, tuple[tuple[int | None, ...], str]], dict[str, int | None]]:
-        channels = {}
-        for n in self.outputs:
-            shape = tuple(self.engine.get_tensor_shape(n))
-            channels[n] = int(shape[1]) if len(shape) > 1 and shape[1] >= 0 else None
-        inputs = {n: (tuple(int(d) if d >= 0 else None for d in self.engine.get_tensor_shape(n)),
-                      np.dtype(self.dtypes[n]).name) for n in self.inputs}
-        return inputs, channels
+    def input_metadata_impl(self) -> dict[str, TensorMeta]:
+        return {n: self._meta(n) for n in self.inputs}
+
+    def output_metadata_impl(self) -> dict[str, TensorMeta]:
+        return {n: self._meta(n) for n in self.outputs}
+
+    def _meta(self, name: str) -> TensorMeta:
+        shape = tuple(int(d) if d >= 0 else None for d in self.engine.get_tensor_shape(name))
+        return shape, np.dtype(self.dtypes[name]).name
 
     def describe(self) -> dict:
         return {"name": self.name, "backend": "tensorrt", "tensorrt": getattr(self.trt, "__version__", None),

@@ -104,7 +104,10 @@ def bench_command(
     backend: str = typer.Option("auto", help="auto | onnxruntime | onnxruntime-tensorrt | tensorrt."),
     execution: str = typer.Option("auto", help="auto (measured at load) | sequential | concurrent: how the "
                                                "bundle's networks share the device."),
-    runs: int = typer.Option(300, help="Timed frames (after 20 warm-up frames); batch 1, uint8 HWC input."),
+    runs: int = typer.Option(300, help="Timed frames at least, of the whole bundle and of each network alone (after "
+                                        "20 warm-up frames; more until each has 0.3 s of timed work, as the profiler "
+                                        "times); batch 1, uint8 HWC input. All are timed in the same interleaved "
+                                        "rounds."),
     allow_fallback: bool = typer.Option(False, "--allow-fallback", help="Accept ONNX Runtime placing a "
                                                                         "network on another provider than asked."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="ONNX Runtime intra-op threads per "

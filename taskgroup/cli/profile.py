@@ -15,8 +15,9 @@ from taskgroup.errors import TaskgroupError
 def profile_command(
     device: str = typer.Option("cpu", help="Device to time on: cpu, cuda or cuda:N."),
     backend: str = typer.Option(
-        "auto", help="auto | torch | onnxruntime | tensorrt. auto = ONNX Runtime on the CPU (what the deployment "
-                     "runtime uses), TensorRT on CUDA when importable, else ONNX Runtime's CUDA provider."),
+        "auto", help="auto | torch | onnxruntime | onnxruntime-tensorrt | tensorrt. auto = ONNX Runtime on the CPU "
+                     "(what the deployment runtime uses); on CUDA TensorRT when importable, else ONNX Runtime's "
+                     "TensorRT provider if installed, else its CUDA provider (the runtime's own choice)."),
     tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks whose heads to profile (default: all)."),
     preset: str = typer.Option("default", help="Architecture and input-size preset (taskgroup.presets)."),
     widths: str = typer.Option("1.0,0.5", help="Width multipliers to profile; 1.0 (the standard network) is required."),
@@ -39,7 +40,7 @@ def profile_command(
     from rich.console import Console
 
     from taskgroup.profile.profiler import ProfileConfig, default_profile_name, run_profile, write_profile
-    from taskgroup.profile.timing import TimingConfig
+    from runtime.timing import TimingConfig
     from taskgroup.tasks import TASKS, parse_task_list
 
     try:

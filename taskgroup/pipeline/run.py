@@ -83,8 +83,7 @@ class PipelineConfig:
     def _check_stage_options(self) -> None:
         """Every option a later stage uses is checked now, before anything is written: a typo
         must not surface after minutes of training, in a run that then cannot be resumed."""
-        from taskgroup.profile.backends import resolve_backend
-        from taskgroup.profile.device import parse_device
+        from taskgroup.profile.device import parse_device, resolve_backend
         from taskgroup.search.estimate import get_estimator
         from taskgroup.search.normalize import NORMALIZATIONS
         from taskgroup.train import CANDIDATE_SETS, make_run_config

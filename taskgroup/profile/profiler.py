@@ -19,7 +19,7 @@ from typing import Any, Callable
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import write_json_atomic
 from taskgroup.profile.costmodel import KIND, SCHEMA_VERSION, LatencyStats, profile_from_doc
-from taskgroup.profile.timing import TimingConfig, measure
+from runtime.timing import Timing, TimingConfig, measure
 from taskgroup.tasks import TASKS
 
 MAC_CONVENTION = (
@@ -38,7 +38,7 @@ COST_MODEL = (
 @dataclass(frozen=True)
 class ProfileConfig:
     device: str = "cpu"  # cpu, cuda or cuda:N
-    backend: str = "auto"  # auto | torch | onnxruntime | tensorrt (auto: onnxruntime on CPU, TensorRT on CUDA)
+    backend: str = "auto"  # auto | torch | onnxruntime | onnxruntime-tensorrt | tensorrt (auto: onnxruntime on CPU, TensorRT on CUDA)
     preset: str = "default"  # architecture and input size (taskgroup.presets)
     tasks: tuple[str, ...] = tuple(TASKS)  # heads to profile
     widths: tuple[float, ...] = (1.0, 0.5)  # width multipliers to profile (1.0 is required: the SNT reference)
@@ -84,14 +84,9 @@ def sample_served(tasks: tuple[str, ...], count: int, rng: random.Random) -> lis
 
 def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure and return the profile document (not yet written)."""
-    import torch
-
-    from taskgroup.models import create_model
     from taskgroup.presets import get_arch_preset
-    from taskgroup.profile import onnxgraphs
-    from taskgroup.profile.backends import make_backend, resolve_backend
-    from taskgroup.profile.device import describe_device, library_versions, parse_device
-    from taskgroup.profile.macs import component_macs
+    from taskgroup.profile.device import parse_device, resolve_backend
+    from taskgroup.profile.pieces import PieceRunners
     from taskgroup.tasks import parse_task_list
 
     say = report or (lambda msg: None)
@@ -100,13 +95,27 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
     device = parse_device(config.device)
     backend_name = resolve_backend(config.backend, device)
     preset = config.arch if config.arch is not None else get_arch_preset(config.preset)
-    backend = make_backend(backend_name, device, config.threads, config.allow_fallback)
+    pieces = PieceRunners(backend_name, device, config.threads, config.allow_fallback)
+    try:
+        return _profile(config, tasks, device, backend_name, preset, pieces, say)
+    finally:
+        pieces.close()
+
+
+def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pieces, say) -> dict[str, Any]:
+    """Build, check and time every piece with `pieces`, then assemble the document."""
+    import torch
+
+    from taskgroup.models import create_model
+    from taskgroup.profile import onnxgraphs
+    from taskgroup.profile.device import describe_device, library_versions, parse_device
+    from taskgroup.profile.macs import component_macs
+
     started = time.perf_counter()
     gen = torch.Generator().manual_seed(config.seed)
     rng = random.Random(config.seed)
     shape = (config.batch, 3, preset.resolution, preset.resolution)
 
-    callables: dict[str, Callable[[], Any]] = {}
     per_width: list[dict[str, Any]] = []
     numerics: dict[str, float] = {}
     opset = None
@@ -123,41 +132,38 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
         with torch.no_grad():
             reference = {t: h(features).numpy() for t, h in model.heads.items()}
 
+        img, feat = image.numpy(), features.numpy()
         if backend_name == "torch":
-            callables[f"{key}/trunk"] = backend.runner(model.trunk, image).run
+            pieces.add_module(f"{key}/trunk", model.trunk, {onnxgraphs.IMAGE: img})
             for t in tasks:
-                callables[f"{key}/head/{t}"] = backend.runner(model.heads[t], features).run
+                pieces.add_module(f"{key}/head/{t}", model.heads[t], {onnxgraphs.FEATURES: feat})
             for served in served_sets:
-                callables[f"{key}/net/{'+'.join(served)}"] = backend.runner(model.with_heads(served), image).run
-            callables[f"{key}/overhead"] = backend.runner(torch.nn.Identity(), features).run
+                pieces.add_module(f"{key}/net/{'+'.join(served)}", model.with_heads(served), {onnxgraphs.IMAGE: img})
+            pieces.add_module(f"{key}/overhead", torch.nn.Identity(), {"x": feat})
         else:
             say(f"width {width:g}: exporting to ONNX and checking numerics")
             exported = onnxgraphs.export_network(model, image)
             opset = exported.opset
             tol = 1e-2 if backend_name == "tensorrt" else 1e-3  # TensorRT may use TF32 on recent GPUs
-            img, feat = image.numpy(), features.numpy()
-            runner = backend.runner(exported.trunk(), {onnxgraphs.IMAGE: img})
-            numerics[f"{key}/trunk"] = onnxgraphs.max_abs_diff(runner.outputs(), [feat], f"width {width:g} trunk", tol)
-            callables[f"{key}/trunk"] = runner.run
+
+            def checked(name: str, graph: bytes, feed: dict, want: list, what: str) -> None:
+                pieces.add_graph(name, graph, feed)
+                numerics[name] = onnxgraphs.max_abs_diff(pieces.outputs(name), want, what, tol)
+
+            checked(f"{key}/trunk", exported.trunk(), {onnxgraphs.IMAGE: img}, [feat], f"width {width:g} trunk")
             for t in tasks:
-                runner = backend.runner(exported.head(t), {onnxgraphs.FEATURES: feat})
-                numerics[f"{key}/head/{t}"] = onnxgraphs.max_abs_diff(
-                    runner.outputs(), [reference[t]], f"width {width:g} head '{t}'", tol)
-                callables[f"{key}/head/{t}"] = runner.run
+                checked(f"{key}/head/{t}", exported.head(t), {onnxgraphs.FEATURES: feat}, [reference[t]],
+                        f"width {width:g} head '{t}'")
             for served in served_sets:
-                runner = backend.runner(exported.network(served), {onnxgraphs.IMAGE: img})
-                name = f"{key}/net/{'+'.join(served)}"
-                numerics[name] = onnxgraphs.max_abs_diff(
-                    runner.outputs(), [reference[t] for t in tasks if t in served], f"width {width:g} network "
-                    f"{'+'.join(served)}", tol)
-                callables[name] = runner.run
-            callables[f"{key}/overhead"] = backend.runner(
-                onnxgraphs.identity_graph(features.shape, exported.opset), {"x": features.numpy()}).run
+                checked(f"{key}/net/{'+'.join(served)}", exported.network(served), {onnxgraphs.IMAGE: img},
+                        [reference[t] for t in tasks if t in served], f"width {width:g} network {'+'.join(served)}")
+            pieces.add_graph(f"{key}/overhead", onnxgraphs.identity_graph(features.shape, exported.opset), {"x": feat})
         per_width.append({"width": float(width), "key": key, "trunk_macs": trunk_macs, "head_macs": head_macs,
                           "served_sets": served_sets})
 
     # Co-run: whole networks called back to back, as a bundle runs them each frame. Each network
     # then starts with the others' data in cache, which the sum of standalone timings misses.
+    callables: dict[str, Callable[[], Any]] = {key: pieces.call(key) for key in pieces.runners}
     net_keys = _corun_order([[f"{w['key']}/net/{'+'.join(s)}" for s in w["served_sets"]] for w in per_width])
     sequences = [net_keys[:k] for k in range(2, min(len(net_keys), CORUN_MAX_NETWORKS) + 1)]
     for seq in sequences:
@@ -165,8 +171,9 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
         callables["corun/" + ",".join(seq)] = lambda fns=fns: [fn() for fn in fns]
 
     say(f"timing {len(callables)} graphs ({config.timing.rounds} interleaved rounds)")
-    stats = measure(callables, config.timing,
+    timed = measure(callables, config.timing,
                     on_round=lambda r: say(f"timing round {r + 1}/{config.timing.rounds} done"))
+    stats = {k: _latency(t) for k, t in timed.items()}
 
     widths_doc = []
     validation = []
@@ -186,7 +193,7 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
                                "macs": trunk["macs"] + sum(heads[t]["macs"] for t in served),
                                "latency_ms": measured.to_json()})
 
-    fallback = device.kind == "cuda" and backend.execution_provider == "CPUExecutionProvider"
+    fallback = device.kind == "cuda" and pieces.execution_provider == "CPUExecutionProvider"
     doc: dict[str, Any] = {
         "kind": KIND,
         "schema_version": SCHEMA_VERSION,
@@ -200,9 +207,9 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
         "device": describe_device(device),
         "requested_device": str(device),
         "backend": backend_name,
-        "execution_provider": backend.execution_provider,
+        "execution_provider": pieces.execution_provider,
         "fallback": fallback,
-        "backend_settings": backend.settings(),
+        "backend_settings": pieces.settings(),
         "libraries": library_versions(),
         "onnx": None if backend_name == "torch" else {
             "exporter": "torch.onnx.export(dynamo=True, external_data=False, optimize=True)",
@@ -236,6 +243,11 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
     doc["standard_network_ms"] = profile.standard_network_ms()
     doc["duration_s"] = round(time.perf_counter() - started, 2)
     return doc
+
+
+def _latency(timing: Timing) -> LatencyStats:
+    s = timing.summary()
+    return LatencyStats(p50=s["p50_ms"], p90=s["p90_ms"], p99=s["p99_ms"], mean=s["mean_ms"], runs=s["runs"])
 
 
 CORUN_MAX_NETWORKS = 5  # longest back-to-back sequence timed for the co-run fit

@@ -29,7 +29,7 @@ def test_export_then_bench_from_the_command_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "whole bundle" in out and "bundle / sum" in out and "predicted by profile" in out
     doc = json.loads((tmp_path / "bench.json").read_text())
-    assert doc["whole"]["runs"] == 20 and len(doc["standalone"]) == 2
+    assert doc["whole"]["runs"] >= 20 and len(doc["standalone"]) == 2  # at least --runs, and 0.3 s of timed work
 
 
 def test_cli_errors_exit_2_without_writing(tmp_path, capsys):

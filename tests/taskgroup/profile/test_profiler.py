@@ -12,7 +12,7 @@ from taskgroup.errors import TaskgroupError  # noqa: E402
 from taskgroup.profile import load_profile  # noqa: E402
 from taskgroup.profile.profiler import (ProfileConfig, default_profile_name, run_profile, sample_served,  # noqa: E402
                                         write_profile)
-from taskgroup.profile.timing import TimingConfig, measure  # noqa: E402
+from runtime.timing import TimingConfig  # noqa: E402
 
 QUICK = TimingConfig(warmup_runs=1, min_runs=5, min_seconds=0.0, rounds=2)
 TASKS = ("normal", "segment_semantic", "depth_zbuffer")
@@ -108,12 +108,6 @@ def test_sample_served_is_distinct_and_deterministic():
     assert a == sample_served(tasks, 4, random.Random(0))
     assert a[0] == tasks and a[1] == ("a",) and len(set(a)) == 4 and all(1 < len(s) < 9 for s in a[2:])
     assert sample_served(("a",), 4, random.Random(0)) == [("a",)]
-
-
-def test_measure_counts_runs():
-    calls = []
-    stats = measure({"f": lambda: calls.append(1)}, TimingConfig(warmup_runs=3, min_runs=7, min_seconds=0.0, rounds=3))
-    assert stats["f"].runs == 7 and len(calls) == 10
 
 
 def test_an_explicit_architecture_overrides_the_presets():
