@@ -23,8 +23,9 @@ from exporters.frames import synthetic_frames
 from exporters.grouping import Grouping, read_grouping
 from exporters.onnx_export import (INPUT_NAME, OnnxExportConfig, check_onnx, compare_outputs, convert_fp16,
                                    export_onnx, ort_outputs, torch_outputs)
-from exporters.tensorrt import EngineConfig, build_engine
 from runtime.backends import backend_status
+from runtime.errors import BackendUnavailableError, EngineBuildError
+from runtime.trt import EngineConfig, build_engine
 from runtime.manifest import FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAME, SCHEMA_VERSION, manifest_digest, sha256_file
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import default_file_mode, write_bytes_atomic, write_json_atomic
@@ -121,6 +122,12 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
         raise TaskgroupError(f"unknown precision {precision!r}; valid options: {', '.join(PRECISIONS)}")
     want_trt, trt_mode = _formats(formats)
     grouping = read_grouping(grouping_path)
+    settings = grouping.budget.get("backend_settings")
+    profiled = settings.get("precision") if isinstance(settings, dict) else None
+    if profiled is not None and profiled != precision:
+        raise TaskgroupError(f"{grouping.path}: the grouping's costs were measured at {profiled} (profile "
+                             f"{grouping.profile}); export with --precision {profiled}, or profile with --precision "
+                             f"{precision} and select again, so that what ships is what was costed")
     for net in grouping.networks:
         if net.checkpoint is None:
             label = f"{'+'.join(net.tasks_trained)}@{net.width:g}"
@@ -163,7 +170,7 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        networks, task_entries, references = [], {}, {}
+        networks, task_entries, references, engine_facts = [], {}, {}, None
         for net in grouping.networks:
             name = f"net{net.index}"
             say(f"{name}: {'+'.join(net.tasks_served)} (trained on {'+'.join(net.tasks_trained)}, width {net.width:g})")
@@ -201,9 +208,13 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
                 engine = tmp / f"{name}.{precision}.engine"
                 say(f"{name}: building TensorRT engine")
                 cache = Path(timing_cache) if timing_cache else out.parent / "tensorrt-timing.cache"
-                blob, _ = build_engine(onnx_path, EngineConfig(max_batch=engine_max_batch, timing_cache=cache),
-                                       what=onnx_path.name)
+                config = EngineConfig(max_batch=engine_max_batch, timing_cache=cache.read_bytes() if cache.is_file() else None)
+                try:
+                    blob, cache_bytes, engine_facts = build_engine(onnx_path, config, what=onnx_path.name)
+                except (BackendUnavailableError, EngineBuildError) as exc:
+                    raise TaskgroupError(str(exc)) from exc
                 write_bytes_atomic(engine, blob)
+                write_bytes_atomic(cache, cache_bytes)  # kept beside the bundle for later builds, also if export fails
             networks.append({
                 "name": name, "tasks": list(deploy.tasks), "tasks_trained": list(net.tasks_trained),
                 "width": net.width, "stage": net.stage, "checkpoint": net.checkpoint.name,
@@ -239,7 +250,7 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
             "tasks": task_entries,
             "networks": networks,
             "files": files,
-            "tensorrt": {"built": want_trt, "reason": trt_reason if not want_trt else None},
+            "tensorrt": {"built": want_trt, "reason": trt_reason if not want_trt else None, "build": engine_facts},
             "selection": _selection_block(grouping),
             "verification": {"frames": int(len(frames)), "source": frames_source or "frames given by the caller",
                              "against": "PyTorch eager (CPU)", "runtime": "ONNX Runtime CPU"},

@@ -1,7 +1,8 @@
 """taskgroup deployment runtime: load an exported bundle and run its networks on frames.
 
-Depends on numpy and onnxruntime only (tensorrt optional); it never imports torch or the
-taskgroup toolkit, so robot software can ship it alone.
+Depends on numpy and onnxruntime only (TensorRT engines run through tensorrt and polygraphy,
+both optional and imported only when used); it never imports torch or the taskgroup
+toolkit, so robot software can ship it alone.
 
     from runtime import load_bundle
     bundle = load_bundle("deploy/", device="cpu")
@@ -15,12 +16,12 @@ from runtime.errors import BackendUnavailableError, BundleError, RuntimeInputErr
 from runtime.manifest import FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAME, Manifest, read_manifest, verify_files
 from runtime.ort import OrtRunner, SessionFromOnnx
 from runtime.runner import Runner
-from runtime.tensorrt_runner import TrtRunner, tensorrt_available
 from runtime.timing import TimingConfig, measure
+from runtime.trt import EngineFromBytes, TrtRunner, tensorrt_status
 
 __all__ = [
     "load_bundle", "Bundle", "read_manifest", "verify_files", "Manifest", "Runner", "OrtRunner", "SessionFromOnnx",
-    "TrtRunner", "tensorrt_available", "backend_status", "resolve_backend", "make_runner", "parse_device", "DeviceSpec",
+    "TrtRunner", "EngineFromBytes", "tensorrt_status", "backend_status", "resolve_backend", "make_runner", "parse_device", "DeviceSpec",
     "TimingConfig", "measure", "BundleError", "RuntimeInputError", "BackendUnavailableError", "BACKENDS",
     "EXECUTION_MODES", "FRAME_FORMS", "MANIFEST_KIND", "MANIFEST_NAME",
 ]

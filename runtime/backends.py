@@ -27,11 +27,11 @@ def backend_status(backend: str, device: DeviceSpec | str = "cpu") -> tuple[bool
     """
     device = parse_device(device)
     if backend == "tensorrt":
-        from runtime.tensorrt_runner import tensorrt_available
+        from runtime.trt import tensorrt_status
 
         if device.kind != "cuda":
             return False, "TensorRT runs on a CUDA device only"
-        return tensorrt_available()
+        return tensorrt_status()
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -90,10 +90,11 @@ def make_runner(backend: str, model: bytes | str | os.PathLike, *, device: Devic
     model (bytes or path, with its external weights) for ONNX Runtime's backends."""
     device = parse_device(device)
     if backend == "tensorrt":
-        from runtime.tensorrt_runner import TrtRunner
+        from runtime.trt import EngineFromBytes, TrtRunner
 
         data = model if isinstance(model, bytes) else Path(model).read_bytes()
-        return TrtRunner(data, name=name, device_index=device.index or 0, keep_engine_bytes=not release_after_load)
+        return TrtRunner(EngineFromBytes(data, name=name, release_after_load=release_after_load), name=name,
+                         device_index=device.index or 0)
     loader = SessionFromOnnx(model, providers=ort_providers(backend, device, fp16), intra_op_threads=threads,
                              allow_spinning=False, allow_fallback=allow_fallback, external_data=external_data,
                              release_after_load=release_after_load, name=name)

@@ -228,7 +228,8 @@ def _check_io(manifest: Manifest, runners: list[Runner], backend: str) -> None:
 def _model_error(exc: BaseException) -> bool:
     """An error the backend raised about the model it was given (ONNX Runtime's own exception types,
     or a UnicodeDecodeError on a damaged name), as opposed to a misuse or a bug, which keep their type."""
-    return type(exc).__module__.startswith(("onnxruntime", "tensorrt")) or isinstance(exc, UnicodeDecodeError)
+    return (type(exc).__module__.startswith(("onnxruntime", "tensorrt", "polygraphy"))
+            or isinstance(exc, UnicodeDecodeError))
 
 
 def _file_of(net, backend: str) -> str:

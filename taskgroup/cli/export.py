@@ -19,9 +19,12 @@ def export_command(
                                        "only when every check passed; a failed export leaves nothing behind."),
     format: str = typer.Option("onnx", "--format", help="onnx | tensorrt | all. tensorrt also writes the ONNX "
                                                        "files and fails if TensorRT is missing; all builds engines "
-                                                       "only where TensorRT is importable and says why not otherwise."),
+                                                       "only where TensorRT is importable and says why not otherwise. "
+                                                       "Engines are built through Polygraphy (pip install "
+                                                       "'taskgroup[tensorrt]'), as the profiler builds them."),
     precision: str = typer.Option("fp32", help="fp32 | fp16. fp16 converts the ONNX graphs (weights and compute) "
-                                               "and keeps float32 inputs and outputs."),
+                                               "and keeps float32 inputs and outputs. Must match the precision the "
+                                               "grouping's profile was measured at, when it records one."),
     preset: Optional[str] = typer.Option(None, help="Preset the networks were trained with: fixes the input "
                                                     "resolution and the validation data used to check numerics. "
                                                     "Default: the one the grouping records (from its training "

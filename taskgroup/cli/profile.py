@@ -29,6 +29,10 @@ def profile_command(
                                                 "both minimums are met."),
     validation_networks: int = typer.Option(4, help="Whole networks per width timed directly to check the "
                                                     "trunk + heads cost model."),
+    precision: str = typer.Option("fp32", help="fp32 | fp16. fp16 times the graphs converted as `export --precision "
+                                               "fp16` converts them (weights and compute in fp16, float32 inputs and "
+                                               "outputs; TensorRT engines are strongly typed, so their precision is the "
+                                               "graph's). Export the grouping at the same precision."),
     allow_fallback: bool = typer.Option(False, "--allow-fallback",
                                         help="Accept a GPU provider falling back to the CPU; the profile then "
                                              "records the CPU. Without it a fallback is an error."),
@@ -50,7 +54,7 @@ def profile_command(
     config = ProfileConfig(
         device=device, backend=backend, preset=preset,
         tasks=parse_task_list(tasks) if tasks else tuple(TASKS), widths=width_list, batch=batch, threads=threads,
-        allow_fallback=allow_fallback, validation_networks=validation_networks,
+        allow_fallback=allow_fallback, precision=precision, validation_networks=validation_networks,
         timing=TimingConfig(min_runs=min_runs, min_seconds=min_seconds),
     )
     console = Console(stderr=True)

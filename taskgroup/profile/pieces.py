@@ -24,12 +24,13 @@ class PieceRunners:
     """Runners by key, all on one backend and device; `close()` releases them."""
 
     def __init__(self, backend: str, device: DeviceSpec, threads: int, allow_fallback: bool = False,
-                 max_batch: int = 8):
+                 precision: str = "fp32", max_batch: int = 8):
         self.backend = backend  # resolved: torch | onnxruntime | onnxruntime-tensorrt | tensorrt
         self.device = device
         self.threads = threads  # intra-op threads per ONNX Runtime session, or torch threads on the CPU
         self.allow_fallback = allow_fallback  # accept an ONNX Runtime session placed on another provider
-        self.max_batch = max_batch  # largest batch a TensorRT engine's optimisation profile accepts
+        self.precision = precision  # fp32, or fp16: graphs converted as export converts them (ONNX backends only)
+        self.max_batch = max_batch  # largest batch a TensorRT engine's optimisation profile accepts (export's)
         self.runners: dict[str, Runner] = {}
         self.feeds: dict[str, dict[str, np.ndarray]] = {}
         self._engine_info: dict[str, Any] | None = None
@@ -44,12 +45,22 @@ class PieceRunners:
     def add_graph(self, key: str, onnx_bytes: bytes, feed: Mapping[str, np.ndarray]) -> None:
         """An ONNX graph, on ONNX Runtime or (built into an engine the exporter's way) on TensorRT."""
         model = onnx_bytes
+        if self.precision == "fp16":
+            import onnx
+
+            from exporters.onnx_export import to_fp16
+
+            model = to_fp16(onnx.load_from_string(onnx_bytes)).SerializeToString()
         if self.backend == "tensorrt":
-            from exporters.tensorrt import EngineConfig, build_engine
+            from runtime.errors import EngineBuildError
+            from runtime.trt import EngineConfig, build_engine
 
             batch = max(len(next(iter(feed.values()))), 1)
             config = EngineConfig(opt_batch=batch, max_batch=max(self.max_batch, batch))
-            model, self._engine_info = build_engine(onnx_bytes, config, what=key)
+            try:
+                model, _, self._engine_info = build_engine(model, config, what=key)
+            except (BackendUnavailableError, EngineBuildError) as exc:
+                raise TaskgroupError(str(exc)) from exc
         runner = make_runner(self.backend, model, device=self.device, name=key, threads=self.threads,
                              allow_fallback=self.allow_fallback)
         self._add(key, runner, feed)
@@ -95,11 +106,13 @@ class PieceRunners:
         if self.backend == "torch":
             from taskgroup.profile.torch_runner import torch_settings
 
-            return torch_settings()
+            return {**torch_settings(), "precision": self.precision}
         if self.backend == "tensorrt":
-            return {**(self._engine_info or {}), "timing": "host arrays in and out, stream synchronised"}
+            return {**(self._engine_info or {}), "precision": self.precision,
+                    "timing": "host arrays in and out, stream synchronised"}
         any_runner = next(iter(self.runners.values()), None)
-        return any_runner.loader.settings() if any_runner is not None else {"intra_op_num_threads": self.threads}
+        settings = any_runner.loader.settings() if any_runner is not None else {"intra_op_num_threads": self.threads}
+        return {**settings, "precision": self.precision}
 
     def close(self) -> None:
         for r in self.runners.values():

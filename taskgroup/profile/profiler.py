@@ -45,6 +45,7 @@ class ProfileConfig:
     batch: int = 1  # images per inference
     threads: int = 1  # intra-op threads per session (ONNX Runtime) or torch.set_num_threads (torch, CPU)
     allow_fallback: bool = False  # accept a GPU provider falling back to the CPU (recorded as such)
+    precision: str = "fp32"  # fp32 | fp16: graphs converted as `export --precision fp16` converts them (not torch)
     validation_networks: int = 4  # whole networks per width measured directly to check the cost model
     seed: int = 0  # random input and choice of validation networks
     timing: TimingConfig = field(default_factory=TimingConfig)  # warm-up and run counts
@@ -58,6 +59,11 @@ def validate_config(config: ProfileConfig) -> None:
         raise TaskgroupError(f"widths {list(config.widths)} must include 1.0 (the standard network, the SNT reference)")
     if any(not (0 < w <= 4) for w in config.widths) or len(set(config.widths)) != len(config.widths):
         raise TaskgroupError(f"widths must be distinct numbers in (0, 4], got {list(config.widths)}")
+    if config.precision not in ("fp32", "fp16"):
+        raise TaskgroupError(f"unknown precision '{config.precision}'; valid options: fp32, fp16")
+    if config.precision == "fp16" and config.backend == "torch":
+        raise TaskgroupError("--precision fp16 profiles the fp16 ONNX graphs export ships; use an ONNX backend "
+                             "(onnxruntime, onnxruntime-tensorrt, tensorrt), not torch")
     if config.batch < 1 or config.threads < 1:
         raise TaskgroupError("batch and threads must be >= 1")
     if config.timing.min_runs < 1 or config.timing.min_seconds < 0 or config.timing.warmup_runs < 0:
@@ -95,7 +101,7 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
     device = parse_device(config.device)
     backend_name = resolve_backend(config.backend, device)
     preset = config.arch if config.arch is not None else get_arch_preset(config.preset)
-    pieces = PieceRunners(backend_name, device, config.threads, config.allow_fallback)
+    pieces = PieceRunners(backend_name, device, config.threads, config.allow_fallback, config.precision)
     try:
         return _profile(config, tasks, device, backend_name, preset, pieces, say)
     finally:
@@ -145,6 +151,10 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
             exported = onnxgraphs.export_network(model, image)
             opset = exported.opset
             tol = 1e-2 if backend_name == "tensorrt" else 1e-3  # TensorRT may use TF32 on recent GPUs
+            if config.precision == "fp16":
+                from exporters.bundle import DEFAULT_ATOL
+
+                tol = DEFAULT_ATOL["fp16"]  # export's own tolerance for fp16 files
 
             def checked(name: str, graph: bytes, feed: dict, want: list, what: str) -> None:
                 pieces.add_graph(name, graph, feed)

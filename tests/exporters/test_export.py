@@ -225,14 +225,13 @@ def test_a_checkpoint_without_a_recorded_sha256_is_refused(tmp_path):
 
 
 def test_tensorrt_required_without_tensorrt_is_a_clear_error(tmp_path):
-    pytest.importorskip  # keep the import used
-    try:
-        import tensorrt  # noqa: F401
+    from runtime import tensorrt_status
+
+    if tensorrt_status()[0]:
         pytest.skip("tensorrt is installed here")
-    except ImportError:
-        pass
     grouping = make_grouping(tmp_path)
-    with pytest.raises(TaskgroupError, match="tensorrt"):
+    with pytest.raises(TaskgroupError, match=r"--format tensorrt: the tensorrt Python package cannot be imported.*"
+                                             r"pip install 'taskgroup\[tensorrt\]'"):
         export_bundle(grouping, tmp_path / "deploy", formats="tensorrt", resolution=16)
     assert not (tmp_path / "deploy").exists()
 
@@ -327,12 +326,11 @@ def test_synthetic_frames_are_deterministic_and_in_range():
     assert np.array_equal(a, b) and a.min() == 0.0 and a.max() == 1.0
 
 
-def test_building_an_engine_needs_tensorrt(tmp_path):
-    from exporters.tensorrt import EngineConfig, build_engine
-    from runtime import backend_status
-
-    ok, why = backend_status("tensorrt", "cuda")
-    if ok:
-        pytest.skip("tensorrt is installed; engine building is covered on GPU machines")
-    with pytest.raises(TaskgroupError, match="cannot build a TensorRT engine: .*tensorrt"):
-        build_engine(tmp_path / "x.onnx", EngineConfig())
+def test_a_grouping_costed_at_another_precision_is_refused(tmp_path):
+    grouping = make_grouping(tmp_path)
+    doc = json.loads(grouping.read_text())
+    doc["budget"]["backend_settings"] = {"intra_op_num_threads": 1, "precision": "fp16"}
+    grouping.write_text(json.dumps(doc))
+    with pytest.raises(TaskgroupError, match="costs were measured at fp16.*--precision fp16"):
+        export_bundle(grouping, tmp_path / "deploy", resolution=16)
+    assert not (tmp_path / "deploy").exists()

@@ -120,3 +120,12 @@ def test_an_explicit_architecture_overrides_the_presets():
     doc = run_profile(ProfileConfig(backend="torch", preset="tiny", tasks=TASKS[:1], widths=(1.0,), timing=QUICK,
                                     validation_networks=1, arch=wider))
     assert doc["model_config"]["stem_channels"] == 12
+
+
+def test_fp16_profile_times_the_graphs_export_converts():
+    doc = run_profile(ProfileConfig(preset="tiny", tasks=TASKS[:1], widths=(1.0,), timing=QUICK, validation_networks=1,
+                                    precision="fp16"))
+    assert doc["backend_settings"]["precision"] == "fp16" and doc["backend_settings"]["intra_op_num_threads"] == 1
+    assert 1e-5 < doc["onnx"]["max_abs_diff_vs_torch"] < 3e-2  # fp16 rounding (fp32: ~1e-7), within export's tolerance
+    with pytest.raises(TaskgroupError, match="fp16.*not torch"):
+        run_profile(ProfileConfig(backend="torch", preset="tiny", precision="fp16"))
