@@ -155,13 +155,14 @@ def torch_outputs(model, frames: np.ndarray, batch: int = 16) -> dict[str, np.nd
 
 
 def ort_outputs(path: Path, frames: np.ndarray, batch: int = 16) -> dict[str, np.ndarray]:
-    """ONNX Runtime CPU outputs of a model file on `frames`, through the runtime's own runner."""
+    """ONNX Runtime CPU outputs of a model file on `frames` (fed to its one input), through the runtime's own runner."""
     from runtime.ort import OrtRunner, SessionFromOnnx
 
     outs: dict[str, list[np.ndarray]] = {}
     with OrtRunner(SessionFromOnnx(str(path), name=path.name)) as runner:
+        (name,) = runner.get_input_metadata()
         for i in range(0, len(frames), batch):
-            for n, v in runner.infer({INPUT_NAME: np.ascontiguousarray(frames[i:i + batch])}).items():
+            for n, v in runner.infer({name: np.ascontiguousarray(frames[i:i + batch])}).items():
                 outs.setdefault(n, []).append(v)
     return {n: np.concatenate(v) for n, v in outs.items()}
 

@@ -207,11 +207,11 @@ def _check_io(manifest: Manifest, runners: list[Runner], backend: str) -> None:
             raise BundleError(f"{manifest.path}: field 'input.name': network {net.name} ({file}) takes inputs "
                               f"{list(inputs)}, the manifest says '{spec.name}'")
         shape, dtype = inputs[spec.name]
-        want = (None, 3, spec.height, spec.width)
+        want = spec.shape
         if len(shape) != 4 or any(s is not None and w is not None and s != w for s, w in zip(shape, want)):
             shown = ["N" if s is None else s for s in shape]
-            raise BundleError(f"{manifest.path}: field 'input.shape': the manifest says ['N', 3, {spec.height}, "
-                              f"{spec.width}], {file} takes {shown}")
+            raise BundleError(f"{manifest.path}: field 'input.shape': the manifest says "
+                              f"{['N' if w is None else w for w in want]}, {file} takes {shown}")
         if dtype != spec.dtype:
             raise BundleError(f"{manifest.path}: field 'input.dtype': the manifest says {spec.dtype}, {file} takes {dtype}")
         for task, o in manifest.tasks.items():

@@ -19,10 +19,13 @@ from runtime.errors import BundleError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_KIND = "bundle_manifest"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # one model per network, each taking the float32 NCHW image
+FUSED_SCHEMA_VERSION = 2  # adds fused bundles: one graph taking the uint8 NHWC frame (older runtimes refuse them)
+SUPPORTED_VERSIONS = (SCHEMA_VERSION, FUSED_SCHEMA_VERSION)
 FRAME_FORMS = (
     "uint8 HWC RGB, shape (H, W, 3) or (N, H, W, 3), values 0..255 (divided by 255)",
-    "float32 NCHW RGB, shape (3, H, W) or (N, 3, H, W), values in [0, 1] (used as is)",
+    "float32 NCHW RGB, shape (3, H, W) or (N, 3, H, W), values in [0, 1] (used as is; a fused bundle takes "
+    "8-bit frames, so there only multiples of 1/255, as any uint8 image divided by 255 is)",
 )
 
 
@@ -31,12 +34,19 @@ class InputSpec:
     name: str  # input tensor name in every model file
     height: int  # frame height in pixels (fixed at export)
     width: int  # frame width in pixels (fixed at export)
-    dtype: str = "float32"  # dtype the networks take
-    layout: str = "NCHW"  # tensor layout the networks take; the batch axis is dynamic
+    dtype: str = "float32"  # dtype the models take: float32 (NCHW image), or uint8 (NHWC frame, fused bundles)
+    layout: str = "NCHW"  # tensor layout the models take; the batch axis is dynamic
     color_order: str = "RGB"  # channel order
-    value_range: tuple[float, float] = (0.0, 1.0)  # range of the network input values
+    value_range: tuple[float, float] = (0.0, 1.0)  # range of the model input values
     mean: tuple[float, ...] = ()  # per-channel mean subtracted inside the network
     std: tuple[float, ...] = ()  # per-channel std divided inside the network
+
+    @property
+    def shape(self) -> tuple[int | None, ...]:
+        """The models' input shape, None for the batch axis."""
+        if self.layout == "NHWC":
+            return (None, self.height, self.width, 3)
+        return (None, 3, self.height, self.width)
 
 
 @dataclass(frozen=True)
@@ -173,9 +183,9 @@ def read_manifest(bundle_dir: str | os.PathLike) -> Manifest:
         raise BundleError(f"{path}: field '<top level>': expected a JSON object")
     if doc.get("kind") != MANIFEST_KIND:
         raise BundleError(f"{path}: field 'kind': expected '{MANIFEST_KIND}', found {doc.get('kind')!r}")
-    if doc.get("schema_version") != SCHEMA_VERSION:
+    if doc.get("schema_version") not in SUPPORTED_VERSIONS or isinstance(doc.get("schema_version"), bool):
         raise BundleError(f"{path}: field 'schema_version': unsupported {doc.get('schema_version')!r}; "
-                          f"supported: [{SCHEMA_VERSION}]")
+                          f"supported: {list(SUPPORTED_VERSIONS)}")
 
     digest = doc.get("content_sha256")
     try:
@@ -187,10 +197,12 @@ def read_manifest(bundle_dir: str | os.PathLike) -> Manifest:
                           "(edited or damaged after export)")
     inp = _req(doc, "input", dict, "", path)
     shape = _req(inp, "shape", list, "input.", path)
-    if (len(shape) != 4 or shape[1] != 3
-            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_SIDE for s in shape[2:])):
-        raise BundleError(f"{path}: field 'input.shape': expected ['N', 3, H, W] with H and W in 1..{MAX_SIDE}, "
-                          f"found {shape}")
+    # A uint8 frame (fused bundles, schema 2) is NHWC; the networks' float32 image is NCHW.
+    frame = doc["schema_version"] >= FUSED_SCHEMA_VERSION and inp.get("dtype") == "uint8"
+    sides, channels, form = (shape[1:3], shape[3:], "['N', H, W, 3]") if frame else (shape[2:], shape[1:2], "['N', 3, H, W]")
+    if (len(shape) != 4 or channels != [3]
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_SIDE for s in sides)):
+        raise BundleError(f"{path}: field 'input.shape': expected {form} with H and W in 1..{MAX_SIDE}, found {shape}")
     norm = _req(inp, "normalization", dict, "input.", path)
     value_range = _numbers(_req(inp, "value_range", list, "input.", path), 2, "input.value_range", path)
     if not value_range[0] < value_range[1]:
@@ -199,15 +211,18 @@ def read_manifest(bundle_dir: str | os.PathLike) -> Manifest:
     if min(std) <= 0:
         raise BundleError(f"{path}: field 'input.normalization.std': expected positive numbers, found {std}")
     input_spec = InputSpec(
-        name=_req(inp, "name", str, "input.", path), height=shape[2], width=shape[3],
+        name=_req(inp, "name", str, "input.", path), height=sides[0], width=sides[1],
         dtype=_req(inp, "dtype", str, "input.", path), layout=_req(inp, "layout", str, "input.", path),
         color_order=_req(inp, "color_order", str, "input.", path), value_range=value_range,
         mean=_numbers(_req(norm, "mean", list, "input.normalization.", path), 3, "input.normalization.mean", path),
         std=std,
     )
-    if input_spec.dtype != "float32" or input_spec.layout != "NCHW" or input_spec.color_order != "RGB":
-        raise BundleError(f"{path}: field 'input': this runtime supports float32 NCHW RGB inputs, found "
-                          f"{input_spec.dtype} {input_spec.layout} {input_spec.color_order}")
+    supported = ("uint8", "NHWC", "RGB", (0.0, 255.0)) if frame else ("float32", "NCHW", "RGB", None)
+    found = (input_spec.dtype, input_spec.layout, input_spec.color_order, value_range if frame else None)
+    if found != supported:
+        raise BundleError(f"{path}: field 'input': this runtime supports float32 NCHW RGB images and (schema "
+                          f"{FUSED_SCHEMA_VERSION}) uint8 NHWC RGB frames with values 0..255, found "
+                          f"{input_spec.dtype} {input_spec.layout} {input_spec.color_order} {list(value_range)}")
 
     files = _req(doc, "files", dict, "", path)
     for rel, entry in files.items():

@@ -68,8 +68,8 @@ class EngineConfig:
 def build_engine(onnx: bytes | str | os.PathLike, config: EngineConfig, what: str = "model") -> tuple[bytes, bytes, dict]:
     """(serialized engine, timing cache, facts for the manifest or profile) of an ONNX model.
 
-    The batch axis (axis 0) of every input gets the profile's min/opt/max batch; every other
-    dimension must be fixed in the graph. A path is parsed from the file (external weights
+    A dynamic batch axis (axis 0) of an input gets the profile's min/opt/max batch (a fixed one
+    is kept); every other dimension must be fixed in the graph. A path is parsed from the file (external weights
     beside it are found); bytes are parsed from memory.
     """
     _require()
@@ -85,11 +85,11 @@ def build_engine(onnx: bytes | str | os.PathLike, config: EngineConfig, what: st
         profile = Profile()
         for i in range(network.num_inputs):
             tensor = network.get_input(i)
-            rest = tuple(tensor.shape)[1:]
+            batch, *rest = tuple(tensor.shape)
             if any(d < 0 for d in rest):
                 raise EngineBuildError(f"{what}: input '{tensor.name}' has dynamic dimensions beyond the batch axis: {rest}")
-            profile.add(tensor.name, min=(config.min_batch, *rest), opt=(config.opt_batch, *rest),
-                        max=(config.max_batch, *rest))
+            low, opt, high = (config.min_batch, config.opt_batch, config.max_batch) if batch < 0 else (batch,) * 3
+            profile.add(tensor.name, min=(low, *rest), opt=(opt, *rest), max=(high, *rest))
         cache_in = io.BytesIO(config.timing_cache) if config.timing_cache else None
         builder_config = CreateConfig(profiles=[profile], load_timing_cache=cache_in,
                                       memory_pool_limits={trt.MemoryPoolType.WORKSPACE: config.workspace_bytes})(

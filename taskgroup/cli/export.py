@@ -34,6 +34,11 @@ def export_command(
                                                                      "instead of the preset's validation split."),
     exporter: str = typer.Option("dynamo", help="dynamo (torch.export based, default) | legacy (TorchScript based, "
                                                 "deprecated by PyTorch)."),
+    fuse: Optional[bool] = typer.Option(None, "--fuse/--no-fuse", help="Merge the networks into one ONNX graph that "
+                                        "takes the uint8 camera frame (input conversion inside; one session per frame; "
+                                        "measured faster than separate sessions), or ship one model per network. "
+                                        "Default: as the grouping's profile timed them, else fused. A fused bundle "
+                                        "takes float32 frames only when they hold 8-bit values (uint8 image / 255)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier bundle at --out (a directory holding a bundle manifest) or an "
                                                          "empty directory; anything else is refused, never deleted. Only "
                                                          "the files the earlier manifest lists are replaced; other files "
@@ -42,6 +47,7 @@ def export_command(
     """Export the networks of a grouping to ONNX (and TensorRT engines), dropping the heads of tasks each
     network does not serve, verify every output against PyTorch within a per-task tolerance, and write
     manifest.json with the input spec, output specs, file hashes and the budget it was selected for.
+    By default the networks are merged into one graph taking the uint8 frame (--no-fuse: one model each).
     Every checkpoint must match the sha256 its training run recorded (RUN/runs.sqlite) or the grouping's
     checkpoint_sha256; a changed one is refused with the command that retrains it."""
     from rich.console import Console
@@ -67,16 +73,18 @@ def export_command(
             images, source = validation_frames(make_run_config(preset).data, g.tasks, frames)
     with console.status("exporting") as status:
         path = export_bundle(grouping, out, format, precision, images, frames_source=source, overwrite=overwrite,
-                             onnx_config=OnnxExportConfig(exporter=exporter),
+                             onnx_config=OnnxExportConfig(exporter=exporter), fuse=fuse,
                              log=lambda msg: (status.update(f"exporting: {msg}"), console.print(msg)))
     manifest = json.loads((path / "manifest.json").read_text())
     console.print(f"wrote {path}: {len(manifest['networks'])} network(s), tasks {', '.join(manifest['tasks'])}; "
                   f"checked on {source}")
     for net in manifest["networks"]:
         worst = max(v["max_abs_error"] / v["tolerance"] for v in net["verification"].values())
+        parts = net.get("fused_from")
         console.print(f"  {net['name']}: {', '.join(net['tasks'])} -> {net['files']['onnx']}"
                       + (f" + {net['files']['engine']}" if net["files"]["engine"] else "")
-                      + f" (worst error {worst:.1%} of tolerance)")
+                      + f" (worst error {worst:.1%} of tolerance)"
+                      + (f"; one graph of {', '.join(p['name'] for p in parts)} taking the uint8 frame" if parts else ""))
     if not manifest["tensorrt"]["built"] and format != "onnx":
         console.print(f"no TensorRT engines: {manifest['tensorrt']['reason']}")
 

@@ -33,6 +33,10 @@ def profile_command(
                                                "fp16` converts them (weights and compute in fp16, float32 inputs and "
                                                "outputs; TensorRT engines are strongly typed, so their precision is the "
                                                "graph's). Export the grouping at the same precision."),
+    fuse: bool = typer.Option(True, "--fuse/--no-fuse", help="Time the co-run sequences (networks per frame) as "
+                                                          "one fused graph taking the uint8 frame, as `export` ships "
+                                                          "them by default, or as separate sessions back to back "
+                                                          "(`export --no-fuse`). Recorded; export follows it."),
     allow_fallback: bool = typer.Option(False, "--allow-fallback",
                                         help="Accept a GPU provider falling back to the CPU; the profile then "
                                              "records the CPU. Without it a fallback is an error."),
@@ -54,7 +58,7 @@ def profile_command(
     config = ProfileConfig(
         device=device, backend=backend, preset=preset,
         tasks=parse_task_list(tasks) if tasks else tuple(TASKS), widths=width_list, batch=batch, threads=threads,
-        allow_fallback=allow_fallback, precision=precision, validation_networks=validation_networks,
+        allow_fallback=allow_fallback, precision=precision, fuse=fuse, validation_networks=validation_networks,
         timing=TimingConfig(min_runs=min_runs, min_seconds=min_seconds),
     )
     console = Console(stderr=True)

@@ -65,6 +65,20 @@ class PieceRunners:
                              allow_fallback=self.allow_fallback)
         self._add(key, runner, feed)
 
+    def add_fused(self, key: str, graphs: Sequence[bytes], seed: int = 0) -> None:
+        """Whole networks merged into one graph taking the uint8 frame, as `export --fuse` merges them
+        (exporters.fuse), fed a random uint8 frame of the networks' batch and size."""
+        import onnx
+
+        from exporters.fuse import FRAME, fuse_models
+
+        models = [onnx.load_from_string(g) for g in graphs]
+        shape = [d.dim_value for d in models[0].graph.input[0].type.tensor_type.shape.dim]  # (N, 3, H, W)
+        renames = [{o.name: f"{i}/{o.name}" for o in m.graph.output} for i, m in enumerate(models)]
+        fused = fuse_models(models, height=shape[2], width=shape[3], outputs=renames)
+        frame = np.random.default_rng(seed).integers(0, 256, (max(shape[0], 1), shape[2], shape[3], 3), dtype=np.uint8)
+        self.add_graph(key, fused.SerializeToString(), {FRAME: frame})
+
     def _add(self, key: str, runner: Runner, feed: Mapping[str, np.ndarray]) -> None:
         try:
             runner.activate()

@@ -46,6 +46,7 @@ class ProfileConfig:
     threads: int = 1  # intra-op threads per session (ONNX Runtime) or torch.set_num_threads (torch, CPU)
     allow_fallback: bool = False  # accept a GPU provider falling back to the CPU (recorded as such)
     precision: str = "fp32"  # fp32 | fp16: graphs converted as `export --precision fp16` converts them (not torch)
+    fuse: bool = True  # time co-run sequences as one fused graph taking the uint8 frame, as export ships by default
     validation_networks: int = 4  # whole networks per width measured directly to check the cost model
     seed: int = 0  # random input and choice of validation networks
     timing: TimingConfig = field(default_factory=TimingConfig)  # warm-up and run counts
@@ -124,6 +125,7 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
 
     per_width: list[dict[str, Any]] = []
     numerics: dict[str, float] = {}
+    network_graphs: dict[str, bytes] = {}  # whole networks' graphs, fused into co-run sequences
     opset = None
     for width in config.widths:
         say(f"width {width:g}: building and counting MACs")
@@ -165,7 +167,8 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
                 checked(f"{key}/head/{t}", exported.head(t), {onnxgraphs.FEATURES: feat}, [reference[t]],
                         f"width {width:g} head '{t}'")
             for served in served_sets:
-                checked(f"{key}/net/{'+'.join(served)}", exported.network(served), {onnxgraphs.IMAGE: img},
+                network_graphs[f"{key}/net/{'+'.join(served)}"] = graph = exported.network(served)
+                checked(f"{key}/net/{'+'.join(served)}", graph, {onnxgraphs.IMAGE: img},
                         [reference[t] for t in tasks if t in served], f"width {width:g} network {'+'.join(served)}")
             pieces.add_graph(f"{key}/overhead", onnxgraphs.identity_graph(features.shape, exported.opset), {"x": feat})
         per_width.append({"width": float(width), "key": key, "trunk_macs": trunk_macs, "head_macs": head_macs,
@@ -173,12 +176,18 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
 
     # Co-run: whole networks called back to back, as a bundle runs them each frame. Each network
     # then starts with the others' data in cache, which the sum of standalone timings misses.
-    callables: dict[str, Callable[[], Any]] = {key: pieces.call(key) for key in pieces.runners}
     net_keys = _corun_order([[f"{w['key']}/net/{'+'.join(s)}" for s in w["served_sets"]] for w in per_width])
     sequences = [net_keys[:k] for k in range(2, min(len(net_keys), CORUN_MAX_NETWORKS) + 1)]
-    for seq in sequences:
-        fns = [callables[k] for k in seq]
-        callables["corun/" + ",".join(seq)] = lambda fns=fns: [fn() for fn in fns]
+    fused = config.fuse and backend_name != "torch"
+    if fused:  # as `export --fuse` ships them: one graph per frame, taking the uint8 frame
+        say(f"fusing {len(sequences)} co-run sequences")
+        for seq in sequences:
+            pieces.add_fused("corun/" + ",".join(seq), [network_graphs[k] for k in seq], config.seed)
+    callables: dict[str, Callable[[], Any]] = {key: pieces.call(key) for key in pieces.runners}
+    if not fused:  # as separate sessions, called back to back
+        for seq in sequences:
+            fns = [callables[k] for k in seq]
+            callables["corun/" + ",".join(seq)] = lambda fns=fns: [fn() for fn in fns]
 
     say(f"timing {len(callables)} graphs ({config.timing.rounds} interleaved rounds)")
     timed = measure(callables, config.timing,
@@ -219,7 +228,7 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
         "backend": backend_name,
         "execution_provider": pieces.execution_provider,
         "fallback": fallback,
-        "backend_settings": pieces.settings(),
+        "backend_settings": {**pieces.settings(), "fused": fused},
         "libraries": library_versions(),
         "onnx": None if backend_name == "torch" else {
             "exporter": "torch.onnx.export(dynamo=True, external_data=False, optimize=True)",
@@ -250,6 +259,8 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
     doc["corun"] = corun_fit([
         {"networks": seq, "p50_ms": stats["corun/" + ",".join(seq)].p50,
          "sum_alone_p50_ms": sum(stats[k].p50 for k in seq)} for seq in sequences])
+    doc["corun"]["execution"] = ("fused: the networks merged into one graph taking the uint8 frame, one call" if fused
+                                 else "separate: one call per network, back to back")
     doc["standard_network_ms"] = profile.standard_network_ms()
     doc["duration_s"] = round(time.perf_counter() - started, 2)
     return doc
@@ -284,7 +295,8 @@ def corun_fit(sequences: list[dict[str, Any]]) -> dict[str, Any]:
     num = sum((r["ratio"] - 1) * (len(r["networks"]) - 1) for r in rows)
     den = sum((len(r["networks"]) - 1) ** 2 for r in rows)
     return {"model": "grouping_ms = sum of network_ms x (1 + per_extra_network x (N - 1)), N = networks per frame",
-            "per_extra_network": max(0.0, num / den) if den else 0.0, "sequences": rows}
+            "per_extra_network": max(0.0, num / den) if den else 0.0, "fit_unclamped": num / den if den else 0.0,
+            "sequences": rows}
 
 
 def write_profile(doc: dict[str, Any], path: str | os.PathLike) -> None:

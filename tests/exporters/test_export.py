@@ -18,7 +18,7 @@ from taskgroup.tasks import TASKS
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("g")
     grouping = make_grouping(root)
-    return grouping, export_bundle(grouping, root / "deploy", resolution=16)
+    return grouping, export_bundle(grouping, root / "deploy", resolution=16, fuse=False)
 
 
 def _torch_reference(grouping_path, frames):
@@ -85,12 +85,12 @@ def test_existing_destination_is_refused_unless_overwrite(exported, tmp_path):
 def test_overwrite_replaces_only_the_files_the_earlier_manifest_lists(tmp_path):
     """An earlier bundle is replaced: its model files that the new one no longer has go with it, while a
     user's file kept beside the models (not listed by the manifest) survives unchanged."""
-    out = export_bundle(make_grouping(tmp_path / "two"), tmp_path / "deploy", resolution=16)
+    out = export_bundle(make_grouping(tmp_path / "two"), tmp_path / "deploy", resolution=16, fuse=False)
     assert (out / "net1.onnx").is_file()
     (out / "calibration.yaml").write_text("camera: {fx: 500}\n")
     (out / "notes").symlink_to("calibration.yaml")
     one = make_grouping(tmp_path / "one", networks=DEFAULT_NETWORKS[:1])
-    export_bundle(one, out, resolution=16, overwrite=True)
+    export_bundle(one, out, resolution=16, overwrite=True, fuse=False)
     assert (out / "calibration.yaml").read_text() == "camera: {fx: 500}\n"
     assert (out / "notes").is_symlink() and (out / "notes").read_text() == "camera: {fx: 500}\n"
     assert not (out / "net1.onnx").exists()  # listed by the earlier manifest, not written by this export
@@ -110,7 +110,7 @@ def test_overwrite_refuses_a_user_file_the_new_bundle_would_clobber(tmp_path):
     (out / "net0.onnx").write_text("the user's own file, not listed by the manifest")
     one = make_grouping(tmp_path / "one", networks=DEFAULT_NETWORKS[:1])
     with pytest.raises(TaskgroupError, match=r"\['net0.onnx'\] not listed by the earlier bundle's manifest"):
-        export_bundle(one, out, resolution=16, overwrite=True)
+        export_bundle(one, out, resolution=16, overwrite=True, fuse=False)
     assert (out / "net0.onnx").read_text() == "the user's own file, not listed by the manifest"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -239,7 +239,7 @@ def test_tensorrt_required_without_tensorrt_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_fp16_bundle_with_all_formats_records_why_no_engine(tmp_path):
     grouping = make_grouping(tmp_path)
-    out = export_bundle(grouping, tmp_path / "deploy", formats="all", precision="fp16", resolution=16)
+    out = export_bundle(grouping, tmp_path / "deploy", formats="all", precision="fp16", resolution=16, fuse=False)
     m = json.loads((out / "manifest.json").read_text())
     assert m["precision"] == "fp16" and set(m["files"]) == {"net0.fp16.onnx", "net1.fp16.onnx"}
     try:
