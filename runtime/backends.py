@@ -7,6 +7,7 @@ file's bytes to its runner (`make_runner`). Optional libraries are imported lazi
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -18,12 +19,52 @@ from runtime.runner import Runner
 
 BACKENDS = ("auto", "onnxruntime", "onnxruntime-tensorrt", "tensorrt")
 
+# The smallest model that makes a provider compute: y = x * x on float32 (1, 8), opset 13. These are the
+# bytes onnx.helper writes for it (tests/runtime/test_runners.py rebuilds them); the runtime needs no onnx.
+PROBE_MODEL = (b'\x08\x07\x12\ttaskgroup:A\n\x0e\n\x01x\n\x01x\x12\x01y"\x03Mul\x12\x05probeZ\x13\n\x01x\x12\x0e\n\x0c'
+               b'\x08\x01\x12\x08\n\x02\x08\x01\n\x02\x08\x08b\x13\n\x01y\x12\x0e\n\x0c\x08\x01\x12\x08\n\x02\x08\x01\n\x02'
+               b'\x08\x08B\x04\n\x00\x10\r')
+_FIX_GPU_BUILD = "pip uninstall -y onnxruntime && pip install onnxruntime-gpu (they share a folder: never both)"
+
+
+@functools.lru_cache(maxsize=None)
+def provider_runs(provider: str, device: DeviceSpec) -> tuple[bool, str]:
+    """(True, what ran) if ONNX Runtime's `provider` really runs a tiny model on `device`, else (False, why and the fix).
+
+    The providers a build lists are not the ones that work: onnxruntime-gpu lists CUDA and TensorRT
+    without a GPU, driver or cuDNN and then runs on the CPU. Checked once per process.
+    """
+    import numpy as np
+
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        return False, f"onnxruntime cannot be imported ({exc}); pip install onnxruntime"
+    listed = ort.get_available_providers()
+    if provider not in listed:
+        return False, f"not in this onnxruntime build (it has {', '.join(listed)}); {_FIX_GPU_BUILD}"
+    options = {"device_id": device.index} if device.kind == "cuda" and provider != "CPUExecutionProvider" else None
+    loader = SessionFromOnnx(PROBE_MODEL, providers=[(provider, options) if options else provider],
+                             intra_op_threads=1, name=f"{provider} probe")
+    x = np.arange(8, dtype=np.float32).reshape(1, 8)
+    try:
+        with OrtRunner(loader) as runner:
+            y = runner.infer({"x": x})["y"]
+    except BackendUnavailableError as exc:  # listed, but the session fell back to another provider
+        return False, f"listed, but {str(exc).split(': ', 1)[-1]}"
+    except Exception as exc:  # noqa: BLE001 - whatever the provider raises, it does not run here
+        text = str(exc).strip().splitlines()
+        return False, f"listed, but fails on a tiny model ({type(exc).__name__}: {text[0][:200] if text else ''})"
+    if not np.array_equal(y, x * x):
+        return False, "listed, but computes a tiny model wrongly"
+    return True, f"runs a tiny model (onnxruntime {ort.__version__})"
+
 
 def backend_status(backend: str, device: DeviceSpec | str = "cpu") -> tuple[bool, str]:
-    """(True, version) if `backend` can be used on `device` here, else (False, the reason and the fix).
+    """(True, what works) if `backend` can be used on `device` here, else (False, the reason and the fix).
 
-    For ONNX Runtime's providers this reads the providers compiled into the installed build;
-    whether a session really runs on one is checked when it is made (`SessionFromOnnx`).
+    ONNX Runtime's providers are checked by running a tiny model on them (`provider_runs`), not by
+    reading the list the build was compiled with.
     """
     device = parse_device(device)
     if backend == "tensorrt":
@@ -32,20 +73,14 @@ def backend_status(backend: str, device: DeviceSpec | str = "cpu") -> tuple[bool
         if device.kind != "cuda":
             return False, "TensorRT runs on a CUDA device only"
         return tensorrt_status()
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        return False, f"onnxruntime cannot be imported ({exc}); pip install onnxruntime"
     wanted = {"onnxruntime": "CUDAExecutionProvider" if device.kind == "cuda" else "CPUExecutionProvider",
               "onnxruntime-tensorrt": "TensorrtExecutionProvider"}.get(backend)
     if wanted is None:
         return False, f"unknown backend {backend!r}; valid options: {', '.join(BACKENDS[1:])}"
     if backend == "onnxruntime-tensorrt" and device.kind != "cuda":
         return False, "ONNX Runtime's TensorRT provider runs on a CUDA device only"
-    if wanted not in ort.get_available_providers():
-        return False, (f"this onnxruntime build has no {wanted} (it has {', '.join(ort.get_available_providers())}); "
-                       "uninstall onnxruntime, then install onnxruntime-gpu (they share a folder)")
-    return True, ort.__version__
+    ok, why = provider_runs(wanted, device)
+    return ok, (f"{wanted}: {why}" if not ok else why)
 
 
 def resolve_backend(name: str, device: DeviceSpec | str, has_engines: bool = True,

@@ -51,6 +51,7 @@ def export_command(
     Every checkpoint must match the sha256 its training run recorded (RUN/runs.sqlite) or the grouping's
     checkpoint_sha256; a changed one is refused with the command that retrains it."""
     from rich.console import Console
+    from rich.markup import escape
 
     from exporters import OnnxExportConfig, export_bundle, read_grouping, synthetic_frames, validation_frames
     from taskgroup.presets import get_arch_preset
@@ -74,7 +75,7 @@ def export_command(
     with console.status("exporting") as status:
         path = export_bundle(grouping, out, format, precision, images, frames_source=source, overwrite=overwrite,
                              onnx_config=OnnxExportConfig(exporter=exporter), fuse=fuse,
-                             log=lambda msg: (status.update(f"exporting: {msg}"), console.print(msg)))
+                             log=lambda msg: (status.update(f"exporting: {escape(msg)}"), console.print(escape(msg))))
     manifest = json.loads((path / "manifest.json").read_text())
     console.print(f"wrote {path}: {len(manifest['networks'])} network(s), tasks {', '.join(manifest['tasks'])}; "
                   f"checked on {source}")
@@ -86,7 +87,7 @@ def export_command(
                       + f" (worst error {worst:.1%} of tolerance)"
                       + (f"; one graph of {', '.join(p['name'] for p in parts)} taking the uint8 frame" if parts else ""))
     if not manifest["tensorrt"]["built"] and format != "onnx":
-        console.print(f"no TensorRT engines: {manifest['tensorrt']['reason']}")
+        console.print(escape(f"no TensorRT engines: {manifest['tensorrt']['reason']}"))  # it names 'taskgroup[tensorrt]'
 
 
 def _check_preset_matches(grouping, preset: str, resolution: int) -> None:

@@ -67,3 +67,37 @@ def test_measure_adapts_the_run_count_to_the_time_asked_for():
 def test_bad_timing_configs_are_refused():
     with pytest.raises(ValueError, match="min_runs >= 1"):
         measure({"f": lambda: None}, TimingConfig(min_runs=0))
+
+
+def test_the_probe_model_is_what_onnx_writes_for_y_equals_x_times_x():
+    from onnx import TensorProto, helper
+
+    from runtime.backends import PROBE_MODEL
+
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "x"], ["y"])], "probe",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7, producer_name="taskgroup")
+    assert model.SerializeToString() == PROBE_MODEL
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_provider_is_checked_by_running_it_not_by_the_list(monkeypatch):
+    import onnxruntime as ort
+
+    from runtime.backends import provider_runs
+
+    probe = provider_runs.__wrapped__  # uncached
+    assert probe("CPUExecutionProvider", DeviceSpec("cpu"))[0]
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("a CUDA-capable onnxruntime is installed")
+    ok, why = probe("CUDAExecutionProvider", DeviceSpec("cuda", 0))
+    assert not ok and why.startswith("not in this onnxruntime build") and "pip install onnxruntime-gpu" in why
+    # onnxruntime-gpu without a usable GPU: listed, yet the session runs on the CPU.
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    real = ort.InferenceSession
+    monkeypatch.setattr(ort, "InferenceSession",
+                        lambda model, sess_options=None, providers=None: real(model, sess_options,
+                                                                               providers=["CPUExecutionProvider"]))
+    ok, why = probe("CUDAExecutionProvider", DeviceSpec("cuda", 0))
+    assert not ok and why.startswith("listed, but asked for CUDAExecutionProvider but ONNX Runtime runs on")
