@@ -79,6 +79,10 @@ def _task_list(doc: dict, names: tuple[str, ...], where: str, path: Path) -> tup
 def read_grouping(path: str | os.PathLike) -> Grouping:
     path = Path(path)
     doc = read_json(path, GROUPING_KIND, (1,))
+    if doc.get("declared_tasks"):  # tasks declared in the training config ([tasks.NAME])
+        from taskgroup.task_tables import declare_from_json
+
+        declare_from_json(doc["declared_tasks"], f"{path}: declared_tasks")
     tasks = _task_list(doc, ("tasks",), "", path)
     budget = require(doc, "budget", dict, path)
     unit = budget.get("unit")

@@ -4,8 +4,9 @@ One entry per trained network: its task set, its width (1.0 = the standard netwo
 0.5 = the paper's half-size network), the training stage (`final`, or `early` for the
 Early Stopping Approximation) and its per-task losses on each split (`val`, `test`).
 Also, per task, the loss of a trivial predictor (training mean or majority class) as a
-reference scale. Stored as JSON (`losses.json` in a run directory); the paper's
-tab-separated tables are read by `taskgroup.search.paper_tables`.
+reference scale. Optionally, the inter-task affinity measured while training one network of
+all tasks (`affinity`, taskgroup.affinity). Stored as JSON (`losses.json` in a run directory);
+the paper's tab-separated tables are read by `taskgroup.search.paper_tables`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_finite, write_json_atomic
@@ -26,6 +27,9 @@ STAGES = ("final", "early")
 LOSS_TABLE_FILENAME = "losses.json"  # name of the table inside a run directory
 
 Stage = Literal["final", "early"]
+
+if TYPE_CHECKING:
+    from taskgroup.affinity import AffinityTable
 
 
 def resolve_table_path(path: str | Path) -> Path:
@@ -136,6 +140,7 @@ class LossTable:
     networks: list[NetworkResult]
     reference_losses: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> split -> trivial loss
     meta: dict[str, Any] = field(default_factory=dict)  # provenance: preset, seed, data source, ...
+    affinity: "AffinityTable | None" = None  # inter-task affinity of the run's all-task network, if measured
 
     def __post_init__(self) -> None:
         self.validate("<loss table>")
@@ -143,6 +148,10 @@ class LossTable:
     def validate(self, where: object) -> None:
         if len(set(self.tasks)) != len(self.tasks):
             raise SchemaError(where, "tasks", "duplicate task names")
+        if self.affinity is not None:
+            from taskgroup.affinity import check_tasks
+
+            check_tasks(self.tasks, self.affinity, where)
         seen: dict[tuple, int] = {}
         for i, net in enumerate(self.networks):
             f = f"networks[{i}]"
@@ -175,16 +184,19 @@ class LossTable:
                                     steps=n.seeds[seed].steps, wall_time_s=n.seeds[seed].wall_time_s,
                                     checkpoint_sha256=n.seeds[seed].checkpoint_sha256, seeds={seed: n.seeds[seed]})
                 for n in self.networks if seed in n.seeds]
-        return LossTable(self.tasks, nets, self.reference_losses, dict(self.meta, seed=seed))
+        affinity = None
+        if self.affinity is not None and any(r.seed == seed for r in self.affinity.runs):
+            affinity = dataclasses.replace(self.affinity, runs=[r for r in self.affinity.runs if r.seed == seed])
+        return LossTable(self.tasks, nets, self.reference_losses, dict(self.meta, seed=seed), affinity)
 
     def with_stage(self, stage: Stage) -> "LossTable":
         """The sub-table of one training stage (e.g. `early` for ESA selection)."""
         nets = [n for n in self.networks if n.stage == stage]
-        return LossTable(self.tasks, nets, self.reference_losses, dict(self.meta, stage=stage))
+        return LossTable(self.tasks, nets, self.reference_losses, dict(self.meta, stage=stage), self.affinity)
 
     def to_json(self) -> dict[str, Any]:
         multi_seed = len(self.seed_values()) > 1
-        return {
+        doc = {
             "schema_version": SCHEMA_VERSION,
             "kind": KIND,
             "tasks": list(self.tasks),
@@ -192,6 +204,9 @@ class LossTable:
             "meta": self.meta,
             "networks": [self._network_json(n, multi_seed) for n in self.networks],
         }
+        if self.affinity is not None:  # tables without one keep the layout they always had
+            doc["affinity"] = self.affinity.to_json()
+        return doc
 
     def seed_values(self) -> list[int]:
         """Every seed any network of the table was trained with, ascending (empty if not recorded)."""
@@ -277,7 +292,17 @@ class LossTable:
         if status is not None and not isinstance(status, dict):
             raise SchemaError(where, "meta.status", f"expected an object, found {type(status).__name__}")
         table.meta = meta
+        table.affinity = None
+        if doc.get("affinity") is not None:
+            from taskgroup.affinity import AffinityTable
+
+            table.affinity = AffinityTable.from_json(doc["affinity"], where)
         table.validate(where)
+        run = meta.get("run_config")
+        if isinstance(run, dict) and run.get("declared_tasks"):  # tasks of the run's own [tasks.NAME] tables
+            from taskgroup.task_tables import declare_from_json
+
+            declare_from_json(run["declared_tasks"], f"{where}: meta.run_config.declared_tasks")
         return table
 
 

@@ -18,8 +18,12 @@ def profile_command(
         "auto", help="auto | torch | onnxruntime | onnxruntime-tensorrt | tensorrt. auto = ONNX Runtime on the CPU "
                      "(what the deployment runtime uses); on CUDA TensorRT when importable, else ONNX Runtime's "
                      "TensorRT provider if installed, else its CUDA provider (the runtime's own choice)."),
-    tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks whose heads to profile (default: all)."),
+    tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks whose heads to profile (default: all "
+                                                   "built-in tasks and those --config declares)."),
     preset: str = typer.Option("default", help="Architecture and input-size preset (taskgroup.presets)."),
+    config: Optional[Path] = typer.Option(None, help="The training config (TOML): its \\[arch] table and its "
+                                                     "\\[tasks.NAME] declarations are used, so the profile costs "
+                                                     "the networks that run trains."),
     widths: str = typer.Option("1.0,0.5", help="Width multipliers to profile; 1.0 (the standard network) is required."),
     batch: int = typer.Option(1, help="Images per inference."),
     threads: int = typer.Option(1, help="Intra-op threads per ONNX Runtime session (or torch threads); recorded. "
@@ -50,6 +54,10 @@ def profile_command(
     from taskgroup.profile.profiler import ProfileConfig, default_profile_name, run_profile, write_profile
     from runtime.timing import TimingConfig
     from taskgroup.tasks import TASKS, parse_task_list
+    from taskgroup.train.config import make_run_config
+
+    run_config = make_run_config(preset, config) if config is not None else None  # declares [tasks.NAME]
+    declared = tuple(s.name for s in run_config.declared_tasks) if run_config is not None else ()
 
     try:
         width_list = tuple(float(w) for w in widths.split(",") if w.strip())
@@ -57,7 +65,8 @@ def profile_command(
         raise TaskgroupError(f"--widths: expected comma-separated numbers such as 1.0,0.5, got '{widths}'") from None
     config = ProfileConfig(
         device=device, backend=backend, preset=preset,
-        tasks=parse_task_list(tasks) if tasks else tuple(TASKS), widths=width_list, batch=batch, threads=threads,
+        tasks=parse_task_list(tasks) if tasks else tuple(TASKS) + declared, widths=width_list, batch=batch,
+        threads=threads, arch=run_config.arch if run_config is not None else None,
         allow_fallback=allow_fallback, precision=precision, fuse=fuse, validation_networks=validation_networks,
         timing=TimingConfig(min_runs=min_runs, min_seconds=min_seconds),
     )

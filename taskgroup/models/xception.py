@@ -206,9 +206,15 @@ class MultiTaskNet(nn.Module):
 
     def arch_config(self) -> dict:
         """Everything needed to rebuild this network (stored in checkpoints)."""
+        from taskgroup.task_tables import declared_in
+
         cfg = asdict(self.config)
-        return {"name": self.name, "tasks": list(self.tasks), "width": self.width,
-                "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}}
+        doc = {"name": self.name, "tasks": list(self.tasks), "width": self.width,
+               "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}}
+        declared = declared_in(self.tasks)  # heads of declared tasks: the checkpoint says what they are
+        if declared:
+            doc["declared_tasks"] = declared
+        return doc
 
 
 @register_model("xception")

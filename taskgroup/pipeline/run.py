@@ -37,6 +37,7 @@ from taskgroup.tasks import PAPER_TASKS, parse_task_list
 
 STATE_FILE = "pipeline.json"
 STATE_KIND = "pipeline_state"
+STATE_VERSION = 2  # 2: networks trained on standardised targets (1: on the data's values; not resumable)
 DEFAULT_BUDGET_SNT = 1.2  # below what one network per task costs: sharing has to be chosen
 STAGES = ("profile", "candidates", "select", "finalize", "baselines", "export", "bench", "report")
 BUDGET_FIELDS = ("budget_ms", "budget_snt")  # a resume may change these: only selection onwards depends on them
@@ -47,8 +48,8 @@ class PipelineConfig:
     preset: str = "default"  # architecture, data and training recipe (taskgroup.presets / taskgroup.train)
     config_file: str | None = None  # TOML overriding preset fields, as `taskgroup train --config`
     tasks: tuple[str, ...] = PAPER_TASKS  # tasks to group (default: the paper's five)
-    candidates: str = "pairs"  # candidate set trained for the search: singles | pairs | all
-    estimate: str | None = "hoa"  # estimator for untrained higher-order networks (None: measured only)
+    candidates: str = "pairs"  # candidate set trained for the search: singles | pairs | all | affinity
+    estimate: str | None = "hoa"  # estimator for untrained networks: hoa (pairs), tag or cosine (affinity), None
     normalize: str = "reference"  # objective: reference (each loss / its trivial predictor's) | none (the paper's plain sum) | single
     esa: float | None = None  # Early Stopping Approximation: train candidates for this fraction only
     budget_ms: float | None = None  # budget in measured milliseconds on this device...
@@ -56,11 +57,11 @@ class PipelineConfig:
     random_baselines: int = 3  # random groupings drawn as baselines
     seed: int = 0  # weights, batch order, random baselines (the first of `seeds` when those are given)
     seeds: tuple[int, ...] | None = None  # train every network once per seed (None: just `seed`)
+    top_k: int = 1  # finalize trains the networks of the k best groupings under the estimate and re-chooses (1: off)
     device: str = "cpu"  # device to profile and benchmark on
     backend: str = "onnxruntime"  # profiling backend; the runtime uses ONNX Runtime
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tasks", parse_task_list(list(self.tasks)))
         if self.seeds is not None:
             from taskgroup.train.run import check_seeds
 
@@ -74,11 +75,14 @@ class PipelineConfig:
         budget = self.budget_ms if self.budget_ms is not None else self.budget_snt
         if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0):
             raise TaskgroupError(f"the budget must be a positive number, got {budget!r}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or not 1 <= self.top_k <= 50:
+            raise TaskgroupError(f"--top-k must be an integer from 1 to 50, got {self.top_k!r}")
         if self.random_baselines < 0:
             raise TaskgroupError(f"--random-baselines must be >= 0, got {self.random_baselines}")
+        self._check_stage_options()  # reads the config file, which may declare tasks: before the names are checked
+        object.__setattr__(self, "tasks", parse_task_list(list(self.tasks)))
         if len(self.tasks) < 2:
             raise TaskgroupError("grouping needs at least two tasks")
-        self._check_stage_options()
 
     def _check_stage_options(self) -> None:
         """Every option a later stage uses is checked now, before anything is written: a typo
@@ -91,7 +95,13 @@ class PipelineConfig:
         if self.candidates not in CANDIDATE_SETS:
             raise TaskgroupError(f"unknown candidate set '{self.candidates}'; valid sets: {', '.join(CANDIDATE_SETS)}")
         if self.estimate is not None:
-            get_estimator(self.estimate)
+            uses_affinity = getattr(get_estimator(self.estimate), "uses_table", False)
+            if uses_affinity and self.candidates != "affinity":
+                raise TaskgroupError(f"--estimate {self.estimate} estimates from the affinity measured while training "
+                                     "the all-task network: use it with --candidates affinity")
+            if self.candidates == "affinity" and not uses_affinity:
+                raise TaskgroupError(f"--candidates affinity trains no pairs for --estimate {self.estimate}; use "
+                                     "--estimate tag or cosine (or none: measured networks only)")
         if self.normalize not in NORMALIZATIONS:
             raise TaskgroupError(f"unknown normalisation '{self.normalize}'; valid options: {', '.join(NORMALIZATIONS)}")
         make_run_config(self.preset, self.config_file, seed=self.seed, esa_fraction=self.esa)  # preset, TOML, ESA
@@ -104,6 +114,8 @@ class PipelineConfig:
             del doc["seeds"]  # one seed: the document a one-seed pipeline always wrote
         else:
             doc["seeds"] = list(self.seeds)
+        if self.top_k == 1:
+            del doc["top_k"]  # off: the document a pipeline without re-ranking always wrote
         # What --config resolves to, not just its path: editing the file between runs must not go unnoticed.
         from taskgroup.train import make_run_config
 
@@ -142,7 +154,11 @@ class Pipeline:
         if resume:
             if not path.exists():
                 raise TaskgroupError(f"{self.run_dir}: nothing to resume (no {STATE_FILE}); run without --resume")
-            state = read_json(path, STATE_KIND)
+            state = read_json(path, STATE_KIND, (1, STATE_VERSION))
+            if state["schema_version"] == 1:
+                raise TaskgroupError(f"{path}: schema_version 1: this pipeline run was started before target "
+                                     f"standardisation (this taskgroup writes version {STATE_VERSION}) and cannot be "
+                                     "resumed; its report, grouping and bundle remain valid; start a new --out")
             now, then = json.loads(json.dumps(self.config.to_json())), state.get("config") or {}
             changes = differences(then, now)
             if changes and {k.split(".")[0] for k, _, _ in changes} <= set(BUDGET_FIELDS):
@@ -164,7 +180,7 @@ class Pipeline:
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise TaskgroupError(f"{self.run_dir}: directory is not empty; use --resume to continue a run or a new --out")
         self._preflight()
-        state = {"schema_version": 1, "kind": STATE_KIND, "config": self.config.to_json(), "finished": {}}
+        state = {"schema_version": STATE_VERSION, "kind": STATE_KIND, "config": self.config.to_json(), "finished": {}}
         write_json_atomic(path, state)
         return state
 
@@ -231,7 +247,7 @@ class Pipeline:
 
         return candidates_from_table(self.table(), split, stage, cost_fn=self.profile().cost_fn, estimate=estimate)
 
-    def _train(self, specs, stages: tuple[str, ...]) -> None:
+    def _train(self, specs, stages: tuple[str, ...], affinity: bool = False) -> None:
         from taskgroup.train import train_candidates
         from taskgroup.train.trainer import load_run_data
 
@@ -241,7 +257,7 @@ class Pipeline:
             self.say("loading data (rendered and cached on first use)")
             self._data = load_run_data(config, self.config.tasks)
         train_candidates(self.train_dir, self.config.tasks, specs, config, resume=resume, stages=stages,
-                         progress=self.progress, data=self._data, seeds=self.config.seed_list)
+                         progress=self.progress, data=self._data, seeds=self.config.seed_list, affinity=affinity)
 
     def candidate_stage(self) -> str:
         return "early" if self.config.esa is not None else "final"
@@ -279,10 +295,13 @@ class Pipeline:
         from taskgroup.train import candidate_set
 
         p, budget = self.profile(), self.budget_ms()
+        est = get_estimator(self.config.estimate) if self.config.estimate else None
+        # Affinity estimators need trained networks; they estimate every full-width group, as `all` trains.
+        kind = "all" if getattr(est, "uses_table", False) else self.config.candidates
         cands = [make_candidate(s.tasks, s.width, {t: 0.0 for t in s.tasks}, p.cost_fn)
-                 for s in candidate_set(self.config.candidates, self.config.tasks)]
-        if self.config.estimate:
-            cands = get_estimator(self.config.estimate)(cands, p.cost_fn)
+                 for s in candidate_set(kind, self.config.tasks)]
+        if est is not None and kind == self.config.candidates:
+            cands = est(cands, p.cost_fn)
         cheap = Selector(cands, self.config.tasks, unit="ms", corun=p.corun).cheapest()
         if cheap is not None and cheap.cost > budget * (1 + 1e-9):
             nets = ", ".join("+".join(n.candidate.tasks) + f"@{n.candidate.width:g}" for n in cheap.networks)
@@ -297,18 +316,33 @@ class Pipeline:
         self._check_budget_feasible()  # before any training
 
         specs = candidate_set(self.config.candidates, self.config.tasks)
-        self._train(specs, (self.candidate_stage(),))
+        self._train(specs, (self.candidate_stage(),), affinity=self.config.candidates == "affinity")
         return {"networks": len(specs)}
 
     def stage_select(self) -> dict[str, Any]:
-        from taskgroup.search import frontier, select
+        from taskgroup.search import frontier
+        from taskgroup.search.robustness import robust_select
 
         budget = self.budget_ms()
         cands = self.candidates("val", self.candidate_stage(), self.config.estimate)
         scales = self.scales("val")
         corun = self.profile().corun  # measured slowdown of networks run back to back
-        sel = select(cands, budget, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
-        self._write_grouping(sel, "selected.json")
+        sel = robust_select(cands, self.profile(), budget, tasks=self.config.tasks, scales=scales,
+                            relative=self.config.budget_snt is not None)
+        extra = {}
+        if self.config.top_k > 1:
+            from taskgroup.search.robustness import with_noise_margin
+            from taskgroup.search.topk import grouping_summary, networks_to_train, top_k
+
+            profile = self.profile().with_relative_noise(self.config.budget_snt is not None)
+            fit = with_noise_margin(cands, profile, sel.robustness["sigmas"])  # as the choice was made
+            ranked = top_k(fit, budget, self.config.top_k, tasks=self.config.tasks, scales=scales, unit="ms",
+                           corun=corun)
+            extra = {"top_k": [grouping_summary(g) for g in ranked],
+                     "to_train": [{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)]}
+            self.say(f"top-{self.config.top_k}: {len(ranked)} groupings, {len(extra['to_train'])} estimated "
+                     "network(s) to train in finalize")
+        self._write_grouping(sel, "selected.json", extra)
         for warning in self.not_learnt(read_json(self.run_dir / "selected.json", "grouping"), self.candidate_stage()):
             self.say(f"WARNING: {warning.message()}")
         front = frontier(cands, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
@@ -319,18 +353,21 @@ class Pipeline:
     def stage_finalize(self) -> dict[str, Any]:
         """Fully train the chosen networks that were only estimated or early-stopped, then
         re-choose which chosen network serves each task on their final validation losses."""
-        from taskgroup.search import select
+        from taskgroup.search.robustness import robust_select
         from taskgroup.train import CandidateSpec
 
         chosen = read_json(self.run_dir / "selected.json", "grouping")
-        specs = [CandidateSpec(tuple(n["tasks"]), float(n["width"])) for n in chosen["networks"]]
+        networks = [n for g in chosen.get("top_k") or [chosen] for n in g["networks"]]  # top-k: every grouping's
+        specs = list(dict.fromkeys(CandidateSpec(tuple(n["tasks"]), float(n["width"])) for n in networks))
         self._train(specs, ("final",))
         keys = {(frozenset(s.tasks), s.width) for s in specs}
         final = [c for c in self.candidates("val", "final") if c.key in keys]
-        sel = select(final, self.budget_ms(), tasks=self.config.tasks, unit="ms", scales=self.scales("val"),
-                     corun=self.profile().corun)
+        sel = robust_select(final, self.profile(), self.budget_ms(), tasks=self.config.tasks, scales=self.scales("val"),
+                            relative=self.config.budget_snt is not None)
         sel.evaluate([c for c in self.candidates("test", "final") if c.key in keys], "test")
-        self._write_grouping(sel, "best.json")
+        from taskgroup.search.topk import estimate_errors
+
+        self._write_grouping(sel, "best.json", {"estimate_errors": estimate_errors(networks, final)})
         self.say(_describe(sel))
         for warning in self.not_learnt(read_json(self.run_dir / "best.json", "grouping")):
             self.say(f"WARNING: {warning.message()}")
@@ -445,7 +482,28 @@ class Pipeline:
             seed_noise=preset_seed_noise(self.config.preset, self.run_config()),
             warnings=[w.message() for w in self.not_learnt(best)],
             gains_per_seed=pairwise_gains_per_seed(table, "test", self.candidate_stage()),
+            robustness=robustness_text(best), estimate_errors=list(best.get("estimate_errors") or []),
+            affinity=self.affinity_summary(),
         )
+
+    def affinity_summary(self) -> dict[str, Any] | None:
+        """The run's affinity (mean matrices) and how the estimator in use reads it, for the report."""
+        from taskgroup.affinity import KINDS
+        from taskgroup.search.affinity import calibration_for
+
+        table, stage = self.table(), self.candidate_stage()
+        if table.affinity is None or stage not in table.affinity.stages():
+            return None
+        doc: dict[str, Any] = {"tasks": list(table.affinity.tasks), "seeds": table.affinity.seeds(stage),
+                               "every": table.affinity.runs[0].every}
+        for kind in KINDS:
+            doc[kind] = table.affinity.mean(kind, stage)
+        if self.config.estimate in KINDS:
+            cal = calibration_for(table, self.config.estimate, "val", stage)
+            doc["estimate"] = self.config.estimate
+            doc["calibration"] = {t: {"ratio": cal.ratio[t], "explained": cal.explained(t),
+                                      "residual": cal.residual[t]} for t in cal.ratio}
+        return doc
 
     def not_learnt(self, grouping: dict[str, Any], stage: str = "final"):
         """Served tasks of a grouping whose trained network does not beat the trivial predictor on
@@ -462,7 +520,11 @@ class Pipeline:
         return not_learnt(served, table.reference_losses)
 
     def _notes(self, best: dict[str, Any]) -> list[str]:
-        notes = [f"Selection used {'HOA-estimated higher-order networks' if self.config.estimate else 'measured networks only'}"
+        used = {"hoa": "HOA-estimated higher-order networks",
+                "tag": "networks estimated from the all-task network's lookahead affinity (TAG)",
+                "cosine": "networks estimated from the all-task network's gradient cosine similarity"}
+        estimator = used.get(self.config.estimate, f"{self.config.estimate}-estimated networks")
+        notes = [f"Selection used {estimator if self.config.estimate else 'measured networks only'}"
                  + (f" and ESA (candidates trained for {self.config.esa:g} of the schedule)" if self.config.esa else "")
                  + f"; the chosen networks were then trained fully and re-scored (validation objective "
                  f"{best['objective']:.5f})."]
@@ -474,18 +536,34 @@ class Pipeline:
         if self.config.budget_snt is not None:
             notes.append(f"The budget {self.config.budget_snt:g} SNT is {self.budget_ms():.3f} ms: "
                          f"{self.config.budget_snt:g} x the profiled standard network (all tasks, full width).")
-        return notes
+        return notes + label_notes(self.table())
 
-    def _write_grouping(self, sel, name: str) -> None:
+    def _write_grouping(self, sel, name: str, extra: dict[str, Any] | None = None) -> None:
         from taskgroup.search.profiled import profile_record, standard_network_ms
 
         path = self.run_dir / name
         doc = sel.to_grouping_json(path, self.train_dir)
+        doc.update(extra or {})
         doc["budget"].update(profile_record(self.profile(), path))
         doc["budget"]["standard_network_ms"] = standard_network_ms(self.profile(), self.config.tasks)
         if self.config.budget_snt is not None:
             doc["budget"]["snt"] = self.config.budget_snt
         write_json_atomic(path, doc)
+
+
+def label_notes(table: LossTable) -> list[str]:
+    """Tasks labelled on only part of a split (partial labels): their losses average over fewer samples."""
+    notes = []
+    doc = table.meta.get("labelled_samples") if isinstance(table.meta, dict) else None
+    doc = doc if isinstance(doc, dict) else {}
+    sizes, labelled = doc.get("samples") or {}, doc.get("labelled") or {}
+    for task, per in labelled.items():
+        partial = [f"{per[s]} of {sizes[s]} {s}" for s in ("train", "val", "test")
+                   if s in per and s in sizes and per[s] < sizes[s]]
+        if partial:
+            notes.append(f"{task} is labelled on {', '.join(partial)} samples; its losses average over the labelled "
+                         "pixels only.")
+    return notes
 
 
 def pairwise_gains(table: LossTable, split: str, stage: str) -> dict[str, dict[str, float]]:
@@ -500,6 +578,14 @@ def pairwise_gains(table: LossTable, split: str, stage: str) -> dict[str, dict[s
                 if t in half and n.losses[split].get(t, 0) > 0:
                     gains.setdefault(t, {})[partner] = half[t] / n.losses[split][t] - 1
     return gains
+
+
+def robustness_text(grouping: dict[str, Any]) -> str | None:
+    """The grouping's robustness to latency noise in one sentence (None for groupings without the block)."""
+    from taskgroup.search.robustness import robustness_sentence
+
+    block = grouping.get("robustness")
+    return robustness_sentence(block) if isinstance(block, dict) else None
 
 
 def served_per_seed(table: LossTable, networks: list[dict[str, Any]], split: str) -> dict[int, dict[str, float]]:

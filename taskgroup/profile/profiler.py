@@ -192,7 +192,7 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
     say(f"timing {len(callables)} graphs ({config.timing.rounds} interleaved rounds)")
     timed = measure(callables, config.timing,
                     on_round=lambda r: say(f"timing round {r + 1}/{config.timing.rounds} done"))
-    stats = {k: _latency(t) for k, t in timed.items()}
+    stats = {k: latency_stats(t) for k, t in timed.items()}
 
     widths_doc = []
     validation = []
@@ -266,9 +266,11 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
     return doc
 
 
-def _latency(timing: Timing) -> LatencyStats:
+def latency_stats(timing: Timing) -> LatencyStats:
+    """Percentiles (ms) of the timed calls, and each interleaved round's median: their spread is the noise."""
     s = timing.summary()
-    return LatencyStats(p50=s["p50_ms"], p90=s["p90_ms"], p99=s["p99_ms"], mean=s["mean_ms"], runs=s["runs"])
+    return LatencyStats(p50=s["p50_ms"], p90=s["p90_ms"], p99=s["p99_ms"], mean=s["mean_ms"], runs=s["runs"],
+                        rounds_p50=tuple(timing.round_medians_ms()))
 
 
 CORUN_MAX_NETWORKS = 5  # longest back-to-back sequence timed for the co-run fit

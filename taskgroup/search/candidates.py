@@ -87,8 +87,9 @@ def candidates_from_table(
 ) -> list[Candidate]:
     """Candidates of one training stage, with losses from one split and costs from `cost_fn`.
 
-    `estimate` names an estimator (see `taskgroup.search.estimate.ESTIMATORS`, e.g. "hoa") or
-    is a callable; it replaces or adds candidates whose losses are estimated, not measured.
+    `estimate` names an estimator (see `taskgroup.search.estimate.ESTIMATORS`, e.g. "hoa", or
+    "tag"/"cosine" for a table with an affinity table) or is a callable; it replaces or adds
+    candidates whose losses are estimated, not measured.
     A network without a loss for a task on `split` cannot serve that task.
     """
     from taskgroup.search.estimate import get_estimator
@@ -116,7 +117,8 @@ def candidates_from_table(
     if not out:
         raise TaskgroupError(f"the loss table has no '{stage}' networks with losses on split '{split}'")
     if estimate is not None:
-        out = get_estimator(estimate)(out, cost_fn)
+        est = get_estimator(estimate)
+        out = est(out, cost_fn, table=table, split=split) if getattr(est, "uses_table", False) else est(out, cost_fn)
     validate_candidates(out, table.tasks)
     return out
 

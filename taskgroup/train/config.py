@@ -14,6 +14,8 @@ the training-recipe half of each preset lives here, keyed by the same names. A T
     n_train = 1000
     [arch]           # ArchPreset fields: model, model_config (a table), resolution
     resolution = 32
+    [tasks.NAME]     # a task of your own (taskgroup.task_tables): channels, loss, meaning, ...
+    loss = "l1"
 """
 
 from __future__ import annotations
@@ -46,12 +48,13 @@ class TrainConfig:
     eval_batch_size: int = 128  # images per forward pass when computing val/test losses
     threads: int = 1  # torch intra-op threads (0 = one per core); 1 is robust when other processes share the CPU
     lr_schedule: str = "plateau"  # "plateau": halve on a validation plateau (the paper); "cosine": decay to 0 by the last step
+    affinity_every: int = 10  # networks trained with affinity tracking measure it every this many steps (TAG's period)
 
     def validate(self, where: str = "train config") -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise TaskgroupError(f"{where}: field 'lr_schedule': unknown schedule {self.lr_schedule!r}; "
                                  f"valid schedules: {', '.join(LR_SCHEDULES)}")
-        ints = {"epochs": 1, "batch_size": 1, "lr_patience": 0, "eval_batch_size": 1, "threads": 0}
+        ints = {"epochs": 1, "batch_size": 1, "lr_patience": 0, "eval_batch_size": 1, "threads": 0, "affinity_every": 1}
         for name, minimum in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -95,7 +98,11 @@ DATA_PRESETS: dict[str, dict[str, Any]] = {
 # seeds of a grouping's total test loss (plain sum) and of a pairwise gain. A one-seed report
 # uses it to say which differences it cannot tell apart. It holds for the preset as shipped
 # only: a run whose config differs gets no number.
-SEED_NOISE: dict[str, dict[str, Any]] = {}
+SEED_NOISE: dict[str, dict[str, Any]] = {
+    "default": {"grouping_total_std": 0.0111, "grouping_normalised_std": 0.0161,
+                "pairwise_gain_std": 0.0170, "seeds": 3,
+                "source": "benchmarks/results/seed_noise.md, median over 7 groupings"},
+}
 
 
 def preset_seed_noise(preset: str, config: "RunConfig") -> dict[str, Any] | None:
@@ -117,6 +124,7 @@ class RunConfig:
     train: TrainConfig  # the optimisation recipe
     seed: int = 0  # seeds weight init and batch order (the same for every candidate)
     esa_fraction: float | None = None  # ESA: fraction of the schedule after which the "early" stage is taken
+    declared_tasks: tuple = ()  # TaskSpecs of the config's [tasks.NAME] tables (registered with taskgroup.tasks)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description; equal dicts mean identical training."""
@@ -126,8 +134,11 @@ class RunConfig:
         data = self.data.content_key() if hasattr(self.data, "content_key") else dict(self.data)
         # The data format version is part of the identity: resuming a run after the renderer or an
         # encoding changed would mix networks trained on different targets.
+        from taskgroup.task_tables import declared_to_json
+
         return {"preset": self.preset, "arch": arch, "data": data, "data_format": FORMAT_VERSION,
-                "train": dataclasses.asdict(self.train), "seed": self.seed, "esa_fraction": self.esa_fraction}
+                "train": dataclasses.asdict(self.train), "seed": self.seed, "esa_fraction": self.esa_fraction,
+                "declared_tasks": declared_to_json(self.declared_tasks)}
 
 
 
@@ -153,15 +164,21 @@ def make_run_config(preset: str = "default", config_file: str | os.PathLike | No
     arch = get_arch_preset(preset)
     train = TRAIN_PRESETS[preset]
     data_fields = dict(DATA_PRESETS[preset])
+    declared: dict[str, Any] = {}
     layers: list[tuple[str, dict[str, Any]]] = []
     if config_file is not None:
         layers.append((str(config_file), _read_toml(config_file)))
     if overrides:
         layers.append(("overrides", overrides))
     for where, doc in layers:
-        unknown = sorted(set(doc) - {"train", "data", "arch"})
+        unknown = sorted(set(doc) - {"train", "data", "arch", "tasks"})
         if unknown:
-            raise TaskgroupError(f"{where}: unknown section(s) {', '.join(map(repr, unknown))}; valid sections: arch, data, train")
+            raise TaskgroupError(f"{where}: unknown section(s) {', '.join(map(repr, unknown))}; "
+                                 "valid sections: arch, data, tasks, train")
+        if "tasks" in doc:
+            from taskgroup.task_tables import parse_task_tables
+
+            declared.update({s.name: s for s in parse_task_tables(doc["tasks"], where)})
         for section in ("train", "data", "arch"):
             if section in doc and not isinstance(doc[section], dict):
                 raise TaskgroupError(f"{where}: '{section}' must be a table ([{section}]), found {type(doc[section]).__name__}")
@@ -177,10 +194,14 @@ def make_run_config(preset: str = "default", config_file: str | os.PathLike | No
             raise TaskgroupError(f"{where}: [data] unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(sorted(valid))}")
         data_fields.update(data_doc)
     train.validate()
+    from taskgroup.tasks import declare_tasks
+
+    declare_tasks(declared.values(), str(config_file or "overrides"))  # before the data config names them
     where = f"{config_file}: [data]" if config_file is not None else "data config"
     data = DataConfig.from_dict(dict(data_fields, resolution=arch.resolution), where=where)
     return RunConfig(preset=preset, arch=arch, data=data, train=train, seed=seed,
-                     esa_fraction=None if esa_fraction is None else float(esa_fraction))
+                     esa_fraction=None if esa_fraction is None else float(esa_fraction),
+                     declared_tasks=tuple(declared.values()))
 
 
 def _read_toml(path: str | os.PathLike) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import DirectoryLock, differences
 from taskgroup.losstable import LossTable
 from taskgroup.tasks import parse_task_list
-from taskgroup.train.candidates import CandidateSpec, normalise_spec
+from taskgroup.train.candidates import FULL, CandidateSpec, normalise_spec
 from taskgroup.train.config import RunConfig, TrainConfig
 from taskgroup.train.store import CHECKPOINT_DIR, RunStore
 
@@ -38,7 +38,7 @@ def default_stages(config: RunConfig, esa_only: bool = False) -> tuple[str, ...]
 
 def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[CandidateSpec], config: RunConfig, *,
                      resume: bool = False, stages: Sequence[str] | None = None, progress=None, data=None,
-                     seeds: Sequence[int] | None = None) -> LossTable:
+                     seeds: Sequence[int] | None = None, affinity: bool = False) -> LossTable:
     """Train `specs` (those not yet finished) into `run_dir`, once per seed; return the run's loss table.
 
     `seeds` defaults to the config's one seed. Jobs run seed by seed (every network of the first
@@ -47,6 +47,11 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     different config (the seed aside: seeds are an axis of the run), and also retrains jobs a
     previous process left unfinished. `data` (a RunData) may be passed to reuse splits already
     in memory.
+
+    `affinity=True` trains the full-width network of all `tasks` (added to `specs` if absent)
+    with inter-task affinity tracking (taskgroup.train.affinity) and records that in the run:
+    every later job of that network tracks it too. A job of it already trained without affinity
+    is trained again (deterministic: the same weights and losses) to measure it.
     """
     from taskgroup.train.trainer import Progress, build_model, check_trainable, load_run_data
 
@@ -59,6 +64,10 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     if "early" in stages and config.esa_fraction is None:
         raise TaskgroupError("the early (ESA) stage needs an ESA fraction (--esa FRACTION)")
     specs = _dedupe([normalise_spec(s, tasks) for s in specs])
+    if affinity:
+        if len(tasks) < 2:
+            raise TaskgroupError("affinity needs at least two tasks (it measures how tasks affect each other)")
+        specs = _dedupe(specs + [affinity_spec(tasks)])
     model = build_model(config, CandidateSpec(tasks))  # bad model_config fails before anything is written
     run_dir = Path(run_dir)
     config_doc = json.loads(json.dumps(dataclasses.replace(config, seed=seeds[0]).to_dict()))
@@ -84,15 +93,23 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
                 progress.message(note)
             for stale in (run_dir / CHECKPOINT_DIR).glob(".*.tmp"):  # temp files of a killed checkpoint write
                 stale.unlink()
+        if affinity:
+            store.set_affinity_network(affinity_spec(tasks))
+        tracked = store.affinity_network()
         jobs: list[tuple[CandidateSpec, int, tuple[str, ...]]] = [(s, seed, stages) for seed in seeds for s in specs]
         wanted = {(s, seed) for s, seed, _ in jobs}
         for spec, seed in store.interrupted():
             if (spec, seed) not in wanted:
                 jobs.append((spec, seed, store.interrupted_stages(spec, seed)))
-        todo = [(s, seed, st) for s, seed, st in jobs if set(st) - store.done_stages(s, seed)]
+
+        def pending(spec: CandidateSpec, seed: int, st: tuple[str, ...]) -> bool:
+            return bool(set(st) - store.done_stages(spec, seed)) or (
+                spec.name == tracked and not store.has_affinity(spec, seed, st))
+
+        todo = [(s, seed, st) for s, seed, st in jobs if pending(s, seed, st)]
         progress.run_started(len(jobs), len(jobs) - len(todo))
         for spec, seed, st in jobs:
-            if not set(st) - store.done_stages(spec, seed):
+            if not pending(spec, seed, st):
                 progress.candidate_skipped(job_name(spec, seed, seeds), "already trained")
         if data is None and todo:
             progress.message("loading data (rendered and cached on first use)")
@@ -101,10 +118,12 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
             store.set_reference_losses(data.reference)
         if data is not None:
             _record_transforms(store, data)
+            if not store.labelled_samples():
+                store.set_labelled_samples({s: len(getattr(data, s)) for s in ("train", "val", "test")}, data.labelled)
         store.export()
         for spec, seed, st in todo:
             train_into_store(store, spec, dataclasses.replace(config, seed=seed), data, st, progress,
-                             label=job_name(spec, seed, seeds))
+                             label=job_name(spec, seed, seeds), affinity=spec.name == tracked)
         return store.export()
     finally:
         store.close()
@@ -148,18 +167,28 @@ def checkpoint_path(spec: CandidateSpec, seed: int, base_seed: int, stage: str) 
     return f"{CHECKPOINT_DIR}/{spec.file_stem}{tag}_{stage}.pt"
 
 
+def affinity_spec(tasks: Sequence[str]) -> CandidateSpec:
+    """The network affinity is measured on: all the run's tasks, full width."""
+    return CandidateSpec(tuple(tasks), FULL)
+
+
 def train_into_store(store: RunStore, spec: CandidateSpec, config: RunConfig, data, stages: Sequence[str], progress=None,
-                     label: str | None = None) -> None:
-    """Train the missing stages of one candidate with `config.seed`, write its checkpoints, commit, export the table."""
+                     label: str | None = None, affinity: bool = False) -> None:
+    """Train the missing stages of one candidate with `config.seed`, write its checkpoints, commit, export the table.
+
+    With `affinity`, also measure inter-task affinity; stages trained before without it are trained
+    again (the same weights: training is deterministic) and their rows replaced."""
     from taskgroup.models import save_checkpoint
     from taskgroup.train.trainer import build_model, train_one
 
     seed = config.seed
-    missing = tuple(s for s in ("early", "final") if s in stages and s not in store.done_stages(spec, seed))
+    done = store.done_stages(spec, seed)
+    redo = affinity and not store.has_affinity(spec, seed, stages)
+    missing = tuple(s for s in ("early", "final") if s in stages and (redo or s not in done))
     if not missing:
         return
     store.mark_running(spec, seed, missing)
-    results = train_one(spec, config, data, stages=missing, progress=progress, label=label)
+    results = train_one(spec, config, data, stages=missing, progress=progress, label=label, affinity=affinity)
     rows = []
     for stage in missing:
         r = results[stage]
@@ -170,8 +199,8 @@ def train_into_store(store: RunStore, spec: CandidateSpec, config: RunConfig, da
         save_checkpoint(model, store.run_dir / rel, stage=stage, fraction=r.fraction, steps=r.steps,
                         best_epoch=r.best_epoch, seed=seed)
         rows.append(dict(stage=stage, fraction=r.fraction, best_epoch=r.best_epoch, steps=r.steps,
-                         wall_time_s=r.wall_time_s, losses=r.losses, checkpoint=rel))
-    store.commit_results(spec, seed, rows)
+                         wall_time_s=r.wall_time_s, losses=r.losses, checkpoint=rel, affinity=r.affinity))
+    store.commit_results(spec, seed, rows, replace=bool(done & set(missing)))
     store.export()
     if progress is not None:
         final = results.get("final") or results["early"]
@@ -198,12 +227,16 @@ def run_config_from_store(store: RunStore) -> RunConfig:
     from taskgroup.data import DataConfig
     from taskgroup.presets import ArchPreset
 
+    from taskgroup.task_tables import declare_from_json
+
     doc = store.config()
     try:
+        declared = declare_from_json(doc.get("declared_tasks"), f"{store.path}: run config")
         arch = ArchPreset(model=doc["arch"]["model"], model_config=doc["arch"]["model_config"],
                           resolution=doc["arch"]["resolution"])
         return RunConfig(preset=doc["preset"], arch=arch, data=DataConfig.from_dict(doc["data"]),
-                         train=TrainConfig(**doc["train"]), seed=doc["seed"], esa_fraction=doc["esa_fraction"])
+                         train=TrainConfig(**doc["train"]), seed=doc["seed"], esa_fraction=doc["esa_fraction"],
+                         declared_tasks=declared)
     except (KeyError, TypeError) as exc:
         raise TaskgroupError(f"{store.path}: stored run config is incomplete or malformed ({exc})") from exc
 
@@ -230,10 +263,9 @@ def _record_transforms(store: RunStore, data) -> None:
 
 
 def _check_same_run(store: RunStore, config_doc: dict[str, Any], tasks: tuple[str, ...]) -> None:
-    # The stored config is rebuilt through RunConfig, so fields added since the run was created
-    # compare at their defaults (which reproduce the old behaviour); the seed is an axis, not identity.
-    stored = json.loads(json.dumps(run_config_from_store(store).to_dict()))
-    stored["data_format"] = store.config().get("data_format")  # what the run was trained on, not today's
+    # Fields added since the run was created compare at their defaults (which reproduce the old
+    # behaviour); the seed is an axis of the run, not part of its identity.
+    stored = _with_new_field_defaults(store.config(), config_doc)
     stored.pop("seed", None)
     config_doc = {k: v for k, v in config_doc.items() if k != "seed"}
     if store.tasks() != tasks:
@@ -244,6 +276,25 @@ def _check_same_run(store: RunStore, config_doc: dict[str, Any], tasks: tuple[st
         raise TaskgroupError(f"{store.run_dir}: refusing to resume with a different config: "
                              + "; ".join(f"{k}: run has {a!r}, now {b!r}" for k, a, b in diffs[:8])
                              + " (use a new --out directory, or the original settings)")
+
+
+def _with_new_field_defaults(stored: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """The stored config with the dataclass default of every [train] or [data] field it predates (and no
+    declared tasks when it predates task declarations)."""
+    from taskgroup.data import DataConfig
+
+    stored = json.loads(json.dumps(stored))
+    if "declared_tasks" not in stored and now.get("declared_tasks") == {}:
+        stored["declared_tasks"] = {}  # runs from before task declarations declared none
+    for section, cls in (("train", TrainConfig), ("data", DataConfig)):
+        have, want = stored.get(section), now.get(section)
+        if not isinstance(have, dict) or not isinstance(want, dict):
+            continue
+        defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+        for key in want.keys() - have.keys():
+            if key in defaults:
+                have[key] = json.loads(json.dumps(defaults[key]))
+    return stored
 
 
 def _dedupe(specs: list[CandidateSpec]) -> list[CandidateSpec]:

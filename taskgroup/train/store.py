@@ -2,13 +2,17 @@
 
 Tables:
 - `meta`: kind, schema_version, the run config (JSON), the run's tasks and, once the data
-  is loaded, each task's target transform (`targets`: units and standardisation);
+  is loaded, each task's target transform (`targets`: units and standardisation) and the
+  number of samples per split and of samples with a label per task and split (`labelled_samples`);
 - `candidates`: one row per (network, seed) ever started: task set, width, seed, status
   (`running` while a training job is under way, `done` when its stages are committed), stages
   asked for;
 - `results`: one row per finished (network, seed, stage): losses per split and task, steps,
   wall time, the checkpoint path (relative to RUN_DIR) and the checkpoint's sha256;
-- `reference`: the trivial predictor's loss per task and split.
+- `reference`: the trivial predictor's loss per task and split;
+- `affinity` (runs that tracked inter-task affinity, taskgroup.affinity): one row per (network,
+  seed, stage) with its TAG and cosine matrices, committed with that job's results. The table
+  is created by the first such commit, so stores without it stay schema 2 as they were.
 
 Seeds are an axis of a run, like its networks: the same network trained with several seeds
 has one row per seed, and the loss table reports their mean, standard deviation and count.
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from runtime.manifest import sha256_file  # the bundle's file hash, stdlib only
+from taskgroup.affinity import KINDS, AffinityRun, AffinityTable
 from taskgroup.errors import TaskgroupError
 from taskgroup.losstable import LOSS_TABLE_FILENAME, LossTable, NetworkResult
 from taskgroup.train.candidates import CandidateSpec
@@ -72,6 +77,19 @@ CREATE TABLE results (
     FOREIGN KEY (name, seed) REFERENCES candidates(name, seed)
 );
 CREATE TABLE reference (task TEXT NOT NULL, split TEXT NOT NULL, loss REAL NOT NULL, PRIMARY KEY (task, split));
+"""
+_AFFINITY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS affinity (
+    name TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    stage TEXT NOT NULL CHECK (stage IN ('final', 'early')),
+    steps INTEGER NOT NULL,         -- training steps at which affinity was measured
+    every INTEGER NOT NULL,         -- measured every this many steps
+    seconds REAL NOT NULL,          -- time spent measuring (part of the job's wall time)
+    matrices TEXT NOT NULL,         -- JSON: kind ('tag', 'cosine') -> n x n, [source][target] in the network's task order
+    PRIMARY KEY (name, seed, stage),
+    FOREIGN KEY (name, seed) REFERENCES candidates(name, seed)
+)
 """
 
 
@@ -186,15 +204,28 @@ class RunStore:
         """Each task's TargetTransform (empty until the run's data was first loaded)."""
         from taskgroup.data.standardize import transforms_from_json
 
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'targets'").fetchone()
-        return {} if row is None else transforms_from_json(self._meta("targets"), self.path)
+        return transforms_from_json(self._optional_meta("targets", {}), self.path)
 
     def set_target_transforms(self, transforms: dict[str, Any]) -> None:
         from taskgroup.data.standardize import transforms_to_json
 
+        self._set_meta("targets", transforms_to_json(transforms))
+
+    def labelled_samples(self) -> dict[str, Any]:
+        """{"samples": split -> size, "labelled": task -> split -> samples with a label} (empty until
+        the run's data was first loaded)."""
+        return self._optional_meta("labelled_samples", {})
+
+    def set_labelled_samples(self, sizes: dict[str, int], counts: dict[str, dict[str, int]]) -> None:
+        self._set_meta("labelled_samples", {"samples": sizes, "labelled": counts})
+
+    def _optional_meta(self, key: str, default: Any) -> Any:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else self._meta(key)
+
+    def _set_meta(self, key: str, value: Any) -> None:
         with self._transaction():
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('targets', ?)",
-                               (json.dumps(transforms_to_json(transforms), allow_nan=False),))
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, allow_nan=False)))
 
     def reference_losses(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -238,10 +269,25 @@ class RunStore:
                 "stages = excluded.stages, attempts = attempts + 1, started_at = excluded.started_at, finished_at = NULL",
                 (spec.name, seed, json.dumps(list(spec.tasks)), spec.width, json.dumps(sorted(stages)), time.time()))
 
-    def commit_results(self, spec: CandidateSpec, seed: int, rows: Sequence[dict[str, Any]]) -> None:
-        """One transaction: the job's result rows (checkpoints already in place) and status done."""
+    def commit_results(self, spec: CandidateSpec, seed: int, rows: Sequence[dict[str, Any]],
+                       replace: bool = False) -> None:
+        """One transaction: the job's result rows (checkpoints already in place), the affinity of
+        rows that carry one (`r["affinity"]`, from taskgroup.train.affinity) and status done.
+        `replace=True` first drops committed rows of the same stages (a job retrained to add its
+        affinity: training is deterministic, so only the affinity is new)."""
         with self._transaction():
+            if any(r.get("affinity") for r in rows):
+                self._conn.execute(_AFFINITY_SCHEMA)
             for r in rows:
+                if replace:
+                    self._conn.execute("DELETE FROM results WHERE name = ? AND seed = ? AND stage = ?",
+                                       (spec.name, seed, r["stage"]))
+                if r.get("affinity"):
+                    a = r["affinity"]
+                    matrices = {k: a[k] for k in KINDS}
+                    self._conn.execute("INSERT OR REPLACE INTO affinity VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                       (spec.name, seed, r["stage"], a["steps"], a["every"], a["seconds"],
+                                        json.dumps(matrices, allow_nan=False)))
                 ckpt = self.run_dir / r["checkpoint"]
                 self._conn.execute(
                     "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -281,6 +327,49 @@ class RunStore:
                                        (json.dumps(sorted(stages)), name, seed))
         return notes
 
+    def has_affinity(self, spec: CandidateSpec, seed: int, stages: Iterable[str]) -> bool:
+        """Whether every one of `stages` of this job has its affinity recorded."""
+        if not self._has_table("affinity"):
+            return False
+        have = {r[0] for r in self._conn.execute("SELECT stage FROM affinity WHERE name = ? AND seed = ?",
+                                                 (spec.name, seed))}
+        return set(stages) <= have
+
+    def affinity_network(self) -> str | None:
+        """The network this run tracks affinity on (set by `set_affinity_network`), if any."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'affinity_network'").fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_affinity_network(self, spec: CandidateSpec) -> None:
+        """Record that `spec` is trained with affinity tracking in this run: later jobs of it (new
+        seeds, a retrained interrupted job) track it too, with or without the flag that asked."""
+        current = self.affinity_network()
+        if current is not None and current != spec.name:
+            raise TaskgroupError(f"{self.path}: this run tracks affinity on {current}, not {spec.name}")
+        with self._transaction():
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('affinity_network', ?)", (json.dumps(spec.name),))
+
+    def affinity_table(self) -> AffinityTable | None:
+        """The committed affinity measurements (None if the run has none)."""
+        if not self._has_table("affinity"):
+            return None
+        query = ("SELECT a.name, c.tasks, c.width, a.seed, a.stage, a.steps, a.every, a.seconds, a.matrices "
+                 "FROM affinity a JOIN candidates c ON c.name = a.name AND c.seed = a.seed ORDER BY a.stage, a.seed")
+        rows = self._conn.execute(query).fetchall()
+        if not rows:
+            return None
+        names = {r[0] for r in rows}
+        if len(names) > 1:
+            raise TaskgroupError(f"{self.path}: affinity recorded for several networks ({', '.join(sorted(names))})")
+        _, tasks, width = rows[0][:3]
+        runs = [AffinityRun(seed, stage, steps, every, seconds, json.loads(m))
+                for _, _, _, seed, stage, steps, every, seconds, m in rows]
+        return AffinityTable(tuple(json.loads(tasks)), width, runs)
+
+    def _has_table(self, name: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() \
+            is not None
+
     def counts(self) -> dict[str, int]:
         rows = self._conn.execute("SELECT status, COUNT(*) FROM candidates GROUP BY status").fetchall()
         return {status: n for status, n in rows}
@@ -308,11 +397,12 @@ class RunStore:
         from taskgroup.data.standardize import transforms_to_json
 
         meta = {"run_config": self.config(), "trivial_predictor": TRIVIAL_PREDICTOR, "status": self.counts(),
-                "loss_units": LOSS_UNITS, "targets": transforms_to_json(self.target_transforms())}
+                "loss_units": LOSS_UNITS, "targets": transforms_to_json(self.target_transforms()),
+                "labelled_samples": self.labelled_samples()}
         seeds = self.seeds()
         if len(seeds) > 1:
             meta["seeds"] = seeds
-        return LossTable(tasks, networks, self.reference_losses(), meta)
+        return LossTable(tasks, networks, self.reference_losses(), meta, self.affinity_table())
 
     def export(self) -> LossTable:
         """Write RUN_DIR/losses.json (atomically) from the committed rows."""

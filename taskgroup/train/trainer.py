@@ -59,6 +59,7 @@ class RunData:
     reference: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> split -> trivial loss (dataset units)
     constants: dict[str, np.ndarray] = field(default_factory=dict)  # task -> the trivial predictor's output (dataset units)
     transforms: dict[str, Any] = field(default_factory=dict)  # task -> TargetTransform (units, standardisation)
+    labelled: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> split -> samples with a label
 
     @classmethod
     def from_splits(cls, tasks: Sequence[str], train: Any, val: Any, test: Any, data_config: Any = None,
@@ -73,8 +74,11 @@ class RunData:
         reference, constants = reference_losses(train, {"val": val, "test": test}, tasks)
         if transforms is None:
             transforms = fit_transforms(data_config, train, tasks)
-        return cls(tasks, TensorSplit.from_arrays(train, tasks, transforms), TensorSplit.from_arrays(val, tasks, transforms),
-                   TensorSplit.from_arrays(test, tasks, transforms), reference, constants, dict(transforms))
+        splits = {"train": TensorSplit.from_arrays(train, tasks, transforms),
+                  "val": TensorSplit.from_arrays(val, tasks, transforms),
+                  "test": TensorSplit.from_arrays(test, tasks, transforms)}
+        labelled = {t: {name: s.labelled(t) for name, s in splits.items()} for t in tasks}
+        return cls(tasks, splits["train"], splits["val"], splits["test"], reference, constants, dict(transforms), labelled)
 
     def standardized_constants(self) -> dict[str, np.ndarray]:
         """The trivial predictor's outputs in the space the heads are trained in (initial biases)."""
@@ -104,6 +108,7 @@ class StageResult:
     wall_time_s: float  # training time up to this stage (including validation)
     losses: dict[str, dict[str, float]]  # split -> task -> loss of the kept weights
     state_dict: dict[str, torch.Tensor]  # the kept weights
+    affinity: dict[str, Any] | None = None  # mean affinity over the steps up to this stage (train_one(affinity=True))
 
 
 def evaluate(model: torch.nn.Module, split: TensorSplit, tasks: Sequence[str], batch_size: int = 128) -> dict[str, float]:
@@ -144,15 +149,32 @@ def build_model(config: RunConfig, spec: CandidateSpec):
         raise TaskgroupError(f"model '{config.arch.model}' rejects model_config {config.arch.model_config}: {exc}") from exc
 
 
-def _check_segment_classes(model, data: "RunData") -> None:
-    """Class ids beyond the segmentation head's outputs would crash deep inside the loss."""
-    if "segment_semantic" not in model.tasks:
-        return
-    need = int(data.train.targets["segment_semantic"].max()) + 1
-    have = model.output_channels["segment_semantic"]
-    if need > have:
-        raise TaskgroupError(f"segmentation labels use class ids up to {need - 1} but the network predicts {have} "
-                             f"classes; set segment_classes = {need} (or more) under [arch.model_config] in --config")
+def _check_class_ids(model, data: "RunData") -> None:
+    """Class ids beyond a classification head's outputs would crash deep inside the loss."""
+    from taskgroup.tasks import get_task
+
+    for task in model.tasks:
+        if get_task(task).loss != "cross_entropy":
+            continue
+        target, mask = data.train.targets[task], data.train.masks[task]
+        defined = target if mask is None else target[mask[:, 0]]
+        need = int(defined.max()) + 1 if defined.numel() else 0
+        have = model.output_channels[task]
+        if need > have and task == "segment_semantic":
+            raise TaskgroupError(f"segmentation labels use class ids up to {need - 1} but the network predicts {have} "
+                                 f"classes; set segment_classes = {need} (or more) under [arch.model_config] in --config")
+        if need > have:
+            raise TaskgroupError(f"task '{task}': labels use class ids up to {need - 1} but the task declares {have} "
+                                 "classes; declare more classes, or mark the id as the ignore_index")
+
+
+def _check_labelled(data: "RunData") -> None:
+    """A task needs labels in every split: no gradient without training labels, no loss without val/test ones."""
+    for task, per_split in data.labelled.items():
+        for split, count in per_split.items():
+            if count == 0:
+                raise TaskgroupError(f"task '{task}' has no labelled sample in the {split} split (every label file is "
+                                     "missing or every pixel is ignored); add labels or leave the task out")
 
 
 def check_trainable(config: RunConfig, data: RunData, model=None) -> None:
@@ -163,13 +185,17 @@ def check_trainable(config: RunConfig, data: RunData, model=None) -> None:
     if n // config.train.batch_size < 1:
         raise TaskgroupError(f"training split has {n} images, fewer than one batch of {config.train.batch_size}; "
                              "lower [train] batch_size or raise [data] n_train")
-    _check_segment_classes(model if model is not None else build_model(config, CandidateSpec(data.tasks)), data)
+    _check_labelled(data)
+    _check_class_ids(model if model is not None else build_model(config, CandidateSpec(data.tasks)), data)
 
 
 def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: Sequence[str] = ("final",),
-              progress: Progress | None = None, label: str | None = None) -> dict[str, StageResult]:
+              progress: Progress | None = None, label: str | None = None,
+              affinity: bool = False) -> dict[str, StageResult]:
     """Train one candidate with the recipe and `config.seed`; return the requested stages
-    (best-on-val weights each). `label` names it in progress events (default: the spec's name)."""
+    (best-on-val weights each). `label` names it in progress events (default: the spec's name).
+    `affinity=True` also measures inter-task affinity every `config.train.affinity_every` steps
+    (taskgroup.train.affinity; the training itself is unchanged) into each stage's `affinity`."""
     progress = progress or Progress()
     stages = tuple(stages)
     if not stages or any(s not in ("final", "early") for s in stages):
@@ -206,6 +232,11 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
             plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=tc.lr_factor,
                                                                  patience=tc.lr_patience)
         eval_model = copy.deepcopy(model)
+        tracker = None
+        if affinity:
+            from taskgroup.train.affinity import AffinityTracker
+
+            tracker = AffinityTracker(model, optimizer, tasks, tc.affinity_every)
 
         def test_losses(state: dict[str, torch.Tensor]) -> dict[str, float]:
             eval_model.load_state_dict(state)
@@ -230,7 +261,10 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
             for i in range(steps_per_epoch):
                 x, targets, masks = data.train.batch(order[i * tc.batch_size:(i + 1) * tc.batch_size], tasks)
                 out = model(x)
-                loss = sum(loss_mean(t, out[t], targets[t], masks[t]) for t in tasks)
+                losses = {t: loss_mean(t, out[t], targets[t], masks[t]) for t in tasks}
+                loss = sum(losses.values())
+                if tracker is not None and tracker.due(step):
+                    tracker.measure(x, losses, lambda o: {t: loss_mean(t, o[t], targets[t], masks[t]) for t in tasks})
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -247,7 +281,8 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
                     else:
                         state, val_e, ep = best_state, best_val, best_epoch
                     results["early"] = StageResult("early", step / total_steps, ep, step, time.perf_counter() - start,
-                                                   {"val": val_e, "test": test_losses(state)}, state)
+                                                   {"val": val_e, "test": test_losses(state)}, state,
+                                                   tracker.result() if tracker else None)
                 if step == last_step:
                     break
             if step == last_step and step % steps_per_epoch:
@@ -260,12 +295,14 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
             progress.epoch_done(label or spec.name, epoch, tc.epochs, total, optimizer.param_groups[0]["lr"])
             if step == esa_step and "early" in stages:
                 results["early"] = StageResult("early", step / total_steps, best_epoch, step, time.perf_counter() - start,
-                                               {"val": best_val, "test": test_losses(best_state)}, best_state)
+                                               {"val": best_val, "test": test_losses(best_state)}, best_state,
+                                               tracker.result() if tracker else None)
             if step == last_step:
                 break
         if "final" in stages:
             results["final"] = StageResult("final", 1.0, best_epoch, step, time.perf_counter() - start,
-                                           {"val": best_val, "test": test_losses(best_state)}, best_state)
+                                           {"val": best_val, "test": test_losses(best_state)}, best_state,
+                                           tracker.result() if tracker else None)
         return results
     finally:
         torch.set_num_threads(previous_threads)

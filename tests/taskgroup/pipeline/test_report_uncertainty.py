@@ -71,3 +71,12 @@ def test_warnings_open_the_report(tmp_path):
     data = report(chosen, [], [0], warnings=["b is not learnt by a+b@1: validation loss 0.1 is not below 0.09"])
     text = write_report(tmp_path, data).read_text()
     assert text.index("**Warning:** b is not learnt") < text.index("## Chosen grouping")
+
+
+def test_the_presets_seed_noise_applies_only_to_the_preset_as_shipped():
+    from taskgroup.train import make_run_config
+    from taskgroup.train.config import SEED_NOISE, preset_seed_noise
+
+    assert preset_seed_noise("default", make_run_config("default", seed=4)) is SEED_NOISE["default"]
+    assert preset_seed_noise("default", make_run_config("default", overrides={"train": {"epochs": 3}})) is None
+    assert preset_seed_noise("tiny", make_run_config("tiny")) is None  # never measured
