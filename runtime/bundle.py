@@ -272,7 +272,7 @@ def _probe(manifest: Manifest, runners: list[Runner], x: np.ndarray, backend: st
             if o.network != i:
                 continue
             y = outputs[o.output]
-            want = manifest.raw["tasks"][task]["shape"]
+            want = list(o.shape)
             if (y.dtype != np.float32 or y.ndim != 4 or y.shape[:2] != (1, o.channels)
                     or any(isinstance(w, int) and w != d for w, d in zip(want[2:], y.shape[2:]))):
                 raise BundleError(f"{manifest.path}: field 'tasks.{task}.shape': the manifest says {want} float32, "
@@ -348,8 +348,8 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
                              + f"{' or None' if name == 'threads' else ''}, got {value!r}")
     threads = int(threads) if threads is not None else None
     manifest = read_manifest(path)
-    if expected_digest is not None and manifest.raw.get("content_sha256") != expected_digest:
-        raise BundleError(f"{manifest.path}: content_sha256 {str(manifest.raw.get('content_sha256'))[:16]}... is not "
+    if expected_digest is not None and manifest.content_sha256 != expected_digest:
+        raise BundleError(f"{manifest.path}: content_sha256 {str(manifest.content_sha256)[:16]}... is not "
                           f"the expected {expected_digest[:16]}...; this is not the bundle the deployment pinned")
     backend, why = resolve_backend(backend, device, has_engines=all(n.engine for n in manifest.networks))
     # Every file is verified; only the ones this backend loads are kept in memory, until the sessions exist.

@@ -302,9 +302,8 @@ def corun_fit(sequences: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def write_profile(doc: dict[str, Any], path: str | os.PathLike) -> None:
-    """Validate and write atomically."""
-    profile_from_doc(doc, str(path))
-    write_json_atomic(path, doc)
+    """Validate (through the profile's contract, DeviceProfile) and write atomically."""
+    write_json_atomic(path, profile_from_doc(doc, str(path)).to_json())
 
 
 def default_profile_name(doc: dict[str, Any]) -> str:

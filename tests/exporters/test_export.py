@@ -316,8 +316,9 @@ def test_grouping_reader_accepts_both_field_spellings(tmp_path):
         net["tasks_served"] = net.pop("served")
     grouping.write_text(json.dumps(doc))
     g = read_grouping(grouping)
-    assert g.networks[0].tasks_served == ("segment_semantic", "depth_zbuffer")
-    assert g.networks[0].checkpoint == (tmp_path / "ckpt/net0.pt").resolve()
+    assert g.networks[0].served == ("segment_semantic", "depth_zbuffer")
+    assert g.checkpoint_path(g.networks[0]) == (tmp_path / "ckpt/net0.pt").resolve()
+    assert g.to_json()["networks"][0]["served"] == ["segment_semantic", "depth_zbuffer"]  # written one way
 
 
 def test_synthetic_frames_are_deterministic_and_in_range():

@@ -3,10 +3,11 @@ preset's seed noise with one seed, and unlearnt served tasks first."""
 
 import pytest
 
+from taskgroup.grouping import GroupingNetwork
 from taskgroup.pipeline.report import GroupingResult, ReportData, comparison_notes, gain_within_noise, write_report
 from taskgroup.stats import compare, estimate
 
-NETS = [{"tasks_trained": ["a", "b"], "tasks_served": ["a", "b"], "width": 1.0}]
+NETS = [GroupingNetwork(("a", "b"), ("a", "b"), 1.0)]
 
 
 def grouping(name, per_seed):
