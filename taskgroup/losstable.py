@@ -234,7 +234,13 @@ class LossTable:
         return cls.from_json(doc, path)
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any], where: object) -> "LossTable":
+    def from_json(cls, doc: dict[str, Any], where: object = "loss table") -> "LossTable":
+        """The table's one reader (`to_json` is its one writer): kind, schema version and every value checked."""
+        if doc.get("kind") != KIND:
+            raise SchemaError(where, "kind", f"expected '{KIND}', found {doc.get('kind')!r}")
+        if doc.get("schema_version") != SCHEMA_VERSION:
+            raise SchemaError(where, "schema_version", f"unsupported version {doc.get('schema_version')!r}; "
+                                                       f"supported: [{SCHEMA_VERSION}]")
         tasks = require(doc, "tasks", list, where)
         if not all(isinstance(t, str) for t in tasks):
             raise SchemaError(where, "tasks", "expected a list of task names")

@@ -343,14 +343,12 @@ def select_cmd(
     if inp.eval_candidates is not None:
         sel.evaluate(inp.eval_candidates, inp.eval_label)
     sel.options = dict(inp.options, max_networks=max_networks, solver=solver.value)
-    doc = sel.to_grouping_json(out, inp.table_dir)
+    grouping = sel.to_grouping(out, inp.table_dir)
     if inp.profile is not None:
         from taskgroup.search.profiled import profile_record
 
-        doc["budget"].update(profile_record(inp.profile, out))
-        doc["budget"]["standard_network_ms"] = inp.standard_ms
-        if limit.snt is not None:
-            doc["budget"]["snt"] = limit.snt
+        grouping = grouping.with_budget(**profile_record(inp.profile, out), standard_network_ms=inp.standard_ms,
+                                        **({"snt": limit.snt} if limit.snt is not None else {}))
     if top > 1:
         from taskgroup.search.robustness import with_noise_margin
         from taskgroup.search.topk import grouping_summary, networks_to_train, top_k
@@ -358,15 +356,16 @@ def select_cmd(
         fit = inp.candidates if inp.profile is None else with_noise_margin(inp.candidates, inp.profile, sigmas)
         ranked = top_k(fit, limit.value, top, tasks=inp.tasks, weights=inp.weights, scales=inp.scales,
                        unit=limit.unit, corun=inp.corun, max_networks=max_networks)
-        doc["top_k"] = [grouping_summary(g) for g in ranked]
-        doc["to_train"] = [{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)]
+        grouping = grouping.with_extra(
+            top_k=[grouping_summary(g) for g in ranked],
+            to_train=[{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)])
     warnings = [w.message() for w in inp.not_learnt(sel)]
     if warnings:
-        doc["warnings"] = warnings
-    write_json_atomic(out, doc)
+        grouping = grouping.with_extra(warnings=warnings)
+    grouping.save(out)
     _print_selection(sel, time.perf_counter() - start, out, limit, inp)
     if top > 1:
-        _print_top_k(doc, inp)
+        _print_top_k(grouping.extra, inp)
     for w in warnings:
         from rich.console import Console
         from rich.markup import escape

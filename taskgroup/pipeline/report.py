@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from taskgroup.fileio import write_bytes_atomic
+from taskgroup.grouping import GroupingNetwork
 from taskgroup.stats import Z, Estimate, compare, estimate
 
 
@@ -20,7 +21,7 @@ class GroupingResult:
     """One way of serving all tasks: the chosen grouping or a baseline."""
 
     name: str  # e.g. "chosen", "one network", "independent singles", "random #1"
-    networks: list[dict[str, Any]]  # each: tasks_trained, tasks_served, width
+    networks: list[GroupingNetwork]  # the grouping file's networks: tasks (trained), served, width
     cost: float  # predicted cost in the budget's unit
     test_losses: dict[str, float]  # task -> serving loss on the test split (mean over seeds)
     measured: bool = True  # False when some network's loss was estimated rather than trained
@@ -42,9 +43,8 @@ class GroupingResult:
     def describe(self) -> str:
         parts = []
         for net in self.networks:
-            served = set(net["tasks_served"])
-            tasks = ", ".join(t if t in served else f"({t})" for t in net["tasks_trained"])
-            parts.append(f"[{tasks}]@{net['width']:g}")
+            tasks = ", ".join(t if t in net.served else f"({t})" for t in net.tasks)
+            parts.append(f"[{tasks}]@{net.width:g}")
         return " + ".join(parts)
 
 
@@ -159,7 +159,7 @@ def comparison_notes(data: ReportData) -> list[str]:
 
 def _same_networks(a: GroupingResult, b: GroupingResult) -> bool:
     def key(r: GroupingResult) -> set:
-        return {(tuple(n["tasks_trained"]), tuple(n["tasks_served"]), float(n["width"])) for n in r.networks}
+        return {(tuple(n.tasks), tuple(n.served), float(n.width)) for n in r.networks}
     return key(a) == key(b)
 
 
@@ -238,7 +238,7 @@ def _markdown(d: ReportData) -> str:
         "|---|---|---|---|",
     ]
     for i, net in enumerate(d.chosen.networks):
-        lines.append(f"| {i} | {', '.join(net['tasks_trained'])} | {', '.join(net['tasks_served'])} | {net['width']:g} |")
+        lines.append(f"| {i} | {', '.join(net.tasks)} | {', '.join(net.served)} | {net.width:g} |")
     total = estimate(list(d.chosen.seed_totals().values())) if d.several_seeds else estimate([d.chosen.total])
     lines += [
         "",

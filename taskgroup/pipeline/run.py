@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import DirectoryLock, differences, read_json, write_json_atomic
+from taskgroup.grouping import Grouping, GroupingNetwork
 from taskgroup.losstable import LossTable
 from taskgroup.tasks import PAPER_TASKS, parse_task_list
 
@@ -87,8 +88,7 @@ class PipelineConfig:
     def _check_stage_options(self) -> None:
         """Every option a later stage uses is checked now, before anything is written: a typo
         must not surface after minutes of training, in a run that then cannot be resumed."""
-        from taskgroup.profile.backends import resolve_backend
-        from taskgroup.profile.device import parse_device
+        from taskgroup.profile.device import parse_device, resolve_backend
         from taskgroup.search.estimate import get_estimator
         from taskgroup.search.normalize import NORMALIZATIONS
         from taskgroup.train import CANDIDATE_SETS, make_run_config
@@ -344,7 +344,7 @@ class Pipeline:
             self.say(f"top-{self.config.top_k}: {len(ranked)} groupings, {len(extra['to_train'])} estimated "
                      "network(s) to train in finalize")
         self._write_grouping(sel, "selected.json", extra)
-        for warning in self.not_learnt(read_json(self.run_dir / "selected.json", "grouping"), self.candidate_stage()):
+        for warning in self.not_learnt(Grouping.load(self.run_dir / "selected.json"), self.candidate_stage()):
             self.say(f"WARNING: {warning.message()}")
         front = frontier(cands, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
         write_json_atomic(self.run_dir / "frontier.json", front.to_json())
@@ -357,8 +357,10 @@ class Pipeline:
         from taskgroup.search.robustness import robust_select
         from taskgroup.train import CandidateSpec
 
-        chosen = read_json(self.run_dir / "selected.json", "grouping")
-        networks = [n for g in chosen.get("top_k") or [chosen] for n in g["networks"]]  # top-k: every grouping's
+        chosen = Grouping.load(self.run_dir / "selected.json")
+        # top-k: every grouping's networks (the file's summaries), else the chosen grouping's
+        networks = ([n for g in chosen.extra["top_k"] for n in g["networks"]] if chosen.extra.get("top_k")
+                    else [n.to_json() for n in chosen.networks])
         specs = list(dict.fromkeys(CandidateSpec(tuple(n["tasks"]), float(n["width"])) for n in networks))
         self._train(specs, ("final",))
         keys = {(frozenset(s.tasks), s.width) for s in specs}
@@ -370,7 +372,7 @@ class Pipeline:
 
         self._write_grouping(sel, "best.json", {"estimate_errors": estimate_errors(networks, final)})
         self.say(_describe(sel))
-        for warning in self.not_learnt(read_json(self.run_dir / "best.json", "grouping")):
+        for warning in self.not_learnt(Grouping.load(self.run_dir / "best.json")):
             self.say(f"WARNING: {warning.message()}")
         return {"objective": sel.objective, "evaluated_total": sel.evaluation.total, "cost_ms": sel.cost}
 
@@ -387,9 +389,9 @@ class Pipeline:
                         if len(c.tasks) == 1 and (c.tasks, c.width) not in have]
         baselines = [one_network(tasks, budget, p.network_ms)]
         baselines.append(independent_singles(singles, tasks, budget, "ms", self.scales("val"), corun=p.corun))
-        best = read_json(self.run_dir / "best.json", "grouping")
-        chosen = Baseline("chosen", tuple(BaselineNetwork(tuple(n["served"]), n["width"]) for n in best["networks"]
-                                          if n["served"] == n["tasks"]))  # a random draw equal to it says nothing
+        best = Grouping.load(self.run_dir / "best.json")
+        chosen = Baseline("chosen", tuple(BaselineNetwork(n.served, n.width) for n in best.networks
+                                          if n.served == n.tasks))  # a random draw equal to it says nothing
         baselines += random_groupings(tasks, budget, p.network_ms, self.config.random_baselines, self.config.seed,
                                       exclude=[*baselines, chosen], corun=p.corun)
         specs = [CandidateSpec(n.tasks, n.width) for b in baselines for n in b.networks]
@@ -421,25 +423,16 @@ class Pipeline:
         return {"bundle": str(out.relative_to(self.run_dir))}
 
     def stage_bench(self) -> dict[str, Any]:
-        from runtime import BackendUnavailableError, BundleError, load_bundle
+        from taskgroup.bench import measure_bundle
 
-        bundle_dir = self.run_dir / "bundle"
-        try:
-            # load_bundle runs sessions with the profile's thread count (from the manifest), so measured
-            # and predicted latency compare like with like.
-            with load_bundle(bundle_dir, device=self.config.device) as bundle:
-                measured = bundle.measure(runs=300)
-                execution = bundle.execution
-        except (BundleError, BackendUnavailableError) as exc:
-            raise TaskgroupError(f"{bundle_dir}: {exc}") from exc
-        whole = measured["whole"]
-        predicted = read_json(self.run_dir / "best.json", "grouping")["cost"]
-        doc = {"schema_version": 1, "kind": "bundle_benchmark", **measured, "predicted_ms": predicted,
-               "budget_ms": self.budget_ms(), "execution": execution}
-        write_json_atomic(self.run_dir / "bench.json", doc)
-        self.say(f"bundle p50 {whole['p50_ms']:.3f} ms (p99 {whole['p99_ms']:.3f}); predicted {predicted:.3f} ms; "
+        # As `taskgroup bench` measures: sessions with the profile's thread count (from the manifest) and the
+        # profiler's own timing function, so measured and predicted latency compare like with like.
+        result = measure_bundle(self.run_dir / "bundle", device=self.config.device, runs=300)
+        result.save(self.run_dir / "bench.json")
+        self.say(f"bundle p50 {result.whole.p50_ms:.3f} ms (p99 {result.whole.p99_ms:.3f}); predicted "
+                 f"{result.predicted_ms:.3f} ms (measured / predicted {result.measured_over_predicted:.3f}); "
                  f"budget {self.budget_ms():.3f} ms")
-        return {"p50_ms": whole["p50_ms"]}
+        return {"p50_ms": result.whole.p50_ms, "predicted_ms": result.predicted_ms}
 
     def stage_report(self) -> dict[str, Any]:
         from taskgroup.pipeline.report import write_report
@@ -450,22 +443,24 @@ class Pipeline:
 
     # ---- report assembly
     def report_data(self):
+        from taskgroup.bench import BenchResult
         from taskgroup.pipeline.report import GroupingResult, ReportData
         from taskgroup.search.profiled import device_summary
 
-        best = read_json(self.run_dir / "best.json", "grouping")
+        best = Grouping.load(self.run_dir / "best.json")
         base = read_json(self.run_dir / "baselines.json", "baselines")
-        bench = read_json(self.run_dir / "bench.json", "bundle_benchmark")
+        bench = BenchResult.load(self.run_dir / "bench.json")
         front = read_json(self.run_dir / "frontier.json", "frontier")
         p = self.profile()
         table = self.table()
 
-        def result(name: str, networks: list[dict[str, Any]], cost: float, losses: dict[str, float]) -> GroupingResult:
-            nets = [{"tasks_trained": n["tasks"], "tasks_served": n["served"], "width": n["width"]} for n in networks]
-            return GroupingResult(name, nets, cost, losses, per_seed=served_per_seed(table, networks, "test"))
+        def result(name: str, networks: list[GroupingNetwork], cost: float, losses: dict[str, float]) -> GroupingResult:
+            return GroupingResult(name, networks, cost, losses, per_seed=served_per_seed(table, networks, "test"))
 
-        chosen = result("chosen", best["networks"], best["cost"], best["evaluated_losses"])
-        baselines = [result(b["name"], b["networks"], b["cost_ms"], b["test_losses"]) for b in base["baselines"]]
+        chosen = result("chosen", list(best.networks), best.cost, best.evaluation.losses)
+        baselines = [result(b["name"], [GroupingNetwork(tuple(n["tasks"]), tuple(n["served"]), float(n["width"]))
+                                        for n in b["networks"]], b["cost_ms"], b["test_losses"])
+                     for b in base["baselines"]]
         from taskgroup.train.config import preset_seed_noise
 
         return ReportData(
@@ -474,9 +469,8 @@ class Pipeline:
             chosen=chosen, baselines=baselines,
             pairwise_gains=pairwise_gains(table, "test", self.candidate_stage()), gains_split="test",
             frontier=[{"cost": pt["cost"], "objective": pt["objective"]} for pt in front["points"]],
-            latency={"p50_ms": bench["whole"]["p50_ms"], "p90_ms": bench["whole"]["p90_ms"],
-                     "p99_ms": bench["whole"]["p99_ms"], "predicted_ms": bench["predicted_ms"],
-                     "standalone_sum_ms": bench["standalone_p50_sum_ms"]},
+            latency={"p50_ms": bench.whole.p50_ms, "p90_ms": bench.whole.p90_ms, "p99_ms": bench.whole.p99_ms,
+                     "predicted_ms": bench.predicted_ms, "standalone_sum_ms": bench.standalone_p50_sum_ms},
             compute=search_compute(table, self.config.tasks, self.candidate_stage(), self.config.candidates),
             machine=machine_description(), notes=self._notes(best), test_scales=self.scales("test"),
             seeds=list(table.seed_values()) or [self.config.seed], objective=self.config.normalize,
@@ -484,8 +478,8 @@ class Pipeline:
             warnings=[w.message() for w in self.not_learnt(best)],
             gains_per_seed=pairwise_gains_per_seed(table, "test", self.candidate_stage()),
             # Robustness of the choice among every candidate (selection), not only among the chosen networks.
-            robustness=robustness_text(read_json(self.run_dir / "selected.json", "grouping")),
-            estimate_errors=list(best.get("estimate_errors") or []),
+            robustness=robustness_text(Grouping.load(self.run_dir / "selected.json")),
+            estimate_errors=list(best.extra.get("estimate_errors") or []),
             affinity=self.affinity_summary(),
         )
 
@@ -508,7 +502,7 @@ class Pipeline:
                                       "residual": cal.residual[t]} for t in cal.ratio}
         return doc
 
-    def not_learnt(self, grouping: dict[str, Any], stage: str = "final"):
+    def not_learnt(self, grouping: Grouping, stage: str = "final"):
         """Served tasks of a grouping whose trained network does not beat the trivial predictor on
         validation (networks only estimated are not checked)."""
         from taskgroup.learnability import not_learnt
@@ -516,13 +510,13 @@ class Pipeline:
         table = self.table()
         nets = {(n.key): n for n in table.networks}
         served = []
-        for n in grouping["networks"]:
-            net = nets.get((frozenset(n["tasks"]), float(n["width"]), stage))
+        for n in grouping.networks:
+            net = nets.get((frozenset(n.tasks), float(n.width), stage))
             if net is not None:
-                served += [(t, net.name, net.losses["val"][t]) for t in n["served"] if t in net.losses.get("val", {})]
+                served += [(t, net.name, net.losses["val"][t]) for t in n.served if t in net.losses.get("val", {})]
         return not_learnt(served, table.reference_losses)
 
-    def _notes(self, best: dict[str, Any]) -> list[str]:
+    def _notes(self, best: Grouping) -> list[str]:
         used = {"hoa": "HOA-estimated higher-order networks",
                 "tag": "networks estimated from the all-task network's lookahead affinity (TAG)",
                 "cosine": "networks estimated from the all-task network's gradient cosine similarity"}
@@ -530,11 +524,11 @@ class Pipeline:
         notes = [f"Selection used {estimator if self.config.estimate else 'measured networks only'}"
                  + (f" and ESA (candidates trained for {self.config.esa:g} of the schedule)" if self.config.esa else "")
                  + f"; the chosen networks were then trained fully and re-scored (validation objective "
-                 f"{best['objective']:.5f})."]
-        factor = best.get("corun_factor", 1.0)
+                 f"{best.objective:.5f})."]
+        factor = best.corun_factor
         if factor != 1:
             notes.append(f"Predicted latencies include the co-run overhead measured in the profile: the "
-                         f"{len(best['networks'])} chosen networks run back to back are predicted to take "
+                         f"{len(best.networks)} chosen networks run back to back are predicted to take "
                          f"{factor:.3f}x the sum of each alone; the baselines are costed the same way.")
         if self.config.budget_snt is not None:
             notes.append(f"The budget {self.config.budget_snt:g} SNT is {self.budget_ms():.3f} ms: "
@@ -545,13 +539,10 @@ class Pipeline:
         from taskgroup.search.profiled import profile_record, standard_network_ms
 
         path = self.run_dir / name
-        doc = sel.to_grouping_json(path, self.train_dir)
-        doc.update(extra or {})
-        doc["budget"].update(profile_record(self.profile(), path))
-        doc["budget"]["standard_network_ms"] = standard_network_ms(self.profile(), self.config.tasks)
-        if self.config.budget_snt is not None:
-            doc["budget"]["snt"] = self.config.budget_snt
-        write_json_atomic(path, doc)
+        grouping = sel.to_grouping(path, self.train_dir).with_extra(**(extra or {})).with_budget(
+            **profile_record(self.profile(), path), standard_network_ms=standard_network_ms(self.profile(), self.config.tasks),
+            **({"snt": self.config.budget_snt} if self.config.budget_snt is not None else {}))
+        grouping.save(path)
 
 
 def label_notes(table: LossTable) -> list[str]:
@@ -583,25 +574,25 @@ def pairwise_gains(table: LossTable, split: str, stage: str) -> dict[str, dict[s
     return gains
 
 
-def robustness_text(grouping: dict[str, Any]) -> str | None:
+def robustness_text(grouping: Grouping) -> str | None:
     """The grouping's robustness to latency noise in one sentence (None for groupings without the block)."""
     from taskgroup.search.robustness import robustness_sentence
 
-    block = grouping.get("robustness")
+    block = grouping.extra.get("robustness")
     return robustness_sentence(block) if isinstance(block, dict) else None
 
 
-def served_per_seed(table: LossTable, networks: list[dict[str, Any]], split: str) -> dict[int, dict[str, float]]:
+def served_per_seed(table: LossTable, networks: list[GroupingNetwork], split: str) -> dict[int, dict[str, float]]:
     """seed -> served task -> loss of a grouping's fully trained networks, over the seeds all of them have."""
     index = {n.key: n for n in table.networks}
     per_seed: dict[int, dict[str, float]] = {}
     seed_sets = []
     for n in networks:
-        net = index.get((frozenset(n["tasks"]), float(n["width"]), "final"))
+        net = index.get((frozenset(n.tasks), float(n.width), "final"))
         if net is None or not net.seeds:
             return {}
         seed_sets.append(set(net.seeds))
-        for t in n["served"]:
+        for t in n.served:
             for seed, value in net.per_seed(split, t).items():
                 per_seed.setdefault(seed, {})[t] = value
     common = set.intersection(*seed_sets) if seed_sets else set()

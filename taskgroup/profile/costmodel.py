@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -81,6 +81,11 @@ class Component:
     params: int  # number of parameters
     macs: int  # multiply-adds counted by fvcore (one multiply-add = one flop)
     latency: LatencyStats  # measured alone (a head is fed the trunk's output features)
+    macs_by_operator: Mapping[str, int] = field(default_factory=dict)  # fvcore operator -> multiply-adds
+
+    def to_json(self) -> dict[str, Any]:
+        return {"params": self.params, "macs": self.macs, "macs_by_operator": dict(self.macs_by_operator),
+                "latency_ms": self.latency.to_json()}
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,11 @@ class WidthCosts:
     trunk: Component
     heads: Mapping[str, Component]
     session_overhead: LatencyStats | None  # fixed cost of one backend call; None when not separable
+
+    def to_json(self) -> dict[str, Any]:
+        return {"width": self.width, "trunk": self.trunk.to_json(),
+                "heads": {t: c.to_json() for t, c in self.heads.items()},
+                "session_overhead": self.session_overhead.to_json() if self.session_overhead else None}
 
 
 @dataclass(frozen=True)
@@ -239,6 +249,20 @@ class DeviceProfile:
             raise TaskgroupError(f"unknown latency statistic '{statistic}'; choose one of {', '.join(STATISTICS)}")
         return replace(self, statistic=statistic)
 
+    # ----- the file ----------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """The profile document: the typed costs, and the descriptive rest (device, libraries, timing,
+        validation, co-run sequences) as it was written. The statistic and noise margin a reader chose
+        are ways of reading it, not part of it."""
+        return {**dict(self.doc), "kind": KIND, "schema_version": SCHEMA_VERSION, "tasks": list(self.tasks),
+                "preset": self.preset, "input_shape": list(self.input_shape), "backend": self.backend,
+                "execution_provider": self.execution_provider,
+                "widths": [wc.to_json() for wc in self.widths.values()]}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any], path: str = "") -> "DeviceProfile":
+        return profile_from_doc(doc, path)
+
     # ----- checks ------------------------------------------------------------------------
     def check(self, tasks: Sequence[str] | None = None, widths: Sequence[float] | None = None,
               input_size: int | tuple[int, int] | None = None, preset: str | None = None) -> None:
@@ -296,8 +320,14 @@ def load_profile(path: str | os.PathLike, statistic: str = "p50") -> DeviceProfi
 
 
 def profile_from_doc(doc: Mapping[str, Any], path: str = "") -> DeviceProfile:
-    """Validate a profile document (already parsed) and build the DeviceProfile."""
+    """Validate a profile document (already parsed) and build the DeviceProfile: the profile's one reader
+    (`DeviceProfile.from_json`; `DeviceProfile.to_json` is its one writer)."""
     where = path or "device profile"
+    if doc.get("kind") != KIND:
+        raise SchemaError(where, "kind", f"expected '{KIND}', found {doc.get('kind')!r}")
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise SchemaError(where, "schema_version", f"unsupported version {doc.get('schema_version')!r}; "
+                                                   f"supported: [{SCHEMA_VERSION}]")
     tasks = require(doc, "tasks", list, where)
     if not tasks or not all(isinstance(t, str) for t in tasks) or len(set(tasks)) != len(tasks):
         raise SchemaError(where, "tasks", "expected a non-empty list of distinct task names")
@@ -354,7 +384,11 @@ def _component(parent: Mapping[str, Any], key: str, field: str, where: str) -> C
     macs = _count(doc, "macs", field, where)
     if "latency_ms" not in doc:
         raise SchemaError(where, f"{field}.latency_ms", "missing")
-    return Component(params, macs, _latency(doc["latency_ms"], f"{field}.latency_ms", where))
+    by_op = doc.get("macs_by_operator") or {}
+    if not isinstance(by_op, dict):
+        raise SchemaError(where, f"{field}.macs_by_operator", "expected an object operator -> multiply-adds")
+    return Component(params, macs, _latency(doc["latency_ms"], f"{field}.latency_ms", where),
+                     {op: _count(by_op, op, f"{field}.macs_by_operator", where) for op in by_op})
 
 
 def _count(doc: Mapping[str, Any], key: str, field: str, where: str) -> int:

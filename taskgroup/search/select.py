@@ -23,14 +23,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from taskgroup.errors import TaskgroupError
+from taskgroup.grouping import Grouping, GroupingEvaluation, GroupingNetwork
 from taskgroup.profile.costmodel import corun_factor
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.problem import (MAX_ENUMERATED, REL_TOL, Assignment, Problem, build_problem, enumerated_columns,
                                      evaluate_assignment, prune_dominated)
 from taskgroup.search.reference import SearchTimeout, reference_solve
 
-GROUPING_KIND = "grouping"
-SCHEMA_VERSION = 1
 SOLVERS = ("auto", "milp", "dp", "reference")
 AUTO_MAX_CANDIDATES = 200  # "auto" tries the branch-and-bound only up to this many candidates...
 AUTO_MAX_TASKS = 8  # ...and tasks,
@@ -108,9 +107,11 @@ class Selection:
         self.evaluation = Evaluation(split, losses, math.fsum(losses.values()), math.fsum(best.values()))
         return self.evaluation
 
-    def to_grouping_json(self, out_path: str | os.PathLike | None = None,
-                         table_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-        """The grouping document (best.json); checkpoints become paths relative to `out_path`'s folder."""
+    def to_grouping(self, out_path: str | os.PathLike | None = None,
+                    table_dir: str | os.PathLike | None = None) -> Grouping:
+        """The grouping (best.json) of this selection; checkpoints become paths relative to `out_path`'s folder."""
+        from taskgroup.task_tables import declared_in
+
         out_dir = Path(out_path).resolve().parent if out_path is not None else None
         nets = []
         for net in self.networks:
@@ -119,49 +120,35 @@ class Selection:
             if c.checkpoint and not c.estimated:
                 full = Path(table_dir or ".") / c.checkpoint
                 ckpt = os.path.relpath(full.resolve(), out_dir) if out_dir is not None else str(full)
-            nets.append({
-                "tasks": list(c.tasks),
-                "served": list(net.served),
-                "width": c.width,
-                "stage": c.stage,  # the training stage whose losses chose it
-                "checkpoint": ckpt,  # always fully trained weights (null: none exist yet)
-                "estimated": c.estimated,
-                "cost": net.cost,
-                "fixed_cost": c.fixed_cost,
-                "head_costs": {t: c.head_cost(t) for t in net.served},
-                "losses": {t: c.losses[t] for t in net.served},
-            })
-        doc: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "kind": GROUPING_KIND,
-            "tasks": list(self.tasks),
-            "budget": {"value": self.budget, "unit": self.unit},
+            nets.append(GroupingNetwork(
+                tasks=tuple(c.tasks), served=tuple(net.served), width=c.width,
+                stage=c.stage,  # the training stage whose losses chose it
+                checkpoint=ckpt,  # always fully trained weights (None: none exist yet)
+                estimated=c.estimated, cost=net.cost, fixed_cost=c.fixed_cost,
+                head_costs={t: c.head_cost(t) for t in net.served}, losses={t: c.losses[t] for t in net.served}))
+        extra: dict[str, Any] = {
             "max_networks": self.max_networks,
-            "networks": nets,
-            "served_by": dict(self.served_by),
-            "objective": self.objective,
-            "total_loss": self.total_loss,
-            "cost": self.cost,
             "headroom": None if self.budget is None else self.budget - self.cost,  # how far under the budget
-            "corun_factor": self.corun_factor,  # cost = sum of the networks' costs x this (networks run together)
             "solver": self.solver,
             "candidates": {"given": self.candidates_total, "after_pruning": self.candidates_searched},
             "solve_time_s": self.solve_time_s,
-            "options": self.options,
         }
-        from taskgroup.task_tables import declared_in
-
-        declared = declared_in(self.tasks)  # tasks of the config's own [tasks.NAME] tables, for export
-        if declared:
-            doc["declared_tasks"] = declared
         if self.robustness is not None:
-            doc["robustness"] = self.robustness
-        if self.evaluation is not None:
-            doc["evaluated_on"] = self.evaluation.split
-            doc["evaluated_losses"] = self.evaluation.losses
-            doc["evaluated_total"] = self.evaluation.total
-            doc["evaluated_total_best_served"] = self.evaluation.total_best_served
-        return doc
+            extra["robustness"] = self.robustness
+        e = self.evaluation
+        return Grouping(
+            tasks=tuple(self.tasks), budget={"value": self.budget, "unit": self.unit}, networks=tuple(nets),
+            served_by=dict(self.served_by), objective=self.objective, total_loss=self.total_loss, cost=self.cost,
+            corun_factor=self.corun_factor,  # cost = sum of the networks' costs x this (networks run together)
+            options=dict(self.options),
+            evaluation=None if e is None else GroupingEvaluation(e.split, e.losses, e.total, e.total_best_served),
+            declared_tasks=declared_in(self.tasks) or None,  # the config's own [tasks.NAME] tables, for export
+            extra=extra)
+
+    def to_grouping_json(self, out_path: str | os.PathLike | None = None,
+                         table_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+        """The grouping document (best.json); see `to_grouping`."""
+        return self.to_grouping(out_path, table_dir).to_json()
 
 
 class Selector:

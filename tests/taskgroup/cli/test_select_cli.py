@@ -383,9 +383,9 @@ def test_committed_profile_predicted_latency_is_the_co_run_scaled_sum_of_served_
         assert f"predicted {predicted:.4g} ms of {budget:.4g} ms budget" in " ".join(stdout.split())
     # What `taskgroup export` writes into the bundle manifest from this grouping.
     from exporters.bundle import _selection_block
-    from exporters.grouping import read_grouping
+    from taskgroup.grouping import Grouping
 
-    block = _selection_block(read_grouping(out))
+    block = _selection_block(Grouping.load(out))
     assert block["predicted_latency"]["value"] == pytest.approx(doc["cost"]) and block["predicted_latency"]["unit"] == "ms"
     assert block["device"] == p.doc["device"] and block["budget"] == {"value": 0.2, "unit": "ms"}
 

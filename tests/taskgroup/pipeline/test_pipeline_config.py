@@ -2,6 +2,7 @@
 
 import pytest
 
+from taskgroup.grouping import GroupingNetwork
 from taskgroup.errors import TaskgroupError
 from taskgroup.pipeline.baselines import Baseline, BaselineNetwork, independent_singles, one_network, random_groupings
 from taskgroup.pipeline.run import Pipeline, PipelineConfig
@@ -83,9 +84,9 @@ def test_random_groupings_skip_the_other_baselines():
 def test_report_compares_on_the_normalised_objective_when_asked(tmp_path):
     from taskgroup.pipeline.report import GroupingResult, ReportData, comparison_notes, write_report
 
-    chosen = GroupingResult("chosen", [{"tasks_trained": ["a", "b"], "tasks_served": ["a", "b"], "width": 1.0}],
+    chosen = GroupingResult("chosen", [GroupingNetwork(("a", "b"), ("a", "b"), 1.0)],
                             1.0, {"a": 1.0, "b": 0.10})
-    other = GroupingResult("one network", [{"tasks_trained": ["a", "b"], "tasks_served": ["a", "b"], "width": 0.5}],
+    other = GroupingResult("one network", [GroupingNetwork(("a", "b"), ("a", "b"), 0.5)],
                            0.5, {"a": 0.9, "b": 0.30})
     data = ReportData(tasks=["a", "b"], budget=1.0, budget_unit="ms", device="cpu", chosen=chosen, baselines=[other],
                       pairwise_gains={}, gains_split="test", frontier=[], latency={}, compute={}, machine="m")

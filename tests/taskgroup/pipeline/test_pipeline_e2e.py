@@ -119,8 +119,11 @@ def test_baselines_and_report_agree_with_the_files(run_dir):
             assert lower in report
         else:
             assert lower not in report
-    bench = read_json(run_dir / "bench.json", "bundle_benchmark")
-    assert f"{bench['whole']['p50_ms']:.3f} ms" in report
+    from taskgroup.bench import BenchResult
+
+    bench = BenchResult.load(run_dir / "bench.json")
+    assert f"{bench.whole.p50_ms:.3f} ms" in report
+    assert bench.predicted_ms == pytest.approx(best["cost"]) and bench.budget_ms == pytest.approx(best["budget"]["value"])
 
 
 def test_top_k_re_ranking_trains_every_estimated_network_once_and_reports_its_error(run_dir):

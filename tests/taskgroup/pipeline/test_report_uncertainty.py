@@ -1,18 +1,21 @@
 """The report states uncertainty: ± over seeds, verdicts only beyond two standard errors, the
 preset's seed noise with one seed, and unlearnt served tasks first."""
 
+import dataclasses
+
 import pytest
 
+from taskgroup.grouping import GroupingNetwork
 from taskgroup.pipeline.report import GroupingResult, ReportData, comparison_notes, gain_within_noise, write_report
 from taskgroup.stats import compare, estimate
 
-NETS = [{"tasks_trained": ["a", "b"], "tasks_served": ["a", "b"], "width": 1.0}]
+NETS = [GroupingNetwork(("a", "b"), ("a", "b"), 1.0)]
 
 
 def grouping(name, per_seed, networks=None):
     """A grouping with its own networks (baselines differ from the choice unless given the same)."""
     mean = {t: sum(v[t] for v in per_seed.values()) / len(per_seed) for t in ("a", "b")}
-    nets = networks or [dict(NETS[0], width=1.0 if name == "chosen" else 0.5 + 0.01 * len(name))]
+    nets = networks or [dataclasses.replace(NETS[0], width=1.0 if name == "chosen" else 0.5 + 0.01 * len(name))]
     return GroupingResult(name, nets, 1.0, mean, per_seed=per_seed)
 
 

@@ -10,7 +10,7 @@ import pytest
 from taskgroup.cli import main
 from taskgroup.losstable import LossTable, NetworkResult
 from taskgroup.profile.costmodel import profile_from_doc
-from taskgroup.profile.timing import TimingConfig, measure
+from runtime.timing import TimingConfig, measure
 from taskgroup.search import candidates_from_table, frontier
 from taskgroup.search.robustness import robust_select, robustness_sentence, with_noise_margin
 
@@ -93,7 +93,10 @@ def test_the_profile_stores_its_noise_and_old_profiles_still_load():
     old_profile = profile_from_doc(old)
     assert not old_profile.has_noise and old_profile.trunk_noise_ms(1.0) == 0.0
     # Timing records each interleaved round's median.
-    stats = measure({"f": lambda: sum(range(100))}, TimingConfig(warmup_runs=1, min_runs=10, min_seconds=0, rounds=4))
+    from taskgroup.profile.profiler import latency_stats
+
+    timed = measure({"f": lambda: sum(range(100))}, TimingConfig(warmup_runs=1, min_runs=10, min_seconds=0, rounds=4))
+    stats = {k: latency_stats(t) for k, t in timed.items()}
     assert len(stats["f"].rounds_p50) == 4 and stats["f"].noise >= 0
     assert json.loads(json.dumps(stats["f"].to_json()))["rounds_p50"] == list(stats["f"].rounds_p50)
 
