@@ -100,6 +100,15 @@ def _versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+def _extra(model, key: str, kind: type) -> Any:
+    """A value the checkpoint recorded beside its weights (None when absent or not of `kind`)."""
+    extra = getattr(model, "checkpoint_extra", None)
+    value = extra.get(key) if isinstance(extra, dict) else None
+    if kind is float:
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return value if isinstance(value, kind) else None
+
+
 def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
                   formats: str | Iterable[str] = "onnx", precision: str = "fp32",
                   frames: np.ndarray | None = None, *, resolution: int | None = None,
@@ -205,6 +214,8 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
             networks.append({
                 "name": name, "tasks": list(deploy.tasks), "tasks_trained": list(net.tasks_trained),
                 "width": net.width, "stage": net.stage, "checkpoint": net.checkpoint.name,
+                # the epoch these weights are from, and the task whose best validation epoch it is (per-task stopping)
+                "epoch": _extra(model, "best_epoch", float), "stopped_for": _extra(model, "stopped_for", str),
                 "predicted_latency": net.cost,
                 "files": {"onnx": onnx_path.name, "onnx_data": data_path.name if data_path else None,
                           "engine": engine.name if engine else None},

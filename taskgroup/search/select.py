@@ -121,6 +121,7 @@ class Selection:
                 "fixed_cost": c.fixed_cost,
                 "head_costs": {t: c.head_cost(t) for t in net.served},
                 "losses": {t: c.losses[t] for t in net.served},
+                **({"stopped_for": c.stopped_for} if c.stopped_for else {}),  # a per-task stop: that task's best epoch
             })
         doc: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,

@@ -607,8 +607,9 @@ def recorded_checkpoint_sha256(checkpoint: str | Path) -> tuple[Path, str | None
     """The sha256 a run's store recorded for one of its checkpoints, to verify it outside the run (export).
 
     The run is the nearest folder above the checkpoint holding a store. Returns None when there
-    is none, (store path, None) when the store has no committed result with this checkpoint (its
-    training never committed, or the result was dropped as damaged), else (store path, sha256).
+    is none, (store path, None) when the store has no committed result (or per-task stop) with this
+    checkpoint (its training never committed, or the result was dropped as damaged), else (store
+    path, sha256).
     The store is opened read-only.
     """
     checkpoint = Path(checkpoint).resolve()
@@ -621,6 +622,9 @@ def recorded_checkpoint_sha256(checkpoint: str | Path) -> tuple[Path, str | None
         conn = sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True)
         try:
             row = conn.execute("SELECT checkpoint_sha256 FROM results WHERE checkpoint = ?", (rel,)).fetchone()
+            if row is None and conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                            "name = 'task_stops'").fetchone():  # a per-task stop's own checkpoint
+                row = conn.execute("SELECT checkpoint_sha256 FROM task_stops WHERE checkpoint = ?", (rel,)).fetchone()
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:

@@ -323,7 +323,7 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
                 best_total, best_state, best_val, best_epoch, best_weights = total, state, val, float(epoch), weighting.snapshot()
             for t in tasks if per_task else ():
                 if standardized[t] < task_best.get(t, (float("inf"),))[0]:
-                    state = state or _state(model)
+                    state = state if state is not None else _state(model)
                     task_best[t] = (standardized[t], float(epoch), val, state)
             progress.epoch_done(label or spec.name, epoch, tc.epochs, total, optimizer.param_groups[0]["lr"])
             if step == esa_step and "early" in stages:
@@ -336,11 +336,11 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
             test = test_losses(best_state)
             stops = None
             if per_task:
-                stops = {}
+                stops, tested = {}, {best_epoch: test}  # epoch -> test losses (tasks may share an epoch)
                 for t, (_, ep, val_t, state_t) in task_best.items():
-                    same = ep == best_epoch
-                    stops[t] = TaskStop(ep, {"val": val_t, "test": test if same else test_losses(state_t)},
-                                        None if same else state_t)
+                    if ep not in tested:
+                        tested[ep] = test_losses(state_t)
+                    stops[t] = TaskStop(ep, {"val": val_t, "test": tested[ep]}, None if ep == best_epoch else state_t)
             results["final"] = StageResult("final", 1.0, best_epoch, step, time.perf_counter() - start,
                                            {"val": best_val, "test": test}, best_state,
                                            tracker.result() if tracker else None, best_weights, stops)

@@ -277,3 +277,56 @@ def test_parse_strategy_round_trips():
                  "alternating-independent:shuffled", "random-groups:2", "random-groups:3:epoch"):
         assert parse_strategy(text).text == text
     assert dataclasses.asdict(parse_strategy("random-groups:2:epoch"))["per_epoch"]
+
+
+def test_two_epochs_of_one_network_cost_two_networks():
+    from taskgroup.losstable import NetworkResult
+    from taskgroup.search import candidates_from_table, select
+
+    pair = ("depth_zbuffer", "normal")
+
+    def net(losses, stop=None):
+        return NetworkResult(pair, 1.0, "final", {"val": dict(zip(pair, losses))}, checkpoint=f"c{stop}.pt",
+                             stopped_for=stop)
+
+    table = LossTable(pair, [net((1.0, 1.0))], {}, {}, None,
+                      [net((0.8, 1.1), "depth_zbuffer"), net((1.1, 0.8), "normal")])
+    cands = candidates_from_table(table, "val", per_task_stopping=True)
+    one = select(cands, 1.0, tasks=pair)  # one trunk: the best single epoch serves both
+    assert [(n.candidate.stopped_for, tuple(n.served)) for n in one.networks] == [("depth_zbuffer", pair)]
+    assert one.cost == 1.0 and one.objective == pytest.approx(1.9)
+    two = select(cands, 2.0, tasks=pair)  # each task from its own epoch: two trunks
+    assert sorted((n.candidate.stopped_for, tuple(n.served)) for n in two.networks) == [
+        ("depth_zbuffer", ("depth_zbuffer",)), ("normal", ("normal",))]
+    assert two.cost == 2.0 and two.objective == pytest.approx(1.6)
+    doc = two.to_grouping_json()
+    assert sorted(n["stopped_for"] for n in doc["networks"]) == list(pair)
+    with pytest.raises(TaskgroupError, match="no per-task stops"):
+        candidates_from_table(LossTable(pair, [net((1.0, 1.0))], {}, {}), "val", per_task_stopping=True)
+
+
+@pytest.mark.slow
+def test_export_records_the_epoch_of_each_network(tmp_path, data):
+    from exporters import export_bundle
+    from taskgroup.search import candidates_from_table, select
+
+    cfg = make_run_config("tiny", overrides={"train": {"epochs": 4, "batch_size": 16, "lr": 0.3,
+                                                       "per_task_stopping": True}})
+    table = train_candidates(tmp_path / "run", TASKS, [CandidateSpec(TASKS)], cfg, data=data)
+    stops = {s.stopped_for: s for s in table.task_stops}
+    assert stops
+    cands = candidates_from_table(table, "val", per_task_stopping=True)
+    sel = select(cands, 2.0, tasks=TASKS)
+    assert any(n.candidate.stopped_for for n in sel.networks)
+    grouping = tmp_path / "best.json"
+    grouping.write_text(json.dumps(sel.to_grouping_json(grouping, tmp_path / "run")))
+    bundle = export_bundle(grouping, tmp_path / "deploy", resolution=16)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    con = sqlite3.connect(tmp_path / "run" / "runs.sqlite")
+    epochs = {t: e for t, e in con.execute("SELECT task, epoch FROM task_stops")}
+    best_epoch = con.execute("SELECT best_epoch FROM results").fetchone()[0]
+    con.close()
+    for net, chosen in zip(manifest["networks"], sel.networks):
+        stop = chosen.candidate.stopped_for
+        assert net["stopped_for"] == stop
+        assert net["epoch"] == (epochs[stop] if stop else best_epoch)
