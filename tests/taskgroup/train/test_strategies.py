@@ -330,3 +330,39 @@ def test_export_records_the_epoch_of_each_network(tmp_path, data):
         stop = chosen.candidate.stopped_for
         assert net["stopped_for"] == stop
         assert net["epoch"] == (epochs[stop] if stop else best_epoch)
+
+
+def hand_loop(data, spec, per_task: bool):
+    """One epoch written out: the recipe's step on the summed loss, or one step per task in task order."""
+    from taskgroup.train.losses import loss_mean
+    from taskgroup.train.trainer import init_output_bias
+
+    cfg = config(epochs=1)
+    tc = cfg.train
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg, spec)
+        init_output_bias(model, data.standardized_constants())
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+        order = torch.from_numpy(np.random.default_rng(cfg.seed).permutation(len(data.train)))
+        for i in range(len(data.train) // tc.batch_size):
+            x, targets, masks = data.train.batch(order[i * tc.batch_size:(i + 1) * tc.batch_size], spec.tasks)
+            for group in ([(t,) for t in spec.tasks] if per_task else [spec.tasks]):
+                out = model(x, tasks=group)
+                loss = sum(loss_mean(t, out[t], targets[t], masks[t]) for t in group)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    finally:
+        torch.set_num_threads(previous)
+    return {k: v.detach() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("strategy", ["sum", "alternating"])
+def test_strategies_are_the_loops_they_describe(data, strategy):
+    spec = CandidateSpec(TASKS)
+    trained = train_one(spec, config(epochs=1, strategy=strategy), data)["final"].state_dict
+    assert same_state(trained, hand_loop(data, spec, per_task=strategy == "alternating"))
