@@ -236,6 +236,8 @@ class _Exported:
     reference: dict[str, np.ndarray]  # PyTorch outputs on the verification frames
     errors: dict[str, dict[str, float]]  # measured error per task
     atol: dict[str, float]  # base tolerance per task at the export precision
+    epoch: float | None  # the training epoch its weights are from (None: not recorded)
+    stopped_for: str | None  # a per-task stop: the task whose best validation epoch it is
 
 
 def _export_network(grouping: Grouping, index: int, digest: str, tmp: Path, frames: np.ndarray, precision: str,
@@ -264,7 +266,17 @@ def _export_network(grouping: Grouping, index: int, digest: str, tmp: Path, fram
     # The fp32 file is always held to the fp32 tolerance, also when fp16 is produced from it.
     fp32_atol = atol if precision == "fp32" else {t: DEFAULT_ATOL["fp32"] for t in ref}
     errors = compare_outputs(ref, ort_outputs(onnx_path, frames), fp32_atol, f"{onnx_path.name} (ONNX Runtime CPU)")
-    return _Exported(name, net, checkpoint, deploy, onnx_path, data_path, ref, errors, atol)
+    return _Exported(name, net, checkpoint, deploy, onnx_path, data_path, ref, errors, atol,
+                     _extra(model, "best_epoch", float), _extra(model, "stopped_for", str))
+
+
+def _extra(model, key: str, kind: type) -> Any:
+    """A value the checkpoint recorded beside its weights (None when absent or not of `kind`)."""
+    extra = getattr(model, "checkpoint_extra", None)
+    value = extra.get(key) if isinstance(extra, dict) else None
+    if kind is float:
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return value if isinstance(value, kind) else None
 
 
 class _EngineBuild:
@@ -322,7 +334,7 @@ def _separate_networks(exported: list[_Exported], tmp: Path, frames: np.ndarray,
         networks.append(NetworkFiles(e.name, tuple(e.deploy.tasks), onnx_path.name,
                                      e.data_path.name if e.data_path else None, engine.name if engine else None,
                                      e.net.cost, tuple(e.net.tasks), e.net.width, e.net.stage, e.checkpoint.name,
-                                     errors))
+                                     errors, epoch=e.epoch, stopped_for=e.stopped_for))
         tasks.update({t: _task_entry(t, len(networks) - 1, e) for t in e.deploy.tasks})
         references.update(e.reference)
     return networks, tasks, references
@@ -376,6 +388,7 @@ def _fused_network(grouping: Grouping, exported: list[_Exported], tmp: Path, fra
         float(sum(costs)) * factor if all(c is not None for c in costs) else None, verification=errors,
         fused_from=[{"name": e.name, "tasks": list(e.deploy.tasks), "tasks_trained": list(e.net.tasks),
                      "width": e.net.width, "stage": e.net.stage, "checkpoint": e.checkpoint.name,
+                     "epoch": e.epoch, **({"stopped_for": e.stopped_for} if e.stopped_for else {}),
                      "predicted_latency": e.net.cost, "verification": e.errors} for e in exported])
     tasks = {t: _task_entry(t, 0, e) for e in exported for t in e.deploy.tasks}
     return [network], tasks, reference

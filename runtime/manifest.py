@@ -97,10 +97,12 @@ class NetworkFiles:
     checkpoint: str | None = None  # the checkpoint's file name
     verification: dict[str, Any] = field(default_factory=dict)  # task -> measured error against PyTorch, tolerance
     fused_from: list[dict[str, Any]] | None = None  # a fused graph: the networks inside it
+    epoch: float | None = None  # the training epoch its weights are from (separate networks)
+    stopped_for: str | None = None  # a per-task stop: the task whose best validation epoch the weights are from
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"name": self.name, "tasks": list(self.tasks)}
-        for key in ("tasks_trained", "width", "stage", "checkpoint"):
+        for key in ("tasks_trained", "width", "stage", "checkpoint", "epoch", "stopped_for"):
             value = getattr(self, key)
             if value is not None:
                 doc[key] = list(value) if key == "tasks_trained" else value
@@ -388,11 +390,16 @@ def _network(net: Any, i: int, files: dict, bundle_dir: Path, where: object) -> 
         raise BundleError(f"{where}: field '{f}verification': expected an object")
     if fused_from is not None and not (isinstance(fused_from, list) and all(isinstance(p, dict) for p in fused_from)):
         raise BundleError(f"{where}: field '{f}fused_from': expected a list of networks")
-    stage, checkpoint = net.get("stage"), net.get("checkpoint")
+    stage, checkpoint, epoch, stopped_for = net.get("stage"), net.get("checkpoint"), net.get("epoch"), net.get("stopped_for")
+    if epoch is not None and not (isinstance(epoch, (int, float)) and not isinstance(epoch, bool) and epoch >= 0):
+        raise BundleError(f"{where}: field '{f}epoch': expected a number >= 0 or null, found {epoch!r}")
+    if stopped_for is not None and not isinstance(stopped_for, str):
+        raise BundleError(f"{where}: field '{f}stopped_for': expected a task name or null, found {stopped_for!r}")
     return NetworkFiles(_req(net, "name", str, f, where), tuple(tasks), entries["onnx"], entries["onnx_data"],
                         entries["engine"], latency, tuple(trained) if trained is not None else None,
                         float(width) if width is not None else None, stage if isinstance(stage, str) else None,
-                        checkpoint if isinstance(checkpoint, str) else None, verification or {}, fused_from)
+                        checkpoint if isinstance(checkpoint, str) else None, verification or {}, fused_from,
+                        float(epoch) if epoch is not None else None, stopped_for)
 
 
 def _task(name: str, t: Any, networks: list[NetworkFiles], where: object) -> TaskOutput:

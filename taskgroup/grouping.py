@@ -43,6 +43,7 @@ class GroupingNetwork:
     head_costs: dict[str, float] | None = None  # served task -> its head's cost
     losses: dict[str, float] | None = None  # served task -> loss on the selection table
     checkpoint_sha256: str | None = None  # the checkpoint's digest, if recorded (export also asks the run's store)
+    stopped_for: str | None = None  # a per-task stop: the network at the epoch where this task's val loss was best
 
     def to_json(self) -> dict[str, Any]:
         doc = {"tasks": list(self.tasks), "served": list(self.served), "width": self.width, "stage": self.stage,
@@ -50,6 +51,8 @@ class GroupingNetwork:
                "fixed_cost": self.fixed_cost, "head_costs": self.head_costs, "losses": self.losses}
         if self.checkpoint_sha256 is not None:
             doc["checkpoint_sha256"] = self.checkpoint_sha256
+        if self.stopped_for is not None:
+            doc["stopped_for"] = self.stopped_for
         return doc
 
     @property
@@ -232,11 +235,15 @@ def _network(net: Any, i: int, where: object) -> GroupingNetwork:
     # negative predicted latency in the bundle and make every comparison with it meaningless.
     cost = require_number(net, "cost", where, prefix=f, positive=True, optional=True)
     head_costs, losses = net.get("head_costs"), net.get("losses")
+    stopped_for = net.get("stopped_for")
+    if stopped_for is not None and stopped_for not in trained:
+        raise SchemaError(where, f + "stopped_for", f"expected one of the network's tasks {list(trained)} or null, "
+                                                    f"found {stopped_for!r}")
     return GroupingNetwork(
         trained, served, float(width), str(net.get("stage", "final")), ckpt, bool(net.get("estimated", False)), cost,
         require_number(net, "fixed_cost", where, prefix=f, minimum=0.0, optional=True),
         None if head_costs is None else _losses(head_costs, f + "head_costs", where),
-        None if losses is None else _losses(losses, f + "losses", where), digest)
+        None if losses is None else _losses(losses, f + "losses", where), digest, stopped_for)
 
 
 def _served_by(served_by: dict, tasks: tuple[str, ...], nets: list[GroupingNetwork], where: object) -> dict[str, int]:

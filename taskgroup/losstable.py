@@ -5,7 +5,11 @@ One entry per trained network: its task set, its width (1.0 = the standard netwo
 Early Stopping Approximation) and its per-task losses on each split (`val`, `test`).
 Also, per task, the loss of a trivial predictor (training mean or majority class) as a
 reference scale. Optionally, the inter-task affinity measured while training one network of
-all tasks (`affinity`, taskgroup.affinity). Stored as JSON (`losses.json` in a run directory);
+all tasks (`affinity`, taskgroup.affinity), and, for runs trained with per-task stopping,
+`task_stops`: per multi-task network and task, the whole network at the epoch where that
+task's validation loss was best. A stop is a network of its own at deployment (its own trunk),
+kept apart from `networks` so that a table's `networks` hold one entry per (tasks, width, stage);
+selection adds them as candidates only when asked (`candidates_from_table(per_task_stopping=True)`). Stored as JSON (`losses.json` in a run directory);
 the paper's tab-separated tables are read by `taskgroup.search.paper_tables`.
 """
 
@@ -75,6 +79,7 @@ class NetworkResult:
     fraction: float = 1.0  # fraction of the full schedule trained (ESA stage < 1.0)
     seeds: dict[int, SeedResult] = field(default_factory=dict)  # seed -> its run; empty when not recorded (old tables)
     checkpoint_sha256: str | None = None  # hash of `checkpoint` recorded by the store, when known
+    stopped_for: str | None = None  # a per-task stop: the task whose best validation epoch these weights are
 
     @property
     def n_seeds(self) -> int:
@@ -93,13 +98,15 @@ class NetworkResult:
         return _sample_std(values) if len(values) > 1 else None
 
     @property
-    def key(self) -> tuple[frozenset[str], float, str]:
-        """Identity of a network inside one table: task set, width and stage."""
-        return (frozenset(self.tasks), self.width, self.stage)
+    def key(self) -> tuple:
+        """Identity of a network inside one table: task set, width and stage (and the task of a per-task stop)."""
+        base = (frozenset(self.tasks), self.width, self.stage)
+        return base if self.stopped_for is None else base + (self.stopped_for,)
 
     @property
     def name(self) -> str:
-        return "+".join(self.tasks) + f"@{self.width:g}" + ("" if self.stage == "final" else f"/{self.stage}")
+        return ("+".join(self.tasks) + f"@{self.width:g}" + ("" if self.stage == "final" else f"/{self.stage}")
+                + ("" if self.stopped_for is None else f"/best-{self.stopped_for}"))
 
 
 def _sample_std(values: list[float]) -> float:
@@ -108,7 +115,7 @@ def _sample_std(values: list[float]) -> float:
 
 
 def aggregate_seeds(tasks: tuple[str, ...], width: float, stage: Stage, fraction: float,
-                    runs: dict[int, SeedResult]) -> NetworkResult:
+                    runs: dict[int, SeedResult], stopped_for: str | None = None) -> NetworkResult:
     """One table entry from a network's runs with several seeds: losses are the mean over seeds
     (per split and task, over the seeds that have it), wall time the sum, and the checkpoint the
     one of the seed with the lowest validation total (the weights a deployment would pick)."""
@@ -131,7 +138,7 @@ def aggregate_seeds(tasks: tuple[str, ...], width: float, stage: Stage, fraction
         tasks=tuple(tasks), width=width, stage=stage, losses=losses, checkpoint=runs[best].checkpoint,
         steps=runs[best].steps, wall_time_s=None if any(w is None for w in walls) else math.fsum(walls),
         fraction=fraction, seeds=dict(sorted(runs.items())),
-        checkpoint_sha256=runs[best].checkpoint_sha256)
+        checkpoint_sha256=runs[best].checkpoint_sha256, stopped_for=stopped_for)
 
 
 @dataclass
@@ -141,6 +148,7 @@ class LossTable:
     reference_losses: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> split -> trivial loss
     meta: dict[str, Any] = field(default_factory=dict)  # provenance: preset, seed, data source, ...
     affinity: "AffinityTable | None" = None  # inter-task affinity of the run's all-task network, if measured
+    task_stops: list[NetworkResult] = field(default_factory=list)  # per-task stops (each has `stopped_for`)
 
     def __post_init__(self) -> None:
         self.validate("<loss table>")
@@ -152,9 +160,20 @@ class LossTable:
             from taskgroup.affinity import check_tasks
 
             check_tasks(self.tasks, self.affinity, where)
-        seen: dict[tuple, int] = {}
+        self._validate_networks(self.networks, "networks", where)
+        self._validate_networks(self.task_stops, "task_stops", where)
         for i, net in enumerate(self.networks):
-            f = f"networks[{i}]"
+            if net.stopped_for is not None:
+                raise SchemaError(where, f"networks[{i}].stopped_for", "a per-task stop belongs in task_stops")
+        for i, net in enumerate(self.task_stops):
+            if net.stopped_for not in net.tasks:
+                raise SchemaError(where, f"task_stops[{i}].stopped_for",
+                                  f"expected one of the network's tasks {list(net.tasks)}, found {net.stopped_for!r}")
+
+    def _validate_networks(self, networks: list[NetworkResult], field_name: str, where: object) -> None:
+        seen: dict[tuple, int] = {}
+        for i, net in enumerate(networks):
+            f = f"{field_name}[{i}]"
             if not net.tasks:
                 raise SchemaError(where, f + ".tasks", "empty task set")
             unknown = [t for t in net.tasks if t not in self.tasks]
@@ -174,25 +193,29 @@ class LossTable:
                         raise SchemaError(where, f"{f}.losses.{split}.{task}", "loss for a task the network does not have")
                     require_finite(value, f"{f}.losses.{split}.{task}", where, minimum=0.0)
             if net.key in seen:
-                raise SchemaError(where, f, f"duplicate network {net.name} (same as networks[{seen[net.key]}])")
+                raise SchemaError(where, f, f"duplicate network {net.name} (same as {field_name}[{seen[net.key]}])")
             seen[net.key] = i
 
     def for_seed(self, seed: int) -> "LossTable":
         """The table as one seed saw it: each network's losses and checkpoint from that seed's run
         (networks not trained with that seed are left out)."""
-        nets = [dataclasses.replace(n, losses=n.seeds[seed].losses, checkpoint=n.seeds[seed].checkpoint,
-                                    steps=n.seeds[seed].steps, wall_time_s=n.seeds[seed].wall_time_s,
-                                    checkpoint_sha256=n.seeds[seed].checkpoint_sha256, seeds={seed: n.seeds[seed]})
-                for n in self.networks if seed in n.seeds]
+        def one(nets: list[NetworkResult]) -> list[NetworkResult]:
+            return [dataclasses.replace(n, losses=n.seeds[seed].losses, checkpoint=n.seeds[seed].checkpoint,
+                                        steps=n.seeds[seed].steps, wall_time_s=n.seeds[seed].wall_time_s,
+                                        checkpoint_sha256=n.seeds[seed].checkpoint_sha256, seeds={seed: n.seeds[seed]})
+                    for n in nets if seed in n.seeds]
+
         affinity = None
         if self.affinity is not None and any(r.seed == seed for r in self.affinity.runs):
             affinity = dataclasses.replace(self.affinity, runs=[r for r in self.affinity.runs if r.seed == seed])
-        return LossTable(self.tasks, nets, self.reference_losses, dict(self.meta, seed=seed), affinity)
+        return LossTable(self.tasks, one(self.networks), self.reference_losses, dict(self.meta, seed=seed), affinity,
+                         one(self.task_stops))
 
     def with_stage(self, stage: Stage) -> "LossTable":
         """The sub-table of one training stage (e.g. `early` for ESA selection)."""
         nets = [n for n in self.networks if n.stage == stage]
-        return LossTable(self.tasks, nets, self.reference_losses, dict(self.meta, stage=stage), self.affinity)
+        return LossTable(self.tasks, nets, self.reference_losses, dict(self.meta, stage=stage), self.affinity,
+                         [n for n in self.task_stops if n.stage == stage])
 
     def to_json(self) -> dict[str, Any]:
         multi_seed = len(self.seed_values()) > 1
@@ -206,6 +229,8 @@ class LossTable:
         }
         if self.affinity is not None:  # tables without one keep the layout they always had
             doc["affinity"] = self.affinity.to_json()
+        if self.task_stops:
+            doc["task_stops"] = [self._network_json(n, multi_seed) for n in self.task_stops]
         return doc
 
     def seed_values(self) -> list[int]:
@@ -216,6 +241,8 @@ class LossTable:
     def _network_json(n: NetworkResult, multi_seed: bool) -> dict[str, Any]:
         doc = {"tasks": list(n.tasks), "width": n.width, "stage": n.stage, "fraction": n.fraction,
                "losses": n.losses, "checkpoint": n.checkpoint, "steps": n.steps, "wall_time_s": n.wall_time_s}
+        if n.stopped_for is not None:
+            doc["stopped_for"] = n.stopped_for
         if multi_seed:  # a one-seed table keeps the layout it always had
             doc["n_seeds"] = len(n.seeds)
             doc["loss_std"] = {split: {t: n.std(split, t) for t in per_task} for split, per_task in n.losses.items()}
@@ -244,41 +271,11 @@ class LossTable:
         tasks = require(doc, "tasks", list, where)
         if not all(isinstance(t, str) for t in tasks):
             raise SchemaError(where, "tasks", "expected a list of task names")
-        networks = []
-        for i, raw in enumerate(require(doc, "networks", list, where)):
-            f = f"networks[{i}]"
-            if not isinstance(raw, dict):
-                raise SchemaError(where, f, "expected an object")
-            net_tasks = require(raw, "tasks", list, f"{where}: {f}")
-            losses = require(raw, "losses", dict, f"{where}: {f}")
-            for split, per_task in losses.items():
-                if not isinstance(per_task, dict):
-                    raise SchemaError(where, f"{f}.losses.{split}", "expected an object task -> loss")
-            checkpoint = raw.get("checkpoint")
-            if checkpoint is not None and not isinstance(checkpoint, str):
-                raise SchemaError(where, f + ".checkpoint", f"expected a path or null, found {type(checkpoint).__name__}")
-            steps = raw.get("steps")
-            if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
-                raise SchemaError(where, f + ".steps", f"expected a non-negative integer or null, found {steps!r}")
-            wall = raw.get("wall_time_s")
-            fraction = require_finite(raw.get("fraction", 1.0), f + ".fraction", where, minimum=0.0)
-            if not 0 < fraction <= 1:
-                raise SchemaError(where, f + ".fraction", f"expected a fraction of the schedule in (0, 1], found {fraction}")
-            seeds = _parse_seeds(raw.get("seeds"), f, where)
-            sha = raw.get("checkpoint_sha256")
-            if sha is not None and not isinstance(sha, str):
-                raise SchemaError(where, f + ".checkpoint_sha256", f"expected a hex string or null, found {type(sha).__name__}")
-            networks.append(NetworkResult(
-                seeds=seeds, checkpoint_sha256=sha,
-                tasks=tuple(net_tasks),
-                width=require_finite(require(raw, "width", (int, float), f"{where}: {f}"), f + ".width", where),
-                stage=require(raw, "stage", str, f"{where}: {f}"),
-                losses={s: dict(v) for s, v in losses.items()},
-                checkpoint=checkpoint,
-                steps=steps,
-                wall_time_s=None if wall is None else require_finite(wall, f + ".wall_time_s", where, minimum=0.0),
-                fraction=fraction,
-            ))
+        networks = cls._networks_from_json(require(doc, "networks", list, where), "networks", where)
+        stops = doc.get("task_stops") or []
+        if not isinstance(stops, list):
+            raise SchemaError(where, "task_stops", f"expected a list, found {type(stops).__name__}")
+        task_stops = cls._networks_from_json(stops, "task_stops", where)
         reference = doc.get("reference_losses") or {}
         if not isinstance(reference, dict):
             raise SchemaError(where, "reference_losses", "expected an object task -> split -> loss")
@@ -290,6 +287,7 @@ class LossTable:
         table = cls.__new__(cls)
         table.tasks = tuple(tasks)
         table.networks = networks
+        table.task_stops = task_stops
         table.reference_losses = reference
         meta = doc.get("meta") or {}
         if not isinstance(meta, dict):
@@ -310,6 +308,48 @@ class LossTable:
 
             declare_from_json(run["declared_tasks"], f"{where}: meta.run_config.declared_tasks")
         return table
+
+    @staticmethod
+    def _networks_from_json(raws: list, field_name: str, where: object) -> list[NetworkResult]:
+        networks = []
+        for i, raw in enumerate(raws):
+            f = f"{field_name}[{i}]"
+            if not isinstance(raw, dict):
+                raise SchemaError(where, f, "expected an object")
+            net_tasks = require(raw, "tasks", list, f"{where}: {f}")
+            losses = require(raw, "losses", dict, f"{where}: {f}")
+            for split, per_task in losses.items():
+                if not isinstance(per_task, dict):
+                    raise SchemaError(where, f"{f}.losses.{split}", "expected an object task -> loss")
+            checkpoint = raw.get("checkpoint")
+            if checkpoint is not None and not isinstance(checkpoint, str):
+                raise SchemaError(where, f + ".checkpoint", f"expected a path or null, found {type(checkpoint).__name__}")
+            steps = raw.get("steps")
+            if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+                raise SchemaError(where, f + ".steps", f"expected a non-negative integer or null, found {steps!r}")
+            wall = raw.get("wall_time_s")
+            fraction = require_finite(raw.get("fraction", 1.0), f + ".fraction", where, minimum=0.0)
+            if not 0 < fraction <= 1:
+                raise SchemaError(where, f + ".fraction", f"expected a fraction of the schedule in (0, 1], found {fraction}")
+            seeds = _parse_seeds(raw.get("seeds"), f, where)
+            stopped_for = raw.get("stopped_for")
+            if stopped_for is not None and not isinstance(stopped_for, str):
+                raise SchemaError(where, f + ".stopped_for", f"expected a task name, found {type(stopped_for).__name__}")
+            sha = raw.get("checkpoint_sha256")
+            if sha is not None and not isinstance(sha, str):
+                raise SchemaError(where, f + ".checkpoint_sha256", f"expected a hex string or null, found {type(sha).__name__}")
+            networks.append(NetworkResult(
+                seeds=seeds, checkpoint_sha256=sha,
+                tasks=tuple(net_tasks),
+                width=require_finite(require(raw, "width", (int, float), f"{where}: {f}"), f + ".width", where),
+                stage=require(raw, "stage", str, f"{where}: {f}"),
+                losses={s: dict(v) for s, v in losses.items()},
+                checkpoint=checkpoint,
+                steps=steps,
+                wall_time_s=None if wall is None else require_finite(wall, f + ".wall_time_s", where, minimum=0.0),
+                fraction=fraction, stopped_for=stopped_for,
+            ))
+        return networks
 
 
 def _parse_seeds(raw: Any, f: str, where: object) -> dict[int, SeedResult]:

@@ -171,7 +171,8 @@ def _parse_weights(text: Optional[str]) -> Optional[dict[str, float]]:
 
 def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimate], evaluate: Optional[Path],
                 evaluate_split: Optional[str], task_names: Optional[str], weights: Optional[str],
-                normalize: Normalize, profile: Optional[Path] = None, statistic: str = "p50") -> Inputs:
+                normalize: Normalize, profile: Optional[Path] = None, statistic: str = "p50",
+                per_task_stopping: bool = False) -> Inputs:
     from taskgroup.losstable import SPLITS, STAGES, LossTable, resolve_table_path
     from taskgroup.search import candidates_from_table, read_paper_table
 
@@ -191,6 +192,9 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
         raise TaskgroupError(f"{losses}: no such file or directory")
     est = estimate.value if estimate else None
     if _is_tsv(losses):
+        if per_task_stopping:
+            raise TaskgroupError("--per-task-stopping needs a training run's loss table (the paper's tables have "
+                                 "no per-task stops)")
         table = read_paper_table(losses, names, split=split, stage=stage)
         table_dir = losses.parent
     else:
@@ -206,7 +210,8 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
         prof = load_profile(profile, statistic)
         check_profile_for_table(prof, table, stage, losses)
         standard_ms, cost_fn = standard_network_ms(prof, table.tasks), prof.cost_fn
-    cands = candidates_from_table(table, split, stage, cost_fn=cost_fn, estimate=est)
+    cands = candidates_from_table(table, split, stage, cost_fn=cost_fn, estimate=est,
+                                  per_task_stopping=per_task_stopping)
     eval_cands, label = None, None
     if evaluate is not None:
         if not evaluate.exists():
@@ -218,16 +223,20 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
             etable = LossTable.load(evaluate)
         if tuple(etable.tasks) != tuple(table.tasks):
             raise TaskgroupError(f"{evaluate}: tasks {list(etable.tasks)} differ from the selection table's {list(table.tasks)}")
-        eval_cands, label = candidates_from_table(etable, esplit, "final"), f"{evaluate.name}:{esplit}"
+        eval_cands = candidates_from_table(etable, esplit, "final", per_task_stopping=per_task_stopping and
+                                           bool(etable.task_stops))
+        label = f"{evaluate.name}:{esplit}"
     elif evaluate_split is not None:
         if _is_tsv(losses):
             raise TaskgroupError("--evaluate-split needs a loss-table JSON; for tab-separated tables give --evaluate FILE")
-        eval_cands, label = candidates_from_table(table, evaluate_split, "final"), evaluate_split
+        eval_cands = candidates_from_table(table, evaluate_split, "final", per_task_stopping=per_task_stopping)
+        label = evaluate_split
     how = normalize.value
     if how == "auto":  # as the pipeline: unit-free when the table knows its trivial losses, else the paper's sum
         how = "reference" if all((table.reference_losses.get(t) or {}).get(split, 0) > 0 for t in table.tasks) else "none"
     scales = loss_scales(how, table, cands, split)
     options = {"losses": str(losses), "split": split, "stage": stage, "estimate": est,
+               **({"per_task_stopping": True} if per_task_stopping else {}),
                "evaluate": str(evaluate) if evaluate else None, "evaluate_split": evaluate_split,
                "weights": _parse_weights(weights), "normalize": how, "scales": scales}
     if prof is not None:
@@ -264,6 +273,10 @@ OptNormalize = typer.Option(Normalize.auto, "--normalize", help=(
     "or loss), 'none' (the paper's plain sum), 'single' (divide by the loss of the task's full-size single-task "
     "network) or 'auto' (default, as the pipeline: reference when the table has trivial-predictor losses, as a "
     "training run's has, none for the paper's tables)."))
+OptPerTaskStopping = typer.Option(False, "--per-task-stopping", help=(
+    "Also offer the run's per-task stops (trained with [train] per_task_stopping = true): a multi-task network "
+    "at the epoch where one task's validation loss was best, as a network of its own. Serving two tasks of one "
+    "network from two epochs then costs two networks (two trunks), and is chosen only when worth it."))
 OptSolver = typer.Option(Solver.auto, "--solver", help=(
     "'auto' = branch-and-bound on small tables if it finishes within 100,000 search nodes (a fixed limit: the same "
     "input always picks the same solver), else the subset dynamic programme when it fits (up to about 14 tasks, no "
@@ -309,13 +322,14 @@ def select_cmd(
         "many noise standard deviations does, so a grouping within noise of the budget is left out on every run "
         "instead of in and out by chance (0 = plain predicted cost). The grouping records its margin, the budget "
         "range over which the choice holds and the optimal groupings within noise of the budget.")),
+    per_task_stopping: bool = OptPerTaskStopping,
 ) -> None:
     from taskgroup.fileio import write_json_atomic
     from taskgroup.search import Selector
 
     check_budget_flags(profile, budget, budget_ms, budget_snt)
     inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize,
-                      profile, statistic.value)
+                      profile, statistic.value, per_task_stopping)
     limit = resolve_budget(inp, budget, budget_ms, budget_snt)
     if not (math.isfinite(noise_sigmas) and noise_sigmas >= 0):
         raise TaskgroupError(f"--noise-sigmas must be a number >= 0, found {noise_sigmas:g}")
@@ -419,6 +433,7 @@ def frontier_cmd(
     weights: Optional[str] = OptWeights,
     normalize: Normalize = OptNormalize,
     solver: Solver = OptSolver,
+    per_task_stopping: bool = OptPerTaskStopping,
 ) -> None:
     from taskgroup.fileio import atomic_path, write_json_atomic
     from taskgroup.search import frontier
@@ -428,7 +443,7 @@ def frontier_cmd(
     if plot is not None and plot.resolve() == out.resolve():
         raise TaskgroupError(f"--plot and --out are the same file ({out}); the plot would replace the JSON")
     inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize,
-                      profile, statistic.value)
+                      profile, statistic.value, per_task_stopping)
     unit = "snt" if inp.profile is None else "ms"
     start = time.perf_counter()
     fr = frontier(inp.candidates, tasks=inp.tasks, max_networks=max_networks, weights=inp.weights,

@@ -51,6 +51,15 @@ def train_command(
                    "then gives each loss as the mean over seeds with its standard deviation. Resumable seed by "
                    "seed; with --resume, new seeds can be added to a run. Default: 0 (with --resume: the run's "
                    "seeds)."),
+    strategy: Optional[str] = typer.Option(
+        None, help="How a batch becomes optimiser steps ([train] strategy): sum (one step on the summed loss; the "
+                   "default) | alternating[:shuffled] (one step per task) | alternating-independent[:shuffled] (as "
+                   "alternating, one optimiser state per task) | random-groups:G[:epoch] (G random task groups, one "
+                   "step each). Part of the run's config. See docs/training.md."),
+    weighting: Optional[str] = typer.Option(
+        None, help="Per-task loss weights ([train] weighting): none | static (needs [train] task_weights) | scale "
+                   "(1 / the trivial predictor's training loss) | uncertainty (learned, Kendall et al. 2018). "
+                   "Part of the run's config."),
 ) -> None:
     """Train the candidate networks (the paper's recipe: SGD with momentum, LR halving on a validation
     plateau, best-on-validation weights) and write RUN_DIR/runs.sqlite, RUN_DIR/losses.json and
@@ -87,6 +96,13 @@ def train_command(
         run_config = stored[1]  # the run's own recipe and data: --resume continues it as it was
     else:
         run_config = make_run_config(preset or "default", config, seed=seed_list[0], esa_fraction=esa)  # declares [tasks.*]
+    if strategy is not None or weighting is not None:
+        import dataclasses
+
+        recipe = dataclasses.replace(run_config.train, **{k: v for k, v in (("strategy", strategy),
+                                                                          ("weighting", weighting)) if v is not None})
+        recipe.validate("--strategy/--weighting")
+        run_config = dataclasses.replace(run_config, train=recipe)
     task_list = parse_task_list(tasks) if tasks is not None else stored[0]
     specs = parse_networks(networks, task_list) if networks is not None else candidate_set(candidates, task_list)
     stages = default_stages(run_config, esa_only)
@@ -193,10 +209,12 @@ def render_table(doc: dict, split: str):
     if size and any(labelled.get(t, {}).get(split, size) < size for t in tasks):  # partial labels: say how many
         table.add_row(f"labelled {split} samples", "", "", *([""] if seeds else []),
                       *[f"{labelled.get(t, {}).get(split, '?')} of {size}" for t in tasks], "", "", style="dim")
-    for n in doc["networks"]:
+    for n in doc["networks"] + doc.get("task_stops", []):
         losses = n["losses"].get(split, {})
         std = (n.get("loss_std") or {}).get(split, {})
         stage = n["stage"] if n["stage"] == "final" else f"{n['stage']} ({n['fraction']:.2f})"
+        if n.get("stopped_for"):
+            stage += f", best epoch of {n['stopped_for']}"
         cells = []
         for t in tasks:
             cell = _fmt(losses.get(t))

@@ -105,7 +105,11 @@ class PipelineConfig:
                                      "--estimate tag or cosine (or none: measured networks only)")
         if self.normalize not in NORMALIZATIONS:
             raise TaskgroupError(f"unknown normalisation '{self.normalize}'; valid options: {', '.join(NORMALIZATIONS)}")
-        make_run_config(self.preset, self.config_file, seed=self.seed, esa_fraction=self.esa)  # preset, TOML, ESA
+        run_config = make_run_config(self.preset, self.config_file, seed=self.seed, esa_fraction=self.esa)
+        if self.candidates == "affinity":
+            from taskgroup.train.strategies import check_affinity
+
+            check_affinity(run_config.train.strategy)
         resolve_backend(self.backend, parse_device(self.device))
 
     def to_json(self) -> dict[str, Any]:

@@ -125,7 +125,8 @@ class Selection:
                 stage=c.stage,  # the training stage whose losses chose it
                 checkpoint=ckpt,  # always fully trained weights (None: none exist yet)
                 estimated=c.estimated, cost=net.cost, fixed_cost=c.fixed_cost,
-                head_costs={t: c.head_cost(t) for t in net.served}, losses={t: c.losses[t] for t in net.served}))
+                head_costs={t: c.head_cost(t) for t in net.served}, losses={t: c.losses[t] for t in net.served},
+                stopped_for=c.stopped_for))  # a per-task stop: that task's best epoch
         extra: dict[str, Any] = {
             "max_networks": self.max_networks,
             "headroom": None if self.budget is None else self.budget - self.cost,  # how far under the budget

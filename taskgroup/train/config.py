@@ -10,6 +10,7 @@ the training-recipe half of each preset lives here, keyed by the same names. A T
 
     [train]          # TrainConfig fields
     epochs = 8
+    strategy = "alternating"   # taskgroup.train.strategies
     [data]           # DataConfig fields (taskgroup.data), except `resolution`
     n_train = 1000
     [arch]           # ArchPreset fields: model, model_config (a table), resolution
@@ -21,9 +22,10 @@ the training-recipe half of each preset lives here, keyed by the same names. A T
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +51,42 @@ class TrainConfig:
     threads: int = 1  # torch intra-op threads (0 = one per core); 1 is robust when other processes share the CPU
     lr_schedule: str = "plateau"  # "plateau": halve on a validation plateau (the paper); "cosine": decay to 0 by the last step
     affinity_every: int = 10  # networks trained with affinity tracking measure it every this many steps (TAG's period)
+    # How a batch becomes optimiser steps (taskgroup.train.strategies): "sum" (one step on the summed
+    # loss), "alternating[:shuffled]", "alternating-independent[:shuffled]", "random-groups:G[:epoch]".
+    strategy: str = "sum"
+    # Per-task loss weights (taskgroup.train.weighting): "none", "static" (task_weights), "scale"
+    # (1 / the trivial predictor's training loss) or "uncertainty" (learned, Kendall et al. 2018).
+    weighting: str = "none"
+    task_weights: dict = field(default_factory=dict)  # weighting = "static": task -> relative importance (unlisted: 1)
+    per_task_stopping: bool = False  # also keep each task's best-validation epoch of a multi-task network
 
     def validate(self, where: str = "train config") -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise TaskgroupError(f"{where}: field 'lr_schedule': unknown schedule {self.lr_schedule!r}; "
                                  f"valid schedules: {', '.join(LR_SCHEDULES)}")
+        from taskgroup.train.strategies import parse_strategy
+        from taskgroup.train.weighting import WEIGHTINGS
+
+        parse_strategy(self.strategy, f"{where}: field 'strategy'")
+        if self.weighting not in WEIGHTINGS:
+            raise TaskgroupError(f"{where}: field 'weighting': unknown weighting {self.weighting!r}; "
+                                 f"valid weightings: {', '.join(WEIGHTINGS)}")
+        if not isinstance(self.task_weights, dict):
+            raise TaskgroupError(f"{where}: field 'task_weights': expected a table task -> weight, "
+                                 f"found {type(self.task_weights).__name__}")
+        for task, w in self.task_weights.items():
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+                raise TaskgroupError(f"{where}: field 'task_weights': weight of {task!r} must be a positive number, "
+                                     f"found {w!r}")
+        if self.weighting == "static" and not self.task_weights:
+            raise TaskgroupError(f"{where}: field 'task_weights': weighting 'static' needs a weight per task "
+                                 "(e.g. task_weights = { segment_semantic = 2.0 }; unlisted tasks weigh 1)")
+        if self.task_weights and self.weighting != "static":
+            raise TaskgroupError(f"{where}: field 'task_weights': used only with weighting = 'static', "
+                                 f"found weighting {self.weighting!r}")
+        if not isinstance(self.per_task_stopping, bool):
+            raise TaskgroupError(f"{where}: field 'per_task_stopping': expected true or false, "
+                                 f"found {self.per_task_stopping!r}")
         ints = {"epochs": 1, "batch_size": 1, "lr_patience": 0, "eval_batch_size": 1, "threads": 0, "affinity_every": 1}
         for name, minimum in ints.items():
             value = getattr(self, name)
@@ -222,15 +255,26 @@ def _override(train: TrainConfig, doc: dict[str, Any], where: str) -> TrainConfi
         expected = type(getattr(train, key))
         if expected is str:
             ok, what = isinstance(value, str), "a string"
+        elif expected is bool:
+            ok, what = isinstance(value, bool), "true or false"
+        elif expected is dict:
+            ok, what = isinstance(value, dict), "a table"
         elif expected is float:
             ok, what = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
         else:
             ok, what = isinstance(value, int) and not isinstance(value, bool), "an integer"
         if not ok:
             raise TaskgroupError(f"{where} key '{key}': expected {what}, found {type(value).__name__} ({value!r})")
-    new = dataclasses.replace(train, **{k: (float(v) if isinstance(getattr(train, k), float) else v) for k, v in doc.items()})
+    new = dataclasses.replace(train, **{k: (float(v) if isinstance(getattr(train, k), float) else
+                                            {t: _number(w) for t, w in v.items()} if k == "task_weights" else v)
+                                        for k, v in doc.items()})
     new.validate(where.rstrip(":"))
     return new
+
+
+def _number(value: Any) -> Any:
+    """TOML integers as floats; anything else unchanged (validate names it)."""
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _override_arch(arch: ArchPreset, doc: dict[str, Any], where: str) -> ArchPreset:

@@ -64,9 +64,15 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     if "early" in stages and config.esa_fraction is None:
         raise TaskgroupError("the early (ESA) stage needs an ESA fraction (--esa FRACTION)")
     specs = _dedupe([normalise_spec(s, tasks) for s in specs])
+    from taskgroup.train.weighting import check_task_weights
+
+    check_task_weights(config.train.task_weights, tasks)
     if affinity:
         if len(tasks) < 2:
             raise TaskgroupError("affinity needs at least two tasks (it measures how tasks affect each other)")
+        from taskgroup.train.strategies import check_affinity
+
+        check_affinity(config.train.strategy)
         specs = _dedupe(specs + [affinity_spec(tasks)])
     model = build_model(config, CandidateSpec(tasks))  # bad model_config fails before anything is written
     run_dir = Path(run_dir)
@@ -167,6 +173,11 @@ def checkpoint_path(spec: CandidateSpec, seed: int, base_seed: int, stage: str) 
     return f"{CHECKPOINT_DIR}/{spec.file_stem}{tag}_{stage}.pt"
 
 
+def task_stop_checkpoint_path(spec: CandidateSpec, seed: int, base_seed: int, stage: str, task: str) -> str:
+    """Checkpoint of a network at the epoch where `task`'s validation loss was best (per-task stopping)."""
+    return checkpoint_path(spec, seed, base_seed, stage)[:-len(".pt")] + f"_best-{task}.pt"
+
+
 def affinity_spec(tasks: Sequence[str]) -> CandidateSpec:
     """The network affinity is measured on: all the run's tasks, full width."""
     return CandidateSpec(tuple(tasks), FULL)
@@ -194,12 +205,22 @@ def train_into_store(store: RunStore, spec: CandidateSpec, config: RunConfig, da
         r = results[stage]
         rel = checkpoint_path(spec, seed, store.base_seed(), stage)
         model = build_model(config, spec)
-        model.load_state_dict(r.state_dict)
         model.target_transforms = {t: data.transforms[t] for t in spec.tasks if t in data.transforms}
+        model.load_state_dict(r.state_dict)
         save_checkpoint(model, store.run_dir / rel, stage=stage, fraction=r.fraction, steps=r.steps,
                         best_epoch=r.best_epoch, seed=seed)
+        stops = []
+        for task, stop in (r.task_stops or {}).items():  # per-task stopping: each task's best epoch
+            stop_rel = rel
+            if stop.state_dict is not None:  # another epoch than the kept weights': its own checkpoint
+                stop_rel = task_stop_checkpoint_path(spec, seed, store.base_seed(), stage, task)
+                model.load_state_dict(stop.state_dict)
+                save_checkpoint(model, store.run_dir / stop_rel, stage=stage, fraction=r.fraction, steps=r.steps,
+                                best_epoch=stop.epoch, seed=seed, stopped_for=task)
+            stops.append(dict(task=task, epoch=stop.epoch, losses=stop.losses, checkpoint=stop_rel))
         rows.append(dict(stage=stage, fraction=r.fraction, best_epoch=r.best_epoch, steps=r.steps,
-                         wall_time_s=r.wall_time_s, losses=r.losses, checkpoint=rel, affinity=r.affinity))
+                         wall_time_s=r.wall_time_s, losses=r.losses, checkpoint=rel, affinity=r.affinity,
+                         loss_weights=r.loss_weights, task_stops=stops))
     store.commit_results(spec, seed, rows, replace=bool(done & set(missing)))
     store.export()
     if progress is not None:
@@ -290,7 +311,9 @@ def _with_new_field_defaults(stored: dict[str, Any], now: dict[str, Any]) -> dic
         have, want = stored.get(section), now.get(section)
         if not isinstance(have, dict) or not isinstance(want, dict):
             continue
-        defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+        defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                    for f in dataclasses.fields(cls)
+                    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
         for key in want.keys() - have.keys():
             if key in defaults:
                 have[key] = json.loads(json.dumps(defaults[key]))

@@ -13,6 +13,13 @@ Tables:
 - `affinity` (runs that tracked inter-task affinity, taskgroup.affinity): one row per (network,
   seed, stage) with its TAG and cosine matrices, committed with that job's results. The table
   is created by the first such commit, so stores without it stay schema 2 as they were.
+- `loss_weights` (runs with a `[train] weighting` other than none, taskgroup.train.weighting):
+  one row per (network, seed, stage) with the weights it was trained with (learned ones at the
+  kept epoch); created by the first such commit, like `affinity`.
+- `task_stops` (runs with `[train] per_task_stopping`): one row per (multi-task network, seed,
+  stage, task): the epoch where the task's validation loss was best, every task's losses at that
+  epoch and the checkpoint of those weights (the stage's own checkpoint when it is the same
+  epoch) with its sha256; created by the first such commit.
 
 Seeds are an axis of a run, like its networks: the same network trained with several seeds
 has one row per seed, and the loss table reports their mean, standard deviation and count.
@@ -88,6 +95,32 @@ CREATE TABLE IF NOT EXISTS affinity (
     seconds REAL NOT NULL,          -- time spent measuring (part of the job's wall time)
     matrices TEXT NOT NULL,         -- JSON: kind ('tag', 'cosine') -> n x n, [source][target] in the network's task order
     PRIMARY KEY (name, seed, stage),
+    FOREIGN KEY (name, seed) REFERENCES candidates(name, seed)
+)
+"""
+
+
+_LOSS_WEIGHTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS loss_weights (
+    name TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    stage TEXT NOT NULL CHECK (stage IN ('final', 'early')),
+    weights TEXT NOT NULL,          -- JSON: weighting, multipliers per task (+ log_variance, per_epoch if learned)
+    PRIMARY KEY (name, seed, stage),
+    FOREIGN KEY (name, seed) REFERENCES candidates(name, seed)
+)
+"""
+_TASK_STOPS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS task_stops (
+    name TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    stage TEXT NOT NULL CHECK (stage IN ('final', 'early')),
+    task TEXT NOT NULL,             -- the task whose validation loss chose the epoch
+    epoch REAL NOT NULL,
+    losses TEXT NOT NULL,           -- JSON: split -> task -> loss of the weights of that epoch
+    checkpoint TEXT NOT NULL,       -- relative to the run directory
+    checkpoint_sha256 TEXT NOT NULL,
+    PRIMARY KEY (name, seed, stage, task),
     FOREIGN KEY (name, seed) REFERENCES candidates(name, seed)
 )
 """
@@ -278,10 +311,23 @@ class RunStore:
         with self._transaction():
             if any(r.get("affinity") for r in rows):
                 self._conn.execute(_AFFINITY_SCHEMA)
+            if any(r.get("loss_weights") for r in rows):
+                self._conn.execute(_LOSS_WEIGHTS_SCHEMA)
+            if any(r.get("task_stops") for r in rows):
+                self._conn.execute(_TASK_STOPS_SCHEMA)
             for r in rows:
                 if replace:
                     self._conn.execute("DELETE FROM results WHERE name = ? AND seed = ? AND stage = ?",
                                        (spec.name, seed, r["stage"]))
+                    self._delete_extras(spec.name, seed, (r["stage"],))
+                if r.get("loss_weights"):
+                    self._conn.execute("INSERT INTO loss_weights VALUES (?, ?, ?, ?)",
+                                       (spec.name, seed, r["stage"], json.dumps(r["loss_weights"], allow_nan=False)))
+                for stop in r.get("task_stops") or ():
+                    self._conn.execute("INSERT INTO task_stops VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                       (spec.name, seed, r["stage"], stop["task"], stop["epoch"],
+                                        json.dumps(stop["losses"], allow_nan=False), stop["checkpoint"],
+                                        sha256_file(self.run_dir / stop["checkpoint"])))
                 if r.get("affinity"):
                     a = r["affinity"]
                     matrices = {k: a[k] for k in KINDS}
@@ -307,7 +353,11 @@ class RunStore:
         damaged: dict[tuple[str, int], list[str]] = {}
         notes = []
         query = "SELECT name, seed, stage, checkpoint, checkpoint_sha256 FROM results"
+        if self._has_table("task_stops"):  # a stage's per-task checkpoints belong to it: damaged, it is retrained
+            query += " UNION ALL SELECT name, seed, stage, checkpoint, checkpoint_sha256 FROM task_stops"
         for name, seed, stage, rel, sha in self._conn.execute(query).fetchall():
+            if stage in damaged.get((name, seed), ()):
+                continue
             path = self.run_dir / rel
             if not path.is_file():
                 why = "is missing"
@@ -323,9 +373,40 @@ class RunStore:
                 for (name, seed), stages in damaged.items():
                     self._conn.executemany("DELETE FROM results WHERE name = ? AND seed = ? AND stage = ?",
                                            [(name, seed, st) for st in stages])
+                    self._delete_extras(name, seed, stages)
                     self._conn.execute("UPDATE candidates SET status = 'running', stages = ? WHERE name = ? AND seed = ?",
                                        (json.dumps(sorted(stages)), name, seed))
         return notes
+
+    def _delete_extras(self, name: str, seed: int, stages: Iterable[str]) -> None:
+        """Drop a job's loss weights and per-task stops of `stages` (inside a transaction)."""
+        for table in ("loss_weights", "task_stops"):
+            if self._has_table(table):
+                self._conn.executemany(f"DELETE FROM {table} WHERE name = ? AND seed = ? AND stage = ?",
+                                       [(name, seed, st) for st in stages])
+
+    def loss_weights(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """network name -> str(seed) -> stage -> the weights it was trained with (empty: plain sum)."""
+        if not self._has_table("loss_weights"):
+            return {}
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for name, seed, stage, weights in self._conn.execute(
+                "SELECT name, seed, stage, weights FROM loss_weights ORDER BY name, seed, stage"):
+            out.setdefault(name, {}).setdefault(str(seed), {})[stage] = json.loads(weights)
+        return out
+
+    def task_stops(self) -> list[dict[str, Any]]:
+        """Every per-task stop: name, tasks, width, seed, stage, task, epoch, losses, checkpoint, sha256."""
+        if not self._has_table("task_stops"):
+            return []
+        query = ("SELECT s.name, c.tasks, c.width, s.seed, s.stage, s.task, s.epoch, s.losses, s.checkpoint, "
+                 "s.checkpoint_sha256 FROM task_stops s JOIN candidates c ON c.name = s.name AND c.seed = s.seed "
+                 "ORDER BY (SELECT MIN(rowid) FROM candidates c2 WHERE c2.name = s.name), s.stage DESC, s.seed")
+        keys = ("name", "tasks", "width", "seed", "stage", "task", "epoch", "losses", "checkpoint", "checkpoint_sha256")
+        rows = [dict(zip(keys, r)) for r in self._conn.execute(query)]
+        for r in rows:
+            r["tasks"], r["losses"] = tuple(json.loads(r["tasks"])), json.loads(r["losses"])
+        return rows
 
     def has_affinity(self, spec: CandidateSpec, seed: int, stages: Iterable[str]) -> bool:
         """Whether every one of `stages` of this job has its affinity recorded."""
@@ -402,7 +483,28 @@ class RunStore:
         seeds = self.seeds()
         if len(seeds) > 1:
             meta["seeds"] = seeds
-        return LossTable(tasks, networks, self.reference_losses(), meta, self.affinity_table())
+        weights = self.loss_weights()
+        if weights:
+            meta["loss_weights"] = weights  # network -> seed -> stage -> the weights it was trained with
+        return LossTable(tasks, networks, self.reference_losses(), meta, self.affinity_table(),
+                         self._task_stop_networks(grouped))
+
+    def _task_stop_networks(self, grouped: dict[tuple[str, str], dict[str, Any]]) -> list[NetworkResult]:
+        """One table entry per (network, stage, task) stop, aggregated over seeds like the networks; a stop
+        that is the stage's own weights in every seed is the network itself and is left out."""
+        from taskgroup.losstable import SeedResult, aggregate_seeds
+
+        stops: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for r in self.task_stops():
+            parent = grouped.get((r["name"], r["stage"]))
+            if parent is None or r["seed"] not in parent["runs"]:
+                continue  # the stage's result was dropped (damaged): so is its stop
+            entry = stops.setdefault((r["name"], r["stage"], r["task"]), {**parent, "runs": {}, "own": False})
+            entry["runs"][r["seed"]] = SeedResult(r["losses"], r["checkpoint"], parent["runs"][r["seed"]].steps, None,
+                                                  r["checkpoint_sha256"])
+            entry["own"] |= r["checkpoint"] != parent["runs"][r["seed"]].checkpoint
+        return [aggregate_seeds(e["tasks"], e["width"], e["stage"], e["fraction"], e["runs"], stopped_for=task)
+                for (_, _, task), e in stops.items() if e["own"]]
 
     def export(self) -> LossTable:
         """Write RUN_DIR/losses.json (atomically) from the committed rows."""
@@ -505,8 +607,9 @@ def recorded_checkpoint_sha256(checkpoint: str | Path) -> tuple[Path, str | None
     """The sha256 a run's store recorded for one of its checkpoints, to verify it outside the run (export).
 
     The run is the nearest folder above the checkpoint holding a store. Returns None when there
-    is none, (store path, None) when the store has no committed result with this checkpoint (its
-    training never committed, or the result was dropped as damaged), else (store path, sha256).
+    is none, (store path, None) when the store has no committed result (or per-task stop) with this
+    checkpoint (its training never committed, or the result was dropped as damaged), else (store
+    path, sha256).
     The store is opened read-only.
     """
     checkpoint = Path(checkpoint).resolve()
@@ -519,6 +622,9 @@ def recorded_checkpoint_sha256(checkpoint: str | Path) -> tuple[Path, str | None
         conn = sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True)
         try:
             row = conn.execute("SELECT checkpoint_sha256 FROM results WHERE checkpoint = ?", (rel,)).fetchone()
+            if row is None and conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                            "name = 'task_stops'").fetchone():  # a per-task stop's own checkpoint
+                row = conn.execute("SELECT checkpoint_sha256 FROM task_stops WHERE checkpoint = ?", (rel,)).fetchone()
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
