@@ -69,6 +69,7 @@ class ReportData:
     warnings: list[str] = field(default_factory=list)  # shown first: e.g. served tasks that were not learnt
     gains_per_seed: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)  # task -> partner -> seed -> gain
     robustness: str | None = None  # one sentence: the budget range over which the choice holds
+    parsimony: str | None = None  # one sentence: a cheaper grouping within noise of the optimum was chosen
     objective: str = "none"  # what selection ranked: none (plain sum), reference or single (normalised)
     estimate_errors: list[dict[str, Any]] = field(default_factory=list)  # network, task, estimated, measured, error
     affinity: dict[str, Any] | None = None  # tasks, kind -> n x n mean matrix, seeds, every, kind -> fitted slope
@@ -246,6 +247,7 @@ def _markdown(d: ReportData) -> str:
         f"({d.budget - d.chosen.cost:.4g} under). Total test loss {total.text(5)}"
         + ("." if d.test_scales is None else f"; normalised test objective {d.score_estimate(d.chosen).text(5)} "
            "(each task's loss divided by " + ", ".join(f"{t} {v:.4g}" for t, v in d.test_scales.items()) + ")."),
+        *([f"", d.parsimony] if d.parsimony else []),
         *([f"", d.robustness] if d.robustness else []),
         "",
         "## Against baselines at the same budget",

@@ -267,6 +267,18 @@ class Pipeline:
     def candidate_stage(self) -> str:
         return "early" if self.config.esa is not None else "final"
 
+    def objective_noise(self) -> float:
+        """Seed-to-seed standard deviation of a grouping's objective (the mean over the run's seeds), from
+        the preset's measurement; 0 when the run is not the preset as measured or its objective has none.
+        Selection takes the cheapest grouping within it of the optimum (robust_select)."""
+        from taskgroup.train.config import preset_seed_noise
+
+        noise = preset_seed_noise(self.config.preset, self.run_config())
+        key = {"reference": "grouping_normalised_std", "none": "grouping_total_std"}.get(self.config.normalize)
+        if noise is None or key is None or set(self.config.tasks) != set(PAPER_TASKS):
+            return 0.0
+        return float(noise[key]) / math.sqrt(max(1, len(self.table().seed_values())))
+
     def scales(self, split: str) -> dict[str, float] | None:
         """Per-task objective divisors on `split` (None: the paper's plain sum). `single` uses the
         fully trained single where there is one, so selection and report divide by the same network."""
@@ -333,7 +345,8 @@ class Pipeline:
         scales = self.scales("val")
         corun = self.profile().corun  # measured slowdown of networks run back to back
         sel = robust_select(cands, self.profile(), budget, tasks=self.config.tasks, scales=scales,
-                            relative=self.config.budget_snt is not None)
+                            relative=self.config.budget_snt is not None,
+                            prefer_cheaper_within=self.objective_noise())
         extra = {}
         if self.config.top_k > 1:
             from taskgroup.search.robustness import with_noise_margin
@@ -342,7 +355,7 @@ class Pipeline:
             profile = self.profile().with_relative_noise(self.config.budget_snt is not None)
             fit = with_noise_margin(cands, profile, sel.robustness["sigmas"])  # as the choice was made
             ranked = top_k(fit, budget, self.config.top_k, tasks=self.config.tasks, scales=scales, unit="ms",
-                           corun=corun)
+                           corun=corun + sel.robustness["sigmas"] * profile.corun_se)  # as the choice was made
             extra = {"top_k": [grouping_summary(g) for g in ranked],
                      "to_train": [{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)]}
             self.say(f"top-{self.config.top_k}: {len(ranked)} groupings, {len(extra['to_train'])} estimated "
@@ -370,7 +383,8 @@ class Pipeline:
         keys = {(frozenset(s.tasks), s.width) for s in specs}
         final = [c for c in self.candidates("val", "final") if c.key in keys]
         sel = robust_select(final, self.profile(), self.budget_ms(), tasks=self.config.tasks, scales=self.scales("val"),
-                            relative=self.config.budget_snt is not None)
+                            relative=self.config.budget_snt is not None,
+                            prefer_cheaper_within=self.objective_noise())
         sel.evaluate([c for c in self.candidates("test", "final") if c.key in keys], "test")
         from taskgroup.search.topk import estimate_errors
 
@@ -483,6 +497,7 @@ class Pipeline:
             gains_per_seed=pairwise_gains_per_seed(table, "test", self.candidate_stage()),
             # Robustness of the choice among every candidate (selection), not only among the chosen networks.
             robustness=robustness_text(Grouping.load(self.run_dir / "selected.json")),
+            parsimony=parsimony_text(Grouping.load(self.run_dir / "selected.json")),
             estimate_errors=list(best.extra.get("estimate_errors") or []),
             affinity=self.affinity_summary(),
         )
@@ -576,6 +591,19 @@ def pairwise_gains(table: LossTable, split: str, stage: str) -> dict[str, dict[s
                 if t in half and n.losses[split].get(t, 0) > 0:
                     gains.setdefault(t, {})[partner] = half[t] / n.losses[split][t] - 1
     return gains
+
+
+def parsimony_text(grouping: Grouping) -> str | None:
+    """Why the choice is not the exact optimum, when a cheaper grouping within noise of it was taken."""
+    block = grouping.extra.get("parsimony")
+    if not isinstance(block, dict) or block.get("chose_the_optimum", True):
+        return None
+    opt = block["optimum"]
+    return (f"The exact optimum on the validation objective, {' + '.join(opt['networks'])} "
+            f"(objective {opt['objective']:.5g}, {opt['cost']:.4g} ms), is within the seed-to-seed noise of a "
+            f"grouping's objective ({block['tolerance']:.3g}) of this one, which is the cheapest grouping within "
+            "that noise: groupings that close cannot be told apart, and the cheaper one leaves more of the "
+            "budget free and does not change with the next profile.")
 
 
 def robustness_text(grouping: Grouping) -> str | None:

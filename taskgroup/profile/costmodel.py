@@ -117,7 +117,7 @@ class DeviceProfile:
     widths: Mapping[float, WidthCosts]  # width -> measured costs
     statistic: str = "p50"  # latency statistic costs are read at
     corun: float = 0.0  # extra fraction per additional network run in the same frame (0: not measured)
-    corun_se: float = 0.0  # standard error of `corun` from the fit's residuals (0: not measured)
+    corun_se: float = 0.0  # uncertainty of `corun` between profiles (corun_standard_error; 0: not measured)
     noise_sigmas: float = 0.0  # cost_fn adds this many noise standard deviations (0: costs at the statistic)
     noise_relative: bool = False  # noise of costs relative to the standard network (budgets in SNT), not absolute
 
@@ -425,11 +425,18 @@ def profile_name(path: str | os.PathLike) -> str:
     return Path(path).stem
 
 
+# Between-profile standard deviation of the fused co-run slope on the reference 2-core machine:
+# seven profiles of the default preset measured 0.000-0.023 (std 0.0081) while each profile's own
+# fit gave standard errors of 0.0015-0.0066 (benchmarks/results/corun_repeatability.md). The
+# within-profile figures understate run-to-run variation, so the uncertainty never goes below this.
+CORUN_NOISE_FLOOR = 0.008
+
+
 def corun_standard_error(block: Mapping[str, Any], slope: float) -> float:
-    """Standard error of the co-run slope from the timed sequences' residuals (least squares through
-    the origin: sqrt(sum of squared residuals / (m - 1) / sum of (N - 1)^2)); 0 when it cannot be told.
-    A profile measured while other work loaded the machine has large residuals, and its co-run factor
-    deserves the doubt."""
+    """Uncertainty of the co-run slope between profiles: the largest of the fit's standard error
+    (least squares through the origin), the spread of the sequences' own slopes ((ratio - 1) / (N - 1))
+    and CORUN_NOISE_FLOOR; 0 when no sequences are stored. A choice whose cost depends on the co-run
+    factor by less than this would flip from one profile to the next."""
     rows = [r for r in block.get("sequences") or [] if isinstance(r, dict)]
     points = []
     for r in rows:
@@ -439,7 +446,11 @@ def corun_standard_error(block: Mapping[str, Any], slope: float) -> float:
     if len(points) < 2:
         return 0.0
     residual = sum((y - slope * x) ** 2 for x, y in points) / (len(points) - 1)
-    return math.sqrt(residual / sum(x * x for x, _ in points))
+    fit = math.sqrt(residual / sum(x * x for x, _ in points))
+    slopes = [y / x for x, y in points]
+    mean = sum(slopes) / len(slopes)
+    spread = math.sqrt(sum((v - mean) ** 2 for v in slopes) / (len(slopes) - 1))
+    return max(fit, spread, CORUN_NOISE_FLOOR)
 
 
 def _sample_std(values) -> float:

@@ -193,20 +193,53 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
                   tasks: Sequence[str] | None = None, sigmas: float = NOISE_SIGMAS,
                   max_networks: int | None = None, weights: Mapping[str, float] | None = None,
                   scales: Mapping[str, float] | None = None, solver: str = "auto",
-                  relative: bool = False) -> Selection:
+                  relative: bool = False, prefer_cheaper_within: float = 0.0) -> Selection:
     """`select()` in ms on `profile` under the noise rule: the Selection's costs are the predictions
     (candidates as given) and `robustness` holds the margin, range and optima near the budget.
     `relative`: the budget is a multiple of the profile's standard network (SNT), so noise is measured
     relative to it (see DeviceProfile._part_noise).
+    `prefer_cheaper_within`: an objective tolerance (e.g. the seed-to-seed noise of a grouping's objective);
+    the cheapest grouping whose objective is within it of the optimum is chosen instead of the optimum
+    (the one-standard-error rule). Groupings that close cannot be told apart, and the optimum among them
+    is often the dearest, near the budget, where a profile taken a minute later may leave it out; the
+    cheapest is further from the budget and the same from profile to profile. The optimum is recorded.
     Raises TaskgroupError naming the cheapest grouping if none fits even as predicted."""
     profile = profile.with_relative_noise(relative)
     selector, chosen, used = solve_under_noise(candidates, profile, budget, sigmas, max_networks, tasks=tasks,
                                                weights=weights, scales=scales, solver=solver)
     if chosen is None:
         raise selector.infeasible_error(budget, max_networks)
+    optimum = None
+    if prefer_cheaper_within > 0:
+        optimum, chosen = chosen, cheapest_within(candidates, profile, budget, used, prefer_cheaper_within, chosen,
+                                                  tasks=tasks, weights=weights, scales=scales, max_networks=max_networks)
     standard = profile.network_ms(1.0, selector.problem.tasks)
     robust = assess(selector, chosen, budget, profile, used, standard, max_networks,
                     asked=sigmas if profile.has_noise else 0.0)
     sel = predicted(chosen, candidates, profile.corun)
     sel.robustness = robust.to_json()
+    if optimum is not None:
+        sel.parsimony = {
+            "rule": "the cheapest grouping whose objective is within the tolerance of the optimum's",
+            "tolerance": prefer_cheaper_within,
+            "optimum": {"networks": [_label(n) for n in optimum.networks], "objective": optimum.objective,
+                        "cost": predicted(optimum, candidates, profile.corun).cost},
+            "chose_the_optimum": _names(optimum) == _names(chosen)}
     return sel
+
+
+PARSIMONY_K = 10  # groupings ranked below the optimum that are looked at for a cheaper one within the tolerance
+
+
+def cheapest_within(candidates: Sequence[Candidate], profile: DeviceProfile, budget: float, sigmas: float,
+                    tolerance: float, optimum: Selection, **options: Any) -> Selection:
+    """Among the best PARSIMONY_K groupings that fit under the same rule (cost + `sigmas` noise), the
+    cheapest whose objective is within `tolerance` of the optimum's (ties: the better objective)."""
+    from taskgroup.search.topk import top_k
+
+    ranked = top_k(with_noise_margin(candidates, profile, sigmas), budget, PARSIMONY_K, unit="ms",
+                   corun=profile.corun + sigmas * profile.corun_se, **options)
+    close = [s for s in ranked if s.objective <= optimum.objective + tolerance]
+    if not close:
+        return optimum
+    return min(close, key=lambda s: (s.cost, s.objective))

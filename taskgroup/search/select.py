@@ -73,6 +73,7 @@ class Selection:
     options: dict[str, Any] = field(default_factory=dict)  # weights, normalisation, estimator, sources
     corun_factor: float = 1.0  # measured slowdown of running these networks back to back (1: none, or SNT costs)
     robustness: dict[str, Any] | None = None  # how the choice stands against latency noise (search.robustness)
+    parsimony: dict[str, Any] | None = None  # a cheaper grouping within noise of the optimum was chosen (its record)
 
     @property
     def estimated_networks(self) -> int:
@@ -136,6 +137,8 @@ class Selection:
         }
         if self.robustness is not None:
             extra["robustness"] = self.robustness
+        if self.parsimony is not None:
+            extra["parsimony"] = self.parsimony
         e = self.evaluation
         return Grouping(
             tasks=tuple(self.tasks), budget={"value": self.budget, "unit": self.unit}, networks=tuple(nets),

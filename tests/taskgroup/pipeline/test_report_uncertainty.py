@@ -91,3 +91,21 @@ def test_a_baseline_that_is_the_choice_is_named_as_such():
     chosen = grouping("chosen", {0: {"a": 1.0, "b": 0.1}})
     same = grouping("one network", {0: {"a": 1.0, "b": 0.1}}, networks=NETS)
     assert comparison_notes(report(chosen, [same], [0])) == ["'one network' is the chosen grouping."]
+
+
+def test_a_cheaper_choice_within_noise_of_the_optimum_is_explained(tmp_path):
+    from taskgroup.grouping import Grouping
+    from taskgroup.pipeline.run import parsimony_text
+
+    def grouping(chose_the_optimum):
+        return Grouping(tasks=("a", "b"), budget={"value": 1.0, "unit": "ms"}, networks=tuple(NETS), served_by={},
+                        objective=2.0, total_loss=2.0, cost=0.5,
+                        extra={"parsimony": {"tolerance": 0.0161, "chose_the_optimum": chose_the_optimum,
+                                             "optimum": {"networks": ["a@1", "b@0.5"], "objective": 1.995,
+                                                         "cost": 0.9}}})
+    assert parsimony_text(grouping(True)) is None
+    text = parsimony_text(grouping(False))
+    assert "a@1 + b@0.5" in text and "1.995" in text and "0.0161" in text and "cheapest" in text
+    chosen = GroupingResult("chosen", NETS, 0.5, {"a": 1.0, "b": 1.0})
+    path = write_report(tmp_path, report(chosen, [], [0], parsimony=text))
+    assert text in path.read_text()

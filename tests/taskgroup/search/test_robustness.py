@@ -192,14 +192,19 @@ def test_noise_relative_to_the_standard_network_cancels_load_that_slows_every_pa
 
 
 def test_the_co_run_factor_carries_its_fit_uncertainty():
-    from taskgroup.profile.costmodel import corun_standard_error
+    """Its uncertainty between profiles: the fit's standard error, the spread of the sequences' own
+    slopes, and never less than the floor measured between profiles on one machine."""
+    from taskgroup.profile.costmodel import CORUN_NOISE_FLOOR, corun_standard_error
 
     def block(ratios):
         return {"per_extra_network": 0.1, "sequences": [{"networks": ["a"] * n, "ratio": r} for n, r in ratios]}
 
-    assert corun_standard_error(block([(2, 1.1), (3, 1.2), (4, 1.3)]), 0.1) == pytest.approx(0.0)  # on the line
+    # on the line: no residual and no spread, the floor remains
+    assert corun_standard_error(block([(2, 1.1), (3, 1.2), (4, 1.3)]), 0.1) == pytest.approx(CORUN_NOISE_FLOOR)
     noisy = corun_standard_error(block([(2, 1.29), (3, 1.46), (4, 1.63), (5, 1.41)]), 0.158)
-    assert 0.02 < noisy < 0.06
+    slopes = [0.29, 0.23, 0.21, 0.41 / 4]
+    mean = sum(slopes) / 4
+    assert noisy == pytest.approx((sum((v - mean) ** 2 for v in slopes) / 3) ** 0.5)  # the spread dominates
     assert corun_standard_error({"per_extra_network": 0.1}, 0.1) == 0.0  # no sequences stored: unknown
     doc = profile_doc()
     doc["corun"] = block([(2, 1.29), (3, 1.46), (4, 1.63), (5, 1.41)])
@@ -221,3 +226,28 @@ def test_the_choice_is_costed_at_the_fitted_co_run_factor_not_its_upper_bound():
     assert n > 1
     assert sel.corun_factor == pytest.approx(1 + 0.158 * (n - 1))
     assert sel.cost == pytest.approx(sel.corun_factor * sum(c.cost for c in sel.networks))
+
+
+def test_the_cheapest_grouping_within_the_tolerance_of_the_optimum_is_chosen():
+    """One-standard-error rule: groupings whose objectives differ by less than the tolerance cannot be
+    told apart; the cheapest of them is chosen and the optimum recorded."""
+    from taskgroup.search.robustness import predicted, with_noise_margin
+    from taskgroup.search.topk import top_k
+
+    doc = profile_doc()
+    profile = profile_from_doc(doc)
+    cands = candidates_from_table(table(), "val", "final", cost_fn=profile.cost_fn)
+    optimum = robust_select(cands, profile, 9.0, tasks=(N, D, E))
+    assert optimum.parsimony is None
+    for tolerance in (0.05, 0.15, 0.6):
+        sel = robust_select(cands, profile, 9.0, tasks=(N, D, E), prefer_cheaper_within=tolerance)
+        assert sel.objective <= optimum.objective + tolerance + 1e-12
+        # every fitting grouping within the tolerance costs at least as much (all of them, by brute force)
+        ranked = top_k(with_noise_margin(cands, profile, 2.0), 9.0, 50, tasks=(N, D, E), unit="ms")
+        close = [s for s in ranked if s.objective <= optimum.objective + tolerance]
+        assert close and sel.cost <= min(predicted(s, cands, profile.corun).cost for s in close) + 1e-9
+        block = sel.to_grouping(None).to_json()["parsimony"]
+        assert block["tolerance"] == tolerance
+        assert block["optimum"]["objective"] == pytest.approx(optimum.objective)
+        assert block["chose_the_optimum"] == (sel.objective == pytest.approx(optimum.objective))
+    assert robust_select(cands, profile, 9.0, tasks=(N, D, E), prefer_cheaper_within=0.6).cost < optimum.cost
