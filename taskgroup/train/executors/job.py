@@ -1,0 +1,119 @@
+"""One training job, as every executor runs it, and what it sends back to the driver.
+
+A job is one candidate network with one seed: the stages still missing, the run's config
+with that seed, and where its checkpoints go. A worker (this process, a worker process or a
+Ray task) calls `run_job`, which trains with `train_one` and turns the kept weights into
+checkpoint bytes; it never touches the run's store. The driver verifies each checkpoint
+against the sha256 the worker computed, puts it in place and commits the job's rows in one
+transaction (taskgroup.train.run.commit_job).
+
+Checkpoints travel in one of two ways:
+- bytes (the default): the checkpoint's bytes are part of the result; works on any cluster;
+- shared storage (`Job.staging_dir`): the worker writes the file under a temporary name into
+  the run's checkpoint folder, which every worker sees at the same path, and returns that
+  path; the driver checks its hash and renames it into place.
+
+`JobResult.results` is what `train_one` returned with the weights taken out (they are in the
+checkpoint), so anything training adds to its results travels to the driver unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from taskgroup.errors import TaskgroupError
+from taskgroup.train.candidates import CandidateSpec
+from taskgroup.train.config import RunConfig
+
+
+@dataclass(frozen=True)
+class Job:
+    spec: CandidateSpec  # the network: task set and width
+    seed: int  # weights and batch order
+    stages: tuple[str, ...]  # stages still to train ("early", "final")
+    config: RunConfig  # the run's config, with `seed`
+    label: str  # the job's name in progress and messages
+    checkpoints: dict[str, str]  # stage -> checkpoint path relative to the run directory
+    staging_dir: str | None = None  # shared storage: the run's checkpoint folder as every worker sees it
+    session: str = ""  # names the driver process in temporary file names (another driver never reuses them)
+    attempt: int = 1  # 1 for the first try; a job whose worker was lost is submitted again with attempt + 1
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.spec.name, self.seed
+
+    def staged_path(self, stage: str) -> Path | None:
+        """Where a worker on shared storage writes this attempt's checkpoint of `stage` (None: send bytes).
+
+        A hidden temporary name in the checkpoint folder: the driver renames it into place once
+        verified, and a resumed run removes any left by a worker that died."""
+        if self.staging_dir is None:
+            return None
+        final = Path(self.checkpoints[stage]).name
+        return Path(self.staging_dir) / f".{final}.{self.session}.attempt{self.attempt}.tmp"
+
+    def retry(self) -> "Job":
+        return dataclasses.replace(self, attempt=self.attempt + 1)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    sha256: str  # of the checkpoint file's bytes, computed by the worker
+    data: bytes | None = None  # the bytes (default transfer)
+    staged: str | None = None  # or: the temporary file the worker wrote on shared storage
+
+
+@dataclass
+class JobResult:
+    job: Job
+    results: dict[str, Any]  # train_one's results (stage -> StageResult) with the weights taken out
+    checkpoints: dict[str, Checkpoint]  # stage -> the checkpoint to commit
+    worker: dict[str, Any] = field(default_factory=dict)  # where it ran: host, pid, device, threads
+
+
+def run_job(job: Job, data, *, device: str = "cpu", threads: int | None = None, progress=None) -> JobResult:
+    """Train `job` on `device` and return its results and checkpoints (the worker's side of a job).
+
+    `threads`: torch threads when the config says 0 ("one per core"): the executor's share of
+    the cores for one network. An explicit `[train] threads` is always kept, so a network trains
+    on the same number of threads whatever the executor (the count changes the last digits of
+    the losses)."""
+    from taskgroup.models.checkpoint import checkpoint_bytes
+    from taskgroup.train.trainer import build_model, train_one
+
+    config = job.config
+    if config.train.threads == 0 and threads is not None:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, threads=threads))
+    staging = Path(job.staging_dir) if job.staging_dir is not None else None
+    if staging is not None and not staging.is_dir():
+        raise TaskgroupError(f"{staging}: the run's checkpoint folder is not visible on {socket.gethostname()}; "
+                             "shared storage needs the run directory mounted at the same path on every node")
+    results = train_one(job.spec, config, data, stages=job.stages, progress=progress, label=job.label, device=device)
+    checkpoints = {}
+    for stage in job.stages:
+        r = results[stage]
+        model = build_model(config, job.spec)
+        model.load_state_dict(r.state_dict)
+        model.target_transforms = {t: data.transforms[t] for t in job.spec.tasks if t in data.transforms}
+        blob = checkpoint_bytes(model, stage=stage, fraction=r.fraction, steps=r.steps, best_epoch=r.best_epoch,
+                                seed=job.seed)
+        sha = hashlib.sha256(blob).hexdigest()
+        path = job.staged_path(stage)
+        if path is None:
+            checkpoints[stage] = Checkpoint(sha, data=blob)
+        else:
+            with open(path, "wb") as f:
+                f.write(blob)
+                f.flush()
+                os.fsync(f.fileno())
+            checkpoints[stage] = Checkpoint(sha, staged=str(path))
+        results[stage] = dataclasses.replace(r, state_dict={})
+    worker = {"host": socket.gethostname(), "pid": os.getpid(), "device": str(device),
+              "threads": config.train.torch_threads()}
+    return JobResult(job, results, checkpoints, worker)
