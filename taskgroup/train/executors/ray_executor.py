@@ -65,6 +65,7 @@ class RayExecutor(PoolExecutor):
             return self
         ray = import_ray()
         if not ray.is_initialized():
+            check_reachable(self.address)
             try:
                 # "local": always a new instance, never one somebody else started on this machine.
                 ray.init(address=self.address or "local", include_dashboard=False, log_to_driver=False,
@@ -142,6 +143,23 @@ class RayExecutor(PoolExecutor):
                 self._ray.cancel(ref, force=True)
             except Exception:  # noqa: BLE001 - already finished or its worker already gone
                 pass
+
+
+def check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
+    """Refuse an address nothing answers at, at once: Ray itself keeps retrying for many minutes."""
+    import socket
+
+    if not address or address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        raise TaskgroupError(f"--ray-address {address!r}: expected HOST:PORT (e.g. 10.0.0.5:6379), ray://HOST:PORT "
+                             "or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise TaskgroupError(f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); start the "
+                             "cluster with `ray start --head` on that node, or give its address") from None
 
 
 _DATA: dict[str, Any] = {}  # in a Ray worker process: the run's splits, decoded once, by object id
