@@ -77,6 +77,20 @@ class JobResult:
     worker: dict[str, Any] = field(default_factory=dict)  # where it ran: host, pid, device, threads
 
 
+def portable_exception(exc: BaseException) -> BaseException:
+    """`exc` if it survives pickling (it travels from a worker to the driver), else a TaskgroupError
+    or RuntimeError with its message (e.g. exceptions whose __init__ takes other arguments)."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - whatever pickling raises, send the message instead
+        if isinstance(exc, TaskgroupError):
+            return TaskgroupError(str(exc))
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
 def run_job(job: Job, data, *, device: str = "cpu", threads: int | None = None, progress=None) -> JobResult:
     """Train `job` on `device` and return its results and checkpoints (the worker's side of a job).
 

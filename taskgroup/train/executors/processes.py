@@ -17,7 +17,6 @@ core) gives each worker its share of the cores (cores // N, at least 1).
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import sys
 import threading
@@ -206,7 +205,7 @@ def _worker_main(conn, device: str, threads: int, data, parent_pid: int) -> None
 
 
 def _serve(conn, device: str, threads: int, data, parent_pid: int) -> None:
-    from taskgroup.train.executors.job import run_job
+    from taskgroup.train.executors.job import portable_exception, run_job
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it stops the workers
 
@@ -233,12 +232,7 @@ def _serve(conn, device: str, threads: int, data, parent_pid: int) -> None:
             result: JobResult = run_job(job, data, device=device, threads=threads, progress=progress)
             message = ("done", result)
         except BaseException as exc:  # noqa: BLE001 - every error goes to the driver, which decides
-            text = "".join(traceback.format_exception(exc))
-            try:
-                pickle.dumps(exc)
-            except Exception:  # noqa: BLE001 - an exception that cannot travel is sent as text
-                exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-            message = ("error", exc, text)
+            message = ("error", portable_exception(exc), "".join(traceback.format_exception(exc)))
         try:
             conn.send(message)
         except (BrokenPipeError, ConnectionResetError, OSError):

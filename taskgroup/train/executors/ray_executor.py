@@ -58,7 +58,7 @@ class RayExecutor(PoolExecutor):
         self._data = None
         self._data_ref = None
         self._capacity_cache: tuple[float, int] = (0.0, 1)
-        self.cpus_per_task = 1
+        self.cpus_per_task = 0  # set (and checked against the cluster) by the first submission
 
     def open(self) -> "RayExecutor":
         if self._ray is not None:
@@ -105,7 +105,7 @@ class RayExecutor(PoolExecutor):
             if self.gpu:
                 capacity = int(resources.get("GPU", 0))
             else:
-                capacity = int(resources.get("CPU", 0) // self.cpus_per_task)
+                capacity = int(resources.get("CPU", 0) // max(1, self.cpus_per_task))
             capacity = max(1, capacity)
             self._capacity_cache = (time.monotonic(), capacity)
         return capacity
@@ -113,12 +113,20 @@ class RayExecutor(PoolExecutor):
     def _submit(self, job: Job) -> tuple[Any, str]:
         threads = self._threads(job)
         if threads != self.cpus_per_task:
+            self._check_feasible(threads)
             self.cpus_per_task, self._capacity_cache = threads, (0.0, 1)
         options = {"num_cpus": threads, "max_retries": 0, "name": f"taskgroup train {job.label}"}
         if self.gpu:
             options["num_gpus"] = 1
         ref = self._remote.options(**options).remote(job, [self._data_ref], threads, self.gpu)
         return ref, f"Ray task ({threads} CPU{', 1 GPU' if self.gpu else ''})"
+
+    def _check_feasible(self, threads: int) -> None:
+        """A task needs its CPUs on one node: refuse a request no node can meet (Ray would wait forever)."""
+        largest = max((n.get("Resources", {}).get("CPU", 0) for n in self._ray.nodes() if n.get("Alive")), default=0)
+        if largest < threads:
+            raise TaskgroupError(f"[train] threads = {threads}: each network asks Ray for {threads} CPUs, but the "
+                                 f"largest node of the cluster has {largest:g}; lower threads in the config")
 
     def _wait(self, handles: list[Any], progress) -> list[tuple[Any, Any]]:
         ray = self._ray
@@ -169,11 +177,17 @@ def _ray_job(job: Job, data_box: list, threads: int, gpu: bool) -> JobResult:
     """The Ray task: fetch the splits (once per worker process) and train the job."""
     import ray
 
-    from taskgroup.train.executors.job import run_job
+    from taskgroup.train.executors.job import portable_exception, run_job
 
     ref = data_box[0]  # passed inside a list so that Ray does not fetch it again for every task
     key = ref.hex()
     if key not in _DATA:
         _DATA.clear()
         _DATA[key] = ray.get(ref)
-    return run_job(job, _DATA[key], device="cuda:0" if gpu else "cpu", threads=threads)
+    try:
+        return run_job(job, _DATA[key], device="cuda:0" if gpu else "cpu", threads=threads)
+    except Exception as exc:
+        portable = portable_exception(exc)
+        if portable is exc:
+            raise
+        raise portable from None  # Ray's error still carries this worker's traceback text

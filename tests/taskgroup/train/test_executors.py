@@ -186,9 +186,7 @@ def test_processes_workers_stop_with_their_driver_and_resume_trains_only_the_res
     run, args, env = _cli_run(tmp_path, tiny_config_factory, "processes:2")
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     committed, workers, killed_at = _kill_after_first_commit(proc, run)
-    deadline = time.time() + 10
-    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
-        time.sleep(0.1)
+    _wait_gone(workers, 10)
     assert workers and not any(_alive(pid) for pid in workers), "workers outlived their driver"
     _resume_and_check(run, args, env, committed, killed_at)
 
@@ -254,7 +252,10 @@ def test_a_killed_ray_worker_s_network_is_trained_again_exactly_once(tmp_path, d
 def test_ray_driver_killed_then_resumed_trains_only_the_missing_networks(tmp_path, tiny_config_factory):
     run, args, env = _cli_run(tmp_path, tiny_config_factory, "ray")
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    committed, _, killed_at = _kill_after_first_commit(proc, run)
+    committed, instance, killed_at = _kill_after_first_commit(proc, run)
+    _wait_gone(instance, 30)  # the local Ray instance (GCS, raylet, workers) stops with its driver
+    assert instance and not any(_alive(pid) for pid in instance), "the Ray instance outlived its driver"
+    assert not [t for _, t in _ray_task_processes() if t.startswith("ray::taskgroup train")]
     _resume_and_check(run, args, env, committed, killed_at)
 
 
@@ -340,6 +341,12 @@ def _children(pid):
         if int(fields[1]) == pid:
             out.append(int(stat.parent.name))
     return out
+
+
+def _wait_gone(pids, seconds):
+    deadline = time.time() + seconds
+    while time.time() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.1)
 
 
 def _alive(pid):
