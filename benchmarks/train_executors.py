@@ -186,8 +186,7 @@ def render(doc: dict, executors: list[str]) -> str:
               "waiting). Start-up = opening the executor plus the difference between the first and second run. "
               "Training time per network grows with two workers because the two share the machine's cores with "
               "everything else running on it.", "",
-              "The machine is shared: other processes compete for its two cores, so networks train several times "
-              "slower than alone, and the load moves during a run; compare executors within one run of this "
+              "The machine is shared: other processes compete for its two cores, and the load moves during a run; compare executors within one run of this "
               "script, and only roughly (the training time per network, in the JSON, shows how much CPU the "
               "networks got). Ray starts its workers at niceness +15 (its default `worker_niceness`).", ""]
     return "\n".join(lines)
