@@ -171,6 +171,28 @@ def check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
 
 
 _DATA: dict[str, Any] = {}  # in a Ray worker process: the run's splits, decoded once, by object id
+_WATCHING: list[int] = []  # in a Ray worker process: the raylet's pid, once the watchdog runs
+
+
+def _exit_with_raylet() -> None:
+    """Stop this worker when its raylet (its parent) is gone: the node has left the cluster (or a
+    local instance stopped with its driver), the driver already counts the job as lost, and the
+    network would be trained for nobody. Ray itself only notices after the task returns."""
+    import os
+    import threading
+    import time
+
+    if _WATCHING:
+        return
+    _WATCHING.append(os.getppid())
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != _WATCHING[0]:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="taskgroup-raylet-watch", daemon=True).start()
 
 
 def _ray_job(job: Job, data_box: list, threads: int, gpu: bool) -> JobResult:
@@ -178,6 +200,8 @@ def _ray_job(job: Job, data_box: list, threads: int, gpu: bool) -> JobResult:
     import ray
 
     from taskgroup.train.executors.job import portable_exception, run_job
+
+    _exit_with_raylet()
 
     ref = data_box[0]  # passed inside a list so that Ray does not fetch it again for every task
     key = ref.hex()
