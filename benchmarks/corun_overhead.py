@@ -22,10 +22,7 @@ import argparse
 import os
 import platform
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -42,25 +39,24 @@ NETWORKS = {
 SEQUENCES = ("BC", "AB", "DE", "AD", "ABC", "ABCD", "ABCDE")
 
 
-def build_runners(preset: str) -> dict:
+def build_runners(preset: str):
+    """The networks' runners, as the profiler builds them (ONNX Runtime CPU, 1 intra-op thread)."""
     import torch
 
+    from runtime.device import DeviceSpec
     from taskgroup.models import create_model
     from taskgroup.presets import get_arch_preset
     from taskgroup.profile import onnxgraphs
-    from taskgroup.profile.backends import make_backend
-    from taskgroup.profile.device import parse_device
+    from taskgroup.profile.pieces import PieceRunners
 
     p = get_arch_preset(preset)
-    backend = make_backend("onnxruntime", parse_device("cpu"), 1, False)
+    pieces = PieceRunners("onnxruntime", DeviceSpec("cpu"), threads=1)
     image = torch.rand(1, 3, p.resolution, p.resolution, generator=torch.Generator().manual_seed(0))
-    runners = {}
     for name, (width, served) in NETWORKS.items():
         torch.manual_seed(0)
         model = create_model(p.model, PAPER, width, **p.model_config).eval()
-        graph = onnxgraphs.export_network(model, image).network(served)
-        runners[name] = backend.runner(graph, {onnxgraphs.IMAGE: image.numpy()}).run
-    return runners
+        pieces.add_graph(name, onnxgraphs.export_network(model, image).network(served), {onnxgraphs.IMAGE: image.numpy()})
+    return pieces
 
 
 def sequence(fns):
@@ -70,27 +66,13 @@ def sequence(fns):
     return run
 
 
-def time_block(callables: dict, runs: int) -> dict[str, float]:
-    """Median ms per call, each callable timed in 8 interleaved blocks of repeated calls."""
-    samples = {k: [] for k in callables}
-    for _ in range(8):
-        for name, fn in callables.items():
-            for _ in range(runs // 8):
-                t0 = time.perf_counter()
-                fn()
-                samples[name].append(time.perf_counter() - t0)
-    return {k: float(np.median(v)) * 1e3 for k, v in samples.items()}
+def p50s(callables: dict, runs: int, rounds: int) -> dict[str, float]:
+    """Median ms per call with the toolkit's timing: `runs` calls each, split over `rounds` interleaved rounds
+    (8 rounds: blocks of repeated calls, the profiler's order; `runs` rounds: one call each per round)."""
+    from runtime.timing import TimingConfig, measure
 
-
-def time_round_robin(callables: dict, runs: int) -> dict[str, float]:
-    """Median ms per call, one call of every callable per round."""
-    samples = {k: [] for k in callables}
-    for _ in range(runs):
-        for name, fn in callables.items():
-            t0 = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - t0)
-    return {k: float(np.median(v)) * 1e3 for k, v in samples.items()}
+    timed = measure(callables, TimingConfig(warmup_runs=10, min_runs=runs, min_seconds=0.0, rounds=rounds, max_runs=runs))
+    return {k: t.p50_ms for k, t in timed.items()}
 
 
 def main() -> None:
@@ -105,13 +87,11 @@ def main() -> None:
     from taskgroup.fileio import write_json_atomic
     from taskgroup.profile.device import cpu_model
 
-    runners = build_runners(args.preset)
-    callables = dict(runners)
-    callables.update({s: sequence([runners[c] for c in s]) for s in SEQUENCES})
-    for fn in callables.values():  # warm-up
-        for _ in range(10):
-            fn()
-    orders = {"block": time_block(callables, args.runs), "round_robin": time_round_robin(callables, args.runs)}
+    pieces = build_runners(args.preset)
+    callables = {name: pieces.call(name) for name in NETWORKS}
+    callables.update({s: sequence([callables[c] for c in s]) for s in SEQUENCES})
+    orders = {"block": p50s(callables, args.runs, 8), "round_robin": p50s(callables, args.runs, args.runs)}
+    pieces.close()
     rows = []
     for s in SEQUENCES:
         row = {"sequence": s, "networks": len(s)}

@@ -91,7 +91,8 @@ def main() -> None:
     from taskgroup.profile.device import cpu_model
 
     with tempfile.TemporaryDirectory() as tmp:
-        bundle_dir = export_bundle(make_grouping(Path(tmp)), Path(tmp) / "deploy", resolution=16)
+        # Separate networks: the execution modes are about how their sessions share the cores.
+        bundle_dir = export_bundle(make_grouping(Path(tmp)), Path(tmp) / "deploy", resolution=16, fuse=False)
         results = [run_mode(bundle_dir, m, args.threads, args.calls) for m in ("sequential", "concurrent")]
     doc = {"kind": "benchmark_runtime_threads", "schema_version": 1,
            "machine": {"cpu": cpu_model(), "cores": cpu_cores(), "python": platform.python_version(),

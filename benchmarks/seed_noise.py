@@ -178,8 +178,8 @@ def main() -> None:
         "preset": args.preset, "config": str(args.config) if args.config else None, "run_config": config.to_dict(),
         "selection_objective": norm,
         "seeds": list(seeds), "wall_s": round(time.perf_counter() - start, 1),
-        "train_s_summed": round(math.fsum(n.wall_time_s or 0 for n in table.networks), 1),
-        "networks": len(table.networks), "groupings": results,
+        "train_s_summed": round(math.fsum(n.wall_time_s or 0 for n in table.networks if n.stage == "final"), 1),
+        "networks": sum(n.stage == "final" for n in table.networks), "groupings": results,
         "ranking_per_seed": rank_seed, "kendall_tau_between_seeds": taus,
         "pairwise_gains_per_seed": gains,
         "summary": {"grouping_total_std_median": total_stds[len(total_stds) // 2],
@@ -205,13 +205,17 @@ def markdown(doc) -> str:
              f"batch {rc['train']['batch_size']}; data {rc['data'].get('n_train')} / {rc['data'].get('n_val')} / "
              f"{rc['data'].get('n_test')} views (train/val/test), {rc['data'].get('views_per_layout')} per room layout; "
              f"{rc['arch']['resolution']}x{rc['arch']['resolution']} px. Seeds {', '.join(map(str, seeds))}; "
-             f"{doc['networks']} networks x seeds, {doc['train_s_summed']:.0f} s of training summed "
+             f"{doc['networks']} networks x {len(seeds)} seeds in the run, {doc['train_s_summed']:.0f} s of training summed "
              f"(wall {doc['wall_s']:.0f} s for this invocation; a resumed run counts only its own part).", "",
              "## Total test loss per grouping (plain sum of the five task losses)", "",
              "| grouping | networks | SNT | " + " | ".join(f"seed {x}" for x in seeds)
              + " | mean ± std | se | minus one network (paired, ± se) |", "|---|---|---|" + "---|" * len(seeds) + "---|---|---|"]
+    same = {name: next((o for o, q in doc["groupings"].items() if o != name and q["networks"] == r["networks"]
+                        and not o.startswith("pipeline")), None) for name, r in doc["groupings"].items()}
     for name, r in sorted(doc["groupings"].items(), key=lambda kv: kv[1]["test_total"]["mean"]):
         t, d = r["test_total"], r["test_total_minus_one_network"]
+        if name.startswith("pipeline") and same[name]:
+            name += f" = {same[name]}"
         diff = "" if name == "one network" else f"{d['mean']:+.4f} ± {d['stderr']:.4f} ({d['verdict']})"
         lines.append(f"| {name} | {' + '.join(r['networks'])} | {r['snt']:g} | "
                      + " | ".join(f"{r['test_total_per_seed'][x]:.4f}" for x in seeds)

@@ -2,8 +2,10 @@
 
 from exporters.bundle import DEFAULT_ATOL, FORMATS, PRECISIONS, export_bundle
 from exporters.frames import synthetic_frames, validation_frames
-from exporters.grouping import Grouping, read_grouping
+from taskgroup.grouping import Grouping
 from exporters.onnx_export import OnnxExportConfig
+
+read_grouping = Grouping.load  # the grouping file's one reader (taskgroup.grouping)
 
 __all__ = ["export_bundle", "read_grouping", "Grouping", "OnnxExportConfig", "synthetic_frames",
            "validation_frames", "FORMATS", "PRECISIONS", "DEFAULT_ATOL"]

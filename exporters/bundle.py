@@ -14,25 +14,34 @@ import os
 import platform
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from exporters.frames import synthetic_frames
-from exporters.grouping import Grouping, read_grouping
+from taskgroup.grouping import Grouping, GroupingNetwork
+from exporters.fuse import FRAME as FUSED_INPUT
 from exporters.onnx_export import (INPUT_NAME, OnnxExportConfig, check_onnx, compare_outputs, convert_fp16,
                                    export_onnx, ort_outputs, torch_outputs)
-from exporters.tensorrt import EngineConfig, build_engine, tensorrt_status
-from runtime.manifest import FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAME, SCHEMA_VERSION, manifest_digest, sha256_file
+from runtime.backends import backend_status
+from runtime.errors import BackendUnavailableError, EngineBuildError
+from runtime.trt import EngineConfig, build_engine
+from runtime.manifest import (FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAME, FileEntry, InputSpec, Manifest, NetworkFiles,
+                              TaskOutput, sha256_file)
 from taskgroup.errors import TaskgroupError
-from taskgroup.fileio import default_file_mode, write_json_atomic
+from taskgroup.fileio import default_file_mode, write_bytes_atomic, write_json_atomic
 from taskgroup.tasks import get_task
 
 FORMATS = ("onnx", "tensorrt", "all")
 PRECISIONS = ("fp32", "fp16")
 # Base tolerance per precision: max |runtime - PyTorch| <= atol * max(1, max |PyTorch output|).
 DEFAULT_ATOL = {"fp32": 1e-4, "fp16": 3e-2}
+FUSED_NAME = "fused"  # the fused graph's file stem and network name
+# `export --fuse` is the default: measured side by side (benchmarks/results/runtime_overhead.json), one
+# fused graph per frame is faster than the networks' separate sessions, sequential or concurrent.
+DEFAULT_FUSE = True
 
 
 def _formats(formats: str | Iterable[str]) -> tuple[bool, str]:
@@ -60,7 +69,7 @@ def _selection_block(grouping: Grouping) -> dict[str, Any]:
             device = None  # the profile is named but not readable here; its name is still recorded
     costs = [n.cost for n in grouping.networks]
     predicted = None
-    factor = float(grouping.raw.get("corun_factor", 1.0))  # validated by read_grouping
+    factor = grouping.corun_factor
     if grouping.unit == "ms" and all(c is not None for c in costs):
         predicted = {"value": float(sum(costs)) * factor, "unit": "ms", "corun_factor": factor,
                      "note": "sum of the chosen networks' profiled costs x the profile's measured co-run factor "
@@ -106,31 +115,44 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
                   frames_source: str | None = None, tolerances: dict[str, float] | None = None,
                   overwrite: bool = False, onnx_config: OnnxExportConfig = OnnxExportConfig(),
                   engine_max_batch: int = 8, timing_cache: str | os.PathLike | None = None,
-                  log: Callable[[str], None] | None = None) -> Path:
+                  fuse: bool | None = None, log: Callable[[str], None] | None = None) -> Path:
     """Export the networks of a grouping into a verified bundle directory; returns its path.
 
     frames: float32 (N, 3, H, W) RGB in [0, 1] to verify numerics on (real validation frames
         preferred); None uses deterministic synthetic frames at `resolution`.
     tolerances: per-task base tolerance overriding DEFAULT_ATOL[precision].
+    fuse: merge the networks into one graph taking the uint8 frame (one session per frame), or
+        ship one model per network. None: as the grouping's profile timed them (its recorded
+        `fused` setting), else DEFAULT_FUSE.
     """
-    from taskgroup.models import load_checkpoint
-
     say = log or (lambda _msg: None)
     if precision not in PRECISIONS:
         raise TaskgroupError(f"unknown precision {precision!r}; valid options: {', '.join(PRECISIONS)}")
     want_trt, trt_mode = _formats(formats)
-    grouping = read_grouping(grouping_path)
-    for net in grouping.networks:
+    grouping = Grouping.load(grouping_path)
+    settings = grouping.budget.get("backend_settings")
+    profiled = settings.get("precision") if isinstance(settings, dict) else None
+    if profiled is not None and profiled != precision:
+        raise TaskgroupError(f"{grouping.path}: the grouping's costs were measured at {profiled} (profile "
+                             f"{grouping.profile}); export with --precision {profiled}, or profile with --precision "
+                             f"{precision} and select again, so that what ships is what was costed")
+    profiled_fuse = settings.get("fused") if isinstance(settings, dict) else None
+    if fuse is None:
+        fuse = profiled_fuse if isinstance(profiled_fuse, bool) else DEFAULT_FUSE
+    elif isinstance(profiled_fuse, bool) and fuse != profiled_fuse:
+        say(f"note: the grouping's profile timed its networks {'fused into one graph' if profiled_fuse else 'as separate sessions'}; "
+            f"this bundle {'fuses them' if fuse else 'runs them separately'}, so its latency will differ from the prediction")
+    for i, net in enumerate(grouping.networks):
         if net.checkpoint is None:
-            label = f"{'+'.join(net.tasks_trained)}@{net.width:g}"
+            label = net.label
             why = ("only its early-stopped (ESA) stage was trained" if net.stage == "early"
                    else "selection used estimated (HOA) losses for it")
-            raise TaskgroupError(f"{grouping.path}: network {net.index} ({label}) has no fully trained checkpoint: "
+            raise TaskgroupError(f"{grouping.path}: network {i} ({label}) has no fully trained checkpoint: "
                                  f"{why}. Train it (taskgroup train --networks '{label}' --out RUN --resume), then "
                                  "select again without --estimate so the trained network is chosen, and export that.")
-        if not net.checkpoint.is_file():
-            raise TaskgroupError(f"{grouping.path}: network {net.index}: checkpoint {net.checkpoint} not found")
-    digests = {net.index: verified_checkpoint_sha256(grouping, net) for net in grouping.networks}
+        if not grouping.checkpoint_path(net).is_file():
+            raise TaskgroupError(f"{grouping.path}: network {i}: checkpoint {grouping.checkpoint_path(net)} not found")
+    digests = [verified_checkpoint_sha256(grouping, i) for i in range(len(grouping.networks))]
     if frames is None:
         if resolution is None:
             raise TaskgroupError("export needs verification frames or an input resolution")
@@ -146,7 +168,7 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
         raise TaskgroupError(f"resolution {resolution} does not match the verification frames ({res}px)")
     trt_reason = None
     if want_trt:
-        ok, why = tensorrt_status()
+        ok, why = backend_status("tensorrt", "cuda")
         if not ok:
             if trt_mode == "required":
                 raise TaskgroupError(f"--format tensorrt: {why}. Engines must be built on the target machine "
@@ -162,88 +184,35 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        networks, task_entries, references = [], {}, {}
-        for net in grouping.networks:
-            name = f"net{net.index}"
-            say(f"{name}: {'+'.join(net.tasks_served)} (trained on {'+'.join(net.tasks_trained)}, width {net.width:g})")
-            model = load_checkpoint(net.checkpoint, sha256=digests[net.index])
-            if getattr(model, "checkpoint_extra", {}).get("stage") == "early":
-                raise TaskgroupError(f"{net.checkpoint}: an early-stopped (ESA) checkpoint; only fully trained "
-                                     "networks are exported. Train it fully (taskgroup train --networks ... --resume) "
-                                     "and re-run selection")
-            if set(model.tasks) != set(net.tasks_trained) or abs(model.width - net.width) > 1e-9:
-                raise TaskgroupError(f"{net.checkpoint}: checkpoint has tasks {list(model.tasks)} at width "
-                                     f"{model.width:g}, the grouping says {list(net.tasks_trained)} at {net.width:g}")
-            if res % model.input_multiple:
-                raise TaskgroupError(f"resolution {res} is not a multiple of {model.input_multiple} required by {name}")
-            deploy = model.with_heads(net.tasks_served) if set(net.tasks_served) != set(model.tasks) else model
-            deploy = deploy.in_dataset_units()  # outputs in the dataset's units, not the standardised training space
-            atol = {t: (tolerances or {}).get(t, DEFAULT_ATOL[precision]) for t in deploy.tasks}
-            onnx_path, data_path = export_onnx(deploy, tmp / f"{name}.onnx", res, onnx_config)
-            check_onnx(onnx_path)
-            ref = torch_outputs(deploy, frames)
-            # The fp32 file is always held to the fp32 tolerance, also when fp16 is produced from it.
-            fp32_atol = atol if precision == "fp32" else {t: DEFAULT_ATOL["fp32"] for t in ref}
-            errors = compare_outputs(ref, ort_outputs(onnx_path, frames), fp32_atol, f"{onnx_path.name} (ONNX Runtime CPU)")
-            if precision == "fp16":
-                if data_path is not None:
-                    raise TaskgroupError(f"{name}: fp16 conversion of a model with external weights is not supported")
-                half = tmp / f"{name}.fp16.onnx"
-                convert_fp16(onnx_path, half)
-                onnx_path.unlink()
-                onnx_path = half
-                check_onnx(onnx_path)
-                errors = compare_outputs(ref, ort_outputs(onnx_path, frames), atol, f"{onnx_path.name} (ONNX Runtime CPU, fp16)")
-            references.update(ref)
-            engine = None
-            if want_trt:
-                engine = tmp / f"{name}.{precision}.engine"
-                say(f"{name}: building TensorRT engine")
-                build_engine(onnx_path, engine, EngineConfig(INPUT_NAME, res, res, max_batch=engine_max_batch,
-                                                             timing_cache=Path(timing_cache) if timing_cache else
-                                                             out.parent / "tensorrt-timing.cache"))
-            networks.append({
-                "name": name, "tasks": list(deploy.tasks), "tasks_trained": list(net.tasks_trained),
-                "width": net.width, "stage": net.stage, "checkpoint": net.checkpoint.name,
-                "predicted_latency": net.cost,
-                "files": {"onnx": onnx_path.name, "onnx_data": data_path.name if data_path else None,
-                          "engine": engine.name if engine else None},
-                "verification": errors,
-            })
-            for t in deploy.tasks:
-                task_entries[t] = {"network": len(networks) - 1, "output": t,
-                                   "shape": ["N", int(ref[t].shape[1]), int(ref[t].shape[2]), int(ref[t].shape[3])],
-                                   "dtype": "float32", **_task_description(t, deploy.target_transforms.get(t)),
-                                   "tolerance": atol[t]}
-            mean = [float(v) for v in getattr(deploy.trunk, "mean").flatten()]
-            std = [float(v) for v in getattr(deploy.trunk, "std").flatten()]
+        exported = [_export_network(grouping, i, digests[i], tmp, frames, precision, tolerances, onnx_config, say)
+                    for i in range(len(grouping.networks))]
+        build = _EngineBuild(out.parent, timing_cache, engine_max_batch) if want_trt else None
+        if fuse:
+            frames = quantized_frames(frames)  # the fused graph takes 8-bit frames: verify on exactly those
+            networks, task_entries, references = _fused_network(grouping, exported, tmp, frames, precision, build, say)
+        else:
+            networks, task_entries, references = _separate_networks(exported, tmp, frames, precision, build, say)
+        engine_facts = build.facts if build else None
+        trunk = exported[-1].deploy.trunk
+        mean = [float(v) for v in getattr(trunk, "mean").flatten()]
+        std = [float(v) for v in getattr(trunk, "std").flatten()]
 
         missing = [t for t in grouping.tasks if t not in task_entries]
         if missing:
             raise TaskgroupError(f"{grouping.path}: no exported network serves {missing}")
-        files = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-                 for p in sorted(tmp.iterdir()) if p.is_file()}
-        manifest = {
-            "kind": MANIFEST_KIND, "schema_version": SCHEMA_VERSION,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "created_with": {**_versions(), "exporter": f"torch.onnx.export ({onnx_config.exporter})",
-                             "opset_requested": onnx_config.opset},
-            "precision": precision,
-            "input": {"name": INPUT_NAME, "shape": ["N", 3, res, res], "dtype": "float32", "layout": "NCHW",
-                      "color_order": "RGB", "value_range": [0.0, 1.0],
-                      "normalization": {"applied": "inside the network: (x - mean) / std per channel",
-                                        "mean": mean, "std": std},
-                      "accepted_frames": list(FRAME_FORMS)},
-            "tasks": task_entries,
-            "networks": networks,
-            "files": files,
-            "tensorrt": {"built": want_trt, "reason": trt_reason if not want_trt else None},
-            "selection": _selection_block(grouping),
-            "verification": {"frames": int(len(frames)), "source": frames_source or "frames given by the caller",
-                             "against": "PyTorch eager (CPU)", "runtime": "ONNX Runtime CPU"},
-        }
-        manifest["content_sha256"] = manifest_digest(manifest)
-        write_json_atomic(tmp / MANIFEST_NAME, manifest)
+        manifest = Manifest(
+            path=None, input=_input_spec(fuse, res, mean, std), tasks=task_entries, networks=tuple(networks),
+            files={p.name: FileEntry(sha256_file(p), p.stat().st_size) for p in sorted(tmp.iterdir()) if p.is_file()},
+            precision=precision, selection=_selection_block(grouping), graph="fused" if fuse else "separate",
+            created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            created_with={**_versions(), "exporter": f"torch.onnx.export ({onnx_config.exporter})",
+                          "opset_requested": onnx_config.opset},
+            tensorrt={"built": want_trt, "reason": trt_reason if not want_trt else None, "build": engine_facts},
+            verification={"frames": int(len(frames)), "source": frames_source or "frames given by the caller",
+                          "against": "PyTorch eager (CPU)", "runtime": "ONNX Runtime CPU",
+                          **({"fused": "the fused graph on the frames rounded to 8 bits, fed as uint8; each "
+                                       "network first on the frames as given"} if fuse else {})})
+        write_json_atomic(tmp / MANIFEST_NAME, manifest.to_json())
         _publishable(tmp)
         _round_trip(tmp, frames, references, task_entries, want_trt, engine_max_batch)
         say("all outputs match PyTorch within tolerance")
@@ -254,7 +223,188 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
     return out
 
 
-def verified_checkpoint_sha256(grouping: Grouping, net) -> str:
+@dataclass
+class _Exported:
+    """One network exported to an fp32 ONNX file and checked against PyTorch at fp32."""
+
+    name: str  # net0, net1, ...
+    net: GroupingNetwork  # the grouping's entry
+    checkpoint: Path  # its checkpoint file
+    deploy: Any  # the MultiTaskNet as shipped (served heads only, outputs in the data's units)
+    onnx_path: Path
+    data_path: Path | None  # external weights file, if any
+    reference: dict[str, np.ndarray]  # PyTorch outputs on the verification frames
+    errors: dict[str, dict[str, float]]  # measured error per task
+    atol: dict[str, float]  # base tolerance per task at the export precision
+    epoch: float | None  # the training epoch its weights are from (None: not recorded)
+    stopped_for: str | None  # a per-task stop: the task whose best validation epoch it is
+
+
+def _export_network(grouping: Grouping, index: int, digest: str, tmp: Path, frames: np.ndarray, precision: str,
+                    tolerances: dict[str, float] | None, onnx_config: OnnxExportConfig, say) -> _Exported:
+    from taskgroup.models import load_checkpoint
+
+    net, name, checkpoint = grouping.networks[index], f"net{index}", grouping.checkpoint_path(grouping.networks[index])
+    say(f"{name}: {'+'.join(net.served)} (trained on {'+'.join(net.tasks)}, width {net.width:g})")
+    model = load_checkpoint(checkpoint, sha256=digest)
+    if getattr(model, "checkpoint_extra", {}).get("stage") == "early":
+        raise TaskgroupError(f"{checkpoint}: an early-stopped (ESA) checkpoint; only fully trained "
+                             "networks are exported. Train it fully (taskgroup train --networks ... --resume) "
+                             "and re-run selection")
+    if set(model.tasks) != set(net.tasks) or abs(model.width - net.width) > 1e-9:
+        raise TaskgroupError(f"{checkpoint}: checkpoint has tasks {list(model.tasks)} at width "
+                             f"{model.width:g}, the grouping says {list(net.tasks)} at {net.width:g}")
+    res = frames.shape[2]
+    if res % model.input_multiple:
+        raise TaskgroupError(f"resolution {res} is not a multiple of {model.input_multiple} required by {name}")
+    deploy = model.with_heads(net.served) if set(net.served) != set(model.tasks) else model
+    deploy = deploy.in_dataset_units()  # outputs in the dataset's units, not the standardised training space
+    atol = {t: (tolerances or {}).get(t, DEFAULT_ATOL[precision]) for t in deploy.tasks}
+    onnx_path, data_path = export_onnx(deploy, tmp / f"{name}.onnx", res, onnx_config)
+    check_onnx(onnx_path)
+    ref = torch_outputs(deploy, frames)
+    # The fp32 file is always held to the fp32 tolerance, also when fp16 is produced from it.
+    fp32_atol = atol if precision == "fp32" else {t: DEFAULT_ATOL["fp32"] for t in ref}
+    errors = compare_outputs(ref, ort_outputs(onnx_path, frames), fp32_atol, f"{onnx_path.name} (ONNX Runtime CPU)")
+    return _Exported(name, net, checkpoint, deploy, onnx_path, data_path, ref, errors, atol,
+                     _extra(model, "best_epoch", float), _extra(model, "stopped_for", str))
+
+
+def _extra(model, key: str, kind: type) -> Any:
+    """A value the checkpoint recorded beside its weights (None when absent or not of `kind`)."""
+    extra = getattr(model, "checkpoint_extra", None)
+    value = extra.get(key) if isinstance(extra, dict) else None
+    if kind is float:
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return value if isinstance(value, kind) else None
+
+
+class _EngineBuild:
+    """Builds engines with one configuration and keeps the timing cache beside the bundle."""
+
+    def __init__(self, parent: Path, timing_cache: str | os.PathLike | None, max_batch: int):
+        self.cache = Path(timing_cache) if timing_cache else parent / "tensorrt-timing.cache"
+        self.max_batch = max_batch
+        self.facts: dict[str, Any] | None = None
+
+    def __call__(self, onnx_path: Path, precision: str, say) -> Path:
+        engine = onnx_path.parent / f"{onnx_path.name.split('.')[0]}.{precision}.engine"
+        say(f"{engine.stem}: building TensorRT engine")
+        config = EngineConfig(max_batch=self.max_batch,
+                              timing_cache=self.cache.read_bytes() if self.cache.is_file() else None)
+        try:
+            blob, cache_bytes, self.facts = build_engine(onnx_path, config, what=onnx_path.name)
+        except (BackendUnavailableError, EngineBuildError) as exc:
+            raise TaskgroupError(str(exc)) from exc
+        write_bytes_atomic(engine, blob)
+        write_bytes_atomic(self.cache, cache_bytes)  # kept beside the bundle for later builds, also if export fails
+        return engine
+
+
+def _to_fp16(onnx_path: Path, data_path: Path | None, reference, atol, frames, what: str):
+    """Convert a checked fp32 file to fp16 (replacing it) and check it again at the fp16 tolerance."""
+    if data_path is not None:
+        raise TaskgroupError(f"{what}: fp16 conversion of a model with external weights is not supported")
+    half = onnx_path.with_name(onnx_path.name.replace(".onnx", ".fp16.onnx"))
+    convert_fp16(onnx_path, half)
+    onnx_path.unlink()
+    check_onnx(half)
+    feed = frames if not half.name.startswith(FUSED_NAME) else _nhwc_uint8(frames)
+    errors = compare_outputs(reference, ort_outputs(half, feed), atol, f"{half.name} (ONNX Runtime CPU, fp16)")
+    return half, errors
+
+
+def _task_entry(t: str, network: int, e: _Exported) -> TaskOutput:
+    ref = e.reference[t]
+    d = _task_description(t, e.deploy.target_transforms.get(t))
+    return TaskOutput(t, network, t, int(ref.shape[1]), "float32", d["meaning"], d["units"], d["transform"],
+                      ("N", int(ref.shape[1]), int(ref.shape[2]), int(ref.shape[3])), d["loss"], d["value_range"],
+                      e.atol[t])
+
+
+def _separate_networks(exported: list[_Exported], tmp: Path, frames: np.ndarray, precision: str,
+                       build: "_EngineBuild | None", say):
+    """One model file (and engine) per network: the networks run as separate sessions."""
+    networks, tasks, references = [], {}, {}
+    for e in exported:
+        onnx_path, errors = e.onnx_path, e.errors
+        if precision == "fp16":
+            onnx_path, errors = _to_fp16(onnx_path, e.data_path, e.reference, e.atol, frames, e.name)
+        engine = build(onnx_path, precision, say) if build else None
+        networks.append(NetworkFiles(e.name, tuple(e.deploy.tasks), onnx_path.name,
+                                     e.data_path.name if e.data_path else None, engine.name if engine else None,
+                                     e.net.cost, tuple(e.net.tasks), e.net.width, e.net.stage, e.checkpoint.name,
+                                     errors, epoch=e.epoch, stopped_for=e.stopped_for))
+        tasks.update({t: _task_entry(t, len(networks) - 1, e) for t in e.deploy.tasks})
+        references.update(e.reference)
+    return networks, tasks, references
+
+
+def quantized_frames(frames: np.ndarray) -> np.ndarray:
+    """float32 NCHW frames in [0, 1] rounded to 8 bits (k / 255): what a fused bundle's uint8 input can hold."""
+    return (np.rint(frames * 255.0) / np.float32(255.0)).astype(np.float32)
+
+
+def _nhwc_uint8(frames: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.rint(frames * 255.0).astype(np.uint8).transpose(0, 2, 3, 1))
+
+
+def _fused_network(grouping: Grouping, exported: list[_Exported], tmp: Path, frames: np.ndarray, precision: str,
+                   build: "_EngineBuild | None", say):
+    """All networks merged into one graph taking the uint8 frame (exporters.fuse): one session per frame.
+
+    The per-network files were checked on the original frames; the fused graph is checked on the
+    frames rounded to 8 bits, against PyTorch on the same rounded frames. Only the fused file ships.
+    """
+    import onnx
+
+    from exporters.fuse import fuse_models
+
+    say(f"fusing {len(exported)} network(s) into one graph")
+    reference = {t: v for e in exported for t, v in torch_outputs(e.deploy, frames).items()}
+    atol = {t: a for e in exported for t, a in e.atol.items()}
+    fused = fuse_models([onnx.load(str(e.onnx_path)) for e in exported], height=frames.shape[2], width=frames.shape[3])
+    path = tmp / f"{FUSED_NAME}.onnx"
+    weights = sum(init.ByteSize() for init in fused.graph.initializer)
+    external = weights > OnnxExportConfig().max_embedded_bytes
+    onnx.save(fused, str(path), save_as_external_data=external, location=f"{FUSED_NAME}.onnx.data")
+    for e in exported:
+        e.onnx_path.unlink()
+        if e.data_path is not None:
+            e.data_path.unlink()
+    data_path = tmp / f"{FUSED_NAME}.onnx.data" if external else None
+    check_onnx(path)
+    fp32_atol = atol if precision == "fp32" else {t: DEFAULT_ATOL["fp32"] for t in reference}
+    errors = compare_outputs(reference, ort_outputs(path, _nhwc_uint8(frames)), fp32_atol,
+                             f"{path.name} (ONNX Runtime CPU, uint8 frames)")
+    if precision == "fp16":
+        path, errors = _to_fp16(path, data_path, reference, atol, frames, FUSED_NAME)
+    engine = build(path, precision, say) if build else None
+    costs = [e.net.cost for e in exported]
+    factor = grouping.corun_factor
+    network = NetworkFiles(
+        FUSED_NAME, tuple(t for e in exported for t in e.deploy.tasks), path.name,
+        data_path.name if data_path else None, engine.name if engine else None,
+        float(sum(costs)) * factor if all(c is not None for c in costs) else None, verification=errors,
+        fused_from=[{"name": e.name, "tasks": list(e.deploy.tasks), "tasks_trained": list(e.net.tasks),
+                     "width": e.net.width, "stage": e.net.stage, "checkpoint": e.checkpoint.name,
+                     "epoch": e.epoch, **({"stopped_for": e.stopped_for} if e.stopped_for else {}),
+                     "predicted_latency": e.net.cost, "verification": e.errors} for e in exported])
+    tasks = {t: _task_entry(t, 0, e) for e in exported for t in e.deploy.tasks}
+    return [network], tasks, reference
+
+
+def _input_spec(fuse: bool, res: int, mean: list[float], std: list[float]) -> InputSpec:
+    """The manifest's input: the networks' float32 NCHW image, or a fused graph's uint8 NHWC frame."""
+    if fuse:
+        return InputSpec(FUSED_INPUT, res, res, "uint8", "NHWC", "RGB", (0.0, 255.0), tuple(mean), tuple(std),
+                         "inside the graph: float32(frame) * (1/255), NHWC -> NCHW, then (x - mean) / std per channel",
+                         FRAME_FORMS)
+    return InputSpec(INPUT_NAME, res, res, "float32", "NCHW", "RGB", (0.0, 1.0), tuple(mean), tuple(std),
+                     "inside the network: (x - mean) / std per channel", FRAME_FORMS)
+
+
+def verified_checkpoint_sha256(grouping: Grouping, index: int) -> str:
     """The checkpoint's sha256, checked against every digest recorded for it; raises unless one is.
 
     A checkpoint changed after training (one flipped byte moves a weight) would pass the
@@ -263,33 +413,34 @@ def verified_checkpoint_sha256(grouping: Grouping, net) -> str:
     """
     from taskgroup.train.store import recorded_checkpoint_sha256
 
-    label = f"{'+'.join(net.tasks_trained)}@{net.width:g}"
-    found = recorded_checkpoint_sha256(net.checkpoint)
+    net = grouping.networks[index]
+    checkpoint, label = grouping.checkpoint_path(net), net.label
+    found = recorded_checkpoint_sha256(checkpoint)
     run_dir = found[0].parent if found else None
     retrain = (f"retrain it (taskgroup train --out {run_dir} --resume --networks '{label}'), then export again"
                if run_dir else "retrain it and select again")
     records = [(f"the sha256 recorded in {found[0]}", found[1])] if found and found[1] else []
     if net.checkpoint_sha256:
-        records.append((f"networks[{net.index}].checkpoint_sha256 of {grouping.path}", net.checkpoint_sha256))
+        records.append((f"networks[{index}].checkpoint_sha256 of {grouping.path}", net.checkpoint_sha256))
     if not records:
         if found:
-            raise TaskgroupError(f"{net.checkpoint}: network {net.index} ({label}) has no committed result in {found[0]} "
+            raise TaskgroupError(f"{checkpoint}: network {index} ({label}) has no committed result in {found[0]} "
                                  f"(its training never finished committing, or the result was dropped as damaged), so "
                                  f"its weights cannot be verified; {retrain}")
-        raise TaskgroupError(f"{net.checkpoint}: no sha256 is recorded for this checkpoint (it is not inside a taskgroup "
-                             f"run directory with a runs.sqlite, and {grouping.path} gives no networks[{net.index}]."
+        raise TaskgroupError(f"{checkpoint}: no sha256 is recorded for this checkpoint (it is not inside a taskgroup "
+                             f"run directory with a runs.sqlite, and {grouping.path} gives no networks[{index}]."
                              "checkpoint_sha256), so its weights cannot be verified; export networks of a training run, "
                              "or record the checkpoint's sha256 in the grouping if you vouch for the file")
-    actual = sha256_file(net.checkpoint)
+    actual = sha256_file(checkpoint)
     for where, expected in records:
         if actual != expected:
-            raise TaskgroupError(f"{net.checkpoint}: does not match {where} (expected {expected[:12]}..., found "
+            raise TaskgroupError(f"{checkpoint}: does not match {where} (expected {expected[:12]}..., found "
                                  f"{actual[:12]}...): damaged or modified after training; {retrain}")
     return actual
 
 
 def _round_trip(bundle_dir: Path, frames: np.ndarray, references: dict[str, np.ndarray],
-                task_entries: dict[str, dict], engines: bool, max_batch: int = 8) -> None:
+                task_entries: dict[str, TaskOutput], engines: bool, max_batch: int = 8) -> None:
     """Load the finished bundle with the deployment runtime and compare every task again."""
     from runtime import load_bundle
 
@@ -301,7 +452,7 @@ def _round_trip(bundle_dir: Path, frames: np.ndarray, references: dict[str, np.n
             for i in range(0, len(frames), step):
                 for t, v in bundle.run(frames[i:i + step]).items():
                     outs[t].append(v)
-        tol = {t: e["tolerance"] if backend == "onnxruntime" else max(e["tolerance"], DEFAULT_ATOL["fp16"])
+        tol = {t: e.tolerance if backend == "onnxruntime" else max(e.tolerance, DEFAULT_ATOL["fp16"])
                for t, e in task_entries.items()}
         compare_outputs({t: references[t] for t in task_entries}, {t: np.concatenate(v) for t, v in outs.items()},
                         tol, f"the bundle loaded by the runtime ({backend}, {device})")

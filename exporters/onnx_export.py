@@ -91,10 +91,19 @@ def check_onnx(path: Path) -> None:
 
 
 def convert_fp16(src: Path, dst: Path) -> None:
-    """fp32 -> fp16 weights and compute, keeping float32 inputs and outputs.
+    """fp32 -> fp16 weights and compute of a model file, keeping float32 inputs and outputs (see `to_fp16`)."""
+    import onnx
+
+    onnx.save(to_fp16(onnx.load(str(src))), str(dst))
+
+
+def to_fp16(model):
+    """fp32 -> fp16 weights and compute of an onnx.ModelProto, keeping its input and output types.
 
     Uses ONNX Runtime's float16 converter (onnxruntime.transformers.float16, a copy of
-    onnxconverter-common's); onnx itself ships no float16 graph conversion.
+    onnxconverter-common's); onnx itself ships no float16 graph conversion. Export and the
+    profiler (`--precision fp16`) convert with this one function, so TensorRT, whose strongly
+    typed networks take their precision from the graph, builds the same fp16 engines for both.
     """
     import onnx
 
@@ -103,7 +112,7 @@ def convert_fp16(src: Path, dst: Path) -> None:
     except ImportError as exc:
         raise TaskgroupError("fp16 export needs onnxruntime.transformers.float16 (part of the onnxruntime "
                              f"wheel), which cannot be imported here: {exc}") from exc
-    model = onnx.load(str(src))
+    model = onnx.ModelProto.FromString(model.SerializeToString())  # the caller's model stays as it was
     # Stale float32 type annotations of intermediate tensors would contradict the converted
     # graph; drop them (the checker re-infers them).
     del model.graph.value_info[:]
@@ -111,7 +120,7 @@ def convert_fp16(src: Path, dst: Path) -> None:
         warnings.simplefilter("ignore")
         half = convert_float_to_float16(model, keep_io_types=True)
     _topological_sort(half.graph)  # the converter appends its input casts at the end of the node list
-    onnx.save(half, str(dst))
+    return half
 
 
 def _topological_sort(graph) -> None:
@@ -146,17 +155,15 @@ def torch_outputs(model, frames: np.ndarray, batch: int = 16) -> dict[str, np.nd
 
 
 def ort_outputs(path: Path, frames: np.ndarray, batch: int = 16) -> dict[str, np.ndarray]:
-    """ONNX Runtime CPU outputs of a model file on `frames`."""
-    import onnxruntime as ort
+    """ONNX Runtime CPU outputs of a model file on `frames` (fed to its one input), through the runtime's own runner."""
+    from runtime.ort import OrtRunner, SessionFromOnnx
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    outs: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for i in range(0, len(frames), batch):
-        for n, v in zip(names, sess.run(names, {INPUT_NAME: frames[i:i + batch]})):
-            outs[n].append(v)
+    outs: dict[str, list[np.ndarray]] = {}
+    with OrtRunner(SessionFromOnnx(str(path), name=path.name)) as runner:
+        (name,) = runner.get_input_metadata()
+        for i in range(0, len(frames), batch):
+            for n, v in runner.infer({name: np.ascontiguousarray(frames[i:i + batch])}).items():
+                outs.setdefault(n, []).append(v)
     return {n: np.concatenate(v) for n, v in outs.items()}
 
 

@@ -1,186 +1,136 @@
-"""Backend runners with one small interface (after Polygraphy's runners).
+"""Which backend runs a model, whether it can run here, and the runner that runs it.
 
-    with OrtRunner(model_bytes, name="net0", providers=["CPUExecutionProvider"]) as r:
-        outputs = r.infer({"image": x})          # dict output name -> np.ndarray
-
-`activate()` does the expensive set-up (session or engine creation), `infer()` is
-thread-safe, `deactivate()` releases resources. Backends check that they really run where
-they were asked to (ONNX Runtime's `get_providers()`), and never fall back silently.
+One availability check per backend (`backend_status`), one choice of backend for a device
+(`resolve_backend`, shared by the runtime and the profiler) and one factory from a model
+file's bytes to its runner (`make_runner`). Optional libraries are imported lazily.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from pathlib import Path
 from typing import Mapping, Sequence
 
-import numpy as np
-
+from runtime.device import DeviceSpec, parse_device
 from runtime.errors import BackendUnavailableError
+from runtime.ort import OrtRunner, SessionFromOnnx, ort_providers
+from runtime.runner import Runner
 
 BACKENDS = ("auto", "onnxruntime", "onnxruntime-tensorrt", "tensorrt")
 
-
-class Runner:
-    """Base class: activate / infer / deactivate, usable as a context manager."""
-
-    name: str = "runner"
-    is_active: bool = False
-
-    def activate(self) -> None:
-        if not self.is_active:
-            self._activate()
-            self.is_active = True
-
-    def deactivate(self) -> None:
-        if self.is_active:
-            self._deactivate()
-            self.is_active = False
-
-    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if not self.is_active:
-            raise RuntimeError(f"runner {self.name} is not active; call activate() or use it in a `with` block")
-        return self._infer(feed)
-
-    def __enter__(self) -> "Runner":
-        self.activate()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.deactivate()
-
-    # Subclasses implement these.
-    def _activate(self) -> None:
-        raise NotImplementedError
-
-    def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def _deactivate(self) -> None:
-        raise NotImplementedError
-
-    def describe(self) -> dict:
-        return {"name": self.name}
-
-    def io_spec(self) -> tuple[dict[str, tuple[tuple[int | None, ...], str]], dict[str, int | None]]:
-        """({input name: (shape with None for dynamic axes, numpy dtype name)}, {output name: channels,
-        None if dynamic}) of the loaded model; the bundle checks them against its manifest."""
-        raise NotImplementedError
+# The smallest model that makes a provider compute: y = x * x on float32 (1, 8), opset 13. These are the
+# bytes onnx.helper writes for it (tests/runtime/test_runners.py rebuilds them); the runtime needs no onnx.
+PROBE_MODEL = (b'\x08\x07\x12\ttaskgroup:A\n\x0e\n\x01x\n\x01x\x12\x01y"\x03Mul\x12\x05probeZ\x13\n\x01x\x12\x0e\n\x0c'
+               b'\x08\x01\x12\x08\n\x02\x08\x01\n\x02\x08\x08b\x13\n\x01y\x12\x0e\n\x0c\x08\x01\x12\x08\n\x02\x08\x01\n\x02'
+               b'\x08\x08B\x04\n\x00\x10\r')
+_FIX_GPU_BUILD = "pip uninstall -y onnxruntime && pip install onnxruntime-gpu (they share a folder: never both)"
 
 
-def parse_device(device: str) -> tuple[str, int]:
-    """'cpu' -> ('cpu', 0); 'cuda' / 'cuda:1' -> ('cuda', 1)."""
-    if device == "cpu":
-        return "cpu", 0
-    if device == "cuda" or device.startswith("cuda:"):
-        idx = device.partition(":")[2] or "0"
-        if idx.isdigit():
-            return "cuda", int(idx)
-    raise BackendUnavailableError(f"unknown device {device!r}; valid options: cpu, cuda, cuda:N")
+@functools.lru_cache(maxsize=None)
+def provider_runs(provider: str, device: DeviceSpec) -> tuple[bool, str]:
+    """(True, what ran) if ONNX Runtime's `provider` really runs a tiny model on `device`, else (False, why and the fix).
 
-
-def ort_providers(backend: str, device: str, fp16: bool = False) -> list:
-    """The ONNX Runtime provider list for a backend on a device (primary provider first)."""
-    kind, idx = parse_device(device)
-    if kind == "cpu":
-        if backend not in ("auto", "onnxruntime"):
-            raise BackendUnavailableError(f"backend {backend!r} needs a CUDA device, got device={device!r}")
-        return ["CPUExecutionProvider"]
-    cuda = ("CUDAExecutionProvider", {"device_id": idx})
-    if backend == "onnxruntime-tensorrt":
-        trt = ("TensorrtExecutionProvider", {"device_id": idx, "trt_fp16_enable": fp16})
-        return [trt, cuda, "CPUExecutionProvider"]
-    return [cuda, "CPUExecutionProvider"]
-
-
-def ort_session_options(intra_op_threads: int = 0, allow_spinning: bool = False):
-    """Session options shared by the runtime and the profiler, so profiled and deployed sessions agree.
-
-    One intra-op pool (`intra_op_threads`, 0 = one thread per core), sequential execution, all
-    graph optimisations. Spinning worker threads keep a core busy after each call, which slows
-    the next session on a small CPU (measured 3-7x with several sessions on 2 cores), so it is
-    off unless asked for.
+    The providers a build lists are not the ones that work: onnxruntime-gpu lists CUDA and TensorRT
+    without a GPU, driver or cuDNN and then runs on the CPU. Checked once per process.
     """
-    import onnxruntime as ort
+    import numpy as np
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = intra_op_threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    spin = "1" if allow_spinning else "0"
-    opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
-    opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
-    opts.log_severity_level = 3
-    return opts
-
-
-_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-               "tensor(uint8)": "uint8"}  # ONNX Runtime's input type names -> numpy's
-
-
-class OrtRunner(Runner):
-    """An ONNX Runtime session on one model."""
-
-    def __init__(self, model: bytes | str | os.PathLike, *, name: str, providers: Sequence,
-                 intra_op_threads: int = 0, allow_spinning: bool = False, allow_fallback: bool = False,
-                 external_data: Mapping[str, bytes] | None = None, keep_model_bytes: bool = True):
-        self.model = model  # the model bytes (hash-verified) or a path (files too large to hold in memory)
-        self.external_data = dict(external_data or {})  # weights file name (as the model refers to it) -> bytes
-        # ONNX Runtime copies the model into the session; without a second activation to serve, the
-        # bytes need not stay in memory (a bundle's runners drop them: weights can be large).
-        self.keep_model_bytes = keep_model_bytes
-        self.name = name
-        self.providers = list(providers)
-        self.intra_op_threads = intra_op_threads  # 0: ONNX Runtime's default (one per core)
-        self.allow_spinning = allow_spinning  # busy-wait in worker threads; off avoids oversubscription
-        self.allow_fallback = allow_fallback  # accept a session on another provider than the first asked
-        self.session = None
-        self.active_providers: list[str] = []
-
-    def _activate(self) -> None:
+    try:
         import onnxruntime as ort
+    except ImportError as exc:
+        return False, f"onnxruntime cannot be imported ({exc}); pip install onnxruntime"
+    listed = ort.get_available_providers()
+    if provider not in listed:
+        return False, f"not in this onnxruntime build (it has {', '.join(listed)}); {_FIX_GPU_BUILD}"
+    options = {"device_id": device.index} if device.kind == "cuda" and provider != "CPUExecutionProvider" else None
+    loader = SessionFromOnnx(PROBE_MODEL, providers=[(provider, options) if options else provider],
+                             intra_op_threads=1, name=f"{provider} probe")
+    x = np.arange(8, dtype=np.float32).reshape(1, 8)
+    try:
+        with OrtRunner(loader) as runner:
+            y = runner.infer({"x": x})["y"]
+    except BackendUnavailableError as exc:  # listed, but the session fell back to another provider
+        return False, f"listed, but {str(exc).split(': ', 1)[-1]}"
+    except Exception as exc:  # noqa: BLE001 - whatever the provider raises, it does not run here
+        text = str(exc).strip().splitlines()
+        return False, f"listed, but fails on a tiny model ({type(exc).__name__}: {text[0][:200] if text else ''})"
+    if not np.array_equal(y, x * x):
+        return False, "listed, but computes a tiny model wrongly"
+    return True, f"runs a tiny model (onnxruntime {ort.__version__})"
 
-        if self.model is None:
-            raise RuntimeError(f"runner {self.name}: its model bytes were released after the first activation; "
-                               "create a new runner")
-        available = ort.get_available_providers()
-        primary = self.providers[0] if isinstance(self.providers[0], str) else self.providers[0][0]
-        if primary not in available and not self.allow_fallback:
-            raise BackendUnavailableError(
-                f"{self.name}: ONNX Runtime provider {primary} is not available in this onnxruntime build; "
-                f"available: {', '.join(available)} (install onnxruntime-gpu for CUDA/TensorRT providers)")
-        opts = ort_session_options(self.intra_op_threads, self.allow_spinning)
-        if self.external_data:  # weights from the verified bytes, not read again from disk
-            names = list(self.external_data)
-            blobs = [self.external_data[n] for n in names]
-            opts.add_external_initializers_from_files_in_memory(names, blobs, [len(b) for b in blobs])
-        model = self.model if isinstance(self.model, bytes) else str(self.model)
-        session = ort.InferenceSession(model, sess_options=opts, providers=self.providers)
-        active = session.get_providers()
-        if active[0] != primary and not self.allow_fallback:
-            raise BackendUnavailableError(
-                f"{self.name}: asked for {primary} but ONNX Runtime runs on {active} (driver, CUDA or cuDNN "
-                "missing?); refusing to fall back silently. Pass allow_fallback=True to accept it.")
-        self.active_providers = active
-        self.session = session
-        if not self.keep_model_bytes and isinstance(self.model, bytes):
-            self.model, self.external_data = None, {}
 
-    def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        # InferenceSession.run is thread-safe; no runner state changes here.
-        names = [o.name for o in self.session.get_outputs()]
-        return dict(zip(names, self.session.run(names, dict(feed))))
+def backend_status(backend: str, device: DeviceSpec | str = "cpu") -> tuple[bool, str]:
+    """(True, what works) if `backend` can be used on `device` here, else (False, the reason and the fix).
 
-    def _deactivate(self) -> None:
-        self.session = None
+    ONNX Runtime's providers are checked by running a tiny model on them (`provider_runs`), not by
+    reading the list the build was compiled with.
+    """
+    device = parse_device(device)
+    if backend == "tensorrt":
+        from runtime.trt import tensorrt_status
 
-    def io_spec(self) -> tuple[dict[str, tuple[tuple[int | None, ...], str]], dict[str, int | None]]:
-        outputs = {o.name: (o.shape[1] if len(o.shape) > 1 and isinstance(o.shape[1], int) else None)
-                   for o in self.session.get_outputs()}
-        inputs = {i.name: (tuple(d if isinstance(d, int) and d >= 0 else None for d in (i.shape or ())),
-                           _ORT_DTYPES.get(i.type, i.type)) for i in self.session.get_inputs()}
-        return inputs, outputs
+        if device.kind != "cuda":
+            return False, "TensorRT runs on a CUDA device only"
+        return tensorrt_status()
+    wanted = {"onnxruntime": "CUDAExecutionProvider" if device.kind == "cuda" else "CPUExecutionProvider",
+              "onnxruntime-tensorrt": "TensorrtExecutionProvider"}.get(backend)
+    if wanted is None:
+        return False, f"unknown backend {backend!r}; valid options: {', '.join(BACKENDS[1:])}"
+    if backend == "onnxruntime-tensorrt" and device.kind != "cuda":
+        return False, "ONNX Runtime's TensorRT provider runs on a CUDA device only"
+    ok, why = provider_runs(wanted, device)
+    return ok, (f"{wanted}: {why}" if not ok else why)
 
-    def describe(self) -> dict:
-        return {"name": self.name, "backend": "onnxruntime", "providers": self.active_providers,
-                "intra_op_threads": self.intra_op_threads, "allow_spinning": self.allow_spinning}
+
+def resolve_backend(name: str, device: DeviceSpec | str, has_engines: bool = True,
+                    choices: Sequence[str] = BACKENDS) -> tuple[str, str]:
+    """(backend, why) after applying 'auto'; raises BackendUnavailableError when an explicit choice cannot work.
+
+    auto: ONNX Runtime on the CPU; on CUDA native TensorRT when engines exist (a bundle's, or the
+    profiler's own builds) and TensorRT imports, else ONNX Runtime's TensorRT provider if this
+    build has it, else its CUDA provider.
+    """
+    if name not in choices:
+        raise BackendUnavailableError(f"unknown backend {name!r}; valid options: {', '.join(choices)}")
+    device = parse_device(device)
+    if name in ("tensorrt", "onnxruntime-tensorrt") and device.kind != "cuda":
+        raise BackendUnavailableError(f"backend {name!r} needs a CUDA device (device='cuda' or 'cuda:N'); "
+                                      "on the CPU use onnxruntime")
+    if name == "tensorrt":
+        if not has_engines:
+            raise BackendUnavailableError("backend 'tensorrt': the bundle has no TensorRT engines "
+                                          "(export with --format tensorrt on a machine with TensorRT)")
+        ok, why = backend_status("tensorrt", device)
+        if not ok:
+            raise BackendUnavailableError(f"backend 'tensorrt': {why}")
+        return name, "asked for"
+    if name != "auto":
+        return name, "asked for"
+    if device.kind == "cpu":
+        return "onnxruntime", "auto: CPU device -> ONNX Runtime CPU"
+    ok, why = backend_status("tensorrt", device)
+    if has_engines and ok:
+        return "tensorrt", "auto: TensorRT engines and tensorrt importable"
+    reason = "no engines in the bundle" if not has_engines else why
+    if backend_status("onnxruntime-tensorrt", device)[0]:
+        return "onnxruntime-tensorrt", f"auto: native TensorRT not used ({reason}); ORT TensorRT provider"
+    return "onnxruntime", f"auto: native TensorRT not used ({reason}); ORT CUDA provider"
+
+
+def make_runner(backend: str, model: bytes | str | os.PathLike, *, device: DeviceSpec | str, name: str,
+                threads: int = 0, allow_fallback: bool = False, external_data: Mapping[str, bytes] | None = None,
+                fp16: bool = False, release_after_load: bool = False) -> Runner:
+    """The runner of a model file for a resolved backend: a serialized engine for 'tensorrt', an ONNX
+    model (bytes or path, with its external weights) for ONNX Runtime's backends."""
+    device = parse_device(device)
+    if backend == "tensorrt":
+        from runtime.trt import EngineFromBytes, TrtRunner
+
+        data = model if isinstance(model, bytes) else Path(model).read_bytes()
+        return TrtRunner(EngineFromBytes(data, name=name, release_after_load=release_after_load), name=name,
+                         device_index=device.index or 0)
+    loader = SessionFromOnnx(model, providers=ort_providers(backend, device, fp16), intra_op_threads=threads,
+                             allow_spinning=False, allow_fallback=allow_fallback, external_data=external_data,
+                             release_after_load=release_after_load, name=name)
+    return OrtRunner(loader, name=name)

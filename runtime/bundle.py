@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from runtime.backends import BACKENDS, OrtRunner, Runner, ort_providers, parse_device
-from runtime.errors import BackendUnavailableError, BundleError
+from runtime.backends import make_runner, resolve_backend
+from runtime.device import parse_device
+from runtime.errors import BundleError
 from runtime.manifest import MAX_THREADS, Manifest, read_manifest, safe_member, verify_files
 from runtime.preprocess import to_network_input
-from runtime.stats import summarize_ms
-from runtime.tensorrt_runner import TrtRunner, tensorrt_available
+from runtime.runner import Runner
+from runtime.timing import TimingConfig, measure
 
 EXECUTION_MODES = ("auto", "sequential", "concurrent")
 
@@ -69,11 +70,11 @@ class Bundle:
                 raise RuntimeError("bundle is closed")
             self._in_flight += 1
         try:
-            feed = self._feed(x)
+            feed = self._feed(x)  # validated against the manifest, which was checked against every model at load
             if self._pool is None:
-                return [r.infer(feed) for r in self._runners]
-            futures = [self._pool.submit(r.infer, feed) for r in self._runners[1:]]
-            first = self._runners[0].infer(feed)  # the calling thread runs one network itself
+                return [r.infer(feed, False) for r in self._runners]
+            futures = [self._pool.submit(r.infer, feed, False) for r in self._runners[1:]]
+            first = self._runners[0].infer(feed, False)  # the calling thread runs one network itself
             return [first] + [f.result() for f in futures]
         finally:
             with self._state:
@@ -95,15 +96,9 @@ class Bundle:
     def benchmark(self, frame: np.ndarray | None = None, runs: int = 200, warmup: int = 10) -> dict[str, Any]:
         """Latency of `run` (pre-processing included): p50/p90/p99 in ms over `runs` calls."""
         frame = self.example_frame() if frame is None else frame
-        for _ in range(warmup):
-            self.run(frame)
-        samples = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            self.run(frame)
-            samples.append(time.perf_counter() - t0)
-        return {**summarize_ms(samples), "execution": self.execution, "backend": self.backend,
-                "device": self.device, "batch": int(to_network_input(frame, self.input).shape[0])}
+        timing = measure({"bundle": lambda: self.run(frame)},
+                         TimingConfig(warmup_runs=warmup, min_runs=runs, min_seconds=0.0, rounds=1, max_runs=runs))
+        return {**timing["bundle"].summary(), **self._labels(frame)}
 
     def standalone_runners(self) -> list[Runner]:
         """Fresh runners, one per network, each configured as a lone session (the load's thread count).
@@ -118,28 +113,41 @@ class Bundle:
         return _make_runners(self.manifest, blobs, self.backend, self.device, self.threads, allow_fallback=False)
 
     def benchmark_networks(self, runs: int = 100, warmup: int = 10) -> list[dict[str, Any]]:
-        """Each network alone in a standalone runner: p50/p90/p99 per network."""
-        x = to_network_input(self.example_frame(), self.input)
-        out = []
-        for net, runner in zip(self.manifest.networks, self.standalone_runners()):
-            with runner:
-                for _ in range(warmup):
-                    runner.infer(self._feed(x))
-                samples = []
-                for _ in range(runs):
-                    t0 = time.perf_counter()
-                    runner.infer(self._feed(x))
-                    samples.append(time.perf_counter() - t0)
-            out.append({"network": net.name, "tasks": list(net.tasks), **summarize_ms(samples)})
-        return out
+        """Each network alone in a standalone runner: p50/p90/p99 per network (timed interleaved)."""
+        return self.measure(timing=TimingConfig(warmup_runs=warmup, min_runs=runs, min_seconds=0.0))["standalone"]
 
-    def measure(self, runs: int = 300) -> dict[str, Any]:
-        """The whole bundle per frame next to each network alone, measured in one go."""
-        whole = self.benchmark(runs=runs, warmup=20)
-        alone = self.benchmark_networks(runs=max(50, runs // 2), warmup=10)
-        standalone_sum = sum(a["p50_ms"] for a in alone)
-        return {"whole": whole, "standalone": alone, "standalone_p50_sum_ms": standalone_sum,
-                "ratio_to_standalone_sum": whole["p50_ms"] / standalone_sum}
+    def measure(self, runs: int = 300, timing: TimingConfig | None = None) -> dict[str, Any]:
+        """The whole bundle per frame next to each network alone in its own session, timed together.
+
+        All of them run in the same interleaved rounds (`runtime.timing.measure`, the profiler's
+        own timing), so load from other processes affects them alike: at least `runs` timed
+        frames each and the profiler's default timed seconds, unless `timing` says otherwise.
+        """
+        timing = timing or TimingConfig(warmup_runs=20, min_runs=runs)
+        frame = self.example_frame()
+        feed = self._feed(to_network_input(frame, self.input))
+        alone = self.standalone_runners()
+        try:
+            for r in alone:
+                r.activate()
+            calls = {"bundle": lambda: self.run(frame)}
+            calls.update({f"network:{r.name}": (lambda r=r: r.infer(feed, False)) for r in alone})
+            timed = measure(calls, timing)
+        finally:
+            for r in alone:
+                r.deactivate()
+        whole = {**timed["bundle"].summary(), **self._labels(frame)}
+        standalone = [{"network": net.name, "tasks": list(net.tasks), **timed[f"network:{net.name}"].summary()}
+                      for net in self.manifest.networks]
+        total = sum(a["p50_ms"] for a in standalone)
+        return {"whole": whole, "standalone": standalone, "standalone_p50_sum_ms": total,
+                "ratio_to_standalone_sum": whole["p50_ms"] / total,
+                "timing": {"warmup_runs": timing.warmup_runs, "min_runs": timing.min_runs,
+                           "min_seconds": timing.min_seconds, "rounds": timing.rounds, "interleaved": True}}
+
+    def _labels(self, frame: np.ndarray) -> dict[str, Any]:
+        return {"execution": self.execution, "backend": self.backend, "device": self.device,
+                "batch": int(to_network_input(frame, self.input).shape[0])}
 
     def describe(self) -> dict[str, Any]:
         return {"bundle": str(self.manifest.path.parent), "backend": self.backend, "device": self.device,
@@ -166,57 +174,25 @@ class Bundle:
         self.close()
 
 
-def _resolve_backend(manifest: Manifest, backend: str, device: str) -> tuple[str, str]:
-    """(backend, why) after applying 'auto'; raises when an explicit choice cannot work here."""
-    if backend not in BACKENDS:
-        raise BackendUnavailableError(f"unknown backend {backend!r}; valid options: {', '.join(BACKENDS)}")
-    kind, _ = parse_device(device)
-    has_engines = all(n.engine for n in manifest.networks)
-    if backend == "tensorrt":
-        if kind != "cuda":
-            raise BackendUnavailableError("backend 'tensorrt' runs on a CUDA device; pass device='cuda'")
-        if not has_engines:
-            raise BackendUnavailableError("backend 'tensorrt': the bundle has no TensorRT engines "
-                                          "(export with --format tensorrt on a machine with TensorRT)")
-        ok, why = tensorrt_available()
-        if not ok:
-            raise BackendUnavailableError(f"backend 'tensorrt': {why}")
-        return backend, "asked for"
-    if backend != "auto":
-        return backend, "asked for"
-    if kind == "cpu":
-        return "onnxruntime", "auto: CPU device -> ONNX Runtime CPU"
-    ok, why = tensorrt_available()
-    if has_engines and ok:
-        return "tensorrt", "auto: engines in the bundle and tensorrt importable"
-    reason = "no engines in the bundle" if not has_engines else why
-    import onnxruntime as ort
-
-    if "TensorrtExecutionProvider" in ort.get_available_providers():
-        return "onnxruntime-tensorrt", f"auto: native TensorRT not used ({reason}); ORT TensorRT provider"
-    return "onnxruntime", f"auto: native TensorRT not used ({reason}); ORT CUDA provider"
-
-
 def _make_runners(manifest: Manifest, blobs: dict[str, bytes], backend: str, device: str, threads: int,
                   allow_fallback: bool) -> list[Runner]:
+    """One runner per network, built from the verified bytes (external weights included). Files above
+    the in-memory limit were hashed as a stream and load from their path (read a second time)."""
     runners: list[Runner] = []
     for net in manifest.networks:
         if backend == "tensorrt":
-            runners.append(TrtRunner(_engine_bytes(manifest, blobs, net), name=net.name,
-                                     device_index=parse_device(device)[1], keep_engine_bytes=False))
-            continue
-        # Sessions are built from the verified bytes, external weights included. Files above the
-        # in-memory limit were hashed as a stream and load from their path (read a second time).
-        in_memory = net.onnx in blobs and (net.onnx_data is None or net.onnx_data in blobs)
-        model = blobs[net.onnx] if in_memory else safe_member(manifest.path.parent, net.onnx, "onnx", manifest.path)
-        external = {net.onnx_data: blobs[net.onnx_data]} if in_memory and net.onnx_data else None
-        runners.append(OrtRunner(model, name=net.name, providers=ort_providers(backend, device, manifest.precision == "fp16"),
-                                 intra_op_threads=threads, allow_spinning=False, allow_fallback=allow_fallback,
-                                 external_data=external, keep_model_bytes=False))
+            model, external = _engine_bytes(manifest, blobs, net), None
+        else:
+            in_memory = net.onnx in blobs and (net.onnx_data is None or net.onnx_data in blobs)
+            model = blobs[net.onnx] if in_memory else safe_member(manifest.path.parent, net.onnx, "onnx", manifest.path)
+            external = {net.onnx_data: blobs[net.onnx_data]} if in_memory and net.onnx_data else None
+        runners.append(make_runner(backend, model, device=device, name=net.name, threads=threads,
+                                   allow_fallback=allow_fallback, external_data=external,
+                                   fp16=manifest.precision == "fp16", release_after_load=True))
     return runners
 
 
-def _check_io(manifest: Manifest, runners: list[Runner]) -> None:
+def _check_io(manifest: Manifest, runners: list[Runner], backend: str) -> None:
     """The models must take the manifest's input and produce the outputs it maps tasks to.
 
     A manifest that disagrees with its models would otherwise load and then fail on the first
@@ -224,17 +200,18 @@ def _check_io(manifest: Manifest, runners: list[Runner]) -> None:
     """
     spec = manifest.input
     for i, (net, runner) in enumerate(zip(manifest.networks, runners)):
-        inputs, outputs = runner.io_spec()
-        file = net.engine if isinstance(runner, TrtRunner) else net.onnx
+        inputs = runner.get_input_metadata()
+        outputs = {name: (shape[1] if len(shape) > 1 else None) for name, (shape, _) in runner.get_output_metadata().items()}
+        file = _file_of(net, backend)
         if list(inputs) != [spec.name]:
             raise BundleError(f"{manifest.path}: field 'input.name': network {net.name} ({file}) takes inputs "
                               f"{list(inputs)}, the manifest says '{spec.name}'")
         shape, dtype = inputs[spec.name]
-        want = (None, 3, spec.height, spec.width)
+        want = spec.shape
         if len(shape) != 4 or any(s is not None and w is not None and s != w for s, w in zip(shape, want)):
             shown = ["N" if s is None else s for s in shape]
-            raise BundleError(f"{manifest.path}: field 'input.shape': the manifest says ['N', 3, {spec.height}, "
-                              f"{spec.width}], {file} takes {shown}")
+            raise BundleError(f"{manifest.path}: field 'input.shape': the manifest says "
+                              f"{['N' if w is None else w for w in want]}, {file} takes {shown}")
         if dtype != spec.dtype:
             raise BundleError(f"{manifest.path}: field 'input.dtype': the manifest says {spec.dtype}, {file} takes {dtype}")
         for task, o in manifest.tasks.items():
@@ -251,10 +228,15 @@ def _check_io(manifest: Manifest, runners: list[Runner]) -> None:
 def _model_error(exc: BaseException) -> bool:
     """An error the backend raised about the model it was given (ONNX Runtime's own exception types,
     or a UnicodeDecodeError on a damaged name), as opposed to a misuse or a bug, which keep their type."""
-    return type(exc).__module__.startswith(("onnxruntime", "tensorrt")) or isinstance(exc, UnicodeDecodeError)
+    return (type(exc).__module__.startswith(("onnxruntime", "tensorrt", "polygraphy"))
+            or isinstance(exc, UnicodeDecodeError))
 
 
-def _activate(manifest: Manifest, runners: list[Runner]) -> None:
+def _file_of(net, backend: str) -> str:
+    return net.engine if backend == "tensorrt" else net.onnx
+
+
+def _activate(manifest: Manifest, runners: list[Runner], backend: str) -> None:
     """Build every session; a model file the backend cannot load is a BundleError naming it.
 
     The files' hashes matched, so such a file was broken before the manifest was sealed (or the
@@ -266,18 +248,18 @@ def _activate(manifest: Manifest, runners: list[Runner]) -> None:
         except Exception as exc:
             if not _model_error(exc):
                 raise
-            key = "engine" if isinstance(runner, TrtRunner) else "onnx"
+            key = "engine" if backend == "tensorrt" else "onnx"
             text = str(exc).strip().splitlines()
             raise BundleError(f"{manifest.path}: field 'networks[{i}].files.{key}': {getattr(net, key)} is not a model "
                               f"the backend can load ({type(exc).__name__}: {text[0][:300] if text else ''})") from exc
 
 
-def _probe(manifest: Manifest, runners: list[Runner], x: np.ndarray) -> None:
+def _probe(manifest: Manifest, runners: list[Runner], x: np.ndarray, backend: str) -> None:
     """Run every network once on a uniform grey frame: each must run, and each task's output must be
     finite float32 of the manifest's shape. A model that loads but cannot compute (a damaged
     attribute, weights re-sealed after editing) fails here, at load, instead of on the first frame."""
     for i, (net, runner) in enumerate(zip(manifest.networks, runners)):
-        file = net.engine if isinstance(runner, TrtRunner) else net.onnx
+        file = _file_of(net, backend)
         try:
             outputs = runner.infer({manifest.input.name: x})
         except Exception as exc:
@@ -290,7 +272,7 @@ def _probe(manifest: Manifest, runners: list[Runner], x: np.ndarray) -> None:
             if o.network != i:
                 continue
             y = outputs[o.output]
-            want = manifest.raw["tasks"][task]["shape"]
+            want = list(o.shape)
             if (y.dtype != np.float32 or y.ndim != 4 or y.shape[:2] != (1, o.channels)
                     or any(isinstance(w, int) and w != d for w, d in zip(want[2:], y.shape[2:]))):
                 raise BundleError(f"{manifest.path}: field 'tasks.{task}.shape': the manifest says {want} float32, "
@@ -313,35 +295,28 @@ def _engine_bytes(manifest: Manifest, blobs: dict[str, bytes], net) -> bytes:
 
 
 def _time_modes(sets: dict[str, list[Runner]], x: np.ndarray, name: str, rounds: int) -> dict[str, float]:
-    """Median seconds per full pass for each execution mode, measurements interleaved."""
+    """Median seconds per full pass for each execution mode, one pass of each per round."""
     pools = {m: ThreadPoolExecutor(max_workers=len(rs) - 1) for m, rs in sets.items() if m == "concurrent"}
     feed = {name: x}
 
-    def one(mode: str) -> float:
+    def one(mode: str) -> None:
         rs = sets[mode]
-        t0 = time.perf_counter()
         if mode == "concurrent":
-            futures = [pools[mode].submit(r.infer, feed) for r in rs[1:]]
-            rs[0].infer(feed)
+            futures = [pools[mode].submit(r.infer, feed, False) for r in rs[1:]]
+            rs[0].infer(feed, False)
             for f in futures:
                 f.result()
         else:
             for r in rs:
-                r.infer(feed)
-        return time.perf_counter() - t0
+                r.infer(feed, False)
 
-    samples: dict[str, list[float]] = {m: [] for m in sets}
     try:
-        for _ in range(3):  # warm-up of both sets
-            for m in sets:
-                one(m)
-        for _ in range(rounds):
-            for m in sets:
-                samples[m].append(one(m))
+        timed = measure({m: (lambda m=m: one(m)) for m in sets},
+                        TimingConfig(warmup_runs=3, min_runs=rounds, min_seconds=0.0, rounds=rounds, max_runs=rounds))
     finally:
         for p in pools.values():
             p.shutdown(wait=True)
-    return {m: float(np.median(s)) for m, s in samples.items()}
+    return {m: t.p50_ms / 1e3 for m, t in timed.items()}
 
 
 def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "cpu", *, execution: str = "auto",
@@ -373,13 +348,13 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
                              + f"{' or None' if name == 'threads' else ''}, got {value!r}")
     threads = int(threads) if threads is not None else None
     manifest = read_manifest(path)
-    if expected_digest is not None and manifest.raw.get("content_sha256") != expected_digest:
-        raise BundleError(f"{manifest.path}: content_sha256 {str(manifest.raw.get('content_sha256'))[:16]}... is not "
+    if expected_digest is not None and manifest.content_sha256 != expected_digest:
+        raise BundleError(f"{manifest.path}: content_sha256 {str(manifest.content_sha256)[:16]}... is not "
                           f"the expected {expected_digest[:16]}...; this is not the bundle the deployment pinned")
-    backend, why = _resolve_backend(manifest, backend, device)
+    backend, why = resolve_backend(backend, device, has_engines=all(n.engine for n in manifest.networks))
     # Every file is verified; only the ones this backend loads are kept in memory, until the sessions exist.
     blobs = verify_files(manifest, keep=_needed_files(manifest, backend))
-    kind, _ = parse_device(device)
+    kind = parse_device(device).kind
     if threads is None and manifest.profiled_threads is not None:
         threads = manifest.profiled_threads
         threads_source = "as profiled (manifest)"
@@ -405,15 +380,15 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
                 sets[m] = next(iter(sets.values()))
                 continue
             sets[m] = _make_runners(manifest, blobs, backend, device, per, allow_fallback)
-            _activate(manifest, sets[m])
-            _check_io(manifest, sets[m])
+            _activate(manifest, sets[m], backend)
+            _check_io(manifest, sets[m], backend)
         x = to_network_input(np.full((1, manifest.input.height, manifest.input.width, 3), 128, np.uint8),
                              manifest.input)
         for rs in {id(v): v for v in sets.values()}.values():
-            _probe(manifest, rs, x)
+            _probe(manifest, rs, x, backend)
             for _ in range(warmup):
                 for r in rs:
-                    r.infer({manifest.input.name: x})
+                    r.infer({manifest.input.name: x}, False)
         if len(modes) > 1:
             medians = _time_modes(sets, x, manifest.input.name, measure_rounds)
             # Sequential is how the grouping was costed; concurrent must be clearly faster to replace it
@@ -446,7 +421,7 @@ def _effective_device(device: str, runners: list[Runner], report: dict[str, Any]
 
     Timings and descriptions use this, so a CPU timing is never labelled as a GPU one.
     """
-    if parse_device(device)[0] == "cpu":
+    if parse_device(device).kind == "cpu":
         return device
     active = [list(getattr(r, "active_providers", None) or []) for r in runners]
     if any(a and a[0] == "CPUExecutionProvider" for a in active):

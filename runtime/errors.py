@@ -12,3 +12,7 @@ class RuntimeInputError(ValueError):
 
 class BackendUnavailableError(RuntimeError):
     """The requested backend/device cannot be used here (library missing, provider absent)."""
+
+
+class EngineBuildError(RuntimeError):
+    """TensorRT could not build an engine from a model (parser or builder failure)."""

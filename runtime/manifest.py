@@ -1,8 +1,12 @@
-"""The bundle manifest (manifest.json): its schema, reader and the safe-path rules.
+"""The bundle manifest (manifest.json): its typed contract, reader, writer and the safe-path rules.
 
-The exporter writes it; the runtime reads it. Everything a deployment needs to feed the
-networks and interpret their outputs is in here, so robot code never needs taskgroup.
-Pure standard library, so the runtime imports without torch or onnx.
+The exporter builds a `Manifest` and writes `Manifest.to_json()`; the runtime reads it with
+`read_manifest` (`Manifest.from_json`), which validates every value the runtime uses. One
+dataclass per part (input, task outputs, networks, files); what is only descriptive
+(versions, verification errors, the selection it was made for) is kept as written.
+Everything a deployment needs to feed the networks and interpret their outputs is in here,
+so robot code never needs taskgroup. Pure standard library, so the runtime imports without
+torch or onnx.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from runtime.errors import BundleError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_KIND = "bundle_manifest"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # one model per network, each taking the float32 NCHW image
+FUSED_SCHEMA_VERSION = 2  # adds fused bundles: one graph taking the uint8 NHWC frame (older runtimes refuse them)
+SUPPORTED_VERSIONS = (SCHEMA_VERSION, FUSED_SCHEMA_VERSION)
 FRAME_FORMS = (
     "uint8 HWC RGB, shape (H, W, 3) or (N, H, W, 3), values 0..255 (divided by 255)",
-    "float32 NCHW RGB, shape (3, H, W) or (N, 3, H, W), values in [0, 1] (used as is)",
+    "float32 NCHW RGB, shape (3, H, W) or (N, 3, H, W), values in [0, 1] (used as is; a fused bundle takes "
+    "8-bit frames, so there only multiples of 1/255, as any uint8 image divided by 255 is)",
 )
 
 
@@ -31,12 +38,28 @@ class InputSpec:
     name: str  # input tensor name in every model file
     height: int  # frame height in pixels (fixed at export)
     width: int  # frame width in pixels (fixed at export)
-    dtype: str = "float32"  # dtype the networks take
-    layout: str = "NCHW"  # tensor layout the networks take; the batch axis is dynamic
+    dtype: str = "float32"  # dtype the models take: float32 (NCHW image), or uint8 (NHWC frame, fused bundles)
+    layout: str = "NCHW"  # tensor layout the models take; the batch axis is dynamic
     color_order: str = "RGB"  # channel order
-    value_range: tuple[float, float] = (0.0, 1.0)  # range of the network input values
+    value_range: tuple[float, float] = (0.0, 1.0)  # range of the model input values
     mean: tuple[float, ...] = ()  # per-channel mean subtracted inside the network
     std: tuple[float, ...] = ()  # per-channel std divided inside the network
+    normalization: str = ""  # how and where the normalisation is applied (for people)
+    accepted_frames: tuple[str, ...] = FRAME_FORMS  # the frame forms Bundle.run takes (for people)
+
+    @property
+    def shape(self) -> tuple[int | None, ...]:
+        """The models' input shape, None for the batch axis."""
+        if self.layout == "NHWC":
+            return (None, self.height, self.width, 3)
+        return (None, 3, self.height, self.width)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": ["N" if d is None else d for d in self.shape], "dtype": self.dtype,
+                "layout": self.layout, "color_order": self.color_order,
+                "value_range": list(self.value_range),
+                "normalization": {"applied": self.normalization, "mean": list(self.mean), "std": list(self.std)},
+                "accepted_frames": list(self.accepted_frames)}
 
 
 @dataclass(frozen=True)
@@ -49,28 +72,79 @@ class TaskOutput:
     meaning: str  # what the values mean (from the task registry)
     units: str | None = None  # the dataset's units the outputs are in (None: a bundle from before units were recorded)
     transform: dict[str, Any] | None = None  # how the graph maps the trained head to those units (affine mean/std)
+    shape: tuple[Any, ...] = ()  # ['N', C, H, W] as exported (H, W: integers, or names of dynamic axes)
+    loss: str | None = None  # the loss the head was trained with
+    value_range: list[float] | None = None  # the range of the data's values, where the encoding bounds it
+    tolerance: float | None = None  # base tolerance the export held it to (x max(1, max |PyTorch output|))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"network": self.network, "output": self.output, "shape": list(self.shape) or ["N", self.channels],
+                "dtype": self.dtype, "meaning": self.meaning, "loss": self.loss, "value_range": self.value_range,
+                "units": self.units, "transform": self.transform, "tolerance": self.tolerance}
 
 
 @dataclass(frozen=True)
 class NetworkFiles:
-    name: str  # short name, e.g. "net0"
+    name: str  # short name, e.g. "net0", or "fused"
     tasks: tuple[str, ...]  # tasks it serves (outputs present in the model)
     onnx: str  # relative path of the ONNX model
     onnx_data: str | None  # relative path of its external weights file, if not embedded
     engine: str | None  # relative path of a serialized TensorRT engine, if built
     predicted_latency: float | None  # the grouping's cost for this network (unit: Manifest.selection["budget"]["unit"])
+    tasks_trained: tuple[str, ...] | None = None  # tasks the checkpoint was trained on (separate networks)
+    width: float | None = None  # width multiplier (separate networks)
+    stage: str | None = None  # training stage of the checkpoint
+    checkpoint: str | None = None  # the checkpoint's file name
+    verification: dict[str, Any] = field(default_factory=dict)  # task -> measured error against PyTorch, tolerance
+    fused_from: list[dict[str, Any]] | None = None  # a fused graph: the networks inside it
+    epoch: float | None = None  # the training epoch its weights are from (separate networks)
+    stopped_for: str | None = None  # a per-task stop: the task whose best validation epoch the weights are from
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"name": self.name, "tasks": list(self.tasks)}
+        for key in ("tasks_trained", "width", "stage", "checkpoint", "epoch", "stopped_for"):
+            value = getattr(self, key)
+            if value is not None:
+                doc[key] = list(value) if key == "tasks_trained" else value
+        doc.update(predicted_latency=self.predicted_latency,
+                   files={"onnx": self.onnx, "onnx_data": self.onnx_data, "engine": self.engine},
+                   verification=self.verification)
+        if self.fused_from is not None:
+            doc["fused_from"] = self.fused_from
+        return doc
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    sha256: str  # hex digest of the file's bytes
+    bytes: int | None = None  # its size
 
 
 @dataclass(frozen=True)
 class Manifest:
-    path: Path  # where it was read from
+    path: Path | None  # where it was read from (None: built in memory)
     input: InputSpec
     tasks: dict[str, TaskOutput]
     networks: tuple[NetworkFiles, ...]
-    files: dict[str, str]  # relative path -> sha256 hex digest, every model file of the bundle
+    files: dict[str, FileEntry]  # relative path -> digest and size, every model file of the bundle
     precision: str  # "fp32" or "fp16" (of the model files; inputs/outputs stay float32)
     selection: dict[str, Any] = field(default_factory=dict)  # budget, profile, device, predicted latency
-    raw: dict[str, Any] = field(default_factory=dict)  # the whole document, for reporting
+    graph: str = "separate"  # "fused": one graph taking the frame; "separate": one model per network
+    created: str | None = None  # when it was exported (UTC, ISO 8601)
+    created_with: dict[str, Any] = field(default_factory=dict)  # library versions and exporter
+    tensorrt: dict[str, Any] = field(default_factory=dict)  # whether engines were built, why not, the build facts
+    verification: dict[str, Any] = field(default_factory=dict)  # frames checked on and against what
+    extra: dict[str, Any] = field(default_factory=dict)  # other fields of the document, as written
+    content_sha256: str | None = field(default=None, compare=False)  # the digest it was sealed with
+
+    @property
+    def path_label(self) -> str:
+        return str(self.path) if self.path is not None else MANIFEST_NAME
+
+    @property
+    def schema_version(self) -> int:
+        """The oldest schema that holds this manifest: a uint8 frame input needs schema 2."""
+        return FUSED_SCHEMA_VERSION if self.input.dtype == "uint8" else SCHEMA_VERSION
 
     @property
     def profiled_threads(self) -> int | None:
@@ -81,6 +155,25 @@ class Manifest:
         settings = self.selection.get("profiled_backend_settings") or {}
         threads = settings.get("intra_op_num_threads") if isinstance(settings, dict) else None
         return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1 else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The sealed document: every part, then `content_sha256` over the rest."""
+        doc: dict[str, Any] = {"kind": MANIFEST_KIND, "schema_version": self.schema_version}
+        if self.created is not None:
+            doc["created"] = self.created
+        doc.update(created_with=self.created_with, precision=self.precision, graph=self.graph,
+                   input=self.input.to_json(), tasks={t: o.to_json() for t, o in self.tasks.items()},
+                   networks=[n.to_json() for n in self.networks],
+                   files={rel: {"sha256": e.sha256, "bytes": e.bytes} for rel, e in self.files.items()},
+                   tensorrt=self.tensorrt, selection=self.selection, verification=self.verification)
+        doc.update(self.extra)
+        doc["content_sha256"] = manifest_digest(doc)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Any, path: str | os.PathLike | None = None) -> "Manifest":
+        """Validate a manifest document (no hashing of the files; see verify_files)."""
+        return _parse(doc, Path(path) if path is not None else None)
 
 
 # Files up to this size are hashed from the bytes that are then loaded (external weights files are
@@ -169,128 +262,191 @@ def read_manifest(bundle_dir: str | os.PathLike) -> Manifest:
         doc = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(doc, dict):
-        raise BundleError(f"{path}: field '<top level>': expected a JSON object")
-    if doc.get("kind") != MANIFEST_KIND:
-        raise BundleError(f"{path}: field 'kind': expected '{MANIFEST_KIND}', found {doc.get('kind')!r}")
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise BundleError(f"{path}: field 'schema_version': unsupported {doc.get('schema_version')!r}; "
-                          f"supported: [{SCHEMA_VERSION}]")
+    return Manifest.from_json(doc, path)
 
+
+_TYPED = ("kind", "schema_version", "content_sha256", "created", "created_with", "precision", "graph", "input",
+          "tasks", "networks", "files", "tensorrt", "selection", "verification")
+
+
+def _parse(doc: Any, path: Path | None) -> Manifest:
+    where = path if path is not None else MANIFEST_NAME
+    bundle_dir = path.parent if path is not None else Path(".")
+    if not isinstance(doc, dict):
+        raise BundleError(f"{where}: field '<top level>': expected a JSON object")
+    if doc.get("kind") != MANIFEST_KIND:
+        raise BundleError(f"{where}: field 'kind': expected '{MANIFEST_KIND}', found {doc.get('kind')!r}")
+    if doc.get("schema_version") not in SUPPORTED_VERSIONS or isinstance(doc.get("schema_version"), bool):
+        raise BundleError(f"{where}: field 'schema_version': unsupported {doc.get('schema_version')!r}; "
+                          f"supported: {list(SUPPORTED_VERSIONS)}")
     digest = doc.get("content_sha256")
     try:
         actual = manifest_digest(doc)
     except ValueError:  # NaN/infinity, which the exporter never writes
         actual = None
     if not isinstance(digest, str) or digest != actual:
-        raise BundleError(f"{path}: field 'content_sha256': the manifest does not match its own digest "
+        raise BundleError(f"{where}: field 'content_sha256': the manifest does not match its own digest "
                           "(edited or damaged after export)")
-    inp = _req(doc, "input", dict, "", path)
-    shape = _req(inp, "shape", list, "input.", path)
-    if (len(shape) != 4 or shape[1] != 3
-            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_SIDE for s in shape[2:])):
-        raise BundleError(f"{path}: field 'input.shape': expected ['N', 3, H, W] with H and W in 1..{MAX_SIDE}, "
-                          f"found {shape}")
-    norm = _req(inp, "normalization", dict, "input.", path)
-    value_range = _numbers(_req(inp, "value_range", list, "input.", path), 2, "input.value_range", path)
-    if not value_range[0] < value_range[1]:
-        raise BundleError(f"{path}: field 'input.value_range': expected [low, high] with low < high, found {value_range}")
-    std = _numbers(_req(norm, "std", list, "input.normalization.", path), 3, "input.normalization.std", path)
-    if min(std) <= 0:
-        raise BundleError(f"{path}: field 'input.normalization.std': expected positive numbers, found {std}")
-    input_spec = InputSpec(
-        name=_req(inp, "name", str, "input.", path), height=shape[2], width=shape[3],
-        dtype=_req(inp, "dtype", str, "input.", path), layout=_req(inp, "layout", str, "input.", path),
-        color_order=_req(inp, "color_order", str, "input.", path), value_range=value_range,
-        mean=_numbers(_req(norm, "mean", list, "input.normalization.", path), 3, "input.normalization.mean", path),
-        std=std,
-    )
-    if input_spec.dtype != "float32" or input_spec.layout != "NCHW" or input_spec.color_order != "RGB":
-        raise BundleError(f"{path}: field 'input': this runtime supports float32 NCHW RGB inputs, found "
-                          f"{input_spec.dtype} {input_spec.layout} {input_spec.color_order}")
-
-    files = _req(doc, "files", dict, "", path)
+    input_spec = _input(doc, where)
+    files = _req(doc, "files", dict, "", where)
+    entries: dict[str, FileEntry] = {}
     for rel, entry in files.items():
-        safe_member(bundle_dir, rel, f"files.{rel}", path)
-        digest = _req(entry, "sha256", str, f"files.{rel}.", path) if isinstance(entry, dict) else None
-        if not (isinstance(digest, str) and len(digest) == 64):
-            raise BundleError(f"{path}: field 'files.{rel}.sha256': expected a 64-digit hex sha256")
-
-    networks = []
-    for i, net in enumerate(_req(doc, "networks", list, "", path)):
-        where = f"networks[{i}]."
-        fdoc = _req(net, "files", dict, where, path)
-        entries = {"onnx": _req(fdoc, "onnx", str, where + "files.", path),
-                   "onnx_data": fdoc.get("onnx_data"), "engine": fdoc.get("engine")}
-        for key, rel in entries.items():
-            if rel is None:
-                continue
-            safe_member(bundle_dir, rel, f"{where}files.{key}", path)
-            if rel not in files:
-                raise BundleError(f"{path}: field '{where}files.{key}': {rel!r} has no sha256 in 'files'")
-        tasks = _req(net, "tasks", list, where, path)
-        if not all(isinstance(t, str) for t in tasks):
-            raise BundleError(f"{path}: field '{where}tasks': expected a list of task names, found {tasks}")
-        latency = net.get("predicted_latency")
-        if latency is not None and not _positive(latency):
-            raise BundleError(f"{path}: field '{where}predicted_latency': expected a positive finite number or null, "
-                              f"found {latency!r}")
-        networks.append(NetworkFiles(_req(net, "name", str, where, path), tuple(tasks), entries["onnx"],
-                                     entries["onnx_data"], entries["engine"], latency))
+        safe_member(bundle_dir, rel, f"files.{rel}", where)
+        sha = _req(entry, "sha256", str, f"files.{rel}.", where) if isinstance(entry, dict) else None
+        if not (isinstance(sha, str) and len(sha) == 64):
+            raise BundleError(f"{where}: field 'files.{rel}.sha256': expected a 64-digit hex sha256")
+        size = entry.get("bytes")
+        entries[rel] = FileEntry(sha, size if isinstance(size, int) and not isinstance(size, bool) else None)
+    networks = [_network(net, i, files, bundle_dir, where) for i, net in enumerate(_req(doc, "networks", list, "", where))]
     if not networks:
-        raise BundleError(f"{path}: field 'networks': the bundle has no networks")
-
-    tasks: dict[str, TaskOutput] = {}
-    for name, t in _req(doc, "tasks", dict, "", path).items():
-        where = f"tasks.{name}."
-        idx = _req(t, "network", int, where, path)
-        if not 0 <= idx < len(networks):
-            raise BundleError(f"{path}: field '{where}network': index {idx} out of range (0..{len(networks) - 1})")
-        out = _req(t, "output", str, where, path)
-        if name not in networks[idx].tasks:
-            raise BundleError(f"{path}: field '{where}network': network {idx} does not serve '{name}'")
-        oshape = _req(t, "shape", list, where, path)
-        if len(oshape) != 4 or isinstance(oshape[1], bool) or not isinstance(oshape[1], int) or oshape[1] < 1:
-            raise BundleError(f"{path}: field '{where}shape': expected ['N', C, H, W], found {oshape}")
-        units, transform = t.get("units"), t.get("transform")
-        if units is not None and not isinstance(units, str):
-            raise BundleError(f"{path}: field '{where}units': expected a string, found {type(units).__name__}")
-        if transform is not None and not isinstance(transform, dict):
-            raise BundleError(f"{path}: field '{where}transform': expected an object, found {type(transform).__name__}")
-        tasks[name] = TaskOutput(name, idx, out, oshape[1], _req(t, "dtype", str, where, path),
-                                 _req(t, "meaning", str, where, path), units, transform)
+        raise BundleError(f"{where}: field 'networks': the bundle has no networks")
+    tasks = {name: _task(name, t, networks, where) for name, t in _req(doc, "tasks", dict, "", where).items()}
     if not tasks:
-        raise BundleError(f"{path}: field 'tasks': the bundle serves no tasks")
+        raise BundleError(f"{where}: field 'tasks': the bundle serves no tasks")
     for i, net in enumerate(networks):
         # Every network runs on every frame: one that serves no task would cost time for nothing.
         mapped = [t for t, o in tasks.items() if o.network == i]
         if not mapped:
-            raise BundleError(f"{path}: field 'networks[{i}]': network {net.name} serves no task in 'tasks'")
+            raise BundleError(f"{where}: field 'networks[{i}]': network {net.name} serves no task in 'tasks'")
         if sorted(mapped) != sorted(net.tasks):
-            raise BundleError(f"{path}: field 'networks[{i}].tasks': lists {list(net.tasks)}, but 'tasks' maps "
+            raise BundleError(f"{where}: field 'networks[{i}].tasks': lists {list(net.tasks)}, but 'tasks' maps "
                               f"{mapped} to it")
-    precision = _req(doc, "precision", str, "", path)
-    selection = doc.get("selection") or {}
+    precision = _req(doc, "precision", str, "", where)
+    selection = _selection(doc.get("selection") or {}, where)
+    graph = doc.get("graph", "separate")
+    if graph not in ("separate", "fused"):
+        raise BundleError(f"{where}: field 'graph': expected 'separate' or 'fused', found {graph!r}")
+    described = {}
+    for key in ("created_with", "tensorrt", "verification"):
+        value = doc.get(key) or {}
+        if not isinstance(value, dict):
+            raise BundleError(f"{where}: field '{key}': expected an object, found {type(value).__name__}")
+        described[key] = value
+    created = doc.get("created")
+    return Manifest(path, input_spec, tasks, tuple(networks), entries, precision, selection, graph,
+                    created if isinstance(created, str) else None, described["created_with"], described["tensorrt"],
+                    described["verification"], {k: v for k, v in doc.items() if k not in _TYPED}, digest)
+
+
+def _input(doc: dict, where: object) -> InputSpec:
+    inp = _req(doc, "input", dict, "", where)
+    shape = _req(inp, "shape", list, "input.", where)
+    # A uint8 frame (fused bundles, schema 2) is NHWC; the networks' float32 image is NCHW.
+    frame = doc["schema_version"] >= FUSED_SCHEMA_VERSION and inp.get("dtype") == "uint8"
+    sides, channels, form = (shape[1:3], shape[3:], "['N', H, W, 3]") if frame else (shape[2:], shape[1:2], "['N', 3, H, W]")
+    if (len(shape) != 4 or channels != [3]
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_SIDE for s in sides)):
+        raise BundleError(f"{where}: field 'input.shape': expected {form} with H and W in 1..{MAX_SIDE}, found {shape}")
+    norm = _req(inp, "normalization", dict, "input.", where)
+    value_range = _numbers(_req(inp, "value_range", list, "input.", where), 2, "input.value_range", where)
+    if not value_range[0] < value_range[1]:
+        raise BundleError(f"{where}: field 'input.value_range': expected [low, high] with low < high, found {value_range}")
+    std = _numbers(_req(norm, "std", list, "input.normalization.", where), 3, "input.normalization.std", where)
+    if min(std) <= 0:
+        raise BundleError(f"{where}: field 'input.normalization.std': expected positive numbers, found {std}")
+    frames = inp.get("accepted_frames")
+    spec = InputSpec(
+        name=_req(inp, "name", str, "input.", where), height=sides[0], width=sides[1],
+        dtype=_req(inp, "dtype", str, "input.", where), layout=_req(inp, "layout", str, "input.", where),
+        color_order=_req(inp, "color_order", str, "input.", where), value_range=value_range,
+        mean=_numbers(_req(norm, "mean", list, "input.normalization.", where), 3, "input.normalization.mean", where),
+        std=std, normalization=str(norm.get("applied", "")),
+        accepted_frames=tuple(str(f) for f in frames) if isinstance(frames, list) else FRAME_FORMS,
+    )
+    supported = ("uint8", "NHWC", "RGB", (0.0, 255.0)) if frame else ("float32", "NCHW", "RGB", None)
+    found = (spec.dtype, spec.layout, spec.color_order, value_range if frame else None)
+    if found != supported:
+        raise BundleError(f"{where}: field 'input': this runtime supports float32 NCHW RGB images and (schema "
+                          f"{FUSED_SCHEMA_VERSION}) uint8 NHWC RGB frames with values 0..255, found "
+                          f"{spec.dtype} {spec.layout} {spec.color_order} {list(value_range)}")
+    return spec
+
+
+def _network(net: Any, i: int, files: dict, bundle_dir: Path, where: object) -> NetworkFiles:
+    f = f"networks[{i}]."
+    fdoc = _req(net, "files", dict, f, where)
+    entries = {"onnx": _req(fdoc, "onnx", str, f + "files.", where),
+               "onnx_data": fdoc.get("onnx_data"), "engine": fdoc.get("engine")}
+    for key, rel in entries.items():
+        if rel is None:
+            continue
+        safe_member(bundle_dir, rel, f"{f}files.{key}", where)
+        if rel not in files:
+            raise BundleError(f"{where}: field '{f}files.{key}': {rel!r} has no sha256 in 'files'")
+    tasks = _req(net, "tasks", list, f, where)
+    if not all(isinstance(t, str) for t in tasks):
+        raise BundleError(f"{where}: field '{f}tasks': expected a list of task names, found {tasks}")
+    latency = net.get("predicted_latency")
+    if latency is not None and not _positive(latency):
+        raise BundleError(f"{where}: field '{f}predicted_latency': expected a positive finite number or null, "
+                          f"found {latency!r}")
+    trained, width, verification, fused_from = (net.get("tasks_trained"), net.get("width"), net.get("verification"),
+                                                net.get("fused_from"))
+    if trained is not None and not (isinstance(trained, list) and all(isinstance(t, str) for t in trained)):
+        raise BundleError(f"{where}: field '{f}tasks_trained': expected a list of task names, found {trained!r}")
+    if width is not None and not _positive(width):
+        raise BundleError(f"{where}: field '{f}width': expected a positive number, found {width!r}")
+    if verification is not None and not isinstance(verification, dict):
+        raise BundleError(f"{where}: field '{f}verification': expected an object")
+    if fused_from is not None and not (isinstance(fused_from, list) and all(isinstance(p, dict) for p in fused_from)):
+        raise BundleError(f"{where}: field '{f}fused_from': expected a list of networks")
+    stage, checkpoint, epoch, stopped_for = net.get("stage"), net.get("checkpoint"), net.get("epoch"), net.get("stopped_for")
+    if epoch is not None and not (isinstance(epoch, (int, float)) and not isinstance(epoch, bool) and epoch >= 0):
+        raise BundleError(f"{where}: field '{f}epoch': expected a number >= 0 or null, found {epoch!r}")
+    if stopped_for is not None and not isinstance(stopped_for, str):
+        raise BundleError(f"{where}: field '{f}stopped_for': expected a task name or null, found {stopped_for!r}")
+    return NetworkFiles(_req(net, "name", str, f, where), tuple(tasks), entries["onnx"], entries["onnx_data"],
+                        entries["engine"], latency, tuple(trained) if trained is not None else None,
+                        float(width) if width is not None else None, stage if isinstance(stage, str) else None,
+                        checkpoint if isinstance(checkpoint, str) else None, verification or {}, fused_from,
+                        float(epoch) if epoch is not None else None, stopped_for)
+
+
+def _task(name: str, t: Any, networks: list[NetworkFiles], where: object) -> TaskOutput:
+    f = f"tasks.{name}."
+    idx = _req(t, "network", int, f, where)
+    if not 0 <= idx < len(networks):
+        raise BundleError(f"{where}: field '{f}network': index {idx} out of range (0..{len(networks) - 1})")
+    out = _req(t, "output", str, f, where)
+    if name not in networks[idx].tasks:
+        raise BundleError(f"{where}: field '{f}network': network {idx} does not serve '{name}'")
+    oshape = _req(t, "shape", list, f, where)
+    if len(oshape) != 4 or isinstance(oshape[1], bool) or not isinstance(oshape[1], int) or oshape[1] < 1:
+        raise BundleError(f"{where}: field '{f}shape': expected ['N', C, H, W], found {oshape}")
+    units, transform, tolerance = t.get("units"), t.get("transform"), t.get("tolerance")
+    if units is not None and not isinstance(units, str):
+        raise BundleError(f"{where}: field '{f}units': expected a string, found {type(units).__name__}")
+    if transform is not None and not isinstance(transform, dict):
+        raise BundleError(f"{where}: field '{f}transform': expected an object, found {type(transform).__name__}")
+    if tolerance is not None and not _positive(tolerance):
+        raise BundleError(f"{where}: field '{f}tolerance': expected a positive number, found {tolerance!r}")
+    loss, value_range = t.get("loss"), t.get("value_range")
+    return TaskOutput(name, idx, out, oshape[1], _req(t, "dtype", str, f, where), _req(t, "meaning", str, f, where),
+                      units, transform, tuple(oshape), loss if isinstance(loss, str) else None,
+                      list(value_range) if isinstance(value_range, list) else None,
+                      float(tolerance) if tolerance is not None else None)
+
+
+def _selection(selection: Any, where: object) -> dict[str, Any]:
     if not isinstance(selection, dict):
-        raise BundleError(f"{path}: field 'selection': expected an object")
+        raise BundleError(f"{where}: field 'selection': expected an object")
     predicted = selection.get("predicted_latency")
     if predicted is not None and not (isinstance(predicted, dict) and _positive(predicted.get("value"))):
-        raise BundleError(f"{path}: field 'selection.predicted_latency.value': expected a positive finite number, "
+        raise BundleError(f"{where}: field 'selection.predicted_latency.value': expected a positive finite number, "
                           f"found {predicted.get('value') if isinstance(predicted, dict) else predicted!r}")
     settings = selection.get("profiled_backend_settings")
     threads = settings.get("intra_op_num_threads") if isinstance(settings, dict) else None
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                 or not 0 <= threads <= MAX_THREADS):
-        raise BundleError(f"{path}: field 'selection.profiled_backend_settings.intra_op_num_threads': expected an "
+        raise BundleError(f"{where}: field 'selection.profiled_backend_settings.intra_op_num_threads': expected an "
                           f"integer in 0..{MAX_THREADS} (0: one per core), found {threads!r}")
     budget = selection.get("budget")
     if budget is not None:
         value = budget.get("value") if isinstance(budget, dict) else budget
         if not isinstance(budget, dict) or (value is not None and not _positive(value)):
-            raise BundleError(f"{path}: field 'selection.budget.value': expected a positive finite number or null, "
+            raise BundleError(f"{where}: field 'selection.budget.value': expected a positive finite number or null, "
                               f"found {value!r}")
-    return Manifest(path, input_spec, tasks, tuple(networks), {k: v["sha256"] for k, v in files.items()},
-                    precision, selection, doc)
+    return selection
 
 
 def verify_files(manifest: Manifest, keep: Iterable[str] | None = None) -> dict[str, bytes]:
@@ -303,7 +459,8 @@ def verify_files(manifest: Manifest, keep: Iterable[str] | None = None) -> dict[
     bundle_dir = manifest.path.parent
     wanted = None if keep is None else set(keep)
     data: dict[str, bytes] = {}
-    for rel, expected in manifest.files.items():
+    for rel, entry in manifest.files.items():
+        expected = entry.sha256
         full = safe_member(bundle_dir, rel, f"files.{rel}", manifest.path)
         if not full.is_file():
             raise BundleError(f"{bundle_dir}: file '{rel}' listed in manifest.json is missing")

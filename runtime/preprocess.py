@@ -1,10 +1,15 @@
-"""Turn a camera frame into the network input the manifest describes.
+"""Turn a camera frame into the model input the manifest describes.
 
 Accepted: uint8 HWC RGB (one frame or a batch), converted to float32 NCHW / 255; or
 float32 NCHW RGB in [0, 1], used as is. Anything else is refused with a RuntimeInputError
 saying what was expected, so a CHW/HWC or 0..255/0..1 mix-up fails loudly instead of
 silently producing garbage; masked arrays too (their masked values would escape the checks).
 Colour order cannot be checked: pass RGB (OpenCV gives BGR).
+
+A fused bundle's graph takes the uint8 frame itself and converts it inside (the same
+operations as here, so the values are bit-identical): uint8 frames pass through untouched,
+and float32 frames are turned back into the 8-bit values they hold, exactly, or refused when
+they hold values between 8-bit steps (the graph cannot represent them).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ def to_network_input(frame: object, spec: InputSpec) -> np.ndarray:
             raise RuntimeInputError(f"frame is {batch.shape[1]}x{batch.shape[2]} (HxW), the bundle expects {h}x{w}")
         if batch.shape[0] == 0:
             raise RuntimeInputError("empty batch (N = 0)")
+        if spec.dtype == "uint8":
+            return np.ascontiguousarray(batch)
         x = np.empty((batch.shape[0], 3, h, w), dtype=np.float32)
         np.multiply(batch.transpose(0, 3, 1, 2), np.float32(1.0 / 255.0), out=x, casting="unsafe")
         return x
@@ -58,8 +65,27 @@ def to_network_input(frame: object, spec: InputSpec) -> np.ndarray:
         lo, hi = float(batch.min()), float(batch.max())  # NaN propagates through min/max
         if not (np.isfinite(lo) and np.isfinite(hi)):
             raise RuntimeInputError("float32 frame contains NaN or infinity")
-        if lo < spec.value_range[0] or hi > spec.value_range[1]:
-            raise RuntimeInputError(f"float32 frame values span [{lo:g}, {hi:g}]; expected [{spec.value_range[0]:g}, "
-                                    f"{spec.value_range[1]:g}] (divide 0..255 images by 255, or pass uint8)")
+        low, high = (0.0, 1.0) if spec.dtype == "uint8" else spec.value_range  # float frames are in [0, 1]
+        if lo < low or hi > high:
+            raise RuntimeInputError(f"float32 frame values span [{lo:g}, {hi:g}]; expected [{low:g}, {high:g}] "
+                                    "(divide 0..255 images by 255, or pass uint8)")
+        if spec.dtype == "uint8":
+            return _as_8bit(batch)
         return np.ascontiguousarray(batch)
     raise RuntimeInputError(f"frame dtype {frame.dtype} is not supported; {_forms()}")
+
+
+# float32 frames of 8-bit images (k / 255) are k to within float rounding (about 3e-5 at most).
+_8BIT_TOLERANCE = 1e-3
+
+
+def _as_8bit(batch: np.ndarray) -> np.ndarray:
+    """The uint8 NHWC frame a float32 NCHW frame in [0, 1] holds, exactly; refused if it holds other values."""
+    scaled = batch * np.float32(255.0)
+    levels = np.rint(scaled)
+    off = float(np.max(np.abs(scaled - levels)))
+    if off > _8BIT_TOLERANCE:
+        raise RuntimeInputError(f"this bundle's fused graph takes 8-bit frames; the float32 frame holds values between "
+                                f"8-bit steps (up to {off / 255:.2g} off a multiple of 1/255). Pass the uint8 image, or "
+                                "export without --fuse to feed continuous values")
+    return np.ascontiguousarray(levels.astype(np.uint8).transpose(0, 2, 3, 1))

@@ -175,6 +175,27 @@ def require_finite(value: Any, field: str, path: object, minimum: float | None =
     return float(value)
 
 
+def require_number(doc: dict[str, Any], field: str, path: object, *, prefix: str = "", minimum: float | None = None,
+                   positive: bool = False, integer: bool = False, optional: bool = False) -> Any:
+    """doc[field] as a finite number (an int with `integer`), >= minimum, > 0 with `positive`; None if
+    absent or null and `optional`. The one number check of the file contracts; `prefix` names the
+    enclosing object in the message (e.g. 'whole.')."""
+    name = prefix + field
+    value = doc.get(field) if isinstance(doc, dict) else None
+    if value is None:
+        if optional:
+            return None
+        raise SchemaError(path, name, "missing")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise SchemaError(path, name, f"expected {'an integer' if integer else 'a number'}, found {value!r}")
+    if not math.isfinite(value):
+        raise SchemaError(path, name, f"expected a finite number, found {value}")
+    if (minimum is not None and value < minimum) or (positive and value <= 0):
+        bound = "> 0" if positive else f">= {minimum}"
+        raise SchemaError(path, name, f"expected a number {bound}, found {value}")
+    return value if integer else float(value)
+
+
 def _type_names(types: type | tuple[type, ...]) -> str:
     if isinstance(types, tuple):
         return " or ".join(t.__name__ for t in types)

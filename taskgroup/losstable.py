@@ -4,8 +4,13 @@ One entry per trained network: its task set, its width (1.0 = the standard netwo
 0.5 = the paper's half-size network), the training stage (`final`, or `early` for the
 Early Stopping Approximation) and its per-task losses on each split (`val`, `test`).
 Also, per task, the loss of a trivial predictor (training mean or majority class) as a
-reference scale. Stored as JSON (`losses.json` in a run directory); the paper's
-tab-separated tables are read by `taskgroup.search.paper_tables`.
+reference scale. Optionally, the inter-task affinity measured while training one network of
+all tasks (`affinity`, taskgroup.affinity), and, for runs trained with per-task stopping,
+`task_stops`: per multi-task network and task, the whole network at the epoch where that
+task's validation loss was best. A stop is a network of its own at deployment (its own trunk),
+kept apart from `networks` so that a table's `networks` hold one entry per (tasks, width, stage);
+selection adds them as candidates only when asked (`candidates_from_table(per_task_stopping=True)`). Stored as JSON (`losses.json` in a run directory);
+the paper's tab-separated tables are read by `taskgroup.search.paper_tables`.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_finite, write_json_atomic
@@ -26,6 +31,9 @@ STAGES = ("final", "early")
 LOSS_TABLE_FILENAME = "losses.json"  # name of the table inside a run directory
 
 Stage = Literal["final", "early"]
+
+if TYPE_CHECKING:
+    from taskgroup.affinity import AffinityTable
 
 
 def resolve_table_path(path: str | Path) -> Path:
@@ -71,6 +79,7 @@ class NetworkResult:
     fraction: float = 1.0  # fraction of the full schedule trained (ESA stage < 1.0)
     seeds: dict[int, SeedResult] = field(default_factory=dict)  # seed -> its run; empty when not recorded (old tables)
     checkpoint_sha256: str | None = None  # hash of `checkpoint` recorded by the store, when known
+    stopped_for: str | None = None  # a per-task stop: the task whose best validation epoch these weights are
 
     @property
     def n_seeds(self) -> int:
@@ -89,13 +98,15 @@ class NetworkResult:
         return _sample_std(values) if len(values) > 1 else None
 
     @property
-    def key(self) -> tuple[frozenset[str], float, str]:
-        """Identity of a network inside one table: task set, width and stage."""
-        return (frozenset(self.tasks), self.width, self.stage)
+    def key(self) -> tuple:
+        """Identity of a network inside one table: task set, width and stage (and the task of a per-task stop)."""
+        base = (frozenset(self.tasks), self.width, self.stage)
+        return base if self.stopped_for is None else base + (self.stopped_for,)
 
     @property
     def name(self) -> str:
-        return "+".join(self.tasks) + f"@{self.width:g}" + ("" if self.stage == "final" else f"/{self.stage}")
+        return ("+".join(self.tasks) + f"@{self.width:g}" + ("" if self.stage == "final" else f"/{self.stage}")
+                + ("" if self.stopped_for is None else f"/best-{self.stopped_for}"))
 
 
 def _sample_std(values: list[float]) -> float:
@@ -104,7 +115,7 @@ def _sample_std(values: list[float]) -> float:
 
 
 def aggregate_seeds(tasks: tuple[str, ...], width: float, stage: Stage, fraction: float,
-                    runs: dict[int, SeedResult]) -> NetworkResult:
+                    runs: dict[int, SeedResult], stopped_for: str | None = None) -> NetworkResult:
     """One table entry from a network's runs with several seeds: losses are the mean over seeds
     (per split and task, over the seeds that have it), wall time the sum, and the checkpoint the
     one of the seed with the lowest validation total (the weights a deployment would pick)."""
@@ -127,7 +138,7 @@ def aggregate_seeds(tasks: tuple[str, ...], width: float, stage: Stage, fraction
         tasks=tuple(tasks), width=width, stage=stage, losses=losses, checkpoint=runs[best].checkpoint,
         steps=runs[best].steps, wall_time_s=None if any(w is None for w in walls) else math.fsum(walls),
         fraction=fraction, seeds=dict(sorted(runs.items())),
-        checkpoint_sha256=runs[best].checkpoint_sha256)
+        checkpoint_sha256=runs[best].checkpoint_sha256, stopped_for=stopped_for)
 
 
 @dataclass
@@ -136,6 +147,8 @@ class LossTable:
     networks: list[NetworkResult]
     reference_losses: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> split -> trivial loss
     meta: dict[str, Any] = field(default_factory=dict)  # provenance: preset, seed, data source, ...
+    affinity: "AffinityTable | None" = None  # inter-task affinity of the run's all-task network, if measured
+    task_stops: list[NetworkResult] = field(default_factory=list)  # per-task stops (each has `stopped_for`)
 
     def __post_init__(self) -> None:
         self.validate("<loss table>")
@@ -143,9 +156,24 @@ class LossTable:
     def validate(self, where: object) -> None:
         if len(set(self.tasks)) != len(self.tasks):
             raise SchemaError(where, "tasks", "duplicate task names")
-        seen: dict[tuple, int] = {}
+        if self.affinity is not None:
+            from taskgroup.affinity import check_tasks
+
+            check_tasks(self.tasks, self.affinity, where)
+        self._validate_networks(self.networks, "networks", where)
+        self._validate_networks(self.task_stops, "task_stops", where)
         for i, net in enumerate(self.networks):
-            f = f"networks[{i}]"
+            if net.stopped_for is not None:
+                raise SchemaError(where, f"networks[{i}].stopped_for", "a per-task stop belongs in task_stops")
+        for i, net in enumerate(self.task_stops):
+            if net.stopped_for not in net.tasks:
+                raise SchemaError(where, f"task_stops[{i}].stopped_for",
+                                  f"expected one of the network's tasks {list(net.tasks)}, found {net.stopped_for!r}")
+
+    def _validate_networks(self, networks: list[NetworkResult], field_name: str, where: object) -> None:
+        seen: dict[tuple, int] = {}
+        for i, net in enumerate(networks):
+            f = f"{field_name}[{i}]"
             if not net.tasks:
                 raise SchemaError(where, f + ".tasks", "empty task set")
             unknown = [t for t in net.tasks if t not in self.tasks]
@@ -165,26 +193,33 @@ class LossTable:
                         raise SchemaError(where, f"{f}.losses.{split}.{task}", "loss for a task the network does not have")
                     require_finite(value, f"{f}.losses.{split}.{task}", where, minimum=0.0)
             if net.key in seen:
-                raise SchemaError(where, f, f"duplicate network {net.name} (same as networks[{seen[net.key]}])")
+                raise SchemaError(where, f, f"duplicate network {net.name} (same as {field_name}[{seen[net.key]}])")
             seen[net.key] = i
 
     def for_seed(self, seed: int) -> "LossTable":
         """The table as one seed saw it: each network's losses and checkpoint from that seed's run
         (networks not trained with that seed are left out)."""
-        nets = [dataclasses.replace(n, losses=n.seeds[seed].losses, checkpoint=n.seeds[seed].checkpoint,
-                                    steps=n.seeds[seed].steps, wall_time_s=n.seeds[seed].wall_time_s,
-                                    checkpoint_sha256=n.seeds[seed].checkpoint_sha256, seeds={seed: n.seeds[seed]})
-                for n in self.networks if seed in n.seeds]
-        return LossTable(self.tasks, nets, self.reference_losses, dict(self.meta, seed=seed))
+        def one(nets: list[NetworkResult]) -> list[NetworkResult]:
+            return [dataclasses.replace(n, losses=n.seeds[seed].losses, checkpoint=n.seeds[seed].checkpoint,
+                                        steps=n.seeds[seed].steps, wall_time_s=n.seeds[seed].wall_time_s,
+                                        checkpoint_sha256=n.seeds[seed].checkpoint_sha256, seeds={seed: n.seeds[seed]})
+                    for n in nets if seed in n.seeds]
+
+        affinity = None
+        if self.affinity is not None and any(r.seed == seed for r in self.affinity.runs):
+            affinity = dataclasses.replace(self.affinity, runs=[r for r in self.affinity.runs if r.seed == seed])
+        return LossTable(self.tasks, one(self.networks), self.reference_losses, dict(self.meta, seed=seed), affinity,
+                         one(self.task_stops))
 
     def with_stage(self, stage: Stage) -> "LossTable":
         """The sub-table of one training stage (e.g. `early` for ESA selection)."""
         nets = [n for n in self.networks if n.stage == stage]
-        return LossTable(self.tasks, nets, self.reference_losses, dict(self.meta, stage=stage))
+        return LossTable(self.tasks, nets, self.reference_losses, dict(self.meta, stage=stage), self.affinity,
+                         [n for n in self.task_stops if n.stage == stage])
 
     def to_json(self) -> dict[str, Any]:
         multi_seed = len(self.seed_values()) > 1
-        return {
+        doc = {
             "schema_version": SCHEMA_VERSION,
             "kind": KIND,
             "tasks": list(self.tasks),
@@ -192,6 +227,11 @@ class LossTable:
             "meta": self.meta,
             "networks": [self._network_json(n, multi_seed) for n in self.networks],
         }
+        if self.affinity is not None:  # tables without one keep the layout they always had
+            doc["affinity"] = self.affinity.to_json()
+        if self.task_stops:
+            doc["task_stops"] = [self._network_json(n, multi_seed) for n in self.task_stops]
+        return doc
 
     def seed_values(self) -> list[int]:
         """Every seed any network of the table was trained with, ascending (empty if not recorded)."""
@@ -201,6 +241,8 @@ class LossTable:
     def _network_json(n: NetworkResult, multi_seed: bool) -> dict[str, Any]:
         doc = {"tasks": list(n.tasks), "width": n.width, "stage": n.stage, "fraction": n.fraction,
                "losses": n.losses, "checkpoint": n.checkpoint, "steps": n.steps, "wall_time_s": n.wall_time_s}
+        if n.stopped_for is not None:
+            doc["stopped_for"] = n.stopped_for
         if multi_seed:  # a one-seed table keeps the layout it always had
             doc["n_seeds"] = len(n.seeds)
             doc["loss_std"] = {split: {t: n.std(split, t) for t in per_task} for split, per_task in n.losses.items()}
@@ -219,13 +261,59 @@ class LossTable:
         return cls.from_json(doc, path)
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any], where: object) -> "LossTable":
+    def from_json(cls, doc: dict[str, Any], where: object = "loss table") -> "LossTable":
+        """The table's one reader (`to_json` is its one writer): kind, schema version and every value checked."""
+        if doc.get("kind") != KIND:
+            raise SchemaError(where, "kind", f"expected '{KIND}', found {doc.get('kind')!r}")
+        if doc.get("schema_version") != SCHEMA_VERSION:
+            raise SchemaError(where, "schema_version", f"unsupported version {doc.get('schema_version')!r}; "
+                                                       f"supported: [{SCHEMA_VERSION}]")
         tasks = require(doc, "tasks", list, where)
         if not all(isinstance(t, str) for t in tasks):
             raise SchemaError(where, "tasks", "expected a list of task names")
+        networks = cls._networks_from_json(require(doc, "networks", list, where), "networks", where)
+        stops = doc.get("task_stops") or []
+        if not isinstance(stops, list):
+            raise SchemaError(where, "task_stops", f"expected a list, found {type(stops).__name__}")
+        task_stops = cls._networks_from_json(stops, "task_stops", where)
+        reference = doc.get("reference_losses") or {}
+        if not isinstance(reference, dict):
+            raise SchemaError(where, "reference_losses", "expected an object task -> split -> loss")
+        for task, per_split in reference.items():
+            if not isinstance(per_split, dict):
+                raise SchemaError(where, f"reference_losses.{task}", "expected an object split -> loss")
+            for split, value in per_split.items():
+                require_finite(value, f"reference_losses.{task}.{split}", where, minimum=0.0)
+        table = cls.__new__(cls)
+        table.tasks = tuple(tasks)
+        table.networks = networks
+        table.task_stops = task_stops
+        table.reference_losses = reference
+        meta = doc.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise SchemaError(where, "meta", f"expected an object, found {type(meta).__name__}")
+        status = meta.get("status")
+        if status is not None and not isinstance(status, dict):
+            raise SchemaError(where, "meta.status", f"expected an object, found {type(status).__name__}")
+        table.meta = meta
+        table.affinity = None
+        if doc.get("affinity") is not None:
+            from taskgroup.affinity import AffinityTable
+
+            table.affinity = AffinityTable.from_json(doc["affinity"], where)
+        table.validate(where)
+        run = meta.get("run_config")
+        if isinstance(run, dict) and run.get("declared_tasks"):  # tasks of the run's own [tasks.NAME] tables
+            from taskgroup.task_tables import declare_from_json
+
+            declare_from_json(run["declared_tasks"], f"{where}: meta.run_config.declared_tasks")
+        return table
+
+    @staticmethod
+    def _networks_from_json(raws: list, field_name: str, where: object) -> list[NetworkResult]:
         networks = []
-        for i, raw in enumerate(require(doc, "networks", list, where)):
-            f = f"networks[{i}]"
+        for i, raw in enumerate(raws):
+            f = f"{field_name}[{i}]"
             if not isinstance(raw, dict):
                 raise SchemaError(where, f, "expected an object")
             net_tasks = require(raw, "tasks", list, f"{where}: {f}")
@@ -244,6 +332,9 @@ class LossTable:
             if not 0 < fraction <= 1:
                 raise SchemaError(where, f + ".fraction", f"expected a fraction of the schedule in (0, 1], found {fraction}")
             seeds = _parse_seeds(raw.get("seeds"), f, where)
+            stopped_for = raw.get("stopped_for")
+            if stopped_for is not None and not isinstance(stopped_for, str):
+                raise SchemaError(where, f + ".stopped_for", f"expected a task name, found {type(stopped_for).__name__}")
             sha = raw.get("checkpoint_sha256")
             if sha is not None and not isinstance(sha, str):
                 raise SchemaError(where, f + ".checkpoint_sha256", f"expected a hex string or null, found {type(sha).__name__}")
@@ -256,29 +347,9 @@ class LossTable:
                 checkpoint=checkpoint,
                 steps=steps,
                 wall_time_s=None if wall is None else require_finite(wall, f + ".wall_time_s", where, minimum=0.0),
-                fraction=fraction,
+                fraction=fraction, stopped_for=stopped_for,
             ))
-        reference = doc.get("reference_losses") or {}
-        if not isinstance(reference, dict):
-            raise SchemaError(where, "reference_losses", "expected an object task -> split -> loss")
-        for task, per_split in reference.items():
-            if not isinstance(per_split, dict):
-                raise SchemaError(where, f"reference_losses.{task}", "expected an object split -> loss")
-            for split, value in per_split.items():
-                require_finite(value, f"reference_losses.{task}.{split}", where, minimum=0.0)
-        table = cls.__new__(cls)
-        table.tasks = tuple(tasks)
-        table.networks = networks
-        table.reference_losses = reference
-        meta = doc.get("meta") or {}
-        if not isinstance(meta, dict):
-            raise SchemaError(where, "meta", f"expected an object, found {type(meta).__name__}")
-        status = meta.get("status")
-        if status is not None and not isinstance(status, dict):
-            raise SchemaError(where, "meta.status", f"expected an object, found {type(status).__name__}")
-        table.meta = meta
-        table.validate(where)
-        return table
+        return networks
 
 
 def _parse_seeds(raw: Any, f: str, where: object) -> dict[int, SeedResult]:

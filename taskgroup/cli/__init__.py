@@ -20,6 +20,7 @@ from taskgroup.cli import profile as _profile  # noqa: F401,E402
 from taskgroup.cli import train as _train  # noqa: F401,E402
 from taskgroup.cli import select as _select  # noqa: F401,E402
 from taskgroup.cli import export as _export  # noqa: F401,E402
+from taskgroup.cli import doctor as _doctor  # noqa: F401,E402
 
 
 class Interrupted(BaseException):

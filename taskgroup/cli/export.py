@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -19,9 +18,12 @@ def export_command(
                                        "only when every check passed; a failed export leaves nothing behind."),
     format: str = typer.Option("onnx", "--format", help="onnx | tensorrt | all. tensorrt also writes the ONNX "
                                                        "files and fails if TensorRT is missing; all builds engines "
-                                                       "only where TensorRT is importable and says why not otherwise."),
+                                                       "only where TensorRT is importable and says why not otherwise. "
+                                                       "Engines are built through Polygraphy (pip install "
+                                                       "'taskgroup[tensorrt]'), as the profiler builds them."),
     precision: str = typer.Option("fp32", help="fp32 | fp16. fp16 converts the ONNX graphs (weights and compute) "
-                                               "and keeps float32 inputs and outputs."),
+                                               "and keeps float32 inputs and outputs. Must match the precision the "
+                                               "grouping's profile was measured at, when it records one."),
     preset: Optional[str] = typer.Option(None, help="Preset the networks were trained with: fixes the input "
                                                     "resolution and the validation data used to check numerics. "
                                                     "Default: the one the grouping records (from its training "
@@ -31,6 +33,11 @@ def export_command(
                                                                      "instead of the preset's validation split."),
     exporter: str = typer.Option("dynamo", help="dynamo (torch.export based, default) | legacy (TorchScript based, "
                                                 "deprecated by PyTorch)."),
+    fuse: Optional[bool] = typer.Option(None, "--fuse/--no-fuse", help="Merge the networks into one ONNX graph that "
+                                        "takes the uint8 camera frame (input conversion inside; one session per frame; "
+                                        "measured faster than separate sessions), or ship one model per network. "
+                                        "Default: as the grouping's profile timed them, else fused. A fused bundle "
+                                        "takes float32 frames only when they hold 8-bit values (uint8 image / 255)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier bundle at --out (a directory holding a bundle manifest) or an "
                                                          "empty directory; anything else is refused, never deleted. Only "
                                                          "the files the earlier manifest lists are replaced; other files "
@@ -39,11 +46,14 @@ def export_command(
     """Export the networks of a grouping to ONNX (and TensorRT engines), dropping the heads of tasks each
     network does not serve, verify every output against PyTorch within a per-task tolerance, and write
     manifest.json with the input spec, output specs, file hashes and the budget it was selected for.
+    By default the networks are merged into one graph taking the uint8 frame (--no-fuse: one model each).
     Every checkpoint must match the sha256 its training run recorded (RUN/runs.sqlite) or the grouping's
     checkpoint_sha256; a changed one is refused with the command that retrains it."""
     from rich.console import Console
+    from rich.markup import escape
 
     from exporters import OnnxExportConfig, export_bundle, read_grouping, synthetic_frames, validation_frames
+    from runtime.manifest import read_manifest
     from taskgroup.presets import get_arch_preset
 
     console = Console(stderr=True)
@@ -64,18 +74,19 @@ def export_command(
             images, source = validation_frames(make_run_config(preset).data, g.tasks, frames)
     with console.status("exporting") as status:
         path = export_bundle(grouping, out, format, precision, images, frames_source=source, overwrite=overwrite,
-                             onnx_config=OnnxExportConfig(exporter=exporter),
-                             log=lambda msg: (status.update(f"exporting: {msg}"), console.print(msg)))
-    manifest = json.loads((path / "manifest.json").read_text())
-    console.print(f"wrote {path}: {len(manifest['networks'])} network(s), tasks {', '.join(manifest['tasks'])}; "
+                             onnx_config=OnnxExportConfig(exporter=exporter), fuse=fuse,
+                             log=lambda msg: (status.update(f"exporting: {escape(msg)}"), console.print(escape(msg))))
+    manifest = read_manifest(path)
+    console.print(f"wrote {path}: {len(manifest.networks)} network(s), tasks {', '.join(manifest.tasks)}; "
                   f"checked on {source}")
-    for net in manifest["networks"]:
-        worst = max(v["max_abs_error"] / v["tolerance"] for v in net["verification"].values())
-        console.print(f"  {net['name']}: {', '.join(net['tasks'])} -> {net['files']['onnx']}"
-                      + (f" + {net['files']['engine']}" if net["files"]["engine"] else "")
-                      + f" (worst error {worst:.1%} of tolerance)")
-    if not manifest["tensorrt"]["built"] and format != "onnx":
-        console.print(f"no TensorRT engines: {manifest['tensorrt']['reason']}")
+    for net in manifest.networks:
+        worst = max(v["max_abs_error"] / v["tolerance"] for v in net.verification.values())
+        parts = net.fused_from
+        console.print(f"  {net.name}: {', '.join(net.tasks)} -> {net.onnx}" + (f" + {net.engine}" if net.engine else "")
+                      + f" (worst error {worst:.1%} of tolerance)"
+                      + (f"; one graph of {', '.join(p['name'] for p in parts)} taking the uint8 frame" if parts else ""))
+    if not manifest.tensorrt.get("built") and format != "onnx":
+        console.print(escape(f"no TensorRT engines: {manifest.tensorrt.get('reason')}"))  # it names 'taskgroup[tensorrt]'
 
 
 def _check_preset_matches(grouping, preset: str, resolution: int) -> None:
@@ -104,7 +115,10 @@ def bench_command(
     backend: str = typer.Option("auto", help="auto | onnxruntime | onnxruntime-tensorrt | tensorrt."),
     execution: str = typer.Option("auto", help="auto (measured at load) | sequential | concurrent: how the "
                                                "bundle's networks share the device."),
-    runs: int = typer.Option(300, help="Timed frames (after 20 warm-up frames); batch 1, uint8 HWC input."),
+    runs: int = typer.Option(300, help="Timed frames at least, of the whole bundle and of each network alone (after "
+                                        "20 warm-up frames; more until each has 0.3 s of timed work, as the profiler "
+                                        "times); batch 1, uint8 HWC input. All are timed in the same interleaved "
+                                        "rounds."),
     allow_fallback: bool = typer.Option(False, "--allow-fallback", help="Accept ONNX Runtime placing a "
                                                                         "network on another provider than asked."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="ONNX Runtime intra-op threads per "
@@ -115,52 +129,42 @@ def bench_command(
 ) -> None:
     """Measure per-frame latency of the whole bundle (p50/p90/p99 in ms, pre-processing included) and
     compare it with the budget, with the profile's prediction, and with the sum of each network's
-    latency when run alone."""
+    latency when run alone. Timed with the profiler's own timing function, as the pipeline times it."""
     from rich.table import Table
 
-    from runtime import BackendUnavailableError, BundleError, load_bundle
-    from taskgroup.fileio import write_json_atomic
+    from taskgroup.bench import measure_bundle
 
     if runs < 10:
         raise TaskgroupError(f"--runs must be >= 10 for a p99, got {runs}")
-    try:
-        bundle = load_bundle(bundle_dir, backend=backend, device=device, execution=execution,
-                             allow_fallback=allow_fallback, threads=threads)
-    except (BundleError, BackendUnavailableError, ValueError) as exc:
-        raise TaskgroupError(str(exc)) from exc
-    with bundle:
-        try:
-            measured = bundle.measure(runs)
-        except (BundleError, BackendUnavailableError) as exc:
-            raise TaskgroupError(str(exc)) from exc
-        info = bundle.describe()
-    whole, alone, standalone_sum = measured["whole"], measured["standalone"], measured["standalone_p50_sum_ms"]
-    sel = bundle.manifest.selection
-    budget = sel.get("budget") or {}
-    predicted = (sel.get("predicted_latency") or {}).get("value")
-    table = Table(title=f"{bundle_dir} on {bundle.device} ({bundle.backend}, {bundle.execution} execution)"
-                  + (f" [fell back: {info['load_report']['fallback']}]" if "fallback" in info["load_report"] else ""))
+    result = measure_bundle(bundle_dir, device=device, backend=backend, execution=execution, threads=threads,
+                            allow_fallback=allow_fallback, runs=runs)
+    whole, load_report = result.whole, result.runtime.get("load_report", {})
+    table = Table(title=f"{bundle_dir} on {result.device} ({result.backend}, {result.execution} execution)"
+                  + (f" [fell back: {load_report['fallback']}]" if "fallback" in load_report else ""))
     for col in ("", "p50 ms", "p90 ms", "p99 ms"):
         table.add_column(col, justify="right" if col else "left", overflow="fold")
-    table.add_row("whole bundle", *(f"{whole[k]:.3f}" for k in ("p50_ms", "p90_ms", "p99_ms")))
-    for a in alone:
-        table.add_row(f"{a['network']} alone ({'+'.join(a['tasks'])})", *(f"{a[k]:.3f}" for k in ("p50_ms", "p90_ms", "p99_ms")))
+    table.add_row("whole bundle", *(f"{getattr(whole, k):.3f}" for k in ("p50_ms", "p90_ms", "p99_ms")))
+    for a in result.standalone:
+        table.add_row(f"{a.network} alone ({'+'.join(a.tasks)})",
+                      *(f"{getattr(a.latency, k):.3f}" for k in ("p50_ms", "p90_ms", "p99_ms")))
     console = output_console()
     console.print(table)
-    console.print(f"sum of standalone p50: {standalone_sum:.3f} ms; bundle / sum = {whole['p50_ms'] / standalone_sum:.3f}")
-    if budget.get("unit") == "ms" and budget.get("value") is not None:
-        console.print(f"budget: {budget['value']:g} ms -> " + "; ".join(
-            f"{q} {whole[q + '_ms']:.3f} ms {'within' if whole[q + '_ms'] <= budget['value'] else 'OVER'}"
+    console.print(f"sum of standalone p50: {result.standalone_p50_sum_ms:.3f} ms; bundle / sum = "
+                  f"{result.ratio_to_standalone_sum:.3f}")
+    if result.budget_ms is not None:
+        console.print(f"budget: {result.budget_ms:g} ms -> " + "; ".join(
+            f"{q} {getattr(whole, q + '_ms'):.3f} ms {'within' if getattr(whole, q + '_ms') <= result.budget_ms else 'OVER'}"
             for q in ("p50", "p99")))
     else:
-        console.print(f"budget: {budget.get('value')} {budget.get('unit', '?')} (not in ms; no latency comparison)")
-    if predicted is not None:
-        console.print(f"predicted by profile {sel.get('profile')}: {predicted:.3f} ms; measured p50 / predicted = "
-                      f"{whole['p50_ms'] / predicted:.3f}"
+        console.print(f"budget: {result.budget_value} {result.budget_unit or '?'} (not in ms; no latency comparison)")
+    from runtime.manifest import read_manifest
+
+    sel = read_manifest(bundle_dir).selection
+    if result.predicted_ms is not None:
+        console.print(f"predicted by profile {sel.get('profile')}: {result.predicted_ms:.3f} ms; measured p50 / "
+                      f"predicted = {result.measured_over_predicted:.3f}"
                       + ("" if sel.get("device") else " (profile device unknown: compare only on the same machine)"))
     else:
         console.print("no latency prediction in the manifest (grouping selected in SNT units)")
     if json_out is not None:
-        write_json_atomic(json_out, {"kind": "bundle_benchmark", "schema_version": 1, "bundle": str(bundle_dir),
-                                     "whole": whole, "standalone": alone, "standalone_p50_sum_ms": standalone_sum,
-                                     "budget": budget, "predicted_latency_ms": predicted, "runtime": info})
+        result.save(json_out)

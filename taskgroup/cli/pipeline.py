@@ -18,12 +18,17 @@ def pipeline_command(
     out: Path = typer.Option(Path("runs/pipeline"), "--out", help="Run directory; every artefact goes here."),
     preset: str = typer.Option("default", help="tiny (seconds, for tests) or default (a few minutes on a CPU)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file overriding preset fields "
-                                          "(\\[data], \\[train], \\[arch] tables, as for `taskgroup train`)."),
+                                          "(\\[data], \\[train], \\[arch] tables, as for `taskgroup train`) and declaring tasks "
+                                          "of your own (\\[tasks.NAME] tables, docs/data.md)."),
     tasks: str = typer.Option(",".join(PAPER_TASKS), help="Comma-separated tasks to group."),
-    candidates: str = typer.Option("pairs", help="Candidates trained for the search: singles | pairs | all. "
-                                   "With pairs, higher-order networks are estimated (HOA)."),
-    estimate: str = typer.Option("hoa", help="Estimator for untrained 3+-task networks: hoa (mean of the "
-                                 "pairs inside the group, as in the paper) or none."),
+    candidates: str = typer.Option("pairs", help="Candidates trained for the search: singles | pairs | all | "
+                                   "affinity. With pairs, higher-order networks are estimated (HOA); with affinity "
+                                   "(the singles plus one all-task network trained with inter-task affinity "
+                                   "tracking), every other group is estimated from the affinity (TAG)."),
+    estimate: Optional[str] = typer.Option(None, help="Estimator for untrained networks: hoa (mean of the pairs "
+                                           "inside the group, as in the paper; needs pairs), tag or cosine (from "
+                                           "the lookahead affinity or gradient cosine of --candidates affinity) or "
+                                           "none. Default: tag with --candidates affinity, else hoa."),
     normalize: str = typer.Option("reference", help="Objective: reference (default: each task's loss divided by "
                                   "its trivial predictor's loss, so every task counts by how much better than a "
                                   "constant it is, whatever its units or loss), none (the paper's plain sum of task "
@@ -38,6 +43,10 @@ def pipeline_command(
                                                "serving all tasks. Default 1.2 when no budget is given (below the cost of one "
                                                "network per task on the default preset)."),
     random_baselines: int = typer.Option(3, help="Random groupings trained as baselines."),
+    top_k: int = typer.Option(1, "--top-k", help="Top-k re-ranking: finalize trains the networks of the K best "
+                              "distinct groupings under the estimate (each once) and chooses among those measured "
+                              "networks; the report shows each estimate's error. 1 = train only the chosen "
+                              "grouping's networks."),
     seed: int = typer.Option(0, help="Seed for weights, batch order and random baselines."),
     seeds: Optional[str] = typer.Option(
         None, help="Train every network once per seed, e.g. '0,1,2' (the first also seeds the random baselines). "
@@ -58,16 +67,18 @@ def pipeline_command(
     the bundle, and write a report (RUN_DIR/report/report.md)."""
     from taskgroup.cli.train import RichProgress, executor_spec
     from taskgroup.pipeline.run import Pipeline, PipelineConfig
-    from taskgroup.tasks import parse_task_list
     from taskgroup.train.run import parse_seeds
 
     if seeds is not None and seed != 0:
         raise TaskgroupError("give --seed N or --seeds LIST, not both")
     spec_of_executor = executor_spec(executor, devices, ray_address, shared_storage)
-    cfg = PipelineConfig(preset=preset, config_file=str(config) if config else None, tasks=parse_task_list(tasks),
-                         candidates=candidates, estimate=None if estimate == "none" else estimate, normalize=normalize, esa=esa,
+    # The config is read before the task names are checked: it may declare tasks ([tasks.NAME]).
+    cfg = PipelineConfig(preset=preset, config_file=str(config) if config else None,
+                         tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
+                         candidates=candidates, estimate=_estimator(estimate, candidates), normalize=normalize, esa=esa,
                          budget_ms=budget_ms, budget_snt=budget_snt, random_baselines=random_baselines,
-                         seed=seed, seeds=None if seeds is None else parse_seeds(seeds), device=device)
+                         seed=seed, seeds=None if seeds is None else parse_seeds(seeds), device=device,
+                         top_k=top_k)
     from rich.markup import escape
 
     with RichProgress() as progress:
@@ -75,3 +86,10 @@ def pipeline_command(
                             executor=spec_of_executor)
         report = pipeline.run()
     typer.echo(f"report: {report}")
+
+
+def _estimator(option: Optional[str], candidates: str) -> Optional[str]:
+    """--estimate as given ('none': measured networks only), or the one the candidate set calls for."""
+    if option is None:
+        return "tag" if candidates == "affinity" else "hoa"
+    return None if option == "none" else option

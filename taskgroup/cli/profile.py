@@ -15,10 +15,15 @@ from taskgroup.errors import TaskgroupError
 def profile_command(
     device: str = typer.Option("cpu", help="Device to time on: cpu, cuda or cuda:N."),
     backend: str = typer.Option(
-        "auto", help="auto | torch | onnxruntime | tensorrt. auto = ONNX Runtime on the CPU (what the deployment "
-                     "runtime uses), TensorRT on CUDA when importable, else ONNX Runtime's CUDA provider."),
-    tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks whose heads to profile (default: all)."),
+        "auto", help="auto | torch | onnxruntime | onnxruntime-tensorrt | tensorrt. auto = ONNX Runtime on the CPU "
+                     "(what the deployment runtime uses); on CUDA TensorRT when importable, else ONNX Runtime's "
+                     "TensorRT provider if installed, else its CUDA provider (the runtime's own choice)."),
+    tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks whose heads to profile (default: all "
+                                                   "built-in tasks and those --config declares)."),
     preset: str = typer.Option("default", help="Architecture and input-size preset (taskgroup.presets)."),
+    config: Optional[Path] = typer.Option(None, help="The training config (TOML): its \\[arch] table and its "
+                                                     "\\[tasks.NAME] declarations are used, so the profile costs "
+                                                     "the networks that run trains."),
     widths: str = typer.Option("1.0,0.5", help="Width multipliers to profile; 1.0 (the standard network) is required."),
     batch: int = typer.Option(1, help="Images per inference."),
     threads: int = typer.Option(1, help="Intra-op threads per ONNX Runtime session (or torch threads); recorded. "
@@ -28,6 +33,14 @@ def profile_command(
                                                 "both minimums are met."),
     validation_networks: int = typer.Option(4, help="Whole networks per width timed directly to check the "
                                                     "trunk + heads cost model."),
+    precision: str = typer.Option("fp32", help="fp32 | fp16. fp16 times the graphs converted as `export --precision "
+                                               "fp16` converts them (weights and compute in fp16, float32 inputs and "
+                                               "outputs; TensorRT engines are strongly typed, so their precision is the "
+                                               "graph's). Export the grouping at the same precision."),
+    fuse: bool = typer.Option(True, "--fuse/--no-fuse", help="Time the co-run sequences (networks per frame) as "
+                                                          "one fused graph taking the uint8 frame, as `export` ships "
+                                                          "them by default, or as separate sessions back to back "
+                                                          "(`export --no-fuse`). Recorded; export follows it."),
     allow_fallback: bool = typer.Option(False, "--allow-fallback",
                                         help="Accept a GPU provider falling back to the CPU; the profile then "
                                              "records the CPU. Without it a fallback is an error."),
@@ -39,8 +52,12 @@ def profile_command(
     from rich.console import Console
 
     from taskgroup.profile.profiler import ProfileConfig, default_profile_name, run_profile, write_profile
-    from taskgroup.profile.timing import TimingConfig
+    from runtime.timing import TimingConfig
     from taskgroup.tasks import TASKS, parse_task_list
+    from taskgroup.train.config import make_run_config
+
+    run_config = make_run_config(preset, config) if config is not None else None  # declares [tasks.NAME]
+    declared = tuple(s.name for s in run_config.declared_tasks) if run_config is not None else ()
 
     try:
         width_list = tuple(float(w) for w in widths.split(",") if w.strip())
@@ -48,8 +65,9 @@ def profile_command(
         raise TaskgroupError(f"--widths: expected comma-separated numbers such as 1.0,0.5, got '{widths}'") from None
     config = ProfileConfig(
         device=device, backend=backend, preset=preset,
-        tasks=parse_task_list(tasks) if tasks else tuple(TASKS), widths=width_list, batch=batch, threads=threads,
-        allow_fallback=allow_fallback, validation_networks=validation_networks,
+        tasks=parse_task_list(tasks) if tasks else tuple(TASKS) + declared, widths=width_list, batch=batch,
+        threads=threads, arch=run_config.arch if run_config is not None else None,
+        allow_fallback=allow_fallback, precision=precision, fuse=fuse, validation_networks=validation_networks,
         timing=TimingConfig(min_runs=min_runs, min_seconds=min_seconds),
     )
     console = Console(stderr=True)

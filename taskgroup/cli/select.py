@@ -6,6 +6,7 @@ Neither command imports PyTorch: they read a loss table, search, and write JSON 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -38,7 +39,11 @@ LOSSES_HELP = ("Loss table to select on: a loss-table JSON file, a run directory
                "per line; empty cell = task absent).")
 ESTIMATE_HELP = ("Estimate the losses of networks that were not trained. 'hoa' = the paper's Higher Order Approximation: "
                  "only single-task and pair networks are trained; each task's loss in a network of 3+ tasks is the mean "
-                 "of its losses in the pair networks inside that group (measured 3+-task networks are replaced).")
+                 "of its losses in the pair networks inside that group (measured 3+-task networks are replaced). "
+                 "'tag' / 'cosine' = one-run affinity, for a run trained with `train --candidates affinity`: only "
+                 "the singles and one all-task network are trained; each task's loss in a group is its single-task "
+                 "loss scaled by its groupmates' lookahead affinity (tag) or gradient cosine (cosine) onto it, "
+                 "calibrated on the all-task network (docs/select.md).")
 SERVED_NOTE = ("A task is *served* by exactly one chosen network (the one the grouping uses to predict it at "
                "deployment); a network may be trained on more tasks than it serves, its extra heads helping training "
                "only. The objective is the sum over tasks of the serving network's loss (optionally weighted and "
@@ -47,9 +52,12 @@ SERVED_NOTE = ("A task is *served* by exactly one chosen network (the one the gr
 
 class Estimate(str, Enum):
     hoa = "hoa"
+    tag = "tag"
+    cosine = "cosine"
 
 
 class Normalize(str, Enum):
+    auto = "auto"
     none = "none"
     reference = "reference"
     single = "single"
@@ -58,6 +66,7 @@ class Normalize(str, Enum):
 class Solver(str, Enum):
     auto = "auto"
     milp = "milp"
+    dp = "dp"
     reference = "reference"
 
 
@@ -80,6 +89,15 @@ class Inputs:
     options: dict  # recorded in the output for provenance
     profile: Optional[object] = None  # DeviceProfile the costs come from (ms), or None for SNT
     standard_ms: Optional[float] = None  # one SNT on the profile: full width serving every task of the table
+    reference: dict = dataclasses.field(default_factory=dict)  # task -> split -> trivial-predictor loss
+    split: str = "val"  # the split selection reads
+
+    def not_learnt(self, sel) -> list:
+        """Served tasks the chosen networks do not learn (loss not clearly below the trivial predictor's)."""
+        from taskgroup.learnability import not_learnt
+
+        return not_learnt([(t, n.candidate.name + (" (estimated)" if n.candidate.estimated else ""),
+                            n.candidate.losses[t]) for n in sel.networks for t in n.served], self.reference, self.split)
 
     @property
     def corun(self) -> float:
@@ -153,7 +171,8 @@ def _parse_weights(text: Optional[str]) -> Optional[dict[str, float]]:
 
 def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimate], evaluate: Optional[Path],
                 evaluate_split: Optional[str], task_names: Optional[str], weights: Optional[str],
-                normalize: Normalize, profile: Optional[Path] = None, statistic: str = "p50") -> Inputs:
+                normalize: Normalize, profile: Optional[Path] = None, statistic: str = "p50",
+                per_task_stopping: bool = False) -> Inputs:
     from taskgroup.losstable import SPLITS, STAGES, LossTable, resolve_table_path
     from taskgroup.search import candidates_from_table, read_paper_table
 
@@ -173,6 +192,9 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
         raise TaskgroupError(f"{losses}: no such file or directory")
     est = estimate.value if estimate else None
     if _is_tsv(losses):
+        if per_task_stopping:
+            raise TaskgroupError("--per-task-stopping needs a training run's loss table (the paper's tables have "
+                                 "no per-task stops)")
         table = read_paper_table(losses, names, split=split, stage=stage)
         table_dir = losses.parent
     else:
@@ -188,7 +210,8 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
         prof = load_profile(profile, statistic)
         check_profile_for_table(prof, table, stage, losses)
         standard_ms, cost_fn = standard_network_ms(prof, table.tasks), prof.cost_fn
-    cands = candidates_from_table(table, split, stage, cost_fn=cost_fn, estimate=est)
+    cands = candidates_from_table(table, split, stage, cost_fn=cost_fn, estimate=est,
+                                  per_task_stopping=per_task_stopping)
     eval_cands, label = None, None
     if evaluate is not None:
         if not evaluate.exists():
@@ -200,15 +223,22 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
             etable = LossTable.load(evaluate)
         if tuple(etable.tasks) != tuple(table.tasks):
             raise TaskgroupError(f"{evaluate}: tasks {list(etable.tasks)} differ from the selection table's {list(table.tasks)}")
-        eval_cands, label = candidates_from_table(etable, esplit, "final"), f"{evaluate.name}:{esplit}"
+        eval_cands = candidates_from_table(etable, esplit, "final", per_task_stopping=per_task_stopping and
+                                           bool(etable.task_stops))
+        label = f"{evaluate.name}:{esplit}"
     elif evaluate_split is not None:
         if _is_tsv(losses):
             raise TaskgroupError("--evaluate-split needs a loss-table JSON; for tab-separated tables give --evaluate FILE")
-        eval_cands, label = candidates_from_table(table, evaluate_split, "final"), evaluate_split
-    scales = loss_scales(normalize.value, table, cands, split)
+        eval_cands = candidates_from_table(table, evaluate_split, "final", per_task_stopping=per_task_stopping)
+        label = evaluate_split
+    how = normalize.value
+    if how == "auto":  # as the pipeline: unit-free when the table knows its trivial losses, else the paper's sum
+        how = "reference" if all((table.reference_losses.get(t) or {}).get(split, 0) > 0 for t in table.tasks) else "none"
+    scales = loss_scales(how, table, cands, split)
     options = {"losses": str(losses), "split": split, "stage": stage, "estimate": est,
+               **({"per_task_stopping": True} if per_task_stopping else {}),
                "evaluate": str(evaluate) if evaluate else None, "evaluate_split": evaluate_split,
-               "weights": _parse_weights(weights), "normalize": normalize.value, "scales": scales}
+               "weights": _parse_weights(weights), "normalize": how, "scales": scales}
     if prof is not None:
         options["statistic"] = statistic
     run_config = table.meta.get("run_config") if isinstance(table.meta, dict) else None
@@ -217,7 +247,7 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
         options["preset"] = run_config.get("preset")
         options["resolution"] = run_config["arch"].get("resolution")
     return Inputs(table.tasks, cands, eval_cands, label, table_dir, _parse_weights(weights), scales, options,
-                  prof, standard_ms)
+                  prof, standard_ms, table.reference_losses, split)
 
 
 # Shared options (typer reads the defaults as option declarations).
@@ -237,12 +267,21 @@ OptTaskNames = typer.Option(None, "--task-names", help=(
 OptMaxNetworks = typer.Option(None, "--max-networks", min=1, help="Choose at most K networks.")
 OptWeights = typer.Option(None, "--weights", help=(
     "Per-task importance weights, e.g. 's=2,d=0.5' (unlisted tasks weigh 1). The objective sums weight x loss."))
-OptNormalize = typer.Option(Normalize.none, "--normalize", help=(
-    "Make tasks with different loss scales count comparably: 'none' (the paper's plain sum), 'reference' (divide "
-    "each task's loss by the loss table's trivial-predictor reference loss) or 'single' (divide by the loss of the "
-    "task's full-size single-task network)."))
+OptNormalize = typer.Option(Normalize.auto, "--normalize", help=(
+    "Make tasks with different loss scales count comparably: 'reference' (divide each task's loss by the loss "
+    "table's trivial-predictor loss: every task counts by how much better than a constant it is, whatever its units "
+    "or loss), 'none' (the paper's plain sum), 'single' (divide by the loss of the task's full-size single-task "
+    "network) or 'auto' (default, as the pipeline: reference when the table has trivial-predictor losses, as a "
+    "training run's has, none for the paper's tables)."))
+OptPerTaskStopping = typer.Option(False, "--per-task-stopping", help=(
+    "Also offer the run's per-task stops (trained with [train] per_task_stopping = true): a multi-task network "
+    "at the epoch where one task's validation loss was best, as a network of its own. Serving two tasks of one "
+    "network from two epochs then costs two networks (two trunks), and is chosen only when worth it."))
 OptSolver = typer.Option(Solver.auto, "--solver", help=(
-    "'auto' = branch-and-bound on small tables if it finishes within 100,000 search nodes (a fixed limit: the same input always picks the same solver), else the MILP; 'milp' = exact mixed-integer programme (scipy/HiGHS; fast); 'reference' = exact branch-and-bound (small tables)."))
+    "'auto' = branch-and-bound on small tables if it finishes within 100,000 search nodes (a fixed limit: the same "
+    "input always picks the same solver), else the subset dynamic programme when it fits (up to about 14 tasks, no "
+    "--max-networks), else the MILP; 'milp' = exact mixed-integer programme (scipy/HiGHS); 'dp' = exact dynamic "
+    "programme over sets of tasks (every budget at once); 'reference' = exact branch-and-bound (small tables)."))
 
 
 OptProfile = typer.Option(None, "--profile", help=PROFILE_HELP + " Give the budget with --budget-ms or --budget-snt.")
@@ -273,33 +312,79 @@ def select_cmd(
     weights: Optional[str] = OptWeights,
     normalize: Normalize = OptNormalize,
     solver: Solver = OptSolver,
+    top: int = typer.Option(1, "--top-k", help=(
+        "Also list the K best distinct groupings (different sets of networks) under the same objective and budget, "
+        "and the estimated networks among them still to train (each once). Training those and selecting again "
+        "without --estimate chooses among measured networks only: top-k re-ranking, which corrects estimates that "
+        "were wrong near the top. 1 = off.")),
+    noise_sigmas: float = typer.Option(2.0, "--noise-sigmas", help=(
+        "With a profile that stores its latency noise: a grouping fits the budget if its predicted cost plus this "
+        "many noise standard deviations does, so a grouping within noise of the budget is left out on every run "
+        "instead of in and out by chance (0 = plain predicted cost). The grouping records its margin, the budget "
+        "range over which the choice holds and the optimal groupings within noise of the budget.")),
+    per_task_stopping: bool = OptPerTaskStopping,
 ) -> None:
     from taskgroup.fileio import write_json_atomic
     from taskgroup.search import Selector
 
     check_budget_flags(profile, budget, budget_ms, budget_snt)
     inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize,
-                      profile, statistic.value)
+                      profile, statistic.value, per_task_stopping)
     limit = resolve_budget(inp, budget, budget_ms, budget_snt)
+    if not (math.isfinite(noise_sigmas) and noise_sigmas >= 0):
+        raise TaskgroupError(f"--noise-sigmas must be a number >= 0, found {noise_sigmas:g}")
     start = time.perf_counter()
-    selector = Selector(inp.candidates, inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value,
-                        unit=limit.unit, corun=inp.corun)
-    sel = selector.solve(limit.value, max_networks)
+    if inp.profile is None:
+        selector = Selector(inp.candidates, inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value,
+                            unit=limit.unit, corun=inp.corun)
+        sel = selector.solve(limit.value, max_networks)
+    else:
+        from taskgroup.search.robustness import solve_under_noise
+
+        inp.profile = inp.profile.with_relative_noise(limit.snt is not None)  # SNT: noise relative to the standard
+        selector, sel, sigmas = solve_under_noise(inp.candidates, inp.profile, limit.value, noise_sigmas, max_networks,
+                                                  tasks=inp.tasks, weights=inp.weights, scales=inp.scales,
+                                                  solver=solver.value)
     if sel is None:
         raise _infeasible(selector, limit, inp, max_networks)
+    if inp.profile is not None:
+        from taskgroup.search.robustness import assess, predicted
+
+        robust = assess(selector, sel, limit.value, inp.profile, sigmas, inp.standard_ms, max_networks,
+                        asked=noise_sigmas if inp.profile.has_noise else 0.0)
+        sel = predicted(sel, inp.candidates, inp.corun)
+        sel.robustness = robust.to_json()
     if inp.eval_candidates is not None:
         sel.evaluate(inp.eval_candidates, inp.eval_label)
     sel.options = dict(inp.options, max_networks=max_networks, solver=solver.value)
-    doc = sel.to_grouping_json(out, inp.table_dir)
+    grouping = sel.to_grouping(out, inp.table_dir)
     if inp.profile is not None:
         from taskgroup.search.profiled import profile_record
 
-        doc["budget"].update(profile_record(inp.profile, out))
-        doc["budget"]["standard_network_ms"] = inp.standard_ms
-        if limit.snt is not None:
-            doc["budget"]["snt"] = limit.snt
-    write_json_atomic(out, doc)
+        grouping = grouping.with_budget(**profile_record(inp.profile, out), standard_network_ms=inp.standard_ms,
+                                        **({"snt": limit.snt} if limit.snt is not None else {}))
+    if top > 1:
+        from taskgroup.search.robustness import with_noise_margin
+        from taskgroup.search.topk import grouping_summary, networks_to_train, top_k
+
+        fit = inp.candidates if inp.profile is None else with_noise_margin(inp.candidates, inp.profile, sigmas)
+        ranked = top_k(fit, limit.value, top, tasks=inp.tasks, weights=inp.weights, scales=inp.scales,
+                       unit=limit.unit, corun=inp.corun, max_networks=max_networks)
+        grouping = grouping.with_extra(
+            top_k=[grouping_summary(g) for g in ranked],
+            to_train=[{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)])
+    warnings = [w.message() for w in inp.not_learnt(sel)]
+    if warnings:
+        grouping = grouping.with_extra(warnings=warnings)
+    grouping.save(out)
     _print_selection(sel, time.perf_counter() - start, out, limit, inp)
+    if top > 1:
+        _print_top_k(grouping.extra, inp)
+    for w in warnings:
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True).print(f"[bold yellow]warning:[/] {escape(w)}")
 
 
 def _infeasible(selector, limit: Budget, inp: Inputs, max_networks: Optional[int]) -> TaskgroupError:
@@ -348,6 +433,7 @@ def frontier_cmd(
     weights: Optional[str] = OptWeights,
     normalize: Normalize = OptNormalize,
     solver: Solver = OptSolver,
+    per_task_stopping: bool = OptPerTaskStopping,
 ) -> None:
     from taskgroup.fileio import atomic_path, write_json_atomic
     from taskgroup.search import frontier
@@ -357,7 +443,7 @@ def frontier_cmd(
     if plot is not None and plot.resolve() == out.resolve():
         raise TaskgroupError(f"--plot and --out are the same file ({out}); the plot would replace the JSON")
     inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize,
-                      profile, statistic.value)
+                      profile, statistic.value, per_task_stopping)
     unit = "snt" if inp.profile is None else "ms"
     start = time.perf_counter()
     fr = frontier(inp.candidates, tasks=inp.tasks, max_networks=max_networks, weights=inp.weights,
@@ -442,12 +528,40 @@ def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs)
         if sel.corun_factor != 1:
             console.print(f"  = networks alone {sel.networks_cost:.4g} ms x {sel.corun_factor:.3f} for running "
                           f"{len(sel.networks)} networks back to back (measured in the profile)")
+        if sel.robustness is not None:
+            console.print(f"robustness: {sel.robustness['sentence']}")
+            for g in sel.robustness["near_budget"]:
+                console.print(f"  within noise of the budget: {' + '.join(g['networks'])}: {g['cost_ms']:.4g} ms "
+                              f"+- {g['noise_ms']:.2g} (objective {g['objective']:.6g})")
     else:
         console.print(f"cost {_headroom_text(sel.cost, sel.budget, 'snt')}")
     if sel.evaluation is not None:
         console.print(f"evaluated on {sel.evaluation.split}: total {sel.evaluation.total:.6g} "
                       f"(best chosen network per task: {sel.evaluation.total_best_served:.6g})")
     console.print(f"wrote {out}")
+
+
+def _print_top_k(doc: dict, inp: Inputs) -> None:
+    """The k best groupings and the command that trains their estimated networks."""
+    from rich.table import Table
+
+    from taskgroup.search.topk import network_list
+
+    table = Table(title=f"The {len(doc['top_k'])} best distinct groupings")
+    for col in ("#", "networks (serves)", "objective", "cost"):
+        table.add_column(col, justify="right" if col in ("#", "objective", "cost") else "left", overflow="fold")
+    for k, g in enumerate(doc["top_k"]):
+        nets = " + ".join("+".join(n["tasks"]) + f"@{n['width']:g}" + ("~est" if n["estimated"] else "")
+                          + ("" if n["served"] == n["tasks"] else f" ({','.join(n['served'])})") for n in g["networks"])
+        table.add_row(str(k), nets, f"{g['objective']:.6g}", f"{g['cost']:.4g}")
+    console = output_console()
+    console.print(table)
+    if doc["to_train"]:
+        nets = network_list([(n["tasks"], n["width"]) for n in doc["to_train"]])
+        console.print(f"{len(doc['to_train'])} estimated network(s) to train, then select again without --estimate:")
+        console.print(f"  taskgroup train --out {inp.table_dir} --resume --networks '{nets}'")
+    else:
+        console.print("every network of these groupings is trained: the choice above is among measured networks")
 
 
 def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: Inputs) -> None:

@@ -40,7 +40,9 @@ def train_command(
                                                    "normal. Required for a new run; with --resume the run's own."),
     candidates: str = typer.Option(
         "pairs", help="Candidate set: singles (every task alone, full and half width) | pairs (singles + every "
-                      "pair at full width; the paper's default) | all (every subset at full width + half singles)."),
+                      "pair at full width; the paper's default) | all (every subset at full width + half singles) | "
+                      "affinity (singles + one full-width network of all tasks trained with inter-task affinity "
+                      "tracking, for `select --estimate tag|cosine`; measured every [train] affinity_every steps)."),
     networks: Optional[str] = typer.Option(
         None, help="Train exactly these networks instead of a candidate set: tasks joined by '+', '@width' "
                    "(default 1), comma-separated, e.g. 'segment_semantic+normal+depth_zbuffer@1,normal@0.5'. "
@@ -51,7 +53,8 @@ def train_command(
                                                     "docs/training.md). Default: 'default' for a new run; with "
                                                     "--resume and no --preset/--config, the run's stored config."),
     config: Optional[Path] = typer.Option(None, help="TOML file overriding preset fields in \\[train], \\[data] and "
-                                                     "\\[arch] tables (see docs/training.md)."),
+                                                     "\\[arch] tables and declaring tasks of your own in "
+                                                     "\\[tasks.NAME] tables (see docs/training.md, docs/data.md)."),
     esa: Optional[float] = typer.Option(
         None, help="Early Stopping Approximation: also record each network after this fraction of the training "
                    "schedule (0 < FRACTION < 1) as stage 'early'. The snapshot is taken during the full run and "
@@ -67,6 +70,15 @@ def train_command(
                    "then gives each loss as the mean over seeds with its standard deviation. Resumable seed by "
                    "seed; with --resume, new seeds can be added to a run. Default: 0 (with --resume: the run's "
                    "seeds)."),
+    strategy: Optional[str] = typer.Option(
+        None, help="How a batch becomes optimiser steps ([train] strategy): sum (one step on the summed loss; the "
+                   "default) | alternating[:shuffled] (one step per task) | alternating-independent[:shuffled] (as "
+                   "alternating, one optimiser state per task) | random-groups:G[:epoch] (G random task groups, one "
+                   "step each). Part of the run's config. See docs/training.md."),
+    weighting: Optional[str] = typer.Option(
+        None, help="Per-task loss weights ([train] weighting): none | static (needs [train] task_weights) | scale "
+                   "(1 / the trivial predictor's training loss) | uncertainty (learned, Kendall et al. 2018). "
+                   "Part of the run's config."),
     executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
     devices: Optional[str] = typer.Option(None, "--devices", help=DEVICES_HELP),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
@@ -104,19 +116,29 @@ def train_command(
     seed_list = seed_list or (0,)
     if tasks is None and stored is None:
         raise TaskgroupError("--tasks is required for a new run (with --resume the run's own tasks are used)")
-    task_list = parse_task_list(tasks) if tasks is not None else stored[0]
-    specs = parse_networks(networks, task_list) if networks is not None else candidate_set(candidates, task_list)
     if preset is None and config is None and stored is not None:
         run_config = stored[1]  # the run's own recipe and data: --resume continues it as it was
     else:
-        run_config = make_run_config(preset or "default", config, seed=seed_list[0], esa_fraction=esa)
+        run_config = make_run_config(preset or "default", config, seed=seed_list[0], esa_fraction=esa)  # declares [tasks.*]
+    if strategy is not None or weighting is not None:
+        import dataclasses
+
+        recipe = dataclasses.replace(run_config.train, **{k: v for k, v in (("strategy", strategy),
+                                                                          ("weighting", weighting)) if v is not None})
+        recipe.validate("--strategy/--weighting")
+        run_config = dataclasses.replace(run_config, train=recipe)
+    task_list = parse_task_list(tasks) if tasks is not None else stored[0]
+    specs = parse_networks(networks, task_list) if networks is not None else candidate_set(candidates, task_list)
     stages = default_stages(run_config, esa_only)
     with RichProgress() as progress:
         table = train_candidates(out, task_list, specs, run_config, resume=resume, stages=stages, progress=progress,
-                                 seeds=seed_list, executor=spec_of_executor)
+                                 seeds=seed_list, affinity=networks is None and candidates == "affinity",
+                                 executor=spec_of_executor)
     from rich.console import Console
 
     output_console().print(render_table(table.to_json(), "val"))
+    for t in render_affinity(table.to_json()):
+        output_console().print(t)
     Console(stderr=True).print(f"loss table: {out / 'losses.json'}")
 
 
@@ -139,6 +161,35 @@ def results_command(
         return
 
     output_console().print(render_table(doc, split))
+    for t in render_affinity(doc):
+        output_console().print(t)
+
+
+def render_affinity(doc: dict) -> list:
+    """Rich tables of the run's inter-task affinity (mean over seeds, whole run), if it has one."""
+    from rich.table import Table
+
+    from taskgroup.affinity import AffinityTable
+
+    if not doc.get("affinity"):
+        return []
+    affinity = AffinityTable.from_json(doc["affinity"], "losses.json")
+    stage = "final" if "final" in affinity.stages() else affinity.stages()[0]
+    seeds = affinity.seeds(stage)
+    titles = {"tag": "lookahead affinity (TAG): 1 - L_target after a step on the source alone / L_target before",
+              "cosine": "cosine similarity of the per-task gradients on the shared parameters"}
+    out = []
+    for kind, title in titles.items():
+        matrix = affinity.mean(kind, stage)
+        table = Table(title=f"{title} (row = source, column = target; mean over seeds {','.join(map(str, seeds))}, "
+                            f"{stage} stage)")
+        table.add_column("source", overflow="fold")
+        for t in affinity.tasks:
+            table.add_column(t, justify="right")
+        for t, row in zip(affinity.tasks, matrix):
+            table.add_row(t, *[f"{v:.3g}" if kind == "tag" else f"{v:.3f}" for v in row])
+        out.append(table)
+    return out
 
 
 def render_table(doc: dict, split: str):
@@ -159,8 +210,9 @@ def render_table(doc: dict, split: str):
     flagged = [(t, "+".join(n["tasks"]) + f"@{n['width']:g}" + ("" if n["stage"] == "final" else f"/{n['stage']}"))
                for n in doc["networks"] for t in n["tasks"]
                if _not_below(n["losses"].get("val", {}).get(t), ref.get(t, {}).get("val"))]
-    caption = ("CE in nats/pixel for segmentation, L1 in the data's units otherwise; lower is better. Trivial = "
-               "best constant predictor fitted on the training split.")
+    caption = ("Per task its loss (cross_entropy: nats/pixel; l1, l2: in the data's units; bce: nats per label and "
+               "pixel), over labelled pixels; lower is better. Trivial = best constant predictor fitted on the "
+               "training split.")
     if flagged:
         caption += (f" ! = not clearly (1%) below the trivial predictor on validation (not learnt): "
                     + ", ".join(f"{t} in {net}" for t, net in flagged) + ".")
@@ -174,12 +226,20 @@ def render_table(doc: dict, split: str):
         table.add_column(t, justify="right")
     table.add_column("steps", justify="right")
     table.add_column("time s", justify="right")
+    ref = doc.get("reference_losses", {})
     table.add_row("trivial predictor", "", "", *([""] if seeds else []), *[_fmt(ref.get(t, {}).get(split)) for t in tasks],
                   "", "", style="dim")
-    for n in doc["networks"]:
+    counts = doc.get("meta", {}).get("labelled_samples") or {}
+    labelled, size = counts.get("labelled") or {}, (counts.get("samples") or {}).get(split)
+    if size and any(labelled.get(t, {}).get(split, size) < size for t in tasks):  # partial labels: say how many
+        table.add_row(f"labelled {split} samples", "", "", *([""] if seeds else []),
+                      *[f"{labelled.get(t, {}).get(split, '?')} of {size}" for t in tasks], "", "", style="dim")
+    for n in doc["networks"] + doc.get("task_stops", []):
         losses = n["losses"].get(split, {})
         std = (n.get("loss_std") or {}).get(split, {})
         stage = n["stage"] if n["stage"] == "final" else f"{n['stage']} ({n['fraction']:.2f})"
+        if n.get("stopped_for"):
+            stage += f", best epoch of {n['stopped_for']}"
         cells = []
         for t in tasks:
             cell = _fmt(losses.get(t))

@@ -1,4 +1,5 @@
-"""Data for training and evaluation: built-in procedural scenes or a Taskonomy directory.
+"""Data for training and evaluation: built-in procedural scenes, a Taskonomy directory, or
+images and label files in plain folders.
 
 `open_split(DataConfig(...), "train", tasks)` returns memory-mapped `SplitArrays`; see
 docs/data.md for the scenes, the target encodings, the cache and the Taskonomy layout.

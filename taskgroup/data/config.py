@@ -1,4 +1,5 @@
-"""What data to train and evaluate on: the built-in scenes or a Taskonomy directory.
+"""What data to train and evaluate on: the built-in scenes, a Taskonomy directory, or a
+dataset in plain folders (taskgroup.data.folder).
 
 A `DataConfig` fully determines the arrays `open_split` returns; its content hash names the
 on-disk cache, so two configs that differ in anything but `cache_dir` never share a cache.
@@ -16,7 +17,7 @@ from typing import Any
 
 from taskgroup.errors import TaskgroupError
 
-SOURCES = ("scenes", "taskonomy")
+SOURCES = ("scenes", "taskonomy", "folder")
 SPLITS = ("train", "val", "test")
 DEFAULT_CACHE_DIR = "~/.cache/taskgroup"
 CACHE_ENV = "TASKGROUP_CACHE"  # environment variable overriding the default cache directory
@@ -24,7 +25,7 @@ CACHE_ENV = "TASKGROUP_CACHE"  # environment variable overriding the default cac
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "scenes"  # "scenes" (built-in procedural renderer) or "taskonomy" (a directory on disk)
+    source: str = "scenes"  # "scenes" (built-in renderer), "taskonomy" or "folder" (directories on disk)
     resolution: int = 64  # images are resolution x resolution pixels; a multiple of 16 (the networks downsample 16x)
     n_train: int = 2000  # scenes: number of training views
     n_val: int = 300  # scenes: number of validation views
@@ -35,14 +36,20 @@ class DataConfig:
     train_buildings: tuple[str, ...] = ()  # taskonomy: building names in the training split
     val_buildings: tuple[str, ...] = ()  # taskonomy: building names in the validation split
     test_buildings: tuple[str, ...] = ()  # taskonomy: building names in the test split
+    folder_root: str | None = None  # folder: directory holding <split>/rgb/<id>.png and <split>/<task>/<id>.png|npy
+    ignore: tuple[tuple[str, float], ...] = ()  # folder: label value meaning "no label", per task ({task = value} in TOML)
     cache_dir: str | None = None  # where rendered/resized arrays live; None: $TASKGROUP_CACHE or ~/.cache/taskgroup
 
     def __post_init__(self) -> None:
-        # Lists from TOML/JSON are accepted and frozen into tuples so the config stays hashable.
+        # Lists and tables from TOML/JSON are accepted and frozen into tuples so the config stays hashable.
         for name in ("train_buildings", "val_buildings", "test_buildings"):
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
+        if isinstance(self.ignore, dict):
+            object.__setattr__(self, "ignore", tuple(sorted(self.ignore.items())))
+        elif isinstance(self.ignore, list):
+            object.__setattr__(self, "ignore", tuple(tuple(p) for p in self.ignore))
         self.validate()
 
     def validate(self) -> None:
@@ -63,7 +70,7 @@ class DataConfig:
                 raise TaskgroupError(f"data config: field '{name}': expected >= 1, found {getattr(self, name)}")
         if self.seed < 0:
             raise TaskgroupError(f"data config: field 'seed': expected >= 0, found {self.seed}")
-        for name in ("taskonomy_root", "cache_dir"):
+        for name in ("taskonomy_root", "folder_root", "cache_dir"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, os.PathLike)):
                 raise TaskgroupError(f"data config: field '{name}': expected a path string, found {type(value).__name__}")
@@ -71,6 +78,15 @@ class DataConfig:
             value = getattr(self, name)
             if not isinstance(value, tuple) or not all(isinstance(b, str) and b for b in value):
                 raise TaskgroupError(f"data config: field '{name}': expected a list of building names (non-empty strings)")
+        if not isinstance(self.ignore, tuple) or not all(
+                isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], (int, float))
+                and not isinstance(p[1], bool) for p in self.ignore):
+            raise TaskgroupError("data config: field 'ignore': expected a table task = number (the label value "
+                                 "meaning 'no label')")
+        if self.source == "folder" and not self.folder_root:
+            raise TaskgroupError("data config: field 'folder_root': required when source = 'folder'")
+        if self.ignore and self.source != "folder":
+            raise TaskgroupError("data config: field 'ignore': only the folder source reads it")
         if self.source == "taskonomy":
             if not self.taskonomy_root:
                 raise TaskgroupError("data config: field 'taskonomy_root': required when source = 'taskonomy'")
@@ -103,8 +119,10 @@ class DataConfig:
         doc = dataclasses.asdict(self)
         for name in ("train_buildings", "val_buildings", "test_buildings"):
             doc[name] = list(doc[name])
-        if doc["taskonomy_root"] is not None:
-            doc["taskonomy_root"] = str(doc["taskonomy_root"])
+        doc["ignore"] = {task: value for task, value in self.ignore}
+        for name in ("taskonomy_root", "folder_root"):
+            if doc[name] is not None:
+                doc[name] = str(doc[name])
         if doc["cache_dir"] is not None:
             doc["cache_dir"] = str(doc["cache_dir"])
         return doc
@@ -117,13 +135,19 @@ class DataConfig:
         """The fields that determine the arrays (everything but where the cache lives)."""
         doc = self.to_dict()
         del doc["cache_dir"]
-        if self.source == "scenes":
+        if self.source != "folder":
+            for name in ("folder_root", "ignore"):
+                del doc[name]
+        if self.source != "taskonomy":
             for name in ("taskonomy_root", "train_buildings", "val_buildings", "test_buildings"):
                 del doc[name]
-        else:
+        if self.source != "scenes":
             for name in ("n_train", "n_val", "n_test", "views_per_layout", "seed"):
                 del doc[name]
+        if self.source == "taskonomy":
             doc["taskonomy_root"] = str(Path(self.taskonomy_root).expanduser().resolve())
+        if self.source == "folder":
+            doc["folder_root"] = str(Path(self.folder_root).expanduser().resolve())
         return doc
 
     def cache_root(self) -> Path:
@@ -131,9 +155,12 @@ class DataConfig:
         base = self.cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR
         return Path(base).expanduser()
 
-    def cache_name(self, version: int) -> str:
-        """Directory name for this config's arrays: source + hash of the content key and the format version."""
+    def cache_name(self, version: int, tasks_key: dict[str, Any] | None = None) -> str:
+        """Directory name for this config's arrays: source + hash of the content key and the format version
+        (and, for the folder source, of the tasks read: their loss, channels and ignore value)."""
         doc: dict[str, Any] = {"key": self.content_key(), "version": version}
+        if tasks_key is not None:
+            doc["tasks"] = tasks_key
         if self.source == "taskonomy":  # the loader's own encoding version (its units changed once)
             from taskgroup.data.taskonomy import ENCODING_VERSION
 

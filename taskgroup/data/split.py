@@ -16,7 +16,7 @@ import numpy as np
 from taskgroup.data import cache
 from taskgroup.data.config import DataConfig, check_split
 from taskgroup.errors import TaskgroupError
-from taskgroup.tasks import TASKS, parse_task_list
+from taskgroup.tasks import get_task, parse_task_list
 
 
 @dataclass
@@ -83,8 +83,21 @@ class SplitArrays:
         return np.asarray(self.targets[task][:n]), np.asarray(self.masks[task][:n])
 
 
-def split_directory(config: DataConfig, split: str) -> Path:
-    return config.cache_root() / config.cache_name(cache.FORMAT_VERSION) / split
+def split_directory(config: DataConfig, split: str, tasks: Sequence[str] = ()) -> Path:
+    return config.cache_root() / config.cache_name(cache.FORMAT_VERSION, _tasks_key(config, tasks)) / split
+
+
+def _tasks_key(config: DataConfig, tasks: Sequence[str]) -> dict[str, Any] | None:
+    """The folder source reads only the tasks asked for, each as its declaration says: part of the cache key."""
+    if config.source != "folder":
+        return None
+    from taskgroup.data.folder import ENCODING_VERSION, ignore_value
+    from taskgroup.tasks import get_task
+
+    key: dict[str, Any] = {t: {"loss": get_task(t).loss, "channels": get_task(t).channels,
+                               "ignore": ignore_value(config, t)} for t in sorted(tasks)}
+    key["folder_encoding"] = ENCODING_VERSION
+    return key
 
 
 def open_split(config: DataConfig, split: str, tasks: Sequence[str] | str) -> SplitArrays:
@@ -93,10 +106,12 @@ def open_split(config: DataConfig, split: str, tasks: Sequence[str] | str) -> Sp
         raise TaskgroupError(f"open_split: expected a DataConfig, found {type(config).__name__}")
     check_split(split)
     names = parse_task_list(tasks)
-    directory = split_directory(config, split)
+    directory = split_directory(config, split, names)
     key = {**config.content_key(), "split": split, "format_version": cache.FORMAT_VERSION}
+    if config.source == "folder":
+        key["tasks"] = _tasks_key(config, names)
     if not directory.exists():
-        _build(config, split, directory, key)
+        _build(config, split, directory, key, names)
     doc = cache.load_manifest(directory, key)
     available = doc["tasks"]
     missing = [t for t in names if t not in available]
@@ -116,8 +131,8 @@ def open_split(config: DataConfig, split: str, tasks: Sequence[str] | str) -> Sp
     targets = {t: arr(available[t]["target"]) for t in names}
     masks = {t: arr(available[t]["mask"]) for t in names}
     for t in names:
-        spec = TASKS[t]
-        want = (n, *images.shape[2:]) if t == "segment_semantic" else (n, spec.channels, *images.shape[2:])
+        spec = get_task(t)
+        want = (n, *images.shape[2:]) if spec.loss == "cross_entropy" else (n, spec.channels, *images.shape[2:])
         if targets[t].shape != want or masks[t].shape != (n, 1, *images.shape[2:]):
             raise TaskgroupError(f"{directory}: arrays of task '{t}' have shape {targets[t].shape} / mask "
                                  f"{masks[t].shape}, expected {want} / {(n, 1, *images.shape[2:])}; delete {directory} to rebuild")
@@ -126,17 +141,24 @@ def open_split(config: DataConfig, split: str, tasks: Sequence[str] | str) -> Sp
                        meta=doc.get("meta", {}))
 
 
-def _build(config: DataConfig, split: str, directory: Path, key: dict[str, Any]) -> None:
+def _build(config: DataConfig, split: str, directory: Path, key: dict[str, Any], tasks: Sequence[str]) -> None:
     if config.source == "scenes":
         from taskgroup.data import scenes as builder
         total, what = config.split_size(split), f"rendering {split} scenes"
-    else:
+    elif config.source == "taskonomy":
         from taskgroup.data import taskonomy as builder
         total, what = None, f"resizing taskonomy {split} split"
+    else:
+        from taskgroup.data import folder
+
+        total, what = None, f"reading folder {split} split"
 
     def build(tmp: Path) -> dict[str, Any]:
         with _progress(what, total) as advance:
-            doc = builder.build_split(config, split, tmp, advance)
+            if config.source == "folder":
+                doc = folder.build_split(config, split, tmp, tasks, advance)
+            else:
+                doc = builder.build_split(config, split, tmp, advance)
         return {"config": key, **doc}
 
     cache.build_atomically(directory, build)

@@ -8,7 +8,9 @@ nothing useful at the recipe's learning rate, so every regression task is traine
 - Taskonomy: the paper's fixed constants (tstandley/taskgrouping, taskonomy_loader.py), in
   the loader's units (taskgroup.data.taskonomy.PAPER_STANDARDIZATION);
 - every other source: mean and standard deviation per channel over the defined pixels of
-  the training split, measured once per run and stored with it.
+  the training split, measured once per run and stored with it;
+- a declared task (`[tasks.NAME]`) may instead fix the constants (`transform = { mean = [..],
+  std = [..] }`) or train on its values as they are (`transform = "none"`).
 Classification tasks (cross-entropy, multi-label BCE) are trained on their labels as they
 are; their outputs are logits.
 
@@ -146,7 +148,17 @@ def fit_transforms(data_config: Any, train: Any, tasks: Sequence[str]) -> dict[s
     for task in tasks:
         spec = get_task(task)
         units, value_range, fixed = source_units(source, task)
-        if spec.loss not in ("l1", "l2"):
+        if spec.units:
+            units = spec.units
+        if spec.loss == "bce" and source == "folder":
+            from taskgroup.data.folder import UNITS_BCE
+
+            units = spec.units or UNITS_BCE
+        if isinstance(spec.transform, tuple):
+            fixed = (*spec.transform, "constants declared in the task's [tasks.NAME] table")
+        elif spec.transform == "none":
+            fixed = ((0.0,) * spec.channels, (1.0,) * spec.channels, "none: trained on the values as they are (declared)")
+        if not spec.regression:
             out[task] = TargetTransform(task, units, None, None, "none: a classification task (outputs are logits)",
                                         value_range)
             continue
@@ -175,4 +187,8 @@ def source_units(source: str | None, task: str) -> tuple[str, tuple[float, float
 
         units, value_range = scenes.TARGET_UNITS[task]
         return units, value_range, None
+    if source == "folder":
+        from taskgroup.data.folder import UNITS
+
+        return UNITS, None, None
     return "the data's own values", None, None

@@ -4,10 +4,10 @@ Expected layout (the released Taskonomy layout):
     <root>/rgb/<building>/point_<P>_view_<V>_domain_rgb.png
     <root>/<task>/<building>/point_<P>_view_<V>_domain_<task>.png
 
-Splits are lists of building names (the paper splits by building). Every rgb image of a
-listed building must have a file for every task folder present under <root>; a missing or
-unreadable file is an error naming it (the paper's loader silently reused the previous
-sample instead). Images are resized to the configured square resolution: area averaging for
+Splits are lists of building names (the paper splits by building). Every task folder present
+under <root> is read; an rgb image without a file in a task's folder has no label for that
+task (its mask is false; the paper's loader silently reused the previous sample instead),
+and an unreadable file is an error naming it. Images are resized to the configured square resolution: area averaging for
 continuous values, nearest neighbour for class ids; masks are kept only where every source
 pixel under the output pixel is defined.
 
@@ -21,8 +21,8 @@ constants apply unchanged (taskgroup.data.standardize; PAPER_STANDARDIZATION bel
 - segment_semantic (8-bit class ids 0..17): kept as ids; 0 is "unlabeled" and masked (the
   paper's cross-entropy uses ignore_index=0); 1 is background and is a trained class.
 Masks follow the paper's losses: the depth mask applies to depth_zbuffer, normal,
-reshading, edge_occlusion and principal_curvature (all true if there is no depth folder);
-edge_texture, keypoints2d and rgb are defined everywhere.
+reshading, edge_occlusion and principal_curvature (all true for a sample without a depth
+file); edge_texture, keypoints2d and rgb are defined everywhere.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _read(path: Path) -> np.ndarray:
     import cv2
 
     if not path.is_file():
-        raise TaskgroupError(f"taskonomy: missing file {path} (every rgb image needs a file in each task folder)")
+        raise TaskgroupError(f"taskonomy: missing file {path}")
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise TaskgroupError(f"taskonomy: cannot read {path} as an image")
@@ -178,36 +178,38 @@ def build_split(config, split: str, directory, progress: Callable[[int], None] |
             arrays[t] = open_memmap(directory / f"{t}.npy", "w+", np.int64, (n, res, res))
         elif t != "rgb":
             arrays[t] = open_memmap(directory / f"{t}.npy", "w+", np.float32, (n, TASKS[t].channels, res, res))
-    has_depth = "depth_zbuffer" in tasks
+    # One mask per task: its own validity (depth range, class 0), the depth mask for the tasks the
+    # paper masks by depth, and false everywhere for a sample without a file for the task.
+    masks = {t: open_memmap(directory / f"mask_{t}.npy", "w+", np.bool_, (n, 1, res, res)) for t in arrays}
     mask_all = open_memmap(directory / "mask_all.npy", "w+", np.bool_, (n, 1, res, res))
     mask_all[:] = True
-    mask_depth = open_memmap(directory / "mask_depth.npy", "w+", np.bool_, (n, 1, res, res)) if has_depth else None
-    mask_seg = open_memmap(directory / "mask_segment.npy", "w+", np.bool_, (n, 1, res, res)) \
-        if "segment_semantic" in tasks else None
+    labelled = {t: 0 for t in arrays}
     for i, (building, stem) in enumerate(samples):
         rgb = _read(root / "rgb" / building / f"{stem}{RGB_SUFFIX}")
         images[i] = np.moveaxis(_resize(_unit(_channels(rgb, 3, root / "rgb" / building / f"{stem}{RGB_SUFFIX}")), res), -1, 0)
-        for t, arr in arrays.items():
+        depth_mask = None
+        for t in sorted(arrays, key=lambda t: t != "depth_zbuffer"):  # depth first: others use its mask
+            if not (root / t / building / f"{stem}_domain_{t}.png").is_file():  # no label for this sample
+                arrays[t][i] = 0
+                masks[t][i] = False
+                continue
             value, mask = load_sample(root, building, stem, t, res)
-            arr[i] = value
             if t == "depth_zbuffer":
-                mask_depth[i, 0] = mask
-            elif t == "segment_semantic":
-                mask_seg[i, 0] = mask
+                depth_mask = mask
+            elif t in DEPTH_MASKED and depth_mask is not None:
+                mask = depth_mask  # a sample without a depth file has these tasks defined everywhere
+            arrays[t][i] = value
+            masks[t][i, 0] = True if mask is None else mask
+            labelled[t] += int(masks[t][i].any())
         if progress is not None:
             progress(1)
-    for arr in (images, mask_all, mask_depth, mask_seg, *arrays.values()):
-        if arr is not None:
-            arr.flush()
-    del images, arrays, mask_all, mask_depth, mask_seg
+    for arr in (images, mask_all, *arrays.values(), *masks.values()):
+        arr.flush()
+    del images, arrays, mask_all, masks
 
-    def mask_file(t: str) -> str:
-        if t == "segment_semantic":
-            return "mask_segment.npy"
-        return "mask_depth.npy" if has_depth and t in DEPTH_MASKED else "mask_all.npy"
-
-    entries = {t: {"target": "images.npy" if t == "rgb" else f"{t}.npy", "mask": mask_file(t)} for t in tasks}
+    entries = {t: {"target": "images.npy" if t == "rgb" else f"{t}.npy",
+                   "mask": "mask_all.npy" if t == "rgb" else f"mask_{t}.npy"} for t in tasks}
     (directory / "samples.txt").write_text("".join(f"{b}/{s}\n" for b, s in samples))
     return {"count": n, "tasks": entries, "segment_classes": list(SEGMENT_CLASSES),
             "meta": {"root": str(root.resolve()), "buildings": list(getattr(config, f"{split}_buildings")),
-                     "samples_file": "samples.txt"}}
+                     "samples_file": "samples.txt", "labelled_samples": labelled}}

@@ -82,8 +82,12 @@ def load_checkpoint(path: str | os.PathLike, sha256: str | None = None):
     sha256: if given, the file must match it (see read_checkpoint)."""
     from taskgroup.models.registry import create_model
 
+    from taskgroup.task_tables import declare_from_json
+
     ckpt = read_checkpoint(path, sha256)
     arch = ckpt["arch"]
+    if isinstance(arch, dict):
+        declare_from_json(arch.get("declared_tasks"), f"{path}: arch.declared_tasks")
     try:
         model = create_model(arch["name"], arch["tasks"], arch["width"], **arch.get("config", {}))
         model.load_state_dict(ckpt["state_dict"], strict=True)

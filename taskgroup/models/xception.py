@@ -4,7 +4,8 @@ and one decoder per task, as in the paper's Taskonomy networks, scaled for small
 The width multiplier scales every channel count: 1.0 is the standard network and 0.5 the
 paper's half-size network. Gradients entering the shared trunk are scaled by
 1/sqrt(number of tasks), as in the paper's code, so adding heads does not inflate the
-trunk's effective learning rate; the scaling is the identity in the forward pass and is
+trunk's effective learning rate (what it does under each update strategy:
+taskgroup.train.strategies); the scaling is the identity in the forward pass and is
 skipped when no gradient is recorded (inference, export).
 """
 
@@ -172,13 +173,16 @@ class MultiTaskNet(nn.Module):
         """Input height and width must be multiples of this."""
         return self.config.output_stride
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """task -> output. `tasks`: compute only these heads (a training step on some of the tasks,
+        taskgroup.train.strategies); the trunk's gradient scale stays 1/sqrt(all heads)."""
         features = self.trunk(x)
         if torch.is_grad_enabled() and features.requires_grad:
             features = _ScaleGradient.apply(features, 1.0 / math.sqrt(len(self.heads)))
-        out = {t: head(features) for t, head in self.heads.items()}
+        out = {t: self.heads[t](features) for t in (self.heads if tasks is None else tasks)}
         for t, affine in self.outputs.items():
-            out[t] = affine(out[t])
+            if t in out:
+                out[t] = affine(out[t])
         return out
 
     def in_dataset_units(self) -> "MultiTaskNet":
@@ -206,9 +210,15 @@ class MultiTaskNet(nn.Module):
 
     def arch_config(self) -> dict:
         """Everything needed to rebuild this network (stored in checkpoints)."""
+        from taskgroup.task_tables import declared_in
+
         cfg = asdict(self.config)
-        return {"name": self.name, "tasks": list(self.tasks), "width": self.width,
-                "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}}
+        doc = {"name": self.name, "tasks": list(self.tasks), "width": self.width,
+               "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}}
+        declared = declared_in(self.tasks)  # heads of declared tasks: the checkpoint says what they are
+        if declared:
+            doc["declared_tasks"] = declared
+        return doc
 
 
 @register_model("xception")

@@ -85,12 +85,7 @@ def random_groupings(tasks: Sequence[str], budget: float, network_cost: NetworkC
     for _ in range(max_tries):
         if len(out) == draws:
             break
-        order = list(tasks)
-        rng.shuffle(order)
-        k = rng.randint(1, len(order))
-        cuts = sorted(rng.sample(range(1, len(order)), k - 1)) if k > 1 else []
-        groups = [tuple(t for t in tasks if t in order[a:b]) for a, b in zip([0] + cuts, cuts + [len(order)])]
-        nets = [BaselineNetwork(g, 1.0) for g in groups]
+        nets = [BaselineNetwork(g, 1.0) for g in random_partition(tasks, rng)]
         # Shrink random networks to half width until the grouping fits (or cannot shrink further).
         for i in rng.sample(range(len(nets)), len(nets)):
             if Baseline("", tuple(nets)).cost(network_cost, corun) <= budget:
@@ -102,3 +97,13 @@ def random_groupings(tasks: Sequence[str], budget: float, network_cost: NetworkC
             seen.add(key)
             out.append(candidate)
     return out
+
+
+def random_partition(tasks: Sequence[str], rng: random.Random) -> list[tuple[str, ...]]:
+    """A random partition of the tasks into groups (a random number of groups, cut from a random order);
+    each group keeps the tasks' given order."""
+    order = list(tasks)
+    rng.shuffle(order)
+    k = rng.randint(1, len(order))
+    cuts = sorted(rng.sample(range(1, len(order)), k - 1)) if k > 1 else []
+    return [tuple(t for t in tasks if t in order[a:b]) for a, b in zip([0] + cuts, cuts + [len(order)])]

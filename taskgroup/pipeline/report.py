@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from taskgroup.fileio import write_bytes_atomic
+from taskgroup.grouping import GroupingNetwork
 from taskgroup.stats import Z, Estimate, compare, estimate
 
 
@@ -20,7 +21,7 @@ class GroupingResult:
     """One way of serving all tasks: the chosen grouping or a baseline."""
 
     name: str  # e.g. "chosen", "one network", "independent singles", "random #1"
-    networks: list[dict[str, Any]]  # each: tasks_trained, tasks_served, width
+    networks: list[GroupingNetwork]  # the grouping file's networks: tasks (trained), served, width
     cost: float  # predicted cost in the budget's unit
     test_losses: dict[str, float]  # task -> serving loss on the test split (mean over seeds)
     measured: bool = True  # False when some network's loss was estimated rather than trained
@@ -42,9 +43,8 @@ class GroupingResult:
     def describe(self) -> str:
         parts = []
         for net in self.networks:
-            served = set(net["tasks_served"])
-            tasks = ", ".join(t if t in served else f"({t})" for t in net["tasks_trained"])
-            parts.append(f"[{tasks}]@{net['width']:g}")
+            tasks = ", ".join(t if t in net.served else f"({t})" for t in net.tasks)
+            parts.append(f"[{tasks}]@{net.width:g}")
         return " + ".join(parts)
 
 
@@ -70,6 +70,8 @@ class ReportData:
     gains_per_seed: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)  # task -> partner -> seed -> gain
     robustness: str | None = None  # one sentence: the budget range over which the choice holds
     objective: str = "none"  # what selection ranked: none (plain sum), reference or single (normalised)
+    estimate_errors: list[dict[str, Any]] = field(default_factory=list)  # network, task, estimated, measured, error
+    affinity: dict[str, Any] | None = None  # tasks, kind -> n x n mean matrix, seeds, every, kind -> fitted slope
 
     def score(self, result: GroupingResult) -> float:
         """What selection optimises, on the test split: the plain total, or the normalised one."""
@@ -98,7 +100,8 @@ def write_report(run_dir: str | Path, data: ReportData) -> Path:
     matplotlib.use("Agg")
     out = Path(run_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    _plot_gains(out / "pairwise_gains.png", data)
+    if not data.affinity:  # an affinity run trained no pairs: its section shows the affinity instead
+        _plot_gains(out / "pairwise_gains.png", data)
     _plot_frontier(out / "frontier.png", data)
     _plot_task_losses(out / "task_losses.png", data)
     path = out / "report.md"
@@ -122,6 +125,9 @@ def comparison_notes(data: ReportData) -> list[str]:
         if not _fits(b, data):
             notes.append(f"'{b.name}' does not fit the budget ({b.cost:.4g} > {data.budget:.4g} {data.budget_unit}); "
                          "shown for reference.")
+            continue
+        if _same_networks(b, data.chosen):
+            notes.append(f"'{b.name}' is the chosen grouping.")
             continue
         diff = data.score(b) - data.score(data.chosen)
         theirs = b.seed_totals(data.test_scales)
@@ -151,9 +157,16 @@ def comparison_notes(data: ReportData) -> list[str]:
     return notes
 
 
+def _same_networks(a: GroupingResult, b: GroupingResult) -> bool:
+    def key(r: GroupingResult) -> set:
+        return {(tuple(n.tasks), tuple(n.served), float(n.width)) for n in r.networks}
+    return key(a) == key(b)
+
+
 def _approximation_note() -> str:
-    return (" Selection optimises the validation losses of the candidates (with higher-order networks estimated "
-            "when HOA is on); this gap is the price of that approximation and of validation/test differences.")
+    return (" Selection optimises the validation losses of the candidates (with untrained networks estimated "
+            "when an estimator such as HOA or TAG is on); this gap is the price of that approximation and of "
+            "validation/test differences.")
 
 
 def _preset_noise(d: ReportData) -> float | None:
@@ -225,7 +238,7 @@ def _markdown(d: ReportData) -> str:
         "|---|---|---|---|",
     ]
     for i, net in enumerate(d.chosen.networks):
-        lines.append(f"| {i} | {', '.join(net['tasks_trained'])} | {', '.join(net['tasks_served'])} | {net['width']:g} |")
+        lines.append(f"| {i} | {', '.join(net.tasks)} | {', '.join(net.served)} | {net.width:g} |")
     total = estimate(list(d.chosen.seed_totals().values())) if d.several_seeds else estimate([d.chosen.total])
     lines += [
         "",
@@ -254,17 +267,12 @@ def _markdown(d: ReportData) -> str:
     notes = comparison_notes(d)
     lines += ["", *(f"- {n}" for n in notes)] if notes else [
         "", f"- The chosen grouping's {d.score_name} is at least as good as every baseline that fits the budget."]
-    lines += ["", "![per-task test losses](task_losses.png)", "",
-              "## Pairwise relationships", "",
-              f"Gain of task (row) from being trained with a partner (column): L(half-size single) / L(pair) - 1 "
-              f"on the {d.gains_split} split; positive means the pair predicts the row task better than a "
-              "half-size single-task network of the same total cost.", "",
-              gains_noise_note(d), "",
-              "| task | " + " | ".join(d.tasks) + " |", "|---|" + "---|" * len(d.tasks)]
-    for t in d.tasks:
-        cells = [("" if p == t or p not in d.pairwise_gains.get(t, {}) else gain_cell(d, t, p)) for p in d.tasks]
-        lines.append(f"| {t} | " + " | ".join(cells) + " |")
-    lines += ["", "![pairwise gains](pairwise_gains.png)", "", "## Time vs loss", "",
+    lines += ["", "![per-task test losses](task_losses.png)", ""]
+    if d.affinity:
+        lines += affinity_section(d.affinity)
+    else:
+        lines += pairwise_section(d)
+    lines += ["", "## Time vs loss", "",
               "The exact optimum at every budget where it changes (selection split), with the baselines.", "",
               "![frontier](frontier.png)", "", "## Latency", ""]
     lat = d.latency
@@ -277,6 +285,13 @@ def _markdown(d: ReportData) -> str:
             f"(bundle / sum = {lat['p50_ms'] / lat['standalone_sum_ms']:.2f}).",
         ]
         lines += ["", *(f"- {n}" for n in latency_notes(d))]
+    if d.estimate_errors:
+        lines += ["", "## Estimates against the trained networks", "",
+                  "Networks the search only estimated, then trained for real before the final choice (validation "
+                  "losses; error = estimate / measured - 1).", "",
+                  "| network | task | estimated | measured | error |", "|---|---|---|---|---|"]
+        lines += [f"| {e['network']} | {e['task']} | {e['estimated']:.5f} | {e['measured']:.5f} | {e['error']:+.1%} |"
+                  for e in d.estimate_errors]
     lines += ["", "## Compute", ""]
     c = d.compute
     if c:
@@ -289,6 +304,45 @@ def _markdown(d: ReportData) -> str:
     if d.notes:
         lines += ["", "## Notes", "", *(f"- {n}" for n in d.notes)]
     return "\n".join(lines) + "\n"
+
+
+def pairwise_section(d: ReportData) -> list[str]:
+    lines = ["## Pairwise relationships", "",
+             f"Gain of task (row) from being trained with a partner (column): L(half-size single) / L(pair) - 1 "
+             f"on the {d.gains_split} split; positive means the pair predicts the row task better than a "
+             "half-size single-task network of the same total cost.", "",
+             gains_noise_note(d), "",
+             "| task | " + " | ".join(d.tasks) + " |", "|---|" + "---|" * len(d.tasks)]
+    for t in d.tasks:
+        cells = [("" if p == t or p not in d.pairwise_gains.get(t, {}) else gain_cell(d, t, p)) for p in d.tasks]
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    return lines + ["", "![pairwise gains](pairwise_gains.png)"]
+
+
+def affinity_section(a: dict[str, Any]) -> list[str]:
+    """The inter-task affinity measured while training the all-task network (no pairs were trained)."""
+    tasks = a["tasks"]
+    lines = ["## Inter-task affinity", "",
+             f"Measured while training the all-task network, every {a['every']} steps (mean over training and over "
+             f"seeds {', '.join(map(str, a['seeds']))}); row = source task, column = target task. Lookahead (TAG): "
+             "1 - L_target after the optimizer's step on the source task alone / L_target before, on the same "
+             "batch; positive means a step on the source lowers the target's loss."]
+    titles = {"tag": "Lookahead affinity (x 1000)", "cosine": "Gradient cosine similarity"}
+    for kind, title in titles.items():
+        scale = 1000.0 if kind == "tag" else 1.0
+        lines += ["", f"{title}:", "", "| source | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+        for t, row in zip(tasks, a[kind]):
+            lines.append(f"| {t} | " + " | ".join(f"{scale * v:+.2f}" for v in row) + " |")
+    if a.get("calibration"):
+        lines += ["", f"Untrained groups were estimated from the {a['estimate']} matrix (docs/select.md): each task's "
+                  "single-task loss, scaled by its groupmates' affinity onto it and by the part of the all-task "
+                  "network's loss ratio that affinity does not explain (the residual, spread over the number of "
+                  "groupmates). Validation split; log ratios:", "",
+                  "| task | log(L_all / L_single) | explained by affinity | residual |", "|---|---|---|---|"]
+        for t, c in a["calibration"].items():
+            lines.append(f"| {t} | {math.log(c['ratio']):+.4f} | {c['explained']:+.4f} | "
+                         f"{c['residual']:+.4f} |")
+    return lines
 
 
 def gain_within_noise(d: ReportData, task: str, partner: str) -> bool | None:

@@ -32,11 +32,13 @@ from typing import Any, Callable
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import DirectoryLock, differences, read_json, write_json_atomic
+from taskgroup.grouping import Grouping, GroupingNetwork
 from taskgroup.losstable import LossTable
 from taskgroup.tasks import PAPER_TASKS, parse_task_list
 
 STATE_FILE = "pipeline.json"
 STATE_KIND = "pipeline_state"
+STATE_VERSION = 2  # 2: networks trained on standardised targets (1: on the data's values; not resumable)
 DEFAULT_BUDGET_SNT = 1.2  # below what one network per task costs: sharing has to be chosen
 STAGES = ("profile", "candidates", "select", "finalize", "baselines", "export", "bench", "report")
 BUDGET_FIELDS = ("budget_ms", "budget_snt")  # a resume may change these: only selection onwards depends on them
@@ -47,8 +49,8 @@ class PipelineConfig:
     preset: str = "default"  # architecture, data and training recipe (taskgroup.presets / taskgroup.train)
     config_file: str | None = None  # TOML overriding preset fields, as `taskgroup train --config`
     tasks: tuple[str, ...] = PAPER_TASKS  # tasks to group (default: the paper's five)
-    candidates: str = "pairs"  # candidate set trained for the search: singles | pairs | all
-    estimate: str | None = "hoa"  # estimator for untrained higher-order networks (None: measured only)
+    candidates: str = "pairs"  # candidate set trained for the search: singles | pairs | all | affinity
+    estimate: str | None = "hoa"  # estimator for untrained networks: hoa (pairs), tag or cosine (affinity), None
     normalize: str = "reference"  # objective: reference (each loss / its trivial predictor's) | none (the paper's plain sum) | single
     esa: float | None = None  # Early Stopping Approximation: train candidates for this fraction only
     budget_ms: float | None = None  # budget in measured milliseconds on this device...
@@ -56,11 +58,11 @@ class PipelineConfig:
     random_baselines: int = 3  # random groupings drawn as baselines
     seed: int = 0  # weights, batch order, random baselines (the first of `seeds` when those are given)
     seeds: tuple[int, ...] | None = None  # train every network once per seed (None: just `seed`)
+    top_k: int = 1  # finalize trains the networks of the k best groupings under the estimate and re-chooses (1: off)
     device: str = "cpu"  # device to profile and benchmark on
     backend: str = "onnxruntime"  # profiling backend; the runtime uses ONNX Runtime
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tasks", parse_task_list(list(self.tasks)))
         if self.seeds is not None:
             from taskgroup.train.run import check_seeds
 
@@ -74,17 +76,19 @@ class PipelineConfig:
         budget = self.budget_ms if self.budget_ms is not None else self.budget_snt
         if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0):
             raise TaskgroupError(f"the budget must be a positive number, got {budget!r}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or not 1 <= self.top_k <= 50:
+            raise TaskgroupError(f"--top-k must be an integer from 1 to 50, got {self.top_k!r}")
         if self.random_baselines < 0:
             raise TaskgroupError(f"--random-baselines must be >= 0, got {self.random_baselines}")
+        self._check_stage_options()  # reads the config file, which may declare tasks: before the names are checked
+        object.__setattr__(self, "tasks", parse_task_list(list(self.tasks)))
         if len(self.tasks) < 2:
             raise TaskgroupError("grouping needs at least two tasks")
-        self._check_stage_options()
 
     def _check_stage_options(self) -> None:
         """Every option a later stage uses is checked now, before anything is written: a typo
         must not surface after minutes of training, in a run that then cannot be resumed."""
-        from taskgroup.profile.backends import resolve_backend
-        from taskgroup.profile.device import parse_device
+        from taskgroup.profile.device import parse_device, resolve_backend
         from taskgroup.search.estimate import get_estimator
         from taskgroup.search.normalize import NORMALIZATIONS
         from taskgroup.train import CANDIDATE_SETS, make_run_config
@@ -92,10 +96,20 @@ class PipelineConfig:
         if self.candidates not in CANDIDATE_SETS:
             raise TaskgroupError(f"unknown candidate set '{self.candidates}'; valid sets: {', '.join(CANDIDATE_SETS)}")
         if self.estimate is not None:
-            get_estimator(self.estimate)
+            uses_affinity = getattr(get_estimator(self.estimate), "uses_table", False)
+            if uses_affinity and self.candidates != "affinity":
+                raise TaskgroupError(f"--estimate {self.estimate} estimates from the affinity measured while training "
+                                     "the all-task network: use it with --candidates affinity")
+            if self.candidates == "affinity" and not uses_affinity:
+                raise TaskgroupError(f"--candidates affinity trains no pairs for --estimate {self.estimate}; use "
+                                     "--estimate tag or cosine (or none: measured networks only)")
         if self.normalize not in NORMALIZATIONS:
             raise TaskgroupError(f"unknown normalisation '{self.normalize}'; valid options: {', '.join(NORMALIZATIONS)}")
-        make_run_config(self.preset, self.config_file, seed=self.seed, esa_fraction=self.esa)  # preset, TOML, ESA
+        run_config = make_run_config(self.preset, self.config_file, seed=self.seed, esa_fraction=self.esa)
+        if self.candidates == "affinity":
+            from taskgroup.train.strategies import check_affinity
+
+            check_affinity(run_config.train.strategy)
         resolve_backend(self.backend, parse_device(self.device))
 
     def to_json(self) -> dict[str, Any]:
@@ -105,6 +119,8 @@ class PipelineConfig:
             del doc["seeds"]  # one seed: the document a one-seed pipeline always wrote
         else:
             doc["seeds"] = list(self.seeds)
+        if self.top_k == 1:
+            del doc["top_k"]  # off: the document a pipeline without re-ranking always wrote
         # What --config resolves to, not just its path: editing the file between runs must not go unnoticed.
         from taskgroup.train import make_run_config
 
@@ -153,7 +169,11 @@ class Pipeline:
         if resume:
             if not path.exists():
                 raise TaskgroupError(f"{self.run_dir}: nothing to resume (no {STATE_FILE}); run without --resume")
-            state = read_json(path, STATE_KIND)
+            state = read_json(path, STATE_KIND, (1, STATE_VERSION))
+            if state["schema_version"] == 1:
+                raise TaskgroupError(f"{path}: schema_version 1: this pipeline run was started before target "
+                                     f"standardisation (this taskgroup writes version {STATE_VERSION}) and cannot be "
+                                     "resumed; its report, grouping and bundle remain valid; start a new --out")
             now, then = json.loads(json.dumps(self.config.to_json())), state.get("config") or {}
             changes = differences(then, now)
             if changes and {k.split(".")[0] for k, _, _ in changes} <= set(BUDGET_FIELDS):
@@ -175,7 +195,7 @@ class Pipeline:
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise TaskgroupError(f"{self.run_dir}: directory is not empty; use --resume to continue a run or a new --out")
         self._preflight()
-        state = {"schema_version": 1, "kind": STATE_KIND, "config": self.config.to_json(), "finished": {}}
+        state = {"schema_version": STATE_VERSION, "kind": STATE_KIND, "config": self.config.to_json(), "finished": {}}
         write_json_atomic(path, state)
         return state
 
@@ -244,7 +264,7 @@ class Pipeline:
 
         return candidates_from_table(self.table(), split, stage, cost_fn=self.profile().cost_fn, estimate=estimate)
 
-    def _train(self, specs, stages: tuple[str, ...]) -> None:
+    def _train(self, specs, stages: tuple[str, ...], affinity: bool = False) -> None:
         from taskgroup.train import train_candidates
         from taskgroup.train.trainer import load_run_data
 
@@ -254,7 +274,8 @@ class Pipeline:
             self.say("loading data (rendered and cached on first use)")
             self._data = load_run_data(config, self.config.tasks)
         train_candidates(self.train_dir, self.config.tasks, specs, config, resume=resume, stages=stages,
-                         progress=self.progress, data=self._data, seeds=self.config.seed_list, executor=self._executor)
+                         progress=self.progress, data=self._data, seeds=self.config.seed_list, affinity=affinity,
+                         executor=self._executor)
 
     def candidate_stage(self) -> str:
         return "early" if self.config.esa is not None else "final"
@@ -292,10 +313,13 @@ class Pipeline:
         from taskgroup.train import candidate_set
 
         p, budget = self.profile(), self.budget_ms()
+        est = get_estimator(self.config.estimate) if self.config.estimate else None
+        # Affinity estimators need trained networks; they estimate every full-width group, as `all` trains.
+        kind = "all" if getattr(est, "uses_table", False) else self.config.candidates
         cands = [make_candidate(s.tasks, s.width, {t: 0.0 for t in s.tasks}, p.cost_fn)
-                 for s in candidate_set(self.config.candidates, self.config.tasks)]
-        if self.config.estimate:
-            cands = get_estimator(self.config.estimate)(cands, p.cost_fn)
+                 for s in candidate_set(kind, self.config.tasks)]
+        if est is not None and kind == self.config.candidates:
+            cands = est(cands, p.cost_fn)
         cheap = Selector(cands, self.config.tasks, unit="ms", corun=p.corun).cheapest()
         if cheap is not None and cheap.cost > budget * (1 + 1e-9):
             nets = ", ".join("+".join(n.candidate.tasks) + f"@{n.candidate.width:g}" for n in cheap.networks)
@@ -310,19 +334,34 @@ class Pipeline:
         self._check_budget_feasible()  # before any training
 
         specs = candidate_set(self.config.candidates, self.config.tasks)
-        self._train(specs, (self.candidate_stage(),))
+        self._train(specs, (self.candidate_stage(),), affinity=self.config.candidates == "affinity")
         return {"networks": len(specs)}
 
     def stage_select(self) -> dict[str, Any]:
-        from taskgroup.search import frontier, select
+        from taskgroup.search import frontier
+        from taskgroup.search.robustness import robust_select
 
         budget = self.budget_ms()
         cands = self.candidates("val", self.candidate_stage(), self.config.estimate)
         scales = self.scales("val")
         corun = self.profile().corun  # measured slowdown of networks run back to back
-        sel = select(cands, budget, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
-        self._write_grouping(sel, "selected.json")
-        for warning in self.not_learnt(read_json(self.run_dir / "selected.json", "grouping"), self.candidate_stage()):
+        sel = robust_select(cands, self.profile(), budget, tasks=self.config.tasks, scales=scales,
+                            relative=self.config.budget_snt is not None)
+        extra = {}
+        if self.config.top_k > 1:
+            from taskgroup.search.robustness import with_noise_margin
+            from taskgroup.search.topk import grouping_summary, networks_to_train, top_k
+
+            profile = self.profile().with_relative_noise(self.config.budget_snt is not None)
+            fit = with_noise_margin(cands, profile, sel.robustness["sigmas"])  # as the choice was made
+            ranked = top_k(fit, budget, self.config.top_k, tasks=self.config.tasks, scales=scales, unit="ms",
+                           corun=corun)
+            extra = {"top_k": [grouping_summary(g) for g in ranked],
+                     "to_train": [{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)]}
+            self.say(f"top-{self.config.top_k}: {len(ranked)} groupings, {len(extra['to_train'])} estimated "
+                     "network(s) to train in finalize")
+        self._write_grouping(sel, "selected.json", extra)
+        for warning in self.not_learnt(Grouping.load(self.run_dir / "selected.json"), self.candidate_stage()):
             self.say(f"WARNING: {warning.message()}")
         front = frontier(cands, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
         write_json_atomic(self.run_dir / "frontier.json", front.to_json())
@@ -332,20 +371,25 @@ class Pipeline:
     def stage_finalize(self) -> dict[str, Any]:
         """Fully train the chosen networks that were only estimated or early-stopped, then
         re-choose which chosen network serves each task on their final validation losses."""
-        from taskgroup.search import select
+        from taskgroup.search.robustness import robust_select
         from taskgroup.train import CandidateSpec
 
-        chosen = read_json(self.run_dir / "selected.json", "grouping")
-        specs = [CandidateSpec(tuple(n["tasks"]), float(n["width"])) for n in chosen["networks"]]
+        chosen = Grouping.load(self.run_dir / "selected.json")
+        # top-k: every grouping's networks (the file's summaries), else the chosen grouping's
+        networks = ([n for g in chosen.extra["top_k"] for n in g["networks"]] if chosen.extra.get("top_k")
+                    else [n.to_json() for n in chosen.networks])
+        specs = list(dict.fromkeys(CandidateSpec(tuple(n["tasks"]), float(n["width"])) for n in networks))
         self._train(specs, ("final",))
         keys = {(frozenset(s.tasks), s.width) for s in specs}
         final = [c for c in self.candidates("val", "final") if c.key in keys]
-        sel = select(final, self.budget_ms(), tasks=self.config.tasks, unit="ms", scales=self.scales("val"),
-                     corun=self.profile().corun)
+        sel = robust_select(final, self.profile(), self.budget_ms(), tasks=self.config.tasks, scales=self.scales("val"),
+                            relative=self.config.budget_snt is not None)
         sel.evaluate([c for c in self.candidates("test", "final") if c.key in keys], "test")
-        self._write_grouping(sel, "best.json")
+        from taskgroup.search.topk import estimate_errors
+
+        self._write_grouping(sel, "best.json", {"estimate_errors": estimate_errors(networks, final)})
         self.say(_describe(sel))
-        for warning in self.not_learnt(read_json(self.run_dir / "best.json", "grouping")):
+        for warning in self.not_learnt(Grouping.load(self.run_dir / "best.json")):
             self.say(f"WARNING: {warning.message()}")
         return {"objective": sel.objective, "evaluated_total": sel.evaluation.total, "cost_ms": sel.cost}
 
@@ -362,9 +406,9 @@ class Pipeline:
                         if len(c.tasks) == 1 and (c.tasks, c.width) not in have]
         baselines = [one_network(tasks, budget, p.network_ms)]
         baselines.append(independent_singles(singles, tasks, budget, "ms", self.scales("val"), corun=p.corun))
-        best = read_json(self.run_dir / "best.json", "grouping")
-        chosen = Baseline("chosen", tuple(BaselineNetwork(tuple(n["served"]), n["width"]) for n in best["networks"]
-                                          if n["served"] == n["tasks"]))  # a random draw equal to it says nothing
+        best = Grouping.load(self.run_dir / "best.json")
+        chosen = Baseline("chosen", tuple(BaselineNetwork(n.served, n.width) for n in best.networks
+                                          if n.served == n.tasks))  # a random draw equal to it says nothing
         baselines += random_groupings(tasks, budget, p.network_ms, self.config.random_baselines, self.config.seed,
                                       exclude=[*baselines, chosen], corun=p.corun)
         specs = [CandidateSpec(n.tasks, n.width) for b in baselines for n in b.networks]
@@ -396,25 +440,16 @@ class Pipeline:
         return {"bundle": str(out.relative_to(self.run_dir))}
 
     def stage_bench(self) -> dict[str, Any]:
-        from runtime import BackendUnavailableError, BundleError, load_bundle
+        from taskgroup.bench import measure_bundle
 
-        bundle_dir = self.run_dir / "bundle"
-        try:
-            # load_bundle runs sessions with the profile's thread count (from the manifest), so measured
-            # and predicted latency compare like with like.
-            with load_bundle(bundle_dir, device=self.config.device) as bundle:
-                measured = bundle.measure(runs=300)
-                execution = bundle.execution
-        except (BundleError, BackendUnavailableError) as exc:
-            raise TaskgroupError(f"{bundle_dir}: {exc}") from exc
-        whole = measured["whole"]
-        predicted = read_json(self.run_dir / "best.json", "grouping")["cost"]
-        doc = {"schema_version": 1, "kind": "bundle_benchmark", **measured, "predicted_ms": predicted,
-               "budget_ms": self.budget_ms(), "execution": execution}
-        write_json_atomic(self.run_dir / "bench.json", doc)
-        self.say(f"bundle p50 {whole['p50_ms']:.3f} ms (p99 {whole['p99_ms']:.3f}); predicted {predicted:.3f} ms; "
+        # As `taskgroup bench` measures: sessions with the profile's thread count (from the manifest) and the
+        # profiler's own timing function, so measured and predicted latency compare like with like.
+        result = measure_bundle(self.run_dir / "bundle", device=self.config.device, runs=300)
+        result.save(self.run_dir / "bench.json")
+        self.say(f"bundle p50 {result.whole.p50_ms:.3f} ms (p99 {result.whole.p99_ms:.3f}); predicted "
+                 f"{result.predicted_ms:.3f} ms (measured / predicted {result.measured_over_predicted:.3f}); "
                  f"budget {self.budget_ms():.3f} ms")
-        return {"p50_ms": whole["p50_ms"]}
+        return {"p50_ms": result.whole.p50_ms, "predicted_ms": result.predicted_ms}
 
     def stage_report(self) -> dict[str, Any]:
         from taskgroup.pipeline.report import write_report
@@ -425,22 +460,24 @@ class Pipeline:
 
     # ---- report assembly
     def report_data(self):
+        from taskgroup.bench import BenchResult
         from taskgroup.pipeline.report import GroupingResult, ReportData
         from taskgroup.search.profiled import device_summary
 
-        best = read_json(self.run_dir / "best.json", "grouping")
+        best = Grouping.load(self.run_dir / "best.json")
         base = read_json(self.run_dir / "baselines.json", "baselines")
-        bench = read_json(self.run_dir / "bench.json", "bundle_benchmark")
+        bench = BenchResult.load(self.run_dir / "bench.json")
         front = read_json(self.run_dir / "frontier.json", "frontier")
         p = self.profile()
         table = self.table()
 
-        def result(name: str, networks: list[dict[str, Any]], cost: float, losses: dict[str, float]) -> GroupingResult:
-            nets = [{"tasks_trained": n["tasks"], "tasks_served": n["served"], "width": n["width"]} for n in networks]
-            return GroupingResult(name, nets, cost, losses, per_seed=served_per_seed(table, networks, "test"))
+        def result(name: str, networks: list[GroupingNetwork], cost: float, losses: dict[str, float]) -> GroupingResult:
+            return GroupingResult(name, networks, cost, losses, per_seed=served_per_seed(table, networks, "test"))
 
-        chosen = result("chosen", best["networks"], best["cost"], best["evaluated_losses"])
-        baselines = [result(b["name"], b["networks"], b["cost_ms"], b["test_losses"]) for b in base["baselines"]]
+        chosen = result("chosen", list(best.networks), best.cost, best.evaluation.losses)
+        baselines = [result(b["name"], [GroupingNetwork(tuple(n["tasks"]), tuple(n["served"]), float(n["width"]))
+                                        for n in b["networks"]], b["cost_ms"], b["test_losses"])
+                     for b in base["baselines"]]
         from taskgroup.train.config import preset_seed_noise
 
         return ReportData(
@@ -449,18 +486,40 @@ class Pipeline:
             chosen=chosen, baselines=baselines,
             pairwise_gains=pairwise_gains(table, "test", self.candidate_stage()), gains_split="test",
             frontier=[{"cost": pt["cost"], "objective": pt["objective"]} for pt in front["points"]],
-            latency={"p50_ms": bench["whole"]["p50_ms"], "p90_ms": bench["whole"]["p90_ms"],
-                     "p99_ms": bench["whole"]["p99_ms"], "predicted_ms": bench["predicted_ms"],
-                     "standalone_sum_ms": bench["standalone_p50_sum_ms"]},
+            latency={"p50_ms": bench.whole.p50_ms, "p90_ms": bench.whole.p90_ms, "p99_ms": bench.whole.p99_ms,
+                     "predicted_ms": bench.predicted_ms, "standalone_sum_ms": bench.standalone_p50_sum_ms},
             compute=search_compute(table, self.config.tasks, self.candidate_stage(), self.config.candidates),
             machine=machine_description(), notes=self._notes(best), test_scales=self.scales("test"),
             seeds=list(table.seed_values()) or [self.config.seed], objective=self.config.normalize,
             seed_noise=preset_seed_noise(self.config.preset, self.run_config()),
             warnings=[w.message() for w in self.not_learnt(best)],
             gains_per_seed=pairwise_gains_per_seed(table, "test", self.candidate_stage()),
+            # Robustness of the choice among every candidate (selection), not only among the chosen networks.
+            robustness=robustness_text(Grouping.load(self.run_dir / "selected.json")),
+            estimate_errors=list(best.extra.get("estimate_errors") or []),
+            affinity=self.affinity_summary(),
         )
 
-    def not_learnt(self, grouping: dict[str, Any], stage: str = "final"):
+    def affinity_summary(self) -> dict[str, Any] | None:
+        """The run's affinity (mean matrices) and how the estimator in use reads it, for the report."""
+        from taskgroup.affinity import KINDS
+        from taskgroup.search.affinity import calibration_for
+
+        table, stage = self.table(), self.candidate_stage()
+        if table.affinity is None or stage not in table.affinity.stages():
+            return None
+        doc: dict[str, Any] = {"tasks": list(table.affinity.tasks), "seeds": table.affinity.seeds(stage),
+                               "every": table.affinity.runs[0].every}
+        for kind in KINDS:
+            doc[kind] = table.affinity.mean(kind, stage)
+        if self.config.estimate in KINDS:
+            cal = calibration_for(table, self.config.estimate, "val", stage)
+            doc["estimate"] = self.config.estimate
+            doc["calibration"] = {t: {"ratio": cal.ratio[t], "explained": cal.explained(t),
+                                      "residual": cal.residual[t]} for t in cal.ratio}
+        return doc
+
+    def not_learnt(self, grouping: Grouping, stage: str = "final"):
         """Served tasks of a grouping whose trained network does not beat the trivial predictor on
         validation (networks only estimated are not checked)."""
         from taskgroup.learnability import not_learnt
@@ -468,37 +527,54 @@ class Pipeline:
         table = self.table()
         nets = {(n.key): n for n in table.networks}
         served = []
-        for n in grouping["networks"]:
-            net = nets.get((frozenset(n["tasks"]), float(n["width"]), stage))
+        for n in grouping.networks:
+            net = nets.get((frozenset(n.tasks), float(n.width), stage))
             if net is not None:
-                served += [(t, net.name, net.losses["val"][t]) for t in n["served"] if t in net.losses.get("val", {})]
+                served += [(t, net.name, net.losses["val"][t]) for t in n.served if t in net.losses.get("val", {})]
         return not_learnt(served, table.reference_losses)
 
-    def _notes(self, best: dict[str, Any]) -> list[str]:
-        notes = [f"Selection used {'HOA-estimated higher-order networks' if self.config.estimate else 'measured networks only'}"
+    def _notes(self, best: Grouping) -> list[str]:
+        used = {"hoa": "HOA-estimated higher-order networks",
+                "tag": "networks estimated from the all-task network's lookahead affinity (TAG)",
+                "cosine": "networks estimated from the all-task network's gradient cosine similarity"}
+        estimator = used.get(self.config.estimate, f"{self.config.estimate}-estimated networks")
+        notes = [f"Selection used {estimator if self.config.estimate else 'measured networks only'}"
                  + (f" and ESA (candidates trained for {self.config.esa:g} of the schedule)" if self.config.esa else "")
                  + f"; the chosen networks were then trained fully and re-scored (validation objective "
-                 f"{best['objective']:.5f})."]
-        factor = best.get("corun_factor", 1.0)
+                 f"{best.objective:.5f})."]
+        factor = best.corun_factor
         if factor != 1:
             notes.append(f"Predicted latencies include the co-run overhead measured in the profile: the "
-                         f"{len(best['networks'])} chosen networks run back to back are predicted to take "
+                         f"{len(best.networks)} chosen networks run back to back are predicted to take "
                          f"{factor:.3f}x the sum of each alone; the baselines are costed the same way.")
         if self.config.budget_snt is not None:
             notes.append(f"The budget {self.config.budget_snt:g} SNT is {self.budget_ms():.3f} ms: "
                          f"{self.config.budget_snt:g} x the profiled standard network (all tasks, full width).")
-        return notes
+        return notes + label_notes(self.table())
 
-    def _write_grouping(self, sel, name: str) -> None:
+    def _write_grouping(self, sel, name: str, extra: dict[str, Any] | None = None) -> None:
         from taskgroup.search.profiled import profile_record, standard_network_ms
 
         path = self.run_dir / name
-        doc = sel.to_grouping_json(path, self.train_dir)
-        doc["budget"].update(profile_record(self.profile(), path))
-        doc["budget"]["standard_network_ms"] = standard_network_ms(self.profile(), self.config.tasks)
-        if self.config.budget_snt is not None:
-            doc["budget"]["snt"] = self.config.budget_snt
-        write_json_atomic(path, doc)
+        grouping = sel.to_grouping(path, self.train_dir).with_extra(**(extra or {})).with_budget(
+            **profile_record(self.profile(), path), standard_network_ms=standard_network_ms(self.profile(), self.config.tasks),
+            **({"snt": self.config.budget_snt} if self.config.budget_snt is not None else {}))
+        grouping.save(path)
+
+
+def label_notes(table: LossTable) -> list[str]:
+    """Tasks labelled on only part of a split (partial labels): their losses average over fewer samples."""
+    notes = []
+    doc = table.meta.get("labelled_samples") if isinstance(table.meta, dict) else None
+    doc = doc if isinstance(doc, dict) else {}
+    sizes, labelled = doc.get("samples") or {}, doc.get("labelled") or {}
+    for task, per in labelled.items():
+        partial = [f"{per[s]} of {sizes[s]} {s}" for s in ("train", "val", "test")
+                   if s in per and s in sizes and per[s] < sizes[s]]
+        if partial:
+            notes.append(f"{task} is labelled on {', '.join(partial)} samples; its losses average over the labelled "
+                         "pixels only.")
+    return notes
 
 
 def pairwise_gains(table: LossTable, split: str, stage: str) -> dict[str, dict[str, float]]:
@@ -515,17 +591,25 @@ def pairwise_gains(table: LossTable, split: str, stage: str) -> dict[str, dict[s
     return gains
 
 
-def served_per_seed(table: LossTable, networks: list[dict[str, Any]], split: str) -> dict[int, dict[str, float]]:
+def robustness_text(grouping: Grouping) -> str | None:
+    """The grouping's robustness to latency noise in one sentence (None for groupings without the block)."""
+    from taskgroup.search.robustness import robustness_sentence
+
+    block = grouping.extra.get("robustness")
+    return robustness_sentence(block) if isinstance(block, dict) else None
+
+
+def served_per_seed(table: LossTable, networks: list[GroupingNetwork], split: str) -> dict[int, dict[str, float]]:
     """seed -> served task -> loss of a grouping's fully trained networks, over the seeds all of them have."""
     index = {n.key: n for n in table.networks}
     per_seed: dict[int, dict[str, float]] = {}
     seed_sets = []
     for n in networks:
-        net = index.get((frozenset(n["tasks"]), float(n["width"]), "final"))
+        net = index.get((frozenset(n.tasks), float(n.width), "final"))
         if net is None or not net.seeds:
             return {}
         seed_sets.append(set(net.seeds))
-        for t in n["served"]:
+        for t in n.served:
             for seed, value in net.per_seed(split, t).items():
                 per_seed.setdefault(seed, {})[t] = value
     common = set.intersection(*seed_sets) if seed_sets else set()

@@ -17,8 +17,9 @@ This module does not import torch: `taskgroup select` reads profiles without it.
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -48,12 +49,29 @@ class LatencyStats:
     p99: float
     mean: float
     runs: int  # number of timed calls (after warm-up)
+    rounds_p50: tuple[float, ...] | None = None  # the median of each interleaved round (absent in old profiles)
 
     def get(self, statistic: str) -> float:
         return float(getattr(self, statistic))
 
+    @property
+    def noise(self) -> float:
+        """How much this latency moves between rounds: the standard deviation of the per-round medians
+        (each round times everything once, minutes apart at most). 0 when unknown."""
+        return _sample_std(self.rounds_p50)
+
+    @property
+    def noise_se(self) -> float:
+        """How much the profile's estimate moves between profiling runs: the standard error of the
+        mean of the per-round medians (noise / sqrt(rounds)). 0 when unknown."""
+        r = self.rounds_p50
+        return _sample_std(r) / len(r) ** 0.5 if r and len(r) > 1 else 0.0
+
     def to_json(self) -> dict[str, Any]:
-        return {"p50": self.p50, "p90": self.p90, "p99": self.p99, "mean": self.mean, "runs": self.runs}
+        doc = {"p50": self.p50, "p90": self.p90, "p99": self.p99, "mean": self.mean, "runs": self.runs}
+        if self.rounds_p50 is not None:
+            doc["rounds_p50"] = list(self.rounds_p50)
+        return doc
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,11 @@ class Component:
     params: int  # number of parameters
     macs: int  # multiply-adds counted by fvcore (one multiply-add = one flop)
     latency: LatencyStats  # measured alone (a head is fed the trunk's output features)
+    macs_by_operator: Mapping[str, int] = field(default_factory=dict)  # fvcore operator -> multiply-adds
+
+    def to_json(self) -> dict[str, Any]:
+        return {"params": self.params, "macs": self.macs, "macs_by_operator": dict(self.macs_by_operator),
+                "latency_ms": self.latency.to_json()}
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,11 @@ class WidthCosts:
     trunk: Component
     heads: Mapping[str, Component]
     session_overhead: LatencyStats | None  # fixed cost of one backend call; None when not separable
+
+    def to_json(self) -> dict[str, Any]:
+        return {"width": self.width, "trunk": self.trunk.to_json(),
+                "heads": {t: c.to_json() for t, c in self.heads.items()},
+                "session_overhead": self.session_overhead.to_json() if self.session_overhead else None}
 
 
 @dataclass(frozen=True)
@@ -89,6 +117,9 @@ class DeviceProfile:
     widths: Mapping[float, WidthCosts]  # width -> measured costs
     statistic: str = "p50"  # latency statistic costs are read at
     corun: float = 0.0  # extra fraction per additional network run in the same frame (0: not measured)
+    corun_se: float = 0.0  # standard error of `corun` from the fit's residuals (0: not measured)
+    noise_sigmas: float = 0.0  # cost_fn adds this many noise standard deviations (0: costs at the statistic)
+    noise_relative: bool = False  # noise of costs relative to the standard network (budgets in SNT), not absolute
 
     # ----- costs -------------------------------------------------------------------------
     def trunk_ms(self, width: float) -> float:
@@ -109,6 +140,72 @@ class DeviceProfile:
         """Predicted latency of one network serving exactly `served_tasks` (= trunk + heads)."""
         served = list(served_tasks)
         return self.trunk_ms(width) + sum(self.head_ms(width, t) for t in served)
+
+    def trunk_noise_ms(self, width: float) -> float:
+        """Uncertainty of the trunk's profiled cost (0 if the profile stores no rounds); see `_relative_se`."""
+        return self._relative_se(width) * self.trunk_ms(width)
+
+    def head_noise_ms(self, width: float, task: str) -> float:
+        return self._relative_se(width) * self.head_ms(width, task)
+
+    def _relative_se(self, width: float) -> float:
+        """How far a part's profiled cost may move on the next profiling run, as a fraction of it.
+
+        Each part (trunk, head) at this width has its median in every timing round. Its deviation
+        in a round is that median over the part's mean over rounds, minus 1; with `noise_relative` (a
+        budget in SNT, i.e. relative to the standard network profiled in the same run) it is taken of
+        the part's median divided by the standard network's in the same round, so load that slows the
+        whole machine moves both and cancels, as it does between the budget and the costs. The
+        deviations of every part at the width are pooled (a handful of rounds per part gives a
+        spread that itself varies run to run; pooled, it is stable), and the standard error is that
+        spread / sqrt(rounds). 0 when the profile stores no rounds."""
+        wc = self._width(width)
+        parts = [wc.trunk.latency.rounds_p50, *(h.latency.rounds_p50 for h in wc.heads.values())]
+        parts = [list(r) for r in parts if r and len(r) > 1]
+        if not parts:
+            return 0.0
+        standard = self._standard_rounds() if self.noise_relative else None
+        squares, dof, rounds = 0.0, 0, []
+        for r in parts:
+            if standard is not None and len(standard) == len(r):
+                r = [v / s for v, s in zip(r, standard)]
+            mean = sum(r) / len(r)
+            if mean <= 0:
+                continue
+            squares += sum((v / mean - 1) ** 2 for v in r)
+            dof += len(r) - 1
+            rounds.append(len(r))
+        if not dof:
+            return 0.0
+        return math.sqrt(squares / dof) / math.sqrt(sum(rounds) / len(rounds))
+
+    def _standard_rounds(self) -> list[float] | None:
+        """The standard network's cost in each timing round (trunk + every head at full width)."""
+        wc = self.widths.get(1.0)
+        if wc is None:
+            return None
+        parts = [wc.trunk.latency.rounds_p50, *(wc.heads[t].latency.rounds_p50 for t in self.tasks if t in wc.heads)]
+        if any(not r for r in parts) or len({len(r) for r in parts}) != 1:
+            return None
+        return [sum(r[k] for r in parts) for k in range(len(parts[0]))]
+
+    def network_noise_ms(self, width: float, served_tasks: Iterable[str]) -> float:
+        """Noise of one network's predicted cost. The parts are timed in the same rounds, so load moves
+        them together: their spreads add (an upper bound), which keeps the margin additive for the search."""
+        return self.trunk_noise_ms(width) + sum(self.head_noise_ms(width, t) for t in served_tasks)
+
+    @property
+    def has_noise(self) -> bool:
+        """True if the profile stores per-round medians (profiles written before that did not)."""
+        return any(wc.trunk.latency.rounds_p50 for wc in self.widths.values())
+
+    def with_noise_margin(self, sigmas: float) -> "DeviceProfile":
+        """The same profile whose `cost_fn` costs every part at its latency + `sigmas` x its noise."""
+        return replace(self, noise_sigmas=float(sigmas))
+
+    def with_relative_noise(self, relative: bool = True) -> "DeviceProfile":
+        """The same profile with noise measured relative to its standard network (for budgets in SNT)."""
+        return replace(self, noise_relative=bool(relative))
 
     def corun_factor(self, networks: int) -> float:
         """How much more N networks run back to back cost than the sum of each alone (measured)."""
@@ -137,16 +234,34 @@ class DeviceProfile:
         """Adaptor for the search API (`taskgroup.search.candidates.CostFn`).
 
         Returns (fixed cost, {task: head cost}) in ms; the search adds a head's cost only
-        for the tasks a network serves.
+        for the tasks a network serves. With `noise_sigmas` z > 0 each part costs its latency
+        + z x its noise (an upper confidence bound; see `with_noise_margin`).
         """
-        return self.trunk_ms(width), {t: self.head_ms(width, t) for t in tasks}
+        z = self.noise_sigmas
+        if not z:
+            return self.trunk_ms(width), {t: self.head_ms(width, t) for t in tasks}
+        return (self.trunk_ms(width) + z * self.trunk_noise_ms(width),
+                {t: self.head_ms(width, t) + z * self.head_noise_ms(width, t) for t in tasks})
 
     def at_statistic(self, statistic: str) -> "DeviceProfile":
         """The same profile with costs read at another latency statistic (p50, p90, p99)."""
         if statistic not in STATISTICS:
             raise TaskgroupError(f"unknown latency statistic '{statistic}'; choose one of {', '.join(STATISTICS)}")
-        return DeviceProfile(self.path, self.doc, self.tasks, self.preset, self.input_shape, self.backend,
-                             self.execution_provider, self.widths, statistic, self.corun)
+        return replace(self, statistic=statistic)
+
+    # ----- the file ----------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """The profile document: the typed costs, and the descriptive rest (device, libraries, timing,
+        validation, co-run sequences) as it was written. The statistic and noise margin a reader chose
+        are ways of reading it, not part of it."""
+        return {**dict(self.doc), "kind": KIND, "schema_version": SCHEMA_VERSION, "tasks": list(self.tasks),
+                "preset": self.preset, "input_shape": list(self.input_shape), "backend": self.backend,
+                "execution_provider": self.execution_provider,
+                "widths": [wc.to_json() for wc in self.widths.values()]}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any], path: str = "") -> "DeviceProfile":
+        return profile_from_doc(doc, path)
 
     # ----- checks ------------------------------------------------------------------------
     def check(self, tasks: Sequence[str] | None = None, widths: Sequence[float] | None = None,
@@ -205,8 +320,14 @@ def load_profile(path: str | os.PathLike, statistic: str = "p50") -> DeviceProfi
 
 
 def profile_from_doc(doc: Mapping[str, Any], path: str = "") -> DeviceProfile:
-    """Validate a profile document (already parsed) and build the DeviceProfile."""
+    """Validate a profile document (already parsed) and build the DeviceProfile: the profile's one reader
+    (`DeviceProfile.from_json`; `DeviceProfile.to_json` is its one writer)."""
     where = path or "device profile"
+    if doc.get("kind") != KIND:
+        raise SchemaError(where, "kind", f"expected '{KIND}', found {doc.get('kind')!r}")
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise SchemaError(where, "schema_version", f"unsupported version {doc.get('schema_version')!r}; "
+                                                   f"supported: [{SCHEMA_VERSION}]")
     tasks = require(doc, "tasks", list, where)
     if not tasks or not all(isinstance(t, str) for t in tasks) or len(set(tasks)) != len(tasks):
         raise SchemaError(where, "tasks", "expected a non-empty list of distinct task names")
@@ -241,15 +362,16 @@ def profile_from_doc(doc: Mapping[str, Any], path: str = "") -> DeviceProfile:
                                None if overhead is None else _latency(overhead, f"{field}.session_overhead", where))
     if not any(abs(w - 1.0) <= _WIDTH_TOL for w in widths):
         raise SchemaError(where, "widths", "the full width 1.0 must be profiled (it defines the standard network)")
-    corun = 0.0
+    corun, corun_se = 0.0, 0.0
     if doc.get("corun") is not None:  # absent in profiles written before it was measured
         block = doc["corun"]
         if not isinstance(block, dict):
             raise SchemaError(where, "corun", "expected an object")
         corun = require_finite(require(block, "per_extra_network", (int, float), f"{where}: corun"),
                                "corun.per_extra_network", where, minimum=0.0)
+        corun_se = corun_standard_error(block, corun)
     return DeviceProfile(path, dict(doc), tuple(tasks), preset, tuple(shape), backend, provider, widths, "p50",
-                         float(corun))
+                         float(corun), corun_se=corun_se)
 
 
 def _component(parent: Mapping[str, Any], key: str, field: str, where: str) -> Component:
@@ -262,7 +384,11 @@ def _component(parent: Mapping[str, Any], key: str, field: str, where: str) -> C
     macs = _count(doc, "macs", field, where)
     if "latency_ms" not in doc:
         raise SchemaError(where, f"{field}.latency_ms", "missing")
-    return Component(params, macs, _latency(doc["latency_ms"], f"{field}.latency_ms", where))
+    by_op = doc.get("macs_by_operator") or {}
+    if not isinstance(by_op, dict):
+        raise SchemaError(where, f"{field}.macs_by_operator", "expected an object operator -> multiply-adds")
+    return Component(params, macs, _latency(doc["latency_ms"], f"{field}.latency_ms", where),
+                     {op: _count(by_op, op, f"{field}.macs_by_operator", where) for op in by_op})
 
 
 def _count(doc: Mapping[str, Any], key: str, field: str, where: str) -> int:
@@ -286,9 +412,38 @@ def _latency(doc: Any, field: str, where: str) -> LatencyStats:
     if not values["p50"] <= values["p90"] <= values["p99"]:
         raise SchemaError(where, field, f"percentiles out of order: p50={values['p50']}, p90={values['p90']}, "
                                         f"p99={values['p99']}")
-    return LatencyStats(runs=runs, **values)
+    rounds = doc.get("rounds_p50")  # optional: profiles written before the noise was stored lack it
+    if rounds is not None:
+        if not isinstance(rounds, list) or not rounds:
+            raise SchemaError(where, f"{field}.rounds_p50", f"expected a non-empty list of numbers, found {rounds!r}")
+        rounds = tuple(require_finite(v, f"{field}.rounds_p50[{i}]", where, minimum=0.0) for i, v in enumerate(rounds))
+    return LatencyStats(runs=runs, rounds_p50=rounds, **values)
 
 
 def profile_name(path: str | os.PathLike) -> str:
     """Short name of a profile file, recorded in groupings and bundles."""
     return Path(path).stem
+
+
+def corun_standard_error(block: Mapping[str, Any], slope: float) -> float:
+    """Standard error of the co-run slope from the timed sequences' residuals (least squares through
+    the origin: sqrt(sum of squared residuals / (m - 1) / sum of (N - 1)^2)); 0 when it cannot be told.
+    A profile measured while other work loaded the machine has large residuals, and its co-run factor
+    deserves the doubt."""
+    rows = [r for r in block.get("sequences") or [] if isinstance(r, dict)]
+    points = []
+    for r in rows:
+        ratio, nets = r.get("ratio"), r.get("networks")
+        if isinstance(ratio, (int, float)) and math.isfinite(ratio) and isinstance(nets, list) and len(nets) > 1:
+            points.append((len(nets) - 1, float(ratio) - 1))
+    if len(points) < 2:
+        return 0.0
+    residual = sum((y - slope * x) ** 2 for x, y in points) / (len(points) - 1)
+    return math.sqrt(residual / sum(x * x for x, _ in points))
+
+
+def _sample_std(values) -> float:
+    if not values or len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5

@@ -11,20 +11,18 @@ import platform
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from runtime import device as runtime_device
+from runtime.backends import resolve_backend as resolve_runtime_backend
+from runtime.device import DeviceSpec
+from runtime.errors import BackendUnavailableError
 from taskgroup.errors import TaskgroupError
 
 
-@dataclass(frozen=True)
-class DeviceSpec:
-    kind: str  # "cpu" or "cuda"
-    index: int | None = None  # CUDA device index; None for the CPU
-
-    def __str__(self) -> str:
-        return "cpu" if self.kind == "cpu" else f"cuda:{self.index}"
+# Backends the profiler can time: the runtime's, plus PyTorch eager (taskgroup.profile.torch_runner).
+PROFILE_BACKENDS = ("auto", "torch", "onnxruntime", "onnxruntime-tensorrt", "tensorrt")
 
 
 def cuda_device_count() -> int:
@@ -36,27 +34,23 @@ def cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def valid_devices(count: int | None = None) -> list[str]:
-    count = cuda_device_count() if count is None else count
-    return ["cpu"] + [f"cuda:{i}" for i in range(count)]
-
-
 def parse_device(text: str, cuda_count: int | None = None) -> DeviceSpec:
-    """Parse `cpu`, `cuda` or `cuda:N`, checking that the device exists on this machine."""
-    text = text.strip().lower()
-    m = re.fullmatch(r"cuda(?::(\d+))?", text)
-    if text != "cpu" and not m:
-        raise TaskgroupError(f"unknown device '{text}'; valid devices here: {', '.join(valid_devices(cuda_count))} "
-                             "(the form is cpu or cuda:N)")
-    if text == "cpu":
-        return DeviceSpec("cpu")
-    index = int(m.group(1) or 0)
-    count = cuda_device_count() if cuda_count is None else cuda_count
-    if index >= count:
-        have = "no CUDA device is visible" if count == 0 else f"{count} CUDA device(s) are visible"
-        raise TaskgroupError(f"device 'cuda:{index}' is not available ({have}); valid devices here: "
-                             f"{', '.join(valid_devices(count))}")
-    return DeviceSpec("cuda", index)
+    """The runtime's device parser, also refusing a CUDA device torch cannot see (a TaskgroupError)."""
+    try:
+        return runtime_device.parse_device(text, cuda_device_count() if cuda_count is None else cuda_count)
+    except BackendUnavailableError as exc:
+        raise TaskgroupError(str(exc)) from None
+
+
+def resolve_backend(name: str, device: DeviceSpec) -> str:
+    """The backend to profile with: the runtime's choice for the device (`auto`: ONNX Runtime on the CPU,
+    TensorRT on CUDA when importable), or PyTorch eager."""
+    if name == "torch":
+        return name
+    try:
+        return resolve_runtime_backend(name, device, has_engines=True, choices=PROFILE_BACKENDS)[0]
+    except BackendUnavailableError as exc:
+        raise TaskgroupError(str(exc)) from None
 
 
 def cpu_model() -> str:
@@ -105,7 +99,8 @@ def _nvidia_driver(index: int) -> str | None:
 def library_versions() -> dict[str, str | None]:
     """Versions of everything that affects a timing (None = not installed)."""
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "onnxscript", "fvcore", "numpy", "tensorrt"):
+    for dist in ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "onnxscript", "fvcore", "numpy", "tensorrt",
+                 "polygraphy"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import write_json_atomic
 from taskgroup.profile.costmodel import KIND, SCHEMA_VERSION, LatencyStats, profile_from_doc
-from taskgroup.profile.timing import TimingConfig, measure
+from runtime.timing import Timing, TimingConfig, measure
 from taskgroup.tasks import TASKS
 
 MAC_CONVENTION = (
@@ -38,13 +38,15 @@ COST_MODEL = (
 @dataclass(frozen=True)
 class ProfileConfig:
     device: str = "cpu"  # cpu, cuda or cuda:N
-    backend: str = "auto"  # auto | torch | onnxruntime | tensorrt (auto: onnxruntime on CPU, TensorRT on CUDA)
+    backend: str = "auto"  # auto | torch | onnxruntime | onnxruntime-tensorrt | tensorrt (auto: onnxruntime on CPU, TensorRT on CUDA)
     preset: str = "default"  # architecture and input size (taskgroup.presets)
     tasks: tuple[str, ...] = tuple(TASKS)  # heads to profile
     widths: tuple[float, ...] = (1.0, 0.5)  # width multipliers to profile (1.0 is required: the SNT reference)
     batch: int = 1  # images per inference
     threads: int = 1  # intra-op threads per session (ONNX Runtime) or torch.set_num_threads (torch, CPU)
     allow_fallback: bool = False  # accept a GPU provider falling back to the CPU (recorded as such)
+    precision: str = "fp32"  # fp32 | fp16: graphs converted as `export --precision fp16` converts them (not torch)
+    fuse: bool = True  # time co-run sequences as one fused graph taking the uint8 frame, as export ships by default
     validation_networks: int = 4  # whole networks per width measured directly to check the cost model
     seed: int = 0  # random input and choice of validation networks
     timing: TimingConfig = field(default_factory=TimingConfig)  # warm-up and run counts
@@ -58,6 +60,11 @@ def validate_config(config: ProfileConfig) -> None:
         raise TaskgroupError(f"widths {list(config.widths)} must include 1.0 (the standard network, the SNT reference)")
     if any(not (0 < w <= 4) for w in config.widths) or len(set(config.widths)) != len(config.widths):
         raise TaskgroupError(f"widths must be distinct numbers in (0, 4], got {list(config.widths)}")
+    if config.precision not in ("fp32", "fp16"):
+        raise TaskgroupError(f"unknown precision '{config.precision}'; valid options: fp32, fp16")
+    if config.precision == "fp16" and config.backend == "torch":
+        raise TaskgroupError("--precision fp16 profiles the fp16 ONNX graphs export ships; use an ONNX backend "
+                             "(onnxruntime, onnxruntime-tensorrt, tensorrt), not torch")
     if config.batch < 1 or config.threads < 1:
         raise TaskgroupError("batch and threads must be >= 1")
     if config.timing.min_runs < 1 or config.timing.min_seconds < 0 or config.timing.warmup_runs < 0:
@@ -84,14 +91,9 @@ def sample_served(tasks: tuple[str, ...], count: int, rng: random.Random) -> lis
 
 def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure and return the profile document (not yet written)."""
-    import torch
-
-    from taskgroup.models import create_model
     from taskgroup.presets import get_arch_preset
-    from taskgroup.profile import onnxgraphs
-    from taskgroup.profile.backends import make_backend, resolve_backend
-    from taskgroup.profile.device import describe_device, library_versions, parse_device
-    from taskgroup.profile.macs import component_macs
+    from taskgroup.profile.device import parse_device, resolve_backend
+    from taskgroup.profile.pieces import PieceRunners
     from taskgroup.tasks import parse_task_list
 
     say = report or (lambda msg: None)
@@ -100,15 +102,30 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
     device = parse_device(config.device)
     backend_name = resolve_backend(config.backend, device)
     preset = config.arch if config.arch is not None else get_arch_preset(config.preset)
-    backend = make_backend(backend_name, device, config.threads, config.allow_fallback)
+    pieces = PieceRunners(backend_name, device, config.threads, config.allow_fallback, config.precision)
+    try:
+        return _profile(config, tasks, device, backend_name, preset, pieces, say)
+    finally:
+        pieces.close()
+
+
+def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pieces, say) -> dict[str, Any]:
+    """Build, check and time every piece with `pieces`, then assemble the document."""
+    import torch
+
+    from taskgroup.models import create_model
+    from taskgroup.profile import onnxgraphs
+    from taskgroup.profile.device import describe_device, library_versions, parse_device
+    from taskgroup.profile.macs import component_macs
+
     started = time.perf_counter()
     gen = torch.Generator().manual_seed(config.seed)
     rng = random.Random(config.seed)
     shape = (config.batch, 3, preset.resolution, preset.resolution)
 
-    callables: dict[str, Callable[[], Any]] = {}
     per_width: list[dict[str, Any]] = []
     numerics: dict[str, float] = {}
+    network_graphs: dict[str, bytes] = {}  # whole networks' graphs, fused into co-run sequences
     opset = None
     for width in config.widths:
         say(f"width {width:g}: building and counting MACs")
@@ -123,36 +140,37 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
         with torch.no_grad():
             reference = {t: h(features).numpy() for t, h in model.heads.items()}
 
+        img, feat = image.numpy(), features.numpy()
         if backend_name == "torch":
-            callables[f"{key}/trunk"] = backend.runner(model.trunk, image).run
+            pieces.add_module(f"{key}/trunk", model.trunk, {onnxgraphs.IMAGE: img})
             for t in tasks:
-                callables[f"{key}/head/{t}"] = backend.runner(model.heads[t], features).run
+                pieces.add_module(f"{key}/head/{t}", model.heads[t], {onnxgraphs.FEATURES: feat})
             for served in served_sets:
-                callables[f"{key}/net/{'+'.join(served)}"] = backend.runner(model.with_heads(served), image).run
-            callables[f"{key}/overhead"] = backend.runner(torch.nn.Identity(), features).run
+                pieces.add_module(f"{key}/net/{'+'.join(served)}", model.with_heads(served), {onnxgraphs.IMAGE: img})
+            pieces.add_module(f"{key}/overhead", torch.nn.Identity(), {"x": feat})
         else:
             say(f"width {width:g}: exporting to ONNX and checking numerics")
             exported = onnxgraphs.export_network(model, image)
             opset = exported.opset
             tol = 1e-2 if backend_name == "tensorrt" else 1e-3  # TensorRT may use TF32 on recent GPUs
-            img, feat = image.numpy(), features.numpy()
-            runner = backend.runner(exported.trunk(), {onnxgraphs.IMAGE: img})
-            numerics[f"{key}/trunk"] = onnxgraphs.max_abs_diff(runner.outputs(), [feat], f"width {width:g} trunk", tol)
-            callables[f"{key}/trunk"] = runner.run
+            if config.precision == "fp16":
+                from exporters.bundle import DEFAULT_ATOL
+
+                tol = DEFAULT_ATOL["fp16"]  # export's own tolerance for fp16 files
+
+            def checked(name: str, graph: bytes, feed: dict, want: list, what: str) -> None:
+                pieces.add_graph(name, graph, feed)
+                numerics[name] = onnxgraphs.max_abs_diff(pieces.outputs(name), want, what, tol)
+
+            checked(f"{key}/trunk", exported.trunk(), {onnxgraphs.IMAGE: img}, [feat], f"width {width:g} trunk")
             for t in tasks:
-                runner = backend.runner(exported.head(t), {onnxgraphs.FEATURES: feat})
-                numerics[f"{key}/head/{t}"] = onnxgraphs.max_abs_diff(
-                    runner.outputs(), [reference[t]], f"width {width:g} head '{t}'", tol)
-                callables[f"{key}/head/{t}"] = runner.run
+                checked(f"{key}/head/{t}", exported.head(t), {onnxgraphs.FEATURES: feat}, [reference[t]],
+                        f"width {width:g} head '{t}'")
             for served in served_sets:
-                runner = backend.runner(exported.network(served), {onnxgraphs.IMAGE: img})
-                name = f"{key}/net/{'+'.join(served)}"
-                numerics[name] = onnxgraphs.max_abs_diff(
-                    runner.outputs(), [reference[t] for t in tasks if t in served], f"width {width:g} network "
-                    f"{'+'.join(served)}", tol)
-                callables[name] = runner.run
-            callables[f"{key}/overhead"] = backend.runner(
-                onnxgraphs.identity_graph(features.shape, exported.opset), {"x": features.numpy()}).run
+                network_graphs[f"{key}/net/{'+'.join(served)}"] = graph = exported.network(served)
+                checked(f"{key}/net/{'+'.join(served)}", graph, {onnxgraphs.IMAGE: img},
+                        [reference[t] for t in tasks if t in served], f"width {width:g} network {'+'.join(served)}")
+            pieces.add_graph(f"{key}/overhead", onnxgraphs.identity_graph(features.shape, exported.opset), {"x": feat})
         per_width.append({"width": float(width), "key": key, "trunk_macs": trunk_macs, "head_macs": head_macs,
                           "served_sets": served_sets})
 
@@ -160,13 +178,21 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
     # then starts with the others' data in cache, which the sum of standalone timings misses.
     net_keys = _corun_order([[f"{w['key']}/net/{'+'.join(s)}" for s in w["served_sets"]] for w in per_width])
     sequences = [net_keys[:k] for k in range(2, min(len(net_keys), CORUN_MAX_NETWORKS) + 1)]
-    for seq in sequences:
-        fns = [callables[k] for k in seq]
-        callables["corun/" + ",".join(seq)] = lambda fns=fns: [fn() for fn in fns]
+    fused = config.fuse and backend_name != "torch"
+    if fused:  # as `export --fuse` ships them: one graph per frame, taking the uint8 frame
+        say(f"fusing {len(sequences)} co-run sequences")
+        for seq in sequences:
+            pieces.add_fused("corun/" + ",".join(seq), [network_graphs[k] for k in seq], config.seed)
+    callables: dict[str, Callable[[], Any]] = {key: pieces.call(key) for key in pieces.runners}
+    if not fused:  # as separate sessions, called back to back
+        for seq in sequences:
+            fns = [callables[k] for k in seq]
+            callables["corun/" + ",".join(seq)] = lambda fns=fns: [fn() for fn in fns]
 
     say(f"timing {len(callables)} graphs ({config.timing.rounds} interleaved rounds)")
-    stats = measure(callables, config.timing,
+    timed = measure(callables, config.timing,
                     on_round=lambda r: say(f"timing round {r + 1}/{config.timing.rounds} done"))
+    stats = {k: latency_stats(t) for k, t in timed.items()}
 
     widths_doc = []
     validation = []
@@ -186,7 +212,7 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
                                "macs": trunk["macs"] + sum(heads[t]["macs"] for t in served),
                                "latency_ms": measured.to_json()})
 
-    fallback = device.kind == "cuda" and backend.execution_provider == "CPUExecutionProvider"
+    fallback = device.kind == "cuda" and pieces.execution_provider == "CPUExecutionProvider"
     doc: dict[str, Any] = {
         "kind": KIND,
         "schema_version": SCHEMA_VERSION,
@@ -200,9 +226,9 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
         "device": describe_device(device),
         "requested_device": str(device),
         "backend": backend_name,
-        "execution_provider": backend.execution_provider,
+        "execution_provider": pieces.execution_provider,
         "fallback": fallback,
-        "backend_settings": backend.settings(),
+        "backend_settings": {**pieces.settings(), "fused": fused},
         "libraries": library_versions(),
         "onnx": None if backend_name == "torch" else {
             "exporter": "torch.onnx.export(dynamo=True, external_data=False, optimize=True)",
@@ -233,9 +259,18 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
     doc["corun"] = corun_fit([
         {"networks": seq, "p50_ms": stats["corun/" + ",".join(seq)].p50,
          "sum_alone_p50_ms": sum(stats[k].p50 for k in seq)} for seq in sequences])
+    doc["corun"]["execution"] = ("fused: the networks merged into one graph taking the uint8 frame, one call" if fused
+                                 else "separate: one call per network, back to back")
     doc["standard_network_ms"] = profile.standard_network_ms()
     doc["duration_s"] = round(time.perf_counter() - started, 2)
     return doc
+
+
+def latency_stats(timing: Timing) -> LatencyStats:
+    """Percentiles (ms) of the timed calls, and each interleaved round's median: their spread is the noise."""
+    s = timing.summary()
+    return LatencyStats(p50=s["p50_ms"], p90=s["p90_ms"], p99=s["p99_ms"], mean=s["mean_ms"], runs=s["runs"],
+                        rounds_p50=tuple(timing.round_medians_ms()))
 
 
 CORUN_MAX_NETWORKS = 5  # longest back-to-back sequence timed for the co-run fit
@@ -262,13 +297,13 @@ def corun_fit(sequences: list[dict[str, Any]]) -> dict[str, Any]:
     num = sum((r["ratio"] - 1) * (len(r["networks"]) - 1) for r in rows)
     den = sum((len(r["networks"]) - 1) ** 2 for r in rows)
     return {"model": "grouping_ms = sum of network_ms x (1 + per_extra_network x (N - 1)), N = networks per frame",
-            "per_extra_network": max(0.0, num / den) if den else 0.0, "sequences": rows}
+            "per_extra_network": max(0.0, num / den) if den else 0.0, "fit_unclamped": num / den if den else 0.0,
+            "sequences": rows}
 
 
 def write_profile(doc: dict[str, Any], path: str | os.PathLike) -> None:
-    """Validate and write atomically."""
-    profile_from_doc(doc, str(path))
-    write_json_atomic(path, doc)
+    """Validate (through the profile's contract, DeviceProfile) and write atomically."""
+    write_json_atomic(path, profile_from_doc(doc, str(path)).to_json())
 
 
 def default_profile_name(doc: dict[str, Any]) -> str:

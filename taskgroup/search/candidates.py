@@ -10,6 +10,7 @@ supplies measured costs through a `CostFn`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence, Union
@@ -36,15 +37,19 @@ class Candidate:
     stage: str = "final"  # training stage the losses come from ("final", or "early" for ESA)
     checkpoint: str | None = None  # weights path relative to the loss table's directory; None if absent
     estimated: bool = False  # True if the losses were estimated (e.g. HOA), not measured
+    stopped_for: str | None = None  # a per-task stop: the network at the epoch where this task's val loss was best
 
     @property
     def name(self) -> str:
-        return "+".join(self.tasks) + f"@{self.width:g}" + ("~est" if self.estimated else "")
+        return ("+".join(self.tasks) + f"@{self.width:g}" + ("~est" if self.estimated else "")
+                + ("" if self.stopped_for is None else f"/best-{self.stopped_for}"))
 
     @property
-    def key(self) -> tuple[frozenset[str], float]:
-        """Identity across tables (validation vs test, early vs final): task set and width."""
-        return (frozenset(self.tasks), self.width)
+    def key(self) -> tuple:
+        """Identity across tables (validation vs test, early vs final): task set and width (and the
+        task of a per-task stop, which is another network than the one stopping point)."""
+        base = (frozenset(self.tasks), self.width)
+        return base if self.stopped_for is None else base + (self.stopped_for,)
 
     def head_cost(self, task: str) -> float:
         return float(self.head_costs.get(task, 0.0))
@@ -72,7 +77,7 @@ def validate_candidates(candidates: Sequence[Candidate], tasks: Sequence[str]) -
         for what, v in [("fixed cost", c.fixed_cost), *((f"head cost of '{t}'", h) for t, h in c.head_costs.items())]:
             if not (math.isfinite(v) and v >= 0):
                 raise TaskgroupError(f"candidate {c.name}: {what} must be a finite number >= 0, found {v}")
-        k = (frozenset(c.tasks), c.width, c.stage)
+        k = (frozenset(c.tasks), c.width, c.stage, c.stopped_for)
         if k in seen:
             raise TaskgroupError(f"duplicate candidate network {c.name}")
         seen[k] = c.name
@@ -84,11 +89,17 @@ def candidates_from_table(
     stage: str = "final",
     cost_fn: CostFn | None = None,
     estimate: Union[str, "Estimator", None] = None,
+    per_task_stopping: bool = False,
 ) -> list[Candidate]:
     """Candidates of one training stage, with losses from one split and costs from `cost_fn`.
 
-    `estimate` names an estimator (see `taskgroup.search.estimate.ESTIMATORS`, e.g. "hoa") or
-    is a callable; it replaces or adds candidates whose losses are estimated, not measured.
+    `estimate` names an estimator (see `taskgroup.search.estimate.ESTIMATORS`, e.g. "hoa", or
+    "tag"/"cosine" for a table with an affinity table) or is a callable; it replaces or adds
+    candidates whose losses are estimated, not measured.
+    `per_task_stopping` adds the table's per-task stops (a run trained with `[train]
+    per_task_stopping`) after any estimation: each is the whole network at one task's best
+    validation epoch, a candidate of its own with its own trunk cost, so serving two tasks of one
+    network from two epochs costs two networks.
     A network without a loss for a task on `split` cannot serve that task.
     """
     from taskgroup.search.estimate import get_estimator
@@ -116,9 +127,22 @@ def candidates_from_table(
     if not out:
         raise TaskgroupError(f"the loss table has no '{stage}' networks with losses on split '{split}'")
     if estimate is not None:
-        out = get_estimator(estimate)(out, cost_fn)
+        est = get_estimator(estimate)
+        out = est(out, cost_fn, table=table, split=split) if getattr(est, "uses_table", False) else est(out, cost_fn)
+    if per_task_stopping:
+        recorded = ((table.meta.get("run_config") or {}).get("train") or {}).get("per_task_stopping")
+        if not table.task_stops and not recorded:
+            raise TaskgroupError("the loss table has no per-task stops: train with [train] per_task_stopping = true")
+        for net in table.task_stops:
+            losses = {t: float(v) for t, v in net.losses.get(split, {}).items()}
+            if net.stage != stage or not losses:
+                continue
+            out.append(dataclasses.replace(
+                make_candidate(tuple(sorted(net.tasks, key=order.__getitem__)), net.width, losses, cost_fn,
+                               stage=stage, checkpoint=net.checkpoint), stopped_for=net.stopped_for))
     validate_candidates(out, table.tasks)
     return out
+
 
 
 def make_candidate(tasks: tuple[str, ...], width: float, losses: Mapping[str, float], cost_fn: CostFn,

@@ -1,8 +1,10 @@
 """Loss estimators: fill in networks that were never trained, from the ones that were.
 
 An estimator takes the measured candidates and the cost function and returns the list the
-search should use. They are looked up by name (`--estimate hoa`); a new one (e.g. a
-one-run task-affinity estimator) registers itself with `@register("name")`.
+search should use. They are looked up by name (`--estimate hoa`); a new one registers itself
+with `@register("name")`. An estimator that also needs the loss table (e.g. its affinity
+table) sets `uses_table = True` and is called with `table=` and `split=` (the split the
+measured losses are from) as keywords.
 """
 
 from __future__ import annotations
@@ -68,3 +70,28 @@ def higher_order_approximation(measured: list[Candidate], cost_fn: CostFn) -> li
                 if losses:
                     estimates.append(make_candidate(group, width, losses, cost_fn, stage=stage, estimated=True))
     return kept + estimates
+
+
+@register("tag")
+def tag_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None, split: str = "val") -> list[Candidate]:
+    """One-run lookahead affinity (TAG, Fifty et al. 2021): only the singles and one all-task
+    network are trained, with affinity measured during its training; every other full-width
+    group's losses are the singles' scaled by the groupmates' affinity onto each task and a
+    sharing cost calibrated on the all-task network (taskgroup.search.affinity). Measured networks of 2+ tasks other than the all-task one are
+    replaced by estimates."""
+    from taskgroup.search.affinity import estimate_with_affinity
+
+    return estimate_with_affinity(measured, cost_fn, table, split, "tag")
+
+
+@register("cosine")
+def cosine_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None, split: str = "val") -> list[Candidate]:
+    """As `tag`, with the cosine similarity of the per-task gradients on the shared parameters
+    (measured at the same steps) in place of the lookahead affinity."""
+    from taskgroup.search.affinity import estimate_with_affinity
+
+    return estimate_with_affinity(measured, cost_fn, table, split, "cosine")
+
+
+tag_estimate.uses_table = True  # type: ignore[attr-defined]
+cosine_estimate.uses_table = True  # type: ignore[attr-defined]

@@ -98,6 +98,12 @@ def frontier(candidates: Sequence[Candidate], *, tasks: Sequence[str] | None = N
     """Every distinct optimum from the unconstrained best down to the cheapest feasible grouping."""
     selector = Selector(candidates, tasks, weights=weights, scales=scales, solver=solver, prune=prune, unit=unit,
                         corun=corun)
+    return Frontier(unit=unit, tasks=selector.problem.tasks, points=frontier_points(selector, max_networks, max_budget))
+
+
+def frontier_points(selector: Selector, max_networks: int | None = None,
+                    max_budget: float | None = None) -> list[Selection]:
+    """The distinct optima of one selector by increasing cost (see the module's docstring)."""
     points: list[Selection] = []
     budget = max_budget
     while True:
@@ -111,4 +117,4 @@ def frontier(candidates: Sequence[Candidate], *, tasks: Sequence[str] | None = N
         if budget < 0:
             break
     points.reverse()
-    return Frontier(unit=unit, tasks=selector.problem.tasks, points=points)
+    return points

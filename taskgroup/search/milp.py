@@ -4,18 +4,23 @@ Variables: x_n = 1 if network n is chosen; y_{n,t} = 1 if n serves task t (only 
 n can serve). Constraints: each task served exactly once; y_{n,t} <= x_n; additive cost
 sum_n fixed_n x_n + sum_{n,t} head_{n,t} y_{n,t} <= budget; optionally sum_n x_n <= K.
 Objective: sum of the serving scores. Ties are broken exactly by a second solve that
-minimises cost among the optimal groupings. A chosen network that serves nothing is
+minimises cost among the optimal groupings and, when that grouping has an estimated (never
+trained) network, a third that minimises the number of estimated networks among the
+groupings optimal in both. A chosen network that serves nothing is
 dropped from the answer (it can only add cost).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array
 
 from taskgroup.errors import TaskgroupError
-from taskgroup.search.problem import REL_TOL, Assignment, Problem, evaluate_assignment
+from taskgroup.search.problem import (MAX_ENUMERATED, REL_TOL, Assignment, Problem, enumerated_columns,
+                                     evaluate_assignment, prune_cost_dominated, served_set_columns)
 
 
 class MilpModel:
@@ -42,13 +47,16 @@ class MilpModel:
         self.scale = 1e4 / top
         self.score_vec = np.r_[np.zeros(n), score * self.scale]
         self.count_vec = np.r_[np.ones(n), np.zeros(p)]
+        self.estimated_vec = np.r_[[float(c.estimated) for c in problem.candidates], np.zeros(p)]
 
-    def solve(self, budget: float | None, max_networks: int | None = None, time_limit: float | None = None) -> Assignment | None:
-        """Best assignment within the budget (min score, then min cost), or None if infeasible."""
+    def solve(self, budget: float | None, max_networks: int | None = None, time_limit: float | None = None,
+              extra: list | None = None) -> Assignment | None:
+        """Best assignment within the budget (min score, then min cost), or None if infeasible.
+        `extra`: further LinearConstraints over (x, y) (e.g. the cuts of a k-best search)."""
         limit = None if budget is None else budget + REL_TOL * max(1.0, abs(budget))
         row_limit = limit
         for _ in range(4):
-            a = self._solve_once(row_limit, max_networks, time_limit)
+            a = self._solve_once(row_limit, max_networks, time_limit, extra)
             # HiGHS accepts rows violated by up to 1e-6 (its MIP feasibility tolerance); the cost row is
             # scaled to make that negligible, and any excess that remains is removed by tightening.
             if a is None or limit is None or a.cost <= limit:
@@ -56,8 +64,9 @@ class MilpModel:
             row_limit -= (a.cost - limit) + REL_TOL * max(1.0, abs(limit))
         raise TaskgroupError(f"the MILP solver kept exceeding the budget {budget:g} (numerical trouble)")
 
-    def _solve_once(self, limit: float | None, max_networks: int | None, time_limit: float | None) -> Assignment | None:
-        cons = list(self.base)
+    def _solve_once(self, limit: float | None, max_networks: int | None, time_limit: float | None,
+                    extra: list | None = None) -> Assignment | None:
+        cons = list(self.base) + list(extra or [])
         if limit is not None:
             scale = 1e4 / max(abs(limit), 1e-6)
             cons.append(LinearConstraint(self.cost_vec[None, :] * scale, -np.inf, limit * scale))
@@ -70,15 +79,16 @@ class MilpModel:
         cons.append(LinearConstraint(self.score_vec[None, :], -np.inf, best + REL_TOL * max(1.0, abs(best))))
         # HiGHS's presolve is slow on the dense objective row (seconds at 12+ tasks) and gains nothing here.
         second = self._run(self.cost_vec, cons, time_limit, presolve=False)
-        return self._assignment(second if second is not None else first)
-
-    def min_cost(self, max_networks: int | None = None) -> Assignment | None:
-        """Cheapest grouping that serves every task (ignoring loss), or None if there is none."""
-        cons = list(self.base)
-        if max_networks is not None:
-            cons.append(LinearConstraint(self.count_vec[None, :], -np.inf, max_networks))
-        sol = self._run(self.cost_vec, cons, None)
-        return None if sol is None else self._assignment(sol)
+        sol = second if second is not None else first
+        if self.estimated_vec @ sol > 0.5:
+            # On exact ties in loss and cost, trained networks (which can be deployed) over estimated ones.
+            cost = float(self.cost_vec @ sol)
+            ctol = REL_TOL * max(1.0, abs(cost))
+            scale = 1e4 / max(abs(cost), 1e-6)
+            cons.append(LinearConstraint(self.cost_vec[None, :] * scale, -np.inf, (cost + ctol) * scale))
+            third = self._run(self.estimated_vec, cons, time_limit, presolve=False)
+            sol = third if third is not None else sol
+        return self._assignment(sol)
 
     def _run(self, c: np.ndarray, cons: list, time_limit: float | None, presolve: bool = True) -> np.ndarray | None:
         options = {"mip_rel_gap": 0.0, "presolve": presolve}
@@ -114,41 +124,16 @@ class PartitionModel(MilpModel):
     sum_n 2^(tasks n serves) sets, so it is used while that stays below `MAX_ENUMERATED`.
     """
 
-    MAX_ENUMERATED = 6_000_000
-
     @staticmethod
     def enumerated(problem: Problem) -> int:
-        return int((2.0 ** np.isfinite(problem.score).sum(axis=1)).sum())
+        return enumerated_columns(problem)
 
     def __init__(self, problem: Problem):
         self.problem = problem
         n_tasks = len(problem.tasks)
         finite = np.isfinite(problem.score)
-        masks, scores, costs, owners = [], [], [], []
-        bits_cache: dict[int, np.ndarray] = {}
-        for n in range(problem.n_candidates):
-            idx = np.nonzero(finite[n])[0]
-            m = len(idx)
-            if m not in bits_cache:
-                pats = np.arange(1, 1 << m, dtype=np.int64)
-                bits_cache[m] = ((pats[:, None] >> np.arange(m)) & 1).astype(np.float64)
-            bits = bits_cache[m]
-            masks.append(bits.astype(np.int64) @ (np.int64(1) << idx.astype(np.int64)))
-            scores.append(bits @ problem.score[n, idx])
-            costs.append(problem.fixed[n] + bits @ problem.head[n, idx])
-            owners.append(np.full(len(bits), n, dtype=np.int64))
-        mask, score, cost, owner = (np.concatenate(v) for v in (masks, scores, costs, owners))
-        # Per served set, keep the (cost, score) Pareto front: sort by set, cost, score; keep a row only if
-        # its score beats every earlier (no dearer) row of the same set. Integer ranks keep this exact.
-        order = np.lexsort((owner, score, cost, mask))
-        mask, score, cost, owner = mask[order], score[order], cost[order], owner[order]
-        _, rank = np.unique(score, return_inverse=True)
-        group = np.r_[0, np.cumsum(mask[1:] != mask[:-1])]
-        key = rank.astype(np.int64) - group * (len(rank) + 1)
-        prev_min = np.r_[np.iinfo(np.int64).max, np.minimum.accumulate(key)[:-1]]
-        first = np.r_[True, mask[1:] != mask[:-1]]
-        keep = first | (key < prev_min)
-        self.col_mask, self.col_owner = mask[keep], owner[keep]
+        columns = served_set_columns(problem)
+        self.col_mask, self.col_owner = columns.mask, columns.owner
         n_cols = len(self.col_mask)
         rows, cols = [], []
         for j in range(n_tasks):
@@ -158,11 +143,12 @@ class PartitionModel(MilpModel):
         rows, cols = np.concatenate(rows), np.concatenate(cols)
         self.n, self.p = n_cols, 0
         self.base = [LinearConstraint(csr_array((np.ones(len(rows)), (rows, cols)), shape=(n_tasks, n_cols)), 1, 1)]
-        self.cost_vec = cost[keep]
+        self.cost_vec = columns.cost
         top = float(np.nanmax(np.where(finite, problem.score, np.nan), axis=0).sum()) or 1.0
         self.scale = 1e4 / top
-        self.score_vec = score[keep] * self.scale
+        self.score_vec = columns.score * self.scale
         self.count_vec = np.ones(n_cols)
+        self.estimated_vec = columns.estimated.astype(np.float64)
 
     def _assignment(self, sol: np.ndarray) -> Assignment:
         serve = [-1] * len(self.problem.tasks)
@@ -175,10 +161,74 @@ class PartitionModel(MilpModel):
         return evaluate_assignment(self.problem, serve)
 
 
+class CoverModel:
+    """The cheapest grouping that serves every task, losses ignored: a small set-cover MILP.
+
+    Without losses a candidate matters only if no other serves a superset of its tasks at no
+    higher fixed and head costs (`prune_cost_dominated`). Tasks are covered at least once
+    rather than exactly once: serving a task from one network only drops heads, which never
+    costs more, so an optimal cover is an optimal grouping. With no head costs the
+    variables are the networks alone (x_n: a weighted set cover); with head costs each
+    (network, task) pair is a variable too (y_{n,t} <= x_n). On 20 tasks and 3,000
+    networks this takes seconds where the same question asked of the served-set partition
+    model took minutes, which is what makes an infeasible budget quick to report.
+    """
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        self.keep = np.array(prune_cost_dominated(problem), dtype=np.int64)
+        served = np.isfinite(problem.score[self.keep])
+        fixed = problem.fixed[self.keep]
+        head = np.where(served, problem.head[self.keep], 0.0)
+        n, t = served.shape
+        if head.any():
+            rows_n, cols_t = np.nonzero(served)
+            p = len(rows_n)
+            y = n + np.arange(p)
+            a_cover = csr_array((np.ones(p), (cols_t, y)), shape=(t, n + p))
+            a_link = csr_array((np.r_[np.ones(p), -np.ones(p)], (np.r_[np.arange(p), np.arange(p)], np.r_[y, rows_n])),
+                               shape=(p, n + p))
+            self.base = [LinearConstraint(a_cover, 1, np.inf), LinearConstraint(a_link, -np.inf, 0)]
+            cost = np.r_[fixed, head[rows_n, cols_t]]
+            self.count_vec = np.r_[np.ones(n), np.zeros(p)]
+        else:
+            self.base = [LinearConstraint(csr_array(served.T.astype(np.float64)), 1, np.inf)]
+            cost = fixed
+            self.count_vec = np.ones(n)
+        # HiGHS stops at an absolute gap of 1e-6: scale costs so that the optimum is >= 1e4, by a power of
+        # two so that costs on a grid (e.g. SNT's multiples of 0.5) stay on one and presolve can use it.
+        upper = float(np.min(np.where(served, fixed[:, None] + head, np.inf), axis=0).sum())
+        self.scale = 2.0 ** math.ceil(math.log2(1e4 * t / upper)) if upper > 0 else 1.0
+        self.cost_vec = cost * self.scale
+
+    def solve(self, max_networks: int | None = None) -> tuple[Assignment, float] | None:
+        """The cheapest grouping with at most `max_networks` networks and a proven lower bound on its
+        cost (equal up to the solver's gap), or None if there is none."""
+        cons = list(self.base)
+        if max_networks is not None:
+            cons.append(LinearConstraint(self.count_vec[None, :], -np.inf, max_networks))
+        res = milp(self.cost_vec, constraints=cons, integrality=np.ones(len(self.cost_vec)), bounds=Bounds(0, 1),
+                   options={"mip_rel_gap": 0.0})
+        if res.status == 2:
+            return None
+        if res.status != 0 or res.x is None:
+            raise TaskgroupError(f"the MILP solver did not prove the cheapest grouping: {res.message}")
+        prob = self.problem
+        chosen = self.keep[np.round(res.x[:len(self.keep)]) > 0.5]
+        serve = []
+        for j in range(len(prob.tasks)):
+            able = chosen[np.isfinite(prob.score[chosen, j])]
+            # The cheapest head; on a tie the better score: losses decide nothing here but read well.
+            serve.append(int(min(able, key=lambda i: (prob.head[i, j], prob.score[i, j], i))))
+        a = evaluate_assignment(prob, serve)
+        bound = float(res.mip_dual_bound) / self.scale if res.mip_dual_bound is not None else a.cost
+        return a, min(bound, a.cost)
+
+
 def build_model(problem: Problem, formulation: str = "auto") -> MilpModel:
     """The served-set partition model when its enumeration is affordable, else the x/y assignment model."""
     if formulation == "auto":
-        formulation = "partition" if PartitionModel.enumerated(problem) <= PartitionModel.MAX_ENUMERATED else "assignment"
+        formulation = "partition" if PartitionModel.enumerated(problem) <= MAX_ENUMERATED else "assignment"
     if formulation == "partition":
         return PartitionModel(problem)
     if formulation == "assignment":

@@ -21,6 +21,8 @@ REL_TOL = 1e-9
 # Relative resolution of budgets: the MILP solver accepts constraint violations of ~1e-7,
 # so the frontier steps below a grouping's cost by this much to find the next optimum.
 BUDGET_STEP = 1e-6
+# Served-set enumerations (sum over candidates of 2^(tasks it can serve)) above this are too large to hold.
+MAX_ENUMERATED = 6_000_000
 
 
 @dataclass
@@ -103,8 +105,10 @@ def prune_dominated(problem: Problem) -> list[int]:
     fixed cost <= A's and, per task, score <= and head cost <= A's: any grouping using A
     can swap A for B (or merge into B if already chosen) at no higher cost, loss or
     network count. Of identical candidates the first is kept. A network whose losses were
-    only estimated (HOA) prunes a trained one only when it is strictly better somewhere: on
-    a tie the trained network stays, so the search never prefers weights that do not exist.
+    only estimated (HOA) prunes a trained one only when it is strictly better for every set
+    of tasks the trained one could serve (a lower fixed cost, or a lower loss or head cost on
+    every task): otherwise they could tie, and on a tie the trained network must stay
+    available, since the search prefers weights that exist.
     """
     n, t = problem.score.shape
     estimated = np.array([c.estimated for c in problem.candidates], dtype=bool)
@@ -120,7 +124,7 @@ def prune_dominated(problem: Problem) -> list[int]:
             sb, hb = problem.score[sup][:, cols], problem.head[sup][:, cols]
             dom = (problem.fixed[sup] <= problem.fixed[a]) & (sb <= sa).all(1) & (hb <= ha).all(1)
             if not estimated[a]:
-                strictly = (problem.fixed[sup] < problem.fixed[a]) | (sb < sa).any(1) | (hb < ha).any(1)
+                strictly = (problem.fixed[sup] < problem.fixed[a]) | ((sb < sa) | (hb < ha)).all(1)
                 dom &= ~estimated[sup] | strictly
             if dom.any():
                 b = sup[dom]
@@ -133,28 +137,102 @@ def prune_dominated(problem: Problem) -> list[int]:
     return keep
 
 
-def prefer_trained(prob: Problem, a: Assignment) -> Assignment:
-    """Swap each chosen estimated network for a trained one that serves the same tasks no worse.
+def prune_cost_dominated(problem: Problem) -> list[int]:
+    """Indices of the candidates that matter when only cost counts (the cheapest grouping).
 
-    An estimated network (HOA) has no weights; when a trained candidate scores <= on every
-    task it serves and costs <= (nothing extra if it is already chosen), the swap keeps the
-    optimum and yields a grouping that can be deployed. Deterministic: the first such
-    candidate wins, whichever solver found the optimum.
+    Losses aside, candidate A is useless if another candidate B can serve every task A can
+    with fixed cost <= A's and every head cost <= A's. Of identical candidates the first is
+    kept.
     """
-    estimated = [c.estimated for c in prob.candidates]
-    serve = list(a.serve)
-    for n in sorted(set(serve)):
-        if not estimated[n]:
-            continue
-        cols = [j for j, s in enumerate(serve) if s == n]
-        cost_n = prob.fixed[n] + prob.head[n, cols].sum()
-        used = set(serve) - {n}
-        for m in range(prob.n_candidates):
-            if estimated[m] or not np.isfinite(prob.score[m, cols]).all():
+    n, t = problem.score.shape
+    served = np.isfinite(problem.score)
+    masks = (served * (1 << np.arange(t, dtype=np.int64))).sum(axis=1)
+    keep = []
+    for a in range(n):
+        sup = np.nonzero(((masks & masks[a]) == masks[a]) & (problem.fixed <= problem.fixed[a]))[0]
+        sup = sup[sup != a]
+        if sup.size:
+            ha, hb = problem.head[a, served[a]], problem.head[sup][:, served[a]]
+            sup = sup[(hb <= ha).all(1)]
+            same = (masks[sup] == masks[a]) & (problem.fixed[sup] == problem.fixed[a]) \
+                & (problem.head[sup][:, served[a]] == ha).all(1)
+            if (~same).any() or (sup < a).any():
                 continue
-            cost_m = (0.0 if m in used else prob.fixed[m]) + prob.head[m, cols].sum()
-            if (prob.score[m, cols] <= prob.score[n, cols]).all() and cost_m <= cost_n:
-                for j in cols:
-                    serve[j] = m
-                break
-    return a if serve == a.serve else evaluate_assignment(prob, serve)
+        keep.append(a)
+    return keep
+
+
+
+@dataclass
+class Columns:
+    """Served sets: one row per (set of tasks served together, network), see `served_set_columns`."""
+    mask: np.ndarray  # (C,) int64 bit mask of the tasks served (bit j = tasks[j])
+    owner: np.ndarray  # (C,) index of the candidate serving them
+    cost: np.ndarray  # (C,) its fixed cost plus the served heads
+    score: np.ndarray  # (C,) sum of its scores on the served tasks
+    estimated: np.ndarray  # (C,) bool: the owner's losses were estimated
+
+
+def enumerated_columns(problem: Problem) -> int:
+    """How many (served set, network) pairs `served_set_columns` enumerates before filtering."""
+    return int((2.0 ** np.isfinite(problem.score).sum(axis=1)).sum())
+
+
+def served_set_columns(problem: Problem) -> Columns:
+    """Every set of tasks a network can serve together, keeping per set only the (cost, score)
+    Pareto-best networks.
+
+    A cheaper-and-no-worse network for the same set replaces any other in every grouping, so
+    the rest can be dropped; of exact ties a trained network stays before an estimated one,
+    then the first. Rows are sorted by set, then cost.
+    """
+    finite = np.isfinite(problem.score)
+    sizes = finite.sum(axis=1)
+    masks, scores, costs, owners = [], [], [], []
+    for m in np.unique(sizes):  # candidates serving the same number of tasks, all at once
+        group = np.nonzero(sizes == m)[0]
+        idx = np.nonzero(finite[group])[1].reshape(len(group), m)  # (G, m) the tasks each one serves
+        pats = np.arange(1, 1 << m, dtype=np.int64)
+        bits = ((pats[:, None] >> np.arange(m)) & 1).astype(np.float64)  # (P, m) every non-empty subset
+        rows = group[:, None]
+        if len(problem.tasks) <= 52:  # float products (BLAS) are exact below 2^53 and far faster
+            masks.append(((np.int64(1) << idx).astype(np.float64) @ bits.T).ravel().astype(np.int64))
+        else:
+            masks.append(((np.int64(1) << idx) @ bits.T.astype(np.int64)).ravel())
+        scores.append((problem.score[rows, idx] @ bits.T).ravel())
+        costs.append((problem.fixed[group][:, None] + problem.head[rows, idx] @ bits.T).ravel())
+        owners.append(np.repeat(group, len(pats)))
+    mask, score, cost, owner = (np.concatenate(v) for v in (masks, scores, costs, owners))
+    # A quick first cut per set: a row dearer than the set's best-scoring row, or scoring worse than its
+    # cheapest row, is off the front (most of them, when many networks can serve the same set).
+    if len(problem.tasks) <= 22:
+        where, n_sets = mask, 1 << len(problem.tasks)
+    else:
+        sets, where = np.unique(mask, return_inverse=True)
+        n_sets = len(sets)
+    per_set = lambda rows, values: _group_min(where[rows], values[rows], n_sets)  # noqa: E731
+    all_rows = np.ones(len(mask), dtype=bool)
+    cheapest = per_set(all_rows, cost)
+    score_at_cheapest = per_set(cost == cheapest[where], score)
+    best = per_set(all_rows, score)
+    cost_at_best = per_set(score == best[where], cost)
+    near = (score <= score_at_cheapest[where]) & (cost <= cost_at_best[where])
+    mask, score, cost, owner = mask[near], score[near], cost[near], owner[near]
+    # Sort by set, cost, score, trained before estimated, index; keep a row only if its score beats every
+    # earlier (no dearer) row of the same set. Integer ranks keep this exact.
+    estimated = np.array([c.estimated for c in problem.candidates], dtype=bool)[owner]
+    order = np.lexsort((owner, estimated, score, cost, mask))
+    mask, score, cost, owner, estimated = mask[order], score[order], cost[order], owner[order], estimated[order]
+    _, rank = np.unique(score, return_inverse=True)
+    group = np.r_[0, np.cumsum(mask[1:] != mask[:-1])]
+    key = rank.astype(np.int64) - group * (len(rank) + 1)
+    prev_min = np.r_[np.iinfo(np.int64).max, np.minimum.accumulate(key)[:-1]]
+    first = np.r_[True, mask[1:] != mask[:-1]]
+    keep = first | (key < prev_min)
+    return Columns(mask[keep], owner[keep], cost[keep], score[keep], estimated[keep])
+
+
+def _group_min(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    out = np.full(n_groups, np.inf)
+    np.minimum.at(out, group, values)
+    return out

@@ -36,14 +36,15 @@ def check_profile_for_table(profile: DeviceProfile, table: LossTable, stage: str
     widths, and, when the table records its run configuration, preset, input size and
     architecture.
     """
-    from taskgroup.tasks import TASKS
+    from taskgroup.tasks import known_tasks
 
     where = profile.path or "device profile"
-    unknown = [t for t in table.tasks if t not in TASKS]
+    known = known_tasks()  # built-in, and those a run's config declared (the loss table declares them when read)
+    unknown = [t for t in table.tasks if t not in known]
     if unknown:
         raise TaskgroupError(
             f"{source}: task(s) {unknown} are not task names a device profile can cost (the paper's tables name "
-            f"their columns abstractly); name them with --task-names using known tasks ({', '.join(TASKS)}), or "
+            f"their columns abstractly); name them with --task-names using known tasks ({', '.join(known)}), or "
             "select without --profile using --budget in SNT units")
     run = table.meta.get("run_config") if isinstance(table.meta, dict) else None
     run = run if isinstance(run, dict) else {}

@@ -4,8 +4,9 @@ It assigns tasks one at a time to a candidate that can serve them (every groupin
 pointless networks is exactly one such assignment), keeping the running cost (a network's
 fixed cost is paid when it is first used) and pruning with two bounds: the remaining
 tasks' cheapest heads must fit the budget, and their best scores must be able to beat the
-incumbent. Optimal means minimum score, then minimum cost. Exponential: meant for tests
-and small tables (the paper's 36 candidates take milliseconds).
+incumbent. Optimal means minimum score, then minimum cost, then fewest estimated (never
+trained) networks. Exponential: meant for tests and small tables (the paper's 36
+candidates take milliseconds).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class SearchTimeout(TaskgroupError):
 
 def reference_solve(prob: Problem, budget: float | None, max_networks: int | None = None,
                     time_limit: float | None = None, max_nodes: int | None = None) -> Assignment | None:
-    """The optimum (minimum score, then minimum cost), or None if nothing fits the budget.
+    """The optimum (minimum score, then minimum cost, then fewest estimated networks), or None if
+    nothing fits the budget.
 
     `max_nodes` bounds the search tree deterministically (the same input always finishes or
     always gives up, on any machine); `time_limit` bounds it by wall time.
@@ -46,17 +48,20 @@ def reference_solve(prob: Problem, budget: float | None, max_networks: int | Non
         best_rest[d] = best_rest[d + 1] + opts[0][1]
         cheap_rest[d] = cheap_rest[d + 1] + min(o[2] for o in opts)
 
+    estimated = [c.estimated for c in prob.candidates]
     serve = [-1] * n_tasks
     open_count: dict[int, int] = {}
-    best: list = [np.inf, np.inf, None]  # score, cost, serve
+    open_estimated = [0]
+    best: list = [np.inf, np.inf, 0, None]  # score, cost, estimated networks, serve
     deadline = None if time_limit is None else time.perf_counter() + time_limit
     nodes = [0]
 
-    def better(score: float, cost: float) -> bool:
-        if best[2] is None:
+    def better(score: float, cost: float, n_estimated: int) -> bool:
+        if best[3] is None:
             return True
-        tol = REL_TOL * max(1.0, abs(best[0]))
-        return score < best[0] - tol or (score <= best[0] + tol and cost < best[1] - REL_TOL * max(1.0, abs(best[1])))
+        tol, ctol = REL_TOL * max(1.0, abs(best[0])), REL_TOL * max(1.0, abs(best[1]))
+        return score < best[0] - tol or (score <= best[0] + tol and (
+            cost < best[1] - ctol or (cost <= best[1] + ctol and n_estimated < best[2])))
 
     def visit(d: int, score: float, cost: float) -> None:
         nodes[0] += 1
@@ -65,8 +70,8 @@ def reference_solve(prob: Problem, budget: float | None, max_networks: int | Non
         if deadline is not None and time.perf_counter() > deadline:
             raise SearchTimeout(f"reference search did not finish within {time_limit} s; use the MILP solver")
         if d == n_tasks:
-            if better(score, cost):
-                best[0], best[1], best[2] = score, cost, list(serve)
+            if better(score, cost, open_estimated[0]):
+                best[0], best[1], best[2], best[3] = score, cost, open_estimated[0], list(serve)
             return
         j = order_tasks[d]
         for i, s, h, f in options[j]:
@@ -77,20 +82,22 @@ def reference_solve(prob: Problem, budget: float | None, max_networks: int | Non
             if new_open and len(open_count) >= k_max:
                 continue
             lb = score + s + best_rest[d + 1]
-            if not better(lb, c + cheap_rest[d + 1]):
+            if not better(lb, c + cheap_rest[d + 1], open_estimated[0] + (new_open and estimated[i])):
                 # Options are sorted by score: once the bound fails on score alone, later ones fail too.
-                if best[2] is not None and lb > best[0] + REL_TOL * max(1.0, abs(best[0])):
+                if best[3] is not None and lb > best[0] + REL_TOL * max(1.0, abs(best[0])):
                     break
                 continue
             serve[j] = i
             open_count[i] = open_count.get(i, 0) + 1
+            open_estimated[0] += new_open and estimated[i]
             visit(d + 1, score + s, c)
             open_count[i] -= 1
             if not open_count[i]:
                 del open_count[i]
+                open_estimated[0] -= estimated[i]
         serve[j] = -1
 
     visit(0, 0.0, 0.0)
-    if best[2] is None:
+    if best[3] is None:
         return None
-    return evaluate_assignment(prob, best[2])
+    return evaluate_assignment(prob, best[3])

@@ -7,8 +7,8 @@ the MILP (or the reference branch-and-bound) solves the rest. The default solver
 tries the branch-and-bound for a fraction of a second on small problems (the paper's
 tables take milliseconds, and importing scipy.optimize alone takes ~0.5 s) and uses the
 MILP otherwise; both are exact. Among equally good
-groupings the cheaper one wins; exact remaining ties keep the solver's (deterministic)
-choice.
+groupings the cheaper one wins, then the one with fewer estimated (never trained)
+networks; exact remaining ties keep the solver's (deterministic) choice.
 """
 
 from __future__ import annotations
@@ -20,15 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from taskgroup.errors import TaskgroupError
+from taskgroup.grouping import Grouping, GroupingEvaluation, GroupingNetwork
 from taskgroup.profile.costmodel import corun_factor
 from taskgroup.search.candidates import Candidate
-from taskgroup.search.problem import REL_TOL, Assignment, Problem, build_problem, prefer_trained, prune_dominated
+from taskgroup.search.problem import (MAX_ENUMERATED, REL_TOL, Assignment, Problem, build_problem, enumerated_columns,
+                                     evaluate_assignment, prune_dominated)
 from taskgroup.search.reference import SearchTimeout, reference_solve
 
-GROUPING_KIND = "grouping"
-SCHEMA_VERSION = 1
-SOLVERS = ("auto", "milp", "reference")
+SOLVERS = ("auto", "milp", "dp", "reference")
 AUTO_MAX_CANDIDATES = 200  # "auto" tries the branch-and-bound only up to this many candidates...
 AUTO_MAX_TASKS = 8  # ...and tasks,
 AUTO_MAX_NODES = 100_000  # ...for at most this many search nodes (about 0.2 s) before switching to the MILP
@@ -70,6 +72,12 @@ class Selection:
     evaluation: Evaluation | None = None  # the same networks scored on another table, if asked
     options: dict[str, Any] = field(default_factory=dict)  # weights, normalisation, estimator, sources
     corun_factor: float = 1.0  # measured slowdown of running these networks back to back (1: none, or SNT costs)
+    robustness: dict[str, Any] | None = None  # how the choice stands against latency noise (search.robustness)
+
+    @property
+    def estimated_networks(self) -> int:
+        """Chosen networks whose losses were estimated (they have no weights yet)."""
+        return sum(n.candidate.estimated for n in self.networks)
 
     @property
     def networks_cost(self) -> float:
@@ -99,9 +107,11 @@ class Selection:
         self.evaluation = Evaluation(split, losses, math.fsum(losses.values()), math.fsum(best.values()))
         return self.evaluation
 
-    def to_grouping_json(self, out_path: str | os.PathLike | None = None,
-                         table_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-        """The grouping document (best.json); checkpoints become paths relative to `out_path`'s folder."""
+    def to_grouping(self, out_path: str | os.PathLike | None = None,
+                    table_dir: str | os.PathLike | None = None) -> Grouping:
+        """The grouping (best.json) of this selection; checkpoints become paths relative to `out_path`'s folder."""
+        from taskgroup.task_tables import declared_in
+
         out_dir = Path(out_path).resolve().parent if out_path is not None else None
         nets = []
         for net in self.networks:
@@ -110,42 +120,36 @@ class Selection:
             if c.checkpoint and not c.estimated:
                 full = Path(table_dir or ".") / c.checkpoint
                 ckpt = os.path.relpath(full.resolve(), out_dir) if out_dir is not None else str(full)
-            nets.append({
-                "tasks": list(c.tasks),
-                "served": list(net.served),
-                "width": c.width,
-                "stage": c.stage,  # the training stage whose losses chose it
-                "checkpoint": ckpt,  # always fully trained weights (null: none exist yet)
-                "estimated": c.estimated,
-                "cost": net.cost,
-                "fixed_cost": c.fixed_cost,
-                "head_costs": {t: c.head_cost(t) for t in net.served},
-                "losses": {t: c.losses[t] for t in net.served},
-            })
-        doc: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "kind": GROUPING_KIND,
-            "tasks": list(self.tasks),
-            "budget": {"value": self.budget, "unit": self.unit},
+            nets.append(GroupingNetwork(
+                tasks=tuple(c.tasks), served=tuple(net.served), width=c.width,
+                stage=c.stage,  # the training stage whose losses chose it
+                checkpoint=ckpt,  # always fully trained weights (None: none exist yet)
+                estimated=c.estimated, cost=net.cost, fixed_cost=c.fixed_cost,
+                head_costs={t: c.head_cost(t) for t in net.served}, losses={t: c.losses[t] for t in net.served},
+                stopped_for=c.stopped_for))  # a per-task stop: that task's best epoch
+        extra: dict[str, Any] = {
             "max_networks": self.max_networks,
-            "networks": nets,
-            "served_by": dict(self.served_by),
-            "objective": self.objective,
-            "total_loss": self.total_loss,
-            "cost": self.cost,
             "headroom": None if self.budget is None else self.budget - self.cost,  # how far under the budget
-            "corun_factor": self.corun_factor,  # cost = sum of the networks' costs x this (networks run together)
             "solver": self.solver,
             "candidates": {"given": self.candidates_total, "after_pruning": self.candidates_searched},
             "solve_time_s": self.solve_time_s,
-            "options": self.options,
         }
-        if self.evaluation is not None:
-            doc["evaluated_on"] = self.evaluation.split
-            doc["evaluated_losses"] = self.evaluation.losses
-            doc["evaluated_total"] = self.evaluation.total
-            doc["evaluated_total_best_served"] = self.evaluation.total_best_served
-        return doc
+        if self.robustness is not None:
+            extra["robustness"] = self.robustness
+        e = self.evaluation
+        return Grouping(
+            tasks=tuple(self.tasks), budget={"value": self.budget, "unit": self.unit}, networks=tuple(nets),
+            served_by=dict(self.served_by), objective=self.objective, total_loss=self.total_loss, cost=self.cost,
+            corun_factor=self.corun_factor,  # cost = sum of the networks' costs x this (networks run together)
+            options=dict(self.options),
+            evaluation=None if e is None else GroupingEvaluation(e.split, e.losses, e.total, e.total_best_served),
+            declared_tasks=declared_in(self.tasks) or None,  # the config's own [tasks.NAME] tables, for export
+            extra=extra)
+
+    def to_grouping_json(self, out_path: str | os.PathLike | None = None,
+                         table_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+        """The grouping document (best.json); see `to_grouping`."""
+        return self.to_grouping(out_path, table_dir).to_json()
 
 
 class Selector:
@@ -167,6 +171,10 @@ class Selector:
             raise TaskgroupError(f"the co-run overhead must be a finite number >= 0, found {corun}")
         self.corun = corun  # a grouping of N networks costs its sum x (1 + corun x (N - 1)) (device profile)
         self._milp = None
+        self._fronts = None  # SubsetFronts, False if the problem is too large for them
+        self._cover = None
+        self._min_cost: dict[int | None, tuple[Assignment, float] | None] = {}
+        self._greedy: Assignment | None = None
 
     def _model(self):
         if self._milp is None:
@@ -211,6 +219,8 @@ class Selector:
         """The optimum of the additive problem (each network costed alone)."""
         start = time.perf_counter()
         used = self.solver
+        if max_networks is not None and max_networks >= len(self.problem.tasks):
+            max_networks = None  # no limit in effect
         if used == "auto":
             used = "milp"
             if self.problem.n_candidates <= AUTO_MAX_CANDIDATES and len(self.problem.tasks) <= AUTO_MAX_TASKS:
@@ -219,7 +229,19 @@ class Selector:
                     used = "reference"
                 except SearchTimeout:
                     pass
-        if used == "milp":
+            if used == "milp" and max_networks is None and self._subset_fronts() is not None:
+                used = "dp"
+        elif used == "dp":
+            if max_networks is not None:
+                raise TaskgroupError("--solver dp does not limit the number of networks; use --solver milp or auto")
+            if self._subset_fronts() is None:
+                raise TaskgroupError(f"--solver dp: the problem is too large for the subset fronts "
+                                     f"({self._fronts_why}); use --solver milp or auto")
+        if used == "dp":
+            a = self._fronts.solve(budget)
+        elif used == "milp":
+            if budget is not None and self._cannot_fit(budget, max_networks):
+                return None
             a = self._model().solve(budget, max_networks, time_limit)
         elif self.solver == "reference":
             a = reference_solve(self.problem, budget, max_networks, time_limit)
@@ -229,15 +251,94 @@ class Selector:
         sel.solver = used
         return sel
 
+    def _subset_fronts(self):
+        """The subset dynamic programme's fronts (built on first use), or None if the problem is too large."""
+        if self._fronts is None:
+            from taskgroup.search.subsets import MAX_TASKS, SubsetFronts, TooMuchWork
+
+            self._fronts, self._fronts_why = False, ""
+            if len(self.problem.tasks) > MAX_TASKS:
+                self._fronts_why = f"{len(self.problem.tasks)} tasks, at most {MAX_TASKS}"
+            elif enumerated_columns(self.problem) > MAX_ENUMERATED:
+                self._fronts_why = f"more than {MAX_ENUMERATED:,} served sets"
+            else:
+                try:
+                    self._fronts = SubsetFronts(self.problem)
+                except TooMuchWork as exc:
+                    self._fronts_why = str(exc)
+        return self._fronts or None
+
+    def _cannot_fit(self, budget: float, max_networks: int | None) -> bool:
+        """True if no grouping of at most `max_networks` networks costs <= budget (additive costs).
+
+        Proving that through the selection MILP can take minutes on large tables (it has to rule
+        out every cover near the cheapest), while the cheapest grouping alone is a small set-cover
+        problem; a greedy cover first skips even that whenever the budget obviously fits.
+        """
+        limit = budget + REL_TOL * max(1.0, abs(budget))
+        greedy = self._greedy_cover()
+        if greedy.cost <= limit and (max_networks is None or len(set(greedy.serve)) <= max_networks):
+            return False
+        cheapest = self.min_cost(max_networks)
+        return cheapest is None or cheapest[1] > limit  # a proven lower bound above the budget
+
+    def _greedy_cover(self) -> Assignment:
+        """A quick grouping serving every task: repeatedly the network with the most newly served
+        tasks per unit of cost (an upper bound on the cheapest grouping's cost)."""
+        if self._greedy is None:
+            prob = self.problem
+            can = np.isfinite(prob.score)
+            serve = [-1] * len(prob.tasks)
+            open_ = np.ones(len(prob.tasks), dtype=bool)
+            while open_.any():
+                gain = (can & open_).sum(axis=1)
+                cost = prob.fixed + np.where(can & open_, prob.head, 0.0).sum(axis=1)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rate = np.where(gain > 0, gain / cost, -1.0)  # a free network with gain gets inf
+                n = int(np.argmax(rate))
+                for j in np.nonzero(can[n] & open_)[0]:
+                    serve[j] = n
+                open_ &= ~can[n]
+            self._greedy = evaluate_assignment(prob, serve)
+        return self._greedy
+
+    def min_cost(self, max_networks: int | None = None) -> tuple[Assignment, float] | None:
+        """The cheapest grouping of at most `max_networks` networks, each costed alone, with a proven
+        lower bound on that cost; None if there is none. Exact (a set-cover MILP), cached per limit."""
+        if max_networks is not None and max_networks >= len(self.problem.tasks):
+            max_networks = None
+        if max_networks not in self._min_cost:
+            free = self.min_cost(None) if max_networks is not None else None
+            if free is not None and len(set(free[0].serve)) <= max_networks:
+                self._min_cost[max_networks] = free  # the cheapest without a limit already fits it
+            else:
+                if self._cover is None:
+                    from taskgroup.search.milp import CoverModel
+
+                    self._cover = CoverModel(self.problem)
+                self._min_cost[max_networks] = self._cover.solve(max_networks)
+        return self._min_cost[max_networks]
+
     def cheapest(self, max_networks: int | None = None) -> Selection | None:
-        """The cheapest grouping serving every task (with a co-run overhead: a grouping that fits
-        every budget from its cost up, though not always the smallest such), or None."""
-        a = self._model().min_cost(max_networks)
-        return None if a is None else self._with_corun(self._selection(a, None, max_networks, 0.0))
+        """The cheapest grouping serving every task (co-run factor included), or None.
+
+        With a co-run overhead, fewer networks can be cheaper though their sum is higher: the
+        cheapest grouping of at most N networks is found for N = the previous answer's count - 1
+        down to 1, and the cheapest of these after the factor wins (exact).
+        """
+        best = None
+        found = self.min_cost(max_networks)
+        while found is not None:
+            sel = self._with_corun(self._selection(found[0], None, max_networks, 0.0))
+            if best is None or sel.cost < best.cost:
+                best = sel
+            if not self.corun or len(sel.networks) <= 1:
+                break
+            found = self.min_cost(len(sel.networks) - 1)
+        return best
 
     def _selection(self, a: Assignment, budget: float | None, max_networks: int | None, seconds: float) -> Selection:
         prob = self.problem
-        a = prefer_trained(prob, a)  # on exact ties, deployable (trained) networks over estimated ones
         order = {t: j for j, t in enumerate(prob.tasks)}
         chosen = sorted(set(a.serve), key=lambda i: (sorted(order[t] for t in prob.candidates[i].tasks),
                                                      prob.candidates[i].width))
@@ -264,9 +365,10 @@ class Selector:
 
 
 def _better(a: Selection, b: Selection) -> bool:
-    """Lower objective; on a tie (relative REL_TOL), the lower predicted cost."""
-    tol = REL_TOL * max(1.0, abs(b.objective))
-    return a.objective < b.objective - tol or (a.objective <= b.objective + tol and a.cost < b.cost)
+    """Lower objective; on a tie (relative REL_TOL), the lower predicted cost; then fewer estimated networks."""
+    tol, ctol = REL_TOL * max(1.0, abs(b.objective)), REL_TOL * max(1.0, abs(b.cost))
+    return a.objective < b.objective - tol or (a.objective <= b.objective + tol and (
+        a.cost < b.cost - ctol or (a.cost <= b.cost + ctol and a.estimated_networks < b.estimated_networks)))
 
 
 def select(candidates: Sequence[Candidate], budget: float, *, tasks: Sequence[str] | None = None,

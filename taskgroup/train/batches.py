@@ -49,6 +49,11 @@ class TensorSplit:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def labelled(self, task: str) -> int:
+        """Samples with at least one defined pixel of `task` (a sample without a label file has none)."""
+        mask = self.masks[task]
+        return len(self) if mask is None else int(mask.flatten(1).any(dim=1).sum())
+
     def batch(self, index: torch.Tensor, tasks: Sequence[str]):
         """(images, {task: target}, {task: mask or None}) for the rows in `index`."""
         images = self.images.index_select(0, index)

@@ -5,7 +5,10 @@ The paper's candidate sets for N tasks:
   the "independent networks" baseline at the same total cost as one full network for two tasks);
 - `pairs`: `singles` plus every pair of tasks at full width (the paper's default set; the
   higher-order networks are then estimated from pairs, HOA);
-- `all`: every non-empty subset of tasks at full width, plus the half-width singles.
+- `all`: every non-empty subset of tasks at full width, plus the half-width singles;
+- `affinity`: `singles` plus one full-width network of all tasks, trained with inter-task
+  affinity tracking (TAG); the other groups are then estimated from the affinity
+  (taskgroup.search.affinity).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Sequence
 
 from taskgroup.errors import TaskgroupError
 
-CANDIDATE_SETS = ("singles", "pairs", "all")
+CANDIDATE_SETS = ("singles", "pairs", "all", "affinity")
 FULL, HALF = 1.0, 0.5
 
 
@@ -59,6 +62,8 @@ def candidate_set(kind: str, tasks: Sequence[str]) -> list[CandidateSpec]:
     elif kind == "all":
         for k in range(2, len(tasks) + 1):
             specs += [CandidateSpec(c, FULL) for c in itertools.combinations(tasks, k)]
+    elif kind == "affinity" and len(tasks) > 1:
+        specs.append(CandidateSpec(tasks, FULL))
     return specs
 
 

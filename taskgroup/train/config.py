@@ -10,18 +10,22 @@ the training-recipe half of each preset lives here, keyed by the same names. A T
 
     [train]          # TrainConfig fields
     epochs = 8
+    strategy = "alternating"   # taskgroup.train.strategies
     [data]           # DataConfig fields (taskgroup.data), except `resolution`
     n_train = 1000
     [arch]           # ArchPreset fields: model, model_config (a table), resolution
     resolution = 32
+    [tasks.NAME]     # a task of your own (taskgroup.task_tables): channels, loss, meaning, ...
+    loss = "l1"
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +50,44 @@ class TrainConfig:
     eval_batch_size: int = 128  # images per forward pass when computing val/test losses
     threads: int = 1  # torch intra-op threads (0 = one per core); 1 is robust when other processes share the CPU
     lr_schedule: str = "plateau"  # "plateau": halve on a validation plateau (the paper); "cosine": decay to 0 by the last step
+    affinity_every: int = 10  # networks trained with affinity tracking measure it every this many steps (TAG's period)
+    # How a batch becomes optimiser steps (taskgroup.train.strategies): "sum" (one step on the summed
+    # loss), "alternating[:shuffled]", "alternating-independent[:shuffled]", "random-groups:G[:epoch]".
+    strategy: str = "sum"
+    # Per-task loss weights (taskgroup.train.weighting): "none", "static" (task_weights), "scale"
+    # (1 / the trivial predictor's training loss) or "uncertainty" (learned, Kendall et al. 2018).
+    weighting: str = "none"
+    task_weights: dict = field(default_factory=dict)  # weighting = "static": task -> relative importance (unlisted: 1)
+    per_task_stopping: bool = False  # also keep each task's best-validation epoch of a multi-task network
 
     def validate(self, where: str = "train config") -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise TaskgroupError(f"{where}: field 'lr_schedule': unknown schedule {self.lr_schedule!r}; "
                                  f"valid schedules: {', '.join(LR_SCHEDULES)}")
-        ints = {"epochs": 1, "batch_size": 1, "lr_patience": 0, "eval_batch_size": 1, "threads": 0}
+        from taskgroup.train.strategies import parse_strategy
+        from taskgroup.train.weighting import WEIGHTINGS
+
+        parse_strategy(self.strategy, f"{where}: field 'strategy'")
+        if self.weighting not in WEIGHTINGS:
+            raise TaskgroupError(f"{where}: field 'weighting': unknown weighting {self.weighting!r}; "
+                                 f"valid weightings: {', '.join(WEIGHTINGS)}")
+        if not isinstance(self.task_weights, dict):
+            raise TaskgroupError(f"{where}: field 'task_weights': expected a table task -> weight, "
+                                 f"found {type(self.task_weights).__name__}")
+        for task, w in self.task_weights.items():
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+                raise TaskgroupError(f"{where}: field 'task_weights': weight of {task!r} must be a positive number, "
+                                     f"found {w!r}")
+        if self.weighting == "static" and not self.task_weights:
+            raise TaskgroupError(f"{where}: field 'task_weights': weighting 'static' needs a weight per task "
+                                 "(e.g. task_weights = { segment_semantic = 2.0 }; unlisted tasks weigh 1)")
+        if self.task_weights and self.weighting != "static":
+            raise TaskgroupError(f"{where}: field 'task_weights': used only with weighting = 'static', "
+                                 f"found weighting {self.weighting!r}")
+        if not isinstance(self.per_task_stopping, bool):
+            raise TaskgroupError(f"{where}: field 'per_task_stopping': expected true or false, "
+                                 f"found {self.per_task_stopping!r}")
+        ints = {"epochs": 1, "batch_size": 1, "lr_patience": 0, "eval_batch_size": 1, "threads": 0, "affinity_every": 1}
         for name, minimum in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -95,7 +131,11 @@ DATA_PRESETS: dict[str, dict[str, Any]] = {
 # seeds of a grouping's total test loss (plain sum) and of a pairwise gain. A one-seed report
 # uses it to say which differences it cannot tell apart. It holds for the preset as shipped
 # only: a run whose config differs gets no number.
-SEED_NOISE: dict[str, dict[str, Any]] = {}
+SEED_NOISE: dict[str, dict[str, Any]] = {
+    "default": {"grouping_total_std": 0.0111, "grouping_normalised_std": 0.0161,
+                "pairwise_gain_std": 0.0170, "seeds": 3,
+                "source": "benchmarks/results/seed_noise.md, median over 7 groupings"},
+}
 
 
 def preset_seed_noise(preset: str, config: "RunConfig") -> dict[str, Any] | None:
@@ -117,6 +157,7 @@ class RunConfig:
     train: TrainConfig  # the optimisation recipe
     seed: int = 0  # seeds weight init and batch order (the same for every candidate)
     esa_fraction: float | None = None  # ESA: fraction of the schedule after which the "early" stage is taken
+    declared_tasks: tuple = ()  # TaskSpecs of the config's [tasks.NAME] tables (registered with taskgroup.tasks)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description; equal dicts mean identical training."""
@@ -126,8 +167,11 @@ class RunConfig:
         data = self.data.content_key() if hasattr(self.data, "content_key") else dict(self.data)
         # The data format version is part of the identity: resuming a run after the renderer or an
         # encoding changed would mix networks trained on different targets.
+        from taskgroup.task_tables import declared_to_json
+
         return {"preset": self.preset, "arch": arch, "data": data, "data_format": FORMAT_VERSION,
-                "train": dataclasses.asdict(self.train), "seed": self.seed, "esa_fraction": self.esa_fraction}
+                "train": dataclasses.asdict(self.train), "seed": self.seed, "esa_fraction": self.esa_fraction,
+                "declared_tasks": declared_to_json(self.declared_tasks)}
 
 
 
@@ -153,15 +197,21 @@ def make_run_config(preset: str = "default", config_file: str | os.PathLike | No
     arch = get_arch_preset(preset)
     train = TRAIN_PRESETS[preset]
     data_fields = dict(DATA_PRESETS[preset])
+    declared: dict[str, Any] = {}
     layers: list[tuple[str, dict[str, Any]]] = []
     if config_file is not None:
         layers.append((str(config_file), _read_toml(config_file)))
     if overrides:
         layers.append(("overrides", overrides))
     for where, doc in layers:
-        unknown = sorted(set(doc) - {"train", "data", "arch"})
+        unknown = sorted(set(doc) - {"train", "data", "arch", "tasks"})
         if unknown:
-            raise TaskgroupError(f"{where}: unknown section(s) {', '.join(map(repr, unknown))}; valid sections: arch, data, train")
+            raise TaskgroupError(f"{where}: unknown section(s) {', '.join(map(repr, unknown))}; "
+                                 "valid sections: arch, data, tasks, train")
+        if "tasks" in doc:
+            from taskgroup.task_tables import parse_task_tables
+
+            declared.update({s.name: s for s in parse_task_tables(doc["tasks"], where)})
         for section in ("train", "data", "arch"):
             if section in doc and not isinstance(doc[section], dict):
                 raise TaskgroupError(f"{where}: '{section}' must be a table ([{section}]), found {type(doc[section]).__name__}")
@@ -177,10 +227,14 @@ def make_run_config(preset: str = "default", config_file: str | os.PathLike | No
             raise TaskgroupError(f"{where}: [data] unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(sorted(valid))}")
         data_fields.update(data_doc)
     train.validate()
+    from taskgroup.tasks import declare_tasks
+
+    declare_tasks(declared.values(), str(config_file or "overrides"))  # before the data config names them
     where = f"{config_file}: [data]" if config_file is not None else "data config"
     data = DataConfig.from_dict(dict(data_fields, resolution=arch.resolution), where=where)
     return RunConfig(preset=preset, arch=arch, data=data, train=train, seed=seed,
-                     esa_fraction=None if esa_fraction is None else float(esa_fraction))
+                     esa_fraction=None if esa_fraction is None else float(esa_fraction),
+                     declared_tasks=tuple(declared.values()))
 
 
 def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
@@ -201,15 +255,26 @@ def _override(train: TrainConfig, doc: dict[str, Any], where: str) -> TrainConfi
         expected = type(getattr(train, key))
         if expected is str:
             ok, what = isinstance(value, str), "a string"
+        elif expected is bool:
+            ok, what = isinstance(value, bool), "true or false"
+        elif expected is dict:
+            ok, what = isinstance(value, dict), "a table"
         elif expected is float:
             ok, what = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
         else:
             ok, what = isinstance(value, int) and not isinstance(value, bool), "an integer"
         if not ok:
             raise TaskgroupError(f"{where} key '{key}': expected {what}, found {type(value).__name__} ({value!r})")
-    new = dataclasses.replace(train, **{k: (float(v) if isinstance(getattr(train, k), float) else v) for k, v in doc.items()})
+    new = dataclasses.replace(train, **{k: (float(v) if isinstance(getattr(train, k), float) else
+                                            {t: _number(w) for t, w in v.items()} if k == "task_weights" else v)
+                                        for k, v in doc.items()})
     new.validate(where.rstrip(":"))
     return new
+
+
+def _number(value: Any) -> Any:
+    """TOML integers as floats; anything else unchanged (validate names it)."""
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _override_arch(arch: ArchPreset, doc: dict[str, Any], where: str) -> ArchPreset:

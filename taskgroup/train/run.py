@@ -27,7 +27,7 @@ from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import DirectoryLock, differences
 from taskgroup.losstable import LossTable
 from taskgroup.tasks import parse_task_list
-from taskgroup.train.candidates import CandidateSpec, normalise_spec
+from taskgroup.train.candidates import FULL, CandidateSpec, normalise_spec
 from taskgroup.train.config import RunConfig, TrainConfig
 from taskgroup.train.store import CHECKPOINT_DIR, RunStore
 
@@ -46,7 +46,7 @@ def default_stages(config: RunConfig, esa_only: bool = False) -> tuple[str, ...]
 
 def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[CandidateSpec], config: RunConfig, *,
                      resume: bool = False, stages: Sequence[str] | None = None, progress=None, data=None,
-                     seeds: Sequence[int] | None = None, executor=None) -> LossTable:
+                     seeds: Sequence[int] | None = None, affinity: bool = False, executor=None) -> LossTable:
     """Train `specs` (those not yet finished) into `run_dir`, once per seed; return the run's loss table.
 
     `seeds` defaults to the config's one seed. Jobs are handed out seed by seed (every network
@@ -54,9 +54,17 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     for its first seeds. A new run refuses a non-empty directory; `resume=True` reopens it,
     refusing a different config (the seed aside: seeds are an axis of the run), and also
     retrains jobs a previous process left unfinished. `data` (a RunData) may be passed to reuse
-    splits already in memory. `executor`: where networks train: an ExecutorSpec or its text
-    ('local', 'processes:2', 'ray'; default local), built, opened and closed here, or an
-    Executor the caller opened and closes (e.g. kept across several calls).
+    splits already in memory.
+
+    `affinity=True` trains the full-width network of all `tasks` (added to `specs` if absent)
+    with inter-task affinity tracking (taskgroup.train.affinity) and records that in the run:
+    every later job of that network tracks it too. A job of it already trained without affinity
+    is trained again (deterministic: the same weights and losses) to measure it.
+
+    `executor`: where networks train: an ExecutorSpec or its text ('local', 'processes:2',
+    'ray'; default local), built, opened and closed here, or an Executor the caller opened and
+    closes (e.g. kept across several calls). Whatever the executor, this process commits every
+    (network, seed) as its worker returns it.
     """
     from taskgroup.train.executors import Executor, create_executor
     from taskgroup.train.trainer import Progress, build_model, check_trainable, load_run_data
@@ -72,6 +80,16 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     if "early" in stages and config.esa_fraction is None:
         raise TaskgroupError("the early (ESA) stage needs an ESA fraction (--esa FRACTION)")
     specs = _dedupe([normalise_spec(s, tasks) for s in specs])
+    from taskgroup.train.weighting import check_task_weights
+
+    check_task_weights(config.train.task_weights, tasks)
+    if affinity:
+        if len(tasks) < 2:
+            raise TaskgroupError("affinity needs at least two tasks (it measures how tasks affect each other)")
+        from taskgroup.train.strategies import check_affinity
+
+        check_affinity(config.train.strategy)
+        specs = _dedupe(specs + [affinity_spec(tasks)])
     model = build_model(config, CandidateSpec(tasks))  # bad model_config fails before anything is written
     run_dir = Path(run_dir)
     config_doc = json.loads(json.dumps(dataclasses.replace(config, seed=seeds[0]).to_dict()))
@@ -99,15 +117,23 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
                 progress.message(note)
             for stale in (run_dir / CHECKPOINT_DIR).glob(".*.tmp"):  # temp files of a killed checkpoint write
                 stale.unlink()
+        if affinity:
+            store.set_affinity_network(affinity_spec(tasks))
+        tracked = store.affinity_network()
         jobs: list[tuple[CandidateSpec, int, tuple[str, ...]]] = [(s, seed, stages) for seed in seeds for s in specs]
         wanted = {(s, seed) for s, seed, _ in jobs}
         for spec, seed in store.interrupted():
             if (spec, seed) not in wanted:
                 jobs.append((spec, seed, store.interrupted_stages(spec, seed)))
-        todo = [(s, seed, st) for s, seed, st in jobs if set(st) - store.done_stages(s, seed)]
+
+        def pending(spec: CandidateSpec, seed: int, st: tuple[str, ...]) -> bool:
+            return bool(set(st) - store.done_stages(spec, seed)) or (
+                spec.name == tracked and not store.has_affinity(spec, seed, st))
+
+        todo = [(s, seed, st) for s, seed, st in jobs if pending(s, seed, st)]
         progress.run_started(len(jobs), len(jobs) - len(todo))
         for spec, seed, st in jobs:
-            if not set(st) - store.done_stages(spec, seed):
+            if not pending(spec, seed, st):
                 progress.candidate_skipped(job_name(spec, seed, seeds), "already trained")
         if data is None and todo:
             progress.message("loading data (rendered and cached on first use)")
@@ -116,12 +142,15 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
             store.set_reference_losses(data.reference)
         if data is not None:
             _record_transforms(store, data)
+            if not store.labelled_samples():
+                store.set_labelled_samples({s: len(getattr(data, s)) for s in ("train", "val", "test")}, data.labelled)
         store.export()
         if todo:
             executor.open()
             jobs = [job for spec, seed, st in todo
                     if (job := make_job(store, spec, dataclasses.replace(config, seed=seed), st,
-                                        job_name(spec, seed, seeds), executor.shared_storage)) is not None]
+                                        job_name(spec, seed, seeds), executor.shared_storage,
+                                        affinity=spec.name == tracked)) is not None]
             run_jobs(store, jobs, data, executor, progress)
         return store.export()
     finally:
@@ -168,18 +197,38 @@ def checkpoint_path(spec: CandidateSpec, seed: int, base_seed: int, stage: str) 
     return f"{CHECKPOINT_DIR}/{spec.file_stem}{tag}_{stage}.pt"
 
 
+def task_stop_checkpoint_path(spec: CandidateSpec, seed: int, base_seed: int, stage: str, task: str) -> str:
+    """Checkpoint of a network at the epoch where `task`'s validation loss was best (per-task stopping)."""
+    return checkpoint_path(spec, seed, base_seed, stage)[:-len(".pt")] + f"_best-{task}.pt"
+
+
+def affinity_spec(tasks: Sequence[str]) -> CandidateSpec:
+    """The network affinity is measured on: all the run's tasks, full width."""
+    return CandidateSpec(tuple(tasks), FULL)
+
+
 def make_job(store: RunStore, spec: CandidateSpec, config: RunConfig, stages: Sequence[str], label: str,
-             shared_storage: bool = False, session: str | None = None):
-    """The job training the stages of (spec, config.seed) not yet committed; None if there are none."""
+             shared_storage: bool = False, session: str | None = None, affinity: bool = False):
+    """The job training the stages of (spec, config.seed) not yet committed; None if there are none.
+
+    With `affinity`, the job also measures inter-task affinity; stages committed before without
+    it are trained again (the same weights: training is deterministic) and their rows replaced."""
     from taskgroup.train.executors import Job
 
     seed = config.seed
-    missing = tuple(s for s in ("early", "final") if s in stages and s not in store.done_stages(spec, seed))
+    done = store.done_stages(spec, seed)
+    redo = affinity and not store.has_affinity(spec, seed, stages)
+    missing = tuple(s for s in ("early", "final") if s in stages and (redo or s not in done))
     if not missing:
         return None
+    base_seed = store.base_seed()
+    per_task = config.train.per_task_stopping and len(spec.tasks) > 1  # where train_one keeps per-task stops
+    stops = {s: {t: task_stop_checkpoint_path(spec, seed, base_seed, s, t) for t in spec.tasks}
+             for s in missing if per_task and s == "final"}
     staging = str((store.run_dir / CHECKPOINT_DIR).resolve()) if shared_storage else None
-    return Job(spec, seed, missing, config, label, {s: checkpoint_path(spec, seed, store.base_seed(), s) for s in missing},
-               staging, session or _SESSION)
+    return Job(spec, seed, missing, config, label, {s: checkpoint_path(spec, seed, base_seed, s) for s in missing},
+               staging, session or _SESSION, affinity=affinity, replace=bool(done & set(missing)),
+               stop_checkpoints=stops)
 
 
 def run_jobs(store: RunStore, jobs: Sequence, data, executor, progress) -> None:
@@ -207,10 +256,20 @@ def commit_job(store: RunStore, result) -> None:
     rows = []
     for stage in job.stages:
         r, ckpt = result.results[stage], result.checkpoints[stage]
-        _place_checkpoint(store.run_dir / job.checkpoints[stage], ckpt, job.label, hashlib.sha256)
+        rel = job.checkpoints[stage]
+        _place_checkpoint(store.run_dir / rel, ckpt, job.label, hashlib.sha256)
+        stops = []
+        for task, stop in (r.task_stops or {}).items():  # per-task stopping: each task's best epoch
+            stop_rel = rel  # the kept weights' epoch: the stage's checkpoint
+            own = result.stop_checkpoints.get(stage, {}).get(task)
+            if own is not None:  # another epoch than the kept weights': its own checkpoint
+                stop_rel = job.stop_checkpoints[stage][task]
+                _place_checkpoint(store.run_dir / stop_rel, own, f"{job.label} (best for {task})", hashlib.sha256)
+            stops.append(dict(task=task, epoch=stop.epoch, losses=stop.losses, checkpoint=stop_rel))
         rows.append(dict(stage=stage, fraction=r.fraction, best_epoch=r.best_epoch, steps=r.steps,
-                         wall_time_s=r.wall_time_s, losses=r.losses, checkpoint=job.checkpoints[stage]))
-    store.commit_results(job.spec, job.seed, rows)
+                         wall_time_s=r.wall_time_s, losses=r.losses, checkpoint=rel, affinity=r.affinity,
+                         loss_weights=r.loss_weights, task_stops=stops))
+    store.commit_results(job.spec, job.seed, rows, replace=job.replace)
     store.export()
 
 
@@ -237,13 +296,13 @@ def _place_checkpoint(dest: Path, ckpt, label: str, sha256) -> None:
 
 
 def train_into_store(store: RunStore, spec: CandidateSpec, config: RunConfig, data, stages: Sequence[str], progress=None,
-                     label: str | None = None) -> None:
+                     label: str | None = None, affinity: bool = False) -> None:
     """Train the missing stages of one candidate with `config.seed` in this process, write its
-    checkpoints, commit, export the table."""
+    checkpoints, commit, export the table (with `affinity`: see make_job)."""
     from taskgroup.train.executors.local import LocalExecutor
     from taskgroup.train.trainer import Progress
 
-    job = make_job(store, spec, config, stages, label or spec.name)
+    job = make_job(store, spec, config, stages, label or spec.name, affinity=affinity)
     if job is not None:
         run_jobs(store, [job], data, LocalExecutor(), progress or Progress())
 
@@ -267,12 +326,16 @@ def run_config_from_store(store: RunStore) -> RunConfig:
     from taskgroup.data import DataConfig
     from taskgroup.presets import ArchPreset
 
+    from taskgroup.task_tables import declare_from_json
+
     doc = store.config()
     try:
+        declared = declare_from_json(doc.get("declared_tasks"), f"{store.path}: run config")
         arch = ArchPreset(model=doc["arch"]["model"], model_config=doc["arch"]["model_config"],
                           resolution=doc["arch"]["resolution"])
         return RunConfig(preset=doc["preset"], arch=arch, data=DataConfig.from_dict(doc["data"]),
-                         train=TrainConfig(**doc["train"]), seed=doc["seed"], esa_fraction=doc["esa_fraction"])
+                         train=TrainConfig(**doc["train"]), seed=doc["seed"], esa_fraction=doc["esa_fraction"],
+                         declared_tasks=declared)
     except (KeyError, TypeError) as exc:
         raise TaskgroupError(f"{store.path}: stored run config is incomplete or malformed ({exc})") from exc
 
@@ -299,10 +362,9 @@ def _record_transforms(store: RunStore, data) -> None:
 
 
 def _check_same_run(store: RunStore, config_doc: dict[str, Any], tasks: tuple[str, ...]) -> None:
-    # The stored config is rebuilt through RunConfig, so fields added since the run was created
-    # compare at their defaults (which reproduce the old behaviour); the seed is an axis, not identity.
-    stored = json.loads(json.dumps(run_config_from_store(store).to_dict()))
-    stored["data_format"] = store.config().get("data_format")  # what the run was trained on, not today's
+    # Fields added since the run was created compare at their defaults (which reproduce the old
+    # behaviour); the seed is an axis of the run, not part of its identity.
+    stored = _with_new_field_defaults(store.config(), config_doc)
     stored.pop("seed", None)
     config_doc = {k: v for k, v in config_doc.items() if k != "seed"}
     if store.tasks() != tasks:
@@ -313,6 +375,27 @@ def _check_same_run(store: RunStore, config_doc: dict[str, Any], tasks: tuple[st
         raise TaskgroupError(f"{store.run_dir}: refusing to resume with a different config: "
                              + "; ".join(f"{k}: run has {a!r}, now {b!r}" for k, a, b in diffs[:8])
                              + " (use a new --out directory, or the original settings)")
+
+
+def _with_new_field_defaults(stored: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """The stored config with the dataclass default of every [train] or [data] field it predates (and no
+    declared tasks when it predates task declarations)."""
+    from taskgroup.data import DataConfig
+
+    stored = json.loads(json.dumps(stored))
+    if "declared_tasks" not in stored and now.get("declared_tasks") == {}:
+        stored["declared_tasks"] = {}  # runs from before task declarations declared none
+    for section, cls in (("train", TrainConfig), ("data", DataConfig)):
+        have, want = stored.get(section), now.get(section)
+        if not isinstance(have, dict) or not isinstance(want, dict):
+            continue
+        defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                    for f in dataclasses.fields(cls)
+                    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
+        for key in want.keys() - have.keys():
+            if key in defaults:
+                have[key] = json.loads(json.dumps(defaults[key]))
+    return stored
 
 
 def _dedupe(specs: list[CandidateSpec]) -> list[CandidateSpec]:

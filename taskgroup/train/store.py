@@ -2,13 +2,24 @@
 
 Tables:
 - `meta`: kind, schema_version, the run config (JSON), the run's tasks and, once the data
-  is loaded, each task's target transform (`targets`: units and standardisation);
+  is loaded, each task's target transform (`targets`: units and standardisation) and the
+  number of samples per split and of samples with a label per task and split (`labelled_samples`);
 - `candidates`: one row per (network, seed) ever started: task set, width, seed, status
   (`running` while a training job is under way, `done` when its stages are committed), stages
   asked for;
 - `results`: one row per finished (network, seed, stage): losses per split and task, steps,
   wall time, the checkpoint path (relative to RUN_DIR) and the checkpoint's sha256;
-- `reference`: the trivial predictor's loss per task and split.
+- `reference`: the trivial predictor's loss per task and split;
+- `affinity` (runs that tracked inter-task affinity, taskgroup.affinity): one row per (network,
+  seed, stage) with its TAG and cosine matrices, committed with that job's results. The table
+  is created by the first such commit, so stores without it stay schema 2 as they were.
+- `loss_weights` (runs with a `[train] weighting` other than none, taskgroup.train.weighting):
+  one row per (network, seed, stage) with the weights it was trained with (learned ones at the
+  kept epoch); created by the first such commit, like `affinity`.
+- `task_stops` (runs with `[train] per_task_stopping`): one row per (multi-task network, seed,
+  stage, task): the epoch where the task's validation loss was best, every task's losses at that
+  epoch and the checkpoint of those weights (the stage's own checkpoint when it is the same
+  epoch) with its sha256; created by the first such commit.
 
 Seeds are an axis of a run, like its networks: the same network trained with several seeds
 has one row per seed, and the loss table reports their mean, standard deviation and count.
@@ -31,6 +42,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from runtime.manifest import sha256_file  # the bundle's file hash, stdlib only
+from taskgroup.affinity import KINDS, AffinityRun, AffinityTable
 from taskgroup.errors import TaskgroupError
 from taskgroup.losstable import LOSS_TABLE_FILENAME, LossTable, NetworkResult
 from taskgroup.train.candidates import CandidateSpec
@@ -72,6 +84,45 @@ CREATE TABLE results (
     FOREIGN KEY (name, seed) REFERENCES candidates(name, seed)
 );
 CREATE TABLE reference (task TEXT NOT NULL, split TEXT NOT NULL, loss REAL NOT NULL, PRIMARY KEY (task, split));
+"""
+_AFFINITY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS affinity (
+    name TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    stage TEXT NOT NULL CHECK (stage IN ('final', 'early')),
+    steps INTEGER NOT NULL,         -- training steps at which affinity was measured
+    every INTEGER NOT NULL,         -- measured every this many steps
+    seconds REAL NOT NULL,          -- time spent measuring (part of the job's wall time)
+    matrices TEXT NOT NULL,         -- JSON: kind ('tag', 'cosine') -> n x n, [source][target] in the network's task order
+    PRIMARY KEY (name, seed, stage),
+    FOREIGN KEY (name, seed) REFERENCES candidates(name, seed)
+)
+"""
+
+
+_LOSS_WEIGHTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS loss_weights (
+    name TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    stage TEXT NOT NULL CHECK (stage IN ('final', 'early')),
+    weights TEXT NOT NULL,          -- JSON: weighting, multipliers per task (+ log_variance, per_epoch if learned)
+    PRIMARY KEY (name, seed, stage),
+    FOREIGN KEY (name, seed) REFERENCES candidates(name, seed)
+)
+"""
+_TASK_STOPS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS task_stops (
+    name TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    stage TEXT NOT NULL CHECK (stage IN ('final', 'early')),
+    task TEXT NOT NULL,             -- the task whose validation loss chose the epoch
+    epoch REAL NOT NULL,
+    losses TEXT NOT NULL,           -- JSON: split -> task -> loss of the weights of that epoch
+    checkpoint TEXT NOT NULL,       -- relative to the run directory
+    checkpoint_sha256 TEXT NOT NULL,
+    PRIMARY KEY (name, seed, stage, task),
+    FOREIGN KEY (name, seed) REFERENCES candidates(name, seed)
+)
 """
 
 
@@ -186,15 +237,28 @@ class RunStore:
         """Each task's TargetTransform (empty until the run's data was first loaded)."""
         from taskgroup.data.standardize import transforms_from_json
 
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'targets'").fetchone()
-        return {} if row is None else transforms_from_json(self._meta("targets"), self.path)
+        return transforms_from_json(self._optional_meta("targets", {}), self.path)
 
     def set_target_transforms(self, transforms: dict[str, Any]) -> None:
         from taskgroup.data.standardize import transforms_to_json
 
+        self._set_meta("targets", transforms_to_json(transforms))
+
+    def labelled_samples(self) -> dict[str, Any]:
+        """{"samples": split -> size, "labelled": task -> split -> samples with a label} (empty until
+        the run's data was first loaded)."""
+        return self._optional_meta("labelled_samples", {})
+
+    def set_labelled_samples(self, sizes: dict[str, int], counts: dict[str, dict[str, int]]) -> None:
+        self._set_meta("labelled_samples", {"samples": sizes, "labelled": counts})
+
+    def _optional_meta(self, key: str, default: Any) -> Any:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else self._meta(key)
+
+    def _set_meta(self, key: str, value: Any) -> None:
         with self._transaction():
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('targets', ?)",
-                               (json.dumps(transforms_to_json(transforms), allow_nan=False),))
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, allow_nan=False)))
 
     def reference_losses(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -238,10 +302,38 @@ class RunStore:
                 "stages = excluded.stages, attempts = attempts + 1, started_at = excluded.started_at, finished_at = NULL",
                 (spec.name, seed, json.dumps(list(spec.tasks)), spec.width, json.dumps(sorted(stages)), time.time()))
 
-    def commit_results(self, spec: CandidateSpec, seed: int, rows: Sequence[dict[str, Any]]) -> None:
-        """One transaction: the job's result rows (checkpoints already in place) and status done."""
+    def commit_results(self, spec: CandidateSpec, seed: int, rows: Sequence[dict[str, Any]],
+                       replace: bool = False) -> None:
+        """One transaction: the job's result rows (checkpoints already in place), the affinity of
+        rows that carry one (`r["affinity"]`, from taskgroup.train.affinity) and status done.
+        `replace=True` first drops committed rows of the same stages (a job retrained to add its
+        affinity: training is deterministic, so only the affinity is new)."""
         with self._transaction():
+            if any(r.get("affinity") for r in rows):
+                self._conn.execute(_AFFINITY_SCHEMA)
+            if any(r.get("loss_weights") for r in rows):
+                self._conn.execute(_LOSS_WEIGHTS_SCHEMA)
+            if any(r.get("task_stops") for r in rows):
+                self._conn.execute(_TASK_STOPS_SCHEMA)
             for r in rows:
+                if replace:
+                    self._conn.execute("DELETE FROM results WHERE name = ? AND seed = ? AND stage = ?",
+                                       (spec.name, seed, r["stage"]))
+                    self._delete_extras(spec.name, seed, (r["stage"],))
+                if r.get("loss_weights"):
+                    self._conn.execute("INSERT INTO loss_weights VALUES (?, ?, ?, ?)",
+                                       (spec.name, seed, r["stage"], json.dumps(r["loss_weights"], allow_nan=False)))
+                for stop in r.get("task_stops") or ():
+                    self._conn.execute("INSERT INTO task_stops VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                       (spec.name, seed, r["stage"], stop["task"], stop["epoch"],
+                                        json.dumps(stop["losses"], allow_nan=False), stop["checkpoint"],
+                                        sha256_file(self.run_dir / stop["checkpoint"])))
+                if r.get("affinity"):
+                    a = r["affinity"]
+                    matrices = {k: a[k] for k in KINDS}
+                    self._conn.execute("INSERT OR REPLACE INTO affinity VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                       (spec.name, seed, r["stage"], a["steps"], a["every"], a["seconds"],
+                                        json.dumps(matrices, allow_nan=False)))
                 ckpt = self.run_dir / r["checkpoint"]
                 self._conn.execute(
                     "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -261,7 +353,11 @@ class RunStore:
         damaged: dict[tuple[str, int], list[str]] = {}
         notes = []
         query = "SELECT name, seed, stage, checkpoint, checkpoint_sha256 FROM results"
+        if self._has_table("task_stops"):  # a stage's per-task checkpoints belong to it: damaged, it is retrained
+            query += " UNION ALL SELECT name, seed, stage, checkpoint, checkpoint_sha256 FROM task_stops"
         for name, seed, stage, rel, sha in self._conn.execute(query).fetchall():
+            if stage in damaged.get((name, seed), ()):
+                continue
             path = self.run_dir / rel
             if not path.is_file():
                 why = "is missing"
@@ -277,9 +373,83 @@ class RunStore:
                 for (name, seed), stages in damaged.items():
                     self._conn.executemany("DELETE FROM results WHERE name = ? AND seed = ? AND stage = ?",
                                            [(name, seed, st) for st in stages])
+                    self._delete_extras(name, seed, stages)
                     self._conn.execute("UPDATE candidates SET status = 'running', stages = ? WHERE name = ? AND seed = ?",
                                        (json.dumps(sorted(stages)), name, seed))
         return notes
+
+    def _delete_extras(self, name: str, seed: int, stages: Iterable[str]) -> None:
+        """Drop a job's loss weights and per-task stops of `stages` (inside a transaction)."""
+        for table in ("loss_weights", "task_stops"):
+            if self._has_table(table):
+                self._conn.executemany(f"DELETE FROM {table} WHERE name = ? AND seed = ? AND stage = ?",
+                                       [(name, seed, st) for st in stages])
+
+    def loss_weights(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """network name -> str(seed) -> stage -> the weights it was trained with (empty: plain sum)."""
+        if not self._has_table("loss_weights"):
+            return {}
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for name, seed, stage, weights in self._conn.execute(
+                "SELECT name, seed, stage, weights FROM loss_weights ORDER BY name, seed, stage"):
+            out.setdefault(name, {}).setdefault(str(seed), {})[stage] = json.loads(weights)
+        return out
+
+    def task_stops(self) -> list[dict[str, Any]]:
+        """Every per-task stop: name, tasks, width, seed, stage, task, epoch, losses, checkpoint, sha256."""
+        if not self._has_table("task_stops"):
+            return []
+        query = ("SELECT s.name, c.tasks, c.width, s.seed, s.stage, s.task, s.epoch, s.losses, s.checkpoint, "
+                 "s.checkpoint_sha256 FROM task_stops s JOIN candidates c ON c.name = s.name AND c.seed = s.seed "
+                 "ORDER BY (SELECT MIN(rowid) FROM candidates c2 WHERE c2.name = s.name), s.stage DESC, s.seed")
+        keys = ("name", "tasks", "width", "seed", "stage", "task", "epoch", "losses", "checkpoint", "checkpoint_sha256")
+        rows = [dict(zip(keys, r)) for r in self._conn.execute(query)]
+        for r in rows:
+            r["tasks"], r["losses"] = tuple(json.loads(r["tasks"])), json.loads(r["losses"])
+        return rows
+
+    def has_affinity(self, spec: CandidateSpec, seed: int, stages: Iterable[str]) -> bool:
+        """Whether every one of `stages` of this job has its affinity recorded."""
+        if not self._has_table("affinity"):
+            return False
+        have = {r[0] for r in self._conn.execute("SELECT stage FROM affinity WHERE name = ? AND seed = ?",
+                                                 (spec.name, seed))}
+        return set(stages) <= have
+
+    def affinity_network(self) -> str | None:
+        """The network this run tracks affinity on (set by `set_affinity_network`), if any."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'affinity_network'").fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_affinity_network(self, spec: CandidateSpec) -> None:
+        """Record that `spec` is trained with affinity tracking in this run: later jobs of it (new
+        seeds, a retrained interrupted job) track it too, with or without the flag that asked."""
+        current = self.affinity_network()
+        if current is not None and current != spec.name:
+            raise TaskgroupError(f"{self.path}: this run tracks affinity on {current}, not {spec.name}")
+        with self._transaction():
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('affinity_network', ?)", (json.dumps(spec.name),))
+
+    def affinity_table(self) -> AffinityTable | None:
+        """The committed affinity measurements (None if the run has none)."""
+        if not self._has_table("affinity"):
+            return None
+        query = ("SELECT a.name, c.tasks, c.width, a.seed, a.stage, a.steps, a.every, a.seconds, a.matrices "
+                 "FROM affinity a JOIN candidates c ON c.name = a.name AND c.seed = a.seed ORDER BY a.stage, a.seed")
+        rows = self._conn.execute(query).fetchall()
+        if not rows:
+            return None
+        names = {r[0] for r in rows}
+        if len(names) > 1:
+            raise TaskgroupError(f"{self.path}: affinity recorded for several networks ({', '.join(sorted(names))})")
+        _, tasks, width = rows[0][:3]
+        runs = [AffinityRun(seed, stage, steps, every, seconds, json.loads(m))
+                for _, _, _, seed, stage, steps, every, seconds, m in rows]
+        return AffinityTable(tuple(json.loads(tasks)), width, runs)
+
+    def _has_table(self, name: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() \
+            is not None
 
     def counts(self) -> dict[str, int]:
         rows = self._conn.execute("SELECT status, COUNT(*) FROM candidates GROUP BY status").fetchall()
@@ -308,11 +478,33 @@ class RunStore:
         from taskgroup.data.standardize import transforms_to_json
 
         meta = {"run_config": self.config(), "trivial_predictor": TRIVIAL_PREDICTOR, "status": self.counts(),
-                "loss_units": LOSS_UNITS, "targets": transforms_to_json(self.target_transforms())}
+                "loss_units": LOSS_UNITS, "targets": transforms_to_json(self.target_transforms()),
+                "labelled_samples": self.labelled_samples()}
         seeds = self.seeds()
         if len(seeds) > 1:
             meta["seeds"] = seeds
-        return LossTable(tasks, networks, self.reference_losses(), meta)
+        weights = self.loss_weights()
+        if weights:
+            meta["loss_weights"] = weights  # network -> seed -> stage -> the weights it was trained with
+        return LossTable(tasks, networks, self.reference_losses(), meta, self.affinity_table(),
+                         self._task_stop_networks(grouped))
+
+    def _task_stop_networks(self, grouped: dict[tuple[str, str], dict[str, Any]]) -> list[NetworkResult]:
+        """One table entry per (network, stage, task) stop, aggregated over seeds like the networks; a stop
+        that is the stage's own weights in every seed is the network itself and is left out."""
+        from taskgroup.losstable import SeedResult, aggregate_seeds
+
+        stops: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for r in self.task_stops():
+            parent = grouped.get((r["name"], r["stage"]))
+            if parent is None or r["seed"] not in parent["runs"]:
+                continue  # the stage's result was dropped (damaged): so is its stop
+            entry = stops.setdefault((r["name"], r["stage"], r["task"]), {**parent, "runs": {}, "own": False})
+            entry["runs"][r["seed"]] = SeedResult(r["losses"], r["checkpoint"], parent["runs"][r["seed"]].steps, None,
+                                                  r["checkpoint_sha256"])
+            entry["own"] |= r["checkpoint"] != parent["runs"][r["seed"]].checkpoint
+        return [aggregate_seeds(e["tasks"], e["width"], e["stage"], e["fraction"], e["runs"], stopped_for=task)
+                for (_, _, task), e in stops.items() if e["own"]]
 
     def export(self) -> LossTable:
         """Write RUN_DIR/losses.json (atomically) from the committed rows."""
@@ -415,8 +607,9 @@ def recorded_checkpoint_sha256(checkpoint: str | Path) -> tuple[Path, str | None
     """The sha256 a run's store recorded for one of its checkpoints, to verify it outside the run (export).
 
     The run is the nearest folder above the checkpoint holding a store. Returns None when there
-    is none, (store path, None) when the store has no committed result with this checkpoint (its
-    training never committed, or the result was dropped as damaged), else (store path, sha256).
+    is none, (store path, None) when the store has no committed result (or per-task stop) with this
+    checkpoint (its training never committed, or the result was dropped as damaged), else (store
+    path, sha256).
     The store is opened read-only.
     """
     checkpoint = Path(checkpoint).resolve()
@@ -429,6 +622,9 @@ def recorded_checkpoint_sha256(checkpoint: str | Path) -> tuple[Path, str | None
         conn = sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True)
         try:
             row = conn.execute("SELECT checkpoint_sha256 FROM results WHERE checkpoint = ?", (rel,)).fetchone()
+            if row is None and conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                            "name = 'task_stops'").fetchone():  # a per-task stop's own checkpoint
+                row = conn.execute("SELECT checkpoint_sha256 FROM task_stops WHERE checkpoint = ?", (rel,)).fetchone()
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:

@@ -16,6 +16,11 @@ would produce; `stages=("early",)` stops there instead.
 Deterministic given the seed: the seed fixes the initial weights (torch.manual_seed) and the
 batch order (a numpy Generator), and is the same for every candidate, so results do not
 depend on the order candidates are trained in.
+
+How a batch becomes optimiser steps (`[train] strategy`) lives in taskgroup.train.strategies,
+the loss weights (`[train] weighting`) in taskgroup.train.weighting. With `[train]
+per_task_stopping` the final stage also keeps, per task of a multi-task network, the weights of
+the epoch where that task's own validation loss (standardised, as trained) was best.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from taskgroup.errors import TaskgroupError
 from taskgroup.train.batches import TensorSplit
 from taskgroup.train.candidates import CandidateSpec
 from taskgroup.train.config import RunConfig
-from taskgroup.train.losses import loss_mean, loss_sum_count, reference_losses
+from taskgroup.train.losses import loss_sum_count, reference_losses
 
 
 class Progress:
@@ -66,6 +71,7 @@ class RunData:
     reference: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> split -> trivial loss (dataset units)
     constants: dict[str, np.ndarray] = field(default_factory=dict)  # task -> the trivial predictor's output (dataset units)
     transforms: dict[str, Any] = field(default_factory=dict)  # task -> TargetTransform (units, standardisation)
+    labelled: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> split -> samples with a label
 
     @classmethod
     def from_splits(cls, tasks: Sequence[str], train: Any, val: Any, test: Any, data_config: Any = None,
@@ -80,8 +86,11 @@ class RunData:
         reference, constants = reference_losses(train, {"val": val, "test": test}, tasks)
         if transforms is None:
             transforms = fit_transforms(data_config, train, tasks)
-        return cls(tasks, TensorSplit.from_arrays(train, tasks, transforms), TensorSplit.from_arrays(val, tasks, transforms),
-                   TensorSplit.from_arrays(test, tasks, transforms), reference, constants, dict(transforms))
+        splits = {"train": TensorSplit.from_arrays(train, tasks, transforms),
+                  "val": TensorSplit.from_arrays(val, tasks, transforms),
+                  "test": TensorSplit.from_arrays(test, tasks, transforms)}
+        labelled = {t: {name: s.labelled(t) for name, s in splits.items()} for t in tasks}
+        return cls(tasks, splits["train"], splits["val"], splits["test"], reference, constants, dict(transforms), labelled)
 
     def standardized_constants(self) -> dict[str, np.ndarray]:
         """The trivial predictor's outputs in the space the heads are trained in (initial biases)."""
@@ -111,6 +120,18 @@ class StageResult:
     wall_time_s: float  # training time up to this stage (including validation)
     losses: dict[str, dict[str, float]]  # split -> task -> loss of the kept weights
     state_dict: dict[str, torch.Tensor]  # the kept weights
+    affinity: dict[str, Any] | None = None  # mean affinity over the steps up to this stage (train_one(affinity=True))
+    loss_weights: dict[str, Any] | None = None  # the loss weights at the kept weights (LossWeighting.snapshot); None: plain sum
+    task_stops: dict[str, "TaskStop"] | None = None  # per_task_stopping (final stage, 2+ tasks): task -> its best epoch
+
+
+@dataclass
+class TaskStop:
+    """The whole network at the epoch where one task's validation loss was best (per-task stopping)."""
+
+    epoch: float  # the epoch of these weights
+    losses: dict[str, dict[str, float]]  # split -> task -> loss of these weights (every task of the network)
+    state_dict: dict[str, torch.Tensor] | None  # the weights; None when they are the stage's kept weights (same epoch)
 
 
 def evaluate(model: torch.nn.Module, split: TensorSplit, tasks: Sequence[str], batch_size: int = 128) -> dict[str, float]:
@@ -153,15 +174,32 @@ def build_model(config: RunConfig, spec: CandidateSpec):
         raise TaskgroupError(f"model '{config.arch.model}' rejects model_config {config.arch.model_config}: {exc}") from exc
 
 
-def _check_segment_classes(model, data: "RunData") -> None:
-    """Class ids beyond the segmentation head's outputs would crash deep inside the loss."""
-    if "segment_semantic" not in model.tasks:
-        return
-    need = int(data.train.targets["segment_semantic"].max()) + 1
-    have = model.output_channels["segment_semantic"]
-    if need > have:
-        raise TaskgroupError(f"segmentation labels use class ids up to {need - 1} but the network predicts {have} "
-                             f"classes; set segment_classes = {need} (or more) under [arch.model_config] in --config")
+def _check_class_ids(model, data: "RunData") -> None:
+    """Class ids beyond a classification head's outputs would crash deep inside the loss."""
+    from taskgroup.tasks import get_task
+
+    for task in model.tasks:
+        if get_task(task).loss != "cross_entropy":
+            continue
+        target, mask = data.train.targets[task], data.train.masks[task]
+        defined = target if mask is None else target[mask[:, 0]]
+        need = int(defined.max()) + 1 if defined.numel() else 0
+        have = model.output_channels[task]
+        if need > have and task == "segment_semantic":
+            raise TaskgroupError(f"segmentation labels use class ids up to {need - 1} but the network predicts {have} "
+                                 f"classes; set segment_classes = {need} (or more) under [arch.model_config] in --config")
+        if need > have:
+            raise TaskgroupError(f"task '{task}': labels use class ids up to {need - 1} but the task declares {have} "
+                                 "classes; declare more classes, or mark the id as the ignore_index")
+
+
+def _check_labelled(data: "RunData") -> None:
+    """A task needs labels in every split: no gradient without training labels, no loss without val/test ones."""
+    for task, per_split in data.labelled.items():
+        for split, count in per_split.items():
+            if count == 0:
+                raise TaskgroupError(f"task '{task}' has no labelled sample in the {split} split (every label file is "
+                                     "missing or every pixel is ignored); add labels or leave the task out")
 
 
 def check_trainable(config: RunConfig, data: RunData, model=None) -> None:
@@ -172,16 +210,25 @@ def check_trainable(config: RunConfig, data: RunData, model=None) -> None:
     if n // config.train.batch_size < 1:
         raise TaskgroupError(f"training split has {n} images, fewer than one batch of {config.train.batch_size}; "
                              "lower [train] batch_size or raise [data] n_train")
-    _check_segment_classes(model if model is not None else build_model(config, CandidateSpec(data.tasks)), data)
+    _check_labelled(data)
+    _check_class_ids(model if model is not None else build_model(config, CandidateSpec(data.tasks)), data)
 
 
 def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: Sequence[str] = ("final",),
-              progress: Progress | None = None, label: str | None = None, device: str = "cpu") -> dict[str, StageResult]:
+              progress: Progress | None = None, label: str | None = None, affinity: bool = False,
+              device: str = "cpu") -> dict[str, StageResult]:
     """Train one candidate with the recipe and `config.seed`; return the requested stages
     (best-on-val weights each, on the CPU). `label` names it in progress events (default: the
-    spec's name). `device`: where to train ("cpu" or "cuda:N"); the splits stay in host memory
-    and each batch is copied over. Losses are bit-for-bit reproducible on the CPU for a given
-    seed and thread count; on a GPU only on the same GPU model and software (never run here)."""
+    spec's name). `affinity=True` also measures inter-task affinity every
+    `config.train.affinity_every` steps (taskgroup.train.affinity; the training itself is
+    unchanged) into each stage's `affinity`; it needs the `sum` strategy
+    (taskgroup.train.strategies.check_affinity). `device`: where to train ("cpu" or "cuda:N");
+    the splits stay in host memory and each batch is copied over. Losses are bit-for-bit
+    reproducible on the CPU for a given seed and thread count; on a GPU only on the same GPU
+    model and software (never run here)."""
+    from taskgroup.train.strategies import Updater, check_affinity, parse_strategy
+    from taskgroup.train.weighting import LossWeighting, check_task_weights
+
     progress = progress or Progress()
     device = torch.device(device)
     if device.type == "cuda":
@@ -195,6 +242,11 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
     if "early" in stages and config.esa_fraction is None:
         raise TaskgroupError("the early (ESA) stage needs an ESA fraction (--esa FRACTION)")
     tc = config.train
+    strategy = parse_strategy(tc.strategy, "train config: field 'strategy'")
+    if affinity:
+        check_affinity(strategy)
+    check_task_weights(tc.task_weights, data.tasks)
+    per_task = tc.per_task_stopping and "final" in stages and len(spec.tasks) > 1
     tasks = spec.tasks
     steps_per_epoch = len(data.train) // tc.batch_size  # 0 is refused by check_trainable below, before any step
     total_steps = steps_per_epoch * tc.epochs
@@ -213,82 +265,112 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
         init_output_bias(model, data.standardized_constants())
         model.to(device)
         model.train()
-        optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+        weighting = LossWeighting.build(tc.weighting, tasks, data, tc.task_weights).to(device)
+        updater = Updater(strategy, model, tasks, tc, weighting, config.seed)
+        optimizer = updater.optimizers[0]  # the one whose learning rate progress reports
         if tc.lr_schedule == "cosine":
-            # Per step, over the full schedule (also in an ESA-only run, whose early stage is then
+            # Per batch, over the full schedule (also in an ESA-only run, whose early stage is then
             # exactly the full run's snapshot): the LR reaches 0 at the last step of the full run.
-            step_scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda k: 0.5 * (1.0 + math.cos(math.pi * min(k, total_steps) / total_steps)))
-            plateau = None
+            step_schedulers = [torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda k: 0.5 * (1.0 + math.cos(math.pi * min(k, total_steps) / total_steps)))
+                for opt in updater.optimizers]
+            plateaus = []
         else:
-            step_scheduler = None
-            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=tc.lr_factor,
-                                                                 patience=tc.lr_patience)
+            step_schedulers = []
+            plateaus = [torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=tc.lr_factor,
+                                                                   patience=tc.lr_patience)
+                        for opt in updater.optimizers]
         eval_model = copy.deepcopy(model)
+        tracker = None
+        if affinity:
+            from taskgroup.train.affinity import AffinityTracker
+
+            tracker = AffinityTracker(model, updater.optimizer, tasks, tc.affinity_every)
 
         def test_losses(state: dict[str, torch.Tensor]) -> dict[str, float]:
             eval_model.load_state_dict(state)
             return evaluate(eval_model, data.test, tasks, tc.eval_batch_size)
 
-        def validate(step: int) -> tuple[dict[str, float], float]:
-            """(val losses in the dataset's units, the standardised total the schedule follows)."""
+        def validate(step: int) -> tuple[dict[str, float], float, dict[str, float]]:
+            """(val losses in the dataset's units, the standardised total the schedule follows, the
+            standardised loss per task)."""
             val, standardized = evaluate_both(model, data.val, tasks, tc.eval_batch_size)
             total = sum(standardized.values())
             if not np.isfinite(total):
                 raise TaskgroupError(f"candidate {spec.name}: training diverged at step {step} (validation loss {val}); "
                                      "lower [train] lr in the config")
-            return val, total
+            return val, total, standardized
 
         progress.candidate_started(label or spec.name, last_step)
         start = time.perf_counter()
         results: dict[str, StageResult] = {}
-        best_total, best_state, best_val, best_epoch = float("inf"), None, None, 0.0
+        best_total, best_state, best_val, best_epoch, best_weights = float("inf"), None, None, 0.0, None
+        task_best: dict[str, tuple[float, float, dict[str, float], dict[str, torch.Tensor]]] = {}  # per_task_stopping
         step = 0
         for epoch in range(1, tc.epochs + 1):
             order = torch.from_numpy(rng.permutation(len(data.train)))
+            updater.start_epoch()
             for i in range(steps_per_epoch):
                 x, targets, masks = _to_device(device, *data.train.batch(order[i * tc.batch_size:(i + 1) * tc.batch_size],
                                                                         tasks))
-                out = model(x)
-                loss = sum(loss_mean(t, out[t], targets[t], masks[t]) for t in tasks)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if step_scheduler is not None:
-                    step_scheduler.step()
+                due = tracker is not None and tracker.due(step)
+                updater.step(x, targets, masks, tracker.measure if due else None)
+                for scheduler in step_schedulers:
+                    scheduler.step()
                 step += 1
                 progress.advance()
                 if step == esa_step and i + 1 < steps_per_epoch and "early" in stages:
                     # Mid-epoch ESA snapshot: validate now, without feeding the scheduler, so the
                     # full run continues exactly as if this evaluation had not happened.
-                    val, total = validate(step)
+                    val, total, _ = validate(step)
                     if total < best_total:
-                        state, val_e, ep = _state(model), val, epoch - 1 + (i + 1) / steps_per_epoch
+                        state, val_e, ep, w = _state(model), val, epoch - 1 + (i + 1) / steps_per_epoch, weighting.snapshot()
                     else:
-                        state, val_e, ep = best_state, best_val, best_epoch
+                        state, val_e, ep, w = best_state, best_val, best_epoch, best_weights
                     results["early"] = StageResult("early", step / total_steps, ep, step, time.perf_counter() - start,
-                                                   {"val": val_e, "test": test_losses(state)}, state)
+                                                   {"val": val_e, "test": test_losses(state)}, state,
+                                                   tracker.result() if tracker else None, w)
                 if step == last_step:
                     break
             if step == last_step and step % steps_per_epoch:
                 break  # early-only run stopping mid-epoch: its snapshot is already taken
-            val, total = validate(step)
-            if plateau is not None:
+            val, total, standardized = validate(step)
+            weighting.end_epoch()
+            for plateau in plateaus:
                 plateau.step(total)
+            state = None
             if total < best_total:
-                best_total, best_state, best_val, best_epoch = total, _state(model), val, float(epoch)
+                state = _state(model)
+                best_total, best_state, best_val, best_epoch, best_weights = total, state, val, float(epoch), weighting.snapshot()
+            for t in tasks if per_task else ():
+                if standardized[t] < task_best.get(t, (float("inf"),))[0]:
+                    state = state if state is not None else _state(model)
+                    task_best[t] = (standardized[t], float(epoch), val, state)
             progress.epoch_done(label or spec.name, epoch, tc.epochs, total, optimizer.param_groups[0]["lr"])
             if step == esa_step and "early" in stages:
                 results["early"] = StageResult("early", step / total_steps, best_epoch, step, time.perf_counter() - start,
-                                               {"val": best_val, "test": test_losses(best_state)}, best_state)
+                                               {"val": best_val, "test": test_losses(best_state)}, best_state,
+                                               tracker.result() if tracker else None, best_weights)
             if step == last_step:
                 break
         if "final" in stages:
+            test = test_losses(best_state)
+            stops = None
+            if per_task:
+                stops, tested = {}, {best_epoch: test}  # epoch -> test losses (tasks may share an epoch)
+                for t, (_, ep, val_t, state_t) in task_best.items():
+                    if ep not in tested:
+                        tested[ep] = test_losses(state_t)
+                    stops[t] = TaskStop(ep, {"val": val_t, "test": tested[ep]}, None if ep == best_epoch else state_t)
             results["final"] = StageResult("final", 1.0, best_epoch, step, time.perf_counter() - start,
-                                           {"val": best_val, "test": test_losses(best_state)}, best_state)
+                                           {"val": best_val, "test": test}, best_state,
+                                           tracker.result() if tracker else None, best_weights, stops)
         if device.type != "cpu":
             for r in results.values():
                 r.state_dict = {k: v.cpu() for k, v in r.state_dict.items()}
+                for stop in (r.task_stops or {}).values():
+                    if stop.state_dict is not None:
+                        stop.state_dict = {k: v.cpu() for k, v in stop.state_dict.items()}
         return results
     finally:
         torch.set_num_threads(previous_threads)

@@ -18,7 +18,7 @@ from taskgroup.tasks import TASKS
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("g")
     grouping = make_grouping(root)
-    return grouping, export_bundle(grouping, root / "deploy", resolution=16)
+    return grouping, export_bundle(grouping, root / "deploy", resolution=16, fuse=False)
 
 
 def _torch_reference(grouping_path, frames):
@@ -85,12 +85,12 @@ def test_existing_destination_is_refused_unless_overwrite(exported, tmp_path):
 def test_overwrite_replaces_only_the_files_the_earlier_manifest_lists(tmp_path):
     """An earlier bundle is replaced: its model files that the new one no longer has go with it, while a
     user's file kept beside the models (not listed by the manifest) survives unchanged."""
-    out = export_bundle(make_grouping(tmp_path / "two"), tmp_path / "deploy", resolution=16)
+    out = export_bundle(make_grouping(tmp_path / "two"), tmp_path / "deploy", resolution=16, fuse=False)
     assert (out / "net1.onnx").is_file()
     (out / "calibration.yaml").write_text("camera: {fx: 500}\n")
     (out / "notes").symlink_to("calibration.yaml")
     one = make_grouping(tmp_path / "one", networks=DEFAULT_NETWORKS[:1])
-    export_bundle(one, out, resolution=16, overwrite=True)
+    export_bundle(one, out, resolution=16, overwrite=True, fuse=False)
     assert (out / "calibration.yaml").read_text() == "camera: {fx: 500}\n"
     assert (out / "notes").is_symlink() and (out / "notes").read_text() == "camera: {fx: 500}\n"
     assert not (out / "net1.onnx").exists()  # listed by the earlier manifest, not written by this export
@@ -110,7 +110,7 @@ def test_overwrite_refuses_a_user_file_the_new_bundle_would_clobber(tmp_path):
     (out / "net0.onnx").write_text("the user's own file, not listed by the manifest")
     one = make_grouping(tmp_path / "one", networks=DEFAULT_NETWORKS[:1])
     with pytest.raises(TaskgroupError, match=r"\['net0.onnx'\] not listed by the earlier bundle's manifest"):
-        export_bundle(one, out, resolution=16, overwrite=True)
+        export_bundle(one, out, resolution=16, overwrite=True, fuse=False)
     assert (out / "net0.onnx").read_text() == "the user's own file, not listed by the manifest"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -225,14 +225,13 @@ def test_a_checkpoint_without_a_recorded_sha256_is_refused(tmp_path):
 
 
 def test_tensorrt_required_without_tensorrt_is_a_clear_error(tmp_path):
-    pytest.importorskip  # keep the import used
-    try:
-        import tensorrt  # noqa: F401
+    from runtime import tensorrt_status
+
+    if tensorrt_status()[0]:
         pytest.skip("tensorrt is installed here")
-    except ImportError:
-        pass
     grouping = make_grouping(tmp_path)
-    with pytest.raises(TaskgroupError, match="tensorrt"):
+    with pytest.raises(TaskgroupError, match=r"--format tensorrt: the tensorrt Python package cannot be imported.*"
+                                             r"pip install 'taskgroup\[tensorrt\]'"):
         export_bundle(grouping, tmp_path / "deploy", formats="tensorrt", resolution=16)
     assert not (tmp_path / "deploy").exists()
 
@@ -240,7 +239,7 @@ def test_tensorrt_required_without_tensorrt_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_fp16_bundle_with_all_formats_records_why_no_engine(tmp_path):
     grouping = make_grouping(tmp_path)
-    out = export_bundle(grouping, tmp_path / "deploy", formats="all", precision="fp16", resolution=16)
+    out = export_bundle(grouping, tmp_path / "deploy", formats="all", precision="fp16", resolution=16, fuse=False)
     m = json.loads((out / "manifest.json").read_text())
     assert m["precision"] == "fp16" and set(m["files"]) == {"net0.fp16.onnx", "net1.fp16.onnx"}
     try:
@@ -317,8 +316,9 @@ def test_grouping_reader_accepts_both_field_spellings(tmp_path):
         net["tasks_served"] = net.pop("served")
     grouping.write_text(json.dumps(doc))
     g = read_grouping(grouping)
-    assert g.networks[0].tasks_served == ("segment_semantic", "depth_zbuffer")
-    assert g.networks[0].checkpoint == (tmp_path / "ckpt/net0.pt").resolve()
+    assert g.networks[0].served == ("segment_semantic", "depth_zbuffer")
+    assert g.checkpoint_path(g.networks[0]) == (tmp_path / "ckpt/net0.pt").resolve()
+    assert g.to_json()["networks"][0]["served"] == ["segment_semantic", "depth_zbuffer"]  # written one way
 
 
 def test_synthetic_frames_are_deterministic_and_in_range():
@@ -327,12 +327,11 @@ def test_synthetic_frames_are_deterministic_and_in_range():
     assert np.array_equal(a, b) and a.min() == 0.0 and a.max() == 1.0
 
 
-def test_building_an_engine_needs_tensorrt(tmp_path):
-    from exporters.tensorrt import EngineConfig, build_engine, tensorrt_status
-
-    ok, why = tensorrt_status()
-    if ok:
-        pytest.skip("tensorrt is installed; engine building is covered on GPU machines")
-    with pytest.raises(TaskgroupError, match="cannot build a TensorRT engine"):
-        build_engine(tmp_path / "x.onnx", tmp_path / "x.engine", EngineConfig("image", 16, 16))
-    assert not (tmp_path / "x.engine").exists()
+def test_a_grouping_costed_at_another_precision_is_refused(tmp_path):
+    grouping = make_grouping(tmp_path)
+    doc = json.loads(grouping.read_text())
+    doc["budget"]["backend_settings"] = {"intra_op_num_threads": 1, "precision": "fp16"}
+    grouping.write_text(json.dumps(doc))
+    with pytest.raises(TaskgroupError, match="costs were measured at fp16.*--precision fp16"):
+        export_bundle(grouping, tmp_path / "deploy", resolution=16)
+    assert not (tmp_path / "deploy").exists()

@@ -14,6 +14,7 @@ import torch
 from bundle_fixtures import make_grouping
 from exporters import DEFAULT_ATOL, export_bundle, synthetic_frames
 from runtime import load_bundle
+from runtime.manifest import sha256_file
 from taskgroup.data.standardize import TargetTransform
 from taskgroup.models import create_model, load_checkpoint, save_checkpoint
 from taskgroup.presets import get_arch_preset
@@ -38,7 +39,8 @@ def bundle(tmp_path_factory):
     served = ["segment_semantic", "depth_zbuffer"]  # normals trained as an auxiliary task only
     doc = {"schema_version": 1, "kind": "grouping", "tasks": served, "budget": {"value": 5.0, "unit": "snt"},
            "networks": [{"tasks": list(TRANSFORMS), "served": served, "width": 1.0, "stage": "final",
-                         "checkpoint": "ckpt/net0.pt", "cost": 1.0}],
+                         "checkpoint": "ckpt/net0.pt", "cost": 1.0,
+                         "checkpoint_sha256": sha256_file(root / "ckpt" / "net0.pt")}],
            "served_by": {t: 0 for t in served}, "objective": 1.0}
     (root / "best.json").write_text(json.dumps(doc))
     return root, export_bundle(root / "best.json", root / "deploy", resolution=16)

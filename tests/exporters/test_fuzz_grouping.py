@@ -13,7 +13,7 @@ from hypothesis import given, strategies as st
 
 from bundle_fixtures import make_grouping
 from exporters.bundle import _selection_block, verified_checkpoint_sha256
-from exporters.grouping import read_grouping
+from taskgroup.grouping import Grouping
 from fuzzing import dumps, fuzz, mutated
 from taskgroup.cli.export import _check_preset_matches
 from taskgroup.errors import TaskgroupError
@@ -37,14 +37,14 @@ def test_fuzzed_groupings_are_read_consistently_or_refused(grouping_path, data):
     path = grouping_path.with_name("fuzzed.json")
     path.write_text(dumps(doc))
     try:
-        g = read_grouping(path)
+        g = Grouping.load(path)
     except TaskgroupError as exc:
         assert str(path) in str(exc) and "\n" not in str(exc)
         return
-    served = [t for n in g.networks for t in n.tasks_served]
+    served = [t for n in g.networks for t in n.served]
     assert sorted(served) == sorted(g.tasks) and len(set(served)) == len(served)
     for n in g.networks:
-        assert set(n.tasks_served) <= set(n.tasks_trained) and 0 < n.width <= 4
+        assert set(n.served) <= set(n.tasks) and 0 < n.width <= 4
         assert n.cost is None or (math.isfinite(n.cost) and n.cost > 0)
     value = g.budget.get("value")
     assert value is None or (math.isfinite(value) and value > 0)
@@ -52,11 +52,12 @@ def test_fuzzed_groupings_are_read_consistently_or_refused(grouping_path, data):
     predicted = block["predicted_latency"]
     assert predicted is None or (math.isfinite(predicted["value"]) and predicted["value"] > 0)
     json.dumps(block, allow_nan=False)  # the manifest is written without NaN or infinity
+    assert Grouping.from_json(g.to_json(), path) == g  # what was accepted is written back as it was read
     try:
         _check_preset_matches(g, "tiny", 16)
-        for n in g.networks:
-            if n.checkpoint is not None and n.checkpoint.is_file():
-                verified_checkpoint_sha256(g, n)
+        for i, n in enumerate(g.networks):
+            if n.checkpoint is not None and g.checkpoint_path(n).is_file():
+                verified_checkpoint_sha256(g, i)
     except TaskgroupError as exc:
         assert "\n" not in str(exc)
     except OSError as exc:  # e.g. a checkpoint name too long for the file system; the CLI prints it in one line

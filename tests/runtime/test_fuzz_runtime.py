@@ -32,6 +32,12 @@ def bundle(tiny_bundle):
 
 
 @pytest.fixture(scope="module")
+def fused(fused_bundle):
+    with load_bundle(fused_bundle) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
 def workdir(tiny_bundle, tmp_path_factory):
     """A private copy of the bundle that the examples damage and restore."""
     dst = tmp_path_factory.mktemp("fuzz") / "bundle"
@@ -65,6 +71,8 @@ def frames(draw):
     if dtype.kind == "f":
         bits = min(dtype.itemsize * 8, 64)
         elements = st.one_of(st.floats(0, 1, width=bits), st.floats(width=bits, allow_nan=True, allow_infinity=True))
+        if dtype == np.float32:  # 8-bit values too (a uint8 image / 255), which a fused bundle takes
+            elements = st.one_of(elements, st.integers(0, 255).map(lambda k: float(np.float32(k / 255))))
         fill = st.floats(0, 1, width=bits)
     else:
         elements = fill = None
@@ -92,11 +100,25 @@ def frames(draw):
 @fuzz(150)
 @given(frame=frames())
 def test_fuzzed_frames_are_run_correctly_or_refused_with_an_input_error(bundle, frame):
+    _run_or_refuse(bundle, frame)
+
+
+@fuzz(100)
+@given(frame=frames())
+def test_fuzzed_frames_on_a_fused_bundle_are_run_correctly_or_refused(fused, frame):
+    out = _run_or_refuse(fused, frame)
+    plain = np.asarray(frame)
+    if out is not None and plain.dtype == np.float32:  # accepted only if it holds 8-bit values exactly
+        assert np.abs(plain * 255 - np.rint(plain * 255)).max() < 1e-3
+
+
+def _run_or_refuse(bundle, frame):
+    """Run a fuzzed frame: refused with an input error (None), or accepted only in a documented form."""
     try:
         out = bundle.run(frame)
     except RuntimeInputError:
         event("refused")
-        return
+        return None
     event("accepted")
     plain = np.asarray(frame)
     # Accepted: it must be one of the documented forms, with valid values.
@@ -108,6 +130,7 @@ def test_fuzzed_frames_are_run_correctly_or_refused_with_an_input_error(bundle, 
     _check_outputs(bundle, out, batch)
     again = bundle.run(np.ascontiguousarray(plain))  # layout never changes the result
     assert all(np.array_equal(out[t], again[t]) for t in out)
+    return out
 
 
 # -- manifests edited and re-sealed --------------------------------------------------------------

@@ -127,8 +127,9 @@ def notify(progress, event: str, *args) -> None:
 
 def discard_staged(job: Job) -> None:
     """Remove what a failed attempt may have written on shared storage."""
-    for stage in job.stages:
-        path = job.staged_path(stage)
+    paths = [job.staged_path(stage) for stage in job.stages]
+    paths += [job.staged_path(stage, task) for stage, stops in job.stop_checkpoints.items() for task in stops]
+    for path in paths:
         if path is not None:
             Path(path).unlink(missing_ok=True)
 

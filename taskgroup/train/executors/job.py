@@ -14,7 +14,10 @@ Checkpoints travel in one of two ways:
   path; the driver checks its hash and renames it into place.
 
 `JobResult.results` is what `train_one` returned with the weights taken out (they are in the
-checkpoint), so anything training adds to its results travels to the driver unchanged.
+checkpoints), so anything training adds to its results (losses, affinity, loss weights, the
+epochs and losses of per-task stops) travels to the driver unchanged. A per-task stop at
+another epoch than the kept weights' has a checkpoint of its own (`stop_checkpoints`), sent
+the same way.
 """
 
 from __future__ import annotations
@@ -43,19 +46,25 @@ class Job:
     staging_dir: str | None = None  # shared storage: the run's checkpoint folder as every worker sees it
     session: str = ""  # names the driver process in temporary file names (another driver never reuses them)
     attempt: int = 1  # 1 for the first try; a job whose worker was lost is submitted again with attempt + 1
+    affinity: bool = False  # also measure inter-task affinity (train_one(affinity=True))
+    replace: bool = False  # the driver replaces committed rows of these stages (retrained to add affinity)
+    # per-task stopping: stage -> task -> where that task's best-epoch checkpoint goes (used when
+    # its epoch is not the kept weights')
+    stop_checkpoints: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, int]:
         return self.spec.name, self.seed
 
-    def staged_path(self, stage: str) -> Path | None:
-        """Where a worker on shared storage writes this attempt's checkpoint of `stage` (None: send bytes).
+    def staged_path(self, stage: str, task: str | None = None) -> Path | None:
+        """Where a worker on shared storage writes this attempt's checkpoint of `stage` (with `task`:
+        of that task's per-task stop) (None: send bytes).
 
         A hidden temporary name in the checkpoint folder: the driver renames it into place once
         verified, and a resumed run removes any left by a worker that died."""
         if self.staging_dir is None:
             return None
-        final = Path(self.checkpoints[stage]).name
+        final = Path(self.checkpoints[stage] if task is None else self.stop_checkpoints[stage][task]).name
         return Path(self.staging_dir) / f".{final}.{self.session}.attempt{self.attempt}.tmp"
 
     def retry(self) -> "Job":
@@ -75,6 +84,9 @@ class JobResult:
     results: dict[str, Any]  # train_one's results (stage -> StageResult) with the weights taken out
     checkpoints: dict[str, Checkpoint]  # stage -> the checkpoint to commit
     worker: dict[str, Any] = field(default_factory=dict)  # where it ran: host, pid, device, threads
+    # per-task stopping: stage -> task -> the checkpoint of a stop whose epoch is not the kept
+    # weights' (a stop without one here uses the stage's checkpoint)
+    stop_checkpoints: dict[str, dict[str, Checkpoint]] = field(default_factory=dict)
 
 
 def portable_exception(exc: BaseException) -> BaseException:
@@ -108,26 +120,37 @@ def run_job(job: Job, data, *, device: str = "cpu", threads: int | None = None, 
     if staging is not None and not staging.is_dir():
         raise TaskgroupError(f"{staging}: the run's checkpoint folder is not visible on {socket.gethostname()}; "
                              "shared storage needs the run directory mounted at the same path on every node")
-    results = train_one(job.spec, config, data, stages=job.stages, progress=progress, label=job.label, device=device)
-    checkpoints = {}
+    results = train_one(job.spec, config, data, stages=job.stages, progress=progress, label=job.label,
+                        affinity=job.affinity, device=device)
+    checkpoints, stop_checkpoints = {}, {}
     for stage in job.stages:
         r = results[stage]
         model = build_model(config, job.spec)
-        model.load_state_dict(r.state_dict)
         model.target_transforms = {t: data.transforms[t] for t in job.spec.tasks if t in data.transforms}
-        blob = checkpoint_bytes(model, stage=stage, fraction=r.fraction, steps=r.steps, best_epoch=r.best_epoch,
-                                seed=job.seed)
-        sha = hashlib.sha256(blob).hexdigest()
-        path = job.staged_path(stage)
-        if path is None:
-            checkpoints[stage] = Checkpoint(sha, data=blob)
-        else:
-            with open(path, "wb") as f:
-                f.write(blob)
-                f.flush()
-                os.fsync(f.fileno())
-            checkpoints[stage] = Checkpoint(sha, staged=str(path))
-        results[stage] = dataclasses.replace(r, state_dict={})
+        model.load_state_dict(r.state_dict)
+        checkpoints[stage] = _ship(checkpoint_bytes(model, stage=stage, fraction=r.fraction, steps=r.steps,
+                                                    best_epoch=r.best_epoch, seed=job.seed), job.staged_path(stage))
+        stops = {}
+        for task, stop in (r.task_stops or {}).items():  # per-task stopping: each task's best epoch
+            if stop.state_dict is not None:  # another epoch than the kept weights': a checkpoint of its own
+                model.load_state_dict(stop.state_dict)
+                blob = checkpoint_bytes(model, stage=stage, fraction=r.fraction, steps=r.steps, best_epoch=stop.epoch,
+                                        seed=job.seed, stopped_for=task)
+                stop_checkpoints.setdefault(stage, {})[task] = _ship(blob, job.staged_path(stage, task))
+            stops[task] = dataclasses.replace(stop, state_dict=None)
+        results[stage] = dataclasses.replace(r, state_dict={}, task_stops=stops if r.task_stops is not None else None)
     worker = {"host": socket.gethostname(), "pid": os.getpid(), "device": str(device),
               "threads": config.train.torch_threads()}
-    return JobResult(job, results, checkpoints, worker)
+    return JobResult(job, results, checkpoints, worker, stop_checkpoints)
+
+
+def _ship(blob: bytes, staged: Path | None) -> Checkpoint:
+    """A checkpoint as it travels to the driver: its bytes, or (shared storage) the file written at `staged`."""
+    sha = hashlib.sha256(blob).hexdigest()
+    if staged is None:
+        return Checkpoint(sha, data=blob)
+    with open(staged, "wb") as f:
+        f.write(blob)
+        f.flush()
+        os.fsync(f.fileno())
+    return Checkpoint(sha, staged=str(staged))

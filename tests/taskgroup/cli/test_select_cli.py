@@ -62,7 +62,8 @@ def test_select_paper_table_writes_grouping(tmp_path, capsys):
 def test_select_loss_table_json_splits_stages_and_checkpoints(tmp_path, capsys):
     run_dir = write_table(tmp_path)
     out = tmp_path / "sel" / "best.json"
-    code, _, err = run(["select", "--losses", run_dir, "--budget", 2, "--evaluate-split", "test", "--out", out], capsys)
+    code, _, err = run(["select", "--losses", run_dir, "--budget", 2, "--evaluate-split", "test", "--out", out,
+                        "--normalize", "none"], capsys)
     assert code == 0, err
     doc = json.loads(out.read_text())
     # Budget 2: a from single a (1.0) and b from the pair (1.9) = 2.9 beats the two singles (3.0).
@@ -72,7 +73,7 @@ def test_select_loss_table_json_splits_stages_and_checkpoints(tmp_path, capsys):
     assert ckpts == ["../run/nets/a.pt", "../run/nets/ab.pt"]
     # ESA: select on the early stage, evaluate the same networks' final losses.
     code, _, err = run(["select", "--losses", run_dir / "losses.json", "--budget", 1, "--stage", "early",
-                        "--evaluate-split", "test", "--out", out], capsys)
+                        "--evaluate-split", "test", "--out", out, "--normalize", "none"], capsys)
     assert code == 0, err
     doc = json.loads(out.read_text())
     assert doc["objective"] == pytest.approx(4.0) and doc["evaluated_total"] == pytest.approx(1.3 + 1.7)
@@ -382,9 +383,9 @@ def test_committed_profile_predicted_latency_is_the_co_run_scaled_sum_of_served_
         assert f"predicted {predicted:.4g} ms of {budget:.4g} ms budget" in " ".join(stdout.split())
     # What `taskgroup export` writes into the bundle manifest from this grouping.
     from exporters.bundle import _selection_block
-    from exporters.grouping import read_grouping
+    from taskgroup.grouping import Grouping
 
-    block = _selection_block(read_grouping(out))
+    block = _selection_block(Grouping.load(out))
     assert block["predicted_latency"]["value"] == pytest.approx(doc["cost"]) and block["predicted_latency"]["unit"] == "ms"
     assert block["device"] == p.doc["device"] and block["budget"] == {"value": 0.2, "unit": "ms"}
 
@@ -520,3 +521,48 @@ def test_select_with_profile_does_not_import_torch(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "HEAVY []" in res.stdout and json.loads((tmp_path / "b.json").read_text())["budget"]["unit"] == "ms"
+
+
+def test_normalize_auto_is_reference_for_training_runs_and_none_for_the_papers_tables(tmp_path, capsys):
+    run_dir = write_table(tmp_path)
+    out = tmp_path / "auto.json"
+    assert run(["select", "--losses", run_dir, "--budget", 2, "--out", out], capsys)[0] == 0
+    auto = json.loads(out.read_text())
+    assert auto["options"]["normalize"] == "reference" and auto["options"]["scales"] == {"a": 2.0, "b": 4.0}
+    assert run(["select", "--losses", run_dir, "--budget", 2, "--normalize", "reference", "--out", out], capsys)[0] == 0
+    assert json.loads(out.read_text())["objective"] == pytest.approx(auto["objective"])
+    assert run(["select", "--losses", DATA / "results_20.txt", "--budget", 2, "--out", out], capsys)[0] == 0
+    assert json.loads(out.read_text())["options"]["normalize"] == "none"
+
+
+def test_select_warns_about_served_tasks_that_are_not_learnt(tmp_path, capsys):
+    """b's networks are worse than its trivial predictor on validation: the grouping says so."""
+    table = LossTable(("a", "b"), [
+        NetworkResult(("a",), 1.0, "final", {"val": {"a": 1.0}}, checkpoint="a.pt"),
+        NetworkResult(("b",), 1.0, "final", {"val": {"b": 2.5}}, checkpoint="b.pt")],
+        reference_losses={"a": {"val": 2.0}, "b": {"val": 2.4}})
+    table.save(tmp_path / "run" / "losses.json")
+    out = tmp_path / "best.json"
+    code, _, err = run(["select", "--losses", tmp_path / "run", "--budget", 2, "--out", out], capsys)
+    assert code == 0
+    assert "b is not learnt by b@1" in " ".join(err.split())
+    warnings = json.loads(out.read_text())["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("b is not learnt by b@1: validation loss 2.5")
+
+
+def test_select_top_k_lists_the_groupings_and_the_networks_to_train(tmp_path, capsys):
+    out = tmp_path / "top.json"
+    code, stdout, err = run(["select", "--losses", DATA / "results.txt", "--task-names", "s,d,n,k,e", "--budget", 2,
+                             "--estimate", "hoa", "--top-k", 3, "--out", out], capsys)
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    assert len(doc["top_k"]) == 3 and doc["top_k"][0]["objective"] == pytest.approx(doc["objective"])
+    objectives = [g["objective"] for g in doc["top_k"]]
+    assert objectives == sorted(objectives)
+    sets = [frozenset((tuple(n["tasks"]), n["width"]) for n in g["networks"]) for g in doc["top_k"]]
+    assert len(set(sets)) == 3
+    estimated = {(tuple(n["tasks"]), n["width"]) for g in doc["top_k"] for n in g["networks"] if n["estimated"]}
+    assert {(tuple(n["tasks"]), n["width"]) for n in doc["to_train"]} == estimated
+    assert len(doc["to_train"]) == len(estimated)  # each network once
+    if estimated:
+        assert "--resume --networks" in " ".join(stdout.split())

@@ -186,3 +186,23 @@ def test_ctrl_c_exits_130_with_a_message_and_keeps_finished_work(tmp_path, confi
     assert done_rows(run / "runs.sqlite")  # the committed candidate survives
     out = run_cli(*args, "--resume")
     assert out.returncode == 0, out.stderr
+
+
+def test_strategy_and_weighting_flags_are_the_run_s_config(tmp_path, config_file):
+    out = run_cli("train", "--tasks", "depth_zbuffer", "--out", str(tmp_path / "bad"), "--preset", "tiny",
+                  "--strategy", "alternate")
+    assert out.returncode == 2 and "--strategy/--weighting: field 'strategy': unknown strategy 'alternate'" in out.stderr
+    assert not (tmp_path / "bad").exists()
+    run = tmp_path / "run"
+    args = ("--tasks", "depth_zbuffer,normal", "--networks", "depth_zbuffer+normal@0.5", "--out", str(run),
+            "--preset", "tiny", "--config", str(config_file))
+    out = run_cli("train", *args, "--strategy", "alternating", "--weighting", "uncertainty")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((run / "losses.json").read_text())
+    assert doc["meta"]["run_config"]["train"]["strategy"] == "alternating"
+    weights = doc["meta"]["loss_weights"]["depth_zbuffer+normal@0.5"]["0"]["final"]
+    assert weights["weighting"] == "uncertainty" and set(weights["log_variance"]) == {"depth_zbuffer", "normal"}
+    out = run_cli("train", "--out", str(run), "--resume", "--strategy", "sum")
+    assert out.returncode == 2 and "refusing to resume" in out.stderr and "strategy" in out.stderr
+    out = run_cli("train", "--out", str(run), "--resume")  # the run's own strategy: nothing to do
+    assert out.returncode == 0, out.stderr

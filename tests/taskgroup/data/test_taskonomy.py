@@ -142,11 +142,24 @@ def test_resolution_is_applied_to_native_size_images(fixture, tmp_path):
     assert set(np.unique(s.targets["segment_semantic"])) <= set(range(18))  # nearest neighbour keeps valid ids
 
 
-def test_missing_task_file_is_named(fixture):
+def test_a_missing_task_file_leaves_that_sample_unlabelled(fixture):
+    root, config, expected = fixture
+    (root / "normal" / "coffeen" / "point_4_view_1_domain_normal.png").unlink()
+    (root / "depth_zbuffer" / "coffeen" / "point_3_view_0_domain_depth_zbuffer.png").unlink()
+    s = open_split(config, "val", ["normal", "depth_zbuffer", "edge_texture"])
+    assert not s.masks["normal"][1].any() and not s.masks["depth_zbuffer"][0].any()
+    assert s.masks["normal"][0].all()  # no depth file: normals are defined everywhere for that sample
+    np.testing.assert_array_equal(s.masks["depth_zbuffer"][1, 0], expected[("coffeen", "point_4_view_1")]["depth_mask"])
+    assert s.masks["edge_texture"].all()
+    assert s.meta["labelled_samples"] == {"normal": 1, "depth_zbuffer": 1, "edge_texture": 2, "edge_occlusion": 2,
+                                          "keypoints2d": 2, "reshading": 2, "principal_curvature": 2,
+                                          "segment_semantic": 2}
+
+
+def test_an_unreadable_task_file_is_named(fixture):
     root, config, _ = fixture
-    victim = root / "normal" / "coffeen" / "point_4_view_1_domain_normal.png"
-    victim.unlink()
-    with pytest.raises(TaskgroupError, match="point_4_view_1_domain_normal.png"):
+    (root / "normal" / "coffeen" / "point_4_view_1_domain_normal.png").write_bytes(b"not a png")
+    with pytest.raises(TaskgroupError, match="cannot read .*point_4_view_1_domain_normal.png"):
         open_split(config, "val", ["normal"])
     assert not list(config.cache_root().rglob("val")) and not list(config.cache_root().rglob(".tmp-*"))
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from taskgroup.grouping import GroupingNetwork
 from taskgroup.errors import TaskgroupError
 from taskgroup.pipeline.baselines import Baseline, BaselineNetwork, independent_singles, one_network, random_groupings
 from taskgroup.pipeline.run import Pipeline, PipelineConfig
@@ -83,9 +84,9 @@ def test_random_groupings_skip_the_other_baselines():
 def test_report_compares_on_the_normalised_objective_when_asked(tmp_path):
     from taskgroup.pipeline.report import GroupingResult, ReportData, comparison_notes, write_report
 
-    chosen = GroupingResult("chosen", [{"tasks_trained": ["a", "b"], "tasks_served": ["a", "b"], "width": 1.0}],
+    chosen = GroupingResult("chosen", [GroupingNetwork(("a", "b"), ("a", "b"), 1.0)],
                             1.0, {"a": 1.0, "b": 0.10})
-    other = GroupingResult("one network", [{"tasks_trained": ["a", "b"], "tasks_served": ["a", "b"], "width": 0.5}],
+    other = GroupingResult("one network", [GroupingNetwork(("a", "b"), ("a", "b"), 0.5)],
                            0.5, {"a": 0.9, "b": 0.30})
     data = ReportData(tasks=["a", "b"], budget=1.0, budget_unit="ms", device="cpu", chosen=chosen, baselines=[other],
                       pairwise_gains={}, gains_split="test", frontier=[], latency={}, compute={}, machine="m")
@@ -119,13 +120,13 @@ def test_config_file_errors_fail_before_the_run_directory_is_written(tmp_path, t
 
 def test_resume_compares_the_config_file_contents_and_accepts_a_new_budget(tmp_path, tiny_cache):
     from taskgroup.fileio import read_json, write_json_atomic
-    from taskgroup.pipeline.run import STAGES, STATE_FILE
+    from taskgroup.pipeline.run import STAGES, STATE_FILE, STATE_VERSION
 
     cfg = tmp_path / "cfg.toml"
     cfg.write_text("[train]\nepochs = 2\n")
     run = tmp_path / "run"
     Pipeline(run, PipelineConfig(preset="tiny", config_file=str(cfg)), say=lambda _: None)
-    state = read_json(run / STATE_FILE, "pipeline_state")
+    state = read_json(run / STATE_FILE, "pipeline_state", (STATE_VERSION,))
     state["finished"] = {s: {"seconds": 0.0} for s in STAGES}  # as if the run had finished
     write_json_atomic(run / STATE_FILE, state)
     cfg.write_text("[train]\nepochs = 3\n")  # same path, other contents
@@ -134,7 +135,7 @@ def test_resume_compares_the_config_file_contents_and_accepts_a_new_budget(tmp_p
     cfg.write_text("[train]\nepochs = 2\n")
     said = []
     Pipeline(run, PipelineConfig(preset="tiny", config_file=str(cfg), budget_snt=1.5), resume=True, say=said.append)
-    finished = read_json(run / STATE_FILE, "pipeline_state")["finished"]
+    finished = read_json(run / STATE_FILE, "pipeline_state", (STATE_VERSION,))["finished"]
     assert set(finished) == {"profile", "candidates"}  # selection onwards is redone for the new budget
     assert any("budget changed" in s for s in said)
 
@@ -146,3 +147,15 @@ def test_independent_singles_use_the_runs_normalisation():
     assert set(plain.networks) == {BaselineNetwork(("a",), 1.0), BaselineNetwork(("b",), 0.5)}
     scaled = independent_singles(singles, ("a", "b"), 1.5, "snt", {"a": 1.0, "b": 0.1})
     assert set(scaled.networks) == {BaselineNetwork(("a",), 0.5), BaselineNetwork(("b",), 1.0)}
+
+
+def test_the_state_document_names_seeds_and_top_k_only_when_used():
+    from taskgroup.pipeline.run import PipelineConfig
+
+    plain = PipelineConfig(preset="tiny").to_json()
+    assert "seeds" not in plain and "top_k" not in plain  # what pipelines wrote before these options
+    both = PipelineConfig(preset="tiny", seeds=(0, 1), top_k=3).to_json()
+    assert both["seeds"] == [0, 1] and both["top_k"] == 3
+    assert PipelineConfig(preset="tiny", top_k=2).to_json()["top_k"] == 2
+    with pytest.raises(TaskgroupError, match="--top-k"):
+        PipelineConfig(preset="tiny", top_k=0)

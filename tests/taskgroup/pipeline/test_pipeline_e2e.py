@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from taskgroup.fileio import read_json
+from taskgroup.losstable import LossTable
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.slow
 def _pipeline(out: Path, *extra: str) -> subprocess.Popen:
     env = dict(os.environ, TASKGROUP_CACHE=str(out.parent / "cache"))
     return subprocess.Popen([sys.executable, "-m", "taskgroup", "pipeline", "--preset", "tiny", "--out", str(out),
-                             "--random-baselines", "2", *extra],
+                             "--random-baselines", "2", "--top-k", "3", *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -109,12 +110,40 @@ def test_baselines_and_report_agree_with_the_files(run_dir):
     assert names[0] == "one network" and any(n.startswith("random") for n in names)
     report = (run_dir / "report" / "report.md").read_text()
     assert f"{best['evaluated_total']:.5f}" in report
+    # The pipeline ranks by the reference-normalised objective by default: each loss over its trivial predictor's.
+    reference = LossTable.load(run_dir / "train").reference_losses
+
+    def score(losses):
+        return sum(v / reference[t]["test"] for t, v in losses.items())
+
     for b in baselines:
         assert f"| {b['name']} |" in report and f"{b['total']:.5f}" in report
-        if b["cost_ms"] <= best["budget"]["value"] and b["total"] < best["evaluated_total"]:
-            assert f"'{b['name']}' fits the budget and has a LOWER total" in report
-    bench = read_json(run_dir / "bench.json", "bundle_benchmark")
-    assert f"{bench['whole']['p50_ms']:.3f} ms" in report
+        lower = f"'{b['name']}' fits the budget and has a LOWER normalised test objective"
+        if b["cost_ms"] <= best["budget"]["value"] and score(b["test_losses"]) < score(best["evaluated_losses"]):
+            assert lower in report
+        else:
+            assert lower not in report
+    from taskgroup.bench import BenchResult
+
+    bench = BenchResult.load(run_dir / "bench.json")
+    assert f"{bench.whole.p50_ms:.3f} ms" in report
+    assert bench.predicted_ms == pytest.approx(best["cost"]) and bench.budget_ms == pytest.approx(best["budget"]["value"])
+
+
+def test_top_k_re_ranking_trains_every_estimated_network_once_and_reports_its_error(run_dir):
+    selected = read_json(run_dir / "selected.json", "grouping")
+    best = read_json(run_dir / "best.json", "grouping")
+    assert 1 <= len(selected["top_k"]) <= 3
+    estimated = {("+".join(n["tasks"]) + f"@{n['width']:g}") for g in selected["top_k"] for n in g["networks"]
+                 if n["estimated"]}
+    table = LossTable.load(run_dir / "train")
+    trained = {n.name for n in table.networks if n.stage == "final"}
+    assert estimated <= trained  # finalize trained every network of the k groupings
+    assert all(not n["estimated"] for n in best["networks"])  # the final choice is among measured networks
+    assert {e["network"] for e in best["estimate_errors"]} == estimated
+    report = (run_dir / "report" / "report.md").read_text()
+    if estimated:
+        assert "## Estimates against the trained networks" in report
 
 
 def test_resume_of_a_finished_run_repeats_nothing(run_dir):

@@ -1,17 +1,22 @@
 """The report states uncertainty: ± over seeds, verdicts only beyond two standard errors, the
 preset's seed noise with one seed, and unlearnt served tasks first."""
 
+import dataclasses
+
 import pytest
 
+from taskgroup.grouping import GroupingNetwork
 from taskgroup.pipeline.report import GroupingResult, ReportData, comparison_notes, gain_within_noise, write_report
 from taskgroup.stats import compare, estimate
 
-NETS = [{"tasks_trained": ["a", "b"], "tasks_served": ["a", "b"], "width": 1.0}]
+NETS = [GroupingNetwork(("a", "b"), ("a", "b"), 1.0)]
 
 
-def grouping(name, per_seed):
+def grouping(name, per_seed, networks=None):
+    """A grouping with its own networks (baselines differ from the choice unless given the same)."""
     mean = {t: sum(v[t] for v in per_seed.values()) / len(per_seed) for t in ("a", "b")}
-    return GroupingResult(name, NETS, 1.0, mean, per_seed=per_seed)
+    nets = networks or [dataclasses.replace(NETS[0], width=1.0 if name == "chosen" else 0.5 + 0.01 * len(name))]
+    return GroupingResult(name, nets, 1.0, mean, per_seed=per_seed)
 
 
 def report(chosen, baselines, seeds, **kw):
@@ -71,3 +76,18 @@ def test_warnings_open_the_report(tmp_path):
     data = report(chosen, [], [0], warnings=["b is not learnt by a+b@1: validation loss 0.1 is not below 0.09"])
     text = write_report(tmp_path, data).read_text()
     assert text.index("**Warning:** b is not learnt") < text.index("## Chosen grouping")
+
+
+def test_the_presets_seed_noise_applies_only_to_the_preset_as_shipped():
+    from taskgroup.train import make_run_config
+    from taskgroup.train.config import SEED_NOISE, preset_seed_noise
+
+    assert preset_seed_noise("default", make_run_config("default", seed=4)) is SEED_NOISE["default"]
+    assert preset_seed_noise("default", make_run_config("default", overrides={"train": {"epochs": 3}})) is None
+    assert preset_seed_noise("tiny", make_run_config("tiny")) is None  # never measured
+
+
+def test_a_baseline_that_is_the_choice_is_named_as_such():
+    chosen = grouping("chosen", {0: {"a": 1.0, "b": 0.1}})
+    same = grouping("one network", {0: {"a": 1.0, "b": 0.1}}, networks=NETS)
+    assert comparison_notes(report(chosen, [same], [0])) == ["'one network' is the chosen grouping."]

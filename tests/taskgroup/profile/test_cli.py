@@ -19,7 +19,7 @@ def run(argv, capsys):
     (["profile", "--device", "tpu"], "unknown device 'tpu'; valid devices here: cpu"),
     (["profile", "--widths", "1.0,half"], "--widths: expected comma-separated numbers"),
     (["profile", "--tasks", "normal,sonar"], "unknown task 'sonar'"),
-    (["profile", "--backend", "openvino"], "valid backends: auto, torch, onnxruntime, tensorrt"),
+    (["profile", "--backend", "openvino"], "valid options: auto, torch, onnxruntime, onnxruntime-tensorrt, tensorrt"),
 ])
 def test_bad_arguments_exit_2(argv, message, capsys, tmp_path):
     code, out = run(argv + ["--out", str(tmp_path / "p.json")], capsys)

@@ -2,9 +2,10 @@
 
 import pytest
 
+from runtime import backend_status
+from runtime.device import DeviceSpec
 from taskgroup.errors import TaskgroupError
-from taskgroup.profile.backends import TensorRTBackend, resolve_backend, tensorrt_available
-from taskgroup.profile.device import DeviceSpec, describe_device, library_versions, parse_device, slug
+from taskgroup.profile.device import describe_device, library_versions, parse_device, resolve_backend, slug
 
 
 def test_parse_valid_devices():
@@ -41,16 +42,16 @@ def test_this_machine_without_gpu_refuses_cuda():
 def test_backend_resolution():
     assert resolve_backend("auto", DeviceSpec("cpu")) == "onnxruntime"
     assert resolve_backend("torch", DeviceSpec("cpu")) == "torch"
-    with pytest.raises(TaskgroupError, match="valid backends: auto, torch, onnxruntime, tensorrt"):
+    with pytest.raises(TaskgroupError, match="valid options: auto, torch, onnxruntime, onnxruntime-tensorrt, tensorrt"):
         resolve_backend("openvino", DeviceSpec("cpu"))
     with pytest.raises(TaskgroupError, match="needs a CUDA device"):
         resolve_backend("tensorrt", DeviceSpec("cpu"))
 
 
-@pytest.mark.skipif(tensorrt_available(), reason="TensorRT is installed here")
+@pytest.mark.skipif(backend_status("tensorrt", "cuda")[0], reason="TensorRT is installed here")
 def test_missing_tensorrt_is_a_clear_error():
-    with pytest.raises(TaskgroupError, match="'import tensorrt' failed.*--backend onnxruntime"):
-        TensorRTBackend(DeviceSpec("cuda", 0))
+    with pytest.raises(TaskgroupError, match="backend 'tensorrt': the tensorrt Python package cannot be imported"):
+        resolve_backend("tensorrt", DeviceSpec("cuda", 0))
 
 
 def test_description_records_cpu_and_libraries():

@@ -12,7 +12,7 @@ from taskgroup.errors import TaskgroupError  # noqa: E402
 from taskgroup.profile import load_profile  # noqa: E402
 from taskgroup.profile.profiler import (ProfileConfig, default_profile_name, run_profile, sample_served,  # noqa: E402
                                         write_profile)
-from taskgroup.profile.timing import TimingConfig, measure  # noqa: E402
+from runtime.timing import TimingConfig  # noqa: E402
 
 QUICK = TimingConfig(warmup_runs=1, min_runs=5, min_seconds=0.0, rounds=2)
 TASKS = ("normal", "segment_semantic", "depth_zbuffer")
@@ -110,12 +110,6 @@ def test_sample_served_is_distinct_and_deterministic():
     assert sample_served(("a",), 4, random.Random(0)) == [("a",)]
 
 
-def test_measure_counts_runs():
-    calls = []
-    stats = measure({"f": lambda: calls.append(1)}, TimingConfig(warmup_runs=3, min_runs=7, min_seconds=0.0, rounds=3))
-    assert stats["f"].runs == 7 and len(calls) == 10
-
-
 def test_an_explicit_architecture_overrides_the_presets():
     import dataclasses
 
@@ -126,3 +120,12 @@ def test_an_explicit_architecture_overrides_the_presets():
     doc = run_profile(ProfileConfig(backend="torch", preset="tiny", tasks=TASKS[:1], widths=(1.0,), timing=QUICK,
                                     validation_networks=1, arch=wider))
     assert doc["model_config"]["stem_channels"] == 12
+
+
+def test_fp16_profile_times_the_graphs_export_converts():
+    doc = run_profile(ProfileConfig(preset="tiny", tasks=TASKS[:1], widths=(1.0,), timing=QUICK, validation_networks=1,
+                                    precision="fp16"))
+    assert doc["backend_settings"]["precision"] == "fp16" and doc["backend_settings"]["intra_op_num_threads"] == 1
+    assert 1e-5 < doc["onnx"]["max_abs_diff_vs_torch"] < 3e-2  # fp16 rounding (fp32: ~1e-7), within export's tolerance
+    with pytest.raises(TaskgroupError, match="fp16.*not torch"):
+        run_profile(ProfileConfig(backend="torch", preset="tiny", precision="fp16"))

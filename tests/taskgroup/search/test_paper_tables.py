@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from taskgroup.search import Selector, candidates_from_table, read_paper_table, select
+from taskgroup.search import Selector, candidates_from_table, frontier, read_paper_table, select
 
 DATA = Path(__file__).resolve().parents[3] / "taskgroup" / "data" / "standley2020"
 NAMES = ("s", "d", "n", "k", "e")
@@ -24,7 +24,7 @@ def table(name, split="val", estimate=None):
     return candidates_from_table(read_paper_table(DATA / name, NAMES, split=split), split, estimate=estimate)
 
 
-@pytest.mark.parametrize("solver", ["milp", "reference"])
+@pytest.mark.parametrize("solver", ["milp", "dp", "reference"])
 def test_optimal_selection_reproduces_paper(solver):
     val, test = table("results.txt"), table("results_test.txt", "test")
     for budget, expected in zip(BUDGETS, OPTIMAL):
@@ -96,3 +96,20 @@ def test_hoa_unpruned_brute_force_setting1():
             if sum(c.fixed_cost for c in combo) <= budget
         )
         assert select(hoa, budget, tasks=NAMES, solver="milp", prune=False).objective == pytest.approx(best, abs=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["milp", "dp", "reference"])
+def test_hoa_prefers_a_trained_network_over_an_estimated_one_that_contains_it(solver):
+    """Setting 4 (results_alt): the trained pairs d+n and n+k both reach 0.1156 on n, so HOA's estimated
+    d+n+k serves n exactly as well at the same cost; it is better on d and k, which it does not serve
+    here. From 3.5 SNT on the optimum serves n from a trained pair (the estimate once pruned both)."""
+    hoa, test = table("results_alt.txt", estimate="hoa"), table("results_alt_test.txt", "test")
+    expected = {3.5: (0.675187, 0.671867), 4: (0.673795, 0.670496), 4.5: (0.673795, 0.670496), 5: (0.673795, 0.670496)}
+    for budget, (objective, test_total) in expected.items():
+        sel = select(hoa, budget, tasks=NAMES, solver=solver)
+        assert sel.objective == pytest.approx(objective, abs=1e-9), budget
+        assert not any(n.candidate.estimated for n in sel.networks), (budget, [n.candidate.name for n in sel.networks])
+        assert sel.evaluate(test, "test").total == pytest.approx(test_total, abs=1e-9), budget
+    points = frontier(hoa, tasks=NAMES, solver=solver).points
+    assert [p.cost for p in points if p.cost >= 3.5] == [3.5, 4.0]
+    assert not any(n.candidate.estimated for p in points if p.cost >= 3.5 for n in p.networks)

@@ -33,7 +33,7 @@ def test_on_an_exact_tie_a_trained_network_is_chosen_over_an_estimated_one():
     cands = [cand(("a",), [1.0]), cand(("b",), [1.0]), cand(("c",), [0.3]), cand(("a", "b"), [0.5, 0.5]),
              cand(("a", "c"), [0.5, 0.9]), cand(("b", "c"), [0.5, 0.9]),
              cand(("a", "b", "c"), [0.5, 0.5, 0.9], estimated=True)]
-    for solver in ("milp", "reference"):
+    for solver in ("milp", "dp", "reference"):
         for order in (cands, cands[::-1]):
             sel = select(order, 2.0, tasks=("a", "b", "c"), solver=solver)
             assert sel.objective == 1.3 or abs(sel.objective - 1.3) < 1e-12

@@ -65,6 +65,43 @@ def local_run(tmp_path_factory, data):
     return results(run)[0]
 
 
+def features_cfg():
+    # Per-task stopping (lr 0.3 makes the two tasks peak at different epochs: stops with checkpoints
+    # of their own), learned loss weights, and affinity tracked on the all-task network.
+    return make_run_config("tiny", overrides={"train": {"epochs": 4, "batch_size": 16, "lr": 0.3, "per_task_stopping": True,
+                                                        "weighting": "uncertainty", "affinity_every": 5}},
+                           esa_fraction=0.5)
+
+
+def train_features(run, data, **kw):
+    train_candidates(run, TASKS, [], features_cfg(), data=data, seeds=SEEDS, affinity=True, **kw)
+
+
+def extras(run_dir):
+    """Per-task stops, loss weights and affinity (without its timing) as committed."""
+    con = sqlite3.connect(f"file:{run_dir / 'runs.sqlite'}?mode=ro", uri=True)
+    try:
+        return (con.execute("SELECT name, seed, stage, task, epoch, losses, checkpoint, checkpoint_sha256 "
+                            "FROM task_stops ORDER BY name, seed, stage, task").fetchall(),
+                con.execute("SELECT * FROM loss_weights ORDER BY name, seed, stage").fetchall(),
+                con.execute("SELECT name, seed, stage, steps, every, matrices FROM affinity "
+                            "ORDER BY name, seed, stage").fetchall())
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def local_features(tmp_path_factory, data):
+    run = tmp_path_factory.mktemp("features") / "run"
+    train_features(run, data)
+    rows, (stops, weights, affinity) = results(run)[0], extras(run)
+    assert {r[1] for r in rows} == set(SEEDS) and len(rows) == 2 * len(SEEDS)  # early and final of each seed
+    own = [r for r in stops if not r[6].endswith(("_final.pt", "_early.pt"))]
+    assert own and {r[1] for r in stops} == set(SEEDS)  # stops with checkpoints of their own, in both seeds
+    assert len(weights) == len(affinity) == 2 * len(SEEDS)
+    return rows, (stops, weights, affinity)
+
+
 class Recorder(Progress):
     def __init__(self):
         self.started, self.failed, self.done, self.epochs = [], [], [], []
@@ -141,6 +178,18 @@ def test_processes_match_local_bit_for_bit_sending_bytes_or_on_shared_storage(tm
     assert {e for _, e in progress.epochs} == {1, 2, 3, 4}  # epoch ends are forwarded from the workers
 
 
+def test_processes_carry_per_task_stops_loss_weights_and_affinity_bit_for_bit(tmp_path, data, local_features):
+    with ProcessesExecutor(2) as executor:
+        train_features(tmp_path / "bytes", data, executor=executor)
+        executor.shared_storage = True
+        train_features(tmp_path / "shared", data, executor=executor)
+    for run in ("bytes", "shared"):
+        assert (results(tmp_path / run)[0], extras(tmp_path / run)) == local_features
+        assert no_temporary_files(tmp_path / run)
+        for stop in extras(tmp_path / run)[0]:
+            assert (tmp_path / run / stop[6]).is_file()
+
+
 def test_a_killed_worker_s_network_is_trained_again_exactly_once(tmp_path, data):
     config = cfg(epochs=6)
     specs = SPECS[:2]
@@ -214,6 +263,12 @@ def test_ray_matches_local_bit_for_bit(tmp_path, data, local_run, ray_instance):
 
 
 @needs_ray
+def test_ray_carries_per_task_stops_loss_weights_and_affinity_bit_for_bit(tmp_path, data, local_features, ray_instance):
+    train_features(tmp_path / "run", data, executor="ray")
+    assert (results(tmp_path / "run")[0], extras(tmp_path / "run")) == local_features
+
+
+@needs_ray
 def test_a_killed_ray_worker_s_network_is_trained_again_exactly_once(tmp_path, data, ray_instance):
     config = cfg(epochs=12)
     specs = SPECS[:2]
@@ -255,7 +310,10 @@ def test_ray_driver_killed_then_resumed_trains_only_the_missing_networks(tmp_pat
     committed, instance, killed_at = _kill_after_first_commit(proc, run)
     _wait_gone(instance, 30)  # the local Ray instance (GCS, raylet, workers) stops with its driver
     assert instance and not any(_alive(pid) for pid in instance), "the Ray instance outlived its driver"
-    assert not [t for _, t in _ray_task_processes() if t.startswith("ray::taskgroup train")]
+    deadline = time.time() + 15  # a worker notices its raylet is gone within a second or two (more under load)
+    while time.time() < deadline and _training_ray_tasks():
+        time.sleep(0.1)
+    assert not _training_ray_tasks()
     _resume_and_check(run, args, env, committed, killed_at)
 
 
@@ -270,9 +328,11 @@ def _cli_run(tmp_path, tiny_config_factory, executor):
     return run, args, dict(os.environ, PYTHONPATH=str(REPO))
 
 
-def _rows(run):
+def _rows(run, writable=False):
+    """The candidates table; `writable` once the driver is dead: a driver killed inside a
+    transaction leaves a hot journal that only a writable connection rolls back (as --resume does)."""
     try:
-        con = sqlite3.connect(f"file:{run / 'runs.sqlite'}?mode=ro", uri=True, timeout=0.1)
+        con = sqlite3.connect(f"file:{run / 'runs.sqlite'}?mode={'rw' if writable else 'ro'}", uri=True, timeout=0.1)
         try:
             return {(n, s): (st, a, t) for n, s, st, a, t in
                     con.execute("SELECT name, seed, status, attempts, started_at FROM candidates")}
@@ -297,7 +357,7 @@ def _kill_after_first_commit(proc, run):
     proc.send_signal(signal.SIGKILL)
     killed_at = time.time()
     proc.wait()
-    rows = _rows(run)
+    rows = _rows(run, writable=True)
     committed = {k: v for k, v in rows.items() if v[0] == "done"}
     assert committed and len(committed) < 4, f"not killed mid-run: {rows}"
     return committed, children, killed_at
@@ -317,6 +377,10 @@ def _resume_and_check(run, args, env, committed, killed_at):
     finally:
         con.close()
     assert no_temporary_files(run)
+
+
+def _training_ray_tasks():
+    return [pid for pid, t in _ray_task_processes() if t.startswith("ray::taskgroup train") and _alive(pid)]
 
 
 def _ray_task_processes():

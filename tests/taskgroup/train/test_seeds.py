@@ -96,6 +96,24 @@ def test_seed_lists_are_parsed_and_checked():
             parse_seeds(bad)
 
 
+def test_a_run_made_before_a_recipe_field_existed_resumes(tmp_path, data):
+    """A field added to the config later compares at its default, which reproduces the old behaviour."""
+    run = tmp_path / "run"
+    train_candidates(run, TASKS, candidate_set("singles", TASKS)[:1], cfg(), data=data)
+    con = sqlite3.connect(run / "runs.sqlite")
+    config = json.loads(con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0])
+    del config["train"]["lr_schedule"]
+    del config["declared_tasks"]  # written before task declarations existed
+    con.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(config),))
+    con.commit()
+    con.close()
+    table = train_candidates(run, TASKS, candidate_set("singles", TASKS)[:2], cfg(), data=data, resume=True)
+    assert len(table.networks) == 2
+    cosine = make_run_config("tiny", overrides={"train": {"epochs": 2, "batch_size": 16, "lr_schedule": "cosine"}})
+    with pytest.raises(TaskgroupError, match="lr_schedule"):
+        train_candidates(run, TASKS, candidate_set("singles", TASKS)[:2], cosine, data=data, resume=True)
+
+
 def _rows(db):
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1)

@@ -10,7 +10,7 @@ from taskgroup.train.trainer import RunData, train_one
 
 
 def _eighteen_class_data():
-    from conftest import fake_split
+    from fake_splits import fake_split
 
     splits = [fake_split(n, seed) for n, seed in ((64, 1), (32, 2), (32, 3))]
     for s in splits:  # Taskonomy-like ids 0..17

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import fake_split
+from fake_splits import fake_split
 from taskgroup.data.standardize import TargetTransform, fit_transforms, measure, transforms_from_json
 from taskgroup.train import CandidateSpec, make_run_config
 from taskgroup.train.trainer import RunData, build_model, evaluate, train_one

@@ -37,7 +37,7 @@ def test_same_seed_gives_identical_weights_and_losses(data):
 
 
 def test_training_learns_the_synthetic_tasks():
-    from conftest import fake_split
+    from fake_splits import fake_split
 
     data = RunData.from_splits(TASKS, fake_split(256, 1), fake_split(32, 2), fake_split(32, 3))
     r = train_one(CandidateSpec(TASKS), config(epochs=10, lr=0.1), data)["final"]

@@ -1,0 +1,267 @@
+"""The grouping (best.json): which networks to ship, what each serves, and what it was chosen under.
+
+`taskgroup select` and the pipeline write it (`Selection.to_grouping` builds one); export, the
+pipeline and the report read it. One dataclass, one reader, one writer: the network fields
+are `tasks` (trained: the checkpoint's heads) and `served` (kept at deployment) everywhere;
+the spellings `tasks_trained` / `tasks_served` of hand-written files are read as well.
+Checkpoint paths are relative to the grouping file's folder.
+
+What selection records beyond the contract (the solver, candidate counts, the robustness
+block, top-k re-ranking, warnings) is kept verbatim in `extra`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from taskgroup.errors import SchemaError, TaskgroupError
+from taskgroup.fileio import read_json, require, require_number, write_json_atomic
+
+KIND = "grouping"
+SCHEMA_VERSION = 1
+UNITS = ("snt", "ms")
+_TYPED = ("schema_version", "kind", "tasks", "budget", "networks", "served_by", "objective", "total_loss", "cost",
+          "corun_factor", "options", "evaluated_on", "evaluated_losses", "evaluated_total",
+          "evaluated_total_best_served", "declared_tasks")
+
+
+@dataclass(frozen=True)
+class GroupingNetwork:
+    tasks: tuple[str, ...]  # tasks it was trained on (the checkpoint's heads)
+    served: tuple[str, ...]  # tasks it serves (heads kept at deployment)
+    width: float = 1.0  # width multiplier
+    stage: str = "final"  # training stage whose losses chose it ("final" or "early")
+    checkpoint: str | None = None  # fully trained weights, relative to the grouping's folder (None: estimated only)
+    estimated: bool = False  # its losses were estimated (HOA), not measured
+    cost: float | None = None  # its cost in the budget's unit; positive
+    fixed_cost: float | None = None  # the part of the cost it pays whatever it serves (its trunk)
+    head_costs: dict[str, float] | None = None  # served task -> its head's cost
+    losses: dict[str, float] | None = None  # served task -> loss on the selection table
+    checkpoint_sha256: str | None = None  # the checkpoint's digest, if recorded (export also asks the run's store)
+    stopped_for: str | None = None  # a per-task stop: the network at the epoch where this task's val loss was best
+
+    def to_json(self) -> dict[str, Any]:
+        doc = {"tasks": list(self.tasks), "served": list(self.served), "width": self.width, "stage": self.stage,
+               "checkpoint": self.checkpoint, "estimated": self.estimated, "cost": self.cost,
+               "fixed_cost": self.fixed_cost, "head_costs": self.head_costs, "losses": self.losses}
+        if self.checkpoint_sha256 is not None:
+            doc["checkpoint_sha256"] = self.checkpoint_sha256
+        if self.stopped_for is not None:
+            doc["stopped_for"] = self.stopped_for
+        return doc
+
+    @property
+    def label(self) -> str:
+        return f"{'+'.join(self.tasks)}@{self.width:g}"
+
+
+@dataclass(frozen=True)
+class GroupingEvaluation:
+    split: str  # what the chosen networks were scored on (e.g. "test")
+    losses: dict[str, float]  # task -> loss of the network serving it
+    total: float  # sum of `losses`
+    total_best_served: float | None = None  # each task served by the best chosen network on that table
+
+
+@dataclass(frozen=True)
+class Grouping:
+    tasks: tuple[str, ...]  # every task the grouping serves
+    budget: dict[str, Any]  # value (positive, or null: unlimited), unit (snt | ms), the profile it was costed on
+    networks: tuple[GroupingNetwork, ...]
+    served_by: dict[str, int]  # task -> index into networks
+    objective: float | None = None  # the optimised (weighted, normalised) total loss
+    total_loss: float | None = None  # plain sum of the serving losses on the selection table
+    cost: float | None = None  # predicted cost: the networks' costs summed x corun_factor
+    corun_factor: float = 1.0  # the profile's measured factor for this many networks per frame
+    options: dict[str, Any] = field(default_factory=dict)  # how it was selected (table, split, preset, resolution, ...)
+    evaluation: GroupingEvaluation | None = None  # the same networks scored on another table
+    declared_tasks: list[Any] | None = None  # tasks the training config declared ([tasks.NAME]), for export
+    extra: dict[str, Any] = field(default_factory=dict)  # selection's other records, verbatim
+    path: Path | None = field(default=None, compare=False)  # the file it was read from
+
+    # ----- what readers ask ---------------------------------------------------------------
+    @property
+    def unit(self) -> str:
+        return str(self.budget.get("unit", "snt"))
+
+    @property
+    def profile(self) -> str | None:
+        """The profile the costs come from (relative to the grouping's folder), if any."""
+        p = self.budget.get("profile") or self.extra.get("profile") or self.options.get("profile")
+        return str(p) if p else None
+
+    def checkpoint_path(self, net: GroupingNetwork) -> Path | None:
+        """A network's checkpoint as an absolute path (None if it was only estimated)."""
+        if net.checkpoint is None:
+            return None
+        base = self.path.parent if self.path is not None else Path(".")
+        return (base / net.checkpoint).resolve()
+
+    def with_budget(self, **fields: Any) -> "Grouping":
+        return replace(self, budget={**self.budget, **fields})
+
+    def with_extra(self, **fields: Any) -> "Grouping":
+        return replace(self, extra={**self.extra, **fields})
+
+    # ----- the file -----------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "kind": KIND, "tasks": list(self.tasks),
+                               "budget": dict(self.budget), "networks": [n.to_json() for n in self.networks],
+                               "served_by": dict(self.served_by), "objective": self.objective,
+                               "total_loss": self.total_loss, "cost": self.cost, "corun_factor": self.corun_factor,
+                               "options": dict(self.options)}
+        if self.declared_tasks:
+            doc["declared_tasks"] = self.declared_tasks
+        if self.evaluation is not None:
+            e = self.evaluation
+            doc.update(evaluated_on=e.split, evaluated_losses=dict(e.losses), evaluated_total=e.total,
+                       evaluated_total_best_served=e.total_best_served)
+        doc.update(self.extra)
+        return doc
+
+    def save(self, path: str | os.PathLike) -> None:
+        write_json_atomic(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Grouping":
+        path = Path(path)
+        return cls.from_json(read_json(path, KIND, (SCHEMA_VERSION,)), path)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any], path: str | os.PathLike | None = None) -> "Grouping":
+        """Validate a grouping document; every problem is a SchemaError naming the file and the field."""
+        where = path if path is not None else "grouping"
+        doc = dict(doc)
+        if doc.get("kind") != KIND:
+            raise SchemaError(where, "kind", f"expected '{KIND}', found {doc.get('kind')!r}")
+        if doc.get("schema_version") != SCHEMA_VERSION:
+            raise SchemaError(where, "schema_version", f"unsupported version {doc.get('schema_version')!r}; "
+                                                       f"supported: [{SCHEMA_VERSION}]")
+        declared = doc.get("declared_tasks")
+        if declared:  # tasks declared in the training config ([tasks.NAME]) must be known before names are checked
+            from taskgroup.task_tables import declare_from_json
+
+            declare_from_json(declared, f"{where}: declared_tasks")
+        tasks = _task_list(doc, ("tasks",), "", where)
+        budget = _budget(require(doc, "budget", dict, where), where)
+        nets = [_network(n, i, where) for i, n in enumerate(require(doc, "networks", list, where))]
+        if not nets:
+            raise SchemaError(where, "networks", "the grouping has no networks")
+        served_by = _served_by(require(doc, "served_by", dict, where), tasks, nets, where)
+        factor = doc.get("corun_factor", 1.0)
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 1 <= factor < math.inf:
+            raise SchemaError(where, "corun_factor", f"expected a finite number >= 1, found {factor!r}")
+        if not math.isfinite(sum(n.cost for n in nets if n.cost is not None) * factor):
+            raise SchemaError(where, "networks", "the networks' costs add up to infinity")
+        options = doc.get("options")
+        evaluation = None
+        if doc.get("evaluated_on") is not None:
+            losses = _losses(doc.get("evaluated_losses"), "evaluated_losses", where)
+            evaluation = GroupingEvaluation(str(doc["evaluated_on"]), losses,
+                                            require_number(doc, "evaluated_total", where),
+                                            require_number(doc, "evaluated_total_best_served", where, optional=True))
+        return cls(tasks, budget, tuple(nets), served_by,
+                   objective=require_number(doc, "objective", where, optional=True),
+                   total_loss=require_number(doc, "total_loss", where, optional=True),
+                   cost=require_number(doc, "cost", where, positive=True, optional=True),
+                   corun_factor=float(factor), options=options if isinstance(options, dict) else {},
+                   evaluation=evaluation, declared_tasks=declared or None,
+                   extra={k: v for k, v in doc.items() if k not in _TYPED}, path=Path(path) if path else None)
+
+
+def _task_list(doc: dict, names: tuple[str, ...], prefix: str, where: object) -> tuple[str, ...]:
+    from taskgroup.tasks import get_task
+
+    for n in names:
+        if n in doc:
+            value = doc[n]
+            if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+                raise SchemaError(where, prefix + n, "expected a list of task names")
+            if len(set(value)) != len(value):
+                raise SchemaError(where, prefix + n, f"lists a task twice: {value}")
+            for t in value:
+                try:
+                    get_task(t)
+                except TaskgroupError as exc:
+                    raise SchemaError(where, prefix + n, str(exc)) from None
+            return tuple(value)
+    raise SchemaError(where, prefix + names[0], "missing")
+
+
+def _budget(budget: dict, where: object) -> dict[str, Any]:
+    if budget.get("unit") not in UNITS:
+        raise SchemaError(where, "budget.unit", f"expected 'snt' or 'ms', found {budget.get('unit')!r}")
+    try:  # parts of it are copied into the bundle manifest, which never holds NaN or infinity
+        json.dumps(budget, allow_nan=False)
+    except ValueError:
+        raise SchemaError(where, "budget", "contains NaN or infinity") from None
+    require_number(budget, "value", where, prefix="budget.", positive=True, optional=True)
+    return dict(budget)
+
+
+def _losses(doc: Any, name: str, where: object) -> dict[str, float]:
+    if not isinstance(doc, dict):
+        raise SchemaError(where, name, "expected an object task -> loss")
+    return {t: require_number(doc, t, where, prefix=f"{name}.") for t in doc}
+
+
+def _network(net: Any, i: int, where: object) -> GroupingNetwork:
+    f = f"networks[{i}]."
+    if not isinstance(net, dict):
+        raise SchemaError(where, f"networks[{i}]", "expected an object")
+    trained = _task_list(net, ("tasks", "tasks_trained"), f, where)
+    served = _task_list(net, ("served", "tasks_served"), f, where)
+    if not served:
+        raise SchemaError(where, f + "served", "a chosen network serves no task")
+    if not set(served) <= set(trained):
+        raise SchemaError(where, f + "served", f"serves {sorted(set(served) - set(trained))} it was not trained on")
+    width = require_number(net, "width", where, prefix=f, positive=True, optional=True)
+    width = 1.0 if width is None else width
+    if width > 4:
+        raise SchemaError(where, f + "width", f"expected a number in (0, 4], found {width!r}")
+    ckpt = net.get("checkpoint")
+    if ckpt is not None and not isinstance(ckpt, str):
+        raise SchemaError(where, f + "checkpoint", f"expected a path string or null, found {type(ckpt).__name__}")
+    digest = net.get("checkpoint_sha256")
+    if digest is not None and not (isinstance(digest, str) and len(digest) == 64
+                                   and all(c in "0123456789abcdef" for c in digest)):
+        raise SchemaError(where, f + "checkpoint_sha256", f"expected 64 lowercase hex digits or null, found {digest!r}")
+    # A network's cost is a latency (or a fraction of one network): zero or less would record a
+    # negative predicted latency in the bundle and make every comparison with it meaningless.
+    cost = require_number(net, "cost", where, prefix=f, positive=True, optional=True)
+    head_costs, losses = net.get("head_costs"), net.get("losses")
+    stopped_for = net.get("stopped_for")
+    if stopped_for is not None and stopped_for not in trained:
+        raise SchemaError(where, f + "stopped_for", f"expected one of the network's tasks {list(trained)} or null, "
+                                                    f"found {stopped_for!r}")
+    return GroupingNetwork(
+        trained, served, float(width), str(net.get("stage", "final")), ckpt, bool(net.get("estimated", False)), cost,
+        require_number(net, "fixed_cost", where, prefix=f, minimum=0.0, optional=True),
+        None if head_costs is None else _losses(head_costs, f + "head_costs", where),
+        None if losses is None else _losses(losses, f + "losses", where), digest, stopped_for)
+
+
+def _served_by(served_by: dict, tasks: tuple[str, ...], nets: list[GroupingNetwork], where: object) -> dict[str, int]:
+    for t in tasks:
+        idx = served_by.get(t)
+        if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < len(nets):
+            raise SchemaError(where, f"served_by.{t}", f"expected a network index in 0..{len(nets) - 1}, found {idx!r}")
+        if t not in nets[idx].served:
+            raise SchemaError(where, f"served_by.{t}", f"network {idx} does not list '{t}' among the tasks it serves")
+    # Each task is served by exactly one network: overlapping or extra served tasks would make the
+    # bundle's task -> network mapping depend on file order.
+    seen: dict[str, int] = {}
+    for i, net in enumerate(nets):
+        for t in net.served:
+            if t not in tasks:
+                raise SchemaError(where, f"networks[{i}].served", f"serves '{t}', which is not in 'tasks'")
+            if t in seen:
+                raise SchemaError(where, f"networks[{i}].served",
+                                  f"'{t}' is also served by network {seen[t]}; each task is served by one network")
+            seen[t] = i
+    return {t: served_by[t] for t in tasks}

@@ -1,0 +1,212 @@
+"""Groupings that do not flip with latency noise: the rule selection fits by, and how robust a choice is.
+
+Measured latencies move between runs (two consecutive profiles of the same machine put the
+standard network at 0.289 and 0.309 ms). A profile stores that noise: each part's median in
+every interleaved timing round, whose spread is its noise sigma (`LatencyStats.noise`).
+
+The rule: a grouping fits the budget when its predicted cost plus `sigmas` (default 2) times
+its noise does (an upper confidence bound; the noise of a grouping is the sum of its parts'
+noise, as load moves them together). Among groupings that fit, the lowest loss wins, as
+always. A grouping sitting within its noise of the budget is therefore left out on every run
+rather than in and out by chance, and the chosen one fits with room for the noise. Costs
+written into the grouping stay the predictions at the profile's statistic (what `bench`
+compares against); the cost the rule used is `robustness.fit_cost_ms`.
+
+`--budget-snt Y` is Y times the standard network measured in the same profile, so a
+machine that is uniformly faster or slower on the next run gives the same grouping; what
+can still change it is parts moving relative to each other, which the noise measures.
+Profiles written before the noise was stored have none: their rule is plain p50 and their
+robustness report says the noise is unknown.
+
+No torch here: `taskgroup select` stays torch-free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from taskgroup.profile.costmodel import DeviceProfile, corun_factor
+from taskgroup.search.candidates import Candidate
+from taskgroup.search.frontier import frontier_points
+from taskgroup.search.problem import REL_TOL
+from taskgroup.search.select import ChosenNetwork, Selection, Selector
+
+NOISE_SIGMAS = 2.0  # default: costs at p50 + 2 sigma when fitting the budget
+
+
+def with_noise_margin(candidates: Sequence[Candidate], profile: DeviceProfile, sigmas: float) -> list[Candidate]:
+    """The same candidates costed for fitting: every part at its latency + `sigmas` x its noise."""
+    if not sigmas:
+        return list(candidates)
+    cost_fn = profile.with_noise_margin(sigmas).cost_fn
+    out = []
+    for c in candidates:
+        fixed, heads = cost_fn(c.width, c.tasks)
+        out.append(dataclasses.replace(c, fixed_cost=float(fixed), head_costs={t: float(heads[t]) for t in c.tasks}))
+    return out
+
+
+def grouping_noise_ms(sel: Selection, profile: DeviceProfile) -> float:
+    """Noise of a grouping's predicted cost: its networks' noise summed, times the co-run factor, plus
+    the co-run factor's own uncertainty (its standard error x (N - 1) x the networks' summed cost)."""
+    total = sum(profile.network_noise_ms(n.candidate.width, n.served) for n in sel.networks)
+    alone = sum(profile.network_ms(n.candidate.width, n.served) for n in sel.networks)
+    extra = len(sel.networks) - 1
+    return total * corun_factor(profile.corun, len(sel.networks)) + profile.corun_se * extra * alone
+
+
+def predicted(sel: Selection, candidates: Sequence[Candidate], corun: float) -> Selection:
+    """The same grouping costed with `candidates` (the predictions) and the profile's fitted co-run
+    overhead `corun` (the search may have used its upper bound), matched by task set and width."""
+    by_key = {c.key: c for c in candidates}
+    nets = [ChosenNetwork(by_key[n.candidate.key], n.served) for n in sel.networks]
+    factor = corun_factor(corun, len(nets))
+    cost = sum(n.cost for n in nets) * factor
+    return dataclasses.replace(sel, networks=nets, cost=cost, corun_factor=factor)
+
+
+@dataclass
+class Robustness:
+    """How the chosen grouping stands against latency noise (all costs in ms)."""
+    sigmas: float  # the rule: a grouping fits if cost + sigmas x noise <= budget
+    budget: float  # the budget searched under
+    cost: float  # the choice's predicted cost (at the profile's statistic)
+    noise: float  # the choice's noise (standard deviation of its cost); 0 if the profile has none
+    fit_cost: float  # cost + sigmas x noise: what the rule compared with the budget
+    holds_from: float  # below this budget the choice no longer fits
+    holds_to: float | None  # from this budget on, a better grouping fits (None: never)
+    near_budget: list[dict[str, Any]] = field(default_factory=list)  # other optima whose cost is within noise of it
+    standard_ms: float | None = None  # one SNT, to state budgets in SNT too
+    noise_known: bool = True  # False for profiles written before the noise was stored
+    sigmas_asked: float = 0.0  # the margin asked for; above `sigmas` when nothing fitted with it (noisy profile)
+
+    @property
+    def margin(self) -> float:
+        """How far under the budget the choice is, at the rule's cost."""
+        return self.budget - self.fit_cost
+
+    def to_json(self) -> dict[str, Any]:
+        snt = self.standard_ms
+        doc = {
+            "rule": f"a grouping fits if its predicted cost + {self.sigmas:g} x its noise <= budget; "
+                    "the lowest loss among those wins",
+            "sigmas": self.sigmas,
+            "sigmas_asked": self.sigmas_asked,
+            "noise_known": self.noise_known,
+            "noise_ms": self.noise,
+            "cost_ms": self.cost,
+            "fit_cost_ms": self.fit_cost,
+            "budget_ms": self.budget,
+            "margin_ms": self.margin,
+            "margin_sigmas": self.margin / self.noise if self.noise > 0 else None,
+            "holds_from_ms": self.holds_from,
+            "holds_to_ms": self.holds_to,
+            "near_budget": self.near_budget,
+        }
+        if snt:
+            doc.update({"standard_network_ms": snt, "holds_from_snt": self.holds_from / snt,
+                        "holds_to_snt": None if self.holds_to is None else self.holds_to / snt})
+        doc["sentence"] = robustness_sentence(doc)
+        return doc
+
+
+def assess(selector: Selector, chosen: Selection, budget: float, profile: DeviceProfile, sigmas: float,
+           standard_ms: float | None = None, max_networks: int | None = None, asked: float | None = None) -> Robustness:
+    """The margin, the budget range the choice holds for and the optima near the budget.
+
+    `selector` and `chosen` are costed for fitting (see `with_noise_margin`); the range comes from
+    the frontier of those costs, so it is exact under the rule.
+    """
+    points = frontier_points(selector, max_networks)
+    names = _names(chosen)
+    # The optimum at this budget: the dearest frontier point that fits (the choice, or an exact tie of it).
+    at = max(k for k, p in enumerate(points) if p.cost <= budget + REL_TOL * max(1.0, abs(budget)))
+    noise = grouping_noise_ms(chosen, profile)
+    fit_cost = chosen.cost
+    cost = fit_cost - sigmas * noise
+    near = []
+    for p in points:
+        if _names(p) == names:
+            continue
+        p_noise = grouping_noise_ms(p, profile)
+        p_cost = p.cost - sigmas * p_noise
+        if abs(p_cost - budget) <= max(sigmas, 1.0) * p_noise:
+            near.append({"networks": [_label(n) for n in p.networks], "cost_ms": p_cost, "fit_cost_ms": p.cost,
+                         "noise_ms": p_noise, "objective": p.objective,
+                         "fits": p.cost <= budget * (1 + 1e-9)})
+    holds_to = points[at + 1].cost if at + 1 < len(points) else None
+    return Robustness(sigmas, budget, cost, noise, fit_cost, fit_cost, holds_to, near, standard_ms,
+                      noise_known=profile.has_noise, sigmas_asked=sigmas if asked is None else asked)
+
+
+def robustness_sentence(block: Mapping[str, Any]) -> str:
+    """One sentence for reports, from a grouping's `robustness` block: where the choice would change."""
+    def ms(key: str) -> str:
+        value = block[key]
+        snt = block.get(key.replace("_ms", "_snt"))
+        return f"{value:.4g} ms" + (f" ({snt:.3g} SNT)" if snt is not None else "")
+
+    above = (f"above {ms('holds_to_ms')}" if block.get("holds_to_ms") is not None
+             else "at no larger budget")
+    if not block.get("noise_known", True):
+        noise = "the profile stores no latency noise (measured before it was recorded), so costs are plain p50"
+    elif block.get("sigmas_asked", 0) > block["sigmas"]:
+        noise = (f"no grouping fits with {block['sigmas_asked']:g} sigma of noise (this choice's sigma is "
+                 f"{block['noise_ms']:.3g} ms), so it was made on the plain prediction and may change between runs")
+    else:
+        noise = (f"the margin is {block['margin_ms']:.3g} ms after allowing {block['sigmas']:g} sigma of noise "
+                 f"(sigma {block['noise_ms']:.3g} ms)")
+    near = len(block.get("near_budget") or [])
+    others = f"; {near} other optimal grouping(s) cost within their noise of the budget" if near else ""
+    return f"The choice would change below {ms('holds_from_ms')} / {above}; {noise}{others}."
+
+
+def _names(sel: Selection) -> tuple:
+    return tuple(sorted((n.candidate.tasks, n.candidate.width, n.served) for n in sel.networks))
+
+
+def _label(net: ChosenNetwork) -> str:
+    c = net.candidate
+    return "+".join(c.tasks) + f"@{c.width:g}" + (f" serving {','.join(net.served)}" if net.served != c.tasks else "")
+
+
+def solve_under_noise(candidates: Sequence[Candidate], profile: DeviceProfile, budget: float, sigmas: float,
+                      max_networks: int | None = None, **selector_options: Any) -> tuple[Selector, Selection | None, float]:
+    """(selector, choice or None, sigmas used) under the rule. When no grouping fits with the noise
+    margin but one fits as predicted (a very noisy profile), the margin is dropped rather than the
+    budget refused: the rule prefers room for noise, it does not make a feasible budget infeasible."""
+    sigmas = sigmas if profile.has_noise else 0.0
+    for z in dict.fromkeys((sigmas, 0.0)):
+        # The co-run factor is fitted: at its upper bound too, so a grouping of many networks whose fit was
+        # noisy does not slip under the budget by the luck of one profile.
+        selector = Selector(with_noise_margin(candidates, profile, z), unit="ms", corun=profile.corun + z * profile.corun_se,
+                            **selector_options)
+        chosen = selector.solve(budget, max_networks)
+        if chosen is not None:
+            return selector, chosen, z
+    return selector, None, 0.0
+
+
+def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budget: float, *,
+                  tasks: Sequence[str] | None = None, sigmas: float = NOISE_SIGMAS,
+                  max_networks: int | None = None, weights: Mapping[str, float] | None = None,
+                  scales: Mapping[str, float] | None = None, solver: str = "auto",
+                  relative: bool = False) -> Selection:
+    """`select()` in ms on `profile` under the noise rule: the Selection's costs are the predictions
+    (candidates as given) and `robustness` holds the margin, range and optima near the budget.
+    `relative`: the budget is a multiple of the profile's standard network (SNT), so noise is measured
+    relative to it (see DeviceProfile._part_noise).
+    Raises TaskgroupError naming the cheapest grouping if none fits even as predicted."""
+    profile = profile.with_relative_noise(relative)
+    selector, chosen, used = solve_under_noise(candidates, profile, budget, sigmas, max_networks, tasks=tasks,
+                                               weights=weights, scales=scales, solver=solver)
+    if chosen is None:
+        raise selector.infeasible_error(budget, max_networks)
+    standard = profile.network_ms(1.0, selector.problem.tasks)
+    robust = assess(selector, chosen, budget, profile, used, standard, max_networks,
+                    asked=sigmas if profile.has_noise else 0.0)
+    sel = predicted(chosen, candidates, profile.corun)
+    sel.robustness = robust.to_json()
+    return sel

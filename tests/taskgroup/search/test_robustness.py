@@ -1,0 +1,223 @@
+"""Latency noise: the profile stores it, selection fits by cost + 2 sigma, and a choice does not flip
+when the measured costs move within their noise."""
+
+import copy
+import json
+import random
+
+import pytest
+
+from taskgroup.cli import main
+from taskgroup.losstable import LossTable, NetworkResult
+from taskgroup.profile.costmodel import profile_from_doc
+from runtime.timing import TimingConfig, measure
+from taskgroup.search import candidates_from_table, frontier
+from taskgroup.search.robustness import robust_select, robustness_sentence, with_noise_margin
+
+N, D, E = "normal", "depth_zbuffer", "edge_texture"
+REL = 0.01  # every part's noise: the standard error of its profiled cost is 1% of the cost
+
+
+def lat(p50, rel=REL):
+    """Five rounds whose medians' mean has a relative standard error of exactly `rel` (their relative
+    standard deviation, n - 1, is rel x sqrt(5)): what the profile's estimate is expected to move by."""
+    spread = rel * 5 ** 0.5
+    rounds = [max(0.0, p50 * (1 + d)) for d in (-spread, spread, 0.0, -spread, spread)]  # >= 0 if huge
+    return {"p50": p50, "p90": p50 * 1.5, "p99": p50 * 2, "mean": p50, "runs": 100, "rounds_p50": rounds}
+
+
+def profile_doc(rel=REL):
+    """Costs (ms) at width 1: trunk 2, heads normal 1, depth 0.5, edge 0.25 (standard network 3.75); at
+    width 0.5 half of each. Every part's noise is `rel` of its cost."""
+    def part(ms):
+        return {"params": 10, "macs": 1000, "latency_ms": lat(ms, rel)}
+
+    def width(w, trunk, heads):
+        return {"width": w, "trunk": part(trunk), "session_overhead": lat(0.25, 0.0),
+                "heads": {t: part(ms + 0.25) for t, ms in heads.items()}}
+    return {
+        "kind": "device_profile", "schema_version": 1, "preset": "default", "model": "xception", "model_config": {},
+        "input_shape": [1, 3, 32, 32], "tasks": [N, D, E], "backend": "onnxruntime",
+        "execution_provider": "CPUExecutionProvider", "device": {"kind": "cpu", "cpu_model": "Test CPU", "cpu_cores": 2},
+        "widths": [width(1.0, 2.0, {N: 1.0, D: 0.5, E: 0.25}), width(0.5, 1.0, {N: 0.5, D: 0.25, E: 0.125})],
+    }
+
+
+def table():
+    """Groupings (predicted ms, total loss): triple 3.75 / 3.6; pair n+d + half e 4.625 / 3.4;
+    pair n+d + full e 5.75 / 2.9; pair serving n + singles d, e 7.75 / 2.8."""
+    def net(tasks, width, val):
+        return NetworkResult(tuple(tasks), width, "final", {"val": val, "test": val})
+    nets = [net([t], 1.0, {t: 1.0}) for t in (N, D, E)] + [net([t], 0.5, {t: 1.5}) for t in (N, D, E)] + [
+        net([N, D], 1.0, {N: 0.8, D: 1.1}), net([N, D, E], 1.0, {N: 1.2, D: 1.2, E: 1.2})]
+    meta = {"run_config": {"preset": "default", "arch": {"model": "xception", "model_config": {}, "resolution": 32}}}
+    return LossTable((N, D, E), nets, meta=meta)
+
+
+def perturbed(doc, rng, scale=1.0):
+    """Every part's cost moved by up to its noise (rounds moved with it), or scaled as a whole."""
+    doc = copy.deepcopy(doc)
+    for w in doc["widths"]:
+        overhead = w["session_overhead"]["p50"]
+        for part in [w["trunk"], *w["heads"].values()]:
+            block = part["latency_ms"]
+            net = block["p50"] - (overhead if part is not w["trunk"] else 0.0)  # a head's cost is net of the call
+            shift = rng.uniform(-1, 1) * REL * net if rng is not None else 0.0
+            for key in ("p50", "p90", "p99", "mean"):
+                block[key] = (block[key] + shift) * scale
+            block["rounds_p50"] = [max(0.0, (v + shift) * scale) for v in block["rounds_p50"]]
+        w["session_overhead"]["p50"] *= scale
+        w["session_overhead"]["rounds_p50"] = [v * scale for v in w["session_overhead"]["rounds_p50"]]
+        for key in ("p90", "p99", "mean"):
+            w["session_overhead"][key] *= scale
+    return doc
+
+
+def choose(doc, budget_ms, sigmas=2.0):
+    profile = profile_from_doc(doc)
+    cands = candidates_from_table(table(), "val", "final", cost_fn=profile.cost_fn)
+    sel = robust_select(cands, profile, budget_ms, tasks=(N, D, E), sigmas=sigmas)
+    return sorted(("+".join(n.candidate.tasks), n.candidate.width, n.served) for n in sel.networks), sel
+
+
+def test_the_profile_stores_its_noise_and_old_profiles_still_load():
+    profile = profile_from_doc(profile_doc())
+    assert profile.has_noise and profile.trunk_noise_ms(1.0) == pytest.approx(REL * 2.0)
+    assert profile.network_noise_ms(1.0, (N, D)) == pytest.approx(REL * 3.5)  # parts' noise adds up
+    fixed, heads = profile.with_noise_margin(2).cost_fn(1.0, (N,))
+    assert fixed == pytest.approx(2 * (1 + 2 * REL)) and heads[N] == pytest.approx(1 + 2 * REL)
+    old = profile_doc()
+    for w in old["widths"]:
+        for part in [w["trunk"], *w["heads"].values()]:
+            del part["latency_ms"]["rounds_p50"]
+    old_profile = profile_from_doc(old)
+    assert not old_profile.has_noise and old_profile.trunk_noise_ms(1.0) == 0.0
+    # Timing records each interleaved round's median.
+    from taskgroup.profile.profiler import latency_stats
+
+    timed = measure({"f": lambda: sum(range(100))}, TimingConfig(warmup_runs=1, min_runs=10, min_seconds=0, rounds=4))
+    stats = {k: latency_stats(t) for k, t in timed.items()}
+    assert len(stats["f"].rounds_p50) == 4 and stats["f"].noise >= 0
+    assert json.loads(json.dumps(stats["f"].to_json()))["rounds_p50"] == list(stats["f"].rounds_p50)
+
+
+def test_a_grouping_within_noise_of_the_budget_is_left_out_on_every_run():
+    """At 5.77 ms the best grouping at p50 (n+d + full e, 5.75 ms, noise 0.0575) fits by 0.02 ms: costs that
+    move within their noise put it in and out. Under the rule it is out every time and the next best stays."""
+    rng = random.Random(0)
+    runs = [perturbed(profile_doc(), rng) for _ in range(30)]
+    plain = {tuple(choose(doc, 5.77, sigmas=0)[0]) for doc in runs}
+    assert len(plain) == 2  # plain p50 flips between two groupings
+    robust = {tuple(choose(doc, 5.77)[0]) for doc in runs}
+    assert robust == {(("edge_texture", 0.5, (E,)), ("normal+depth_zbuffer", 1.0, (N, D)))}
+
+
+def test_a_machine_uniformly_slower_gives_the_same_grouping_in_snt():
+    """Two runs measured the standard network at 0.289 and 0.309 ms: with --budget-snt the budget moves
+    with it, so a machine uniformly 7% slower chooses the same grouping."""
+    base = profile_from_doc(profile_doc())
+    for scale in (0.93, 1.0, 1.07):
+        doc = perturbed(profile_doc(), None, scale)
+        snt = profile_from_doc(doc).standard_network_ms()
+        assert snt == pytest.approx(base.standard_network_ms() * scale)
+        assert choose(doc, 1.3 * snt)[0] == choose(profile_doc(), 1.3 * base.standard_network_ms())[0]
+
+
+def test_robustness_block_margin_range_and_sentence():
+    names, sel = choose(profile_doc(), 5.8)
+    r = sel.robustness
+    assert sel.cost == pytest.approx(4.625)  # the prediction, not the rule's cost
+    assert r["noise_ms"] == pytest.approx(REL * 4.625) and r["fit_cost_ms"] == pytest.approx(4.625 * (1 + 2 * REL))
+    assert r["margin_ms"] == pytest.approx(5.8 - 4.625 * (1 + 2 * REL))
+    # The choice holds from its own fit cost up to the next grouping's (n+d + full e: 5.75 + 2 x 0.0575).
+    assert r["holds_from_ms"] == pytest.approx(4.7175) and r["holds_to_ms"] == pytest.approx(5.865)
+    assert r["holds_from_snt"] == pytest.approx(4.7175 / 3.75)
+    near = r["near_budget"]
+    assert [g["networks"] for g in near] == [["normal+depth_zbuffer@1", "edge_texture@1"]]
+    assert near[0]["cost_ms"] == pytest.approx(5.75) and not near[0]["fits"]
+    assert r["sentence"] == robustness_sentence(r)
+    assert "would change below 4.718 ms (1.26 SNT) / above 5.865 ms (1.56 SNT)" in r["sentence"]
+    # The range is exact under the rule: the frontier of the fit costs changes exactly there.
+    profile = profile_from_doc(profile_doc())
+    cands = with_noise_margin(candidates_from_table(table(), "val", "final", cost_fn=profile.cost_fn), profile, 2)
+    costs = [round(p.cost, 9) for p in frontier(cands, tasks=(N, D, E), unit="ms").points]
+    assert 4.7175 in costs and 5.865 in costs
+
+
+def test_select_prints_and_writes_the_robustness_block(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    table().save(run_dir / "losses.json")
+    prof = tmp_path / "p.json"
+    prof.write_text(json.dumps(profile_doc()))
+    out = tmp_path / "best.json"
+    with pytest.raises(SystemExit) as exc:
+        main(["select", "--losses", str(run_dir), "--profile", str(prof), "--budget-ms", "5.8", "--out", str(out)])
+    assert exc.value.code in (0, None)
+    text = " ".join(capsys.readouterr().out.split())
+    doc = json.loads(out.read_text())
+    assert doc["cost"] == pytest.approx(4.625) and doc["robustness"]["sigmas"] == 2
+    assert "robustness: The choice would change below 4.718 ms" in text and "within noise of the budget" in text
+    # --noise-sigmas 0 is the plain prediction: the grouping 0.05 ms under the budget is chosen.
+    with pytest.raises(SystemExit):
+        main(["select", "--losses", str(run_dir), "--profile", str(prof), "--budget-ms", "5.8", "--noise-sigmas", "0",
+              "--out", str(out)])
+    assert json.loads(out.read_text())["cost"] == pytest.approx(5.75)
+
+
+def test_noise_too_large_for_the_margin_falls_back_to_the_prediction_instead_of_refusing():
+    """At 3.8 ms only the triple (3.75 ms) fits; with 5% noise per part no grouping fits with the margin.
+    The budget is still honoured as predicted, and the report says the choice may change between runs."""
+    doc = profile_doc(rel=0.05)
+    names, sel = choose(doc, 3.8)
+    assert names == [("normal+depth_zbuffer+edge_texture", 1.0, (N, D, E))]
+    r = sel.robustness
+    assert r["sigmas"] == 0 and r["sigmas_asked"] == 2 and "plain prediction" in r["sentence"]
+
+
+def test_noise_relative_to_the_standard_network_cancels_load_that_slows_every_part():
+    """Rounds measured under a load that slows the whole machine by up to 30%: each part's absolute noise
+    is large, but relative to the standard network timed in the same rounds it is none, and a budget in SNT
+    moves with it."""
+    doc = profile_doc()
+    load = [1.0, 1.3, 1.1, 0.9, 1.2]
+    for w in doc["widths"]:
+        for part in [w["trunk"], *w["heads"].values()]:
+            block = part["latency_ms"]
+            block["rounds_p50"] = [block["p50"] * f for f in load]
+    profile = profile_from_doc(doc)
+    assert profile.trunk_noise_ms(1.0) > 0.1  # absolute: the load shows as noise
+    relative = profile.with_relative_noise()
+    assert relative.trunk_noise_ms(1.0) == pytest.approx(0.0, abs=1e-12)
+    assert relative.network_noise_ms(0.5, (N, D)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_the_co_run_factor_carries_its_fit_uncertainty():
+    from taskgroup.profile.costmodel import corun_standard_error
+
+    def block(ratios):
+        return {"per_extra_network": 0.1, "sequences": [{"networks": ["a"] * n, "ratio": r} for n, r in ratios]}
+
+    assert corun_standard_error(block([(2, 1.1), (3, 1.2), (4, 1.3)]), 0.1) == pytest.approx(0.0)  # on the line
+    noisy = corun_standard_error(block([(2, 1.29), (3, 1.46), (4, 1.63), (5, 1.41)]), 0.158)
+    assert 0.02 < noisy < 0.06
+    assert corun_standard_error({"per_extra_network": 0.1}, 0.1) == 0.0  # no sequences stored: unknown
+    doc = profile_doc()
+    doc["corun"] = block([(2, 1.29), (3, 1.46), (4, 1.63), (5, 1.41)])
+    doc["corun"]["per_extra_network"] = 0.158
+    profile = profile_from_doc(doc)
+    assert profile.corun_se == pytest.approx(noisy)
+
+
+def test_the_choice_is_costed_at_the_fitted_co_run_factor_not_its_upper_bound():
+    """The search fits groupings with the co-run factor's upper bound; the grouping it returns records
+    the prediction (the fit itself), so cost = the networks' costs summed x the profile's factor."""
+    doc = profile_doc()
+    doc["corun"] = {"per_extra_network": 0.158, "sequences": [
+        {"networks": ["a"] * n, "ratio": r} for n, r in [(2, 1.29), (3, 1.46), (4, 1.63), (5, 1.41)]]}
+    profile = profile_from_doc(doc)
+    assert profile.corun_se > 0.02
+    _, sel = choose(doc, 9.0)
+    n = len(sel.networks)
+    assert n > 1
+    assert sel.corun_factor == pytest.approx(1 + 0.158 * (n - 1))
+    assert sel.cost == pytest.approx(sel.corun_factor * sum(c.cost for c in sel.networks))

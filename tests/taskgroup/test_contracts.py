@@ -1,0 +1,227 @@
+"""Every file contract round-trips through its dataclass, and the files in docs/ and profiles/ still load.
+
+Five contracts, one dataclass each with to_json/from_json: the loss table (LossTable), the device
+profile (DeviceProfile), the grouping (Grouping), the bundle manifest (runtime Manifest) and the
+bench result (BenchResult). For each, a value built from random parts is written and read back:
+the same value, and the same document when written again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, strategies as st
+
+from fuzzing import fuzz
+from runtime.manifest import FRAME_FORMS, FileEntry, InputSpec, Manifest, NetworkFiles, TaskOutput
+from taskgroup.bench import BenchResult, LatencySummary, NetworkLatency
+from taskgroup.grouping import Grouping, GroupingEvaluation, GroupingNetwork
+from taskgroup.losstable import LossTable, NetworkResult, SeedResult
+from taskgroup.profile.costmodel import Component, DeviceProfile, LatencyStats, WidthCosts
+from taskgroup.tasks import PAPER_TASKS
+
+REPO = Path(__file__).parents[2]
+NAMES = st.text("abcdefghij_", min_size=1, max_size=8)
+POSITIVE = st.floats(1e-6, 1e4, allow_nan=False, allow_infinity=False)
+LOSS = st.floats(0, 100, allow_nan=False, allow_infinity=False)
+JSONISH = st.dictionaries(NAMES, st.one_of(st.integers(-5, 5), st.text(max_size=5), st.none(),
+                                           st.lists(st.integers(0, 3), max_size=3)), max_size=3)
+
+
+def _round_trips(value, read, write="to_json"):
+    doc = json.loads(json.dumps(getattr(value, write)(), allow_nan=False))  # through real JSON text
+    again = read(doc)
+    assert again == value
+    assert json.loads(json.dumps(getattr(again, write)())) == doc
+
+
+# ---- loss table -------------------------------------------------------------------------------
+
+@st.composite
+def loss_tables(draw):
+    tasks = tuple(draw(st.lists(NAMES, min_size=1, max_size=4, unique=True)))
+    seeds = draw(st.sampled_from([(), (0, 1), (0, 3, 7)]))  # a one-seed table keeps the one-seed layout
+    networks, keys = [], set()
+    for _ in range(draw(st.integers(1, 5))):
+        net_tasks = tuple(draw(st.lists(st.sampled_from(tasks), min_size=1, max_size=len(tasks), unique=True)))
+        width, stage = draw(st.sampled_from([1.0, 0.5])), draw(st.sampled_from(["final", "early"]))
+        if (frozenset(net_tasks), width, stage) in keys:
+            continue
+        keys.add((frozenset(net_tasks), width, stage))
+        losses = {split: {t: draw(LOSS) for t in net_tasks} for split in draw(st.sampled_from([("val",), ("val", "test")]))}
+        runs = {s: SeedResult({k: {t: draw(LOSS) for t in v} for k, v in losses.items()}, f"ckpt/{s}.pt",
+                              draw(st.integers(0, 999)), draw(LOSS), draw(st.one_of(st.none(), st.just("ab" * 32))))
+                for s in seeds}
+        networks.append(NetworkResult(net_tasks, width, stage, losses, draw(st.one_of(st.none(), NAMES)),
+                                      draw(st.one_of(st.none(), st.integers(0, 10 ** 6))), draw(st.one_of(st.none(), LOSS)),
+                                      1.0 if stage == "final" else draw(st.floats(0.05, 1.0)), runs,
+                                      draw(st.one_of(st.none(), st.just("cd" * 32))) if seeds else None))
+    reference = {t: {"val": draw(LOSS)} for t in tasks if draw(st.booleans())}
+    return LossTable(tasks, networks, reference, draw(JSONISH))
+
+
+@fuzz(40)
+@given(table=loss_tables())
+def test_the_loss_table_round_trips(table):
+    _round_trips(table, lambda doc: LossTable.from_json(doc, "t.json"))
+
+
+# ---- device profile -----------------------------------------------------------------------------
+
+@st.composite
+def latency(draw, rounds: bool = True):
+    p50 = draw(POSITIVE)
+    p90 = p50 * draw(st.floats(1, 3))
+    return LatencyStats(p50, p90, p90 * draw(st.floats(1, 3)), draw(POSITIVE), draw(st.integers(1, 10 ** 5)),
+                        tuple(draw(st.lists(POSITIVE, min_size=1, max_size=5))) if rounds and draw(st.booleans()) else None)
+
+
+@st.composite
+def profiles(draw):
+    tasks = tuple(draw(st.lists(NAMES, min_size=1, max_size=4, unique=True)))
+    component = st.builds(Component, st.integers(0, 10 ** 7), st.integers(0, 10 ** 9), latency(),
+                          st.dictionaries(NAMES, st.integers(0, 10 ** 9), max_size=2))
+    widths = {}
+    for w in [1.0] + draw(st.lists(st.sampled_from([0.25, 0.5, 2.0]), unique=True, max_size=2)):
+        widths[w] = WidthCosts(w, draw(component), {t: draw(component) for t in tasks},
+                               draw(st.one_of(st.none(), latency())))
+    doc = {"kind": "device_profile", "schema_version": 1, "tasks": list(tasks), "preset": draw(NAMES),
+           "input_shape": [1, 3, 32, 32], "backend": "onnxruntime", "execution_provider": "CPUExecutionProvider",
+           "device": {"kind": "cpu", "cpu_model": draw(NAMES)}, "timing": draw(JSONISH),
+           "widths": [wc.to_json() for wc in widths.values()]}
+    if draw(st.booleans()):
+        doc["corun"] = {"per_extra_network": draw(st.floats(0, 1)), "sequences": []}
+    return DeviceProfile.from_json(doc, "p.json")
+
+
+@fuzz(40)
+@given(profile=profiles())
+def test_the_device_profile_round_trips(profile):
+    _round_trips(profile, lambda doc: DeviceProfile.from_json(doc, "p.json"))
+
+
+# ---- grouping -------------------------------------------------------------------------------------
+
+@st.composite
+def groupings(draw):
+    tasks = tuple(draw(st.permutations(PAPER_TASKS))[: draw(st.integers(1, len(PAPER_TASKS)))])
+    cuts = sorted(draw(st.lists(st.integers(1, len(tasks) - 1), unique=True, max_size=len(tasks) - 1))) if len(tasks) > 1 else []
+    parts = [tasks[a:b] for a, b in zip([0, *cuts], [*cuts, len(tasks)])]
+    unit = draw(st.sampled_from(["ms", "snt"]))
+    networks, served_by = [], {}
+    for i, served in enumerate(parts):
+        extra = tuple(t for t in PAPER_TASKS if t not in served and draw(st.booleans()))
+        estimated = draw(st.booleans())
+        networks.append(GroupingNetwork(
+            served + extra, served, draw(st.sampled_from([1.0, 0.5])), draw(st.sampled_from(["final", "early"])),
+            None if estimated else f"checkpoints/net{i}.pt", estimated, draw(st.one_of(st.none(), POSITIVE)),
+            draw(st.one_of(st.none(), POSITIVE)), draw(st.one_of(st.none(), st.just({t: 0.5 for t in served}))),
+            {t: draw(LOSS) for t in served}, draw(st.one_of(st.none(), st.just("0f" * 32)))))
+        served_by.update({t: i for t in served})
+    evaluation = None
+    if draw(st.booleans()):
+        losses = {t: draw(LOSS) for t in tasks}
+        evaluation = GroupingEvaluation("test", losses, sum(losses.values()), draw(st.one_of(st.none(), LOSS)))
+    return Grouping(tasks, {"value": draw(st.one_of(st.none(), POSITIVE)), "unit": unit, **draw(JSONISH)},
+                    tuple(networks), served_by, draw(st.one_of(st.none(), LOSS)), draw(st.one_of(st.none(), LOSS)),
+                    draw(st.one_of(st.none(), POSITIVE)), draw(st.floats(1, 2)), draw(JSONISH), evaluation, None,
+                    {"solver": "milp", "robustness": draw(JSONISH)})
+
+
+@fuzz(40)
+@given(grouping=groupings())
+def test_the_grouping_round_trips(grouping):
+    _round_trips(grouping, lambda doc: Grouping.from_json(doc, "best.json"))
+
+
+# ---- bundle manifest --------------------------------------------------------------------------------
+
+@st.composite
+def manifests(draw):
+    fused = draw(st.booleans())
+    side = draw(st.sampled_from([16, 32]))
+    mean, std = tuple(draw(st.lists(st.floats(0, 1), min_size=3, max_size=3))), (0.2, 0.25, 0.3)
+    spec = (InputSpec("frame", side, side, "uint8", "NHWC", "RGB", (0.0, 255.0), mean, std, "inside the graph")
+            if fused else InputSpec("image", side, side, "float32", "NCHW", "RGB", (0.0, 1.0), mean, std, "inside"))
+    tasks = list(draw(st.permutations(PAPER_TASKS))[: draw(st.integers(1, 4))])
+    groups = [tasks] if fused else [tasks[:1], tasks[1:]] if len(tasks) > 1 else [tasks]
+    networks, outputs, files = [], {}, {}
+    for i, served in enumerate(groups):
+        name = "fused" if fused else f"net{i}"
+        files[f"{name}.onnx"] = FileEntry("a" * 64, draw(st.integers(1, 10 ** 6)))
+        networks.append(NetworkFiles(name, tuple(served), f"{name}.onnx", None, None, draw(st.one_of(st.none(), POSITIVE)),
+                                     None if fused else tuple(served), None if fused else 1.0, None if fused else "final",
+                                     None if fused else f"{name}.pt", {t: {"max_abs_error": 0.0, "tolerance": 1e-4} for t in served},
+                                     [{"name": "net0"}] if fused else None))
+        for t in served:
+            c = draw(st.integers(1, 8))
+            outputs[t] = TaskOutput(t, i, t, c, "float32", draw(st.text(max_size=10)), draw(st.one_of(st.none(), NAMES)),
+                                    draw(st.one_of(st.none(), st.just({"kind": "none"}))), ("N", c, side, side),
+                                    draw(st.sampled_from([None, "l1", "cross_entropy"])), None, 1e-4)
+    selection = {"budget": {"value": draw(st.one_of(st.none(), POSITIVE)), "unit": "ms"},
+                 "profiled_backend_settings": {"intra_op_num_threads": draw(st.integers(0, 8))}}
+    return Manifest(None, spec, outputs, tuple(networks), files, draw(st.sampled_from(["fp32", "fp16"])), selection,
+                    "fused" if fused else "separate", "2026-12-01T00:00:00+00:00", {"onnx": "1.23"},
+                    {"built": False, "reason": "no GPU"}, {"frames": 32}, draw(JSONISH))
+
+
+@fuzz(40)
+@given(manifest=manifests())
+def test_the_bundle_manifest_round_trips(manifest):
+    _round_trips(manifest, Manifest.from_json)
+    assert Manifest.from_json(manifest.to_json()).content_sha256 == manifest.to_json()["content_sha256"]
+
+
+# ---- bench result ---------------------------------------------------------------------------------
+
+@st.composite
+def summaries(draw):
+    low = draw(POSITIVE)
+    p50 = low * draw(st.floats(1, 2))
+    p90 = p50 * draw(st.floats(1, 2))
+    return LatencySummary(p50, p90, p90 * draw(st.floats(1, 2)), draw(POSITIVE), low, draw(st.integers(1, 10 ** 4)))
+
+
+@st.composite
+def bench_results(draw):
+    standalone = tuple(NetworkLatency(f"net{i}", tuple(draw(st.lists(NAMES, min_size=1, max_size=3))), draw(summaries()))
+                       for i in range(draw(st.integers(1, 3))))
+    unit = draw(st.sampled_from([None, "ms", "snt"]))
+    return BenchResult(draw(summaries()), standalone, draw(st.one_of(st.none(), NAMES)),
+                       draw(st.sampled_from([None, "sequential", "concurrent"])), "onnxruntime", "cpu",
+                       draw(st.integers(1, 8)), None if unit is None else draw(st.one_of(st.none(), POSITIVE)), unit,
+                       draw(st.one_of(st.none(), POSITIVE)), draw(JSONISH), draw(JSONISH))
+
+
+@fuzz(40)
+@given(result=bench_results())
+def test_the_bench_result_round_trips(result):
+    _round_trips(result, lambda doc: BenchResult.from_json(doc, "bench.json"))
+
+
+# ---- the files the repository ships ------------------------------------------------------------------
+
+def test_the_example_report_and_profiles_still_load():
+    best = Grouping.load(REPO / "docs/example-report/best.json")
+    assert best.networks and best.evaluation is not None and best.cost > 0
+    assert Grouping.from_json(best.to_json(), best.path) == best
+    bench = BenchResult.load(REPO / "docs/example-report/bench.json")  # the pipeline's schema-1 layout
+    assert bench.predicted_ms > 0 and bench.budget_unit == "ms" and bench.standalone
+    assert BenchResult.from_json(bench.to_json()) == bench
+    for path in sorted((REPO / "profiles").glob("*.json")):
+        profile = DeviceProfile.from_json(json.loads(path.read_text()), str(path))
+        assert profile.to_json() == json.loads(path.read_text())  # written back exactly as committed
+
+
+def test_the_cli_bench_layout_of_schema_1_still_loads():
+    row = {"p50_ms": 1.0, "p90_ms": 1.5, "p99_ms": 2.0, "mean_ms": 1.2, "min_ms": 0.9, "runs": 300}
+    doc = {"kind": "bundle_benchmark", "schema_version": 1, "bundle": "deploy",
+           "whole": {**row, "execution": "sequential", "backend": "onnxruntime", "device": "cpu", "batch": 1},
+           "standalone": [{"network": "net0", "tasks": ["normal"], **row}], "standalone_p50_sum_ms": 1.0,
+           "budget": {"value": 2.5, "unit": "ms"}, "predicted_latency_ms": 1.1, "runtime": {"backend": "onnxruntime"}}
+    result = BenchResult.from_json(doc, "bench.json")
+    assert (result.predicted_ms, result.budget_ms, result.execution, result.bundle) == (1.1, 2.5, "sequential", "deploy")
+    with pytest.raises(Exception, match="bench.json: field 'whole.p50_ms'"):
+        BenchResult.from_json({**doc, "whole": {**doc["whole"], "p50_ms": -1}}, "bench.json")
