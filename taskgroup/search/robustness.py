@@ -146,7 +146,7 @@ def robustness_sentence(block: Mapping[str, Any]) -> str:
     def ms(key: str) -> str:
         value = block[key]
         snt = block.get(key.replace("_ms", "_snt"))
-        return f"{value:.4g} ms" + (f" ({snt:.3g} SNT)" if snt is not None else "")
+        return f"{value:.4g} ms" + (f" ({snt:.4g} SNT)" if snt is not None else "")
 
     above = (f"above {ms('holds_to_ms')}" if block.get("holds_to_ms") is not None
              else "at no larger budget")

@@ -48,8 +48,15 @@ def _check_bundle_units(run: Path, config_path: Path, tasks: tuple[str, ...]) ->
     best = json.loads((run / "best.json").read_text())
     targets_meta = json.loads((run / "train" / "losses.json").read_text())["meta"]["targets"]
     manifest = json.loads((run / "bundle" / "manifest.json").read_text())
+    images = np.ascontiguousarray(test.images, dtype=np.float32)
+    # A fused bundle takes the camera's 8-bit frame; the resized test images hold values between
+    # 8-bit steps, so it is fed their rounding, which moves the loss by well under 2% (a units
+    # error moves it by the targets' std: orders of magnitude more).
+    fused = manifest.get("graph") == "fused"
+    if fused:
+        images = np.ascontiguousarray(np.rint(images * 255).astype(np.uint8).transpose(0, 2, 3, 1))
     with load_bundle(run / "bundle") as bundle:
-        out = bundle.run(np.ascontiguousarray(test.images, dtype=np.float32))
+        out = bundle.run(images)
     for task in tasks:
         entry = manifest["tasks"][task]
         assert entry["units"] == targets_meta[task]["units"]
@@ -63,7 +70,7 @@ def _check_bundle_units(run: Path, config_path: Path, tasks: tuple[str, ...]) ->
             logits = torch.from_numpy(out[task])
             ce = torch.nn.functional.cross_entropy(logits, torch.from_numpy(target), reduction="none")
             loss = float(ce[torch.from_numpy(mask[:, 0])].mean())
-        assert loss == pytest.approx(best["evaluated_losses"][task], rel=2e-3), task
+        assert loss == pytest.approx(best["evaluated_losses"][task], rel=2e-2 if fused else 2e-3), task
     return out
 
 

@@ -136,7 +136,7 @@ def test_robustness_block_margin_range_and_sentence():
     assert [g["networks"] for g in near] == [["normal+depth_zbuffer@1", "edge_texture@1"]]
     assert near[0]["cost_ms"] == pytest.approx(5.75) and not near[0]["fits"]
     assert r["sentence"] == robustness_sentence(r)
-    assert "would change below 4.718 ms (1.26 SNT) / above 5.865 ms (1.56 SNT)" in r["sentence"]
+    assert "would change below 4.718 ms (1.258 SNT) / above 5.865 ms (1.564 SNT)" in r["sentence"]
     # The range is exact under the rule: the frontier of the fit costs changes exactly there.
     profile = profile_from_doc(profile_doc())
     cands = with_noise_margin(candidates_from_table(table(), "val", "final", cost_fn=profile.cost_fn), profile, 2)
