@@ -46,13 +46,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(f.fileno())
         tmp_path.chmod(default_file_mode())
         os.replace(tmp_path, path)
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     """Make a rename in `directory` durable (where the platform allows opening directories)."""
     try:
         fd = os.open(directory, os.O_RDONLY)

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from taskgroup.cli.app import app
+from taskgroup.cli.train import DEVICES_HELP, EXECUTOR_HELP, RAY_ADDRESS_HELP, SHARED_STORAGE_HELP
 from taskgroup.errors import TaskgroupError
 from taskgroup.tasks import PAPER_TASKS
 
@@ -54,16 +55,23 @@ def pipeline_command(
                    "per seed: use it for decisions that matter."),
     device: str = typer.Option("cpu", help="Device to profile and benchmark on: cpu or cuda:N."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run; finished stages are skipped."),
+    executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP + " Used by every training stage "
+                                 "(candidates, finalize, baselines); a run may be resumed with another one."),
+    devices: Optional[str] = typer.Option(None, "--devices", help=DEVICES_HELP + " (Training only: --device is where "
+                                          "the bundle is profiled and benchmarked.)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
+    shared_storage: bool = typer.Option(False, "--shared-storage", help=SHARED_STORAGE_HELP),
 ) -> None:
     """Profile this device, train candidate networks, select the best grouping under the budget,
     train the chosen networks fully, train baselines at the same budget, export and benchmark
     the bundle, and write a report (RUN_DIR/report/report.md)."""
-    from taskgroup.cli.train import RichProgress
+    from taskgroup.cli.train import RichProgress, executor_spec
     from taskgroup.pipeline.run import Pipeline, PipelineConfig
     from taskgroup.train.run import parse_seeds
 
     if seeds is not None and seed != 0:
         raise TaskgroupError("give --seed N or --seeds LIST, not both")
+    spec_of_executor = executor_spec(executor, devices, ray_address, shared_storage)
     # The config is read before the task names are checked: it may declare tasks ([tasks.NAME]).
     cfg = PipelineConfig(preset=preset, config_file=str(config) if config else None,
                          tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
@@ -74,7 +82,8 @@ def pipeline_command(
     from rich.markup import escape
 
     with RichProgress() as progress:
-        pipeline = Pipeline(out, cfg, resume=resume, say=lambda text: progress.message(escape(text)), progress=progress)
+        pipeline = Pipeline(out, cfg, resume=resume, say=lambda text: progress.message(escape(text)), progress=progress,
+                            executor=spec_of_executor)
         report = pipeline.run()
     typer.echo(f"report: {report}")
 

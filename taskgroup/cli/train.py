@@ -14,6 +14,25 @@ import typer
 from taskgroup.cli.app import app, output_console
 from taskgroup.errors import TaskgroupError
 
+# Where networks train: shared by `train` and `pipeline` (taskgroup.train.executors, docs/training.md).
+EXECUTOR_HELP = ("Where networks train: local (this process, one after another; the default) | processes:N (N worker "
+                 "processes on this machine, one per device of --devices in turn) | ray (one Ray task per network "
+                 "and seed, on --ray-address or a local Ray instance; pip install 'taskgroup\\[ray]'). This process "
+                 "commits every result; on the CPU the losses are the same whatever the executor.")
+DEVICES_HELP = ("Devices to train on: cpu (default), cuda:N for local, a list such as cuda:0,cuda:1 for processes:N "
+                "(worker i uses the i-th, in turn), cuda for ray (one GPU per task). Training on a GPU is written to "
+                "PyTorch's and Ray's documentation but has never been run on one.")
+RAY_ADDRESS_HELP = "With --executor ray: the address of a running cluster (e.g. 10.0.0.5:6379 or auto)."
+SHARED_STORAGE_HELP = ("With processes:N or ray: workers write checkpoints straight into the run directory, which every "
+                       "node must see at the same path (e.g. NFS). Default: workers send checkpoint bytes to this "
+                       "process.")
+
+
+def executor_spec(executor: str, devices: Optional[str], ray_address: Optional[str], shared_storage: bool):
+    from taskgroup.train.executors import parse_executor
+
+    return parse_executor(executor, devices=devices, ray_address=ray_address, shared_storage=shared_storage)
+
 
 @app.command("train", short_help="Train candidate networks into a run directory (resumable).")
 def train_command(
@@ -60,6 +79,10 @@ def train_command(
         None, help="Per-task loss weights ([train] weighting): none | static (needs [train] task_weights) | scale "
                    "(1 / the trivial predictor's training loss) | uncertainty (learned, Kendall et al. 2018). "
                    "Part of the run's config."),
+    executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
+    devices: Optional[str] = typer.Option(None, "--devices", help=DEVICES_HELP),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
+    shared_storage: bool = typer.Option(False, "--shared-storage", help=SHARED_STORAGE_HELP),
 ) -> None:
     """Train the candidate networks (the paper's recipe: SGD with momentum, LR halving on a validation
     plateau, best-on-validation weights) and write RUN_DIR/runs.sqlite, RUN_DIR/losses.json and
@@ -74,6 +97,7 @@ def train_command(
 
     if esa_only and esa is None:
         raise TaskgroupError("--esa-only needs --esa FRACTION")
+    spec_of_executor = executor_spec(executor, devices, ray_address, shared_storage)
     if seed is not None and seeds is not None:
         raise TaskgroupError("give --seed N or --seeds LIST, not both")
     seed_list = parse_seeds(seeds) if seeds is not None else (None if seed is None else parse_seeds(str(seed)))
@@ -108,7 +132,8 @@ def train_command(
     stages = default_stages(run_config, esa_only)
     with RichProgress() as progress:
         table = train_candidates(out, task_list, specs, run_config, resume=resume, stages=stages, progress=progress,
-                                 seeds=seed_list, affinity=networks is None and candidates == "affinity")
+                                 seeds=seed_list, affinity=networks is None and candidates == "affinity",
+                                 executor=spec_of_executor)
     from rich.console import Console
 
     output_console().print(render_table(table.to_json(), "val"))
@@ -239,7 +264,11 @@ def _fmt(value, digits: int = 4) -> str:
 
 
 class RichProgress:
-    """Rich progress display: an overall bar over candidates and a bar for the one training now."""
+    """Rich progress display: an overall bar over candidates, and a bar for each network training now.
+
+    A network trained in this process has a bar in steps; one trained by a worker (processes:N,
+    ray) has a bar in epochs where its executor forwards them (processes) or a pulsing one (ray).
+    The overall bar counts networks running, done and failed across workers."""
 
     def __init__(self) -> None:
         from rich.console import Console
@@ -250,6 +279,9 @@ class RichProgress:
                              console=Console(stderr=True))
         self._overall = None
         self._current = None
+        self._jobs: dict[str, object] = {}  # name -> bar of a network on a worker
+        self._done = 0
+        self._failed = 0
 
     def __enter__(self) -> "RichProgress":
         self._bar.start()
@@ -270,11 +302,34 @@ class RichProgress:
         self._bar.advance(self._current, steps)
 
     def epoch_done(self, name: str, epoch: int, epochs: int, val_total: float, lr: float) -> None:
-        self._bar.update(self._current, info=f"epoch {epoch}/{epochs} val {val_total:.4f} lr {lr:.3g}")
+        if name in self._jobs:
+            self._bar.update(self._jobs[name], total=epochs, completed=epoch, info=f"val {val_total:.4f} lr {lr:.3g}")
+        else:
+            self._bar.update(self._current, info=f"epoch {epoch}/{epochs} val {val_total:.4f} lr {lr:.3g}")
 
     def candidate_done(self, name: str, summary: str) -> None:
         self._bar.console.print(f"[green]done[/] {name}: {summary}")
         self._bar.advance(self._overall, 1)
+        self._done += 1
+        if name in self._jobs:
+            self._bar.remove_task(self._jobs.pop(name))
+            self._show_counts()
+
+    def job_started(self, name: str, where: str) -> None:
+        self._jobs[name] = self._bar.add_task(f"  {name}", total=None, info=f"on {where}")
+        self._show_counts()
+
+    def job_failed(self, name: str, reason: str, retrying: bool) -> None:
+        self._failed += 1
+        self._bar.console.print(f"[red]failed[/] {name}: {reason}")
+        if name in self._jobs:
+            self._bar.remove_task(self._jobs.pop(name))
+        self._show_counts()
+
+    def _show_counts(self) -> None:
+        if self._overall is not None:
+            info = f"running {len(self._jobs)}, done {self._done}, failed {self._failed}"
+            self._bar.update(self._overall, info=info)
 
     def candidate_skipped(self, name: str, reason: str) -> None:
         self._bar.console.print(f"[dim]skip {name}: {reason}[/]")

@@ -19,14 +19,25 @@ def save_checkpoint(model, path: str | os.PathLike, **extra: Any) -> None:
 
     `targets`: each head's TargetTransform as JSON (units and standardisation), so export can
     map outputs back to the dataset's units from the checkpoint alone."""
+    blob = checkpoint_bytes(model, **extra)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(blob)
+
+
+def checkpoint_bytes(model, **extra: Any) -> bytes:
+    """The bytes `save_checkpoint` writes: a training worker sends them to the process that owns
+    the run. The same weights give the same bytes (torch.save's archive holds no timestamps)."""
+    import io
+
     import torch
 
     from taskgroup.data.standardize import transforms_to_json
 
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     targets = transforms_to_json(getattr(model, "target_transforms", {}) or {})
-    with atomic_path(path) as tmp:
-        torch.save({"arch": model.arch_config(), "state_dict": state, "targets": targets, "extra": extra}, tmp)
+    buffer = io.BytesIO()
+    torch.save({"arch": model.arch_config(), "state_dict": state, "targets": targets, "extra": extra}, buffer)
+    return buffer.getvalue()
 
 
 def read_checkpoint(path: str | os.PathLike, sha256: str | None = None) -> dict[str, Any]:

@@ -138,20 +138,30 @@ class Pipeline:
     """Runs the stages in order; each stage is a method reading earlier stages' files."""
 
     def __init__(self, run_dir: str | Path, config: PipelineConfig, *, resume: bool = False,
-                 say: Callable[[str], None] = print, progress=None):
+                 say: Callable[[str], None] = print, progress=None, executor=None):
+        """`executor`: where every training stage trains its networks (an ExecutorSpec or its text:
+        local, processes:N, ray; taskgroup.train.executors). It is not part of the run's settings:
+        a run may be resumed with another executor and gives the same losses."""
+        from taskgroup.train.executors import create_executor
+
         self.run_dir = Path(run_dir)
         self.config = config
         self.say = say
         self.progress = progress
         self._data = None  # training splits, loaded once and shared by every training stage
         self._profile = None  # the measured device profile, once the profile stage has written it
+        self._executor = create_executor(executor)  # opened once, kept for every training stage, closed by run()
         # One process per run directory (released when run() ends or the process exits).
         self._lock = DirectoryLock(self.run_dir)
-        if resume and (self.run_dir / STATE_FILE).is_file():  # never leave a lock file in a directory that is no run
-            self._lock.acquire()
-        self.state = self._open_state(resume)
-        if not self._lock.held:
-            self._lock.acquire()
+        try:
+            if resume and (self.run_dir / STATE_FILE).is_file():  # never leave a lock file in a directory that is no run
+                self._lock.acquire()
+            self.state = self._open_state(resume)
+            if not self._lock.held:
+                self._lock.acquire()
+        except BaseException:
+            self._executor.close()
+            raise
 
     # ---- state
     def _open_state(self, resume: bool) -> dict[str, Any]:
@@ -200,6 +210,7 @@ class Pipeline:
         self.say("loading data (rendered and cached on first use)")
         self._data = load_run_data(config, self.config.tasks)
         check_trainable(config, self._data, model)
+        self._executor.open()  # an unreachable Ray cluster or a missing GPU, too
 
     def _finish(self, stage: str, seconds: float, **info: Any) -> None:
         self.state["finished"][stage] = {"seconds": round(seconds, 3), **info}
@@ -218,6 +229,7 @@ class Pipeline:
                 self.say(f"[{stage}] done in {time.perf_counter() - start:.1f} s")
             return self.run_dir / "report" / "report.md"
         finally:
+            self._executor.close()
             self._lock.release()
 
     # ---- shared helpers
@@ -262,7 +274,8 @@ class Pipeline:
             self.say("loading data (rendered and cached on first use)")
             self._data = load_run_data(config, self.config.tasks)
         train_candidates(self.train_dir, self.config.tasks, specs, config, resume=resume, stages=stages,
-                         progress=self.progress, data=self._data, seeds=self.config.seed_list, affinity=affinity)
+                         progress=self.progress, data=self._data, seeds=self.config.seed_list, affinity=affinity,
+                         executor=self._executor)
 
     def candidate_stage(self) -> str:
         return "early" if self.config.esa is not None else "final"

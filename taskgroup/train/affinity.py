@@ -116,7 +116,7 @@ class AffinityTracker:
             raise TaskgroupError(f"affinity: a task loss is zero or not finite (losses {current}); "
                                  "lower [train] lr or train without affinity")
         self._sums["tag"] += tag
-        self._sums["cosine"] += cosine
+        self._sums["cosine"] += cosine.cpu()  # the sums stay on the CPU whatever the training device
         self.steps += 1
         torch.set_rng_state(rng)
         self.seconds += time.perf_counter() - start

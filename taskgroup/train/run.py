@@ -9,12 +9,17 @@ Each candidate is trained, its checkpoints renamed into place, then committed in
 transaction; `resume=True` skips committed (network, stage) pairs and retrains interrupted
 candidates from scratch. The same function adds more networks to an existing run later
 (`train_more`), e.g. the pipeline fully training networks that were only estimated.
+
+Where networks train is the executor's business (taskgroup.train.executors: this process,
+worker processes, or Ray tasks); this process stays the driver: it alone writes the store,
+committing each network as its worker returns it (`commit_job`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +30,9 @@ from taskgroup.tasks import parse_task_list
 from taskgroup.train.candidates import FULL, CandidateSpec, normalise_spec
 from taskgroup.train.config import RunConfig, TrainConfig
 from taskgroup.train.store import CHECKPOINT_DIR, RunStore
+
+
+_SESSION = uuid.uuid4().hex[:8]  # names this process in temporary checkpoint names on shared storage
 
 
 def default_stages(config: RunConfig, esa_only: bool = False) -> tuple[str, ...]:
@@ -38,24 +46,32 @@ def default_stages(config: RunConfig, esa_only: bool = False) -> tuple[str, ...]
 
 def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[CandidateSpec], config: RunConfig, *,
                      resume: bool = False, stages: Sequence[str] | None = None, progress=None, data=None,
-                     seeds: Sequence[int] | None = None, affinity: bool = False) -> LossTable:
+                     seeds: Sequence[int] | None = None, affinity: bool = False, executor=None) -> LossTable:
     """Train `specs` (those not yet finished) into `run_dir`, once per seed; return the run's loss table.
 
-    `seeds` defaults to the config's one seed. Jobs run seed by seed (every network of the first
-    seed, then of the next), so an interrupted multi-seed run has complete tables for its first
-    seeds. A new run refuses a non-empty directory; `resume=True` reopens it, refusing a
-    different config (the seed aside: seeds are an axis of the run), and also retrains jobs a
-    previous process left unfinished. `data` (a RunData) may be passed to reuse splits already
-    in memory.
+    `seeds` defaults to the config's one seed. Jobs are handed out seed by seed (every network
+    of the first seed, then of the next), so an interrupted multi-seed run has complete tables
+    for its first seeds. A new run refuses a non-empty directory; `resume=True` reopens it,
+    refusing a different config (the seed aside: seeds are an axis of the run), and also
+    retrains jobs a previous process left unfinished. `data` (a RunData) may be passed to reuse
+    splits already in memory.
 
     `affinity=True` trains the full-width network of all `tasks` (added to `specs` if absent)
     with inter-task affinity tracking (taskgroup.train.affinity) and records that in the run:
     every later job of that network tracks it too. A job of it already trained without affinity
     is trained again (deterministic: the same weights and losses) to measure it.
+
+    `executor`: where networks train: an ExecutorSpec or its text ('local', 'processes:2',
+    'ray'; default local), built, opened and closed here, or an Executor the caller opened and
+    closes (e.g. kept across several calls). Whatever the executor, this process commits every
+    (network, seed) as its worker returns it.
     """
+    from taskgroup.train.executors import Executor, create_executor
     from taskgroup.train.trainer import Progress, build_model, check_trainable, load_run_data
 
     progress = progress or Progress()
+    owned = not isinstance(executor, Executor)
+    executor = create_executor(executor) if owned else executor  # a malformed spec fails before anything is written
     tasks = parse_task_list(list(tasks))
     seeds = check_seeds(seeds if seeds is not None else (config.seed,))
     stages = tuple(stages) if stages is not None else default_stages(config)
@@ -89,6 +105,8 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
             data = load_run_data(config, tasks)
         if data is not None:
             check_trainable(config, data, model)
+        if specs:
+            executor.open()  # an unreachable cluster or a missing device must not leave a run directory behind
         store = RunStore.create(run_dir, config_doc, tasks)
     lock = DirectoryLock(run_dir)
     try:
@@ -127,13 +145,19 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
             if not store.labelled_samples():
                 store.set_labelled_samples({s: len(getattr(data, s)) for s in ("train", "val", "test")}, data.labelled)
         store.export()
-        for spec, seed, st in todo:
-            train_into_store(store, spec, dataclasses.replace(config, seed=seed), data, st, progress,
-                             label=job_name(spec, seed, seeds), affinity=spec.name == tracked)
+        if todo:
+            executor.open()
+            jobs = [job for spec, seed, st in todo
+                    if (job := make_job(store, spec, dataclasses.replace(config, seed=seed), st,
+                                        job_name(spec, seed, seeds), executor.shared_storage,
+                                        affinity=spec.name == tracked)) is not None]
+            run_jobs(store, jobs, data, executor, progress)
         return store.export()
     finally:
         store.close()
         lock.release()
+        if owned:
+            executor.close()
 
 
 def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
@@ -183,54 +207,108 @@ def affinity_spec(tasks: Sequence[str]) -> CandidateSpec:
     return CandidateSpec(tuple(tasks), FULL)
 
 
-def train_into_store(store: RunStore, spec: CandidateSpec, config: RunConfig, data, stages: Sequence[str], progress=None,
-                     label: str | None = None, affinity: bool = False) -> None:
-    """Train the missing stages of one candidate with `config.seed`, write its checkpoints, commit, export the table.
+def make_job(store: RunStore, spec: CandidateSpec, config: RunConfig, stages: Sequence[str], label: str,
+             shared_storage: bool = False, session: str | None = None, affinity: bool = False):
+    """The job training the stages of (spec, config.seed) not yet committed; None if there are none.
 
-    With `affinity`, also measure inter-task affinity; stages trained before without it are trained
-    again (the same weights: training is deterministic) and their rows replaced."""
-    from taskgroup.models import save_checkpoint
-    from taskgroup.train.trainer import build_model, train_one
+    With `affinity`, the job also measures inter-task affinity; stages committed before without
+    it are trained again (the same weights: training is deterministic) and their rows replaced."""
+    from taskgroup.train.executors import Job
 
     seed = config.seed
     done = store.done_stages(spec, seed)
     redo = affinity and not store.has_affinity(spec, seed, stages)
     missing = tuple(s for s in ("early", "final") if s in stages and (redo or s not in done))
     if not missing:
-        return
-    store.mark_running(spec, seed, missing)
-    results = train_one(spec, config, data, stages=missing, progress=progress, label=label, affinity=affinity)
+        return None
+    base_seed = store.base_seed()
+    per_task = config.train.per_task_stopping and len(spec.tasks) > 1  # where train_one keeps per-task stops
+    stops = {s: {t: task_stop_checkpoint_path(spec, seed, base_seed, s, t) for t in spec.tasks}
+             for s in missing if per_task and s == "final"}
+    staging = str((store.run_dir / CHECKPOINT_DIR).resolve()) if shared_storage else None
+    return Job(spec, seed, missing, config, label, {s: checkpoint_path(spec, seed, base_seed, s) for s in missing},
+               staging, session or _SESSION, affinity=affinity, replace=bool(done & set(missing)),
+               stop_checkpoints=stops)
+
+
+def run_jobs(store: RunStore, jobs: Sequence, data, executor, progress) -> None:
+    """Hand `jobs` to `executor`; commit each result as it comes back (this process owns the store)."""
+    def started(job) -> None:
+        store.mark_running(job.spec, job.seed, job.stages)
+
+    for result in executor.run(jobs, data, progress, started):
+        commit_job(store, result)
+        final = result.results.get("final") or result.results["early"]
+        val = ", ".join(f"{t} {v:.4f}" for t, v in final.losses["val"].items())
+        where = "" if executor.name == "local" else f" on {result.worker.get('host')} {result.worker.get('device')}"
+        progress.candidate_done(result.job.label, f"val {val} ({final.wall_time_s:.1f} s{where})")
+
+
+def commit_job(store: RunStore, result) -> None:
+    """Put a job's checkpoints in place (each verified against the hash its worker computed), then
+    commit its result rows in one transaction and re-export the loss table.
+
+    A checkpoint that does not match its hash is refused before anything is recorded: the job
+    stays `running`, so `--resume` trains it again."""
+    import hashlib
+
+    job = result.job
     rows = []
-    for stage in missing:
-        r = results[stage]
-        rel = checkpoint_path(spec, seed, store.base_seed(), stage)
-        model = build_model(config, spec)
-        model.target_transforms = {t: data.transforms[t] for t in spec.tasks if t in data.transforms}
-        model.load_state_dict(r.state_dict)
-        save_checkpoint(model, store.run_dir / rel, stage=stage, fraction=r.fraction, steps=r.steps,
-                        best_epoch=r.best_epoch, seed=seed)
+    for stage in job.stages:
+        r, ckpt = result.results[stage], result.checkpoints[stage]
+        rel = job.checkpoints[stage]
+        _place_checkpoint(store.run_dir / rel, ckpt, job.label, hashlib.sha256)
         stops = []
         for task, stop in (r.task_stops or {}).items():  # per-task stopping: each task's best epoch
-            stop_rel = rel
-            if stop.state_dict is not None:  # another epoch than the kept weights': its own checkpoint
-                stop_rel = task_stop_checkpoint_path(spec, seed, store.base_seed(), stage, task)
-                model.load_state_dict(stop.state_dict)
-                save_checkpoint(model, store.run_dir / stop_rel, stage=stage, fraction=r.fraction, steps=r.steps,
-                                best_epoch=stop.epoch, seed=seed, stopped_for=task)
+            stop_rel = rel  # the kept weights' epoch: the stage's checkpoint
+            own = result.stop_checkpoints.get(stage, {}).get(task)
+            if own is not None:  # another epoch than the kept weights': its own checkpoint
+                stop_rel = job.stop_checkpoints[stage][task]
+                _place_checkpoint(store.run_dir / stop_rel, own, f"{job.label} (best for {task})", hashlib.sha256)
             stops.append(dict(task=task, epoch=stop.epoch, losses=stop.losses, checkpoint=stop_rel))
         rows.append(dict(stage=stage, fraction=r.fraction, best_epoch=r.best_epoch, steps=r.steps,
                          wall_time_s=r.wall_time_s, losses=r.losses, checkpoint=rel, affinity=r.affinity,
                          loss_weights=r.loss_weights, task_stops=stops))
-    store.commit_results(spec, seed, rows, replace=bool(done & set(missing)))
+    store.commit_results(job.spec, job.seed, rows, replace=job.replace)
     store.export()
-    if progress is not None:
-        final = results.get("final") or results["early"]
-        val = ", ".join(f"{t} {v:.4f}" for t, v in final.losses["val"].items())
-        progress.candidate_done(label or spec.name, f"val {val} ({final.wall_time_s:.1f} s)")
+
+
+def _place_checkpoint(dest: Path, ckpt, label: str, sha256) -> None:
+    import os
+
+    from runtime.manifest import sha256_file
+    from taskgroup.fileio import default_file_mode, fsync_directory, write_bytes_atomic
+
+    damaged = (f"{dest}: the checkpoint of {label} does not match the sha256 its worker computed "
+               f"({ckpt.sha256[:12]}...): damaged on the way; nothing was recorded for it (--resume trains it again)")
+    if ckpt.data is not None:
+        if sha256(ckpt.data).hexdigest() != ckpt.sha256:
+            raise TaskgroupError(damaged)
+        write_bytes_atomic(dest, ckpt.data)
+        return
+    staged = Path(ckpt.staged)
+    if not staged.is_file() or sha256_file(staged) != ckpt.sha256:
+        staged.unlink(missing_ok=True)
+        raise TaskgroupError(damaged)
+    staged.chmod(default_file_mode())
+    os.replace(staged, dest)  # same folder: atomic
+    fsync_directory(dest.parent)
+
+
+def train_into_store(store: RunStore, spec: CandidateSpec, config: RunConfig, data, stages: Sequence[str], progress=None,
+                     label: str | None = None, affinity: bool = False) -> None:
+    """Train the missing stages of one candidate with `config.seed` in this process, write its
+    checkpoints, commit, export the table (with `affinity`: see make_job)."""
+    from taskgroup.train.executors.local import LocalExecutor
+    from taskgroup.train.trainer import Progress
+
+    job = make_job(store, spec, config, stages, label or spec.name, affinity=affinity)
+    if job is not None:
+        run_jobs(store, [job], data, LocalExecutor(), progress or Progress())
 
 
 def train_more(run_dir: str | Path, specs: Sequence[CandidateSpec], *, stages: Sequence[str] = ("final",),
-               progress=None, data=None, seeds: Sequence[int] | None = None) -> LossTable:
+               progress=None, data=None, seeds: Sequence[int] | None = None, executor=None) -> LossTable:
     """Train further networks (e.g. ones selection only estimated) into an existing run, with its
     config, for `seeds` (default: every seed the run has results for)."""
     store = RunStore.open(run_dir)
@@ -240,7 +318,7 @@ def train_more(run_dir: str | Path, specs: Sequence[CandidateSpec], *, stages: S
     finally:
         store.close()
     return train_candidates(run_dir, tasks, specs, config, resume=True, stages=stages, progress=progress, data=data,
-                            seeds=seeds)
+                            seeds=seeds, executor=executor)
 
 
 def run_config_from_store(store: RunStore) -> RunConfig:

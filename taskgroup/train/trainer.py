@@ -42,7 +42,12 @@ from taskgroup.train.losses import loss_sum_count, reference_losses
 
 
 class Progress:
-    """Receives training events; the default ignores them. The CLI renders them with rich."""
+    """Receives training events; the default ignores them. The CLI renders them with rich.
+
+    A network trained in this process reports candidate_started, advance and epoch_done; one
+    trained by a worker (taskgroup.train.executors) reports job_started when it is handed to a
+    worker, epoch_done where the executor forwards it, and job_failed when its worker is lost
+    or training raised. candidate_done follows once the driver has committed its results."""
 
     def run_started(self, total: int, finished: int) -> None: ...
     def candidate_started(self, name: str, total_steps: int) -> None: ...
@@ -51,6 +56,8 @@ class Progress:
     def candidate_done(self, name: str, summary: str) -> None: ...
     def candidate_skipped(self, name: str, reason: str) -> None: ...
     def message(self, text: str) -> None: ...
+    def job_started(self, name: str, where: str) -> None: ...
+    def job_failed(self, name: str, reason: str, retrying: bool) -> None: ...
 
 
 @dataclass
@@ -139,14 +146,16 @@ def evaluate_both(model: torch.nn.Module, split: TensorSplit, tasks: Sequence[st
     """(losses in the dataset's units, losses in the standardised space trained in), per task."""
     was_training = model.training
     model.eval()
-    zero = lambda: torch.zeros((), dtype=torch.float64)  # noqa: E731
+    device = next(model.parameters()).device
+    zero = lambda: torch.zeros((), dtype=torch.float64, device=device)  # noqa: E731
     sums, raw_sums, counts = ({t: zero() for t in tasks} for _ in range(3))
+    scales = {t: None if split.scales.get(t) is None else split.scales[t].to(device) for t in tasks}
     for start in range(0, len(split), batch_size):
-        x, targets, masks = split.slice(start, start + batch_size, tasks)
+        x, targets, masks = _to_device(device, *split.slice(start, start + batch_size, tasks))
         out = model(x)
         for t in tasks:
             s, c = loss_sum_count(t, out[t], targets[t], masks[t])
-            scale = split.scales.get(t)
+            scale = scales[t]
             raw_sums[t] += s.double()
             sums[t] += s.double() if scale is None else loss_sum_count(t, out[t], targets[t], masks[t], scale)[0]
             counts[t] += c.double()
@@ -206,17 +215,27 @@ def check_trainable(config: RunConfig, data: RunData, model=None) -> None:
 
 
 def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: Sequence[str] = ("final",),
-              progress: Progress | None = None, label: str | None = None,
-              affinity: bool = False) -> dict[str, StageResult]:
+              progress: Progress | None = None, label: str | None = None, affinity: bool = False,
+              device: str = "cpu") -> dict[str, StageResult]:
     """Train one candidate with the recipe and `config.seed`; return the requested stages
-    (best-on-val weights each). `label` names it in progress events (default: the spec's name).
-    `affinity=True` also measures inter-task affinity every `config.train.affinity_every` steps
-    (taskgroup.train.affinity; the training itself is unchanged) into each stage's `affinity`;
-    it needs the `sum` strategy (taskgroup.train.strategies.check_affinity)."""
+    (best-on-val weights each, on the CPU). `label` names it in progress events (default: the
+    spec's name). `affinity=True` also measures inter-task affinity every
+    `config.train.affinity_every` steps (taskgroup.train.affinity; the training itself is
+    unchanged) into each stage's `affinity`; it needs the `sum` strategy
+    (taskgroup.train.strategies.check_affinity). `device`: where to train ("cpu" or "cuda:N");
+    the splits stay in host memory and each batch is copied over. Losses are bit-for-bit
+    reproducible on the CPU for a given seed and thread count; on a GPU only on the same GPU
+    model and software (never run here)."""
     from taskgroup.train.strategies import Updater, check_affinity, parse_strategy
     from taskgroup.train.weighting import LossWeighting, check_task_weights
 
     progress = progress or Progress()
+    device = torch.device(device)
+    if device.type == "cuda":
+        import os
+
+        # cuBLAS is deterministic only with a fixed workspace; it must be set before its first use.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     stages = tuple(stages)
     if not stages or any(s not in ("final", "early") for s in stages):
         raise TaskgroupError(f"stages must be 'final' and/or 'early', got {stages}")
@@ -244,8 +263,9 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
         model = build_model(config, spec)
         check_trainable(config, data, model)
         init_output_bias(model, data.standardized_constants())
+        model.to(device)
         model.train()
-        weighting = LossWeighting.build(tc.weighting, tasks, data, tc.task_weights)
+        weighting = LossWeighting.build(tc.weighting, tasks, data, tc.task_weights).to(device)
         updater = Updater(strategy, model, tasks, tc, weighting, config.seed)
         optimizer = updater.optimizers[0]  # the one whose learning rate progress reports
         if tc.lr_schedule == "cosine":
@@ -291,7 +311,8 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
             order = torch.from_numpy(rng.permutation(len(data.train)))
             updater.start_epoch()
             for i in range(steps_per_epoch):
-                x, targets, masks = data.train.batch(order[i * tc.batch_size:(i + 1) * tc.batch_size], tasks)
+                x, targets, masks = _to_device(device, *data.train.batch(order[i * tc.batch_size:(i + 1) * tc.batch_size],
+                                                                        tasks))
                 due = tracker is not None and tracker.due(step)
                 updater.step(x, targets, masks, tracker.measure if due else None)
                 for scheduler in step_schedulers:
@@ -344,6 +365,12 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
             results["final"] = StageResult("final", 1.0, best_epoch, step, time.perf_counter() - start,
                                            {"val": best_val, "test": test}, best_state,
                                            tracker.result() if tracker else None, best_weights, stops)
+        if device.type != "cpu":
+            for r in results.values():
+                r.state_dict = {k: v.cpu() for k, v in r.state_dict.items()}
+                for stop in (r.task_stops or {}).values():
+                    if stop.state_dict is not None:
+                        stop.state_dict = {k: v.cpu() for k, v in stop.state_dict.items()}
         return results
     finally:
         torch.set_num_threads(previous_threads)
@@ -366,6 +393,14 @@ def init_output_bias(model: torch.nn.Module, constants: dict[str, np.ndarray]) -
         if last is not None and last.bias is not None and last.bias.shape == value.shape:
             with torch.no_grad():
                 last.bias.copy_(value)
+
+
+def _to_device(device: torch.device, x, targets, masks):
+    """A batch (images, targets, masks) on `device`; unchanged on the CPU."""
+    if device.type == "cpu":
+        return x, targets, masks
+    return (x.to(device), {t: v.to(device) for t, v in targets.items()},
+            {t: None if m is None else m.to(device) for t, m in masks.items()})
 
 
 def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

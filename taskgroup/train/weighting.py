@@ -89,6 +89,12 @@ class LossWeighting:
             return cls(kind, tasks, _relative({t: 1.0 / trivial[t] for t in tasks}))
         return cls(kind, tasks)
 
+    def to(self, device) -> "LossWeighting":
+        """The learned parameters moved to `device` (the network's), in place; returns self."""
+        for p in self.log_variance.values():
+            p.data = p.data.to(device)
+        return self
+
     def parameters(self, task: str | None = None) -> list["torch.nn.Parameter"]:
         """The learned parameters (uncertainty: log-variances), of one task or all."""
         if task is not None:

@@ -65,6 +65,22 @@ def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path, config_fi
     assert not any((tmp_path / r).exists() for r in ("r1", "r2", "r3"))
 
 
+def test_bad_executor_options_exit_2_and_write_nothing(tmp_path):
+    import importlib.util
+
+    base = ["train", "--tasks", "depth_zbuffer", "--preset", "tiny", "--out", str(tmp_path / "r")]
+    out = run_cli(*base, "--executor", "threads:2")
+    assert out.returncode == 2 and "valid executors: local, processes:N, ray" in out.stderr
+    out = run_cli(*base, "--executor", "processes:2", "--ray-address", "auto")
+    assert out.returncode == 2 and "--ray-address is for --executor ray" in out.stderr
+    out = run_cli("pipeline", "--preset", "tiny", "--out", str(tmp_path / "p"), "--executor", "processes:0")
+    assert out.returncode == 2 and "processes:2" in out.stderr
+    if importlib.util.find_spec("ray") is not None:
+        out = run_cli(*base, "--executor", "ray", "--ray-address", "127.0.0.1:1")
+        assert out.returncode == 2 and "127.0.0.1:1: nothing answers there" in out.stderr
+    assert not (tmp_path / "r").exists() and not (tmp_path / "p").exists()
+
+
 def done_rows(db):
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1)

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -50,10 +51,13 @@ def run_dir(tmp_path_factory) -> Path:
     (out / ".bundle.k1ll3d.partial" / "net0.onnx").write_bytes(b"half")
     (out / ".bundle.0ld.old").mkdir()
 
-    proc = _pipeline(out, "--resume")
+    # Resumed with another executor (results do not depend on it): finalize and baselines train in
+    # two worker processes, started once for both stages.
+    proc = _pipeline(out, "--resume", "--executor", "processes:2")
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output
     assert "[profile] already finished" in output and "[candidates] already finished" in output
+    assert f"on {socket.gethostname()} cpu)" in " ".join(output.split())  # trained by the workers (lines may wrap)
     for path, mtime in before.items():  # finished stages and trained candidates were not redone
         assert path.stat().st_mtime_ns == mtime, f"{path} was rewritten on resume"
     assert not list(out.glob(".bundle.*"))
