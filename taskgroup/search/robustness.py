@@ -112,17 +112,31 @@ class Robustness:
         return doc
 
 
+def _optimum_index(points: Sequence[Selection], budget: float) -> int:
+    """The optimum at `budget` among frontier points: the dearest that fits."""
+    return max(k for k, p in enumerate(points) if p.cost <= budget + REL_TOL * max(1.0, abs(budget)))
+
+
+def _cheapest_within(points: Sequence[Selection], k: int, tolerance: float) -> int:
+    """The cheapest frontier point whose objective is within `tolerance` of point k's. It is also the
+    cheapest of all groupings within it: the optimum at that grouping's cost is at least as good and
+    no dearer, so it is a frontier point of the same cost."""
+    return next(i for i in range(k + 1) if points[i].objective <= points[k].objective + tolerance)
+
+
 def assess(selector: Selector, chosen: Selection, budget: float, profile: DeviceProfile, sigmas: float,
-           standard_ms: float | None = None, max_networks: int | None = None, asked: float | None = None) -> Robustness:
+           standard_ms: float | None = None, max_networks: int | None = None, asked: float | None = None,
+           tolerance: float = 0.0, points: Sequence[Selection] | None = None) -> Robustness:
     """The margin, the budget range the choice holds for and the optima near the budget.
 
     `selector` and `chosen` are costed for fitting (see `with_noise_margin`); the range comes from
-    the frontier of those costs, so it is exact under the rule.
+    the frontier of those costs, so it is exact under the rule. With `tolerance` the choice is the
+    cheapest grouping within it of the optimum, and the range is that rule's.
     """
-    points = frontier_points(selector, max_networks)
+    points = list(points) if points is not None else frontier_points(selector, max_networks)
     names = _names(chosen)
     # The optimum at this budget: the dearest frontier point that fits (the choice, or an exact tie of it).
-    at = max(k for k, p in enumerate(points) if p.cost <= budget + REL_TOL * max(1.0, abs(budget)))
+    at = _optimum_index(points, budget)
     noise = grouping_noise_ms(chosen, profile)
     fit_cost = chosen.cost
     cost = fit_cost - sigmas * noise
@@ -136,8 +150,13 @@ def assess(selector: Selector, chosen: Selection, budget: float, profile: Device
             near.append({"networks": [_label(n) for n in p.networks], "cost_ms": p_cost, "fit_cost_ms": p.cost,
                          "noise_ms": p_noise, "objective": p.objective,
                          "fits": p.cost <= budget * (1 + 1e-9)})
-    holds_to = points[at + 1].cost if at + 1 < len(points) else None
-    return Robustness(sigmas, budget, cost, noise, fit_cost, fit_cost, holds_to, near, standard_ms,
+    holds_from, holds_to = fit_cost, points[at + 1].cost if at + 1 < len(points) else None
+    if tolerance > 0:  # the choice as a function of the budget is the cheapest within tolerance of its optimum
+        pick = _cheapest_within(points, at, tolerance)
+        holds_from = points[min(k for k in range(pick, at + 1) if _cheapest_within(points, k, tolerance) == pick)].cost
+        later = [k for k in range(at + 1, len(points)) if _cheapest_within(points, k, tolerance) != pick]
+        holds_to = points[later[0]].cost if later else None
+    return Robustness(sigmas, budget, cost, noise, fit_cost, holds_from, holds_to, near, standard_ms,
                       noise_known=profile.has_noise, sigmas_asked=sigmas if asked is None else asked)
 
 
@@ -209,13 +228,14 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
                                                weights=weights, scales=scales, solver=solver)
     if chosen is None:
         raise selector.infeasible_error(budget, max_networks)
-    optimum = None
+    optimum, points = None, None
     if prefer_cheaper_within > 0:
-        optimum, chosen = chosen, cheapest_within(candidates, profile, budget, used, prefer_cheaper_within, chosen,
-                                                  tasks=tasks, weights=weights, scales=scales, max_networks=max_networks)
+        points = frontier_points(selector, max_networks)
+        pick = points[_cheapest_within(points, _optimum_index(points, budget), prefer_cheaper_within)]
+        optimum, chosen = chosen, chosen if _names(pick) == _names(chosen) else pick
     standard = profile.network_ms(1.0, selector.problem.tasks)
     robust = assess(selector, chosen, budget, profile, used, standard, max_networks,
-                    asked=sigmas if profile.has_noise else 0.0)
+                    asked=sigmas if profile.has_noise else 0.0, tolerance=prefer_cheaper_within, points=points)
     sel = predicted(chosen, candidates, profile.corun)
     sel.robustness = robust.to_json()
     if optimum is not None:
@@ -226,20 +246,3 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
                         "cost": predicted(optimum, candidates, profile.corun).cost},
             "chose_the_optimum": _names(optimum) == _names(chosen)}
     return sel
-
-
-PARSIMONY_K = 10  # groupings ranked below the optimum that are looked at for a cheaper one within the tolerance
-
-
-def cheapest_within(candidates: Sequence[Candidate], profile: DeviceProfile, budget: float, sigmas: float,
-                    tolerance: float, optimum: Selection, **options: Any) -> Selection:
-    """Among the best PARSIMONY_K groupings that fit under the same rule (cost + `sigmas` noise), the
-    cheapest whose objective is within `tolerance` of the optimum's (ties: the better objective)."""
-    from taskgroup.search.topk import top_k
-
-    ranked = top_k(with_noise_margin(candidates, profile, sigmas), budget, PARSIMONY_K, unit="ms",
-                   corun=profile.corun + sigmas * profile.corun_se, **options)
-    close = [s for s in ranked if s.objective <= optimum.objective + tolerance]
-    if not close:
-        return optimum
-    return min(close, key=lambda s: (s.cost, s.objective))
