@@ -391,7 +391,8 @@ def _network(net: Any, i: int, files: dict, bundle_dir: Path, where: object) -> 
     if fused_from is not None and not (isinstance(fused_from, list) and all(isinstance(p, dict) for p in fused_from)):
         raise BundleError(f"{where}: field '{f}fused_from': expected a list of networks")
     stage, checkpoint, epoch, stopped_for = net.get("stage"), net.get("checkpoint"), net.get("epoch"), net.get("stopped_for")
-    if epoch is not None and not (isinstance(epoch, (int, float)) and not isinstance(epoch, bool) and epoch >= 0):
+    if epoch is not None and not (isinstance(epoch, (int, float)) and not isinstance(epoch, bool)
+                                  and math.isfinite(epoch) and epoch >= 0):
         raise BundleError(f"{where}: field '{f}epoch': expected a number >= 0 or null, found {epoch!r}")
     if stopped_for is not None and not isinstance(stopped_for, str):
         raise BundleError(f"{where}: field '{f}stopped_for': expected a task name or null, found {stopped_for!r}")

@@ -369,7 +369,8 @@ def select_cmd(
 
         fit = inp.candidates if inp.profile is None else with_noise_margin(inp.candidates, inp.profile, sigmas)
         ranked = top_k(fit, limit.value, top, tasks=inp.tasks, weights=inp.weights, scales=inp.scales,
-                       unit=limit.unit, corun=inp.corun, max_networks=max_networks)
+                       unit=limit.unit, max_networks=max_networks,  # the co-run factor the choice was fitted with
+                       corun=inp.corun + (sigmas * inp.profile.corun_se if inp.profile is not None else 0.0))
         grouping = grouping.with_extra(
             top_k=[grouping_summary(g) for g in ranked],
             to_train=[{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)])

@@ -288,7 +288,8 @@ class Pipeline:
 
         noise = preset_seed_noise(self.config.preset, self.run_config())
         key = {"reference": "grouping_normalised_std", "none": "grouping_total_std"}.get(self.config.normalize)
-        if noise is None or key is None or set(self.config.tasks) != set(PAPER_TASKS):
+        # Measured on fully trained networks of the paper's tasks: not a figure for ESA's early losses.
+        if noise is None or key is None or set(self.config.tasks) != set(PAPER_TASKS) or self.candidate_stage() != "final":
             return 0.0
         return float(noise[key]) / math.sqrt(max(1, len(self.table().seed_values())))
 
@@ -362,13 +363,15 @@ class Pipeline:
                             prefer_cheaper_within=self.objective_noise())
         extra = {}
         if self.config.top_k > 1:
-            from taskgroup.search.robustness import with_noise_margin
+            from taskgroup.search.robustness import grouping_key, with_noise_margin
             from taskgroup.search.topk import grouping_summary, networks_to_train, top_k
 
             profile = self.profile().with_relative_noise(self.config.budget_snt is not None)
             fit = with_noise_margin(cands, profile, sel.robustness["sigmas"])  # as the choice was made
             ranked = top_k(fit, budget, self.config.top_k, tasks=self.config.tasks, scales=scales, unit="ms",
                            corun=corun + sel.robustness["sigmas"] * profile.corun_se)  # as the choice was made
+            if not any(grouping_key(g) == grouping_key(sel) for g in ranked):
+                ranked = [sel, *ranked][:self.config.top_k]  # the choice (cheapest within noise) is trained too
             extra = {"top_k": [grouping_summary(g) for g in ranked],
                      "to_train": [{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)]}
             self.say(f"top-{self.config.top_k}: {len(ranked)} groupings, {len(extra['to_train'])} estimated "
@@ -510,7 +513,7 @@ class Pipeline:
             gains_per_seed=pairwise_gains_per_seed(table, "test", self.candidate_stage()),
             # Robustness of the choice among every candidate (selection), not only among the chosen networks.
             robustness=robustness_text(Grouping.load(self.run_dir / "selected.json")),
-            parsimony=parsimony_text(Grouping.load(self.run_dir / "selected.json")),
+            parsimony=parsimony_text(Grouping.load(self.run_dir / "selected.json"), best),
             estimate_errors=list(best.extra.get("estimate_errors") or []),
             affinity=self.affinity_summary(),
         )
@@ -606,17 +609,25 @@ def pairwise_gains(table: LossTable, split: str, stage: str) -> dict[str, dict[s
     return gains
 
 
-def parsimony_text(grouping: Grouping) -> str | None:
-    """Why the choice is not the exact optimum, when a cheaper grouping within noise of it was taken."""
-    block = grouping.extra.get("parsimony")
+def parsimony_text(selected: Grouping, final: Grouping | None = None) -> str | None:
+    """Why the choice is not the exact optimum, when selection took a cheaper grouping within noise of it
+    (None if it took the optimum, or if `final`, the grouping shipped, has other networks)."""
+    block = selected.extra.get("parsimony")
     if not isinstance(block, dict) or block.get("chose_the_optimum", True):
+        return None
+    if final is not None and _network_keys(final) != _network_keys(selected):
         return None
     opt = block["optimum"]
     return (f"The exact optimum on the validation objective, {' + '.join(opt['networks'])} "
-            f"(objective {opt['objective']:.5g}, {opt['cost']:.4g} ms), is within the seed-to-seed noise of a "
-            f"grouping's objective ({block['tolerance']:.3g}) of this one, which is the cheapest grouping within "
-            "that noise: groupings that close cannot be told apart, and the cheaper one leaves more of the "
-            "budget free and does not change with the next profile.")
+            f"(objective {opt['objective']:.5g}, {opt['cost']:.4g} ms), is within the noise of a grouping's "
+            f"objective ({block['tolerance']:.3g}: the preset's seed-to-seed standard deviation over the square "
+            "root of the seeds) of this grouping, the cheapest within that noise: groupings that close cannot "
+            "be told apart, and the cheaper one leaves more of the budget free and lies further from it, so a "
+            "new profile is less likely to change it.")
+
+
+def _network_keys(grouping: Grouping) -> set:
+    return {(tuple(n.tasks), tuple(n.served), float(n.width)) for n in grouping.networks}
 
 
 def robustness_text(grouping: Grouping) -> str | None:
@@ -703,4 +714,9 @@ def _describe(sel) -> str:
     for net in sel.networks:
         c = net.candidate
         parts.append(f"{'+'.join(c.tasks)}@{c.width:g} serves {','.join(net.served)} ({net.cost:.3f} ms)")
-    return f"grouping: {'; '.join(parts)}; total val loss {sel.total_loss:.5f}; cost {sel.cost:.3f} ms"
+    line = f"grouping: {'; '.join(parts)}; total val loss {sel.total_loss:.5f}; cost {sel.cost:.3f} ms"
+    block = getattr(sel, "parsimony", None)
+    if block and not block["chose_the_optimum"]:
+        line += (f" (the cheapest within {block['tolerance']:.3g} of the optimum's objective: "
+                 f"{' + '.join(block['optimum']['networks'])}, {block['optimum']['objective']:.5g})")
+    return line

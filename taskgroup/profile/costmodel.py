@@ -434,7 +434,8 @@ CORUN_NOISE_FLOOR = 0.008
 
 def corun_standard_error(block: Mapping[str, Any], slope: float) -> float:
     """Uncertainty of the co-run slope between profiles: the largest of the fit's standard error
-    (least squares through the origin), the spread of the sequences' own slopes ((ratio - 1) / (N - 1))
+    (least squares through the origin), the standard deviation of the sequences' own slopes
+    ((ratio - 1) / (N - 1); a deliberately conservative figure: it does not shrink with more sequences)
     and CORUN_NOISE_FLOOR; 0 when no sequences are stored. A choice whose cost depends on the co-run
     factor by less than this would flip from one profile to the next."""
     rows = [r for r in block.get("sequences") or [] if isinstance(r, dict)]
@@ -443,8 +444,10 @@ def corun_standard_error(block: Mapping[str, Any], slope: float) -> float:
         ratio, nets = r.get("ratio"), r.get("networks")
         if isinstance(ratio, (int, float)) and math.isfinite(ratio) and isinstance(nets, list) and len(nets) > 1:
             points.append((len(nets) - 1, float(ratio) - 1))
-    if len(points) < 2:
+    if not points:
         return 0.0
+    if len(points) == 1:  # one sequence: no fit residual, no spread; the floor is all that is known
+        return CORUN_NOISE_FLOOR
     residual = sum((y - slope * x) ** 2 for x, y in points) / (len(points) - 1)
     fit = math.sqrt(residual / sum(x * x for x, _ in points))
     slopes = [y / x for x, y in points]

@@ -75,8 +75,8 @@ class Robustness:
     cost: float  # the choice's predicted cost (at the profile's statistic)
     noise: float  # the choice's noise (standard deviation of its cost); 0 if the profile has none
     fit_cost: float  # cost + sigmas x noise: what the rule compared with the budget
-    holds_from: float  # below this budget the choice no longer fits
-    holds_to: float | None  # from this budget on, a better grouping fits (None: never)
+    holds_from: float  # below this budget the rule chooses otherwise (the choice no longer fits, or a cheaper one is within noise)
+    holds_to: float | None  # from this budget on, the rule chooses another grouping (None: never)
     near_budget: list[dict[str, Any]] = field(default_factory=list)  # other optima whose cost is within noise of it
     standard_ms: float | None = None  # one SNT, to state budgets in SNT too
     noise_known: bool = True  # False for profiles written before the noise was stored
@@ -121,7 +121,8 @@ def _cheapest_within(points: Sequence[Selection], k: int, tolerance: float) -> i
     """The cheapest frontier point whose objective is within `tolerance` of point k's. It is also the
     cheapest of all groupings within it: the optimum at that grouping's cost is at least as good and
     no dearer, so it is a frontier point of the same cost."""
-    return next(i for i in range(k + 1) if points[i].objective <= points[k].objective + tolerance)
+    edge = points[k].objective + tolerance
+    return next(i for i in range(k + 1) if points[i].objective <= edge + REL_TOL * max(1.0, abs(edge)))
 
 
 def assess(selector: Selector, chosen: Selection, budget: float, profile: DeviceProfile, sigmas: float,
@@ -134,7 +135,7 @@ def assess(selector: Selector, chosen: Selection, budget: float, profile: Device
     cheapest grouping within it of the optimum, and the range is that rule's.
     """
     points = list(points) if points is not None else frontier_points(selector, max_networks)
-    names = _names(chosen)
+    names = grouping_key(chosen)
     # The optimum at this budget: the dearest frontier point that fits (the choice, or an exact tie of it).
     at = _optimum_index(points, budget)
     noise = grouping_noise_ms(chosen, profile)
@@ -142,7 +143,7 @@ def assess(selector: Selector, chosen: Selection, budget: float, profile: Device
     cost = fit_cost - sigmas * noise
     near = []
     for p in points:
-        if _names(p) == names:
+        if grouping_key(p) == names:
             continue
         p_noise = grouping_noise_ms(p, profile)
         p_cost = p.cost - sigmas * p_noise
@@ -182,8 +183,10 @@ def robustness_sentence(block: Mapping[str, Any]) -> str:
     return f"The choice would change below {ms('holds_from_ms')} / {above}; {noise}{others}."
 
 
-def _names(sel: Selection) -> tuple:
-    return tuple(sorted((n.candidate.tasks, n.candidate.width, n.served) for n in sel.networks))
+def grouping_key(sel: Selection) -> tuple:
+    """What makes two selections the same grouping: each network's tasks, width, per-task stop and served tasks."""
+    return tuple(sorted((n.candidate.tasks, n.candidate.width, n.candidate.stopped_for or "", n.served)
+                        for n in sel.networks))
 
 
 def _label(net: ChosenNetwork) -> str:
@@ -232,7 +235,7 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
     if prefer_cheaper_within > 0:
         points = frontier_points(selector, max_networks)
         pick = points[_cheapest_within(points, _optimum_index(points, budget), prefer_cheaper_within)]
-        optimum, chosen = chosen, chosen if _names(pick) == _names(chosen) else pick
+        optimum, chosen = chosen, chosen if grouping_key(pick) == grouping_key(chosen) else pick
     standard = profile.network_ms(1.0, selector.problem.tasks)
     robust = assess(selector, chosen, budget, profile, used, standard, max_networks,
                     asked=sigmas if profile.has_noise else 0.0, tolerance=prefer_cheaper_within, points=points)
@@ -244,5 +247,5 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
             "tolerance": prefer_cheaper_within,
             "optimum": {"networks": [_label(n) for n in optimum.networks], "objective": optimum.objective,
                         "cost": predicted(optimum, candidates, profile.corun).cost},
-            "chose_the_optimum": _names(optimum) == _names(chosen)}
+            "chose_the_optimum": grouping_key(optimum) == grouping_key(chosen)}
     return sel

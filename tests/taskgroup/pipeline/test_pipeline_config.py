@@ -159,3 +159,26 @@ def test_the_state_document_names_seeds_and_top_k_only_when_used():
     assert PipelineConfig(preset="tiny", top_k=2).to_json()["top_k"] == 2
     with pytest.raises(TaskgroupError, match="--top-k"):
         PipelineConfig(preset="tiny", top_k=0)
+
+
+def test_objective_noise_is_the_presets_measured_noise_over_the_root_of_the_seeds(tmp_path, monkeypatch):
+    """The within-noise tolerance of selection: only for the preset as measured, on the paper's tasks,
+    final networks and an objective whose noise was measured; smaller with more seeds."""
+    from types import SimpleNamespace
+
+    from taskgroup.train.config import SEED_NOISE
+
+    def noise(seeds=(0,), **options):
+        pipeline = Pipeline(tmp_path / f"run{len(list(tmp_path.iterdir()))}", PipelineConfig(**options),
+                            say=lambda _: None)
+        monkeypatch.setattr(pipeline, "table", lambda: SimpleNamespace(seed_values=lambda: list(seeds)))
+        return pipeline.objective_noise()
+
+    measured = SEED_NOISE["default"]
+    assert noise() == pytest.approx(measured["grouping_normalised_std"])
+    assert noise(seeds=(0, 1, 2, 3)) == pytest.approx(measured["grouping_normalised_std"] / 2)
+    assert noise(normalize="none") == pytest.approx(measured["grouping_total_std"])
+    assert noise(normalize="single") == 0.0  # its noise was not measured
+    assert noise(preset="tiny") == 0.0
+    assert noise(tasks=("segment_semantic", "depth_zbuffer")) == 0.0
+    assert noise(esa=0.2) == 0.0  # early-stage losses: not what was measured

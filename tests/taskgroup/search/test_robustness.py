@@ -251,3 +251,37 @@ def test_the_cheapest_grouping_within_the_tolerance_of_the_optimum_is_chosen():
         assert block["optimum"]["objective"] == pytest.approx(optimum.objective)
         assert block["chose_the_optimum"] == (sel.objective == pytest.approx(optimum.objective))
     assert robust_select(cands, profile, 9.0, tasks=(N, D, E), prefer_cheaper_within=0.6).cost < optimum.cost
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.15, 0.45, 0.6])
+def test_the_reported_range_is_where_the_rule_makes_the_same_choice(tolerance):
+    """holds_from / holds_to bound the budgets at which the rule (with its within-noise step) makes this
+    choice: checked on a fine grid of budgets, each solved from scratch."""
+    from taskgroup.search.robustness import grouping_key
+
+    profile = profile_from_doc(profile_doc())
+    cands = candidates_from_table(table(), "val", "final", cost_fn=profile.cost_fn)
+
+    def choose_at(budget):
+        try:
+            return robust_select(cands, profile, budget, tasks=(N, D, E), prefer_cheaper_within=tolerance)
+        except Exception:  # noqa: BLE001 - infeasible: no choice
+            return None
+
+    grid = [3.0 + 0.02 * i for i in range(400)]  # 3 to 11 ms
+    choices = [choose_at(b) for b in grid]
+    checked = 0
+    for b, sel in zip(grid, choices):
+        if sel is None or sel.robustness["sigmas"] == 0:  # the margin's fallback has a range of its own
+            continue
+        lo, hi = sel.robustness["holds_from_ms"], sel.robustness["holds_to_ms"]
+        for b2, other in zip(grid, choices):
+            if other is None or other.robustness["sigmas"] == 0 or abs(b2 - lo) < 1e-6 or (hi and abs(b2 - hi) < 1e-6):
+                continue
+            inside = lo <= b2 and (hi is None or b2 < hi)
+            assert (grouping_key(other) == grouping_key(sel)) == inside, (tolerance, b, b2, lo, hi)
+        checked += 1
+    assert checked > 100
+    if tolerance:  # some budget takes a cheaper grouping than its optimum, and its range starts above its own fit
+        widened = [s for s in choices if s is not None and s.parsimony and not s.parsimony["chose_the_optimum"]]
+        assert widened
