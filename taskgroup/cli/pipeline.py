@@ -64,7 +64,12 @@ def pipeline_command(
 ) -> None:
     """Profile this device, train candidate networks, select the best grouping under the budget,
     train the chosen networks fully, train baselines at the same budget, export and benchmark
-    the bundle, and write a report (RUN_DIR/report/report.md)."""
+    the bundle, and write a report (RUN_DIR/report/report.md).
+
+    Selection fits a grouping when its predicted cost plus two standard deviations of latency
+    noise fits the budget, and, where the preset's seed-to-seed noise was measured, takes the
+    cheapest grouping whose objective is within that noise of the optimum (which the report
+    names): groupings that close cannot be told apart."""
     from taskgroup.cli.train import RichProgress, executor_spec
     from taskgroup.pipeline.run import Pipeline, PipelineConfig
     from taskgroup.train.run import parse_seeds
