@@ -38,18 +38,17 @@ TASKS = "segment_semantic,depth_zbuffer,normal,keypoints2d,edge_texture"
 def one_profile(path: Path) -> dict:
     subprocess.run([sys.executable, "-m", "taskgroup", "profile", "--device", "cpu", "--tasks", TASKS,
                     "--out", str(path)], check=True, capture_output=True)
-    from taskgroup.profile.costmodel import corun_standard_error, profile_from_doc
+    from taskgroup.profile.costmodel import corun_fit_errors, corun_standard_error, profile_from_doc
 
     doc = json.loads(path.read_text())
     block = doc["corun"]
     slope = block["per_extra_network"]
-    points = [(len(r["networks"]) - 1, r["ratio"] - 1) for r in block["sequences"]]
-    fit_se = (sum((y - slope * x) ** 2 for x, y in points) / (len(points) - 1) / sum(x * x for x, _ in points)) ** 0.5
-    slopes = [y / x for x, y in points]
+    fit_se, spread = corun_fit_errors(block, slope)
+    slopes = [(r["ratio"] - 1) / (len(r["networks"]) - 1) for r in block["sequences"]]
     profile = profile_from_doc(doc)
     standard = profile.standard_network_ms()
     return {"slope": slope, "fit_standard_error": fit_se, "sequence_slopes": slopes,
-            "sequence_spread": statistics.stdev(slopes), "uncertainty_used": corun_standard_error(block, slope),
+            "sequence_spread": spread, "uncertainty_used": corun_standard_error(block, slope),
             "standard_network_ms": standard,
             # parts relative to the standard network (what an SNT budget compares): their run-to-run movement
             "trunk_relative": {str(w): profile.trunk_ms(w) / standard for w in (1.0, 0.5)},

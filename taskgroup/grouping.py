@@ -17,7 +17,7 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_number, write_json_atomic
@@ -58,6 +58,13 @@ class GroupingNetwork:
     @property
     def label(self) -> str:
         return f"{'+'.join(self.tasks)}@{self.width:g}"
+
+
+def same_networks(a: Iterable[GroupingNetwork], b: Iterable[GroupingNetwork]) -> bool:
+    """True if two groupings deploy the same networks: each one's trained tasks, served tasks and width."""
+    def key(networks: Iterable[GroupingNetwork]) -> set:
+        return {(tuple(n.tasks), tuple(n.served), float(n.width)) for n in networks}
+    return key(a) == key(b)
 
 
 @dataclass(frozen=True)

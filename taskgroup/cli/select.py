@@ -324,7 +324,6 @@ def select_cmd(
         "range over which the choice holds and the optimal groupings within noise of the budget.")),
     per_task_stopping: bool = OptPerTaskStopping,
 ) -> None:
-    from taskgroup.fileio import write_json_atomic
     from taskgroup.search import Selector
 
     check_budget_flags(profile, budget, budget_ms, budget_snt)
@@ -370,7 +369,7 @@ def select_cmd(
         fit = inp.candidates if inp.profile is None else with_noise_margin(inp.candidates, inp.profile, sigmas)
         ranked = top_k(fit, limit.value, top, tasks=inp.tasks, weights=inp.weights, scales=inp.scales,
                        unit=limit.unit, max_networks=max_networks,  # the co-run factor the choice was fitted with
-                       corun=inp.corun + (sigmas * inp.profile.corun_se if inp.profile is not None else 0.0))
+                       corun=inp.profile.fit_corun(sigmas) if inp.profile is not None else inp.corun)
         grouping = grouping.with_extra(
             top_k=[grouping_summary(g) for g in ranked],
             to_train=[{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)])

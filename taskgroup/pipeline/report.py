@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from taskgroup.fileio import write_bytes_atomic
-from taskgroup.grouping import GroupingNetwork
+from taskgroup.grouping import GroupingNetwork, same_networks
 from taskgroup.stats import Z, Estimate, compare, estimate
 
 
@@ -127,7 +127,7 @@ def comparison_notes(data: ReportData) -> list[str]:
             notes.append(f"'{b.name}' does not fit the budget ({b.cost:.4g} > {data.budget:.4g} {data.budget_unit}); "
                          "shown for reference.")
             continue
-        if _same_networks(b, data.chosen):
+        if same_networks(b.networks, data.chosen.networks):
             notes.append(f"'{b.name}' is the chosen grouping.")
             continue
         diff = data.score(b) - data.score(data.chosen)
@@ -156,12 +156,6 @@ def comparison_notes(data: ReportData) -> list[str]:
                          f"({data.score(b):.5f} vs {data.score(data.chosen):.5f}; one seed"
                          + (f", beyond the preset's seed noise of {noise:.4f})." if noise is not None else ")."))
     return notes
-
-
-def _same_networks(a: GroupingResult, b: GroupingResult) -> bool:
-    def key(r: GroupingResult) -> set:
-        return {(tuple(n.tasks), tuple(n.served), float(n.width)) for n in r.networks}
-    return key(a) == key(b)
 
 
 def _approximation_note() -> str:
@@ -247,8 +241,8 @@ def _markdown(d: ReportData) -> str:
         f"({d.budget - d.chosen.cost:.4g} under). Total test loss {total.text(5)}"
         + ("." if d.test_scales is None else f"; normalised test objective {d.score_estimate(d.chosen).text(5)} "
            "(each task's loss divided by " + ", ".join(f"{t} {v:.4g}" for t, v in d.test_scales.items()) + ")."),
-        *([f"", d.parsimony] if d.parsimony else []),
-        *([f"", d.robustness] if d.robustness else []),
+        *(["", d.parsimony] if d.parsimony else []),
+        *(["", d.robustness] if d.robustness else []),
         "",
         "## Against baselines at the same budget",
         "",

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import DirectoryLock, differences, read_json, write_json_atomic
-from taskgroup.grouping import Grouping, GroupingNetwork
+from taskgroup.grouping import Grouping, GroupingNetwork, same_networks
 from taskgroup.losstable import LossTable
 from taskgroup.tasks import PAPER_TASKS, parse_task_list
 
@@ -369,7 +369,7 @@ class Pipeline:
             profile = self.profile().with_relative_noise(self.config.budget_snt is not None)
             fit = with_noise_margin(cands, profile, sel.robustness["sigmas"])  # as the choice was made
             ranked = top_k(fit, budget, self.config.top_k, tasks=self.config.tasks, scales=scales, unit="ms",
-                           corun=corun + sel.robustness["sigmas"] * profile.corun_se)  # as the choice was made
+                           corun=profile.fit_corun(sel.robustness["sigmas"]))  # as the choice was made
             if not any(grouping_key(g) == grouping_key(sel) for g in ranked):
                 ranked = [sel, *ranked][:self.config.top_k]  # the choice (cheapest within noise) is trained too
             extra = {"top_k": [grouping_summary(g) for g in ranked],
@@ -615,7 +615,7 @@ def parsimony_text(selected: Grouping, final: Grouping | None = None) -> str | N
     block = selected.extra.get("parsimony")
     if not isinstance(block, dict) or block.get("chose_the_optimum", True):
         return None
-    if final is not None and _network_keys(final) != _network_keys(selected):
+    if final is not None and not same_networks(final.networks, selected.networks):
         return None
     opt = block["optimum"]
     return (f"The exact optimum on the validation objective, {' + '.join(opt['networks'])} "
@@ -624,10 +624,6 @@ def parsimony_text(selected: Grouping, final: Grouping | None = None) -> str | N
             "root of the seeds) of this grouping, the cheapest within that noise: groupings that close cannot "
             "be told apart, and the cheaper one leaves more of the budget free and lies further from it, so a "
             "new profile is less likely to change it.")
-
-
-def _network_keys(grouping: Grouping) -> set:
-    return {(tuple(n.tasks), tuple(n.served), float(n.width)) for n in grouping.networks}
 
 
 def robustness_text(grouping: Grouping) -> str | None:

@@ -207,6 +207,11 @@ class DeviceProfile:
         """The same profile with noise measured relative to its standard network (for budgets in SNT)."""
         return replace(self, noise_relative=bool(relative))
 
+    def fit_corun(self, sigmas: float) -> float:
+        """The co-run slope a grouping is fitted with under the noise rule: the fit + `sigmas` x its
+        uncertainty, so a grouping of many networks does not slip under the budget by one profile's luck."""
+        return self.corun + sigmas * self.corun_se
+
     def corun_factor(self, networks: int) -> float:
         """How much more N networks run back to back cost than the sum of each alone (measured)."""
         return corun_factor(self.corun, networks)
@@ -433,11 +438,19 @@ CORUN_NOISE_FLOOR = 0.011
 
 
 def corun_standard_error(block: Mapping[str, Any], slope: float) -> float:
-    """Uncertainty of the co-run slope between profiles: the largest of the fit's standard error
-    (least squares through the origin), the standard deviation of the sequences' own slopes
-    ((ratio - 1) / (N - 1); a deliberately conservative figure: it does not shrink with more sequences)
-    and CORUN_NOISE_FLOOR; 0 when no sequences are stored. A choice whose cost depends on the co-run
-    factor by less than this would flip from one profile to the next."""
+    """Uncertainty of the co-run slope between profiles: the largest of the profile's own errors
+    (`corun_fit_errors`) and CORUN_NOISE_FLOOR; 0 when no sequences are stored. A choice whose cost
+    depends on the co-run factor by less than this would flip from one profile to the next."""
+    errors = corun_fit_errors(block, slope)
+    if errors is None:
+        return 0.0
+    return max(*errors, CORUN_NOISE_FLOOR)
+
+
+def corun_fit_errors(block: Mapping[str, Any], slope: float) -> tuple[float, float] | None:
+    """(the fit's standard error, least squares through the origin; the standard deviation of the
+    sequences' own slopes (ratio - 1) / (N - 1), a deliberately conservative figure that does not
+    shrink with more sequences), both 0 with one sequence; None when no sequences are stored."""
     rows = [r for r in block.get("sequences") or [] if isinstance(r, dict)]
     points = []
     for r in rows:
@@ -445,15 +458,15 @@ def corun_standard_error(block: Mapping[str, Any], slope: float) -> float:
         if isinstance(ratio, (int, float)) and math.isfinite(ratio) and isinstance(nets, list) and len(nets) > 1:
             points.append((len(nets) - 1, float(ratio) - 1))
     if not points:
-        return 0.0
+        return None
     if len(points) == 1:  # one sequence: no fit residual, no spread; the floor is all that is known
-        return CORUN_NOISE_FLOOR
+        return 0.0, 0.0
     residual = sum((y - slope * x) ** 2 for x, y in points) / (len(points) - 1)
     fit = math.sqrt(residual / sum(x * x for x, _ in points))
     slopes = [y / x for x, y in points]
     mean = sum(slopes) / len(slopes)
     spread = math.sqrt(sum((v - mean) ** 2 for v in slopes) / (len(slopes) - 1))
-    return max(fit, spread, CORUN_NOISE_FLOOR)
+    return fit, spread
 
 
 def _sample_std(values) -> float:

@@ -153,10 +153,10 @@ def assess(selector: Selector, chosen: Selection, budget: float, profile: Device
                          "fits": p.cost <= budget * (1 + 1e-9)})
     holds_from, holds_to = fit_cost, points[at + 1].cost if at + 1 < len(points) else None
     if tolerance > 0:  # the choice as a function of the budget is the cheapest within tolerance of its optimum
-        pick = _cheapest_within(points, at, tolerance)
-        holds_from = points[min(k for k in range(pick, at + 1) if _cheapest_within(points, k, tolerance) == pick)].cost
-        later = [k for k in range(at + 1, len(points)) if _cheapest_within(points, k, tolerance) != pick]
-        holds_to = points[later[0]].cost if later else None
+        picks = [_cheapest_within(points, k, tolerance) for k in range(len(points))]  # non-decreasing in k
+        holds_from = points[picks.index(picks[at])].cost
+        later = next((k for k in range(at + 1, len(points)) if picks[k] != picks[at]), None)
+        holds_to = points[later].cost if later is not None else None
     return Robustness(sigmas, budget, cost, noise, fit_cost, holds_from, holds_to, near, standard_ms,
                       noise_known=profile.has_noise, sigmas_asked=sigmas if asked is None else asked)
 
@@ -201,9 +201,7 @@ def solve_under_noise(candidates: Sequence[Candidate], profile: DeviceProfile, b
     budget refused: the rule prefers room for noise, it does not make a feasible budget infeasible."""
     sigmas = sigmas if profile.has_noise else 0.0
     for z in dict.fromkeys((sigmas, 0.0)):
-        # The co-run factor is fitted: at its upper bound too, so a grouping of many networks whose fit was
-        # noisy does not slip under the budget by the luck of one profile.
-        selector = Selector(with_noise_margin(candidates, profile, z), unit="ms", corun=profile.corun + z * profile.corun_se,
+        selector = Selector(with_noise_margin(candidates, profile, z), unit="ms", corun=profile.fit_corun(z),
                             **selector_options)
         chosen = selector.solve(budget, max_networks)
         if chosen is not None:
