@@ -179,7 +179,9 @@ def test_esa_pipeline_selects_on_early_losses_and_ships_fully_trained_networks(t
 
 def test_an_impossible_budget_fails_before_any_training(tmp_path):
     out = tmp_path / "singles"
-    proc = _pipeline(out, "--candidates", "singles")  # five half-width singles cost more than 1.2 SNT
+    # Five half-width singles cost about 1.2 SNT, on either side of it from one profile to the next
+    # (the default budget was met by a cheap profile); 0.9 SNT is well below them.
+    proc = _pipeline(out, "--candidates", "singles", "--budget-snt", "0.9")
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 2, output
     assert "below the cheapest grouping these candidates allow" in output and "--resume" in output
