@@ -26,9 +26,9 @@ def pipeline_command(
                                    "(the singles plus one all-task network trained with inter-task affinity "
                                    "tracking), every other group is estimated from the affinity (TAG)."),
     estimate: Optional[str] = typer.Option(None, help="Estimator for untrained networks: hoa (mean of the pairs "
-                                           "inside the group, as in the paper; needs pairs), tag or cosine (from "
-                                           "the lookahead affinity or gradient cosine of --candidates affinity) or "
-                                           "none. Default: tag with --candidates affinity, else hoa."),
+                                           "inside the group, as in the paper; needs pairs), tag, tag-nomomentum "
+                                           "or cosine (from the lookahead affinity, with or without the momentum "
+                                           "buffer, or the gradient cosine of --candidates affinity) or none. Default: tag with --candidates affinity, else hoa."),
     normalize: str = typer.Option("reference", help="Objective: reference (default: each task's loss divided by "
                                   "its trivial predictor's loss, so every task counts by how much better than a "
                                   "constant it is, whatever its units or loss), none (the paper's plain sum of task "

@@ -43,7 +43,8 @@ ESTIMATE_HELP = ("Estimate the losses of networks that were not trained. 'hoa' =
                  "'tag' / 'cosine' = one-run affinity, for a run trained with `train --candidates affinity`: only "
                  "the singles and one all-task network are trained; each task's loss in a group is its single-task "
                  "loss scaled by its groupmates' lookahead affinity (tag) or gradient cosine (cosine) onto it, "
-                 "calibrated on the all-task network (docs/select.md).")
+                 "calibrated on the all-task network (docs/select.md). 'tag-nomomentum' = tag with the lookahead "
+                 "taken without the optimizer's momentum buffer (measured in the same run).")
 SERVED_NOTE = ("A task is *served* by exactly one chosen network (the one the grouping uses to predict it at "
                "deployment); a network may be trained on more tasks than it serves, its extra heads helping training "
                "only. The objective is the sum over tasks of the serving network's loss (optionally weighted and "
@@ -53,6 +54,7 @@ SERVED_NOTE = ("A task is *served* by exactly one chosen network (the one the gr
 class Estimate(str, Enum):
     hoa = "hoa"
     tag = "tag"
+    tag_nomomentum = "tag-nomomentum"
     cosine = "cosine"
 
 

@@ -42,7 +42,7 @@ def train_command(
         "pairs", help="Candidate set: singles (every task alone, full and half width) | pairs (singles + every "
                       "pair at full width; the paper's default) | all (every subset at full width + half singles) | "
                       "affinity (singles + one full-width network of all tasks trained with inter-task affinity "
-                      "tracking, for `select --estimate tag|cosine`; measured every [train] affinity_every steps)."),
+                      "tracking, for `select --estimate tag|tag-nomomentum|cosine`; measured every [train] affinity_every steps)."),
     networks: Optional[str] = typer.Option(
         None, help="Train exactly these networks instead of a candidate set: tasks joined by '+', '@width' "
                    "(default 1), comma-separated, e.g. 'segment_semantic+normal+depth_zbuffer@1,normal@0.5'. "
@@ -177,9 +177,12 @@ def render_affinity(doc: dict) -> list:
     stage = "final" if "final" in affinity.stages() else affinity.stages()[0]
     seeds = affinity.seeds(stage)
     titles = {"tag": "lookahead affinity (TAG): 1 - L_target after a step on the source alone / L_target before",
+              "tag-nomomentum": "the same lookahead without the optimizer's momentum buffer",
               "cosine": "cosine similarity of the per-task gradients on the shared parameters"}
     out = []
     for kind, title in titles.items():
+        if kind not in affinity.kinds(stage):
+            continue
         matrix = affinity.mean(kind, stage)
         table = Table(title=f"{title} (row = source, column = target; mean over seeds {','.join(map(str, seeds))}, "
                             f"{stage} stage)")
@@ -187,7 +190,7 @@ def render_affinity(doc: dict) -> list:
         for t in affinity.tasks:
             table.add_column(t, justify="right")
         for t, row in zip(affinity.tasks, matrix):
-            table.add_row(t, *[f"{v:.3g}" if kind == "tag" else f"{v:.3f}" for v in row])
+            table.add_row(t, *[f"{v:.3g}" if kind != "cosine" else f"{v:.3f}" for v in row])
         out.append(table)
     return out
 

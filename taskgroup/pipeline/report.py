@@ -323,9 +323,13 @@ def affinity_section(a: dict[str, Any]) -> list[str]:
              f"seeds {', '.join(map(str, a['seeds']))}); row = source task, column = target task. Lookahead (TAG): "
              "1 - L_target after the optimizer's step on the source task alone / L_target before, on the same "
              "batch; positive means a step on the source lowers the target's loss."]
-    titles = {"tag": "Lookahead affinity (x 1000)", "cosine": "Gradient cosine similarity"}
+    titles = {"tag": "Lookahead affinity (x 1000)",
+              "tag-nomomentum": "Lookahead affinity without the momentum buffer (x 1000)",
+              "cosine": "Gradient cosine similarity"}
     for kind, title in titles.items():
-        scale = 1000.0 if kind == "tag" else 1.0
+        if kind not in a:
+            continue
+        scale = 1000.0 if kind != "cosine" else 1.0
         lines += ["", f"{title}:", "", "| source | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
         for t, row in zip(tasks, a[kind]):
             lines.append(f"| {t} | " + " | ".join(f"{scale * v:+.2f}" for v in row) + " |")

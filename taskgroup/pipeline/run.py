@@ -520,7 +520,6 @@ class Pipeline:
 
     def affinity_summary(self) -> dict[str, Any] | None:
         """The run's affinity (mean matrices) and how the estimator in use reads it, for the report."""
-        from taskgroup.affinity import KINDS
         from taskgroup.search.affinity import calibration_for
 
         table, stage = self.table(), self.candidate_stage()
@@ -528,9 +527,9 @@ class Pipeline:
             return None
         doc: dict[str, Any] = {"tasks": list(table.affinity.tasks), "seeds": table.affinity.seeds(stage),
                                "every": table.affinity.runs[0].every}
-        for kind in KINDS:
+        for kind in table.affinity.kinds(stage):
             doc[kind] = table.affinity.mean(kind, stage)
-        if self.config.estimate in KINDS:
+        if self.config.estimate in table.affinity.kinds(stage):
             cal = calibration_for(table, self.config.estimate, "val", stage)
             doc["estimate"] = self.config.estimate
             doc["calibration"] = {t: {"ratio": cal.ratio[t], "explained": cal.explained(t),
@@ -554,6 +553,8 @@ class Pipeline:
     def _notes(self, best: Grouping) -> list[str]:
         used = {"hoa": "HOA-estimated higher-order networks",
                 "tag": "networks estimated from the all-task network's lookahead affinity (TAG)",
+                "tag-nomomentum": "networks estimated from the all-task network's lookahead affinity without the "
+                                  "momentum buffer",
                 "cosine": "networks estimated from the all-task network's gradient cosine similarity"}
         estimator = used.get(self.config.estimate, f"{self.config.estimate}-estimated networks")
         notes = [f"Selection used {estimator if self.config.estimate else 'measured networks only'}"

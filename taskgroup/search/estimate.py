@@ -93,5 +93,17 @@ def cosine_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None, s
     return estimate_with_affinity(measured, cost_fn, table, split, "cosine")
 
 
+@register("tag-nomomentum")
+def tag_nomomentum_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None,
+                            split: str = "val") -> list[Candidate]:
+    """As `tag`, with the lookahead taken without the optimizer's momentum buffer (measured in the
+    same runs): the buffer is shared by every source task and compresses the differences between
+    partners (benchmarks/results/tag_momentum.md measures by how much)."""
+    from taskgroup.search.affinity import estimate_with_affinity
+
+    return estimate_with_affinity(measured, cost_fn, table, split, "tag-nomomentum")
+
+
 tag_estimate.uses_table = True  # type: ignore[attr-defined]
+tag_nomomentum_estimate.uses_table = True  # type: ignore[attr-defined]
 cosine_estimate.uses_table = True  # type: ignore[attr-defined]
