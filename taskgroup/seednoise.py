@@ -170,7 +170,7 @@ class SeedNoise:
 
     def evidence(self, objective: str) -> dict[str, Any]:
         """What a grouping file records of the measurement its noise rule used."""
-        return {"preset": self.preset, "source": self.source, "split": self.split, "seeds": list(self.seeds),
+        return {"preset": self.preset, "source": self.source, "split": self.split, "measured_seeds": list(self.seeds),
                 "objective": objective, "one_grouping": self.one_grouping(objective).to_json(),
                 "bound": self.bound(objective).to_json(),
                 "paired": [{"a": a, "b": b, "std": s.std, "df": s.df} for (a, b), s in self.paired(objective).items()]}

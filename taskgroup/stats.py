@@ -87,15 +87,22 @@ class Comparison:
     basis: str = ""  # where the spread comes from, in words
 
     def text(self, digits: int = 4) -> str:
-        """'+0.0123 ± 0.0045 se; 95% confidence (two-sided) needs beyond ±0.0194 (t, 2 degrees of freedom), p = 0.11'."""
+        """'+0.0123 ± 0.0045 se; 95% confidence (two-sided) needs beyond ±0.0194 (t with 2 degrees of freedom,
+        paired over 3 seeds), p = 0.11'."""
         d = self.difference
         if self.threshold is None:
             return f"{d.mean:+.{digits}f} (one seed: no standard error)"
         spread = f" ± {d.stderr:.{digits}f} se" if d.stderr is not None else ""
+        return f"{d.mean:+.{digits}f}{spread}; {self.rule_text(digits)}"
+
+    def rule_text(self, digits: int = 4) -> str:
+        """'95% confidence (two-sided) needs beyond ±0.0194 (t with 2 degrees of freedom, paired over 3 seeds), p = 0.11'."""
+        if self.threshold is None:
+            return "no spread to judge it by"
         p = "" if self.p_value is None else f", p = {self.p_value:.2g}"
-        return (f"{d.mean:+.{digits}f}{spread}; {confidence_words(self.confidence)} needs beyond "
-                f"±{self.threshold:.{digits}f} (t, {self.df:g} degrees of freedom{', ' + self.basis if self.basis else ''}"
-                f"){p}")
+        basis = f", {self.basis}" if self.basis else ""
+        return (f"{confidence_words(self.confidence)} needs beyond ±{self.threshold:.{digits}f} (t with {self.df:g} "
+                f"degrees of freedom{basis}){p}")
 
 
 def _verdict(mean: float, spread: float, df: float, confidence: float) -> tuple[str, float, float]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from taskgroup.fileio import write_bytes_atomic
 from taskgroup.grouping import GroupingNetwork, same_networks
-from taskgroup.stats import Z, Estimate, compare, estimate
+from taskgroup.stats import CONFIDENCE, Comparison, Estimate, compare, compare_with_noise, confidence_words, estimate
 
 
 @dataclass
@@ -65,7 +65,7 @@ class ReportData:
     notes: list[str] = field(default_factory=list)  # extra plain-language remarks
     test_scales: dict[str, float] | None = None  # per-task divisors of the objective on the test split (None: plain sum)
     seeds: list[int] = field(default_factory=list)  # seeds every network was trained with (one: no spread)
-    seed_noise: dict[str, Any] | None = None  # the preset's measured seed noise (taskgroup.train.config.SEED_NOISE)
+    seed_noise: Any = None  # the preset's measured seed noise (taskgroup.seednoise.SeedNoise), if it holds for the run
     warnings: list[str] = field(default_factory=list)  # shown first: e.g. served tasks that were not learnt
     gains_per_seed: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)  # task -> partner -> seed -> gain
     robustness: str | None = None  # one sentence: the budget range over which the choice holds
@@ -118,8 +118,10 @@ def comparison_notes(data: ReportData) -> list[str]:
     """Plain statements of how the chosen grouping compares with each baseline.
 
     With several seeds a baseline is called lower or higher than the choice only when the paired
-    difference over seeds exceeds two standard errors; otherwise the two are indistinguishable.
-    With one seed, differences below the preset's measured seed noise are said to be so."""
+    difference over seeds is beyond Student's t (seeds - 1 degrees of freedom) times its standard
+    error at 95% confidence (two-sided); otherwise the two are indistinguishable. With one seed the
+    difference is judged against the preset's measured spread of such a difference (taskgroup.seednoise):
+    the pair's own paired spread when both groupings were measured, else sqrt(2) x one grouping's."""
     notes = []
     chosen = data.chosen.seed_totals(data.test_scales)
     for b in data.baselines:
@@ -136,25 +138,25 @@ def comparison_notes(data: ReportData) -> list[str]:
             c = compare(theirs, chosen)
             if c.verdict == "indistinguishable":
                 notes.append(f"'{b.name}' and the chosen grouping are indistinguishable: {data.score_name} difference "
-                             f"{c.text(5)} over {c.difference.n} seeds, within {Z:g} standard errors.")
+                             f"{c.text(5)}.")
             else:
                 word = "LOWER" if c.verdict == "lower" else "higher"
                 notes.append(f"'{b.name}' has a {word} {data.score_name} than the chosen grouping: difference "
-                             f"{c.text(5)} over {c.difference.n} seeds (beyond {Z:g} standard errors)."
-                             + (_approximation_note() if c.verdict == "lower" else ""))
+                             f"{c.text(5)}." + (_approximation_note() if c.verdict == "lower" else ""))
             continue
-        noise = _preset_noise(data)
-        if noise is not None and abs(diff) < Z * noise:
-            notes.append(f"'{b.name}' differs from the chosen grouping by {diff:+.5f}, which is within the seed "
-                         f"noise measured for this preset (std {noise:.4f} of a grouping's {data.score_name}; differences under "
-                         f"{Z * noise:.4f} cannot be told apart with one seed; run with --seeds to decide).")
+        c = one_seed_comparison(data, b, diff)
+        if c is not None and c.verdict == "indistinguishable":
+            notes.append(f"'{b.name}' differs from the chosen grouping by {diff:+.5f}, which one seed cannot tell apart "
+                         f"from seed-to-seed noise ({c.rule_text(5)}); run with --seeds to decide.")
         elif diff < -1e-12:
             notes.append(f"'{b.name}' fits the budget and has a LOWER {data.score_name} than the chosen grouping "
-                         f"({data.score(b):.5f} vs {data.score(data.chosen):.5f}; one seed)." + _approximation_note())
+                         f"({data.score(b):.5f} vs {data.score(data.chosen):.5f}; one seed"
+                         + (f"; beyond the noise: {c.rule_text(5)})." if c is not None else ").")
+                         + _approximation_note())
         else:
             notes.append(f"'{b.name}' has a higher {data.score_name} than the chosen grouping "
                          f"({data.score(b):.5f} vs {data.score(data.chosen):.5f}; one seed"
-                         + (f", beyond the preset's seed noise of {noise:.4f})." if noise is not None else ")."))
+                         + (f"; beyond the noise: {c.rule_text(5)})." if c is not None else ")."))
     return notes
 
 
@@ -164,31 +166,52 @@ def _approximation_note() -> str:
             "validation/test differences.")
 
 
-def _preset_noise(d: ReportData) -> float | None:
-    """The preset's measured std of a grouping's score, for the objective the report ranks by."""
+def _objective(d: ReportData) -> str | None:
+    """The seed-noise record's objective for what the report ranks by (None: not measured)."""
     if d.seed_noise is None:
         return None
     if d.test_scales is None:
-        return d.seed_noise.get("grouping_total_std")
-    return d.seed_noise.get("grouping_normalised_std") if d.objective == "reference" else None
+        return "none"
+    return "reference" if d.objective == "reference" else None
+
+
+def one_seed_comparison(d: ReportData, other: GroupingResult, diff: float) -> Comparison | None:
+    """A one-seed difference `diff` (other - chosen) judged against the preset's measured spread of it:
+    the paired spread of the two groupings where both were measured, else sqrt(2) x one grouping's (two
+    groupings trained independently). None where the configuration's noise was not measured."""
+    objective = _objective(d)
+    if objective is None:
+        return None
+    mine, theirs = _networks(d.chosen), _networks(other)
+    measured = d.seed_noise.measured(mine) is not None and d.seed_noise.measured(theirs) is not None
+    spread = d.seed_noise.pair(objective, mine, theirs) if measured else d.seed_noise.independent(objective)
+    return compare_with_noise(diff, spread.std, spread.df, spread.text)
+
+
+def _networks(result: GroupingResult) -> list[tuple]:
+    return [(n.tasks, n.width, n.served) for n in result.networks]
 
 
 def uncertainty_note(d: ReportData) -> str:
     """One sentence on how precise the report's numbers are."""
+    level = confidence_words(CONFIDENCE)
     if d.several_seeds:
         return (f"Every network was trained with {len(d.seeds)} seeds ({', '.join(map(str, d.seeds))}); losses are "
-                f"means over seeds ± their standard deviation, and a difference is called only when it exceeds "
-                f"{Z:g} standard errors (paired by seed).")
-    noise = _preset_noise(d)
-    if noise is None:
+                f"means over seeds ± their standard deviation, and a difference (paired by seed) is called only at "
+                f"{level}: beyond Student's t with {len(d.seeds) - 1} degrees of freedom times its standard error.")
+    objective = _objective(d)
+    if objective is None:
         return ("Every network was trained with one seed, and the seed-to-seed noise of this configuration has not "
                 "been measured: differences between groupings of a few percent may be luck of the seed; run with "
                 "--seeds 0,1,2 to measure it.")
-    return (f"Every network was trained with one seed. On this preset the seed-to-seed standard deviation of a "
-            f"grouping's {d.score_name} is {noise:.4f} (measured over {d.seed_noise.get('seeds', '?')} seeds, "
-            f"{d.seed_noise.get('source', '')}): differences below {Z * noise:.4f} cannot be told apart; run with "
-            "--seeds 0,1,2 for decisions that matter.")
-
+    one, pair = d.seed_noise.one_grouping(objective), d.seed_noise.independent(objective)
+    c = compare_with_noise(0.0, pair.std, pair.df, pair.text)
+    return (f"Every network was trained with one seed. On this preset one grouping's {d.score_name} moves by "
+            f"{one.std:.4f} from seed to seed (standard deviation pooled over {len(d.seed_noise.groupings)} "
+            f"groupings, {d.seed_noise.source}); the difference of two groupings trained independently by sqrt(2) "
+            f"times that, {pair.std:.4f}, so at {level} differences within ±{c.threshold:.4f} (t with {pair.df} "
+            "degrees of freedom) cannot be told apart; two groupings measured together use their own paired spread. "
+            "Run with --seeds 0,1,2 for decisions that matter.")
 
 def latency_notes(d: ReportData) -> list[str]:
     """Plain statements about measured latency vs the prediction and the budget."""
@@ -346,17 +369,18 @@ def affinity_section(a: dict[str, Any]) -> list[str]:
 
 
 def gain_within_noise(d: ReportData, task: str, partner: str) -> bool | None:
-    """Whether a pairwise gain is too small to tell from zero: within two standard errors over seeds,
-    or, with one seed, within two of the preset's measured standard deviations of a gain."""
+    """Whether a pairwise gain cannot be told from zero at 95% confidence: over seeds, a one-sample t
+    test (seeds - 1 degrees of freedom); with one seed, against the preset's pooled spread of a gain."""
     from taskgroup.stats import within_noise
 
     per_seed = d.gains_per_seed.get(task, {}).get(partner, {})
     if d.several_seeds and len(per_seed) > 1:
         return within_noise(list(per_seed.values()))
-    noise = (d.seed_noise or {}).get("pairwise_gain_std")
-    if noise is None:
+    if d.seed_noise is None:
         return None
-    return abs(d.pairwise_gains[task][partner]) <= Z * noise
+    spread = d.seed_noise.gain()
+    c = compare_with_noise(d.pairwise_gains[task][partner], spread.std, spread.df, spread.text)
+    return c.verdict == "indistinguishable"
 
 
 def gain_cell(d: ReportData, task: str, partner: str) -> str:
@@ -369,14 +393,17 @@ def gain_cell(d: ReportData, task: str, partner: str) -> str:
 
 
 def gains_noise_note(d: ReportData) -> str:
+    level = confidence_words(CONFIDENCE)
     if d.several_seeds:
-        return (f"Cells are mean ± standard error over {len(d.seeds)} seeds; a cell in parentheses is within "
-                f"{Z:g} standard errors of zero (no measurable effect).")
-    noise = (d.seed_noise or {}).get("pairwise_gain_std")
-    if noise is None:
+        return (f"Cells are mean ± standard error over {len(d.seeds)} seeds; a cell in parentheses cannot be told "
+                f"from zero at {level} (t with {len(d.seeds) - 1} degrees of freedom): no measurable effect.")
+    if d.seed_noise is None:
         return "One seed: the noise of these gains was not measured for this configuration."
-    return (f"One seed: a cell in parentheses is within {Z:g} x {noise:.1%}, the seed-to-seed standard deviation of "
-            f"a pairwise gain measured for this preset, and cannot be told from zero.")
+    spread = d.seed_noise.gain()
+    c = compare_with_noise(0.0, spread.std, spread.df, spread.text)
+    return (f"One seed: a cell in parentheses is within ±{c.threshold:.1%} ({level}: t with {spread.df} degrees of "
+            f"freedom times {spread.std:.1%}, the seed-to-seed standard deviation of a pairwise gain measured for "
+            "this preset) and cannot be told from zero.")
 
 
 def _plot_gains(path: Path, d: ReportData) -> None:

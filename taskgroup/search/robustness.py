@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from taskgroup.profile.costmodel import DeviceProfile, corun_factor
 from taskgroup.search.candidates import Candidate
@@ -117,17 +117,30 @@ def _optimum_index(points: Sequence[Selection], budget: float) -> int:
     return max(k for k, p in enumerate(points) if p.cost <= budget + REL_TOL * max(1.0, abs(budget)))
 
 
-def _cheapest_within(points: Sequence[Selection], k: int, tolerance: float) -> int:
-    """The cheapest frontier point whose objective is within `tolerance` of point k's. It is also the
-    cheapest of all groupings within it: the optimum at that grouping's cost is at least as good and
-    no dearer, so it is a frontier point of the same cost."""
-    edge = points[k].objective + tolerance
-    return next(i for i in range(k + 1) if points[i].objective <= edge + REL_TOL * max(1.0, abs(edge)))
+Tolerance = Callable[[Selection, Selection], float]  # (optimum, other grouping) -> objective tolerance
+
+
+def _tolerance_fn(tolerance: "float | Tolerance") -> Tolerance | None:
+    """A tolerance function from a number (the same for every pair; 0: the rule is off) or a function."""
+    if callable(tolerance):
+        return tolerance
+    return (lambda optimum, other: float(tolerance)) if tolerance > 0 else None
+
+
+def _cheapest_within(points: Sequence[Selection], k: int, tolerance: Tolerance) -> int:
+    """The cheapest frontier point whose objective is within its tolerance of point k's. With one
+    tolerance for every pair it is also the cheapest of all groupings within it: the optimum at that
+    grouping's cost is at least as good and no dearer, so it is a frontier point of the same cost."""
+    for i in range(k):
+        edge = points[k].objective + tolerance(points[k], points[i])
+        if points[i].objective <= edge + REL_TOL * max(1.0, abs(edge)):
+            return i
+    return k
 
 
 def assess(selector: Selector, chosen: Selection, budget: float, profile: DeviceProfile, sigmas: float,
            standard_ms: float | None = None, max_networks: int | None = None, asked: float | None = None,
-           tolerance: float = 0.0, points: Sequence[Selection] | None = None) -> Robustness:
+           tolerance: "float | Tolerance" = 0.0, points: Sequence[Selection] | None = None) -> Robustness:
     """The margin, the budget range the choice holds for and the optima near the budget.
 
     `selector` and `chosen` are costed for fitting (see `with_noise_margin`); the range comes from
@@ -152,9 +165,13 @@ def assess(selector: Selector, chosen: Selection, budget: float, profile: Device
                          "noise_ms": p_noise, "objective": p.objective,
                          "fits": p.cost <= budget * (1 + 1e-9)})
     holds_from, holds_to = fit_cost, points[at + 1].cost if at + 1 < len(points) else None
-    if tolerance > 0:  # the choice as a function of the budget is the cheapest within tolerance of its optimum
-        picks = [_cheapest_within(points, k, tolerance) for k in range(len(points))]  # non-decreasing in k
-        holds_from = points[picks.index(picks[at])].cost
+    rule = _tolerance_fn(tolerance)
+    if rule is not None:  # the choice as a function of the budget is the cheapest within tolerance of its optimum
+        picks = [_cheapest_within(points, k, rule) for k in range(len(points))]
+        first = at
+        while first > 0 and picks[first - 1] == picks[at]:
+            first -= 1
+        holds_from = points[first].cost
         later = next((k for k in range(at + 1, len(points)) if picks[k] != picks[at]), None)
         holds_to = points[later].cost if later is not None else None
     return Robustness(sigmas, budget, cost, noise, fit_cost, holds_from, holds_to, near, standard_ms,
@@ -213,26 +230,30 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
                   tasks: Sequence[str] | None = None, sigmas: float = NOISE_SIGMAS,
                   max_networks: int | None = None, weights: Mapping[str, float] | None = None,
                   scales: Mapping[str, float] | None = None, solver: str = "auto",
-                  relative: bool = False, prefer_cheaper_within: float = 0.0) -> Selection:
+                  relative: bool = False, prefer_cheaper_within: "float | Tolerance" = 0.0) -> Selection:
     """`select()` in ms on `profile` under the noise rule: the Selection's costs are the predictions
     (candidates as given) and `robustness` holds the margin, range and optima near the budget.
     `relative`: the budget is a multiple of the profile's standard network (SNT), so noise is measured
     relative to it (see DeviceProfile._part_noise).
-    `prefer_cheaper_within`: an objective tolerance (e.g. the seed-to-seed noise of a grouping's objective);
-    the cheapest grouping whose objective is within it of the optimum is chosen instead of the optimum
-    (the one-standard-error rule). Groupings that close cannot be told apart, and the optimum among them
-    is often the dearest, near the budget, where a profile taken a minute later may leave it out; the
-    cheapest is further from the budget and the same from profile to profile. The optimum is recorded.
+    `prefer_cheaper_within`: an objective tolerance, one number for every pair of groupings or a function
+    (optimum, other) -> tolerance (taskgroup.search.withinnoise.WithinNoise: one standard error of the
+    pair's paired difference); the cheapest frontier grouping whose objective is within it of the optimum
+    is chosen instead of the optimum (the one-standard-error rule). Groupings that close cannot be told
+    apart, and the optimum among them is often the dearest, near the budget, where a profile taken a
+    minute later may leave it out; the cheapest is further from the budget and the same from profile to
+    profile. The optimum and every comparison are recorded (`parsimony`).
     Raises TaskgroupError naming the cheapest grouping if none fits even as predicted."""
     profile = profile.with_relative_noise(relative)
     selector, chosen, used = solve_under_noise(candidates, profile, budget, sigmas, max_networks, tasks=tasks,
                                                weights=weights, scales=scales, solver=solver)
     if chosen is None:
         raise selector.infeasible_error(budget, max_networks)
-    optimum, points = None, None
-    if prefer_cheaper_within > 0:
+    optimum, points, rule, cheaper = None, None, _tolerance_fn(prefer_cheaper_within), []
+    if rule is not None:
         points = frontier_points(selector, max_networks)
-        pick = points[_cheapest_within(points, _optimum_index(points, budget), prefer_cheaper_within)]
+        at = _optimum_index(points, budget)
+        pick = points[_cheapest_within(points, at, rule)]
+        cheaper = [p for p in points[:at] if grouping_key(p) != grouping_key(chosen)]
         optimum, chosen = chosen, chosen if grouping_key(pick) == grouping_key(chosen) else pick
     standard = profile.network_ms(1.0, selector.problem.tasks)
     robust = assess(selector, chosen, budget, profile, used, standard, max_networks,
@@ -240,10 +261,8 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
     sel = predicted(chosen, candidates, profile.corun)
     sel.robustness = robust.to_json()
     if optimum is not None:
-        sel.parsimony = {
-            "rule": "the cheapest grouping whose objective is within the tolerance of the optimum's",
-            "tolerance": prefer_cheaper_within,
-            "optimum": {"networks": [_label(n) for n in optimum.networks], "objective": optimum.objective,
-                        "cost": predicted(optimum, candidates, profile.corun).cost},
-            "chose_the_optimum": grouping_key(optimum) == grouping_key(chosen)}
+        from taskgroup.search.withinnoise import record_rule
+
+        sel.parsimony = record_rule(optimum, chosen, cheaper, prefer_cheaper_within,
+                                    lambda s: predicted(s, candidates, profile.corun).cost)
     return sel

@@ -285,3 +285,69 @@ def test_the_reported_range_is_where_the_rule_makes_the_same_choice(tolerance):
     if tolerance:  # some budget takes a cheaper grouping than its optimum, and its range starts above its own fit
         widened = [s for s in choices if s is not None and s.parsimony and not s.parsimony["chose_the_optimum"]]
         assert widened
+
+
+# -- the within-noise rule on the paired difference -------------------------------------------------
+
+OPT = [((N, D), 1.0, (N,)), ((D,), 1.0, (D,)), ((E,), 1.0, (E,))]  # 7.75 ms, total 2.8: the optimum at 9 ms
+PAIR_E = [((N, D), 1.0, (N, D)), ((E,), 1.0, (E,))]  # 5.75 ms, total 2.9
+TRIPLE = [((N, D, E), 1.0, (N, D, E))]  # 3.75 ms, total 3.6
+
+
+def record(optimum, pair_e, triple=(3.6, 3.6, 3.6)):
+    """A seed-noise record in which the optimum, the pair + e and the triple were measured over 3 seeds."""
+    from taskgroup.seednoise import MeasuredGrouping, SeedNoise
+
+    def g(name, nets, values):
+        return MeasuredGrouping(name, tuple(nets), {"total": tuple(values), "normalised": tuple(values)})
+    return SeedNoise("default", "test", "test", {}, (0, 1, 2),
+                     (g("optimum", OPT, optimum), g("pair + e", PAIR_E, pair_e), g("triple", TRIPLE, triple)),
+                     {f"{N}|{D}": (0.01, 0.02, 0.0)})
+
+
+def names(sel):
+    return sorted(("+".join(n.candidate.tasks), n.candidate.width, n.served) for n in sel.networks)
+
+
+@pytest.mark.parametrize("case", ["shared luck", "opposite luck"])
+def test_the_within_noise_rule_follows_the_paired_spread_not_one_groupings(case):
+    """The optimum (7.75 ms, 2.8) and the pair + e (5.75 ms, 2.9) are 0.1 apart. Shared luck: each grouping
+    moves by 0.3 from seed to seed but their difference by 0.01, so they can be told apart and the optimum
+    stays, although one grouping's spread would call them within noise. Opposite luck: each moves by 0.06
+    but their difference by 0.12, so the cheaper one is taken, although one grouping's spread would not."""
+    from taskgroup.search.withinnoise import WithinNoise
+
+    if case == "shared luck":
+        rec = record(optimum=(2.8, 3.1, 2.5), pair_e=(2.9, 3.21, 2.59))
+    else:
+        rec = record(optimum=(2.8, 2.86, 2.74), pair_e=(2.9, 2.84, 2.96))
+    profile = profile_from_doc(profile_doc())
+    cands = candidates_from_table(table(), "val", "final", cost_fn=profile.cost_fn)
+    rule = WithinNoise(rec, "none", seeds=1)
+    paired = rec.pair("none", OPT, PAIR_E)
+    one = rec.one_grouping("none")
+    assert paired.basis == "paired"
+    if case == "shared luck":
+        assert paired.std < 0.1 < one.std
+    else:
+        assert one.std < 0.1 < paired.std
+    sel = robust_select(cands, profile, 9.0, tasks=(N, D, E), prefer_cheaper_within=rule)
+    by_one = robust_select(cands, profile, 9.0, tasks=(N, D, E), prefer_cheaper_within=one.std)
+    expect, other = (OPT, PAIR_E) if case == "shared luck" else (PAIR_E, OPT)
+    assert names(sel) == sorted(("+".join(t), w, s) for t, w, s in expect)
+    assert names(by_one) == sorted(("+".join(t), w, s) for t, w, s in other)  # the two spreads disagree
+    block = sel.to_grouping(None).to_json()["parsimony"]
+    assert block["chose_the_optimum"] == (case == "shared luck")
+    compared = {tuple(c["networks"]): c for c in block["compared"]}
+    assert len(compared) == 3  # every cheaper frontier grouping: pair + e, pair + half e, triple
+    pe = compared[("normal+depth_zbuffer@1", "edge_texture@1")]
+    assert pe["spread"]["basis"] == "paired" and pe["tolerance"] == pytest.approx(paired.std)
+    assert pe["minus_optimum"] == pytest.approx(0.1) and pe["within"] == (case != "shared luck")
+    assert pe["measured_as"] == "pair + e" and pe["chosen"] == (case != "shared luck")
+    half_e = compared[("normal+depth_zbuffer@1", "edge_texture@0.5")]
+    assert half_e["spread"]["basis"] == "bound" and half_e["measured_as"] is None
+    assert half_e["tolerance"] == pytest.approx(rec.bound("none").std)
+    assert block["evidence"]["run_seeds"] == 1 and len(block["evidence"]["paired"]) == 3
+    # more seeds in the run: one standard error of the difference is smaller; three seeds keep the optimum
+    three = robust_select(cands, profile, 9.0, tasks=(N, D, E), prefer_cheaper_within=WithinNoise(rec, "none", 3))
+    assert names(three) == sorted(("+".join(t), w, s) for t, w, s in OPT)
