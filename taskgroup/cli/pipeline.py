@@ -66,10 +66,11 @@ def pipeline_command(
     train the chosen networks fully, train baselines at the same budget, export and benchmark
     the bundle, and write a report (RUN_DIR/report/report.md).
 
-    Selection fits a grouping when its predicted cost plus two standard deviations of latency
-    noise fits the budget, and, where the preset's seed-to-seed noise was measured, takes the
-    cheapest grouping whose objective is within that noise of the optimum (which the report
-    names): groupings that close cannot be told apart."""
+    Selection fits a grouping when its predicted cost plus 2.33 standard deviations of latency
+    noise fits the budget (a 5% one-sided risk that the next profile predicts a grouping at that
+    margin over the budget), and, where the preset's seed-to-seed noise was measured, takes the
+    cheapest grouping within one standard error of its paired difference from the optimum (which
+    the report names): groupings that close cannot be told apart."""
     from taskgroup.cli.train import RichProgress, executor_spec
     from taskgroup.pipeline.run import Pipeline, PipelineConfig
     from taskgroup.train.run import parse_seeds

@@ -19,6 +19,7 @@ import typer
 from taskgroup.cli.app import app, output_console
 from taskgroup.errors import TaskgroupError
 from taskgroup.search.normalize import loss_scales
+from taskgroup.search.robustness import NOISE_SIGMAS
 
 BUDGET_HELP = ("Inference budget in SNT units (standard network time, the paper's unit): a full-size network costs 1, "
                "a half-size network 0.5, heads are free. The chosen networks' costs must add up to at most this. "
@@ -319,11 +320,14 @@ def select_cmd(
         "and the estimated networks among them still to train (each once). Training those and selecting again "
         "without --estimate chooses among measured networks only: top-k re-ranking, which corrects estimates that "
         "were wrong near the top. 1 = off.")),
-    noise_sigmas: float = typer.Option(2.0, "--noise-sigmas", help=(
+    noise_sigmas: float = typer.Option(NOISE_SIGMAS, "--noise-sigmas", help=(
         "With a profile that stores its latency noise: a grouping fits the budget if its predicted cost plus this "
         "many noise standard deviations does, so a grouping within noise of the budget is left out on every run "
-        "instead of in and out by chance (0 = plain predicted cost). The grouping records its margin, the budget "
-        "range over which the choice holds and the optimal groupings within noise of the budget.")),
+        "instead of in and out by chance (0 = plain predicted cost). The default, sqrt(2) x 1.645 = 2.33, is sized "
+        "for the next profile's change (two profiles differ by sqrt(2) sigma): a grouping fitting exactly at the "
+        "margin is predicted over the budget by the next profile with a 5% chance, one-sided (2 = 7.9%). The "
+        "grouping records its margin and that risk, the budget range over which the choice holds and the optimal "
+        "groupings within noise of the budget.")),
     per_task_stopping: bool = OptPerTaskStopping,
 ) -> None:
     from taskgroup.search import Selector

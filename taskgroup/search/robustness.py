@@ -4,13 +4,24 @@ Measured latencies move between runs (two consecutive profiles of the same machi
 standard network at 0.289 and 0.309 ms). A profile stores that noise: each part's median in
 every interleaved timing round, whose spread is its noise sigma (`LatencyStats.noise`).
 
-The rule: a grouping fits the budget when its predicted cost plus `sigmas` (default 2) times
-its noise does (an upper confidence bound; the noise of a grouping is the sum of its parts'
-noise, as load moves them together). Among groupings that fit, the lowest loss wins, as
-always. A grouping sitting within its noise of the budget is therefore left out on every run
-rather than in and out by chance, and the chosen one fits with room for the noise. Costs
-written into the grouping stay the predictions at the profile's statistic (what `bench`
-compares against); the cost the rule used is `robustness.fit_cost_ms`.
+The rule: a grouping fits the budget when its predicted cost plus `sigmas` times its noise
+does (the noise of a grouping is the sum of its parts' noise, as load moves them together).
+Among groupings that fit, the lowest loss wins, as always. A grouping sitting within its noise
+of the budget is therefore left out on every run rather than in and out by chance, and the
+chosen one fits with room for the noise. Costs written into the grouping stay the predictions
+at the profile's statistic (what `bench` compares against); the cost the rule used is
+`robustness.fit_cost_ms`.
+
+How much room: a part's noise sigma is the standard error of this profile's estimate of its
+cost. What can undo a choice is the next profile of the machine, whose estimate differs from
+this one's by the difference of two such estimates, with standard deviation sqrt(2) sigma. The
+default margin is sized for that change: sigmas = sqrt(2) x z, z the one-sided Gaussian quantile
+of NEXT_PROFILE_RISK (5%), so a grouping that fits exactly at the margin is predicted over the
+budget by the next profile with a 5% chance (one-sided), and one with room to spare less often.
+That holds if the change is Gaussian and the noise estimate is accurate (it comes from the
+profile's 5 timing rounds, pooled over the parts of each width); summing the parts' sigmas
+assumes they move together and overstates a grouping's noise where they do not, so the real
+risk is lower there. `risk_at_margin` gives the risk for any other margin (2 sigmas: 7.9%).
 
 `--budget-snt Y` is Y times the standard network measured in the same profile, so a
 machine that is uniformly faster or slower on the next run gives the same grouping; what
@@ -24,7 +35,9 @@ No torch here: `taskgroup select` stays torch-free.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any, Callable, Mapping, Sequence
 
 from taskgroup.profile.costmodel import DeviceProfile, corun_factor
@@ -33,7 +46,14 @@ from taskgroup.search.frontier import frontier_points
 from taskgroup.search.problem import REL_TOL
 from taskgroup.search.select import ChosenNetwork, Selection, Selector
 
-NOISE_SIGMAS = 2.0  # default: costs at p50 + 2 sigma when fitting the budget
+NEXT_PROFILE_RISK = 0.05  # one-sided chance that the next profile predicts a grouping at the margin over budget
+NOISE_SIGMAS = math.sqrt(2) * NormalDist().inv_cdf(1 - NEXT_PROFILE_RISK)  # 2.326: costs at p50 + this x sigma
+
+
+def risk_at_margin(sigmas: float) -> float:
+    """The one-sided chance that the next profile predicts a grouping fitting exactly at a margin of
+    `sigmas` x its noise over the budget: the change between two profiles has sd sqrt(2) x sigma."""
+    return 1.0 - NormalDist().cdf(sigmas / math.sqrt(2))
 
 
 def with_noise_margin(candidates: Sequence[Candidate], profile: DeviceProfile, sigmas: float) -> list[Candidate]:
@@ -90,9 +110,10 @@ class Robustness:
     def to_json(self) -> dict[str, Any]:
         snt = self.standard_ms
         doc = {
-            "rule": f"a grouping fits if its predicted cost + {self.sigmas:g} x its noise <= budget; "
+            "rule": f"a grouping fits if its predicted cost + {self.sigmas:.3g} x its noise <= budget; "
                     "the lowest loss among those wins",
             "sigmas": self.sigmas,
+            "risk_next_profile": risk_at_margin(self.sigmas) if self.sigmas > 0 else None,
             "sigmas_asked": self.sigmas_asked,
             "noise_known": self.noise_known,
             "noise_ms": self.noise,
@@ -190,11 +211,14 @@ def robustness_sentence(block: Mapping[str, Any]) -> str:
     if not block.get("noise_known", True):
         noise = "the profile stores no latency noise (measured before it was recorded), so costs are plain p50"
     elif block.get("sigmas_asked", 0) > block["sigmas"]:
-        noise = (f"no grouping fits with {block['sigmas_asked']:g} sigma of noise (this choice's sigma is "
+        noise = (f"no grouping fits with {block['sigmas_asked']:.3g} sigma of noise (this choice's sigma is "
                  f"{block['noise_ms']:.3g} ms), so it was made on the plain prediction and may change between runs")
     else:
-        noise = (f"the margin is {block['margin_ms']:.3g} ms after allowing {block['sigmas']:g} sigma of noise "
-                 f"(sigma {block['noise_ms']:.3g} ms)")
+        risk = block.get("risk_next_profile")
+        noise = (f"the margin is {block['margin_ms']:.3g} ms after allowing {block['sigmas']:.3g} sigma of noise "
+                 f"(sigma {block['noise_ms']:.3g} ms" + (f"; a grouping fitting exactly at that margin would be "
+                                                        f"predicted over the budget by the next profile with a "
+                                                        f"{risk:.1%} chance, one-sided" if risk else "") + ")")
     near = len(block.get("near_budget") or [])
     others = f"; {near} other optimal grouping(s) cost within their noise of the budget" if near else ""
     return f"The choice would change below {ms('holds_from_ms')} / {above}; {noise}{others}."
