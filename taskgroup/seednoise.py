@@ -87,8 +87,10 @@ class SeedNoise:
 
     # ---- applicability --------------------------------------------------------------------
     def applies_to(self, config: Any) -> bool:
-        """Whether a run trained with `config` (a RunConfig) has this recipe, whatever its seed."""
-        return _comparable(self.run_config) == _comparable(config.to_dict())
+        """Whether a run trained with `config` (a RunConfig, or its `to_dict()` as a loss table stores it)
+        has this recipe, whatever its seed."""
+        doc = config.to_dict() if hasattr(config, "to_dict") else config
+        return isinstance(doc, Mapping) and _comparable(self.run_config) == _comparable(doc)
 
     # ---- spreads --------------------------------------------------------------------------
     def series(self, objective: str) -> str:
@@ -257,7 +259,9 @@ def for_preset(preset: str) -> SeedNoise | None:
 
 
 def for_run(preset: str, config: Any) -> SeedNoise | None:
-    """The preset's record if `config` (a RunConfig) is the recipe it measured, else None."""
+    """The preset's record if `config` (a RunConfig or its dict) is the recipe it measured, else None."""
+    if not isinstance(preset, str) or "/" in preset or "\\" in preset:
+        return None
     record = for_preset(preset)
     return record if record is not None and record.applies_to(config) else None
 

@@ -94,6 +94,7 @@ class Inputs:
     standard_ms: Optional[float] = None  # one SNT on the profile: full width serving every task of the table
     reference: dict = dataclasses.field(default_factory=dict)  # task -> split -> trivial-predictor loss
     split: str = "val"  # the split selection reads
+    within_noise: Optional[object] = None  # taskgroup.search.withinnoise.WithinNoise where the table's recipe was measured
 
     def not_learnt(self, sel) -> list:
         """Served tasks the chosen networks do not learn (loss not clearly below the trivial predictor's)."""
@@ -250,7 +251,22 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
         options["preset"] = run_config.get("preset")
         options["resolution"] = run_config["arch"].get("resolution")
     return Inputs(table.tasks, cands, eval_cands, label, table_dir, _parse_weights(weights), scales, options,
-                  prof, standard_ms, table.reference_losses, split)
+                  prof, standard_ms, table.reference_losses, split,
+                  _within_noise(table, how, stage, options["weights"], run_config))
+
+
+def _within_noise(table, objective: str, stage: str, weights, run_config):
+    """The within-noise rule for this table's groupings, where the seed noise of its recipe was measured:
+    fully trained networks of the paper's tasks, a measured objective, no task weights."""
+    from taskgroup import seednoise
+    from taskgroup.search.withinnoise import WithinNoise
+    from taskgroup.tasks import PAPER_TASKS
+
+    if stage != "final" or weights or objective not in seednoise.OBJECTIVES or set(table.tasks) != set(PAPER_TASKS) \
+            or not isinstance(run_config, dict):
+        return None
+    record = seednoise.for_run(run_config.get("preset"), run_config)
+    return None if record is None else WithinNoise(record, objective, max(1, len(table.seed_values())))
 
 
 # Shared options (typer reads the defaults as option declarations).
@@ -376,9 +392,13 @@ def select_cmd(
         ranked = top_k(fit, limit.value, top, tasks=inp.tasks, weights=inp.weights, scales=inp.scales,
                        unit=limit.unit, max_networks=max_networks,  # the co-run factor the choice was fitted with
                        corun=inp.profile.fit_corun(sigmas) if inp.profile is not None else inp.corun)
+        summaries = [grouping_summary(g) for g in ranked]
+        if inp.within_noise is not None and ranked:  # each one against the best: can they be told apart?
+            for g, doc in zip(ranked[1:], summaries[1:]):
+                doc["within_noise_of_best"] = inp.within_noise.comparison(ranked[0], g, g.cost)
         grouping = grouping.with_extra(
-            top_k=[grouping_summary(g) for g in ranked],
-            to_train=[{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)])
+            top_k=summaries, to_train=[{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)],
+            **({"top_k_noise": inp.within_noise.evidence()} if inp.within_noise is not None and ranked else {}))
     warnings = [w.message() for w in inp.not_learnt(sel)]
     if warnings:
         grouping = grouping.with_extra(warnings=warnings)
@@ -553,15 +573,26 @@ def _print_top_k(doc: dict, inp: Inputs) -> None:
 
     from taskgroup.search.topk import network_list
 
+    noise = doc.get("top_k_noise")
     table = Table(title=f"The {len(doc['top_k'])} best distinct groupings")
-    for col in ("#", "networks (serves)", "objective", "cost"):
+    columns = ("#", "networks (serves)", "objective", "cost") + (("minus best: within noise?",) if noise else ())
+    for col in columns:
         table.add_column(col, justify="right" if col in ("#", "objective", "cost") else "left", overflow="fold")
     for k, g in enumerate(doc["top_k"]):
         nets = " + ".join("+".join(n["tasks"]) + f"@{n['width']:g}" + ("~est" if n["estimated"] else "")
                           + ("" if n["served"] == n["tasks"] else f" ({','.join(n['served'])})") for n in g["networks"])
-        table.add_row(str(k), nets, f"{g['objective']:.6g}", f"{g['cost']:.4g}")
+        row = [str(k), nets, f"{g['objective']:.6g}", f"{g['cost']:.4g}"]
+        if noise:
+            c = g.get("within_noise_of_best")
+            row.append("" if c is None else f"{c['minus_optimum']:+.4g}: {'within' if c['within'] else 'beyond'} "
+                                            f"{c['tolerance']:.3g} ({c['spread']['basis']})")
+        table.add_row(*row)
     console = output_console()
     console.print(table)
+    if noise:
+        console.print(f"within noise = within one standard error of the paired difference from the best: the paired "
+                      f"seed-to-seed spread over sqrt({noise['run_seeds']}) seed(s), measured for both groupings "
+                      f"('paired') or the conservative bound ('bound'); from {noise['source']}.")
     if doc["to_train"]:
         nets = network_list([(n["tasks"], n["width"]) for n in doc["to_train"]])
         console.print(f"{len(doc['to_train'])} estimated network(s) to train, then select again without --estimate:")
