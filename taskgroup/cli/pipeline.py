@@ -51,7 +51,8 @@ def pipeline_command(
     seeds: Optional[str] = typer.Option(
         None, help="Train every network once per seed, e.g. '0,1,2' (the first also seeds the random baselines). "
                    "Selection then ranks mean losses over seeds and the report gives each loss ± its standard "
-                   "deviation and calls a difference only when it exceeds two standard errors. Costs one training "
+                   "deviation and calls a difference only at 95% confidence (two-sided): beyond Student's t with "
+                   "seeds - 1 degrees of freedom times its standard error (4.3 with 3 seeds). Costs one training "
                    "per seed: use it for decisions that matter."),
     device: str = typer.Option("cpu", help="Device to profile and benchmark on: cpu or cuda:N."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run; finished stages are skipped."),
