@@ -12,9 +12,11 @@ training compute the method spent, counted from the store (network-seconds and n
 
 Methods: exhaustive (every subset, chosen on validation); HOA from the pairs (the paper);
 HOA + top-k re-ranking (the k best HOA groupings' networks trained, chosen among measured);
-ESA (every subset trained for a fraction, chosen on those losses); TAG and gradient-cosine
-affinity from one all-task run (when the run has an affinity table); one network; the best
-independent singles that fit (chosen on validation); the mean of random groupings.
+ESA (every subset trained for a fraction, chosen on those losses); TAG (the lookahead with the
+optimizer's momentum buffer, and without it where the run measured that kind: the lookahead of
+TAG's published code), and gradient-cosine affinity from one all-task run (when the run has an
+affinity table); one network; the best independent singles that fit (chosen on validation); the
+mean of random groupings.
 
     python benchmarks/grouping_quality.py [--run-dir DIR] [--seeds 0,1,2] [--esa 0.2] [--top-k 3]
 
@@ -104,7 +106,8 @@ def main() -> None:
     specs = candidate_set("all", tasks)
     table = train_candidates(args.run_dir, tasks, specs, config, seeds=seeds, progress=PrintProgress(),
                              resume=(args.run_dir / STORE_FILENAME).exists())
-    if args.affinity:  # the all-task network again, with TAG tracking (its weights and losses do not change)
+    if args.affinity:  # the all-task network again, with TAG tracking (its weights and losses do not change);
+        # an affinity measured before a kind existed is measured again to add it
         table = train_candidates(args.run_dir, tasks, [], config, seeds=seeds, progress=PrintProgress(),
                                  resume=True, affinity=True)
     if args.train_only:
@@ -218,7 +221,8 @@ def affinity_methods(seed_table, final_val, singles_keys, tasks) -> dict:
     measured = [c for c in final_val if c.key in singles_keys or c.key == key(tasks, 1.0)]
     affinity_keys = singles_keys | {key(tasks, 1.0)}
     methods = {}
-    for kind in ("tag", "cosine"):
+    names = {"tag": "TAG affinity", "tag-nomomentum": "TAG without momentum", "cosine": "gradient cosine"}
+    for kind in [k for k in names if k in seed_table.affinity.kinds()]:
         estimated = measured + affinity_candidates(seed_table, groups, kind=kind, split="val")
 
         def method(b, estimated=estimated):
@@ -228,7 +232,7 @@ def affinity_methods(seed_table, final_val, singles_keys, tasks) -> dict:
             chosen = finalize(final_val, nets, b, tasks)
             return Choice(chosen, {(k[0], k[1], "final") for k in affinity_keys | {key(x, w) for x, w, _ in nets}})
 
-        methods["TAG affinity" if kind == "tag" else "gradient cosine"] = (method, estimated, affinity_keys)
+        methods[names[kind]] = (method, estimated, affinity_keys)
     return methods
 
 
@@ -353,7 +357,31 @@ def markdown(doc) -> str:
             reached.append(m)
     lines += ["", "Methods within 1% of exhaustive at every budget for at most a third of its compute: "
               + (", ".join(reached) if reached else "none") + "."]
+    lines += momentum_lines(doc)
     return "\n".join(lines)
+
+
+def momentum_lines(doc) -> list[str]:
+    """TAG's regret with and without the momentum term, budget by budget (mean over seeds), when both ran."""
+    rows = doc["methods"]
+    if "TAG affinity" not in rows or "TAG without momentum" not in rows:
+        return []
+    budgets = [b for b in doc["budgets_snt"] if (rows["TAG affinity"].get(b) or rows["TAG affinity"].get(str(b)))
+               and (rows["TAG without momentum"].get(b) or rows["TAG without momentum"].get(str(b)))]
+    lines = ["", "TAG's lookahead with and without the momentum buffer (the buffer is the same for every source task "
+             "and compresses the affinity; benchmarks/results/tag_momentum.md): regret against the test oracle, %, "
+             "mean ± std over seeds, and the seeds on which the two chose different groupings.", "",
+             "| budget | TAG (with momentum) | TAG without momentum | seeds with another choice |", "|---|---|---|---|"]
+    for b in budgets:
+        a = rows["TAG affinity"].get(b) or rows["TAG affinity"][str(b)]
+        c = rows["TAG without momentum"].get(b) or rows["TAG without momentum"][str(b)]
+        differ = [s for s in a["networks"] if a["networks"][s] != c["networks"].get(s)]
+
+        def pct(r):
+            g = r["regret_vs_oracle"]
+            return f"{100 * g['mean']:.2f}" + ("" if g["std"] is None else f" ± {100 * g['std']:.2f}")
+        lines.append(f"| {float(b):g} | {pct(a)} | {pct(c)} | {', '.join(map(str, differ)) or 'none'} |")
+    return lines
 
 
 def plot(doc, path: Path) -> None:
