@@ -82,6 +82,7 @@ def main() -> None:
     from taskgroup.errors import TaskgroupError
     from taskgroup.search import candidates_from_table, select
     from taskgroup.search.affinity import affinity_candidates
+    from taskgroup.seednoise import same_recipe
     from taskgroup.tasks import PAPER_TASKS
     from taskgroup.train import candidate_set, make_run_config, train_candidates
     from taskgroup.train.run import parse_seeds
@@ -105,7 +106,7 @@ def main() -> None:
                              stages=("final",), progress=PrintProgress(),
                              resume=(args.run_dir / STORE_FILENAME).exists(), affinity=True)
     pairs_doc = json.loads(args.pairs.read_text()) if args.pairs.exists() else None
-    same = pairs_doc is not None and _same_recipe(pairs_doc["run_config"], config.to_dict())
+    same = pairs_doc is not None and same_recipe(pairs_doc["run_config"], config.to_dict())
     measured_gain: dict[tuple[str, str], dict[int, float]] = {}
     if same:
         code = {v: k for k, v in LETTERS.items()}
@@ -162,7 +163,7 @@ def main() -> None:
     whole = {s: next(n.seeds[s].wall_time_s for n in table.networks if len(n.tasks) == len(tasks)) for s in seeds}
     doc = {"kind": "benchmark_tag_momentum", "schema_version": 1, "machine": start_machine,
            "run_config": config.to_dict(), "tasks": list(tasks), "seeds": list(seeds),
-           "wall_s": round(time.perf_counter() - start, 1), "pairs_source": str(args.pairs) if same else None,
+           "wall_s": round(time.perf_counter() - start, 1), "pairs_source": _repo_path(args.pairs) if same else None,
            "affinity_seconds_per_seed": seconds, "all_task_network_train_s_per_seed": whole,
            "half_singles_test_total_check": determinism, "per_seed": per_seed, "summary": summarize(per_seed, seeds)}
     doc = json.loads(json.dumps(doc, default=str))  # as it is read back: seeds and budgets as string keys
@@ -172,10 +173,9 @@ def main() -> None:
     print(markdown(doc))
 
 
-def _same_recipe(a: dict, b: dict) -> bool:
-    """Two run configs that train the same final networks (the seed and the ESA fraction aside)."""
-    strip = lambda d: {k: v for k, v in d.items() if k not in ("seed", "esa_fraction")}  # noqa: E731
-    return strip(a) == strip(b)
+def _repo_path(path: Path) -> str:
+    path, root = path.resolve(), RESULTS.parent.parent
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def summarize(per_seed, seeds) -> dict:

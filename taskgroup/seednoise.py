@@ -90,7 +90,7 @@ class SeedNoise:
         """Whether a run trained with `config` (a RunConfig, or its `to_dict()` as a loss table stores it)
         has this recipe, whatever its seed."""
         doc = config.to_dict() if hasattr(config, "to_dict") else config
-        return isinstance(doc, Mapping) and _comparable(self.run_config) == _comparable(doc)
+        return isinstance(doc, Mapping) and same_recipe(self.run_config, doc)
 
     # ---- spreads --------------------------------------------------------------------------
     def series(self, objective: str) -> str:
@@ -300,6 +300,12 @@ def _parse_network(text: str, code: Mapping[str, str]) -> Network:
     letters, width = head.split("@")
     trained = tuple(code[c] for c in letters)
     return (trained, float(width), tuple(code[c] for c in served) if served else trained)
+
+
+def same_recipe(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two run configs (RunConfig.to_dict()) train the same networks up to the seed (and the ESA
+    snapshot, which does not change the fully trained network)."""
+    return _comparable(a) == _comparable(b)
 
 
 def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
