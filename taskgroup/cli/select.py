@@ -95,6 +95,9 @@ class Inputs:
     reference: dict = dataclasses.field(default_factory=dict)  # task -> split -> trivial-predictor loss
     split: str = "val"  # the split selection reads
     within_noise: Optional[object] = None  # taskgroup.search.withinnoise.WithinNoise where the table's recipe was measured
+    table: Optional[object] = None  # the loss table (None for the paper's tables): per-seed losses for the stakes
+    stage: str = "final"  # the training stage selection reads
+    seed_noise: Optional[object] = None  # taskgroup.seednoise.SeedNoise where the table's recipe was measured
 
     def not_learnt(self, sel) -> list:
         """Served tasks the chosen networks do not learn (loss not clearly below the trivial predictor's)."""
@@ -250,22 +253,28 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
         # What the networks were trained at: export defaults to it and refuses another input size.
         options["preset"] = run_config.get("preset")
         options["resolution"] = run_config["arch"].get("resolution")
+    record = _seed_noise(table, how, stage, options["weights"], run_config)
     return Inputs(table.tasks, cands, eval_cands, label, table_dir, _parse_weights(weights), scales, options,
                   prof, standard_ms, table.reference_losses, split,
-                  _within_noise(table, how, stage, options["weights"], run_config))
+                  _within_noise(table, how, record), None if _is_tsv(losses) else table, stage, record)
 
 
-def _within_noise(table, objective: str, stage: str, weights, run_config):
-    """The within-noise rule for this table's groupings, where the seed noise of its recipe was measured:
-    fully trained networks of the paper's tasks, a measured objective, no task weights."""
+def _seed_noise(table, objective: str, stage: str, weights, run_config):
+    """The preset's measured seed noise where it holds for this table's groupings: fully trained networks
+    of the paper's tasks, trained with the recipe it measured, on a measured objective, no task weights."""
     from taskgroup import seednoise
-    from taskgroup.search.withinnoise import WithinNoise
     from taskgroup.tasks import PAPER_TASKS
 
     if stage != "final" or weights or objective not in seednoise.OBJECTIVES or set(table.tasks) != set(PAPER_TASKS) \
             or not isinstance(run_config, dict):
         return None
-    record = seednoise.for_run(run_config.get("preset"), run_config)
+    return seednoise.for_run(run_config.get("preset"), run_config)
+
+
+def _within_noise(table, objective: str, record):
+    """The within-noise rule for this table's groupings, where the seed noise of its recipe was measured."""
+    from taskgroup.search.withinnoise import WithinNoise
+
     return None if record is None else WithinNoise(record, objective, max(1, len(table.seed_values())))
 
 
@@ -399,11 +408,15 @@ def select_cmd(
         grouping = grouping.with_extra(
             top_k=summaries, to_train=[{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)],
             **({"top_k_noise": inp.within_noise.evidence()} if inp.within_noise is not None and ranked else {}))
+    stakes = _stakes(sel, inp, limit.value, limit.unit,
+                     singles=max_networks is None or max_networks >= len(inp.tasks))
+    grouping = grouping.with_extra(stakes=stakes.to_json())
     warnings = [w.message() for w in inp.not_learnt(sel)]
     if warnings:
         grouping = grouping.with_extra(warnings=warnings)
     grouping.save(out)
     _print_selection(sel, time.perf_counter() - start, out, limit, inp)
+    _print_stakes(stakes)
     if top > 1:
         _print_top_k(grouping.extra, inp)
     for w in warnings:
@@ -411,6 +424,25 @@ def select_cmd(
         from rich.markup import escape
 
         Console(stderr=True).print(f"[bold yellow]warning:[/] {escape(w)}")
+
+
+def _stakes(sel, inp: Inputs, budget: float, unit: str, singles: bool = True):
+    """How much grouping matters at this budget (taskgroup.search.stakes), on the selection split
+    (`singles`: against independent singles too, not only one network)."""
+    from taskgroup.search.stakes import for_selection
+
+    return for_selection(sel, inp.candidates, inp.tasks, budget, unit, weights=inp.weights, scales=inp.scales,
+                         corun=inp.corun, table=inp.table, split=inp.split, stage=inp.stage, record=inp.seed_noise,
+                         objective=inp.options["normalize"], singles=singles)
+
+
+def _print_stakes(stakes) -> None:
+    from rich.markup import escape
+
+    console = output_console()
+    console.print(escape(f"stakes ({stakes.split} split, % of one network's objective): {stakes.conclusion()}"))
+    for line in stakes.lines()[1:]:
+        console.print(escape(f"  {line}"))
 
 
 def _infeasible(selector, limit: Budget, inp: Inputs, max_networks: Optional[int]) -> TaskgroupError:
@@ -487,6 +519,9 @@ def frontier_cmd(
                 p.evaluate(inp.eval_candidates, inp.eval_label)
     fr.options = dict(inp.options, max_networks=max_networks, solver=solver.value)
     doc = fr.to_json()
+    stakes = [_stakes(p, inp, p.cost, unit, singles=False) for p in fr.points]  # the optimum against one network
+    for point, st in zip(doc["points"], stakes):
+        point["stakes"] = None if st.one_network is None else st.one_network.to_json()
     if inp.profile is not None:
         from taskgroup.search.profiled import profile_record
 
@@ -497,8 +532,8 @@ def frontier_cmd(
     with atomic_path(out) as json_tmp, (atomic_path(plot) if plot is not None else contextlib.nullcontext()) as plot_tmp:
         write_json_atomic(json_tmp, doc)
         if plot_tmp is not None:
-            fr.plot(plot_tmp)
-    _print_frontier(fr, seconds, out, plot, inp)
+            fr.plot(plot_tmp, beyond_noise=[st.matters is True for st in stakes])
+    _print_frontier(fr, seconds, out, plot, inp, stakes)
 
 
 def _net_label(c) -> str:
@@ -601,7 +636,7 @@ def _print_top_k(doc: dict, inp: Inputs) -> None:
         console.print("every network of these groupings is trained: the choice above is among measured networks")
 
 
-def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: Inputs) -> None:
+def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: Inputs, stakes=()) -> None:
     from rich.table import Table
 
     evaluated = next((p.evaluation for p in fr.points if p.evaluation is not None), None)
@@ -611,13 +646,16 @@ def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: In
         table.add_column(col, overflow="fold")
     if evaluated is not None:
         table.add_column(f"total ({evaluated.split})")
-    for p in fr.points:
+    table.add_column("vs one network")
+    stakes = list(stakes) or [None] * len(fr.points)
+    for p, st in zip(fr.points, stakes):
         nets = " | ".join(",".join(n.served) + ("" if n.candidate.width == 1 else f" @{n.candidate.width:g}")
                           + (" (est.)" if n.candidate.estimated else "") for n in p.networks)
         row = [_num(p.cost, fr.unit), *((f"{p.cost / inp.standard_ms:.3g}",) if profiled else ()),
                f"{p.objective:.6g}", nets]
         if evaluated is not None:
             row.append("-" if p.evaluation is None else f"{p.evaluation.total:.6g}")
+        row.append(_stake_cell(st))
         table.add_row(*row)
     console = output_console()
     console.print(table)
@@ -625,5 +663,23 @@ def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: In
         from taskgroup.search.profiled import device_summary
 
         console.print(f"costs on {device_summary(inp.profile)}; standard network {inp.standard_ms:.4g} ms")
+    if any(st is not None for st in stakes):
+        from taskgroup.stats import confidence_words
+
+        console.print(f"vs one network: the optimum's objective below one network's (full width where it fits, "
+                      f"else half), in %; 'beyond' where it is beyond noise at {confidence_words()} (paired over "
+                      "seeds, else the preset's measured seed noise), 'within' where grouping does not matter, "
+                      "'noise?' where the noise was not measured")
     console.print(f"{len(fr.points)} optimal groupings, found in {seconds:.3f} s; wrote {out}"
                   + (f" and {plot}" if plot else ""))
+
+
+def _stake_cell(st) -> str:
+    """'3.12% beyond' / '0.40% within' / 'one network' for a frontier point's stakes."""
+    one = None if st is None else st.one_network
+    if one is None:
+        return "-"
+    if one.verdict == "same":
+        return "one network"
+    word = {"better": "beyond", "worse": "beyond", "within noise": "within"}.get(one.verdict, "noise?")
+    return f"{one.percent:+.2f}% {word}"

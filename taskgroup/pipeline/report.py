@@ -58,7 +58,7 @@ class ReportData:
     baselines: list[GroupingResult]
     pairwise_gains: dict[str, dict[str, float]]  # task -> partner -> L(half single)/L(pair) - 1
     gains_split: str  # split the gains were computed on
-    frontier: list[dict[str, float]]  # points: cost, objective (selection split), evaluated_total (test)
+    frontier: list[dict[str, Any]]  # points: cost, objective (selection split), evaluated_total (test), beyond_noise
     latency: dict[str, float]  # measured p50/p90/p99 ms, predicted ms, standalone_sum ms
     compute: dict[str, float]  # train seconds spent on the search vs estimated for all candidates
     machine: str  # description of the machine the run happened on
@@ -158,6 +158,31 @@ def comparison_notes(data: ReportData) -> list[str]:
                          f"({data.score(b):.5f} vs {data.score(data.chosen):.5f}; one seed"
                          + (f"; beyond the noise: {c.rule_text(5)})." if c is not None else ")."))
     return notes
+
+
+def stakes_of(d: ReportData):
+    """How much grouping matters at the budget (taskgroup.search.stakes): the chosen grouping against the
+    'one network' and 'independent singles' baselines on the test split, paired over seeds where the run
+    has several, else against the preset's measured seed noise, else unknown."""
+    from taskgroup.search.stakes import Side, measure
+
+    def side(r: GroupingResult, name: str) -> Side:
+        per_seed = r.seed_totals(d.test_scales) if d.several_seeds else {}
+        return Side(name, tuple(_networks(r)), d.score(r), r.cost, _fits(r, d), per_seed, not r.measured)
+
+    by_name = {b.name: b for b in d.baselines}
+    one, singles = by_name.get("one network"), by_name.get("independent singles")
+    return measure(side(d.chosen, "the chosen grouping"), None if one is None else side(one, "one network"),
+                   None if singles is None or not _fits(singles, d) else side(singles, "independent singles"),
+                   "test", d.seed_noise, _objective(d), max(1, len(d.seeds)))
+
+
+def stakes_section(d: ReportData) -> list[str]:
+    st = stakes_of(d)
+    lines = ["## Stakes: how much grouping matters here", "",
+             f"The chosen grouping against the groupings that need no search, on the test split, in % of one "
+             f"network's {d.score_name}.", "", f"**{st.conclusion()}**", ""]
+    return lines + [f"- {line[:1].upper()}{line[1:]}" + ("" if line.endswith(".") else ".") for line in st.lines()[1:]]
 
 
 def _approximation_note() -> str:
@@ -266,6 +291,8 @@ def _markdown(d: ReportData) -> str:
            "(each task's loss divided by " + ", ".join(f"{t} {v:.4g}" for t, v in d.test_scales.items()) + ")."),
         *(["", d.parsimony] if d.parsimony else []),
         *(["", d.robustness] if d.robustness else []),
+        "",
+        *stakes_section(d),
         "",
         "## Against baselines at the same budget",
         "",
@@ -443,6 +470,10 @@ def _plot_frontier(path: Path, d: ReportData) -> None:
     if pts:
         xs = [p["cost"] for p in pts]
         ax.step(xs, [p["objective"] for p in pts], where="post", label="optimum (selection split)", color="tab:blue")
+        marked = [p for p in pts if p.get("beyond_noise")]
+        if marked:
+            ax.plot([p["cost"] for p in marked], [p["objective"] for p in marked], "o", markersize=13,
+                    fillstyle="none", color="tab:red", label="beats one network beyond noise (95%)")
         if all("evaluated_total" in p for p in pts):
             ax.plot(xs, [p["evaluated_total"] for p in pts], "o", color="tab:blue", alpha=0.5,
                     label="same groupings, test split")

@@ -397,9 +397,27 @@ class Pipeline:
         for warning in self.not_learnt(Grouping.load(self.run_dir / "selected.json"), self.candidate_stage()):
             self.say(f"WARNING: {warning.message()}")
         front = frontier(cands, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
-        write_json_atomic(self.run_dir / "frontier.json", front.to_json())
+        write_json_atomic(self.run_dir / "frontier.json", self._frontier_with_stakes(front, cands, scales, corun))
         self.say(_describe(sel))
         return {"objective": sel.objective, "cost_ms": sel.cost, "frontier_points": len(front.points)}
+
+    def _frontier_with_stakes(self, front, cands, scales, corun: float) -> dict[str, Any]:
+        """The frontier's JSON, each point with its optimum against one network at that budget
+        (taskgroup.search.stakes, selection split): the budgets at which grouping matters."""
+        from taskgroup import seednoise
+        from taskgroup.search.stakes import for_selection
+
+        stage = self.candidate_stage()
+        record = seednoise.for_run(self.config.preset, self.run_config()) \
+            if set(self.config.tasks) == set(PAPER_TASKS) and stage == "final" else None
+        doc = front.to_json()
+        table = self.table()
+        for point, sel in zip(doc["points"], front.points):
+            st = for_selection(sel, cands, self.config.tasks, sel.cost, "ms", scales=scales, corun=corun, table=table,
+                               split="val", stage=stage, record=record, objective=self.config.normalize,
+                               singles=False)
+            point["stakes"] = None if st.one_network is None else st.one_network.to_json()
+        return doc
 
     def stage_finalize(self) -> dict[str, Any]:
         """Fully train the chosen networks that were only estimated or early-stopped, then
@@ -486,9 +504,14 @@ class Pipeline:
     def stage_report(self) -> dict[str, Any]:
         from taskgroup.pipeline.report import write_report
 
-        path = write_report(self.run_dir, self.report_data())
+        from taskgroup.pipeline.report import stakes_of
+
+        data = self.report_data()
+        path = write_report(self.run_dir, data)
+        stakes = stakes_of(data)
+        self.say(f"stakes (test split): {stakes.conclusion()}")
         self.say(f"report: {path}")
-        return {"report": str(path.relative_to(self.run_dir))}
+        return {"report": str(path.relative_to(self.run_dir)), "grouping_matters": stakes.matters}
 
     # ---- report assembly
     def report_data(self):
@@ -519,7 +542,8 @@ class Pipeline:
             device=device_summary(p),
             chosen=chosen, baselines=baselines,
             pairwise_gains=pairwise_gains(table, "test", self.candidate_stage()), gains_split="test",
-            frontier=[{"cost": pt["cost"], "objective": pt["objective"]} for pt in front["points"]],
+            frontier=[{"cost": pt["cost"], "objective": pt["objective"],
+                       "beyond_noise": (pt.get("stakes") or {}).get("verdict") == "better"} for pt in front["points"]],
             latency={"p50_ms": bench.whole.p50_ms, "p90_ms": bench.whole.p90_ms, "p99_ms": bench.whole.p99_ms,
                      "predicted_ms": bench.predicted_ms, "standalone_sum_ms": bench.standalone_p50_sum_ms},
             compute=search_compute(table, self.config.tasks, self.candidate_stage(), self.config.candidates),

@@ -56,8 +56,11 @@ class Frontier:
         return {"schema_version": SCHEMA_VERSION, "kind": FRONTIER_KIND, "unit": self.unit, "tasks": list(self.tasks),
                 "options": self.options, "points": pts}
 
-    def plot(self, path: str | os.PathLike, title: str | None = None) -> None:
-        """A step plot of the optimal objective (and evaluated total, if any) against the budget, as PNG."""
+    def plot(self, path: str | os.PathLike, title: str | None = None,
+             beyond_noise: Sequence[bool] | None = None) -> None:
+        """A step plot of the optimal objective (and evaluated total, if any) against the budget, as PNG.
+        `beyond_noise`: per point, whether its optimum beats one network beyond noise (taskgroup.search.stakes);
+        those points are ringed: the budgets at which grouping matters."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -72,6 +75,10 @@ class Frontier:
         ax.step(xs, [p.objective for p in self.points] + [self.points[-1].objective], where="post",
                 label="optimal objective (selection table)")
         ax.plot(costs, [p.objective for p in self.points], "o", color="C0")
+        if beyond_noise is not None and any(beyond_noise):
+            marked = [p for p, b in zip(self.points, beyond_noise) if b]
+            ax.plot([p.cost for p in marked], [p.objective for p in marked], "o", markersize=13, fillstyle="none",
+                    color="C3", label="beats one network beyond noise (95%)")
         if all(p.evaluation is not None for p in self.points):
             ev = [p.evaluation.total for p in self.points]
             ax.step(xs, ev + [ev[-1]], where="post", color="C1", label=f"same groupings on {self.points[0].evaluation.split}")
