@@ -211,7 +211,7 @@ def test_frontier_plot_written_to_a_failing_device_leaves_no_json(tmp_path, caps
     """Whatever stops the plot (here a full disk), the JSON is not left behind."""
     from taskgroup.search.frontier import Frontier
 
-    def full_disk(self, path, title=None):
+    def full_disk(self, path, title=None, beyond_noise=None):
         raise OSError(28, "No space left on device", str(path))
 
     monkeypatch.setattr(Frontier, "plot", full_disk)
