@@ -134,8 +134,10 @@ def bench_command(
 
     from taskgroup.bench import measure_bundle
 
-    if runs < 10:
-        raise TaskgroupError(f"--runs must be >= 10 for a p99, got {runs}")
+    from runtime.timing import MAX_RUNS
+
+    if not 10 <= runs <= MAX_RUNS:
+        raise TaskgroupError(f"--runs must be an integer from 10 (for a p99) to {MAX_RUNS}, got {runs}")
     result = measure_bundle(bundle_dir, device=device, backend=backend, execution=execution, threads=threads,
                             allow_fallback=allow_fallback, runs=runs)
     whole, load_report = result.whole, result.runtime.get("load_report", {})

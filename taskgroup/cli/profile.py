@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -56,6 +57,12 @@ def profile_command(
     from taskgroup.tasks import TASKS, parse_task_list
     from taskgroup.train.config import make_run_config
 
+    from runtime.timing import MAX_RUNS
+
+    if not 1 <= min_runs <= MAX_RUNS:
+        raise TaskgroupError(f"--min-runs must be an integer from 1 to {MAX_RUNS}, got {min_runs}")
+    if not (math.isfinite(min_seconds) and min_seconds >= 0):
+        raise TaskgroupError(f"--min-seconds must be a number >= 0, got {min_seconds:g}")
     run_config = make_run_config(preset, config) if config is not None else None  # declares [tasks.NAME]
     declared = tuple(s.name for s in run_config.declared_tasks) if run_config is not None else ()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import sys
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -145,7 +146,10 @@ def resolve_budget(inp: Inputs, budget: Optional[float], budget_ms: Optional[flo
         return Budget(budget, "snt")
     if budget_ms is not None:
         return Budget(float(budget_ms), "ms")
-    return Budget(float(budget_snt) * inp.standard_ms, "ms", float(budget_snt))
+    # A budget of many standard networks can overflow in ms (1e308 SNT x 0.3 ms): every grouping fits it as
+    # well as the largest finite budget, which keeps the grouping file's numbers finite (JSON has no inf).
+    ms = min(float(budget_snt) * inp.standard_ms, sys.float_info.max)
+    return Budget(ms, "ms", float(budget_snt))
 
 
 def _is_tsv(path: Path) -> bool:
@@ -326,7 +330,11 @@ def select_cmd(
 ) -> None:
     from taskgroup.search import Selector
 
+    from taskgroup.search.topk import MAX_K
+
     check_budget_flags(profile, budget, budget_ms, budget_snt)
+    if not 1 <= top <= MAX_K:  # before any work: 0 or a negative K would otherwise be ignored silently
+        raise TaskgroupError(f"--top-k must be an integer from 1 to {MAX_K}, got {top}")
     inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize,
                       profile, statistic.value, per_task_stopping)
     limit = resolve_budget(inp, budget, budget_ms, budget_snt)

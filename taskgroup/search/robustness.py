@@ -24,6 +24,7 @@ No torch here: `taskgroup select` stays torch-free.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -100,7 +101,8 @@ class Robustness:
             "fit_cost_ms": self.fit_cost,
             "budget_ms": self.budget,
             "margin_ms": self.margin,
-            "margin_sigmas": self.margin / self.noise if self.noise > 0 else None,
+            # a budget near the largest float leaves a margin of "infinitely" many sigmas: JSON needs a number
+            "margin_sigmas": min(self.margin / self.noise, sys.float_info.max) if self.noise > 0 else None,
             "holds_from_ms": self.holds_from,
             "holds_to_ms": self.holds_to,
             "near_budget": self.near_budget,

@@ -41,6 +41,10 @@ def test_cli_errors_exit_2_without_writing(tmp_path, capsys):
     assert not (tmp_path / "deploy").exists()
     code = run(["bench", str(tmp_path / "nothing")])
     assert code == 2 and "not a bundle directory" in capsys.readouterr().err
+    for runs in ("20001", "9"):  # the timing's cap and a p99's floor, refused before the bundle is even read
+        code = run(["bench", str(tmp_path / "nothing"), "--runs", runs])
+        assert code == 2 and f"--runs must be an integer from 10 (for a p99) to 20000, got {runs}" in \
+            capsys.readouterr().err
 
 
 def test_export_refuses_a_preset_other_than_the_profiled_one(tmp_path, capsys):

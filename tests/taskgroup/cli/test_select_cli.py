@@ -566,3 +566,32 @@ def test_select_top_k_lists_the_groupings_and_the_networks_to_train(tmp_path, ca
     assert len(doc["to_train"]) == len(estimated)  # each network once
     if estimated:
         assert "--resume --networks" in " ".join(stdout.split())
+
+
+@pytest.mark.parametrize("noisy", [False, True])
+def test_a_budget_of_1e308_snt_fits_everything_and_writes_finite_numbers(tmp_path, capsys, noisy):
+    """1e308 SNT is beyond the largest float in ms: it is every grouping's budget, not an error."""
+    doc = profile_doc()
+    if noisy:  # five rounds per part, 1% apart: the noise rule adds 2 sigma to every cost
+        for w in doc["widths"]:
+            for p in [w["trunk"], *w["heads"].values()]:
+                ms = p["latency_ms"]["p50"]
+                p["latency_ms"]["rounds_p50"] = [ms * (1 + d) for d in (-0.01, 0.01, 0.0, -0.01, 0.01)]
+    run_dir = write_real_table(tmp_path)
+    prof = write_profile(tmp_path / "p.json", doc)
+    out = tmp_path / "best.json"
+    code, stdout, err = run(["select", "--losses", run_dir, "--profile", prof, "--budget-snt", "1e308",
+                             "--out", out], capsys)
+    assert code == 0, err
+    doc = json.loads(out.read_text())  # strict JSON: no inf
+    assert doc["objective"] == pytest.approx(2.8) and doc["budget"]["snt"] == 1e308
+    assert doc["budget"]["value"] == sys.float_info.max and "inf" not in stdout
+
+
+@pytest.mark.parametrize("k", ["0", "-5", "51"])
+def test_select_top_k_out_of_range_exit_2_before_any_work(tmp_path, capsys, k):
+    out = tmp_path / "best.json"
+    code, _, err = run(["select", "--losses", write_table(tmp_path), "--budget", "2", "--top-k", k, "--out", out],
+                       capsys)
+    assert code == 2 and f"--top-k must be an integer from 1 to 50, got {k}" in err
+    assert not out.exists()
