@@ -450,6 +450,18 @@ def _selection(selection: Any, where: object) -> dict[str, Any]:
     return selection
 
 
+def _file_kind(path: Path) -> str:
+    """What stands at `path` instead of a regular file, from its mode (never opened)."""
+    import stat
+
+    mode = path.stat().st_mode
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
 def verify_files(manifest: Manifest, keep: Iterable[str] | None = None) -> dict[str, bytes]:
     """Check every listed file exists and matches its sha256; return the verified bytes of small files.
 
@@ -463,8 +475,9 @@ def verify_files(manifest: Manifest, keep: Iterable[str] | None = None) -> dict[
     for rel, entry in manifest.files.items():
         expected = entry.sha256
         full = safe_member(bundle_dir, rel, f"files.{rel}", manifest.path)
-        if not full.is_file():
-            raise BundleError(f"{bundle_dir}: file '{rel}' listed in manifest.json is missing")
+        if not full.is_file():  # never opened: reading a FIFO or a device could block forever
+            what = "is missing" if not full.exists() else f"is not a regular file ({_file_kind(full)})"
+            raise BundleError(f"{bundle_dir}: file '{rel}' listed in manifest.json {what}")
         if (wanted is None or rel in wanted) and full.stat().st_size <= IN_MEMORY_MAX_BYTES:
             blob = full.read_bytes()
             actual = hashlib.sha256(blob).hexdigest()

@@ -79,6 +79,8 @@ def export_command(
     manifest = read_manifest(path)
     console.print(f"wrote {path}: {len(manifest.networks)} network(s), tasks {', '.join(manifest.tasks)}; "
                   f"checked on {source}")
+    console.print(f"content_sha256 {manifest.content_sha256}: pin it in the robot's configuration "
+                  "(load_bundle(path, expected_digest=...)) to refuse any other bundle")
     for net in manifest.networks:
         worst = max(v["max_abs_error"] / v["tolerance"] for v in net.verification.values())
         parts = net.fused_from

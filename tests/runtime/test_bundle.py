@@ -169,6 +169,31 @@ def test_a_missing_file_is_refused(bundle_copy):
         load_bundle(bundle_copy)
 
 
+def test_a_model_file_replaced_by_a_fifo_is_named_as_such_and_never_opened(bundle_copy):
+    import os
+
+    (bundle_copy / "net1.onnx").unlink()
+    os.mkfifo(bundle_copy / "net1.onnx")  # opening it for reading would block: the check must not
+    with pytest.raises(BundleError, match=r"'net1.onnx' listed in manifest.json is not a regular file \(a FIFO\)"):
+        load_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"backend": "bogus"}, "unknown backend 'bogus'; valid options: auto, onnxruntime"),
+    ({"backend": None}, "unknown backend None"),
+    ({"device": "tpu"}, "unknown device 'tpu'; valid devices: cpu, cuda, cuda:N"),
+    ({"device": "cpu:0"}, "unknown device 'cpu:0'"),
+    ({"expected_digest": 123}, "expected_digest must be the manifest's content_sha256"),
+    ({"expected_digest": "ABC"}, "expected_digest must be the manifest's content_sha256"),
+])
+def test_bad_arguments_are_value_errors_before_anything_is_read(tmp_path, kwargs, message):
+    from runtime.errors import BackendUnavailableError
+
+    with pytest.raises(ValueError, match=message) as exc:
+        load_bundle(tmp_path / "no-bundle-here", **kwargs)  # the argument is refused before the path is read
+    assert not isinstance(exc.value, BackendUnavailableError)
+
+
 @pytest.mark.parametrize("bad", ["../net0.onnx", "/etc/passwd", "sub/../../x.onnx"])
 def test_manifest_paths_leaving_the_bundle_are_refused(bundle_copy, bad):
     def edit(doc):
@@ -481,3 +506,30 @@ def test_robot_loop_example_runs(tiny_bundle):
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
     assert "20 frames" in proc.stdout and "segment_semantic" in proc.stdout
+
+
+def test_a_resealed_fused_manifest_swapping_equal_outputs_loads_mislabelled_unless_the_digest_is_pinned(
+        fused_bundle, tmp_path):
+    """What docs/deploy.md says the runtime cannot guarantee, and the pin that guards against it."""
+    import shutil
+
+    copy = tmp_path / "fused"
+    shutil.copytree(fused_bundle, copy)
+    digest = json.loads((copy / "manifest.json").read_text())["content_sha256"]
+    frame = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    with load_bundle(copy) as b:
+        before = b.run(frame)
+
+    def swap(doc):  # depth and edges have the same shape (N, 1, 16, 16): nothing at load can tell them apart
+        t = doc["tasks"]
+        t["depth_zbuffer"]["output"], t["edge_texture"]["output"] = t["edge_texture"]["output"], t["depth_zbuffer"]["output"]
+
+    _rewrite_manifest(copy, swap)
+    with load_bundle(copy) as b:
+        after = b.run(frame)
+    np.testing.assert_array_equal(after["depth_zbuffer"], before["edge_texture"])  # mislabelled, as documented
+    np.testing.assert_array_equal(after["edge_texture"], before["depth_zbuffer"])
+    with pytest.raises(BundleError, match="not the bundle the deployment pinned"):
+        load_bundle(copy, expected_digest=digest)
+    doc = " ".join((Path(__file__).parents[2] / "docs" / "deploy.md").read_text().split())
+    assert "swaps the outputs of two tasks of equal shape" in doc and "expected_digest=PINNED" in doc
