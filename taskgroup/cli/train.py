@@ -38,15 +38,15 @@ def executor_spec(executor: str, devices: Optional[str], ray_address: Optional[s
 def train_command(
     tasks: Optional[str] = typer.Option(None, help="Comma-separated task names, e.g. segment_semantic,depth_zbuffer,"
                                                    "normal. Required for a new run; with --resume the run's own."),
-    candidates: str = typer.Option(
-        "pairs", help="Candidate set: singles (every task alone, full and half width) | pairs (singles + every "
+    candidates: Optional[str] = typer.Option(
+        None, help="Candidate set (default pairs; with --resume: the run's own set): singles (every task alone, full and half width) | pairs (singles + every "
                       "pair at full width; the paper's default) | all (every subset at full width + half singles) | "
                       "affinity (singles + one full-width network of all tasks trained with inter-task affinity "
                       "tracking, for `select --estimate tag|cosine`; measured every [train] affinity_every steps)."),
     networks: Optional[str] = typer.Option(
         None, help="Train exactly these networks instead of a candidate set: tasks joined by '+', '@width' "
                    "(default 1), comma-separated, e.g. 'segment_semantic+normal+depth_zbuffer@1,normal@0.5'. "
-                   "With --resume, adds them to an existing run (e.g. a network HOA only estimated)."),
+                   "With --resume, adds them to the run's own set (e.g. a network HOA only estimated)."),
     out: Path = typer.Option(..., help="Run directory (created; must be empty unless --resume)."),
     preset: Optional[str] = typer.Option(None, help="Preset: tiny (seconds per network, for tests) | default (the "
                                                     "CPU pipeline: 5-30 s per network on 2 cores, see "
@@ -61,8 +61,10 @@ def train_command(
                    "equals what a separate short run would give."),
     esa_only: bool = typer.Option(False, "--esa-only", help="With --esa: train only that fraction of the schedule "
                                                             "and record only the 'early' stage (cheaper)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out: finished networks "
-                                                        "are kept, interrupted ones retrained. The config must match."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out: its own networks and seeds, as "
+                                                        "first asked for; finished ones are kept, interrupted ones "
+                                                        "retrained. --candidates, --networks or --seeds add to that "
+                                                        "set (said on the console). The config must match."),
     seed: Optional[int] = typer.Option(None, help="One seed for weight initialisation and batch order (the same for "
                                                   "every network); default 0. Same as --seeds N."),
     seeds: Optional[str] = typer.Option(
@@ -108,11 +110,9 @@ def train_command(
 
         store = RunStore.open(out)
         try:
-            stored = (store.tasks(), run_config_from_store(store), store.seeds() or [store.base_seed()])
+            stored = (store.tasks(), run_config_from_store(store), *store.requested())
         finally:
             store.close()
-        if seed_list is None:
-            seed_list = tuple(stored[2])  # continue every seed the run has
     seed_list = seed_list or (0,)
     if tasks is None and stored is None:
         raise TaskgroupError("--tasks is required for a new run (with --resume the run's own tasks are used)")
@@ -128,18 +128,45 @@ def train_command(
         recipe.validate("--strategy/--weighting")
         run_config = dataclasses.replace(run_config, train=recipe)
     task_list = parse_task_list(tasks) if tasks is not None else stored[0]
-    specs = parse_networks(networks, task_list) if networks is not None else candidate_set(candidates, task_list)
+    if networks is not None and candidates is not None:
+        raise TaskgroupError("give --candidates SET or --networks LIST, not both")
+    given = (parse_networks(networks, task_list) if networks is not None else
+             candidate_set(candidates, task_list) if candidates is not None else
+             [] if stored is not None else candidate_set("pairs", task_list))
+    specs = given
+    if stored is not None:  # continue the run's own networks and seeds; anything given is an explicit addition
+        specs, seed_list = _continue_run(out, task_list, stored[2], stored[3], given,
+                                         parse_seeds(seeds) if seeds is not None else
+                                         (parse_seeds(str(seed)) if seed is not None else ()))
     stages = default_stages(run_config, esa_only)
     with RichProgress() as progress:
         table = train_candidates(out, task_list, specs, run_config, resume=resume, stages=stages, progress=progress,
-                                 seeds=seed_list, affinity=networks is None and candidates == "affinity",
-                                 executor=spec_of_executor)
+                                 seeds=seed_list, affinity=candidates == "affinity", executor=spec_of_executor)
     from rich.console import Console
 
     output_console().print(render_table(table.to_json(), "val"))
     for t in render_affinity(table.to_json()):
         output_console().print(t)
     Console(stderr=True).print(f"loss table: {out / 'losses.json'}")
+
+
+def _continue_run(out: Path, tasks, own_specs, own_seeds, given, given_seeds):
+    """The run's own networks and seeds, plus those given on the command line (said on the console)."""
+    from rich.console import Console
+
+    from taskgroup.train.candidates import normalise_spec
+
+    names = {s.name for s in own_specs}
+    added = [s for s in (normalise_spec(g, tasks) for g in given) if s.name not in names and not names.add(s.name)]
+    new_seeds = [s for s in given_seeds if s not in own_seeds]
+    console = Console(stderr=True)
+    if added:
+        console.print(f"adding {len(added)} network(s) to the {len(own_specs)} of the run in {out}: "
+                      + ", ".join(s.name for s in added))
+    if new_seeds:
+        console.print(f"adding seed(s) {', '.join(map(str, new_seeds))} to the run's seeds "
+                      f"{', '.join(map(str, own_seeds))}")
+    return list(own_specs) + added, tuple(own_seeds) + tuple(new_seeds)
 
 
 @app.command("results", short_help="Print a run's loss table with the trivial-predictor reference.")

@@ -280,6 +280,31 @@ class RunStore:
         """Every seed with at least one committed result, ascending."""
         return [r[0] for r in self._conn.execute("SELECT DISTINCT seed FROM results ORDER BY seed")]
 
+    def requested(self) -> tuple[list[CandidateSpec], list[int]]:
+        """The networks and seeds this run was asked to train (what `train --resume` continues).
+
+        Recorded by every training call (`add_requested`); a store from before that record holds
+        its candidates table instead (every network ever started) and its committed seeds."""
+        doc = self._optional_meta("requested", None)
+        if doc is None:
+            rows = self._conn.execute("SELECT tasks, width FROM candidates GROUP BY name ORDER BY MIN(rowid)")
+            return [CandidateSpec(tuple(json.loads(t)), w) for t, w in rows], self.seeds() or [self.base_seed()]
+        try:
+            specs = [CandidateSpec(tuple(n["tasks"]), float(n["width"])) for n in doc["networks"]]
+            seeds = [int(s) for s in doc["seeds"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TaskgroupError(f"{self.path}: meta 'requested' is malformed ({exc})") from exc
+        return specs, seeds
+
+    def add_requested(self, specs: Sequence[CandidateSpec], seeds: Sequence[int]) -> None:
+        """Add networks and seeds to the run's requested set (kept in the order first asked for)."""
+        have_specs, have_seeds = self.requested()  # a store from before the record: what it has started
+        names = {s.name for s in have_specs}
+        new_specs = have_specs + [s for s in specs if s.name not in names and not names.add(s.name)]
+        new_seeds = have_seeds + [s for s in seeds if s not in have_seeds]
+        self._set_meta("requested", {"networks": [{"tasks": list(s.tasks), "width": s.width} for s in new_specs],
+                                     "seeds": new_seeds})
+
     # -- candidates --------------------------------------------------------------------
 
     def done_stages(self, spec: CandidateSpec, seed: int) -> set[str]:
