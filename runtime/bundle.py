@@ -81,9 +81,11 @@ class Bundle:
                 self._in_flight -= 1
                 self._state.notify_all()
 
-    def run(self, frame: np.ndarray) -> dict[str, np.ndarray]:
-        """All tasks on a frame or batch (see manifest FRAME_FORMS); each output is (N, C, H, W)."""
-        x = to_network_input(frame, self.input)
+    def run(self, frame: np.ndarray, color_order: str = "RGB") -> dict[str, np.ndarray]:
+        """All tasks on a frame or batch (see manifest FRAME_FORMS); each output is (N, C, H, W) at the
+        bundle's size. `color_order`: "RGB" or "BGR" (OpenCV's). A uint8 frame of another size is resized
+        as the training images were (manifest input.resize)."""
+        x = to_network_input(frame, self.input, color_order)
         results = self._run_networks(x)
         return {t: results[o.network][o.output] for t, o in self.manifest.tasks.items()}
 

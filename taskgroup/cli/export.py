@@ -20,17 +20,22 @@ def export_command(
                                                        "files and fails if TensorRT is missing; all builds engines "
                                                        "only where TensorRT is importable and says why not otherwise. "
                                                        "Engines are built through Polygraphy (pip install "
-                                                       "'taskgroup[tensorrt]'), as the profiler builds them."),
+                                                       "'taskgroup\\[tensorrt]'), as the profiler builds them."),
     precision: str = typer.Option("fp32", help="fp32 | fp16. fp16 converts the ONNX graphs (weights and compute) "
                                                "and keeps float32 inputs and outputs. Must match the precision the "
                                                "grouping's profile was measured at, when it records one."),
-    preset: Optional[str] = typer.Option(None, help="Preset the networks were trained with: fixes the input "
-                                                    "resolution and the validation data used to check numerics. "
-                                                    "Default: the one the grouping records (from its training "
-                                                    "run), else 'default'."),
+    preset: Optional[str] = typer.Option(None, help="Only for networks outside a training run (no runs.sqlite above "
+                                                    "their checkpoints): the preset they were trained with, which "
+                                                    "fixes the input resolution and the validation data used to "
+                                                    "check numerics (default: the one the grouping records, else "
+                                                    "'default'). A run's networks are exported with the run's own "
+                                                    "architecture, resolution and data."),
+    config: Optional[Path] = typer.Option(None, help="Only for networks outside a training run: the TOML file they "
+                                                     "were trained with (\\[arch], \\[data], \\[tasks.NAME]), "
+                                                     "as for `train --config`."),
     frames: int = typer.Option(32, help="Validation frames on which every output is compared with PyTorch."),
     synthetic: bool = typer.Option(False, "--synthetic-frames", help="Check on deterministic synthetic frames "
-                                                                     "instead of the preset's validation split."),
+                                                                     "instead of the training run's validation split."),
     exporter: str = typer.Option("dynamo", help="dynamo (torch.export based, default) | legacy (TorchScript based, "
                                                 "deprecated by PyTorch)."),
     fuse: Optional[bool] = typer.Option(None, "--fuse/--no-fuse", help="Merge the networks into one ONNX graph that "
@@ -54,24 +59,20 @@ def export_command(
 
     from exporters import OnnxExportConfig, export_bundle, read_grouping, synthetic_frames, validation_frames
     from runtime.manifest import read_manifest
-    from taskgroup.presets import get_arch_preset
 
     console = Console(stderr=True)
     if frames < 1:
         raise TaskgroupError(f"--frames must be >= 1, got {frames}")
     g = read_grouping(grouping)
-    recorded = g.options.get("preset") if isinstance(g.options.get("preset"), str) else g.budget.get("preset")
-    preset = preset or (recorded if isinstance(recorded, str) else "default")
-    resolution = get_arch_preset(preset).resolution
-    _check_preset_matches(g, preset, resolution)
+    run_config, what = _training_config(g, preset, config)
+    resolution = run_config.arch.resolution
+    _check_profile_matches(g, resolution, what)
     if synthetic:
         images = synthetic_frames(frames, resolution)
         source = f"synthetic ({frames} deterministic random and structured frames, {resolution}px)"
     else:
-        from taskgroup.train.config import make_run_config
-
         with console.status("loading validation frames"):
-            images, source = validation_frames(make_run_config(preset).data, g.tasks, frames)
+            images, source = validation_frames(run_config.data, g.tasks, frames)
     with console.status("exporting") as status:
         path = export_bundle(grouping, out, format, precision, images, frames_source=source, overwrite=overwrite,
                              onnx_config=OnnxExportConfig(exporter=exporter), fuse=fuse,
@@ -91,23 +92,49 @@ def export_command(
         console.print(escape(f"no TensorRT engines: {manifest.tensorrt.get('reason')}"))  # it names 'taskgroup[tensorrt]'
 
 
-def _check_preset_matches(grouping, preset: str, resolution: int) -> None:
-    """A grouping selected on a profile records the preset and input shape; exporting at another
-    resolution would verify and ship networks at a size nobody measured."""
-    budget = grouping.budget
+def _training_config(grouping, preset: Optional[str], config: Optional[Path]):
+    """How the grouping's networks were trained: their training run's own config (architecture,
+    resolution, data, declared tasks), found from their checkpoints; --preset/--config only for
+    networks outside a run. Returns the RunConfig and a description for messages."""
+    from taskgroup.train.config import make_run_config
+    from taskgroup.train.run import training_run_of
+
+    found = training_run_of(grouping)
+    if found is not None:
+        run_dir, run_config = found
+        if preset is not None or config is not None:
+            asked = make_run_config(preset or run_config.preset, config)
+            if (asked.arch, asked.data.content_key()) != (run_config.arch, run_config.data.content_key()):
+                flags = " and ".join(f for f, v in (("--preset", preset), ("--config", config)) if v is not None)
+                raise TaskgroupError(f"{grouping.path}: its networks were trained in {run_dir}, whose config says "
+                                     f"their architecture ({run_config.arch.resolution}x{run_config.arch.resolution} "
+                                     f"px) and data; {flags} describe(s) other ones: leave {flags} out")
+        return run_config, f"its training run {run_dir} ({run_config.arch.resolution}x{run_config.arch.resolution} px)"
+    recorded = grouping.options.get("preset") if isinstance(grouping.options.get("preset"), str) else \
+        grouping.budget.get("preset")
+    preset = preset or (recorded if isinstance(recorded, str) else "default")
+    run_config = make_run_config(preset, config)  # declares the config's [tasks.NAME]
     trained = grouping.options.get("resolution")
+    resolution = run_config.arch.resolution
     if isinstance(trained, int) and not isinstance(trained, bool) and trained != resolution:
         raise TaskgroupError(f"{grouping.path}: the networks were trained at {trained}x{trained} (preset "
-                             f"'{grouping.options.get('preset')}'), but --preset {preset} is {resolution}x{resolution}; "
-                             "export with the training run's preset")
+                             f"'{grouping.options.get('preset')}'), but --preset {preset}"
+                             f"{'' if config is None else f' with --config {config}'} is {resolution}x{resolution}; "
+                             "export with the training run's preset and config")
+    return run_config, f"--preset {preset}" + ("" if config is None else f" --config {config}")
+
+
+def _check_profile_matches(grouping, resolution: int, what: str) -> None:
+    """A grouping selected on a profile records its input shape; exporting at another resolution
+    would verify and ship networks at a size nobody measured."""
+    budget = grouping.budget
     shape = budget.get("input_shape")
     if isinstance(shape, list) and len(shape) == 4 and shape[2:] != [resolution, resolution]:
-        raise TaskgroupError(f"{grouping.path}: the grouping was selected for input {shape[2]}x{shape[3]} "
-                             f"(preset '{budget.get('preset')}'), but --preset {preset} is {resolution}x{resolution}; "
-                             f"pass --preset {budget.get('preset')}")
-    if budget.get("preset") not in (None, preset):
-        raise TaskgroupError(f"{grouping.path}: the grouping was selected on a profile of preset "
-                             f"'{budget.get('preset')}', not '{preset}'; pass --preset {budget.get('preset')}")
+        raise TaskgroupError(f"{grouping.path}: the grouping was selected on a profile of input {shape[2]}x{shape[3]} "
+                             f"(preset '{budget.get('preset')}'), but the networks take {resolution}x{resolution} "
+                             f"({what}); "
+                             + (f"pass --preset {budget.get('preset')}" if what.startswith("--preset") and
+                                budget.get("preset") else "profile with the networks' own config and select again"))
 
 
 @app.command("bench", short_help="Measure a bundle per frame, next to each of its networks alone.")

@@ -339,6 +339,41 @@ def stored_recipe(store: RunStore, config: RunConfig) -> RunConfig:
     return recipe
 
 
+def training_run_of(grouping) -> tuple[Path, RunConfig] | None:
+    """The training run a grouping's networks come from (the nearest folder above their checkpoints
+    holding a store) and its config, declared tasks registered; None when no checkpoint is in a run.
+
+    The run knows how its networks were trained (architecture, input resolution, data): export
+    verifies on that run's own validation data instead of a preset's."""
+    from taskgroup.train.store import STORE_FILENAME
+
+    runs: dict[Path, list[str]] = {}
+    for net in grouping.networks:
+        checkpoint = grouping.checkpoint_path(net)
+        run_dir = None if checkpoint is None else next(
+            (p for p in checkpoint.parents if (p / STORE_FILENAME).is_file()), None)
+        if run_dir is not None:
+            runs.setdefault(run_dir, []).append(net.label)
+    if not runs:
+        return None
+    configs = {}
+    for run_dir in runs:
+        store = RunStore.open(run_dir)
+        try:
+            configs[run_dir] = run_config_from_store(store)
+        finally:
+            store.close()
+    (first, config), *others = configs.items()
+    for run_dir, other in others:
+        mine, theirs = config.to_dict(), other.to_dict()
+        if (mine["arch"], mine["data"]) != (theirs["arch"], theirs["data"]):
+            raise TaskgroupError(f"{grouping.path}: its networks come from two training runs with different "
+                                 f"architectures or data ({first}: {', '.join(runs[first])}; {run_dir}: "
+                                 f"{', '.join(runs[run_dir])}); one bundle takes one kind of input: select among the "
+                                 "networks of one run")
+    return first, config
+
+
 def run_config_from_store(store: RunStore) -> RunConfig:
     """Rebuild the RunConfig a run was started with (the data cache location is not stored)."""
     from taskgroup.data import DataConfig

@@ -122,11 +122,13 @@ def test_benchmark_reports_ordered_percentiles(tiny_bundle):
     (np.zeros((3, 16, 16), np.uint8), "channels"),
     (np.zeros((16, 16, 3), np.float32), "channels"),
     (np.zeros((1, 3, 32, 32), np.float32), "expects 16x16"),
-    (np.zeros((20, 16, 3), np.uint8), "expects 16x16"),
+    (np.zeros((0, 16, 3), np.uint8), "empty frame"),  # a frame of another size is resized; one of no pixels is not
+    (np.zeros((1, 3, 20, 16), np.float32), "float32 frames are not resized"),
+    (np.zeros((16, 16385, 3), np.uint8), "up to 16384 pixels a side"),
     (np.zeros((1, 3, 16, 16), np.float64), "dtype float64"),
     (np.full((1, 3, 16, 16), np.nan, np.float32), "NaN"),
     (np.full((1, 3, 16, 16), 255.0, np.float32), r"divide 0..255"),
-    (np.zeros((0, 16, 16, 3), np.uint8), "empty batch"),
+    (np.zeros((0, 16, 16, 3), np.uint8), "empty frame or batch"),
     (np.zeros((16, 16), np.uint8), "shape"),
     ([[0, 0, 0]], "numpy array"),
     # NaN hidden under a mask: masked reductions skip it, so it would reach the networks
@@ -227,11 +229,12 @@ def test_unavailable_backends_fail_loudly_instead_of_falling_back(tiny_bundle):
             load_bundle(tiny_bundle, device="cuda")
     with pytest.raises(BackendUnavailableError, match="needs a CUDA device"):
         load_bundle(tiny_bundle, backend="onnxruntime-tensorrt", device="cpu")
-    with pytest.raises(BackendUnavailableError, match="valid options"):
-        load_bundle(tiny_bundle, backend="openvino")
     with pytest.raises(BackendUnavailableError, match="no TensorRT engines|tensorrt"):
         load_bundle(tiny_bundle, backend="tensorrt", device="cuda")
-    with pytest.raises(BackendUnavailableError, match="valid devices: cpu, cuda, cuda:N"):
+    # A name that is no backend or device at all is a bad argument (ValueError), not an unavailable backend.
+    with pytest.raises(ValueError, match="valid options"):
+        load_bundle(tiny_bundle, backend="openvino")
+    with pytest.raises(ValueError, match="valid devices: cpu, cuda, cuda:N"):
         load_bundle(tiny_bundle, device="gpu")
 
 
