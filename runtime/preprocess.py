@@ -70,7 +70,7 @@ def to_network_input(frame: object, spec: InputSpec, color_order: str = "RGB") -
             resized = resize_area(batch, h, w)  # float64, 0..255
             if spec.dtype == "uint8":
                 return np.ascontiguousarray(np.clip(np.rint(resized), 0, 255).astype(np.uint8))
-            return np.ascontiguousarray((resized * (1.0 / 255.0)).astype(np.float32).transpose(0, 3, 1, 2))
+            return np.ascontiguousarray(np.clip(resized * (1.0 / 255.0), 0, 1).astype(np.float32).transpose(0, 3, 1, 2))
         if spec.dtype == "uint8":
             return np.ascontiguousarray(batch)
         x = np.empty((batch.shape[0], 3, h, w), dtype=np.float32)

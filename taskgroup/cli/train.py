@@ -86,12 +86,14 @@ def train_command(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
     shared_storage: bool = typer.Option(False, "--shared-storage", help=SHARED_STORAGE_HELP),
 ) -> None:
-    """Train the candidate networks (the paper's recipe: SGD with momentum, LR halving on a validation
-    plateau, best-on-validation weights) and write RUN_DIR/runs.sqlite, RUN_DIR/losses.json and
+    """Train the candidate networks (SGD with momentum and best-on-validation weights; the learning rate
+    follows the preset's [train] lr_schedule: a cosine decay to zero in the default preset, halving on a
+    validation plateau (the paper's) in tiny) and write RUN_DIR/runs.sqlite, RUN_DIR/losses.json and
     RUN_DIR/checkpoints/. Regression targets are trained standardised ((value - mean) / std per task;
     Taskonomy: the paper's constants, else measured on the training split). Losses are masked means in
-    the data's units: cross-entropy (nats per pixel) for segmentation, L1 (mean absolute error in the
-    data's units) for the others."""
+    the data's units: cross-entropy (nats per pixel) for classification, L1 (mean absolute error in the
+    data's units) or L2 (mean squared error, in the data's units squared) for regression, as each task
+    declares."""
     from taskgroup.tasks import parse_task_list
     from taskgroup.train import candidate_set, make_run_config, train_candidates
     from taskgroup.train.candidates import parse_networks
@@ -237,9 +239,15 @@ def render_table(doc: dict, split: str):
     flagged = [(t, "+".join(n["tasks"]) + f"@{n['width']:g}" + ("" if n["stage"] == "final" else f"/{n['stage']}"))
                for n in doc["networks"] for t in n["tasks"]
                if _not_below(n["losses"].get("val", {}).get(t), ref.get(t, {}).get("val"))]
-    caption = ("Per task its loss (cross_entropy: nats/pixel; l1, l2: in the data's units; bce: nats per label and "
-               "pixel), over labelled pixels; lower is better. Trivial = best constant predictor fitted on the "
-               "training split.")
+    caption = ("Per task its loss (cross_entropy: nats/pixel; l1: mean absolute error in the data's units; l2: mean "
+               "squared error in the data's units squared; bce: nats per label and pixel), over labelled pixels; "
+               "lower is better. Trivial = best constant predictor fitted on the training split.")
+    recipe = (doc.get("meta", {}).get("run_config") or {}).get("train") or {}
+    if isinstance(recipe, dict) and recipe:
+        caption += (f" Trained with strategy {recipe.get('strategy', 'sum')}, weighting {recipe.get('weighting', 'none')}"
+                    + (f" ({', '.join(f'{t} {w:g}' for t, w in recipe['task_weights'].items())})"
+                       if recipe.get("task_weights") else "")
+                    + (", per-task stopping" if recipe.get("per_task_stopping") else "") + ".")
     if flagged:
         caption += (f" ! = not clearly (1%) below the trivial predictor on validation (not learnt): "
                     + ", ".join(f"{t} in {net}" for t, net in flagged) + ".")
@@ -257,10 +265,12 @@ def render_table(doc: dict, split: str):
     table.add_row("trivial predictor", "", "", *([""] if seeds else []), *[_fmt(ref.get(t, {}).get(split)) for t in tasks],
                   "", "", style="dim")
     counts = doc.get("meta", {}).get("labelled_samples") or {}
-    labelled, size = counts.get("labelled") or {}, (counts.get("samples") or {}).get(split)
-    if size and any(labelled.get(t, {}).get(split, size) < size for t in tasks):  # partial labels: say how many
-        table.add_row(f"labelled {split} samples", "", "", *([""] if seeds else []),
-                      *[f"{labelled.get(t, {}).get(split, '?')} of {size}" for t in tasks], "", "", style="dim")
+    labelled = counts.get("labelled") or {}
+    for part in dict.fromkeys(("train", split)):  # the training split too: where labels are most often missing
+        size = (counts.get("samples") or {}).get(part)
+        if size and any(labelled.get(t, {}).get(part, size) < size for t in tasks):  # partial labels: say how many
+            table.add_row(f"labelled {part} samples", "", "", *([""] if seeds else []),
+                          *[f"{labelled.get(t, {}).get(part, '?')} of {size}" for t in tasks], "", "", style="dim")
     for n in doc["networks"] + doc.get("task_stops", []):
         losses = n["losses"].get(split, {})
         std = (n.get("loss_std") or {}).get(split, {})

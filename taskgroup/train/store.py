@@ -59,7 +59,8 @@ from taskgroup.losstable import LOSS_TABLE_FILENAME, LossTable, NetworkResult
 from taskgroup.train.candidates import CandidateSpec
 
 LOSS_UNITS = ("dataset units: L1 is the mean absolute error of outputs mapped back to the dataset's values "
-              "(meta.targets gives each task's units); cross-entropy in nats per pixel")
+              "(meta.targets gives each task's units), L2 the mean squared error in those units squared; "
+              "cross-entropy in nats per pixel, bce in nats per label and pixel")
 STORE_FILENAME = "runs.sqlite"
 RECOVERED_SUFFIX = ".recovered"  # the store saved beside another file that replaced it during training
 CHECKPOINT_DIR = "checkpoints"
