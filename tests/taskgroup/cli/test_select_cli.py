@@ -96,6 +96,25 @@ def test_frontier_json_and_plot(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_frontier_plot_puts_a_normalised_objective_and_plain_test_totals_on_two_labelled_axes(
+        tmp_path, capsys, monkeypatch):
+    import matplotlib.axes
+
+    labels = []
+    original = matplotlib.axes.Axes.set_ylabel
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_ylabel",
+                        lambda self, label, *a, **kw: (labels.append(label), original(self, label, *a, **kw))[1])
+    table = write_real_table(tmp_path)  # a training run's table: normalised by the trivial predictors'
+    doc = json.loads((table / "losses.json").read_text())
+    doc["reference_losses"] = {t: {"val": 2.0, "test": 2.0} for t in doc["tasks"]}
+    (table / "losses.json").write_text(json.dumps(doc))
+    code, _, err = run(["frontier", "--losses", table, "--evaluate-split", "test", "--out", tmp_path / "f.json",
+                        "--plot", tmp_path / "f.png"], capsys)
+    assert code == 0, err
+    assert labels == ["total loss on test (plain sum of task losses)",
+                      "objective: sum of each task's loss / its trivial predictor's (selection table)"]
+
+
 def test_hoa_cli_evaluates_on_trained_networks(tmp_path, capsys):
     out = tmp_path / "b.json"
     code, _, err = run(["select", "--losses", DATA / "results.txt", "--budget", 2, "--estimate", "hoa",
