@@ -381,11 +381,30 @@ def select_cmd(
         grouping = grouping.with_extra(
             top_k=[grouping_summary(g) for g in ranked],
             to_train=[{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)])
+    excluded = None
+    if inp.profile is not None:
+        from taskgroup.search.robustness import excluded_by_noise
+
+        excluded = excluded_by_noise(sel, inp.candidates, inp.profile, limit.value, sigmas, max_networks,
+                                     tasks=inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value)
+        if excluded is not None:
+            grouping = grouping.with_extra(excluded_by_noise=excluded)
     warnings = [w.message() for w in inp.not_learnt(sel)]
     if warnings:
         grouping = grouping.with_extra(warnings=warnings)
     grouping.save(out)
     _print_selection(sel, time.perf_counter() - start, out, limit, inp)
+    if excluded is not None:
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True).print(escape(
+            f"note: the noise rule, not the prediction, decided: {' + '.join(excluded['networks'])} (objective "
+            f"{excluded['objective']:.5g}, better) is predicted at {excluded['cost_ms']:.4g} ms, within the "
+            f"{limit.value:.4g} ms budget, but not with {excluded['sigmas']:g} sigma of latency noise (sigma "
+            f"{excluded['noise_ms']:.3g} ms: {excluded['fit_cost_ms']:.4g} ms), so it was left out; `frontier` lists "
+            f"it as optimal from {excluded['cost_ms']:.4g} ms. --noise-sigmas 0 selects on the prediction alone "
+            "(it may then exceed the budget when the latency moves within its noise)."))
     if top > 1:
         _print_top_k(grouping.extra, inp)
     for w in warnings:

@@ -587,15 +587,42 @@ def test_select_top_k_lists_the_groupings_and_the_networks_to_train(tmp_path, ca
         assert "--resume --networks" in " ".join(stdout.split())
 
 
+def noisy_profile_doc():
+    """profile_doc() with five rounds per part, 1% apart: the noise rule adds 2 sigma to every cost."""
+    doc = profile_doc()
+    for w in doc["widths"]:
+        for p in [w["trunk"], *w["heads"].values()]:
+            ms = p["latency_ms"]["p50"]
+            p["latency_ms"]["rounds_p50"] = [ms * (1 + d) for d in (-0.01, 0.01, 0.0, -0.01, 0.01)]
+    return doc
+
+
+def test_select_says_when_the_noise_rule_not_the_prediction_left_the_better_grouping_out(tmp_path, capsys):
+    run_dir = write_real_table(tmp_path)
+    prof = write_profile(tmp_path / "p.json", noisy_profile_doc())
+    out = tmp_path / "best.json"
+    # n+d with a full single e is predicted at 5.75 ms (total loss 2.9): within 5.76 ms, not with 2 sigma.
+    code, _, err = run(["select", "--losses", run_dir, "--profile", prof, "--budget-ms", "5.76", "--normalize", "none",
+                        "--out", out], capsys)
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    assert doc["objective"] == pytest.approx(3.4)  # the rule's choice: n+d + half-width e, 4.625 ms
+    left_out = doc["excluded_by_noise"]
+    assert left_out["objective"] == pytest.approx(2.9) and left_out["cost_ms"] == pytest.approx(5.75)
+    assert left_out["fit_cost_ms"] > 5.76 and left_out["sigmas"] == 2
+    text = " ".join(err.split())
+    assert "the noise rule, not the prediction, decided" in text and "--noise-sigmas 0" in text
+    # With the rule off the prediction decides, and nothing is said.
+    code, _, err = run(["select", "--losses", run_dir, "--profile", prof, "--budget-ms", "5.76", "--normalize", "none",
+                        "--noise-sigmas", "0", "--out", out], capsys)
+    assert code == 0 and json.loads(out.read_text())["objective"] == pytest.approx(2.9)
+    assert "excluded_by_noise" not in json.loads(out.read_text()) and "noise rule" not in err
+
+
 @pytest.mark.parametrize("noisy", [False, True])
 def test_a_budget_of_1e308_snt_fits_everything_and_writes_finite_numbers(tmp_path, capsys, noisy):
     """1e308 SNT is beyond the largest float in ms: it is every grouping's budget, not an error."""
-    doc = profile_doc()
-    if noisy:  # five rounds per part, 1% apart: the noise rule adds 2 sigma to every cost
-        for w in doc["widths"]:
-            for p in [w["trunk"], *w["heads"].values()]:
-                ms = p["latency_ms"]["p50"]
-                p["latency_ms"]["rounds_p50"] = [ms * (1 + d) for d in (-0.01, 0.01, 0.0, -0.01, 0.01)]
+    doc = noisy_profile_doc() if noisy else profile_doc()
     run_dir = write_real_table(tmp_path)
     prof = write_profile(tmp_path / "p.json", doc)
     out = tmp_path / "best.json"
