@@ -58,6 +58,7 @@ class RayExecutor(PoolExecutor):
         self._data = None
         self._data_ref = None
         self._capacity_cache: tuple[float, int] = (0.0, 1)
+        self._data_lost = False  # the splits' object was lost with a node: put them again before the next task
         self.cpus_per_task = 0  # set (and checked against the cluster) by the first submission
 
     def open(self) -> "RayExecutor":
@@ -92,7 +93,7 @@ class RayExecutor(PoolExecutor):
 
     def _prepare(self, data) -> None:
         if data is not self._data:
-            self._data, self._data_ref = data, self._ray.put(data)
+            self._data, self._data_ref = data, self._cluster_call(self._ray.put, data)
 
     def _threads(self, job: Job) -> int:
         return job.config.train.threads or 1
@@ -101,7 +102,7 @@ class RayExecutor(PoolExecutor):
         """How many tasks the cluster can run at once (re-read every few seconds: nodes come and go)."""
         checked, capacity = self._capacity_cache
         if time.monotonic() - checked > 5.0:
-            resources = self._ray.cluster_resources()
+            resources = self._cluster_call(self._ray.cluster_resources)
             if self.gpu:
                 capacity = int(resources.get("GPU", 0))
             else:
@@ -111,6 +112,8 @@ class RayExecutor(PoolExecutor):
         return capacity
 
     def _submit(self, job: Job) -> tuple[Any, str]:
+        if self._data_lost:  # the node holding the splits died: the retried task needs them again
+            self._data_ref, self._data_lost = self._cluster_call(self._ray.put, self._data), False
         threads = self._threads(job)
         if threads != self.cpus_per_task:
             self._check_feasible(threads)
@@ -118,8 +121,18 @@ class RayExecutor(PoolExecutor):
         options = {"num_cpus": threads, "max_retries": 0, "name": f"taskgroup train {job.label}"}
         if self.gpu:
             options["num_gpus"] = 1
-        ref = self._remote.options(**options).remote(job, [self._data_ref], threads, self.gpu)
+        ref = self._cluster_call(lambda: self._remote.options(**options).remote(job, [self._data_ref], threads, self.gpu))
         return ref, f"Ray task ({threads} CPU{', 1 GPU' if self.gpu else ''})"
+
+    def _cluster_call(self, call, *args):
+        """A call to the cluster itself; its failure (the head or this node gone) is a one-line error."""
+        try:
+            return call(*args)
+        except self._ray.exceptions.RayError as exc:
+            text = str(exc).strip().splitlines()
+            raise TaskgroupError(f"--executor ray: the Ray cluster failed ({type(exc).__name__}: "
+                                 f"{text[0] if text else ''}); the networks finished so far are committed: run again "
+                                 "with --resume to train the rest") from exc
 
     def _check_feasible(self, threads: int) -> None:
         """A task needs its CPUs on one node: refuse a request no node can meet (Ray would wait forever)."""
@@ -130,20 +143,27 @@ class RayExecutor(PoolExecutor):
 
     def _wait(self, handles: list[Any], progress) -> list[tuple[Any, Any]]:
         ray = self._ray
-        ready, _ = ray.wait(handles, num_returns=1, timeout=1.0)
+        ready, _ = self._cluster_call(lambda: ray.wait(handles, num_returns=1, timeout=1.0))
         if ready:
-            ready, _ = ray.wait(handles, num_returns=len(handles), timeout=0)
+            ready, _ = self._cluster_call(lambda: ray.wait(handles, num_returns=len(handles), timeout=0))
         out = []
         for ref in ready:
             try:
                 outcome: Any = ray.get(ref)
             except ray.exceptions.RayTaskError as exc:  # training raised: the original exception
                 outcome = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
+                if isinstance(outcome, ray.exceptions.RayError):  # not training: the cluster lost something the
+                    outcome = self._lost(outcome)                    # task needed (e.g. the splits, with a node)
             except ray.exceptions.RayError as exc:  # the worker, its node or the result was lost
-                text = str(exc).strip().splitlines()
-                outcome = WorkerLost(f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
+                outcome = self._lost(exc)
             out.append((ref, outcome))
         return out
+
+    def _lost(self, exc: BaseException) -> WorkerLost:
+        if isinstance(exc, self._ray.exceptions.ObjectLostError):
+            self._data_lost = True
+        text = str(exc).strip().splitlines()
+        return WorkerLost(f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
 
     def _cancel(self, handles: list[Any]) -> None:
         for ref in handles:

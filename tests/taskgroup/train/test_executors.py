@@ -263,6 +263,34 @@ def test_ray_matches_local_bit_for_bit(tmp_path, data, local_run, ray_instance):
 
 
 @needs_ray
+def test_splits_lost_with_a_node_are_put_again_and_the_network_retried(tmp_path, data, ray_instance):
+    """A node that dies takes the objects it held: a task that cannot fetch the run's splits is a lost
+    worker (retried, with the splits put again), not a training error ending the run without a message."""
+    from taskgroup.train.executors.ray_executor import RayExecutor
+
+    @ray_instance.remote(num_cpus=0)
+    class Holder:
+        def put(self, value):
+            return [ray_instance.put(value)]  # a reference owned by this actor's process
+
+    class LosesTheSplits(RayExecutor):
+        def _prepare(self, data):
+            super()._prepare(data)
+            holder = Holder.remote()
+            self._data_ref = ray_instance.get(holder.put.remote(data))[0]
+            ray_instance.kill(holder)  # its process, and the splits it owned, are gone: as with a dead node
+
+    config, specs = cfg(epochs=2), SPECS[:1]
+    train_candidates(tmp_path / "local", TASKS, specs, config, data=data, stages=("early", "final"))
+    progress = Recorder()
+    train_candidates(tmp_path / "ray", TASKS, specs, config, data=data, stages=("early", "final"),
+                     executor=LosesTheSplits(), progress=progress)
+    assert [(r, retrying) for _, r, retrying in progress.failed] and all(f[2] for f in progress.failed)
+    assert any("OwnerDiedError" in r or "ObjectLostError" in r for _, r, _ in progress.failed)
+    assert results(tmp_path / "ray")[0] == results(tmp_path / "local")[0]
+
+
+@needs_ray
 def test_ray_carries_per_task_stops_loss_weights_and_affinity_bit_for_bit(tmp_path, data, local_features, ray_instance):
     train_features(tmp_path / "run", data, executor="ray")
     assert (results(tmp_path / "run")[0], extras(tmp_path / "run")) == local_features
