@@ -58,7 +58,9 @@ def parse_task_table(name: str, t: Any, where: str) -> TaskSpec:
     loss = t.get("loss")
     if loss not in LOSSES:
         raise TaskgroupError(f"{where} key 'loss': expected one of {', '.join(LOSSES)}, found {loss!r}")
-    meaning = t.get("meaning", f"declared task '{name}'")
+    meaning = t.get("meaning")
+    if meaning is None:  # absent, or null in a JSON record: the default, as the serialised form leaves it out
+        meaning = f"declared task '{name}'"
     units = t.get("units")
     for key, value in (("meaning", meaning), ("units", units)):
         if value is not None and not isinstance(value, str):

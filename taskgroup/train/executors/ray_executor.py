@@ -59,6 +59,7 @@ class RayExecutor(PoolExecutor):
         self._data_ref = None
         self._capacity_cache: tuple[float, int] = (0.0, 1)
         self._data_lost = False  # the splits' object was lost with a node: put them again before the next task
+        self._reaper = None  # the process that ends a local instance's leftovers when this driver is gone
         self.cpus_per_task = 0  # set (and checked against the cluster) by the first submission
 
     def open(self) -> "RayExecutor":
@@ -76,6 +77,8 @@ class RayExecutor(PoolExecutor):
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise TaskgroupError(f"--executor ray: could not connect to {where} ({first})") from exc
             self._owned = True
+            if not self.address:
+                self._reaper = start_session_reaper(ray)
         self._ray = ray
         if self.gpu and ray.cluster_resources().get("GPU", 0) < 1:
             resources = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
@@ -87,6 +90,14 @@ class RayExecutor(PoolExecutor):
     def close(self) -> None:
         if self._ray is not None and self._owned:
             self._ray.shutdown()
+        if self._reaper is not None:  # the instance is shut down: the reaper ends what is left, at once
+            try:
+                self._reaper.stdin.write(b"done")
+                self._reaper.stdin.close()
+            except OSError:
+                pass
+            self._reaper.wait()
+            self._reaper = None
         self._ray, self._owned, self._remote, self._data, self._data_ref = None, False, None, None, None
 
     # -- PoolExecutor -------------------------------------------------------------------
@@ -188,6 +199,43 @@ def check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
     except OSError as exc:
         raise TaskgroupError(f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); start the "
                              "cluster with `ray start --head` on that node, or give its address") from None
+
+
+# Run by the reaper process: wait until the driver says "done" (after ray.shutdown) or dies (its end of the
+# pipe closes; then give Ray's own teardown a moment), then SIGKILL whatever process of that session is still there. Ray's per-node agents
+# (DashboardAgent, RuntimeEnvAgent) notice their raylet is gone within seconds but then try for 60 s to report
+# it to the GCS, which died with the driver.
+_REAPER = """
+import os, signal, sys, time
+session = sys.argv[1]
+if sys.stdin.buffer.read() != b"done":  # EOF without "done": the driver died, Ray's teardown is under way
+    time.sleep(float(sys.argv[2]))
+for pid in [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if session.encode() in f.read():
+                os.kill(int(pid), signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+def start_session_reaper(ray, grace_s: float = 2.0):
+    """A small process that ends every process of the local Ray instance this driver started (found by
+    the instance's own session directory in their command lines) once the driver is gone, also when it
+    was SIGKILLed. Linux only (it reads /proc); None elsewhere, or if the session is unknown."""
+    import os
+    import subprocess
+    import sys
+
+    try:
+        session = ray._private.worker._global_node.get_session_dir_path()
+    except AttributeError:
+        return None
+    if not os.path.isdir("/proc") or not session or "session_" not in session:
+        return None
+    return subprocess.Popen([sys.executable, "-c", _REAPER, session, str(grace_s)], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 _DATA: dict[str, Any] = {}  # in a Ray worker process: the run's splits, decoded once, by object id

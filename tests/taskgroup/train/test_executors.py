@@ -342,7 +342,39 @@ def test_ray_driver_killed_then_resumed_trains_only_the_missing_networks(tmp_pat
     while time.time() < deadline and _training_ray_tasks():
         time.sleep(0.1)
     assert not _training_ray_tasks()
+    # Ray's per-node agents (DashboardAgent, RuntimeEnvAgent) try for a minute to tell the dead GCS that their
+    # raylet died; the reaper the driver started ends them a few seconds after the driver is gone.
+    session = _kill_after_first_commit.session
+    assert session
+    deadline = time.time() + 20
+    while time.time() < deadline and _session_processes(session):
+        time.sleep(0.2)
+    assert not _session_processes(session), f"outlived the driver: {_session_processes(session)}"
     _resume_and_check(run, args, env, committed, killed_at)
+
+
+def _ray_session(pids):
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        found = re.search(r"/ray/session_[0-9_\-]+", text)
+        if found:
+            return found.group(0)
+    return None
+
+
+def _session_processes(session):
+    out = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if session in text and _alive(int(cmdline.parent.name)):
+            out.append(text[:120])
+    return out
 
 
 # -- helpers for the killed-driver tests --------------------------------------------------------
@@ -382,6 +414,7 @@ def _kill_after_first_commit(proc, run):
             break
         time.sleep(0.02)
     children = _children(proc.pid)
+    _kill_after_first_commit.session = _ray_session(children)  # read while its processes are alive
     proc.send_signal(signal.SIGKILL)
     killed_at = time.time()
     proc.wait()
