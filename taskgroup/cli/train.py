@@ -39,10 +39,11 @@ def train_command(
     tasks: Optional[str] = typer.Option(None, help="Comma-separated task names, e.g. segment_semantic,depth_zbuffer,"
                                                    "normal. Required for a new run; with --resume the run's own."),
     candidates: Optional[str] = typer.Option(
-        None, help="Candidate set (default pairs; with --resume: the run's own set): singles (every task alone, full and half width) | pairs (singles + every "
-                      "pair at full width; the paper's default) | all (every subset at full width + half singles) | "
-                      "affinity (singles + one full-width network of all tasks trained with inter-task affinity "
-                      "tracking, for `select --estimate tag|cosine`; measured every [train] affinity_every steps)."),
+        None, help="Candidate set (default pairs; with --resume: the run's own set): singles (every task alone, "
+                   "full and half width) | pairs (singles + every pair at full width; the paper's default) | all "
+                   "(every subset at full width + half singles) | affinity (singles + one full-width network of all "
+                   "tasks trained with inter-task affinity tracking, for `select --estimate tag|cosine`; measured "
+                   "every [train] affinity_every steps)."),
     networks: Optional[str] = typer.Option(
         None, help="Train exactly these networks instead of a candidate set: tasks joined by '+', '@width' "
                    "(default 1), comma-separated, e.g. 'segment_semantic+normal+depth_zbuffer@1,normal@0.5'. "

@@ -218,7 +218,8 @@ def excluded_by_noise(chosen: Selection, candidates: Sequence[Candidate], profil
     (then the rule and the point estimate agree). Costs in ms at the profile's fitted co-run overhead."""
     if sigmas <= 0 or not profile.has_noise:
         return None
-    plain = Selector(candidates, unit="ms", corun=profile.fit_corun(0.0), **selector_options).solve(budget, max_networks)
+    plain = Selector(candidates, unit="ms", corun=profile.fit_corun(0.0), **selector_options).solve(budget,
+                                                                                                   max_networks)
     if plain is None or grouping_key(plain) == grouping_key(chosen) or \
             plain.objective >= chosen.objective - REL_TOL * max(1.0, abs(chosen.objective)):
         return None

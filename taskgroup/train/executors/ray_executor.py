@@ -132,7 +132,8 @@ class RayExecutor(PoolExecutor):
         options = {"num_cpus": threads, "max_retries": 0, "name": f"taskgroup train {job.label}"}
         if self.gpu:
             options["num_gpus"] = 1
-        ref = self._cluster_call(lambda: self._remote.options(**options).remote(job, [self._data_ref], threads, self.gpu))
+        remote = self._remote.options(**options)
+        ref = self._cluster_call(lambda: remote.remote(job, [self._data_ref], threads, self.gpu))
         return ref, f"Ray task ({threads} CPU{', 1 GPU' if self.gpu else ''})"
 
     def _cluster_call(self, call, *args):
@@ -201,10 +202,10 @@ def check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
                              "cluster with `ray start --head` on that node, or give its address") from None
 
 
-# Run by the reaper process: wait until the driver says "done" (after ray.shutdown) or dies (its end of the
-# pipe closes; then give Ray's own teardown a moment), then SIGKILL whatever process of that session is still there. Ray's per-node agents
-# (DashboardAgent, RuntimeEnvAgent) notice their raylet is gone within seconds but then try for 60 s to report
-# it to the GCS, which died with the driver.
+# Run by the reaper process: wait until the driver says "done" (after ray.shutdown) or dies (its end of
+# the pipe closes; then give Ray's own teardown a moment), then SIGKILL whatever process of that session
+# is still there. Ray's per-node agents (DashboardAgent, RuntimeEnvAgent) notice their raylet is gone
+# within seconds but then try for 60 s to report it to the GCS, which died with the driver.
 _REAPER = """
 import os, signal, sys, time
 session = sys.argv[1]
