@@ -104,7 +104,8 @@ def _training_config(grouping, preset: Optional[str], config: Optional[Path]):
         run_dir, run_config = found
         if preset is not None or config is not None:
             asked = make_run_config(preset or run_config.preset, config)
-            if (asked.arch, asked.data.content_key()) != (run_config.arch, run_config.data.content_key()):
+            mine, theirs = asked.to_dict(), run_config.to_dict()  # plain JSON forms (tuples read back as lists)
+            if (mine["arch"], mine["data"]) != (theirs["arch"], theirs["data"]):
                 flags = " and ".join(f for f, v in (("--preset", preset), ("--config", config)) if v is not None)
                 raise TaskgroupError(f"{grouping.path}: its networks were trained in {run_dir}, whose config says "
                                      f"their architecture ({run_config.arch.resolution}x{run_config.arch.resolution} "
