@@ -169,12 +169,13 @@ def test_objective_noise_is_the_presets_measured_noise_over_the_root_of_the_seed
     from taskgroup.train.config import SEED_NOISE
 
     def noise(seeds=(0,), **options):
+        options.setdefault("preset", "wide")
         pipeline = Pipeline(tmp_path / f"run{len(list(tmp_path.iterdir()))}", PipelineConfig(**options),
                             say=lambda _: None)
         monkeypatch.setattr(pipeline, "table", lambda: SimpleNamespace(seed_values=lambda: list(seeds)))
         return pipeline.objective_noise()
 
-    measured = SEED_NOISE["default"]
+    measured = SEED_NOISE["wide"]
     assert noise() == pytest.approx(measured["grouping_normalised_std"])
     assert noise(seeds=(0, 1, 2, 3)) == pytest.approx(measured["grouping_normalised_std"] / 2)
     assert noise(normalize="none") == pytest.approx(measured["grouping_total_std"])
