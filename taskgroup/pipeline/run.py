@@ -464,6 +464,10 @@ class Pipeline:
             have = {(c.tasks, c.width) for c in singles}
             singles += [c for c in self.candidates("val", self.candidate_stage())
                         if len(c.tasks) == 1 and (c.tasks, c.width) not in have]
+        if self.config.candidates in ("base", "rounds"):  # singles never trained: chosen on their estimates
+            have = {(c.tasks, c.width) for c in singles}
+            singles += [c for c in self.candidates("val", "final", self.config.estimate)
+                        if len(c.tasks) == 1 and (c.tasks, c.width) not in have]
         baselines = [one_network(tasks, budget, p.network_ms)]
         baselines.append(independent_singles(singles, tasks, budget, "ms", self.scales("val"), corun=p.corun))
         best = Grouping.load(self.run_dir / "best.json")

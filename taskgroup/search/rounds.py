@@ -191,6 +191,7 @@ class RoundPlan:
     open: list[Key] = field(default_factory=list)  # unmeasured candidates that still could
     dropped: list[Key] = field(default_factory=list)  # unmeasured candidates that cannot (at every budget)
     surrogate: Surrogate | None = None
+    gains: dict[Key, float] = field(default_factory=dict)  # unmeasured candidate -> the most it could improve the optimum
 
 
 def key_name(key: Key, order: Sequence[str]) -> str:
@@ -236,28 +237,38 @@ def plan_round(priors: Sequence[Candidate], measured: Sequence[Candidate], budge
                          False, surrogate=surrogate)
 
     # 2. The selection's own bounds: UB(b) pessimistic optimum, LB_c(b) best optimistic grouping holding c.
-    upper = frontier(b.pessimistic, corun=corun, max_budget=hi, **kw)
-    weight = {t: (weights or {}).get(t, 1.0) / (scales or {}).get(t, 1.0) for t in tasks}
-    fronts = _SubsetFronts(b.optimistic, tasks, weight, unit, hi)
-    gaps: dict[Key, float] = {}
-    dropped: list[Key] = []
-    for c in b.optimistic:
-        if c.key in measured_keys:
-            continue
-        gap = _largest_gain(c, fronts, upper, lo, hi, weight)
-        if gap > tolerance:
-            gaps[c.key] = gap
-        else:
-            dropped.append(c.key)
+    gains = largest_gains(b.optimistic, b.pessimistic, measured_keys, (lo, hi), tasks=tasks, weights=weights,
+                          scales=scales, unit=unit, corun=corun)
+    gaps = {k: g for k, g in gains.items() if g > tolerance}
+    dropped = [k for k, g in gains.items() if not g > tolerance]
     if not gaps:
         return RoundPlan([], "no network left untrained could improve the optimum by more than the tolerance "
                              f"({tolerance:.4g}) at any budget from {lo:g} to {hi:g} {unit}", True, [], dropped,
-                         surrogate)
+                         surrogate, gains)
     ranked = sorted(gaps, key=lambda k: (-gaps[k], key_name(k, tasks)))
     chosen = ranked[:round_size]
     names = ", ".join(f"{key_name(k, tasks)} (up to {gaps[k]:.4g})" for k in chosen)
     return RoundPlan(chosen, f"{len(ranked)} untrained network(s) could still improve the optimum by more than "
-                             f"{tolerance:.4g}; training the most promising: {names}", False, ranked, dropped, surrogate)
+                             f"{tolerance:.4g}; training the most promising: {names}", False, ranked, dropped, surrogate,
+                     gains)
+
+
+def largest_gains(optimistic: Sequence[Candidate], pessimistic: Sequence[Candidate], measured: set,
+                  budget_range: tuple[float, float], *, tasks: Sequence[str], weights: Mapping[str, float] | None = None,
+                  scales: Mapping[str, float] | None = None, unit: str = "snt", corun: float = 0.0) -> dict[Key, float]:
+    """For every candidate not in `measured`: the most it could improve the optimum at any budget of
+    the range, max over b of UB(b) - LB_c(b) (-inf when no grouping holding it fits in the range).
+
+    UB(b): the optimum over `pessimistic` (exact, with the co-run overhead); LB_c(b): the best
+    objective of a grouping holding c over `optimistic` (additive costs)."""
+    from taskgroup.search.frontier import frontier
+
+    lo, hi = budget_range
+    tasks = tuple(tasks)
+    upper = frontier(pessimistic, tasks=tasks, weights=weights, scales=scales, unit=unit, corun=corun, max_budget=hi)
+    weight = {t: (weights or {}).get(t, 1.0) / (scales or {}).get(t, 1.0) for t in tasks}
+    fronts = _SubsetFronts(optimistic, tasks, weight, unit, hi)
+    return {c.key: _largest_gain(c, fronts, upper, lo, hi, weight) for c in optimistic if c.key not in measured}
 
 
 def _optima_in_range(front, lo: float, hi: float) -> list:
