@@ -155,6 +155,9 @@ def train_command(
     if rounds_options and not adaptive:
         raise TaskgroupError("--budget, --profile, --tolerance, --confidence and --round-size set up adaptive "
                              "training: use them with --candidates rounds")
+    if adaptive and esa_only:
+        raise TaskgroupError("--candidates rounds trains every network's early stage and then some fully: drop "
+                             "--esa-only")
     if adaptive:
         rounds, cost_fn = _rounds_config(budget, profile, tolerance, confidence, round_size, task_list, run_config)
         if run_config.esa_fraction is None:

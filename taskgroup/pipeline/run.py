@@ -115,8 +115,9 @@ class PipelineConfig:
                 fitting = sorted(e for e, p in TRAINING_PLANS.items() if p == self.candidates)
                 raise TaskgroupError(f"--candidates {self.candidates} trains no pairs for --estimate {self.estimate}; "
                                      f"use --estimate {' or '.join(fitting)} (or none: measured networks only)")
-        if self.candidates == "rounds" and self.normalize == "single":
-            raise TaskgroupError("--candidates rounds trains no single for --normalize single; use reference or none")
+        if self.candidates in ("base", "rounds") and self.normalize == "single":
+            raise TaskgroupError(f"--candidates {self.candidates} trains no single for --normalize single; use "
+                                 "reference or none")
         if self.normalize not in NORMALIZATIONS:
             raise TaskgroupError(f"unknown normalisation '{self.normalize}'; valid options: {', '.join(NORMALIZATIONS)}")
         run_config = make_run_config(self.preset, self.config_file, seed=self.seed, esa_fraction=self.esa)

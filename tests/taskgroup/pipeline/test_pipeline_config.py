@@ -26,6 +26,7 @@ from taskgroup.search import make_candidate
     (dict(candidates="rounds", estimate="tag"), "estimates from the affinity .* use it with --candidates affinity"),
     (dict(candidates="affinity", estimate="rounds"), "estimates from the early stage .* --candidates rounds"),
     (dict(candidates="rounds", estimate="rounds", normalize="single"), "--candidates rounds trains no single"),
+    (dict(candidates="base", estimate="base", normalize="single"), "--candidates base trains no single"),
 ])
 def test_bad_options_fail_before_the_run_directory_is_written(tmp_path, options, message):
     with pytest.raises(TaskgroupError, match=message):

@@ -133,6 +133,7 @@ def test_rounds_need_an_early_fraction(tmp_path, data):
     (["--candidates", "rounds", "--budget", "3-2"], "budget range must be 0 < low <= high"),
     (["--candidates", "pairs", "--budget", "2"], "use them with --candidates rounds"),
     (["--candidates", "rounds", "--budget", "2", "--confidence", "1.5"], "--confidence must be in (0, 1)"),
+    (["--candidates", "rounds", "--budget", "2", "--esa", "0.1", "--esa-only"], "drop --esa-only"),
 ])
 def test_train_cli_refuses_bad_rounds_options_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "run"
