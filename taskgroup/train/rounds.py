@@ -119,6 +119,11 @@ def train_rounds(run_dir: str | Path, tasks: Sequence[str], config, rounds: Roun
     if config.esa_fraction is None:
         raise TaskgroupError("adaptive rounds first train every network to a fraction of its schedule: give it with "
                              f"--esa FRACTION (e.g. {DEFAULT_FRACTION})")
+    from taskgroup.search.rounds import MAX_TASKS
+
+    if len(tasks) > MAX_TASKS:  # before any of the 2^n early networks is trained
+        raise TaskgroupError(f"adaptive rounds train every subset's early stage and bound every set of tasks: at most "
+                             f"{MAX_TASKS} tasks, got {len(tasks)}")
     run_dir, progress = Path(run_dir), progress or Progress()
     cost_fn = cost_fn or snt_cost
     owned = not isinstance(executor, Executor)
