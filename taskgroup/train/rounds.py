@@ -104,6 +104,12 @@ class RoundsLog:
     def save(self, run_dir: Path) -> None:
         write_json_atomic(run_dir / ROUNDS_FILE, self.to_json())
 
+    def last_settings(self) -> dict[str, Any] | None:
+        """The settings the latest plan was made with (None before any)."""
+        if self.done is not None:
+            return dict(self.done.get("settings") or {}) or None
+        return dict(self.rounds[-1].settings) if self.rounds else None
+
 
 def train_rounds(run_dir: str | Path, tasks: Sequence[str], config, rounds: RoundsConfig, *, resume: bool = False,
                  seeds: Sequence[int] | None = None, progress=None, data=None, executor=None, cost_fn=None):
