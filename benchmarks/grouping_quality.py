@@ -39,6 +39,8 @@ from typing import Callable
 
 from _common import PrintProgress, machine, machine_line
 
+from taskgroup.fileio import atomic_path, write_bytes_atomic
+
 RESULTS = Path(__file__).resolve().parent / "results"
 RANDOM_DRAWS = 200
 GOAL_REGRET, GOAL_COMPUTE = 0.01, 0.10  # within 1% of exhaustive at every budget for at most 10% of its compute
@@ -409,7 +411,8 @@ def plot(doc: dict, path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:  # a killed run leaves the previous plot, not half of one
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -477,8 +480,8 @@ def main() -> None:
               + ", ".join(f"{v:.0f} s" for v in doc["exhaustive_train_s"].values()) + ".",
               f"Objective: {args.normalize}. Adaptive rounds' tolerance (one seed's grouping noise, measured on these "
               f"seeds): {tolerance:.4g}."]
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
-    (RESULTS / f"{args.name}.md").write_text(markdown(doc, title, header) + "\n")
+    write_bytes_atomic(RESULTS / f"{args.name}.json", (json.dumps(doc, indent=1, default=str) + "\n").encode())
+    write_bytes_atomic(RESULTS / f"{args.name}.md", (markdown(doc, title, header) + "\n").encode())
     plot(doc, RESULTS / f"{args.name}.png", title)
     print(markdown(doc, title, header))
 

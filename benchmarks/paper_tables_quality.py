@@ -28,6 +28,8 @@ import json
 import time
 from pathlib import Path
 
+from taskgroup.fileio import atomic_path, write_bytes_atomic
+
 from grouping_quality import RESULTS, Evaluator, Setting, markdown, parse_range, plot, summarize
 
 DATA = Path(__file__).resolve().parent.parent / "taskgroup" / "data" / "standley2020"
@@ -73,12 +75,12 @@ def main() -> None:
            "compute_unit": "SNT x schedule fraction", "early_fraction": EARLY_FRACTION,
            "wall_s": round(time.perf_counter() - start, 1), "settings": docs}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "paper_tables_quality.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    write_bytes_atomic(RESULTS / "paper_tables_quality.json", (json.dumps(doc, indent=1, default=str) + "\n").encode())
     text = overview(docs)
     for name, d in docs.items():
         body = markdown(d, f"{name}: {d['what']}", [f"Files: {', '.join(d['files'])}."])
         text += "\n\n" + body.replace("\n# ", "\n## ").replace("# ", "## ", 1)
-    (RESULTS / "paper_tables_quality.md").write_text(text + "\n")
+    write_bytes_atomic(RESULTS / "paper_tables_quality.md", (text + "\n").encode())
     plot_all(docs, RESULTS / "paper_tables_quality.png")
     print(text)
 
@@ -135,7 +137,8 @@ def plot_all(docs: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes.flat[0].legend(loc="upper right", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:  # a killed run leaves the previous plot, not half of one
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
 
