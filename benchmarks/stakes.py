@@ -49,6 +49,8 @@ PAPER5 = ("segment_semantic", "depth_zbuffer", "normal", "keypoints2d", "edge_te
 NINE = ("segment_semantic", "depth_zbuffer", "normal", "reshading", "edge_occlusion", "edge_texture",
         "keypoints2d", "principal_curvature", "rgb")
 MIX6 = ("segment_semantic", "depth_zbuffer", "reshading", "rgb", "edge_texture", "keypoints2d")
+# Two scene tasks and the three tasks computed from the image itself (texture edges, keypoints, the image).
+TEXTURE5 = ("segment_semantic", "depth_zbuffer", "keypoints2d", "edge_texture", "rgb")
 LETTERS = {"segment_semantic": "s", "depth_zbuffer": "d", "normal": "n", "keypoints2d": "k", "edge_texture": "e",
            "reshading": "r", "edge_occlusion": "o", "principal_curvature": "c", "rgb": "g"}
 
@@ -66,17 +68,30 @@ class Point:
     overrides: dict[str, Any] = field(default_factory=dict)  # config-file layout: {"train": {...}, "data": {...}, "arch": {...}}
 
 
-# The map: one factor at a time from the default preset, then combinations at about the default's compute.
+# The map: trunk capacity first (one factor at a time from the default preset); then, at the narrow
+# trunk where the decision starts to matter, data, epochs, resolution and the task set; the task set
+# also at full capacity. Each entry is one factor (or a few) away from the default preset.
+T25 = {"arch": trunk(0.25)}
 MAP: dict[str, Point] = {
     "base": Point("the default preset as shipped"),
     "trunk-0.5": Point("encoder channels x0.5 (heads unchanged)", overrides={"arch": trunk(0.5)}),
-    "trunk-0.25": Point("encoder channels x0.25 (heads unchanged)", overrides={"arch": trunk(0.25)}),
+    "trunk-0.25": Point("encoder channels x0.25 (heads unchanged)", overrides=T25),
     "mix6": Point("six tasks: s, d, reshading, rgb, e, k (low-level, 3D, semantic)", tasks=MIX6),
-    "epochs-12": Point("12 epochs instead of 6", overrides={"train": {"epochs": 12}}),
+    "t25-mix6": Point("encoder x0.25; the six-task mix", tasks=MIX6, overrides=T25),
+    "t25-texture5": Point("encoder x0.25; s, d and the three image-level tasks k, e, rgb", tasks=TEXTURE5,
+                          overrides=T25),
+    "t25-dec-0.5": Point("encoder x0.25, decoders x0.5", overrides={"arch": {"model_config": {
+        **trunk(0.25)["model_config"], "decoder_channels": [16, 8, 4]}}}),
+    "t25-nine": Point("encoder x0.25; all nine built-in tasks", tasks=NINE, overrides=T25),
+    "t25-epochs-12": Point("encoder x0.25; 12 epochs", overrides={**T25, "train": {"epochs": 12}}),
+    "t25-views-8k": Point("encoder x0.25; 8,000 training views", overrides={**T25, "data": {"n_train": 8000}}),
+    "trunk-0.125": Point("encoder channels x0.125 (heads unchanged)", overrides={"arch": trunk(0.125)}),
+    "t25-res-64": Point("encoder x0.25; 64x64 inputs", overrides={"arch": {**trunk(0.25), "resolution": 64}}),
+    "t25-views-20k": Point("encoder x0.25; 20,000 training views", overrides={**T25, "data": {"n_train": 20000}}),
     "nine": Point("all nine built-in tasks", tasks=NINE),
+    "epochs-12": Point("12 epochs instead of 6", overrides={"train": {"epochs": 12}}),
     "views-8k": Point("8,000 training views instead of 2,000", overrides={"data": {"n_train": 8000}}),
     "res-64": Point("64x64 inputs instead of 32x32", overrides={"arch": {"resolution": 64}}),
-    "views-20k": Point("20,000 training views instead of 2,000", overrides={"data": {"n_train": 20000}}),
 }
 
 
