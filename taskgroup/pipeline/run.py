@@ -492,6 +492,7 @@ class Pipeline:
 
     def stage_export(self) -> dict[str, Any]:
         from exporters import export_bundle, validation_frames
+        from taskgroup.train.store import verified_checkpoint_sha256
 
         # Temporary directories of an export that was killed (the run directory is locked: no other
         # process is exporting into it).
@@ -501,7 +502,8 @@ class Pipeline:
         config = self.run_config()
         frames, source = validation_frames(config.data, self.config.tasks, 32)
         out = export_bundle(self.run_dir / "best.json", self.run_dir / "bundle", "onnx", "fp32", frames,
-                            frames_source=source, overwrite=True, log=self.say)
+                            frames_source=source, overwrite=True, log=self.say,
+                            verify_checkpoint=verified_checkpoint_sha256)
         return {"bundle": str(out.relative_to(self.run_dir))}
 
     def stage_bench(self) -> dict[str, Any]:
