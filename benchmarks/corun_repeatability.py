@@ -73,7 +73,7 @@ def choices(profile_path: Path, losses: Path) -> dict:
     scales = loss_scales("reference", table, [c for c in cands if len(c.tasks) == 1], "val")
     budget = 1.2 * profile.standard_network_ms()
     out = {}
-    within = WithinNoise(for_preset("default"), "reference", max(1, len(table.seed_values())))
+    within = WithinNoise(for_preset("wide"), "reference", max(1, len(table.seed_values())))
     for rule, tolerance in (("optimum", 0.0), ("within_noise", within)):
         sel = robust_select(cands, profile, budget, tasks=table.tasks, scales=scales, relative=True,
                             prefer_cheaper_within=tolerance)

@@ -7,7 +7,7 @@ the pairwise gains per seed. From it:
 
 - a pair's *paired* spread: the standard deviation over seeds of the difference between two
   measured groupings trained with the same seeds (n - 1 degrees of freedom). This is what decides
-  whether two groupings can be told apart, and it is not one grouping's spread: on the default
+  whether two groupings can be told apart, and it is not one grouping's spread: on the `wide`
   preset it ranges from 0.27x to 2.75x of it, as groupings share more or less of their luck;
 - one grouping's spread: pooled over the measured groupings (root mean square of their standard
   deviations; degrees of freedom: the sum of seeds - 1); a difference of two groupings trained
@@ -266,9 +266,23 @@ def for_run(preset: str, config: Any) -> SeedNoise | None:
     return record if record is not None and record.applies_to(config) else None
 
 
+def shipped_preset(run_config: Mapping[str, Any]) -> str | None:
+    """The preset whose shipped recipe `run_config` is, whatever name the run recorded (a preset renamed
+    since keeps its measurements: the recipe decides), or None."""
+    from taskgroup.presets import ARCH_PRESETS
+    from taskgroup.train.config import TRAIN_PRESETS, make_run_config
+
+    for name in sorted(set(TRAIN_PRESETS) & set(ARCH_PRESETS)):
+        shipped = make_run_config(name).to_dict()
+        if same_recipe({**shipped, "preset": None}, {**run_config, "preset": None}):
+            return name
+    return None
+
+
 def record_from_benchmark(doc: Mapping[str, Any], source: str) -> SeedNoise:
-    """A record from benchmarks/seed_noise.py's results document (its per-seed test objectives). A
-    grouping measured twice under two names (the pipeline's choice equal to a fixed grouping) counts once."""
+    """A record from benchmarks/seed_noise.py's results document (its per-seed test objectives), named
+    after the preset that ships the recipe measured. A grouping measured twice under two names (the
+    pipeline's choice equal to a fixed grouping) counts once."""
     from taskgroup.tasks import PAPER_TASKS
 
     if doc.get("kind") != "benchmark_seed_noise":
@@ -291,7 +305,9 @@ def record_from_benchmark(doc: Mapping[str, Any], source: str) -> SeedNoise:
         gains[f"{t}|{p}"] = tuple(float(v) for v in values)
     machine = doc.get("machine") or {}
     where = f"{source} ({machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, {machine.get('date', '?')})"
-    return SeedNoise(doc["preset"], where, "test", doc["run_config"], tuple(seeds), tuple(groupings), gains)
+    preset = shipped_preset(doc["run_config"]) or doc["preset"]
+    return SeedNoise(preset, where, "test", {**doc["run_config"], "preset": preset}, tuple(seeds), tuple(groupings),
+                     gains)
 
 
 def _parse_network(text: str, code: Mapping[str, str]) -> Network:

@@ -2,7 +2,7 @@
 
 Two groupings' objectives are told apart by their *paired* difference: both are trained with the
 run's seeds, and the difference moves from seed to seed by its own spread s_ab, which is not one
-grouping's (it ranges from 0.24x to 2.5x of it on the default preset). Over the run's n seeds the
+grouping's (it ranges from 0.24x to 2.5x of it on the `wide` preset). Over the run's n seeds the
 difference of the means has standard error s_ab / sqrt(n). The rule (the one-standard-error rule,
 Hastie et al., ESL 7.10, applied to the difference that decides it): among the groupings of the
 exact frontier, take the cheapest whose objective is within one standard error of its paired

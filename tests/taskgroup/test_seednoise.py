@@ -31,7 +31,7 @@ def per_seed(bench, name, key="test_normalised_per_seed"):
 
 
 def test_the_committed_default_record_is_the_committed_benchmark(bench):
-    record = for_preset("default")
+    record = for_preset("wide")
     derived = record_from_benchmark(bench, "benchmarks/results/seed_noise.json")
     assert record.to_json() == derived.to_json()  # nothing typed in by hand
     assert record.source.startswith("benchmarks/results/seed_noise.json") and record.split == "test"
@@ -40,7 +40,7 @@ def test_the_committed_default_record_is_the_committed_benchmark(bench):
 
 
 def test_paired_spread_one_groupings_spread_and_the_bound(bench):
-    record = for_preset("default")
+    record = for_preset("wide")
     # full-width singles vs sdnk + e/2: 0.0213 apart, paired spread 0.0044 (one grouping's is 0.018)
     a, b = per_seed(bench, "independent singles (full)"), per_seed(bench, "sdnk + e/2")
     pair = record.pair("reference", SINGLES, SDNK_E)
@@ -61,25 +61,25 @@ def test_paired_spread_one_groupings_spread_and_the_bound(bench):
 
 
 def test_the_record_applies_to_the_recipe_it_measured_only():
-    record = for_preset("default")
-    assert for_run("default", make_run_config("default", seed=4)) is record
-    assert for_run("default", make_run_config("default", esa_fraction=0.3)) is record
+    record = for_preset("wide")
+    assert for_run("wide", make_run_config("wide", seed=4)) is record
+    assert for_run("wide", make_run_config("wide", esa_fraction=0.3)) is record
     # train fields added after the measurement, at their default (the behaviour it measured): applies
-    assert "strategy" not in record.run_config["train"] and record.applies_to(make_run_config("default"))
-    assert for_run("default", make_run_config("default", overrides={"train": {"strategy": "alternating"}})) is None
-    assert for_run("default", make_run_config("default", overrides={"train": {"epochs": 3}})) is None
+    assert "strategy" not in record.run_config["train"] and record.applies_to(make_run_config("wide"))
+    assert for_run("wide", make_run_config("wide", overrides={"train": {"strategy": "alternating"}})) is None
+    assert for_run("wide", make_run_config("wide", overrides={"train": {"epochs": 3}})) is None
     assert for_run("tiny", make_run_config("tiny")) is None  # never measured
     assert not (RECORDS / "tiny.json").exists()
 
 
 def test_a_damaged_record_names_the_file_and_field(tmp_path):
-    doc = for_preset("default").to_json()
+    doc = for_preset("wide").to_json()
     doc["groupings"][1]["per_seed"]["normalised"] = [1.0, 2.0]
     path = tmp_path / "default.json"
     path.write_text(json.dumps(doc))
     with pytest.raises(SchemaError, match=r"default.json: field 'groupings\[1\].per_seed.normalised': expected 3"):
         SeedNoise.load(path)
-    doc = for_preset("default").to_json()
+    doc = for_preset("wide").to_json()
     doc["groupings"][2]["networks"] = doc["groupings"][0]["networks"]
     path.write_text(json.dumps(doc))
     with pytest.raises(SchemaError, match=r"groupings\[2\]'.*listed twice"):

@@ -102,6 +102,15 @@ def test_warnings_open_the_report(tmp_path):
     assert text.index("**Warning:** b is not learnt") < text.index("## Chosen grouping")
 
 
+def test_the_presets_seed_noise_applies_only_to_the_recipe_it_measured():
+    from taskgroup.seednoise import for_preset, for_run
+    from taskgroup.train import make_run_config
+
+    assert for_run("wide", make_run_config("wide", seed=4)) is for_preset("wide")
+    assert for_run("wide", make_run_config("wide", overrides={"train": {"epochs": 3}})) is None
+    assert for_run("tiny", make_run_config("tiny")) is None  # never measured
+
+
 def test_a_baseline_that_is_the_choice_is_named_as_such():
     chosen = grouping("chosen", {0: {"a": 1.0, "b": 0.1}})
     same = grouping("one network", {0: {"a": 1.0, "b": 0.1}}, networks=NETS)

@@ -93,7 +93,7 @@ def test_select_top_k_says_which_groupings_are_within_noise_of_the_best(tmp_path
     nets = [net([t], w, 0.0) for t in tasks for w in (1.0, 0.5)]
     nets += [net(p, 1.0, 0.01 * (i % 4)) for i, p in enumerate(itertools.combinations(tasks, 2))]
     nets.append(net(tasks, 1.0, 0.02))
-    meta = {"run_config": make_run_config("default").to_dict()}
+    meta = {"run_config": make_run_config("wide").to_dict()}
     LossTable(tasks, nets, {t: {"val": 2 * base[t], "test": 2 * base[t]} for t in tasks}, meta).save(
         tmp_path / "run" / "losses.json")
     out = tmp_path / "best.json"
@@ -101,7 +101,7 @@ def test_select_top_k_says_which_groupings_are_within_noise_of_the_best(tmp_path
         main(["select", "--losses", str(tmp_path / "run"), "--budget", "2.5", "--top-k", "6", "--out", str(out)])
     assert exc.value.code in (0, None)
     doc = json.loads(out.read_text())
-    record = for_preset("default")
+    record = for_preset("wide")
     assert doc["top_k_noise"]["run_seeds"] == 1 and doc["top_k_noise"]["source"] == record.source
     best = doc["top_k"][0]
     assert "within_noise_of_best" not in best and len(doc["top_k"]) == 6
