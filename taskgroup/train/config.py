@@ -59,6 +59,9 @@ class TrainConfig:
     weighting: str = "none"
     task_weights: dict = field(default_factory=dict)  # weighting = "static": task -> relative importance (unlisted: 1)
     per_task_stopping: bool = False  # also keep each task's best-validation epoch of a multi-task network
+    # Mixed precision of the forward pass (taskgroup.train.precision): "off" (float32), "bf16" (CPU, or a GPU of
+    # compute capability 8.0+) or "fp16" (CUDA only, with a loss scaler). Weights, losses and evaluation stay float32.
+    amp: str = "off"
 
     def validate(self, where: str = "train config") -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -84,6 +87,9 @@ class TrainConfig:
         if self.task_weights and self.weighting != "static":
             raise TaskgroupError(f"{where}: field 'task_weights': used only with weighting = 'static', "
                                  f"found weighting {self.weighting!r}")
+        from taskgroup.train.precision import check_amp_mode
+
+        check_amp_mode(self.amp, f"{where}: field 'amp'")
         if not isinstance(self.per_task_stopping, bool):
             raise TaskgroupError(f"{where}: field 'per_task_stopping': expected true or false, "
                                  f"found {self.per_task_stopping!r}")
