@@ -2,8 +2,10 @@
 
 Profiling, training, export and the pipeline must agree on the architecture and input
 size, so they all read them from here. `tiny` trains a candidate in seconds (tests);
-`default` is what the pipeline uses on a CPU. Training-recipe settings per preset live in
-taskgroup.train.
+`default` is what the pipeline uses on a CPU; `gpu` is sized for a GPU: 128x128 inputs and the
+paper's channel counts (Standley et al.'s Xception encoder: 32, 64, 128, 256, then 728; its
+decoders: 256, 128, 96, 64), with a shorter middle flow (two stages of two 728-channel units
+instead of eight blocks of three). Training-recipe settings per preset live in taskgroup.train.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ ARCH_PRESETS: dict[str, ArchPreset] = {
         resolution=16,
     ),
     "default": ArchPreset(model="xception", model_config={}, resolution=32),
+    # Output stride 16 (the paper's): the stem and three strided stages; one decoder step per halving.
+    "gpu": ArchPreset(
+        model="xception",
+        model_config=dict(stem_channels=32, stage_channels=(64, 128, 256, 728, 728, 728),
+                          stage_strides=(1, 2, 2, 2, 1, 1), blocks_per_stage=2, decoder_channels=(256, 128, 96, 64)),
+        resolution=128,
+    ),
 }
 
 

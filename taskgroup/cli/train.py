@@ -50,7 +50,8 @@ def train_command(
     out: Path = typer.Option(..., help="Run directory (created; must be empty unless --resume)."),
     preset: Optional[str] = typer.Option(None, help="Preset: tiny (seconds per network, for tests) | default (the "
                                                     "CPU pipeline: 5-30 s per network on 2 cores, see "
-                                                    "docs/training.md). Default: 'default' for a new run; with "
+                                                    "docs/training.md) | gpu (128x128, the paper's channels, "
+                                                    "24,000 views; for a GPU). Default: 'default' for a new run; with "
                                                     "--resume and no --preset/--config, the run's stored config."),
     config: Optional[Path] = typer.Option(None, help="TOML file overriding preset fields in \\[train], \\[data] and "
                                                      "\\[arch] tables and declaring tasks of your own in "

@@ -4,7 +4,7 @@ A `RunConfig` fully determines how every candidate network of a run is trained (
 with the candidate's task set and width). It is stored in the run's results store, and a
 `--resume` with a different config is refused, so one run directory never mixes recipes.
 
-Presets (`tiny`, `default`) fix the architecture and resolution in `taskgroup.presets`;
+Presets (`tiny`, `default`, `gpu`) fix the architecture and resolution in `taskgroup.presets`;
 the training-recipe half of each preset lives here, keyed by the same names. A TOML file
 (`--config FILE`) overrides any field:
 
@@ -120,16 +120,21 @@ class TrainConfig:
 # Training-recipe and data-size half of each preset (architecture: taskgroup.presets).
 # default: 6 epochs with a cosine LR decay to zero (the final weights move little at the end, so
 # seeds disagree less than after a constant-LR run; benchmarks/results/seed_noise.md);
-# tiny: a candidate in a few seconds, for tests.
+# tiny: a candidate in a few seconds, for tests; gpu: the default's recipe at batch 64 on ten times the
+# views, every core for the host-side batch gathering (a worker process gets its share).
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(epochs=10, batch_size=16, lr=0.1, lr_patience=1),
     "default": TrainConfig(epochs=6, batch_size=32, lr=0.1, lr_schedule="cosine"),
+    "gpu": TrainConfig(epochs=8, batch_size=64, lr=0.1, lr_schedule="cosine", threads=0),
 }
 DATA_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(n_train=320, n_val=64, n_test=64, views_per_layout=8),
     # Two views per room: 1,000 training rooms and 400 rooms in each of validation and test, so
     # the losses that rank groupings are averaged over many independent layouts.
     "default": dict(n_train=2000, n_val=800, n_test=800, views_per_layout=2),
+    # 24,000 views at 128x128 (about 1 MB each on disk with every target; render rate:
+    # benchmarks/results/render_throughput-gpu.json).
+    "gpu": dict(n_train=20000, n_val=2000, n_test=2000, views_per_layout=2),
 }
 
 
