@@ -51,8 +51,8 @@ DEFAULT_TASKS = "segment_semantic,depth_zbuffer,normal"
 PROFILE_TOLERANCE = 0.10  # whole networks measured directly against trunk + served heads (p50)
 # A network trained on a GPU against the same network trained on the CPU: the median over (network,
 # task) of |GPU - CPU| / CPU validation loss. Different devices sum in other orders, so training
-# drifts apart the way another seed does; measured here between seeds 0 and 1 on the CPU (pairs of
-# three tasks): median 1.0% (tiny), 0.9% (default); max 6.3% and 5.2%.
+# drifts apart the way another seed does; seeds 0 and 1 on the CPU (pairs of three tasks, 12 (network,
+# task) losses; benchmarks/seed_spread.py, results/seed_spread.json): median 1.4% (tiny), 1.5% (default).
 CROSS_DEVICE_MEDIAN_TOLERANCE = 0.03
 BUNDLE_BUDGET_SNT = 2.0  # the budget `select` picks the exported grouping at (SNT: no profile needed)
 BUNDLE_FRAMES = 16  # validation frames the bundle is checked on
@@ -368,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
             get_arch_preset(p)
     except TaskgroupError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.work is not None and args.work.exists() and any(args.work.iterdir()):
+        print(f"error: --work {args.work} is not empty (it would hold this run's runs and bundle); give a new or "
+              "empty folder", file=sys.stderr)
         return 2
     args.device = str(device)
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu-check-"))

@@ -18,6 +18,7 @@ pytest.importorskip("torch")
 def load_script():
     spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -29,8 +30,9 @@ def cpu_run(tmp_path_factory):
     out = subprocess.run(
         [sys.executable, str(SCRIPT), "--device", "cpu", "--preset", "tiny", "--tasks", "segment_semantic,depth_zbuffer",
          "--epochs", "3", "--widths", "1.0", "--min-runs", "5", "--min-seconds", "0.02", "--bench-runs", "20",
+         "--step-timeout", "900",
          "--work", str(tmp / "work"), "--out", str(tmp / "out")],
-        capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        capture_output=True, text=True, timeout=1500, env=dict(os.environ, PYTHONPATH=str(REPO)))
     results = sorted((tmp / "out").glob("gpu_check-cpu-*.json"))
     return out, (json.loads(results[0].read_text()) if results else None), tmp
 
@@ -83,6 +85,13 @@ def test_a_cuda_device_this_machine_lacks_is_refused_in_one_line(tmp_path, capsy
     assert code == 2 and err.count("\n") == 0
     assert err.startswith("error: device 'cuda:0' is not available (no CUDA device is visible); valid devices here: cpu")
     assert not (tmp_path / "out").exists() and not (tmp_path / "w").exists()
+
+
+def test_a_work_folder_in_use_is_refused(tmp_path, capsys):
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "run-tiny-cpu").mkdir()
+    code = load_script().main(["--device", "cpu", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "out")])
+    assert code == 2 and "--work" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
 def test_an_unknown_preset_is_refused_with_the_valid_ones(tmp_path, capsys):
