@@ -76,8 +76,11 @@ class Check:
         self.work = work
         self.steps: list[Step] = []
         self.started = time.perf_counter()
-        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
-                        TASKGROUP_CACHE=str(args.cache_dir or work / "cache"), COLUMNS="160")
+        # Commands run in `work`: a relative PYTHONPATH entry (e.g. `.gpu-deps`, the carried wheels) must
+        # still point where it pointed here.
+        paths = [str(REPO)] + [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths),
+                        TASKGROUP_CACHE=str((args.cache_dir or work / "cache").resolve()), COLUMNS="160")
 
     def say(self, text: str) -> None:
         print(f"[{time.perf_counter() - self.started:6.1f} s] {text}", flush=True)
@@ -374,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
               "empty folder", file=sys.stderr)
         return 2
     args.device = str(device)
-    work = args.work or Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    work = (args.work or Path(tempfile.mkdtemp(prefix="gpu-check-"))).resolve()  # commands run inside it
     work.mkdir(parents=True, exist_ok=True)
     check = Check(args, work)
     check.say(f"gpu_check on {args.device}: presets {', '.join(presets)}, tasks {args.tasks}; work in {work}")

@@ -1,6 +1,7 @@
 """benchmarks/gpu_check.py: every step that needs no CUDA device runs on the CPU, as CI runs it;
 the steps a GPU machine adds are skipped with their reason; bad arguments are refused."""
 
+import argparse
 import importlib.util
 import json
 import os
@@ -135,3 +136,15 @@ def test_loss_comparison_names_identity_and_the_median_tolerance():
     assert step.status == "failed" and "50.00% (median) from the CPU" in step.reason
     with pytest.raises(RuntimeError, match="different networks"):
         gc.loss_differences(table(1.0, 2.0), {"networks": []})
+
+
+def test_commands_see_a_relative_pythonpath_where_the_check_saw_it(tmp_path, monkeypatch):
+    """`PYTHONPATH=.:.gpu-deps python benchmarks/gpu_check.py` (the carried wheels): the commands run in
+    the work folder, so the relative entries are made absolute, and the work folder too."""
+    gc = load_script()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", f".{os.pathsep}.gpu-deps")
+    args = argparse.Namespace(cache_dir=None)
+    check = gc.Check(args, tmp_path / "work")
+    assert check.env["PYTHONPATH"].split(os.pathsep) == [str(REPO), str(tmp_path), str(tmp_path / ".gpu-deps")]
+    assert check.env["TASKGROUP_CACHE"] == str(tmp_path / "work" / "cache")
