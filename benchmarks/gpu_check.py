@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -95,6 +96,9 @@ class Check:
             step.status, step.reason = "skipped", str(exc)
         except Exception as exc:  # noqa: BLE001 - a failed step is a finding; the next steps still run
             step.status, step.reason = "failed", f"{type(exc).__name__}: {exc}"
+            # What fixing it needs, kept in the JSON: a GPU machine may be lent only once.
+            step.detail["stderr_tail"] = getattr(exc, "stderr_tail", None)
+            step.detail["traceback"] = traceback.format_exc().splitlines()[-30:]
         step.seconds = round(time.perf_counter() - t0, 1)
         self.steps.append(step)
         self.say(f"{name}: {step.status} in {step.seconds:.1f} s"
@@ -108,13 +112,19 @@ class Check:
                              cwd=self.work, timeout=timeout or self.args.step_timeout)
         seconds = time.perf_counter() - t0
         if out.returncode != 0:
-            tail = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise RuntimeError(f"taskgroup {args[0]} exited with {out.returncode}: {tail}")
+            lines = out.stderr.strip().splitlines() or ["(no output)"]
+            raise CommandFailed(f"taskgroup {args[0]} exited with {out.returncode}: {lines[-1]}", lines[-60:])
         return out.stdout, seconds
 
 
 class Skip(Exception):
     """The step cannot run here; the message says why."""
+
+
+class CommandFailed(RuntimeError):
+    def __init__(self, message: str, stderr_tail: list[str]):
+        super().__init__(message)
+        self.stderr_tail = stderr_tail  # the command's last lines of stderr (its traceback, if it crashed)
 
 
 # ---- what this machine has ---------------------------------------------------------------------

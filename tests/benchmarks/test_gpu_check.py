@@ -148,3 +148,19 @@ def test_commands_see_a_relative_pythonpath_where_the_check_saw_it(tmp_path, mon
     check = gc.Check(args, tmp_path / "work")
     assert check.env["PYTHONPATH"].split(os.pathsep) == [str(REPO), str(tmp_path), str(tmp_path / ".gpu-deps")]
     assert check.env["TASKGROUP_CACHE"] == str(tmp_path / "work" / "cache")
+
+
+def test_a_failing_step_keeps_what_fixing_it_needs_and_the_next_step_runs(tmp_path):
+    gc = load_script()
+    check = gc.Check(argparse.Namespace(cache_dir=None), tmp_path)
+
+    def crash(step):
+        raise gc.CommandFailed("taskgroup train exited with 1: RuntimeError: CUDA error", ["Traceback ...", "boom"])
+
+    failed = check.run("train tiny on cuda:0", crash)
+    assert failed.status == "failed" and failed.reason == ("CommandFailed: taskgroup train exited with 1: "
+                                                           "RuntimeError: CUDA error")
+    assert failed.detail["stderr_tail"] == ["Traceback ...", "boom"] and failed.detail["traceback"]
+    skipped = check.run("bundle tensorrt on cuda:0", lambda s: gc.skip_if("TensorRT cannot be imported"))
+    assert skipped.status == "skipped" and skipped.reason == "TensorRT cannot be imported"
+    assert [s.name for s in check.steps] == ["train tiny on cuda:0", "bundle tensorrt on cuda:0"]
