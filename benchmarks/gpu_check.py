@@ -22,7 +22,8 @@ step is reported and the next one still runs):
                   against PyTorch on D, and `taskgroup bench` on each
 
 A step that cannot run here (no CUDA device, a provider not in this onnxruntime build, TensorRT or
-fvcore not importable) is `skipped` with its reason. Writes gpu_check-<device>.json and .md into
+fvcore not importable), or whose input a failed step did not make, is `skipped` with its reason; a
+failed step keeps the command's last stderr lines. Writes gpu_check-<device>.json and .md into
 --out; exit code 0 when no step failed (warnings allowed), 1 when one did, 2 for bad arguments.
 """
 
@@ -393,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     check.say(f"gpu_check on {args.device}: presets {', '.join(presets)}, tasks {args.tasks}; work in {work}")
     try:
         run_all(check, presets)
+    except Exception as exc:  # noqa: BLE001 - a defect of the check itself: still write what was found
+        check.steps.append(Step("gpu_check itself", "failed", reason=f"{type(exc).__name__}: {exc}",
+                                detail={"traceback": traceback.format_exc().splitlines()[-30:]}))
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -409,72 +413,92 @@ def main(argv: list[str] | None = None) -> int:
 def run_all(check: Check, presets: list[str]) -> None:
     args = check.args
     on_cuda = args.device != "cpu"
-    env = check.run("environment", environment)
-    if env.status != "ok":
+    tasks = args.tasks.split(",")
+    if check.run("environment", environment).status != "ok":
         return
     check.run("doctor", lambda s: doctor(check, s))
     last = presets[-1]
     for backend, why_not in profile_backends(args.device):
-        check.run(f"profile {backend} ({last})", lambda s, b=backend, w=why_not: skip_if(w) or profile(check, s, b, last,
-                                                                                                      args.tasks))
+        check.run(f"profile {backend} ({last})",
+                  lambda s, b=backend, w=why_not: skip_if(w) or profile(check, s, b, last, args.tasks))
     if on_cuda and not args.no_gpu_preset and last != "gpu":
         check.run("profile torch (gpu preset)", lambda s: profile(check, s, "torch", "gpu", args.tasks))
 
     runs: dict[str, Path] = {}
+    devices = ",".join(cuda_devices()) if on_cuda else "cpu"
+    networks = 2 * len(tasks) + len(tasks) * (len(tasks) - 1) // 2  # singles at two widths, pairs
     for preset in presets:
         local = check.work / f"run-{preset}-{args.device.replace(':', '')}"
+        later = ([f"train {preset} on the CPU (reference)"] if on_cuda else []) + [
+            f"train {preset} with processes:{args.workers} on {devices}"]
         tables: dict[str, Any] = {}
 
         def local_step(s: Step, preset=preset, local=local) -> None:
             tables["local"] = train(check, s, preset, args.tasks, local, "--devices", args.device)
 
-        step = check.run(f"train {preset} on {args.device}", local_step)
-        if step.status != "ok":
+        if check.run(f"train {preset} on {args.device}", local_step).status != "ok":
+            skip_steps(check, later, f"training on {args.device} failed")
             continue
         runs[preset] = local
-        if on_cuda:
-            def cpu_step(s: Step, preset=preset) -> None:
-                workers = max(1, min(9, (os.cpu_count() or 1) // 2))  # one thread per network ([train] threads)
-                cpu = train(check, s, preset, args.tasks, check.work / f"run-{preset}-cpu",
-                            "--executor", f"processes:{workers}", "--devices", "cpu")
-                compare(s, f"{args.device}", loss_differences(tables["local"]["table"], cpu["table"]), False)
-                s.summary += (f"; {args.device} trains {tables['local']['networks_per_minute_training'] / cpu['networks_per_minute_training']:.1f}x "
-                              f"the networks per minute of one CPU worker")
 
-            check.run(f"train {preset} on the CPU (reference)", cpu_step)
-        devices = ",".join(cuda_devices()) if on_cuda else "cpu"
+        def cpu_step(s: Step, preset=preset) -> None:
+            workers = max(1, min(networks, (os.cpu_count() or 1) // 2))  # one thread per network ([train] threads)
+            cpu = train(check, s, preset, args.tasks, check.work / f"run-{preset}-cpu",
+                        "--executor", f"processes:{workers}", "--devices", "cpu")
+            compare(s, args.device, loss_differences(tables["local"]["table"], cpu["table"]), False)
+            speedup = tables["local"]["networks_per_minute_training"] / cpu["networks_per_minute_training"]
+            s.summary += f"; {args.device} trains a network {speedup:.1f}x as fast as one CPU worker"
 
         def processes_step(s: Step, preset=preset) -> None:
             run = train(check, s, preset, args.tasks, check.work / f"run-{preset}-processes",
                         "--executor", f"processes:{args.workers}", "--devices", devices)
             compare(s, "the local executor", loss_differences(run["table"], tables["local"]["table"]), not on_cuda)
 
-        check.run(f"train {preset} with processes:{args.workers} on {devices}", processes_step)
+        for name, fn in zip(later, ([cpu_step] if on_cuda else []) + [processes_step]):
+            check.run(name, fn)
 
+    backends = bundle_backends(args.device)
+    bundle_steps = [f"bundle {b} on {d}" for b, d, _ in backends]
     if last not in runs:
-        check.steps.append(Step("bundle", "skipped", reason=f"no trained {last} run to export"))
+        skip_steps(check, [f"select and export ({last})"] + bundle_steps, f"no trained {last} run to export")
         return
-    holder: dict[str, Any] = {}
+    held: dict[str, Any] = {}
 
     def export_step(s: Step) -> None:
-        holder["grouping"] = pick_grouping(check, runs[last])
-        holder["bundle"] = export(check, s, holder["grouping"])
+        held["grouping"] = pick_grouping(check, runs[last])
+        held["bundle"] = export(check, s, held["grouping"])
+
+    def reference_step(s: Step) -> None:
+        from exporters import validation_frames
+        from exporters.bundle import quantized_frames
+        from taskgroup.train.config import make_run_config
+
+        os.environ["TASKGROUP_CACHE"] = check.env["TASKGROUP_CACHE"]  # the frames of the data the runs rendered
+        images, source = validation_frames(make_run_config(last).data, tasks, BUNDLE_FRAMES)
+        held["frames"] = quantized_frames(images)  # a fused bundle takes 8-bit frames
+        held["reference"] = torch_reference(held["grouping"], held["frames"], args.device)
+        s.summary = f"the grouping's networks in PyTorch on {args.device}, {source}"
 
     if check.run(f"select and export ({last})", export_step).status != "ok":
+        skip_steps(check, bundle_steps, "export failed")
         return
-    from exporters import validation_frames
-    from exporters.bundle import DEFAULT_ATOL, quantized_frames
-    from taskgroup.train.config import make_run_config
+    if check.run(f"PyTorch reference on {args.device}", reference_step).status != "ok":
+        skip_steps(check, bundle_steps, "no PyTorch outputs to compare with")
+        return
+    from exporters.bundle import DEFAULT_ATOL
 
-    os.environ["TASKGROUP_CACHE"] = check.env["TASKGROUP_CACHE"]  # the frames of the data the runs rendered
-    images, _ = validation_frames(make_run_config(last).data, args.tasks.split(","), BUNDLE_FRAMES)
-    frames = quantized_frames(images)  # a fused bundle takes 8-bit frames
-    reference = torch_reference(holder["grouping"], frames, args.device)
     # PyTorch on a GPU convolves in TF32 by default, as TensorRT may: 1% of the output scale there.
     tolerance = DEFAULT_ATOL["fp32"] if not on_cuda else 1e-2
-    for backend, device, why_not in bundle_backends(args.device):
-        check.run(f"bundle {backend} on {device}", lambda s, b=backend, d=device, w=why_not: skip_if(w) or run_bundle(
-            check, s, holder["bundle"], b, d, reference, frames, tolerance))
+    for name, (backend, device, why_not) in zip(bundle_steps, backends):
+        check.run(name, lambda s, b=backend, d=device, w=why_not: skip_if(w) or run_bundle(
+            check, s, held["bundle"], b, d, held["reference"], held["frames"], tolerance))
+
+
+def skip_steps(check: Check, names: list[str], reason: str) -> None:
+    """Record steps that cannot run because one they need failed."""
+    for name in names:
+        check.steps.append(Step(name, "skipped", reason=reason))
+        check.say(f"{name}: skipped ({reason})")
 
 
 def skip_if(why_not: str | None) -> None:

@@ -45,7 +45,8 @@ def test_cpu_run_passes_every_step_without_cuda_and_skips_the_rest_with_reasons(
     assert list(steps) == [
         "environment", "doctor", "profile torch (tiny)", "profile onnxruntime (tiny)",
         "profile onnxruntime-tensorrt (tiny)", "profile tensorrt (tiny)", "train tiny on cpu",
-        "train tiny with processes:2 on cpu", "select and export (tiny)", "bundle onnxruntime on cpu",
+        "train tiny with processes:2 on cpu", "select and export (tiny)", "PyTorch reference on cpu",
+        "bundle onnxruntime on cpu",
         "bundle onnxruntime on cuda:0", "bundle onnxruntime-tensorrt on cuda:0", "bundle tensorrt on cuda:0"]
     skipped = {n for n, s in steps.items() if s["status"] == "skipped"}
     assert skipped == {"profile onnxruntime-tensorrt (tiny)", "profile tensorrt (tiny)", "bundle onnxruntime on cuda:0",
@@ -164,3 +165,27 @@ def test_a_failing_step_keeps_what_fixing_it_needs_and_the_next_step_runs(tmp_pa
     skipped = check.run("bundle tensorrt on cuda:0", lambda s: gc.skip_if("TensorRT cannot be imported"))
     assert skipped.status == "skipped" and skipped.reason == "TensorRT cannot be imported"
     assert [s.name for s in check.steps] == ["train tiny on cuda:0", "bundle tensorrt on cuda:0"]
+
+
+def test_steps_that_need_a_failed_one_are_skipped_saying_so(tmp_path, monkeypatch):
+    gc = load_script()
+    ns = argparse.Namespace(cache_dir=None, device="cpu", tasks="depth_zbuffer,normal", workers=2, no_gpu_preset=False)
+    check = gc.Check(ns, tmp_path)
+    monkeypatch.setattr(gc, "doctor", lambda check, step: None)
+    monkeypatch.setattr(gc, "profile_backends", lambda device: [])
+
+    def broken_training(*a, **kw):
+        raise gc.CommandFailed("taskgroup train exited with 1: RuntimeError: no", ["RuntimeError: no"])
+
+    monkeypatch.setattr(gc, "train", broken_training)
+    gc.run_all(check, ["tiny"])
+    got = [(s.name, s.status, s.reason) for s in check.steps[2:]]
+    assert got == [
+        ("train tiny on cpu", "failed", "CommandFailed: taskgroup train exited with 1: RuntimeError: no"),
+        ("train tiny with processes:2 on cpu", "skipped", "training on cpu failed"),
+        ("select and export (tiny)", "skipped", "no trained tiny run to export"),
+        ("bundle onnxruntime on cpu", "skipped", "no trained tiny run to export"),
+        ("bundle onnxruntime on cuda:0", "skipped", "no trained tiny run to export"),
+        ("bundle onnxruntime-tensorrt on cuda:0", "skipped", "no trained tiny run to export"),
+        ("bundle tensorrt on cuda:0", "skipped", "no trained tiny run to export"),
+    ]
