@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import sys
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -145,7 +146,10 @@ def resolve_budget(inp: Inputs, budget: Optional[float], budget_ms: Optional[flo
         return Budget(budget, "snt")
     if budget_ms is not None:
         return Budget(float(budget_ms), "ms")
-    return Budget(float(budget_snt) * inp.standard_ms, "ms", float(budget_snt))
+    # A budget of many standard networks can overflow in ms (1e308 SNT x 0.3 ms): every grouping fits it as
+    # well as the largest finite budget, which keeps the grouping file's numbers finite (JSON has no inf).
+    ms = min(float(budget_snt) * inp.standard_ms, sys.float_info.max)
+    return Budget(ms, "ms", float(budget_snt))
 
 
 def _is_tsv(path: Path) -> bool:
@@ -326,7 +330,11 @@ def select_cmd(
 ) -> None:
     from taskgroup.search import Selector
 
+    from taskgroup.search.topk import MAX_K
+
     check_budget_flags(profile, budget, budget_ms, budget_snt)
+    if not 1 <= top <= MAX_K:  # before any work: 0 or a negative K would otherwise be ignored silently
+        raise TaskgroupError(f"--top-k must be an integer from 1 to {MAX_K}, got {top}")
     inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize,
                       profile, statistic.value, per_task_stopping)
     limit = resolve_budget(inp, budget, budget_ms, budget_snt)
@@ -373,11 +381,30 @@ def select_cmd(
         grouping = grouping.with_extra(
             top_k=[grouping_summary(g) for g in ranked],
             to_train=[{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)])
+    excluded = None
+    if inp.profile is not None:
+        from taskgroup.search.robustness import excluded_by_noise
+
+        excluded = excluded_by_noise(sel, inp.candidates, inp.profile, limit.value, sigmas, max_networks,
+                                     tasks=inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value)
+        if excluded is not None:
+            grouping = grouping.with_extra(excluded_by_noise=excluded)
     warnings = [w.message() for w in inp.not_learnt(sel)]
     if warnings:
         grouping = grouping.with_extra(warnings=warnings)
     grouping.save(out)
     _print_selection(sel, time.perf_counter() - start, out, limit, inp)
+    if excluded is not None:
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True).print(escape(
+            f"note: the noise rule, not the prediction, decided: {' + '.join(excluded['networks'])} (objective "
+            f"{excluded['objective']:.5g}, better) is predicted at {excluded['cost_ms']:.4g} ms, within the "
+            f"{limit.value:.4g} ms budget, but not with {excluded['sigmas']:g} sigma of latency noise (sigma "
+            f"{excluded['noise_ms']:.3g} ms: {excluded['fit_cost_ms']:.4g} ms), so it was left out; `frontier` lists "
+            f"it as optimal from {excluded['cost_ms']:.4g} ms. --noise-sigmas 0 selects on the prediction alone "
+            "(it may then exceed the budget when the latency moves within its noise)."))
     if top > 1:
         _print_top_k(grouping.extra, inp)
     for w in warnings:

@@ -38,15 +38,16 @@ def executor_spec(executor: str, devices: Optional[str], ray_address: Optional[s
 def train_command(
     tasks: Optional[str] = typer.Option(None, help="Comma-separated task names, e.g. segment_semantic,depth_zbuffer,"
                                                    "normal. Required for a new run; with --resume the run's own."),
-    candidates: str = typer.Option(
-        "pairs", help="Candidate set: singles (every task alone, full and half width) | pairs (singles + every "
-                      "pair at full width; the paper's default) | all (every subset at full width + half singles) | "
-                      "affinity (singles + one full-width network of all tasks trained with inter-task affinity "
-                      "tracking, for `select --estimate tag|cosine`; measured every [train] affinity_every steps)."),
+    candidates: Optional[str] = typer.Option(
+        None, help="Candidate set (default pairs; with --resume: the run's own set): singles (every task alone, "
+                   "full and half width) | pairs (singles + every pair at full width; the paper's default) | all "
+                   "(every subset at full width + half singles) | affinity (singles + one full-width network of all "
+                   "tasks trained with inter-task affinity tracking, for `select --estimate tag|cosine`; measured "
+                   "every [train] affinity_every steps)."),
     networks: Optional[str] = typer.Option(
         None, help="Train exactly these networks instead of a candidate set: tasks joined by '+', '@width' "
                    "(default 1), comma-separated, e.g. 'segment_semantic+normal+depth_zbuffer@1,normal@0.5'. "
-                   "With --resume, adds them to an existing run (e.g. a network HOA only estimated)."),
+                   "With --resume, adds them to the run's own set (e.g. a network HOA only estimated)."),
     out: Path = typer.Option(..., help="Run directory (created; must be empty unless --resume)."),
     preset: Optional[str] = typer.Option(None, help="Preset: tiny (seconds per network, for tests) | default (the "
                                                     "CPU pipeline: 5-30 s per network on 2 cores, see "
@@ -62,8 +63,10 @@ def train_command(
                    "equals what a separate short run would give."),
     esa_only: bool = typer.Option(False, "--esa-only", help="With --esa: train only that fraction of the schedule "
                                                             "and record only the 'early' stage (cheaper)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out: finished networks "
-                                                        "are kept, interrupted ones retrained. The config must match."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out: its own networks and seeds, as "
+                                                        "first asked for; finished ones are kept, interrupted ones "
+                                                        "retrained. --candidates, --networks or --seeds add to that "
+                                                        "set (said on the console). The config must match."),
     seed: Optional[int] = typer.Option(None, help="One seed for weight initialisation and batch order (the same for "
                                                   "every network); default 0. Same as --seeds N."),
     seeds: Optional[str] = typer.Option(
@@ -90,12 +93,14 @@ def train_command(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
     shared_storage: bool = typer.Option(False, "--shared-storage", help=SHARED_STORAGE_HELP),
 ) -> None:
-    """Train the candidate networks (the paper's recipe: SGD with momentum, LR halving on a validation
-    plateau, best-on-validation weights) and write RUN_DIR/runs.sqlite, RUN_DIR/losses.json and
+    """Train the candidate networks (SGD with momentum and best-on-validation weights; the learning rate
+    follows the preset's [train] lr_schedule: a cosine decay to zero in the default preset, halving on a
+    validation plateau (the paper's) in tiny) and write RUN_DIR/runs.sqlite, RUN_DIR/losses.json and
     RUN_DIR/checkpoints/. Regression targets are trained standardised ((value - mean) / std per task;
     Taskonomy: the paper's constants, else measured on the training split). Losses are masked means in
-    the data's units: cross-entropy (nats per pixel) for segmentation, L1 (mean absolute error in the
-    data's units) for the others."""
+    the data's units: cross-entropy (nats per pixel) for classification, L1 (mean absolute error in the
+    data's units) or L2 (mean squared error, in the data's units squared) for regression, as each task
+    declares."""
     from taskgroup.tasks import parse_task_list
     from taskgroup.train import candidate_set, make_run_config, train_candidates
     from taskgroup.train.candidates import parse_networks
@@ -114,11 +119,9 @@ def train_command(
 
         store = RunStore.open(out)
         try:
-            stored = (store.tasks(), run_config_from_store(store), store.seeds() or [store.base_seed()])
+            stored = (store.tasks(), run_config_from_store(store), *store.requested())
         finally:
             store.close()
-        if seed_list is None:
-            seed_list = tuple(stored[2])  # continue every seed the run has
     seed_list = seed_list or (0,)
     if tasks is None and stored is None:
         raise TaskgroupError("--tasks is required for a new run (with --resume the run's own tasks are used)")
@@ -138,18 +141,45 @@ def train_command(
         recipe.validate("--" + "/--".join(options))
         run_config = dataclasses.replace(run_config, train=recipe)
     task_list = parse_task_list(tasks) if tasks is not None else stored[0]
-    specs = parse_networks(networks, task_list) if networks is not None else candidate_set(candidates, task_list)
+    if networks is not None and candidates is not None:
+        raise TaskgroupError("give --candidates SET or --networks LIST, not both")
+    given = (parse_networks(networks, task_list) if networks is not None else
+             candidate_set(candidates, task_list) if candidates is not None else
+             [] if stored is not None else candidate_set("pairs", task_list))
+    specs = given
+    if stored is not None:  # continue the run's own networks and seeds; anything given is an explicit addition
+        specs, seed_list = _continue_run(out, task_list, stored[2], stored[3], given,
+                                         parse_seeds(seeds) if seeds is not None else
+                                         (parse_seeds(str(seed)) if seed is not None else ()))
     stages = default_stages(run_config, esa_only)
     with RichProgress() as progress:
         table = train_candidates(out, task_list, specs, run_config, resume=resume, stages=stages, progress=progress,
-                                 seeds=seed_list, affinity=networks is None and candidates == "affinity",
-                                 executor=spec_of_executor)
+                                 seeds=seed_list, affinity=candidates == "affinity", executor=spec_of_executor)
     from rich.console import Console
 
     output_console().print(render_table(table.to_json(), "val"))
     for t in render_affinity(table.to_json()):
         output_console().print(t)
     Console(stderr=True).print(f"loss table: {out / 'losses.json'}")
+
+
+def _continue_run(out: Path, tasks, own_specs, own_seeds, given, given_seeds):
+    """The run's own networks and seeds, plus those given on the command line (said on the console)."""
+    from rich.console import Console
+
+    from taskgroup.train.candidates import normalise_spec
+
+    names = {s.name for s in own_specs}
+    added = [s for s in (normalise_spec(g, tasks) for g in given) if s.name not in names and not names.add(s.name)]
+    new_seeds = [s for s in given_seeds if s not in own_seeds]
+    console = Console(stderr=True)
+    if added:
+        console.print(f"adding {len(added)} network(s) to the {len(own_specs)} of the run in {out}: "
+                      + ", ".join(s.name for s in added))
+    if new_seeds:
+        console.print(f"adding seed(s) {', '.join(map(str, new_seeds))} to the run's seeds "
+                      f"{', '.join(map(str, own_seeds))}")
+    return list(own_specs) + added, tuple(own_seeds) + tuple(new_seeds)
 
 
 @app.command("results", short_help="Print a run's loss table with the trivial-predictor reference.")
@@ -220,9 +250,15 @@ def render_table(doc: dict, split: str):
     flagged = [(t, "+".join(n["tasks"]) + f"@{n['width']:g}" + ("" if n["stage"] == "final" else f"/{n['stage']}"))
                for n in doc["networks"] for t in n["tasks"]
                if _not_below(n["losses"].get("val", {}).get(t), ref.get(t, {}).get("val"))]
-    caption = ("Per task its loss (cross_entropy: nats/pixel; l1, l2: in the data's units; bce: nats per label and "
-               "pixel), over labelled pixels; lower is better. Trivial = best constant predictor fitted on the "
-               "training split.")
+    caption = ("Per task its loss (cross_entropy: nats/pixel; l1: mean absolute error in the data's units; l2: mean "
+               "squared error in the data's units squared; bce: nats per label and pixel), over labelled pixels; "
+               "lower is better. Trivial = best constant predictor fitted on the training split.")
+    recipe = (doc.get("meta", {}).get("run_config") or {}).get("train") or {}
+    if isinstance(recipe, dict) and recipe:
+        caption += (f" Trained with strategy {recipe.get('strategy', 'sum')}, weighting {recipe.get('weighting', 'none')}"
+                    + (f" ({', '.join(f'{t} {w:g}' for t, w in recipe['task_weights'].items())})"
+                       if recipe.get("task_weights") else "")
+                    + (", per-task stopping" if recipe.get("per_task_stopping") else "") + ".")
     if flagged:
         caption += (f" ! = not clearly (1%) below the trivial predictor on validation (not learnt): "
                     + ", ".join(f"{t} in {net}" for t, net in flagged) + ".")
@@ -240,10 +276,12 @@ def render_table(doc: dict, split: str):
     table.add_row("trivial predictor", "", "", *([""] if seeds else []), *[_fmt(ref.get(t, {}).get(split)) for t in tasks],
                   "", "", style="dim")
     counts = doc.get("meta", {}).get("labelled_samples") or {}
-    labelled, size = counts.get("labelled") or {}, (counts.get("samples") or {}).get(split)
-    if size and any(labelled.get(t, {}).get(split, size) < size for t in tasks):  # partial labels: say how many
-        table.add_row(f"labelled {split} samples", "", "", *([""] if seeds else []),
-                      *[f"{labelled.get(t, {}).get(split, '?')} of {size}" for t in tasks], "", "", style="dim")
+    labelled = counts.get("labelled") or {}
+    for part in dict.fromkeys(("train", split)):  # the training split too: where labels are most often missing
+        size = (counts.get("samples") or {}).get(part)
+        if size and any(labelled.get(t, {}).get(part, size) < size for t in tasks):  # partial labels: say how many
+            table.add_row(f"labelled {part} samples", "", "", *([""] if seeds else []),
+                          *[f"{labelled.get(t, {}).get(part, '?')} of {size}" for t in tasks], "", "", style="dim")
     for n in doc["networks"] + doc.get("task_stops", []):
         losses = n["losses"].get(split, {})
         std = (n.get("loss_std") or {}).get(split, {})

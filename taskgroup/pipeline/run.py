@@ -552,11 +552,7 @@ class Pipeline:
         return not_learnt(served, table.reference_losses)
 
     def _notes(self, best: Grouping) -> list[str]:
-        used = {"hoa": "HOA-estimated higher-order networks",
-                "tag": "networks estimated from the all-task network's lookahead affinity (TAG)",
-                "cosine": "networks estimated from the all-task network's gradient cosine similarity"}
-        estimator = used.get(self.config.estimate, f"{self.config.estimate}-estimated networks")
-        notes = [f"Selection used {estimator if self.config.estimate else 'measured networks only'}"
+        notes = [f"Selection used {selection_inputs(self.config.estimate, len(self.config.tasks))}"
                  + (f" and ESA (candidates trained for {self.config.esa:g} of the schedule)" if self.config.esa else "")
                  + f"; the chosen networks were then trained fully and re-scored (validation objective "
                  f"{best.objective:.5f})."]
@@ -716,3 +712,14 @@ def _describe(sel) -> str:
         line += (f" (the cheapest within {block['tolerance']:.3g} of the optimum's objective: "
                  f"{' + '.join(block['optimum']['networks'])}, {block['optimum']['objective']:.5g})")
     return line
+
+
+def selection_inputs(estimate: str | None, n_tasks: int) -> str:
+    """What the selection chose among, in words: HOA estimates networks of three or more tasks, so with two
+    tasks there is nothing for it to estimate."""
+    if estimate == "hoa" and n_tasks < 3:
+        return f"measured networks only (HOA estimates networks of 3+ tasks; a {n_tasks}-task run has none)"
+    used = {"hoa": "HOA-estimated higher-order networks",
+            "tag": "networks estimated from the all-task network's lookahead affinity (TAG)",
+            "cosine": "networks estimated from the all-task network's gradient cosine similarity"}
+    return used.get(estimate, f"{estimate}-estimated networks") if estimate else "measured networks only"

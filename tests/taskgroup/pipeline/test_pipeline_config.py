@@ -182,3 +182,12 @@ def test_objective_noise_is_the_presets_measured_noise_over_the_root_of_the_seed
     assert noise(preset="tiny") == 0.0
     assert noise(tasks=("segment_semantic", "depth_zbuffer")) == 0.0
     assert noise(esa=0.2) == 0.0  # early-stage losses: not what was measured
+
+
+def test_the_report_never_claims_hoa_estimates_on_a_two_task_run():
+    from taskgroup.pipeline.run import selection_inputs
+
+    assert selection_inputs("hoa", 2) == ("measured networks only (HOA estimates networks of 3+ tasks; a 2-task run "
+                                          "has none)")
+    assert selection_inputs("hoa", 3) == "HOA-estimated higher-order networks"
+    assert selection_inputs(None, 5) == "measured networks only"
