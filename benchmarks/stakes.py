@@ -63,31 +63,33 @@ def trunk(scale: float) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Point:
-    what: str  # one line: what differs from the default preset
+    what: str  # one line: what differs from the preset
     tasks: tuple[str, ...] = PAPER5
+    preset: str = "wide"  # the preset the overrides apply to
     overrides: dict[str, Any] = field(default_factory=dict)  # config-file layout: {"train": {...}, "data": {...}, "arch": {...}}
 
 
-# The map: trunk capacity first (one factor at a time from the default preset); then, at the narrow
-# trunk where the decision starts to matter, data, epochs, resolution and the task set; the task set
-# also at full capacity. Each entry is one factor (or a few) away from the default preset.
-T25 = {"arch": trunk(0.25)}
+# The map: trunk capacity first (one factor at a time from the wide preset, the full Xception-style
+# encoder); then, at the narrow trunk where the decision starts to matter (a quarter of the encoder
+# channels: the `default` preset), data, epochs, resolution and the task set; the task set also at
+# full capacity. Each entry is one factor (or a few) away from its preset.
 MAP: dict[str, Point] = {
-    "base": Point("the default preset as shipped"),
-    "trunk-0.5": Point("encoder channels x0.5 (heads unchanged)", overrides={"arch": trunk(0.5)}),
-    "trunk-0.25": Point("encoder channels x0.25 (heads unchanged)", overrides=T25),
+    "base": Point("the wide preset (full encoder)"),
+    "trunk-0.5": Point("encoder channels x0.5 (heads unchanged)", preset="default", overrides={"arch": trunk(0.5)}),
+    "trunk-0.25": Point("encoder channels x0.25 (heads unchanged): the default preset", preset="default"),
     "mix6": Point("six tasks: s, d, reshading, rgb, e, k (low-level, 3D, semantic)", tasks=MIX6),
-    "t25-mix6": Point("encoder x0.25; the six-task mix", tasks=MIX6, overrides=T25),
+    "t25-mix6": Point("encoder x0.25; the six-task mix", tasks=MIX6, preset="default"),
     "t25-texture5": Point("encoder x0.25; s, d and the three image-level tasks k, e, rgb", tasks=TEXTURE5,
-                          overrides=T25),
-    "t25-dec-0.5": Point("encoder x0.25, decoders x0.5", overrides={"arch": {"model_config": {
-        **trunk(0.25)["model_config"], "decoder_channels": [16, 8, 4]}}}),
-    "t25-nine": Point("encoder x0.25; all nine built-in tasks", tasks=NINE, overrides=T25),
-    "t25-epochs-12": Point("encoder x0.25; 12 epochs", overrides={**T25, "train": {"epochs": 12}}),
-    "t25-views-8k": Point("encoder x0.25; 8,000 training views", overrides={**T25, "data": {"n_train": 8000}}),
-    "trunk-0.125": Point("encoder channels x0.125 (heads unchanged)", overrides={"arch": trunk(0.125)}),
-    "t25-res-64": Point("encoder x0.25; 64x64 inputs", overrides={"arch": {**trunk(0.25), "resolution": 64}}),
-    "t25-views-20k": Point("encoder x0.25; 20,000 training views", overrides={**T25, "data": {"n_train": 20000}}),
+                          preset="default"),
+    "t25-dec-0.5": Point("encoder x0.25, decoders x0.5", preset="default",
+                         overrides={"arch": {"model_config": {**trunk(0.25)["model_config"], "decoder_channels": [16, 8, 4]}}}),
+    "t25-nine": Point("encoder x0.25; all nine built-in tasks", tasks=NINE, preset="default"),
+    "t25-epochs-12": Point("encoder x0.25; 12 epochs", preset="default", overrides={"train": {"epochs": 12}}),
+    "t25-views-8k": Point("encoder x0.25; 8,000 training views", preset="default", overrides={"data": {"n_train": 8000}}),
+    "trunk-0.125": Point("encoder channels x0.125 (heads unchanged)", preset="default", overrides={"arch": trunk(0.125)}),
+    "t25-res-64": Point("encoder x0.25; 64x64 inputs", preset="default", overrides={"arch": {"resolution": 64}}),
+    "t25-views-20k": Point("encoder x0.25; 20,000 training views", preset="default",
+                           overrides={"data": {"n_train": 20000}}),
     "nine": Point("all nine built-in tasks", tasks=NINE),
     "epochs-12": Point("12 epochs instead of 6", overrides={"train": {"epochs": 12}}),
     "views-8k": Point("8,000 training views instead of 2,000", overrides={"data": {"n_train": 8000}}),
@@ -103,7 +105,8 @@ def code(tasks, width: float, served=None) -> str:
 def run_config(name: str, seed: int = 0):
     from taskgroup.train import make_run_config
 
-    return make_run_config("default", seed=seed, esa_fraction=ESA_FRACTION, overrides=MAP[name].overrides or None)
+    point = MAP[name]
+    return make_run_config(point.preset, seed=seed, esa_fraction=ESA_FRACTION, overrides=point.overrides or None)
 
 
 def pairs_level(tasks) -> list:
@@ -264,7 +267,7 @@ def analyse(name: str) -> dict[str, Any] | None:
     walls = [r.wall_time_s for n in index.values() for r in (n.seeds.values() if n.seeds else [n]) if r.wall_time_s]
     cfg = run_config(name).to_dict()
     return {"what": point.what, "tasks": list(tasks), "seeds": seeds, "every_subset": every_subset,
-            "overrides": point.overrides, "run_config": cfg, "networks_trained": len(walls),
+            "preset": point.preset, "overrides": point.overrides, "run_config": cfg, "networks_trained": len(walls),
             "train_s_per_network": math.fsum(walls) / len(walls) if walls else None,
             "one_network": {"per_seed": one_scores, **estimate(list(one_scores.values())).__dict__},
             "pairwise_gains": gains, "budgets": budgets}
@@ -353,7 +356,8 @@ def markdown(doc: dict[str, Any]) -> str:
     floor = sorted(confirmed)[len(confirmed) // 2] if confirmed else None
     lines = ["# Stakes of the grouping decision on the built-in data", "",
              f"Machine: {machine_line(doc['machine'])}", "",
-             "Each configuration changes the default preset in one way (or a few, for the combinations) and is "
+             "Each configuration changes a preset (`wide`: the full encoder, the default before this map; `default`: "
+             "a quarter of its encoder channels, chosen from this map) in one way (or a few) and is "
              "trained through the normal training API: singles at full and half width, every pair, the all-task "
              "network, and the networks of the HOA choice at each budget (screening, one seed); confirmed "
              "configurations add every subset of the tasks and more seeds, so their optimum is exact over fully "
@@ -386,7 +390,7 @@ def markdown(doc: dict[str, Any]) -> str:
         tasks = p["tasks"]
         lines += [f"## {name}: {p['what']}", "",
                   f"Tasks: {', '.join(f'{LETTERS.get(t, t)} = {t}' for t in tasks)}. Seeds: "
-                  f"{', '.join(map(str, p['seeds']))}. Overrides of the default preset: "
+                  f"{', '.join(map(str, p['seeds']))}. Preset `{p.get('preset') or MAP[name].preset}`, overrides: "
                   f"`{json.dumps(p['overrides']) if p['overrides'] else 'none'}`.", "",
                   "| budget (SNT) | grouping | networks | SNT | objective | % below one network |", "|---|---|---|---|---|---|"]
         for b, rows in p["budgets"].items():

@@ -109,13 +109,38 @@ def _versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+def grouping_checkpoint_sha256(grouping: Grouping, index: int) -> str:
+    """The checkpoint's sha256, checked against the digest the grouping itself records.
+
+    The exporter knows no training run: a grouping from a run is verified against the digest the
+    run's store recorded (`taskgroup.train.store.verified_checkpoint_sha256`, what `taskgroup
+    export` and the pipeline pass as `verify_checkpoint`). A checkpoint changed after training
+    would pass the PyTorch-vs-ONNX check (both sides load the same damaged weights), so a
+    checkpoint with no recorded digest is refused.
+    """
+    net = grouping.networks[index]
+    checkpoint = grouping.checkpoint_path(net)
+    if not net.checkpoint_sha256:
+        raise TaskgroupError(f"{checkpoint}: {grouping.path} records no networks[{index}].checkpoint_sha256, so its "
+                             "weights cannot be verified; export a training run's grouping with `taskgroup export` "
+                             "(it checks the digest the run recorded), or record the checkpoint's sha256 in the "
+                             "grouping if you vouch for the file")
+    actual = sha256_file(checkpoint)
+    if actual != net.checkpoint_sha256:
+        raise TaskgroupError(f"{checkpoint}: does not match networks[{index}].checkpoint_sha256 of {grouping.path} "
+                             f"(expected {net.checkpoint_sha256[:12]}..., found {actual[:12]}...): damaged or modified "
+                             "after training; retrain it and select again")
+    return actual
+
+
 def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
                   formats: str | Iterable[str] = "onnx", precision: str = "fp32",
                   frames: np.ndarray | None = None, *, resolution: int | None = None,
                   frames_source: str | None = None, tolerances: dict[str, float] | None = None,
                   overwrite: bool = False, onnx_config: OnnxExportConfig = OnnxExportConfig(),
                   engine_max_batch: int = 8, timing_cache: str | os.PathLike | None = None,
-                  fuse: bool | None = None, log: Callable[[str], None] | None = None) -> Path:
+                  fuse: bool | None = None, log: Callable[[str], None] | None = None,
+                  verify_checkpoint: Callable[[Grouping, int], str] = grouping_checkpoint_sha256) -> Path:
     """Export the networks of a grouping into a verified bundle directory; returns its path.
 
     frames: float32 (N, 3, H, W) RGB in [0, 1] to verify numerics on (real validation frames
@@ -124,6 +149,8 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
     fuse: merge the networks into one graph taking the uint8 frame (one session per frame), or
         ship one model per network. None: as the grouping's profile timed them (its recorded
         `fused` setting), else DEFAULT_FUSE.
+    verify_checkpoint: returns a network's checkpoint sha256 after checking it against a recorded
+        digest, or raises; the default trusts only the grouping's own records.
     """
     say = log or (lambda _msg: None)
     if precision not in PRECISIONS:
@@ -152,7 +179,7 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
                                  "select again without --estimate so the trained network is chosen, and export that.")
         if not grouping.checkpoint_path(net).is_file():
             raise TaskgroupError(f"{grouping.path}: network {i}: checkpoint {grouping.checkpoint_path(net)} not found")
-    digests = [verified_checkpoint_sha256(grouping, i) for i in range(len(grouping.networks))]
+    digests = [verify_checkpoint(grouping, i) for i in range(len(grouping.networks))]
     if frames is None:
         if resolution is None:
             raise TaskgroupError("export needs verification frames or an input resolution")
@@ -402,41 +429,6 @@ def _input_spec(fuse: bool, res: int, mean: list[float], std: list[float]) -> In
                          FRAME_FORMS, resize="area")
     return InputSpec(INPUT_NAME, res, res, "float32", "NCHW", "RGB", (0.0, 1.0), tuple(mean), tuple(std),
                      "inside the network: (x - mean) / std per channel", FRAME_FORMS, resize="area")
-
-
-def verified_checkpoint_sha256(grouping: Grouping, index: int) -> str:
-    """The checkpoint's sha256, checked against every digest recorded for it; raises unless one is.
-
-    A checkpoint changed after training (one flipped byte moves a weight) would pass the
-    PyTorch-vs-ONNX check, since both sides load the same damaged weights: only the digest the
-    run's store recorded when training finished (or one the grouping records) can tell.
-    """
-    from taskgroup.train.store import recorded_checkpoint_sha256
-
-    net = grouping.networks[index]
-    checkpoint, label = grouping.checkpoint_path(net), net.label
-    found = recorded_checkpoint_sha256(checkpoint)
-    run_dir = found[0].parent if found else None
-    retrain = (f"retrain it (taskgroup train --out {run_dir} --resume --networks '{label}'), then export again"
-               if run_dir else "retrain it and select again")
-    records = [(f"the sha256 recorded in {found[0]}", found[1])] if found and found[1] else []
-    if net.checkpoint_sha256:
-        records.append((f"networks[{index}].checkpoint_sha256 of {grouping.path}", net.checkpoint_sha256))
-    if not records:
-        if found:
-            raise TaskgroupError(f"{checkpoint}: network {index} ({label}) has no committed result in {found[0]} "
-                                 f"(its training never finished committing, or the result was dropped as damaged), so "
-                                 f"its weights cannot be verified; {retrain}")
-        raise TaskgroupError(f"{checkpoint}: no sha256 is recorded for this checkpoint (it is not inside a taskgroup "
-                             f"run directory with a runs.sqlite, and {grouping.path} gives no networks[{index}]."
-                             "checkpoint_sha256), so its weights cannot be verified; export networks of a training run, "
-                             "or record the checkpoint's sha256 in the grouping if you vouch for the file")
-    actual = sha256_file(checkpoint)
-    for where, expected in records:
-        if actual != expected:
-            raise TaskgroupError(f"{checkpoint}: does not match {where} (expected {expected[:12]}..., found "
-                                 f"{actual[:12]}...): damaged or modified after training; {retrain}")
-    return actual
 
 
 def _round_trip(bundle_dir: Path, frames: np.ndarray, references: dict[str, np.ndarray],

@@ -59,6 +59,7 @@ def export_command(
 
     from exporters import OnnxExportConfig, export_bundle, read_grouping, synthetic_frames, validation_frames
     from runtime.manifest import read_manifest
+    from taskgroup.train.store import verified_checkpoint_sha256
 
     console = Console(stderr=True)
     if frames < 1:
@@ -76,6 +77,7 @@ def export_command(
     with console.status("exporting") as status:
         path = export_bundle(grouping, out, format, precision, images, frames_source=source, overwrite=overwrite,
                              onnx_config=OnnxExportConfig(exporter=exporter), fuse=fuse,
+                             verify_checkpoint=verified_checkpoint_sha256,
                              log=lambda msg: (status.update(f"exporting: {escape(msg)}"), console.print(escape(msg))))
     manifest = read_manifest(path)
     console.print(f"wrote {path}: {len(manifest.networks)} network(s), tasks {', '.join(manifest.tasks)}; "

@@ -16,20 +16,25 @@ from taskgroup.tasks import PAPER_TASKS
 @app.command("pipeline", short_help="Run everything: profile, train, select, export, benchmark, report.")
 def pipeline_command(
     out: Path = typer.Option(Path("runs/pipeline"), "--out", help="Run directory; every artefact goes here."),
-    preset: str = typer.Option("default", help="tiny (seconds, for tests), default (a few minutes on a CPU) or gpu "
-                                                    "(128x128, the paper's channels; for a GPU)."),
+    preset: str = typer.Option("default", help="tiny (seconds, for tests), default (a few minutes on a CPU), wide (the "
+                                                    "full encoder) or gpu (128x128, the paper's channels; for a GPU)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file overriding preset fields "
                                           "(\\[data], \\[train], \\[arch] tables, as for `taskgroup train`) and declaring tasks "
                                           "of your own (\\[tasks.NAME] tables, docs/data.md)."),
     tasks: str = typer.Option(",".join(PAPER_TASKS), help="Comma-separated tasks to group."),
     candidates: str = typer.Option("pairs", help="Candidates trained for the search: singles | pairs | all | "
-                                   "affinity. With pairs, higher-order networks are estimated (HOA); with affinity "
-                                   "(the singles plus one all-task network trained with inter-task affinity "
-                                   "tracking), every other group is estimated from the affinity (TAG)."),
+                                   "affinity | base | rounds. With pairs, higher-order networks are estimated (HOA); "
+                                   "with affinity (the singles plus one all-task network trained with inter-task "
+                                   "affinity tracking), every other group is estimated from the affinity (TAG); with "
+                                   "base (the all-task network alone, full and half width, with affinity tracking), "
+                                   "every group from it; with rounds, every subset is trained to the --esa fraction "
+                                   "(default 0.1) and then fully, round by round, only where it can still change the "
+                                   "choice at the budget."),
     estimate: Optional[str] = typer.Option(None, help="Estimator for untrained networks: hoa (mean of the pairs "
                                            "inside the group, as in the paper; needs pairs), tag or cosine (from "
-                                           "the lookahead affinity or gradient cosine of --candidates affinity) or "
-                                           "none. Default: tag with --candidates affinity, else hoa."),
+                                           "the lookahead affinity or gradient cosine of --candidates affinity), "
+                                           "base (--candidates base), rounds (--candidates rounds) or none. "
+                                           "Default: the one the candidate set is for (hoa for pairs)."),
     normalize: str = typer.Option("reference", help="Objective: reference (default: each task's loss divided by "
                                   "its trivial predictor's loss, so every task counts by how much better than a "
                                   "constant it is, whatever its units or loss), none (the paper's plain sum of task "
@@ -97,5 +102,5 @@ def pipeline_command(
 def _estimator(option: Optional[str], candidates: str) -> Optional[str]:
     """--estimate as given ('none': measured networks only), or the one the candidate set calls for."""
     if option is None:
-        return "tag" if candidates == "affinity" else "hoa"
+        return {"affinity": "tag", "base": "base", "rounds": "rounds"}.get(candidates, "hoa")
     return None if option == "none" else option

@@ -44,7 +44,12 @@ ESTIMATE_HELP = ("Estimate the losses of networks that were not trained. 'hoa' =
                  "'tag' / 'cosine' = one-run affinity, for a run trained with `train --candidates affinity`: only "
                  "the singles and one all-task network are trained; each task's loss in a group is its single-task "
                  "loss scaled by its groupmates' lookahead affinity (tag) or gradient cosine (cosine) onto it, "
-                 "calibrated on the all-task network (docs/select.md).")
+                 "calibrated on the all-task network. 'base' = base-model estimation, for a run trained with "
+                 "`train --candidates base`: no single is trained; every group and every half-width single is "
+                 "estimated from the all-task network (full and half width) and the gradient cosine measured while "
+                 "training it. 'rounds' = adaptive training, for `train --candidates rounds`: networks trained "
+                 "fully as measured, the others from their early-stage losses through a fit on the networks that "
+                 "have both (docs/select.md).")
 SERVED_NOTE = ("A task is *served* by exactly one chosen network (the one the grouping uses to predict it at "
                "deployment); a network may be trained on more tasks than it serves, its extra heads helping training "
                "only. The objective is the sum over tasks of the serving network's loss (optionally weighted and "
@@ -55,6 +60,8 @@ class Estimate(str, Enum):
     hoa = "hoa"
     tag = "tag"
     cosine = "cosine"
+    base = "base"
+    rounds = "rounds"
 
 
 class Normalize(str, Enum):

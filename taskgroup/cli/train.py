@@ -43,7 +43,11 @@ def train_command(
                    "full and half width) | pairs (singles + every pair at full width; the paper's default) | all "
                    "(every subset at full width + half singles) | affinity (singles + one full-width network of all "
                    "tasks trained with inter-task affinity tracking, for `select --estimate tag|cosine`; measured "
-                   "every [train] affinity_every steps)."),
+                   "every [train] affinity_every steps) | base (only the all-task network, with affinity tracking, "
+                   "and the same at half width, for `select --estimate base`) | rounds (adaptive: every subset to "
+                   "the --esa fraction of its schedule, default 0.1, then fully, round by round, only the networks "
+                   "that can still change the choice at the --budget range; for `select --estimate rounds`; a run "
+                   "trained in rounds resumes in rounds)."),
     networks: Optional[str] = typer.Option(
         None, help="Train exactly these networks instead of a candidate set: tasks joined by '+', '@width' "
                    "(default 1), comma-separated, e.g. 'segment_semantic+normal+depth_zbuffer@1,normal@0.5'. "
@@ -51,8 +55,9 @@ def train_command(
     out: Path = typer.Option(..., help="Run directory (created; must be empty unless --resume)."),
     preset: Optional[str] = typer.Option(None, help="Preset: tiny (seconds per network, for tests) | default (the "
                                                     "CPU pipeline: 5-30 s per network on 2 cores, see "
-                                                    "docs/training.md) | gpu (128x128, the paper's channels, "
-                                                    "24,000 views; for a GPU). Default: 'default' for a new run; with "
+                                                    "docs/training.md) | wide (default's recipe, the full encoder) | "
+                                                    "gpu (128x128, the paper's channels, 24,000 views; for a GPU). "
+                                                    "Default: 'default' for a new run; with "
                                                     "--resume and no --preset/--config, the run's stored config."),
     config: Optional[Path] = typer.Option(None, help="TOML file overriding preset fields in \\[train], \\[data] and "
                                                      "\\[arch] tables and declaring tasks of your own in "
@@ -92,6 +97,24 @@ def train_command(
     devices: Optional[str] = typer.Option(None, "--devices", help=DEVICES_HELP),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
     shared_storage: bool = typer.Option(False, "--shared-storage", help=SHARED_STORAGE_HELP),
+    budget: Optional[str] = typer.Option(
+        None, "--budget", help="With --candidates rounds: the budgets the choice must hold at, in SNT units (a "
+                               "full-width network costs 1, a half-width one 0.5), as LOW-HIGH or one value, e.g. "
+                               "1.25-3. With --profile: multiples of the profiled standard network."),
+    profile: Optional[Path] = typer.Option(
+        None, "--profile", help="With --candidates rounds: cost networks in milliseconds on this device profile "
+                                "(trunk + served heads, its co-run overhead); --budget is then in its SNT."),
+    tolerance: Optional[float] = typer.Option(
+        None, "--tolerance", help="With --candidates rounds: a network is left untrained when it could improve the "
+                                  "objective by at most this at every budget. Default: the seed noise of a "
+                                  "grouping's objective (the preset's measurement, else the run's seeds; 0 with one "
+                                  "seed of a configuration never measured)."),
+    confidence: float = typer.Option(
+        0.95, "--confidence", help="With --candidates rounds: coverage of the interval each final loss is predicted "
+                                   "in from its early one (lower: fewer networks trained, more risk of a wrong drop)."),
+    round_size: int = typer.Option(
+        2, "--round-size", help="With --candidates rounds: networks trained per round once the optimum under the "
+                                "estimates is trained (more: fewer rounds, possibly more networks)."),
 ) -> None:
     """Train the candidate networks (SGD with momentum and best-on-validation weights; the learning rate
     follows the preset's [train] lr_schedule: a cosine decay to zero in the default preset, halving on a
@@ -143,24 +166,94 @@ def train_command(
     task_list = parse_task_list(tasks) if tasks is not None else stored[0]
     if networks is not None and candidates is not None:
         raise TaskgroupError("give --candidates SET or --networks LIST, not both")
-    given = (parse_networks(networks, task_list) if networks is not None else
-             candidate_set(candidates, task_list) if candidates is not None else
-             [] if stored is not None else candidate_set("pairs", task_list))
-    specs = given
-    if stored is not None:  # continue the run's own networks and seeds; anything given is an explicit addition
-        specs, seed_list = _continue_run(out, task_list, stored[2], stored[3], given,
-                                         parse_seeds(seeds) if seeds is not None else
-                                         (parse_seeds(str(seed)) if seed is not None else ()))
-    stages = default_stages(run_config, esa_only)
-    with RichProgress() as progress:
-        table = train_candidates(out, task_list, specs, run_config, resume=resume, stages=stages, progress=progress,
-                                 seeds=seed_list, affinity=candidates == "affinity", executor=spec_of_executor)
+    from taskgroup.train.rounds import ROUNDS_FILE, RoundsLog
+
+    # A run trained in rounds resumes in rounds: continuing its own set would train every network fully.
+    adaptive = candidates == "rounds" or (stored is not None and candidates is None and networks is None
+                                          and (out / ROUNDS_FILE).is_file())
+    rounds_options = (budget, profile, tolerance) != (None, None, None) or confidence != 0.95 or round_size != 2
+    if rounds_options and not adaptive:
+        raise TaskgroupError("--budget, --profile, --tolerance, --confidence and --round-size set up adaptive "
+                             "training: use them with --candidates rounds")
+    if adaptive and esa_only:
+        raise TaskgroupError("--candidates rounds trains every network's early stage and then some fully: drop "
+                             "--esa-only")
+    if adaptive:
+        recorded = RoundsLog.load(out).last_settings() if stored is not None else None
+        rounds, cost_fn = _rounds_config(budget, profile, tolerance, confidence, round_size, task_list, run_config,
+                                         recorded)
+        if stored is not None:  # the run's seeds, and any new ones given
+            given_seeds = parse_seeds(seeds) if seeds is not None else (parse_seeds(str(seed)) if seed is not None
+                                                                        else ())
+            seed_list = tuple(stored[3]) + tuple(x for x in given_seeds if x not in stored[3])
+        if run_config.esa_fraction is None:
+            import dataclasses
+
+            from taskgroup.train.rounds import DEFAULT_FRACTION
+
+            run_config = dataclasses.replace(run_config, esa_fraction=DEFAULT_FRACTION)
+        from taskgroup.train.rounds import train_rounds
+
+        with RichProgress() as progress:
+            table, plan = train_rounds(out, task_list, run_config, rounds, resume=resume, seeds=seed_list,
+                                       progress=progress, executor=spec_of_executor, cost_fn=cost_fn)
+    else:
+        from taskgroup.train.candidates import tracks_affinity
+
+        given = (parse_networks(networks, task_list) if networks is not None else
+                 candidate_set(candidates, task_list) if candidates is not None else
+                 [] if stored is not None else candidate_set("pairs", task_list))
+        specs = given
+        if stored is not None:  # continue the run's own networks and seeds; anything given is an explicit addition
+            specs, seed_list = _continue_run(out, task_list, stored[2], stored[3], given,
+                                             parse_seeds(seeds) if seeds is not None else
+                                             (parse_seeds(str(seed)) if seed is not None else ()))
+        stages = default_stages(run_config, esa_only)
+        with RichProgress() as progress:
+            table = train_candidates(out, task_list, specs, run_config, resume=resume, stages=stages,
+                                     progress=progress, seeds=seed_list,
+                                     affinity=candidates is not None and tracks_affinity(candidates),
+                                     executor=spec_of_executor)
     from rich.console import Console
 
     output_console().print(render_table(table.to_json(), "val"))
     for t in render_affinity(table.to_json()):
         output_console().print(t)
     Console(stderr=True).print(f"loss table: {out / 'losses.json'}")
+
+
+def _rounds_config(budget: Optional[str], profile: Optional[Path], tolerance: Optional[float], confidence: float,
+                   round_size: int, tasks, run_config, recorded: Optional[dict] = None):
+    """The RoundsConfig and cost function of `train --candidates rounds`; on resume, the settings the run's
+    rounds were planned with (`recorded`) fill in what is not given."""
+    from taskgroup.train.rounds import RoundsConfig
+
+    if budget is None and recorded is not None and recorded.get("unit") == "snt":
+        return RoundsConfig(recorded["budget_low"], recorded["budget_high"], "snt",
+                            tolerance if tolerance is not None else recorded.get("tolerance"),
+                            confidence if confidence != 0.95 else recorded.get("confidence", confidence),
+                            round_size if round_size != 2 else recorded.get("round_size", round_size)), None
+    if budget is None:
+        raise TaskgroupError("--candidates rounds needs the budgets the choice must hold at: --budget LOW-HIGH "
+                             "(SNT units, e.g. 1.25-3) or one value" + (" with --profile, as the run's rounds were "
+                                                                        "planned" if recorded else ""))
+    low, _, high = budget.partition("-")
+    try:
+        lo, hi = float(low), float(high or low)
+    except ValueError:
+        raise TaskgroupError(f"--budget: {budget!r} is not a budget or a range (write e.g. 2 or 1.25-3)") from None
+    if profile is None:
+        return RoundsConfig(lo, hi, "snt", tolerance, confidence, round_size), None
+    from taskgroup.losstable import LossTable, NetworkResult
+    from taskgroup.profile import load_profile
+    from taskgroup.search.profiled import check_profile_for_table, standard_network_ms
+
+    prof = load_profile(profile)
+    probe = LossTable(tuple(tasks), [NetworkResult((t,), w, "final", {}) for t in tasks for w in (1.0, 0.5)],
+                      meta={"run_config": run_config.to_dict()})
+    check_profile_for_table(prof, probe, "final", profile)  # the profile must measure this run's networks
+    snt = standard_network_ms(prof, tuple(tasks))
+    return RoundsConfig(lo * snt, hi * snt, "ms", tolerance, confidence, round_size, corun=prof.corun), prof.cost_fn
 
 
 def _continue_run(out: Path, tasks, own_specs, own_seeds, given, given_seeds):

@@ -50,13 +50,16 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from runtime.manifest import sha256_file  # the bundle's file hash, stdlib only
+from runtime.integrity import sha256_file
 from taskgroup.affinity import KINDS, AffinityRun, AffinityTable
 from taskgroup.errors import TaskgroupError
 from taskgroup.losstable import LOSS_TABLE_FILENAME, LossTable, NetworkResult
 from taskgroup.train.candidates import CandidateSpec
+
+if TYPE_CHECKING:
+    from taskgroup.grouping import Grouping
 
 LOSS_UNITS = ("dataset units: L1 is the mean absolute error of outputs mapped back to the dataset's values "
               "(meta.targets gives each task's units), L2 the mean squared error in those units squared; "
@@ -746,3 +749,37 @@ def recorded_checkpoint_sha256(checkpoint: str | Path) -> tuple[Path, str | None
                              f"its losses nor its checkpoint's recorded sha256 can be trusted; train it again: "
                              f"taskgroup train --out {run_dir} --resume")
     return store, (row[0] if row else None)
+
+
+def verified_checkpoint_sha256(grouping: "Grouping", index: int) -> str:
+    """A grouping's checkpoint sha256, checked against every digest recorded for it (the run's store,
+    the grouping); raises unless one is. Export's `verify_checkpoint` for groupings of a run.
+
+    A checkpoint changed after training (one flipped byte moves a weight) would pass the
+    PyTorch-vs-ONNX check, since both sides load the same damaged weights: only the digest the
+    run's store recorded when training finished (or one the grouping records) can tell.
+    """
+    net = grouping.networks[index]
+    checkpoint, label = grouping.checkpoint_path(net), net.label
+    found = recorded_checkpoint_sha256(checkpoint)
+    run_dir = found[0].parent if found else None
+    retrain = (f"retrain it (taskgroup train --out {run_dir} --resume --networks '{label}'), then export again"
+               if run_dir else "retrain it and select again")
+    records = [(f"the sha256 recorded in {found[0]}", found[1])] if found and found[1] else []
+    if net.checkpoint_sha256:
+        records.append((f"networks[{index}].checkpoint_sha256 of {grouping.path}", net.checkpoint_sha256))
+    if not records:
+        if found:
+            raise TaskgroupError(f"{checkpoint}: network {index} ({label}) has no committed result in {found[0]} "
+                                 f"(its training never finished committing, or the result was dropped as damaged), so "
+                                 f"its weights cannot be verified; {retrain}")
+        raise TaskgroupError(f"{checkpoint}: no sha256 is recorded for this checkpoint (it is not inside a taskgroup "
+                             f"run directory with a runs.sqlite, and {grouping.path} gives no networks[{index}]."
+                             "checkpoint_sha256), so its weights cannot be verified; export networks of a training run, "
+                             "or record the checkpoint's sha256 in the grouping if you vouch for the file")
+    actual = sha256_file(checkpoint)
+    for where, expected in records:
+        if actual != expected:
+            raise TaskgroupError(f"{checkpoint}: does not match {where} (expected {expected[:12]}..., found "
+                                 f"{actual[:12]}...): damaged or modified after training; {retrain}")
+    return actual

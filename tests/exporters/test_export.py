@@ -8,8 +8,9 @@ import torch
 from bundle_fixtures import DEFAULT_NETWORKS, make_grouping, reseal_checkpoints
 from exporters import DEFAULT_ATOL, export_bundle, read_grouping, synthetic_frames
 from runtime import load_bundle
-from runtime.manifest import sha256_file
+from runtime.integrity import sha256_file
 from taskgroup.errors import SchemaError, TaskgroupError
+from taskgroup.train.store import verified_checkpoint_sha256
 from taskgroup.models import load_checkpoint
 from taskgroup.tasks import TASKS
 
@@ -201,7 +202,7 @@ def test_a_checkpoint_changed_after_training_is_refused_with_the_command_that_re
     _nudge_a_bias(run / "checkpoints/net0_final.pt")
     with pytest.raises(TaskgroupError, match=r"net0_final.pt: does not match the sha256 recorded in .*runs.sqlite.*"
                                              rf"taskgroup train --out {run} --resume --networks 'edge_texture@0.5'"):
-        export_bundle(grouping, tmp_path / "deploy", resolution=16)
+        export_bundle(grouping, tmp_path / "deploy", resolution=16, verify_checkpoint=verified_checkpoint_sha256)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing written
 
 
@@ -213,10 +214,13 @@ def test_a_checkpoint_without_a_recorded_sha256_is_refused(tmp_path):
     with sqlite3.connect(run / "runs.sqlite") as conn:  # as if its commit never happened
         conn.execute("DELETE FROM results")
     with pytest.raises(TaskgroupError, match="has no committed result in .*runs.sqlite.*--resume --networks"):
+        export_bundle(grouping, tmp_path / "deploy", resolution=16, verify_checkpoint=verified_checkpoint_sha256)
+    # Without the run's store, the exporter trusts only a digest the grouping records.
+    with pytest.raises(TaskgroupError, match=r"records no networks\[0\].checkpoint_sha256.*taskgroup export"):
         export_bundle(grouping, tmp_path / "deploy", resolution=16)
     (run / "runs.sqlite").unlink()
     with pytest.raises(TaskgroupError, match=r"no sha256 is recorded for this checkpoint.*networks\[0\].checkpoint_sha256"):
-        export_bundle(grouping, tmp_path / "deploy", resolution=16)
+        export_bundle(grouping, tmp_path / "deploy", resolution=16, verify_checkpoint=verified_checkpoint_sha256)
     other = make_grouping(tmp_path / "g", networks=DEFAULT_NETWORKS[1:])  # the grouping records the digest
     _nudge_a_bias(tmp_path / "g/ckpt/net0.pt")
     with pytest.raises(TaskgroupError, match=r"does not match networks\[0\].checkpoint_sha256 of .*best.json"):

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from bundle_fixtures import make_grouping
-from exporters.bundle import _selection_block, verified_checkpoint_sha256
+from exporters.bundle import _selection_block
+from taskgroup.train.store import verified_checkpoint_sha256
 from taskgroup.grouping import Grouping
 from fuzzing import dumps, fuzz, mutated
 from taskgroup.cli.export import _check_profile_matches, _training_config
