@@ -3,7 +3,8 @@
 A network trained on a GPU sums in other orders than on the CPU, so its training drifts apart the
 way another seed's does. This trains the candidate pairs of three tasks (full and half singles,
 pairs) with seeds 0 and 1 on the CPU and reports |seed 1 - seed 0| / seed 0 for every (network,
-task) validation and test loss. Writes benchmarks/results/seed_spread.json with the machine.
+task) validation and test loss. Writes benchmarks/results/seed_spread.json: each preset's entry
+carries the machine it ran on and the run config it measured; entries of presets not rerun are kept.
 
     python benchmarks/seed_spread.py [--presets tiny,default] [--tasks segment_semantic,depth_zbuffer,normal]
 """
@@ -42,9 +43,15 @@ def main() -> None:
     from taskgroup.train import candidate_set, make_run_config
     from taskgroup.train.trainer import load_run_data, train_one
 
+    from taskgroup.fileio import write_json_atomic
+
     tasks = tuple(args.tasks.split(","))
-    result = {"kind": "benchmark_seed_spread", "schema_version": 1, "machine": machine(), "tasks": list(tasks),
-              "seeds": [0, 1], "presets": {}}
+    result = {"kind": "benchmark_seed_spread", "schema_version": 2, "tasks": list(tasks), "seeds": [0, 1],
+              "presets": {}}
+    if args.out.exists():  # keep the presets this run does not measure again
+        earlier = json.loads(args.out.read_text())
+        if earlier.get("schema_version") == 2 and earlier.get("tasks") == list(tasks):
+            result["presets"] = earlier["presets"]
     for preset in args.presets.split(","):
         config = make_run_config(preset)
         data = load_run_data(config, tasks)
@@ -57,9 +64,9 @@ def main() -> None:
                              "training_s": round(r.wall_time_s, 1)})
                 print(f"{preset} {spec.name} seed {seed}: {time.perf_counter() - t0:.1f} s, val {r.losses['val']}",
                       flush=True)
-        result["presets"][preset] = {"val": spread(rows, "val"), "test": spread(rows, "test"), "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+        result["presets"][preset] = {"machine": machine(), "run_config": config.to_dict(), "val": spread(rows, "val"),
+                                     "test": spread(rows, "test"), "rows": rows}
+        write_json_atomic(args.out, result)  # after each preset: a long run keeps what it measured
     for preset, r in result["presets"].items():
         print(f"{preset}: val median {r['val']['median']:.2%}, max {r['val']['max']:.2%}; "
               f"test median {r['test']['median']:.2%}, max {r['test']['max']:.2%}")
