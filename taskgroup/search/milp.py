@@ -111,7 +111,52 @@ class MilpModel:
         return evaluate_assignment(prob, serve)
 
 
-class PartitionModel(MilpModel):
+class ColumnModel(MilpModel):
+    """The partition model over given columns: choose columns (a network and the set of tasks it
+    serves) that serve every task exactly once, within the budget.
+
+    `objective` is what the first solve minimises (the columns' scores; or their costs, for the
+    cheapest grouping), `top` its scale (the worst total). The answer's `serve[j]` is the owner
+    of the column serving task j, and its `score` the objective summed over the chosen columns.
+    """
+
+    def __init__(self, n_tasks: int, mask: np.ndarray, owner: np.ndarray, objective: np.ndarray, cost: np.ndarray,
+                 estimated: np.ndarray, top: float):
+        self.problem = None
+        self.n_tasks = n_tasks
+        self.col_mask, self.col_owner = np.asarray(mask, dtype=np.int64), np.asarray(owner, dtype=np.int64)
+        n_cols = len(self.col_mask)
+        rows, cols = [], []
+        for j in range(n_tasks):
+            c = np.nonzero((self.col_mask >> j) & 1)[0]
+            rows.append(np.full(len(c), j))
+            cols.append(c)
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        self.n, self.p = n_cols, 0
+        self.base = [LinearConstraint(csr_array((np.ones(len(rows)), (rows, cols)), shape=(n_tasks, n_cols)), 1, 1)]
+        self.cost_vec = np.asarray(cost, dtype=np.float64)
+        self.objective = np.asarray(objective, dtype=np.float64)
+        self.scale = 1e4 / (top or 1.0)
+        self.score_vec = self.objective * self.scale
+        self.count_vec = np.ones(n_cols)
+        self.estimated_vec = np.asarray(estimated, dtype=np.float64)
+
+    def chosen(self, sol: np.ndarray) -> np.ndarray:
+        return np.nonzero(sol > 0.5)[0]
+
+    def _assignment(self, sol: np.ndarray) -> Assignment:
+        serve = [-1] * self.n_tasks
+        chosen = self.chosen(sol)
+        for k in chosen:
+            for j in range(self.n_tasks):
+                if (int(self.col_mask[k]) >> j) & 1:
+                    serve[j] = int(self.col_owner[k])
+        if min(serve) < 0:
+            raise AssertionError("MILP solution leaves a task unserved")
+        return Assignment(serve=serve, score=math.fsum(self.objective[chosen]), cost=math.fsum(self.cost_vec[chosen]))
+
+
+class PartitionModel(ColumnModel):
     """A stronger, equivalent MILP: choose served sets, each a column, partitioning the tasks.
 
     A column is a set T of tasks served together by one network n (T within the tasks n
@@ -129,36 +174,15 @@ class PartitionModel(MilpModel):
         return enumerated_columns(problem)
 
     def __init__(self, problem: Problem):
-        self.problem = problem
-        n_tasks = len(problem.tasks)
-        finite = np.isfinite(problem.score)
         columns = served_set_columns(problem)
-        self.col_mask, self.col_owner = columns.mask, columns.owner
-        n_cols = len(self.col_mask)
-        rows, cols = [], []
-        for j in range(n_tasks):
-            c = np.nonzero((self.col_mask >> j) & 1)[0]
-            rows.append(np.full(len(c), j))
-            cols.append(c)
-        rows, cols = np.concatenate(rows), np.concatenate(cols)
-        self.n, self.p = n_cols, 0
-        self.base = [LinearConstraint(csr_array((np.ones(len(rows)), (rows, cols)), shape=(n_tasks, n_cols)), 1, 1)]
-        self.cost_vec = columns.cost
+        finite = np.isfinite(problem.score)
         top = float(np.nanmax(np.where(finite, problem.score, np.nan), axis=0).sum()) or 1.0
-        self.scale = 1e4 / top
-        self.score_vec = columns.score * self.scale
-        self.count_vec = np.ones(n_cols)
-        self.estimated_vec = columns.estimated.astype(np.float64)
+        super().__init__(len(problem.tasks), columns.mask, columns.owner, columns.score, columns.cost,
+                         columns.estimated, top)
+        self.problem = problem
 
     def _assignment(self, sol: np.ndarray) -> Assignment:
-        serve = [-1] * len(self.problem.tasks)
-        for k in np.nonzero(sol > 0.5)[0]:
-            for j in range(len(serve)):
-                if (int(self.col_mask[k]) >> j) & 1:
-                    serve[j] = int(self.col_owner[k])
-        if min(serve) < 0:
-            raise AssertionError("MILP solution leaves a task unserved")
-        return evaluate_assignment(self.problem, serve)
+        return evaluate_assignment(self.problem, super()._assignment(sol).serve)
 
 
 class CoverModel:
