@@ -51,6 +51,7 @@ LOW_BITS = 14  # a block is every group with the same high task bits: 2^14 group
 COLUMNS_PER_ROUND = 120  # columns of the most negative reduced costs added to the master per round
 MAX_ROUNDS = 2000  # pricing rounds before stopping with the bound reached so far
 MAX_FINISH_COLUMNS = 300_000  # columns the exact finish may enumerate before it reports the gap instead
+FINISH_DP_COLUMNS = 500  # from this many columns on (16 tasks at most), the finish solves by the subset programme
 CACHE_BYTES = 256 << 20  # a family's estimates are kept between pricing passes while they fit in this
 
 
@@ -226,6 +227,8 @@ class LazyModel:
         self._cheapest: dict[int | None, LazyResult | None] = {}
         self._cheapest_columns: dict[int | None, _Columns] = {}
         self._next_block = [0] * len(self.families)  # where each family's next pricing round starts
+        parts = [problem.fixed, problem.head[ok]] + [np.r_[f.fixed, f.heads] for f in self.families]
+        self.cost_unit = _cost_grid(np.concatenate(parts))  # every cost a multiple of it (SNT: 0.5), or None
         self.pool = _Columns()  # the master's columns, kept across budgets (the frontier solves many)
         for i in range(self.n_listed):  # every listed network serving all it can
             self.pool.add(i, _bits(np.nonzero(ok[i])[0]), *self._listed_column(i, np.nonzero(ok[i])[0]))
@@ -383,11 +386,14 @@ class LazyModel:
         out = _Columns()
         try:
             if self.n_listed:
+                p = self.problem
                 d, const = self._listed_terms(lam, duals)
                 rc = _reduced(d, const)
+                task_bits = 1 << np.arange(len(self.tasks), dtype=np.int64)
                 for i in np.nonzero(rc <= delta)[0]:
-                    for cols in _subsets_within(d[i], delta - const[i], cap - len(out)):
-                        out.add(int(i), _bits(cols), *self._listed_column(int(i), cols))
+                    for mask, score, head in _subsets_within(d[i], delta - const[i], cap - len(out), task_bits,
+                                                             p.score[i], p.head[i]):
+                        out.add(int(i), mask, score, float(p.fixed[i]) + head, bool(self.listed_estimated[i]))
             for fi, fam in enumerate(self.families):
                 h = lam * fam.heads - duals.task[fam.glob]
                 const = lam * fam.fixed - duals.count
@@ -397,29 +403,64 @@ class LazyModel:
                     groups, valid, scores = fam.block(high)
                     d = scores + h
                     rc = np.where(valid, _reduced(d, const, axis=0), np.inf)
+                    task_bits = 1 << fam.glob
                     for i in np.nonzero(rc <= delta)[0]:
                         g = int(groups[i])
-                        for local in _subsets_within(d[:, i], delta - const, cap - len(out) - len(best)):
-                            mask, score, cost = self._family_column(fam, scores[:, i], local)
-                            key = (score, bin(g).count("1"), g)
+                        size = bin(g).count("1")
+                        for mask, score, head in _subsets_within(d[:, i], delta - const, cap - len(out) - len(best),
+                                                                 task_bits, scores[:, i], fam.heads):
+                            key = (score, size, g)
                             if mask not in best or key < best[mask][0]:
-                                best[mask] = (key, cost)
+                                best[mask] = (key, fam.fixed + head)
                 for mask, ((score, _, g), cost) in best.items():
                     out.add(self._family_owner(fi, g), mask, score, cost, True)
         except _TooMany:
             return None
         return out
 
-    def _integer(self, columns: _Columns, budget: float | None, k: int | None) -> tuple[Assignment, list[int]] | None:
-        """The lexicographic optimum (score, cost, estimated networks) over `columns`: the assignment
-        (serve[j] = owner; score and cost summed over its columns) and its columns' indices."""
+    def _integer(self, columns: _Columns, budget: float | None, k: int | None,
+                 ties: bool) -> tuple[Assignment, _Columns]:
+        """The least-score grouping over `columns` (ties=True: then the least cost, then the fewest
+        estimated networks: the full order), as an assignment (serve[j] = owner; score and cost summed
+        over its columns) and its columns. The columns always hold a grouping within the limits.
+
+        Many columns (up to 16 tasks, no network limit) go to the dynamic programme over sets of tasks
+        (`SubsetFronts`, the full order in one pass): where the LP bound is loose, HiGHS proves the
+        optimum over a few thousand of these columns only after tens of seconds of branching (one
+        case: 24 s of CPU for 3,434 columns, 16 tasks), the programme in about 2 s."""
         from taskgroup.search.milp import ColumnModel
+        from taskgroup.search.problem import Columns
+        from taskgroup.search.subsets import MAX_TASKS, SubsetFronts, TooMuchWork
 
         mask, owner, score, cost, est = columns.arrays()
-        a = ColumnModel(len(self.tasks), mask, owner, score, cost, est, self.score_top).solve(budget, k)
+        a = None
+        if k is None and len(columns) >= FINISH_DP_COLUMNS and len(self.tasks) <= MAX_TASKS:
+            try:
+                a = SubsetFronts(None, columns=Columns(mask, owner, cost, score, est), n_tasks=len(self.tasks)).solve(budget)
+            except TooMuchWork:
+                pass
         if a is None:
-            return None
-        return a, sorted(columns.seen[(o, m)] for o, m in _served_sets(a.serve).items())
+            a = ColumnModel(len(self.tasks), mask, owner, score, cost, est, self.score_top).solve(budget, k, ties=ties)
+        if a is None:
+            raise AssertionError("the columns hold no grouping within the budget")
+        chosen = _Columns()
+        for o, m in _served_sets(a.serve).items():
+            i = columns.seen[(o, m)]
+            chosen.add(o, m, columns.score[i], columns.cost[i], columns.estimated[i])
+        return a, chosen
+
+    def _reduced_costs(self, columns: _Columns, duals: _Duals) -> np.ndarray:
+        mask, _, score, cost, _ = columns.arrays()
+        bits = ((mask[:, None] >> np.arange(len(self.tasks))) & 1).astype(np.float64)
+        return score - bits @ duals.task - duals.budget * cost - duals.count
+
+    def _near(self, columns: _Columns, duals: _Duals, delta: float) -> _Columns:
+        """The columns of reduced cost <= delta."""
+        out = _Columns()
+        rc = self._reduced_costs(columns, duals)
+        for i in np.nonzero(rc <= delta)[0]:
+            out.add(columns.owner[i], columns.mask[i], columns.score[i], columns.cost[i], columns.estimated[i])
+        return out
 
     def solve(self, budget: float | None, k: int | None = None) -> LazyResult | None:
         """The optimum within the budget and at most k networks, or None if no grouping fits."""
@@ -438,16 +479,22 @@ class LazyModel:
                                      "use --solver milp")
         stats: dict = {}
         n_max = len(self.tasks) if k is None else k
+        if budget is not None and self.cost_unit:
+            # Every grouping costs a multiple of the unit: the budget down to one is the same constraint for
+            # groupings, and a much tighter one for the LP (just below a grouping's cost, e.g. on the
+            # frontier's steps, it would otherwise take almost all of that grouping fractionally).
+            u = self.cost_unit
+            budget = math.floor((budget + REL_TOL * max(1.0, abs(budget))) / u) * u
         duals, r_min = self._generate(budget, k, stats)
         d_bound = duals.bound(budget, k)
         spread = (n_max - 1) * max(0.0, -r_min)  # rounding in the duals, charged to every other column
         lower = d_bound + n_max * min(0.0, r_min)
         stats["columns_generated"] = len(self.pool)
         # A grouping of score <= V uses only columns of reduced cost <= V - D + spread. Enumerate those,
-        # solve over them (with the cheapest grouping's columns, which fit the budget, so there is an
-        # answer), and the answer is exact if it scores <= V. V starts at the bound (an LP optimum that
+        # find the least score over them (with the cheapest grouping's columns, which fit the budget, so
+        # there is an answer): it is the optimum if it is <= V. V starts at the bound (an LP optimum that
         # is integral is proven at once, from a few columns); otherwise it becomes the best score found
-        # (+ a slack that covers ties) and the round repeats once.
+        # and the round repeats once.
         value, best, proven = lower, None, False
         while True:
             slack = 1e-7 * max(1.0, abs(value))
@@ -456,29 +503,36 @@ class LazyModel:
                 stats["finish_columns"] = f"more than {MAX_FINISH_COLUMNS:,}"
                 break
             stats["finish_columns"] = len(finish)
-            merged = self._with_cheapest(finish, k)
-            got = self._integer(merged, budget, k)
-            if got[0].score <= value + 0.1 * slack:
-                best, proven = (got, merged), True
+            merged = self._with(finish, self._cheapest_columns[k])
+            a, cols = self._integer(merged, budget, k, ties=False)
+            if a.score <= value + 0.1 * slack:
+                best, proven = (a, merged, cols), True
                 break
-            if best is None:  # the columns generated may hold a better grouping than those near reduced cost 0
-                pooled = self._with_cheapest(self.pool, k)
-                alt = self._integer(pooled, budget, k)
-                got, merged = (alt, pooled) if alt[0].score < got[0].score else (got, merged)
-            best = (got, merged)
-            value = got[0].score
-        (a, chosen), columns = best if best is not None else (self._integer(self._with_cheapest(self.pool, k), budget,
-                                                                             k), None)
-        if columns is not None:
-            for i in chosen:  # the answer's columns join the pool: the next budget starts from them
-                self.pool.add(columns.owner[i], columns.mask[i], columns.score[i], columns.cost[i],
-                              columns.estimated[i])
+            if best is None:  # the generated columns may hold a better grouping than those near reduced cost 0
+                pooled = self._with(self.pool, self._cheapest_columns[k])
+                b, bcols = self._integer(pooled, budget, k, ties=False)
+                if b.score < a.score:
+                    a, merged, cols = b, pooled, bcols
+            best, value = (a, merged, cols), a.score
+        if best is None:  # no exact finish: the best grouping of the generated columns, with its gap
+            pooled = self._with(self.pool, self._cheapest_columns[k])
+            a, cols = self._integer(pooled, budget, k, ties=False)
+            best = (a, pooled, cols)
+        # Groupings within the tie tolerance of the least score use only columns of reduced cost <= that
+        # score - D + spread (+ slack): the order's later keys (cost, estimated networks) are decided
+        # among those alone, a much smaller integer programme than the first.
+        a, columns, cols = best
+        slack = 1e-7 * max(1.0, abs(a.score))
+        near = self._near(columns, duals, a.score + slack - d_bound + spread)
+        a, chosen = self._integer(self._with(near, cols), budget, k, ties=True)
+        self.pool.extend(chosen)  # the answer's columns join the pool: the next budget starts from them
         return self._result(a, lower, proven, stats)
 
-    def _with_cheapest(self, columns: _Columns, k: int | None) -> _Columns:
+    @staticmethod
+    def _with(*parts: _Columns) -> _Columns:
         out = _Columns()
-        out.extend(columns)
-        out.extend(self._cheapest_columns[k])
+        for p in parts:
+            out.extend(p)
         return out
 
     def _result(self, a: Assignment, lower: float, proven: bool, stats: dict) -> LazyResult:
@@ -519,6 +573,19 @@ class LazyModel:
         return self._cheapest[k]
 
 
+def _cost_grid(costs: np.ndarray) -> float | None:
+    """The largest unit u = g / d (d <= 64) of which every cost is a whole multiple, or None."""
+    c = costs[costs > 0]
+    if not len(c):
+        return None
+    for d in range(1, 65):
+        x = c * d
+        whole = np.round(x)
+        if np.all(np.abs(x - whole) <= 1e-9 * np.maximum(1.0, x)) and whole.max() < 2 ** 52:
+            return float(np.gcd.reduce(whole.astype(np.int64))) / d
+    return None
+
+
 def _served_sets(serve: Sequence[int]) -> dict[int, int]:
     """owner -> bit mask of the tasks it serves."""
     out: dict[int, int] = {}
@@ -531,32 +598,32 @@ class _TooMany(Exception):
     """The exact finish would enumerate more columns than allowed."""
 
 
-def _subsets_within(d: np.ndarray, threshold: float, cap: int) -> list[np.ndarray]:
-    """Every nonempty set of the finite entries of `d` whose sum is <= threshold, as index arrays
-    (depth-first over the entries in increasing order, cut where even the negative rest cannot
-    bring the sum under the threshold). Raises _TooMany past `cap` sets."""
+def _subsets_within(d: np.ndarray, threshold: float, cap: int, bits: np.ndarray, score: np.ndarray,
+                    head: np.ndarray) -> list[tuple[int, float, float]]:
+    """Every nonempty set of the finite entries of `d` whose sum is <= threshold, as (bit mask, summed
+    score, summed head cost) with the entries' `bits`, `score` and `head` (depth-first over the entries
+    in increasing order, cut where even the negative rest cannot bring the sum under the threshold).
+    Raises _TooMany past `cap` sets."""
     idx = np.nonzero(np.isfinite(d))[0]
-    order = np.argsort(d[idx], kind="stable")
-    idx, vals = idx[order], d[idx][order].tolist()
-    rest = [0.0] * (len(vals) + 1)  # the least the entries from i on can still add
-    for i in range(len(vals) - 1, -1, -1):
+    idx = idx[np.argsort(d[idx], kind="stable")]
+    vals, b, sc, hd = d[idx].tolist(), bits[idx].tolist(), score[idx].tolist(), head[idx].tolist()
+    m = len(vals)
+    rest = [0.0] * (m + 1)  # the least the entries from i on can still add
+    for i in range(m - 1, -1, -1):
         rest[i] = rest[i + 1] + min(0.0, vals[i])
-    out: list[np.ndarray] = []
-    chosen: list[int] = []
+    out: list[tuple[int, float, float]] = []
 
-    def visit(i: int, total: float) -> None:
+    def visit(i: int, total: float, mask: int, s: float, h: float) -> None:
         if total + rest[i] > threshold:
             return
-        if i == len(vals):
-            if chosen:
+        if i == m or (vals[i] >= 0 and total + vals[i] > threshold):  # nothing more fits: the set as it is
+            if mask:
                 if len(out) >= cap:
                     raise _TooMany
-                out.append(idx[chosen])
+                out.append((mask, s, h))
             return
-        chosen.append(i)
-        visit(i + 1, total + vals[i])
-        chosen.pop()
-        visit(i + 1, total)
+        visit(i + 1, total + vals[i], mask | b[i], s + sc[i], h + hd[i])
+        visit(i + 1, total, mask, s, h)
 
-    visit(0, 0.0)
+    visit(0, 0.0, 0, 0.0, 0.0)
     return out

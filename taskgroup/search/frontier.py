@@ -46,6 +46,7 @@ class Frontier:
                 "corun_factor": p.corun_factor,  # cost = sum of the networks' costs x this
                 "networks": [{"tasks": list(n.candidate.tasks), "served": list(n.served), "width": n.candidate.width,
                               "estimated": n.candidate.estimated, "cost": n.cost} for n in p.networks],
+                "optimality": p.optimality(),  # the proven lower bound on the objective at this budget, and the gap
             }
             if p.evaluation is not None:
                 doc["evaluated_total"] = p.evaluation.total
@@ -54,7 +55,9 @@ class Frontier:
                 doc["evaluated_total"] = doc["evaluated_total_best_served"] = None
             pts.append(doc)
         return {"schema_version": SCHEMA_VERSION, "kind": FRONTIER_KIND, "unit": self.unit, "tasks": list(self.tasks),
-                "options": self.options, "points": pts}
+                "options": self.options, "proven_optimal": all(p.gap == 0 for p in self.points),
+                "max_relative_gap": max((p.optimality()["relative_gap"] for p in self.points), default=0.0),
+                "points": pts}
 
     def plot(self, path: str | os.PathLike, title: str | None = None) -> None:
         """A step plot of the optimal objective (and evaluated total, if any) against the budget, as PNG."""

@@ -63,6 +63,11 @@ class PairMeanFamily:
         if not (math.isfinite(self.fixed_cost) and self.fixed_cost >= 0 and np.isfinite(h).all() and (h >= 0).all()):
             raise TaskgroupError(f"estimated networks at width {self.width:g}: costs must be finite numbers >= 0, "
                                  f"found trunk {self.fixed_cost} and heads {h.tolist()}")
+        if m >= 3:  # two probes of the cost model: a group of three, and the last three tasks
+            for members in {(0, 1, 2), (m - 3, m - 2, m - 1)}:
+                fixed, heads = self.cost_fn(self.width, tuple(self.tasks[i] for i in members))
+                self._check_costs("+".join(self.tasks[i] for i in members), float(fixed),
+                                  [float(heads.get(self.tasks[i], 0.0)) for i in members], members)
 
     @property
     def available(self) -> np.ndarray:
@@ -89,18 +94,17 @@ class PairMeanFamily:
             raise TaskgroupError(f"no task of {'+'.join(self.tasks[i] for i in members)} has a pair inside the group")
         c = make_candidate(tuple(self.tasks[i] for i in members), self.width, losses, self.cost_fn, stage=self.stage,
                            estimated=True)
-        self.check_costs(c, members)
+        self._check_costs(c.name, c.fixed_cost, [c.head_cost(self.tasks[i]) for i in members], members)
         return c
 
-    def check_costs(self, c: Candidate, members: Sequence[int]) -> None:
+    def _check_costs(self, name: str, fixed: float, heads: list[float], members: Sequence[int]) -> None:
         """The search costs every network of the family as trunk + served heads; a cost model that
         prices groups otherwise would make that wrong, so it is refused rather than trusted."""
-        heads = [c.head_cost(self.tasks[i]) for i in members]
-        if c.fixed_cost != self.fixed_cost or heads != [float(self.head_costs[i]) for i in members]:
-            raise TaskgroupError(f"the cost model prices {c.name} at a trunk of {c.fixed_cost:g} and heads {heads}, "
-                                 f"not the width's trunk {self.fixed_cost:g} and per-task heads: estimated networks "
-                                 "are searched without listing them, which needs costs of the form trunk(width) + "
-                                 "heads(width, task)")
+        if fixed != self.fixed_cost or heads != [float(self.head_costs[i]) for i in members]:
+            raise TaskgroupError(f"the cost model prices {name}@{self.width:g} at a trunk of {fixed:g} and heads "
+                                 f"{heads}, not the width's trunk {self.fixed_cost:g} and per-task heads: estimated "
+                                 "networks are searched without listing them, which needs costs of the form "
+                                 "trunk(width) + heads(width, task)")
 
     def __iter__(self) -> Iterator[Candidate]:
         m = len(self.tasks)

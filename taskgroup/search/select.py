@@ -372,7 +372,7 @@ class Selector:
         best = None
         found = self._cheapest_plain(max_networks)
         while found is not None:
-            sel = self._with_corun(self._selection(*found, None, max_networks, 0.0))
+            sel = self._with_corun(self._selection(found[0], None, max_networks, 0.0, found[1]))
             if best is None or sel.cost < best.cost:
                 best = sel
             if not self.corun or len(sel.networks) <= 1:
