@@ -229,6 +229,7 @@ class LazyModel:
         self._next_block = [0] * len(self.families)  # where each family's next pricing round starts
         parts = [problem.fixed, problem.head[ok]] + [np.r_[f.fixed, f.heads] for f in self.families]
         self.cost_unit = _cost_grid(np.concatenate(parts))  # every cost a multiple of it (SNT: 0.5), or None
+        self.min_fixed = float(min([*problem.fixed, *(f.fixed for f in self.families)], default=0.0))
         self.pool = _Columns()  # the master's columns, kept across budgets (the frontier solves many)
         for i in range(self.n_listed):  # every listed network serving all it can
             self.pool.add(i, _bits(np.nonzero(ok[i])[0]), *self._listed_column(i, np.nonzero(ok[i])[0]))
@@ -332,10 +333,11 @@ class LazyModel:
         """Reduced costs above -tol count as nonnegative (the LP's own tolerances are ~1e-9)."""
         return 1e-9 * max(1.0, self.score_top)
 
-    def _master(self, budget: float | None, k: int | None) -> tuple[_Duals, float]:
-        """The restricted master LP over the pool: its duals and optimum."""
+    def _master(self, budget: float | None, k: int | None, exact: bool = False) -> tuple[_Duals, float]:
+        """The restricted master LP over the pool (at most k networks; exactly k if `exact`): its duals
+        and optimum."""
         from scipy.optimize import linprog
-        from scipy.sparse import csr_array, hstack, identity
+        from scipy.sparse import csr_array, hstack, identity, vstack
 
         mask, _, score, cost, _ = self.pool.arrays()
         n = len(self.tasks)
@@ -346,36 +348,58 @@ class LazyModel:
         # nothing and counts as no network, at a score no grouping reaches.
         a_eq = hstack([a_eq, identity(n, format="csr")], format="csr")
         obj = np.r_[score, np.full(n, 10.0 * self.score_top + 1.0)]
+        b_eq = np.ones(n)
         ub_rows, ub = [], []
         if budget is not None:
             ub_rows.append(np.r_[cost, np.zeros(n)])
             ub.append(budget)
-        if k is not None:
-            ub_rows.append(np.r_[np.ones(len(mask)), np.zeros(n)])
+        count = np.r_[np.ones(len(mask)), np.zeros(n)]
+        if k is not None and exact:
+            # Two more artificial columns, one network over or under the count, so that any count is feasible.
+            a_eq = vstack([hstack([a_eq, csr_array((n, 2))]), csr_array(np.r_[count, 1.0, -1.0][None, :])],
+                          format="csr")
+            b_eq, obj, count = np.r_[b_eq, k], np.r_[obj, obj[-1], obj[-1]], np.r_[count, 0.0, 0.0]
+            ub_rows = [np.r_[r, 0.0, 0.0] for r in ub_rows]
+        elif k is not None:
+            ub_rows.append(count)
             ub.append(k)
         res = linprog(obj, A_ub=np.array(ub_rows) if ub_rows else None, b_ub=np.array(ub) if ub else None,
-                      A_eq=a_eq, b_eq=np.ones(n), bounds=(0, None), method="highs",
+                      A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs",
                       options={"presolve": False})  # small LPs: presolve costs more than it saves
         if res.status != 0:
             raise TaskgroupError(f"the column-generation master LP failed: {res.message}")
         marg = list(res.ineqlin.marginals) if ub_rows else []
+        eq = np.asarray(res.eqlin.marginals, dtype=np.float64)
         mu = min(0.0, float(marg.pop(0))) if budget is not None else 0.0
-        nu = min(0.0, float(marg.pop(0))) if k is not None else 0.0
-        return _Duals(np.asarray(res.eqlin.marginals, dtype=np.float64), mu, nu), float(res.fun)
+        if k is not None and exact:
+            nu = float(eq[n])  # an equality: its dual is free
+        else:
+            nu = min(0.0, float(marg.pop(0))) if k is not None else 0.0
+        return _Duals(eq[:n], mu, nu), float(res.fun)
 
-    def _generate(self, budget: float | None, k: int | None, stats: dict) -> tuple[_Duals, float]:
-        """Column generation to the master's LP optimum: (final duals, least reduced cost r*)."""
-        for _ in range(MAX_ROUNDS):
-            duals, stats["lp_bound"] = self._master(budget, k)
-            r_min, found = self._price(duals, COLUMNS_PER_ROUND)
+    def _generate(self, budget: float | None, k: int | None, stats: dict, exact: bool = False,
+                  stop_above: float | None = None) -> tuple[_Duals, float]:
+        """Column generation to the master's LP optimum (at most k networks; exactly k if `exact`):
+        (final duals, least reduced cost r*), which give the bound D + n_max min(0, r*). With
+        `stop_above`, every fourth round reads every column, and generation stops early once that
+        bound is above it (the caller needs nothing below it)."""
+        n_max = len(self.tasks) if k is None else k
+        for step in range(MAX_ROUNDS):
+            duals, lp = self._master(budget, k, exact)
+            full = stop_above is not None and step % 4 == 3
+            r_min, found = self._price(duals, COLUMNS_PER_ROUND, full=full)
             stats["rounds"] = stats.get("rounds", 0) + 1
             new = [c for c in found if (c[1], c[2]) not in self.pool.seen]
             if not new:
                 break
+            if full and duals.bound(budget, k) + n_max * min(0.0, r_min) > stop_above:
+                return duals, r_min
             for _, owner, mask, score, cost, est in new:
                 self.pool.add(owner, mask, score, cost, est)
         if r_min is None:  # the last round read only part of the columns: read them all for the bound
             r_min = self._price(duals, COLUMNS_PER_ROUND, full=True)[0]
+        if k is None or not exact:
+            stats["lp_bound"] = lp
         return duals, r_min
 
     # ----- the exact finish ----------------------------------------------------------------
@@ -418,11 +442,12 @@ class LazyModel:
             return None
         return out
 
-    def _integer(self, columns: _Columns, budget: float | None, k: int | None,
-                 ties: bool) -> tuple[Assignment, _Columns]:
+    def _integer(self, columns: _Columns, budget: float | None, k: int | None, ties: bool,
+                 exact: bool = False) -> tuple[Assignment, _Columns] | None:
         """The least-score grouping over `columns` (ties=True: then the least cost, then the fewest
         estimated networks: the full order), as an assignment (serve[j] = owner; score and cost summed
-        over its columns) and its columns. The columns always hold a grouping within the limits.
+        over its columns) and its columns, or None if they hold no grouping within the limits (at most
+        k networks; exactly k if `exact`).
 
         Many columns (up to 16 tasks, no network limit) go to the dynamic programme over sets of tasks
         (`SubsetFronts`, the full order in one pass): where the LP bound is loose, HiGHS proves the
@@ -432,6 +457,8 @@ class LazyModel:
         from taskgroup.search.problem import Columns
         from taskgroup.search.subsets import MAX_TASKS, SubsetFronts, TooMuchWork
 
+        from scipy.optimize import LinearConstraint
+
         mask, owner, score, cost, est = columns.arrays()
         a = None
         if k is None and len(columns) >= FINISH_DP_COLUMNS and len(self.tasks) <= MAX_TASKS:
@@ -440,9 +467,13 @@ class LazyModel:
             except TooMuchWork:
                 pass
         if a is None:
-            a = ColumnModel(len(self.tasks), mask, owner, score, cost, est, self.score_top).solve(budget, k, ties=ties)
+            model = ColumnModel(len(self.tasks), mask, owner, score, cost, est, self.score_top)
+            if exact and k is not None:
+                a = model.solve(budget, None, ties=ties, extra=[LinearConstraint(model.count_vec[None, :], k, k)])
+            else:
+                a = model.solve(budget, k, ties=ties)
         if a is None:
-            raise AssertionError("the columns hold no grouping within the budget")
+            return None
         chosen = _Columns()
         for o, m in _served_sets(a.serve).items():
             i = columns.seen[(o, m)]
@@ -486,47 +517,101 @@ class LazyModel:
             u = self.cost_unit
             budget = math.floor((budget + REL_TOL * max(1.0, abs(budget))) / u) * u
         duals, r_min = self._generate(budget, k, stats)
-        d_bound = duals.bound(budget, k)
-        spread = (n_max - 1) * max(0.0, -r_min)  # rounding in the duals, charged to every other column
-        lower = d_bound + n_max * min(0.0, r_min)
+        lower = duals.bound(budget, k) + n_max * min(0.0, r_min)
         stats["columns_generated"] = len(self.pool)
-        # A grouping of score <= V uses only columns of reduced cost <= V - D + spread. Enumerate those,
-        # find the least score over them (with the cheapest grouping's columns, which fit the budget, so
-        # there is an answer): it is the optimum if it is <= V. V starts at the bound (an LP optimum that
-        # is integral is proven at once, from a few columns); otherwise it becomes the best score found
-        # and the round repeats once.
-        value, best, proven = lower, None, False
-        while True:
-            slack = 1e-7 * max(1.0, abs(value))
-            finish = self._within(duals, value + slack - d_bound + spread, MAX_FINISH_COLUMNS)
-            if finish is None:
-                stats["finish_columns"] = f"more than {MAX_FINISH_COLUMNS:,}"
-                break
-            stats["finish_columns"] = len(finish)
-            merged = self._with(finish, self._cheapest_columns[k])
-            a, cols = self._integer(merged, budget, k, ties=False)
-            if a.score <= value + 0.1 * slack:
-                best, proven = (a, merged, cols), True
-                break
-            if best is None:  # the generated columns may hold a better grouping than those near reduced cost 0
-                pooled = self._with(self.pool, self._cheapest_columns[k])
-                b, bcols = self._integer(pooled, budget, k, ties=False)
-                if b.score < a.score:
-                    a, merged, cols = b, pooled, bcols
-            best, value = (a, merged, cols), a.score
-        if best is None:  # no exact finish: the best grouping of the generated columns, with its gap
-            pooled = self._with(self.pool, self._cheapest_columns[k])
-            a, cols = self._integer(pooled, budget, k, ties=False)
-            best = (a, pooled, cols)
-        # Groupings within the tie tolerance of the least score use only columns of reduced cost <= that
-        # score - D + spread (+ slack): the order's later keys (cost, estimated networks) are decided
-        # among those alone, a much smaller integer programme than the first.
-        a, columns, cols = best
-        slack = 1e-7 * max(1.0, abs(a.score))
-        near = self._near(columns, duals, a.score + slack - d_bound + spread)
-        a, chosen = self._integer(self._with(near, cols), budget, k, ties=True)
+        # The columns of reduced cost about 0, with the cheapest grouping's (which fit the budget, so there
+        # is an answer): where the LP optimum is integral, their best grouping meets the bound, proven.
+        root = self._finish(duals, r_min, budget, k, False, lower, self._cheapest_columns[k], stats)
+        if root is None:  # too many columns near reduced cost 0 (degenerate): the generated ones instead
+            root_columns = self._with(self.pool, self._cheapest_columns[k])
+            root = (self._integer(root_columns, budget, k, ties=False)[0], root_columns)
+        a, root_columns = root
+        if a.score <= lower + _within_tie(lower):
+            a = self._tiebreak(a, root_columns, duals, r_min, budget, k, False)
+            return self._result(a, lower, True, stats)
+        # Otherwise branch on the number of networks: with it fixed the LP is much tighter (at 16 tasks
+        # and 5.5 SNT the bound moved from 0.75% below the optimum to 0.02% in the one branch left).
+        # A branch whose bound is above the best grouping found cannot hold the optimum, or a tie.
+        upper = a.score
+        counts = range(1, n_max + 1)
+        if budget is not None and self.min_fixed > 0:
+            counts = range(1, min(n_max, int(math.floor(budget / self.min_fixed + REL_TOL))) + 1)
+        branches = []
+        for n in counts:
+            d_n, r_n = self._generate(budget, n, stats, exact=True, stop_above=upper + _within_tie(upper))
+            branches.append((d_n.bound(budget, n) + n * min(0.0, r_n), n, d_n, r_n))
+        stats["columns_generated"] = len(self.pool)
+        found, proven, lower = [], True, math.inf
+        for bound, n, d_n, r_n in sorted(branches, key=lambda b: b[:2]):
+            if bound > upper + _within_tie(upper):
+                continue
+            got = self._finish(d_n, r_n, budget, n, True, upper, _Columns(), stats)
+            if got is None:  # too many columns to finish: this branch is only bounded
+                proven, lower = False, min(lower, bound)
+                continue
+            if got == "empty" or got[0].score > upper + _within_tie(upper):
+                continue
+            found.append((got, d_n, r_n, n))
+            upper = min(upper, got[0].score)
+        if not found:  # no branch finished: the root's grouping, with the least bound of the branches
+            a = self._tiebreak(a, root_columns, duals, r_min, budget, k, False)
+            return self._result(a, min(lower, a.score), False, stats)
+        # Each branch's best under the whole order (score, cost, estimated networks), then the best of those.
+        least = min(f[0][0].score for f in found)
+        best = None
+        for (a, columns), d_n, r_n, n in found:
+            if a.score <= least + REL_TOL * max(1.0, abs(least)):
+                a = self._tiebreak(a, columns, d_n, r_n, budget, n, True)
+                best = a if best is None or self._precedes(a, best) else best
+        return self._result(best, best.score if proven else min(lower, best.score), proven, stats)
+
+    def _precedes(self, a: Assignment, b: Assignment) -> bool:
+        """a comes first in the search's order: a lower score; on a tie (relative REL_TOL) a lower cost;
+        then fewer estimated networks."""
+        tol, ctol = REL_TOL * max(1.0, abs(b.score)), REL_TOL * max(1.0, abs(b.cost))
+        return a.score < b.score - tol or (a.score <= b.score + tol and (
+            a.cost < b.cost - ctol or (a.cost <= b.cost + ctol and self._estimated(a) < self._estimated(b))))
+
+    def _estimated(self, a: Assignment) -> int:
+        return sum(o >= self.n_listed or bool(self.listed_estimated[o]) for o in set(a.serve))
+
+    def _finish(self, duals: _Duals, r_min: float, budget: float | None, k: int | None, exact: bool,
+                value: float, extra: _Columns, stats: dict):
+        """The best grouping (least score, ties=False) over every column of reduced cost <= value - D +
+        spread (+ slack) and `extra`: (assignment, those columns); "empty" if they hold no grouping;
+        None if there are more than MAX_FINISH_COLUMNS. The slack is ten times the tie tolerance
+        `_within_tie`: every grouping within that of a best one at or below `value` is in the columns."""
+        n_max = len(self.tasks) if k is None else k
+        spread = (n_max - 1) * max(0.0, -r_min)  # rounding in the duals, charged to every other column
+        slack = 10 * _within_tie(value)
+        finish = self._within(duals, value + slack - duals.bound(budget, k) + spread, MAX_FINISH_COLUMNS)
+        if finish is None:
+            stats["finish_columns"] = f"more than {MAX_FINISH_COLUMNS:,}"
+            return None
+        if isinstance(stats.get("finish_columns", 0), int):  # columns the finish read, over its integer programmes
+            stats["finish_columns"] = stats.get("finish_columns", 0) + len(finish)
+        columns = self._with(finish, extra)
+        if not len(columns):
+            return "empty"
+        got = self._integer(columns, budget, k, ties=False, exact=exact)
+        return "empty" if got is None else (got[0], columns)
+
+    def _tiebreak(self, a: Assignment, columns: _Columns, duals: _Duals, r_min: float, budget: float | None,
+                  k: int | None, exact: bool) -> Assignment:
+        """The first in the whole order (score, cost, estimated networks) among the groupings within the
+        tie tolerance of `a`'s score (the least over `columns`). Those use only the columns of reduced
+        cost <= a.score - D + spread (+ slack): a much smaller integer programme than the first."""
+        n_max = len(self.tasks) if k is None else k
+        spread = (n_max - 1) * max(0.0, -r_min)
+        slack = 2 * _within_tie(a.score)  # ties are within REL_TOL of a's score, far inside this
+        chosen = _Columns()
+        for o, m in _served_sets(a.serve).items():
+            i = columns.seen[(o, m)]
+            chosen.add(o, m, columns.score[i], columns.cost[i], columns.estimated[i])
+        near = self._near(columns, duals, a.score + slack - duals.bound(budget, k) + spread)
+        a, chosen = self._integer(self._with(near, chosen), budget, k, ties=True, exact=exact)
         self.pool.extend(chosen)  # the answer's columns join the pool: the next budget starts from them
-        return self._result(a, lower, proven, stats)
+        return a
 
     @staticmethod
     def _with(*parts: _Columns) -> _Columns:
@@ -571,6 +656,12 @@ class LazyModel:
                 self.pool.extend(cols)
                 self._cheapest[k] = LazyResult(a, prob, a.cost, bound, bound >= a.cost, {})
         return self._cheapest[k]
+
+
+def _within_tie(value: float) -> float:
+    """How far above a best score a grouping is still taken as found (1e-8 relative): ten times the
+    search's tie tolerance REL_TOL, and a tenth of the slack the finish enumerates with."""
+    return 1e-8 * max(1.0, abs(value))
 
 
 def _cost_grid(costs: np.ndarray) -> float | None:

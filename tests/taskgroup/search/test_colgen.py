@@ -85,10 +85,13 @@ def pair_tables(draw, max_tasks=6):
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pair_tables())
 def test_hoa_pools_match_listing_every_network(case):
-    """The estimator's pool searched unlisted (colgen) against the same pool listed (dp / MILP)."""
+    """The estimator's pool searched unlisted (colgen) against the same pool listed (the branch-and-bound,
+    which compares sums with the tie tolerance as colgen does; the listing MILP and subset programme keep
+    one network per served set by exact comparison, so a sum one bit lower, e.g. 0.25 + 0.35 against
+    0.2 + 0.4, can take an estimated network over a tied trained one)."""
     tasks, pool, budget, k, weights, corun = case
     listed = list(pool)
-    want = solve(listed, tasks, budget, k, "dp" if k is None and not corun else "milp", weights=weights, corun=corun)
+    want = solve(listed, tasks, budget, k, "reference", weights=weights, corun=corun)
     got = solve(pool, tasks, budget, k, weights=weights, corun=corun)
     same(got, want)
     if got is not None:
@@ -114,7 +117,7 @@ def test_hoa_pools_match_brute_force(case):
 @given(pair_tables(max_tasks=5))
 def test_hoa_frontier_matches_listing(case):
     tasks, pool, _, k, weights, _ = case
-    want = frontier(list(pool), tasks=tasks, max_networks=k, weights=weights, solver="dp" if k is None else "milp")
+    want = frontier(list(pool), tasks=tasks, max_networks=k, weights=weights, solver="reference")
     got = frontier(pool, tasks=tasks, max_networks=k, weights=weights, solver="colgen")
     assert len(got.points) == len(want.points)
     for g, w in zip(got.points, want.points):
@@ -141,6 +144,7 @@ def test_a_trained_network_wins_a_tie_with_an_estimated_one():
         for solver in ("colgen", "reference", "dp", "milp"):
             sel = select(pool, budget, tasks=("a", "b", "c"), solver=solver)
             assert [n.candidate.name for n in sel.networks] == names, (solver, budget)
+            assert sel.estimated_networks == (budget == 1.0)
 
 
 def test_the_cheaper_of_equal_objectives_wins():
@@ -170,10 +174,11 @@ def test_without_the_finish_the_gap_is_stated(monkeypatch):
     monkeypatch.setattr(colgen, "MAX_FINISH_COLUMNS", 0)
     sel = select(fractional(), 1.5, tasks=("a", "b"), solver="colgen")
     assert sel.objective == 2.0
-    assert sel.lower_bound == pytest.approx(1.0) and sel.gap == pytest.approx(1.0)
+    # At least the LP bound (1); the branches on the number of networks raise it, but cannot prove 2.
+    assert 1.0 - 1e-9 <= sel.lower_bound < 2.0 and sel.gap == pytest.approx(2.0 - sel.lower_bound)
     doc = sel.to_grouping_json()
     assert doc["optimality"]["proven_optimal"] is False
-    assert doc["optimality"]["relative_gap"] == pytest.approx(0.5)
+    assert doc["optimality"]["relative_gap"] == pytest.approx(sel.gap / 2.0)
     assert doc["optimality"]["search"]["finish_columns"] == "more than 0"
 
 
