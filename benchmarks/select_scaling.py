@@ -10,7 +10,7 @@ Costs are in SNT (full = 1, half = 0.5). Writes benchmarks/results/select_scalin
 
 With --hoa, pairs tables instead (what `select --estimate hoa` reads: singles at full and half
 width and every pair, losses from the same affinity model), the estimator's networks searched
-unlisted (column generation, the default above 1,000 of them) against the same networks listed
+unlisted (column generation, the default from 12 tasks) against the same networks listed
 (what selection did before: list every group of 3+ tasks, then the subset programme or the MILP),
 each run in a fresh process for its peak memory and cut at --limit seconds. Writes
 benchmarks/results/select_scaling_hoa.md.
@@ -186,8 +186,8 @@ def write_hoa(rows: list[dict], args, load_before, load_after) -> None:
         "`select --estimate hoa` estimates every group of 3+ tasks from the pairs (2^n - 1 - n - n(n-1)/2 "
         "networks, a million at 20 tasks). `listed` = every estimated network listed, then the listing solvers "
         "(`--solver auto`: the subset programme here), which is what selection did before; `colgen` = the "
-        "estimator's pool searched without listing it (`--solver colgen`; `auto` uses it above 1,000 estimated "
-        "networks, from 11 tasks). Each "
+        "estimator's pool searched without listing it (`--solver colgen`; `auto` uses it above 2,100 estimated "
+        "networks, from 12 tasks, and for the frontier above 8,200, from 14 tasks). Each "
         "run is a fresh process: times include reading the table, estimating and importing scipy; memory is "
         "the process's peak resident set. `gap` = objective minus the proven lower bound (0: proven optimal). "
         "`agree` = the same objective, cost and number of estimated networks (every frontier point: the same "

@@ -281,8 +281,8 @@ OptPerTaskStopping = typer.Option(False, "--per-task-stopping", help=(
 OptSolver = typer.Option(Solver.auto, "--solver", help=(
     "'auto' = branch-and-bound on small tables if it finishes within 100,000 search nodes (a fixed limit: the same "
     "input always picks the same solver), else the subset dynamic programme when it fits (up to about 14 tasks, no "
-    "--max-networks), else the MILP; with an estimator's networks (--estimate hoa) above 1,000 of them, column "
-    "generation. 'milp' = exact mixed-integer programme (scipy/HiGHS); 'dp' = exact dynamic programme over sets of "
+    "--max-networks), else the MILP; with an estimator's networks (--estimate hoa) above 2,100 of them (12+ tasks; "
+    "8,200 and 14+ tasks for the frontier), column generation. 'milp' = exact mixed-integer programme (scipy/HiGHS); 'dp' = exact dynamic programme over sets of "
     "tasks (every budget at once); 'reference' = exact branch-and-bound (small tables); 'colgen' = column "
     "generation: estimated networks searched without listing them, with a proven lower bound and the optimality "
     "gap (0 when the exact finish completes, as it does unless it would read over 300,000 columns)."))

@@ -52,6 +52,7 @@ COLUMNS_PER_ROUND = 120  # columns of the most negative reduced costs added to t
 MAX_ROUNDS = 2000  # pricing rounds before stopping with the bound reached so far
 MAX_FINISH_COLUMNS = 300_000  # columns the exact finish may enumerate before it reports the gap instead
 FINISH_DP_COLUMNS = 500  # from this many columns on (16 tasks at most), the finish solves by the subset programme
+POOL_MAX = 2000  # columns the master keeps between budgets (see `_trim_pool`)
 CACHE_BYTES = 256 << 20  # a family's estimates are kept between pricing passes while they fit in this
 
 
@@ -226,6 +227,8 @@ class LazyModel:
         self.score_top = float(worst.sum()) or 1.0
         self._cheapest: dict[int | None, LazyResult | None] = {}
         self._cheapest_columns: dict[int | None, _Columns] = {}
+        self._last_duals: _Duals | None = None  # of the last budget solved (to trim the pool by)
+        self._lp_networks = 0.0  # networks in the last master LP's solution
         self._next_block = [0] * len(self.families)  # where each family's next pricing round starts
         parts = [problem.fixed, problem.head[ok]] + [np.r_[f.fixed, f.heads] for f in self.families]
         self.cost_unit = _cost_grid(np.concatenate(parts))  # every cost a multiple of it (SNT: 0.5), or None
@@ -375,6 +378,7 @@ class LazyModel:
             nu = float(eq[n])  # an equality: its dual is free
         else:
             nu = min(0.0, float(marg.pop(0))) if k is not None else 0.0
+        self._lp_networks = float(res.x[:len(mask)].sum())  # networks in the LP's solution (fractional)
         return _Duals(eq[:n], mu, nu), float(res.fun)
 
     def _generate(self, budget: float | None, k: int | None, stats: dict, exact: bool = False,
@@ -516,7 +520,9 @@ class LazyModel:
             # frontier's steps, it would otherwise take almost all of that grouping fractionally).
             u = self.cost_unit
             budget = math.floor((budget + REL_TOL * max(1.0, abs(budget))) / u) * u
+        self._trim_pool()
         duals, r_min = self._generate(budget, k, stats)
+        self._last_duals = duals
         lower = duals.bound(budget, k) + n_max * min(0.0, r_min)
         stats["columns_generated"] = len(self.pool)
         # The columns of reduced cost about 0, with the cheapest grouping's (which fit the budget, so there
@@ -536,23 +542,32 @@ class LazyModel:
         counts = range(1, n_max + 1)
         if budget is not None and self.min_fixed > 0:
             counts = range(1, min(n_max, int(math.floor(budget / self.min_fixed + REL_TOL))) + 1)
-        branches = []
-        for n in counts:
-            d_n, r_n = self._generate(budget, n, stats, exact=True, stop_above=upper + _within_tie(upper))
-            branches.append((d_n.bound(budget, n) + n * min(0.0, r_n), n, d_n, r_n))
-        stats["columns_generated"] = len(self.pool)
+        # Branches nearest the LP's own number of networks first: the best grouping is usually there, and a
+        # good one found early makes the far branches stop generating as soon as their bound passes it.
         found, proven, lower = [], True, math.inf
-        for bound, n, d_n, r_n in sorted(branches, key=lambda b: b[:2]):
+        for n in sorted(counts, key=lambda c: (abs(c - self._lp_networks), c)):
+            d_n, r_n = self._generate(budget, n, stats, exact=True, stop_above=upper + _within_tie(upper))
+            bound = d_n.bound(budget, n) + n * min(0.0, r_n)
             if bound > upper + _within_tie(upper):
                 continue
-            got = self._finish(d_n, r_n, budget, n, True, upper, _Columns(), stats)
-            if got is None:  # too many columns to finish: this branch is only bounded
-                proven, lower = False, min(lower, bound)
-                continue
-            if got == "empty" or got[0].score > upper + _within_tie(upper):
-                continue
-            found.append((got, d_n, r_n, n))
-            upper = min(upper, got[0].score)
+            # Enumerate up to V = the bound + a growing share of the gap to the best known (the columns near
+            # reduced cost 0 first: few, and often enough): a grouping found at or below V is the branch's
+            # best, and the columns grow with V, so a close grouping found early saves most of the work.
+            for share in (0.0, 1 / 64, 1 / 8, 1.0):
+                value = bound + share * max(0.0, upper - bound)
+                got = self._finish(d_n, r_n, budget, n, True, value, _Columns(), stats)
+                if got is None:  # too many columns to finish: this branch is only bounded
+                    proven, lower = False, min(lower, bound)
+                    break
+                if got != "empty" and got[0].score <= value + _within_tie(value):
+                    found.append((got, d_n, r_n, n))
+                    upper = min(upper, got[0].score)
+                    break
+                if got != "empty":
+                    upper = min(upper, got[0].score)
+                if share == 1.0 or bound > upper + _within_tie(upper):
+                    break  # nothing in this branch at or below the best known
+        stats["columns_generated"] = len(self.pool)
         if not found:  # no branch finished: the root's grouping, with the least bound of the branches
             a = self._tiebreak(a, root_columns, duals, r_min, budget, k, False)
             return self._result(a, min(lower, a.score), False, stats)
@@ -564,6 +579,20 @@ class LazyModel:
                 a = self._tiebreak(a, columns, d_n, r_n, budget, n, True)
                 best = a if best is None or self._precedes(a, best) else best
         return self._result(best, best.score if proven else min(lower, best.score), proven, stats)
+
+    def _trim_pool(self) -> None:
+        """Past POOL_MAX columns (a frontier solves many budgets, each adding some), keep the half with the
+        least reduced cost under the last budget's duals, and the cheapest groupings' columns: the master
+        LP's time grows with its columns, and pricing brings back any that is needed."""
+        if len(self.pool) <= POOL_MAX or self._last_duals is None:
+            return
+        rc = self._reduced_costs(self.pool, self._last_duals)
+        keep = set(np.argsort(rc, kind="stable")[:POOL_MAX // 2].tolist())
+        for cols in self._cheapest_columns.values():
+            keep.update(self.pool.seen[key] for key in cols.seen)
+        old, self.pool = self.pool, _Columns()
+        for i in sorted(keep):
+            self.pool.add(old.owner[i], old.mask[i], old.score[i], old.cost[i], old.estimated[i])
 
     def _precedes(self, a: Assignment, b: Assignment) -> bool:
         """a comes first in the search's order: a lower score; on a tie (relative REL_TOL) a lower cost;

@@ -99,8 +99,10 @@ def frontier(candidates: Sequence[Candidate], *, tasks: Sequence[str] | None = N
              scales: Mapping[str, float] | None = None, solver: str = "auto", unit: str = "snt",
              max_budget: float | None = None, prune: bool = True, corun: float = 0.0) -> Frontier:
     """Every distinct optimum from the unconstrained best down to the cheapest feasible grouping."""
+    from taskgroup.search.select import FRONTIER_MAX_LISTED
+
     selector = Selector(candidates, tasks, weights=weights, scales=scales, solver=solver, prune=prune, unit=unit,
-                        corun=corun)
+                        corun=corun, list_up_to=FRONTIER_MAX_LISTED)
     return Frontier(unit=unit, tasks=selector.problem.tasks, points=frontier_points(selector, max_networks, max_budget))
 
 

@@ -34,7 +34,11 @@ SOLVERS = ("auto", "milp", "dp", "reference", "colgen")
 AUTO_MAX_CANDIDATES = 200  # "auto" tries the branch-and-bound only up to this many candidates...
 AUTO_MAX_TASKS = 8  # ...and tasks,
 AUTO_MAX_NODES = 100_000  # ...for at most this many search nodes (about 0.2 s) before switching to the MILP
-AUTO_MAX_LISTED = 1_000  # "auto" lists an estimator's networks up to this many, else searches them by column generation
+# "auto" lists an estimator's networks up to this many, else searches them unlisted (column generation). Measured
+# (benchmarks/results/select_scaling_hoa.md): one budget, listing is quicker to 11 tasks (2,047 estimated networks),
+# column generation from 12 (4,017); the frontier (every budget in one subset programme when listed) to 13 tasks.
+AUTO_MAX_LISTED = 2_100
+FRONTIER_MAX_LISTED = 8_200
 
 
 @dataclass
@@ -177,7 +181,7 @@ class Selector:
     def __init__(self, candidates: Sequence[Candidate], tasks: Sequence[str] | None = None, *,
                  weights: Mapping[str, float] | None = None, scales: Mapping[str, float] | None = None,
                  solver: str = "auto", prune: bool = True, unit: str = "snt", formulation: str = "auto",
-                 corun: float = 0.0):
+                 corun: float = 0.0, list_up_to: int | None = None):
         from taskgroup.search.pool import families, listed
 
         if solver not in SOLVERS:
@@ -185,7 +189,8 @@ class Selector:
         fams = families(candidates)
         # An estimator's families (taskgroup.search.pool) are listed for the listing solvers while that is
         # cheap; above that "auto" searches them without listing them (column generation).
-        lazy = solver == "colgen" or (solver == "auto" and sum(len(f) for f in fams) > AUTO_MAX_LISTED)
+        limit = AUTO_MAX_LISTED if list_up_to is None else list_up_to
+        lazy = solver == "colgen" or (solver == "auto" and sum(len(f) for f in fams) > limit)
         self.candidates_total = len(candidates)
         candidates = listed(candidates) if lazy else list(candidates)
         if tasks is None:

@@ -259,7 +259,7 @@ def test_too_many_tasks_for_one_width_is_a_clear_error():
 
 def test_auto_lists_small_families_and_generates_large_ones():
     rng = np.random.default_rng(0)
-    for n, solver in [(5, "reference"), (11, "colgen")]:
+    for n, solver in [(5, "reference"), (12, "colgen")]:
         tasks = tuple(f"t{i}" for i in range(n))
         measured = [Candidate((t,), 1.0, {t: 1.0}, 1.0, {t: 0.0}) for t in tasks]
         measured += [Candidate((a, b), 1.0, {a: float(rng.uniform(0.5, 1)), b: float(rng.uniform(0.5, 1))}, 1.0,
@@ -268,6 +268,23 @@ def test_auto_lists_small_families_and_generates_large_ones():
         sel = select(pool, 2.0, tasks=tasks)
         assert sel.solver == solver, n
         assert sel.candidates_total == len(pool) == 2 ** n - 1
-        if n == 11:
+        if n == 12:
             same(sel, select(list(pool), 2.0, tasks=tasks, solver="dp"))
             assert math.isclose(sel.lower_bound, sel.objective)
+
+
+def test_top_k_lists_a_pool_that_selection_would_search_unlisted(monkeypatch):
+    """The k-best search cuts network sets in the x/y MILP: it lists the pool, whatever "auto" would do."""
+    import importlib
+
+    from taskgroup.search.topk import top_k
+
+    monkeypatch.setattr(importlib.import_module("taskgroup.search.select"), "AUTO_MAX_LISTED", 0)
+    pool = higher_order_approximation(three_tasks(0.7) + [Candidate(("c",), 0.5, {"c": 0.45}, 0.5, {"c": 0.0})],
+                                      snt_cost)
+    assert select(pool, 2.0, tasks=("a", "b", "c")).solver == "colgen"
+    got = top_k(pool, 2.0, 4, tasks=("a", "b", "c"))
+    want = top_k(list(pool), 2.0, 4, tasks=("a", "b", "c"))
+    assert [sorted(n.candidate.name for n in g.networks) for g in got] == \
+        [sorted(n.candidate.name for n in g.networks) for g in want]
+    assert len(got) == 4 and any(n.candidate.estimated for g in got for n in g.networks)
