@@ -399,9 +399,9 @@ def _input_spec(fuse: bool, res: int, mean: list[float], std: list[float]) -> In
     if fuse:
         return InputSpec(FUSED_INPUT, res, res, "uint8", "NHWC", "RGB", (0.0, 255.0), tuple(mean), tuple(std),
                          "inside the graph: float32(frame) * (1/255), NHWC -> NCHW, then (x - mean) / std per channel",
-                         FRAME_FORMS)
+                         FRAME_FORMS, resize="area")
     return InputSpec(INPUT_NAME, res, res, "float32", "NCHW", "RGB", (0.0, 1.0), tuple(mean), tuple(std),
-                     "inside the network: (x - mean) / std per channel", FRAME_FORMS)
+                     "inside the network: (x - mean) / std per channel", FRAME_FORMS, resize="area")
 
 
 def verified_checkpoint_sha256(grouping: Grouping, index: int) -> str:

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from runtime.backends import make_runner, resolve_backend
+from runtime.backends import BACKENDS, make_runner, resolve_backend
 from runtime.device import parse_device
-from runtime.errors import BundleError
+from runtime.errors import BackendUnavailableError, BundleError
 from runtime.manifest import MAX_THREADS, Manifest, read_manifest, safe_member, verify_files
 from runtime.preprocess import to_network_input
 from runtime.runner import Runner
@@ -81,9 +81,11 @@ class Bundle:
                 self._in_flight -= 1
                 self._state.notify_all()
 
-    def run(self, frame: np.ndarray) -> dict[str, np.ndarray]:
-        """All tasks on a frame or batch (see manifest FRAME_FORMS); each output is (N, C, H, W)."""
-        x = to_network_input(frame, self.input)
+    def run(self, frame: np.ndarray, color_order: str = "RGB") -> dict[str, np.ndarray]:
+        """All tasks on a frame or batch (see manifest FRAME_FORMS); each output is (N, C, H, W) at the
+        bundle's size. `color_order`: "RGB" or "BGR" (OpenCV's). A uint8 frame of another size is resized
+        as the training images were (manifest input.resize)."""
+        x = to_network_input(frame, self.input, color_order)
         results = self._run_networks(x)
         return {t: results[o.network][o.output] for t, o in self.manifest.tasks.items()}
 
@@ -346,6 +348,7 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
                 or (most is not None and value > most)):
             raise ValueError(f"{name} must be an integer >= {least}" + (f" and <= {most}" if most else "")
                              + f"{' or None' if name == 'threads' else ''}, got {value!r}")
+    _check_arguments(backend, device, expected_digest)
     threads = int(threads) if threads is not None else None
     manifest = read_manifest(path)
     if expected_digest is not None and manifest.content_sha256 != expected_digest:
@@ -414,6 +417,21 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
     if effective != device and backend != "tensorrt":
         backend = "onnxruntime"  # fell back to the CPU: later sessions (standalone timing) are plain CPU ones
     return Bundle(manifest, keep, chosen, backend, effective, report, threads)
+
+
+def _check_arguments(backend: object, device: object, expected_digest: object) -> None:
+    """A malformed argument is the caller's mistake (ValueError), not a backend missing here
+    (BackendUnavailableError): checked before any file is read."""
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid options: {', '.join(BACKENDS)}")
+    try:
+        parse_device(device)
+    except BackendUnavailableError as exc:
+        raise ValueError(str(exc)) from None
+    if expected_digest is not None and not (isinstance(expected_digest, str) and len(expected_digest) == 64
+                                            and all(c in "0123456789abcdef" for c in expected_digest)):
+        raise ValueError(f"expected_digest must be the manifest's content_sha256 (64 lower-case hex digits) or None, "
+                         f"got {expected_digest!r}")
 
 
 def _effective_device(device: str, runners: list[Runner], report: dict[str, Any]) -> str:

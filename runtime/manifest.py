@@ -27,10 +27,18 @@ SCHEMA_VERSION = 1  # one model per network, each taking the float32 NCHW image
 FUSED_SCHEMA_VERSION = 2  # adds fused bundles: one graph taking the uint8 NHWC frame (older runtimes refuse them)
 SUPPORTED_VERSIONS = (SCHEMA_VERSION, FUSED_SCHEMA_VERSION)
 FRAME_FORMS = (
-    "uint8 HWC RGB, shape (H, W, 3) or (N, H, W, 3), values 0..255 (divided by 255)",
+    "uint8 HWC RGB (or BGR with color_order='BGR'), shape (H, W, 3) or (N, H, W, 3), values 0..255 (divided by "
+    "255); any H and W where the manifest records input.resize, else the bundle's",
     "float32 NCHW RGB, shape (3, H, W) or (N, 3, H, W), values in [0, 1] (used as is; a fused bundle takes "
     "8-bit frames, so there only multiples of 1/255, as any uint8 image divided by 255 is)",
 )
+
+COLOR_ORDERS = ("RGB", "BGR")  # what Bundle.run(frame, color_order=...) takes; the networks see RGB
+RESIZE_METHODS = ("area",)  # how a frame of another size becomes the input (runtime.resize)
+RESIZE_RULE = ("uint8 frames of any size: the whole frame resized to the input's H x W (aspect ratio not kept) by "
+               "area averaging, as the training loader resized its images: cv2.resize(frame / 255, (W, H), "
+               "interpolation=cv2.INTER_AREA), computed in numpy by the runtime (runtime.resize); a uint8 model input "
+               "(fused bundle) is that value x 255 rounded to the nearest integer, a float32 one that value as is")
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class InputSpec:
     std: tuple[float, ...] = ()  # per-channel std divided inside the network
     normalization: str = ""  # how and where the normalisation is applied (for people)
     accepted_frames: tuple[str, ...] = FRAME_FORMS  # the frame forms Bundle.run takes (for people)
+    resize: str | None = None  # how uint8 frames of another size are resized (RESIZE_METHODS); None: refused
 
     @property
     def shape(self) -> tuple[int | None, ...]:
@@ -59,7 +68,8 @@ class InputSpec:
                 "layout": self.layout, "color_order": self.color_order,
                 "value_range": list(self.value_range),
                 "normalization": {"applied": self.normalization, "mean": list(self.mean), "std": list(self.std)},
-                "accepted_frames": list(self.accepted_frames)}
+                "accepted_frames": list(self.accepted_frames),
+                **({"resize": {"method": self.resize, "rule": RESIZE_RULE}} if self.resize else {})}
 
 
 @dataclass(frozen=True)
@@ -352,6 +362,7 @@ def _input(doc: dict, where: object) -> InputSpec:
         mean=_numbers(_req(norm, "mean", list, "input.normalization.", where), 3, "input.normalization.mean", where),
         std=std, normalization=str(norm.get("applied", "")),
         accepted_frames=tuple(str(f) for f in frames) if isinstance(frames, list) else FRAME_FORMS,
+        resize=_resize_method(inp.get("resize"), where),
     )
     supported = ("uint8", "NHWC", "RGB", (0.0, 255.0)) if frame else ("float32", "NCHW", "RGB", None)
     found = (spec.dtype, spec.layout, spec.color_order, value_range if frame else None)
@@ -360,6 +371,17 @@ def _input(doc: dict, where: object) -> InputSpec:
                           f"{FUSED_SCHEMA_VERSION}) uint8 NHWC RGB frames with values 0..255, found "
                           f"{spec.dtype} {spec.layout} {spec.color_order} {list(value_range)}")
     return spec
+
+
+def _resize_method(doc: Any, where: object) -> str | None:
+    """input.resize (absent in bundles exported before frames were resized): {"method": "area", "rule": ...}."""
+    if doc is None:
+        return None
+    method = doc.get("method") if isinstance(doc, dict) else None
+    if method not in RESIZE_METHODS:
+        raise BundleError(f"{where}: field 'input.resize.method': expected one of {', '.join(RESIZE_METHODS)}, "
+                          f"found {method!r}")
+    return method
 
 
 def _network(net: Any, i: int, files: dict, bundle_dir: Path, where: object) -> NetworkFiles:
@@ -450,6 +472,18 @@ def _selection(selection: Any, where: object) -> dict[str, Any]:
     return selection
 
 
+def _file_kind(path: Path) -> str:
+    """What stands at `path` instead of a regular file, from its mode (never opened)."""
+    import stat
+
+    mode = path.stat().st_mode
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
 def verify_files(manifest: Manifest, keep: Iterable[str] | None = None) -> dict[str, bytes]:
     """Check every listed file exists and matches its sha256; return the verified bytes of small files.
 
@@ -463,8 +497,9 @@ def verify_files(manifest: Manifest, keep: Iterable[str] | None = None) -> dict[
     for rel, entry in manifest.files.items():
         expected = entry.sha256
         full = safe_member(bundle_dir, rel, f"files.{rel}", manifest.path)
-        if not full.is_file():
-            raise BundleError(f"{bundle_dir}: file '{rel}' listed in manifest.json is missing")
+        if not full.is_file():  # never opened: reading a FIFO or a device could block forever
+            what = "is missing" if not full.exists() else f"is not a regular file ({_file_kind(full)})"
+            raise BundleError(f"{bundle_dir}: file '{rel}' listed in manifest.json {what}")
         if (wanted is None or rel in wanted) and full.stat().st_size <= IN_MEMORY_MAX_BYTES:
             blob = full.read_bytes()
             actual = hashlib.sha256(blob).hexdigest()

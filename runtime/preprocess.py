@@ -4,7 +4,14 @@ Accepted: uint8 HWC RGB (one frame or a batch), converted to float32 NCHW / 255;
 float32 NCHW RGB in [0, 1], used as is. Anything else is refused with a RuntimeInputError
 saying what was expected, so a CHW/HWC or 0..255/0..1 mix-up fails loudly instead of
 silently producing garbage; masked arrays too (their masked values would escape the checks).
-Colour order cannot be checked: pass RGB (OpenCV gives BGR).
+Colour order cannot be checked: the caller declares it (`color_order`, RGB by default; OpenCV
+gives BGR), and BGR frames have their channels reversed first.
+
+A uint8 frame of another size than the bundle's is resized by the rule the manifest records
+(`input.resize`: the training loader's area averaging, runtime.resize), then rounded to uint8
+for a fused graph or divided by 255 for float32 networks. Bundles exported before that rule was
+recorded take their own size only; float32 frames always do (pass the uint8 camera frame to
+have it resized).
 
 A fused bundle's graph takes the uint8 frame itself and converts it inside (the same
 operations as here, so the values are bit-identical): uint8 frames pass through untouched,
@@ -17,15 +24,21 @@ from __future__ import annotations
 import numpy as np
 
 from runtime.errors import RuntimeInputError
-from runtime.manifest import FRAME_FORMS, InputSpec
+from runtime.manifest import COLOR_ORDERS, FRAME_FORMS, InputSpec
+from runtime.resize import resize_area
+
+MAX_FRAME_SIDE = 16384  # larger frames are refused rather than resized (a wrong array, not a camera frame)
 
 
 def _forms() -> str:
     return "accepted frames: " + "; ".join(FRAME_FORMS)
 
 
-def to_network_input(frame: object, spec: InputSpec) -> np.ndarray:
-    """Validate `frame` and return a C-contiguous float32 (N, 3, H, W) array."""
+def to_network_input(frame: object, spec: InputSpec, color_order: str = "RGB") -> np.ndarray:
+    """Validate `frame` and return the model input: C-contiguous float32 (N, 3, H, W), or uint8 (N, H, W, 3)
+    for a fused graph."""
+    if color_order not in COLOR_ORDERS:
+        raise RuntimeInputError(f"unknown color_order {color_order!r}; valid options: {', '.join(COLOR_ORDERS)}")
     if not isinstance(frame, np.ndarray):
         raise RuntimeInputError(f"frame must be a numpy array, got {type(frame).__name__}; {_forms()}")
     if isinstance(frame, np.ma.MaskedArray):
@@ -42,10 +55,22 @@ def to_network_input(frame: object, spec: InputSpec) -> np.ndarray:
         if batch.shape[-1] != 3:
             raise RuntimeInputError(f"uint8 frame has {batch.shape[-1]} channels in its last axis (shape {frame.shape}); "
                                     f"expected 3 (RGB, HWC layout); {_forms()}")
+        if batch.shape[0] == 0 or 0 in batch.shape[1:3]:
+            raise RuntimeInputError(f"empty frame or batch (shape {frame.shape})")
+        if color_order == "BGR":
+            batch = batch[..., ::-1]
         if batch.shape[1:3] != (h, w):
-            raise RuntimeInputError(f"frame is {batch.shape[1]}x{batch.shape[2]} (HxW), the bundle expects {h}x{w}")
-        if batch.shape[0] == 0:
-            raise RuntimeInputError("empty batch (N = 0)")
+            if spec.resize is None:
+                raise RuntimeInputError(f"frame is {batch.shape[1]}x{batch.shape[2]} (HxW), the bundle expects {h}x{w} "
+                                        "(its manifest records no resize rule: export it again to have frames of any "
+                                        "size resized as the training images were)")
+            if max(batch.shape[1:3]) > MAX_FRAME_SIDE:
+                raise RuntimeInputError(f"frame is {batch.shape[1]}x{batch.shape[2]} (HxW); frames up to "
+                                        f"{MAX_FRAME_SIDE} pixels a side are resized")
+            resized = resize_area(batch, h, w)  # float64, 0..255
+            if spec.dtype == "uint8":
+                return np.ascontiguousarray(np.clip(np.rint(resized), 0, 255).astype(np.uint8))
+            return np.ascontiguousarray(np.clip(resized * (1.0 / 255.0), 0, 1).astype(np.float32).transpose(0, 3, 1, 2))
         if spec.dtype == "uint8":
             return np.ascontiguousarray(batch)
         x = np.empty((batch.shape[0], 3, h, w), dtype=np.float32)
@@ -59,9 +84,13 @@ def to_network_input(frame: object, spec: InputSpec) -> np.ndarray:
             raise RuntimeInputError(f"float32 frame has {batch.shape[1]} channels in axis 1 (shape {frame.shape}); "
                                     f"expected 3 (RGB, NCHW layout); {_forms()}")
         if batch.shape[2:] != (h, w):
-            raise RuntimeInputError(f"frame is {batch.shape[2]}x{batch.shape[3]} (HxW), the bundle expects {h}x{w}")
+            raise RuntimeInputError(f"frame is {batch.shape[2]}x{batch.shape[3]} (HxW), the bundle expects {h}x{w}"
+                                    + (" (float32 frames are not resized: pass the uint8 camera frame)"
+                                       if spec.resize else ""))
         if batch.shape[0] == 0:
             raise RuntimeInputError("empty batch (N = 0)")
+        if color_order == "BGR":
+            batch = batch[:, ::-1]
         lo, hi = float(batch.min()), float(batch.max())  # NaN propagates through min/max
         if not (np.isfinite(lo) and np.isfinite(hi)):
             raise RuntimeInputError("float32 frame contains NaN or infinity")

@@ -20,13 +20,16 @@ from typing import Callable, Mapping
 import numpy as np
 
 
+MAX_RUNS = 20000  # timed calls per callable at most: the cap for very fast callables, and for --runs / --min-runs
+
+
 @dataclass(frozen=True)
 class TimingConfig:
     warmup_runs: int = 10  # untimed calls first (caches, lazy allocation, kernel selection)
     min_runs: int = 50  # at least this many timed calls per callable
     min_seconds: float = 0.3  # and at least this much timed work per callable
     rounds: int = 5  # interleaved rounds the calls are split over (each callable runs a block per round)
-    max_runs: int = 20000  # cap for very fast callables
+    max_runs: int = MAX_RUNS  # cap for very fast callables
 
     def check(self) -> None:
         if (self.warmup_runs < 0 or self.min_runs < 1 or self.rounds < 1 or self.max_runs < self.min_runs

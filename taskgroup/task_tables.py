@@ -58,7 +58,9 @@ def parse_task_table(name: str, t: Any, where: str) -> TaskSpec:
     loss = t.get("loss")
     if loss not in LOSSES:
         raise TaskgroupError(f"{where} key 'loss': expected one of {', '.join(LOSSES)}, found {loss!r}")
-    meaning = t.get("meaning", f"declared task '{name}'")
+    meaning = t.get("meaning")
+    if meaning is None:  # absent, or null in a JSON record: the default, as the serialised form leaves it out
+        meaning = f"declared task '{name}'"
     units = t.get("units")
     for key, value in (("meaning", meaning), ("units", units)):
         if value is not None and not isinstance(value, str):
@@ -71,6 +73,7 @@ def parse_task_table(name: str, t: Any, where: str) -> TaskSpec:
             raise TaskgroupError(f"{where}: a cross_entropy task takes 'classes' (a count or a list of names) and "
                                  "'ignore_index', not 'channels', 'labels' or 'ignore_value'")
         if isinstance(classes, list) and classes and all(isinstance(c, str) and c for c in classes):
+            _check_distinct(classes, "classes", where)
             names, channels = tuple(classes), len(classes)
         elif _count(classes):
             channels = classes
@@ -93,6 +96,7 @@ def parse_task_table(name: str, t: Any, where: str) -> TaskSpec:
         if labels is not None:
             if loss != "bce" or not (isinstance(labels, list) and labels and all(isinstance(x, str) and x for x in labels)):
                 raise TaskgroupError(f"{where} key 'labels': a list of label names, for bce tasks only")
+            _check_distinct(labels, "labels", where)
             names = tuple(labels)
         channels = t.get("channels", len(names) if names else None)
         if not _count(channels) or channels < 1 or channels > 64:
@@ -105,6 +109,14 @@ def parse_task_table(name: str, t: Any, where: str) -> TaskSpec:
         transform = _transform(t.get("transform", "standardize" if loss in ("l1", "l2") else "none"), loss, channels, where)
     return TaskSpec(name, int(channels), loss, meaning, None, ignore_value=None if ignore is None else float(ignore),
                     units=units, transform=transform, class_names=names)
+
+
+def _check_distinct(names: list, key: str, where: str) -> None:
+    """Each output channel is named once: a repeated name would make two channels indistinguishable downstream."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise TaskgroupError(f"{where} key '{key}': {', '.join(map(repr, repeated))} named more than once; "
+                             "give every class or label its own name")
 
 
 def _count(value: Any) -> bool:

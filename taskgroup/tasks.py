@@ -11,8 +11,9 @@ identically.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from taskgroup.errors import TaskgroupError
 
@@ -74,6 +75,22 @@ def declare_tasks(specs: Iterable[TaskSpec], where: str) -> None:
             raise TaskgroupError(f"{where}: task '{spec.name}' is declared differently from the declaration already "
                                  f"read in this process ({old} vs {spec}); one name, one declaration")
         _DECLARED[spec.name] = spec
+
+
+@contextlib.contextmanager
+def tasks_declared(specs: Iterable[TaskSpec]) -> Iterator[None]:
+    """Within the block, exactly these declarations are known (besides the built-in tasks).
+
+    A worker (a process of processes:N, a Ray worker serving several runs) trains each job with
+    the declarations of the job's own run, whatever an earlier job of another run declared."""
+    saved = dict(_DECLARED)
+    _DECLARED.clear()
+    try:
+        declare_tasks(specs, "the run's recipe")
+        yield
+    finally:
+        _DECLARED.clear()
+        _DECLARED.update(saved)
 
 
 def declared_tasks() -> dict[str, TaskSpec]:

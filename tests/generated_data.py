@@ -150,3 +150,67 @@ def folder_dataset(root: Path, seed: int = 1, sizes=(("train", 256), ("val", 64)
                 else:
                     _png(root / split / "terrain" / f"{sid}.png", terrain)
             (root / split / "terrain").mkdir(parents=True, exist_ok=True)
+
+
+PHOTO_TASKS_TOML = """
+[tasks.brightness]
+channels = 1
+loss = "l2"
+meaning = "local brightness: mean of R, G and B over a 5x5 window"
+units = "8-bit grey level (0..255)"
+
+[tasks.sobel_edges]
+channels = 1
+loss = "l1"
+meaning = "Sobel gradient magnitude of the grey image"
+units = "16-bit PNG value (magnitude x 16)"
+"""
+
+
+def photo_crops(n: int, band: tuple[float, float], size: int, seed: int, photo=None) -> list[np.ndarray]:
+    """`n` random size x size RGB crops of a real photograph (matplotlib's sample of Grace Hopper,
+    shipped with matplotlib) whose top-left corners lie in `band` (fractions of the height), so that
+    the splits see different parts of the photograph."""
+    if photo is None:
+        import matplotlib.cbook
+
+        photo = cv2.imread(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))[:, :, ::-1]
+    rng = np.random.default_rng(seed)
+    h, w = photo.shape[:2]
+    lo, hi = int(band[0] * (h - size)), int(band[1] * (h - size))
+    return [np.ascontiguousarray(photo[y:y + size, x:x + size])
+            for y, x in zip(rng.integers(lo, hi + 1, n), rng.integers(0, w - size + 1, n))]
+
+
+def brightness(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) float32: mean of the channels, box-filtered over 5x5 (reflected borders)."""
+    return cv2.blur(rgb.astype(np.float32).mean(axis=2), (5, 5), borderType=cv2.BORDER_REFLECT_101)
+
+
+def sobel_edges(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) uint16: 16 x the Sobel gradient magnitude of the grey image."""
+    grey = rgb.astype(np.float32).mean(axis=2)
+    gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
+    return np.clip(np.round(np.hypot(gx, gy) * 16), 0, 65535).astype(np.uint16)
+
+
+def photo_dataset(root: Path, sizes=(("train", 48), ("val", 16), ("test", 16)), size: int = 40,
+                  missing: float = 0.25, seed: int = 0, photos=None) -> None:
+    """The folder layout from crops of real photographs: declared `brightness` (.npy, l2) and
+    `sobel_edges` (16-bit PNG, l1); a fraction `missing` of the training samples has no sobel_edges
+    file. `photos`: split -> an RGB photograph to crop (default: matplotlib's sample photograph in
+    three disjoint horizontal bands)."""
+    bands = {"train": (0.0, 0.5), "val": (0.55, 0.75), "test": (0.8, 1.0)}
+    for k, (split, n) in enumerate(sizes):
+        photo = photos.get(split) if photos else None
+        crops = photo_crops(n, bands[split] if photo is None else (0.0, 1.0), size, seed + k, photo)
+        rng = np.random.default_rng(seed + 100 + k)
+        drop = set(rng.choice(n, int(round(missing * n)), replace=False).tolist()) if split == "train" else set()
+        for folder in ("rgb", "brightness", "sobel_edges"):
+            (root / split / folder).mkdir(parents=True, exist_ok=True)
+        for i, rgb in enumerate(crops):
+            sid = f"photo{i:04d}"
+            _png(root / split / "rgb" / f"{sid}.png", rgb)
+            np.save(root / split / "brightness" / f"{sid}.npy", brightness(rgb))
+            if i not in drop:
+                _png(root / split / "sobel_edges" / f"{sid}.png", sobel_edges(rgb))

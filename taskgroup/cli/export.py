@@ -20,17 +20,22 @@ def export_command(
                                                        "files and fails if TensorRT is missing; all builds engines "
                                                        "only where TensorRT is importable and says why not otherwise. "
                                                        "Engines are built through Polygraphy (pip install "
-                                                       "'taskgroup[tensorrt]'), as the profiler builds them."),
+                                                       "'taskgroup\\[tensorrt]'), as the profiler builds them."),
     precision: str = typer.Option("fp32", help="fp32 | fp16. fp16 converts the ONNX graphs (weights and compute) "
                                                "and keeps float32 inputs and outputs. Must match the precision the "
                                                "grouping's profile was measured at, when it records one."),
-    preset: Optional[str] = typer.Option(None, help="Preset the networks were trained with: fixes the input "
-                                                    "resolution and the validation data used to check numerics. "
-                                                    "Default: the one the grouping records (from its training "
-                                                    "run), else 'default'."),
+    preset: Optional[str] = typer.Option(None, help="Only for networks outside a training run (no runs.sqlite above "
+                                                    "their checkpoints): the preset they were trained with, which "
+                                                    "fixes the input resolution and the validation data used to "
+                                                    "check numerics (default: the one the grouping records, else "
+                                                    "'default'). A run's networks are exported with the run's own "
+                                                    "architecture, resolution and data."),
+    config: Optional[Path] = typer.Option(None, help="Only for networks outside a training run: the TOML file they "
+                                                     "were trained with (\\[arch], \\[data], \\[tasks.NAME]), "
+                                                     "as for `train --config`."),
     frames: int = typer.Option(32, help="Validation frames on which every output is compared with PyTorch."),
     synthetic: bool = typer.Option(False, "--synthetic-frames", help="Check on deterministic synthetic frames "
-                                                                     "instead of the preset's validation split."),
+                                                                     "instead of the training run's validation split."),
     exporter: str = typer.Option("dynamo", help="dynamo (torch.export based, default) | legacy (TorchScript based, "
                                                 "deprecated by PyTorch)."),
     fuse: Optional[bool] = typer.Option(None, "--fuse/--no-fuse", help="Merge the networks into one ONNX graph that "
@@ -54,24 +59,20 @@ def export_command(
 
     from exporters import OnnxExportConfig, export_bundle, read_grouping, synthetic_frames, validation_frames
     from runtime.manifest import read_manifest
-    from taskgroup.presets import get_arch_preset
 
     console = Console(stderr=True)
     if frames < 1:
         raise TaskgroupError(f"--frames must be >= 1, got {frames}")
     g = read_grouping(grouping)
-    recorded = g.options.get("preset") if isinstance(g.options.get("preset"), str) else g.budget.get("preset")
-    preset = preset or (recorded if isinstance(recorded, str) else "default")
-    resolution = get_arch_preset(preset).resolution
-    _check_preset_matches(g, preset, resolution)
+    run_config, what = _training_config(g, preset, config)
+    resolution = run_config.arch.resolution
+    _check_profile_matches(g, resolution, what)
     if synthetic:
         images = synthetic_frames(frames, resolution)
         source = f"synthetic ({frames} deterministic random and structured frames, {resolution}px)"
     else:
-        from taskgroup.train.config import make_run_config
-
         with console.status("loading validation frames"):
-            images, source = validation_frames(make_run_config(preset).data, g.tasks, frames)
+            images, source = validation_frames(run_config.data, g.tasks, frames)
     with console.status("exporting") as status:
         path = export_bundle(grouping, out, format, precision, images, frames_source=source, overwrite=overwrite,
                              onnx_config=OnnxExportConfig(exporter=exporter), fuse=fuse,
@@ -79,6 +80,8 @@ def export_command(
     manifest = read_manifest(path)
     console.print(f"wrote {path}: {len(manifest.networks)} network(s), tasks {', '.join(manifest.tasks)}; "
                   f"checked on {source}")
+    console.print(f"content_sha256 {manifest.content_sha256}: pin it in the robot's configuration "
+                  "(load_bundle(path, expected_digest=...)) to refuse any other bundle")
     for net in manifest.networks:
         worst = max(v["max_abs_error"] / v["tolerance"] for v in net.verification.values())
         parts = net.fused_from
@@ -89,23 +92,50 @@ def export_command(
         console.print(escape(f"no TensorRT engines: {manifest.tensorrt.get('reason')}"))  # it names 'taskgroup[tensorrt]'
 
 
-def _check_preset_matches(grouping, preset: str, resolution: int) -> None:
-    """A grouping selected on a profile records the preset and input shape; exporting at another
-    resolution would verify and ship networks at a size nobody measured."""
-    budget = grouping.budget
+def _training_config(grouping, preset: Optional[str], config: Optional[Path]):
+    """How the grouping's networks were trained: their training run's own config (architecture,
+    resolution, data, declared tasks), found from their checkpoints; --preset/--config only for
+    networks outside a run. Returns the RunConfig and a description for messages."""
+    from taskgroup.train.config import make_run_config
+    from taskgroup.train.run import training_run_of
+
+    found = training_run_of(grouping)
+    if found is not None:
+        run_dir, run_config = found
+        if preset is not None or config is not None:
+            asked = make_run_config(preset or run_config.preset, config)
+            mine, theirs = asked.to_dict(), run_config.to_dict()  # plain JSON forms (tuples read back as lists)
+            if (mine["arch"], mine["data"]) != (theirs["arch"], theirs["data"]):
+                flags = " and ".join(f for f, v in (("--preset", preset), ("--config", config)) if v is not None)
+                raise TaskgroupError(f"{grouping.path}: its networks were trained in {run_dir}, whose config says "
+                                     f"their architecture ({run_config.arch.resolution}x{run_config.arch.resolution} "
+                                     f"px) and data; {flags} describe(s) other ones: leave {flags} out")
+        return run_config, f"its training run {run_dir} ({run_config.arch.resolution}x{run_config.arch.resolution} px)"
+    recorded = grouping.options.get("preset") if isinstance(grouping.options.get("preset"), str) else \
+        grouping.budget.get("preset")
+    preset = preset or (recorded if isinstance(recorded, str) else "default")
+    run_config = make_run_config(preset, config)  # declares the config's [tasks.NAME]
     trained = grouping.options.get("resolution")
+    resolution = run_config.arch.resolution
     if isinstance(trained, int) and not isinstance(trained, bool) and trained != resolution:
         raise TaskgroupError(f"{grouping.path}: the networks were trained at {trained}x{trained} (preset "
-                             f"'{grouping.options.get('preset')}'), but --preset {preset} is {resolution}x{resolution}; "
-                             "export with the training run's preset")
+                             f"'{grouping.options.get('preset')}'), but --preset {preset}"
+                             f"{'' if config is None else f' with --config {config}'} is {resolution}x{resolution}; "
+                             "export with the training run's preset and config")
+    return run_config, f"--preset {preset}" + ("" if config is None else f" --config {config}")
+
+
+def _check_profile_matches(grouping, resolution: int, what: str) -> None:
+    """A grouping selected on a profile records its input shape; exporting at another resolution
+    would verify and ship networks at a size nobody measured."""
+    budget = grouping.budget
     shape = budget.get("input_shape")
     if isinstance(shape, list) and len(shape) == 4 and shape[2:] != [resolution, resolution]:
-        raise TaskgroupError(f"{grouping.path}: the grouping was selected for input {shape[2]}x{shape[3]} "
-                             f"(preset '{budget.get('preset')}'), but --preset {preset} is {resolution}x{resolution}; "
-                             f"pass --preset {budget.get('preset')}")
-    if budget.get("preset") not in (None, preset):
-        raise TaskgroupError(f"{grouping.path}: the grouping was selected on a profile of preset "
-                             f"'{budget.get('preset')}', not '{preset}'; pass --preset {budget.get('preset')}")
+        raise TaskgroupError(f"{grouping.path}: the grouping was selected on a profile of input {shape[2]}x{shape[3]} "
+                             f"(preset '{budget.get('preset')}'), but the networks take {resolution}x{resolution} "
+                             f"({what}); "
+                             + (f"pass --preset {budget.get('preset')}" if what.startswith("--preset") and
+                                budget.get("preset") else "profile with the networks' own config and select again"))
 
 
 @app.command("bench", short_help="Measure a bundle per frame, next to each of its networks alone.")
@@ -134,8 +164,10 @@ def bench_command(
 
     from taskgroup.bench import measure_bundle
 
-    if runs < 10:
-        raise TaskgroupError(f"--runs must be >= 10 for a p99, got {runs}")
+    from runtime.timing import MAX_RUNS
+
+    if not 10 <= runs <= MAX_RUNS:
+        raise TaskgroupError(f"--runs must be an integer from 10 (for a p99) to {MAX_RUNS}, got {runs}")
     result = measure_bundle(bundle_dir, device=device, backend=backend, execution=execution, threads=threads,
                             allow_fallback=allow_fallback, runs=runs)
     whole, load_report = result.whole, result.runtime.get("load_report", {})
@@ -143,23 +175,31 @@ def bench_command(
                   + (f" [fell back: {load_report['fallback']}]" if "fallback" in load_report else ""))
     for col in ("", "p50 ms", "p90 ms", "p99 ms"):
         table.add_column(col, justify="right" if col else "left", overflow="fold")
+    from runtime.manifest import read_manifest
+
+    manifest = read_manifest(bundle_dir)
+    fused = [n for n in manifest.networks if n.fused_from]
     table.add_row("whole bundle", *(f"{getattr(whole, k):.3f}" for k in ("p50_ms", "p90_ms", "p99_ms")))
     for a in result.standalone:
-        table.add_row(f"{a.network} alone ({'+'.join(a.tasks)})",
-                      *(f"{getattr(a.latency, k):.3f}" for k in ("p50_ms", "p90_ms", "p99_ms")))
+        label = (f"{a.network} graph alone (one session; {len(fused[0].fused_from)} networks inside)" if fused
+                 else f"{a.network} alone ({'+'.join(a.tasks)})")
+        table.add_row(label, *(f"{getattr(a.latency, k):.3f}" for k in ("p50_ms", "p90_ms", "p99_ms")))
     console = output_console()
     console.print(table)
-    console.print(f"sum of standalone p50: {result.standalone_p50_sum_ms:.3f} ms; bundle / sum = "
-                  f"{result.ratio_to_standalone_sum:.3f}")
+    if fused:  # one graph: its networks cannot be timed apart, and "alone" is the same graph without the runtime
+        console.print(f"a fused bundle is one graph of {', '.join(p['name'] for p in fused[0].fused_from)}: its "
+                      f"networks cannot be timed one by one (export with --no-fuse for that); bundle / graph alone = "
+                      f"{result.ratio_to_standalone_sum:.3f} (the runtime's own per-frame work)")
+    else:
+        console.print(f"sum of standalone p50: {result.standalone_p50_sum_ms:.3f} ms; bundle / sum = "
+                      f"{result.ratio_to_standalone_sum:.3f}")
     if result.budget_ms is not None:
         console.print(f"budget: {result.budget_ms:g} ms -> " + "; ".join(
             f"{q} {getattr(whole, q + '_ms'):.3f} ms {'within' if getattr(whole, q + '_ms') <= result.budget_ms else 'OVER'}"
             for q in ("p50", "p99")))
     else:
         console.print(f"budget: {result.budget_value} {result.budget_unit or '?'} (not in ms; no latency comparison)")
-    from runtime.manifest import read_manifest
-
-    sel = read_manifest(bundle_dir).selection
+    sel = manifest.selection
     if result.predicted_ms is not None:
         console.print(f"predicted by profile {sel.get('profile')}: {result.predicted_ms:.3f} ms; measured p50 / "
                       f"predicted = {result.measured_over_predicted:.3f}"

@@ -22,13 +22,18 @@ def pipeline_command(
                                           "of your own (\\[tasks.NAME] tables, docs/data.md)."),
     tasks: str = typer.Option(",".join(PAPER_TASKS), help="Comma-separated tasks to group."),
     candidates: str = typer.Option("pairs", help="Candidates trained for the search: singles | pairs | all | "
-                                   "affinity. With pairs, higher-order networks are estimated (HOA); with affinity "
-                                   "(the singles plus one all-task network trained with inter-task affinity "
-                                   "tracking), every other group is estimated from the affinity (TAG)."),
+                                   "affinity | base | rounds. With pairs, higher-order networks are estimated (HOA); "
+                                   "with affinity (the singles plus one all-task network trained with inter-task "
+                                   "affinity tracking), every other group is estimated from the affinity (TAG); with "
+                                   "base (the all-task network alone, full and half width, with affinity tracking), "
+                                   "every group from it; with rounds, every subset is trained to the --esa fraction "
+                                   "(default 0.1) and then fully, round by round, only where it can still change the "
+                                   "choice at the budget."),
     estimate: Optional[str] = typer.Option(None, help="Estimator for untrained networks: hoa (mean of the pairs "
                                            "inside the group, as in the paper; needs pairs), tag or cosine (from "
-                                           "the lookahead affinity or gradient cosine of --candidates affinity) or "
-                                           "none. Default: tag with --candidates affinity, else hoa."),
+                                           "the lookahead affinity or gradient cosine of --candidates affinity), "
+                                           "base (--candidates base), rounds (--candidates rounds) or none. "
+                                           "Default: the one the candidate set is for (hoa for pairs)."),
     normalize: str = typer.Option("reference", help="Objective: reference (default: each task's loss divided by "
                                   "its trivial predictor's loss, so every task counts by how much better than a "
                                   "constant it is, whatever its units or loss), none (the paper's plain sum of task "
@@ -96,5 +101,5 @@ def pipeline_command(
 def _estimator(option: Optional[str], candidates: str) -> Optional[str]:
     """--estimate as given ('none': measured networks only), or the one the candidate set calls for."""
     if option is None:
-        return "tag" if candidates == "affinity" else "hoa"
+        return {"affinity": "tag", "base": "base", "rounds": "rounds"}.get(candidates, "hoa")
     return None if option == "none" else option

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -24,6 +25,10 @@ def profile_command(
     config: Optional[Path] = typer.Option(None, help="The training config (TOML): its \\[arch] table and its "
                                                      "\\[tasks.NAME] declarations are used, so the profile costs "
                                                      "the networks that run trains."),
+    run: Optional[Path] = typer.Option(None, "--run", help="A training run (its directory or losses.json): profile "
+                                                          "the networks it trains, with its own architecture, input "
+                                                          "size, preset and declared tasks (default --tasks: the "
+                                                          "run's). Instead of --preset/--config."),
     widths: str = typer.Option("1.0,0.5", help="Width multipliers to profile; 1.0 (the standard network) is required."),
     batch: int = typer.Option(1, help="Images per inference."),
     threads: int = typer.Option(1, help="Intra-op threads per ONNX Runtime session (or torch threads); recorded. "
@@ -56,8 +61,21 @@ def profile_command(
     from taskgroup.tasks import TASKS, parse_task_list
     from taskgroup.train.config import make_run_config
 
+    from runtime.timing import MAX_RUNS
+
+    if not 1 <= min_runs <= MAX_RUNS:
+        raise TaskgroupError(f"--min-runs must be an integer from 1 to {MAX_RUNS}, got {min_runs}")
+    if not (math.isfinite(min_seconds) and min_seconds >= 0):
+        raise TaskgroupError(f"--min-seconds must be a number >= 0, got {min_seconds:g}")
+    arch, run_tasks = None, None
+    if run is not None:
+        if config is not None:
+            raise TaskgroupError("give --run RUN or --config FILE, not both (a run's config is its own)")
+        preset, arch, run_tasks = _run_architecture(run)
     run_config = make_run_config(preset, config) if config is not None else None  # declares [tasks.NAME]
     declared = tuple(s.name for s in run_config.declared_tasks) if run_config is not None else ()
+    if run_config is not None:
+        arch = run_config.arch
 
     try:
         width_list = tuple(float(w) for w in widths.split(",") if w.strip())
@@ -65,8 +83,8 @@ def profile_command(
         raise TaskgroupError(f"--widths: expected comma-separated numbers such as 1.0,0.5, got '{widths}'") from None
     config = ProfileConfig(
         device=device, backend=backend, preset=preset,
-        tasks=parse_task_list(tasks) if tasks else tuple(TASKS) + declared, widths=width_list, batch=batch,
-        threads=threads, arch=run_config.arch if run_config is not None else None,
+        tasks=parse_task_list(tasks) if tasks else run_tasks or tuple(TASKS) + declared, widths=width_list,
+        batch=batch, threads=threads, arch=arch,
         allow_fallback=allow_fallback, precision=precision, fuse=fuse, validation_networks=validation_networks,
         timing=TimingConfig(min_runs=min_runs, min_seconds=min_seconds),
     )
@@ -103,3 +121,21 @@ def _summary(console, doc: dict, path: Path) -> None:
                   f"{100 * v['max_abs_relative_error']:.1f}%, mean {100 * v['mean_abs_relative_error']:.1f}% at p50; "
                   f"standard network {doc['standard_network_ms']:.4f} ms; took {doc['duration_s']:.0f} s")
     console.print(f"wrote {path}")
+
+
+def _run_architecture(run: Path):
+    """(preset, ArchPreset, tasks) of a training run, from its loss table (which registers its declared tasks)."""
+    from taskgroup.losstable import LossTable
+    from taskgroup.presets import ArchPreset
+
+    table = LossTable.load(run)
+    doc = table.meta.get("run_config") if isinstance(table.meta, dict) else None
+    arch = doc.get("arch") if isinstance(doc, dict) else None
+    if not isinstance(arch, dict) or not isinstance(doc.get("preset"), str):
+        raise TaskgroupError(f"{run}: the loss table records no run config (meta.run_config with preset and arch): "
+                             "it was not written by `taskgroup train`; profile with --preset/--config instead")
+    try:
+        return doc["preset"], ArchPreset(model=arch["model"], model_config=dict(arch["model_config"]),
+                                         resolution=int(arch["resolution"])), tuple(table.tasks)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TaskgroupError(f"{run}: meta.run_config.arch is malformed ({exc})") from exc

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import sys
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -43,7 +44,12 @@ ESTIMATE_HELP = ("Estimate the losses of networks that were not trained. 'hoa' =
                  "'tag' / 'cosine' = one-run affinity, for a run trained with `train --candidates affinity`: only "
                  "the singles and one all-task network are trained; each task's loss in a group is its single-task "
                  "loss scaled by its groupmates' lookahead affinity (tag) or gradient cosine (cosine) onto it, "
-                 "calibrated on the all-task network (docs/select.md).")
+                 "calibrated on the all-task network. 'base' = base-model estimation, for a run trained with "
+                 "`train --candidates base`: no single is trained; every group and every half-width single is "
+                 "estimated from the all-task network (full and half width) and the gradient cosine measured while "
+                 "training it. 'rounds' = adaptive training, for `train --candidates rounds`: networks trained "
+                 "fully as measured, the others from their early-stage losses through a fit on the networks that "
+                 "have both (docs/select.md).")
 SERVED_NOTE = ("A task is *served* by exactly one chosen network (the one the grouping uses to predict it at "
                "deployment); a network may be trained on more tasks than it serves, its extra heads helping training "
                "only. The objective is the sum over tasks of the serving network's loss (optionally weighted and "
@@ -54,6 +60,8 @@ class Estimate(str, Enum):
     hoa = "hoa"
     tag = "tag"
     cosine = "cosine"
+    base = "base"
+    rounds = "rounds"
 
 
 class Normalize(str, Enum):
@@ -146,7 +154,10 @@ def resolve_budget(inp: Inputs, budget: Optional[float], budget_ms: Optional[flo
         return Budget(budget, "snt")
     if budget_ms is not None:
         return Budget(float(budget_ms), "ms")
-    return Budget(float(budget_snt) * inp.standard_ms, "ms", float(budget_snt))
+    # A budget of many standard networks can overflow in ms (1e308 SNT x 0.3 ms): every grouping fits it as
+    # well as the largest finite budget, which keeps the grouping file's numbers finite (JSON has no inf).
+    ms = min(float(budget_snt) * inp.standard_ms, sys.float_info.max)
+    return Budget(ms, "ms", float(budget_snt))
 
 
 def _is_tsv(path: Path) -> bool:
@@ -330,7 +341,11 @@ def select_cmd(
 ) -> None:
     from taskgroup.search import Selector
 
+    from taskgroup.search.topk import MAX_K
+
     check_budget_flags(profile, budget, budget_ms, budget_snt)
+    if not 1 <= top <= MAX_K:  # before any work: 0 or a negative K would otherwise be ignored silently
+        raise TaskgroupError(f"--top-k must be an integer from 1 to {MAX_K}, got {top}")
     inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize,
                       profile, statistic.value, per_task_stopping)
     limit = resolve_budget(inp, budget, budget_ms, budget_snt)
@@ -377,11 +392,30 @@ def select_cmd(
         grouping = grouping.with_extra(
             top_k=[grouping_summary(g) for g in ranked],
             to_train=[{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)])
+    excluded = None
+    if inp.profile is not None:
+        from taskgroup.search.robustness import excluded_by_noise
+
+        excluded = excluded_by_noise(sel, inp.candidates, inp.profile, limit.value, sigmas, max_networks,
+                                     tasks=inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value)
+        if excluded is not None:
+            grouping = grouping.with_extra(excluded_by_noise=excluded)
     warnings = [w.message() for w in inp.not_learnt(sel)]
     if warnings:
         grouping = grouping.with_extra(warnings=warnings)
     grouping.save(out)
     _print_selection(sel, time.perf_counter() - start, out, limit, inp)
+    if excluded is not None:
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True).print(escape(
+            f"note: the noise rule, not the prediction, decided: {' + '.join(excluded['networks'])} (objective "
+            f"{excluded['objective']:.5g}, better) is predicted at {excluded['cost_ms']:.4g} ms, within the "
+            f"{limit.value:.4g} ms budget, but not with {excluded['sigmas']:g} sigma of latency noise (sigma "
+            f"{excluded['noise_ms']:.3g} ms: {excluded['fit_cost_ms']:.4g} ms), so it was left out; `frontier` lists "
+            f"it as optimal from {excluded['cost_ms']:.4g} ms. --noise-sigmas 0 selects on the prediction alone "
+            "(it may then exceed the budget when the latency moves within its noise)."))
     if top > 1:
         _print_top_k(grouping.extra, inp)
     for w in warnings:

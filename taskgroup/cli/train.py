@@ -38,15 +38,20 @@ def executor_spec(executor: str, devices: Optional[str], ray_address: Optional[s
 def train_command(
     tasks: Optional[str] = typer.Option(None, help="Comma-separated task names, e.g. segment_semantic,depth_zbuffer,"
                                                    "normal. Required for a new run; with --resume the run's own."),
-    candidates: str = typer.Option(
-        "pairs", help="Candidate set: singles (every task alone, full and half width) | pairs (singles + every "
-                      "pair at full width; the paper's default) | all (every subset at full width + half singles) | "
-                      "affinity (singles + one full-width network of all tasks trained with inter-task affinity "
-                      "tracking, for `select --estimate tag|cosine`; measured every [train] affinity_every steps)."),
+    candidates: Optional[str] = typer.Option(
+        None, help="Candidate set (default pairs; with --resume: the run's own set): singles (every task alone, "
+                   "full and half width) | pairs (singles + every pair at full width; the paper's default) | all "
+                   "(every subset at full width + half singles) | affinity (singles + one full-width network of all "
+                   "tasks trained with inter-task affinity tracking, for `select --estimate tag|cosine`; measured "
+                   "every [train] affinity_every steps) | base (only the all-task network, with affinity tracking, "
+                   "and the same at half width, for `select --estimate base`) | rounds (adaptive: every subset to "
+                   "the --esa fraction of its schedule, default 0.1, then fully, round by round, only the networks "
+                   "that can still change the choice at the --budget range; for `select --estimate rounds`; a run "
+                   "trained in rounds resumes in rounds)."),
     networks: Optional[str] = typer.Option(
         None, help="Train exactly these networks instead of a candidate set: tasks joined by '+', '@width' "
                    "(default 1), comma-separated, e.g. 'segment_semantic+normal+depth_zbuffer@1,normal@0.5'. "
-                   "With --resume, adds them to an existing run (e.g. a network HOA only estimated)."),
+                   "With --resume, adds them to the run's own set (e.g. a network HOA only estimated)."),
     out: Path = typer.Option(..., help="Run directory (created; must be empty unless --resume)."),
     preset: Optional[str] = typer.Option(None, help="Preset: tiny (seconds per network, for tests) | default (the "
                                                     "CPU pipeline: 5-30 s per network on 2 cores, see "
@@ -61,8 +66,10 @@ def train_command(
                    "equals what a separate short run would give."),
     esa_only: bool = typer.Option(False, "--esa-only", help="With --esa: train only that fraction of the schedule "
                                                             "and record only the 'early' stage (cheaper)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out: finished networks "
-                                                        "are kept, interrupted ones retrained. The config must match."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out: its own networks and seeds, as "
+                                                        "first asked for; finished ones are kept, interrupted ones "
+                                                        "retrained. --candidates, --networks or --seeds add to that "
+                                                        "set (said on the console). The config must match."),
     seed: Optional[int] = typer.Option(None, help="One seed for weight initialisation and batch order (the same for "
                                                   "every network); default 0. Same as --seeds N."),
     seeds: Optional[str] = typer.Option(
@@ -83,13 +90,33 @@ def train_command(
     devices: Optional[str] = typer.Option(None, "--devices", help=DEVICES_HELP),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
     shared_storage: bool = typer.Option(False, "--shared-storage", help=SHARED_STORAGE_HELP),
+    budget: Optional[str] = typer.Option(
+        None, "--budget", help="With --candidates rounds: the budgets the choice must hold at, in SNT units (a "
+                               "full-width network costs 1, a half-width one 0.5), as LOW-HIGH or one value, e.g. "
+                               "1.25-3. With --profile: multiples of the profiled standard network."),
+    profile: Optional[Path] = typer.Option(
+        None, "--profile", help="With --candidates rounds: cost networks in milliseconds on this device profile "
+                                "(trunk + served heads, its co-run overhead); --budget is then in its SNT."),
+    tolerance: Optional[float] = typer.Option(
+        None, "--tolerance", help="With --candidates rounds: a network is left untrained when it could improve the "
+                                  "objective by at most this at every budget. Default: the seed noise of a "
+                                  "grouping's objective (the preset's measurement, else the run's seeds; 0 with one "
+                                  "seed of a configuration never measured)."),
+    confidence: float = typer.Option(
+        0.95, "--confidence", help="With --candidates rounds: coverage of the interval each final loss is predicted "
+                                   "in from its early one (lower: fewer networks trained, more risk of a wrong drop)."),
+    round_size: int = typer.Option(
+        2, "--round-size", help="With --candidates rounds: networks trained per round once the optimum under the "
+                                "estimates is trained (more: fewer rounds, possibly more networks)."),
 ) -> None:
-    """Train the candidate networks (the paper's recipe: SGD with momentum, LR halving on a validation
-    plateau, best-on-validation weights) and write RUN_DIR/runs.sqlite, RUN_DIR/losses.json and
+    """Train the candidate networks (SGD with momentum and best-on-validation weights; the learning rate
+    follows the preset's [train] lr_schedule: a cosine decay to zero in the default preset, halving on a
+    validation plateau (the paper's) in tiny) and write RUN_DIR/runs.sqlite, RUN_DIR/losses.json and
     RUN_DIR/checkpoints/. Regression targets are trained standardised ((value - mean) / std per task;
     Taskonomy: the paper's constants, else measured on the training split). Losses are masked means in
-    the data's units: cross-entropy (nats per pixel) for segmentation, L1 (mean absolute error in the
-    data's units) for the others."""
+    the data's units: cross-entropy (nats per pixel) for classification, L1 (mean absolute error in the
+    data's units) or L2 (mean squared error, in the data's units squared) for regression, as each task
+    declares."""
     from taskgroup.tasks import parse_task_list
     from taskgroup.train import candidate_set, make_run_config, train_candidates
     from taskgroup.train.candidates import parse_networks
@@ -108,11 +135,9 @@ def train_command(
 
         store = RunStore.open(out)
         try:
-            stored = (store.tasks(), run_config_from_store(store), store.seeds() or [store.base_seed()])
+            stored = (store.tasks(), run_config_from_store(store), *store.requested())
         finally:
             store.close()
-        if seed_list is None:
-            seed_list = tuple(stored[2])  # continue every seed the run has
     seed_list = seed_list or (0,)
     if tasks is None and stored is None:
         raise TaskgroupError("--tasks is required for a new run (with --resume the run's own tasks are used)")
@@ -128,18 +153,115 @@ def train_command(
         recipe.validate("--strategy/--weighting")
         run_config = dataclasses.replace(run_config, train=recipe)
     task_list = parse_task_list(tasks) if tasks is not None else stored[0]
-    specs = parse_networks(networks, task_list) if networks is not None else candidate_set(candidates, task_list)
-    stages = default_stages(run_config, esa_only)
-    with RichProgress() as progress:
-        table = train_candidates(out, task_list, specs, run_config, resume=resume, stages=stages, progress=progress,
-                                 seeds=seed_list, affinity=networks is None and candidates == "affinity",
-                                 executor=spec_of_executor)
+    if networks is not None and candidates is not None:
+        raise TaskgroupError("give --candidates SET or --networks LIST, not both")
+    from taskgroup.train.rounds import ROUNDS_FILE, RoundsLog
+
+    # A run trained in rounds resumes in rounds: continuing its own set would train every network fully.
+    adaptive = candidates == "rounds" or (stored is not None and candidates is None and networks is None
+                                          and (out / ROUNDS_FILE).is_file())
+    rounds_options = (budget, profile, tolerance) != (None, None, None) or confidence != 0.95 or round_size != 2
+    if rounds_options and not adaptive:
+        raise TaskgroupError("--budget, --profile, --tolerance, --confidence and --round-size set up adaptive "
+                             "training: use them with --candidates rounds")
+    if adaptive and esa_only:
+        raise TaskgroupError("--candidates rounds trains every network's early stage and then some fully: drop "
+                             "--esa-only")
+    if adaptive:
+        recorded = RoundsLog.load(out).last_settings() if stored is not None else None
+        rounds, cost_fn = _rounds_config(budget, profile, tolerance, confidence, round_size, task_list, run_config,
+                                         recorded)
+        if stored is not None:  # the run's seeds, and any new ones given
+            given_seeds = parse_seeds(seeds) if seeds is not None else (parse_seeds(str(seed)) if seed is not None
+                                                                        else ())
+            seed_list = tuple(stored[3]) + tuple(x for x in given_seeds if x not in stored[3])
+        if run_config.esa_fraction is None:
+            import dataclasses
+
+            from taskgroup.train.rounds import DEFAULT_FRACTION
+
+            run_config = dataclasses.replace(run_config, esa_fraction=DEFAULT_FRACTION)
+        from taskgroup.train.rounds import train_rounds
+
+        with RichProgress() as progress:
+            table, plan = train_rounds(out, task_list, run_config, rounds, resume=resume, seeds=seed_list,
+                                       progress=progress, executor=spec_of_executor, cost_fn=cost_fn)
+    else:
+        from taskgroup.train.candidates import tracks_affinity
+
+        given = (parse_networks(networks, task_list) if networks is not None else
+                 candidate_set(candidates, task_list) if candidates is not None else
+                 [] if stored is not None else candidate_set("pairs", task_list))
+        specs = given
+        if stored is not None:  # continue the run's own networks and seeds; anything given is an explicit addition
+            specs, seed_list = _continue_run(out, task_list, stored[2], stored[3], given,
+                                             parse_seeds(seeds) if seeds is not None else
+                                             (parse_seeds(str(seed)) if seed is not None else ()))
+        stages = default_stages(run_config, esa_only)
+        with RichProgress() as progress:
+            table = train_candidates(out, task_list, specs, run_config, resume=resume, stages=stages,
+                                     progress=progress, seeds=seed_list,
+                                     affinity=candidates is not None and tracks_affinity(candidates),
+                                     executor=spec_of_executor)
     from rich.console import Console
 
     output_console().print(render_table(table.to_json(), "val"))
     for t in render_affinity(table.to_json()):
         output_console().print(t)
     Console(stderr=True).print(f"loss table: {out / 'losses.json'}")
+
+
+def _rounds_config(budget: Optional[str], profile: Optional[Path], tolerance: Optional[float], confidence: float,
+                   round_size: int, tasks, run_config, recorded: Optional[dict] = None):
+    """The RoundsConfig and cost function of `train --candidates rounds`; on resume, the settings the run's
+    rounds were planned with (`recorded`) fill in what is not given."""
+    from taskgroup.train.rounds import RoundsConfig
+
+    if budget is None and recorded is not None and recorded.get("unit") == "snt":
+        return RoundsConfig(recorded["budget_low"], recorded["budget_high"], "snt",
+                            tolerance if tolerance is not None else recorded.get("tolerance"),
+                            confidence if confidence != 0.95 else recorded.get("confidence", confidence),
+                            round_size if round_size != 2 else recorded.get("round_size", round_size)), None
+    if budget is None:
+        raise TaskgroupError("--candidates rounds needs the budgets the choice must hold at: --budget LOW-HIGH "
+                             "(SNT units, e.g. 1.25-3) or one value" + (" with --profile, as the run's rounds were "
+                                                                        "planned" if recorded else ""))
+    low, _, high = budget.partition("-")
+    try:
+        lo, hi = float(low), float(high or low)
+    except ValueError:
+        raise TaskgroupError(f"--budget: {budget!r} is not a budget or a range (write e.g. 2 or 1.25-3)") from None
+    if profile is None:
+        return RoundsConfig(lo, hi, "snt", tolerance, confidence, round_size), None
+    from taskgroup.losstable import LossTable, NetworkResult
+    from taskgroup.profile import load_profile
+    from taskgroup.search.profiled import check_profile_for_table, standard_network_ms
+
+    prof = load_profile(profile)
+    probe = LossTable(tuple(tasks), [NetworkResult((t,), w, "final", {}) for t in tasks for w in (1.0, 0.5)],
+                      meta={"run_config": run_config.to_dict()})
+    check_profile_for_table(prof, probe, "final", profile)  # the profile must measure this run's networks
+    snt = standard_network_ms(prof, tuple(tasks))
+    return RoundsConfig(lo * snt, hi * snt, "ms", tolerance, confidence, round_size, corun=prof.corun), prof.cost_fn
+
+
+def _continue_run(out: Path, tasks, own_specs, own_seeds, given, given_seeds):
+    """The run's own networks and seeds, plus those given on the command line (said on the console)."""
+    from rich.console import Console
+
+    from taskgroup.train.candidates import normalise_spec
+
+    names = {s.name for s in own_specs}
+    added = [s for s in (normalise_spec(g, tasks) for g in given) if s.name not in names and not names.add(s.name)]
+    new_seeds = [s for s in given_seeds if s not in own_seeds]
+    console = Console(stderr=True)
+    if added:
+        console.print(f"adding {len(added)} network(s) to the {len(own_specs)} of the run in {out}: "
+                      + ", ".join(s.name for s in added))
+    if new_seeds:
+        console.print(f"adding seed(s) {', '.join(map(str, new_seeds))} to the run's seeds "
+                      f"{', '.join(map(str, own_seeds))}")
+    return list(own_specs) + added, tuple(own_seeds) + tuple(new_seeds)
 
 
 @app.command("results", short_help="Print a run's loss table with the trivial-predictor reference.")
@@ -210,9 +332,15 @@ def render_table(doc: dict, split: str):
     flagged = [(t, "+".join(n["tasks"]) + f"@{n['width']:g}" + ("" if n["stage"] == "final" else f"/{n['stage']}"))
                for n in doc["networks"] for t in n["tasks"]
                if _not_below(n["losses"].get("val", {}).get(t), ref.get(t, {}).get("val"))]
-    caption = ("Per task its loss (cross_entropy: nats/pixel; l1, l2: in the data's units; bce: nats per label and "
-               "pixel), over labelled pixels; lower is better. Trivial = best constant predictor fitted on the "
-               "training split.")
+    caption = ("Per task its loss (cross_entropy: nats/pixel; l1: mean absolute error in the data's units; l2: mean "
+               "squared error in the data's units squared; bce: nats per label and pixel), over labelled pixels; "
+               "lower is better. Trivial = best constant predictor fitted on the training split.")
+    recipe = (doc.get("meta", {}).get("run_config") or {}).get("train") or {}
+    if isinstance(recipe, dict) and recipe:
+        caption += (f" Trained with strategy {recipe.get('strategy', 'sum')}, weighting {recipe.get('weighting', 'none')}"
+                    + (f" ({', '.join(f'{t} {w:g}' for t, w in recipe['task_weights'].items())})"
+                       if recipe.get("task_weights") else "")
+                    + (", per-task stopping" if recipe.get("per_task_stopping") else "") + ".")
     if flagged:
         caption += (f" ! = not clearly (1%) below the trivial predictor on validation (not learnt): "
                     + ", ".join(f"{t} in {net}" for t, net in flagged) + ".")
@@ -230,10 +358,12 @@ def render_table(doc: dict, split: str):
     table.add_row("trivial predictor", "", "", *([""] if seeds else []), *[_fmt(ref.get(t, {}).get(split)) for t in tasks],
                   "", "", style="dim")
     counts = doc.get("meta", {}).get("labelled_samples") or {}
-    labelled, size = counts.get("labelled") or {}, (counts.get("samples") or {}).get(split)
-    if size and any(labelled.get(t, {}).get(split, size) < size for t in tasks):  # partial labels: say how many
-        table.add_row(f"labelled {split} samples", "", "", *([""] if seeds else []),
-                      *[f"{labelled.get(t, {}).get(split, '?')} of {size}" for t in tasks], "", "", style="dim")
+    labelled = counts.get("labelled") or {}
+    for part in dict.fromkeys(("train", split)):  # the training split too: where labels are most often missing
+        size = (counts.get("samples") or {}).get(part)
+        if size and any(labelled.get(t, {}).get(part, size) < size for t in tasks):  # partial labels: say how many
+            table.add_row(f"labelled {part} samples", "", "", *([""] if seeds else []),
+                          *[f"{labelled.get(t, {}).get(part, '?')} of {size}" for t in tasks], "", "", style="dim")
     for n in doc["networks"] + doc.get("task_stops", []):
         losses = n["losses"].get(split, {})
         std = (n.get("loss_std") or {}).get(split, {})

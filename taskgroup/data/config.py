@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,9 +81,9 @@ class DataConfig:
                 raise TaskgroupError(f"data config: field '{name}': expected a list of building names (non-empty strings)")
         if not isinstance(self.ignore, tuple) or not all(
                 isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], (int, float))
-                and not isinstance(p[1], bool) for p in self.ignore):
-            raise TaskgroupError("data config: field 'ignore': expected a table task = number (the label value "
-                                 "meaning 'no label')")
+                and not isinstance(p[1], bool) and math.isfinite(p[1]) for p in self.ignore):
+            raise TaskgroupError("data config: field 'ignore': expected a table task = finite number (the label value "
+                                 "meaning 'no label'; a NaN in a .npy label is 'no label' already)")
         if self.source == "folder" and not self.folder_root:
             raise TaskgroupError("data config: field 'folder_root': required when source = 'folder'")
         if self.ignore and self.source != "folder":

@@ -191,7 +191,8 @@ def build_split(config, split: str, directory, tasks: Sequence[str], progress: C
         if rgb.ndim == 2 or rgb.shape[2] == 1:
             rgb = np.repeat(rgb.reshape(*rgb.shape[:2], 1), 3, axis=2)
         shape = rgb.shape[:2]
-        images[i] = np.moveaxis(_resize(rgb.astype(np.float64) / np.iinfo(rgb.dtype).max, res), -1, 0)
+        # OpenCV's float32 area weights can overshoot 1 by ~1e-7: images stay in [0, 1], as the networks assume
+        images[i] = np.moveaxis(np.clip(_resize(rgb.astype(np.float64) / np.iinfo(rgb.dtype).max, res), 0, 1), -1, 0)
         for task, files in labels.items():
             path = files.get(sample)
             if path is None:  # no label for this sample

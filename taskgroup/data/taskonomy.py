@@ -186,7 +186,8 @@ def build_split(config, split: str, directory, progress: Callable[[int], None] |
     labelled = {t: 0 for t in arrays}
     for i, (building, stem) in enumerate(samples):
         rgb = _read(root / "rgb" / building / f"{stem}{RGB_SUFFIX}")
-        images[i] = np.moveaxis(_resize(_unit(_channels(rgb, 3, root / "rgb" / building / f"{stem}{RGB_SUFFIX}")), res), -1, 0)
+        rgb_unit = _resize(_unit(_channels(rgb, 3, root / "rgb" / building / f"{stem}{RGB_SUFFIX}")), res)
+        images[i] = np.moveaxis(np.clip(rgb_unit, 0, 1), -1, 0)  # OpenCV's float32 area weights overshoot by ~1e-7
         depth_mask = None
         for t in sorted(arrays, key=lambda t: t != "depth_zbuffer"):  # depth first: others use its mask
             if not (root / t / building / f"{stem}_domain_{t}.png").is_file():  # no label for this sample

@@ -63,6 +63,10 @@ class PipelineConfig:
     backend: str = "onnxruntime"  # profiling backend; the runtime uses ONNX Runtime
 
     def __post_init__(self) -> None:
+        if self.candidates == "rounds" and self.esa is None:  # rounds start from every candidate's early stage
+            from taskgroup.train.rounds import DEFAULT_FRACTION
+
+            object.__setattr__(self, "esa", DEFAULT_FRACTION)
         if self.seeds is not None:
             from taskgroup.train.run import check_seeds
 
@@ -96,17 +100,30 @@ class PipelineConfig:
         if self.candidates not in CANDIDATE_SETS:
             raise TaskgroupError(f"unknown candidate set '{self.candidates}'; valid sets: {', '.join(CANDIDATE_SETS)}")
         if self.estimate is not None:
-            uses_affinity = getattr(get_estimator(self.estimate), "uses_table", False)
-            if uses_affinity and self.candidates != "affinity":
-                raise TaskgroupError(f"--estimate {self.estimate} estimates from the affinity measured while training "
-                                     "the all-task network: use it with --candidates affinity")
-            if self.candidates == "affinity" and not uses_affinity:
-                raise TaskgroupError(f"--candidates affinity trains no pairs for --estimate {self.estimate}; use "
-                                     "--estimate tag or cosine (or none: measured networks only)")
+            from taskgroup.search.estimate import TRAINING_PLANS
+
+            get_estimator(self.estimate)  # an unknown name fails here, listing the valid ones
+            plan = TRAINING_PLANS.get(self.estimate)
+            uses_table = getattr(get_estimator(self.estimate), "uses_table", False)
+            if uses_table and self.candidates != plan:
+                what = {"affinity": "the affinity measured while training the all-task network",
+                        "base": "the all-task network alone (full and half width) and its affinity",
+                        "rounds": "the early stage of every candidate, trained in rounds"}[plan]
+                raise TaskgroupError(f"--estimate {self.estimate} estimates from {what}: use it with "
+                                     f"--candidates {plan}")
+            if self.candidates in ("affinity", "base", "rounds") and plan != self.candidates:
+                fitting = sorted(e for e, p in TRAINING_PLANS.items() if p == self.candidates)
+                raise TaskgroupError(f"--candidates {self.candidates} trains no pairs for --estimate {self.estimate}; "
+                                     f"use --estimate {' or '.join(fitting)} (or none: measured networks only)")
+        if self.candidates in ("base", "rounds") and self.normalize == "single":
+            raise TaskgroupError(f"--candidates {self.candidates} trains no single for --normalize single; use "
+                                 "reference or none")
         if self.normalize not in NORMALIZATIONS:
             raise TaskgroupError(f"unknown normalisation '{self.normalize}'; valid options: {', '.join(NORMALIZATIONS)}")
         run_config = make_run_config(self.preset, self.config_file, seed=self.seed, esa_fraction=self.esa)
-        if self.candidates == "affinity":
+        from taskgroup.train.candidates import tracks_affinity
+
+        if tracks_affinity(self.candidates):
             from taskgroup.train.strategies import check_affinity
 
             check_affinity(run_config.train.strategy)
@@ -278,7 +295,9 @@ class Pipeline:
                          executor=self._executor)
 
     def candidate_stage(self) -> str:
-        return "early" if self.config.esa is not None else "final"
+        """The stage selection reads: early with ESA; final otherwise, and for adaptive rounds (whose early
+        stage only feeds their estimates)."""
+        return "early" if self.config.esa is not None and self.config.candidates != "rounds" else "final"
 
     def objective_noise(self) -> float:
         """Seed-to-seed standard deviation of a grouping's objective (the mean over the run's seeds), from
@@ -346,9 +365,34 @@ class Pipeline:
 
         self._check_budget_feasible()  # before any training
 
+        if self.config.candidates == "rounds":
+            return self._train_rounds()
+        from taskgroup.train.candidates import tracks_affinity
+
         specs = candidate_set(self.config.candidates, self.config.tasks)
-        self._train(specs, (self.candidate_stage(),), affinity=self.config.candidates == "affinity")
+        self._train(specs, (self.candidate_stage(),), affinity=tracks_affinity(self.config.candidates))
         return {"networks": len(specs)}
+
+    def _train_rounds(self) -> dict[str, Any]:
+        """Adaptive training at the run's budget (taskgroup.train.rounds): every candidate to the early
+        stage, then fully only those that can still change the choice."""
+        from taskgroup.train.rounds import RoundsConfig, train_rounds
+        from taskgroup.train.trainer import load_run_data
+
+        config, p = self.run_config(), self.profile()
+        if self._data is None:
+            self.say("loading data (rendered and cached on first use)")
+            self._data = load_run_data(config, self.config.tasks)
+        budget = self.budget_ms()
+        rounds = RoundsConfig(budget, budget, "ms", normalize=self.config.normalize, corun=p.corun)
+        table, plan = train_rounds(self.train_dir, self.config.tasks, config, rounds,
+                                   resume=(self.train_dir / "runs.sqlite").exists(), seeds=self.config.seed_list,
+                                   progress=self.progress, data=self._data, executor=self._executor,
+                                   cost_fn=p.cost_fn)
+        trained = sum(1 for n in table.networks if n.stage == "final")
+        self.say(f"rounds: {trained} of {sum(1 for n in table.networks if n.stage == 'early')} networks trained "
+                 f"fully; {plan.reason}")
+        return {"networks": len(table.networks), "trained_fully": trained}
 
     def stage_select(self) -> dict[str, Any]:
         from taskgroup.search import frontier
@@ -420,6 +464,10 @@ class Pipeline:
         if self.candidate_stage() != "final":  # ESA: singles not trained fully yet are chosen on their early losses
             have = {(c.tasks, c.width) for c in singles}
             singles += [c for c in self.candidates("val", self.candidate_stage())
+                        if len(c.tasks) == 1 and (c.tasks, c.width) not in have]
+        if self.config.candidates in ("base", "rounds"):  # singles never trained: chosen on their estimates
+            have = {(c.tasks, c.width) for c in singles}
+            singles += [c for c in self.candidates("val", "final", self.config.estimate)
                         if len(c.tasks) == 1 and (c.tasks, c.width) not in have]
         baselines = [one_network(tasks, budget, p.network_ms)]
         baselines.append(independent_singles(singles, tasks, budget, "ms", self.scales("val"), corun=p.corun))
@@ -505,7 +553,8 @@ class Pipeline:
             frontier=[{"cost": pt["cost"], "objective": pt["objective"]} for pt in front["points"]],
             latency={"p50_ms": bench.whole.p50_ms, "p90_ms": bench.whole.p90_ms, "p99_ms": bench.whole.p99_ms,
                      "predicted_ms": bench.predicted_ms, "standalone_sum_ms": bench.standalone_p50_sum_ms},
-            compute=search_compute(table, self.config.tasks, self.candidate_stage(), self.config.candidates),
+            compute=search_compute(table, self.config.tasks, self.candidate_stage(), self.config.candidates,
+                                   rounds_networks(self.train_dir) if self.config.candidates == "rounds" else None),
             machine=machine_description(), notes=self._notes(best), test_scales=self.scales("test"),
             seeds=list(table.seed_values()) or [self.config.seed], objective=self.config.normalize,
             seed_noise=preset_seed_noise(self.config.preset, self.run_config()),
@@ -552,12 +601,9 @@ class Pipeline:
         return not_learnt(served, table.reference_losses)
 
     def _notes(self, best: Grouping) -> list[str]:
-        used = {"hoa": "HOA-estimated higher-order networks",
-                "tag": "networks estimated from the all-task network's lookahead affinity (TAG)",
-                "cosine": "networks estimated from the all-task network's gradient cosine similarity"}
-        estimator = used.get(self.config.estimate, f"{self.config.estimate}-estimated networks")
-        notes = [f"Selection used {estimator if self.config.estimate else 'measured networks only'}"
-                 + (f" and ESA (candidates trained for {self.config.esa:g} of the schedule)" if self.config.esa else "")
+        notes = [f"Selection used {selection_inputs(self.config.estimate, len(self.config.tasks))}"
+                 + (f" and ESA (candidates trained for {self.config.esa:g} of the schedule)"
+                    if self.candidate_stage() == "early" else "")
                  + f"; the chosen networks were then trained fully and re-scored (validation objective "
                  f"{best.objective:.5f})."]
         factor = best.corun_factor
@@ -666,11 +712,20 @@ def pairwise_gains_per_seed(table: LossTable, split: str, stage: str) -> dict[st
     return gains
 
 
-def search_compute(table: LossTable, tasks: tuple[str, ...], stage: str, candidate_kind: str) -> dict[str, float]:
+def rounds_networks(train_dir: Path) -> set[tuple]:
+    """(tasks, width) of every network adaptive rounds trained fully (RUN/rounds.json)."""
+    from taskgroup.train.rounds import RoundsLog
+
+    return {(frozenset(n["tasks"]), float(n["width"])) for r in RoundsLog.load(train_dir).rounds for n in r.networks}
+
+
+def search_compute(table: LossTable, tasks: tuple[str, ...], stage: str, candidate_kind: str,
+                   rounds: set[tuple] | None = None) -> dict[str, float]:
     """Training time spent on the search vs the time to train every subset at full width.
 
     The time of a k-task network is extrapolated linearly in k from the measured networks of
-    the candidate stage (each extra head adds decoder compute)."""
+    the candidate stage (each extra head adds decoder compute). Adaptive rounds (`rounds`: the
+    networks they trained fully) spent every candidate's early stage plus those networks' full runs."""
     import numpy as np
 
     from taskgroup.train import candidate_set
@@ -679,6 +734,11 @@ def search_compute(table: LossTable, tasks: tuple[str, ...], stage: str, candida
     measured = [n for n in table.networks if n.stage == stage and n.wall_time_s]
     spent = math.fsum(n.wall_time_s for n in measured if (frozenset(n.tasks), n.width) in searched)
     n_trained = sum(1 for n in measured if (frozenset(n.tasks), n.width) in searched)
+    if rounds is not None:
+        early = [n for n in table.networks if n.stage == "early" and n.wall_time_s]
+        full = [n for n in measured if (frozenset(n.tasks), n.width) in rounds]
+        spent = math.fsum(n.wall_time_s for n in early) + math.fsum(n.wall_time_s for n in full)
+        n_trained = len(full)
     # Per-network times come from every measured network (baselines included): more points, same recipe.
     full = [(len(n.tasks), n.wall_time_s) for n in measured if n.width == 1.0]
     half = [n.wall_time_s for n in measured if n.width == 0.5]
@@ -716,3 +776,18 @@ def _describe(sel) -> str:
         line += (f" (the cheapest within {block['tolerance']:.3g} of the optimum's objective: "
                  f"{' + '.join(block['optimum']['networks'])}, {block['optimum']['objective']:.5g})")
     return line
+
+
+def selection_inputs(estimate: str | None, n_tasks: int) -> str:
+    """What the selection chose among, in words: HOA estimates networks of three or more tasks, so with two
+    tasks there is nothing for it to estimate."""
+    if estimate == "hoa" and n_tasks < 3:
+        return f"measured networks only (HOA estimates networks of 3+ tasks; a {n_tasks}-task run has none)"
+    used = {"hoa": "HOA-estimated higher-order networks",
+            "tag": "networks estimated from the all-task network's lookahead affinity (TAG)",
+            "cosine": "networks estimated from the all-task network's gradient cosine similarity",
+            "base": "networks estimated from the all-task network alone (base-model estimation: full and half "
+                    "width, and its gradient cosine; no single trained)",
+            "rounds": "adaptive training in rounds (every network to an early stage, fully only those that could "
+                      "still change the choice; the rest estimated from their early losses)"}
+    return used.get(estimate, f"{estimate}-estimated networks") if estimate else "measured networks only"

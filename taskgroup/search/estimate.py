@@ -94,5 +94,28 @@ def cosine_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None, s
     return estimate_with_affinity(measured, cost_fn, table, split, "cosine")
 
 
-tag_estimate.uses_table = True  # type: ignore[attr-defined]
-cosine_estimate.uses_table = True  # type: ignore[attr-defined]
+@register("base")
+def base_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None, split: str = "val") -> list[Candidate]:
+    """Base-model estimation: every full-width group and every half-width single from the all-task
+    network (full and half width) and the gradient cosine measured while training it; no single is
+    trained (taskgroup.search.base_model). Networks measured in the table keep their losses."""
+    from taskgroup.search.base_model import estimate_from_base
+
+    return estimate_from_base(measured, cost_fn, table, split)
+
+
+@register("rounds")
+def rounds_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None, split: str = "val") -> list[Candidate]:
+    """Adaptive training in rounds: networks trained fully keep their losses; every other network of
+    the table's early (ESA) stage is estimated from its early losses by the surrogate fitted on the
+    networks that have both (taskgroup.search.rounds)."""
+    from taskgroup.search.rounds import estimate_from_early
+
+    return estimate_from_early(measured, cost_fn, table, split)
+
+
+for _fn in (tag_estimate, cosine_estimate, base_estimate, rounds_estimate):
+    _fn.uses_table = True  # type: ignore[attr-defined]
+
+# The candidate set (`taskgroup train --candidates`) each estimator needs trained.
+TRAINING_PLANS = {"hoa": "pairs", "tag": "affinity", "cosine": "affinity", "base": "base", "rounds": "rounds"}

@@ -59,6 +59,9 @@ class Frontier:
                 "max_relative_gap": max((p.optimality()["relative_gap"] for p in self.points), default=0.0),
                 "points": pts}
 
+    def _objective_label(self) -> str:
+        return _objective_label_for(self.options)
+
     def plot(self, path: str | os.PathLike, title: str | None = None) -> None:
         """A step plot of the optimal objective (and evaluated total, if any) against the budget, as PNG."""
         import matplotlib
@@ -75,23 +78,41 @@ class Frontier:
         ax.step(xs, [p.objective for p in self.points] + [self.points[-1].objective], where="post",
                 label="optimal objective (selection table)")
         ax.plot(costs, [p.objective for p in self.points], "o", color="C0")
-        if all(p.evaluation is not None for p in self.points):
-            ev = [p.evaluation.total for p in self.points]
-            ax.step(xs, ev + [ev[-1]], where="post", color="C1", label=f"same groupings on {self.points[0].evaluation.split}")
-            ax.plot(costs, ev, "s", color="C1")
-        elif any(p.evaluation is not None for p in self.points):  # groupings with estimated networks are skipped
-            done = [p for p in self.points if p.evaluation is not None]
-            ax.plot([p.cost for p in done], [p.evaluation.total for p in done], "s", color="C1",
-                    label=f"trained groupings on {done[0].evaluation.split}")
+        # The objective may be normalised and weighted; an evaluation is the plain sum of losses: two quantities,
+        # two axes, each labelled with what it is.
+        handles = ax.get_legend_handles_labels()
+        done = [p for p in self.points if p.evaluation is not None]
+        if done:
+            ev_ax = ax.twinx()
+            split = done[0].evaluation.split
+            if len(done) == len(self.points):
+                ev = [p.evaluation.total for p in self.points]
+                ev_ax.step(xs, ev + [ev[-1]], where="post", color="C1", label=f"same groupings on {split}")
+                ev_ax.plot(costs, ev, "s", color="C1")
+            else:  # groupings with estimated networks are skipped
+                ev_ax.plot([p.cost for p in done], [p.evaluation.total for p in done], "s", color="C1",
+                           label=f"trained groupings on {split}")
+            ev_ax.set_ylabel(f"total loss on {split} (plain sum of task losses)", color="C1")
+            more = ev_ax.get_legend_handles_labels()
+            handles = (handles[0] + more[0], handles[1] + more[1])
         ax.set_xlabel(f"budget ({self.unit})")
-        ax.set_ylabel("total loss")
+        ax.set_ylabel(self._objective_label(), color="C0")
         ax.set_title(title or f"Optimal grouping of {len(self.tasks)} tasks vs budget")
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(*handles)
         fig.tight_layout()
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
         plt.close(fig)
+
+
+def _objective_label_for(options: Mapping[str, Any]) -> str:
+    how = options.get("normalize") if isinstance(options, Mapping) else None
+    weighted = bool(options.get("weights")) if isinstance(options, Mapping) else False
+    what = {"reference": "each task's loss / its trivial predictor's", "single": "each task's loss / its single-task "
+            "network's"}.get(how)
+    label = "objective: " + ("sum of " + what if what else "total loss")
+    return label + (", weighted" if weighted else "") + " (selection table)"
 
 
 def frontier(candidates: Sequence[Candidate], *, tasks: Sequence[str] | None = None,

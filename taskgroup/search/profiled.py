@@ -54,9 +54,15 @@ def check_profile_for_table(profile: DeviceProfile, table: LossTable, stage: str
     widths = sorted({float(n.width) for n in table.networks if n.stage == stage}, reverse=True)
     if 1.0 not in widths:
         widths.insert(0, 1.0)  # estimators and the SNT reference use the full width
-    fix = ("make a matching profile on the target device with `taskgroup profile --tasks " + ",".join(table.tasks)
-           + " --widths " + ",".join(f"{w:g}" for w in widths) + f" --preset {preset or profile.preset}"
-           + " --out profiles/NAME.json`")
+    # A command that runs as printed: a training run's table names its run (its architecture, input size and
+    # declared tasks come from it); other tables name the tasks and the preset.
+    wanted = " --widths " + ",".join(f"{w:g}" for w in widths) + " --out profiles/NAME.json`"
+    if run:
+        fix = (f"make a matching profile on the target device with `taskgroup profile --run "
+               f"{_shell_path(source)}" + wanted)
+    else:
+        fix = ("make a matching profile on the target device with `taskgroup profile --tasks " + ",".join(table.tasks)
+               + f" --preset {preset or profile.preset}" + wanted)
     missing = [t for t in table.tasks if t not in profile.tasks]
     if missing:
         raise TaskgroupError(f"{where}: the profile has no head for task(s) {missing} of the loss table {source}; "
@@ -129,3 +135,9 @@ def round_up(value: float, digits: int = 4) -> float:
 def _canonical(value: Any) -> Any:
     """Tuples and lists compare equal (JSON has only lists)."""
     return json.loads(json.dumps(value, sort_keys=True))
+
+
+def _shell_path(path: str | os.PathLike) -> str:
+    import shlex
+
+    return shlex.quote(str(path))

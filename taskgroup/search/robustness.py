@@ -24,6 +24,7 @@ No torch here: `taskgroup select` stays torch-free.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -100,7 +101,8 @@ class Robustness:
             "fit_cost_ms": self.fit_cost,
             "budget_ms": self.budget,
             "margin_ms": self.margin,
-            "margin_sigmas": self.margin / self.noise if self.noise > 0 else None,
+            # a budget near the largest float leaves a margin of "infinitely" many sigmas: JSON needs a number
+            "margin_sigmas": min(self.margin / self.noise, sys.float_info.max) if self.noise > 0 else None,
             "holds_from_ms": self.holds_from,
             "holds_to_ms": self.holds_to,
             "near_budget": self.near_budget,
@@ -207,6 +209,23 @@ def solve_under_noise(candidates: Sequence[Candidate], profile: DeviceProfile, b
         if chosen is not None:
             return selector, chosen, z
     return selector, None, 0.0
+
+
+def excluded_by_noise(chosen: Selection, candidates: Sequence[Candidate], profile: DeviceProfile, budget: float,
+                      sigmas: float, max_networks: int | None = None, **selector_options: Any) -> dict[str, Any] | None:
+    """The grouping the plain prediction would choose, when the noise rule decided against it: it fits the
+    budget on its predicted cost, is better than `chosen`, but not with `sigmas` of noise. None otherwise
+    (then the rule and the point estimate agree). Costs in ms at the profile's fitted co-run overhead."""
+    if sigmas <= 0 or not profile.has_noise:
+        return None
+    plain = Selector(candidates, unit="ms", corun=profile.fit_corun(0.0), **selector_options).solve(budget,
+                                                                                                   max_networks)
+    if plain is None or grouping_key(plain) == grouping_key(chosen) or \
+            plain.objective >= chosen.objective - REL_TOL * max(1.0, abs(chosen.objective)):
+        return None
+    fit = predicted(plain, with_noise_margin(candidates, profile, sigmas), profile.fit_corun(sigmas)).cost
+    return {"networks": [_label(n) for n in plain.networks], "objective": plain.objective, "cost_ms": plain.cost,
+            "fit_cost_ms": fit, "sigmas": sigmas, "noise_ms": (fit - plain.cost) / sigmas}
 
 
 def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budget: float, *,

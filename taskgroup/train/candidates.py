@@ -8,7 +8,13 @@ The paper's candidate sets for N tasks:
 - `all`: every non-empty subset of tasks at full width, plus the half-width singles;
 - `affinity`: `singles` plus one full-width network of all tasks, trained with inter-task
   affinity tracking (TAG); the other groups are then estimated from the affinity
-  (taskgroup.search.affinity).
+  (taskgroup.search.affinity);
+- `base`: no single at all: the full-width network of all tasks, trained with affinity
+  tracking, and the same network at half width; every group is then estimated from these two
+  (base-model estimation, taskgroup.search.base_model);
+- `rounds`: the `all` set, each network first trained to the ESA fraction of its schedule only;
+  adaptive training then trains fully, round by round, only the networks that can still change
+  the choice (taskgroup.train.rounds, taskgroup.search.rounds).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Sequence
 
 from taskgroup.errors import TaskgroupError
 
-CANDIDATE_SETS = ("singles", "pairs", "all", "affinity")
+CANDIDATE_SETS = ("singles", "pairs", "all", "affinity", "base", "rounds")
 FULL, HALF = 1.0, 0.5
 
 
@@ -56,15 +62,22 @@ def candidate_set(kind: str, tasks: Sequence[str]) -> list[CandidateSpec]:
     if kind not in CANDIDATE_SETS:
         raise TaskgroupError(f"unknown candidate set '{kind}'; valid sets: {', '.join(CANDIDATE_SETS)}")
     tasks = tuple(tasks)
+    if kind == "base":
+        return [CandidateSpec(tasks, FULL), CandidateSpec(tasks, HALF)]
     specs = [CandidateSpec((t,), FULL) for t in tasks] + [CandidateSpec((t,), HALF) for t in tasks]
     if kind == "pairs":
         specs += [CandidateSpec(p, FULL) for p in itertools.combinations(tasks, 2)]
-    elif kind == "all":
+    elif kind in ("all", "rounds"):
         for k in range(2, len(tasks) + 1):
             specs += [CandidateSpec(c, FULL) for c in itertools.combinations(tasks, k)]
     elif kind == "affinity" and len(tasks) > 1:
         specs.append(CandidateSpec(tasks, FULL))
     return specs
+
+
+def tracks_affinity(kind: str) -> bool:
+    """Whether a candidate set trains its all-task network with affinity tracking."""
+    return kind in ("affinity", "base")
 
 
 def parse_networks(text: str, tasks: Sequence[str]) -> list[CandidateSpec]:

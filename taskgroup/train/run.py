@@ -119,6 +119,7 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
                 stale.unlink()
         if affinity:
             store.set_affinity_network(affinity_spec(tasks))
+        store.add_requested(specs, seeds)  # what `train --resume` continues
         tracked = store.affinity_network()
         jobs: list[tuple[CandidateSpec, int, tuple[str, ...]]] = [(s, seed, stages) for seed in seeds for s in specs]
         wanted = {(s, seed) for s, seed, _ in jobs}
@@ -147,8 +148,9 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
         store.export()
         if todo:
             executor.open()
+            recipe = stored_recipe(store, config)
             jobs = [job for spec, seed, st in todo
-                    if (job := make_job(store, spec, dataclasses.replace(config, seed=seed), st,
+                    if (job := make_job(store, spec, dataclasses.replace(recipe, seed=seed), st,
                                         job_name(spec, seed, seeds), executor.shared_storage,
                                         affinity=spec.name == tracked)) is not None]
             run_jobs(store, jobs, data, executor, progress)
@@ -319,6 +321,57 @@ def train_more(run_dir: str | Path, specs: Sequence[CandidateSpec], *, stages: S
         store.close()
     return train_candidates(run_dir, tasks, specs, config, resume=True, stages=stages, progress=progress, data=data,
                             seeds=seeds, executor=executor)
+
+
+def stored_recipe(store: RunStore, config: RunConfig) -> RunConfig:
+    """What every job of the run trains with: the recipe the store holds (declared tasks included),
+    not whatever the process that happens to drive the run built from its flags; `config` only
+    says where this machine keeps the data cache. The two must describe the same training."""
+    recipe = run_config_from_store(store)
+    recipe = dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, cache_dir=config.data.cache_dir))
+    mine = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k != "seed"}
+    theirs = {k: v for k, v in _with_new_field_defaults(json.loads(json.dumps(recipe.to_dict())), mine).items()
+              if k != "seed"}
+    if theirs != mine:
+        diffs = differences(theirs, mine)
+        raise TaskgroupError(f"{store.path}: the stored recipe differs from this run's config: "
+                             + "; ".join(f"{k}: stored {a!r}, now {b!r}" for k, a, b in diffs[:8]))
+    return recipe
+
+
+def training_run_of(grouping) -> tuple[Path, RunConfig] | None:
+    """The training run a grouping's networks come from (the nearest folder above their checkpoints
+    holding a store) and its config, declared tasks registered; None when no checkpoint is in a run.
+
+    The run knows how its networks were trained (architecture, input resolution, data): export
+    verifies on that run's own validation data instead of a preset's."""
+    from taskgroup.train.store import STORE_FILENAME
+
+    runs: dict[Path, list[str]] = {}
+    for net in grouping.networks:
+        checkpoint = grouping.checkpoint_path(net)
+        run_dir = None if checkpoint is None else next(
+            (p for p in checkpoint.parents if (p / STORE_FILENAME).is_file()), None)
+        if run_dir is not None:
+            runs.setdefault(run_dir, []).append(net.label)
+    if not runs:
+        return None
+    configs = {}
+    for run_dir in runs:
+        store = RunStore.open(run_dir)
+        try:
+            configs[run_dir] = run_config_from_store(store)
+        finally:
+            store.close()
+    (first, config), *others = configs.items()
+    for run_dir, other in others:
+        mine, theirs = config.to_dict(), other.to_dict()
+        if (mine["arch"], mine["data"]) != (theirs["arch"], theirs["data"]):
+            raise TaskgroupError(f"{grouping.path}: its networks come from two training runs with different "
+                                 f"architectures or data ({first}: {', '.join(runs[first])}; {run_dir}: "
+                                 f"{', '.join(runs[run_dir])}); one bundle takes one kind of input: select among the "
+                                 "networks of one run")
+    return first, config
 
 
 def run_config_from_store(store: RunStore) -> RunConfig:

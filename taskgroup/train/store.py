@@ -21,6 +21,16 @@ Tables:
   epoch and the checkpoint of those weights (the stage's own checkpoint when it is the same
   epoch) with its sha256; created by the first such commit.
 
+Every row of `results`, `task_stops`, `affinity` and `loss_weights` carries `row_sha256`, the
+sha256 of its own values (taken when it was committed), as every checkpoint carries its sha256:
+a row changed afterwards (a flipped bit on disk, an edit) is found when the store is read.
+`--resume` drops it and trains that network again (as for a damaged checkpoint); writing the loss
+table or verifying a checkpoint for export refuses it, naming the command that retrains it. Rows
+committed before the check existed have none and are read as they are.
+
+The networks and seeds a run was asked to train (`requested` in meta) are what `train --resume`
+continues.
+
 Seeds are an axis of a run, like its networks: the same network trained with several seeds
 has one row per seed, and the loss table reports their mean, standard deviation and count.
 The stored config is the run's recipe with the seed it was created with; runs differing only
@@ -34,6 +44,7 @@ library is used here, so `taskgroup results` runs without torch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -48,7 +59,8 @@ from taskgroup.losstable import LOSS_TABLE_FILENAME, LossTable, NetworkResult
 from taskgroup.train.candidates import CandidateSpec
 
 LOSS_UNITS = ("dataset units: L1 is the mean absolute error of outputs mapped back to the dataset's values "
-              "(meta.targets gives each task's units); cross-entropy in nats per pixel")
+              "(meta.targets gives each task's units), L2 the mean squared error in those units squared; "
+              "cross-entropy in nats per pixel, bce in nats per label and pixel")
 STORE_FILENAME = "runs.sqlite"
 RECOVERED_SUFFIX = ".recovered"  # the store saved beside another file that replaced it during training
 CHECKPOINT_DIR = "checkpoints"
@@ -80,6 +92,7 @@ CREATE TABLE results (
     losses TEXT NOT NULL,           -- JSON: split -> task -> loss
     checkpoint TEXT NOT NULL,       -- relative to the run directory
     checkpoint_sha256 TEXT NOT NULL,
+    row_sha256 TEXT,                -- integrity check of the row (see _ROW_CHECKS); NULL in rows from before it
     PRIMARY KEY (name, seed, stage),
     FOREIGN KEY (name, seed) REFERENCES candidates(name, seed)
 );
@@ -94,6 +107,7 @@ CREATE TABLE IF NOT EXISTS affinity (
     every INTEGER NOT NULL,         -- measured every this many steps
     seconds REAL NOT NULL,          -- time spent measuring (part of the job's wall time)
     matrices TEXT NOT NULL,         -- JSON: kind ('tag', 'cosine') -> n x n, [source][target] in the network's task order
+    row_sha256 TEXT,                -- integrity check of the row (see _ROW_CHECKS); NULL in rows from before it
     PRIMARY KEY (name, seed, stage),
     FOREIGN KEY (name, seed) REFERENCES candidates(name, seed)
 )
@@ -106,6 +120,7 @@ CREATE TABLE IF NOT EXISTS loss_weights (
     seed INTEGER NOT NULL,
     stage TEXT NOT NULL CHECK (stage IN ('final', 'early')),
     weights TEXT NOT NULL,          -- JSON: weighting, multipliers per task (+ log_variance, per_epoch if learned)
+    row_sha256 TEXT,                -- integrity check of the row (see _ROW_CHECKS); NULL in rows from before it
     PRIMARY KEY (name, seed, stage),
     FOREIGN KEY (name, seed) REFERENCES candidates(name, seed)
 )
@@ -120,10 +135,38 @@ CREATE TABLE IF NOT EXISTS task_stops (
     losses TEXT NOT NULL,           -- JSON: split -> task -> loss of the weights of that epoch
     checkpoint TEXT NOT NULL,       -- relative to the run directory
     checkpoint_sha256 TEXT NOT NULL,
+    row_sha256 TEXT,                -- integrity check of the row (see _ROW_CHECKS); NULL in rows from before it
     PRIMARY KEY (name, seed, stage, task),
     FOREIGN KEY (name, seed) REFERENCES candidates(name, seed)
 )
 """
+
+
+# Every committed row carries its own integrity check, as every checkpoint carries its sha256: the
+# sha256 of these columns' stored values. A row changed after its commit (a flipped bit on disk, an
+# edit) no longer matches: `--resume` trains that network again, every other reader refuses it.
+_ROW_CHECKS: dict[str, tuple[str, ...]] = {
+    "results": ("name", "seed", "stage", "fraction", "best_epoch", "steps", "wall_time_s", "losses", "checkpoint",
+                "checkpoint_sha256"),
+    "task_stops": ("name", "seed", "stage", "task", "epoch", "losses", "checkpoint", "checkpoint_sha256"),
+    "affinity": ("name", "seed", "stage", "steps", "every", "seconds", "matrices"),
+    "loss_weights": ("name", "seed", "stage", "weights"),
+}
+
+
+def row_digest(table: str, values: Sequence[Any]) -> str:
+    """The integrity check of one row: sha256 over the table's name and the row's stored values."""
+    return hashlib.sha256(json.dumps([table, *values], allow_nan=False).encode()).hexdigest()
+
+
+def damaged_rows(conn: sqlite3.Connection, table: str, where: str = "", args: Sequence[Any] = ()) -> list[tuple]:
+    """(name, seed, stage[, task]) of the rows of `table` whose check does not match their values."""
+    columns = _ROW_CHECKS[table]
+    if "row_sha256" not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
+        return []  # a table from before the checks: nothing to verify
+    key = 4 if table == "task_stops" else 3
+    query = f"SELECT {', '.join(columns)}, row_sha256 FROM {table} WHERE row_sha256 IS NOT NULL {where}"
+    return [tuple(r[:key]) for r in conn.execute(query, tuple(args)) if row_digest(table, r[:-1]) != r[-1]]
 
 
 class RunStore:
@@ -280,6 +323,31 @@ class RunStore:
         """Every seed with at least one committed result, ascending."""
         return [r[0] for r in self._conn.execute("SELECT DISTINCT seed FROM results ORDER BY seed")]
 
+    def requested(self) -> tuple[list[CandidateSpec], list[int]]:
+        """The networks and seeds this run was asked to train (what `train --resume` continues).
+
+        Recorded by every training call (`add_requested`); a store from before that record holds
+        its candidates table instead (every network ever started) and its committed seeds."""
+        doc = self._optional_meta("requested", None)
+        if doc is None:
+            rows = self._conn.execute("SELECT tasks, width FROM candidates GROUP BY name ORDER BY MIN(rowid)")
+            return [CandidateSpec(tuple(json.loads(t)), w) for t, w in rows], self.seeds() or [self.base_seed()]
+        try:
+            specs = [CandidateSpec(tuple(n["tasks"]), float(n["width"])) for n in doc["networks"]]
+            seeds = [int(s) for s in doc["seeds"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TaskgroupError(f"{self.path}: meta 'requested' is malformed ({exc})") from exc
+        return specs, seeds
+
+    def add_requested(self, specs: Sequence[CandidateSpec], seeds: Sequence[int]) -> None:
+        """Add networks and seeds to the run's requested set (kept in the order first asked for)."""
+        have_specs, have_seeds = self.requested()  # a store from before the record: what it has started
+        names = {s.name for s in have_specs}
+        new_specs = have_specs + [s for s in specs if s.name not in names and not names.add(s.name)]
+        new_seeds = have_seeds + [s for s in seeds if s not in have_seeds]
+        self._set_meta("requested", {"networks": [{"tasks": list(s.tasks), "width": s.width} for s in new_specs],
+                                     "seeds": new_seeds})
+
     # -- candidates --------------------------------------------------------------------
 
     def done_stages(self, spec: CandidateSpec, seed: int) -> set[str]:
@@ -321,26 +389,57 @@ class RunStore:
                                        (spec.name, seed, r["stage"]))
                     self._delete_extras(spec.name, seed, (r["stage"],))
                 if r.get("loss_weights"):
-                    self._conn.execute("INSERT INTO loss_weights VALUES (?, ?, ?, ?)",
-                                       (spec.name, seed, r["stage"], json.dumps(r["loss_weights"], allow_nan=False)))
+                    self._insert("loss_weights", (spec.name, seed, r["stage"],
+                                                  json.dumps(r["loss_weights"], allow_nan=False)))
                 for stop in r.get("task_stops") or ():
-                    self._conn.execute("INSERT INTO task_stops VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                       (spec.name, seed, r["stage"], stop["task"], stop["epoch"],
-                                        json.dumps(stop["losses"], allow_nan=False), stop["checkpoint"],
-                                        sha256_file(self.run_dir / stop["checkpoint"])))
+                    self._insert("task_stops", (spec.name, seed, r["stage"], stop["task"], stop["epoch"],
+                                                json.dumps(stop["losses"], allow_nan=False), stop["checkpoint"],
+                                                sha256_file(self.run_dir / stop["checkpoint"])))
                 if r.get("affinity"):
                     a = r["affinity"]
                     matrices = {k: a[k] for k in KINDS}
-                    self._conn.execute("INSERT OR REPLACE INTO affinity VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                       (spec.name, seed, r["stage"], a["steps"], a["every"], a["seconds"],
-                                        json.dumps(matrices, allow_nan=False)))
+                    self._insert("affinity", (spec.name, seed, r["stage"], a["steps"], a["every"], a["seconds"],
+                                              json.dumps(matrices, allow_nan=False)), replace=True)
                 ckpt = self.run_dir / r["checkpoint"]
-                self._conn.execute(
-                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (spec.name, seed, r["stage"], r["fraction"], r["best_epoch"], r["steps"], r["wall_time_s"],
-                     json.dumps(r["losses"], allow_nan=False), r["checkpoint"], sha256_file(ckpt)))
+                self._insert("results", (spec.name, seed, r["stage"], r["fraction"], r["best_epoch"], r["steps"],
+                                         r["wall_time_s"], json.dumps(r["losses"], allow_nan=False), r["checkpoint"],
+                                         sha256_file(ckpt)))
             self._conn.execute("UPDATE candidates SET status = 'done', finished_at = ? WHERE name = ? AND seed = ?",
                                (time.time(), spec.name, seed))
+
+    def _insert(self, table: str, values: Sequence[Any], replace: bool = False) -> None:
+        """Insert a row and seal it with its integrity check, computed from the values as stored (inside
+        the caller's transaction; a table from before the checks gains the column)."""
+        columns = _ROW_CHECKS[table]
+        if "row_sha256" not in {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}:
+            self._conn.execute(f"ALTER TABLE {table} ADD COLUMN row_sha256 TEXT")
+        cursor = self._conn.execute(f"INSERT {'OR REPLACE ' if replace else ''}INTO {table} ({', '.join(columns)}) "
+                                    f"VALUES ({', '.join('?' * len(columns))})", tuple(values))
+        stored = self._conn.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE rowid = ?",
+                                    (cursor.lastrowid,)).fetchone()
+        self._conn.execute(f"UPDATE {table} SET row_sha256 = ? WHERE rowid = ?",
+                           (row_digest(table, stored), cursor.lastrowid))
+
+    def damaged_rows(self) -> dict[tuple[str, int], set[str]]:
+        """(network, seed) -> the stages with a committed row (result, per-task stop, affinity or loss
+        weights) that no longer matches its integrity check."""
+        out: dict[tuple[str, int], set[str]] = {}
+        for table in _ROW_CHECKS:
+            if table == "results" or self._has_table(table):
+                for name, seed, stage, *_ in damaged_rows(self._conn, table):
+                    out.setdefault((name, seed), set()).add(stage)
+        return out
+
+    def check_rows(self) -> None:
+        """Refuse a store with a row changed after its commit, naming the command that retrains it."""
+        damaged = self.damaged_rows()
+        if damaged:
+            (name, seed), stages = next(iter(damaged.items()))
+            raise TaskgroupError(
+                f"{self.path}: the committed results of network {name} (seed {seed}, {', '.join(sorted(stages))}) do "
+                f"not match their integrity check: changed after they were committed (a damaged disk, an edit), so its "
+                f"losses cannot be trusted ({sum(len(v) for v in damaged.values())} damaged stage(s) in all); train it "
+                f"again: taskgroup train --out {self.run_dir} --resume")
 
     def verify_checkpoints(self) -> list[str]:
         """Check every committed checkpoint against its recorded hash; forget the damaged ones.
@@ -368,6 +467,13 @@ class RunStore:
             damaged.setdefault((name, seed), []).append(stage)
             notes.append(f"{path}: checkpoint of finished network {name} (seed {seed}, {stage}) {why}; "
                          "it will be trained again")
+        for (name, seed), stages in self.damaged_rows().items():
+            for stage in sorted(stages):
+                if stage not in damaged.get((name, seed), ()):
+                    damaged.setdefault((name, seed), []).append(stage)
+                    notes.append(f"{self.path}: the committed results of network {name} (seed {seed}, {stage}) do "
+                                 "not match their integrity check (changed after they were committed); it will be "
+                                 "trained again")
         if damaged:
             with self._transaction():
                 for (name, seed), stages in damaged.items():
@@ -379,8 +485,8 @@ class RunStore:
         return notes
 
     def _delete_extras(self, name: str, seed: int, stages: Iterable[str]) -> None:
-        """Drop a job's loss weights and per-task stops of `stages` (inside a transaction)."""
-        for table in ("loss_weights", "task_stops"):
+        """Drop a job's loss weights, per-task stops and affinity of `stages` (inside a transaction)."""
+        for table in ("loss_weights", "task_stops", "affinity"):
             if self._has_table(table):
                 self._conn.executemany(f"DELETE FROM {table} WHERE name = ? AND seed = ? AND stage = ?",
                                        [(name, seed, st) for st in stages])
@@ -461,6 +567,7 @@ class RunStore:
         """The committed results, one entry per (network, stage), aggregated over its seeds."""
         from taskgroup.losstable import SeedResult, aggregate_seeds
 
+        self.check_rows()
         tasks = self.tasks()
         grouped: dict[tuple[str, str], dict[str, Any]] = {}
         query = ("SELECT r.name, c.tasks, c.width, r.seed, r.stage, r.fraction, r.losses, r.checkpoint, r.steps, "
@@ -621,12 +728,21 @@ def recorded_checkpoint_sha256(checkpoint: str | Path) -> tuple[Path, str | None
     try:
         conn = sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True)
         try:
+            table = "results"
             row = conn.execute("SELECT checkpoint_sha256 FROM results WHERE checkpoint = ?", (rel,)).fetchone()
             if row is None and conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
                                             "name = 'task_stops'").fetchone():  # a per-task stop's own checkpoint
+                table = "task_stops"
                 row = conn.execute("SELECT checkpoint_sha256 FROM task_stops WHERE checkpoint = ?", (rel,)).fetchone()
+            damaged = row is not None and damaged_rows(conn, table, "AND checkpoint = ?", (rel,))
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
         raise TaskgroupError(f"{store}: not a readable taskgroup results store ({exc})") from exc
+    if damaged:
+        name, seed, stage = damaged[0][:3]
+        raise TaskgroupError(f"{store}: the committed result of network {name} (seed {seed}, {stage}) with checkpoint "
+                             f"{rel} does not match its integrity check (changed after it was committed), so neither "
+                             f"its losses nor its checkpoint's recorded sha256 can be trusted; train it again: "
+                             f"taskgroup train --out {run_dir} --resume")
     return store, (row[0] if row else None)

@@ -33,7 +33,10 @@ def make_grouping(root: Path, networks=DEFAULT_NETWORKS, unit: str = "ms", seed:
 
     preset = get_arch_preset("tiny")
     root.mkdir(parents=True, exist_ok=True)
-    store = RunStore.create(root, {}, sorted({t for n in networks for t in n["tasks"]})) if run_store else None
+    from taskgroup.train import make_run_config
+
+    run_config = json.loads(json.dumps(make_run_config("tiny").to_dict()))  # the run's recipe, as training stores it
+    store = RunStore.create(root, run_config, sorted({t for n in networks for t in n["tasks"]})) if run_store else None
     (root / "ckpt").mkdir(exist_ok=True)
     nets, served_by, tasks = [], {}, []
     for i, net in enumerate(networks):

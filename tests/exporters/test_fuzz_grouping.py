@@ -15,7 +15,7 @@ from bundle_fixtures import make_grouping
 from exporters.bundle import _selection_block, verified_checkpoint_sha256
 from taskgroup.grouping import Grouping
 from fuzzing import dumps, fuzz, mutated
-from taskgroup.cli.export import _check_preset_matches
+from taskgroup.cli.export import _check_profile_matches, _training_config
 from taskgroup.errors import TaskgroupError
 
 
@@ -54,7 +54,8 @@ def test_fuzzed_groupings_are_read_consistently_or_refused(grouping_path, data):
     json.dumps(block, allow_nan=False)  # the manifest is written without NaN or infinity
     assert Grouping.from_json(g.to_json(), path) == g  # what was accepted is written back as it was read
     try:
-        _check_preset_matches(g, "tiny", 16)
+        config, what = _training_config(g, None, None)  # no run above these checkpoints: the recorded preset
+        _check_profile_matches(g, config.arch.resolution, what)
         for i, n in enumerate(g.networks):
             if n.checkpoint is not None and g.checkpoint_path(n).is_file():
                 verified_checkpoint_sha256(g, i)

@@ -122,11 +122,13 @@ def test_benchmark_reports_ordered_percentiles(tiny_bundle):
     (np.zeros((3, 16, 16), np.uint8), "channels"),
     (np.zeros((16, 16, 3), np.float32), "channels"),
     (np.zeros((1, 3, 32, 32), np.float32), "expects 16x16"),
-    (np.zeros((20, 16, 3), np.uint8), "expects 16x16"),
+    (np.zeros((0, 16, 3), np.uint8), "empty frame"),  # a frame of another size is resized; one of no pixels is not
+    (np.zeros((1, 3, 20, 16), np.float32), "float32 frames are not resized"),
+    (np.zeros((16, 16385, 3), np.uint8), "up to 16384 pixels a side"),
     (np.zeros((1, 3, 16, 16), np.float64), "dtype float64"),
     (np.full((1, 3, 16, 16), np.nan, np.float32), "NaN"),
     (np.full((1, 3, 16, 16), 255.0, np.float32), r"divide 0..255"),
-    (np.zeros((0, 16, 16, 3), np.uint8), "empty batch"),
+    (np.zeros((0, 16, 16, 3), np.uint8), "empty frame or batch"),
     (np.zeros((16, 16), np.uint8), "shape"),
     ([[0, 0, 0]], "numpy array"),
     # NaN hidden under a mask: masked reductions skip it, so it would reach the networks
@@ -169,6 +171,31 @@ def test_a_missing_file_is_refused(bundle_copy):
         load_bundle(bundle_copy)
 
 
+def test_a_model_file_replaced_by_a_fifo_is_named_as_such_and_never_opened(bundle_copy):
+    import os
+
+    (bundle_copy / "net1.onnx").unlink()
+    os.mkfifo(bundle_copy / "net1.onnx")  # opening it for reading would block: the check must not
+    with pytest.raises(BundleError, match=r"'net1.onnx' listed in manifest.json is not a regular file \(a FIFO\)"):
+        load_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"backend": "bogus"}, "unknown backend 'bogus'; valid options: auto, onnxruntime"),
+    ({"backend": None}, "unknown backend None"),
+    ({"device": "tpu"}, "unknown device 'tpu'; valid devices: cpu, cuda, cuda:N"),
+    ({"device": "cpu:0"}, "unknown device 'cpu:0'"),
+    ({"expected_digest": 123}, "expected_digest must be the manifest's content_sha256"),
+    ({"expected_digest": "ABC"}, "expected_digest must be the manifest's content_sha256"),
+])
+def test_bad_arguments_are_value_errors_before_anything_is_read(tmp_path, kwargs, message):
+    from runtime.errors import BackendUnavailableError
+
+    with pytest.raises(ValueError, match=message) as exc:
+        load_bundle(tmp_path / "no-bundle-here", **kwargs)  # the argument is refused before the path is read
+    assert not isinstance(exc.value, BackendUnavailableError)
+
+
 @pytest.mark.parametrize("bad", ["../net0.onnx", "/etc/passwd", "sub/../../x.onnx"])
 def test_manifest_paths_leaving_the_bundle_are_refused(bundle_copy, bad):
     def edit(doc):
@@ -202,11 +229,12 @@ def test_unavailable_backends_fail_loudly_instead_of_falling_back(tiny_bundle):
             load_bundle(tiny_bundle, device="cuda")
     with pytest.raises(BackendUnavailableError, match="needs a CUDA device"):
         load_bundle(tiny_bundle, backend="onnxruntime-tensorrt", device="cpu")
-    with pytest.raises(BackendUnavailableError, match="valid options"):
-        load_bundle(tiny_bundle, backend="openvino")
     with pytest.raises(BackendUnavailableError, match="no TensorRT engines|tensorrt"):
         load_bundle(tiny_bundle, backend="tensorrt", device="cuda")
-    with pytest.raises(BackendUnavailableError, match="valid devices: cpu, cuda, cuda:N"):
+    # A name that is no backend or device at all is a bad argument (ValueError), not an unavailable backend.
+    with pytest.raises(ValueError, match="valid options"):
+        load_bundle(tiny_bundle, backend="openvino")
+    with pytest.raises(ValueError, match="valid devices: cpu, cuda, cuda:N"):
         load_bundle(tiny_bundle, device="gpu")
 
 
@@ -481,3 +509,30 @@ def test_robot_loop_example_runs(tiny_bundle):
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
     assert "20 frames" in proc.stdout and "segment_semantic" in proc.stdout
+
+
+def test_a_resealed_fused_manifest_swapping_equal_outputs_loads_mislabelled_unless_the_digest_is_pinned(
+        fused_bundle, tmp_path):
+    """What docs/deploy.md says the runtime cannot guarantee, and the pin that guards against it."""
+    import shutil
+
+    copy = tmp_path / "fused"
+    shutil.copytree(fused_bundle, copy)
+    digest = json.loads((copy / "manifest.json").read_text())["content_sha256"]
+    frame = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    with load_bundle(copy) as b:
+        before = b.run(frame)
+
+    def swap(doc):  # depth and edges have the same shape (N, 1, 16, 16): nothing at load can tell them apart
+        t = doc["tasks"]
+        t["depth_zbuffer"]["output"], t["edge_texture"]["output"] = t["edge_texture"]["output"], t["depth_zbuffer"]["output"]
+
+    _rewrite_manifest(copy, swap)
+    with load_bundle(copy) as b:
+        after = b.run(frame)
+    np.testing.assert_array_equal(after["depth_zbuffer"], before["edge_texture"])  # mislabelled, as documented
+    np.testing.assert_array_equal(after["edge_texture"], before["depth_zbuffer"])
+    with pytest.raises(BundleError, match="not the bundle the deployment pinned"):
+        load_bundle(copy, expected_digest=digest)
+    doc = " ".join((Path(__file__).parents[2] / "docs" / "deploy.md").read_text().split())
+    assert "swaps the outputs of two tasks of equal shape" in doc and "expected_digest=PINNED" in doc

@@ -236,3 +236,73 @@ def test_damaged_models_re_sealed_load_and_run_or_are_a_bundle_error(workdir, da
     finally:
         path.write_bytes(original)
         manifest.write_text(original_manifest)
+
+
+# -- fused bundles: manifests edited and re-sealed, files damaged -------------------------------------
+
+@pytest.fixture(scope="module")
+def fused_workdir(fused_bundle, tmp_path_factory):
+    dst = tmp_path_factory.mktemp("fuzz-fused") / "bundle"
+    shutil.copytree(fused_bundle, dst)
+    return dst
+
+
+@fuzz(50)
+@given(data=st.data())
+def test_fuzzed_resealed_fused_manifests_load_and_run_or_are_a_bundle_error(fused_workdir, data):
+    original = (fused_workdir / "manifest.json").read_text()
+    doc = data.draw(mutated(json.loads(original), skip=("content_sha256",)))
+    _write_sealed(fused_workdir, doc)
+    try:
+        bundle = _load_or_refused(fused_workdir)
+        if bundle is None:
+            return
+        with bundle:
+            out = bundle.run(np.full((SIDE, SIDE, 3), 100, np.uint8))
+            _check_outputs(bundle, out, 1)
+            assert all(np.isfinite(v).all() for v in out.values())
+    finally:
+        (fused_workdir / "manifest.json").write_text(original)
+
+
+@fuzz(30)
+@given(data=st.data())
+def test_any_damage_to_a_fused_bundle_file_is_refused_at_load(fused_workdir, data):
+    name = data.draw(st.sampled_from(sorted(p.name for p in fused_workdir.iterdir())))
+    path = fused_workdir / name
+    original = path.read_bytes()
+    damaged = data.draw(damage(original))
+    path.write_bytes(damaged)
+    try:
+        try:
+            load_bundle(fused_workdir, warmup=0).close()
+        except BundleError:
+            return
+        assert name == "manifest.json", f"damaged {name} was accepted"
+        assert manifest_digest(json.loads(damaged)) == manifest_digest(json.loads(original))
+    finally:
+        path.write_bytes(original)
+
+
+# -- camera frames of any size, in either colour order ------------------------------------------------
+
+@fuzz(60)
+@given(h=st.integers(0, 120), w=st.integers(0, 120), batch=st.sampled_from([None, 1, 2]),
+       order=st.sampled_from(["RGB", "BGR", "bgr", "RGBA", ""]), seed=st.integers(0, 2 ** 16),
+       fused_graph=st.booleans())
+def test_fuzzed_camera_frames_of_any_size_run_resized_or_are_refused(bundle, fused, h, w, batch, order, seed,
+                                                                       fused_graph):
+    target = fused if fused_graph else bundle
+    shape = (h, w, 3) if batch is None else (batch, h, w, 3)
+    frame = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    try:
+        out = target.run(frame, color_order=order)
+    except RuntimeInputError:
+        event("refused")
+        assert order not in ("RGB", "BGR") or 0 in (h, w)
+        return
+    event("accepted")
+    assert order in ("RGB", "BGR") and h > 0 and w > 0
+    _check_outputs(target, out, batch or 1)  # always the bundle's own size
+    flipped = target.run(np.ascontiguousarray(frame[..., ::-1]), color_order="BGR" if order == "RGB" else "RGB")
+    assert all(np.array_equal(out[t], flipped[t]) for t in out)

@@ -80,6 +80,8 @@ def test_tables_become_task_specs():
     ({"x": {"loss": "bce", "channels": 1, "transform": "standardize"}}, "not transformed"),
     ({"depth_zbuffer": {"loss": "l1", "channels": 1}}, "built-in task"),
     ({"Bad-Name": {"loss": "l1", "channels": 1}}, "lower-case"),
+    ({"x": {"loss": "cross_entropy", "classes": ["a", "a"]}}, r"\[tasks.x\] key 'classes': 'a' named more than once"),
+    ({"x": {"loss": "bce", "labels": ["wet", "dry", "wet"]}}, r"\[tasks.x\] key 'labels': 'wet' named more than once"),
 ])
 def test_bad_tables_name_the_file_table_and_key(table, message):
     with pytest.raises(TaskgroupError, match=r"f\.toml: .*" + message if "[" in message else message):

@@ -58,6 +58,8 @@ class RayExecutor(PoolExecutor):
         self._data = None
         self._data_ref = None
         self._capacity_cache: tuple[float, int] = (0.0, 1)
+        self._data_lost = False  # the splits' object was lost with a node: put them again before the next task
+        self._reaper = None  # the process that ends a local instance's leftovers when this driver is gone
         self.cpus_per_task = 0  # set (and checked against the cluster) by the first submission
 
     def open(self) -> "RayExecutor":
@@ -75,6 +77,8 @@ class RayExecutor(PoolExecutor):
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise TaskgroupError(f"--executor ray: could not connect to {where} ({first})") from exc
             self._owned = True
+            if not self.address:
+                self._reaper = start_session_reaper(ray)
         self._ray = ray
         if self.gpu and ray.cluster_resources().get("GPU", 0) < 1:
             resources = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
@@ -86,13 +90,21 @@ class RayExecutor(PoolExecutor):
     def close(self) -> None:
         if self._ray is not None and self._owned:
             self._ray.shutdown()
+        if self._reaper is not None:  # the instance is shut down: the reaper ends what is left, at once
+            try:
+                self._reaper.stdin.write(b"done")
+                self._reaper.stdin.close()
+            except OSError:
+                pass
+            self._reaper.wait()
+            self._reaper = None
         self._ray, self._owned, self._remote, self._data, self._data_ref = None, False, None, None, None
 
     # -- PoolExecutor -------------------------------------------------------------------
 
     def _prepare(self, data) -> None:
         if data is not self._data:
-            self._data, self._data_ref = data, self._ray.put(data)
+            self._data, self._data_ref = data, self._cluster_call(self._ray.put, data)
 
     def _threads(self, job: Job) -> int:
         return job.config.train.threads or 1
@@ -101,7 +113,7 @@ class RayExecutor(PoolExecutor):
         """How many tasks the cluster can run at once (re-read every few seconds: nodes come and go)."""
         checked, capacity = self._capacity_cache
         if time.monotonic() - checked > 5.0:
-            resources = self._ray.cluster_resources()
+            resources = self._cluster_call(self._ray.cluster_resources)
             if self.gpu:
                 capacity = int(resources.get("GPU", 0))
             else:
@@ -111,6 +123,8 @@ class RayExecutor(PoolExecutor):
         return capacity
 
     def _submit(self, job: Job) -> tuple[Any, str]:
+        if self._data_lost:  # the node holding the splits died: the retried task needs them again
+            self._data_ref, self._data_lost = self._cluster_call(self._ray.put, self._data), False
         threads = self._threads(job)
         if threads != self.cpus_per_task:
             self._check_feasible(threads)
@@ -118,8 +132,19 @@ class RayExecutor(PoolExecutor):
         options = {"num_cpus": threads, "max_retries": 0, "name": f"taskgroup train {job.label}"}
         if self.gpu:
             options["num_gpus"] = 1
-        ref = self._remote.options(**options).remote(job, [self._data_ref], threads, self.gpu)
+        remote = self._remote.options(**options)
+        ref = self._cluster_call(lambda: remote.remote(job, [self._data_ref], threads, self.gpu))
         return ref, f"Ray task ({threads} CPU{', 1 GPU' if self.gpu else ''})"
+
+    def _cluster_call(self, call, *args):
+        """A call to the cluster itself; its failure (the head or this node gone) is a one-line error."""
+        try:
+            return call(*args)
+        except self._ray.exceptions.RayError as exc:
+            text = str(exc).strip().splitlines()
+            raise TaskgroupError(f"--executor ray: the Ray cluster failed ({type(exc).__name__}: "
+                                 f"{text[0] if text else ''}); the networks finished so far are committed: run again "
+                                 "with --resume to train the rest") from exc
 
     def _check_feasible(self, threads: int) -> None:
         """A task needs its CPUs on one node: refuse a request no node can meet (Ray would wait forever)."""
@@ -130,20 +155,27 @@ class RayExecutor(PoolExecutor):
 
     def _wait(self, handles: list[Any], progress) -> list[tuple[Any, Any]]:
         ray = self._ray
-        ready, _ = ray.wait(handles, num_returns=1, timeout=1.0)
+        ready, _ = self._cluster_call(lambda: ray.wait(handles, num_returns=1, timeout=1.0))
         if ready:
-            ready, _ = ray.wait(handles, num_returns=len(handles), timeout=0)
+            ready, _ = self._cluster_call(lambda: ray.wait(handles, num_returns=len(handles), timeout=0))
         out = []
         for ref in ready:
             try:
                 outcome: Any = ray.get(ref)
             except ray.exceptions.RayTaskError as exc:  # training raised: the original exception
                 outcome = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
+                if isinstance(outcome, ray.exceptions.RayError):  # not training: the cluster lost something the
+                    outcome = self._lost(outcome)                    # task needed (e.g. the splits, with a node)
             except ray.exceptions.RayError as exc:  # the worker, its node or the result was lost
-                text = str(exc).strip().splitlines()
-                outcome = WorkerLost(f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
+                outcome = self._lost(exc)
             out.append((ref, outcome))
         return out
+
+    def _lost(self, exc: BaseException) -> WorkerLost:
+        if isinstance(exc, self._ray.exceptions.ObjectLostError):
+            self._data_lost = True
+        text = str(exc).strip().splitlines()
+        return WorkerLost(f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
 
     def _cancel(self, handles: list[Any]) -> None:
         for ref in handles:
@@ -168,6 +200,43 @@ def check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
     except OSError as exc:
         raise TaskgroupError(f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); start the "
                              "cluster with `ray start --head` on that node, or give its address") from None
+
+
+# Run by the reaper process: wait until the driver says "done" (after ray.shutdown) or dies (its end of
+# the pipe closes; then give Ray's own teardown a moment), then SIGKILL whatever process of that session
+# is still there. Ray's per-node agents (DashboardAgent, RuntimeEnvAgent) notice their raylet is gone
+# within seconds but then try for 60 s to report it to the GCS, which died with the driver.
+_REAPER = """
+import os, signal, sys, time
+session = sys.argv[1]
+if sys.stdin.buffer.read() != b"done":  # EOF without "done": the driver died, Ray's teardown is under way
+    time.sleep(float(sys.argv[2]))
+for pid in [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if session.encode() in f.read():
+                os.kill(int(pid), signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+def start_session_reaper(ray, grace_s: float = 2.0):
+    """A small process that ends every process of the local Ray instance this driver started (found by
+    the instance's own session directory in their command lines) once the driver is gone, also when it
+    was SIGKILLed. Linux only (it reads /proc); None elsewhere, or if the session is unknown."""
+    import os
+    import subprocess
+    import sys
+
+    try:
+        session = ray._private.worker._global_node.get_session_dir_path()
+    except AttributeError:
+        return None
+    if not os.path.isdir("/proc") or not session or "session_" not in session:
+        return None
+    return subprocess.Popen([sys.executable, "-c", _REAPER, session, str(grace_s)], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 _DATA: dict[str, Any] = {}  # in a Ray worker process: the run's splits, decoded once, by object id

@@ -206,3 +206,38 @@ def test_strategy_and_weighting_flags_are_the_run_s_config(tmp_path, config_file
     assert out.returncode == 2 and "refusing to resume" in out.stderr and "strategy" in out.stderr
     out = run_cli("train", "--out", str(run), "--resume")  # the run's own strategy: nothing to do
     assert out.returncode == 0, out.stderr
+
+
+def test_resume_continues_the_run_s_own_candidate_set_and_seeds(tmp_path, data_cache, monkeypatch):
+    """A run interrupted after its first network: `train --out RUN --resume` (what the toolkit's own
+    recovery messages say) trains the rest of the run's own set, for every seed it was asked for,
+    and the all-task network with its affinity, never the default pairs instead."""
+    from taskgroup.train import candidate_set, make_run_config, train_candidates
+    from taskgroup.train.trainer import Progress
+
+    class StopAfterFirst(Progress):
+        def candidate_done(self, name, summary):
+            raise KeyboardInterrupt  # as a kill right after the first commit
+
+    monkeypatch.setenv("TASKGROUP_CACHE", str(data_cache))
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(f'[data]\ncache_dir = "{data_cache}"\n[train]\nepochs = 1\naffinity_every = 5\n')
+    tasks = ("depth_zbuffer", "normal", "rgb")
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train_candidates(run, tasks, candidate_set("affinity", tasks), make_run_config("tiny", cfg), seeds=(0, 1),
+                         affinity=True, progress=StopAfterFirst())
+    assert len(done_rows(run / "runs.sqlite")) == 1
+    out = run_cli("train", "--out", str(run), "--resume")
+    assert out.returncode == 0, out.stderr
+    assert "adding" not in out.stderr
+    table = LossTable.load(run)
+    own = {(s.tasks, s.width) for s in candidate_set("affinity", tasks)}
+    assert {(n.tasks, n.width) for n in table.networks} == own  # no pair was trained
+    assert all(n.n_seeds == 2 for n in table.networks) and table.meta["seeds"] == [0, 1]
+    assert table.affinity is not None and table.affinity.seeds("final") == [0, 1]
+    # Another set on resume is an explicit addition, and says so.
+    out = run_cli("train", "--out", str(run), "--resume", "--networks", "depth_zbuffer+normal@1", "--seeds", "0")
+    assert out.returncode == 0, out.stderr
+    assert "adding 1 network(s) to the 7 of the run" in " ".join(out.stderr.split())
+    assert (("depth_zbuffer", "normal"), 1.0) in {(n.tasks, n.width) for n in LossTable.load(run).networks}

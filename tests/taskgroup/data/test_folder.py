@@ -137,3 +137,13 @@ def test_the_ignore_value_is_part_of_the_cache_key(dataset):
     assert masked.directory != plain.directory and not masked.masks["edge_texture"][0, 0, 0, 0]
     with pytest.raises(TaskgroupError, match="'ignore': only the folder source"):
         DataConfig(ignore={"edge_texture": 0})
+
+
+def test_a_non_finite_ignore_value_is_refused_naming_the_field(tmp_path):
+    """TOML allows `nan` and `inf`: such an ignore value could never be stored with the run (strict JSON)."""
+    from taskgroup.data import DataConfig
+    from taskgroup.errors import TaskgroupError
+
+    for value in (float("nan"), float("inf")):
+        with pytest.raises(TaskgroupError, match="field 'ignore': expected a table task = finite number"):
+            DataConfig(source="folder", folder_root=str(tmp_path), ignore={"wetness": value})

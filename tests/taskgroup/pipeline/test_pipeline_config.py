@@ -20,11 +20,24 @@ from taskgroup.search import make_candidate
     (dict(budget_ms=1.0, budget_snt=1.0), "exactly one budget"),
     (dict(budget_ms=-1.0), "positive"),
     (dict(tasks=("normal",)), "at least two tasks"),
+    (dict(candidates="pairs", estimate="base"), "estimates from the all-task network alone .* --candidates base"),
+    (dict(candidates="base", estimate="hoa"), "--candidates base trains no pairs .* use --estimate base"),
+    (dict(candidates="rounds", estimate="hoa"), "--candidates rounds trains no pairs .* use --estimate rounds"),
+    (dict(candidates="rounds", estimate="tag"), "estimates from the affinity .* use it with --candidates affinity"),
+    (dict(candidates="affinity", estimate="rounds"), "estimates from the early stage .* --candidates rounds"),
+    (dict(candidates="rounds", estimate="rounds", normalize="single"), "--candidates rounds trains no single"),
+    (dict(candidates="base", estimate="base", normalize="single"), "--candidates base trains no single"),
 ])
 def test_bad_options_fail_before_the_run_directory_is_written(tmp_path, options, message):
     with pytest.raises(TaskgroupError, match=message):
         Pipeline(tmp_path / "run", PipelineConfig(**options))
     assert not (tmp_path / "run").exists()
+
+
+def test_rounds_take_the_default_early_fraction_and_select_on_final_networks():
+    config = PipelineConfig(candidates="rounds", estimate="rounds", preset="tiny")
+    assert config.esa == 0.1 and PipelineConfig(candidates="rounds", estimate="rounds", esa=0.3).esa == 0.3
+    assert config.to_json()["run_config"]["esa_fraction"] == 0.1
 
 
 def test_a_refused_resume_leaves_nothing_in_a_directory_that_is_no_run(tmp_path):
@@ -169,12 +182,13 @@ def test_objective_noise_is_the_presets_measured_noise_over_the_root_of_the_seed
     from taskgroup.train.config import SEED_NOISE
 
     def noise(seeds=(0,), **options):
+        options.setdefault("preset", "wide")
         pipeline = Pipeline(tmp_path / f"run{len(list(tmp_path.iterdir()))}", PipelineConfig(**options),
                             say=lambda _: None)
         monkeypatch.setattr(pipeline, "table", lambda: SimpleNamespace(seed_values=lambda: list(seeds)))
         return pipeline.objective_noise()
 
-    measured = SEED_NOISE["default"]
+    measured = SEED_NOISE["wide"]
     assert noise() == pytest.approx(measured["grouping_normalised_std"])
     assert noise(seeds=(0, 1, 2, 3)) == pytest.approx(measured["grouping_normalised_std"] / 2)
     assert noise(normalize="none") == pytest.approx(measured["grouping_total_std"])
@@ -182,3 +196,12 @@ def test_objective_noise_is_the_presets_measured_noise_over_the_root_of_the_seed
     assert noise(preset="tiny") == 0.0
     assert noise(tasks=("segment_semantic", "depth_zbuffer")) == 0.0
     assert noise(esa=0.2) == 0.0  # early-stage losses: not what was measured
+
+
+def test_the_report_never_claims_hoa_estimates_on_a_two_task_run():
+    from taskgroup.pipeline.run import selection_inputs
+
+    assert selection_inputs("hoa", 2) == ("measured networks only (HOA estimates networks of 3+ tasks; a 2-task run "
+                                          "has none)")
+    assert selection_inputs("hoa", 3) == "HOA-estimated higher-order networks"
+    assert selection_inputs(None, 5) == "measured networks only"

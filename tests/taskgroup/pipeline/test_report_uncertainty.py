@@ -82,8 +82,8 @@ def test_the_presets_seed_noise_applies_only_to_the_preset_as_shipped():
     from taskgroup.train import make_run_config
     from taskgroup.train.config import SEED_NOISE, preset_seed_noise
 
-    assert preset_seed_noise("default", make_run_config("default", seed=4)) is SEED_NOISE["default"]
-    assert preset_seed_noise("default", make_run_config("default", overrides={"train": {"epochs": 3}})) is None
+    assert preset_seed_noise("wide", make_run_config("wide", seed=4)) is SEED_NOISE["wide"]
+    assert preset_seed_noise("wide", make_run_config("wide", overrides={"train": {"epochs": 3}})) is None
     assert preset_seed_noise("tiny", make_run_config("tiny")) is None  # never measured
 
 

@@ -20,6 +20,9 @@ def run(argv, capsys):
     (["profile", "--widths", "1.0,half"], "--widths: expected comma-separated numbers"),
     (["profile", "--tasks", "normal,sonar"], "unknown task 'sonar'"),
     (["profile", "--backend", "openvino"], "valid options: auto, torch, onnxruntime, onnxruntime-tensorrt, tensorrt"),
+    (["profile", "--min-runs", "20001"], "--min-runs must be an integer from 1 to 20000, got 20001"),
+    (["profile", "--min-runs", "0"], "--min-runs must be an integer from 1 to 20000, got 0"),
+    (["profile", "--min-seconds", "nan"], "--min-seconds must be a number >= 0"),
 ])
 def test_bad_arguments_exit_2(argv, message, capsys, tmp_path):
     code, out = run(argv + ["--out", str(tmp_path / "p.json")], capsys)

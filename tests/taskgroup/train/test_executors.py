@@ -263,6 +263,44 @@ def test_ray_matches_local_bit_for_bit(tmp_path, data, local_run, ray_instance):
 
 
 @needs_ray
+def test_splits_lost_with_a_node_are_put_again_and_the_network_retried(tmp_path, data, ray_instance):
+    """A node that dies takes the objects it held: a task that cannot fetch the run's splits is a lost
+    worker (retried, with the splits put again), not a training error ending the run without a message."""
+    from taskgroup.train.executors.ray_executor import RayExecutor
+
+    @ray_instance.remote(num_cpus=0)
+    class Holder:
+        def put(self, value):
+            return [ray_instance.put(value)]  # a reference owned by this actor's process
+
+    class LosesTheSplits(RayExecutor):
+        def _prepare(self, data):
+            super()._prepare(data)
+            holder = Holder.remote()
+            self._data_ref = ray_instance.get(holder.put.remote(data))[0]
+            ray_instance.kill(holder)  # its process, and the splits it owned, are gone: as with a dead node
+            deadline = time.time() + 30  # until Ray has noticed: the object cannot be fetched any more
+            while time.time() < deadline:
+                try:
+                    ray_instance.get(self._data_ref, timeout=2)
+                except ray_instance.exceptions.ObjectLostError:
+                    return
+                except ray_instance.exceptions.GetTimeoutError:
+                    pass
+                time.sleep(0.5)
+            pytest.skip("Ray kept the killed owner's object readable on this node")
+
+    config, specs = cfg(epochs=2), SPECS[:1]
+    train_candidates(tmp_path / "local", TASKS, specs, config, data=data, stages=("early", "final"))
+    progress = Recorder()
+    train_candidates(tmp_path / "ray", TASKS, specs, config, data=data, stages=("early", "final"),
+                     executor=LosesTheSplits(), progress=progress)
+    assert [(r, retrying) for _, r, retrying in progress.failed] and all(f[2] for f in progress.failed)
+    assert any("OwnerDiedError" in r or "ObjectLostError" in r for _, r, _ in progress.failed)
+    assert results(tmp_path / "ray")[0] == results(tmp_path / "local")[0]
+
+
+@needs_ray
 def test_ray_carries_per_task_stops_loss_weights_and_affinity_bit_for_bit(tmp_path, data, local_features, ray_instance):
     train_features(tmp_path / "run", data, executor="ray")
     assert (results(tmp_path / "run")[0], extras(tmp_path / "run")) == local_features
@@ -314,7 +352,39 @@ def test_ray_driver_killed_then_resumed_trains_only_the_missing_networks(tmp_pat
     while time.time() < deadline and _training_ray_tasks():
         time.sleep(0.1)
     assert not _training_ray_tasks()
+    # Ray's per-node agents (DashboardAgent, RuntimeEnvAgent) try for a minute to tell the dead GCS that their
+    # raylet died; the reaper the driver started ends them a few seconds after the driver is gone.
+    session = _kill_after_first_commit.session
+    assert session
+    deadline = time.time() + 20
+    while time.time() < deadline and _session_processes(session):
+        time.sleep(0.2)
+    assert not _session_processes(session), f"outlived the driver: {_session_processes(session)}"
     _resume_and_check(run, args, env, committed, killed_at)
+
+
+def _ray_session(pids):
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        found = re.search(r"/ray/session_[0-9_\-]+", text)
+        if found:
+            return found.group(0)
+    return None
+
+
+def _session_processes(session):
+    out = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if session in text and _alive(int(cmdline.parent.name)):
+            out.append(text[:120])
+    return out
 
 
 # -- helpers for the killed-driver tests --------------------------------------------------------
@@ -354,6 +424,7 @@ def _kill_after_first_commit(proc, run):
             break
         time.sleep(0.02)
     children = _children(proc.pid)
+    _kill_after_first_commit.session = _ray_session(children)  # read while its processes are alive
     proc.send_signal(signal.SIGKILL)
     killed_at = time.time()
     proc.wait()

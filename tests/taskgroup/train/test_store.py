@@ -1,6 +1,7 @@
 """The run directory: atomic per-candidate commits, refusal to clobber, resume, corruption."""
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -141,6 +142,69 @@ def test_a_damaged_checkpoint_is_detected_on_resume_and_trained_again(tmp_path, 
     assert retrained.keys() == original.keys() and all((retrained[k] == original[k]).all() for k in original)
     assert missing.is_file()
     assert [n.losses for n in again.networks] == [n.losses for n in table.networks]
+
+
+def _flip_a_loss_bit(run, name):
+    """Flip one bit of the first digit of a stored validation loss, in place, as a damaged disk would."""
+    con = sqlite3.connect(run / "runs.sqlite")
+    with con:
+        (losses,) = con.execute("SELECT losses FROM results WHERE name = ? AND stage = 'final'", (name,)).fetchone()
+        doc = json.loads(losses)
+        task = next(iter(doc["val"]))
+        text = repr(doc["val"][task])
+        digit = next(i for i, c in enumerate(text) if c in "123456789")
+        flipped = text[:digit] + chr(ord(text[digit]) ^ 1) + text[digit + 1:]  # '1' <-> '0', '2' <-> '3', ...
+        changed = losses.replace(text, flipped, 1)
+        assert changed != losses
+        con.execute("UPDATE results SET losses = ? WHERE name = ? AND stage = 'final'", (changed, name))
+    con.close()
+    return task, float(text), float(flipped)
+
+
+def test_a_changed_result_row_is_refused_on_read_and_trained_again_on_resume(tmp_path, data):
+    """Checkpoints are hashed; so is every committed row: a flipped bit in a stored loss is never
+    passed on to losses.json (and from there to select)."""
+    from taskgroup.train.trainer import Progress
+
+    class Messages(Progress):
+        def __init__(self):
+            self.seen = []
+
+        def message(self, text):
+            self.seen.append(text)
+
+    run = tmp_path / "run"
+    specs = candidate_set("pairs", TASKS)
+    table = train_candidates(run, TASKS, specs, cfg(), data=data)
+    pair = "segment_semantic+depth_zbuffer@1"
+    task, true, flipped = _flip_a_loss_bit(run, pair)
+    before = (run / "losses.json").read_bytes()
+    store = RunStore.open(run)
+    try:
+        assert store.damaged_rows() == {(pair, 0): {"final"}}
+        with pytest.raises(TaskgroupError, match=re.escape(pair) + r" \(seed 0, final\) do not match their integrity "
+                                                 rf"check.*taskgroup train --out {re.escape(str(run))} --resume$"):
+            store.export()
+    finally:
+        store.close()
+    assert (run / "losses.json").read_bytes() == before  # nothing written from the damaged row
+    progress = Messages()
+    again = train_candidates(run, TASKS, specs, cfg(), data=data, resume=True, progress=progress)
+    assert any(pair in m and "integrity check" in m and "trained again" in m for m in progress.seen)
+    after = {n.name: n.losses for n in again.networks}
+    assert after[pair]["val"][task] == true != flipped  # retrained: deterministic, the true loss again
+    assert after == {n.name: n.losses for n in table.networks}
+
+
+def test_export_refuses_a_checkpoint_whose_result_row_was_changed(tmp_path, data):
+    from taskgroup.train.store import recorded_checkpoint_sha256
+
+    run = tmp_path / "run"
+    table = train_candidates(run, TASKS, candidate_set("singles", TASKS)[:1], cfg(), data=data)
+    assert recorded_checkpoint_sha256(run / table.networks[0].checkpoint)[1]
+    _flip_a_loss_bit(run, table.networks[0].name)
+    with pytest.raises(TaskgroupError, match=rf"integrity check.*taskgroup train --out {re.escape(str(run))} --resume$"):
+        recorded_checkpoint_sha256(run / table.networks[0].checkpoint)
 
 
 def test_resume_without_a_store_and_unknown_tasks(tmp_path, data):
