@@ -54,8 +54,8 @@ def train_command(
                    "With --resume, adds them to the run's own set (e.g. a network HOA only estimated)."),
     out: Path = typer.Option(..., help="Run directory (created; must be empty unless --resume)."),
     preset: Optional[str] = typer.Option(None, help="Preset: tiny (seconds per network, for tests) | default (the "
-                                                    "CPU pipeline: 5-30 s per network on 2 cores, see "
-                                                    "docs/training.md) | wide (default's recipe, the full encoder) | "
+                                                    "CPU pipeline, a narrow encoder: 10-40 s per network on 2 cores, see "
+                                                    "docs/training.md) | wide (default's recipe and the full encoder: one network is the honest answer there) | "
                                                     "gpu (128x128, the paper's channels, 24,000 views; for a GPU). "
                                                     "Default: 'default' for a new run; with "
                                                     "--resume and no --preset/--config, the run's stored config."),
