@@ -185,6 +185,7 @@ def derive(doc: dict) -> dict:
     from scipy.stats import kendalltau
 
     from taskgroup.seednoise import record_from_benchmark
+    from taskgroup.train.recipes import shipped_preset
     from taskgroup.stats import CONFIDENCE, compare, estimate
 
     seeds = [str(s) for s in doc["seeds"]]
@@ -205,7 +206,7 @@ def derive(doc: dict) -> dict:
     rank_seed = {s: sorted(names, key=lambda n: results[n][rank_key][s]) for s in seeds}
     taus = [kendalltau([rank_seed[a].index(n) for n in names], [rank_seed[b].index(n) for n in names]).statistic
             for a, b in itertools.combinations(seeds, 2)]
-    record = record_from_benchmark(doc, "benchmarks/results/seed_noise.json")
+    record = record_from_benchmark(doc, "benchmarks/results/seed_noise.json", shipped_preset(doc["run_config"]))
     distinct = [g.name for g in record.groupings]  # the pipeline's choice counts once when it equals a fixed grouping
     total_stds = sorted(results[n]["test_total"]["std"] for n in distinct)
     norm_stds = sorted(results[n]["test_normalised"]["std"] for n in distinct)
@@ -249,13 +250,14 @@ def write(doc: dict, source: str, stem: str, record: bool) -> None:
     """The results (json, md) and, with `record`, the preset's seed-noise record the toolkit reads."""
     from taskgroup.fileio import write_json_atomic
     from taskgroup.seednoise import RECORDS, record_from_benchmark
+    from taskgroup.train.recipes import shipped_preset
 
     doc = derive(doc)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     (RESULTS / f"{stem}.md").write_text(markdown(doc) + "\n")
     if record:
-        rec = record_from_benchmark(doc, source)
+        rec = record_from_benchmark(doc, source, shipped_preset(doc["run_config"]))
         RECORDS.mkdir(parents=True, exist_ok=True)
         write_json_atomic(RECORDS / f"{rec.preset}.json", rec.to_json())
         print(f"wrote the seed-noise record {RECORDS / f'{rec.preset}.json'}")

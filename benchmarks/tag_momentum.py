@@ -82,7 +82,7 @@ def main() -> None:
     from taskgroup.errors import TaskgroupError
     from taskgroup.search import candidates_from_table, select
     from taskgroup.search.affinity import affinity_candidates
-    from taskgroup.seednoise import same_recipe
+    from taskgroup.train.recipes import same_recipe
     from taskgroup.tasks import PAPER_TASKS
     from taskgroup.train import candidate_set, make_run_config, train_candidates
     from taskgroup.train.run import parse_seeds

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
 from runtime.errors import BundleError
+from runtime.integrity import file_kind, safe_member, sha256_file  # noqa: F401 (re-exported)
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_KIND = "bundle_manifest"
@@ -196,14 +197,6 @@ MAX_SIDE = 8192
 MAX_THREADS = 1024  # most intra-op threads per session a manifest (or a caller) may ask for
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def manifest_digest(doc: dict[str, Any]) -> str:
     """sha256 of the manifest's content (canonical JSON, without the digest field itself).
 
@@ -213,25 +206,6 @@ def manifest_digest(doc: dict[str, Any]) -> str:
     body = {k: v for k, v in doc.items() if k != "content_sha256"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def safe_member(bundle_dir: Path, rel: object, field_name: str, manifest_path: Path) -> Path:
-    """Resolve a manifest path inside the bundle; refuse absolute paths, '..' and symlinks leaving it."""
-    if not isinstance(rel, str) or not rel:
-        raise BundleError(f"{manifest_path}: field '{field_name}': expected a relative file path, found {rel!r}")
-    pure = PurePosixPath(rel)
-    if pure.is_absolute() or "\\" in rel or (len(rel) > 1 and rel[1] == ":"):
-        raise BundleError(f"{manifest_path}: field '{field_name}': absolute path {rel!r} is not allowed; "
-                          "bundle paths are relative to the bundle directory")
-    if ".." in pure.parts:
-        raise BundleError(f"{manifest_path}: field '{field_name}': path {rel!r} contains '..'; "
-                          "bundle paths must stay inside the bundle directory")
-    root = bundle_dir.resolve()
-    full = (root / pure).resolve()
-    if full != root and root not in full.parents:
-        raise BundleError(f"{manifest_path}: field '{field_name}': {rel!r} resolves to {full}, outside the "
-                          f"bundle {root} (a symlink pointing out of the bundle?)")
-    return full
 
 
 def _req(doc: dict, key: str, types, where: str, path: Path):
@@ -472,18 +446,6 @@ def _selection(selection: Any, where: object) -> dict[str, Any]:
     return selection
 
 
-def _file_kind(path: Path) -> str:
-    """What stands at `path` instead of a regular file, from its mode (never opened)."""
-    import stat
-
-    mode = path.stat().st_mode
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
 def verify_files(manifest: Manifest, keep: Iterable[str] | None = None) -> dict[str, bytes]:
     """Check every listed file exists and matches its sha256; return the verified bytes of small files.
 
@@ -498,7 +460,7 @@ def verify_files(manifest: Manifest, keep: Iterable[str] | None = None) -> dict[
         expected = entry.sha256
         full = safe_member(bundle_dir, rel, f"files.{rel}", manifest.path)
         if not full.is_file():  # never opened: reading a FIFO or a device could block forever
-            what = "is missing" if not full.exists() else f"is not a regular file ({_file_kind(full)})"
+            what = "is missing" if not full.exists() else f"is not a regular file ({file_kind(full)})"
             raise BundleError(f"{bundle_dir}: file '{rel}' listed in manifest.json {what}")
         if (wanted is None or rel in wanted) and full.stat().st_size <= IN_MEMORY_MAX_BYTES:
             blob = full.read_bytes()

@@ -14,7 +14,7 @@ rule is written here in numpy, as one weight matrix per axis (`out = Wy @ image 
 
 Values are computed in float64 from the 8-bit frame; the result matches `cv2.resize` on the
 same frame to within OpenCV's float32 weights (about 1e-7 relative), which
-tests/runtime/test_resize.py checks against the loader's own resize.
+tests/runtime/test_resize.py checks against the loaders' own resize (taskgroup.data.resize).
 """
 
 from __future__ import annotations

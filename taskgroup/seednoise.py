@@ -17,8 +17,8 @@ the pairwise gains per seed. From it:
   more from seed to seed, so a difference within it is never called real on a spread that
   measured noise could exceed.
 
-A record applies to runs trained with the recipe it measured (any seed; `applies_to`), on its
-objective: `reference` (each loss over its trivial predictor's) or `none` (the plain sum).
+A record applies to runs trained with the recipe it measured (any seed;
+taskgroup.train.recipes.seed_noise_for decides), on its objective: `reference` (each loss over its trivial predictor's) or `none` (the plain sum).
 Adding a preset's numbers: `python benchmarks/seed_noise.py --preset NAME` writes the record
 after training; `--record-from RESULTS.json` writes it from a finished benchmark's results.
 """
@@ -37,7 +37,6 @@ from taskgroup.errors import SchemaError, TaskgroupError
 KIND = "seed_noise"
 RECORDS = Path(__file__).resolve().parent / "data" / "seed_noise"
 OBJECTIVES = {"reference": "normalised", "none": "total"}  # selection objective -> the record's series
-IGNORED_CONFIG = ("seed", "esa_fraction")  # neither changes a fully trained network's spread
 
 Network = tuple  # (trained tasks, width, served tasks)
 
@@ -84,13 +83,6 @@ class SeedNoise:
     groupings: tuple[MeasuredGrouping, ...]
     pairwise_gains: Mapping[str, tuple[float, ...]]  # "task|partner" -> L(half single) / L(pair) - 1 per seed
     path: str = ""
-
-    # ---- applicability --------------------------------------------------------------------
-    def applies_to(self, config: Any) -> bool:
-        """Whether a run trained with `config` (a RunConfig, or its `to_dict()` as a loss table stores it)
-        has this recipe, whatever its seed."""
-        doc = config.to_dict() if hasattr(config, "to_dict") else config
-        return isinstance(doc, Mapping) and same_recipe(self.run_config, doc)
 
     # ---- spreads --------------------------------------------------------------------------
     def series(self, objective: str) -> str:
@@ -258,31 +250,11 @@ def for_preset(preset: str) -> SeedNoise | None:
     return SeedNoise.load(path) if path.is_file() else None
 
 
-def for_run(preset: str, config: Any) -> SeedNoise | None:
-    """The preset's record if `config` (a RunConfig or its dict) is the recipe it measured, else None."""
-    if not isinstance(preset, str) or "/" in preset or "\\" in preset:
-        return None
-    record = for_preset(preset)
-    return record if record is not None and record.applies_to(config) else None
-
-
-def shipped_preset(run_config: Mapping[str, Any]) -> str | None:
-    """The preset whose shipped recipe `run_config` is, whatever name the run recorded (a preset renamed
-    since keeps its measurements: the recipe decides), or None."""
-    from taskgroup.presets import ARCH_PRESETS
-    from taskgroup.train.config import TRAIN_PRESETS, make_run_config
-
-    for name in sorted(set(TRAIN_PRESETS) & set(ARCH_PRESETS)):
-        shipped = make_run_config(name).to_dict()
-        if same_recipe({**shipped, "preset": None}, {**run_config, "preset": None}):
-            return name
-    return None
-
-
-def record_from_benchmark(doc: Mapping[str, Any], source: str) -> SeedNoise:
+def record_from_benchmark(doc: Mapping[str, Any], source: str, preset: str | None = None) -> SeedNoise:
     """A record from benchmarks/seed_noise.py's results document (its per-seed test objectives), named
-    after the preset that ships the recipe measured. A grouping measured twice under two names (the
-    pipeline's choice equal to a fixed grouping) counts once."""
+    `preset` (the preset that ships the recipe measured: taskgroup.train.recipes.shipped_preset), else
+    as the run named it. A grouping measured twice under two names (the pipeline's choice equal to a
+    fixed grouping) counts once."""
     from taskgroup.tasks import PAPER_TASKS
 
     if doc.get("kind") != "benchmark_seed_noise":
@@ -305,7 +277,7 @@ def record_from_benchmark(doc: Mapping[str, Any], source: str) -> SeedNoise:
         gains[f"{t}|{p}"] = tuple(float(v) for v in values)
     machine = doc.get("machine") or {}
     where = f"{source} ({machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, {machine.get('date', '?')})"
-    preset = shipped_preset(doc["run_config"]) or doc["preset"]
+    preset = preset or doc["preset"]
     return SeedNoise(preset, where, "test", {**doc["run_config"], "preset": preset}, tuple(seeds), tuple(groupings),
                      gains)
 
@@ -316,24 +288,6 @@ def _parse_network(text: str, code: Mapping[str, str]) -> Network:
     letters, width = head.split("@")
     trained = tuple(code[c] for c in letters)
     return (trained, float(width), tuple(code[c] for c in served) if served else trained)
-
-
-def same_recipe(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Whether two run configs (RunConfig.to_dict()) train the same networks up to the seed (and the ESA
-    snapshot, which does not change the fully trained network)."""
-    return _comparable(a) == _comparable(b)
-
-
-def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A run config without the fields that do not change a trained network's spread, its train
-    fields completed with the defaults of fields added after it was written (the behaviour before)."""
-    from taskgroup.train.config import TrainConfig
-
-    out = {k: v for k, v in config.items() if k not in IGNORED_CONFIG}
-    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
-                for f in dataclasses.fields(TrainConfig)}
-    out["train"] = {**defaults, **dict(config.get("train") or {})}
-    return out
 
 
 def _std(values: Sequence[float]) -> float:

@@ -34,6 +34,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from taskgroup.errors import TaskgroupError
+from taskgroup.data.resize import resize_mask, resize_square
 
 ENCODING_VERSION = 1  # part of the cache key: bump when how files become arrays changes
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -66,22 +67,6 @@ def _read_label(path: Path) -> np.ndarray:
                                  f"{arr.dtype} {arr.shape}")
         return arr
     return _read_png(path)
-
-
-def _resize(values: np.ndarray, res: int, nearest: bool = False) -> np.ndarray:
-    import cv2
-
-    if values.shape[:2] == (res, res):
-        return values
-    out = cv2.resize(values, (res, res), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
-    return out[:, :, None] if values.ndim == 3 and out.ndim == 2 else out
-
-
-def _resize_mask(valid: np.ndarray, res: int) -> np.ndarray:
-    """An output pixel is defined only if every source pixel under it is."""
-    if valid.shape == (res, res):
-        return valid
-    return _resize(valid.astype(np.float32), res) >= 1.0 - 1e-6
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
@@ -117,7 +102,7 @@ def load_label(path: Path, task: str, shape: tuple[int, int], res: int, ignore: 
         ids = img if img.ndim == 2 else img[:, :, 0]
         if ids.dtype.kind not in "iub":
             raise TaskgroupError(f"folder data: {path}: class ids must be integers, found {ids.dtype}")
-        ids = _resize(ids.astype(np.int64), res, nearest=True)
+        ids = resize_square(ids.astype(np.int64), res, nearest=True)
         valid = ids != ignore if ignore is not None else np.ones(ids.shape, bool)
         # segment_semantic's class count is the network's (segment_classes); training checks it
         classes = spec.channels if task != "segment_semantic" else None
@@ -141,7 +126,7 @@ def load_label(path: Path, task: str, shape: tuple[int, int], res: int, ignore: 
     values = np.where(valid[:, :, None], values, 0.0)
     if spec.loss == "bce" and (values.min() < 0 or values.max() > 1):
         raise TaskgroupError(f"folder data: {path}: bce labels must be in [0, 1], found {values.min():g}..{values.max():g}")
-    return np.moveaxis(_resize(values, res), -1, 0), _resize_mask(valid, res)
+    return np.moveaxis(resize_square(values, res), -1, 0), resize_mask(valid, res)
 
 
 def build_split(config, split: str, directory, tasks: Sequence[str], progress: Callable[[int], None] | None = None) -> dict:
@@ -192,7 +177,7 @@ def build_split(config, split: str, directory, tasks: Sequence[str], progress: C
             rgb = np.repeat(rgb.reshape(*rgb.shape[:2], 1), 3, axis=2)
         shape = rgb.shape[:2]
         # OpenCV's float32 area weights can overshoot 1 by ~1e-7: images stay in [0, 1], as the networks assume
-        images[i] = np.moveaxis(np.clip(_resize(rgb.astype(np.float64) / np.iinfo(rgb.dtype).max, res), 0, 1), -1, 0)
+        images[i] = np.moveaxis(np.clip(resize_square(rgb.astype(np.float64) / np.iinfo(rgb.dtype).max, res), 0, 1), -1, 0)
         for task, files in labels.items():
             path = files.get(sample)
             if path is None:  # no label for this sample

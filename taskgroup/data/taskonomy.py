@@ -34,6 +34,7 @@ import numpy as np
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.tasks import TASKS
+from taskgroup.data.resize import resize_mask, resize_square
 
 SEGMENT_CLASSES: tuple[str, ...] = ("unlabeled", "background") + tuple(f"class_{i}" for i in range(2, 18))
 DEPTH_VALID_BELOW = 2 ** 13  # paper: mask = depth < 2**13
@@ -95,24 +96,6 @@ def _channels(img: np.ndarray, count: int, path: Path) -> np.ndarray:
     return img[:, :, :count]
 
 
-def _resize(values: np.ndarray, res: int, nearest: bool = False) -> np.ndarray:
-    """(h, w[, c]) -> (res, res[, c]); area averaging, or nearest neighbour for ids."""
-    import cv2
-
-    if values.shape[:2] == (res, res):
-        return values
-    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
-    out = cv2.resize(values, (res, res), interpolation=interp)
-    return out[:, :, None] if values.ndim == 3 and out.ndim == 2 else out
-
-
-def _resize_mask(valid: np.ndarray, res: int) -> np.ndarray:
-    """An output pixel is defined only if every source pixel under it is."""
-    if valid.shape == (res, res):
-        return valid
-    return _resize(valid.astype(np.float32), res) >= 1.0 - 1e-6
-
-
 def load_sample(root: Path, building: str, stem: str, task: str, res: int) -> tuple[np.ndarray, np.ndarray | None]:
     """One task's target at `res` in the contract's encoding, and its own mask (None: defined everywhere)."""
     path = root / task / building / f"{stem}_domain_{task}.png"
@@ -121,16 +104,16 @@ def load_sample(root: Path, building: str, stem: str, task: str, res: int) -> tu
         ids = img if img.ndim == 2 else img[:, :, 0]
         if ids.max() >= len(SEGMENT_CLASSES):
             raise TaskgroupError(f"taskonomy: {path}: class id {int(ids.max())} out of range 0..{len(SEGMENT_CLASSES) - 1}")
-        ids = _resize(ids, res, nearest=True).astype(np.int64)
+        ids = resize_square(ids, res, nearest=True).astype(np.int64)
         return ids, ids != 0
     if task == "depth_zbuffer":
         d = _channels(img, 1, path)[:, :, 0]
         if d.dtype != np.uint16:
             raise TaskgroupError(f"taskonomy: {path}: depth_zbuffer must be a 16-bit PNG, found {d.dtype}")
-        return _resize(d.astype(np.float64), res)[None], _resize_mask(d < DEPTH_VALID_BELOW, res)
+        return resize_square(d.astype(np.float64), res)[None], resize_mask(d < DEPTH_VALID_BELOW, res)
     if task == "reshading":
         value = _unit(img) if img.ndim == 2 else _unit(img)[:, :, :3].mean(axis=2)  # paper: mean over channels
-        return _resize(value, res)[None], None
+        return resize_square(value, res)[None], None
     channels = TASKS[task].channels
     img = _channels(img, channels, path)
     if task in SIXTEEN_BIT:
@@ -139,7 +122,7 @@ def load_sample(root: Path, building: str, stem: str, task: str, res: int) -> tu
         value = img.astype(np.float64)
     else:
         value = _unit(img)
-    return np.moveaxis(_resize(value, res), -1, 0), None
+    return np.moveaxis(resize_square(value, res), -1, 0), None
 
 
 def _rgb_stems(root: Path, building: str) -> list[str]:
@@ -186,7 +169,7 @@ def build_split(config, split: str, directory, progress: Callable[[int], None] |
     labelled = {t: 0 for t in arrays}
     for i, (building, stem) in enumerate(samples):
         rgb = _read(root / "rgb" / building / f"{stem}{RGB_SUFFIX}")
-        rgb_unit = _resize(_unit(_channels(rgb, 3, root / "rgb" / building / f"{stem}{RGB_SUFFIX}")), res)
+        rgb_unit = resize_square(_unit(_channels(rgb, 3, root / "rgb" / building / f"{stem}{RGB_SUFFIX}")), res)
         images[i] = np.moveaxis(np.clip(rgb_unit, 0, 1), -1, 0)  # OpenCV's float32 area weights overshoot by ~1e-7
         depth_mask = None
         for t in sorted(arrays, key=lambda t: t != "depth_zbuffer"):  # depth first: others use its mask

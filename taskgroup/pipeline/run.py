@@ -307,6 +307,7 @@ class Pipeline:
         that measurement does not hold: another recipe or task set, an objective it did not measure,
         and ESA's early losses (it was measured on fully trained networks)."""
         from taskgroup import seednoise
+        from taskgroup.train.recipes import seed_noise_for
         from taskgroup.search.withinnoise import WithinNoise
 
         if stage != "final":
@@ -316,7 +317,7 @@ class Pipeline:
                           f"'{self.config.normalize}'")
         if set(self.config.tasks) != set(PAPER_TASKS):
             return None, "the seed noise was measured on the paper's five tasks"
-        record = seednoise.for_run(self.config.preset, self.run_config())
+        record = seed_noise_for(self.config.preset, self.run_config())
         if record is None:
             return None, (f"no seed noise was measured for this recipe (preset '{self.config.preset}'"
                           + (", changed by --config" if self.config.config_file else "") + ")")
@@ -449,10 +450,11 @@ class Pipeline:
         """The frontier's JSON, each point with its optimum against one network at that budget
         (taskgroup.search.stakes, selection split): the budgets at which grouping matters."""
         from taskgroup import seednoise
+        from taskgroup.train.recipes import seed_noise_for
         from taskgroup.search.stakes import for_selection
 
         stage = self.candidate_stage()
-        record = seednoise.for_run(self.config.preset, self.run_config()) \
+        record = seed_noise_for(self.config.preset, self.run_config()) \
             if set(self.config.tasks) == set(PAPER_TASKS) and stage == "final" else None
         doc = front.to_json()
         table = self.table()
@@ -584,8 +586,9 @@ class Pipeline:
                                         for n in b["networks"]], b["cost_ms"], b["test_losses"])
                      for b in base["baselines"]]
         from taskgroup import seednoise
+        from taskgroup.train.recipes import seed_noise_for
 
-        record = seednoise.for_run(self.config.preset, self.run_config()) \
+        record = seed_noise_for(self.config.preset, self.run_config()) \
             if set(self.config.tasks) == set(PAPER_TASKS) else None
         return ReportData(
             tasks=list(self.config.tasks), budget=self.budget_ms(), budget_unit="ms",

@@ -46,6 +46,7 @@ class Frontier:
                 "corun_factor": p.corun_factor,  # cost = sum of the networks' costs x this
                 "networks": [{"tasks": list(n.candidate.tasks), "served": list(n.served), "width": n.candidate.width,
                               "estimated": n.candidate.estimated, "cost": n.cost} for n in p.networks],
+                "optimality": p.optimality(),  # the proven lower bound on the objective at this budget, and the gap
             }
             if p.evaluation is not None:
                 doc["evaluated_total"] = p.evaluation.total
@@ -54,7 +55,9 @@ class Frontier:
                 doc["evaluated_total"] = doc["evaluated_total_best_served"] = None
             pts.append(doc)
         return {"schema_version": SCHEMA_VERSION, "kind": FRONTIER_KIND, "unit": self.unit, "tasks": list(self.tasks),
-                "options": self.options, "points": pts}
+                "options": self.options, "proven_optimal": all(p.gap == 0 for p in self.points),
+                "max_relative_gap": max((p.optimality()["relative_gap"] for p in self.points), default=0.0),
+                "points": pts}
 
     def _objective_label(self) -> str:
         return _objective_label_for(self.options)
@@ -124,8 +127,10 @@ def frontier(candidates: Sequence[Candidate], *, tasks: Sequence[str] | None = N
              scales: Mapping[str, float] | None = None, solver: str = "auto", unit: str = "snt",
              max_budget: float | None = None, prune: bool = True, corun: float = 0.0) -> Frontier:
     """Every distinct optimum from the unconstrained best down to the cheapest feasible grouping."""
+    from taskgroup.search.select import FRONTIER_MAX_LISTED
+
     selector = Selector(candidates, tasks, weights=weights, scales=scales, solver=solver, prune=prune, unit=unit,
-                        corun=corun)
+                        corun=corun, list_up_to=FRONTIER_MAX_LISTED)
     return Frontier(unit=unit, tasks=selector.problem.tasks, points=frontier_points(selector, max_networks, max_budget))
 
 

@@ -252,9 +252,11 @@ def one_network_side(candidates: Sequence[Any], tasks: Sequence[str], budget: fl
                      weights: Mapping[str, float] | None, scales: Mapping[str, float] | None,
                      per_seed: Callable[[Sequence[Network]], dict[int, float]]) -> Side | None:
     """All tasks in one network: full width if it fits, else half width (as the pipeline's baseline);
-    None when the candidates have no network trained on every task."""
+    None when the candidates list no network of every task (a pool's estimated families are not searched)."""
+    from taskgroup.search.pool import listed
+
     every = frozenset(tasks)
-    options = {c.width: c for c in candidates if frozenset(c.tasks) == every and c.stopped_for is None
+    options = {c.width: c for c in listed(candidates) if frozenset(c.tasks) == every and c.stopped_for is None
                and set(tasks) <= set(c.losses)}
     if not options:
         return None
@@ -273,7 +275,9 @@ def singles_side(candidates: Sequence[Any], tasks: Sequence[str], budget: float,
     from taskgroup.errors import TaskgroupError
     from taskgroup.search.select import select
 
-    singles = [c for c in candidates if len(c.tasks) == 1 and c.stopped_for is None]
+    from taskgroup.search.pool import listed
+
+    singles = [c for c in listed(candidates) if len(c.tasks) == 1 and c.stopped_for is None]
     if not {c.tasks[0] for c in singles} >= set(tasks):
         return None
     try:

@@ -199,11 +199,11 @@ def seed_noise_tolerance(table: LossTable, scales: dict[str, float] | None, conf
     measured on the paper's tasks, else from the run's own
     seeds (per task, the median over fully trained networks of its objective term's variance over
     seeds; summed over tasks, one network serving each), else 0."""
-    from taskgroup import seednoise
     from taskgroup.tasks import PAPER_TASKS
+    from taskgroup.train.recipes import seed_noise_for
 
     n_seeds = max(1, len(table.seed_values()))
-    record = seednoise.for_run(config.preset, config) if config is not None else None
+    record = seed_noise_for(config.preset, config) if config is not None else None
     if record is not None and set(table.tasks) == set(PAPER_TASKS):  # one grouping's pooled spread
         return record.one_grouping("reference" if scales is not None else "none").std / math.sqrt(n_seeds)
     if n_seeds < 2:

@@ -8,7 +8,7 @@ import torch
 from bundle_fixtures import DEFAULT_NETWORKS, make_grouping, reseal_checkpoints
 from exporters import DEFAULT_ATOL, export_bundle, read_grouping, synthetic_frames
 from runtime import load_bundle
-from runtime.manifest import sha256_file
+from runtime.integrity import sha256_file
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.train.store import verified_checkpoint_sha256
 from taskgroup.models import load_checkpoint

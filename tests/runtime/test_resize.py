@@ -18,7 +18,7 @@ SIZES = [(480, 640, 32, 32), (480, 640, 64, 64), (600, 512, 32, 32), (37, 100, 3
 def test_the_runtime_resizes_as_the_folder_loader_does(h, w, height, width):
     """Against the loader's own resize (taskgroup.data.folder, OpenCV INTER_AREA on image / 255), on
     shrinking, enlarging and mixed frames; integer and fractional factors."""
-    from taskgroup.data.folder import _resize
+    from taskgroup.data.resize import resize_square as _resize
 
     assert height == width  # the loader resizes to a square input
     frame = np.random.default_rng(h * 1000 + w).integers(0, 256, (h, w, 3), dtype=np.uint8)
@@ -40,7 +40,7 @@ def test_a_batch_resizes_frame_by_frame():
 
 @pytest.mark.parametrize("which", ["tiny_bundle", "fused_bundle"])
 def test_a_640x480_camera_frame_runs_as_the_loader_resized_frame_in_either_colour_order(which, request):
-    from taskgroup.data.folder import _resize
+    from taskgroup.data.resize import resize_square as _resize
 
     bundle_dir = request.getfixturevalue(which)
     doc = json.loads((bundle_dir / "manifest.json").read_text())

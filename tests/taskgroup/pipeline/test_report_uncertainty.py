@@ -103,7 +103,8 @@ def test_warnings_open_the_report(tmp_path):
 
 
 def test_the_presets_seed_noise_applies_only_to_the_recipe_it_measured():
-    from taskgroup.seednoise import for_preset, for_run
+    from taskgroup.seednoise import for_preset
+    from taskgroup.train.recipes import seed_noise_for as for_run
     from taskgroup.train import make_run_config
 
     assert for_run("wide", make_run_config("wide", seed=4)) is for_preset("wide")
