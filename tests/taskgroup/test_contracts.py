@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from fuzzing import fuzz
-from runtime.manifest import FRAME_FORMS, FileEntry, InputSpec, Manifest, NetworkFiles, TaskOutput
+from taskgroup_runtime.manifest import FRAME_FORMS, FileEntry, InputSpec, Manifest, NetworkFiles, TaskOutput
 from taskgroup.bench import BenchResult, LatencySummary, NetworkLatency
 from taskgroup.grouping import Grouping, GroupingEvaluation, GroupingNetwork
 from taskgroup.losstable import LossTable, NetworkResult, SeedResult
