@@ -35,6 +35,7 @@ from taskgroup.fileio import DirectoryLock, differences, read_json, write_json_a
 from taskgroup.grouping import Grouping, GroupingNetwork, same_networks
 from taskgroup.losstable import LossTable
 from taskgroup.tasks import PAPER_TASKS, parse_task_list
+from taskgroup.train.recipes import estimator_quality_for
 
 STATE_FILE = "pipeline.json"
 STATE_KIND = "pipeline_state"
@@ -651,6 +652,11 @@ class Pipeline:
                     if self.candidate_stage() == "early" else "")
                  + f"; the chosen networks were then trained fully and re-scored (validation objective "
                  f"{best.objective:.5f})."]
+        quality = estimator_quality_for(self.config.preset, self.run_config(), self.config.tasks)
+        if quality is not None and self.candidate_stage() == "final":
+            sentence = quality.sentence(self.config.estimate, self.config.top_k if self.config.top_k > 1 else 0)
+            if sentence:
+                notes.append(sentence)
         factor = best.corun_factor
         if factor != 1:
             notes.append(f"Predicted latencies include the co-run overhead measured in the profile: the "
