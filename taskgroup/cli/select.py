@@ -179,11 +179,11 @@ def select_cmd(
     inp.profile = result.profile  # as the choice used it: noise relative to the standard network for SNT budgets
     _print_selection(result.selection, result.seconds, out, limit, inp)
     _print_stakes(result.stakes)
+    from rich.console import Console
+    from rich.markup import escape
+
     excluded = result.excluded
     if excluded is not None:
-        from rich.console import Console
-        from rich.markup import escape
-
         Console(stderr=True).print(escape(
             f"note: the noise rule, not the prediction, decided: {' + '.join(excluded['networks'])} (objective "
             f"{excluded['objective']:.5g}, better) is predicted at {excluded['cost_ms']:.4g} ms, within the "
@@ -194,9 +194,6 @@ def select_cmd(
     if top > 1:
         _print_top_k(result.grouping.extra, inp)
     for w in result.warnings:
-        from rich.console import Console
-        from rich.markup import escape
-
         Console(stderr=True).print(f"[bold yellow]warning:[/] {escape(w.message())}")
 
 

@@ -44,7 +44,7 @@ from taskgroup.search.workflow import (Budget, SelectionRequest, SelectionResult
 from taskgroup.train.recipes import seed_noise_for
 from taskgroup.tasks import PAPER_TASKS, parse_task_list
 
-DEFAULT_BUDGET_SNT = 1.2  # below what one network per task costs: sharing has to be chosen
+DEFAULT_BUDGET_SNT = 1.5  # between one network (1) and one network per task (1.5-1.75 measured on the default preset)
 BUDGET_FIELDS = ("budget_ms", "budget_snt")  # a resume may change these: only selection onwards depends on them
 
 
@@ -97,14 +97,14 @@ class PipelineConfig:
         """Every option a later stage uses is checked now, before anything is written: a typo
         must not surface after minutes of training, in a run that then cannot be resumed."""
         from taskgroup.profile.device import parse_device, resolve_backend
-        from taskgroup.search.estimate import get_estimator
+        from taskgroup.search.registry import get_estimator
         from taskgroup.search.normalize import NORMALIZATIONS
         from taskgroup.train import CANDIDATE_SETS, make_run_config
 
         if self.candidates not in CANDIDATE_SETS:
             raise TaskgroupError(f"unknown candidate set '{self.candidates}'; valid sets: {', '.join(CANDIDATE_SETS)}")
         if self.estimate is not None:
-            from taskgroup.search.estimate import TRAINING_PLANS
+            from taskgroup.search.registry import TRAINING_PLANS
 
             get_estimator(self.estimate)  # an unknown name fails here, listing the valid ones
             plan = TRAINING_PLANS.get(self.estimate)
@@ -353,7 +353,7 @@ class Pipeline:
         """Costs do not depend on losses: an impossible budget is known as soon as the profile is,
         before any training."""
         from taskgroup.search import Selector, make_candidate
-        from taskgroup.search.estimate import get_estimator
+        from taskgroup.search.registry import get_estimator
         from taskgroup.search.profiled import round_up
         from taskgroup.train import candidate_set
 

@@ -45,7 +45,7 @@ from taskgroup.profile.costmodel import DeviceProfile, corun_factor
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.frontier import frontier_points
 from taskgroup.search.problem import REL_TOL
-from taskgroup.search.select import ChosenNetwork, Selection, Selector
+from taskgroup.search.select import ChosenNetwork, Selection, Selector, grouping_key  # noqa: F401 (grouping_key re-exported)
 
 NEXT_PROFILE_RISK = 0.05  # one-sided chance that the next profile predicts a grouping at the margin over budget
 NOISE_SIGMAS = math.sqrt(2) * NormalDist().inv_cdf(1 - NEXT_PROFILE_RISK)  # 2.326: costs at p50 + this x sigma
@@ -224,12 +224,6 @@ def robustness_sentence(block: Mapping[str, Any]) -> str:
     near = len(block.get("near_budget") or [])
     others = f"; {near} other optimal grouping(s) cost within their noise of the budget" if near else ""
     return f"The choice would change below {ms('holds_from_ms')} / {above}; {noise}{others}."
-
-
-def grouping_key(sel: Selection) -> tuple:
-    """What makes two selections the same grouping: each network's tasks, width, per-task stop and served tasks."""
-    return tuple(sorted((n.candidate.tasks, n.candidate.width, n.candidate.stopped_for or "", n.served)
-                        for n in sel.networks))
 
 
 def _label(net: ChosenNetwork) -> str:
