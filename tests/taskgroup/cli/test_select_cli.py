@@ -404,7 +404,7 @@ def test_committed_profile_predicted_latency_is_the_co_run_scaled_sum_of_served_
     from exporters.bundle import _selection_block
     from taskgroup.grouping import Grouping
 
-    block = _selection_block(Grouping.load(out))
+    block = _selection_block(Grouping.load(out)).to_json()
     assert block["predicted_latency"]["value"] == pytest.approx(doc["cost"]) and block["predicted_latency"]["unit"] == "ms"
     assert block["device"] == p.doc["device"] and block["budget"] == {"value": 0.2, "unit": "ms"}
 
