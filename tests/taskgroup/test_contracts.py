@@ -93,7 +93,17 @@ def profiles(draw):
            "device": {"kind": "cpu", "cpu_model": draw(NAMES)}, "timing": draw(JSONISH),
            "widths": [wc.to_json() for wc in widths.values()]}
     if draw(st.booleans()):
-        doc["corun"] = {"per_extra_network": draw(st.floats(0, 1)), "sequences": []}
+        doc["corun"] = {"per_extra_network": draw(st.floats(0, 1)), "sequences": draw(st.lists(st.builds(
+            lambda n, p50, alone: {"networks": ["w1/net/a"] * n, "p50_ms": p50, "sum_alone_p50_ms": alone,
+                                   "ratio": p50 / alone}, st.integers(2, 5), POSITIVE, POSITIVE), max_size=3))}
+    if draw(st.booleans()):  # what the profiler records beside the costs
+        settings = draw(backend_settings())
+        doc.update(backend_settings=settings.to_json() if settings else None, model="xception",
+                   model_config={"stem_channels": 8}, libraries={"onnxruntime": "1.32"}, fallback=False,
+                   mac_convention="fvcore", standard_network_ms=draw(POSITIVE), duration_s=1.5,
+                   validation={"statistic": "p50", "networks": [
+                       {"width": 1.0, "served": list(tasks), "params": 10, "macs": 20,
+                        "latency_ms": draw(latency()).to_json(), "predicted_ms": 1.0, "relative_error": 0.1}]})
     return DeviceProfile.from_json(doc, "p.json")
 
 
