@@ -6,8 +6,10 @@ size, so they all read them from here. `tiny` trains a candidate in seconds (tes
 the same task decoders), the configuration of the built-in data where the grouping decision
 matters most among those measured (benchmarks/results/stakes.md: with the full encoder, one
 network serves all five tasks within about 2% of any grouping). `wide` keeps that full encoder:
-a regime where the honest answer is one network. Training-recipe settings per preset live in
-taskgroup.train.
+a regime where the honest answer is one network. `gpu` is sized for a GPU: 128x128 inputs and the
+paper's channel counts (Standley et al.'s Xception encoder: 32, 64, 128, 256, then 728; its
+decoders: 256, 128, 96, 64), with a shorter middle flow (two stages of two 728-channel units
+instead of eight blocks of three). Training-recipe settings per preset live in taskgroup.train.
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ ARCH_PRESETS: dict[str, ArchPreset] = {
     "default": ArchPreset(model="xception", model_config=dict(stem_channels=4, stage_channels=(12, 24, 48)),
                           resolution=32),
     "wide": ArchPreset(model="xception", model_config={}, resolution=32),
+    # Output stride 16 (the paper's): the stem and three strided stages; one decoder step per halving.
+    "gpu": ArchPreset(
+        model="xception",
+        model_config=dict(stem_channels=32, stage_channels=(64, 128, 256, 728, 728, 728),
+                          stage_strides=(1, 2, 2, 2, 1, 1), blocks_per_stage=2, decoder_channels=(256, 128, 96, 64)),
+        resolution=128,
+    ),
 }
 
 

@@ -16,7 +16,8 @@ from taskgroup.tasks import PAPER_TASKS
 @app.command("pipeline", short_help="Run everything: profile, train, select, export, benchmark, report.")
 def pipeline_command(
     out: Path = typer.Option(Path("runs/pipeline"), "--out", help="Run directory; every artefact goes here."),
-    preset: str = typer.Option("default", help="tiny (seconds, for tests) or default (a few minutes on a CPU)."),
+    preset: str = typer.Option("default", help="tiny (seconds, for tests), default (a few minutes on a CPU), wide (the "
+                                                    "full encoder) or gpu (128x128, the paper's channels; for a GPU)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file overriding preset fields "
                                           "(\\[data], \\[train], \\[arch] tables, as for `taskgroup train`) and declaring tasks "
                                           "of your own (\\[tasks.NAME] tables, docs/data.md)."),

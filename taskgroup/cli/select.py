@@ -76,6 +76,7 @@ class Solver(str, Enum):
     milp = "milp"
     dp = "dp"
     reference = "reference"
+    colgen = "colgen"
 
 
 class Statistic(str, Enum):
@@ -291,8 +292,11 @@ OptPerTaskStopping = typer.Option(False, "--per-task-stopping", help=(
 OptSolver = typer.Option(Solver.auto, "--solver", help=(
     "'auto' = branch-and-bound on small tables if it finishes within 100,000 search nodes (a fixed limit: the same "
     "input always picks the same solver), else the subset dynamic programme when it fits (up to about 14 tasks, no "
-    "--max-networks), else the MILP; 'milp' = exact mixed-integer programme (scipy/HiGHS); 'dp' = exact dynamic "
-    "programme over sets of tasks (every budget at once); 'reference' = exact branch-and-bound (small tables)."))
+    "--max-networks), else the MILP; with an estimator's networks (--estimate hoa) above 2,100 of them (12+ tasks; "
+    "8,200 and 14+ tasks for the frontier), column generation. 'milp' = exact mixed-integer programme (scipy/HiGHS); 'dp' = exact dynamic programme over sets of "
+    "tasks (every budget at once); 'reference' = exact branch-and-bound (small tables); 'colgen' = column "
+    "generation: estimated networks searched without listing them, with a proven lower bound and the optimality "
+    "gap (0 when the exact finish completes, as it does unless it would read over 300,000 columns)."))
 
 
 OptProfile = typer.Option(None, "--profile", help=PROFILE_HELP + " Give the budget with --budget-ms or --budget-snt.")
@@ -553,9 +557,11 @@ def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs)
         table.add_row(*row)
     console = output_console()
     console.print(table)
-    console.print(f"objective {sel.objective:.6g} (total loss {sel.total_loss:.6g}); {sel.candidates_searched} of "
-                  f"{sel.candidates_total} candidates after pruning dominated ones; solved by {sel.solver} in "
+    console.print(f"objective {sel.objective:.6g} (total loss {sel.total_loss:.6g}); {sel.candidates_searched:,} of "
+                  f"{sel.candidates_total:,} candidates after pruning dominated ones; solved by {sel.solver} in "
                   f"{seconds:.3f} s")
+    if sel.search is not None:
+        console.print(_optimality_text(sel))
     if inp.profile is not None:
         console.print(f"predicted {_headroom_text(sel.cost, sel.budget, 'ms')} on {device_summary(inp.profile)}; "
                       f"standard network {inp.standard_ms:.4g} ms")
@@ -573,6 +579,17 @@ def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs)
         console.print(f"evaluated on {sel.evaluation.split}: total {sel.evaluation.total:.6g} "
                       f"(best chosen network per task: {sel.evaluation.total_best_served:.6g})")
     console.print(f"wrote {out}")
+
+
+def _optimality_text(sel) -> str:
+    """'optimality gap 0 (proven optimal; ...)' or the gap and the proven lower bound."""
+    how = (f"column generation: {sel.search.get('rounds', 0)} pricing rounds, {sel.search.get('columns_generated', 0):,} "
+           f"columns generated, {sel.search.get('finish_columns', 0)} read by the exact finish")
+    if sel.gap == 0:
+        return f"optimality gap 0 (proven optimal; {how})"
+    record = sel.optimality()
+    return (f"optimality gap {sel.gap:.6g} ({100 * record['relative_gap']:.3g}%): no grouping scores below "
+            f"{record['lower_bound']:.6g} ({how})")
 
 
 def _print_top_k(doc: dict, inp: Inputs) -> None:
@@ -624,3 +641,8 @@ def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: In
         console.print(f"costs on {device_summary(inp.profile)}; standard network {inp.standard_ms:.4g} ms")
     console.print(f"{len(fr.points)} optimal groupings, found in {seconds:.3f} s; wrote {out}"
                   + (f" and {plot}" if plot else ""))
+    if any(p.search is not None for p in fr.points):
+        worst = max(fr.points, key=lambda p: p.optimality()["relative_gap"])
+        console.print("optimality gap 0 at every budget (proven optimal, column generation)" if worst.gap == 0 else
+                      f"largest optimality gap {worst.gap:.6g} ({100 * worst.optimality()['relative_gap']:.3g}%) "
+                      f"at {_num(worst.cost, fr.unit)} {fr.unit}; each point's bound is in {out}")

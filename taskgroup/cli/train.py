@@ -54,8 +54,10 @@ def train_command(
                    "With --resume, adds them to the run's own set (e.g. a network HOA only estimated)."),
     out: Path = typer.Option(..., help="Run directory (created; must be empty unless --resume)."),
     preset: Optional[str] = typer.Option(None, help="Preset: tiny (seconds per network, for tests) | default (the "
-                                                    "CPU pipeline: 5-30 s per network on 2 cores, see "
-                                                    "docs/training.md). Default: 'default' for a new run; with "
+                                                    "CPU pipeline, a narrow encoder: 10-40 s per network on 2 cores, see "
+                                                    "docs/training.md) | wide (default's recipe and the full encoder: one network is the honest answer there) | "
+                                                    "gpu (128x128, the paper's channels, 24,000 views; for a GPU). "
+                                                    "Default: 'default' for a new run; with "
                                                     "--resume and no --preset/--config, the run's stored config."),
     config: Optional[Path] = typer.Option(None, help="TOML file overriding preset fields in \\[train], \\[data] and "
                                                      "\\[arch] tables and declaring tasks of your own in "
@@ -86,6 +88,11 @@ def train_command(
         None, help="Per-task loss weights ([train] weighting): none | static (needs [train] task_weights) | scale "
                    "(1 / the trivial predictor's training loss) | uncertainty (learned, Kendall et al. 2018). "
                    "Part of the run's config."),
+    amp: Optional[str] = typer.Option(
+        None, "--amp", help="Mixed precision of the forward pass ([train] amp): off (float32, the default) | bf16 "
+                            "(bfloat16 autocast; the CPU or a GPU of compute capability 8.0+) | fp16 (float16 "
+                            "autocast with a loss scaler; CUDA only). Weights, losses and evaluation stay float32. "
+                            "Part of the run's config: a resumed run keeps its precision."),
     executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
     devices: Optional[str] = typer.Option(None, "--devices", help=DEVICES_HELP),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
@@ -145,12 +152,16 @@ def train_command(
         run_config = stored[1]  # the run's own recipe and data: --resume continues it as it was
     else:
         run_config = make_run_config(preset or "default", config, seed=seed_list[0], esa_fraction=esa)  # declares [tasks.*]
-    if strategy is not None or weighting is not None:
+    options = {k: v for k, v in (("strategy", strategy), ("weighting", weighting), ("amp", amp)) if v is not None}
+    if options:
         import dataclasses
 
-        recipe = dataclasses.replace(run_config.train, **{k: v for k, v in (("strategy", strategy),
-                                                                          ("weighting", weighting)) if v is not None})
-        recipe.validate("--strategy/--weighting")
+        if stored is not None and amp is not None and amp != stored[1].train.amp:
+            raise TaskgroupError(f"{out}: refusing to resume with --amp {amp}: the run trains with amp "
+                                 f"{stored[1].train.amp!r} (networks of one run share one precision); use a new "
+                                 f"--out, or resume with --amp {stored[1].train.amp}")
+        recipe = dataclasses.replace(run_config.train, **options)
+        recipe.validate("--" + "/--".join(options))
         run_config = dataclasses.replace(run_config, train=recipe)
     task_list = parse_task_list(tasks) if tasks is not None else stored[0]
     if networks is not None and candidates is not None:

@@ -60,10 +60,21 @@ class Candidate:
 
 
 def validate_candidates(candidates: Sequence[Candidate], tasks: Sequence[str]) -> None:
-    """Check numbers and names before a search; a bad candidate is a user error, not a crash."""
+    """Check numbers and names before a search; a bad candidate is a user error, not a crash.
+
+    Of a pool (taskgroup.search.pool), the listed candidates are checked one by one; its families'
+    networks are means of listed pair losses and cost what the family's checked costs say."""
+    from taskgroup.search.pool import families, listed
+
     if not tasks:
         raise TaskgroupError("no tasks to serve")
     known = set(tasks)
+    for f in families(candidates):
+        unknown = [t for t in f.tasks if t not in known]
+        if unknown:
+            raise TaskgroupError(f"estimated networks at width {f.width:g}: unknown task(s) {unknown}; "
+                                 f"tasks: {list(tasks)}")
+    candidates = listed(candidates)
     seen: dict[tuple, str] = {}
     for c in candidates:
         unknown = [t for t in c.tasks if t not in known]
@@ -133,13 +144,15 @@ def candidates_from_table(
         recorded = ((table.meta.get("run_config") or {}).get("train") or {}).get("per_task_stopping")
         if not table.task_stops and not recorded:
             raise TaskgroupError("the loss table has no per-task stops: train with [train] per_task_stopping = true")
+        stops = []
         for net in table.task_stops:
             losses = {t: float(v) for t, v in net.losses.get(split, {}).items()}
             if net.stage != stage or not losses:
                 continue
-            out.append(dataclasses.replace(
+            stops.append(dataclasses.replace(
                 make_candidate(tuple(sorted(net.tasks, key=order.__getitem__)), net.width, losses, cost_fn,
                                stage=stage, checkpoint=net.checkpoint), stopped_for=net.stopped_for))
+        out = out + stops  # a list, or an estimator's pool (taskgroup.search.pool) with the stops listed last
     validate_candidates(out, table.tasks)
     return out
 

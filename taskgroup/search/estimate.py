@@ -9,11 +9,13 @@ measured losses are from) as keywords.
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
 
+import numpy as np
+
 from taskgroup.errors import TaskgroupError
-from taskgroup.search.candidates import Candidate, CostFn, Estimator, make_candidate
+from taskgroup.search.candidates import Candidate, CostFn, Estimator
+from taskgroup.search.pool import CandidatePool, PairMeanFamily
 
 ESTIMATORS: dict[str, Estimator] = {}
 
@@ -35,41 +37,40 @@ def get_estimator(spec: "str | Estimator") -> Estimator:
 
 
 @register("hoa")
-def higher_order_approximation(measured: list[Candidate], cost_fn: CostFn) -> list[Candidate]:
+def higher_order_approximation(measured: list[Candidate], cost_fn: CostFn) -> CandidatePool:
     """The paper's Higher Order Approximation: only singles and pairs are trained.
 
     Every network of 3+ tasks (at each width where pairs exist) gets, for each of its tasks,
     the mean of that task's loss over the pair networks inside the group. Singles and pairs
     keep their measured losses; measured 3+-task networks are replaced by their estimates,
     as in the paper. A task with no pair inside the group has no estimate and cannot be
-    served by that network.
+    served by that network. The estimates are described, not listed (one `PairMeanFamily`
+    per width): a pool iterates them all, and the search reads them without listing them.
     """
     kept = [c for c in measured if len(c.tasks) <= 2]
     pairs_by_width: dict[float, list[Candidate]] = defaultdict(list)
     for c in kept:
         if len(c.tasks) == 2:
             pairs_by_width[c.width].append(c)
-    estimates = []
+    # Column order of the tasks, as they appear in the candidates (table order).
+    order: dict[str, int] = {}
+    for c in measured:
+        for t in c.tasks:
+            order.setdefault(t, len(order))
+    families = []
     for width, pairs in sorted(pairs_by_width.items()):
-        stage = pairs[0].stage
-        # Column order of the tasks, as they appear in the candidates (table order).
-        order: dict[str, int] = {}
-        for c in measured:
-            for t in c.tasks:
-                order.setdefault(t, len(order))
         tasks = sorted({t for p in pairs for t in p.tasks}, key=order.__getitem__)
-        pair_loss = {frozenset(p.tasks): p.losses for p in pairs}
-        for k in range(3, len(tasks) + 1):
-            for group in itertools.combinations(tasks, k):
-                losses = {}
-                for t in group:
-                    vals = [pair_loss[frozenset((t, u))][t] for u in group
-                            if u != t and frozenset((t, u)) in pair_loss and t in pair_loss[frozenset((t, u))]]
-                    if vals:
-                        losses[t] = sum(vals) / len(vals)
-                if losses:
-                    estimates.append(make_candidate(group, width, losses, cost_fn, stage=stage, estimated=True))
-    return kept + estimates
+        if len(tasks) < 3:
+            continue
+        col = {t: i for i, t in enumerate(tasks)}
+        loss = np.full((len(tasks), len(tasks)), np.nan)
+        for p in pairs:
+            a, b = p.tasks
+            for t, u in ((a, b), (b, a)):
+                if t in p.losses:
+                    loss[col[t], col[u]] = p.losses[t]
+        families.append(PairMeanFamily(tuple(tasks), width, pairs[0].stage, loss, cost_fn))
+    return CandidatePool([kept, *families])
 
 
 @register("tag")

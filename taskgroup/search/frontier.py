@@ -54,6 +54,7 @@ class Frontier:
                 "corun_factor": p.corun_factor,  # cost = sum of the networks' costs x this
                 "networks": [{"tasks": list(n.candidate.tasks), "served": list(n.served), "width": n.candidate.width,
                               "estimated": n.candidate.estimated, "cost": n.cost} for n in p.networks],
+                "optimality": p.optimality(),  # the proven lower bound on the objective at this budget, and the gap
             }
             if p.evaluation is not None:
                 doc["evaluated_on"] = p.evaluation.split
@@ -64,7 +65,9 @@ class Frontier:
                 doc["evaluated_total"] = doc["evaluated_total_best_served"] = None
             pts.append(doc)
         return {**self.extra, "schema_version": SCHEMA_VERSION, "kind": FRONTIER_KIND, "unit": self.unit,
-                "tasks": list(self.tasks), "options": self.options, "points": pts}
+                "tasks": list(self.tasks), "options": self.options, "proven_optimal": all(p.gap == 0 for p in self.points),
+                "max_relative_gap": max((p.optimality()["relative_gap"] for p in self.points), default=0.0),
+                "points": pts}
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Frontier":
@@ -92,7 +95,8 @@ class Frontier:
                   for i, p in enumerate(require(doc, "points", list, where))]
         if any(b.cost < a.cost for a, b in zip(points, points[1:])):
             raise SchemaError(where, "points", "expected points by increasing cost")
-        extra = {k: v for k, v in doc.items() if k not in ("schema_version", "kind", "unit", "tasks", "options", "points")}
+        extra = {k: v for k, v in doc.items() if k not in ("schema_version", "kind", "unit", "tasks", "options", "points",
+                                                           "proven_optimal", "max_relative_gap")}  # those two: derived
         return cls(unit, tuple(tasks), points, dict(options), extra)
 
     def _objective_label(self) -> str:
@@ -179,11 +183,18 @@ def _point(doc: Any, i: int, tasks: tuple[str, ...], unit: str, solver: str, whe
     factor = require_number(doc, "corun_factor", where, prefix=f, optional=True)
     if factor is not None and not 1 <= factor < math.inf:
         raise SchemaError(where, f + "corun_factor", f"expected a number >= 1, found {factor}")
+    optimality = doc.get("optimality") or {}  # absent in files written before bounds were recorded: exact
+    if not isinstance(optimality, dict):
+        raise SchemaError(where, f + "optimality", "expected an object")
+    bound = None if optimality.get("proven_optimal", True) else \
+        require_number(optimality, "lower_bound", where, prefix=f + "optimality.")
+    search = optimality.get("search")
     return Selection(tasks=list(tasks), budget=require_number(doc, "budget_from", where, prefix=f, optional=True),
                      unit=unit, networks=networks, served_by=served_by,
                      objective=require_number(doc, "objective", where, prefix=f),
                      total_loss=require_number(doc, "total_loss", where, prefix=f), cost=cost, solver=solver,
-                     evaluation=evaluation, corun_factor=1.0 if factor is None else factor)
+                     evaluation=evaluation, corun_factor=1.0 if factor is None else factor, lower_bound=bound,
+                     search=search if isinstance(search, dict) else None)
 
 
 def _objective_label_for(options: Mapping[str, Any]) -> str:
@@ -200,8 +211,10 @@ def frontier(candidates: Sequence[Candidate], *, tasks: Sequence[str] | None = N
              scales: Mapping[str, float] | None = None, solver: str = "auto", unit: str = "snt",
              max_budget: float | None = None, prune: bool = True, corun: float = 0.0) -> Frontier:
     """Every distinct optimum from the unconstrained best down to the cheapest feasible grouping."""
+    from taskgroup.search.select import FRONTIER_MAX_LISTED
+
     selector = Selector(candidates, tasks, weights=weights, scales=scales, solver=solver, prune=prune, unit=unit,
-                        corun=corun)
+                        corun=corun, list_up_to=FRONTIER_MAX_LISTED)
     return Frontier(unit=unit, tasks=selector.problem.tasks, points=frontier_points(selector, max_networks, max_budget))
 
 

@@ -14,6 +14,7 @@ from typing import Sequence
 from taskgroup.errors import TaskgroupError
 from taskgroup.losstable import LossTable
 from taskgroup.search.candidates import Candidate
+from taskgroup.search.pool import listed
 
 NORMALIZATIONS = ("none", "reference", "single")
 
@@ -33,7 +34,7 @@ def loss_scales(how: str, table: LossTable, candidates: Sequence[Candidate], spl
                                      f"'{t}' on split '{split}'; use normalize single or none")
             scales[t] = float(ref)
         else:
-            singles = [c for c in candidates if c.tasks == (t,) and c.width == 1.0 and not c.estimated]
+            singles = [c for c in listed(candidates) if c.tasks == (t,) and c.width == 1.0 and not c.estimated]
             if not singles or not singles[0].losses.get(t, 0) > 0:
                 raise TaskgroupError(f"normalize single: no full-size single-task network with a positive loss for "
                                      f"task '{t}'; use normalize none")

@@ -30,10 +30,15 @@ from taskgroup.search.problem import (MAX_ENUMERATED, REL_TOL, Assignment, Probl
                                      evaluate_assignment, prune_dominated)
 from taskgroup.search.reference import SearchTimeout, reference_solve
 
-SOLVERS = ("auto", "milp", "dp", "reference")
+SOLVERS = ("auto", "milp", "dp", "reference", "colgen")
 AUTO_MAX_CANDIDATES = 200  # "auto" tries the branch-and-bound only up to this many candidates...
 AUTO_MAX_TASKS = 8  # ...and tasks,
 AUTO_MAX_NODES = 100_000  # ...for at most this many search nodes (about 0.2 s) before switching to the MILP
+# "auto" lists an estimator's networks up to this many, else searches them unlisted (column generation). Measured
+# (benchmarks/results/select_scaling_hoa.md): one budget, listing is quicker to 11 tasks (2,047 estimated networks),
+# column generation from 12 (4,017); the frontier (every budget in one subset programme when listed) to 13 tasks.
+AUTO_MAX_LISTED = 2_100
+FRONTIER_MAX_LISTED = 8_200
 
 
 @dataclass
@@ -74,6 +79,20 @@ class Selection:
     corun_factor: float = 1.0  # measured slowdown of running these networks back to back (1: none, or SNT costs)
     robustness: dict[str, Any] | None = None  # how the choice stands against latency noise (search.robustness)
     parsimony: dict[str, Any] | None = None  # a cheaper grouping within noise of the optimum was chosen (its record)
+    lower_bound: float | None = None  # proven lower bound on the objective (None: the solver is exact)
+    search: dict[str, Any] | None = None  # column generation's record: rounds, columns generated and enumerated
+
+    @property
+    def gap(self) -> float:
+        """How far the objective may be above the optimum (0: proven optimal)."""
+        return 0.0 if self.lower_bound is None else max(0.0, self.objective - self.lower_bound)
+
+    def optimality(self) -> dict[str, Any]:
+        """The optimality record of a grouping file: the proven lower bound and the gap to it."""
+        gap = self.gap
+        return {"proven_optimal": gap == 0.0, "lower_bound": self.objective - gap, "gap": gap,
+                "relative_gap": gap / abs(self.objective) if self.objective else 0.0,
+                **({"search": self.search} if self.search else {})}
 
     @property
     def estimated_networks(self) -> int:
@@ -134,6 +153,7 @@ class Selection:
             "solver": self.solver,
             "candidates": {"given": self.candidates_total, "after_pruning": self.candidates_searched},
             "solve_time_s": self.solve_time_s,
+            "optimality": self.optimality(),
         }
         if self.robustness is not None:
             extra["robustness"] = self.robustness
@@ -161,14 +181,28 @@ class Selector:
     def __init__(self, candidates: Sequence[Candidate], tasks: Sequence[str] | None = None, *,
                  weights: Mapping[str, float] | None = None, scales: Mapping[str, float] | None = None,
                  solver: str = "auto", prune: bool = True, unit: str = "snt", formulation: str = "auto",
-                 corun: float = 0.0):
+                 corun: float = 0.0, list_up_to: int | None = None):
+        from taskgroup.search.pool import families, listed
+
         if solver not in SOLVERS:
             raise TaskgroupError(f"unknown solver '{solver}'; valid options: {', '.join(SOLVERS)}")
+        fams = families(candidates)
+        # An estimator's families (taskgroup.search.pool) are listed for the listing solvers while that is
+        # cheap; above that "auto" searches them without listing them (column generation).
+        limit = AUTO_MAX_LISTED if list_up_to is None else list_up_to
+        lazy = solver == "colgen" or (solver == "auto" and sum(len(f) for f in fams) > limit)
+        self.candidates_total = len(candidates)
+        candidates = listed(candidates) if lazy else list(candidates)
         if tasks is None:
-            tasks = list(dict.fromkeys(t for c in candidates for t in c.tasks))
+            tasks = list(dict.fromkeys([*(t for c in candidates for t in c.tasks), *(t for f in fams for t in f.tasks)]))
         full = build_problem(candidates, tasks, weights, scales)
-        self.candidates_total = full.n_candidates
         self.problem: Problem = full.subset(prune_dominated(full)) if prune else full
+        self._lazy = None
+        if lazy:
+            from taskgroup.search.colgen import LazyModel
+
+            self._lazy = LazyModel(self.problem, fams, weights, scales)
+            solver = "colgen"
         self.solver, self.unit, self.formulation = solver, unit, formulation
         if not (math.isfinite(corun) and corun >= 0):
             raise TaskgroupError(f"the co-run overhead must be a finite number >= 0, found {corun}")
@@ -201,14 +235,18 @@ class Selector:
         if self.corun == 0 or budget is None:
             return self._with_corun(self._solve_plain(budget, max_networks, time_limit))
         start = time.perf_counter()
-        best = None
+        best, bounds = None, []
         for n in range(1, (max_networks or len(self.problem.tasks)) + 1):
             sel = self._with_corun(self._solve_plain(budget / corun_factor(self.corun, n), n, time_limit))
+            if sel is not None and sel.lower_bound is not None:
+                bounds.append(sel.lower_bound)
             if sel is not None and (best is None or _better(sel, best)):
                 best = sel
         if best is not None:
             best.budget, best.max_networks = budget, max_networks
             best.solve_time_s = time.perf_counter() - start
+            if bounds:  # the optimum is the best over N: its bound is the least of theirs
+                best.lower_bound = min(bounds)
         return best
 
     def _with_corun(self, sel: Selection | None) -> Selection | None:
@@ -224,6 +262,13 @@ class Selector:
         used = self.solver
         if max_networks is not None and max_networks >= len(self.problem.tasks):
             max_networks = None  # no limit in effect
+        if self._lazy is not None:
+            found = self._lazy.solve(budget, max_networks)
+            if found is None:
+                return None
+            sel = self._selection(found.assignment, budget, max_networks, time.perf_counter() - start, found.problem)
+            sel.lower_bound, sel.search = found.lower_bound, found.stats
+            return sel
         if used == "auto":
             used = "milp"
             if self.problem.n_candidates <= AUTO_MAX_CANDIDATES and len(self.problem.tasks) <= AUTO_MAX_TASKS:
@@ -330,18 +375,29 @@ class Selector:
         down to 1, and the cheapest of these after the factor wins (exact).
         """
         best = None
-        found = self.min_cost(max_networks)
+        found = self._cheapest_plain(max_networks)
         while found is not None:
-            sel = self._with_corun(self._selection(found[0], None, max_networks, 0.0))
+            sel = self._with_corun(self._selection(found[0], None, max_networks, 0.0, found[1]))
             if best is None or sel.cost < best.cost:
                 best = sel
             if not self.corun or len(sel.networks) <= 1:
                 break
-            found = self.min_cost(len(sel.networks) - 1)
+            found = self._cheapest_plain(len(sel.networks) - 1)
         return best
 
-    def _selection(self, a: Assignment, budget: float | None, max_networks: int | None, seconds: float) -> Selection:
-        prob = self.problem
+    def _cheapest_plain(self, max_networks: int | None) -> tuple[Assignment, Problem] | None:
+        """The cheapest grouping of at most `max_networks` networks (each costed alone) and the problem
+        its assignment indexes, or None."""
+        if self._lazy is not None:
+            found = self._lazy.min_cost(max_networks)
+            return None if found is None else (found.assignment, found.problem)
+        found = self.min_cost(max_networks)
+        return None if found is None else (found[0], self.problem)
+
+    def _selection(self, a: Assignment, budget: float | None, max_networks: int | None, seconds: float,
+                   problem: Problem | None = None) -> Selection:
+        """The Selection of assignment `a` over `problem` (default: the selector's)."""
+        prob = problem or self.problem
         order = {t: j for j, t in enumerate(prob.tasks)}
         chosen = sorted(set(a.serve), key=lambda i: (sorted(order[t] for t in prob.candidates[i].tasks),
                                                      prob.candidates[i].width))
@@ -353,7 +409,13 @@ class Selector:
         return Selection(tasks=prob.tasks, budget=budget, unit=self.unit, networks=networks, served_by=served_by,
                          objective=a.score, total_loss=total, cost=a.cost, solver=self.solver,
                          max_networks=max_networks, candidates_total=self.candidates_total,
-                         candidates_searched=prob.n_candidates, solve_time_s=seconds)
+                         candidates_searched=self.candidates_searched, solve_time_s=seconds)
+
+    @property
+    def candidates_searched(self) -> int:
+        """Candidates left after exact dominance pruning (with column generation: the listed ones left
+        and every network of the estimator's families, searched without listing them)."""
+        return self.problem.n_candidates + (0 if self._lazy is None else self._lazy.family_networks)
 
     def infeasible_error(self, budget: float, max_networks: int | None) -> TaskgroupError:
         cheap = self.cheapest(max_networks)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from taskgroup.search.problem import REL_TOL, Assignment, Problem, evaluate_assignment, served_set_columns
+from taskgroup.search.problem import REL_TOL, Assignment, Columns, Problem, evaluate_assignment, served_set_columns
 
 MAX_TASKS = 16  # 2^16 sets of tasks; beyond this the MILP is used
 MAX_WORK = 60_000_000  # combined (column, rest) points before giving up
@@ -28,13 +28,16 @@ class TooMuchWork(Exception):
 class SubsetFronts:
     """The Pareto fronts of every set of tasks, built once; `solve` is then a look-up."""
 
-    def __init__(self, problem: Problem, max_work: int | None = None):
+    def __init__(self, problem: Problem | None, max_work: int | None = None, *, columns: Columns | None = None,
+                 n_tasks: int | None = None):
+        """The fronts of `problem`'s served sets, or of given `columns` over `n_tasks` tasks (then
+        `solve` gives each task's column owner, and the score and cost summed over the columns)."""
         max_work = MAX_WORK if max_work is None else max_work
-        n = len(problem.tasks)
+        n = len(problem.tasks) if problem is not None else n_tasks
         if n > MAX_TASKS:
             raise TooMuchWork(f"{n} tasks (at most {MAX_TASKS})")
-        self.problem = problem
-        cols = served_set_columns(problem)
+        self.problem, self.n_tasks = problem, n
+        cols = served_set_columns(problem) if columns is None else columns
         self.col_mask, self.col_owner = cols.mask, cols.owner
         low = cols.mask & -cols.mask  # lowest task of each column
         by_low = {int(b): np.nonzero(low == b)[0] for b in np.unique(low)}
@@ -58,6 +61,9 @@ class SubsetFronts:
             rest = m ^ self.col_mask[cand]
             counts = ptr[rest + 1] - ptr[rest]
             total = int(counts.sum())
+            if not total:  # no way to serve the rest of m with these columns
+                ptr[m + 1] = used
+                continue
             work += total
             if work > max_work:
                 raise TooMuchWork(f"more than {max_work} combined points")
@@ -101,11 +107,14 @@ class SubsetFronts:
         return self._assignment(int(front[np.argmin(self.f_est[front])]))
 
     def _assignment(self, point: int) -> Assignment:
-        serve = [-1] * len(self.problem.tasks)
+        serve = [-1] * self.n_tasks
+        top = point
         while self.f_col[point] >= 0:
             col = int(self.f_col[point])
             for j in range(len(serve)):
                 if (int(self.col_mask[col]) >> j) & 1:
                     serve[j] = int(self.col_owner[col])
             point = int(self.f_back[point])
+        if self.problem is None:
+            return Assignment(serve=serve, score=float(self.f_score[top]), cost=float(self.f_cost[top]))
         return evaluate_assignment(self.problem, serve)

@@ -41,7 +41,9 @@ def top_k(candidates: Sequence[Candidate], budget: float, k: int, *, tasks: Sequ
 
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise TaskgroupError(f"--top-k must be an integer from 1 to {MAX_K}, got {k!r}")
-    selector = Selector(candidates, tasks, weights=weights, scales=scales, unit=unit, prune=False, corun=corun)
+    # The x/y MILP needs every candidate listed (an estimator's pool too: listing is exact, only slower).
+    selector = Selector(candidates, tasks, weights=weights, scales=scales, unit=unit, prune=False, corun=corun,
+                        solver="milp")
     model = MilpModel(selector.problem)
     n_tasks = len(selector.problem.tasks)
     limit_n = min(max_networks or n_tasks, n_tasks)

@@ -4,7 +4,7 @@ A `RunConfig` fully determines how every candidate network of a run is trained (
 with the candidate's task set and width). It is stored in the run's results store, and a
 `--resume` with a different config is refused, so one run directory never mixes recipes.
 
-Presets (`tiny`, `default`) fix the architecture and resolution in `taskgroup.presets`;
+Presets (`tiny`, `default`, `gpu`) fix the architecture and resolution in `taskgroup.presets`;
 the training-recipe half of each preset lives here, keyed by the same names. A TOML file
 (`--config FILE`) overrides any field:
 
@@ -59,6 +59,9 @@ class TrainConfig:
     weighting: str = "none"
     task_weights: dict = field(default_factory=dict)  # weighting = "static": task -> relative importance (unlisted: 1)
     per_task_stopping: bool = False  # also keep each task's best-validation epoch of a multi-task network
+    # Mixed precision of the forward pass (taskgroup.train.precision): "off" (float32), "bf16" (CPU, or a GPU of
+    # compute capability 8.0+) or "fp16" (CUDA only, with a loss scaler). Weights, losses and evaluation stay float32.
+    amp: str = "off"
 
     def validate(self, where: str = "train config") -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -84,6 +87,9 @@ class TrainConfig:
         if self.task_weights and self.weighting != "static":
             raise TaskgroupError(f"{where}: field 'task_weights': used only with weighting = 'static', "
                                  f"found weighting {self.weighting!r}")
+        from taskgroup.train.precision import check_amp_mode
+
+        check_amp_mode(self.amp, f"{where}: field 'amp'")
         if not isinstance(self.per_task_stopping, bool):
             raise TaskgroupError(f"{where}: field 'per_task_stopping': expected true or false, "
                                  f"found {self.per_task_stopping!r}")
@@ -114,11 +120,13 @@ class TrainConfig:
 # Training-recipe and data-size half of each preset (architecture: taskgroup.presets).
 # default: 6 epochs with a cosine LR decay to zero (the final weights move little at the end, so
 # seeds disagree less than after a constant-LR run; benchmarks/results/seed_noise.md);
-# tiny: a candidate in a few seconds, for tests.
+# tiny: a candidate in a few seconds, for tests; gpu: the default's recipe at batch 64 on ten times the
+# views, every core for the host-side batch gathering (a worker process gets its share).
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(epochs=10, batch_size=16, lr=0.1, lr_patience=1),
     "default": TrainConfig(epochs=6, batch_size=32, lr=0.1, lr_schedule="cosine"),
     "wide": TrainConfig(epochs=6, batch_size=32, lr=0.1, lr_schedule="cosine"),
+    "gpu": TrainConfig(epochs=8, batch_size=64, lr=0.1, lr_schedule="cosine", threads=0),
 }
 DATA_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(n_train=320, n_val=64, n_test=64, views_per_layout=8),
@@ -126,6 +134,9 @@ DATA_PRESETS: dict[str, dict[str, Any]] = {
     # the losses that rank groupings are averaged over many independent layouts.
     "default": dict(n_train=2000, n_val=800, n_test=800, views_per_layout=2),
     "wide": dict(n_train=2000, n_val=800, n_test=800, views_per_layout=2),
+    # 24,000 views at 128x128 (about 1 MB each on disk with every target; render rate:
+    # benchmarks/results/render_throughput-gpu.json).
+    "gpu": dict(n_train=20000, n_val=2000, n_test=2000, views_per_layout=2),
 }
 
 

@@ -80,7 +80,10 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     if "early" in stages and config.esa_fraction is None:
         raise TaskgroupError("the early (ESA) stage needs an ESA fraction (--esa FRACTION)")
     specs = _dedupe([normalise_spec(s, tasks) for s in specs])
+    from taskgroup.train.precision import check_amp_affinity, check_amp_devices
     from taskgroup.train.weighting import check_task_weights
+
+    check_amp_devices(config.train.amp, executor.devices)  # e.g. fp16 on the CPU, before anything is written
 
     check_task_weights(config.train.task_weights, tasks)
     if affinity:
@@ -89,6 +92,7 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
         from taskgroup.train.strategies import check_affinity
 
         check_affinity(config.train.strategy)
+        check_amp_affinity(config.train.amp)
         specs = _dedupe(specs + [affinity_spec(tasks)])
     model = build_model(config, CandidateSpec(tasks))  # bad model_config fails before anything is written
     run_dir = Path(run_dir)

@@ -23,6 +23,8 @@ the heads of the tasks it trains, and the learning-rate schedule advances once p
 of tasks outside a step have no gradient, so SGD leaves them alone (no weight decay, no
 momentum); the trunk is stepped once per group, so its weight decay acts once per step, i.e. up
 to n times per batch. BatchNorm running statistics of the trunk are updated once per forward pass.
+With `[train] amp` each step's forward pass runs under autocast and fp16 steps go through the
+loss scaler (taskgroup.train.precision); the losses are computed in float32.
 
 The model scales every gradient entering the trunk by 1/sqrt(n), n being the network's number
 of tasks (`taskgroup.models.xception`), whatever the step trains. With `sum` a step's trunk
@@ -124,7 +126,11 @@ class Updater:
                  weighting: "LossWeighting", seed: int):
         import torch
 
+        from taskgroup.train.precision import MixedPrecision
+
         self.spec, self.model, self.tasks, self.weighting = spec, model, tuple(tasks), weighting
+        # Autocast and (fp16) loss scaling on the device the model is on (taskgroup.train.precision).
+        self.precision = MixedPrecision(train.amp, next(model.parameters()).device.type)
         self._rng = np.random.default_rng((seed, _STREAM))
         self._groups: list[tuple[str, ...]] | None = None
         sgd = dict(lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
@@ -188,7 +194,9 @@ class Updater:
         def group_losses(out):
             return {t: loss_mean(t, out[t], targets[t], masks[t]) for t in group}
 
-        out = self.model(x) if group == self.tasks else self.model(x, tasks=group)
+        with self.precision.autocast():
+            out = self.model(x) if group == self.tasks else self.model(x, tasks=group)
+        out = {t: v.float() for t, v in out.items()}  # the losses' masked means in float32, whatever the amp mode
         losses = group_losses(out)
         loss = self.weighting.objective(losses)
         if before_backward is not None and self.spec.kind == "sum":
@@ -202,5 +210,5 @@ class Updater:
             optimizer = self.optimizers[0]
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        self.precision.backward(loss)
+        self.precision.step(optimizer)

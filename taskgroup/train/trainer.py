@@ -226,6 +226,7 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
     the splits stay in host memory and each batch is copied over. Losses are bit-for-bit
     reproducible on the CPU for a given seed and thread count; on a GPU only on the same GPU
     model and software (never run here)."""
+    from taskgroup.train.precision import check_amp_affinity, check_amp_devices
     from taskgroup.train.strategies import Updater, check_affinity, parse_strategy
     from taskgroup.train.weighting import LossWeighting, check_task_weights
 
@@ -245,6 +246,8 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
     strategy = parse_strategy(tc.strategy, "train config: field 'strategy'")
     if affinity:
         check_affinity(strategy)
+        check_amp_affinity(tc.amp)
+    check_amp_devices(tc.amp, [str(device)], visible_only=False)
     check_task_weights(tc.task_weights, data.tasks)
     per_task = tc.per_task_stopping and "final" in stages and len(spec.tasks) > 1
     tasks = spec.tasks

@@ -34,6 +34,7 @@ class Executor:
 
     name = "executor"
     shared_storage = False  # workers write checkpoints into the run directory themselves (see job.py)
+    devices: tuple[str, ...] = ("cpu",)  # where its workers train: cpu, cuda, cuda:N
 
     def open(self) -> "Executor":
         return self

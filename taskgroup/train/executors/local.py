@@ -18,6 +18,7 @@ class LocalExecutor(Executor):
 
     def __init__(self, device: str = "cpu"):
         self.device = device
+        self.devices = (device,)
 
     def open(self) -> "LocalExecutor":
         check_local_devices([self.device])

@@ -49,6 +49,7 @@ class RayExecutor(PoolExecutor):
                                  "each task its own GPU; indices such as cuda:1 are not chosen by taskgroup)")
         self.address = address
         self.gpu = devices == ("cuda",)
+        self.devices = devices
         self.shared_storage = shared_storage
         if max_attempts is not None:
             self.max_attempts = max_attempts

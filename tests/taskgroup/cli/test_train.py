@@ -191,7 +191,7 @@ def test_ctrl_c_exits_130_with_a_message_and_keeps_finished_work(tmp_path, confi
 def test_strategy_and_weighting_flags_are_the_run_s_config(tmp_path, config_file):
     out = run_cli("train", "--tasks", "depth_zbuffer", "--out", str(tmp_path / "bad"), "--preset", "tiny",
                   "--strategy", "alternate")
-    assert out.returncode == 2 and "--strategy/--weighting: field 'strategy': unknown strategy 'alternate'" in out.stderr
+    assert out.returncode == 2 and "--strategy: field 'strategy': unknown strategy 'alternate'" in out.stderr
     assert not (tmp_path / "bad").exists()
     run = tmp_path / "run"
     args = ("--tasks", "depth_zbuffer,normal", "--networks", "depth_zbuffer+normal@0.5", "--out", str(run),

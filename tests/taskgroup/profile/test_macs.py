@@ -102,3 +102,47 @@ def test_half_width_costs_less_and_more_heads_cost_more():
     one = full_t.macs + full_h["normal"].macs
     two = one + full_h["depth_zbuffer"].macs
     assert two > one
+
+
+def upsample(c, hw_out):  # nearest x2: one per output element
+    return c * hw_out * hw_out
+
+
+@pytest.mark.parametrize("width, trunk_macs, head_macs", [
+    # width 1.0: the paper's channels 32, 64, 128, 256, 728 and decoders 256, 128, 96, 64
+    (1.0, 309_756_416, {"normal": 264_138_752, "segment_semantic": 269_381_632}),
+    # width 0.5: every count halved and rounded to a multiple of 4 (16, 32, 64, 128, 364; 128, 64, 48, 32)
+    (0.5, 81_349_888, {"normal": 74_004_480, "segment_semantic": 76_625_920}),
+])
+def test_gpu_preset_trunk_and_heads_layer_by_layer(width, trunk_macs, head_macs):
+    from taskgroup.models.xception import scaled
+
+    p = get_arch_preset("gpu")
+    assert p.resolution == 128 and p.model_config == dict(
+        stem_channels=32, stage_channels=(64, 128, 256, 728, 728, 728), stage_strides=(1, 2, 2, 2, 1, 1),
+        blocks_per_stage=2, decoder_channels=(256, 128, 96, 64))
+    c = {n: scaled(n, width) for n in (32, 64, 128, 256, 728, 96)}
+    model = create_model(p.model, ["normal", "segment_semantic"], width, **p.model_config)
+    trunk, heads = component_macs(model, torch.rand(1, 3, 128, 128))
+    # Stem conv stride 2 (128 -> 64); stage 32->64 at 64x64 (stride 1, 1x1 shortcut: channels change);
+    # strided stages 64->128 (32x32), 128->256 (16x16), 256->728 (8x8); two 728->728 stages at 8x8
+    # with identity shortcuts.
+    expected_trunk = (
+        conv(3, c[32], 3, 64) + bn(c[32], 64)
+        + sep(c[32], c[64], 64) + sep(c[64], c[64], 64) + conv(c[32], c[64], 1, 64) + bn(c[64], 64)
+        + sep(c[64], c[128], 32) + sep(c[128], c[128], 32) + conv(c[64], c[128], 1, 32) + bn(c[128], 32)
+        + sep(c[128], c[256], 16) + sep(c[256], c[256], 16) + conv(c[128], c[256], 1, 16) + bn(c[256], 16)
+        + sep(c[256], c[728], 8) + sep(c[728], c[728], 8) + conv(c[256], c[728], 1, 8) + bn(c[728], 8)
+        + 2 * (sep(c[728], c[728], 8) + sep(c[728], c[728], 8))
+    )
+    assert trunk.macs == expected_trunk == trunk_macs
+
+    # Head: four (nearest upsample x2, separable unit) steps 8 -> 16 -> 32 -> 64 -> 128, then a 1x1 conv.
+    def head(c_out):
+        return (upsample(c[728], 16) + sep(c[728], c[256], 16) + upsample(c[256], 32) + sep(c[256], c[128], 32)
+                + upsample(c[128], 64) + sep(c[128], c[96], 64) + upsample(c[96], 128) + sep(c[96], c[64], 128)
+                + conv(c[64], c_out, 1, 128))
+
+    assert {t: m.macs for t, m in heads.items()} == {"normal": head(3), "segment_semantic": head(8)} == head_macs
+    assert trunk.macs + heads["normal"].macs == count_macs(model.with_heads(["normal"]),
+                                                           torch.rand(1, 3, 128, 128)).macs
