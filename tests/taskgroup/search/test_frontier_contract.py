@@ -41,6 +41,9 @@ def test_a_frontier_round_trips_through_its_file(tmp_path):
     assert [(p.cost, p.objective, p.evaluation.total) for p in again.points] == \
            [(p.cost, p.objective, p.evaluation.total) for p in front.points]
     assert again.optimum_at(1.5).cost == 1.2 and len(again.points) == 2
+    front.points[1].lower_bound = front.points[1].objective - 0.5  # a bounded, not proven, optimum survives the file
+    doc = json.loads(json.dumps(front.to_json()))
+    assert Frontier.from_json(doc).points[1].gap == 0.5 and Frontier.from_json(doc).to_json() == doc
     path = tmp_path / "frontier.json"
     path.write_text(json.dumps(doc))
     assert Frontier.load(path).to_json() == doc
