@@ -43,7 +43,7 @@ def build_runners(preset: str):
     """The networks' runners, as the profiler builds them (ONNX Runtime CPU, 1 intra-op thread)."""
     import torch
 
-    from runtime.device import DeviceSpec
+    from taskgroup_runtime.device import DeviceSpec
     from taskgroup.models import create_model
     from taskgroup.presets import get_arch_preset
     from taskgroup.profile import onnxgraphs
@@ -69,7 +69,7 @@ def sequence(fns):
 def p50s(callables: dict, runs: int, rounds: int) -> dict[str, float]:
     """Median ms per call with the toolkit's timing: `runs` calls each, split over `rounds` interleaved rounds
     (8 rounds: blocks of repeated calls, the profiler's order; `runs` rounds: one call each per round)."""
-    from runtime.timing import TimingConfig, measure
+    from taskgroup_runtime.timing import TimingConfig, measure
 
     timed = measure(callables, TimingConfig(warmup_runs=10, min_runs=runs, min_seconds=0.0, rounds=rounds, max_runs=runs))
     return {k: t.p50_ms for k, t in timed.items()}

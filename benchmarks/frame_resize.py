@@ -24,9 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime.manifest import InputSpec  # noqa: E402
-from runtime.preprocess import to_network_input  # noqa: E402
-from runtime.timing import TimingConfig, measure  # noqa: E402
+from taskgroup_runtime.manifest import InputSpec  # noqa: E402
+from taskgroup_runtime.preprocess import to_network_input  # noqa: E402
+from taskgroup_runtime.timing import TimingConfig, measure  # noqa: E402
 
 CAMERAS = [(480, 640), (720, 1280), (1080, 1920)]
 INPUTS = [32, 64]

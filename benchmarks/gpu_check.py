@@ -182,7 +182,7 @@ def doctor(check: Check, step: Step) -> None:
 
 def profile_backends(device: str) -> list[tuple[str, str | None]]:
     """(backend, None) for each profile backend that can run on `device`, or (backend, why not)."""
-    from runtime.backends import backend_status
+    from taskgroup_runtime.backends import backend_status
 
     out: list[tuple[str, str | None]] = [("torch", None)]
     if device == "cpu":
@@ -287,7 +287,7 @@ def export(check: Check, step: Step, grouping: Path) -> Path:
 
 def bundle_backends(device: str) -> list[tuple[str, str, str | None]]:
     """(backend, device, None) for each way the runtime can run a bundle here, or (..., why not)."""
-    from runtime.backends import backend_status
+    from taskgroup_runtime.backends import backend_status
 
     out: list[tuple[str, str, str | None]] = [("onnxruntime", "cpu", None)]
     if device == "cpu":
@@ -323,7 +323,7 @@ def run_bundle(check: Check, step: Step, bundle: Path, backend: str, device: str
     """Outputs of the bundle on (backend, device) against PyTorch, then `taskgroup bench` on it."""
     import numpy as np
 
-    from runtime import load_bundle
+    from taskgroup_runtime import load_bundle
 
     with load_bundle(bundle, backend=backend, device=device, execution="sequential", warmup=1) as b:
         got = b.run(frames)
@@ -470,8 +470,8 @@ def run_all(check: Check, presets: list[str]) -> None:
         held["bundle"] = export(check, s, held["grouping"])
 
     def reference_step(s: Step) -> None:
-        from exporters import validation_frames
-        from exporters.bundle import quantized_frames
+        from taskgroup_exporters import validation_frames
+        from taskgroup_exporters.bundle import quantized_frames
         from taskgroup.train.config import make_run_config
 
         os.environ["TASKGROUP_CACHE"] = check.env["TASKGROUP_CACHE"]  # the frames of the data the runs rendered
@@ -486,7 +486,7 @@ def run_all(check: Check, presets: list[str]) -> None:
     if check.run(f"PyTorch reference on {args.device}", reference_step).status != "ok":
         skip_steps(check, bundle_steps, "no PyTorch outputs to compare with")
         return
-    from exporters.bundle import DEFAULT_ATOL
+    from taskgroup_exporters.bundle import DEFAULT_ATOL
 
     # PyTorch on a GPU convolves in TF32 by default, as TensorRT may: 1% of the output scale there.
     tolerance = DEFAULT_ATOL["fp32"] if not on_cuda else 1e-2

@@ -3,7 +3,7 @@
 Exports a grouping of default-preset networks (untrained weights: latency does not depend
 on the values) twice, as separate models and fused into one graph (`export --fuse`), with
 the thread setting the default profile records (one intra-op thread per session), then
-measures side by side, interleaved round by round (`runtime.timing.measure`, one call of
+measures side by side, interleaved round by round (`taskgroup_runtime.timing.measure`, one call of
 each per round) so that background load hits all of them alike:
   - fused:                Bundle.run(frame) of the fused bundle: one session per frame, the
                           uint8 -> float conversion inside the graph
@@ -54,7 +54,7 @@ def machine() -> dict:
     import torch
 
     from taskgroup.profile.device import cpu_model
-    from runtime.bundle import cpu_cores
+    from taskgroup_runtime.bundle import cpu_cores
 
     return {"cpu": cpu_model(), "cores": cpu_cores(), "python": platform.python_version(),
             "numpy": np.__version__, "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
@@ -65,7 +65,7 @@ def machine() -> dict:
 def write_grouping(root: Path, preset: str) -> Path:
     import torch
 
-    from runtime.manifest import sha256_file
+    from taskgroup_runtime.manifest import sha256_file
     from taskgroup.models import create_model, save_checkpoint
     from taskgroup.presets import get_arch_preset
 
@@ -96,10 +96,10 @@ def main() -> None:
 
     import torch
 
-    from exporters import export_bundle
-    from runtime import load_bundle
-    from runtime.preprocess import to_network_input
-    from runtime.timing import TimingConfig, measure
+    from taskgroup_exporters import export_bundle
+    from taskgroup_runtime import load_bundle
+    from taskgroup_runtime.preprocess import to_network_input
+    from taskgroup_runtime.timing import TimingConfig, measure
     from taskgroup.models import load_checkpoint
     from taskgroup.presets import get_arch_preset
 

@@ -36,7 +36,7 @@ def rss_kib() -> int:
 
 
 def run_mode(bundle_dir: Path, execution: str, n_threads: int, calls: int) -> dict:
-    from runtime import load_bundle
+    from taskgroup_runtime import load_bundle
 
     rng = np.random.default_rng(0)
     with load_bundle(bundle_dir, execution=execution) as bundle:
@@ -86,8 +86,8 @@ def main() -> None:
     import onnxruntime
 
     from bundle_fixtures import make_grouping
-    from exporters import export_bundle
-    from runtime.bundle import cpu_cores
+    from taskgroup_exporters import export_bundle
+    from taskgroup_runtime.bundle import cpu_cores
     from taskgroup.profile.device import cpu_model
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from runtime import RuntimeInputError, load_bundle
+from taskgroup_runtime import RuntimeInputError, load_bundle
 
 
 def camera(height: int, width: int, n: int):

@@ -20,15 +20,15 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from exporters.frames import synthetic_frames
+from taskgroup_exporters.frames import synthetic_frames
 from taskgroup.grouping import Grouping, GroupingNetwork
-from exporters.fuse import FRAME as FUSED_INPUT
-from exporters.onnx_export import (INPUT_NAME, OnnxExportConfig, check_onnx, compare_outputs, convert_fp16,
+from taskgroup_exporters.fuse import FRAME as FUSED_INPUT
+from taskgroup_exporters.onnx_export import (INPUT_NAME, OnnxExportConfig, check_onnx, compare_outputs, convert_fp16,
                                    export_onnx, ort_outputs, torch_outputs)
-from runtime.backends import backend_status
-from runtime.errors import BackendUnavailableError, EngineBuildError
-from runtime.trt import EngineConfig, build_engine
-from runtime.manifest import (FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAME, BundleSelection, FileEntry, InputSpec, Manifest,
+from taskgroup_runtime.backends import backend_status
+from taskgroup_runtime.errors import BackendUnavailableError, EngineBuildError
+from taskgroup_runtime.trt import EngineConfig, build_engine
+from taskgroup_runtime.manifest import (FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAME, BundleSelection, FileEntry, InputSpec, Manifest,
                               NetworkFiles, PredictedLatency, SelectionBudget, TaskOutput, TensorRTRecord,
                               VerificationRecord, sha256_file)
 from taskgroup.errors import TaskgroupError
@@ -381,7 +381,7 @@ def _fused_network(grouping: Grouping, exported: list[_Exported], tmp: Path, fra
     """
     import onnx
 
-    from exporters.fuse import fuse_models
+    from taskgroup_exporters.fuse import fuse_models
 
     say(f"fusing {len(exported)} network(s) into one graph")
     reference = {t: v for e in exported for t, v in torch_outputs(e.deploy, frames).items()}
@@ -430,7 +430,7 @@ def _input_spec(fuse: bool, res: int, mean: list[float], std: list[float]) -> In
 def _round_trip(bundle_dir: Path, frames: np.ndarray, references: dict[str, np.ndarray],
                 task_entries: dict[str, TaskOutput], engines: bool, max_batch: int = 8) -> None:
     """Load the finished bundle with the deployment runtime and compare every task again."""
-    from runtime import load_bundle
+    from taskgroup_runtime import load_bundle
 
     checks = [("onnxruntime", "cpu")] + ([("tensorrt", "cuda")] if engines else [])
     for backend, device in checks:

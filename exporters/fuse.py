@@ -4,7 +4,7 @@
 
 The fused graph has one input, `frame`: uint8 `(N, H, W, 3)` RGB, as a camera delivers it.
 The runtime's input conversion is folded in (`float32(frame) * (1/255)`, NHWC -> NCHW, the
-same operations in the same order as `runtime.preprocess`, so the values are bit-identical),
+same operations in the same order as `taskgroup_runtime.preprocess`, so the values are bit-identical),
 and every network reads the converted image. Each network's nodes, weights and intermediate
 tensors are prefixed (`n0/`, `n1/`, ...) so that nothing collides; the outputs keep their
 names (a bundle's are its task names, each served once) unless renamed. Export ships this

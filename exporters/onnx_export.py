@@ -156,7 +156,7 @@ def torch_outputs(model, frames: np.ndarray, batch: int = 16) -> dict[str, np.nd
 
 def ort_outputs(path: Path, frames: np.ndarray, batch: int = 16) -> dict[str, np.ndarray]:
     """ONNX Runtime CPU outputs of a model file on `frames` (fed to its one input), through the runtime's own runner."""
-    from runtime.ort import OrtRunner, SessionFromOnnx
+    from taskgroup_runtime.ort import OrtRunner, SessionFromOnnx
 
     outs: dict[str, list[np.ndarray]] = {}
     with OrtRunner(SessionFromOnnx(str(path), name=path.name)) as runner:

@@ -20,20 +20,20 @@ from typing import Any
 
 import numpy as np
 
-from runtime.backends import BACKENDS, make_runner, resolve_backend
-from runtime.device import parse_device
-from runtime.errors import BackendUnavailableError, BundleError
-from runtime.manifest import MAX_THREADS, Manifest, read_manifest, safe_member, verify_files
-from runtime.preprocess import to_network_input
-from runtime.runner import Runner
-from runtime.timing import Timing, TimingConfig, measure
+from taskgroup_runtime.backends import BACKENDS, make_runner, resolve_backend
+from taskgroup_runtime.device import parse_device
+from taskgroup_runtime.errors import BackendUnavailableError, BundleError
+from taskgroup_runtime.manifest import MAX_THREADS, Manifest, read_manifest, safe_member, verify_files
+from taskgroup_runtime.preprocess import to_network_input
+from taskgroup_runtime.runner import Runner
+from taskgroup_runtime.timing import Timing, TimingConfig, measure
 
 EXECUTION_MODES = ("auto", "sequential", "concurrent")
 
 
 @dataclass(frozen=True)
 class CallLatency:
-    """Latency of one callable over `runs` timed calls, in ms (`runtime.timing.summarize_ms`)."""
+    """Latency of one callable over `runs` timed calls, in ms (`taskgroup_runtime.timing.summarize_ms`)."""
 
     p50_ms: float
     p90_ms: float
@@ -177,7 +177,7 @@ class Bundle:
     def measure(self, runs: int = 300, timing: TimingConfig | None = None) -> Measurement:
         """The whole bundle per frame next to each network alone in its own session, timed together.
 
-        All of them run in the same interleaved rounds (`runtime.timing.measure`, the profiler's
+        All of them run in the same interleaved rounds (`taskgroup_runtime.timing.measure`, the profiler's
         own timing), so load from other processes affects them alike: at least `runs` timed
         frames each and the profiler's default timed seconds, unless `timing` says otherwise.
         """

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from runtime.errors import BackendUnavailableError
+from taskgroup_runtime.errors import BackendUnavailableError
 
 
 @dataclass(frozen=True)

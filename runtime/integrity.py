@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
-from runtime.errors import BundleError
+from taskgroup_runtime.errors import BundleError
 
 
 def sha256_bytes(blob: bytes) -> str:

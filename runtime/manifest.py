@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
-from runtime.errors import BundleError
-from runtime.integrity import file_kind, safe_member, sha256_file  # noqa: F401 (re-exported)
+from taskgroup_runtime.errors import BundleError
+from taskgroup_runtime.integrity import file_kind, safe_member, sha256_file  # noqa: F401 (re-exported)
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_KIND = "bundle_manifest"

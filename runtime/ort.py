@@ -16,9 +16,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from runtime.device import DeviceSpec, parse_device
-from runtime.errors import BackendUnavailableError
-from runtime.runner import Runner, TensorMeta
+from taskgroup_runtime.device import DeviceSpec, parse_device
+from taskgroup_runtime.errors import BackendUnavailableError
+from taskgroup_runtime.runner import Runner, TensorMeta
 
 # ONNX Runtime's tensor type names -> numpy's.
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",

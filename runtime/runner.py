@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from runtime.errors import RuntimeInputError
+from taskgroup_runtime.errors import RuntimeInputError
 
 # (shape with None for a dynamic axis, numpy dtype name) of one input or output tensor.
 TensorMeta = tuple[tuple[int | None, ...], str]

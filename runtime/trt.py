@@ -29,8 +29,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from runtime.errors import BackendUnavailableError, EngineBuildError
-from runtime.runner import Runner, TensorMeta
+from taskgroup_runtime.errors import BackendUnavailableError, EngineBuildError
+from taskgroup_runtime.runner import Runner, TensorMeta
 
 INSTALL = "pip install 'taskgroup[tensorrt]' (TensorRT 10+ and Polygraphy; a robot needs only: pip install tensorrt polygraphy)"
 

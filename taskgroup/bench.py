@@ -2,7 +2,7 @@
 and the pipeline's bench stage write and the report reads.
 
 Both measure with `measure_bundle`, which loads the bundle as a robot would (the profile's thread
-count, from the manifest) and times it with `Bundle.measure`, i.e. `runtime.timing.measure`, the
+count, from the manifest) and times it with `Bundle.measure`, i.e. `taskgroup_runtime.timing.measure`, the
 profiler's own timing function: the whole bundle per frame and each of its networks alone, in
 the same interleaved rounds. The prediction and the budget come from the manifest, which
 carries them from the grouping.
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from runtime.manifest import SelectionBudget
+from taskgroup_runtime.manifest import SelectionBudget
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_number, write_json_atomic
 
@@ -171,7 +171,7 @@ def measure_bundle(bundle_dir: str | os.PathLike, *, device: str = "cpu", backen
                    execution: str = "auto", threads: int | None = None, allow_fallback: bool = False,
                    runs: int = 300) -> BenchResult:
     """Load a bundle as a robot would and measure it (the whole bundle per frame and each network alone)."""
-    from runtime import BackendUnavailableError, BundleError, load_bundle
+    from taskgroup_runtime import BackendUnavailableError, BundleError, load_bundle
 
     try:
         bundle = load_bundle(bundle_dir, backend=backend, device=device, execution=execution,

@@ -1,7 +1,7 @@
 """`taskgroup doctor`: what really works on this machine, and the exact fix for what does not.
 
 Everything is tried, not read from a list: torch's CUDA devices are counted by torch itself,
-each ONNX Runtime provider the build lists runs a tiny model (`runtime.backends.provider_runs`;
+each ONNX Runtime provider the build lists runs a tiny model (`taskgroup_runtime.backends.provider_runs`;
 onnxruntime-gpu lists CUDA and TensorRT even where they cannot run), TensorRT and Polygraphy
 are imported. A CPU-only machine gets a report too, saying that it is one and what works on it.
 """
@@ -94,8 +94,8 @@ def _torch(gpu: bool) -> list[Finding]:
 
 
 def _onnxruntime(gpu: bool) -> list[Finding]:
-    from runtime.backends import provider_runs
-    from runtime.device import DeviceSpec
+    from taskgroup_runtime.backends import provider_runs
+    from taskgroup_runtime.device import DeviceSpec
 
     cpu_build, gpu_build = _version("onnxruntime"), _version("onnxruntime-gpu")
     out = []
@@ -152,7 +152,7 @@ def _provider_fix(provider: str) -> str:
 
 
 def _tensorrt(gpu: bool) -> list[Finding]:
-    from runtime.trt import INSTALL
+    from taskgroup_runtime.trt import INSTALL
 
     out = []
     try:

@@ -57,8 +57,8 @@ def export_command(
     from rich.console import Console
     from rich.markup import escape
 
-    from exporters import OnnxExportConfig, export_bundle, read_grouping, synthetic_frames, validation_frames
-    from runtime.manifest import read_manifest
+    from taskgroup_exporters import OnnxExportConfig, export_bundle, read_grouping, synthetic_frames, validation_frames
+    from taskgroup_runtime.manifest import read_manifest
     from taskgroup.train.store import verified_checkpoint_sha256
 
     console = Console(stderr=True)
@@ -164,7 +164,7 @@ def bench_command(
 
     from taskgroup.bench import measure_bundle
 
-    from runtime.timing import MAX_RUNS
+    from taskgroup_runtime.timing import MAX_RUNS
 
     if not 10 <= runs <= MAX_RUNS:
         raise TaskgroupError(f"--runs must be an integer from 10 (for a p99) to {MAX_RUNS}, got {runs}")
@@ -175,7 +175,7 @@ def bench_command(
                   + (f" [fell back: {load_report['fallback']}]" if "fallback" in load_report else ""))
     for col in ("", "p50 ms", "p90 ms", "p99 ms"):
         table.add_column(col, justify="right" if col else "left", overflow="fold")
-    from runtime.manifest import read_manifest
+    from taskgroup_runtime.manifest import read_manifest
 
     manifest = read_manifest(bundle_dir)
     fused = [n for n in manifest.networks if n.fused_from]

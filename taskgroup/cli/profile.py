@@ -57,11 +57,11 @@ def profile_command(
     from rich.console import Console
 
     from taskgroup.profile.profiler import ProfileConfig, default_profile_name, run_profile, write_profile
-    from runtime.timing import TimingConfig
+    from taskgroup_runtime.timing import TimingConfig
     from taskgroup.tasks import TASKS, parse_task_list
     from taskgroup.train.config import make_run_config
 
-    from runtime.timing import MAX_RUNS
+    from taskgroup_runtime.timing import MAX_RUNS
 
     if not 1 <= min_runs <= MAX_RUNS:
         raise TaskgroupError(f"--min-runs must be an integer from 1 to {MAX_RUNS}, got {min_runs}")

@@ -498,7 +498,7 @@ class Pipeline:
         return {"baselines": len(docs)}
 
     def stage_export(self) -> dict[str, Any]:
-        from exporters import export_bundle, validation_frames
+        from taskgroup_exporters import export_bundle, validation_frames
         from taskgroup.train.store import verified_checkpoint_sha256
 
         # Temporary directories of an export that was killed (the run directory is locked: no other

@@ -14,10 +14,10 @@ import subprocess
 from importlib import metadata
 from typing import Any
 
-from runtime import device as runtime_device
-from runtime.backends import resolve_backend as resolve_runtime_backend
-from runtime.device import DeviceSpec
-from runtime.errors import BackendUnavailableError
+from taskgroup_runtime import device as runtime_device
+from taskgroup_runtime.backends import resolve_backend as resolve_runtime_backend
+from taskgroup_runtime.device import DeviceSpec
+from taskgroup_runtime.errors import BackendUnavailableError
 from taskgroup.errors import TaskgroupError
 
 

@@ -1,6 +1,6 @@
 """The runners a profile times: one per piece (trunk, head, whole network, call overhead) on one backend.
 
-Every piece runs through the runtime's runners (`runtime.backends.make_runner`; PyTorch
+Every piece runs through the runtime's runners (`taskgroup_runtime.backends.make_runner`; PyTorch
 eager through `TorchRunner`), built the way a bundle builds them: ONNX Runtime sessions
 with the runtime's session options, TensorRT engines with the exporter's builder and
 optimisation profile. Each piece is checked against PyTorch once, then timed as
@@ -13,10 +13,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from runtime.backends import make_runner
-from runtime.device import DeviceSpec
-from runtime.errors import BackendUnavailableError
-from runtime.runner import Runner
+from taskgroup_runtime.backends import make_runner
+from taskgroup_runtime.device import DeviceSpec
+from taskgroup_runtime.errors import BackendUnavailableError
+from taskgroup_runtime.runner import Runner
 from taskgroup.errors import TaskgroupError
 
 
@@ -48,12 +48,12 @@ class PieceRunners:
         if self.precision == "fp16":
             import onnx
 
-            from exporters.onnx_export import to_fp16
+            from taskgroup_exporters.onnx_export import to_fp16
 
             model = to_fp16(onnx.load_from_string(onnx_bytes)).SerializeToString()
         if self.backend == "tensorrt":
-            from runtime.errors import EngineBuildError
-            from runtime.trt import EngineConfig, build_engine
+            from taskgroup_runtime.errors import EngineBuildError
+            from taskgroup_runtime.trt import EngineConfig, build_engine
 
             batch = max(len(next(iter(feed.values()))), 1)
             config = EngineConfig(opt_batch=batch, max_batch=max(self.max_batch, batch))
@@ -70,7 +70,7 @@ class PieceRunners:
         (exporters.fuse), fed a random uint8 frame of the networks' batch and size."""
         import onnx
 
-        from exporters.fuse import FRAME, fuse_models
+        from taskgroup_exporters.fuse import FRAME, fuse_models
 
         models = [onnx.load_from_string(g) for g in graphs]
         shape = [d.dim_value for d in models[0].graph.input[0].type.tensor_type.shape.dim]  # (N, 3, H, W)

@@ -18,10 +18,10 @@ from typing import Any, Callable
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import write_json_atomic
-from runtime.manifest import BackendSettings
+from taskgroup_runtime.manifest import BackendSettings
 from taskgroup.profile.costmodel import (Component, CorunFit, CorunSequence, DeviceProfile, LatencyStats, Validation,
                                          ValidatedNetwork, WidthCosts)
-from runtime.timing import Timing, TimingConfig, measure
+from taskgroup_runtime.timing import Timing, TimingConfig, measure
 from taskgroup.tasks import TASKS
 
 MAC_CONVENTION = (
@@ -156,7 +156,7 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
             opset = exported.opset
             tol = 1e-2 if backend_name == "tensorrt" else 1e-3  # TensorRT may use TF32 on recent GPUs
             if config.precision == "fp16":
-                from exporters.bundle import DEFAULT_ATOL
+                from taskgroup_exporters.bundle import DEFAULT_ATOL
 
                 tol = DEFAULT_ATOL["fp16"]  # export's own tolerance for fp16 files
 

@@ -11,8 +11,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from runtime.device import DeviceSpec
-from runtime.runner import Runner, TensorMeta
+from taskgroup_runtime.device import DeviceSpec
+from taskgroup_runtime.runner import Runner, TensorMeta
 
 
 class TorchRunner(Runner):

@@ -282,7 +282,7 @@ def commit_job(store: RunStore, result) -> None:
 def _place_checkpoint(dest: Path, ckpt, label: str, sha256) -> None:
     import os
 
-    from runtime.integrity import sha256_file
+    from taskgroup_runtime.integrity import sha256_file
     from taskgroup.fileio import default_file_mode, fsync_directory, write_bytes_atomic
 
     damaged = (f"{dest}: the checkpoint of {label} does not match the sha256 its worker computed "

@@ -52,7 +52,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from runtime.integrity import sha256_file
+from taskgroup_runtime.integrity import sha256_file
 from taskgroup.affinity import KINDS, AffinityRun, AffinityTable
 from taskgroup.errors import TaskgroupError
 from taskgroup.losstable import LOSS_TABLE_FILENAME, LossTable, NetworkResult

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from runtime.integrity import sha256_file
+from taskgroup_runtime.integrity import sha256_file
 from taskgroup.models import create_model, save_checkpoint
 from taskgroup.presets import get_arch_preset
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from bundle_fixtures import DEFAULT_NETWORKS, make_grouping, reseal_checkpoints
-from exporters import DEFAULT_ATOL, export_bundle, read_grouping, synthetic_frames
-from runtime import load_bundle
-from runtime.integrity import sha256_file
+from taskgroup_exporters import DEFAULT_ATOL, export_bundle, read_grouping, synthetic_frames
+from taskgroup_runtime import load_bundle
+from taskgroup_runtime.integrity import sha256_file
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.train.store import verified_checkpoint_sha256
 from taskgroup.models import load_checkpoint
@@ -137,7 +137,7 @@ def test_overwrite_never_deletes_what_is_not_a_bundle(tmp_path, content):
 
 
 def test_failed_numerical_check_leaves_no_bundle(tmp_path, monkeypatch):
-    import exporters.bundle as eb
+    import taskgroup_exporters.bundle as eb
 
     grouping = make_grouping(tmp_path)
     real = eb.ort_outputs
@@ -229,7 +229,7 @@ def test_a_checkpoint_without_a_recorded_sha256_is_refused(tmp_path):
 
 
 def test_tensorrt_required_without_tensorrt_is_a_clear_error(tmp_path):
-    from runtime import tensorrt_status
+    from taskgroup_runtime import tensorrt_status
 
     if tensorrt_status()[0]:
         pytest.skip("tensorrt is installed here")

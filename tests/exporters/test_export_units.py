@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from bundle_fixtures import make_grouping
-from exporters import DEFAULT_ATOL, export_bundle, synthetic_frames
-from runtime import load_bundle
-from runtime.integrity import sha256_file
+from taskgroup_exporters import DEFAULT_ATOL, export_bundle, synthetic_frames
+from taskgroup_runtime import load_bundle
+from taskgroup_runtime.integrity import sha256_file
 from taskgroup.data.standardize import TargetTransform
 from taskgroup.models import create_model, load_checkpoint, save_checkpoint
 from taskgroup.presets import get_arch_preset

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from bundle_fixtures import make_grouping
-from exporters import export_bundle
-from exporters.bundle import quantized_frames
-from exporters.fuse import fuse_models
-from runtime import OrtRunner, RuntimeInputError, SessionFromOnnx, load_bundle
-from runtime.manifest import InputSpec
-from runtime.preprocess import to_network_input
+from taskgroup_exporters import export_bundle
+from taskgroup_exporters.bundle import quantized_frames
+from taskgroup_exporters.fuse import fuse_models
+from taskgroup_runtime import OrtRunner, RuntimeInputError, SessionFromOnnx, load_bundle
+from taskgroup_runtime.manifest import InputSpec
+from taskgroup_runtime.preprocess import to_network_input
 
 
 def _conv(seed: int, out: str):
@@ -84,7 +84,7 @@ def test_fused_and_separate_bundles_give_the_same_outputs_and_the_same_api(bundl
 
 
 def test_the_fused_graph_matches_pytorch_on_8bit_frames(bundles):
-    from exporters.frames import synthetic_frames
+    from taskgroup_exporters.frames import synthetic_frames
     from test_export import _torch_reference
 
     grouping, _, fused = bundles

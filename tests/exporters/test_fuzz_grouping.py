@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from bundle_fixtures import make_grouping
-from exporters.bundle import _selection_block
+from taskgroup_exporters.bundle import _selection_block
 from taskgroup.train.store import verified_checkpoint_sha256
 from taskgroup.grouping import Grouping
 from fuzzing import dumps, fuzz, mutated

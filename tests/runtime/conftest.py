@@ -15,7 +15,7 @@ from bundle_fixtures import make_grouping  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     """Two networks as separate models (export --no-fuse): net0.onnx, net1.onnx."""
-    from exporters import export_bundle
+    from taskgroup_exporters import export_bundle
 
     root = tmp_path_factory.mktemp("grouping")
     return export_bundle(make_grouping(root), root / "deploy", resolution=16, fuse=False)
@@ -24,7 +24,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def fused_bundle(tiny_bundle, tmp_path_factory) -> Path:
     """The same two networks merged into one graph taking the uint8 frame (export's default)."""
-    from exporters import export_bundle
+    from taskgroup_exporters import export_bundle
 
     return export_bundle(tiny_bundle.parent / "best.json", tmp_path_factory.mktemp("fused") / "deploy", resolution=16,
                          fuse=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime import (BackendUnavailableError, BundleError, OrtRunner, RuntimeInputError, SessionFromOnnx, load_bundle,
+from taskgroup_runtime import (BackendUnavailableError, BundleError, OrtRunner, RuntimeInputError, SessionFromOnnx, load_bundle,
                      read_manifest)
 
 REPO = Path(__file__).parents[2]
@@ -16,7 +16,7 @@ REPO = Path(__file__).parents[2]
 
 def _rewrite_manifest(bundle_dir: Path, edit) -> None:
     """Edit the manifest and re-seal its digest, as an attacker who understands the format would."""
-    from runtime.manifest import manifest_digest
+    from taskgroup_runtime.manifest import manifest_digest
 
     path = bundle_dir / "manifest.json"
     doc = json.loads(path.read_text())
@@ -35,7 +35,7 @@ class BlockTorch:
         return None
 sys.meta_path.insert(0, BlockTorch())
 import numpy as np
-import runtime
+import taskgroup_runtime as runtime
 b = runtime.load_bundle({str(tiny_bundle)!r})
 out = b.run(np.zeros((16, 16, 3), np.uint8))
 assert set(out) == {{"segment_semantic", "depth_zbuffer", "edge_texture"}}, out.keys()
@@ -102,7 +102,7 @@ def test_execution_mode_is_measured_and_recorded(tiny_bundle):
         medians = b.load_report["execution_medians_ms"]
         assert set(medians) == {"sequential", "concurrent"}
         # Sequential (the mode the costs assume) unless concurrent was clearly faster at load.
-        from runtime.bundle import CONCURRENT_MARGIN
+        from taskgroup_runtime.bundle import CONCURRENT_MARGIN
 
         clearly = medians["concurrent"] < CONCURRENT_MARGIN * medians["sequential"]
         assert b.execution == ("concurrent" if clearly else "sequential")
@@ -189,7 +189,7 @@ def test_a_model_file_replaced_by_a_fifo_is_named_as_such_and_never_opened(bundl
     ({"expected_digest": "ABC"}, "expected_digest must be the manifest's content_sha256"),
 ])
 def test_bad_arguments_are_value_errors_before_anything_is_read(tmp_path, kwargs, message):
-    from runtime.errors import BackendUnavailableError
+    from taskgroup_runtime.errors import BackendUnavailableError
 
     with pytest.raises(ValueError, match=message) as exc:
         load_bundle(tmp_path / "no-bundle-here", **kwargs)  # the argument is refused before the path is read
@@ -280,7 +280,7 @@ def _to_external_weights(bundle_dir: Path, name: str = "net1") -> None:
 
 
 def test_external_weights_load_from_the_verified_bytes_not_a_second_read(bundle_copy, tiny_bundle, monkeypatch):
-    import runtime.bundle as rb
+    import taskgroup_runtime.bundle as rb
 
     frame = np.full((16, 16, 3), 100, np.uint8)
     with load_bundle(tiny_bundle) as b:
@@ -469,7 +469,7 @@ def test_close_waits_for_calls_in_progress(tiny_bundle, execution):
 
 
 def test_sessions_default_to_the_profiled_thread_count(bundle_copy):
-    from runtime.bundle import cpu_cores
+    from taskgroup_runtime.bundle import cpu_cores
 
     with load_bundle(bundle_copy, execution="sequential") as b:
         assert b.load_report["threads_per_session"] == [cpu_cores()] * 2  # nothing recorded: all cores

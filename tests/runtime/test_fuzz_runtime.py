@@ -19,8 +19,8 @@ from hypothesis import assume, event, given, strategies as st
 from hypothesis.extra import numpy as hnp
 
 from fuzzing import dumps, fuzz, mutated
-from runtime import BundleError, RuntimeInputError, load_bundle
-from runtime.manifest import manifest_digest
+from taskgroup_runtime import BundleError, RuntimeInputError, load_bundle
+from taskgroup_runtime.manifest import manifest_digest
 
 SIDE = 16  # the tiny bundle's frame size
 

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from runtime import load_bundle
-from runtime.resize import resize_area
+from taskgroup_runtime import load_bundle
+from taskgroup_runtime.resize import resize_area
 
 SIZES = [(480, 640, 32, 32), (480, 640, 64, 64), (600, 512, 32, 32), (37, 100, 32, 32), (100, 37, 32, 32),
          (48, 48, 16, 16), (50, 33, 16, 16), (17, 1000, 16, 16), (20, 20, 32, 32), (31, 31, 32, 32),
@@ -63,8 +63,8 @@ def test_a_640x480_camera_frame_runs_as_the_loader_resized_frame_in_either_colou
 
 
 def test_a_bundle_without_a_resize_rule_takes_its_own_size_only(bundle_copy):
-    from runtime.errors import RuntimeInputError
-    from runtime.manifest import manifest_digest
+    from taskgroup_runtime.errors import RuntimeInputError
+    from taskgroup_runtime.manifest import manifest_digest
 
     path = bundle_copy / "manifest.json"
     doc = json.loads(path.read_text())

@@ -5,9 +5,9 @@ import time
 import numpy as np
 import pytest
 
-from runtime import BackendUnavailableError, OrtRunner, RuntimeInputError, SessionFromOnnx, parse_device
-from runtime.device import DeviceSpec
-from runtime.timing import TimingConfig, measure
+from taskgroup_runtime import BackendUnavailableError, OrtRunner, RuntimeInputError, SessionFromOnnx, parse_device
+from taskgroup_runtime.device import DeviceSpec
+from taskgroup_runtime.timing import TimingConfig, measure
 
 
 def test_device_forms():
@@ -72,7 +72,7 @@ def test_bad_timing_configs_are_refused():
 def test_the_probe_model_is_what_onnx_writes_for_y_equals_x_times_x():
     from onnx import TensorProto, helper
 
-    from runtime.backends import PROBE_MODEL
+    from taskgroup_runtime.backends import PROBE_MODEL
 
     graph = helper.make_graph([helper.make_node("Mul", ["x", "x"], ["y"])], "probe",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
@@ -85,7 +85,7 @@ def test_the_probe_model_is_what_onnx_writes_for_y_equals_x_times_x():
 def test_a_provider_is_checked_by_running_it_not_by_the_list(monkeypatch):
     import onnxruntime as ort
 
-    from runtime.backends import provider_runs
+    from taskgroup_runtime.backends import provider_runs
 
     probe = provider_runs.__wrapped__  # uncached
     assert probe("CPUExecutionProvider", DeviceSpec("cpu"))[0]

@@ -11,8 +11,8 @@ import types
 
 import pytest
 
-from runtime import BackendUnavailableError, EngineFromBytes, TrtRunner, backend_status, tensorrt_status
-from runtime.trt import EngineConfig, build_engine
+from taskgroup_runtime import BackendUnavailableError, EngineFromBytes, TrtRunner, backend_status, tensorrt_status
+from taskgroup_runtime.trt import EngineConfig, build_engine
 
 HAVE_TRT = tensorrt_status()[0]
 needs_no_trt = pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed here: the GPU paths are used instead")

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from fuzzing import fuzz
-from runtime.manifest import (FRAME_FORMS, BackendSettings, BundleSelection, FileEntry, InputSpec, Manifest, NetworkFiles,
+from taskgroup_runtime.manifest import (FRAME_FORMS, BackendSettings, BundleSelection, FileEntry, InputSpec, Manifest, NetworkFiles,
                               PredictedLatency, SelectionBudget, TaskOutput, TensorRTRecord, VerificationRecord)
 from taskgroup.bench import BenchResult, LatencySummary, NetworkLatency
 from taskgroup.grouping import Budget, Grouping, GroupingEvaluation, GroupingNetwork, SelectionOptions

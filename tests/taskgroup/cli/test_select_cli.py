@@ -401,7 +401,7 @@ def test_committed_profile_predicted_latency_is_the_co_run_scaled_sum_of_served_
         assert doc["budget"]["device"] == p.device
         assert f"predicted {predicted:.4g} ms of {budget:.4g} ms budget" in " ".join(stdout.split())
     # What `taskgroup export` writes into the bundle manifest from this grouping.
-    from exporters.bundle import _selection_block
+    from taskgroup_exporters.bundle import _selection_block
     from taskgroup.grouping import Grouping
 
     block = _selection_block(Grouping.load(out)).to_json()

@@ -92,7 +92,7 @@ def test_grouping_fits_budget_and_serves_every_task_once(run_dir):
 
 
 def test_bundle_serves_the_grouping(run_dir):
-    from runtime import load_bundle
+    from taskgroup_runtime import load_bundle
 
     best = read_json(run_dir / "best.json", "grouping")
     manifest = json.loads((run_dir / "bundle" / "manifest.json").read_text())

@@ -39,7 +39,7 @@ def _check_bundle_units(run: Path, config_path: Path, tasks: tuple[str, ...]) ->
     recorded for the serving network (so the graph maps outputs exactly to the data's units)."""
     import torch
 
-    from runtime import load_bundle
+    from taskgroup_runtime import load_bundle
     from taskgroup.data import open_split
     from taskgroup.train import make_run_config
 

@@ -6,7 +6,7 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from runtime.device import DeviceSpec  # noqa: E402
+from taskgroup_runtime.device import DeviceSpec  # noqa: E402
 from taskgroup.errors import TaskgroupError  # noqa: E402
 from taskgroup.profile.onnxgraphs import identity_graph  # noqa: E402
 from taskgroup.profile.pieces import PieceRunners  # noqa: E402

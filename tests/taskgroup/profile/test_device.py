@@ -2,8 +2,8 @@
 
 import pytest
 
-from runtime import backend_status
-from runtime.device import DeviceSpec
+from taskgroup_runtime import backend_status
+from taskgroup_runtime.device import DeviceSpec
 from taskgroup.errors import TaskgroupError
 from taskgroup.profile.device import describe_device, library_versions, parse_device, resolve_backend, slug
 

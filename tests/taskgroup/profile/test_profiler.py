@@ -12,7 +12,7 @@ from taskgroup.errors import TaskgroupError  # noqa: E402
 from taskgroup.profile import load_profile  # noqa: E402
 from taskgroup.profile.profiler import (ProfileConfig, default_profile_name, run_profile, sample_served,  # noqa: E402
                                         write_profile)
-from runtime.timing import TimingConfig  # noqa: E402
+from taskgroup_runtime.timing import TimingConfig  # noqa: E402
 
 QUICK = TimingConfig(warmup_runs=1, min_runs=5, min_seconds=0.0, rounds=2)
 TASKS = ("normal", "segment_semantic", "depth_zbuffer")

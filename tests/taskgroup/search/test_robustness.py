@@ -10,7 +10,7 @@ import pytest
 from taskgroup.cli import main
 from taskgroup.losstable import LossTable, NetworkResult
 from taskgroup.profile.costmodel import profile_from_doc
-from runtime.timing import TimingConfig, measure
+from taskgroup_runtime.timing import TimingConfig, measure
 from taskgroup.search import candidates_from_table, frontier
 from taskgroup.search.robustness import robust_select, robustness_sentence, with_noise_margin
 
