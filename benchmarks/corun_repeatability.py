@@ -62,7 +62,8 @@ def choices(profile_path: Path, losses: Path) -> dict:
     from taskgroup.search import candidates_from_table
     from taskgroup.search.normalize import loss_scales
     from taskgroup.search.robustness import robust_select
-    from taskgroup.train.config import SEED_NOISE
+    from taskgroup.search.withinnoise import WithinNoise
+    from taskgroup.seednoise import for_preset
 
     table = LossTable.load(losses)
     table = LossTable(table.tasks, [n for n in table.networks if len(n.tasks) <= 2], meta=table.meta,
@@ -72,7 +73,8 @@ def choices(profile_path: Path, losses: Path) -> dict:
     scales = loss_scales("reference", table, [c for c in cands if len(c.tasks) == 1], "val")
     budget = 1.2 * profile.standard_network_ms()
     out = {}
-    for rule, tolerance in (("optimum", 0.0), ("within_noise", SEED_NOISE["default"]["grouping_normalised_std"])):
+    within = WithinNoise(for_preset("wide"), "reference", max(1, len(table.seed_values())))
+    for rule, tolerance in (("optimum", 0.0), ("within_noise", within)):
         sel = robust_select(cands, profile, budget, tasks=table.tasks, scales=scales, relative=True,
                             prefer_cheaper_within=tolerance)
         out[rule] = {"grouping": " + ".join("+".join(LETTERS[t] for t in n.candidate.tasks) + f"@{n.candidate.width:g}"

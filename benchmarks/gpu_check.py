@@ -1,6 +1,6 @@
 """Run every CUDA path of taskgroup in a few minutes, or the same steps on the CPU.
 
-    PYTHONPATH=. python benchmarks/gpu_check.py --device cuda:0         # a GPU machine: tiny and default presets
+    PYTHONPATH=.gpu-deps python benchmarks/gpu_check.py --device cuda:0  # a GPU machine (docs/profiling.md)
     python benchmarks/gpu_check.py --device cpu --preset tiny           # the CPU run (CI): every step but CUDA's
 
 Steps, each run as a user runs it (`python -m taskgroup ...` in a subprocess, so a crash in one

@@ -12,8 +12,10 @@ stage does), its regret against exhaustive selection on validation and against t
 oracle (the best grouping on test: unattainable, the floor), and the training compute it
 spent: network-seconds from the store over exhaustive's.
 
-Methods: exhaustive; HOA from the pairs (the paper) and HOA + top-k; ESA; TAG and gradient
-cosine affinity (+ top-k); base-model estimation (+ top-k); adaptive rounds from the early
+Methods: exhaustive; HOA from the pairs (the paper) and HOA + top-k; ESA; TAG (the lookahead
+with the optimizer's momentum buffer, and without it where the run measured that kind: the
+lookahead of TAG's published code; a table compares the two) and gradient cosine affinity
+(+ top-k); base-model estimation (+ top-k); adaptive rounds from the early
 snapshots, at the budget, certified at 95% and at a looser 50% (simulated: the loop trains
 a network by revealing its stored losses, exactly what training it again would give); rounds
 over the base-model estimate; one network; the best independent singles; random groupings.
@@ -207,7 +209,8 @@ class Evaluator:
         return out
 
     def affinity_estimates(self, singles_keys) -> dict:
-        """TAG and gradient cosine from the all-task network's run: (estimated candidates, networks trained)."""
+        """TAG (with and, where measured, without the momentum buffer) and gradient cosine from the all-task
+        network's run: name -> (estimated candidates, networks trained)."""
         import itertools
 
         from taskgroup.search.affinity import affinity_candidates
@@ -218,8 +221,9 @@ class Evaluator:
         groups = [g for k in range(2, len(self.tasks)) for g in itertools.combinations(self.tasks, k)]
         measured = [c for c in self.final_val if c.key in singles_keys or c.key == key(self.tasks, 1.0)]
         trained = singles_keys | {key(self.tasks, 1.0)}
-        return {("TAG affinity" if kind == "tag" else "gradient cosine"):
-                (measured + affinity_candidates(t, groups, kind=kind, split="val"), trained) for kind in ("tag", "cosine")}
+        names = {"tag": "TAG affinity", "tag-nomomentum": "TAG without momentum", "cosine": "gradient cosine"}
+        return {names[kind]: (measured + affinity_candidates(t, groups, kind=kind, split="val"), trained)
+                for kind in names if kind in t.affinity.kinds()}
 
     def base_estimate(self):
         """Base-model estimation from the all-task network at full and half width: (candidates, networks trained)."""
@@ -379,7 +383,35 @@ def markdown(doc: dict, title: str, header: list[str]) -> str:
             g = None if r is None else r["regret_vs_oracle"]
             cells.append("" if g is None else f"{100 * g['mean']:.1f}" + ("" if g["std"] is None else f" ± {100 * g['std']:.1f}"))
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + momentum_lines(doc))
+
+
+def momentum_lines(doc: dict) -> list[str]:
+    """TAG's regret with and without the momentum term, budget by budget (mean over seeds), when both ran."""
+    rows = doc["methods"]
+    if "TAG affinity" not in rows or "TAG without momentum" not in rows:
+        return []
+    budgets = [b for b in doc["budgets_snt"] if (rows["TAG affinity"].get(b) or rows["TAG affinity"].get(str(b)))
+               and (rows["TAG without momentum"].get(b) or rows["TAG without momentum"].get(str(b)))]
+    lines = ["", "TAG's lookahead with and without the momentum buffer (the buffer is the same for every source task; "
+             "benchmarks/results/tag_momentum.md measures what it does to the affinity): regret against exhaustive "
+             "and against the test oracle, %, mean ± std over seeds, and the seeds on which the two chose different "
+             "groupings.", "",
+             "| budget | TAG vs exhaustive | without momentum vs exhaustive | TAG vs oracle | without momentum vs "
+             "oracle | seeds with another choice |", "|---|---|---|---|---|---|"]
+
+    def pct(r, what):
+        g = r[what]
+        return f"{100 * g['mean']:+.2f}" + ("" if g["std"] is None else f" ± {100 * g['std']:.2f}")
+
+    for b in budgets:
+        a = rows["TAG affinity"].get(b) or rows["TAG affinity"][str(b)]
+        c = rows["TAG without momentum"].get(b) or rows["TAG without momentum"][str(b)]
+        differ = [s for s in a["networks"] if a["networks"][s] != c["networks"].get(s)]
+        lines.append(f"| {float(b):g} | {pct(a, 'regret_vs_exhaustive')} | {pct(c, 'regret_vs_exhaustive')} | "
+                     f"{pct(a, 'regret_vs_oracle')} | {pct(c, 'regret_vs_oracle')} | "
+                     f"{', '.join(map(str, differ)) or 'none'} |")
+    return lines
 
 
 def plot(doc: dict, path: Path, title: str) -> None:

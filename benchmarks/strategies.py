@@ -26,6 +26,7 @@ a network came from its own best epoch (an upper bound: free extra trunks), and 
 with the stops as candidates of their own (each stop costs its own trunk).
 
     nice -n 5 python benchmarks/strategies.py [--run-root DIR] [--seeds 0,1,2] [--only all|pairs] [--report-only]
+    python benchmarks/strategies.py --rejudge   # verdicts of the results file recomputed (95%, t), no training
 
 Training runs seed by seed (every strategy's all-task network for all seeds first, then the pairs
 seed by seed), so an interrupted benchmark reports what it has. Results:
@@ -196,15 +197,14 @@ def report(args, seeds, tasks, wall_s: float, start_machine) -> dict:
         if base_whole is not None and label != "sum":
             c = compare(per_seed_total(net), per_seed_total(base_whole))
             cn = compare(per_seed_total(net, True), per_seed_total(base_whole, True))
-            entry["minus_sum"] = {"total": [c.difference.mean, c.difference.stderr, c.verdict],
-                                  "normalised_total": [cn.difference.mean, cn.difference.stderr, cn.verdict]}
+            entry["minus_sum"] = {"total": judged(c), "normalised_total": judged(cn)}
             common = sorted(set(net.seeds) & set(base_whole.seeds))
             entry["wall_over_sum"] = estimate([net.seeds[s].wall_time_s / base_whole.seeds[s].wall_time_s
                                                for s in common]).__dict__
             entry["task_minus_sum"] = {}
             for t in tasks:
                 ct = compare(net.per_seed("test", t), base_whole.per_seed("test", t))
-                entry["task_minus_sum"][t] = [ct.difference.mean, ct.difference.stderr, ct.verdict]
+                entry["task_minus_sum"][t] = judged(ct)
         weights = (table.meta.get("loss_weights") or {}).get(net.name)
         if weights:
             entry["loss_weights"] = {s: w.get("final", {}).get("multipliers") for s, w in weights.items()}
@@ -236,13 +236,13 @@ def report(args, seeds, tasks, wall_s: float, start_machine) -> dict:
                 bv = {s: math.fsum(n.seeds[s].losses["test"][t] for n in bp if t in n.tasks) / (len(tasks) - 1)
                       for s in seeds_here if all(s in n.seeds for n in bp)}
                 c = compare(values, bv)
-                entry.setdefault("task_in_pairs_minus_sum", {})[t] = [c.difference.mean, c.difference.stderr, c.verdict]
+                entry.setdefault("task_in_pairs_minus_sum", {})[t] = judged(c)
         if base_pairs is not None and label != "sum":
             bp = [n for n in base_pairs.networks if len(n.tasks) == 2]
             bmean = {s: math.fsum(n.seeds[s].losses["test"][t] / scales_test[t] for n in bp for t in n.tasks) / len(bp)
                      for s in seeds_here if all(s in n.seeds for n in bp)}
             c = compare(mean_pair, bmean)
-            entry["mean_pair_minus_sum"] = [c.difference.mean, c.difference.stderr, c.verdict]
+            entry["mean_pair_minus_sum"] = judged(c)
             common = [s for s in seeds_here if s in bmean]
             entry["pair_wall_over_sum"] = estimate([
                 math.fsum(n.seeds[s].wall_time_s for n in pair_nets) /
@@ -277,6 +277,39 @@ def report(args, seeds, tasks, wall_s: float, start_machine) -> dict:
     return doc
 
 
+def judged(c) -> list:
+    """A paired comparison as the results store it: [mean, standard error, verdict at 95% (two-sided t with
+    seeds - 1 degrees of freedom), p]."""
+    return [c.difference.mean, c.difference.stderr, c.verdict, c.p_value]
+
+
+def rejudge(doc: dict) -> dict:
+    """The verdicts of a results document recomputed from its stored means and standard errors (n = the
+    seeds each table has), for results written when a verdict needed two standard errors."""
+    from taskgroup.stats import compare_with_noise
+
+    def again(d, n):
+        mean, se = d[0], d[1]
+        if se is None or n < 2:
+            return [mean, se, "unknown", None]
+        c = compare_with_noise(mean, se, n - 1, "")
+        return [mean, se, c.verdict, c.p_value]
+
+    for e in doc["all_task"].values():
+        n = len(e["seeds"])
+        for key, d in (e.get("minus_sum") or {}).items():
+            e["minus_sum"][key] = again(d, n)
+        for t, d in (e.get("task_minus_sum") or {}).items():
+            e["task_minus_sum"][t] = again(d, n)
+    for e in doc["pairs"].values():
+        n = len(e["seeds"])
+        if e.get("mean_pair_minus_sum"):
+            e["mean_pair_minus_sum"] = again(e["mean_pair_minus_sum"], n)
+        for t, d in (e.get("task_in_pairs_minus_sum") or {}).items():
+            e["task_in_pairs_minus_sum"][t] = again(d, n)
+    return doc
+
+
 def stop_gain(net, stops, tasks, scales) -> dict:
     """Per seed: the normalised test total at the one stopping point, and with every task from its own
     best validation epoch (free extra trunks: an upper bound), and how many distinct epochs that needs."""
@@ -304,8 +337,9 @@ def fmt(e: dict | None, digits: int = 4) -> str:
 def fmt_diff(d) -> str:
     if not d:
         return ""
-    mean, se, verdict = d
-    return f"{mean:+.4f}" + ("" if se is None else f" ± {se:.4f} ({verdict})")
+    mean, se, verdict, p = (list(d) + [None])[:4]
+    return f"{mean:+.4f}" + ("" if se is None else f" ± {se:.4f} ({verdict}" + ("" if p is None else f", p = {p:.2g}")
+                             + ")")
 
 
 def markdown(doc: dict) -> str:
@@ -316,7 +350,9 @@ def markdown(doc: dict) -> str:
              f"Preset {doc['preset']} (6 epochs, cosine LR, batch 32, 2000 training views at 32x32); seeds asked "
              f"{', '.join(map(str, doc['seeds_asked']))} (each table says which it has). Losses: test split, "
              "dataset units; 'normalised' = each task's loss over its trivial predictor's test loss, summed. "
-             "Differences to sum are paired by seed (± standard error; a verdict needs 2 se). Wall time: the "
+             "Differences to sum are paired by seed (± standard error; the verdict at 95% confidence, two-sided: "
+             "beyond Student's t with seeds - 1 degrees of freedom times the standard error, 12.7 se with 2 seeds; p "
+             "= the two-sided chance of a difference this large if there were none). Wall time: the "
              "network's training (with validation), on a shared 2-core machine at low priority.", "",
              f"## One network for all {len(tasks)} tasks", "",
              "| strategy | seeds | " + " | ".join(short[t] for t in tasks) + " | total | normalised | minus sum (normalised) "
@@ -409,8 +445,16 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="write the report from what is trained")
     parser.add_argument("--tasks", default=",".join(PAPER_TASKS), help="tasks (default: the paper's five)")
     parser.add_argument("--results", default="strategies", help="results file stem under benchmarks/results/")
+    parser.add_argument("--rejudge", action="store_true", help="train and read nothing: recompute the verdicts of "
+                        "the results file from its stored means and standard errors, and rewrite it and its markdown")
     args = parser.parse_args()
     tasks, seeds = tuple(args.tasks.split(",")), parse_seeds(args.seeds)
+    if args.rejudge:
+        doc = rejudge(json.loads((RESULTS / f"{args.results}.json").read_text()))
+        (RESULTS / f"{args.results}.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+        (RESULTS / f"{args.results}.md").write_text(markdown(doc) + "\n")
+        print(markdown(doc))
+        return
     start_machine, start = machine(), time.perf_counter()
     if not args.report_only:
         train(args, seeds, tasks)

@@ -1,11 +1,16 @@
 """The inter-task affinity table of a run: what one training run of all tasks says about
 which tasks help each other (torch-free: selection reads it from the loss table).
 
-Two n x n matrices per (seed, stage), rows = source task i, columns = target task j, in the
+n x n matrices per (seed, stage), rows = source task i, columns = target task j, in the
 affinity network's task order, each the mean over the training steps at which it was measured:
 - `tag`: lookahead affinity (Fifty et al., NeurIPS 2021), A[i][j] = 1 - L_j(theta_i') / L_j(theta),
   where theta_i' is the shared (trunk) parameters after the optimizer's step on L_i alone;
   positive = a step on task i lowers task j's loss (taskgroup.train.affinity computes it);
+- `tag-nomomentum`: the same lookahead without the momentum buffer (theta_i' = theta - lr x
+  (grad L_i + weight decay x theta), the step TAG's published code takes). The buffer is the same
+  for every source task, so it moves every lookahead alike and pulls the rows of `tag` together;
+  this kind measures that compression. Measured in the same runs since it was added: older runs
+  have `tag` and `cosine` only;
 - `cosine`: cosine similarity of the per-task gradients on the shared parameters.
 
 Stored in the run's results store and exported in `losses.json` under `affinity`; several
@@ -20,7 +25,9 @@ from typing import Any, Sequence
 
 from taskgroup.errors import SchemaError, TaskgroupError
 
-KINDS = ("tag", "cosine")  # the matrices each measurement holds
+KINDS = ("tag", "cosine")  # the matrices every measurement holds
+OPTIONAL_KINDS = ("tag-nomomentum",)  # held by measurements made since it was added
+ALL_KINDS = KINDS + OPTIONAL_KINDS
 
 
 @dataclass(frozen=True)
@@ -32,11 +39,11 @@ class AffinityRun:
     steps: int  # training steps at which affinity was measured
     every: int  # it was measured every `every` optimiser steps
     seconds: float  # wall time spent measuring it (included in the network's training time)
-    matrices: dict[str, list[list[float]]]  # kind -> n x n, [source][target]
+    matrices: dict[str, list[list[float]]]  # kind -> n x n, [source][target]: every KINDS, any OPTIONAL_KINDS
 
     def to_json(self) -> dict[str, Any]:
         return {"seed": self.seed, "stage": self.stage, "steps": self.steps, "every": self.every,
-                "seconds": self.seconds, **{k: self.matrices[k] for k in KINDS}}
+                "seconds": self.seconds, **{k: self.matrices[k] for k in ALL_KINDS if k in self.matrices}}
 
 
 @dataclass
@@ -53,19 +60,29 @@ class AffinityTable:
     def seeds(self, stage: str = "final") -> list[int]:
         return sorted(r.seed for r in self.runs if r.stage == stage)
 
+    def kinds(self, stage: str = "final") -> list[str]:
+        """The kinds every measurement of `stage` holds (an optional kind only if no run lacks it)."""
+        runs = [r for r in self.runs if r.stage == stage]
+        return [k for k in ALL_KINDS if runs and all(k in r.matrices for r in runs)]
+
     def mean(self, kind: str, stage: str = "final") -> list[list[float]]:
         """The n x n matrix averaged over seeds (each seed's own mean over its training steps)."""
-        if kind not in KINDS:
-            raise TaskgroupError(f"unknown affinity kind '{kind}'; valid kinds: {', '.join(KINDS)}")
+        if kind not in ALL_KINDS:
+            raise TaskgroupError(f"unknown affinity kind '{kind}'; valid kinds: {', '.join(ALL_KINDS)}")
         runs = [r for r in self.runs if r.stage == stage]
         if not runs:
             have = ", ".join(self.stages()) or "none"
             raise TaskgroupError(f"the affinity table has no '{stage}' measurements (stages measured: {have})")
+        lacking = sorted(r.seed for r in runs if kind not in r.matrices)
+        if lacking:
+            raise TaskgroupError(f"the affinity of seed(s) {', '.join(map(str, lacking))} has no '{kind}' matrix (measured "
+                                 f"before that kind was recorded); retrain the all-task network with affinity tracking "
+                                 f"in a new run directory, or use one of: {', '.join(self.kinds(stage))}")
         n = len(self.tasks)
         return [[math.fsum(r.matrices[kind][i][j] for r in runs) / len(runs) for j in range(n)] for i in range(n)]
 
     def to_json(self) -> dict[str, Any]:
-        return {"tasks": list(self.tasks), "width": self.width, "kinds": list(KINDS),
+        return {"tasks": list(self.tasks), "width": self.width, "kinds": [k for k in ALL_KINDS if all(k in r.matrices for r in self.runs)],
                 "runs": [r.to_json() for r in sorted(self.runs, key=lambda r: (r.stage, r.seed))]}
 
     @classmethod
@@ -103,6 +120,7 @@ class AffinityTable:
                                                                                          and seconds >= 0):
                 raise SchemaError(where, g + ".seconds", f"expected a non-negative number, found {seconds!r}")
             matrices = {kind: _matrix(raw.get(kind), n, f"{g}.{kind}", where) for kind in KINDS}
+            matrices.update({kind: _matrix(raw[kind], n, f"{g}.{kind}", where) for kind in OPTIONAL_KINDS if kind in raw})
             runs.append(AffinityRun(seed, stage, steps, every, float(seconds), matrices))
         return cls(tuple(tasks), float(width), runs)
 

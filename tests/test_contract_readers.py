@@ -29,6 +29,7 @@ CONTRACT_MODULES = {
     "taskgroup/train/rounds.py": "adaptive rounds (rounds.json)",
     "taskgroup/data/cache.py": "the rendered-scenes cache index",
     "taskgroup/train/store.py": "the results store: JSON columns of its own SQLite rows, each checked by row_sha256",
+    "taskgroup/seednoise.py": "SeedNoise (a preset's measured seed-noise record)",
 }
 
 # (module, enclosing function) -> (calls, why it is not (yet) a contract read).

@@ -31,10 +31,11 @@ def pipeline_command(
                                    "(default 0.1) and then fully, round by round, only where it can still change the "
                                    "choice at the budget."),
     estimate: Optional[str] = typer.Option(None, help="Estimator for untrained networks: hoa (mean of the pairs "
-                                           "inside the group, as in the paper; needs pairs), tag or cosine (from "
-                                           "the lookahead affinity or gradient cosine of --candidates affinity), "
-                                           "base (--candidates base), rounds (--candidates rounds) or none. "
-                                           "Default: the one the candidate set is for (hoa for pairs)."),
+                                           "inside the group, as in the paper; needs pairs), tag, tag-nomomentum "
+                                           "or cosine (from the lookahead affinity, with or without the momentum "
+                                           "buffer, or the gradient cosine of --candidates affinity), base "
+                                           "(--candidates base), rounds (--candidates rounds) or none. Default: the "
+                                           "one the candidate set is for (hoa for pairs, tag for affinity)."),
     normalize: str = typer.Option("reference", help="Objective: reference (default: each task's loss divided by "
                                   "its trivial predictor's loss, so every task counts by how much better than a "
                                   "constant it is, whatever its units or loss), none (the paper's plain sum of task "
@@ -57,7 +58,8 @@ def pipeline_command(
     seeds: Optional[str] = typer.Option(
         None, help="Train every network once per seed, e.g. '0,1,2' (the first also seeds the random baselines). "
                    "Selection then ranks mean losses over seeds and the report gives each loss ± its standard "
-                   "deviation and calls a difference only when it exceeds two standard errors. Costs one training "
+                   "deviation and calls a difference only at 95% confidence (two-sided): beyond Student's t with "
+                   "seeds - 1 degrees of freedom times its standard error (4.3 with 3 seeds). Costs one training "
                    "per seed: use it for decisions that matter."),
     device: str = typer.Option("cpu", help="Device to profile and benchmark on: cpu or cuda:N."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run; finished stages are skipped."),
@@ -72,10 +74,11 @@ def pipeline_command(
     train the chosen networks fully, train baselines at the same budget, export and benchmark
     the bundle, and write a report (RUN_DIR/report/report.md).
 
-    Selection fits a grouping when its predicted cost plus two standard deviations of latency
-    noise fits the budget, and, where the preset's seed-to-seed noise was measured, takes the
-    cheapest grouping whose objective is within that noise of the optimum (which the report
-    names): groupings that close cannot be told apart."""
+    Selection fits a grouping when its predicted cost plus 2.33 standard deviations of latency
+    noise fits the budget (a 5% one-sided risk that the next profile predicts a grouping at that
+    margin over the budget), and, where the preset's seed-to-seed noise was measured, takes the
+    cheapest grouping within one standard error of its paired difference from the optimum (which
+    the report names): groupings that close cannot be told apart."""
     from taskgroup.cli.train import RichProgress, executor_spec
     from taskgroup.pipeline.run import Pipeline, PipelineConfig
     from taskgroup.train.run import parse_seeds

@@ -20,6 +20,7 @@ import typer
 from taskgroup.cli.app import app, output_console
 from taskgroup.errors import TaskgroupError
 from taskgroup.search.normalize import loss_scales
+from taskgroup.search.robustness import NOISE_SIGMAS
 
 BUDGET_HELP = ("Inference budget in SNT units (standard network time, the paper's unit): a full-size network costs 1, "
                "a half-size network 0.5, heads are free. The chosen networks' costs must add up to at most this. "
@@ -44,12 +45,13 @@ ESTIMATE_HELP = ("Estimate the losses of networks that were not trained. 'hoa' =
                  "'tag' / 'cosine' = one-run affinity, for a run trained with `train --candidates affinity`: only "
                  "the singles and one all-task network are trained; each task's loss in a group is its single-task "
                  "loss scaled by its groupmates' lookahead affinity (tag) or gradient cosine (cosine) onto it, "
-                 "calibrated on the all-task network. 'base' = base-model estimation, for a run trained with "
-                 "`train --candidates base`: no single is trained; every group and every half-width single is "
-                 "estimated from the all-task network (full and half width) and the gradient cosine measured while "
-                 "training it. 'rounds' = adaptive training, for `train --candidates rounds`: networks trained "
-                 "fully as measured, the others from their early-stage losses through a fit on the networks that "
-                 "have both (docs/select.md).")
+                 "calibrated on the all-task network. 'tag-nomomentum' = tag with the lookahead taken without the "
+                 "optimizer's momentum buffer (measured in the same run). 'base' = base-model estimation, for a run "
+                 "trained with `train --candidates base`: no single is trained; every group and every half-width "
+                 "single is estimated from the all-task network (full and half width) and the gradient cosine "
+                 "measured while training it. 'rounds' = adaptive training, for `train --candidates rounds`: networks "
+                 "trained fully as measured, the others from their early-stage losses through a fit on the networks "
+                 "that have both (docs/select.md).")
 SERVED_NOTE = ("A task is *served* by exactly one chosen network (the one the grouping uses to predict it at "
                "deployment); a network may be trained on more tasks than it serves, its extra heads helping training "
                "only. The objective is the sum over tasks of the serving network's loss (optionally weighted and "
@@ -59,6 +61,7 @@ SERVED_NOTE = ("A task is *served* by exactly one chosen network (the one the gr
 class Estimate(str, Enum):
     hoa = "hoa"
     tag = "tag"
+    tag_nomomentum = "tag-nomomentum"
     cosine = "cosine"
     base = "base"
     rounds = "rounds"
@@ -100,6 +103,10 @@ class Inputs:
     standard_ms: Optional[float] = None  # one SNT on the profile: full width serving every task of the table
     reference: dict = dataclasses.field(default_factory=dict)  # task -> split -> trivial-predictor loss
     split: str = "val"  # the split selection reads
+    within_noise: Optional[object] = None  # taskgroup.search.withinnoise.WithinNoise where the table's recipe was measured
+    table: Optional[object] = None  # the loss table (None for the paper's tables): per-seed losses for the stakes
+    stage: str = "final"  # the training stage selection reads
+    seed_noise: Optional[object] = None  # taskgroup.seednoise.SeedNoise where the table's recipe was measured
 
     def not_learnt(self, sel) -> list:
         """Served tasks the chosen networks do not learn (loss not clearly below the trivial predictor's)."""
@@ -258,8 +265,30 @@ def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimat
         # What the networks were trained at: export defaults to it and refuses another input size.
         options["preset"] = run_config.get("preset")
         options["resolution"] = run_config["arch"].get("resolution")
+    record = _seed_noise(table, how, stage, options["weights"], run_config)
     return Inputs(table.tasks, cands, eval_cands, label, table_dir, _parse_weights(weights), scales, options,
-                  prof, standard_ms, table.reference_losses, split)
+                  prof, standard_ms, table.reference_losses, split,
+                  _within_noise(table, how, record), None if _is_tsv(losses) else table, stage, record)
+
+
+def _seed_noise(table, objective: str, stage: str, weights, run_config):
+    """The preset's measured seed noise where it holds for this table's groupings: fully trained networks
+    of the paper's tasks, trained with the recipe it measured, on a measured objective, no task weights."""
+    from taskgroup import seednoise
+    from taskgroup.tasks import PAPER_TASKS
+    from taskgroup.train.recipes import seed_noise_for
+
+    if stage != "final" or weights or objective not in seednoise.OBJECTIVES or set(table.tasks) != set(PAPER_TASKS) \
+            or not isinstance(run_config, dict):
+        return None
+    return seed_noise_for(run_config.get("preset"), run_config)
+
+
+def _within_noise(table, objective: str, record):
+    """The within-noise rule for this table's groupings, where the seed noise of its recipe was measured."""
+    from taskgroup.search.withinnoise import WithinNoise
+
+    return None if record is None else WithinNoise(record, objective, max(1, len(table.seed_values())))
 
 
 # Shared options (typer reads the defaults as option declarations).
@@ -332,11 +361,14 @@ def select_cmd(
         "and the estimated networks among them still to train (each once). Training those and selecting again "
         "without --estimate chooses among measured networks only: top-k re-ranking, which corrects estimates that "
         "were wrong near the top. 1 = off.")),
-    noise_sigmas: float = typer.Option(2.0, "--noise-sigmas", help=(
+    noise_sigmas: float = typer.Option(NOISE_SIGMAS, "--noise-sigmas", help=(
         "With a profile that stores its latency noise: a grouping fits the budget if its predicted cost plus this "
         "many noise standard deviations does, so a grouping within noise of the budget is left out on every run "
-        "instead of in and out by chance (0 = plain predicted cost). The grouping records its margin, the budget "
-        "range over which the choice holds and the optimal groupings within noise of the budget.")),
+        "instead of in and out by chance (0 = plain predicted cost). The default, sqrt(2) x 1.645 = 2.33, is sized "
+        "for the next profile's change (two profiles differ by sqrt(2) sigma): a grouping fitting exactly at the "
+        "margin is predicted over the budget by the next profile with a 5% chance, one-sided (2 = 7.9%). The "
+        "grouping records its margin and that risk, the budget range over which the choice holds and the optimal "
+        "groupings within noise of the budget.")),
     per_task_stopping: bool = OptPerTaskStopping,
 ) -> None:
     from taskgroup.search import Selector
@@ -389,9 +421,13 @@ def select_cmd(
         ranked = top_k(fit, limit.value, top, tasks=inp.tasks, weights=inp.weights, scales=inp.scales,
                        unit=limit.unit, max_networks=max_networks,  # the co-run factor the choice was fitted with
                        corun=inp.profile.fit_corun(sigmas) if inp.profile is not None else inp.corun)
+        summaries = [grouping_summary(g) for g in ranked]
+        if inp.within_noise is not None and ranked:  # each one against the best: can they be told apart?
+            for g, doc in zip(ranked[1:], summaries[1:]):
+                doc["within_noise_of_best"] = inp.within_noise.comparison(ranked[0], g, g.cost)
         grouping = grouping.with_extra(
-            top_k=[grouping_summary(g) for g in ranked],
-            to_train=[{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)])
+            top_k=summaries, to_train=[{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)],
+            **({"top_k_noise": inp.within_noise.evidence()} if inp.within_noise is not None and ranked else {}))
     excluded = None
     if inp.profile is not None:
         from taskgroup.search.robustness import excluded_by_noise
@@ -400,11 +436,15 @@ def select_cmd(
                                      tasks=inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value)
         if excluded is not None:
             grouping = grouping.with_extra(excluded_by_noise=excluded)
+    stakes = _stakes(sel, inp, limit.value, limit.unit,
+                     singles=max_networks is None or max_networks >= len(inp.tasks))
+    grouping = grouping.with_extra(stakes=stakes.to_json())
     warnings = [w.message() for w in inp.not_learnt(sel)]
     if warnings:
         grouping = grouping.with_extra(warnings=warnings)
     grouping.save(out)
     _print_selection(sel, time.perf_counter() - start, out, limit, inp)
+    _print_stakes(stakes)
     if excluded is not None:
         from rich.console import Console
         from rich.markup import escape
@@ -423,6 +463,25 @@ def select_cmd(
         from rich.markup import escape
 
         Console(stderr=True).print(f"[bold yellow]warning:[/] {escape(w)}")
+
+
+def _stakes(sel, inp: Inputs, budget: float, unit: str, singles: bool = True):
+    """How much grouping matters at this budget (taskgroup.search.stakes), on the selection split
+    (`singles`: against independent singles too, not only one network)."""
+    from taskgroup.search.stakes import for_selection
+
+    return for_selection(sel, inp.candidates, inp.tasks, budget, unit, weights=inp.weights, scales=inp.scales,
+                         corun=inp.corun, table=inp.table, split=inp.split, stage=inp.stage, record=inp.seed_noise,
+                         objective=inp.options["normalize"], singles=singles)
+
+
+def _print_stakes(stakes) -> None:
+    from rich.markup import escape
+
+    console = output_console()
+    console.print(escape(f"stakes ({stakes.split} split, % of one network's objective): {stakes.conclusion()}"))
+    for line in stakes.lines()[1:]:
+        console.print(escape(f"  {line}"))
 
 
 def _infeasible(selector, limit: Budget, inp: Inputs, max_networks: Optional[int]) -> TaskgroupError:
@@ -499,6 +558,9 @@ def frontier_cmd(
                 p.evaluate(inp.eval_candidates, inp.eval_label)
     fr.options = dict(inp.options, max_networks=max_networks, solver=solver.value)
     doc = fr.to_json()
+    stakes = [_stakes(p, inp, p.cost, unit, singles=False) for p in fr.points]  # the optimum against one network
+    for point, st in zip(doc["points"], stakes):
+        point["stakes"] = None if st.one_network is None else st.one_network.to_json()
     if inp.profile is not None:
         from taskgroup.search.profiled import profile_record
 
@@ -509,8 +571,8 @@ def frontier_cmd(
     with atomic_path(out) as json_tmp, (atomic_path(plot) if plot is not None else contextlib.nullcontext()) as plot_tmp:
         write_json_atomic(json_tmp, doc)
         if plot_tmp is not None:
-            fr.plot(plot_tmp)
-    _print_frontier(fr, seconds, out, plot, inp)
+            fr.plot(plot_tmp, beyond_noise=[st.matters is True for st in stakes])
+    _print_frontier(fr, seconds, out, plot, inp, stakes)
 
 
 def _net_label(c) -> str:
@@ -598,15 +660,26 @@ def _print_top_k(doc: dict, inp: Inputs) -> None:
 
     from taskgroup.search.topk import network_list
 
+    noise = doc.get("top_k_noise")
     table = Table(title=f"The {len(doc['top_k'])} best distinct groupings")
-    for col in ("#", "networks (serves)", "objective", "cost"):
+    columns = ("#", "networks (serves)", "objective", "cost") + (("minus best: within noise?",) if noise else ())
+    for col in columns:
         table.add_column(col, justify="right" if col in ("#", "objective", "cost") else "left", overflow="fold")
     for k, g in enumerate(doc["top_k"]):
         nets = " + ".join("+".join(n["tasks"]) + f"@{n['width']:g}" + ("~est" if n["estimated"] else "")
                           + ("" if n["served"] == n["tasks"] else f" ({','.join(n['served'])})") for n in g["networks"])
-        table.add_row(str(k), nets, f"{g['objective']:.6g}", f"{g['cost']:.4g}")
+        row = [str(k), nets, f"{g['objective']:.6g}", f"{g['cost']:.4g}"]
+        if noise:
+            c = g.get("within_noise_of_best")
+            row.append("" if c is None else f"{c['minus_optimum']:+.4g}: {'within' if c['within'] else 'beyond'} "
+                                            f"{c['tolerance']:.3g} ({c['spread']['basis']})")
+        table.add_row(*row)
     console = output_console()
     console.print(table)
+    if noise:
+        console.print(f"within noise = within one standard error of the paired difference from the best: the paired "
+                      f"seed-to-seed spread over sqrt({noise['run_seeds']}) seed(s), measured for both groupings "
+                      f"('paired') or the conservative bound ('bound'); from {noise['source']}.")
     if doc["to_train"]:
         nets = network_list([(n["tasks"], n["width"]) for n in doc["to_train"]])
         console.print(f"{len(doc['to_train'])} estimated network(s) to train, then select again without --estimate:")
@@ -615,7 +688,7 @@ def _print_top_k(doc: dict, inp: Inputs) -> None:
         console.print("every network of these groupings is trained: the choice above is among measured networks")
 
 
-def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: Inputs) -> None:
+def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: Inputs, stakes=()) -> None:
     from rich.table import Table
 
     evaluated = next((p.evaluation for p in fr.points if p.evaluation is not None), None)
@@ -625,13 +698,16 @@ def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: In
         table.add_column(col, overflow="fold")
     if evaluated is not None:
         table.add_column(f"total ({evaluated.split})")
-    for p in fr.points:
+    table.add_column("vs one network")
+    stakes = list(stakes) or [None] * len(fr.points)
+    for p, st in zip(fr.points, stakes):
         nets = " | ".join(",".join(n.served) + ("" if n.candidate.width == 1 else f" @{n.candidate.width:g}")
                           + (" (est.)" if n.candidate.estimated else "") for n in p.networks)
         row = [_num(p.cost, fr.unit), *((f"{p.cost / inp.standard_ms:.3g}",) if profiled else ()),
                f"{p.objective:.6g}", nets]
         if evaluated is not None:
             row.append("-" if p.evaluation is None else f"{p.evaluation.total:.6g}")
+        row.append(_stake_cell(st))
         table.add_row(*row)
     console = output_console()
     console.print(table)
@@ -639,6 +715,13 @@ def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: In
         from taskgroup.search.profiled import device_summary
 
         console.print(f"costs on {device_summary(inp.profile)}; standard network {inp.standard_ms:.4g} ms")
+    if any(st is not None for st in stakes):
+        from taskgroup.stats import confidence_words
+
+        console.print(f"vs one network: the optimum's objective below one network's (full width where it fits, "
+                      f"else half), in %; 'beyond' where it is beyond noise at {confidence_words()} (paired over "
+                      "seeds, else the preset's measured seed noise), 'within' where grouping does not matter, "
+                      "'noise?' where the noise was not measured")
     console.print(f"{len(fr.points)} optimal groupings, found in {seconds:.3f} s; wrote {out}"
                   + (f" and {plot}" if plot else ""))
     if any(p.search is not None for p in fr.points):
@@ -646,3 +729,14 @@ def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: In
         console.print("optimality gap 0 at every budget (proven optimal, column generation)" if worst.gap == 0 else
                       f"largest optimality gap {worst.gap:.6g} ({100 * worst.optimality()['relative_gap']:.3g}%) "
                       f"at {_num(worst.cost, fr.unit)} {fr.unit}; each point's bound is in {out}")
+
+
+def _stake_cell(st) -> str:
+    """'3.12% beyond' / '0.40% within' / 'one network' for a frontier point's stakes."""
+    one = None if st is None else st.one_network
+    if one is None:
+        return "-"
+    if one.verdict == "same":
+        return "one network"
+    word = {"better": "beyond", "worse": "beyond", "within noise": "within"}.get(one.verdict, "noise?")
+    return f"{one.percent:+.2f}% {word}"

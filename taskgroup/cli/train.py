@@ -42,8 +42,8 @@ def train_command(
         None, help="Candidate set (default pairs; with --resume: the run's own set): singles (every task alone, "
                    "full and half width) | pairs (singles + every pair at full width; the paper's default) | all "
                    "(every subset at full width + half singles) | affinity (singles + one full-width network of all "
-                   "tasks trained with inter-task affinity tracking, for `select --estimate tag|cosine`; measured "
-                   "every [train] affinity_every steps) | base (only the all-task network, with affinity tracking, "
+                   "tasks trained with inter-task affinity tracking, for `select --estimate "
+                   "tag|tag-nomomentum|cosine`; measured every [train] affinity_every steps) | base (only the all-task network, with affinity tracking, "
                    "and the same at half width, for `select --estimate base`) | rounds (adaptive: every subset to "
                    "the --esa fraction of its schedule, default 0.1, then fully, round by round, only the networks "
                    "that can still change the choice at the --budget range; for `select --estimate rounds`; a run "
@@ -310,9 +310,12 @@ def render_affinity(doc: dict) -> list:
     stage = "final" if "final" in affinity.stages() else affinity.stages()[0]
     seeds = affinity.seeds(stage)
     titles = {"tag": "lookahead affinity (TAG): 1 - L_target after a step on the source alone / L_target before",
+              "tag-nomomentum": "the same lookahead without the optimizer's momentum buffer",
               "cosine": "cosine similarity of the per-task gradients on the shared parameters"}
     out = []
     for kind, title in titles.items():
+        if kind not in affinity.kinds(stage):
+            continue
         matrix = affinity.mean(kind, stage)
         table = Table(title=f"{title} (row = source, column = target; mean over seeds {','.join(map(str, seeds))}, "
                             f"{stage} stage)")
@@ -320,7 +323,7 @@ def render_affinity(doc: dict) -> list:
         for t in affinity.tasks:
             table.add_column(t, justify="right")
         for t, row in zip(affinity.tasks, matrix):
-            table.add_row(t, *[f"{v:.3g}" if kind == "tag" else f"{v:.3f}" for v in row])
+            table.add_row(t, *[f"{v:.3g}" if kind != "cosine" else f"{v:.3f}" for v in row])
         out.append(table)
     return out
 

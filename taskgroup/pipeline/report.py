@@ -13,7 +13,7 @@ from typing import Any
 
 from taskgroup.fileio import write_bytes_atomic
 from taskgroup.grouping import GroupingNetwork, same_networks
-from taskgroup.stats import Z, Estimate, compare, estimate
+from taskgroup.stats import CONFIDENCE, Comparison, Estimate, compare, compare_with_noise, confidence_words, estimate
 
 
 @dataclass
@@ -58,14 +58,14 @@ class ReportData:
     baselines: list[GroupingResult]
     pairwise_gains: dict[str, dict[str, float]]  # task -> partner -> L(half single)/L(pair) - 1
     gains_split: str  # split the gains were computed on
-    frontier: list[dict[str, Any]]  # points: cost, objective (selection split), evaluated_losses (test; trained ones)
+    frontier: list[dict[str, Any]]  # points: cost, objective (selection split), evaluated_losses (test; trained ones), beyond_noise
     latency: dict[str, float]  # measured p50/p90/p99 ms, predicted ms, standalone_sum ms
     compute: dict[str, float]  # train seconds spent on the search vs estimated for all candidates
     machine: str  # description of the machine the run happened on
     notes: list[str] = field(default_factory=list)  # extra plain-language remarks
     test_scales: dict[str, float] | None = None  # per-task divisors of the objective on the test split (None: plain sum)
     seeds: list[int] = field(default_factory=list)  # seeds every network was trained with (one: no spread)
-    seed_noise: dict[str, Any] | None = None  # the preset's measured seed noise (taskgroup.train.config.SEED_NOISE)
+    seed_noise: Any = None  # the preset's measured seed noise (taskgroup.seednoise.SeedNoise), if it holds for the run
     warnings: list[str] = field(default_factory=list)  # shown first: e.g. served tasks that were not learnt
     gains_per_seed: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)  # task -> partner -> seed -> gain
     robustness: str | None = None  # one sentence: the budget range over which the choice holds
@@ -118,8 +118,10 @@ def comparison_notes(data: ReportData) -> list[str]:
     """Plain statements of how the chosen grouping compares with each baseline.
 
     With several seeds a baseline is called lower or higher than the choice only when the paired
-    difference over seeds exceeds two standard errors; otherwise the two are indistinguishable.
-    With one seed, differences below the preset's measured seed noise are said to be so."""
+    difference over seeds is beyond Student's t (seeds - 1 degrees of freedom) times its standard
+    error at 95% confidence (two-sided); otherwise the two are indistinguishable. With one seed the
+    difference is judged against the preset's measured spread of such a difference (taskgroup.seednoise):
+    the pair's own paired spread when both groupings were measured, else sqrt(2) x one grouping's."""
     notes = []
     chosen = data.chosen.seed_totals(data.test_scales)
     for b in data.baselines:
@@ -136,26 +138,51 @@ def comparison_notes(data: ReportData) -> list[str]:
             c = compare(theirs, chosen)
             if c.verdict == "indistinguishable":
                 notes.append(f"'{b.name}' and the chosen grouping are indistinguishable: {data.score_name} difference "
-                             f"{c.text(5)} over {c.difference.n} seeds, within {Z:g} standard errors.")
+                             f"{c.text(5)}.")
             else:
                 word = "LOWER" if c.verdict == "lower" else "higher"
                 notes.append(f"'{b.name}' has a {word} {data.score_name} than the chosen grouping: difference "
-                             f"{c.text(5)} over {c.difference.n} seeds (beyond {Z:g} standard errors)."
-                             + (_approximation_note() if c.verdict == "lower" else ""))
+                             f"{c.text(5)}." + (_approximation_note() if c.verdict == "lower" else ""))
             continue
-        noise = _preset_noise(data)
-        if noise is not None and abs(diff) < Z * noise:
-            notes.append(f"'{b.name}' differs from the chosen grouping by {diff:+.5f}, which is within the seed "
-                         f"noise measured for this preset (std {noise:.4f} of a grouping's {data.score_name}; differences under "
-                         f"{Z * noise:.4f} cannot be told apart with one seed; run with --seeds to decide).")
+        c = one_seed_comparison(data, b, diff)
+        if c is not None and c.verdict == "indistinguishable":
+            notes.append(f"'{b.name}' differs from the chosen grouping by {diff:+.5f}, which one seed cannot tell apart "
+                         f"from seed-to-seed noise ({c.rule_text(5)}); run with --seeds to decide.")
         elif diff < -1e-12:
             notes.append(f"'{b.name}' fits the budget and has a LOWER {data.score_name} than the chosen grouping "
-                         f"({data.score(b):.5f} vs {data.score(data.chosen):.5f}; one seed)." + _approximation_note())
+                         f"({data.score(b):.5f} vs {data.score(data.chosen):.5f}; one seed"
+                         + (f"; beyond the noise: {c.rule_text(5)})." if c is not None else ").")
+                         + _approximation_note())
         else:
             notes.append(f"'{b.name}' has a higher {data.score_name} than the chosen grouping "
                          f"({data.score(b):.5f} vs {data.score(data.chosen):.5f}; one seed"
-                         + (f", beyond the preset's seed noise of {noise:.4f})." if noise is not None else ")."))
+                         + (f"; beyond the noise: {c.rule_text(5)})." if c is not None else ")."))
     return notes
+
+
+def stakes_of(d: ReportData):
+    """How much grouping matters at the budget (taskgroup.search.stakes): the chosen grouping against the
+    'one network' and 'independent singles' baselines on the test split, paired over seeds where the run
+    has several, else against the preset's measured seed noise, else unknown."""
+    from taskgroup.search.stakes import Side, measure
+
+    def side(r: GroupingResult, name: str) -> Side:
+        per_seed = r.seed_totals(d.test_scales) if d.several_seeds else {}
+        return Side(name, tuple(_networks(r)), d.score(r), r.cost, _fits(r, d), per_seed, not r.measured)
+
+    by_name = {b.name: b for b in d.baselines}
+    one, singles = by_name.get("one network"), by_name.get("independent singles")
+    return measure(side(d.chosen, "the chosen grouping"), None if one is None else side(one, "one network"),
+                   None if singles is None or not _fits(singles, d) else side(singles, "independent singles"),
+                   "test", d.seed_noise, _objective(d), max(1, len(d.seeds)))
+
+
+def stakes_section(d: ReportData) -> list[str]:
+    st = stakes_of(d)
+    lines = ["## Stakes: how much grouping matters here", "",
+             f"The chosen grouping against the groupings that need no search, on the test split, in % of one "
+             f"network's {d.score_name}.", "", f"**{st.conclusion()}**", ""]
+    return lines + [f"- {line[:1].upper()}{line[1:]}" + ("" if line.endswith(".") else ".") for line in st.lines()[1:]]
 
 
 def _approximation_note() -> str:
@@ -164,31 +191,52 @@ def _approximation_note() -> str:
             "validation/test differences.")
 
 
-def _preset_noise(d: ReportData) -> float | None:
-    """The preset's measured std of a grouping's score, for the objective the report ranks by."""
+def _objective(d: ReportData) -> str | None:
+    """The seed-noise record's objective for what the report ranks by (None: not measured)."""
     if d.seed_noise is None:
         return None
     if d.test_scales is None:
-        return d.seed_noise.get("grouping_total_std")
-    return d.seed_noise.get("grouping_normalised_std") if d.objective == "reference" else None
+        return "none"
+    return "reference" if d.objective == "reference" else None
+
+
+def one_seed_comparison(d: ReportData, other: GroupingResult, diff: float) -> Comparison | None:
+    """A one-seed difference `diff` (other - chosen) judged against the preset's measured spread of it:
+    the paired spread of the two groupings where both were measured, else sqrt(2) x one grouping's (two
+    groupings trained independently). None where the configuration's noise was not measured."""
+    objective = _objective(d)
+    if objective is None:
+        return None
+    mine, theirs = _networks(d.chosen), _networks(other)
+    measured = d.seed_noise.measured(mine) is not None and d.seed_noise.measured(theirs) is not None
+    spread = d.seed_noise.pair(objective, mine, theirs) if measured else d.seed_noise.independent(objective)
+    return compare_with_noise(diff, spread.std, spread.df, spread.text)
+
+
+def _networks(result: GroupingResult) -> list[tuple]:
+    return [(n.tasks, n.width, n.served) for n in result.networks]
 
 
 def uncertainty_note(d: ReportData) -> str:
     """One sentence on how precise the report's numbers are."""
+    level = confidence_words(CONFIDENCE)
     if d.several_seeds:
         return (f"Every network was trained with {len(d.seeds)} seeds ({', '.join(map(str, d.seeds))}); losses are "
-                f"means over seeds ± their standard deviation, and a difference is called only when it exceeds "
-                f"{Z:g} standard errors (paired by seed).")
-    noise = _preset_noise(d)
-    if noise is None:
+                f"means over seeds ± their standard deviation, and a difference (paired by seed) is called only at "
+                f"{level}: beyond Student's t with {len(d.seeds) - 1} degrees of freedom times its standard error.")
+    objective = _objective(d)
+    if objective is None:
         return ("Every network was trained with one seed, and the seed-to-seed noise of this configuration has not "
                 "been measured: differences between groupings of a few percent may be luck of the seed; run with "
                 "--seeds 0,1,2 to measure it.")
-    return (f"Every network was trained with one seed. On this preset the seed-to-seed standard deviation of a "
-            f"grouping's {d.score_name} is {noise:.4f} (measured over {d.seed_noise.get('seeds', '?')} seeds, "
-            f"{d.seed_noise.get('source', '')}): differences below {Z * noise:.4f} cannot be told apart; run with "
-            "--seeds 0,1,2 for decisions that matter.")
-
+    one, pair = d.seed_noise.one_grouping(objective), d.seed_noise.independent(objective)
+    c = compare_with_noise(0.0, pair.std, pair.df, pair.text)
+    return (f"Every network was trained with one seed. On this preset one grouping's {d.score_name} moves by "
+            f"{one.std:.4f} from seed to seed (standard deviation pooled over {len(d.seed_noise.groupings)} "
+            f"groupings, {d.seed_noise.source}); the difference of two groupings trained independently by sqrt(2) "
+            f"times that, {pair.std:.4f}, so at {level} differences within ±{c.threshold:.4f} (t with {pair.df} "
+            "degrees of freedom) cannot be told apart; two groupings measured together use their own paired spread. "
+            "Run with --seeds 0,1,2 for decisions that matter.")
 
 def latency_notes(d: ReportData) -> list[str]:
     """Plain statements about measured latency vs the prediction and the budget."""
@@ -243,6 +291,8 @@ def _markdown(d: ReportData) -> str:
            "(each task's loss divided by " + ", ".join(f"{t} {v:.4g}" for t, v in d.test_scales.items()) + ")."),
         *(["", d.parsimony] if d.parsimony else []),
         *(["", d.robustness] if d.robustness else []),
+        "",
+        *stakes_section(d),
         "",
         "## Against baselines at the same budget",
         "",
@@ -323,9 +373,13 @@ def affinity_section(a: dict[str, Any]) -> list[str]:
              f"seeds {', '.join(map(str, a['seeds']))}); row = source task, column = target task. Lookahead (TAG): "
              "1 - L_target after the optimizer's step on the source task alone / L_target before, on the same "
              "batch; positive means a step on the source lowers the target's loss."]
-    titles = {"tag": "Lookahead affinity (x 1000)", "cosine": "Gradient cosine similarity"}
+    titles = {"tag": "Lookahead affinity (x 1000)",
+              "tag-nomomentum": "Lookahead affinity without the momentum buffer (x 1000)",
+              "cosine": "Gradient cosine similarity"}
     for kind, title in titles.items():
-        scale = 1000.0 if kind == "tag" else 1.0
+        if kind not in a:
+            continue
+        scale = 1000.0 if kind != "cosine" else 1.0
         lines += ["", f"{title}:", "", "| source | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
         for t, row in zip(tasks, a[kind]):
             lines.append(f"| {t} | " + " | ".join(f"{scale * v:+.2f}" for v in row) + " |")
@@ -342,17 +396,18 @@ def affinity_section(a: dict[str, Any]) -> list[str]:
 
 
 def gain_within_noise(d: ReportData, task: str, partner: str) -> bool | None:
-    """Whether a pairwise gain is too small to tell from zero: within two standard errors over seeds,
-    or, with one seed, within two of the preset's measured standard deviations of a gain."""
+    """Whether a pairwise gain cannot be told from zero at 95% confidence: over seeds, a one-sample t
+    test (seeds - 1 degrees of freedom); with one seed, against the preset's pooled spread of a gain."""
     from taskgroup.stats import within_noise
 
     per_seed = d.gains_per_seed.get(task, {}).get(partner, {})
     if d.several_seeds and len(per_seed) > 1:
         return within_noise(list(per_seed.values()))
-    noise = (d.seed_noise or {}).get("pairwise_gain_std")
-    if noise is None:
+    if d.seed_noise is None:
         return None
-    return abs(d.pairwise_gains[task][partner]) <= Z * noise
+    spread = d.seed_noise.gain()
+    c = compare_with_noise(d.pairwise_gains[task][partner], spread.std, spread.df, spread.text)
+    return c.verdict == "indistinguishable"
 
 
 def gain_cell(d: ReportData, task: str, partner: str) -> str:
@@ -365,14 +420,17 @@ def gain_cell(d: ReportData, task: str, partner: str) -> str:
 
 
 def gains_noise_note(d: ReportData) -> str:
+    level = confidence_words(CONFIDENCE)
     if d.several_seeds:
-        return (f"Cells are mean ± standard error over {len(d.seeds)} seeds; a cell in parentheses is within "
-                f"{Z:g} standard errors of zero (no measurable effect).")
-    noise = (d.seed_noise or {}).get("pairwise_gain_std")
-    if noise is None:
+        return (f"Cells are mean ± standard error over {len(d.seeds)} seeds; a cell in parentheses cannot be told "
+                f"from zero at {level} (t with {len(d.seeds) - 1} degrees of freedom): no measurable effect.")
+    if d.seed_noise is None:
         return "One seed: the noise of these gains was not measured for this configuration."
-    return (f"One seed: a cell in parentheses is within {Z:g} x {noise:.1%}, the seed-to-seed standard deviation of "
-            f"a pairwise gain measured for this preset, and cannot be told from zero.")
+    spread = d.seed_noise.gain()
+    c = compare_with_noise(0.0, spread.std, spread.df, spread.text)
+    return (f"One seed: a cell in parentheses is within ±{c.threshold:.1%} ({level}: t with {spread.df} degrees of "
+            f"freedom times {spread.std:.1%}, the seed-to-seed standard deviation of a pairwise gain measured for "
+            "this preset) and cannot be told from zero.")
 
 
 def _plot_gains(path: Path, d: ReportData) -> None:
@@ -406,10 +464,13 @@ def _plot_gains(path: Path, d: ReportData) -> None:
 
 def frontier_points(front) -> list[dict[str, Any]]:
     """The report's view of a frontier (`taskgroup.search.frontier.Frontier`): each point's cost and
-    objective, and its per-task test losses where the grouping was trained and evaluated."""
+    objective, whether its optimum beats one network beyond noise (its `stakes`), and its per-task
+    test losses where the grouping was trained and evaluated."""
+    extras = list(front.point_extra) + [{}] * (len(front.points) - len(front.point_extra))
     return [{"cost": p.cost, "objective": p.objective,
+             "beyond_noise": (extra.get("stakes") or {}).get("verdict") == "better",
              **({"evaluated_losses": dict(p.evaluation.losses)} if p.evaluation and p.evaluation.losses else {})}
-            for p in front.points]
+            for p, extra in zip(front.points, extras)]
 
 
 def _plot_frontier(path: Path, d: ReportData) -> None:
@@ -420,6 +481,10 @@ def _plot_frontier(path: Path, d: ReportData) -> None:
     if pts:
         xs = [p["cost"] for p in pts]
         ax.step(xs, [p["objective"] for p in pts], where="post", label="optimum (selection split)", color="tab:blue")
+        marked = [p for p in pts if p.get("beyond_noise")]
+        if marked:
+            ax.plot([p["cost"] for p in marked], [p["objective"] for p in marked], "o", markersize=13,
+                    fillstyle="none", color="tab:red", label="beats one network beyond noise (95%)")
         tested = [p for p in pts if p.get("evaluated_losses")]  # groupings with an estimated network have none
         if tested:  # scored as the chosen grouping is: the plain total, or normalised by the test scales
             ax.plot([p["cost"] for p in tested],

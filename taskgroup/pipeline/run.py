@@ -299,18 +299,40 @@ class Pipeline:
         stage only feeds their estimates)."""
         return "early" if self.config.esa is not None and self.config.candidates != "rounds" else "final"
 
-    def objective_noise(self) -> float:
-        """Seed-to-seed standard deviation of a grouping's objective (the mean over the run's seeds), from
-        the preset's measurement; 0 when the run is not the preset as measured or its objective has none.
-        Selection takes the cheapest grouping within it of the optimum (robust_select)."""
-        from taskgroup.train.config import preset_seed_noise
+    def within_noise(self, stage: str):
+        """(the within-noise rule for a choice among networks of `stage`, or None; why it is off).
 
-        noise = preset_seed_noise(self.config.preset, self.run_config())
-        key = {"reference": "grouping_normalised_std", "none": "grouping_total_std"}.get(self.config.normalize)
-        # Measured on fully trained networks of the paper's tasks: not a figure for ESA's early losses.
-        if noise is None or key is None or set(self.config.tasks) != set(PAPER_TASKS) or self.candidate_stage() != "final":
-            return 0.0
-        return float(noise[key]) / math.sqrt(max(1, len(self.table().seed_values())))
+        The rule takes the cheapest grouping within one standard error of its paired difference from
+        the optimum (taskgroup.search.withinnoise), from the preset's measured seed noise. It is off where
+        that measurement does not hold: another recipe or task set, an objective it did not measure,
+        and ESA's early losses (it was measured on fully trained networks)."""
+        from taskgroup import seednoise
+        from taskgroup.train.recipes import seed_noise_for
+        from taskgroup.search.withinnoise import WithinNoise
+
+        if stage != "final":
+            return None, "ESA's early losses (the seed noise was measured on fully trained networks)"
+        if self.config.normalize not in seednoise.OBJECTIVES:
+            return None, (f"the seed noise was measured for the objectives {', '.join(seednoise.OBJECTIVES)}, not "
+                          f"'{self.config.normalize}'")
+        if set(self.config.tasks) != set(PAPER_TASKS):
+            return None, "the seed noise was measured on the paper's five tasks"
+        record = seed_noise_for(self.config.preset, self.run_config())
+        if record is None:
+            return None, (f"no seed noise was measured for this recipe (preset '{self.config.preset}'"
+                          + (", changed by --config" if self.config.config_file else "") + ")")
+        return WithinNoise(record, self.config.normalize, max(1, len(self.table().seed_values()))), ""
+
+    def _select(self, cands, stage: str):
+        """robust_select on this run's profile and budget, with the within-noise rule where it holds; the
+        grouping file's extra says why the rule was off."""
+        from taskgroup.search.robustness import robust_select
+
+        rule, off = self.within_noise(stage)
+        sel = robust_select(cands, self.profile(), self.budget_ms(), tasks=self.config.tasks,
+                            scales=self.scales("val"), relative=self.config.budget_snt is not None,
+                            prefer_cheaper_within=rule if rule is not None else 0.0)
+        return sel, ({} if rule is not None else {"within_noise_off": off})
 
     def scales(self, split: str) -> dict[str, float] | None:
         """Per-task objective divisors on `split` (None: the paper's plain sum). `single` uses the
@@ -396,16 +418,12 @@ class Pipeline:
 
     def stage_select(self) -> dict[str, Any]:
         from taskgroup.search import frontier
-        from taskgroup.search.robustness import robust_select
 
         budget = self.budget_ms()
         cands = self.candidates("val", self.candidate_stage(), self.config.estimate)
         scales = self.scales("val")
         corun = self.profile().corun  # measured slowdown of networks run back to back
-        sel = robust_select(cands, self.profile(), budget, tasks=self.config.tasks, scales=scales,
-                            relative=self.config.budget_snt is not None,
-                            prefer_cheaper_within=self.objective_noise())
-        extra = {}
+        sel, extra = self._select(cands, self.candidate_stage())
         if self.config.top_k > 1:
             from taskgroup.search.robustness import grouping_key, with_noise_margin
             from taskgroup.search.topk import grouping_summary, networks_to_train, top_k
@@ -416,8 +434,8 @@ class Pipeline:
                            corun=profile.fit_corun(sel.robustness["sigmas"]))  # as the choice was made
             if not any(grouping_key(g) == grouping_key(sel) for g in ranked):
                 ranked = [sel, *ranked][:self.config.top_k]  # the choice (cheapest within noise) is trained too
-            extra = {"top_k": [grouping_summary(g) for g in ranked],
-                     "to_train": [{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)]}
+            extra.update({"top_k": [grouping_summary(g) for g in ranked],
+                          "to_train": [{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)]})
             self.say(f"top-{self.config.top_k}: {len(ranked)} groupings, {len(extra['to_train'])} estimated "
                      "network(s) to train in finalize")
         self._write_grouping(sel, "selected.json", extra)
@@ -431,14 +449,33 @@ class Pipeline:
                     point.evaluate(tested, "test")
                 except TaskgroupError:  # a network without test losses (e.g. an ESA-only stage): no marker
                     pass
-        write_json_atomic(self.run_dir / "frontier.json", front.to_json())
+        write_json_atomic(self.run_dir / "frontier.json", self._frontier_with_stakes(front, cands, scales, corun))
         self.say(_describe(sel))
         return {"objective": sel.objective, "cost_ms": sel.cost, "frontier_points": len(front.points)}
 
+    def _frontier_with_stakes(self, front, cands, scales, corun: float) -> dict[str, Any]:
+        """The frontier's JSON, each point with its optimum against one network at that budget
+        (taskgroup.search.stakes, selection split): the budgets at which grouping matters."""
+        from taskgroup import seednoise
+        from taskgroup.train.recipes import seed_noise_for
+        from taskgroup.search.stakes import for_selection
+
+        stage = self.candidate_stage()
+        record = seed_noise_for(self.config.preset, self.run_config()) \
+            if set(self.config.tasks) == set(PAPER_TASKS) and stage == "final" else None
+        doc = front.to_json()
+        table = self.table()
+        for point, sel in zip(doc["points"], front.points):
+            st = for_selection(sel, cands, self.config.tasks, sel.cost, "ms", scales=scales, corun=corun, table=table,
+                               split="val", stage=stage, record=record, objective=self.config.normalize,
+                               singles=False)
+            point["stakes"] = None if st.one_network is None else st.one_network.to_json()
+        return doc
+
     def stage_finalize(self) -> dict[str, Any]:
         """Fully train the chosen networks that were only estimated or early-stopped, then
-        re-choose which chosen network serves each task on their final validation losses."""
-        from taskgroup.search.robustness import robust_select
+        re-choose which chosen network serves each task on their final validation losses (under the
+        within-noise rule: these are fully trained losses, also after an ESA selection)."""
         from taskgroup.train import CandidateSpec
 
         chosen = Grouping.load(self.run_dir / "selected.json")
@@ -449,13 +486,11 @@ class Pipeline:
         self._train(specs, ("final",))
         keys = {(frozenset(s.tasks), s.width) for s in specs}
         final = [c for c in self.candidates("val", "final") if c.key in keys]
-        sel = robust_select(final, self.profile(), self.budget_ms(), tasks=self.config.tasks, scales=self.scales("val"),
-                            relative=self.config.budget_snt is not None,
-                            prefer_cheaper_within=self.objective_noise())
+        sel, extra = self._select(final, "final")
         sel.evaluate([c for c in self.candidates("test", "final") if c.key in keys], "test")
         from taskgroup.search.topk import estimate_errors
 
-        self._write_grouping(sel, "best.json", {"estimate_errors": estimate_errors(networks, final)})
+        self._write_grouping(sel, "best.json", {"estimate_errors": estimate_errors(networks, final), **extra})
         self.say(_describe(sel))
         for warning in self.not_learnt(Grouping.load(self.run_dir / "best.json")):
             self.say(f"WARNING: {warning.message()}")
@@ -528,9 +563,14 @@ class Pipeline:
     def stage_report(self) -> dict[str, Any]:
         from taskgroup.pipeline.report import write_report
 
-        path = write_report(self.run_dir, self.report_data())
+        from taskgroup.pipeline.report import stakes_of
+
+        data = self.report_data()
+        path = write_report(self.run_dir, data)
+        stakes = stakes_of(data)
+        self.say(f"stakes (test split): {stakes.conclusion()}")
         self.say(f"report: {path}")
-        return {"report": str(path.relative_to(self.run_dir))}
+        return {"report": str(path.relative_to(self.run_dir)), "grouping_matters": stakes.matters}
 
     # ---- report assembly
     def report_data(self):
@@ -553,8 +593,11 @@ class Pipeline:
         baselines = [result(b["name"], [GroupingNetwork(tuple(n["tasks"]), tuple(n["served"]), float(n["width"]))
                                         for n in b["networks"]], b["cost_ms"], b["test_losses"])
                      for b in base["baselines"]]
-        from taskgroup.train.config import preset_seed_noise
+        from taskgroup import seednoise
+        from taskgroup.train.recipes import seed_noise_for
 
+        record = seed_noise_for(self.config.preset, self.run_config()) \
+            if set(self.config.tasks) == set(PAPER_TASKS) else None
         return ReportData(
             tasks=list(self.config.tasks), budget=self.budget_ms(), budget_unit="ms",
             device=device_summary(p),
@@ -567,7 +610,7 @@ class Pipeline:
                                    rounds_networks(self.train_dir) if self.config.candidates == "rounds" else None),
             machine=machine_description(), notes=self._notes(best), test_scales=self.scales("test"),
             seeds=list(table.seed_values()) or [self.config.seed], objective=self.config.normalize,
-            seed_noise=preset_seed_noise(self.config.preset, self.run_config()),
+            seed_noise=record,
             warnings=[w.message() for w in self.not_learnt(best)],
             gains_per_seed=pairwise_gains_per_seed(table, "test", self.candidate_stage()),
             # Robustness of the choice among every candidate (selection), not only among the chosen networks.
@@ -579,7 +622,6 @@ class Pipeline:
 
     def affinity_summary(self) -> dict[str, Any] | None:
         """The run's affinity (mean matrices) and how the estimator in use reads it, for the report."""
-        from taskgroup.affinity import KINDS
         from taskgroup.search.affinity import calibration_for
 
         table, stage = self.table(), self.candidate_stage()
@@ -587,9 +629,9 @@ class Pipeline:
             return None
         doc: dict[str, Any] = {"tasks": list(table.affinity.tasks), "seeds": table.affinity.seeds(stage),
                                "every": table.affinity.runs[0].every}
-        for kind in KINDS:
+        for kind in table.affinity.kinds(stage):
             doc[kind] = table.affinity.mean(kind, stage)
-        if self.config.estimate in KINDS:
+        if self.config.estimate in table.affinity.kinds(stage):
             cal = calibration_for(table, self.config.estimate, "val", stage)
             doc["estimate"] = self.config.estimate
             doc["calibration"] = {t: {"ratio": cal.ratio[t], "explained": cal.explained(t),
@@ -666,20 +708,58 @@ def pairwise_gains(table: LossTable, split: str, stage: str) -> dict[str, dict[s
 
 
 def parsimony_text(selected: Grouping, final: Grouping | None = None) -> str | None:
-    """Why the choice is not the exact optimum, when selection took a cheaper grouping within noise of it
-    (None if it took the optimum, or if `final`, the grouping shipped, has other networks)."""
+    """The within-noise rule's decisions in words: the final choice among fully trained networks
+    (`final`, best.json) and, when it took a cheaper grouping than its optimum, the selection on the
+    candidates (`selected`) whose networks were shipped. None when neither file records the rule."""
+    sentences = []
+    final_block = final.extra.get("parsimony") if final is not None else None
+    if final is not None and final.extra.get("within_noise_off"):
+        sentences.append(f"The within-noise rule was off for the final choice: {final.extra['within_noise_off']}; "
+                         "the exact optimum was taken.")
+    elif isinstance(final_block, dict):
+        sentences.append(_rule_sentence(final_block, "Among the fully trained networks"))
     block = selected.extra.get("parsimony")
-    if not isinstance(block, dict) or block.get("chose_the_optimum", True):
-        return None
-    if final is not None and not same_networks(final.networks, selected.networks):
-        return None
+    if isinstance(block, dict) and not block.get("chose_the_optimum", True) and (
+            final is None or same_networks(final.networks, selected.networks)):
+        sentences.append(_rule_sentence(block, "On the candidates"))
+    elif selected.extra.get("within_noise_off") and final is None:
+        sentences.append(f"The within-noise rule was off: {selected.extra['within_noise_off']}.")
+    return " ".join(sentences) or None
+
+
+def _rule_sentence(block: dict[str, Any], where: str) -> str:
+    """One decision of the within-noise rule, with the spread it used and where that came from."""
     opt = block["optimum"]
-    return (f"The exact optimum on the validation objective, {' + '.join(opt['networks'])} "
-            f"(objective {opt['objective']:.5g}, {opt['cost']:.4g} ms), is within the noise of a grouping's "
-            f"objective ({block['tolerance']:.3g}: the preset's seed-to-seed standard deviation over the square "
-            "root of the seeds) of this grouping, the cheapest within that noise: groupings that close cannot "
-            "be told apart, and the cheaper one leaves more of the budget free and lies further from it, so a "
-            "new profile is less likely to change it.")
+    compared = block.get("compared")
+    if compared is None:  # one tolerance for every pair
+        if block.get("chose_the_optimum", True):
+            return f"{where}, the exact optimum was taken: no cheaper grouping is within {block['tolerance']:.3g} of it."
+        return (f"{where}, the exact optimum on the validation objective, {' + '.join(opt['networks'])} (objective "
+                f"{opt['objective']:.5g}, {opt['cost']:.4g} ms), is within {block['tolerance']:.3g} of this grouping, the "
+                "cheapest within that tolerance.")
+    seeds = block.get("evidence", {}).get("run_seeds", 1)
+    source = block.get("evidence", {}).get("source", "the preset's seed-noise record")
+    rule = (f"the rule takes the cheapest grouping within one standard error of its paired difference from the "
+            f"optimum (paired seed-to-seed spread / sqrt({seeds}) seeds; spreads from {source})")
+    if block.get("chose_the_optimum", True):
+        closest = min(compared, key=lambda c: c["minus_optimum"] - c["tolerance"], default=None)
+        tail = "" if closest is None else (
+            f"; the closest, {' + '.join(closest['networks'])}, is {closest['minus_optimum']:+.4g} from it against a "
+            f"tolerance of {closest['tolerance']:.3g} ({_basis(closest)})")
+        return f"{where}, the exact optimum was taken: no cheaper grouping is within noise of it ({rule}){tail}."
+    pick = next(c for c in compared if c.get("chosen"))
+    return (f"{where}, the exact optimum on the validation objective, {' + '.join(opt['networks'])} (objective "
+            f"{opt['objective']:.5g}, {opt['cost']:.4g} ms), is {pick['minus_optimum']:.4g} better than this grouping, "
+            f"within the tolerance {pick['tolerance']:.3g} ({_basis(pick)}), so they cannot be told apart: {rule}. "
+            "The cheaper one leaves more of the budget free and lies further from it, so a new profile is less "
+            "likely to change it.")
+
+
+def _basis(comparison: dict[str, Any]) -> str:
+    spread = comparison["spread"]
+    if spread["basis"] == "paired":
+        return f"paired spread {spread['std']:.4f} measured for these two groupings"
+    return f"no paired measurement of these two groupings: {spread['text']}"
 
 
 def robustness_text(grouping: Grouping) -> str | None:
@@ -795,6 +875,8 @@ def selection_inputs(estimate: str | None, n_tasks: int) -> str:
         return f"measured networks only (HOA estimates networks of 3+ tasks; a {n_tasks}-task run has none)"
     used = {"hoa": "HOA-estimated higher-order networks",
             "tag": "networks estimated from the all-task network's lookahead affinity (TAG)",
+            "tag-nomomentum": "networks estimated from the all-task network's lookahead affinity without the "
+                              "momentum buffer",
             "cosine": "networks estimated from the all-task network's gradient cosine similarity",
             "base": "networks estimated from the all-task network alone (base-model estimation: full and half "
                     "width, and its gradient cosine; no single trained)",

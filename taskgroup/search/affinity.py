@@ -40,7 +40,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from taskgroup.affinity import KINDS, AffinityTable
+from taskgroup.affinity import ALL_KINDS, AffinityTable
 from taskgroup.errors import TaskgroupError
 from taskgroup.search.candidates import Candidate, CostFn, make_candidate, snt_cost
 
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 class Calibration:
     """Everything the estimate of a group needs, from one affinity matrix and the measured networks."""
 
-    kind: str  # "tag" or "cosine"
+    kind: str  # "tag", "tag-nomomentum" or "cosine"
     tasks: tuple[str, ...]  # the affinity network's tasks (matrix order)
     width: float  # the width estimates are made at (the affinity network's)
     matrix: tuple[tuple[float, ...], ...]  # M[source][target], mean over seeds
@@ -96,8 +96,8 @@ def calibrate(measured: Sequence[Candidate], affinity: AffinityTable, kind: str,
               reference: dict[str, float] | None = None) -> Calibration:
     """The mapping's per-task numbers from the measured singles and all-task network (losses on one
     split) and `reference` (task -> trivial-predictor loss on that split)."""
-    if kind not in KINDS:
-        raise TaskgroupError(f"unknown affinity kind '{kind}'; valid kinds: {', '.join(KINDS)}")
+    if kind not in ALL_KINDS:
+        raise TaskgroupError(f"unknown affinity kind '{kind}'; valid kinds: {', '.join(ALL_KINDS)}")
     tasks, width = affinity.tasks, affinity.width
     if len(tasks) < 2:
         raise TaskgroupError(f"the affinity table has one task ({tasks[0]}): nothing to estimate")

@@ -94,6 +94,17 @@ def cosine_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None, s
     return estimate_with_affinity(measured, cost_fn, table, split, "cosine")
 
 
+@register("tag-nomomentum")
+def tag_nomomentum_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None,
+                            split: str = "val") -> list[Candidate]:
+    """As `tag`, with the lookahead taken without the optimizer's momentum buffer (measured in the
+    same runs): the buffer is shared by every source task and compresses the differences between
+    partners (benchmarks/results/tag_momentum.md measures by how much)."""
+    from taskgroup.search.affinity import estimate_with_affinity
+
+    return estimate_with_affinity(measured, cost_fn, table, split, "tag-nomomentum")
+
+
 @register("base")
 def base_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None, split: str = "val") -> list[Candidate]:
     """Base-model estimation: every full-width group and every half-width single from the all-task
@@ -114,8 +125,9 @@ def rounds_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None, s
     return estimate_from_early(measured, cost_fn, table, split)
 
 
-for _fn in (tag_estimate, cosine_estimate, base_estimate, rounds_estimate):
+for _fn in (tag_estimate, tag_nomomentum_estimate, cosine_estimate, base_estimate, rounds_estimate):
     _fn.uses_table = True  # type: ignore[attr-defined]
 
 # The candidate set (`taskgroup train --candidates`) each estimator needs trained.
-TRAINING_PLANS = {"hoa": "pairs", "tag": "affinity", "cosine": "affinity", "base": "base", "rounds": "rounds"}
+TRAINING_PLANS = {"hoa": "pairs", "tag": "affinity", "tag-nomomentum": "affinity", "cosine": "affinity", "base": "base",
+                  "rounds": "rounds"}

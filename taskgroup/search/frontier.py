@@ -35,6 +35,7 @@ class Frontier:
     points: list[Selection]  # optimal groupings by increasing cost (= decreasing objective)
     options: dict[str, Any] = field(default_factory=dict)  # weights, normalisation, estimator, sources
     extra: dict[str, Any] = field(default_factory=dict)  # other top-level fields (e.g. the profile record), verbatim
+    point_extra: list[dict[str, Any]] = field(default_factory=list)  # per point, its other fields (e.g. stakes), verbatim
 
     def optimum_at(self, budget: float) -> Selection | None:
         """The optimal grouping for `budget` (the most expensive point that fits), or None."""
@@ -63,7 +64,7 @@ class Frontier:
                 doc["evaluated_total_best_served"] = p.evaluation.total_best_served
             elif any(q.evaluation is not None for q in self.points):  # estimated networks: nothing to evaluate
                 doc["evaluated_total"] = doc["evaluated_total_best_served"] = None
-            pts.append(doc)
+            pts.append({**(self.point_extra[k] if k < len(self.point_extra) else {}), **doc})
         return {**self.extra, "schema_version": SCHEMA_VERSION, "kind": FRONTIER_KIND, "unit": self.unit,
                 "tasks": list(self.tasks), "options": self.options, "proven_optimal": all(p.gap == 0 for p in self.points),
                 "max_relative_gap": max((p.optimality()["relative_gap"] for p in self.points), default=0.0),
@@ -97,13 +98,19 @@ class Frontier:
             raise SchemaError(where, "points", "expected points by increasing cost")
         extra = {k: v for k, v in doc.items() if k not in ("schema_version", "kind", "unit", "tasks", "options", "points",
                                                            "proven_optimal", "max_relative_gap")}  # those two: derived
-        return cls(unit, tuple(tasks), points, dict(options), extra)
+        known = ("budget_from", "budget_to", "objective", "total_loss", "cost", "corun_factor", "networks", "optimality",
+                 "evaluated_on", "evaluated_losses", "evaluated_total", "evaluated_total_best_served")
+        point_extra = [{k: v for k, v in p.items() if k not in known} for p in doc["points"]]
+        return cls(unit, tuple(tasks), points, dict(options), extra, point_extra)
 
     def _objective_label(self) -> str:
         return _objective_label_for(self.options)
 
-    def plot(self, path: str | os.PathLike, title: str | None = None) -> None:
-        """A step plot of the optimal objective (and evaluated total, if any) against the budget, as PNG."""
+    def plot(self, path: str | os.PathLike, title: str | None = None,
+             beyond_noise: Sequence[bool] | None = None) -> None:
+        """A step plot of the optimal objective (and evaluated total, if any) against the budget, as PNG.
+        `beyond_noise`: per point, whether its optimum beats one network beyond noise (taskgroup.search.stakes);
+        those points are ringed: the budgets at which grouping matters."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -118,6 +125,10 @@ class Frontier:
         ax.step(xs, [p.objective for p in self.points] + [self.points[-1].objective], where="post",
                 label="optimal objective (selection table)")
         ax.plot(costs, [p.objective for p in self.points], "o", color="C0")
+        if beyond_noise is not None and any(beyond_noise):
+            marked = [p for p, b in zip(self.points, beyond_noise) if b]
+            ax.plot([p.cost for p in marked], [p.objective for p in marked], "o", markersize=13, fillstyle="none",
+                    color="C3", label="beats one network beyond noise (95%)")
         # The objective may be normalised and weighted; an evaluation is the plain sum of losses: two quantities,
         # two axes, each labelled with what it is.
         handles = ax.get_legend_handles_labels()

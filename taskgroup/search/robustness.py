@@ -4,13 +4,24 @@ Measured latencies move between runs (two consecutive profiles of the same machi
 standard network at 0.289 and 0.309 ms). A profile stores that noise: each part's median in
 every interleaved timing round, whose spread is its noise sigma (`LatencyStats.noise`).
 
-The rule: a grouping fits the budget when its predicted cost plus `sigmas` (default 2) times
-its noise does (an upper confidence bound; the noise of a grouping is the sum of its parts'
-noise, as load moves them together). Among groupings that fit, the lowest loss wins, as
-always. A grouping sitting within its noise of the budget is therefore left out on every run
-rather than in and out by chance, and the chosen one fits with room for the noise. Costs
-written into the grouping stay the predictions at the profile's statistic (what `bench`
-compares against); the cost the rule used is `robustness.fit_cost_ms`.
+The rule: a grouping fits the budget when its predicted cost plus `sigmas` times its noise
+does (the noise of a grouping is the sum of its parts' noise, as load moves them together).
+Among groupings that fit, the lowest loss wins, as always. A grouping sitting within its noise
+of the budget is therefore left out on every run rather than in and out by chance, and the
+chosen one fits with room for the noise. Costs written into the grouping stay the predictions
+at the profile's statistic (what `bench` compares against); the cost the rule used is
+`robustness.fit_cost_ms`.
+
+How much room: a part's noise sigma is the standard error of this profile's estimate of its
+cost. What can undo a choice is the next profile of the machine, whose estimate differs from
+this one's by the difference of two such estimates, with standard deviation sqrt(2) sigma. The
+default margin is sized for that change: sigmas = sqrt(2) x z, z the one-sided Gaussian quantile
+of NEXT_PROFILE_RISK (5%), so a grouping that fits exactly at the margin is predicted over the
+budget by the next profile with a 5% chance (one-sided), and one with room to spare less often.
+That holds if the change is Gaussian and the noise estimate is accurate (it comes from the
+profile's 5 timing rounds, pooled over the parts of each width); summing the parts' sigmas
+assumes they move together and overstates a grouping's noise where they do not, so the real
+risk is lower there. `risk_at_margin` gives the risk for any other margin (2 sigmas: 7.9%).
 
 `--budget-snt Y` is Y times the standard network measured in the same profile, so a
 machine that is uniformly faster or slower on the next run gives the same grouping; what
@@ -24,9 +35,11 @@ No torch here: `taskgroup select` stays torch-free.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from statistics import NormalDist
+from typing import Any, Callable, Mapping, Sequence
 
 from taskgroup.profile.costmodel import DeviceProfile, corun_factor
 from taskgroup.search.candidates import Candidate
@@ -34,7 +47,14 @@ from taskgroup.search.frontier import frontier_points
 from taskgroup.search.problem import REL_TOL
 from taskgroup.search.select import ChosenNetwork, Selection, Selector
 
-NOISE_SIGMAS = 2.0  # default: costs at p50 + 2 sigma when fitting the budget
+NEXT_PROFILE_RISK = 0.05  # one-sided chance that the next profile predicts a grouping at the margin over budget
+NOISE_SIGMAS = math.sqrt(2) * NormalDist().inv_cdf(1 - NEXT_PROFILE_RISK)  # 2.326: costs at p50 + this x sigma
+
+
+def risk_at_margin(sigmas: float) -> float:
+    """The one-sided chance that the next profile predicts a grouping fitting exactly at a margin of
+    `sigmas` x its noise over the budget: the change between two profiles has sd sqrt(2) x sigma."""
+    return 1.0 - NormalDist().cdf(sigmas / math.sqrt(2))
 
 
 def with_noise_margin(candidates: Sequence[Candidate], profile: DeviceProfile, sigmas: float) -> list[Candidate]:
@@ -91,9 +111,10 @@ class Robustness:
     def to_json(self) -> dict[str, Any]:
         snt = self.standard_ms
         doc = {
-            "rule": f"a grouping fits if its predicted cost + {self.sigmas:g} x its noise <= budget; "
+            "rule": f"a grouping fits if its predicted cost + {self.sigmas:.3g} x its noise <= budget; "
                     "the lowest loss among those wins",
             "sigmas": self.sigmas,
+            "risk_next_profile": risk_at_margin(self.sigmas) if self.sigmas > 0 else None,
             "sigmas_asked": self.sigmas_asked,
             "noise_known": self.noise_known,
             "noise_ms": self.noise,
@@ -119,17 +140,30 @@ def _optimum_index(points: Sequence[Selection], budget: float) -> int:
     return max(k for k, p in enumerate(points) if p.cost <= budget + REL_TOL * max(1.0, abs(budget)))
 
 
-def _cheapest_within(points: Sequence[Selection], k: int, tolerance: float) -> int:
-    """The cheapest frontier point whose objective is within `tolerance` of point k's. It is also the
-    cheapest of all groupings within it: the optimum at that grouping's cost is at least as good and
-    no dearer, so it is a frontier point of the same cost."""
-    edge = points[k].objective + tolerance
-    return next(i for i in range(k + 1) if points[i].objective <= edge + REL_TOL * max(1.0, abs(edge)))
+Tolerance = Callable[[Selection, Selection], float]  # (optimum, other grouping) -> objective tolerance
+
+
+def _tolerance_fn(tolerance: "float | Tolerance") -> Tolerance | None:
+    """A tolerance function from a number (the same for every pair; 0: the rule is off) or a function."""
+    if callable(tolerance):
+        return tolerance
+    return (lambda optimum, other: float(tolerance)) if tolerance > 0 else None
+
+
+def _cheapest_within(points: Sequence[Selection], k: int, tolerance: Tolerance) -> int:
+    """The cheapest frontier point whose objective is within its tolerance of point k's. With one
+    tolerance for every pair it is also the cheapest of all groupings within it: the optimum at that
+    grouping's cost is at least as good and no dearer, so it is a frontier point of the same cost."""
+    for i in range(k):
+        edge = points[k].objective + tolerance(points[k], points[i])
+        if points[i].objective <= edge + REL_TOL * max(1.0, abs(edge)):
+            return i
+    return k
 
 
 def assess(selector: Selector, chosen: Selection, budget: float, profile: DeviceProfile, sigmas: float,
            standard_ms: float | None = None, max_networks: int | None = None, asked: float | None = None,
-           tolerance: float = 0.0, points: Sequence[Selection] | None = None) -> Robustness:
+           tolerance: "float | Tolerance" = 0.0, points: Sequence[Selection] | None = None) -> Robustness:
     """The margin, the budget range the choice holds for and the optima near the budget.
 
     `selector` and `chosen` are costed for fitting (see `with_noise_margin`); the range comes from
@@ -154,9 +188,13 @@ def assess(selector: Selector, chosen: Selection, budget: float, profile: Device
                          "noise_ms": p_noise, "objective": p.objective,
                          "fits": p.cost <= budget * (1 + 1e-9)})
     holds_from, holds_to = fit_cost, points[at + 1].cost if at + 1 < len(points) else None
-    if tolerance > 0:  # the choice as a function of the budget is the cheapest within tolerance of its optimum
-        picks = [_cheapest_within(points, k, tolerance) for k in range(len(points))]  # non-decreasing in k
-        holds_from = points[picks.index(picks[at])].cost
+    rule = _tolerance_fn(tolerance)
+    if rule is not None:  # the choice as a function of the budget is the cheapest within tolerance of its optimum
+        picks = [_cheapest_within(points, k, rule) for k in range(len(points))]
+        first = at
+        while first > 0 and picks[first - 1] == picks[at]:
+            first -= 1
+        holds_from = points[first].cost
         later = next((k for k in range(at + 1, len(points)) if picks[k] != picks[at]), None)
         holds_to = points[later].cost if later is not None else None
     return Robustness(sigmas, budget, cost, noise, fit_cost, holds_from, holds_to, near, standard_ms,
@@ -175,11 +213,14 @@ def robustness_sentence(block: Mapping[str, Any]) -> str:
     if not block.get("noise_known", True):
         noise = "the profile stores no latency noise (measured before it was recorded), so costs are plain p50"
     elif block.get("sigmas_asked", 0) > block["sigmas"]:
-        noise = (f"no grouping fits with {block['sigmas_asked']:g} sigma of noise (this choice's sigma is "
+        noise = (f"no grouping fits with {block['sigmas_asked']:.3g} sigma of noise (this choice's sigma is "
                  f"{block['noise_ms']:.3g} ms), so it was made on the plain prediction and may change between runs")
     else:
-        noise = (f"the margin is {block['margin_ms']:.3g} ms after allowing {block['sigmas']:g} sigma of noise "
-                 f"(sigma {block['noise_ms']:.3g} ms)")
+        risk = block.get("risk_next_profile")
+        noise = (f"the margin is {block['margin_ms']:.3g} ms after allowing {block['sigmas']:.3g} sigma of noise "
+                 f"(sigma {block['noise_ms']:.3g} ms" + (f"; a grouping fitting exactly at that margin would be "
+                                                        f"predicted over the budget by the next profile with a "
+                                                        f"{risk:.1%} chance, one-sided" if risk else "") + ")")
     near = len(block.get("near_budget") or [])
     others = f"; {near} other optimal grouping(s) cost within their noise of the budget" if near else ""
     return f"The choice would change below {ms('holds_from_ms')} / {above}; {noise}{others}."
@@ -232,26 +273,30 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
                   tasks: Sequence[str] | None = None, sigmas: float = NOISE_SIGMAS,
                   max_networks: int | None = None, weights: Mapping[str, float] | None = None,
                   scales: Mapping[str, float] | None = None, solver: str = "auto",
-                  relative: bool = False, prefer_cheaper_within: float = 0.0) -> Selection:
+                  relative: bool = False, prefer_cheaper_within: "float | Tolerance" = 0.0) -> Selection:
     """`select()` in ms on `profile` under the noise rule: the Selection's costs are the predictions
     (candidates as given) and `robustness` holds the margin, range and optima near the budget.
     `relative`: the budget is a multiple of the profile's standard network (SNT), so noise is measured
     relative to it (see DeviceProfile._part_noise).
-    `prefer_cheaper_within`: an objective tolerance (e.g. the seed-to-seed noise of a grouping's objective);
-    the cheapest grouping whose objective is within it of the optimum is chosen instead of the optimum
-    (the one-standard-error rule). Groupings that close cannot be told apart, and the optimum among them
-    is often the dearest, near the budget, where a profile taken a minute later may leave it out; the
-    cheapest is further from the budget and the same from profile to profile. The optimum is recorded.
+    `prefer_cheaper_within`: an objective tolerance, one number for every pair of groupings or a function
+    (optimum, other) -> tolerance (taskgroup.search.withinnoise.WithinNoise: one standard error of the
+    pair's paired difference); the cheapest frontier grouping whose objective is within it of the optimum
+    is chosen instead of the optimum (the one-standard-error rule). Groupings that close cannot be told
+    apart, and the optimum among them is often the dearest, near the budget, where a profile taken a
+    minute later may leave it out; the cheapest is further from the budget and the same from profile to
+    profile. The optimum and every comparison are recorded (`parsimony`).
     Raises TaskgroupError naming the cheapest grouping if none fits even as predicted."""
     profile = profile.with_relative_noise(relative)
     selector, chosen, used = solve_under_noise(candidates, profile, budget, sigmas, max_networks, tasks=tasks,
                                                weights=weights, scales=scales, solver=solver)
     if chosen is None:
         raise selector.infeasible_error(budget, max_networks)
-    optimum, points = None, None
-    if prefer_cheaper_within > 0:
+    optimum, points, rule, cheaper = None, None, _tolerance_fn(prefer_cheaper_within), []
+    if rule is not None:
         points = frontier_points(selector, max_networks)
-        pick = points[_cheapest_within(points, _optimum_index(points, budget), prefer_cheaper_within)]
+        at = _optimum_index(points, budget)
+        pick = points[_cheapest_within(points, at, rule)]
+        cheaper = [p for p in points[:at] if grouping_key(p) != grouping_key(chosen)]
         optimum, chosen = chosen, chosen if grouping_key(pick) == grouping_key(chosen) else pick
     standard = profile.network_ms(1.0, selector.problem.tasks)
     robust = assess(selector, chosen, budget, profile, used, standard, max_networks,
@@ -259,10 +304,8 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
     sel = predicted(chosen, candidates, profile.corun)
     sel.robustness = robust.to_json()
     if optimum is not None:
-        sel.parsimony = {
-            "rule": "the cheapest grouping whose objective is within the tolerance of the optimum's",
-            "tolerance": prefer_cheaper_within,
-            "optimum": {"networks": [_label(n) for n in optimum.networks], "objective": optimum.objective,
-                        "cost": predicted(optimum, candidates, profile.corun).cost},
-            "chose_the_optimum": grouping_key(optimum) == grouping_key(chosen)}
+        from taskgroup.search.withinnoise import record_rule
+
+        sel.parsimony = record_rule(optimum, chosen, cheaper, prefer_cheaper_within,
+                                    lambda s: predicted(s, candidates, profile.corun).cost)
     return sel

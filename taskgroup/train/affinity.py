@@ -10,7 +10,12 @@ Every `every` optimiser steps, on the step's own batch and before the real updat
    Nesterov, maximize, the current learning rate). Heads keep their weights;
 3. every task's loss on the same batch at theta_i' and A[i][j] = 1 - L_j(theta_i') / L_j(theta),
    L_j(theta) being the real forward's loss (TAG, Fifty et al. 2021); also the cosine similarity
-   of the per-task gradients on the shared parameters.
+   of the per-task gradients on the shared parameters;
+4. the same lookahead without the momentum buffer (`tag-nomomentum`: theta_i' = theta - lr x
+   (grad L_i + weight decay x theta)). The buffer carries the previous steps of every task and is
+   the same whichever task is the source, so it moves every lookahead alike: it pulls the rows
+   of A towards each other (a step on any task mostly lowers every loss). Both are measured on
+   the same batches of the same run, at one more forward pass per task.
 
 Nothing of the real run changes: parameters, gradients, optimizer state and the torch RNG are
 left as they were, and the lookahead forward passes run with the model's BatchNorm buffers
@@ -19,9 +24,10 @@ the batch's own statistics in the lookahead exactly as in the real forward (the 
 train mode), so L_j(theta_i') and L_j(theta) differ only by the lookahead step; evaluating the
 lookahead in eval mode (running statistics) would mix a change of normalisation into the ratio.
 
-TAG's published Taskonomy code differs in two ways this module avoids: its lookahead omits the
-momentum term (it looks for the momentum buffer in the param-group dictionary, which never holds
-it) and its lookahead forward passes update the BatchNorm running statistics of the real model.
+TAG's published Taskonomy code differs in two ways: its lookahead omits the momentum term (it
+looks for the momentum buffer in the param-group dictionary, which never holds it; `tag-nomomentum`
+is that lookahead) and its lookahead forward passes update the BatchNorm running statistics of the
+real model (avoided here).
 It also divides each affinity by the learning rate; here A is the plain relative loss change.
 """
 
@@ -32,7 +38,7 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from taskgroup.affinity import KINDS
+from taskgroup.affinity import ALL_KINDS
 from taskgroup.errors import TaskgroupError
 
 
@@ -45,9 +51,10 @@ def shared_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parame
 
 
 def sgd_lookahead(optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor],
-                  grads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+                  grads: Sequence[torch.Tensor], with_momentum: bool = True) -> list[torch.Tensor]:
     """New values of `params` after `optimizer.step()` with gradients `grads`, without changing
-    the parameters or the optimizer state: the arithmetic of torch.optim.SGD's update, in its order."""
+    the parameters or the optimizer state: the arithmetic of torch.optim.SGD's update, in its order.
+    `with_momentum=False`: the step without the momentum buffer, lr x (grad + weight decay x param)."""
     if type(optimizer) is not torch.optim.SGD:
         raise TaskgroupError(f"affinity lookahead reproduces torch.optim.SGD only, not {type(optimizer).__name__}")
     groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
@@ -63,7 +70,7 @@ def sgd_lookahead(optimizer: torch.optim.Optimizer, params: Sequence[torch.Tenso
             d = -grad if group["maximize"] else grad
             if wd != 0:
                 d = d.add(p, alpha=wd)
-            if momentum != 0:
+            if momentum != 0 and with_momentum:
                 buf = optimizer.state.get(p, {}).get("momentum_buffer")
                 buf = d.detach().clone() if buf is None else buf.mul(momentum).add_(d, alpha=1 - group["dampening"])
                 d = d.add(buf, alpha=momentum) if group["nesterov"] else buf
@@ -82,7 +89,7 @@ class AffinityTracker:
         self.model, self.optimizer, self.tasks, self.every = model, optimizer, tuple(tasks), every
         self.shared = shared_parameters(model)
         n = len(self.tasks)
-        self._sums = {k: torch.zeros(n, n, dtype=torch.float64) for k in KINDS}
+        self._sums = {k: torch.zeros(n, n, dtype=torch.float64) for k in ALL_KINDS}
         self.steps = 0
         self.seconds = 0.0
 
@@ -103,19 +110,22 @@ class AffinityTracker:
         flat = torch.stack([torch.cat([g.reshape(-1) for g in grads[t]]).double() for t in self.tasks])
         norms = flat.norm(dim=1)
         cosine = (flat @ flat.T) / torch.outer(norms, norms).clamp_min(torch.finfo(torch.float64).tiny)
-        tag = torch.zeros_like(self._sums["tag"])
+        lookahead = {"tag": True, "tag-nomomentum": False}  # kind -> with the momentum buffer
+        tags = {kind: torch.zeros_like(self._sums[kind]) for kind in lookahead}
         # Throw-away copies of the buffers: train-mode BatchNorm updates these, not the model's.
         scratch = {n: b.clone() for n, b in self.model.named_buffers()}
         with torch.no_grad():
-            for i, source in enumerate(self.tasks):
-                moved = dict(zip(names, sgd_lookahead(self.optimizer, params, grads[source])))
-                after = task_losses(torch.func.functional_call(self.model, {**scratch, **moved}, (x,)))
-                for j, target in enumerate(self.tasks):
-                    tag[i, j] = 1.0 - float(after[target]) / current[target]
-        if not (torch.isfinite(tag).all() and torch.isfinite(cosine).all()):
+            for kind, with_momentum in lookahead.items():
+                for i, source in enumerate(self.tasks):
+                    moved = dict(zip(names, sgd_lookahead(self.optimizer, params, grads[source], with_momentum)))
+                    after = task_losses(torch.func.functional_call(self.model, {**scratch, **moved}, (x,)))
+                    for j, target in enumerate(self.tasks):
+                        tags[kind][i, j] = 1.0 - float(after[target]) / current[target]
+        if not (all(torch.isfinite(t).all() for t in tags.values()) and torch.isfinite(cosine).all()):
             raise TaskgroupError(f"affinity: a task loss is zero or not finite (losses {current}); "
                                  "lower [train] lr or train without affinity")
-        self._sums["tag"] += tag
+        for kind, matrix in tags.items():
+            self._sums[kind] += matrix
         self._sums["cosine"] += cosine.cpu()  # the sums stay on the CPU whatever the training device
         self.steps += 1
         torch.set_rng_state(rng)

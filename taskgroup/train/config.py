@@ -140,26 +140,6 @@ DATA_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-# Seed-to-seed noise measured per preset by benchmarks/seed_noise.py: the standard deviation over
-# seeds of a grouping's total test loss (plain sum) and of a pairwise gain. A one-seed report
-# uses it to say which differences it cannot tell apart. It holds for the preset as shipped
-# only: a run whose config differs gets no number.
-SEED_NOISE: dict[str, dict[str, Any]] = {
-    "wide": {"grouping_total_std": 0.0111, "grouping_normalised_std": 0.0161,
-                "pairwise_gain_std": 0.0170, "seeds": 3,
-                "source": "benchmarks/results/seed_noise.md, median over 7 groupings"},
-}
-
-
-def preset_seed_noise(preset: str, config: "RunConfig") -> dict[str, Any] | None:
-    """The preset's measured seed noise, if `config` is the preset as shipped (any seed)."""
-    noise = SEED_NOISE.get(preset)
-    if noise is None:
-        return None
-    shipped = make_run_config(preset, seed=config.seed, esa_fraction=config.esa_fraction)
-    return noise if shipped.to_dict() == config.to_dict() else None
-
-
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that decides how a run's networks are trained (stored with the run)."""

@@ -195,17 +195,17 @@ def plan_next(table: LossTable, rounds: RoundsConfig, cost_fn, config=None):
 
 def seed_noise_tolerance(table: LossTable, scales: dict[str, float] | None, config=None) -> float:
     """The seed noise of a grouping's objective (the mean over the run's seeds): the preset's
-    measurement where the run is the preset as measured on the paper's tasks, else from the run's own
+    measurement (taskgroup.seednoise: one grouping's pooled spread) where the run is the recipe it
+    measured on the paper's tasks, else from the run's own
     seeds (per task, the median over fully trained networks of its objective term's variance over
     seeds; summed over tasks, one network serving each), else 0."""
     from taskgroup.tasks import PAPER_TASKS
-    from taskgroup.train.config import preset_seed_noise
+    from taskgroup.train.recipes import seed_noise_for
 
     n_seeds = max(1, len(table.seed_values()))
-    noise = preset_seed_noise(config.preset, config) if config is not None else None
-    key = "grouping_normalised_std" if scales is not None else "grouping_total_std"
-    if noise is not None and set(table.tasks) == set(PAPER_TASKS) and key in noise:
-        return float(noise[key]) / math.sqrt(n_seeds)
+    record = seed_noise_for(config.preset, config) if config is not None else None
+    if record is not None and set(table.tasks) == set(PAPER_TASKS):  # one grouping's pooled spread
+        return record.one_grouping("reference" if scales is not None else "none").std / math.sqrt(n_seeds)
     if n_seeds < 2:
         return 0.0
     total = 0.0

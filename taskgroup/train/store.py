@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from taskgroup_runtime.integrity import sha256_file
-from taskgroup.affinity import KINDS, AffinityRun, AffinityTable
+from taskgroup.affinity import ALL_KINDS, AffinityRun, AffinityTable
 from taskgroup.errors import TaskgroupError
 from taskgroup.losstable import LOSS_TABLE_FILENAME, LossTable, NetworkResult
 from taskgroup.train.candidates import CandidateSpec
@@ -400,7 +400,7 @@ class RunStore:
                                                 sha256_file(self.run_dir / stop["checkpoint"])))
                 if r.get("affinity"):
                     a = r["affinity"]
-                    matrices = {k: a[k] for k in KINDS}
+                    matrices = {k: a[k] for k in ALL_KINDS if k in a}
                     self._insert("affinity", (spec.name, seed, r["stage"], a["steps"], a["every"], a["seconds"],
                                               json.dumps(matrices, allow_nan=False)), replace=True)
                 ckpt = self.run_dir / r["checkpoint"]
@@ -518,11 +518,13 @@ class RunStore:
         return rows
 
     def has_affinity(self, spec: CandidateSpec, seed: int, stages: Iterable[str]) -> bool:
-        """Whether every one of `stages` of this job has its affinity recorded."""
+        """Whether every one of `stages` of this job has its affinity recorded, with every kind
+        (a measurement made before a kind was added is retrained to add it; the losses do not change)."""
         if not self._has_table("affinity"):
             return False
-        have = {r[0] for r in self._conn.execute("SELECT stage FROM affinity WHERE name = ? AND seed = ?",
-                                                 (spec.name, seed))}
+        have = {stage for stage, m in self._conn.execute("SELECT stage, matrices FROM affinity WHERE name = ? AND "
+                                                         "seed = ?", (spec.name, seed))
+                if set(ALL_KINDS) <= set(json.loads(m))}
         return set(stages) <= have
 
     def affinity_network(self) -> str | None:

@@ -115,6 +115,24 @@ def test_registered_estimators_keep_what_the_method_trains_and_estimate_the_rest
     assert sel.cost <= 1.5
 
 
+def test_tag_nomomentum_reads_its_own_matrix_and_older_tables_say_they_lack_it():
+    """The estimator of the lookahead without momentum is the same mapping on the `tag-nomomentum`
+    matrix; a table measured before that kind existed names the missing matrix."""
+    flat = [[0.020, 0.001, 0.012, 0.000], [0.010, 0.030, 0.001, 0.015],
+            [0.001, 0.009, 0.012, 0.002], [0.000, 0.001, 0.006, 0.025]]
+    table = make_table()
+    table.affinity.runs[0].matrices["tag-nomomentum"] = flat
+    assert "tag-nomomentum" in ESTIMATORS and table.affinity.kinds() == ["tag", "cosine", "tag-nomomentum"]
+    got = {c.tasks: c for c in candidates_from_table(table, "val", "final", estimate="tag-nomomentum") if c.estimated}
+    for group in [("s", "d"), ("d", "n", "k")]:
+        for t in group:
+            assert got[group].losses[t] == pytest.approx(documented(flat, group, t), rel=1e-12)
+    tag = {c.tasks: c.losses for c in candidates_from_table(table, "val", "final", estimate="tag") if c.estimated}
+    assert tag[("s", "d")] != got[("s", "d")].losses
+    with pytest.raises(TaskgroupError, match="no 'tag-nomomentum' matrix"):
+        candidates_from_table(make_table(), estimate="tag-nomomentum")
+
+
 def test_without_an_affinity_table_the_estimator_says_how_to_get_one():
     table = make_table()
     table.affinity = None

@@ -102,3 +102,13 @@ def test_groupings_with_an_estimated_network_get_no_marker(monkeypatch, tmp_path
     front = Frontier.from_json(evaluated_frontier(estimated_pair=True).to_json())
     lines = _drawn(monkeypatch, tmp_path, _report_data(front))
     assert lines["same groupings, test split"] == [(2.0, pytest.approx(4.0))]
+
+
+def test_a_points_stakes_survive_the_file_and_ring_it_in_the_report(monkeypatch, tmp_path):
+    doc = evaluated_frontier().to_json()
+    doc["points"][1]["stakes"] = {"verdict": "better", "percent": 4.2}  # as the pipeline's select stage adds them
+    front = Frontier.from_json(json.loads(json.dumps(doc)))
+    assert front.to_json() == doc
+    assert [p["beyond_noise"] for p in frontier_points(front)] == [False, True]
+    lines = _drawn(monkeypatch, tmp_path, _report_data(front))
+    assert lines["beats one network beyond noise (95%)"] == [(2.0, pytest.approx(front.points[1].objective))]

@@ -70,3 +70,59 @@ def test_k_is_checked():
         with pytest.raises(TaskgroupError, match="--top-k"):
             top_k(c, 1.0, bad, tasks=("a",))
     assert top_k(c, 0.5, 3, tasks=("a",)) == []  # nothing fits
+
+
+def test_select_top_k_says_which_groupings_are_within_noise_of_the_best(tmp_path, capsys):
+    """A loss table trained with the default recipe (its seed noise measured): each of the k best is
+    compared with the best on one standard error of their paired difference, the pair's measured spread
+    where the seed-noise record has both groupings, else its conservative bound."""
+    import json
+
+    from taskgroup.cli import main
+    from taskgroup.losstable import LossTable, NetworkResult
+    from taskgroup.seednoise import for_preset
+    from taskgroup.tasks import PAPER_TASKS
+    from taskgroup.train import make_run_config
+
+    tasks = PAPER_TASKS
+    base = {t: 0.5 + 0.1 * i for i, t in enumerate(tasks)}
+
+    def net(group, width, bonus):
+        losses = {t: base[t] * (1.2 if width == 0.5 else 1.0) * (1 - bonus) for t in group}
+        return NetworkResult(tuple(group), width, "final", {"val": losses, "test": losses})
+    nets = [net([t], w, 0.0) for t in tasks for w in (1.0, 0.5)]
+    nets += [net(p, 1.0, 0.01 * (i % 4)) for i, p in enumerate(itertools.combinations(tasks, 2))]
+    nets.append(net(tasks, 1.0, 0.02))
+    meta = {"run_config": make_run_config("wide").to_dict()}
+    LossTable(tasks, nets, {t: {"val": 2 * base[t], "test": 2 * base[t]} for t in tasks}, meta).save(
+        tmp_path / "run" / "losses.json")
+    out = tmp_path / "best.json"
+    with pytest.raises(SystemExit) as exc:
+        main(["select", "--losses", str(tmp_path / "run"), "--budget", "2.5", "--top-k", "6", "--out", str(out)])
+    assert exc.value.code in (0, None)
+    doc = json.loads(out.read_text())
+    record = for_preset("wide")
+    assert doc["top_k_noise"]["run_seeds"] == 1 and doc["top_k_noise"]["source"] == record.source
+    best = doc["top_k"][0]
+    assert "within_noise_of_best" not in best and len(doc["top_k"]) == 6
+
+    def networks(g):
+        return [(tuple(n["tasks"]), n["width"], tuple(n["served"])) for n in g["networks"]]
+    kinds = set()
+    for g in doc["top_k"][1:]:
+        c = g["within_noise_of_best"]
+        spread = record.pair("reference", networks(best), networks(g))
+        assert c["tolerance"] == pytest.approx(spread.std) and c["spread"]["basis"] == spread.basis
+        assert c["minus_optimum"] == pytest.approx(g["objective"] - best["objective"])
+        assert c["within"] == (c["minus_optimum"] <= c["tolerance"] + 1e-9)
+        kinds.add(c["spread"]["basis"])
+    assert "bound" in kinds
+    text = " ".join(capsys.readouterr().out.split())
+    assert "minus best: within noise?" in text and "within one standard error of the paired difference" in text
+    # another recipe: no measured noise, no column
+    meta = {"run_config": make_run_config("tiny").to_dict()}
+    LossTable(tasks, nets, {t: {"val": 2 * base[t], "test": 2 * base[t]} for t in tasks}, meta).save(
+        tmp_path / "tiny" / "losses.json")
+    with pytest.raises(SystemExit):
+        main(["select", "--losses", str(tmp_path / "tiny"), "--budget", "2.5", "--top-k", "3", "--out", str(out)])
+    assert "top_k_noise" not in json.loads(out.read_text())

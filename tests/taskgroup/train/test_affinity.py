@@ -129,6 +129,10 @@ def test_lookahead_includes_momentum_and_weight_decay(data):
     moved = sum(float((f - p).abs().sum()) for f, p in zip(full, params))
     gap = sum(float((f - n).abs().sum()) for f, n in zip(full, no_momentum))
     assert gap > 0.1 * moved
+    # ... and that step is the `tag-nomomentum` lookahead
+    plain = sgd_lookahead(optimizer, [p for _, p in shared_parameters(model)], grads, with_momentum=False)
+    for n, q in zip(no_momentum, plain):
+        assert torch.allclose(n, q, rtol=0, atol=1e-7)
 
 
 def test_measuring_leaves_the_run_bit_identical(data):
@@ -184,6 +188,39 @@ def test_affinity_is_the_loss_change_of_a_real_sgd_step_on_one_task(data):
     assert all(got["tag"][i][i] > 0 for i in range(len(TASKS)))
 
 
+def test_affinity_without_momentum_is_the_loss_change_of_a_momentum_free_step(data):
+    """`tag-nomomentum`: a copy of the network takes a real SGD step on L_i with momentum 0 (same
+    learning rate and weight decay) from the same weights; the tracker's row i is its loss change."""
+    model, optimizer = setup(data)
+    it = batches(data, 4)
+    for _ in range(3):
+        real_step(model, optimizer, *next(it))  # momentum buffers are full
+    x, targets, masks = next(it)
+    tracker = AffinityTracker(model, optimizer, TASKS, every=1)
+    losses = forward_losses(model, x, targets, masks)
+    current = {t: float(v.detach()) for t, v in losses.items()}
+    tracker.measure(x, losses, lambda o: {t: loss_mean(t, o[t], targets[t], masks[t]) for t in TASKS})
+    got = tracker.result()
+    group = optimizer.param_groups[0]
+    for i, source in enumerate(TASKS):
+        m = copy.deepcopy(model)
+        opt = torch.optim.SGD(m.parameters(), lr=group["lr"], momentum=0.0, weight_decay=group["weight_decay"])
+        loss = forward_losses(m, x, targets, masks)[source]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for name, p in m.named_parameters():
+            if name.startswith("heads."):
+                p.grad = None
+        opt.step()
+        with torch.no_grad():
+            after = forward_losses(m, x, targets, masks)
+        for j, target in enumerate(TASKS):
+            assert got["tag-nomomentum"][i][j] == pytest.approx(1 - float(after[target]) / current[target],
+                                                                rel=1e-5, abs=1e-9)
+    # the two lookaheads differ once momentum has built up
+    assert not np.allclose(got["tag"], got["tag-nomomentum"], rtol=0.05, atol=0)
+
+
 def test_train_one_with_affinity_trains_the_same_network(data):
     cfg = dataclasses.replace(config(affinity_every=3), esa_fraction=0.4)
     spec = CandidateSpec(TASKS)
@@ -228,7 +265,8 @@ def test_affinity_is_stored_per_seed_and_read_back(tmp_path, data):
     assert loaded.affinity.to_json() == aff.to_json()
     doc = json.loads((tmp_path / "run" / "losses.json").read_text())
     runs = {r["seed"]: r for r in doc["affinity"]["runs"]}
-    for kind in ("tag", "cosine"):
+    assert loaded.affinity.kinds() == ["tag", "cosine", "tag-nomomentum"]
+    for kind in ("tag", "cosine", "tag-nomomentum"):
         mean = loaded.affinity.mean(kind)
         expected = (np.array(runs[0][kind]) + np.array(runs[1][kind])) / 2
         assert np.allclose(mean, expected, rtol=0, atol=1e-15)
@@ -276,3 +314,24 @@ def test_old_tables_load_and_a_damaged_affinity_is_named(tmp_path, data):
     with pytest.raises(SchemaError, match="affinity.tasks"):
         LossTable.load(tmp_path / "bad2.json")
     assert AffinityTable.from_json(doc["affinity"], "x").mean("tag") == table.affinity.mean("tag")
+
+
+def test_an_affinity_measured_before_the_momentum_free_kind_loads_and_resume_adds_it(tmp_path, data):
+    cfg = config(affinity_every=5)
+    table = train_candidates(tmp_path / "run", TASKS, [CandidateSpec(TASKS)], cfg, data=data, affinity=True)
+    doc = json.loads(json.dumps(table.to_json()))
+    for run in doc["affinity"]["runs"]:
+        del run["tag-nomomentum"]
+    old = AffinityTable.from_json(doc["affinity"], "old.json")
+    assert old.kinds() == ["tag", "cosine"] and old.mean("tag") == table.affinity.mean("tag")
+    with pytest.raises(TaskgroupError, match="seed\\(s\\) 0 has no 'tag-nomomentum' matrix"):
+        old.mean("tag-nomomentum")
+    # A store holding such a measurement: resuming with affinity retrains the network to add the kind.
+    with sqlite3.connect(tmp_path / "run" / "runs.sqlite") as conn:
+        (raw,) = conn.execute("SELECT matrices FROM affinity").fetchone()
+        matrices = json.loads(raw)
+        del matrices["tag-nomomentum"]
+        conn.execute("UPDATE affinity SET matrices = ?", (json.dumps(matrices),))
+    again = train_candidates(tmp_path / "run", TASKS, [], cfg, data=data, resume=True, affinity=True)
+    assert again.affinity.kinds() == ["tag", "cosine", "tag-nomomentum"]
+    assert again.affinity.mean("tag-nomomentum") == table.affinity.mean("tag-nomomentum")  # deterministic

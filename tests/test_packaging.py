@@ -1,0 +1,52 @@
+"""Packaging: every package is installed under the project's own names, and a runtime-only
+install gets a clear message from the `taskgroup` command instead of a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_every_package_folder_is_installed_under_the_projects_names():
+    setuptools = PYPROJECT["tool"]["setuptools"]
+    listed, mapped = set(setuptools["packages"]), setuptools["package-dir"]
+    assert mapped == {"taskgroup_runtime": "runtime", "taskgroup_exporters": "exporters"}
+    found = set()
+    for folder in ("taskgroup", "runtime", "exporters"):
+        for d in [ROOT / folder, *(p for p in (ROOT / folder).rglob("*") if p.is_dir())]:
+            if "__pycache__" in d.parts or not any(d.glob("*.py")) and not any(d.glob("*.json")) \
+                    and not any(d.glob("*.txt")):
+                continue
+            rel = d.relative_to(ROOT).parts
+            top = {"runtime": "taskgroup_runtime", "exporters": "taskgroup_exporters"}.get(rel[0], rel[0])
+            found.add(".".join((top, *rel[1:])))
+    assert found == listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}; " \
+                            f"remove: {sorted(listed - found)}"
+
+
+def test_the_robot_install_needs_no_toolkit_library():
+    assert PYPROJECT["project"]["dependencies"] == ["numpy>=1.26"]
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert extras["ort"] == ["onnxruntime>=1.18"] and extras["ort-gpu"] == ["onnxruntime-gpu>=1.18"]
+    for extra in ("train", "test"):
+        assert "taskgrouping[toolkit]" in extras[extra]
+
+
+def test_the_command_without_the_toolkit_says_which_extra_to_install():
+    # A runtime-only install: typer (the CLI's first toolkit import) cannot be found.
+    code = ("import sys\n"
+            "class NoTyper:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('typer', 'rich', 'click'):\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, NoTyper())\n"
+            "from taskgroup.launcher import main\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2
+    assert "pip install 'taskgrouping[toolkit]'" in done.stderr and "Traceback" not in done.stderr
