@@ -471,7 +471,14 @@ def main() -> None:
                         help="selection objective, as the pipeline's --normalize (regret is measured in it)")
     parser.add_argument("--executor", default="local", help="where networks train: local | processes:N | ray")
     parser.add_argument("--train-only", action="store_true", help="train (or resume) and stop")
+    parser.add_argument("--no-record", action="store_true",
+                        help="do not write the preset's estimator quality record (taskgroup/data/estimator_quality/)")
+    parser.add_argument("--record-from", type=Path, metavar="RESULTS_JSON",
+                        help="train nothing: write the preset's estimator quality record from a finished results file")
     args = parser.parse_args()
+    if args.record_from:
+        write_record(json.loads(args.record_from.read_text()), str(args.record_from))
+        return
 
     config = make_run_config(args.preset, args.config, esa_fraction=args.esa)  # declares the config's own tasks
     tasks, seeds = parse_task_list(args.tasks), parse_seeds(args.seeds)
@@ -515,7 +522,32 @@ def main() -> None:
     write_bytes_atomic(RESULTS / f"{args.name}.json", (json.dumps(doc, indent=1, default=str) + "\n").encode())
     write_bytes_atomic(RESULTS / f"{args.name}.md", (markdown(doc, title, header) + "\n").encode())
     plot(doc, RESULTS / f"{args.name}.png", title)
+    if not args.no_record:
+        write_record(doc, f"benchmarks/results/{args.name}.json")
     print(markdown(doc, title, header))
+
+
+def write_record(doc: dict, source: str) -> None:
+    """The preset's estimator quality record (taskgroup/data/estimator_quality/PRESET.json), which the
+    pipeline's report quotes beside its choice, when the run is a preset as shipped."""
+    from taskgroup.estimatorquality import RECORDS, EstimatorQuality, MethodQuality
+    from taskgroup.fileio import write_json_atomic
+    from taskgroup.train.recipes import shipped_preset
+
+    preset = shipped_preset(doc["run_config"])
+    if preset is None:
+        print("no estimator quality record: the run is not a preset as shipped")
+        return
+    budgets = doc["budgets_snt"]
+    m = doc["machine"]
+    record = EstimatorQuality(
+        preset, f"{source}, {m.get('cpu')} {m.get('cores')} cores, {m.get('date')}", tuple(doc["tasks"]),
+        len(doc["seeds"]), f"{min(budgets):g}-{max(budgets):g}", doc["run_config"],
+        {name: MethodQuality(name, 100 * s["worst_regret_vs_exhaustive"], 100 * s["compute_max"])
+         for name, s in doc["summary"].items() if s.get("worst_regret_vs_exhaustive") is not None})
+    RECORDS.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(RECORDS / f"{preset}.json", record.to_json())
+    print(f"wrote the estimator quality record {RECORDS / f'{preset}.json'}")
 
 
 if __name__ == "__main__":

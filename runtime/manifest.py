@@ -148,7 +148,10 @@ class BundleSelection:
              "profiled_backend_settings")
 
     def to_json(self) -> dict[str, Any]:
-        return _set_fields(self, self._KEYS)
+        if not _set_fields(self, self._KEYS):  # a bundle from before the record, or a hand-made one
+            return {}
+        return {**{k: (v.to_json() if hasattr(v, "to_json") else v) for k in self._KEYS for v in [getattr(self, k)]},
+                **self.extra}  # as export writes it: every field, null included
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ streams through the CUDA runtime). Strongly typed networks take their precision 
 graph: an fp16 engine is built from the fp16 ONNX graph (TensorRT 11 has no FP16 builder
 flag).
 
-Both `tensorrt` and `polygraphy` are optional (`pip install 'taskgroup[tensorrt]'`) and
+Both `tensorrt` and `polygraphy` are optional (`pip install 'taskgrouping[tensorrt]'`) and
 imported only when an engine is built or run. This code follows the TensorRT 10/11 and
 Polygraphy 0.53 documentation and has never been run on a GPU: TensorRT cannot be installed
 on the machine it was developed on.
@@ -32,7 +32,7 @@ import numpy as np
 from taskgroup_runtime.errors import BackendUnavailableError, EngineBuildError
 from taskgroup_runtime.runner import Runner, TensorMeta
 
-INSTALL = "pip install 'taskgroup[tensorrt]' (TensorRT 10+ and Polygraphy; a robot needs only: pip install tensorrt polygraphy)"
+INSTALL = "pip install 'taskgrouping[tensorrt]' (TensorRT 10+ and Polygraphy; a robot needs only: pip install tensorrt polygraphy)"
 
 
 def tensorrt_status() -> tuple[bool, str]:

@@ -131,7 +131,7 @@ def _onnxruntime(gpu: bool) -> list[Finding]:
                                    "not in this build" + ("" if gpu else " (a CPU-only machine needs none)"),
                                    "pip uninstall -y onnxruntime && pip install onnxruntime-gpu (never both)"
                                    + ("; the TensorRT provider also needs TensorRT's libraries: pip install "
-                                      "'taskgroup[tensorrt]'" if provider == "TensorrtExecutionProvider" else "")))
+                                      "'taskgrouping[tensorrt]'" if provider == "TensorrtExecutionProvider" else "")))
             continue
         if provider not in ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"):
             out.append(Finding("onnxruntime", provider, "info", "listed by this build; not used by taskgroup"))
@@ -147,7 +147,7 @@ def _provider_fix(provider: str) -> str:
     if provider == "CUDAExecutionProvider":
         return ("install the NVIDIA driver and the CUDA and cuDNN versions this onnxruntime-gpu was built for "
                 "(https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html#requirements)")
-    return ("install TensorRT for this CUDA (pip install 'taskgroup[tensorrt]') and the libraries "
+    return ("install TensorRT for this CUDA (pip install 'taskgrouping[tensorrt]') and the libraries "
             "https://onnxruntime.ai/docs/execution-providers/TensorRT-ExecutionProvider.html#requirements lists")
 
 

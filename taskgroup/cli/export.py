@@ -91,7 +91,7 @@ def export_command(
                       + f" (worst error {worst:.1%} of tolerance)"
                       + (f"; one graph of {', '.join(p['name'] for p in parts)} taking the uint8 frame" if parts else ""))
     if not manifest.tensorrt.built and format != "onnx":
-        console.print(escape(f"no TensorRT engines: {manifest.tensorrt.reason}"))  # it names 'taskgroup[tensorrt]'
+        console.print(escape(f"no TensorRT engines: {manifest.tensorrt.reason}"))  # it names 'taskgrouping[tensorrt]'
 
 
 def _training_config(grouping, preset: Optional[str], config: Optional[Path]):

@@ -47,7 +47,7 @@ def pipeline_command(
                                               "measured on this device (batch 1)."),
     budget_snt: Optional[float] = typer.Option(None, "--budget-snt", help="Budget in standard-network times: "
                                                "multiples of the measured latency of one full-width network "
-                                               "serving all tasks. Default 1.2 when no budget is given (below the cost of one "
+                                               "serving all tasks. Default 1.5 when no budget is given (more than one network, less than one "
                                                "network per task on the default preset)."),
     random_baselines: int = typer.Option(3, help="Random groupings trained as baselines."),
     top_k: int = typer.Option(1, "--top-k", help="Top-k re-ranking: finalize trains the networks of the K best "

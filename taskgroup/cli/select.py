@@ -6,11 +6,8 @@ Neither command imports PyTorch: they read a loss table, search, and write JSON 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
-import sys
 import time
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -19,8 +16,10 @@ import typer
 
 from taskgroup.cli.app import app, output_console
 from taskgroup.errors import TaskgroupError
-from taskgroup.search.normalize import loss_scales
 from taskgroup.search.robustness import NOISE_SIGMAS
+from taskgroup.search.workflow import (Budget, Inputs, SelectionRequest, check_budget_flags, check_top_k, load_inputs,
+                                       resolve_budget, select_grouping)
+from taskgroup.train.recipes import seed_noise_for
 
 BUDGET_HELP = ("Inference budget in SNT units (standard network time, the paper's unit): a full-size network costs 1, "
                "a half-size network 0.5, heads are free. The chosen networks' costs must add up to at most this. "
@@ -86,209 +85,6 @@ class Statistic(str, Enum):
     p50 = "p50"
     p90 = "p90"
     p99 = "p99"
-
-
-@dataclass
-class Inputs:
-    """Everything the two commands read, resolved and validated before any output is written."""
-    tasks: tuple[str, ...]  # task names in table order
-    candidates: list  # selection candidates
-    eval_candidates: Optional[list]  # candidates of the evaluation table, if any
-    eval_label: Optional[str]  # what the evaluation table is ("test", a file name)
-    table_dir: Path  # directory checkpoint paths in the loss table are relative to
-    weights: Optional[dict[str, float]]  # per-task importance weights
-    scales: Optional[dict[str, float]]  # per-task normalisation divisors
-    options: dict  # recorded in the output for provenance
-    profile: Optional[object] = None  # DeviceProfile the costs come from (ms), or None for SNT
-    standard_ms: Optional[float] = None  # one SNT on the profile: full width serving every task of the table
-    reference: dict = dataclasses.field(default_factory=dict)  # task -> split -> trivial-predictor loss
-    split: str = "val"  # the split selection reads
-    within_noise: Optional[object] = None  # taskgroup.search.withinnoise.WithinNoise where the table's recipe was measured
-    table: Optional[object] = None  # the loss table (None for the paper's tables): per-seed losses for the stakes
-    stage: str = "final"  # the training stage selection reads
-    seed_noise: Optional[object] = None  # taskgroup.seednoise.SeedNoise where the table's recipe was measured
-
-    def not_learnt(self, sel) -> list:
-        """Served tasks the chosen networks do not learn (loss not clearly below the trivial predictor's)."""
-        from taskgroup.learnability import not_learnt
-
-        return not_learnt([(t, n.candidate.name + (" (estimated)" if n.candidate.estimated else ""),
-                            n.candidate.losses[t]) for n in sel.networks for t in n.served], self.reference, self.split)
-
-    @property
-    def corun(self) -> float:
-        """The profile's measured co-run overhead per extra network (0 for SNT costs)."""
-        return self.profile.corun if self.profile is not None else 0.0
-
-
-@dataclass(frozen=True)
-class Budget:
-    """The budget as the user gave it, resolved to the unit costs are in."""
-    value: Optional[float]  # in `unit` (None: no limit, for frontier)
-    unit: str  # "snt" (no profile) or "ms" (costs from a profile)
-    snt: Optional[float] = None  # the --budget-snt multiple, if the budget was given that way
-
-
-def check_budget_flags(profile: Optional[Path], budget: Optional[float], budget_ms: Optional[float],
-                       budget_snt: Optional[float]) -> None:
-    """The three budget flags are exclusive and --budget-ms/--budget-snt need a profile; fail before any work."""
-    if profile is None:
-        if budget_ms is not None or budget_snt is not None:
-            flag = "--budget-ms" if budget_ms is not None else "--budget-snt"
-            raise TaskgroupError(f"{flag} needs --profile P.json (a device profile from `taskgroup profile`) to know "
-                                 "what a network costs on the device; without a profile give --budget in SNT units "
-                                 "(full-size network = 1, half-size = 0.5)")
-        if budget is None:
-            raise TaskgroupError("give a budget: --budget in SNT units, or --profile P.json with --budget-ms or "
-                                 "--budget-snt")
-    else:
-        if budget is not None:
-            raise TaskgroupError("with --profile, give the budget as --budget-ms X (milliseconds on the profiled "
-                                 "device) or --budget-snt Y (Y x the profiled standard network); --budget is for "
-                                 "selection without a profile")
-        if budget_ms is not None and budget_snt is not None:
-            raise TaskgroupError("give one of --budget-ms and --budget-snt, not both")
-        if budget_ms is None and budget_snt is None:
-            raise TaskgroupError("with --profile, give the budget as --budget-ms X or --budget-snt Y")
-    for flag, value in (("--budget", budget), ("--budget-ms", budget_ms), ("--budget-snt", budget_snt)):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise TaskgroupError(f"{flag} must be a positive number, found {value:g}")
-
-
-def resolve_budget(inp: Inputs, budget: Optional[float], budget_ms: Optional[float],
-                   budget_snt: Optional[float]) -> Budget:
-    if inp.profile is None:
-        return Budget(budget, "snt")
-    if budget_ms is not None:
-        return Budget(float(budget_ms), "ms")
-    # A budget of many standard networks can overflow in ms (1e308 SNT x 0.3 ms): every grouping fits it as
-    # well as the largest finite budget, which keeps the grouping file's numbers finite (JSON has no inf).
-    ms = min(float(budget_snt) * inp.standard_ms, sys.float_info.max)
-    return Budget(ms, "ms", float(budget_snt))
-
-
-def _is_tsv(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() not in (".json",)
-
-
-def _parse_weights(text: Optional[str]) -> Optional[dict[str, float]]:
-    if not text:
-        return None
-    out = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        name, sep, value = part.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise TaskgroupError(f"--weights: expected TASK=NUMBER[,TASK=NUMBER...], found {part.strip()!r}") from None
-    return out
-
-
-def load_inputs(losses: Path, split: str, stage: str, estimate: Optional[Estimate], evaluate: Optional[Path],
-                evaluate_split: Optional[str], task_names: Optional[str], weights: Optional[str],
-                normalize: Normalize, profile: Optional[Path] = None, statistic: str = "p50",
-                per_task_stopping: bool = False) -> Inputs:
-    from taskgroup.losstable import SPLITS, STAGES, LossTable, resolve_table_path
-    from taskgroup.search import candidates_from_table, read_paper_table
-
-    if split not in SPLITS:
-        raise TaskgroupError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
-    if stage not in STAGES:
-        raise TaskgroupError(f"--stage must be one of {', '.join(STAGES)}, got '{stage}'")
-    if evaluate_split is not None and evaluate_split not in SPLITS:
-        raise TaskgroupError(f"--evaluate-split must be one of {', '.join(SPLITS)}, got '{evaluate_split}'")
-    if profile is None and statistic != "p50":
-        raise TaskgroupError(f"--statistic {statistic} reads latencies from a device profile; give --profile P.json "
-                             "(SNT costs have no statistic)")
-    names = tuple(n.strip() for n in task_names.split(",")) if task_names else None
-    if names is not None and not all(names):
-        raise TaskgroupError(f"--task-names: empty name in {task_names!r}")
-    if not losses.exists():
-        raise TaskgroupError(f"{losses}: no such file or directory")
-    est = estimate.value if estimate else None
-    if _is_tsv(losses):
-        if per_task_stopping:
-            raise TaskgroupError("--per-task-stopping needs a training run's loss table (the paper's tables have "
-                                 "no per-task stops)")
-        table = read_paper_table(losses, names, split=split, stage=stage)
-        table_dir = losses.parent
-    else:
-        table = LossTable.load(losses)
-        table_dir = resolve_table_path(losses).parent
-        if names is not None:
-            raise TaskgroupError("--task-names applies to the paper's tab-separated tables; a loss-table JSON names its tasks")
-    prof, standard_ms, cost_fn = None, None, None
-    if profile is not None:
-        from taskgroup.profile import load_profile
-        from taskgroup.search.profiled import check_profile_for_table, standard_network_ms
-
-        prof = load_profile(profile, statistic)
-        check_profile_for_table(prof, table, stage, losses)
-        standard_ms, cost_fn = standard_network_ms(prof, table.tasks), prof.cost_fn
-    cands = candidates_from_table(table, split, stage, cost_fn=cost_fn, estimate=est,
-                                  per_task_stopping=per_task_stopping)
-    eval_cands, label = None, None
-    if evaluate is not None:
-        if not evaluate.exists():
-            raise TaskgroupError(f"{evaluate}: no such file or directory")
-        esplit = evaluate_split or "test"
-        if _is_tsv(evaluate):
-            etable = read_paper_table(evaluate, table.tasks, split=esplit)
-        else:
-            etable = LossTable.load(evaluate)
-        if tuple(etable.tasks) != tuple(table.tasks):
-            raise TaskgroupError(f"{evaluate}: tasks {list(etable.tasks)} differ from the selection table's {list(table.tasks)}")
-        eval_cands = candidates_from_table(etable, esplit, "final", per_task_stopping=per_task_stopping and
-                                           bool(etable.task_stops))
-        label = f"{evaluate.name}:{esplit}"
-    elif evaluate_split is not None:
-        if _is_tsv(losses):
-            raise TaskgroupError("--evaluate-split needs a loss-table JSON; for tab-separated tables give --evaluate FILE")
-        eval_cands = candidates_from_table(table, evaluate_split, "final", per_task_stopping=per_task_stopping)
-        label = evaluate_split
-    how = normalize.value
-    if how == "auto":  # as the pipeline: unit-free when the table knows its trivial losses, else the paper's sum
-        how = "reference" if all((table.reference_losses.get(t) or {}).get(split, 0) > 0 for t in table.tasks) else "none"
-    scales = loss_scales(how, table, cands, split)
-    options = {"losses": str(losses), "split": split, "stage": stage, "estimate": est,
-               **({"per_task_stopping": True} if per_task_stopping else {}),
-               "evaluate": str(evaluate) if evaluate else None, "evaluate_split": evaluate_split,
-               "weights": _parse_weights(weights), "normalize": how, "scales": scales}
-    if prof is not None:
-        options["statistic"] = statistic
-    run_config = table.meta.get("run_config") if isinstance(table.meta, dict) else None
-    if isinstance(run_config, dict) and isinstance(run_config.get("arch"), dict):
-        # What the networks were trained at: export defaults to it and refuses another input size.
-        options["preset"] = run_config.get("preset")
-        options["resolution"] = run_config["arch"].get("resolution")
-    record = _seed_noise(table, how, stage, options["weights"], run_config)
-    return Inputs(table.tasks, cands, eval_cands, label, table_dir, _parse_weights(weights), scales, options,
-                  prof, standard_ms, table.reference_losses, split,
-                  _within_noise(table, how, record), None if _is_tsv(losses) else table, stage, record)
-
-
-def _seed_noise(table, objective: str, stage: str, weights, run_config):
-    """The preset's measured seed noise where it holds for this table's groupings: fully trained networks
-    of the paper's tasks, trained with the recipe it measured, on a measured objective, no task weights."""
-    from taskgroup import seednoise
-    from taskgroup.tasks import PAPER_TASKS
-    from taskgroup.train.recipes import seed_noise_for
-
-    if stage != "final" or weights or objective not in seednoise.OBJECTIVES or set(table.tasks) != set(PAPER_TASKS) \
-            or not isinstance(run_config, dict):
-        return None
-    return seed_noise_for(run_config.get("preset"), run_config)
-
-
-def _within_noise(table, objective: str, record):
-    """The within-noise rule for this table's groupings, where the seed noise of its recipe was measured."""
-    from taskgroup.search.withinnoise import WithinNoise
-
-    return None if record is None else WithinNoise(record, objective, max(1, len(table.seed_values())))
 
 
 # Shared options (typer reads the defaults as option declarations).
@@ -371,84 +167,23 @@ def select_cmd(
         "groupings within noise of the budget.")),
     per_task_stopping: bool = OptPerTaskStopping,
 ) -> None:
-    from taskgroup.search import Selector
-
-    from taskgroup.search.topk import MAX_K
-
     check_budget_flags(profile, budget, budget_ms, budget_snt)
-    if not 1 <= top <= MAX_K:  # before any work: 0 or a negative K would otherwise be ignored silently
-        raise TaskgroupError(f"--top-k must be an integer from 1 to {MAX_K}, got {top}")
-    inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize,
-                      profile, statistic.value, per_task_stopping)
-    limit = resolve_budget(inp, budget, budget_ms, budget_snt)
-    if not (math.isfinite(noise_sigmas) and noise_sigmas >= 0):
-        raise TaskgroupError(f"--noise-sigmas must be a number >= 0, found {noise_sigmas:g}")
-    start = time.perf_counter()
-    if inp.profile is None:
-        selector = Selector(inp.candidates, inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value,
-                            unit=limit.unit, corun=inp.corun)
-        sel = selector.solve(limit.value, max_networks)
-    else:
-        from taskgroup.search.robustness import solve_under_noise
+    check_top_k(top)
+    inp = _load(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize, profile,
+                statistic.value, per_task_stopping)
+    limit = resolve_budget(inp.standard_ms, budget, budget_ms, budget_snt)
+    request = SelectionRequest.from_inputs(inp, limit, out, max_networks=max_networks, solver=solver.value,
+                                           noise_sigmas=noise_sigmas, top_k=top, options=inp.options)
+    result = select_grouping(request)
+    result.grouping.save(out)
+    inp.profile = result.profile  # as the choice used it: noise relative to the standard network for SNT budgets
+    _print_selection(result.selection, result.seconds, out, limit, inp)
+    _print_stakes(result.stakes)
+    from rich.console import Console
+    from rich.markup import escape
 
-        inp.profile = inp.profile.with_relative_noise(limit.snt is not None)  # SNT: noise relative to the standard
-        selector, sel, sigmas = solve_under_noise(inp.candidates, inp.profile, limit.value, noise_sigmas, max_networks,
-                                                  tasks=inp.tasks, weights=inp.weights, scales=inp.scales,
-                                                  solver=solver.value)
-    if sel is None:
-        raise _infeasible(selector, limit, inp, max_networks)
-    if inp.profile is not None:
-        from taskgroup.search.robustness import assess, predicted
-
-        robust = assess(selector, sel, limit.value, inp.profile, sigmas, inp.standard_ms, max_networks,
-                        asked=noise_sigmas if inp.profile.has_noise else 0.0)
-        sel = predicted(sel, inp.candidates, inp.corun)
-        sel.robustness = robust.to_json()
-    if inp.eval_candidates is not None:
-        sel.evaluate(inp.eval_candidates, inp.eval_label)
-    sel.options = dict(inp.options, max_networks=max_networks, solver=solver.value)
-    grouping = sel.to_grouping(out, inp.table_dir)
-    if inp.profile is not None:
-        from taskgroup.search.profiled import profile_record
-
-        grouping = grouping.with_budget(**profile_record(inp.profile, out), standard_network_ms=inp.standard_ms,
-                                        **({"snt": limit.snt} if limit.snt is not None else {}))
-    if top > 1:
-        from taskgroup.search.robustness import with_noise_margin
-        from taskgroup.search.topk import grouping_summary, networks_to_train, top_k
-
-        fit = inp.candidates if inp.profile is None else with_noise_margin(inp.candidates, inp.profile, sigmas)
-        ranked = top_k(fit, limit.value, top, tasks=inp.tasks, weights=inp.weights, scales=inp.scales,
-                       unit=limit.unit, max_networks=max_networks,  # the co-run factor the choice was fitted with
-                       corun=inp.profile.fit_corun(sigmas) if inp.profile is not None else inp.corun)
-        summaries = [grouping_summary(g) for g in ranked]
-        if inp.within_noise is not None and ranked:  # each one against the best: can they be told apart?
-            for g, doc in zip(ranked[1:], summaries[1:]):
-                doc["within_noise_of_best"] = inp.within_noise.comparison(ranked[0], g, g.cost)
-        grouping = grouping.with_extra(
-            top_k=summaries, to_train=[{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)],
-            **({"top_k_noise": inp.within_noise.evidence()} if inp.within_noise is not None and ranked else {}))
-    excluded = None
-    if inp.profile is not None:
-        from taskgroup.search.robustness import excluded_by_noise
-
-        excluded = excluded_by_noise(sel, inp.candidates, inp.profile, limit.value, sigmas, max_networks,
-                                     tasks=inp.tasks, weights=inp.weights, scales=inp.scales, solver=solver.value)
-        if excluded is not None:
-            grouping = grouping.with_extra(excluded_by_noise=excluded)
-    stakes = _stakes(sel, inp, limit.value, limit.unit,
-                     singles=max_networks is None or max_networks >= len(inp.tasks))
-    grouping = grouping.with_extra(stakes=stakes.to_json())
-    warnings = [w.message() for w in inp.not_learnt(sel)]
-    if warnings:
-        grouping = grouping.with_extra(warnings=warnings)
-    grouping.save(out)
-    _print_selection(sel, time.perf_counter() - start, out, limit, inp)
-    _print_stakes(stakes)
+    excluded = result.excluded
     if excluded is not None:
-        from rich.console import Console
-        from rich.markup import escape
-
         Console(stderr=True).print(escape(
             f"note: the noise rule, not the prediction, decided: {' + '.join(excluded['networks'])} (objective "
             f"{excluded['objective']:.5g}, better) is predicted at {excluded['cost_ms']:.4g} ms, within the "
@@ -457,12 +192,18 @@ def select_cmd(
             f"it as optimal from {excluded['cost_ms']:.4g} ms. --noise-sigmas 0 selects on the prediction alone "
             "(it may then exceed the budget when the latency moves within its noise)."))
     if top > 1:
-        _print_top_k(grouping.extra, inp)
-    for w in warnings:
-        from rich.console import Console
-        from rich.markup import escape
+        _print_top_k(result.grouping.extra, inp)
+    for w in result.warnings:
+        Console(stderr=True).print(f"[bold yellow]warning:[/] {escape(w.message())}")
 
-        Console(stderr=True).print(f"[bold yellow]warning:[/] {escape(w)}")
+
+def _load(losses: Path, split: str, stage: str, estimate: Optional[Estimate], evaluate: Optional[Path],
+          evaluate_split: Optional[str], task_names: Optional[str], weights: Optional[str], normalize: Normalize,
+          profile: Optional[Path], statistic: str, per_task_stopping: bool) -> Inputs:
+    """The library's loading with the flags' values and the training recipes' seed-noise records."""
+    return load_inputs(losses, split, stage, estimate.value if estimate else None, evaluate, evaluate_split,
+                       task_names, weights, normalize.value, profile, statistic, per_task_stopping,
+                       recipe_noise=seed_noise_for)
 
 
 def _stakes(sel, inp: Inputs, budget: float, unit: str, singles: bool = True):
@@ -482,29 +223,6 @@ def _print_stakes(stakes) -> None:
     console.print(escape(f"stakes ({stakes.split} split, % of one network's objective): {stakes.conclusion()}"))
     for line in stakes.lines()[1:]:
         console.print(escape(f"  {line}"))
-
-
-def _infeasible(selector, limit: Budget, inp: Inputs, max_networks: Optional[int]) -> TaskgroupError:
-    """No grouping fits: say what the cheapest one costs and the budget flag that would admit it."""
-    from taskgroup.search.profiled import round_up
-
-    cheap = selector.cheapest(max_networks)
-    n = len(selector.problem.tasks)
-    if cheap is None:
-        return TaskgroupError(f"no grouping of at most {max_networks} network(s) serves all {n} tasks; raise "
-                              "--max-networks")
-    nets = ", ".join("+".join(x.candidate.tasks) + f"@{x.candidate.width:g}" for x in cheap.networks)
-    within = "" if max_networks is None else f" with at most {max_networks} network(s)"
-    if limit.unit == "ms":
-        given = f"budget {limit.value:.4g} ms" + (f" ({limit.snt:g} SNT)" if limit.snt is not None else "")
-        hint = (f"use --budget-ms {round_up(cheap.cost):g} or more (--budget-snt "
-                f"{round_up(cheap.cost / inp.standard_ms):g})")
-        cost = f"{cheap.cost:.4g} ms"
-    else:
-        given = f"budget {limit.value:.10g} snt"
-        hint, cost = f"use --budget {round_up(cheap.cost):g} or more", f"{cheap.cost:.10g} snt"
-    return TaskgroupError(f"{given} is below every feasible grouping{within}: the cheapest grouping serving all {n} "
-                          f"tasks costs {cost} ({nets}); {hint}")
 
 
 @app.command("frontier", short_help="Every budget at which the optimal grouping changes.", help=(
@@ -539,8 +257,8 @@ def frontier_cmd(
         raise TaskgroupError(f"--max-budget must be a positive number, found {max_budget:g}")
     if plot is not None and plot.resolve() == out.resolve():
         raise TaskgroupError(f"--plot and --out are the same file ({out}); the plot would replace the JSON")
-    inp = load_inputs(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize,
-                      profile, statistic.value, per_task_stopping)
+    inp = _load(losses, split, stage, estimate, evaluate, evaluate_split, task_names, weights, normalize,
+                profile, statistic.value, per_task_stopping)
     unit = "snt" if inp.profile is None else "ms"
     start = time.perf_counter()
     fr = frontier(inp.candidates, tasks=inp.tasks, max_networks=max_networks, weights=inp.weights,

@@ -33,14 +33,19 @@ from typing import Any, Callable
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import DirectoryLock, differences, read_json, write_json_atomic
 from taskgroup.grouping import Grouping, GroupingNetwork, same_networks
+from taskgroup.learnability import NotLearnt
 from taskgroup.losstable import LossTable
+from taskgroup.pipeline.state import STATE_FILE, STATE_KIND, STATE_VERSION, PipelineState  # noqa: F401 (callers import them here)
+from taskgroup.search.profiled import standard_network_ms
+from taskgroup.search.topk import estimate_errors
+from taskgroup.search.withinnoise import WithinNoise
+from taskgroup.search.workflow import (Budget, SelectionRequest, SelectionResult, resolve_budget, seed_noise_off,
+                                       select_grouping, served_not_learnt)
+from taskgroup.train.recipes import seed_noise_for
 from taskgroup.tasks import PAPER_TASKS, parse_task_list
+from taskgroup.train.recipes import estimator_quality_for
 
-STATE_FILE = "pipeline.json"
-STATE_KIND = "pipeline_state"
-STATE_VERSION = 2  # 2: networks trained on standardised targets (1: on the data's values; not resumable)
-DEFAULT_BUDGET_SNT = 1.2  # below what one network per task costs: sharing has to be chosen
-STAGES = ("profile", "candidates", "select", "finalize", "baselines", "export", "bench", "report")
+DEFAULT_BUDGET_SNT = 1.5  # between one network (1) and one network per task (1.5-1.75 measured on the default preset)
 BUDGET_FIELDS = ("budget_ms", "budget_snt")  # a resume may change these: only selection onwards depends on them
 
 
@@ -93,14 +98,14 @@ class PipelineConfig:
         """Every option a later stage uses is checked now, before anything is written: a typo
         must not surface after minutes of training, in a run that then cannot be resumed."""
         from taskgroup.profile.device import parse_device, resolve_backend
-        from taskgroup.search.estimate import get_estimator
+        from taskgroup.search.registry import get_estimator
         from taskgroup.search.normalize import NORMALIZATIONS
         from taskgroup.train import CANDIDATE_SETS, make_run_config
 
         if self.candidates not in CANDIDATE_SETS:
             raise TaskgroupError(f"unknown candidate set '{self.candidates}'; valid sets: {', '.join(CANDIDATE_SETS)}")
         if self.estimate is not None:
-            from taskgroup.search.estimate import TRAINING_PLANS
+            from taskgroup.search.registry import TRAINING_PLANS
 
             get_estimator(self.estimate)  # an unknown name fails here, listing the valid ones
             plan = TRAINING_PLANS.get(self.estimate)
@@ -181,25 +186,21 @@ class Pipeline:
             raise
 
     # ---- state
-    def _open_state(self, resume: bool) -> dict[str, Any]:
+    def _open_state(self, resume: bool) -> PipelineState:
         path = self.run_dir / STATE_FILE
         if resume:
             if not path.exists():
                 raise TaskgroupError(f"{self.run_dir}: nothing to resume (no {STATE_FILE}); run without --resume")
-            state = read_json(path, STATE_KIND, (1, STATE_VERSION))
-            if state["schema_version"] == 1:
-                raise TaskgroupError(f"{path}: schema_version 1: this pipeline run was started before target "
-                                     f"standardisation (this taskgroup writes version {STATE_VERSION}) and cannot be "
-                                     "resumed; its report, grouping and bundle remain valid; start a new --out")
-            now, then = json.loads(json.dumps(self.config.to_json())), state.get("config") or {}
+            state = PipelineState.load(self.run_dir)
+            now, then = json.loads(json.dumps(self.config.to_json())), state.config
             changes = differences(then, now)
             if changes and {k.split(".")[0] for k, _, _ in changes} <= set(BUDGET_FIELDS):
                 # Only the budget changed: profiles and trained networks stay valid; selection onwards is redone.
-                redo = [st for st in STAGES[STAGES.index("select"):] if st in state["finished"]]
+                redo = [st for st in STAGES[STAGES.index("select"):] if st in state.finished]
                 for st in redo:
-                    del state["finished"][st]
-                state["config"] = now
-                write_json_atomic(path, state)
+                    del state.finished[st]
+                state.config = now
+                state.save(self.run_dir)
                 self.say(f"budget changed ({'; '.join(f'{k}: {a!r} -> {b!r}' for k, a, b in changes)}); "
                          f"redoing {', '.join(redo) or 'nothing finished yet'}")
             elif changes:
@@ -212,8 +213,8 @@ class Pipeline:
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise TaskgroupError(f"{self.run_dir}: directory is not empty; use --resume to continue a run or a new --out")
         self._preflight()
-        state = {"schema_version": STATE_VERSION, "kind": STATE_KIND, "config": self.config.to_json(), "finished": {}}
-        write_json_atomic(path, state)
+        state = PipelineState(self.config.to_json())
+        state.save(self.run_dir)
         return state
 
     def _preflight(self) -> None:
@@ -229,20 +230,16 @@ class Pipeline:
         check_trainable(config, self._data, model)
         self._executor.open()  # an unreachable Ray cluster or a missing GPU, too
 
-    def _finish(self, stage: str, seconds: float, **info: Any) -> None:
-        self.state["finished"][stage] = {"seconds": round(seconds, 3), **info}
-        write_json_atomic(self.run_dir / STATE_FILE, self.state)
-
     def run(self) -> Path:
         try:
-            for stage in STAGES:
-                if stage in self.state["finished"]:
+            for stage, step in STAGE_FUNCTIONS:
+                if stage in self.state.finished:
                     self.say(f"[{stage}] already finished; skipped")
                     continue
                 self.say(f"[{stage}] ...")
                 start = time.perf_counter()
-                info = getattr(self, f"stage_{stage}")() or {}
-                self._finish(stage, time.perf_counter() - start, **info)
+                info = step(self) or {}
+                self.state.finish(self.run_dir, stage, time.perf_counter() - start, **info)
                 self.say(f"[{stage}] done in {time.perf_counter() - start:.1f} s")
             return self.run_dir / "report" / "report.md"
         finally:
@@ -262,10 +259,13 @@ class Pipeline:
             self._profile = load_profile(self.run_dir / "profile.json")
         return self._profile
 
+    def budget(self) -> Budget:
+        """The run's budget in ms on its profile (and the SNT multiple it came from)."""
+        return resolve_budget(self.profile().standard_network_ms(), budget_ms=self.config.budget_ms,
+                              budget_snt=self.config.budget_snt)
+
     def budget_ms(self) -> float:
-        if self.config.budget_ms is not None:
-            return float(self.config.budget_ms)
-        return float(self.config.budget_snt) * self.profile().standard_network_ms()
+        return float(self.budget().value)
 
     def run_config(self):
         from taskgroup.train import make_run_config
@@ -306,33 +306,25 @@ class Pipeline:
         the optimum (taskgroup.search.withinnoise), from the preset's measured seed noise. It is off where
         that measurement does not hold: another recipe or task set, an objective it did not measure,
         and ESA's early losses (it was measured on fully trained networks)."""
-        from taskgroup import seednoise
-        from taskgroup.train.recipes import seed_noise_for
-        from taskgroup.search.withinnoise import WithinNoise
-
-        if stage != "final":
-            return None, "ESA's early losses (the seed noise was measured on fully trained networks)"
-        if self.config.normalize not in seednoise.OBJECTIVES:
-            return None, (f"the seed noise was measured for the objectives {', '.join(seednoise.OBJECTIVES)}, not "
-                          f"'{self.config.normalize}'")
-        if set(self.config.tasks) != set(PAPER_TASKS):
-            return None, "the seed noise was measured on the paper's five tasks"
+        off = seed_noise_off(self.config.tasks, stage, self.config.normalize)
+        if off:
+            return None, off
         record = seed_noise_for(self.config.preset, self.run_config())
         if record is None:
             return None, (f"no seed noise was measured for this recipe (preset '{self.config.preset}'"
                           + (", changed by --config" if self.config.config_file else "") + ")")
         return WithinNoise(record, self.config.normalize, max(1, len(self.table().seed_values()))), ""
 
-    def _select(self, cands, stage: str):
-        """robust_select on this run's profile and budget, with the within-noise rule where it holds; the
-        grouping file's extra says why the rule was off."""
-        from taskgroup.search.robustness import robust_select
-
+    def _select(self, cands, stage: str, path: Path, top_k: int = 1, **options: Any) -> SelectionResult:
+        """The selection workflow on this run's profile and budget, with the within-noise rule where it holds;
+        the grouping file's extra says why the rule was off."""
         rule, off = self.within_noise(stage)
-        sel = robust_select(cands, self.profile(), self.budget_ms(), tasks=self.config.tasks,
-                            scales=self.scales("val"), relative=self.config.budget_snt is not None,
-                            prefer_cheaper_within=rule if rule is not None else 0.0)
-        return sel, ({} if rule is not None else {"within_noise_off": off})
+        p = self.profile()
+        return select_grouping(SelectionRequest(
+            cands, self.config.tasks, self.budget(), path, self.train_dir, profile=p,
+            standard_ms=standard_network_ms(p, self.config.tasks), scales=self.scales("val"), top_k=top_k,
+            within_noise=rule, prefer_cheaper=True, within_noise_off=off or None, explain=False,
+            check_estimated=False, reference=self.table().reference_losses, **options))
 
     def scales(self, split: str) -> dict[str, float] | None:
         """Per-task objective divisors on `split` (None: the paper's plain sum). `single` uses the
@@ -362,7 +354,7 @@ class Pipeline:
         """Costs do not depend on losses: an impossible budget is known as soon as the profile is,
         before any training."""
         from taskgroup.search import Selector, make_candidate
-        from taskgroup.search.estimate import get_estimator
+        from taskgroup.search.registry import get_estimator
         from taskgroup.search.profiled import round_up
         from taskgroup.train import candidate_set
 
@@ -419,27 +411,16 @@ class Pipeline:
     def stage_select(self) -> dict[str, Any]:
         from taskgroup.search import frontier
 
-        budget = self.budget_ms()
         cands = self.candidates("val", self.candidate_stage(), self.config.estimate)
         scales = self.scales("val")
         corun = self.profile().corun  # measured slowdown of networks run back to back
-        sel, extra = self._select(cands, self.candidate_stage())
+        result = self._select(cands, self.candidate_stage(), self.run_dir / "selected.json", self.config.top_k)
+        sel = result.selection
         if self.config.top_k > 1:
-            from taskgroup.search.robustness import grouping_key, with_noise_margin
-            from taskgroup.search.topk import grouping_summary, networks_to_train, top_k
-
-            profile = self.profile().with_relative_noise(self.config.budget_snt is not None)
-            fit = with_noise_margin(cands, profile, sel.robustness["sigmas"])  # as the choice was made
-            ranked = top_k(fit, budget, self.config.top_k, tasks=self.config.tasks, scales=scales, unit="ms",
-                           corun=profile.fit_corun(sel.robustness["sigmas"]))  # as the choice was made
-            if not any(grouping_key(g) == grouping_key(sel) for g in ranked):
-                ranked = [sel, *ranked][:self.config.top_k]  # the choice (cheapest within noise) is trained too
-            extra.update({"top_k": [grouping_summary(g) for g in ranked],
-                          "to_train": [{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)]})
-            self.say(f"top-{self.config.top_k}: {len(ranked)} groupings, {len(extra['to_train'])} estimated "
-                     "network(s) to train in finalize")
-        self._write_grouping(sel, "selected.json", extra)
-        for warning in self.not_learnt(Grouping.load(self.run_dir / "selected.json"), self.candidate_stage()):
+            self.say(f"top-{self.config.top_k}: {len(result.grouping.extra['top_k'])} groupings, "
+                     f"{len(result.grouping.extra['to_train'])} estimated network(s) to train in finalize")
+        result.grouping.save(self.run_dir / "selected.json")
+        for warning in result.warnings:
             self.say(f"WARNING: {warning.message()}")
         front = frontier(cands, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
         tested = self.candidates("test", self.candidate_stage())
@@ -456,8 +437,6 @@ class Pipeline:
     def _frontier_with_stakes(self, front, cands, scales, corun: float) -> dict[str, Any]:
         """The frontier's JSON, each point with its optimum against one network at that budget
         (taskgroup.search.stakes, selection split): the budgets at which grouping matters."""
-        from taskgroup import seednoise
-        from taskgroup.train.recipes import seed_noise_for
         from taskgroup.search.stakes import for_selection
 
         stage = self.candidate_stage()
@@ -486,13 +465,14 @@ class Pipeline:
         self._train(specs, ("final",))
         keys = {(frozenset(s.tasks), s.width) for s in specs}
         final = [c for c in self.candidates("val", "final") if c.key in keys]
-        sel, extra = self._select(final, "final")
-        sel.evaluate([c for c in self.candidates("test", "final") if c.key in keys], "test")
-        from taskgroup.search.topk import estimate_errors
-
-        self._write_grouping(sel, "best.json", {"estimate_errors": estimate_errors(networks, final), **extra})
+        result = self._select(final, "final", self.run_dir / "best.json", eval_label="test",
+                              eval_candidates=[c for c in self.candidates("test", "final") if c.key in keys])
+        sel, grouping = result.selection, result.grouping
+        grouping = dataclasses.replace(grouping, extra={"estimate_errors": estimate_errors(networks, final),
+                                                        **grouping.extra})
+        grouping.save(self.run_dir / "best.json")
         self.say(_describe(sel))
-        for warning in self.not_learnt(Grouping.load(self.run_dir / "best.json")):
+        for warning in result.warnings:
             self.say(f"WARNING: {warning.message()}")
         return {"objective": sel.objective, "evaluated_total": sel.evaluation.total, "cost_ms": sel.cost}
 
@@ -593,9 +573,6 @@ class Pipeline:
         baselines = [result(b["name"], [GroupingNetwork(tuple(n["tasks"]), tuple(n["served"]), float(n["width"]))
                                         for n in b["networks"]], b["cost_ms"], b["test_losses"])
                      for b in base["baselines"]]
-        from taskgroup import seednoise
-        from taskgroup.train.recipes import seed_noise_for
-
         record = seed_noise_for(self.config.preset, self.run_config()) \
             if set(self.config.tasks) == set(PAPER_TASKS) else None
         return ReportData(
@@ -638,19 +615,10 @@ class Pipeline:
                                       "residual": cal.residual[t]} for t in cal.ratio}
         return doc
 
-    def not_learnt(self, grouping: Grouping, stage: str = "final"):
+    def not_learnt(self, grouping: Grouping) -> list[NotLearnt]:
         """Served tasks of a grouping whose trained network does not beat the trivial predictor on
         validation (networks only estimated are not checked)."""
-        from taskgroup.learnability import not_learnt
-
-        table = self.table()
-        nets = {(n.key): n for n in table.networks}
-        served = []
-        for n in grouping.networks:
-            net = nets.get((frozenset(n.tasks), float(n.width), stage))
-            if net is not None:
-                served += [(t, net.name, net.losses["val"][t]) for t in n.served if t in net.losses.get("val", {})]
-        return not_learnt(served, table.reference_losses)
+        return served_not_learnt(grouping, self.table().reference_losses, measured_only=True)
 
     def _notes(self, best: Grouping) -> list[str]:
         notes = [f"Selection used {selection_inputs(self.config.estimate, len(self.config.tasks))}"
@@ -658,6 +626,11 @@ class Pipeline:
                     if self.candidate_stage() == "early" else "")
                  + f"; the chosen networks were then trained fully and re-scored (validation objective "
                  f"{best.objective:.5f})."]
+        quality = estimator_quality_for(self.config.preset, self.run_config(), self.config.tasks)
+        if quality is not None and self.candidate_stage() == "final":
+            sentence = quality.sentence(self.config.estimate, self.config.top_k if self.config.top_k > 1 else 0)
+            if sentence:
+                notes.append(sentence)
         factor = best.corun_factor
         if factor != 1:
             notes.append(f"Predicted latencies include the co-run overhead measured in the profile: the "
@@ -668,14 +641,19 @@ class Pipeline:
                          f"{self.config.budget_snt:g} x the profiled standard network (all tasks, full width).")
         return notes + label_notes(self.table())
 
-    def _write_grouping(self, sel, name: str, extra: dict[str, Any] | None = None) -> None:
-        from taskgroup.search.profiled import profile_record, standard_network_ms
 
-        path = self.run_dir / name
-        grouping = sel.to_grouping(path, self.train_dir).with_extra(**(extra or {})).with_budget(
-            **profile_record(self.profile(), path), standard_network_ms=standard_network_ms(self.profile(), self.config.tasks),
-            **({"snt": self.config.budget_snt} if self.config.budget_snt is not None else {}))
-        grouping.save(path)
+# The stages in the order they run; each reads earlier stages' files and returns what pipeline.json records.
+STAGE_FUNCTIONS: tuple[tuple[str, Callable[[Pipeline], dict[str, Any] | None]], ...] = (
+    ("profile", Pipeline.stage_profile),
+    ("candidates", Pipeline.stage_candidates),
+    ("select", Pipeline.stage_select),
+    ("finalize", Pipeline.stage_finalize),
+    ("baselines", Pipeline.stage_baselines),
+    ("export", Pipeline.stage_export),
+    ("bench", Pipeline.stage_bench),
+    ("report", Pipeline.stage_report),
+)
+STAGES = tuple(name for name, _ in STAGE_FUNCTIONS)
 
 
 def label_notes(table: LossTable) -> list[str]:

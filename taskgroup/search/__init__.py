@@ -7,8 +7,12 @@ Public API (no PyTorch needed):
 - `frontier(candidates, ...) -> Frontier`; `Frontier.to_json()`, `Frontier.plot(path)`
 """
 
-from taskgroup.search.candidates import Candidate, CostFn, candidates_from_table, make_candidate, snt_cost
-from taskgroup.search.estimate import ESTIMATORS, get_estimator, higher_order_approximation, register
+from taskgroup.search.candidates import Candidate, CostFn, make_candidate, snt_cost
+from taskgroup.search.registry import ESTIMATORS, TRAINING_PLANS, get_estimator, register
+from taskgroup.search.table import candidates_from_table
+# The estimators register themselves where they are defined: importing them fills ESTIMATORS.
+from taskgroup.search.estimate import higher_order_approximation
+from taskgroup.search import affinity as _affinity, base_model as _base_model, rounds as _rounds  # noqa: F401
 from taskgroup.search.frontier import Frontier, frontier
 from taskgroup.search.paper_tables import read_paper_table
 from taskgroup.search.problem import Problem, build_problem, prune_dominated
@@ -16,7 +20,7 @@ from taskgroup.search.select import ChosenNetwork, Evaluation, Selection, Select
 
 __all__ = [
     "Candidate", "CostFn", "candidates_from_table", "make_candidate", "snt_cost",
-    "ESTIMATORS", "get_estimator", "higher_order_approximation", "register",
+    "ESTIMATORS", "TRAINING_PLANS", "get_estimator", "higher_order_approximation", "register",
     "Frontier", "frontier", "read_paper_table", "Problem", "build_problem", "prune_dominated",
     "ChosenNetwork", "Evaluation", "Selection", "Selector", "select",
 ]

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from taskgroup.affinity import ALL_KINDS, AffinityTable
 from taskgroup.errors import TaskgroupError
 from taskgroup.search.candidates import Candidate, CostFn, make_candidate, snt_cost
+from taskgroup.search.registry import register
 
 if TYPE_CHECKING:
     from taskgroup.losstable import LossTable
@@ -123,7 +124,7 @@ def calibrate(measured: Sequence[Candidate], affinity: AffinityTable, kind: str,
 def calibration_for(table: "LossTable", kind: str = "tag", split: str = "val", stage: str = "final",
                     affinity: AffinityTable | None = None) -> Calibration:
     """The calibration on one split and stage of a loss table (its own affinity table by default)."""
-    from taskgroup.search.candidates import candidates_from_table
+    from taskgroup.search.table import candidates_from_table
 
     affinity = affinity if affinity is not None else _table_affinity(table)
     return calibrate(candidates_from_table(table, split, stage), affinity, kind, stage,
@@ -156,7 +157,7 @@ def affinity_candidates(table: "LossTable", groups: Iterable[Sequence[str]], *, 
     """Estimated candidates (full width) for `groups`, from the measured singles and all-task network
     of `table` on `split` and an affinity table (default: the table's own). A group of one is the
     measured single; the all-task group is estimated at exactly its measured losses."""
-    from taskgroup.search.candidates import candidates_from_table
+    from taskgroup.search.table import candidates_from_table
 
     affinity = affinity if affinity is not None else _table_affinity(table)
     cost_fn = cost_fn or snt_cost
@@ -194,3 +195,29 @@ def _table_affinity(table: "LossTable | None") -> AffinityTable:
         raise TaskgroupError("the loss table has no affinity table: train the all-task network with affinity "
                              "tracking (`taskgroup train --candidates affinity`, or `pipeline --candidates affinity`)")
     return affinity
+
+
+@register("tag", plan="affinity", uses_table=True)
+def tag_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None, split: str = "val") -> list[Candidate]:
+    """One-run lookahead affinity (TAG, Fifty et al. 2021): only the singles and one all-task
+    network are trained, with affinity measured during its training; every other full-width
+    group's losses are the singles' scaled by the groupmates' affinity onto each task and a
+    sharing cost calibrated on the all-task network (taskgroup.search.affinity). Measured networks of 2+ tasks other than the all-task one are
+    replaced by estimates."""
+    return estimate_with_affinity(measured, cost_fn, table, split, "tag")
+
+
+@register("cosine", plan="affinity", uses_table=True)
+def cosine_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None, split: str = "val") -> list[Candidate]:
+    """As `tag`, with the cosine similarity of the per-task gradients on the shared parameters
+    (measured at the same steps) in place of the lookahead affinity."""
+    return estimate_with_affinity(measured, cost_fn, table, split, "cosine")
+
+
+@register("tag-nomomentum", plan="affinity", uses_table=True)
+def tag_nomomentum_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None,
+                            split: str = "val") -> list[Candidate]:
+    """As `tag`, with the lookahead taken without the optimizer's momentum buffer (measured in the
+    same runs): the buffer is shared by every source task and compresses the differences between
+    partners (benchmarks/results/tag_momentum.md measures by how much)."""
+    return estimate_with_affinity(measured, cost_fn, table, split, "tag-nomomentum")

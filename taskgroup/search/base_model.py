@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Sequence
 from taskgroup.affinity import KINDS, AffinityTable
 from taskgroup.errors import TaskgroupError
 from taskgroup.search.candidates import Candidate, CostFn, make_candidate
+from taskgroup.search.registry import register
 
 if TYPE_CHECKING:
     from taskgroup.losstable import LossTable
@@ -126,7 +127,7 @@ def calibrate_base(measured: Sequence[Candidate], affinity: AffinityTable, refer
 def base_calibration_for(table: "LossTable", kind: str = "cosine", split: str = "val",
                          stage: str = "final") -> BaseCalibration:
     """The calibration on one split and stage of a loss table with an affinity table."""
-    from taskgroup.search.candidates import candidates_from_table
+    from taskgroup.search.table import candidates_from_table
 
     affinity = _affinity(table)
     reference = {t: per[split] for t, per in (table.reference_losses or {}).items() if split in per}
@@ -166,3 +167,11 @@ def _affinity(table: "LossTable | None") -> AffinityTable:
         raise TaskgroupError("the loss table has no affinity table: train the all-task network with affinity "
                              "tracking (`taskgroup train --candidates base`)")
     return affinity
+
+
+@register("base", plan="base", uses_table=True)
+def base_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None, split: str = "val") -> list[Candidate]:
+    """Base-model estimation: every full-width group and every half-width single from the all-task
+    network (full and half width) and the gradient cosine measured while training it; no single is
+    trained (taskgroup.search.base_model). Networks measured in the table keep their losses."""
+    return estimate_from_base(measured, cost_fn, table, split)

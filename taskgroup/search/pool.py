@@ -202,3 +202,36 @@ def listed(candidates: Sequence[Candidate]) -> list[Candidate]:
 def families(candidates: Sequence[Candidate]) -> tuple[PairMeanFamily, ...]:
     """A pool's families (none for a plain list)."""
     return candidates.families if isinstance(candidates, CandidatePool) else ()
+
+
+def validate_candidates(candidates: Sequence[Candidate], tasks: Sequence[str]) -> None:
+    """Check numbers and names before a search; a bad candidate is a user error, not a crash.
+
+    Of a pool (taskgroup.search.pool), the listed candidates are checked one by one; its families'
+    networks are means of listed pair losses and cost what the family's checked costs say."""
+    if not tasks:
+        raise TaskgroupError("no tasks to serve")
+    known = set(tasks)
+    for f in families(candidates):
+        unknown = [t for t in f.tasks if t not in known]
+        if unknown:
+            raise TaskgroupError(f"estimated networks at width {f.width:g}: unknown task(s) {unknown}; "
+                                 f"tasks: {list(tasks)}")
+    candidates = listed(candidates)
+    seen: dict[tuple, str] = {}
+    for c in candidates:
+        unknown = [t for t in c.tasks if t not in known]
+        if unknown:
+            raise TaskgroupError(f"candidate {c.name}: unknown task(s) {unknown}; tasks: {list(tasks)}")
+        for t, v in c.losses.items():
+            if t not in c.tasks:
+                raise TaskgroupError(f"candidate {c.name}: loss for task '{t}' it is not trained on")
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise TaskgroupError(f"candidate {c.name}: loss of '{t}' must be a finite number >= 0, found {v}")
+        for what, v in [("fixed cost", c.fixed_cost), *((f"head cost of '{t}'", h) for t, h in c.head_costs.items())]:
+            if not (math.isfinite(v) and v >= 0):
+                raise TaskgroupError(f"candidate {c.name}: {what} must be a finite number >= 0, found {v}")
+        k = (frozenset(c.tasks), c.width, c.stage, c.stopped_for)
+        if k in seen:
+            raise TaskgroupError(f"duplicate candidate network {c.name}")
+        seen[k] = c.name

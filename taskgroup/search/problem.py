@@ -14,7 +14,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from taskgroup.errors import TaskgroupError
-from taskgroup.search.candidates import Candidate, validate_candidates
+from taskgroup.search.candidates import Candidate
+from taskgroup.search.pool import validate_candidates
 
 # Relative tolerance under which two objective (or cost) values count as equal.
 REL_TOL = 1e-9

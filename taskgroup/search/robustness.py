@@ -45,7 +45,7 @@ from taskgroup.profile.costmodel import DeviceProfile, corun_factor
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.frontier import frontier_points
 from taskgroup.search.problem import REL_TOL
-from taskgroup.search.select import ChosenNetwork, Selection, Selector
+from taskgroup.search.select import ChosenNetwork, Selection, Selector, grouping_key  # noqa: F401 (grouping_key re-exported)
 
 NEXT_PROFILE_RISK = 0.05  # one-sided chance that the next profile predicts a grouping at the margin over budget
 NOISE_SIGMAS = math.sqrt(2) * NormalDist().inv_cdf(1 - NEXT_PROFILE_RISK)  # 2.326: costs at p50 + this x sigma
@@ -226,12 +226,6 @@ def robustness_sentence(block: Mapping[str, Any]) -> str:
     return f"The choice would change below {ms('holds_from_ms')} / {above}; {noise}{others}."
 
 
-def grouping_key(sel: Selection) -> tuple:
-    """What makes two selections the same grouping: each network's tasks, width, per-task stop and served tasks."""
-    return tuple(sorted((n.candidate.tasks, n.candidate.width, n.candidate.stopped_for or "", n.served)
-                        for n in sel.networks))
-
-
 def _label(net: ChosenNetwork) -> str:
     c = net.candidate
     return "+".join(c.tasks) + f"@{c.width:g}" + (f" serving {','.join(net.served)}" if net.served != c.tasks else "")
@@ -273,7 +267,9 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
                   tasks: Sequence[str] | None = None, sigmas: float = NOISE_SIGMAS,
                   max_networks: int | None = None, weights: Mapping[str, float] | None = None,
                   scales: Mapping[str, float] | None = None, solver: str = "auto",
-                  relative: bool = False, prefer_cheaper_within: "float | Tolerance" = 0.0) -> Selection:
+                  relative: bool = False, prefer_cheaper_within: "float | Tolerance" = 0.0,
+                  standard_ms: float | None = None,
+                  infeasible: Callable[[Selector], Exception] | None = None) -> Selection:
     """`select()` in ms on `profile` under the noise rule: the Selection's costs are the predictions
     (candidates as given) and `robustness` holds the margin, range and optima near the budget.
     `relative`: the budget is a multiple of the profile's standard network (SNT), so noise is measured
@@ -285,12 +281,14 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
     apart, and the optimum among them is often the dearest, near the budget, where a profile taken a
     minute later may leave it out; the cheapest is further from the budget and the same from profile to
     profile. The optimum and every comparison are recorded (`parsimony`).
-    Raises TaskgroupError naming the cheapest grouping if none fits even as predicted."""
+    `standard_ms`: one SNT for the robustness block (default: full width serving the selector's tasks).
+    Raises TaskgroupError naming the cheapest grouping if none fits even as predicted (`infeasible`
+    builds that error from the selector when the caller words it in its own flags)."""
     profile = profile.with_relative_noise(relative)
     selector, chosen, used = solve_under_noise(candidates, profile, budget, sigmas, max_networks, tasks=tasks,
                                                weights=weights, scales=scales, solver=solver)
     if chosen is None:
-        raise selector.infeasible_error(budget, max_networks)
+        raise infeasible(selector) if infeasible is not None else selector.infeasible_error(budget, max_networks)
     optimum, points, rule, cheaper = None, None, _tolerance_fn(prefer_cheaper_within), []
     if rule is not None:
         points = frontier_points(selector, max_networks)
@@ -298,7 +296,7 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
         pick = points[_cheapest_within(points, at, rule)]
         cheaper = [p for p in points[:at] if grouping_key(p) != grouping_key(chosen)]
         optimum, chosen = chosen, chosen if grouping_key(pick) == grouping_key(chosen) else pick
-    standard = profile.network_ms(1.0, selector.problem.tasks)
+    standard = standard_ms if standard_ms is not None else profile.network_ms(1.0, selector.problem.tasks)
     robust = assess(selector, chosen, budget, profile, used, standard, max_networks,
                     asked=sigmas if profile.has_noise else 0.0, tolerance=prefer_cheaper_within, points=points)
     sel = predicted(chosen, candidates, profile.corun)

@@ -46,8 +46,9 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from taskgroup.errors import TaskgroupError
-from taskgroup.search.candidates import Candidate
+from taskgroup.search.candidates import Candidate, CostFn
 from taskgroup.search.problem import REL_TOL
+from taskgroup.search.registry import register
 
 DEFAULT_CONFIDENCE = 0.95  # two-sided coverage of each prediction interval
 Key = tuple  # (frozenset(tasks), width): a network's identity across tables
@@ -378,7 +379,7 @@ def estimate_from_early(measured: list[Candidate], cost_fn, table, split: str = 
                         confidence: float = DEFAULT_CONFIDENCE) -> list[Candidate]:
     """The `rounds` estimator: the networks trained fully as measured, and every network the table
     holds only at its early (ESA) stage at the surrogate's point estimate from its early losses."""
-    from taskgroup.search.candidates import candidates_from_table
+    from taskgroup.search.table import candidates_from_table
 
     if table is None:
         raise TaskgroupError("the rounds estimate reads the loss table's early stage; no table was given")
@@ -390,3 +391,11 @@ def estimate_from_early(measured: list[Candidate], cost_fn, table, split: str = 
                              "`taskgroup train --candidates rounds` (or --esa FRACTION)")
     priors = candidates_from_table(table, split, "early", cost_fn=cost_fn)
     return bounds(priors, measured, fit_surrogate(priors, measured, confidence)).point
+
+
+@register("rounds", plan="rounds", uses_table=True)
+def rounds_estimate(measured: list[Candidate], cost_fn: CostFn, *, table=None, split: str = "val") -> list[Candidate]:
+    """Adaptive training in rounds: networks trained fully keep their losses; every other network of
+    the table's early (ESA) stage is estimated from its early losses by the surrogate fitted on the
+    networks that have both (taskgroup.search.rounds)."""
+    return estimate_from_early(measured, cost_fn, table, split)

@@ -448,3 +448,9 @@ def select(candidates: Sequence[Candidate], budget: float, *, tasks: Sequence[st
     if sel is None:
         raise selector.infeasible_error(budget, max_networks)
     return sel
+
+
+def grouping_key(sel: Selection) -> tuple:
+    """What makes two selections the same grouping: each network's tasks, width, per-task stop and served tasks."""
+    return tuple(sorted((n.candidate.tasks, n.candidate.width, n.candidate.stopped_for or "", n.served)
+                        for n in sel.networks))

@@ -68,7 +68,7 @@ def record_rule(optimum: Any, chosen: Any, cheaper: Sequence[Any], tolerance: An
     """The grouping file's `parsimony` block: the rule, the optimum, each cheaper frontier grouping
     compared with it (its tolerance and where that came from) and whether the optimum was taken.
     `cost(selection)`: the cost to record (the prediction, not the cost the rule fitted with)."""
-    from taskgroup.search.robustness import grouping_key
+    from taskgroup.search.select import grouping_key
 
     chose = grouping_key(optimum) == grouping_key(chosen)
     block: dict[str, Any] = {"rule": RULE if isinstance(tolerance, WithinNoise) else

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+from taskgroup.estimatorquality import EstimatorQuality, for_preset as quality_for_preset
 from taskgroup.seednoise import SeedNoise, for_preset
 
 IGNORED_CONFIG = ("seed", "esa_fraction")  # neither changes a fully trained network's spread
@@ -55,3 +56,15 @@ def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
                 for f in dataclasses.fields(TrainConfig)}
     out["train"] = {**defaults, **dict(config.get("train") or {})}
     return out
+
+
+def estimator_quality_for(preset: str, config: Any, tasks) -> EstimatorQuality | None:
+    """The preset's estimator quality record if `config` is the recipe its benchmark trained, on the
+    same tasks; else None (a benchmark of other tasks says little about these)."""
+    if not isinstance(preset, str) or "/" in preset or "\\" in preset:
+        return None
+    record = quality_for_preset(preset)
+    doc = config.to_dict() if hasattr(config, "to_dict") else config
+    ok = (record is not None and isinstance(doc, Mapping) and same_recipe(record.run_config, doc)
+          and sorted(record.tasks) == sorted(tasks))
+    return record if ok else None

@@ -178,7 +178,7 @@ def train_rounds(run_dir: str | Path, tasks: Sequence[str], config, rounds: Roun
 def plan_next(table: LossTable, rounds: RoundsConfig, cost_fn, config=None):
     """The next round's plan from what the run holds, and the tolerance it used (`config`: the run's
     RunConfig, for the preset's measured seed noise)."""
-    from taskgroup.search.candidates import candidates_from_table
+    from taskgroup.search.table import candidates_from_table
     from taskgroup.search.rounds import plan_round
 
     priors = candidates_from_table(table, "val", "early", cost_fn=cost_fn)

@@ -95,7 +95,7 @@ def test_bench_runs_sessions_with_the_profiled_thread_count(tmp_path, capsys):
 def test_help_texts_name_the_extra_to_install_and_the_run_s_own_settings(capsys):
     assert run(["export", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.replace("│", " ").split())
-    assert "pip install 'taskgroup[tensorrt]'" in text  # rich markup must not eat the extra's name
+    assert "pip install 'taskgrouping[tensorrt]'" in text  # rich markup must not eat the extra's name
     assert "A run's networks are exported with the run's own architecture, resolution and data" in text
     assert run(["train", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.replace("│", " ").split())

@@ -21,7 +21,7 @@ needs_no_trt = pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed here: 
 @needs_no_trt
 def test_status_names_the_missing_package_and_the_install():
     ok, why = tensorrt_status()
-    assert not ok and "tensorrt Python package cannot be imported" in why and "taskgroup[tensorrt]" in why
+    assert not ok and "tensorrt Python package cannot be imported" in why and "taskgrouping[tensorrt]" in why
     assert backend_status("tensorrt", "cuda") == (False, why)
     assert backend_status("tensorrt", "cpu") == (False, "TensorRT runs on a CUDA device only")
 

@@ -3,7 +3,7 @@
 `--ray-address ADDRESS` connects to a running cluster (`ray start --head` on one node, `ray
 start --address HEAD:6379` on the others; docs/training.md; `auto` finds the cluster this
 machine belongs to); without it a new local instance is started for the run and stopped after
-it. A process that already called `ray.init` keeps its own connection. Ray is an optional dependency: `pip install 'taskgroup[ray]'`; it is imported only
+it. A process that already called `ray.init` keeps its own connection. Ray is an optional dependency: `pip install 'taskgrouping[ray]'`; it is imported only
 here, when this executor is opened.
 
 Each task asks for the resources one network needs: `num_cpus` = the network's threads
@@ -34,7 +34,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise TaskgroupError("--executor ray needs Ray, which is not installed: pip install 'taskgroup[ray]'") from None
+        raise TaskgroupError("--executor ray needs Ray, which is not installed: pip install 'taskgrouping[ray]'") from None
     return ray
 
 

@@ -18,7 +18,7 @@ def test_doctor_reports_a_cpu_only_machine(tmp_path, capsys):
     except SystemExit as exc:
         assert not exc.code
     out = capsys.readouterr().out
-    assert "a CPU-only machine" in out and "taskgroup[tensorrt]" in out  # brackets survive rich's markup
+    assert "a CPU-only machine" in out and "taskgrouping[tensorrt]" in out  # brackets survive rich's markup
     doc = json.loads(path.read_text())
     assert doc["kind"] == "doctor_report"
     found = {f["item"]: f for f in doc["findings"]}
@@ -26,7 +26,7 @@ def test_doctor_reports_a_cpu_only_machine(tmp_path, capsys):
     assert found["CPUExecutionProvider"]["status"] == "ok" and "runs a tiny model" in found["CPUExecutionProvider"]["detail"]
     cuda = found["CUDAExecutionProvider"]
     assert cuda["status"] == "info" and "pip uninstall -y onnxruntime && pip install onnxruntime-gpu" in cuda["fix"]
-    assert found["tensorrt"]["status"] == "info" and "pip install 'taskgroup[tensorrt]'" in found["tensorrt"]["fix"]
+    assert found["tensorrt"]["status"] == "info" and "pip install 'taskgrouping[tensorrt]'" in found["tensorrt"]["fix"]
     assert found["packages"]["status"] == "ok"
     summary = doc["findings"][-1]
     assert summary["area"] == "summary" and summary["detail"].startswith("a CPU-only machine")

@@ -147,7 +147,7 @@ def test_resume_compares_the_config_file_contents_and_accepts_a_new_budget(tmp_p
         Pipeline(run, PipelineConfig(preset="tiny", config_file=str(cfg)), resume=True, say=lambda _: None)
     cfg.write_text("[train]\nepochs = 2\n")
     said = []
-    Pipeline(run, PipelineConfig(preset="tiny", config_file=str(cfg), budget_snt=1.5), resume=True, say=said.append)
+    Pipeline(run, PipelineConfig(preset="tiny", config_file=str(cfg), budget_snt=2.0), resume=True, say=said.append)
     finished = read_json(run / STATE_FILE, "pipeline_state", (STATE_VERSION,))["finished"]
     assert set(finished) == {"profile", "candidates"}  # selection onwards is redone for the new budget
     assert any("budget changed" in s for s in said)

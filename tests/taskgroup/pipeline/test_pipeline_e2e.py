@@ -15,6 +15,7 @@ import pytest
 
 from taskgroup.fileio import read_json
 from taskgroup.losstable import LossTable
+from taskgroup.pipeline.run import DEFAULT_BUDGET_SNT
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +81,7 @@ def test_grouping_fits_budget_and_serves_every_task_once(run_dir):
     served = [t for n in best["networks"] for t in n["served"]]
     assert sorted(served) == sorted(tasks)
     assert best["cost"] <= best["budget"]["value"] * (1 + 1e-9)
-    assert math.isclose(best["budget"]["value"], 1.2 * best["budget"]["standard_network_ms"], rel_tol=1e-9)  # 1.2 SNT
+    assert math.isclose(best["budget"]["value"], DEFAULT_BUDGET_SNT * best["budget"]["standard_network_ms"], rel_tol=1e-9)
     # Predicted = the networks' costs summed x the profile's measured co-run factor for that many networks.
     corun = read_json(run_dir / "profile.json", "device_profile")["corun"]["per_extra_network"]
     assert math.isclose(best["corun_factor"], 1 + corun * (len(best["networks"]) - 1), rel_tol=1e-9)

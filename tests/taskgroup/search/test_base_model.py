@@ -15,7 +15,7 @@ from taskgroup.errors import TaskgroupError
 from taskgroup.losstable import LossTable, NetworkResult
 from taskgroup.search import ESTIMATORS, candidates_from_table, select
 from taskgroup.search.base_model import MIN_SHARE, base_calibration_for
-from taskgroup.search.estimate import TRAINING_PLANS
+from taskgroup.search.registry import TRAINING_PLANS
 from taskgroup.train.candidates import CandidateSpec, candidate_set
 
 TASKS = ("s", "d", "n", "k")

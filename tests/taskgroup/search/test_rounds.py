@@ -11,7 +11,7 @@ from scipy.stats import t as student_t
 from taskgroup.errors import TaskgroupError
 from taskgroup.losstable import LossTable, NetworkResult
 from taskgroup.search import ESTIMATORS, candidates_from_table, make_candidate, snt_cost
-from taskgroup.search.estimate import TRAINING_PLANS
+from taskgroup.search.registry import TRAINING_PLANS
 from taskgroup.search.rounds import fit_surrogate, largest_gains, plan_round
 
 

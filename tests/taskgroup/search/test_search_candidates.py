@@ -1,7 +1,7 @@
 """Candidates built from a loss table: what selection sees, and which weights a grouping points at."""
 
 from taskgroup.losstable import LossTable, NetworkResult
-from taskgroup.search.candidates import candidates_from_table
+from taskgroup.search.table import candidates_from_table
 
 
 def _net(tasks, stage, checkpoint):

@@ -29,7 +29,7 @@ TASKS = ("depth_zbuffer", "normal")
 SEEDS = (0, 1)
 REPO = Path(__file__).resolve().parents[3]
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                               reason="Ray is not installed (pip install 'taskgroup[ray]'; CI installs it)")
+                               reason="Ray is not installed (pip install 'taskgrouping[ray]'; CI installs it)")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from taskgroup import tasks as registry
 from taskgroup.cli import main
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                               reason="Ray is not installed (pip install 'taskgroup[ray]'; CI installs it)")
+                               reason="Ray is not installed (pip install 'taskgrouping[ray]'; CI installs it)")
 NETWORKS = "brightness+sobel_edges@1,sobel_edges@0.5"
 
 
