@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--tolerance", type=float, default=0.10, help="allowed relative p50 difference")
     args = ap.parse_args()
     config = ProfileConfig(backend=args.backend, preset=args.preset)
-    runs = [run_profile(config, report=lambda m: print(m, file=sys.stderr)) for _ in range(2)]
+    runs = [run_profile(config, report=lambda m: print(m, file=sys.stderr)).to_json() for _ in range(2)]
     a, b = (p50s(d) for d in runs)
     diffs = {k: abs(a[k] - b[k]) / min(a[k], b[k]) for k in a}
     worst = max(diffs, key=diffs.get)

@@ -35,8 +35,8 @@ def main() -> None:
     args = parser.parse_args()
 
     bundle = load_bundle(args.bundle, device=args.device)  # verifies hashes, warms up, picks execution mode
-    budget = bundle.manifest.selection.get("budget") or {}
-    deadline_ms = budget.get("value") if budget.get("unit") == "ms" else None
+    budget = bundle.manifest.selection.budget  # what the grouping was selected under (None: not recorded)
+    deadline_ms = budget.value if budget is not None and budget.unit == "ms" else None
     print(f"loaded {args.bundle}: tasks {', '.join(bundle.tasks)}; backend {bundle.backend}, "
           f"execution {bundle.execution}")
 

@@ -28,8 +28,9 @@ from taskgroup_exporters.onnx_export import (INPUT_NAME, OnnxExportConfig, check
 from taskgroup_runtime.backends import backend_status
 from taskgroup_runtime.errors import BackendUnavailableError, EngineBuildError
 from taskgroup_runtime.trt import EngineConfig, build_engine
-from taskgroup_runtime.manifest import (FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAME, FileEntry, InputSpec, Manifest, NetworkFiles,
-                              TaskOutput, sha256_file)
+from taskgroup_runtime.manifest import (FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAME, BundleSelection, FileEntry, InputSpec, Manifest,
+                              NetworkFiles, PredictedLatency, SelectionBudget, TaskOutput, TensorRTRecord,
+                              VerificationRecord, sha256_file)
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import default_file_mode, write_bytes_atomic, write_json_atomic
 from taskgroup.tasks import get_task
@@ -57,28 +58,23 @@ def _formats(formats: str | Iterable[str]) -> tuple[bool, str]:
     return False, "no"
 
 
-def _selection_block(grouping: Grouping) -> dict[str, Any]:
-    """What the grouping was selected for: budget, profile, device and the predicted latency."""
-    profile = grouping.profile
-    device = None
-    if profile:
-        p = Path(profile) if Path(profile).is_absolute() else grouping.path.parent / profile
-        try:
-            device = json.loads(p.read_text()).get("device")
-        except (OSError, ValueError, AttributeError):
-            device = None  # the profile is named but not readable here; its name is still recorded
+def _selection_block(grouping: Grouping) -> BundleSelection:
+    """What the grouping was selected for: budget, profile, device and the predicted latency.
+
+    The device is the one the grouping's budget recorded from its profile (selection copies it there),
+    so the profile file itself is not read here (export sits below profiling in the layers)."""
     costs = [n.cost for n in grouping.networks]
     predicted = None
     factor = grouping.corun_factor
     if grouping.unit == "ms" and all(c is not None for c in costs):
-        predicted = {"value": float(sum(costs)) * factor, "unit": "ms", "corun_factor": factor,
-                     "note": "sum of the chosen networks' profiled costs x the profile's measured co-run factor "
-                             "for this many networks run back to back"}
-    return {"grouping_file": grouping.path.name, "grouping_sha256": sha256_file(grouping.path),
-            "budget": {"value": grouping.budget.get("value"), "unit": grouping.unit}, "profile": profile,
-            "device": device, "predicted_latency": predicted, "objective": grouping.objective,
-            # How the profile ran its sessions: measure the bundle the same way to compare with the prediction.
-            "profiled_backend_settings": grouping.budget.get("backend_settings")}
+        predicted = PredictedLatency(float(sum(costs)) * factor, "ms", factor,
+                                     "sum of the chosen networks' profiled costs x the profile's measured co-run "
+                                     "factor for this many networks run back to back")
+    return BundleSelection(grouping.path.name, sha256_file(grouping.path),
+                           SelectionBudget(grouping.budget.value, grouping.unit), grouping.profile,
+                           grouping.budget.device, predicted, grouping.objective,
+                           # How the profile ran its sessions: measure the bundle the same way to compare.
+                           grouping.budget.backend_settings)
 
 
 def _task_description(task: str, transform) -> dict[str, Any]:
@@ -157,13 +153,13 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
         raise TaskgroupError(f"unknown precision {precision!r}; valid options: {', '.join(PRECISIONS)}")
     want_trt, trt_mode = _formats(formats)
     grouping = Grouping.load(grouping_path)
-    settings = grouping.budget.get("backend_settings")
-    profiled = settings.get("precision") if isinstance(settings, dict) else None
+    settings = grouping.budget.backend_settings
+    profiled = settings.precision if settings is not None else None
     if profiled is not None and profiled != precision:
         raise TaskgroupError(f"{grouping.path}: the grouping's costs were measured at {profiled} (profile "
                              f"{grouping.profile}); export with --precision {profiled}, or profile with --precision "
                              f"{precision} and select again, so that what ships is what was costed")
-    profiled_fuse = settings.get("fused") if isinstance(settings, dict) else None
+    profiled_fuse = settings.fused if settings is not None else None
     if fuse is None:
         fuse = profiled_fuse if isinstance(profiled_fuse, bool) else DEFAULT_FUSE
     elif isinstance(profiled_fuse, bool) and fuse != profiled_fuse:
@@ -234,11 +230,11 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             created_with={**_versions(), "exporter": f"torch.onnx.export ({onnx_config.exporter})",
                           "opset_requested": onnx_config.opset},
-            tensorrt={"built": want_trt, "reason": trt_reason if not want_trt else None, "build": engine_facts},
-            verification={"frames": int(len(frames)), "source": frames_source or "frames given by the caller",
-                          "against": "PyTorch eager (CPU)", "runtime": "ONNX Runtime CPU",
-                          **({"fused": "the fused graph on the frames rounded to 8 bits, fed as uint8; each "
-                                       "network first on the frames as given"} if fuse else {})})
+            tensorrt=TensorRTRecord(want_trt, trt_reason if not want_trt else None, engine_facts),
+            verification=VerificationRecord(int(len(frames)), frames_source or "frames given by the caller",
+                                            "PyTorch eager (CPU)", "ONNX Runtime CPU",
+                                            "the fused graph on the frames rounded to 8 bits, fed as uint8; each "
+                                            "network first on the frames as given" if fuse else None))
         write_json_atomic(tmp / MANIFEST_NAME, manifest.to_json())
         _publishable(tmp)
         _round_trip(tmp, frames, references, task_entries, want_trt, engine_max_batch)

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -25,9 +26,64 @@ from taskgroup_runtime.errors import BackendUnavailableError, BundleError
 from taskgroup_runtime.manifest import MAX_THREADS, Manifest, read_manifest, safe_member, verify_files
 from taskgroup_runtime.preprocess import to_network_input
 from taskgroup_runtime.runner import Runner
-from taskgroup_runtime.timing import TimingConfig, measure
+from taskgroup_runtime.timing import Timing, TimingConfig, measure
 
 EXECUTION_MODES = ("auto", "sequential", "concurrent")
+
+
+@dataclass(frozen=True)
+class CallLatency:
+    """Latency of one callable over `runs` timed calls, in ms (`taskgroup_runtime.timing.summarize_ms`)."""
+
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    min_ms: float
+    runs: int
+
+    @classmethod
+    def of(cls, timing: Timing) -> "CallLatency":
+        return cls(**timing.summary())
+
+
+@dataclass(frozen=True)
+class NetworkAlone:
+    network: str  # the manifest's network name
+    tasks: tuple[str, ...]  # the tasks it serves
+    latency: CallLatency  # in its own session, configured as a lone one
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """`Bundle.measure`: the whole bundle per frame next to each network alone, timed in the same rounds."""
+
+    whole: CallLatency  # `Bundle.run` per frame, pre-processing included
+    execution: str  # sequential | concurrent: how the bundle ran its networks
+    backend: str  # what ran them
+    device: str  # where they ran (the effective device: a fallback is labelled as the CPU)
+    batch: int  # frames per call
+    standalone: tuple[NetworkAlone, ...]  # each network alone, in manifest order
+    timing: TimingConfig  # how they were timed (interleaved rounds)
+
+    @property
+    def standalone_p50_sum_ms(self) -> float:
+        return sum(a.latency.p50_ms for a in self.standalone)
+
+    @property
+    def ratio_to_standalone_sum(self) -> float:
+        """The bundle per frame over the sum of its networks alone: above 1, running them together costs."""
+        return self.whole.p50_ms / self.standalone_p50_sum_ms
+
+    def to_json(self) -> dict[str, Any]:
+        return {"whole": {**asdict(self.whole), "execution": self.execution, "backend": self.backend,
+                          "device": self.device, "batch": self.batch},
+                "standalone": [{"network": a.network, "tasks": list(a.tasks), **asdict(a.latency)}
+                               for a in self.standalone],
+                "standalone_p50_sum_ms": self.standalone_p50_sum_ms,
+                "ratio_to_standalone_sum": self.ratio_to_standalone_sum,
+                "timing": {"warmup_runs": self.timing.warmup_runs, "min_runs": self.timing.min_runs,
+                           "min_seconds": self.timing.min_seconds, "rounds": self.timing.rounds, "interleaved": True}}
 
 
 CONCURRENT_MARGIN = 0.9  # execution="auto" picks concurrent only when its median is below this x sequential's
@@ -116,9 +172,9 @@ class Bundle:
 
     def benchmark_networks(self, runs: int = 100, warmup: int = 10) -> list[dict[str, Any]]:
         """Each network alone in a standalone runner: p50/p90/p99 per network (timed interleaved)."""
-        return self.measure(timing=TimingConfig(warmup_runs=warmup, min_runs=runs, min_seconds=0.0))["standalone"]
+        return self.measure(timing=TimingConfig(warmup_runs=warmup, min_runs=runs, min_seconds=0.0)).to_json()["standalone"]
 
-    def measure(self, runs: int = 300, timing: TimingConfig | None = None) -> dict[str, Any]:
+    def measure(self, runs: int = 300, timing: TimingConfig | None = None) -> Measurement:
         """The whole bundle per frame next to each network alone in its own session, timed together.
 
         All of them run in the same interleaved rounds (`taskgroup_runtime.timing.measure`, the profiler's
@@ -138,14 +194,11 @@ class Bundle:
         finally:
             for r in alone:
                 r.deactivate()
-        whole = {**timed["bundle"].summary(), **self._labels(frame)}
-        standalone = [{"network": net.name, "tasks": list(net.tasks), **timed[f"network:{net.name}"].summary()}
-                      for net in self.manifest.networks]
-        total = sum(a["p50_ms"] for a in standalone)
-        return {"whole": whole, "standalone": standalone, "standalone_p50_sum_ms": total,
-                "ratio_to_standalone_sum": whole["p50_ms"] / total,
-                "timing": {"warmup_runs": timing.warmup_runs, "min_runs": timing.min_runs,
-                           "min_seconds": timing.min_seconds, "rounds": timing.rounds, "interleaved": True}}
+        labels = self._labels(frame)
+        return Measurement(CallLatency.of(timed["bundle"]), labels["execution"], labels["backend"], labels["device"],
+                           labels["batch"], tuple(NetworkAlone(net.name, tuple(net.tasks),
+                                                               CallLatency.of(timed[f"network:{net.name}"]))
+                                                  for net in self.manifest.networks), timing)
 
     def _labels(self, frame: np.ndarray) -> dict[str, Any]:
         return {"execution": self.execution, "backend": self.backend, "device": self.device,

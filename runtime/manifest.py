@@ -43,6 +43,144 @@ RESIZE_RULE = ("uint8 frames of any size: the whole frame resized to the input's
 
 
 @dataclass(frozen=True)
+class BackendSettings:
+    """How a device profile ran its sessions, carried from the profile through the grouping's budget into
+    the manifest: export ships at its precision and fusion and bench runs at its thread count, so what
+    ships, and how it is measured, is what was costed. One record for all three files."""
+
+    precision: str | None = None  # fp32 | fp16 of the timed graphs (absent in profiles from before fp16 profiling)
+    fused: bool | None = None  # co-run sequences timed as one fused graph (absent in profiles from before fusing)
+    intra_op_num_threads: int | None = None  # ONNX Runtime intra-op threads per session (0: one per core)
+    extra: dict[str, Any] = field(default_factory=dict)  # the backend's other settings (spinning, engine facts), as recorded
+
+    def to_json(self) -> dict[str, Any]:
+        doc = dict(self.extra)
+        for key in ("intra_op_num_threads", "precision", "fused"):
+            if getattr(self, key) is not None:
+                doc[key] = getattr(self, key)
+        return doc
+
+    @classmethod
+    def parse(cls, doc: Any, field_name: str, fail: Any) -> "BackendSettings":
+        """Validate a settings object; `fail(field, problem)` builds the caller's error (the runtime's
+        BundleError or the toolkit's SchemaError), so each file names its own field."""
+        if not isinstance(doc, dict):
+            raise fail(field_name, f"expected an object, found {type(doc).__name__}")
+        precision, fused, threads = doc.get("precision"), doc.get("fused"), doc.get("intra_op_num_threads")
+        if precision is not None and precision not in ("fp32", "fp16"):
+            raise fail(f"{field_name}.precision", f"expected 'fp32' or 'fp16', found {precision!r}")
+        if fused is not None and not isinstance(fused, bool):
+            raise fail(f"{field_name}.fused", f"expected true or false, found {fused!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or not 0 <= threads <= MAX_THREADS):
+            raise fail(f"{field_name}.intra_op_num_threads",
+                       f"expected an integer in 0..{MAX_THREADS} (0: one per core), found {threads!r}")
+        return cls(precision, fused, threads,
+                   {k: v for k, v in doc.items() if k not in ("precision", "fused", "intra_op_num_threads")})
+
+
+def _set_fields(record: Any, keys: Iterable[str]) -> dict[str, Any]:
+    """A record's fields that are set, as JSON, then its `extra` (absent fields stay absent)."""
+    doc: dict[str, Any] = {}
+    for key in keys:
+        value = getattr(record, key)
+        if value is not None:
+            doc[key] = value.to_json() if hasattr(value, "to_json") else value
+    return {**doc, **record.extra}
+
+
+def _typed(doc: dict, key: str, types: type | tuple[type, ...], field_name: str, where: object) -> Any:
+    """doc[key] if absent, null or of `types` (never a bool where a number is asked); else a BundleError."""
+    value = doc.get(key)
+    wants_bool = types is bool
+    if value is not None and (not isinstance(value, types) or (isinstance(value, bool) and not wants_bool)):
+        raise BundleError(f"{where}: field '{field_name}.{key}': expected "
+                          f"{getattr(types, '__name__', types)} or null, found {value!r}")
+    return value
+
+
+def _object(doc: Any, field_name: str, where: object) -> dict:
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise BundleError(f"{where}: field '{field_name}': expected an object, found {type(doc).__name__}")
+    return doc
+
+
+@dataclass(frozen=True)
+class SelectionBudget:
+    value: float | None = None  # the grouping's budget (positive), None: unlimited
+    unit: str | None = None  # ms or snt
+    extra: dict[str, Any] = field(default_factory=dict)  # other fields, as written
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, **_set_fields(self, ("unit",))}
+
+
+@dataclass(frozen=True)
+class PredictedLatency:
+    value: float  # the profile's prediction for one frame (positive)
+    unit: str | None = "ms"
+    corun_factor: float | None = None  # the co-run factor it includes
+    note: str | None = None  # how it was computed (for people)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, **_set_fields(self, ("unit", "corun_factor", "note"))}
+
+
+@dataclass(frozen=True)
+class BundleSelection:
+    """What the bundle was selected for: the grouping file, its budget, the profile and device that costed
+    it and their prediction, and how the profile ran its sessions (bench repeats it)."""
+
+    grouping_file: str | None = None
+    grouping_sha256: str | None = None
+    budget: SelectionBudget | None = None
+    profile: str | None = None  # the profile file the costs came from, as the grouping names it
+    device: dict[str, Any] | None = None  # the profile's device record (descriptive)
+    predicted_latency: PredictedLatency | None = None  # None: selected in SNT, or costs unknown
+    objective: float | None = None  # the grouping's predicted objective
+    profiled_backend_settings: BackendSettings | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # other fields, as written
+
+    _KEYS = ("grouping_file", "grouping_sha256", "budget", "profile", "device", "predicted_latency", "objective",
+             "profiled_backend_settings")
+
+    def to_json(self) -> dict[str, Any]:
+        if not _set_fields(self, self._KEYS):  # a bundle from before the record, or a hand-made one
+            return {}
+        return {**{k: (v.to_json() if hasattr(v, "to_json") else v) for k in self._KEYS for v in [getattr(self, k)]},
+                **self.extra}  # as export writes it: every field, null included
+
+
+@dataclass(frozen=True)
+class TensorRTRecord:
+    built: bool | None = None  # whether engines were built
+    reason: str | None = None  # why not
+    build: dict[str, Any] | None = None  # the build's facts (TensorRT version, GPU, flags; descriptive)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        if self.built is None:  # a bundle from before the record, or a hand-made one
+            return _set_fields(self, ("reason", "build"))
+        return {"built": self.built, "reason": self.reason, "build": self.build, **self.extra}  # as export writes it
+
+
+@dataclass(frozen=True)
+class VerificationRecord:
+    frames: int | None = None  # how many frames every output was checked on
+    source: str | None = None  # where the frames came from
+    against: str | None = None  # the reference (PyTorch eager)
+    runtime: str | None = None  # what ran the exported files
+    fused: str | None = None  # how a fused graph was checked
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return _set_fields(self, ("frames", "source", "against", "runtime", "fused"))
+
+
+@dataclass(frozen=True)
 class InputSpec:
     name: str  # input tensor name in every model file
     height: int  # frame height in pixels (fixed at export)
@@ -101,7 +239,7 @@ class NetworkFiles:
     onnx: str  # relative path of the ONNX model
     onnx_data: str | None  # relative path of its external weights file, if not embedded
     engine: str | None  # relative path of a serialized TensorRT engine, if built
-    predicted_latency: float | None  # the grouping's cost for this network (unit: Manifest.selection["budget"]["unit"])
+    predicted_latency: float | None  # the grouping's cost for this network (unit: Manifest.selection.budget.unit)
     tasks_trained: tuple[str, ...] | None = None  # tasks the checkpoint was trained on (separate networks)
     width: float | None = None  # width multiplier (separate networks)
     stage: str | None = None  # training stage of the checkpoint
@@ -139,12 +277,12 @@ class Manifest:
     networks: tuple[NetworkFiles, ...]
     files: dict[str, FileEntry]  # relative path -> digest and size, every model file of the bundle
     precision: str  # "fp32" or "fp16" (of the model files; inputs/outputs stay float32)
-    selection: dict[str, Any] = field(default_factory=dict)  # budget, profile, device, predicted latency
+    selection: BundleSelection = field(default_factory=BundleSelection)  # budget, profile, device, predicted latency
     graph: str = "separate"  # "fused": one graph taking the frame; "separate": one model per network
     created: str | None = None  # when it was exported (UTC, ISO 8601)
     created_with: dict[str, Any] = field(default_factory=dict)  # library versions and exporter
-    tensorrt: dict[str, Any] = field(default_factory=dict)  # whether engines were built, why not, the build facts
-    verification: dict[str, Any] = field(default_factory=dict)  # frames checked on and against what
+    tensorrt: TensorRTRecord = field(default_factory=TensorRTRecord)  # whether engines were built, why not
+    verification: VerificationRecord = field(default_factory=VerificationRecord)  # frames checked on, against what
     extra: dict[str, Any] = field(default_factory=dict)  # other fields of the document, as written
     content_sha256: str | None = field(default=None, compare=False)  # the digest it was sealed with
 
@@ -163,9 +301,9 @@ class Manifest:
 
         Running the bundle with the same setting makes its latency comparable with the prediction.
         """
-        settings = self.selection.get("profiled_backend_settings") or {}
-        threads = settings.get("intra_op_num_threads") if isinstance(settings, dict) else None
-        return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1 else None
+        settings = self.selection.profiled_backend_settings
+        threads = settings.intra_op_num_threads if settings is not None else None
+        return threads if threads is not None and threads >= 1 else None
 
     def to_json(self) -> dict[str, Any]:
         """The sealed document: every part, then `content_sha256` over the rest."""
@@ -176,7 +314,8 @@ class Manifest:
                    input=self.input.to_json(), tasks={t: o.to_json() for t, o in self.tasks.items()},
                    networks=[n.to_json() for n in self.networks],
                    files={rel: {"sha256": e.sha256, "bytes": e.bytes} for rel, e in self.files.items()},
-                   tensorrt=self.tensorrt, selection=self.selection, verification=self.verification)
+                   tensorrt=self.tensorrt.to_json(), selection=self.selection.to_json(),
+                   verification=self.verification.to_json())
         doc.update(self.extra)
         doc["content_sha256"] = manifest_digest(doc)
         return doc
@@ -300,16 +439,12 @@ def _parse(doc: Any, path: Path | None) -> Manifest:
     graph = doc.get("graph", "separate")
     if graph not in ("separate", "fused"):
         raise BundleError(f"{where}: field 'graph': expected 'separate' or 'fused', found {graph!r}")
-    described = {}
-    for key in ("created_with", "tensorrt", "verification"):
-        value = doc.get(key) or {}
-        if not isinstance(value, dict):
-            raise BundleError(f"{where}: field '{key}': expected an object, found {type(value).__name__}")
-        described[key] = value
+    created_with = _object(doc.get("created_with"), "created_with", where)
     created = doc.get("created")
     return Manifest(path, input_spec, tasks, tuple(networks), entries, precision, selection, graph,
-                    created if isinstance(created, str) else None, described["created_with"], described["tensorrt"],
-                    described["verification"], {k: v for k, v in doc.items() if k not in _TYPED}, digest)
+                    created if isinstance(created, str) else None, created_with, _tensorrt(doc.get("tensorrt"), where),
+                    _verification(doc.get("verification"), where), {k: v for k, v in doc.items() if k not in _TYPED},
+                    digest)
 
 
 def _input(doc: dict, where: object) -> InputSpec:
@@ -424,26 +559,54 @@ def _task(name: str, t: Any, networks: list[NetworkFiles], where: object) -> Tas
                       float(tolerance) if tolerance is not None else None)
 
 
-def _selection(selection: Any, where: object) -> dict[str, Any]:
-    if not isinstance(selection, dict):
-        raise BundleError(f"{where}: field 'selection': expected an object")
+def _selection(doc: Any, where: object) -> BundleSelection:
+    selection = _object(doc, "selection", where)
+    f = "selection"
     predicted = selection.get("predicted_latency")
     if predicted is not None and not (isinstance(predicted, dict) and _positive(predicted.get("value"))):
         raise BundleError(f"{where}: field 'selection.predicted_latency.value': expected a positive finite number, "
                           f"found {predicted.get('value') if isinstance(predicted, dict) else predicted!r}")
     settings = selection.get("profiled_backend_settings")
-    threads = settings.get("intra_op_num_threads") if isinstance(settings, dict) else None
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or not 0 <= threads <= MAX_THREADS):
-        raise BundleError(f"{where}: field 'selection.profiled_backend_settings.intra_op_num_threads': expected an "
-                          f"integer in 0..{MAX_THREADS} (0: one per core), found {threads!r}")
     budget = selection.get("budget")
     if budget is not None:
         value = budget.get("value") if isinstance(budget, dict) else budget
         if not isinstance(budget, dict) or (value is not None and not _positive(value)):
             raise BundleError(f"{where}: field 'selection.budget.value': expected a positive finite number or null, "
                               f"found {value!r}")
-    return selection
+    objective = selection.get("objective")
+    if objective is not None and (isinstance(objective, bool) or not isinstance(objective, (int, float))
+                                  or not math.isfinite(objective)):
+        raise BundleError(f"{where}: field 'selection.objective': expected a finite number or null, found {objective!r}")
+    return BundleSelection(
+        _typed(selection, "grouping_file", str, f, where), _typed(selection, "grouping_sha256", str, f, where),
+        None if budget is None else SelectionBudget(budget.get("value"), _typed(budget, "unit", str, f + ".budget", where),
+                                                    {k: v for k, v in budget.items() if k not in ("value", "unit")}),
+        _typed(selection, "profile", str, f, where), _typed(selection, "device", dict, f, where),
+        None if predicted is None else PredictedLatency(
+            float(predicted["value"]), _typed(predicted, "unit", str, f + ".predicted_latency", where),
+            _typed(predicted, "corun_factor", (int, float), f + ".predicted_latency", where),
+            _typed(predicted, "note", str, f + ".predicted_latency", where),
+            {k: v for k, v in predicted.items() if k not in ("value", "unit", "corun_factor", "note")}),
+        objective,
+        None if settings is None else BackendSettings.parse(
+            settings, "selection.profiled_backend_settings", lambda name, problem: BundleError(
+                f"{where}: field '{name}': {problem}")),
+        {k: v for k, v in selection.items() if k not in BundleSelection._KEYS})
+
+
+def _tensorrt(doc: Any, where: object) -> TensorRTRecord:
+    block = _object(doc, "tensorrt", where)
+    return TensorRTRecord(_typed(block, "built", bool, "tensorrt", where), _typed(block, "reason", str, "tensorrt", where),
+                          _typed(block, "build", dict, "tensorrt", where),
+                          {k: v for k, v in block.items() if k not in ("built", "reason", "build")})
+
+
+def _verification(doc: Any, where: object) -> VerificationRecord:
+    block = _object(doc, "verification", where)
+    keys = ("frames", "source", "against", "runtime", "fused")
+    frames = _typed(block, "frames", int, "verification", where)
+    return VerificationRecord(frames, *(_typed(block, k, str, "verification", where) for k in keys[1:]),
+                              extra={k: v for k, v in block.items() if k not in keys})
 
 
 def verify_files(manifest: Manifest, keep: Iterable[str] | None = None) -> dict[str, bytes]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from taskgroup_runtime.manifest import SelectionBudget
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_number, write_json_atomic
 
@@ -183,12 +184,11 @@ def measure_bundle(bundle_dir: str | os.PathLike, *, device: str = "cpu", backen
         except (BundleError, BackendUnavailableError) as exc:
             raise TaskgroupError(f"{bundle_dir}: {exc}") from exc
         info = bundle.describe()
-    whole = measured["whole"]
     selection = bundle.manifest.selection
-    budget = selection.get("budget") or {}
-    predicted = (selection.get("predicted_latency") or {}).get("value")
-    summary = lambda d: LatencySummary(**{k: d[k] for k in (*PERCENTILES, "runs")})  # noqa: E731
-    return BenchResult(summary(whole), tuple(NetworkLatency(a["network"], tuple(a["tasks"]), summary(a))
-                                            for a in measured["standalone"]),
-                       str(Path(bundle_dir)), whole["execution"], whole["backend"], whole["device"], whole["batch"],
-                       budget.get("value"), budget.get("unit"), predicted, measured["timing"], info)
+    budget = selection.budget or SelectionBudget()
+    predicted = selection.predicted_latency.value if selection.predicted_latency else None
+    summary = lambda d: LatencySummary(d.p50_ms, d.p90_ms, d.p99_ms, d.mean_ms, d.min_ms, d.runs)  # noqa: E731
+    return BenchResult(summary(measured.whole), tuple(NetworkLatency(a.network, a.tasks, summary(a.latency))
+                                                      for a in measured.standalone),
+                       str(Path(bundle_dir)), measured.execution, measured.backend, measured.device, measured.batch,
+                       budget.value, budget.unit, predicted, measured.to_json()["timing"], info)

@@ -6,8 +6,11 @@ are `tasks` (trained: the checkpoint's heads) and `served` (kept at deployment) 
 the spellings `tasks_trained` / `tasks_served` of hand-written files are read as well.
 Checkpoint paths are relative to the grouping file's folder.
 
-What selection records beyond the contract (the solver, candidate counts, the robustness
-block, top-k re-ranking, warnings) is kept verbatim in `extra`.
+The budget (`Budget`, with the profile's `BackendSettings`) and how the grouping was selected
+(`SelectionOptions`) are typed records; each keeps the fields it does not know in its own `extra`,
+so a newer writer's additions survive a round trip. What selection records beyond the contract
+(the solver, candidate counts, the robustness block, top-k re-ranking, warnings) is kept
+verbatim in `Grouping.extra`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from taskgroup_runtime.manifest import BackendSettings
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_number, write_json_atomic
 
@@ -28,6 +32,118 @@ UNITS = ("snt", "ms")
 _TYPED = ("schema_version", "kind", "tasks", "budget", "networks", "served_by", "objective", "total_loss", "cost",
           "corun_factor", "options", "evaluated_on", "evaluated_losses", "evaluated_total",
           "evaluated_total_best_served", "declared_tasks")
+
+
+def _present(record: Any, keys: Iterable[str]) -> dict[str, Any]:
+    """The record's fields among `keys` that are set, as JSON (absent fields are not written as null)."""
+    doc = {}
+    for key in keys:
+        value = getattr(record, key)
+        if value is not None:
+            doc[key] = list(value) if isinstance(value, tuple) else value.to_json() if hasattr(value, "to_json") else value
+    return doc
+
+
+def _optional(doc: Mapping[str, Any], key: str, types: type | tuple[type, ...], prefix: str, where: object) -> Any:
+    value = doc.get(key)
+    if value is not None and (isinstance(value, bool) is not (types is bool) or not isinstance(value, types)):
+        names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        raise SchemaError(where, prefix + key, f"expected {names} or null, found {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the grouping had to fit: the limit, its unit and, for milliseconds, the profile that costed it."""
+
+    value: float | None = None  # the limit (positive), None: unlimited
+    unit: str = "snt"  # snt (standard-network times) or ms (on `profile`)
+    profile: str | None = None  # the profile file, relative to the grouping's folder
+    profile_name: str | None = None  # its short name
+    statistic: str | None = None  # the latency statistic costs were read at (p50, p90, p99)
+    device: dict[str, Any] | None = None  # the profile's device record (descriptive: CPU model, GPU, driver)
+    backend: str | None = None  # onnxruntime | torch | tensorrt
+    execution_provider: str | None = None  # what really ran
+    backend_settings: BackendSettings | None = None  # how the profile ran its sessions (export and bench repeat it)
+    preset: str | None = None  # the architecture preset the profile measured
+    input_shape: tuple[int, ...] | None = None  # (N, 3, H, W) the profile timed
+    standard_network_ms: float | None = None  # the SNT reference on the profile
+    snt: float | None = None  # the budget as asked in SNT (value = snt x standard_network_ms)
+    extra: dict[str, Any] = field(default_factory=dict)  # other fields, as written
+
+    _KEYS = ("value", "unit", "profile", "profile_name", "statistic", "device", "backend", "execution_provider",
+             "backend_settings", "preset", "input_shape", "standard_network_ms", "snt")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "unit": self.unit, **_present(self, self._KEYS[2:]), **self.extra}
+
+    @classmethod
+    def from_json(cls, doc: Any, where: object = "grouping") -> "Budget":
+        if not isinstance(doc, dict):
+            raise SchemaError(where, "budget", f"expected an object, found {type(doc).__name__}")
+        if doc.get("unit") not in UNITS:
+            raise SchemaError(where, "budget.unit", f"expected 'snt' or 'ms', found {doc.get('unit')!r}")
+        try:  # parts of it are copied into the bundle manifest, which never holds NaN or infinity
+            json.dumps(doc, allow_nan=False)
+        except ValueError:
+            raise SchemaError(where, "budget", "contains NaN or infinity") from None
+        p = "budget."
+        strings = {k: _optional(doc, k, str, p, where)
+                   for k in ("profile", "profile_name", "statistic", "backend", "execution_provider", "preset")}
+        shape = _optional(doc, "input_shape", list, p, where)
+        if shape is not None and not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
+            raise SchemaError(where, p + "input_shape", f"expected positive integers (N, C, H, W), found {shape!r}")
+        settings = doc.get("backend_settings")
+        return cls(require_number(doc, "value", where, prefix=p, positive=True, optional=True), doc["unit"],
+                   device=_optional(doc, "device", dict, p, where),
+                   backend_settings=None if settings is None else BackendSettings.parse(
+                       settings, p + "backend_settings", lambda f, problem: SchemaError(where, f, problem)),
+                   input_shape=None if shape is None else tuple(shape),
+                   standard_network_ms=require_number(doc, "standard_network_ms", where, prefix=p, positive=True,
+                                                      optional=True),
+                   snt=require_number(doc, "snt", where, prefix=p, positive=True, optional=True),
+                   extra={k: v for k, v in doc.items() if k not in cls._KEYS}, **strings)
+
+
+@dataclass(frozen=True)
+class SelectionOptions:
+    """How the grouping was selected: the table, split and estimator, and what the networks were trained at."""
+
+    losses: str | None = None  # the loss table (or training run) selection read
+    split: str | None = None  # the split whose losses chose it (val)
+    stage: str | None = None  # final or early (ESA)
+    estimate: str | None = None  # the estimator of untrained networks (hoa, ...), None: measured only
+    normalize: str | None = None  # none | reference | single: how task losses were made comparable
+    weights: dict[str, float] | None = None  # per-task weights of the objective
+    scales: dict[str, float] | None = None  # per-task divisors of the objective
+    statistic: str | None = None  # the profile's latency statistic
+    preset: str | None = None  # the training run's preset (export defaults to it)
+    resolution: int | None = None  # the training run's input side (export refuses another)
+    max_networks: int | None = None  # the limit on networks per frame
+    solver: str | None = None  # auto | milp | dp | reference
+    extra: dict[str, Any] = field(default_factory=dict)  # other options, as written
+
+    _KEYS = ("losses", "split", "stage", "estimate", "normalize", "weights", "scales", "statistic", "preset",
+             "resolution", "max_networks", "solver")
+
+    def to_json(self) -> dict[str, Any]:
+        return {**_present(self, self._KEYS), **self.extra}
+
+    @classmethod
+    def from_json(cls, doc: Any, where: object = "grouping") -> "SelectionOptions":
+        if not isinstance(doc, dict):  # absent, or not an object: read as absent, as before options were typed
+            return cls()
+        p = "options."
+        typed: dict[str, Any] = {k: _optional(doc, k, str, p, where)
+                                 for k in ("losses", "split", "stage", "estimate", "normalize", "statistic", "preset",
+                                           "solver")}
+        for k in ("weights", "scales"):
+            value = _optional(doc, k, dict, p, where)
+            typed[k] = None if value is None else {t: require_number(value, t, where, prefix=f"{p}{k}.") for t in value}
+        for k in ("resolution", "max_networks"):
+            value = doc.get(k)
+            typed[k] = None if value is None else require_number(doc, k, where, prefix=p, integer=True, minimum=1)
+        return cls(**typed, extra={k: v for k, v in doc.items() if k not in cls._KEYS})
 
 
 @dataclass(frozen=True)
@@ -78,28 +194,36 @@ class GroupingEvaluation:
 @dataclass(frozen=True)
 class Grouping:
     tasks: tuple[str, ...]  # every task the grouping serves
-    budget: dict[str, Any]  # value (positive, or null: unlimited), unit (snt | ms), the profile it was costed on
+    budget: Budget  # the limit, its unit and the profile it was costed on
     networks: tuple[GroupingNetwork, ...]
     served_by: dict[str, int]  # task -> index into networks
     objective: float | None = None  # the optimised (weighted, normalised) total loss
     total_loss: float | None = None  # plain sum of the serving losses on the selection table
     cost: float | None = None  # predicted cost: the networks' costs summed x corun_factor
     corun_factor: float = 1.0  # the profile's measured factor for this many networks per frame
-    options: dict[str, Any] = field(default_factory=dict)  # how it was selected (table, split, preset, resolution, ...)
+    options: SelectionOptions = field(default_factory=SelectionOptions)  # how it was selected
     evaluation: GroupingEvaluation | None = None  # the same networks scored on another table
     declared_tasks: list[Any] | None = None  # tasks the training config declared ([tasks.NAME]), for export
     extra: dict[str, Any] = field(default_factory=dict)  # selection's other records, verbatim
     path: Path | None = field(default=None, compare=False)  # the file it was read from
 
     # ----- what readers ask ---------------------------------------------------------------
+    def __post_init__(self) -> None:
+        # Builders that still hold plain dicts (selection's options, a hand-made budget) are read through
+        # the same validation as the file, so a Grouping in memory is always the typed one.
+        if isinstance(self.budget, Mapping):
+            object.__setattr__(self, "budget", Budget.from_json(dict(self.budget)))
+        if isinstance(self.options, Mapping):
+            object.__setattr__(self, "options", SelectionOptions.from_json(dict(self.options)))
+
     @property
     def unit(self) -> str:
-        return str(self.budget.get("unit", "snt"))
+        return self.budget.unit
 
     @property
     def profile(self) -> str | None:
         """The profile the costs come from (relative to the grouping's folder), if any."""
-        p = self.budget.get("profile") or self.extra.get("profile") or self.options.get("profile")
+        p = self.budget.profile or self.extra.get("profile") or self.options.extra.get("profile")
         return str(p) if p else None
 
     def checkpoint_path(self, net: GroupingNetwork) -> Path | None:
@@ -110,7 +234,8 @@ class Grouping:
         return (base / net.checkpoint).resolve()
 
     def with_budget(self, **fields: Any) -> "Grouping":
-        return replace(self, budget={**self.budget, **fields})
+        """The same grouping with budget fields added or changed (by their file names), validated."""
+        return replace(self, budget=Budget.from_json({**self.budget.to_json(), **fields}, self.path or "grouping"))
 
     def with_extra(self, **fields: Any) -> "Grouping":
         return replace(self, extra={**self.extra, **fields})
@@ -118,10 +243,10 @@ class Grouping:
     # ----- the file -----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "kind": KIND, "tasks": list(self.tasks),
-                               "budget": dict(self.budget), "networks": [n.to_json() for n in self.networks],
+                               "budget": self.budget.to_json(), "networks": [n.to_json() for n in self.networks],
                                "served_by": dict(self.served_by), "objective": self.objective,
                                "total_loss": self.total_loss, "cost": self.cost, "corun_factor": self.corun_factor,
-                               "options": dict(self.options)}
+                               "options": self.options.to_json()}
         if self.declared_tasks:
             doc["declared_tasks"] = self.declared_tasks
         if self.evaluation is not None:
@@ -155,7 +280,7 @@ class Grouping:
 
             declare_from_json(declared, f"{where}: declared_tasks")
         tasks = _task_list(doc, ("tasks",), "", where)
-        budget = _budget(require(doc, "budget", dict, where), where)
+        budget = Budget.from_json(require(doc, "budget", dict, where), where)
         nets = [_network(n, i, where) for i, n in enumerate(require(doc, "networks", list, where))]
         if not nets:
             raise SchemaError(where, "networks", "the grouping has no networks")
@@ -165,7 +290,7 @@ class Grouping:
             raise SchemaError(where, "corun_factor", f"expected a finite number >= 1, found {factor!r}")
         if not math.isfinite(sum(n.cost for n in nets if n.cost is not None) * factor):
             raise SchemaError(where, "networks", "the networks' costs add up to infinity")
-        options = doc.get("options")
+        options = SelectionOptions.from_json(doc.get("options"), where)
         evaluation = None
         if doc.get("evaluated_on") is not None:
             losses = _losses(doc.get("evaluated_losses"), "evaluated_losses", where)
@@ -176,7 +301,7 @@ class Grouping:
                    objective=require_number(doc, "objective", where, optional=True),
                    total_loss=require_number(doc, "total_loss", where, optional=True),
                    cost=require_number(doc, "cost", where, positive=True, optional=True),
-                   corun_factor=float(factor), options=options if isinstance(options, dict) else {},
+                   corun_factor=float(factor), options=options,
                    evaluation=evaluation, declared_tasks=declared or None,
                    extra={k: v for k, v in doc.items() if k not in _TYPED}, path=Path(path) if path else None)
 
@@ -198,17 +323,6 @@ def _task_list(doc: dict, names: tuple[str, ...], prefix: str, where: object) ->
                     raise SchemaError(where, prefix + n, str(exc)) from None
             return tuple(value)
     raise SchemaError(where, prefix + names[0], "missing")
-
-
-def _budget(budget: dict, where: object) -> dict[str, Any]:
-    if budget.get("unit") not in UNITS:
-        raise SchemaError(where, "budget.unit", f"expected 'snt' or 'ms', found {budget.get('unit')!r}")
-    try:  # parts of it are copied into the bundle manifest, which never holds NaN or infinity
-        json.dumps(budget, allow_nan=False)
-    except ValueError:
-        raise SchemaError(where, "budget", "contains NaN or infinity") from None
-    require_number(budget, "value", where, prefix="budget.", positive=True, optional=True)
-    return dict(budget)
 
 
 def _losses(doc: Any, name: str, where: object) -> dict[str, float]:

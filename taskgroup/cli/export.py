@@ -90,8 +90,8 @@ def export_command(
         console.print(f"  {net.name}: {', '.join(net.tasks)} -> {net.onnx}" + (f" + {net.engine}" if net.engine else "")
                       + f" (worst error {worst:.1%} of tolerance)"
                       + (f"; one graph of {', '.join(p['name'] for p in parts)} taking the uint8 frame" if parts else ""))
-    if not manifest.tensorrt.get("built") and format != "onnx":
-        console.print(escape(f"no TensorRT engines: {manifest.tensorrt.get('reason')}"))  # it names 'taskgrouping[tensorrt]'
+    if not manifest.tensorrt.built and format != "onnx":
+        console.print(escape(f"no TensorRT engines: {manifest.tensorrt.reason}"))  # it names 'taskgrouping[tensorrt]'
 
 
 def _training_config(grouping, preset: Optional[str], config: Optional[Path]):
@@ -113,15 +113,13 @@ def _training_config(grouping, preset: Optional[str], config: Optional[Path]):
                                      f"their architecture ({run_config.arch.resolution}x{run_config.arch.resolution} "
                                      f"px) and data; {flags} describe(s) other ones: leave {flags} out")
         return run_config, f"its training run {run_dir} ({run_config.arch.resolution}x{run_config.arch.resolution} px)"
-    recorded = grouping.options.get("preset") if isinstance(grouping.options.get("preset"), str) else \
-        grouping.budget.get("preset")
-    preset = preset or (recorded if isinstance(recorded, str) else "default")
+    preset = preset or grouping.options.preset or grouping.budget.preset or "default"
     run_config = make_run_config(preset, config)  # declares the config's [tasks.NAME]
-    trained = grouping.options.get("resolution")
+    trained = grouping.options.resolution
     resolution = run_config.arch.resolution
-    if isinstance(trained, int) and not isinstance(trained, bool) and trained != resolution:
+    if trained is not None and trained != resolution:
         raise TaskgroupError(f"{grouping.path}: the networks were trained at {trained}x{trained} (preset "
-                             f"'{grouping.options.get('preset')}'), but --preset {preset}"
+                             f"'{grouping.options.preset}'), but --preset {preset}"
                              f"{'' if config is None else f' with --config {config}'} is {resolution}x{resolution}; "
                              "export with the training run's preset and config")
     return run_config, f"--preset {preset}" + ("" if config is None else f" --config {config}")
@@ -131,13 +129,13 @@ def _check_profile_matches(grouping, resolution: int, what: str) -> None:
     """A grouping selected on a profile records its input shape; exporting at another resolution
     would verify and ship networks at a size nobody measured."""
     budget = grouping.budget
-    shape = budget.get("input_shape")
-    if isinstance(shape, list) and len(shape) == 4 and shape[2:] != [resolution, resolution]:
+    shape = budget.input_shape
+    if shape is not None and len(shape) == 4 and shape[2:] != (resolution, resolution):
         raise TaskgroupError(f"{grouping.path}: the grouping was selected on a profile of input {shape[2]}x{shape[3]} "
-                             f"(preset '{budget.get('preset')}'), but the networks take {resolution}x{resolution} "
+                             f"(preset '{budget.preset}'), but the networks take {resolution}x{resolution} "
                              f"({what}); "
-                             + (f"pass --preset {budget.get('preset')}" if what.startswith("--preset") and
-                                budget.get("preset") else "profile with the networks' own config and select again"))
+                             + (f"pass --preset {budget.preset}" if what.startswith("--preset") and
+                                budget.preset else "profile with the networks' own config and select again"))
 
 
 @app.command("bench", short_help="Measure a bundle per frame, next to each of its networks alone.")
@@ -203,9 +201,9 @@ def bench_command(
         console.print(f"budget: {result.budget_value} {result.budget_unit or '?'} (not in ms; no latency comparison)")
     sel = manifest.selection
     if result.predicted_ms is not None:
-        console.print(f"predicted by profile {sel.get('profile')}: {result.predicted_ms:.3f} ms; measured p50 / "
+        console.print(f"predicted by profile {sel.profile}: {result.predicted_ms:.3f} ms; measured p50 / "
                       f"predicted = {result.measured_over_predicted:.3f}"
-                      + ("" if sel.get("device") else " (profile device unknown: compare only on the same machine)"))
+                      + ("" if sel.device else " (profile device unknown: compare only on the same machine)"))
     else:
         console.print("no latency prediction in the manifest (grouping selected in SNT units)")
     if json_out is not None:

@@ -93,7 +93,7 @@ def profile_command(
         doc = run_profile(config, report=lambda msg: status.update(f"profiling: {msg}"))
     path = out or Path("profiles") / f"{default_profile_name(doc)}.json"
     write_profile(doc, path)
-    _summary(console, doc, path)
+    _summary(console, doc.to_json(), path)  # renders the document as written
 
 
 def _summary(console, doc: dict, path: Path) -> None:

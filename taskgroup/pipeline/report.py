@@ -58,7 +58,7 @@ class ReportData:
     baselines: list[GroupingResult]
     pairwise_gains: dict[str, dict[str, float]]  # task -> partner -> L(half single)/L(pair) - 1
     gains_split: str  # split the gains were computed on
-    frontier: list[dict[str, Any]]  # points: cost, objective (selection split), evaluated_total (test), beyond_noise
+    frontier: list[dict[str, Any]]  # points: cost, objective (selection split), evaluated_losses (test; trained ones), beyond_noise
     latency: dict[str, float]  # measured p50/p90/p99 ms, predicted ms, standalone_sum ms
     compute: dict[str, float]  # train seconds spent on the search vs estimated for all candidates
     machine: str  # description of the machine the run happened on
@@ -462,6 +462,17 @@ def _plot_gains(path: Path, d: ReportData) -> None:
     _save(fig, path)
 
 
+def frontier_points(front) -> list[dict[str, Any]]:
+    """The report's view of a frontier (`taskgroup.search.frontier.Frontier`): each point's cost and
+    objective, whether its optimum beats one network beyond noise (its `stakes`), and its per-task
+    test losses where the grouping was trained and evaluated."""
+    extras = list(front.point_extra) + [{}] * (len(front.points) - len(front.point_extra))
+    return [{"cost": p.cost, "objective": p.objective,
+             "beyond_noise": (extra.get("stakes") or {}).get("verdict") == "better",
+             **({"evaluated_losses": dict(p.evaluation.losses)} if p.evaluation and p.evaluation.losses else {})}
+            for p, extra in zip(front.points, extras)]
+
+
 def _plot_frontier(path: Path, d: ReportData) -> None:
     import matplotlib.pyplot as plt
 
@@ -474,9 +485,11 @@ def _plot_frontier(path: Path, d: ReportData) -> None:
         if marked:
             ax.plot([p["cost"] for p in marked], [p["objective"] for p in marked], "o", markersize=13,
                     fillstyle="none", color="tab:red", label="beats one network beyond noise (95%)")
-        if all("evaluated_total" in p for p in pts):
-            ax.plot(xs, [p["evaluated_total"] for p in pts], "o", color="tab:blue", alpha=0.5,
-                    label="same groupings, test split")
+        tested = [p for p in pts if p.get("evaluated_losses")]  # groupings with an estimated network have none
+        if tested:  # scored as the chosen grouping is: the plain total, or normalised by the test scales
+            ax.plot([p["cost"] for p in tested],
+                    [sum(v / (d.test_scales[t] if d.test_scales else 1.0) for t, v in p["evaluated_losses"].items())
+                     for p in tested], "o", color="tab:blue", alpha=0.5, label="same groupings, test split")
     markers = iter("sDv^<>ph*")
     for b in d.baselines:
         e = d.score_estimate(b)

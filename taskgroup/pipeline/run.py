@@ -423,6 +423,13 @@ class Pipeline:
         for warning in result.warnings:
             self.say(f"WARNING: {warning.message()}")
         front = frontier(cands, tasks=self.config.tasks, unit="ms", scales=scales, corun=corun)
+        tested = self.candidates("test", self.candidate_stage())
+        for point in front.points:  # the report draws each trained grouping's test score beside the curve
+            if not any(n.candidate.estimated for n in point.networks):
+                try:
+                    point.evaluate(tested, "test")
+                except TaskgroupError:  # a network without test losses (e.g. an ESA-only stage): no marker
+                    pass
         write_json_atomic(self.run_dir / "frontier.json", self._frontier_with_stakes(front, cands, scales, corun))
         self.say(_describe(sel))
         return {"objective": sel.objective, "cost_ms": sel.cost, "frontier_points": len(front.points)}
@@ -548,13 +555,14 @@ class Pipeline:
     # ---- report assembly
     def report_data(self):
         from taskgroup.bench import BenchResult
-        from taskgroup.pipeline.report import GroupingResult, ReportData
+        from taskgroup.pipeline.report import GroupingResult, ReportData, frontier_points
+        from taskgroup.search.frontier import Frontier
         from taskgroup.search.profiled import device_summary
 
         best = Grouping.load(self.run_dir / "best.json")
         base = read_json(self.run_dir / "baselines.json", "baselines")
         bench = BenchResult.load(self.run_dir / "bench.json")
-        front = read_json(self.run_dir / "frontier.json", "frontier")
+        front = Frontier.load(self.run_dir / "frontier.json")
         p = self.profile()
         table = self.table()
 
@@ -572,8 +580,7 @@ class Pipeline:
             device=device_summary(p),
             chosen=chosen, baselines=baselines,
             pairwise_gains=pairwise_gains(table, "test", self.candidate_stage()), gains_split="test",
-            frontier=[{"cost": pt["cost"], "objective": pt["objective"],
-                       "beyond_noise": (pt.get("stakes") or {}).get("verdict") == "better"} for pt in front["points"]],
+            frontier=frontier_points(front),
             latency={"p50_ms": bench.whole.p50_ms, "p90_ms": bench.whole.p90_ms, "p99_ms": bench.whole.p99_ms,
                      "predicted_ms": bench.predicted_ms, "standalone_sum_ms": bench.standalone_p50_sum_ms},
             compute=search_compute(table, self.config.tasks, self.candidate_stage(), self.config.candidates,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from taskgroup_runtime.manifest import BackendSettings
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_finite
 
@@ -104,11 +105,87 @@ class WidthCosts:
 
 
 @dataclass(frozen=True)
+class ValidatedNetwork:
+    """One whole network timed directly, against the cost model's prediction for it."""
+
+    width: float
+    served: tuple[str, ...]  # the heads it kept
+    params: int
+    macs: int
+    latency: LatencyStats  # measured as one network
+    predicted_ms: float | None = None  # trunk + heads at the validation's statistic
+    relative_error: float | None = None  # (predicted - measured) / measured
+
+    def to_json(self) -> dict[str, Any]:
+        doc = {"width": self.width, "served": list(self.served), "params": self.params, "macs": self.macs,
+               "latency_ms": self.latency.to_json()}
+        if self.predicted_ms is not None:
+            doc.update(predicted_ms=self.predicted_ms, relative_error=self.relative_error)
+        return doc
+
+
+@dataclass(frozen=True)
+class Validation:
+    """How well the additive cost model predicts directly measured whole networks."""
+
+    statistic: str
+    networks: tuple[ValidatedNetwork, ...]
+
+    @property
+    def max_abs_relative_error(self) -> float:
+        return max((abs(n.relative_error) for n in self.networks if n.relative_error is not None), default=0.0)
+
+    @property
+    def mean_abs_relative_error(self) -> float:
+        errors = [abs(n.relative_error) for n in self.networks if n.relative_error is not None]
+        return sum(errors) / len(errors) if errors else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"statistic": self.statistic, "networks": [n.to_json() for n in self.networks],
+                "max_abs_relative_error": self.max_abs_relative_error,
+                "mean_abs_relative_error": self.mean_abs_relative_error}
+
+
+@dataclass(frozen=True)
+class CorunSequence:
+    networks: tuple[str, ...]  # the networks run back to back, in order
+    p50_ms: float | None = None  # the sequence measured as one call
+    sum_alone_p50_ms: float | None = None  # the sum of each alone
+    ratio: float | None = None  # p50_ms / sum_alone_p50_ms (what the fit and its uncertainty read)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"networks": list(self.networks), **{k: getattr(self, k) for k in ("p50_ms", "sum_alone_p50_ms", "ratio")
+                                                     if getattr(self, k) is not None}}
+
+
+@dataclass(frozen=True)
+class CorunFit:
+    """The co-run model: N networks per frame cost their sum x (1 + per_extra_network x (N - 1))."""
+
+    per_extra_network: float  # the fitted slope, clamped at 0
+    sequences: tuple[CorunSequence, ...] = ()  # what it was fitted on (absent: not stored)
+    fit_unclamped: float | None = None  # the slope before clamping
+    model: str | None = None  # the model in words
+    execution: str | None = None  # fused (one graph per frame) or separate sessions
+    extra: dict[str, Any] = field(default_factory=dict)  # other fields, as written
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {} if self.model is None else {"model": self.model}
+        doc["per_extra_network"] = self.per_extra_network
+        if self.fit_unclamped is not None:
+            doc["fit_unclamped"] = self.fit_unclamped
+        doc["sequences"] = [q.to_json() for q in self.sequences]
+        if self.execution is not None:
+            doc["execution"] = self.execution
+        return {**doc, **self.extra}
+
+
+@dataclass(frozen=True)
 class DeviceProfile:
     """A loaded device profile; costs in milliseconds at the chosen latency statistic."""
 
     path: str  # file it was read from ("" if built in memory)
-    doc: Mapping[str, Any]  # the full JSON document (device, libraries, validation, ...)
+    device: Mapping[str, Any]  # what was measured on: kind, CPU model and cores or GPU and driver (free-form by kind)
     tasks: tuple[str, ...]  # tasks whose heads were profiled
     preset: str  # architecture preset (taskgroup.presets) the networks were built from
     input_shape: tuple[int, int, int, int]  # (batch, 3, H, W) the networks were timed at
@@ -120,6 +197,21 @@ class DeviceProfile:
     corun_se: float = 0.0  # uncertainty of `corun` between profiles (corun_standard_error; 0: not measured)
     noise_sigmas: float = 0.0  # cost_fn adds this many noise standard deviations (0: costs at the statistic)
     noise_relative: bool = False  # noise of costs relative to the standard network (budgets in SNT), not absolute
+    backend_settings: BackendSettings | None = None  # how the sessions ran (export and bench repeat it)
+    model: str | None = None  # the model registry name the networks were built with
+    model_config: Mapping[str, Any] | None = None  # its keyword arguments (compared with the training run's)
+    validation: Validation | None = None  # the cost model against directly measured networks
+    corun_fit: CorunFit | None = None  # the co-run fit (`corun` is its slope)
+    created: str | None = None  # when it was measured (UTC, ISO 8601)
+    requested_device: str | None = None  # the device asked for (`device` is what ran)
+    fallback: bool | None = None  # a GPU provider fell back to the CPU
+    libraries: Mapping[str, Any] | None = None  # library versions
+    onnx: Mapping[str, Any] | None = None  # the exporter, opset and numerics check (None: torch backend)
+    timing: Mapping[str, Any] | None = None  # timing configuration, statistic and clock
+    recorded_standard_network_ms: float | None = None  # the file's standard_network_ms: the SNT reference when measured
+    duration_s: float | None = None  # how long profiling took
+    notes: Mapping[str, str] = field(default_factory=dict)  # input, mac_convention, cost_model: conventions in words
+    extra: Mapping[str, Any] = field(default_factory=dict)  # other fields of the document, as written
 
     # ----- costs -------------------------------------------------------------------------
     def trunk_ms(self, width: float) -> float:
@@ -259,10 +351,24 @@ class DeviceProfile:
         """The profile document: the typed costs, and the descriptive rest (device, libraries, timing,
         validation, co-run sequences) as it was written. The statistic and noise margin a reader chose
         are ways of reading it, not part of it."""
-        return {**dict(self.doc), "kind": KIND, "schema_version": SCHEMA_VERSION, "tasks": list(self.tasks),
-                "preset": self.preset, "input_shape": list(self.input_shape), "backend": self.backend,
-                "execution_provider": self.execution_provider,
-                "widths": [wc.to_json() for wc in self.widths.values()]}
+        doc: dict[str, Any] = {"kind": KIND, "schema_version": SCHEMA_VERSION}
+        for key in ("created", "preset", "model", "model_config"):
+            if getattr(self, key) is not None:
+                doc[key] = getattr(self, key)
+        doc.update(input_shape=list(self.input_shape), **{k: v for k, v in self.notes.items() if k == "input"},
+                   tasks=list(self.tasks), device=dict(self.device))
+        for key in ("requested_device", "backend", "execution_provider", "fallback", "backend_settings", "libraries",
+                    "onnx", "timing"):
+            value = getattr(self, key)
+            if value is not None or (key == "onnx" and self.backend == "torch"):  # torch: no ONNX, said as null
+                doc[key] = value.to_json() if hasattr(value, "to_json") else value
+        doc.update({k: v for k, v in self.notes.items() if k != "input"})
+        doc["widths"] = [wc.to_json() for wc in self.widths.values()]
+        for key, value in (("validation", self.validation), ("corun", self.corun_fit),
+                           ("standard_network_ms", self.recorded_standard_network_ms), ("duration_s", self.duration_s)):
+            if value is not None:
+                doc[key] = value.to_json() if hasattr(value, "to_json") else value
+        return {**doc, **self.extra}
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any], path: str = "") -> "DeviceProfile":
@@ -367,7 +473,7 @@ def profile_from_doc(doc: Mapping[str, Any], path: str = "") -> DeviceProfile:
                                None if overhead is None else _latency(overhead, f"{field}.session_overhead", where))
     if not any(abs(w - 1.0) <= _WIDTH_TOL for w in widths):
         raise SchemaError(where, "widths", "the full width 1.0 must be profiled (it defines the standard network)")
-    corun, corun_se = 0.0, 0.0
+    corun, corun_se, corun_fit = 0.0, 0.0, None
     if doc.get("corun") is not None:  # absent in profiles written before it was measured
         block = doc["corun"]
         if not isinstance(block, dict):
@@ -375,8 +481,76 @@ def profile_from_doc(doc: Mapping[str, Any], path: str = "") -> DeviceProfile:
         corun = require_finite(require(block, "per_extra_network", (int, float), f"{where}: corun"),
                                "corun.per_extra_network", where, minimum=0.0)
         corun_se = corun_standard_error(block, corun)
-    return DeviceProfile(path, dict(doc), tuple(tasks), preset, tuple(shape), backend, provider, widths, "p50",
-                         float(corun), corun_se=corun_se)
+        corun_fit = _corun_fit(block, corun, where)
+    settings = doc.get("backend_settings")
+    described = {k: _described(doc, k, t, where) for k, t in (
+        ("model", str), ("model_config", dict), ("created", str), ("requested_device", str), ("fallback", bool),
+        ("libraries", dict), ("onnx", dict), ("timing", dict))}
+    numbers = {k: require_finite(doc[k], k, where, minimum=0.0) if doc.get(k) is not None else None
+               for k in ("standard_network_ms", "duration_s")}
+    numbers["recorded_standard_network_ms"] = numbers.pop("standard_network_ms")
+    return DeviceProfile(
+        path, dict(require(doc, "device", dict, where)), tuple(tasks), preset, tuple(shape), backend, provider, widths,
+        "p50", float(corun), corun_se=corun_se,
+        backend_settings=None if settings is None else BackendSettings.parse(
+            settings, "backend_settings", lambda f, problem: SchemaError(where, f, problem)),
+        validation=_validation(doc.get("validation"), where), corun_fit=corun_fit, **described, **numbers,
+        notes={k: doc[k] for k in _NOTES if isinstance(doc.get(k), str)},
+        extra={k: v for k, v in doc.items() if k not in _PROFILE_KEYS})
+
+
+_NOTES = ("input", "mac_convention", "cost_model")
+_PROFILE_KEYS = ("kind", "schema_version", "tasks", "preset", "input_shape", "backend", "execution_provider", "device",
+                 "widths", "corun", "backend_settings", "validation", "model", "model_config", "created",
+                 "requested_device", "fallback", "libraries", "onnx", "timing", "standard_network_ms", "duration_s",
+                 *_NOTES)
+
+
+def _described(doc: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    """An optional descriptive field: absent or null, or of its type."""
+    value = doc.get(key)
+    if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
+        raise SchemaError(where, key, f"expected {kind.__name__} or null, found {value!r}")
+    return value
+
+
+def _validation(doc: Any, where: str) -> Validation | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise SchemaError(where, "validation", "expected an object")
+    networks = []
+    for i, n in enumerate(require(doc, "networks", list, f"{where}: validation")):
+        f = f"validation.networks[{i}]"
+        if not isinstance(n, dict):
+            raise SchemaError(where, f, "expected an object")
+        served = n.get("served")
+        if not isinstance(served, list) or not all(isinstance(t, str) for t in served):
+            raise SchemaError(where, f"{f}.served", "expected a list of task names")
+        predicted, error = n.get("predicted_ms"), n.get("relative_error")
+        networks.append(ValidatedNetwork(
+            require_finite(n.get("width"), f"{f}.width", where, minimum=0.0), tuple(served),
+            _count(n, "params", f, where), _count(n, "macs", f, where), _latency(n.get("latency_ms"), f"{f}.latency_ms", where),
+            None if predicted is None else require_finite(predicted, f"{f}.predicted_ms", where),
+            None if error is None else require_finite(error, f"{f}.relative_error", where)))
+    return Validation(str(doc.get("statistic", "p50")), tuple(networks))
+
+
+def _corun_fit(block: Mapping[str, Any], slope: float, where: str) -> CorunFit:
+    sequences = []
+    for i, q in enumerate(block.get("sequences") or []):
+        f = f"corun.sequences[{i}]"
+        if not isinstance(q, dict) or not isinstance(q.get("networks"), list):
+            raise SchemaError(where, f, "expected an object with networks, p50_ms, sum_alone_p50_ms, ratio")
+        sequences.append(CorunSequence(tuple(str(k) for k in q["networks"]),
+                                       *(None if q.get(k) is None else require_finite(q[k], f"{f}.{k}", where, minimum=0.0)
+                                         for k in ("p50_ms", "sum_alone_p50_ms", "ratio"))))
+    unclamped = block.get("fit_unclamped")
+    return CorunFit(slope, tuple(sequences),
+                    None if unclamped is None else require_finite(unclamped, "corun.fit_unclamped", where),
+                    _described(block, "model", str, where), _described(block, "execution", str, where),
+                    {k: v for k, v in block.items()
+                     if k not in ("per_extra_network", "sequences", "fit_unclamped", "model", "execution")})
 
 
 def _component(parent: Mapping[str, Any], key: str, field: str, where: str) -> Component:

@@ -13,12 +13,14 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import write_json_atomic
-from taskgroup.profile.costmodel import KIND, SCHEMA_VERSION, LatencyStats, profile_from_doc
+from taskgroup_runtime.manifest import BackendSettings
+from taskgroup.profile.costmodel import (Component, CorunFit, CorunSequence, DeviceProfile, LatencyStats, Validation,
+                                         ValidatedNetwork, WidthCosts)
 from taskgroup_runtime.timing import Timing, TimingConfig, measure
 from taskgroup.tasks import TASKS
 
@@ -89,8 +91,8 @@ def sample_served(tasks: tuple[str, ...], count: int, rng: random.Random) -> lis
     return chosen[:max(1, count)]
 
 
-def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Measure and return the profile document (not yet written)."""
+def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = None) -> DeviceProfile:
+    """Measure and return the profile (not yet written; `write_profile` writes it)."""
     from taskgroup.presets import get_arch_preset
     from taskgroup.profile.device import parse_device, resolve_backend
     from taskgroup.profile.pieces import PieceRunners
@@ -109,8 +111,8 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
         pieces.close()
 
 
-def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pieces, say) -> dict[str, Any]:
-    """Build, check and time every piece with `pieces`, then assemble the document."""
+def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pieces, say) -> DeviceProfile:
+    """Build, check and time every piece with `pieces`, then assemble the profile."""
     import torch
 
     from taskgroup.models import create_model
@@ -194,76 +196,57 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
                     on_round=lambda r: say(f"timing round {r + 1}/{config.timing.rounds} done"))
     stats = {k: latency_stats(t) for k, t in timed.items()}
 
-    widths_doc = []
-    validation = []
+    widths: dict[float, WidthCosts] = {}
+    measured_networks: list[ValidatedNetwork] = []
     for w in per_width:
         key = w["key"]
-        overhead = stats.get(f"{key}/overhead")
-        trunk = {"params": w["trunk_macs"].params, "macs": w["trunk_macs"].macs,
-                 "macs_by_operator": w["trunk_macs"].by_operator, "latency_ms": stats[f"{key}/trunk"].to_json()}
-        heads = {t: {"params": m.params, "macs": m.macs, "macs_by_operator": m.by_operator,
-                     "latency_ms": stats[f"{key}/head/{t}"].to_json()} for t, m in w["head_macs"].items()}
-        widths_doc.append({"width": w["width"], "trunk": trunk, "heads": heads,
-                           "session_overhead": overhead.to_json() if overhead else None})
+        trunk = Component(w["trunk_macs"].params, w["trunk_macs"].macs, stats[f"{key}/trunk"],
+                          dict(w["trunk_macs"].by_operator))
+        heads = {t: Component(m.params, m.macs, stats[f"{key}/head/{t}"], dict(m.by_operator))
+                 for t, m in w["head_macs"].items()}
+        widths[w["width"]] = WidthCosts(w["width"], trunk, heads, stats.get(f"{key}/overhead"))
         for served in w["served_sets"]:
-            measured = stats[f"{key}/net/{'+'.join(served)}"]
-            validation.append({"width": w["width"], "served": list(served),
-                               "params": trunk["params"] + sum(heads[t]["params"] for t in served),
-                               "macs": trunk["macs"] + sum(heads[t]["macs"] for t in served),
-                               "latency_ms": measured.to_json()})
+            measured_networks.append(ValidatedNetwork(
+                w["width"], tuple(served), trunk.params + sum(heads[t].params for t in served),
+                trunk.macs + sum(heads[t].macs for t in served), stats[f"{key}/net/{'+'.join(served)}"]))
 
     fallback = device.kind == "cuda" and pieces.execution_provider == "CPUExecutionProvider"
-    doc: dict[str, Any] = {
-        "kind": KIND,
-        "schema_version": SCHEMA_VERSION,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "preset": config.preset,
-        "model": preset.model,
-        "model_config": {k: list(v) if isinstance(v, tuple) else v for k, v in preset.model_config.items()},
-        "input_shape": list(shape),
-        "input": "float32 RGB in [0, 1], NCHW (normalisation is inside the network)",
-        "tasks": list(tasks),
-        "device": describe_device(device),
-        "requested_device": str(device),
-        "backend": backend_name,
-        "execution_provider": pieces.execution_provider,
-        "fallback": fallback,
-        "backend_settings": {**pieces.settings(), "fused": fused},
-        "libraries": library_versions(),
-        "onnx": None if backend_name == "torch" else {
-            "exporter": "torch.onnx.export(dynamo=True, external_data=False, optimize=True)",
-            "opset": opset, "max_abs_diff_vs_torch": max(numerics.values()) if numerics else None},
-        "timing": {**asdict(config.timing), "statistic_for_costs": "p50", "interleaved": True,
-                   "clock": "time.perf_counter around one synchronised inference"},
-        "mac_convention": MAC_CONVENTION,
-        "cost_model": COST_MODEL,
-        "widths": widths_doc,
-    }
-    # Check the cost model against the directly measured networks, using the loader's own arithmetic.
+    described = describe_device(device)
     if fallback:  # never label a CPU timing as GPU: describe what really ran
-        doc["device"] = {**describe_device(parse_device("cpu")), "note": f"requested {device}; ran on the CPU"}
-    profile = profile_from_doc(doc)
-    errors = []
-    for v in validation:
-        predicted = profile.network_ms(v["width"], v["served"])
-        measured = v["latency_ms"]["p50"]
-        v["predicted_ms"] = predicted
-        v["relative_error"] = (predicted - measured) / measured
-        errors.append(abs(v["relative_error"]))
-    doc["validation"] = {
-        "statistic": "p50",
-        "networks": validation,
-        "max_abs_relative_error": max(errors),
-        "mean_abs_relative_error": sum(errors) / len(errors),
-    }
-    doc["corun"] = corun_fit([
+        described = {**describe_device(parse_device("cpu")), "note": f"requested {device}; ran on the CPU"}
+    fit = corun_fit([
         {"networks": seq, "p50_ms": stats["corun/" + ",".join(seq)].p50,
          "sum_alone_p50_ms": sum(stats[k].p50 for k in seq)} for seq in sequences])
-    doc["corun"]["execution"] = ("fused: the networks merged into one graph taking the uint8 frame, one call" if fused
-                                 else "separate: one call per network, back to back")
-    doc["standard_network_ms"] = profile.standard_network_ms()
-    doc["duration_s"] = round(time.perf_counter() - started, 2)
-    return doc
+    profile = DeviceProfile(
+        "", described, tuple(tasks), config.preset, tuple(shape), backend_name, pieces.execution_provider, widths,
+        corun=fit["per_extra_network"],
+        backend_settings=BackendSettings.parse({**pieces.settings(), "fused": fused}, "backend_settings",
+                                               lambda f, problem: TaskgroupError(f"profiler: {f}: {problem}")),
+        model=preset.model,
+        model_config={k: list(v) if isinstance(v, tuple) else v for k, v in preset.model_config.items()},
+        corun_fit=CorunFit(fit["per_extra_network"], tuple(CorunSequence(tuple(q["networks"]), q["p50_ms"],
+                                                                         q["sum_alone_p50_ms"], q["ratio"])
+                                                           for q in fit["sequences"]),
+                           fit["fit_unclamped"], fit["model"],
+                           "fused: the networks merged into one graph taking the uint8 frame, one call" if fused
+                           else "separate: one call per network, back to back"),
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), requested_device=str(device),
+        fallback=fallback, libraries=library_versions(),
+        onnx=None if backend_name == "torch" else {
+            "exporter": "torch.onnx.export(dynamo=True, external_data=False, optimize=True)",
+            "opset": opset, "max_abs_diff_vs_torch": max(numerics.values()) if numerics else None},
+        timing={**asdict(config.timing), "statistic_for_costs": "p50", "interleaved": True,
+                "clock": "time.perf_counter around one synchronised inference"},
+        notes={"input": "float32 RGB in [0, 1], NCHW (normalisation is inside the network)",
+               "mac_convention": MAC_CONVENTION, "cost_model": COST_MODEL})
+    # Check the cost model against the directly measured networks, using the loader's own arithmetic.
+    checked = []
+    for v in measured_networks:
+        predicted = profile.network_ms(v.width, v.served)
+        checked.append(replace(v, predicted_ms=predicted, relative_error=(predicted - v.latency.p50) / v.latency.p50))
+    return replace(profile, validation=Validation("p50", tuple(checked)),
+                   recorded_standard_network_ms=profile.standard_network_ms(),
+                   duration_s=round(time.perf_counter() - started, 2))
 
 
 def latency_stats(timing: Timing) -> LatencyStats:
@@ -301,26 +284,20 @@ def corun_fit(sequences: list[dict[str, Any]]) -> dict[str, Any]:
             "sequences": rows}
 
 
-def write_profile(doc: dict[str, Any], path: str | os.PathLike) -> None:
-    """Validate (through the profile's contract, DeviceProfile) and write atomically."""
-    write_json_atomic(path, profile_from_doc(doc, str(path)).to_json())
+def write_profile(profile: DeviceProfile, path: str | os.PathLike) -> None:
+    """Write the profile atomically, as its contract writes it (`DeviceProfile.to_json`), after reading the
+    document back through the contract's reader, so a profile that could not be loaded is never written."""
+    doc = profile.to_json()
+    DeviceProfile.from_json(doc, str(path))
+    write_json_atomic(path, doc)
 
 
-def default_profile_name(doc: dict[str, Any]) -> str:
+def default_profile_name(profile: DeviceProfile) -> str:
     """e.g. cpu-intel-r-xeon-r-processor-default (suffix -torch for a non-default backend)."""
     from taskgroup.profile.device import slug
 
-    dev = doc["device"]
+    dev = profile.device
     what = dev.get("gpu_name") if dev["kind"] == "cuda" else dev.get("cpu_model")
-    name = f"{dev['kind']}-{slug(str(what))}-{doc['preset']}"
+    name = f"{dev['kind']}-{slug(str(what))}-{profile.preset}"
     default_backend = "onnxruntime" if dev["kind"] == "cpu" else "tensorrt"
-    return name if doc["backend"] == default_backend else f"{name}-{doc['backend']}"
-
-
-def latency_of(doc: dict[str, Any], width: float, part: str) -> LatencyStats:
-    """Stats of 'trunk' or a task's head from a profile document (for reports and benchmarks)."""
-    for w in doc["widths"]:
-        if math.isclose(w["width"], width):
-            entry = w["trunk"] if part == "trunk" else w["heads"][part]
-            return LatencyStats(**entry["latency_ms"])
-    raise TaskgroupError(f"width {width:g} not in profile")
+    return name if profile.backend == default_backend else f"{name}-{profile.backend}"

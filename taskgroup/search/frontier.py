@@ -5,17 +5,24 @@ Start with no budget: the optimum there, at its least cost c1, holds for every b
 so on until no grouping fits. Each step is one exact solve, so the curve is exact and has
 one point per distinct optimum (groupings whose costs differ by less than `BUDGET_STEP`,
 relative, count as the same budget).
+
+The file (frontier.json) is one contract: `Frontier.to_json` writes it, `Frontier.from_json` /
+`Frontier.load` read it back. A frontier read from a file holds what the file records: each
+network's tasks, served tasks, width and cost (as its fixed cost), not its per-task losses.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from taskgroup.errors import SchemaError
+from taskgroup.fileio import read_json, require, require_number
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.problem import BUDGET_STEP, REL_TOL
-from taskgroup.search.select import Selection, Selector
+from taskgroup.search.select import ChosenNetwork, Evaluation, Selection, Selector
 
 FRONTIER_KIND = "frontier"
 SCHEMA_VERSION = 1
@@ -27,6 +34,8 @@ class Frontier:
     tasks: tuple[str, ...]  # tasks served
     points: list[Selection]  # optimal groupings by increasing cost (= decreasing objective)
     options: dict[str, Any] = field(default_factory=dict)  # weights, normalisation, estimator, sources
+    extra: dict[str, Any] = field(default_factory=dict)  # other top-level fields (e.g. the profile record), verbatim
+    point_extra: list[dict[str, Any]] = field(default_factory=list)  # per point, its other fields (e.g. stakes), verbatim
 
     def optimum_at(self, budget: float) -> Selection | None:
         """The optimal grouping for `budget` (the most expensive point that fits), or None."""
@@ -49,15 +58,50 @@ class Frontier:
                 "optimality": p.optimality(),  # the proven lower bound on the objective at this budget, and the gap
             }
             if p.evaluation is not None:
+                doc["evaluated_on"] = p.evaluation.split
+                doc["evaluated_losses"] = dict(p.evaluation.losses)  # per task, so a reader can normalise them
                 doc["evaluated_total"] = p.evaluation.total
                 doc["evaluated_total_best_served"] = p.evaluation.total_best_served
             elif any(q.evaluation is not None for q in self.points):  # estimated networks: nothing to evaluate
                 doc["evaluated_total"] = doc["evaluated_total_best_served"] = None
-            pts.append(doc)
-        return {"schema_version": SCHEMA_VERSION, "kind": FRONTIER_KIND, "unit": self.unit, "tasks": list(self.tasks),
-                "options": self.options, "proven_optimal": all(p.gap == 0 for p in self.points),
+            pts.append({**(self.point_extra[k] if k < len(self.point_extra) else {}), **doc})
+        return {**self.extra, "schema_version": SCHEMA_VERSION, "kind": FRONTIER_KIND, "unit": self.unit,
+                "tasks": list(self.tasks), "options": self.options, "proven_optimal": all(p.gap == 0 for p in self.points),
                 "max_relative_gap": max((p.optimality()["relative_gap"] for p in self.points), default=0.0),
                 "points": pts}
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Frontier":
+        return cls.from_json(read_json(path, FRONTIER_KIND, (SCHEMA_VERSION,)), path)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any], path: str | os.PathLike | None = None) -> "Frontier":
+        """Validate a frontier document; every problem is a SchemaError naming the file and the field."""
+        where = path if path is not None else "frontier"
+        if doc.get("kind") != FRONTIER_KIND:
+            raise SchemaError(where, "kind", f"expected '{FRONTIER_KIND}', found {doc.get('kind')!r}")
+        if doc.get("schema_version") != SCHEMA_VERSION:
+            raise SchemaError(where, "schema_version", f"unsupported version {doc.get('schema_version')!r}; "
+                                                       f"supported: [{SCHEMA_VERSION}]")
+        unit = require(doc, "unit", str, where)
+        if unit not in ("snt", "ms"):
+            raise SchemaError(where, "unit", f"expected 'snt' or 'ms', found {unit!r}")
+        tasks = require(doc, "tasks", list, where)
+        if not all(isinstance(t, str) for t in tasks):
+            raise SchemaError(where, "tasks", "expected a list of task names")
+        options = doc.get("options") or {}
+        if not isinstance(options, dict):
+            raise SchemaError(where, "options", f"expected an object, found {type(options).__name__}")
+        points = [_point(p, i, tuple(tasks), unit, str(options.get("solver", "file")), where)
+                  for i, p in enumerate(require(doc, "points", list, where))]
+        if any(b.cost < a.cost for a, b in zip(points, points[1:])):
+            raise SchemaError(where, "points", "expected points by increasing cost")
+        extra = {k: v for k, v in doc.items() if k not in ("schema_version", "kind", "unit", "tasks", "options", "points",
+                                                           "proven_optimal", "max_relative_gap")}  # those two: derived
+        known = ("budget_from", "budget_to", "objective", "total_loss", "cost", "corun_factor", "networks", "optimality",
+                 "evaluated_on", "evaluated_losses", "evaluated_total", "evaluated_total_best_served")
+        point_extra = [{k: v for k, v in p.items() if k not in known} for p in doc["points"]]
+        return cls(unit, tuple(tasks), points, dict(options), extra, point_extra)
 
     def _objective_label(self) -> str:
         return _objective_label_for(self.options)
@@ -111,6 +155,57 @@ class Frontier:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
         plt.close(fig)
+
+
+def _point(doc: Any, i: int, tasks: tuple[str, ...], unit: str, solver: str, where: object) -> Selection:
+    """One frontier point as a Selection; each network's recorded cost becomes its candidate's fixed cost."""
+    f = f"points[{i}]."
+    if not isinstance(doc, dict):
+        raise SchemaError(where, f"points[{i}]", "expected an object")
+    networks, served_by = [], {}
+    for k, net in enumerate(require(doc, "networks", list, f"{where}: {f}")):
+        g = f"{f}networks[{k}]."
+        if not isinstance(net, dict):
+            raise SchemaError(where, g[:-1], "expected an object")
+        trained, served = net.get("tasks"), net.get("served")
+        for name, value in (("tasks", trained), ("served", served)):
+            if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+                raise SchemaError(where, g + name, "expected a list of task names")
+        if not set(served) <= set(trained):
+            raise SchemaError(where, g + "served", f"serves {sorted(set(served) - set(trained))} it was not trained on")
+        cost = require_number(net, "cost", where, prefix=g, minimum=0.0)
+        width = require_number(net, "width", where, prefix=g, positive=True)
+        cand = Candidate(tuple(trained), width, {}, cost, estimated=bool(net.get("estimated", False)))
+        networks.append(ChosenNetwork(cand, tuple(served)))
+        served_by.update({t: k for t in served})
+    if sorted(served_by) != sorted(tasks):
+        raise SchemaError(where, f + "networks", f"serve {sorted(served_by)}, expected every task {sorted(tasks)}")
+    evaluation = None
+    total = require_number(doc, "evaluated_total", where, prefix=f, optional=True)
+    if total is not None:  # evaluated_on and evaluated_losses are absent in files written before they were recorded
+        losses = doc.get("evaluated_losses") or {}
+        if not isinstance(losses, dict):
+            raise SchemaError(where, f + "evaluated_losses", "expected an object task -> loss")
+        losses = {t: require_number(losses, t, where, prefix=f + "evaluated_losses.") for t in losses}
+        best = require_number(doc, "evaluated_total_best_served", where, prefix=f, optional=True)
+        evaluation = Evaluation(str(doc.get("evaluated_on") or "unknown"), losses, total,
+                                total if best is None else best)
+    cost = require_number(doc, "cost", where, prefix=f, minimum=0.0)
+    factor = require_number(doc, "corun_factor", where, prefix=f, optional=True)
+    if factor is not None and not 1 <= factor < math.inf:
+        raise SchemaError(where, f + "corun_factor", f"expected a number >= 1, found {factor}")
+    optimality = doc.get("optimality") or {}  # absent in files written before bounds were recorded: exact
+    if not isinstance(optimality, dict):
+        raise SchemaError(where, f + "optimality", "expected an object")
+    bound = None if optimality.get("proven_optimal", True) else \
+        require_number(optimality, "lower_bound", where, prefix=f + "optimality.")
+    search = optimality.get("search")
+    return Selection(tasks=list(tasks), budget=require_number(doc, "budget_from", where, prefix=f, optional=True),
+                     unit=unit, networks=networks, served_by=served_by,
+                     objective=require_number(doc, "objective", where, prefix=f),
+                     total_loss=require_number(doc, "total_loss", where, prefix=f), cost=cost, solver=solver,
+                     evaluation=evaluation, corun_factor=1.0 if factor is None else factor, lower_bound=bound,
+                     search=search if isinstance(search, dict) else None)
 
 
 def _objective_label_for(options: Mapping[str, Any]) -> str:

@@ -80,7 +80,7 @@ def check_profile_for_table(profile: DeviceProfile, table: LossTable, stage: str
                              f"{profile.input_shape[3]}, but the loss table {source} was trained at "
                              f"{resolution}x{resolution}; {fix}")
     for key in ("model", "model_config"):
-        ours, theirs = arch.get(key), profile.doc.get(key)
+        ours, theirs = arch.get(key), getattr(profile, key)
         if ours is not None and theirs is not None and _canonical(ours) != _canonical(theirs):
             raise TaskgroupError(f"{where}: the profile's {key} {_canonical(theirs)} differs from the loss table "
                                  f"{source}'s {_canonical(ours)} (the networks were trained with an architecture the "
@@ -94,15 +94,14 @@ def profile_record(profile: DeviceProfile, out_path: str | os.PathLike) -> dict[
     it), so `taskgroup export` finds it next to the grouping and records its device.
     """
     out_dir = Path(out_path).resolve().parent
-    doc = profile.doc
     return {
         "profile": os.path.relpath(Path(profile.path).resolve(), out_dir),
         "profile_name": profile_name(profile.path),
         "statistic": profile.statistic,
-        "device": doc.get("device"),
+        "device": dict(profile.device),
         "backend": profile.backend,
         "execution_provider": profile.execution_provider,
-        "backend_settings": doc.get("backend_settings"),
+        "backend_settings": profile.backend_settings.to_json() if profile.backend_settings else None,
         "preset": profile.preset,
         "input_shape": list(profile.input_shape),
     }
@@ -110,7 +109,7 @@ def profile_record(profile: DeviceProfile, out_path: str | os.PathLike) -> dict[
 
 def device_summary(profile: DeviceProfile) -> str:
     """One line naming the device and backend, for printed summaries."""
-    dev = profile.doc.get("device") or {}
+    dev = profile.device
     name = dev.get("cpu_model") or dev.get("gpu_name") or dev.get("name") or dev.get("kind") or "device"
     return f"{name} ({profile.backend}, {profile.execution_provider}, {profile.statistic})"
 

@@ -80,7 +80,7 @@ def test_fused_and_separate_bundles_give_the_same_outputs_and_the_same_api(bundl
         with pytest.raises(RuntimeInputError, match="takes 8-bit frames.*export without --fuse"):
             b.run(np.full((1, 3, 16, 16), 0.5001, np.float32))
         measured = b.measure(runs=10)
-        assert [s["network"] for s in measured["standalone"]] == ["fused"] and measured["whole"]["runs"] >= 10
+        assert [s.network for s in measured.standalone] == ["fused"] and measured.whole.runs >= 10
 
 
 def test_the_fused_graph_matches_pytorch_on_8bit_frames(bundles):

@@ -47,9 +47,9 @@ def test_fuzzed_groupings_are_read_consistently_or_refused(grouping_path, data):
     for n in g.networks:
         assert set(n.served) <= set(n.tasks) and 0 < n.width <= 4
         assert n.cost is None or (math.isfinite(n.cost) and n.cost > 0)
-    value = g.budget.get("value")
+    value = g.budget.value
     assert value is None or (math.isfinite(value) and value > 0)
-    block = _selection_block(g)
+    block = _selection_block(g).to_json()
     predicted = block["predicted_latency"]
     assert predicted is None or (math.isfinite(predicted["value"]) and predicted["value"] > 0)
     json.dumps(block, allow_nan=False)  # the manifest is written without NaN or infinity

@@ -246,7 +246,7 @@ def test_an_allowed_fallback_is_labelled_as_the_cpu_it_runs_on(tiny_bundle):
     with load_bundle(tiny_bundle, device="cuda", allow_fallback=True) as bundle:
         assert bundle.device == "cpu" and "asked for cuda" in bundle.load_report["fallback"]
         assert bundle.benchmark(runs=10)["device"] == "cpu"  # never a CPU timing labelled as GPU
-        assert bundle.measure(runs=10)["standalone"]  # standalone sessions use the effective device
+        assert bundle.measure(runs=10).standalone  # standalone sessions use the effective device
 
 
 def test_an_allowed_fallback_of_the_ort_tensorrt_provider_measures_on_plain_cpu_sessions(tiny_bundle):
@@ -256,7 +256,7 @@ def test_an_allowed_fallback_of_the_ort_tensorrt_provider_measures_on_plain_cpu_
         pytest.skip("a TensorRT-capable onnxruntime is installed: no fallback to observe")
     with load_bundle(tiny_bundle, backend="onnxruntime-tensorrt", device="cuda", allow_fallback=True) as bundle:
         assert (bundle.backend, bundle.device) == ("onnxruntime", "cpu")
-        assert len(bundle.measure(runs=5)["standalone"]) == 2
+        assert len(bundle.measure(runs=5).standalone) == 2
 
 
 def _to_external_weights(bundle_dir: Path, name: str = "net1") -> None:

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given, strategies as st
 
 from fuzzing import fuzz
-from taskgroup_runtime.manifest import FRAME_FORMS, FileEntry, InputSpec, Manifest, NetworkFiles, TaskOutput
+from taskgroup_runtime.manifest import (FRAME_FORMS, BackendSettings, BundleSelection, FileEntry, InputSpec, Manifest, NetworkFiles,
+                              PredictedLatency, SelectionBudget, TaskOutput, TensorRTRecord, VerificationRecord)
 from taskgroup.bench import BenchResult, LatencySummary, NetworkLatency
-from taskgroup.grouping import Grouping, GroupingEvaluation, GroupingNetwork
+from taskgroup.grouping import Budget, Grouping, GroupingEvaluation, GroupingNetwork, SelectionOptions
 from taskgroup.losstable import LossTable, NetworkResult, SeedResult
 from taskgroup.profile.costmodel import Component, DeviceProfile, LatencyStats, WidthCosts
 from taskgroup.tasks import PAPER_TASKS
@@ -92,7 +93,17 @@ def profiles(draw):
            "device": {"kind": "cpu", "cpu_model": draw(NAMES)}, "timing": draw(JSONISH),
            "widths": [wc.to_json() for wc in widths.values()]}
     if draw(st.booleans()):
-        doc["corun"] = {"per_extra_network": draw(st.floats(0, 1)), "sequences": []}
+        doc["corun"] = {"per_extra_network": draw(st.floats(0, 1)), "sequences": draw(st.lists(st.builds(
+            lambda n, p50, alone: {"networks": ["w1/net/a"] * n, "p50_ms": p50, "sum_alone_p50_ms": alone,
+                                   "ratio": p50 / alone}, st.integers(2, 5), POSITIVE, POSITIVE), max_size=3))}
+    if draw(st.booleans()):  # what the profiler records beside the costs
+        settings = draw(backend_settings())
+        doc.update(backend_settings=settings.to_json() if settings else None, model="xception",
+                   model_config={"stem_channels": 8}, libraries={"onnxruntime": "1.32"}, fallback=False,
+                   mac_convention="fvcore", standard_network_ms=draw(POSITIVE), duration_s=1.5,
+                   validation={"statistic": "p50", "networks": [
+                       {"width": 1.0, "served": list(tasks), "params": 10, "macs": 20,
+                        "latency_ms": draw(latency()).to_json(), "predicted_ms": 1.0, "relative_error": 0.1}]})
     return DeviceProfile.from_json(doc, "p.json")
 
 
@@ -124,10 +135,25 @@ def groupings(draw):
     if draw(st.booleans()):
         losses = {t: draw(LOSS) for t in tasks}
         evaluation = GroupingEvaluation("test", losses, sum(losses.values()), draw(st.one_of(st.none(), LOSS)))
-    return Grouping(tasks, {"value": draw(st.one_of(st.none(), POSITIVE)), "unit": unit, **draw(JSONISH)},
-                    tuple(networks), served_by, draw(st.one_of(st.none(), LOSS)), draw(st.one_of(st.none(), LOSS)),
-                    draw(st.one_of(st.none(), POSITIVE)), draw(st.floats(1, 2)), draw(JSONISH), evaluation, None,
-                    {"solver": "milp", "robustness": draw(JSONISH)})
+    budget = Budget(draw(st.one_of(st.none(), POSITIVE)), unit, extra=draw(JSONISH))
+    if unit == "ms" and draw(st.booleans()):  # costed on a profile: what selection copies from it
+        budget = Budget(budget.value, unit, "p.json", "p", "p50", {"kind": "cpu"}, "onnxruntime", "CPUExecutionProvider",
+                        draw(backend_settings()), draw(NAMES), (1, 3, 32, 32), draw(POSITIVE),
+                        draw(st.one_of(st.none(), POSITIVE)), draw(JSONISH))
+    options = SelectionOptions(**draw(st.fixed_dictionaries({}, optional={
+        "losses": NAMES, "split": st.just("val"), "stage": st.sampled_from(["final", "early"]), "estimate": NAMES,
+        "normalize": st.sampled_from(["none", "reference"]), "weights": st.just({"a": 2.0}),
+        "scales": st.just({"a": 0.5}), "preset": NAMES, "resolution": st.integers(1, 512),
+        "max_networks": st.integers(1, 9), "solver": st.just("milp")})), extra=draw(JSONISH))
+    return Grouping(tasks, budget, tuple(networks), served_by, draw(st.one_of(st.none(), LOSS)),
+                    draw(st.one_of(st.none(), LOSS)), draw(st.one_of(st.none(), POSITIVE)), draw(st.floats(1, 2)),
+                    options, evaluation, None, {"solver": "milp", "robustness": draw(JSONISH)})
+
+
+def backend_settings():
+    return st.one_of(st.none(), st.builds(BackendSettings, st.sampled_from([None, "fp32", "fp16"]),
+                                          st.one_of(st.none(), st.booleans()), st.one_of(st.none(), st.integers(0, 8)),
+                                          JSONISH))
 
 
 @fuzz(40)
@@ -160,11 +186,17 @@ def manifests(draw):
             outputs[t] = TaskOutput(t, i, t, c, "float32", draw(st.text(max_size=10)), draw(st.one_of(st.none(), NAMES)),
                                     draw(st.one_of(st.none(), st.just({"kind": "none"}))), ("N", c, side, side),
                                     draw(st.sampled_from([None, "l1", "cross_entropy"])), None, 1e-4)
-    selection = {"budget": {"value": draw(st.one_of(st.none(), POSITIVE)), "unit": "ms"},
-                 "profiled_backend_settings": {"intra_op_num_threads": draw(st.integers(0, 8))}}
+    predicted = draw(st.one_of(st.none(), st.builds(PredictedLatency, POSITIVE, st.just("ms"), st.floats(1, 2),
+                                                    st.text(max_size=5), JSONISH)))
+    selection = draw(st.sampled_from([BundleSelection(), BundleSelection(
+        "best.json", "b" * 64, SelectionBudget(draw(st.one_of(st.none(), POSITIVE)), "ms", draw(JSONISH)), "p.json",
+        {"kind": "cpu"}, predicted, draw(st.one_of(st.none(), LOSS)), draw(backend_settings()), draw(JSONISH))]))
     return Manifest(None, spec, outputs, tuple(networks), files, draw(st.sampled_from(["fp32", "fp16"])), selection,
                     "fused" if fused else "separate", "2026-12-01T00:00:00+00:00", {"onnx": "1.23"},
-                    {"built": False, "reason": "no GPU"}, {"frames": 32}, draw(JSONISH))
+                    draw(st.sampled_from([TensorRTRecord(), TensorRTRecord(False, "no GPU"),
+                                          TensorRTRecord(True, None, {"tensorrt": "10.9"})])),
+                    VerificationRecord(draw(st.one_of(st.none(), st.integers(1, 64))), "synthetic", "PyTorch eager (CPU)",
+                                       extra=draw(JSONISH)), draw(JSONISH))
 
 
 @fuzz(40)

@@ -19,13 +19,13 @@ TASKS = ("normal", "segment_semantic", "depth_zbuffer")
 
 
 @pytest.fixture(scope="module")
-def ort_doc():
+def ort_profile():
     return run_profile(ProfileConfig(preset="tiny", tasks=TASKS, widths=(1.0, 0.5), timing=QUICK,
                                      validation_networks=3))
 
 
-def test_onnxruntime_profile_contents(ort_doc, tmp_path):
-    doc = ort_doc
+def test_onnxruntime_profile_contents(ort_profile, tmp_path):
+    doc = ort_profile.to_json()  # what is written
     assert doc["backend"] == "onnxruntime" and doc["execution_provider"] == "CPUExecutionProvider"
     assert doc["fallback"] is False and doc["input_shape"] == [1, 3, 16, 16] and doc["tasks"] == list(TASKS)
     assert doc["backend_settings"]["intra_op_num_threads"] == 1
@@ -52,9 +52,9 @@ def test_onnxruntime_profile_contents(ort_doc, tmp_path):
         assert q["ratio"] == pytest.approx(q["p50_ms"] / q["sum_alone_p50_ms"])
     assert corun["per_extra_network"] >= 0
 
-    path = tmp_path / f"{default_profile_name(doc)}.json"
+    path = tmp_path / f"{default_profile_name(ort_profile)}.json"
     assert path.name.startswith("cpu-") and path.name.endswith("-tiny.json")
-    write_profile(doc, path)
+    write_profile(ort_profile, path)
     p = load_profile(path)
     assert p.standard_network_ms() == pytest.approx(doc["standard_network_ms"])
     p.check(tasks=TASKS, widths=[1.0, 0.5], input_size=16, preset="tiny")
@@ -73,15 +73,18 @@ def test_corun_fit_is_least_squares_through_the_origin_and_never_negative():
 
 
 def test_torch_backend_profile():
-    doc = run_profile(ProfileConfig(backend="torch", preset="tiny", tasks=TASKS[:2], widths=(1.0,), timing=QUICK,
-                                    validation_networks=2))
+    profile = run_profile(ProfileConfig(backend="torch", preset="tiny", tasks=TASKS[:2], widths=(1.0,), timing=QUICK,
+                                        validation_networks=2))
+    doc = profile.to_json()
     assert doc["backend"] == "torch" and doc["execution_provider"] == "torch-cpu" and doc["onnx"] is None
     assert doc["widths"][0]["session_overhead"]["runs"] >= QUICK.min_runs  # an nn.Identity call
-    assert default_profile_name(doc).endswith("-tiny-torch")
+    assert default_profile_name(profile).endswith("-tiny-torch")
 
 
-def test_invalid_write_leaves_no_file(ort_doc, tmp_path):
-    bad = dict(ort_doc, tasks=[])
+def test_invalid_write_leaves_no_file(ort_profile, tmp_path):
+    import dataclasses
+
+    bad = dataclasses.replace(ort_profile, tasks=())
     path = tmp_path / "p.json"
     with pytest.raises(TaskgroupError, match="'tasks'"):
         write_profile(bad, path)
@@ -118,13 +121,13 @@ def test_an_explicit_architecture_overrides_the_presets():
     arch = get_arch_preset("tiny")
     wider = dataclasses.replace(arch, model_config={**arch.model_config, "stem_channels": 12})
     doc = run_profile(ProfileConfig(backend="torch", preset="tiny", tasks=TASKS[:1], widths=(1.0,), timing=QUICK,
-                                    validation_networks=1, arch=wider))
+                                    validation_networks=1, arch=wider)).to_json()
     assert doc["model_config"]["stem_channels"] == 12
 
 
 def test_fp16_profile_times_the_graphs_export_converts():
     doc = run_profile(ProfileConfig(preset="tiny", tasks=TASKS[:1], widths=(1.0,), timing=QUICK, validation_networks=1,
-                                    precision="fp16"))
+                                    precision="fp16")).to_json()
     assert doc["backend_settings"]["precision"] == "fp16" and doc["backend_settings"]["intra_op_num_threads"] == 1
     assert 1e-5 < doc["onnx"]["max_abs_diff_vs_torch"] < 3e-2  # fp16 rounding (fp32: ~1e-7), within export's tolerance
     with pytest.raises(TaskgroupError, match="fp16.*not torch"):
