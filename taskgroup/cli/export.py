@@ -20,7 +20,7 @@ def export_command(
                                                        "files and fails if TensorRT is missing; all builds engines "
                                                        "only where TensorRT is importable and says why not otherwise. "
                                                        "Engines are built through Polygraphy (pip install "
-                                                       "'taskgroup\\[tensorrt]'), as the profiler builds them."),
+                                                       "'taskgrouping\\[tensorrt]'), as the profiler builds them."),
     precision: str = typer.Option("fp32", help="fp32 | fp16. fp16 converts the ONNX graphs (weights and compute) "
                                                "and keeps float32 inputs and outputs. Must match the precision the "
                                                "grouping's profile was measured at, when it records one."),

@@ -17,7 +17,7 @@ from taskgroup.errors import TaskgroupError
 # Where networks train: shared by `train` and `pipeline` (taskgroup.train.executors, docs/training.md).
 EXECUTOR_HELP = ("Where networks train: local (this process, one after another; the default) | processes:N (N worker "
                  "processes on this machine, one per device of --devices in turn) | ray (one Ray task per network "
-                 "and seed, on --ray-address or a local Ray instance; pip install 'taskgroup\\[ray]'). This process "
+                 "and seed, on --ray-address or a local Ray instance; pip install 'taskgrouping\\[ray]'). This process "
                  "commits every result; on the CPU the losses are the same whatever the executor.")
 DEVICES_HELP = ("Devices to train on: cpu (default), cuda:N for local, a list such as cuda:0,cuda:1 for processes:N "
                 "(worker i uses the i-th, in turn), cuda for ray (one GPU per task). Training on a GPU is written to "

@@ -235,7 +235,7 @@ def test_tensorrt_required_without_tensorrt_is_a_clear_error(tmp_path):
         pytest.skip("tensorrt is installed here")
     grouping = make_grouping(tmp_path)
     with pytest.raises(TaskgroupError, match=r"--format tensorrt: the tensorrt Python package cannot be imported.*"
-                                             r"pip install 'taskgroup\[tensorrt\]'"):
+                                             r"pip install 'taskgrouping\[tensorrt\]'"):
         export_bundle(grouping, tmp_path / "deploy", formats="tensorrt", resolution=16)
     assert not (tmp_path / "deploy").exists()
 
