@@ -34,6 +34,9 @@ from taskgroup_runtime.manifest import (FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAM
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import default_file_mode, write_bytes_atomic, write_json_atomic
 from taskgroup.tasks import get_task
+from taskgroup.models import load_checkpoint
+from taskgroup_exporters.fuse import fuse_models
+from taskgroup_runtime import load_bundle
 
 FORMATS = ("onnx", "tensorrt", "all")
 PRECISIONS = ("fp32", "fp16")
@@ -265,7 +268,6 @@ class _Exported:
 
 def _export_network(grouping: Grouping, index: int, digest: str, tmp: Path, frames: np.ndarray, precision: str,
                     tolerances: dict[str, float] | None, onnx_config: OnnxExportConfig, say) -> _Exported:
-    from taskgroup.models import load_checkpoint
 
     net, name, checkpoint = grouping.networks[index], f"net{index}", grouping.checkpoint_path(grouping.networks[index])
     say(f"{name}: {'+'.join(net.served)} (trained on {'+'.join(net.tasks)}, width {net.width:g})")
@@ -381,7 +383,6 @@ def _fused_network(grouping: Grouping, exported: list[_Exported], tmp: Path, fra
     """
     import onnx
 
-    from taskgroup_exporters.fuse import fuse_models
 
     say(f"fusing {len(exported)} network(s) into one graph")
     reference = {t: v for e in exported for t, v in torch_outputs(e.deploy, frames).items()}
@@ -430,7 +431,6 @@ def _input_spec(fuse: bool, res: int, mean: list[float], std: list[float]) -> In
 def _round_trip(bundle_dir: Path, frames: np.ndarray, references: dict[str, np.ndarray],
                 task_entries: dict[str, TaskOutput], engines: bool, max_batch: int = 8) -> None:
     """Load the finished bundle with the deployment runtime and compare every task again."""
-    from taskgroup_runtime import load_bundle
 
     checks = [("onnxruntime", "cpu")] + ([("tensorrt", "cuda")] if engines else [])
     for backend, device in checks:

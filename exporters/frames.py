@@ -8,6 +8,7 @@ gradients, checkerboards, colour blocks) exercises the full input range instead.
 from __future__ import annotations
 
 import numpy as np
+from taskgroup.data import open_split
 
 
 def synthetic_frames(n: int, resolution: int, seed: int = 0) -> np.ndarray:
@@ -30,7 +31,6 @@ def synthetic_frames(n: int, resolution: int, seed: int = 0) -> np.ndarray:
 
 def validation_frames(data_config, tasks, n: int) -> tuple[np.ndarray, str]:
     """The first `n` frames of the validation split described by `data_config` (a taskgroup DataConfig)."""
-    from taskgroup.data import open_split
 
     split = open_split(data_config, "val", list(tasks))
     images = np.asarray(split.images[:n], dtype=np.float32)

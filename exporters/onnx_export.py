@@ -20,6 +20,7 @@ import numpy as np
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.models.onnx import quiet_onnx_export
+from taskgroup_runtime.ort import OrtRunner, SessionFromOnnx
 
 INPUT_NAME = "image"
 
@@ -156,7 +157,6 @@ def torch_outputs(model, frames: np.ndarray, batch: int = 16) -> dict[str, np.nd
 
 def ort_outputs(path: Path, frames: np.ndarray, batch: int = 16) -> dict[str, np.ndarray]:
     """ONNX Runtime CPU outputs of a model file on `frames` (fed to its one input), through the runtime's own runner."""
-    from taskgroup_runtime.ort import OrtRunner, SessionFromOnnx
 
     outs: dict[str, list[np.ndarray]] = {}
     with OrtRunner(SessionFromOnnx(str(path), name=path.name)) as runner:

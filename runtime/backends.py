@@ -16,6 +16,8 @@ from taskgroup_runtime.device import DeviceSpec, parse_device
 from taskgroup_runtime.errors import BackendUnavailableError
 from taskgroup_runtime.ort import OrtRunner, SessionFromOnnx, ort_providers
 from taskgroup_runtime.runner import Runner
+from taskgroup_runtime.trt import tensorrt_status
+from taskgroup_runtime.trt import EngineFromBytes, TrtRunner
 
 BACKENDS = ("auto", "onnxruntime", "onnxruntime-tensorrt", "tensorrt")
 
@@ -68,7 +70,6 @@ def backend_status(backend: str, device: DeviceSpec | str = "cpu") -> tuple[bool
     """
     device = parse_device(device)
     if backend == "tensorrt":
-        from taskgroup_runtime.trt import tensorrt_status
 
         if device.kind != "cuda":
             return False, "TensorRT runs on a CUDA device only"
@@ -125,7 +126,6 @@ def make_runner(backend: str, model: bytes | str | os.PathLike, *, device: Devic
     model (bytes or path, with its external weights) for ONNX Runtime's backends."""
     device = parse_device(device)
     if backend == "tensorrt":
-        from taskgroup_runtime.trt import EngineFromBytes, TrtRunner
 
         data = model if isinstance(model, bytes) else Path(model).read_bytes()
         return TrtRunner(EngineFromBytes(data, name=name, release_after_load=release_after_load), name=name,

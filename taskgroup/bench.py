@@ -22,6 +22,7 @@ from typing import Any, Mapping
 from taskgroup_runtime.manifest import SelectionBudget
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_number, write_json_atomic
+from taskgroup_runtime import BackendUnavailableError, BundleError, load_bundle
 
 KIND = "bundle_benchmark"
 SCHEMA_VERSION = 2
@@ -171,7 +172,6 @@ def measure_bundle(bundle_dir: str | os.PathLike, *, device: str = "cpu", backen
                    execution: str = "auto", threads: int | None = None, allow_fallback: bool = False,
                    runs: int = 300) -> BenchResult:
     """Load a bundle as a robot would and measure it (the whole bundle per frame and each network alone)."""
-    from taskgroup_runtime import BackendUnavailableError, BundleError, load_bundle
 
     try:
         bundle = load_bundle(bundle_dir, backend=backend, device=device, execution=execution,

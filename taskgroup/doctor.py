@@ -13,6 +13,10 @@ import subprocess
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any
+from taskgroup.profile.device import cpu_model
+from taskgroup_runtime.backends import provider_runs
+from taskgroup_runtime.device import DeviceSpec
+from taskgroup_runtime.trt import INSTALL
 
 REPORT_KIND = "doctor_report"
 TORCH_PIN = "torch==2.13.0"
@@ -50,7 +54,6 @@ def nvidia_gpus() -> list[str]:
 
 def diagnose() -> list[Finding]:
     """Every finding, machine first; the last one sums up what works here."""
-    from taskgroup.profile.device import cpu_model
 
     import os
 
@@ -94,8 +97,6 @@ def _torch(gpu: bool) -> list[Finding]:
 
 
 def _onnxruntime(gpu: bool) -> list[Finding]:
-    from taskgroup_runtime.backends import provider_runs
-    from taskgroup_runtime.device import DeviceSpec
 
     cpu_build, gpu_build = _version("onnxruntime"), _version("onnxruntime-gpu")
     out = []
@@ -152,7 +153,6 @@ def _provider_fix(provider: str) -> str:
 
 
 def _tensorrt(gpu: bool) -> list[Finding]:
-    from taskgroup_runtime.trt import INSTALL
 
     out = []
     try:

@@ -25,6 +25,8 @@ from typing import Any, Iterable, Mapping
 from taskgroup_runtime.manifest import BackendSettings
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_number, write_json_atomic
+from taskgroup.tasks import get_task
+from taskgroup.task_tables import declare_from_json
 
 KIND = "grouping"
 SCHEMA_VERSION = 1
@@ -276,7 +278,6 @@ class Grouping:
                                                        f"supported: [{SCHEMA_VERSION}]")
         declared = doc.get("declared_tasks")
         if declared:  # tasks declared in the training config ([tasks.NAME]) must be known before names are checked
-            from taskgroup.task_tables import declare_from_json
 
             declare_from_json(declared, f"{where}: declared_tasks")
         tasks = _task_list(doc, ("tasks",), "", where)
@@ -307,7 +308,6 @@ class Grouping:
 
 
 def _task_list(doc: dict, names: tuple[str, ...], prefix: str, where: object) -> tuple[str, ...]:
-    from taskgroup.tasks import get_task
 
     for n in names:
         if n in doc:

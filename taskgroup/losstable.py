@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_finite, write_json_atomic
+from taskgroup.affinity import check_tasks
+from taskgroup.affinity import AffinityTable
+from taskgroup.task_tables import declare_from_json
 
 KIND = "loss_table"
 SCHEMA_VERSION = 1
@@ -157,7 +160,6 @@ class LossTable:
         if len(set(self.tasks)) != len(self.tasks):
             raise SchemaError(where, "tasks", "duplicate task names")
         if self.affinity is not None:
-            from taskgroup.affinity import check_tasks
 
             check_tasks(self.tasks, self.affinity, where)
         self._validate_networks(self.networks, "networks", where)
@@ -298,13 +300,11 @@ class LossTable:
         table.meta = meta
         table.affinity = None
         if doc.get("affinity") is not None:
-            from taskgroup.affinity import AffinityTable
 
             table.affinity = AffinityTable.from_json(doc["affinity"], where)
         table.validate(where)
         run = meta.get("run_config")
         if isinstance(run, dict) and run.get("declared_tasks"):  # tasks of the run's own [tasks.NAME] tables
-            from taskgroup.task_tables import declare_from_json
 
             declare_from_json(run["declared_tasks"], f"{where}: meta.run_config.declared_tasks")
         return table

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from taskgroup.errors import SchemaError, TaskgroupError
+from taskgroup.tasks import PAPER_TASKS
+from taskgroup.fileio import read_json
 
 KIND = "seed_noise"
 RECORDS = Path(__file__).resolve().parent / "data" / "seed_noise"
@@ -238,7 +240,6 @@ class SeedNoise:
 
     @classmethod
     def load(cls, path: str | Path) -> "SeedNoise":
-        from taskgroup.fileio import read_json
 
         return cls.from_json(read_json(path, KIND), path)
 
@@ -255,7 +256,6 @@ def record_from_benchmark(doc: Mapping[str, Any], source: str, preset: str | Non
     `preset` (the preset that ships the recipe measured: taskgroup.train.recipes.shipped_preset), else
     as the run named it. A grouping measured twice under two names (the pipeline's choice equal to a
     fixed grouping) counts once."""
-    from taskgroup.tasks import PAPER_TASKS
 
     if doc.get("kind") != "benchmark_seed_noise":
         raise SchemaError(source, "kind", f"expected 'benchmark_seed_noise', found {doc.get('kind')!r}")

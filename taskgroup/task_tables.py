@@ -32,6 +32,7 @@ from typing import Any, Iterable
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.tasks import LOSSES, TASKS, TaskSpec, declare_tasks
+from taskgroup.tasks import declared_tasks
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 KEYS = ("channels", "loss", "meaning", "units", "transform", "ignore_value", "ignore_index", "classes", "labels")
@@ -168,7 +169,6 @@ def declared_to_json(specs: Iterable[TaskSpec]) -> dict[str, Any]:
 def declared_in(tasks: Iterable[str]) -> dict[str, Any]:
     """The declarations (serialised) of the declared tasks among `tasks`, for files that name them
     (other names, e.g. the paper tables' abstract columns, are left out)."""
-    from taskgroup.tasks import declared_tasks
 
     declared = declared_tasks()
     return {t: spec_to_json(declared[t]) for t in tasks if t in declared}

@@ -9,6 +9,8 @@ from typing import Optional
 import typer
 
 from taskgroup.cli.app import app, output_console
+from taskgroup.doctor import diagnose, report_doc
+from taskgroup.fileio import write_json_atomic
 
 
 @app.command("doctor", short_help="Report what really works here (CUDA, ONNX Runtime providers, TensorRT) and how to fix the rest.")
@@ -22,8 +24,6 @@ def doctor_command(
     from rich.markup import escape
     from rich.table import Table
 
-    from taskgroup.doctor import diagnose, report_doc
-    from taskgroup.fileio import write_json_atomic
 
     found = diagnose()
     table = Table(title="taskgroup doctor")

@@ -9,6 +9,13 @@ import typer
 
 from taskgroup.cli.app import app, output_console
 from taskgroup.errors import TaskgroupError
+from taskgroup_exporters import OnnxExportConfig, export_bundle, read_grouping, synthetic_frames, validation_frames
+from taskgroup_runtime.manifest import read_manifest
+from taskgroup.train.store import verified_checkpoint_sha256
+from taskgroup.train.config import make_run_config
+from taskgroup.train.run import training_run_of
+from taskgroup.bench import measure_bundle
+from taskgroup_runtime.timing import MAX_RUNS
 
 
 @app.command("export", short_help="Write the chosen networks to a verified ONNX (and TensorRT) bundle.")
@@ -57,9 +64,6 @@ def export_command(
     from rich.console import Console
     from rich.markup import escape
 
-    from taskgroup_exporters import OnnxExportConfig, export_bundle, read_grouping, synthetic_frames, validation_frames
-    from taskgroup_runtime.manifest import read_manifest
-    from taskgroup.train.store import verified_checkpoint_sha256
 
     console = Console(stderr=True)
     if frames < 1:
@@ -98,8 +102,6 @@ def _training_config(grouping, preset: Optional[str], config: Optional[Path]):
     """How the grouping's networks were trained: their training run's own config (architecture,
     resolution, data, declared tasks), found from their checkpoints; --preset/--config only for
     networks outside a run. Returns the RunConfig and a description for messages."""
-    from taskgroup.train.config import make_run_config
-    from taskgroup.train.run import training_run_of
 
     found = training_run_of(grouping)
     if found is not None:
@@ -162,9 +164,7 @@ def bench_command(
     latency when run alone. Timed with the profiler's own timing function, as the pipeline times it."""
     from rich.table import Table
 
-    from taskgroup.bench import measure_bundle
 
-    from taskgroup_runtime.timing import MAX_RUNS
 
     if not 10 <= runs <= MAX_RUNS:
         raise TaskgroupError(f"--runs must be an integer from 10 (for a p99) to {MAX_RUNS}, got {runs}")
@@ -175,7 +175,6 @@ def bench_command(
                   + (f" [fell back: {load_report['fallback']}]" if "fallback" in load_report else ""))
     for col in ("", "p50 ms", "p90 ms", "p99 ms"):
         table.add_column(col, justify="right" if col else "left", overflow="fold")
-    from taskgroup_runtime.manifest import read_manifest
 
     manifest = read_manifest(bundle_dir)
     fused = [n for n in manifest.networks if n.fused_from]

@@ -11,6 +11,9 @@ from taskgroup.cli.app import app
 from taskgroup.cli.train import DEVICES_HELP, EXECUTOR_HELP, RAY_ADDRESS_HELP, SHARED_STORAGE_HELP
 from taskgroup.errors import TaskgroupError
 from taskgroup.tasks import PAPER_TASKS
+from taskgroup.cli.train import RichProgress, executor_spec
+from taskgroup.pipeline.run import Pipeline, PipelineConfig
+from taskgroup.train.run import parse_seeds
 
 
 @app.command("pipeline", short_help="Run everything: profile, train, select, export, benchmark, report.")
@@ -79,9 +82,6 @@ def pipeline_command(
     margin over the budget), and, where the preset's seed-to-seed noise was measured, takes the
     cheapest grouping within one standard error of its paired difference from the optimum (which
     the report names): groupings that close cannot be told apart."""
-    from taskgroup.cli.train import RichProgress, executor_spec
-    from taskgroup.pipeline.run import Pipeline, PipelineConfig
-    from taskgroup.train.run import parse_seeds
 
     if seeds is not None and seed != 0:
         raise TaskgroupError("give --seed N or --seeds LIST, not both")

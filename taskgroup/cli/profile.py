@@ -10,6 +10,13 @@ import typer
 
 from taskgroup.cli.app import app
 from taskgroup.errors import TaskgroupError
+from taskgroup.profile.profiler import ProfileConfig, default_profile_name, run_profile, write_profile
+from taskgroup_runtime.timing import TimingConfig
+from taskgroup.tasks import TASKS, parse_task_list
+from taskgroup.train.config import make_run_config
+from taskgroup_runtime.timing import MAX_RUNS
+from taskgroup.losstable import LossTable
+from taskgroup.presets import ArchPreset
 
 
 @app.command("profile", short_help="Measure MACs and latency (ms) of trunks and heads on a device.")
@@ -56,12 +63,7 @@ def profile_command(
     trunk + served heads predicts whole networks. Selection reads the result with --profile."""
     from rich.console import Console
 
-    from taskgroup.profile.profiler import ProfileConfig, default_profile_name, run_profile, write_profile
-    from taskgroup_runtime.timing import TimingConfig
-    from taskgroup.tasks import TASKS, parse_task_list
-    from taskgroup.train.config import make_run_config
 
-    from taskgroup_runtime.timing import MAX_RUNS
 
     if not 1 <= min_runs <= MAX_RUNS:
         raise TaskgroupError(f"--min-runs must be an integer from 1 to {MAX_RUNS}, got {min_runs}")
@@ -125,8 +127,6 @@ def _summary(console, doc: dict, path: Path) -> None:
 
 def _run_architecture(run: Path):
     """(preset, ArchPreset, tasks) of a training run, from its loss table (which registers its declared tasks)."""
-    from taskgroup.losstable import LossTable
-    from taskgroup.presets import ArchPreset
 
     table = LossTable.load(run)
     doc = table.meta.get("run_config") if isinstance(table.meta, dict) else None

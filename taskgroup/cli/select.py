@@ -20,6 +20,13 @@ from taskgroup.search.robustness import NOISE_SIGMAS
 from taskgroup.search.workflow import (Budget, Inputs, SelectionRequest, check_budget_flags, check_top_k, load_inputs,
                                        resolve_budget, select_grouping)
 from taskgroup.train.recipes import seed_noise_for
+from taskgroup.search.stakes import for_selection
+from taskgroup.fileio import atomic_path, write_json_atomic
+from taskgroup.search import frontier
+from taskgroup.search.profiled import profile_record
+from taskgroup.search.profiled import device_summary
+from taskgroup.search.topk import network_list
+from taskgroup.stats import confidence_words
 
 BUDGET_HELP = ("Inference budget in SNT units (standard network time, the paper's unit): a full-size network costs 1, "
                "a half-size network 0.5, heads are free. The chosen networks' costs must add up to at most this. "
@@ -209,7 +216,6 @@ def _load(losses: Path, split: str, stage: str, estimate: Optional[Estimate], ev
 def _stakes(sel, inp: Inputs, budget: float, unit: str, singles: bool = True):
     """How much grouping matters at this budget (taskgroup.search.stakes), on the selection split
     (`singles`: against independent singles too, not only one network)."""
-    from taskgroup.search.stakes import for_selection
 
     return for_selection(sel, inp.candidates, inp.tasks, budget, unit, weights=inp.weights, scales=inp.scales,
                          corun=inp.corun, table=inp.table, split=inp.split, stage=inp.stage, record=inp.seed_noise,
@@ -250,8 +256,6 @@ def frontier_cmd(
     solver: Solver = OptSolver,
     per_task_stopping: bool = OptPerTaskStopping,
 ) -> None:
-    from taskgroup.fileio import atomic_path, write_json_atomic
-    from taskgroup.search import frontier
 
     if max_budget is not None and not (math.isfinite(max_budget) and max_budget > 0):
         raise TaskgroupError(f"--max-budget must be a positive number, found {max_budget:g}")
@@ -280,7 +284,6 @@ def frontier_cmd(
     for point, st in zip(doc["points"], stakes):
         point["stakes"] = None if st.one_network is None else st.one_network.to_json()
     if inp.profile is not None:
-        from taskgroup.search.profiled import profile_record
 
         doc["profile"] = dict(profile_record(inp.profile, out), standard_network_ms=inp.standard_ms)
     # Both files are written to temporary names first and renamed only when both were written: a
@@ -317,7 +320,6 @@ def _headroom_text(cost: float, budget: float, unit: str) -> str:
 def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs) -> None:
     from rich.table import Table
 
-    from taskgroup.search.profiled import device_summary
 
     unit = sel.unit
     title = f"Grouping within {_num(sel.budget, unit)} {unit}"
@@ -376,7 +378,6 @@ def _print_top_k(doc: dict, inp: Inputs) -> None:
     """The k best groupings and the command that trains their estimated networks."""
     from rich.table import Table
 
-    from taskgroup.search.topk import network_list
 
     noise = doc.get("top_k_noise")
     table = Table(title=f"The {len(doc['top_k'])} best distinct groupings")
@@ -430,11 +431,9 @@ def _print_frontier(fr, seconds: float, out: Path, plot: Optional[Path], inp: In
     console = output_console()
     console.print(table)
     if profiled:
-        from taskgroup.search.profiled import device_summary
 
         console.print(f"costs on {device_summary(inp.profile)}; standard network {inp.standard_ms:.4g} ms")
     if any(st is not None for st in stakes):
-        from taskgroup.stats import confidence_words
 
         console.print(f"vs one network: the optimum's objective below one network's (full width where it fits, "
                       f"else half), in %; 'beyond' where it is beyond noise at {confidence_words()} (paired over "

@@ -13,6 +13,24 @@ import typer
 
 from taskgroup.cli.app import app, output_console
 from taskgroup.errors import TaskgroupError
+from taskgroup.train.executors import parse_executor
+from taskgroup.tasks import parse_task_list
+from taskgroup.train import candidate_set, make_run_config, train_candidates
+from taskgroup.train.candidates import parse_networks
+from taskgroup.train.run import default_stages, parse_seeds
+from taskgroup.train.rounds import ROUNDS_FILE, RoundsLog
+from taskgroup.train import RunStore
+from taskgroup.train.run import run_config_from_store
+from taskgroup.train.rounds import train_rounds
+from taskgroup.train.candidates import tracks_affinity
+from taskgroup.train.rounds import DEFAULT_FRACTION
+from taskgroup.train.rounds import RoundsConfig
+from taskgroup.losstable import LossTable, NetworkResult
+from taskgroup.profile import load_profile
+from taskgroup.search.profiled import check_profile_for_table, standard_network_ms
+from taskgroup.train.candidates import normalise_spec
+from taskgroup.affinity import AffinityTable
+from taskgroup.learnability import is_learnt
 
 # Where networks train: shared by `train` and `pipeline` (taskgroup.train.executors, docs/training.md).
 EXECUTOR_HELP = ("Where networks train: local (this process, one after another; the default) | processes:N (N worker "
@@ -29,7 +47,6 @@ SHARED_STORAGE_HELP = ("With processes:N or ray: workers write checkpoints strai
 
 
 def executor_spec(executor: str, devices: Optional[str], ray_address: Optional[str], shared_storage: bool):
-    from taskgroup.train.executors import parse_executor
 
     return parse_executor(executor, devices=devices, ray_address=ray_address, shared_storage=shared_storage)
 
@@ -124,10 +141,6 @@ def train_command(
     the data's units: cross-entropy (nats per pixel) for classification, L1 (mean absolute error in the
     data's units) or L2 (mean squared error, in the data's units squared) for regression, as each task
     declares."""
-    from taskgroup.tasks import parse_task_list
-    from taskgroup.train import candidate_set, make_run_config, train_candidates
-    from taskgroup.train.candidates import parse_networks
-    from taskgroup.train.run import default_stages, parse_seeds
 
     if esa_only and esa is None:
         raise TaskgroupError("--esa-only needs --esa FRACTION")
@@ -137,8 +150,6 @@ def train_command(
     seed_list = parse_seeds(seeds) if seeds is not None else (None if seed is None else parse_seeds(str(seed)))
     stored = None
     if resume:
-        from taskgroup.train import RunStore
-        from taskgroup.train.run import run_config_from_store
 
         store = RunStore.open(out)
         try:
@@ -166,7 +177,6 @@ def train_command(
     task_list = parse_task_list(tasks) if tasks is not None else stored[0]
     if networks is not None and candidates is not None:
         raise TaskgroupError("give --candidates SET or --networks LIST, not both")
-    from taskgroup.train.rounds import ROUNDS_FILE, RoundsLog
 
     # A run trained in rounds resumes in rounds: continuing its own set would train every network fully.
     adaptive = candidates == "rounds" or (stored is not None and candidates is None and networks is None
@@ -189,16 +199,13 @@ def train_command(
         if run_config.esa_fraction is None:
             import dataclasses
 
-            from taskgroup.train.rounds import DEFAULT_FRACTION
 
             run_config = dataclasses.replace(run_config, esa_fraction=DEFAULT_FRACTION)
-        from taskgroup.train.rounds import train_rounds
 
         with RichProgress() as progress:
             table, plan = train_rounds(out, task_list, run_config, rounds, resume=resume, seeds=seed_list,
                                        progress=progress, executor=spec_of_executor, cost_fn=cost_fn)
     else:
-        from taskgroup.train.candidates import tracks_affinity
 
         given = (parse_networks(networks, task_list) if networks is not None else
                  candidate_set(candidates, task_list) if candidates is not None else
@@ -226,7 +233,6 @@ def _rounds_config(budget: Optional[str], profile: Optional[Path], tolerance: Op
                    round_size: int, tasks, run_config, recorded: Optional[dict] = None):
     """The RoundsConfig and cost function of `train --candidates rounds`; on resume, the settings the run's
     rounds were planned with (`recorded`) fill in what is not given."""
-    from taskgroup.train.rounds import RoundsConfig
 
     if budget is None and recorded is not None and recorded.get("unit") == "snt":
         return RoundsConfig(recorded["budget_low"], recorded["budget_high"], "snt",
@@ -244,9 +250,6 @@ def _rounds_config(budget: Optional[str], profile: Optional[Path], tolerance: Op
         raise TaskgroupError(f"--budget: {budget!r} is not a budget or a range (write e.g. 2 or 1.25-3)") from None
     if profile is None:
         return RoundsConfig(lo, hi, "snt", tolerance, confidence, round_size), None
-    from taskgroup.losstable import LossTable, NetworkResult
-    from taskgroup.profile import load_profile
-    from taskgroup.search.profiled import check_profile_for_table, standard_network_ms
 
     prof = load_profile(profile)
     probe = LossTable(tuple(tasks), [NetworkResult((t,), w, "final", {}) for t in tasks for w in (1.0, 0.5)],
@@ -260,7 +263,6 @@ def _continue_run(out: Path, tasks, own_specs, own_seeds, given, given_seeds):
     """The run's own networks and seeds, plus those given on the command line (said on the console)."""
     from rich.console import Console
 
-    from taskgroup.train.candidates import normalise_spec
 
     names = {s.name for s in own_specs}
     added = [s for s in (normalise_spec(g, tasks) for g in given) if s.name not in names and not names.add(s.name)]
@@ -302,7 +304,6 @@ def render_affinity(doc: dict) -> list:
     """Rich tables of the run's inter-task affinity (mean over seeds, whole run), if it has one."""
     from rich.table import Table
 
-    from taskgroup.affinity import AffinityTable
 
     if not doc.get("affinity"):
         return []
@@ -398,7 +399,6 @@ def render_table(doc: dict, split: str):
 
 
 def _not_below(loss, trivial) -> bool:
-    from taskgroup.learnability import is_learnt
 
     return loss is not None and trivial is not None and not is_learnt(loss, trivial)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from taskgroup.errors import TaskgroupError
+from taskgroup.data.taskonomy import ENCODING_VERSION
 
 SOURCES = ("scenes", "taskonomy", "folder")
 SPLITS = ("train", "val", "test")
@@ -163,7 +164,6 @@ class DataConfig:
         if tasks_key is not None:
             doc["tasks"] = tasks_key
         if self.source == "taskonomy":  # the loader's own encoding version (its units changed once)
-            from taskgroup.data.taskonomy import ENCODING_VERSION
 
             doc["taskonomy_encoding"] = ENCODING_VERSION
         text = json.dumps(doc, sort_keys=True)

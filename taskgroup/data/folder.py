@@ -35,6 +35,7 @@ import numpy as np
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.data.resize import resize_mask, resize_square
+from taskgroup.tasks import get_task
 
 ENCODING_VERSION = 1  # part of the cache key: bump when how files become arrays changes
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -82,7 +83,6 @@ def _files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
 
 def ignore_value(config, task: str) -> float | None:
     """The label value meaning 'no label' for a task: [data] ignore, else the task's declaration."""
-    from taskgroup.tasks import get_task
 
     table = dict(config.ignore)
     return float(table[task]) if task in table else get_task(task).ignore_value
@@ -91,7 +91,6 @@ def ignore_value(config, task: str) -> float | None:
 def load_label(path: Path, task: str, shape: tuple[int, int], res: int, ignore: float | None
                ) -> tuple[np.ndarray, np.ndarray]:
     """One label file -> (value at `res`: (C, res, res) float64 or (res, res) int64 ids, mask (res, res))."""
-    from taskgroup.tasks import get_task
 
     spec = get_task(task)
     img = _read_label(path)
@@ -133,7 +132,6 @@ def build_split(config, split: str, directory, tasks: Sequence[str], progress: C
     """Read and resize one split's images and the labels of `tasks` into `directory`."""
     from numpy.lib.format import open_memmap
 
-    from taskgroup.tasks import get_task
 
     directory = Path(directory)
     root = Path(config.folder_root).expanduser() / split

@@ -45,6 +45,8 @@ from taskgroup.data.scene_targets import (CURVATURE_SCALE_M, EDGE_BLUR_RADIUS_PX
                                           decode_curvature, decode_depth, edge_strength, encode_curvature,
                                           encode_depth, encode_targets, image_edges_and_keypoints,
                                           occlusion_edges)
+from taskgroup.data.config import SPLITS
+from taskgroup.tasks import TASKS
 
 def layout_seed(seed: int, split_index: int, layout_index: int) -> np.random.Generator:
     """The generator of one layout: disjoint streams per (seed, split, layout)."""
@@ -68,8 +70,6 @@ def build_split(config, split: str, directory, progress: Callable[[int], None] |
 
     from numpy.lib.format import open_memmap
 
-    from taskgroup.data.config import SPLITS
-    from taskgroup.tasks import TASKS
 
     directory = Path(directory)
     n, res, per = config.split_size(split), config.resolution, config.views_per_layout

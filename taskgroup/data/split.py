@@ -17,6 +17,8 @@ from taskgroup.data import cache
 from taskgroup.data.config import DataConfig, check_split
 from taskgroup.errors import TaskgroupError
 from taskgroup.tasks import get_task, parse_task_list
+from taskgroup.data.folder import ENCODING_VERSION, ignore_value
+from taskgroup.data import folder
 
 
 @dataclass
@@ -91,7 +93,6 @@ def _tasks_key(config: DataConfig, tasks: Sequence[str]) -> dict[str, Any] | Non
     """The folder source reads only the tasks asked for, each as its declaration says: part of the cache key."""
     if config.source != "folder":
         return None
-    from taskgroup.data.folder import ENCODING_VERSION, ignore_value
     from taskgroup.tasks import get_task
 
     key: dict[str, Any] = {t: {"loss": get_task(t).loss, "channels": get_task(t).channels,
@@ -149,7 +150,6 @@ def _build(config: DataConfig, split: str, directory: Path, key: dict[str, Any],
         from taskgroup.data import taskonomy as builder
         total, what = None, f"resizing taskonomy {split} split"
     else:
-        from taskgroup.data import folder
 
         total, what = None, f"reading folder {split} split"
 

@@ -28,6 +28,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from taskgroup.errors import SchemaError
+from taskgroup.tasks import get_task
+from taskgroup.data.folder import UNITS_BCE
+from taskgroup.data import taskonomy
+from taskgroup.data import scenes
+from taskgroup.data.folder import UNITS
 
 MEASURED = "mean and std per channel over the defined pixels of the training split"
 
@@ -141,7 +146,6 @@ def measure(targets: np.ndarray, masks: np.ndarray | None, chunk: int = 256) -> 
 def fit_transforms(data_config: Any, train: Any, tasks: Sequence[str]) -> dict[str, TargetTransform]:
     """Each task's transform: the source's fixed constants where it has them (Taskonomy), else
     measured on `train` (SplitArrays-like: .targets, .masks). Classification tasks get none."""
-    from taskgroup.tasks import get_task
 
     source = getattr(data_config, "source", None)
     out: dict[str, TargetTransform] = {}
@@ -151,7 +155,6 @@ def fit_transforms(data_config: Any, train: Any, tasks: Sequence[str]) -> dict[s
         if spec.units:
             units = spec.units
         if spec.loss == "bce" and source == "folder":
-            from taskgroup.data.folder import UNITS_BCE
 
             units = spec.units or UNITS_BCE
         if isinstance(spec.transform, tuple):
@@ -177,18 +180,15 @@ def source_units(source: str | None, task: str) -> tuple[str, tuple[float, float
                                                           tuple[tuple[float, ...], tuple[float, ...], str] | None]:
     """(units, value range, fixed (mean, std, origin) or None) of a task in a data source."""
     if source == "taskonomy":
-        from taskgroup.data import taskonomy
 
         units, value_range = taskonomy.TARGET_UNITS[task]
         fixed = taskonomy.PAPER_STANDARDIZATION.get(task)
         return units, value_range, (*fixed, taskonomy.PAPER_ORIGIN) if fixed else None
     if source == "scenes":
-        from taskgroup.data import scenes
 
         units, value_range = scenes.TARGET_UNITS[task]
         return units, value_range, None
     if source == "folder":
-        from taskgroup.data.folder import UNITS
 
         return UNITS, None, None
     return "the data's own values", None, None

@@ -12,6 +12,10 @@ from typing import Any
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import atomic_path
+from taskgroup.data.standardize import transforms_to_json
+from taskgroup.models.registry import create_model
+from taskgroup.task_tables import declare_from_json
+from taskgroup.data.standardize import transforms_from_json
 
 
 def save_checkpoint(model, path: str | os.PathLike, **extra: Any) -> None:
@@ -31,7 +35,6 @@ def checkpoint_bytes(model, **extra: Any) -> bytes:
 
     import torch
 
-    from taskgroup.data.standardize import transforms_to_json
 
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     targets = transforms_to_json(getattr(model, "target_transforms", {}) or {})
@@ -80,9 +83,7 @@ def load_checkpoint(path: str | os.PathLike, sha256: str | None = None):
     """Rebuild the network described by a checkpoint and load its weights (eval mode).
 
     sha256: if given, the file must match it (see read_checkpoint)."""
-    from taskgroup.models.registry import create_model
 
-    from taskgroup.task_tables import declare_from_json
 
     ckpt = read_checkpoint(path, sha256)
     arch = ckpt["arch"]
@@ -99,7 +100,6 @@ def load_checkpoint(path: str | os.PathLike, sha256: str | None = None):
     model.checkpoint_extra = dict(extra) if isinstance(extra, dict) else {}  # e.g. the training stage it was saved at
     # Checkpoints written before target standardisation have no `targets`: their heads were
     # trained on the dataset's values directly, so no transform (identity) is the right reading.
-    from taskgroup.data.standardize import transforms_from_json
 
     model.target_transforms = transforms_from_json(ckpt.get("targets") or {}, path)
     for task, tr in model.target_transforms.items():

@@ -21,6 +21,7 @@ from torch import nn
 
 from taskgroup.models.registry import register_model
 from taskgroup.tasks import SEGMENT_CLASSES, get_task
+from taskgroup.task_tables import declared_in
 
 # Input normalisation applied inside the network; inputs are RGB in [0, 1].
 INPUT_MEAN = (0.5, 0.5, 0.5)
@@ -210,7 +211,6 @@ class MultiTaskNet(nn.Module):
 
     def arch_config(self) -> dict:
         """Everything needed to rebuild this network (stored in checkpoints)."""
-        from taskgroup.task_tables import declared_in
 
         cfg = asdict(self.config)
         doc = {"name": self.name, "tasks": list(self.tasks), "width": self.width,

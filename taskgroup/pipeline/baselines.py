@@ -16,6 +16,7 @@ from typing import Callable, Mapping, Sequence
 
 from taskgroup.profile.costmodel import corun_factor
 from taskgroup.search import Candidate, select
+from taskgroup.errors import TaskgroupError
 
 NetworkCost = Callable[[float, Sequence[str]], float]  # (width, served tasks) -> cost
 
@@ -49,7 +50,6 @@ def independent_singles(single_candidates: Sequence[Candidate], tasks: Sequence[
     """The exact best set of single-task networks within the budget, under the same objective
     (`scales`: the run's normalisation) as the chosen grouping; if none fits, the cheapest set
     (so the report can show what one network per task would cost)."""
-    from taskgroup.errors import TaskgroupError
 
     singles = [c for c in single_candidates if len(c.tasks) == 1]
     try:
@@ -61,7 +61,6 @@ def independent_singles(single_candidates: Sequence[Candidate], tasks: Sequence[
 
 
 def _cheapest(singles: Sequence[Candidate], tasks: Sequence[str]) -> tuple[BaselineNetwork, ...]:
-    from taskgroup.errors import TaskgroupError
 
     out = []
     for t in tasks:

@@ -14,6 +14,8 @@ from typing import Any
 from taskgroup.fileio import write_bytes_atomic
 from taskgroup.grouping import GroupingNetwork, same_networks
 from taskgroup.stats import CONFIDENCE, Comparison, Estimate, compare, compare_with_noise, confidence_words, estimate
+from taskgroup.search.stakes import Side, measure
+from taskgroup.stats import within_noise
 
 
 @dataclass
@@ -164,7 +166,6 @@ def stakes_of(d: ReportData):
     """How much grouping matters at the budget (taskgroup.search.stakes): the chosen grouping against the
     'one network' and 'independent singles' baselines on the test split, paired over seeds where the run
     has several, else against the preset's measured seed noise, else unknown."""
-    from taskgroup.search.stakes import Side, measure
 
     def side(r: GroupingResult, name: str) -> Side:
         per_seed = r.seed_totals(d.test_scales) if d.several_seeds else {}
@@ -398,7 +399,6 @@ def affinity_section(a: dict[str, Any]) -> list[str]:
 def gain_within_noise(d: ReportData, task: str, partner: str) -> bool | None:
     """Whether a pairwise gain cannot be told from zero at 95% confidence: over seeds, a one-sample t
     test (seeds - 1 degrees of freedom); with one seed, against the preset's pooled spread of a gain."""
-    from taskgroup.stats import within_noise
 
     per_seed = d.gains_per_seed.get(task, {}).get(partner, {})
     if d.several_seeds and len(per_seed) > 1:

@@ -44,6 +44,42 @@ from taskgroup.search.workflow import (Budget, SelectionRequest, SelectionResult
 from taskgroup.train.recipes import seed_noise_for
 from taskgroup.tasks import PAPER_TASKS, parse_task_list
 from taskgroup.train.recipes import estimator_quality_for
+from taskgroup.search.robustness import robustness_sentence
+from taskgroup.train.rounds import RoundsLog
+from taskgroup.train import candidate_set
+from taskgroup.profile.device import cpu_model
+from taskgroup.train.rounds import DEFAULT_FRACTION
+from taskgroup.train.run import check_seeds
+from taskgroup.profile.device import parse_device, resolve_backend
+from taskgroup.search.registry import get_estimator
+from taskgroup.search.normalize import NORMALIZATIONS
+from taskgroup.train import CANDIDATE_SETS, make_run_config
+from taskgroup.train.candidates import tracks_affinity
+from taskgroup.search.registry import TRAINING_PLANS
+from taskgroup.train.strategies import check_affinity
+from taskgroup.train.executors import create_executor
+from taskgroup.train import CandidateSpec
+from taskgroup.profile import load_profile
+from taskgroup.search import candidates_from_table
+from taskgroup.train import train_candidates
+from taskgroup.search.normalize import loss_scales
+from taskgroup.profile.profiler import ProfileConfig, run_profile, write_profile
+from taskgroup.search import Selector, make_candidate
+from taskgroup.search.profiled import round_up
+from taskgroup.train.rounds import RoundsConfig, train_rounds
+from taskgroup.search import frontier
+from taskgroup.search.stakes import for_selection
+from taskgroup.pipeline.baselines import Baseline, BaselineNetwork, independent_singles, one_network, random_groupings
+from taskgroup_exporters import export_bundle, validation_frames
+from taskgroup.train.store import verified_checkpoint_sha256
+from taskgroup.bench import measure_bundle
+from taskgroup.pipeline.report import write_report
+from taskgroup.pipeline.report import stakes_of
+from taskgroup.bench import BenchResult
+from taskgroup.pipeline.report import GroupingResult, ReportData, frontier_points
+from taskgroup.search.frontier import Frontier
+from taskgroup.search.profiled import device_summary
+from taskgroup.search.affinity import calibration_for
 
 DEFAULT_BUDGET_SNT = 1.5  # between one network (1) and one network per task (1.5-1.75 measured on the default preset)
 BUDGET_FIELDS = ("budget_ms", "budget_snt")  # a resume may change these: only selection onwards depends on them
@@ -69,11 +105,9 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         if self.candidates == "rounds" and self.esa is None:  # rounds start from every candidate's early stage
-            from taskgroup.train.rounds import DEFAULT_FRACTION
 
             object.__setattr__(self, "esa", DEFAULT_FRACTION)
         if self.seeds is not None:
-            from taskgroup.train.run import check_seeds
 
             seeds = check_seeds(list(self.seeds))
             object.__setattr__(self, "seeds", None if seeds == (self.seed,) else seeds)
@@ -97,15 +131,10 @@ class PipelineConfig:
     def _check_stage_options(self) -> None:
         """Every option a later stage uses is checked now, before anything is written: a typo
         must not surface after minutes of training, in a run that then cannot be resumed."""
-        from taskgroup.profile.device import parse_device, resolve_backend
-        from taskgroup.search.registry import get_estimator
-        from taskgroup.search.normalize import NORMALIZATIONS
-        from taskgroup.train import CANDIDATE_SETS, make_run_config
 
         if self.candidates not in CANDIDATE_SETS:
             raise TaskgroupError(f"unknown candidate set '{self.candidates}'; valid sets: {', '.join(CANDIDATE_SETS)}")
         if self.estimate is not None:
-            from taskgroup.search.registry import TRAINING_PLANS
 
             get_estimator(self.estimate)  # an unknown name fails here, listing the valid ones
             plan = TRAINING_PLANS.get(self.estimate)
@@ -126,10 +155,8 @@ class PipelineConfig:
         if self.normalize not in NORMALIZATIONS:
             raise TaskgroupError(f"unknown normalisation '{self.normalize}'; valid options: {', '.join(NORMALIZATIONS)}")
         run_config = make_run_config(self.preset, self.config_file, seed=self.seed, esa_fraction=self.esa)
-        from taskgroup.train.candidates import tracks_affinity
 
         if tracks_affinity(self.candidates):
-            from taskgroup.train.strategies import check_affinity
 
             check_affinity(run_config.train.strategy)
         resolve_backend(self.backend, parse_device(self.device))
@@ -164,7 +191,6 @@ class Pipeline:
         """`executor`: where every training stage trains its networks (an ExecutorSpec or its text:
         local, processes:N, ray; taskgroup.train.executors). It is not part of the run's settings:
         a run may be resumed with another executor and gives the same losses."""
-        from taskgroup.train.executors import create_executor
 
         self.run_dir = Path(run_dir)
         self.config = config
@@ -220,7 +246,6 @@ class Pipeline:
     def _preflight(self) -> None:
         """Problems with the architecture or the data must surface before the run directory exists,
         not after minutes of profiling: build a network, load the data, check it can train."""
-        from taskgroup.train import CandidateSpec
         from taskgroup.train.trainer import build_model, check_trainable, load_run_data
 
         config = self.run_config()
@@ -253,7 +278,6 @@ class Pipeline:
 
     def profile(self):
         """The profile this run measured (read once; it never changes after the profile stage)."""
-        from taskgroup.profile import load_profile
 
         if self._profile is None:
             self._profile = load_profile(self.run_dir / "profile.json")
@@ -277,12 +301,10 @@ class Pipeline:
         return LossTable.load(self.train_dir)
 
     def candidates(self, split: str, stage: str, estimate: str | None = None):
-        from taskgroup.search import candidates_from_table
 
         return candidates_from_table(self.table(), split, stage, cost_fn=self.profile().cost_fn, estimate=estimate)
 
     def _train(self, specs, stages: tuple[str, ...], affinity: bool = False) -> None:
-        from taskgroup.train import train_candidates
         from taskgroup.train.trainer import load_run_data
 
         config = self.run_config()
@@ -329,7 +351,6 @@ class Pipeline:
     def scales(self, split: str) -> dict[str, float] | None:
         """Per-task objective divisors on `split` (None: the paper's plain sum). `single` uses the
         fully trained single where there is one, so selection and report divide by the same network."""
-        from taskgroup.search.normalize import loss_scales
 
         table = self.table()
         singles = [c for c in self.candidates(split, self.candidate_stage()) if len(c.tasks) == 1]
@@ -337,7 +358,6 @@ class Pipeline:
 
     # ---- stages
     def stage_profile(self) -> dict[str, Any]:
-        from taskgroup.profile.profiler import ProfileConfig, run_profile, write_profile
 
         preset = self.config.preset
         # The run's own architecture: a --config may change it from the preset's.
@@ -353,10 +373,6 @@ class Pipeline:
     def _check_budget_feasible(self) -> None:
         """Costs do not depend on losses: an impossible budget is known as soon as the profile is,
         before any training."""
-        from taskgroup.search import Selector, make_candidate
-        from taskgroup.search.registry import get_estimator
-        from taskgroup.search.profiled import round_up
-        from taskgroup.train import candidate_set
 
         p, budget = self.profile(), self.budget_ms()
         est = get_estimator(self.config.estimate) if self.config.estimate else None
@@ -375,13 +391,11 @@ class Pipeline:
                 f"{round_up(cheap.cost / p.standard_network_ms()):g} with --resume (the profile is kept)")
 
     def stage_candidates(self) -> dict[str, Any]:
-        from taskgroup.train import candidate_set
 
         self._check_budget_feasible()  # before any training
 
         if self.config.candidates == "rounds":
             return self._train_rounds()
-        from taskgroup.train.candidates import tracks_affinity
 
         specs = candidate_set(self.config.candidates, self.config.tasks)
         self._train(specs, (self.candidate_stage(),), affinity=tracks_affinity(self.config.candidates))
@@ -390,7 +404,6 @@ class Pipeline:
     def _train_rounds(self) -> dict[str, Any]:
         """Adaptive training at the run's budget (taskgroup.train.rounds): every candidate to the early
         stage, then fully only those that can still change the choice."""
-        from taskgroup.train.rounds import RoundsConfig, train_rounds
         from taskgroup.train.trainer import load_run_data
 
         config, p = self.run_config(), self.profile()
@@ -409,7 +422,6 @@ class Pipeline:
         return {"networks": len(table.networks), "trained_fully": trained}
 
     def stage_select(self) -> dict[str, Any]:
-        from taskgroup.search import frontier
 
         cands = self.candidates("val", self.candidate_stage(), self.config.estimate)
         scales = self.scales("val")
@@ -437,7 +449,6 @@ class Pipeline:
     def _frontier_with_stakes(self, front, cands, scales, corun: float) -> dict[str, Any]:
         """The frontier's JSON, each point with its optimum against one network at that budget
         (taskgroup.search.stakes, selection split): the budgets at which grouping matters."""
-        from taskgroup.search.stakes import for_selection
 
         stage = self.candidate_stage()
         record = seed_noise_for(self.config.preset, self.run_config()) \
@@ -455,7 +466,6 @@ class Pipeline:
         """Fully train the chosen networks that were only estimated or early-stopped, then
         re-choose which chosen network serves each task on their final validation losses (under the
         within-noise rule: these are fully trained losses, also after an ESA selection)."""
-        from taskgroup.train import CandidateSpec
 
         chosen = Grouping.load(self.run_dir / "selected.json")
         # top-k: every grouping's networks (the file's summaries), else the chosen grouping's
@@ -477,9 +487,6 @@ class Pipeline:
         return {"objective": sel.objective, "evaluated_total": sel.evaluation.total, "cost_ms": sel.cost}
 
     def stage_baselines(self) -> dict[str, Any]:
-        from taskgroup.pipeline.baselines import (Baseline, BaselineNetwork, independent_singles, one_network,
-                                                  random_groupings)
-        from taskgroup.train import CandidateSpec
 
         p, budget, tasks = self.profile(), self.budget_ms(), self.config.tasks
         singles = [c for c in self.candidates("val", "final") if len(c.tasks) == 1]
@@ -513,8 +520,6 @@ class Pipeline:
         return {"baselines": len(docs)}
 
     def stage_export(self) -> dict[str, Any]:
-        from taskgroup_exporters import export_bundle, validation_frames
-        from taskgroup.train.store import verified_checkpoint_sha256
 
         # Temporary directories of an export that was killed (the run directory is locked: no other
         # process is exporting into it).
@@ -529,7 +534,6 @@ class Pipeline:
         return {"bundle": str(out.relative_to(self.run_dir))}
 
     def stage_bench(self) -> dict[str, Any]:
-        from taskgroup.bench import measure_bundle
 
         # As `taskgroup bench` measures: sessions with the profile's thread count (from the manifest) and the
         # profiler's own timing function, so measured and predicted latency compare like with like.
@@ -541,10 +545,6 @@ class Pipeline:
         return {"p50_ms": result.whole.p50_ms, "predicted_ms": result.predicted_ms}
 
     def stage_report(self) -> dict[str, Any]:
-        from taskgroup.pipeline.report import write_report
-
-        from taskgroup.pipeline.report import stakes_of
-
         data = self.report_data()
         path = write_report(self.run_dir, data)
         stakes = stakes_of(data)
@@ -554,10 +554,6 @@ class Pipeline:
 
     # ---- report assembly
     def report_data(self):
-        from taskgroup.bench import BenchResult
-        from taskgroup.pipeline.report import GroupingResult, ReportData, frontier_points
-        from taskgroup.search.frontier import Frontier
-        from taskgroup.search.profiled import device_summary
 
         best = Grouping.load(self.run_dir / "best.json")
         base = read_json(self.run_dir / "baselines.json", "baselines")
@@ -599,7 +595,6 @@ class Pipeline:
 
     def affinity_summary(self) -> dict[str, Any] | None:
         """The run's affinity (mean matrices) and how the estimator in use reads it, for the report."""
-        from taskgroup.search.affinity import calibration_for
 
         table, stage = self.table(), self.candidate_stage()
         if table.affinity is None or stage not in table.affinity.stages():
@@ -742,7 +737,6 @@ def _basis(comparison: dict[str, Any]) -> str:
 
 def robustness_text(grouping: Grouping) -> str | None:
     """The grouping's robustness to latency noise in one sentence (None for groupings without the block)."""
-    from taskgroup.search.robustness import robustness_sentence
 
     block = grouping.extra.get("robustness")
     return robustness_sentence(block) if isinstance(block, dict) else None
@@ -782,7 +776,6 @@ def pairwise_gains_per_seed(table: LossTable, split: str, stage: str) -> dict[st
 
 def rounds_networks(train_dir: Path) -> set[tuple]:
     """(tasks, width) of every network adaptive rounds trained fully (RUN/rounds.json)."""
-    from taskgroup.train.rounds import RoundsLog
 
     return {(frozenset(n["tasks"]), float(n["width"])) for r in RoundsLog.load(train_dir).rounds for n in r.networks}
 
@@ -796,7 +789,6 @@ def search_compute(table: LossTable, tasks: tuple[str, ...], stage: str, candida
     networks they trained fully) spent every candidate's early stage plus those networks' full runs."""
     import numpy as np
 
-    from taskgroup.train import candidate_set
 
     searched = {(frozenset(c.tasks), c.width) for c in candidate_set(candidate_kind, tasks)}
     measured = [n for n in table.networks if n.stage == stage and n.wall_time_s]
@@ -828,7 +820,6 @@ def search_compute(table: LossTable, tasks: tuple[str, ...], stage: str, candida
 def machine_description() -> str:
     import os
 
-    from taskgroup.profile.device import cpu_model
 
     return f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 

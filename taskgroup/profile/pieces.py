@@ -18,6 +18,12 @@ from taskgroup_runtime.device import DeviceSpec
 from taskgroup_runtime.errors import BackendUnavailableError
 from taskgroup_runtime.runner import Runner
 from taskgroup.errors import TaskgroupError
+from taskgroup.profile.torch_runner import TorchRunner
+from taskgroup_exporters.onnx_export import to_fp16
+from taskgroup_runtime.errors import EngineBuildError
+from taskgroup_runtime.trt import EngineConfig, build_engine
+from taskgroup_exporters.fuse import FRAME, fuse_models
+from taskgroup.profile.torch_runner import torch_settings
 
 
 class PieceRunners:
@@ -37,7 +43,6 @@ class PieceRunners:
 
     def add_module(self, key: str, module, feed: Mapping[str, np.ndarray], output_names: Sequence[str] | None = None) -> None:
         """A torch module, timed eagerly (backend 'torch')."""
-        from taskgroup.profile.torch_runner import TorchRunner
 
         self._add(key, TorchRunner(module, feed, device=self.device, name=key, output_names=output_names,
                                    threads=self.threads), feed)
@@ -48,12 +53,9 @@ class PieceRunners:
         if self.precision == "fp16":
             import onnx
 
-            from taskgroup_exporters.onnx_export import to_fp16
 
             model = to_fp16(onnx.load_from_string(onnx_bytes)).SerializeToString()
         if self.backend == "tensorrt":
-            from taskgroup_runtime.errors import EngineBuildError
-            from taskgroup_runtime.trt import EngineConfig, build_engine
 
             batch = max(len(next(iter(feed.values()))), 1)
             config = EngineConfig(opt_batch=batch, max_batch=max(self.max_batch, batch))
@@ -70,7 +72,6 @@ class PieceRunners:
         (exporters.fuse), fed a random uint8 frame of the networks' batch and size."""
         import onnx
 
-        from taskgroup_exporters.fuse import FRAME, fuse_models
 
         models = [onnx.load_from_string(g) for g in graphs]
         shape = [d.dim_value for d in models[0].graph.input[0].type.tensor_type.shape.dim]  # (N, 3, H, W)
@@ -118,7 +119,6 @@ class PieceRunners:
     def settings(self) -> dict[str, Any]:
         """How the pieces ran, recorded in the profile (and handed on to bundles through the grouping)."""
         if self.backend == "torch":
-            from taskgroup.profile.torch_runner import torch_settings
 
             return {**torch_settings(), "precision": self.precision}
         if self.backend == "tensorrt":

@@ -23,6 +23,15 @@ from taskgroup.profile.costmodel import (Component, CorunFit, CorunSequence, Dev
                                          ValidatedNetwork, WidthCosts)
 from taskgroup_runtime.timing import Timing, TimingConfig, measure
 from taskgroup.tasks import TASKS
+from taskgroup.presets import get_arch_preset
+from taskgroup.profile.device import parse_device, resolve_backend
+from taskgroup.profile.pieces import PieceRunners
+from taskgroup.tasks import parse_task_list
+from taskgroup.models import create_model
+from taskgroup.profile import onnxgraphs
+from taskgroup.profile.macs import component_macs
+from taskgroup_exporters.bundle import DEFAULT_ATOL
+from taskgroup.profile.device import slug
 
 MAC_CONVENTION = (
     "fvcore 0.1.5 defaults: one multiply-add = one flop (reported as MACs); conv = N*prod(weight shape)*H_out*W_out "
@@ -93,10 +102,6 @@ def sample_served(tasks: tuple[str, ...], count: int, rng: random.Random) -> lis
 
 def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = None) -> DeviceProfile:
     """Measure and return the profile (not yet written; `write_profile` writes it)."""
-    from taskgroup.presets import get_arch_preset
-    from taskgroup.profile.device import parse_device, resolve_backend
-    from taskgroup.profile.pieces import PieceRunners
-    from taskgroup.tasks import parse_task_list
 
     say = report or (lambda msg: None)
     validate_config(config)
@@ -115,10 +120,7 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
     """Build, check and time every piece with `pieces`, then assemble the profile."""
     import torch
 
-    from taskgroup.models import create_model
-    from taskgroup.profile import onnxgraphs
     from taskgroup.profile.device import describe_device, library_versions, parse_device
-    from taskgroup.profile.macs import component_macs
 
     started = time.perf_counter()
     gen = torch.Generator().manual_seed(config.seed)
@@ -156,7 +158,6 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
             opset = exported.opset
             tol = 1e-2 if backend_name == "tensorrt" else 1e-3  # TensorRT may use TF32 on recent GPUs
             if config.precision == "fp16":
-                from taskgroup_exporters.bundle import DEFAULT_ATOL
 
                 tol = DEFAULT_ATOL["fp16"]  # export's own tolerance for fp16 files
 
@@ -294,7 +295,6 @@ def write_profile(profile: DeviceProfile, path: str | os.PathLike) -> None:
 
 def default_profile_name(profile: DeviceProfile) -> str:
     """e.g. cpu-intel-r-xeon-r-processor-default (suffix -torch for a non-default backend)."""
-    from taskgroup.profile.device import slug
 
     dev = profile.device
     what = dev.get("gpu_name") if dev["kind"] == "cuda" else dev.get("cpu_model")

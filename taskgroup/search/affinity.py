@@ -44,6 +44,7 @@ from taskgroup.affinity import ALL_KINDS, AffinityTable
 from taskgroup.errors import TaskgroupError
 from taskgroup.search.candidates import Candidate, CostFn, make_candidate, snt_cost
 from taskgroup.search.registry import register
+from taskgroup.search.table import candidates_from_table
 
 if TYPE_CHECKING:
     from taskgroup.losstable import LossTable
@@ -124,7 +125,6 @@ def calibrate(measured: Sequence[Candidate], affinity: AffinityTable, kind: str,
 def calibration_for(table: "LossTable", kind: str = "tag", split: str = "val", stage: str = "final",
                     affinity: AffinityTable | None = None) -> Calibration:
     """The calibration on one split and stage of a loss table (its own affinity table by default)."""
-    from taskgroup.search.table import candidates_from_table
 
     affinity = affinity if affinity is not None else _table_affinity(table)
     return calibrate(candidates_from_table(table, split, stage), affinity, kind, stage,
@@ -157,7 +157,6 @@ def affinity_candidates(table: "LossTable", groups: Iterable[Sequence[str]], *, 
     """Estimated candidates (full width) for `groups`, from the measured singles and all-task network
     of `table` on `split` and an affinity table (default: the table's own). A group of one is the
     measured single; the all-task group is estimated at exactly its measured losses."""
-    from taskgroup.search.table import candidates_from_table
 
     affinity = affinity if affinity is not None else _table_affinity(table)
     cost_fn = cost_fn or snt_cost

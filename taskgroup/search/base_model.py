@@ -46,6 +46,7 @@ from taskgroup.affinity import KINDS, AffinityTable
 from taskgroup.errors import TaskgroupError
 from taskgroup.search.candidates import Candidate, CostFn, make_candidate
 from taskgroup.search.registry import register
+from taskgroup.search.table import candidates_from_table
 
 if TYPE_CHECKING:
     from taskgroup.losstable import LossTable
@@ -127,7 +128,6 @@ def calibrate_base(measured: Sequence[Candidate], affinity: AffinityTable, refer
 def base_calibration_for(table: "LossTable", kind: str = "cosine", split: str = "val",
                          stage: str = "final") -> BaseCalibration:
     """The calibration on one split and stage of a loss table with an affinity table."""
-    from taskgroup.search.table import candidates_from_table
 
     affinity = _affinity(table)
     reference = {t: per[split] for t, per in (table.reference_losses or {}).items() if split in per}

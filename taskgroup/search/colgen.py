@@ -45,6 +45,8 @@ from taskgroup.errors import TaskgroupError
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.pool import PairMeanFamily
 from taskgroup.search.problem import REL_TOL, Assignment, Problem, _per_task, build_problem, evaluate_assignment
+from taskgroup.search.problem import Columns
+from taskgroup.search.subsets import MAX_TASKS, SubsetFronts, TooMuchWork
 
 MAX_FAMILY_TASKS = 24  # a pricing pass reads every group of a family's tasks: 2^m x m values
 LOW_BITS = 14  # a block is every group with the same high task bits: 2^14 groups x m values
@@ -458,8 +460,6 @@ class LazyModel:
         optimum over a few thousand of these columns only after tens of seconds of branching (one
         case: 24 s of CPU for 3,434 columns, 16 tasks), the programme in about 2 s."""
         from taskgroup.search.milp import ColumnModel
-        from taskgroup.search.problem import Columns
-        from taskgroup.search.subsets import MAX_TASKS, SubsetFronts, TooMuchWork
 
         from scipy.optimize import LinearConstraint
 

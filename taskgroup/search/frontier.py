@@ -23,6 +23,8 @@ from taskgroup.fileio import read_json, require, require_number
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.problem import BUDGET_STEP, REL_TOL
 from taskgroup.search.select import ChosenNetwork, Evaluation, Selection, Selector
+from taskgroup.search.select import FRONTIER_MAX_LISTED
+from taskgroup.fileio import atomic_path
 
 FRONTIER_KIND = "frontier"
 SCHEMA_VERSION = 1
@@ -116,7 +118,6 @@ class Frontier:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from taskgroup.fileio import atomic_path
 
         costs = [p.cost for p in self.points]
         right = max(costs) * 1.15 if costs else 1.0
@@ -222,7 +223,6 @@ def frontier(candidates: Sequence[Candidate], *, tasks: Sequence[str] | None = N
              scales: Mapping[str, float] | None = None, solver: str = "auto", unit: str = "snt",
              max_budget: float | None = None, prune: bool = True, corun: float = 0.0) -> Frontier:
     """Every distinct optimum from the unconstrained best down to the cheapest feasible grouping."""
-    from taskgroup.search.select import FRONTIER_MAX_LISTED
 
     selector = Selector(candidates, tasks, weights=weights, scales=scales, solver=solver, prune=prune, unit=unit,
                         corun=corun, list_up_to=FRONTIER_MAX_LISTED)

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 from taskgroup.errors import TaskgroupError
 from taskgroup.losstable import LossTable
 from taskgroup.profile.costmodel import DeviceProfile, profile_name
+from taskgroup.tasks import known_tasks
 
 
 def standard_network_ms(profile: DeviceProfile, tasks: Sequence[str]) -> float:
@@ -36,7 +37,6 @@ def check_profile_for_table(profile: DeviceProfile, table: LossTable, stage: str
     widths, and, when the table records its run configuration, preset, input size and
     architecture.
     """
-    from taskgroup.tasks import known_tasks
 
     where = profile.path or "device profile"
     known = known_tasks()  # built-in, and those a run's config declared (the loss table declares them when read)

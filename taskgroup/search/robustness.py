@@ -46,6 +46,7 @@ from taskgroup.search.candidates import Candidate
 from taskgroup.search.frontier import frontier_points
 from taskgroup.search.problem import REL_TOL
 from taskgroup.search.select import ChosenNetwork, Selection, Selector, grouping_key  # noqa: F401 (grouping_key re-exported)
+from taskgroup.search.withinnoise import record_rule
 
 NEXT_PROFILE_RISK = 0.05  # one-sided chance that the next profile predicts a grouping at the margin over budget
 NOISE_SIGMAS = math.sqrt(2) * NormalDist().inv_cdf(1 - NEXT_PROFILE_RISK)  # 2.326: costs at p50 + this x sigma
@@ -302,7 +303,6 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
     sel = predicted(chosen, candidates, profile.corun)
     sel.robustness = robust.to_json()
     if optimum is not None:
-        from taskgroup.search.withinnoise import record_rule
 
         sel.parsimony = record_rule(optimum, chosen, cheaper, prefer_cheaper_within,
                                     lambda s: predicted(s, candidates, profile.corun).cost)

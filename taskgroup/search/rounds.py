@@ -49,6 +49,8 @@ from taskgroup.errors import TaskgroupError
 from taskgroup.search.candidates import Candidate, CostFn
 from taskgroup.search.problem import REL_TOL
 from taskgroup.search.registry import register
+from taskgroup.search.frontier import frontier
+from taskgroup.search.table import candidates_from_table
 
 DEFAULT_CONFIDENCE = 0.95  # two-sided coverage of each prediction interval
 Key = tuple  # (frozenset(tasks), width): a network's identity across tables
@@ -210,7 +212,6 @@ def plan_round(priors: Sequence[Candidate], measured: Sequence[Candidate], budge
     `priors`: one candidate per network with its prior losses (and costs); `measured`: the
     networks trained fully, with their final losses (a network measured but without a prior is
     a candidate as measured). Losses of both on the same split; `tolerance` in objective units."""
-    from taskgroup.search.frontier import frontier
 
     lo, hi = budget_range
     if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
@@ -262,7 +263,6 @@ def largest_gains(optimistic: Sequence[Candidate], pessimistic: Sequence[Candida
 
     UB(b): the optimum over `pessimistic` (exact, with the co-run overhead); LB_c(b): the best
     objective of a grouping holding c over `optimistic` (additive costs)."""
-    from taskgroup.search.frontier import frontier
 
     lo, hi = budget_range
     tasks = tuple(tasks)
@@ -379,7 +379,6 @@ def estimate_from_early(measured: list[Candidate], cost_fn, table, split: str = 
                         confidence: float = DEFAULT_CONFIDENCE) -> list[Candidate]:
     """The `rounds` estimator: the networks trained fully as measured, and every network the table
     holds only at its early (ESA) stage at the surrogate's point estimate from its early losses."""
-    from taskgroup.search.table import candidates_from_table
 
     if table is None:
         raise TaskgroupError("the rounds estimate reads the loss table's early stage; no table was given")

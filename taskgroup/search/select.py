@@ -29,6 +29,10 @@ from taskgroup.search.candidates import Candidate
 from taskgroup.search.problem import (MAX_ENUMERATED, REL_TOL, Assignment, Problem, build_problem, enumerated_columns,
                                      evaluate_assignment, prune_dominated)
 from taskgroup.search.reference import SearchTimeout, reference_solve
+from taskgroup.task_tables import declared_in
+from taskgroup.search.pool import families, listed
+from taskgroup.search.colgen import LazyModel
+from taskgroup.search.subsets import MAX_TASKS, SubsetFronts, TooMuchWork
 
 SOLVERS = ("auto", "milp", "dp", "reference", "colgen")
 AUTO_MAX_CANDIDATES = 200  # "auto" tries the branch-and-bound only up to this many candidates...
@@ -130,7 +134,6 @@ class Selection:
     def to_grouping(self, out_path: str | os.PathLike | None = None,
                     table_dir: str | os.PathLike | None = None) -> Grouping:
         """The grouping (best.json) of this selection; checkpoints become paths relative to `out_path`'s folder."""
-        from taskgroup.task_tables import declared_in
 
         out_dir = Path(out_path).resolve().parent if out_path is not None else None
         nets = []
@@ -182,7 +185,6 @@ class Selector:
                  weights: Mapping[str, float] | None = None, scales: Mapping[str, float] | None = None,
                  solver: str = "auto", prune: bool = True, unit: str = "snt", formulation: str = "auto",
                  corun: float = 0.0, list_up_to: int | None = None):
-        from taskgroup.search.pool import families, listed
 
         if solver not in SOLVERS:
             raise TaskgroupError(f"unknown solver '{solver}'; valid options: {', '.join(SOLVERS)}")
@@ -199,7 +201,6 @@ class Selector:
         self.problem: Problem = full.subset(prune_dominated(full)) if prune else full
         self._lazy = None
         if lazy:
-            from taskgroup.search.colgen import LazyModel
 
             self._lazy = LazyModel(self.problem, fams, weights, scales)
             solver = "colgen"
@@ -302,7 +303,6 @@ class Selector:
     def _subset_fronts(self):
         """The subset dynamic programme's fronts (built on first use), or None if the problem is too large."""
         if self._fronts is None:
-            from taskgroup.search.subsets import MAX_TASKS, SubsetFronts, TooMuchWork
 
             self._fronts, self._fronts_why = False, ""
             if len(self.problem.tasks) > MAX_TASKS:

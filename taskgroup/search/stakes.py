@@ -25,6 +25,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 from taskgroup.seednoise import OBJECTIVES
 from taskgroup.stats import CONFIDENCE, Comparison, compare, compare_with_noise, confidence_words
+from taskgroup.search.pool import listed
+from taskgroup.errors import TaskgroupError
+from taskgroup.search.select import select
+from taskgroup.seednoise import grouping_id
 
 Network = tuple  # (trained tasks, width, served tasks)
 
@@ -48,7 +52,6 @@ class Side:
                           for t, w, s in self.networks)
 
     def same_as(self, other: "Side") -> bool:
-        from taskgroup.seednoise import grouping_id
 
         return grouping_id(self.networks) == grouping_id(other.networks)
 
@@ -253,7 +256,6 @@ def one_network_side(candidates: Sequence[Any], tasks: Sequence[str], budget: fl
                      per_seed: Callable[[Sequence[Network]], dict[int, float]]) -> Side | None:
     """All tasks in one network: full width if it fits, else half width (as the pipeline's baseline);
     None when the candidates list no network of every task (a pool's estimated families are not searched)."""
-    from taskgroup.search.pool import listed
 
     every = frozenset(tasks)
     options = {c.width: c for c in listed(candidates) if frozenset(c.tasks) == every and c.stopped_for is None
@@ -272,10 +274,7 @@ def singles_side(candidates: Sequence[Any], tasks: Sequence[str], budget: float,
                  weights: Mapping[str, float] | None, scales: Mapping[str, float] | None, corun: float,
                  per_seed: Callable[[Sequence[Network]], dict[int, float]]) -> Side | None:
     """The exact best set of single-task networks (full or half width) within the budget; None if none fits."""
-    from taskgroup.errors import TaskgroupError
-    from taskgroup.search.select import select
 
-    from taskgroup.search.pool import listed
 
     singles = [c for c in listed(candidates) if len(c.tasks) == 1 and c.stopped_for is None]
     if not {c.tasks[0] for c in singles} >= set(tasks):

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from taskgroup.seednoise import SeedNoise, Spread
+from taskgroup.search.select import grouping_key
+from taskgroup.search.problem import REL_TOL
 
 RULE = ("the cheapest grouping on the exact frontier whose objective is within one standard error of its paired "
         "difference from the optimum's (the one-standard-error rule on the paired difference)")
@@ -51,7 +53,6 @@ class WithinNoise:
         """One comparison of the rule, as a grouping file records it (`cost`: the other grouping's)."""
         spread = self.spread(optimum, other)
         tolerance = spread.std / math.sqrt(self.seeds)
-        from taskgroup.search.problem import REL_TOL
 
         edge = optimum.objective + tolerance
         return {"networks": [_label(n) for n in networks_of(other)], "objective": other.objective,
@@ -68,7 +69,6 @@ def record_rule(optimum: Any, chosen: Any, cheaper: Sequence[Any], tolerance: An
     """The grouping file's `parsimony` block: the rule, the optimum, each cheaper frontier grouping
     compared with it (its tolerance and where that came from) and whether the optimum was taken.
     `cost(selection)`: the cost to record (the prediction, not the cost the rule fitted with)."""
-    from taskgroup.search.select import grouping_key
 
     chose = grouping_key(optimum) == grouping_key(chosen)
     block: dict[str, Any] = {"rule": RULE if isinstance(tolerance, WithinNoise) else

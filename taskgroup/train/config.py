@@ -31,6 +31,14 @@ from typing import Any
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.presets import ARCH_PRESETS, ArchPreset, get_arch_preset
+from taskgroup.data import DataConfig
+from taskgroup.tasks import declare_tasks
+from taskgroup.task_tables import parse_task_tables
+from taskgroup.train.strategies import parse_strategy
+from taskgroup.train.weighting import WEIGHTINGS
+from taskgroup.train.precision import check_amp_mode
+from taskgroup.data.cache import FORMAT_VERSION
+from taskgroup.task_tables import declared_to_json
 
 
 LR_SCHEDULES = ("plateau", "cosine")
@@ -67,8 +75,6 @@ class TrainConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise TaskgroupError(f"{where}: field 'lr_schedule': unknown schedule {self.lr_schedule!r}; "
                                  f"valid schedules: {', '.join(LR_SCHEDULES)}")
-        from taskgroup.train.strategies import parse_strategy
-        from taskgroup.train.weighting import WEIGHTINGS
 
         parse_strategy(self.strategy, f"{where}: field 'strategy'")
         if self.weighting not in WEIGHTINGS:
@@ -87,7 +93,6 @@ class TrainConfig:
         if self.task_weights and self.weighting != "static":
             raise TaskgroupError(f"{where}: field 'task_weights': used only with weighting = 'static', "
                                  f"found weighting {self.weighting!r}")
-        from taskgroup.train.precision import check_amp_mode
 
         check_amp_mode(self.amp, f"{where}: field 'amp'")
         if not isinstance(self.per_task_stopping, bool):
@@ -155,12 +160,10 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description; equal dicts mean identical training."""
         arch = {"model": self.arch.model, "model_config": _plain(self.arch.model_config), "resolution": self.arch.resolution}
-        from taskgroup.data.cache import FORMAT_VERSION
 
         data = self.data.content_key() if hasattr(self.data, "content_key") else dict(self.data)
         # The data format version is part of the identity: resuming a run after the renderer or an
         # encoding changed would mix networks trained on different targets.
-        from taskgroup.task_tables import declared_to_json
 
         return {"preset": self.preset, "arch": arch, "data": data, "data_format": FORMAT_VERSION,
                 "train": dataclasses.asdict(self.train), "seed": self.seed, "esa_fraction": self.esa_fraction,
@@ -179,7 +182,6 @@ def _plain(value: Any) -> Any:
 def make_run_config(preset: str = "default", config_file: str | os.PathLike | None = None, *, seed: int = 0,
                     esa_fraction: float | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Start from a preset, apply the TOML file (if any) and then `overrides` (same layout as the TOML)."""
-    from taskgroup.data import DataConfig
 
     if preset not in TRAIN_PRESETS or preset not in ARCH_PRESETS:
         raise TaskgroupError(f"unknown preset '{preset}'; presets: {', '.join(sorted(set(TRAIN_PRESETS) & set(ARCH_PRESETS)))}")
@@ -202,7 +204,6 @@ def make_run_config(preset: str = "default", config_file: str | os.PathLike | No
             raise TaskgroupError(f"{where}: unknown section(s) {', '.join(map(repr, unknown))}; "
                                  "valid sections: arch, data, tasks, train")
         if "tasks" in doc:
-            from taskgroup.task_tables import parse_task_tables
 
             declared.update({s.name: s for s in parse_task_tables(doc["tasks"], where)})
         for section in ("train", "data", "arch"):
@@ -220,7 +221,6 @@ def make_run_config(preset: str = "default", config_file: str | os.PathLike | No
             raise TaskgroupError(f"{where}: [data] unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(sorted(valid))}")
         data_fields.update(data_doc)
     train.validate()
-    from taskgroup.tasks import declare_tasks
 
     declare_tasks(declared.values(), str(config_file or "overrides"))  # before the data config names them
     where = f"{config_file}: [data]" if config_file is not None else "data config"

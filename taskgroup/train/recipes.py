@@ -13,6 +13,9 @@ from typing import Any, Mapping
 
 from taskgroup.estimatorquality import EstimatorQuality, for_preset as quality_for_preset
 from taskgroup.seednoise import SeedNoise, for_preset
+from taskgroup.presets import ARCH_PRESETS
+from taskgroup.train.config import TRAIN_PRESETS, make_run_config
+from taskgroup.train.config import TrainConfig
 
 IGNORED_CONFIG = ("seed", "esa_fraction")  # neither changes a fully trained network's spread
 
@@ -37,8 +40,6 @@ def seed_noise_for(preset: str, config: Any) -> SeedNoise | None:
 def shipped_preset(run_config: Mapping[str, Any]) -> str | None:
     """The preset whose shipped recipe `run_config` is, whatever name the run recorded (a preset renamed
     since keeps its measurements: the recipe decides), or None."""
-    from taskgroup.presets import ARCH_PRESETS
-    from taskgroup.train.config import TRAIN_PRESETS, make_run_config
 
     for name in sorted(set(TRAIN_PRESETS) & set(ARCH_PRESETS)):
         if same_recipe({**make_run_config(name).to_dict(), "preset": None}, {**run_config, "preset": None}):
@@ -49,7 +50,6 @@ def shipped_preset(run_config: Mapping[str, Any]) -> str | None:
 def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
     """A run config without the fields that do not change a trained network's spread, its train
     fields completed with the defaults of fields added after it was written (the behaviour before)."""
-    from taskgroup.train.config import TrainConfig
 
     out = {k: v for k, v in config.items() if k not in IGNORED_CONFIG}
     defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()

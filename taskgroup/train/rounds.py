@@ -27,6 +27,16 @@ from typing import Any, Sequence
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, write_json_atomic
 from taskgroup.losstable import LossTable
+from taskgroup.search.candidates import snt_cost
+from taskgroup.train.candidates import candidate_set
+from taskgroup.train.executors import Executor, create_executor
+from taskgroup.train.run import train_candidates
+from taskgroup.search.rounds import MAX_TASKS
+from taskgroup.search.table import candidates_from_table
+from taskgroup.search.rounds import plan_round
+from taskgroup.tasks import PAPER_TASKS
+from taskgroup.train.recipes import seed_noise_for
+from taskgroup.train.candidates import CandidateSpec
 
 ROUNDS_FILE = "rounds.json"
 KIND = "training_rounds"
@@ -116,16 +126,11 @@ def train_rounds(run_dir: str | Path, tasks: Sequence[str], config, rounds: Roun
     """Run (or resume) adaptive training; return (the loss table, the last plan).
 
     `cost_fn` costs networks (a device profile's, with `rounds.unit` "ms"); None: SNT (width)."""
-    from taskgroup.search.candidates import snt_cost
-    from taskgroup.train.candidates import candidate_set
-    from taskgroup.train.executors import Executor, create_executor
-    from taskgroup.train.run import train_candidates
     from taskgroup.train.trainer import Progress
 
     if config.esa_fraction is None:
         raise TaskgroupError("adaptive rounds first train every network to a fraction of its schedule: give it with "
                              f"--esa FRACTION (e.g. {DEFAULT_FRACTION})")
-    from taskgroup.search.rounds import MAX_TASKS
 
     if len(tasks) > MAX_TASKS:  # before any of the 2^n early networks is trained
         raise TaskgroupError(f"adaptive rounds train every subset's early stage and bound every set of tasks: at most "
@@ -178,8 +183,6 @@ def train_rounds(run_dir: str | Path, tasks: Sequence[str], config, rounds: Roun
 def plan_next(table: LossTable, rounds: RoundsConfig, cost_fn, config=None):
     """The next round's plan from what the run holds, and the tolerance it used (`config`: the run's
     RunConfig, for the preset's measured seed noise)."""
-    from taskgroup.search.table import candidates_from_table
-    from taskgroup.search.rounds import plan_round
 
     priors = candidates_from_table(table, "val", "early", cost_fn=cost_fn)
     measured = ([c for c in candidates_from_table(table, "val", "final", cost_fn=cost_fn)]
@@ -199,8 +202,6 @@ def seed_noise_tolerance(table: LossTable, scales: dict[str, float] | None, conf
     measured on the paper's tasks, else from the run's own
     seeds (per task, the median over fully trained networks of its objective term's variance over
     seeds; summed over tasks, one network serving each), else 0."""
-    from taskgroup.tasks import PAPER_TASKS
-    from taskgroup.train.recipes import seed_noise_for
 
     n_seeds = max(1, len(table.seed_values()))
     record = seed_noise_for(config.preset, config) if config is not None else None
@@ -244,7 +245,6 @@ def _net(key, order: Sequence[str]) -> dict[str, Any]:
 
 
 def _spec(net: dict[str, Any]):
-    from taskgroup.train.candidates import CandidateSpec
 
     return CandidateSpec(tuple(net["tasks"]), float(net["width"]))
 

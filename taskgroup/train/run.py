@@ -30,6 +30,18 @@ from taskgroup.tasks import parse_task_list
 from taskgroup.train.candidates import FULL, CandidateSpec, normalise_spec
 from taskgroup.train.config import RunConfig, TrainConfig
 from taskgroup.train.store import CHECKPOINT_DIR, RunStore
+from taskgroup.train.executors import Executor, create_executor
+from taskgroup.train.precision import check_amp_affinity, check_amp_devices
+from taskgroup.train.weighting import check_task_weights
+from taskgroup.train.strategies import check_affinity
+from taskgroup.train.executors import Job
+from taskgroup_runtime.integrity import sha256_file
+from taskgroup.fileio import default_file_mode, fsync_directory, write_bytes_atomic
+from taskgroup.train.executors.local import LocalExecutor
+from taskgroup.train.store import STORE_FILENAME
+from taskgroup.data import DataConfig
+from taskgroup.presets import ArchPreset
+from taskgroup.task_tables import declare_from_json
 
 
 _SESSION = uuid.uuid4().hex[:8]  # names this process in temporary checkpoint names on shared storage
@@ -66,7 +78,6 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     closes (e.g. kept across several calls). Whatever the executor, this process commits every
     (network, seed) as its worker returns it.
     """
-    from taskgroup.train.executors import Executor, create_executor
     from taskgroup.train.trainer import Progress, build_model, check_trainable, load_run_data
 
     progress = progress or Progress()
@@ -80,8 +91,6 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     if "early" in stages and config.esa_fraction is None:
         raise TaskgroupError("the early (ESA) stage needs an ESA fraction (--esa FRACTION)")
     specs = _dedupe([normalise_spec(s, tasks) for s in specs])
-    from taskgroup.train.precision import check_amp_affinity, check_amp_devices
-    from taskgroup.train.weighting import check_task_weights
 
     check_amp_devices(config.train.amp, executor.devices)  # e.g. fp16 on the CPU, before anything is written
 
@@ -89,7 +98,6 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     if affinity:
         if len(tasks) < 2:
             raise TaskgroupError("affinity needs at least two tasks (it measures how tasks affect each other)")
-        from taskgroup.train.strategies import check_affinity
 
         check_affinity(config.train.strategy)
         check_amp_affinity(config.train.amp)
@@ -219,7 +227,6 @@ def make_job(store: RunStore, spec: CandidateSpec, config: RunConfig, stages: Se
 
     With `affinity`, the job also measures inter-task affinity; stages committed before without
     it are trained again (the same weights: training is deterministic) and their rows replaced."""
-    from taskgroup.train.executors import Job
 
     seed = config.seed
     done = store.done_stages(spec, seed)
@@ -282,8 +289,6 @@ def commit_job(store: RunStore, result) -> None:
 def _place_checkpoint(dest: Path, ckpt, label: str, sha256) -> None:
     import os
 
-    from taskgroup_runtime.integrity import sha256_file
-    from taskgroup.fileio import default_file_mode, fsync_directory, write_bytes_atomic
 
     damaged = (f"{dest}: the checkpoint of {label} does not match the sha256 its worker computed "
                f"({ckpt.sha256[:12]}...): damaged on the way; nothing was recorded for it (--resume trains it again)")
@@ -305,7 +310,6 @@ def train_into_store(store: RunStore, spec: CandidateSpec, config: RunConfig, da
                      label: str | None = None, affinity: bool = False) -> None:
     """Train the missing stages of one candidate with `config.seed` in this process, write its
     checkpoints, commit, export the table (with `affinity`: see make_job)."""
-    from taskgroup.train.executors.local import LocalExecutor
     from taskgroup.train.trainer import Progress
 
     job = make_job(store, spec, config, stages, label or spec.name, affinity=affinity)
@@ -349,7 +353,6 @@ def training_run_of(grouping) -> tuple[Path, RunConfig] | None:
 
     The run knows how its networks were trained (architecture, input resolution, data): export
     verifies on that run's own validation data instead of a preset's."""
-    from taskgroup.train.store import STORE_FILENAME
 
     runs: dict[Path, list[str]] = {}
     for net in grouping.networks:
@@ -380,10 +383,7 @@ def training_run_of(grouping) -> tuple[Path, RunConfig] | None:
 
 def run_config_from_store(store: RunStore) -> RunConfig:
     """Rebuild the RunConfig a run was started with (the data cache location is not stored)."""
-    from taskgroup.data import DataConfig
-    from taskgroup.presets import ArchPreset
 
-    from taskgroup.task_tables import declare_from_json
 
     doc = store.config()
     try:
@@ -437,7 +437,6 @@ def _check_same_run(store: RunStore, config_doc: dict[str, Any], tasks: tuple[st
 def _with_new_field_defaults(stored: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
     """The stored config with the dataclass default of every [train] or [data] field it predates (and no
     declared tasks when it predates task declarations)."""
-    from taskgroup.data import DataConfig
 
     stored = json.loads(json.dumps(stored))
     if "declared_tasks" not in stored and now.get("declared_tasks") == {}:

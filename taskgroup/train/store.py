@@ -57,6 +57,10 @@ from taskgroup.affinity import ALL_KINDS, AffinityRun, AffinityTable
 from taskgroup.errors import TaskgroupError
 from taskgroup.losstable import LOSS_TABLE_FILENAME, LossTable, NetworkResult
 from taskgroup.train.candidates import CandidateSpec
+from taskgroup.data.standardize import transforms_from_json
+from taskgroup.data.standardize import transforms_to_json
+from taskgroup.losstable import SeedResult, aggregate_seeds
+from taskgroup.train.losses import TRIVIAL_PREDICTOR
 
 if TYPE_CHECKING:
     from taskgroup.grouping import Grouping
@@ -281,12 +285,10 @@ class RunStore:
 
     def target_transforms(self) -> dict[str, Any]:
         """Each task's TargetTransform (empty until the run's data was first loaded)."""
-        from taskgroup.data.standardize import transforms_from_json
 
         return transforms_from_json(self._optional_meta("targets", {}), self.path)
 
     def set_target_transforms(self, transforms: dict[str, Any]) -> None:
-        from taskgroup.data.standardize import transforms_to_json
 
         self._set_meta("targets", transforms_to_json(transforms))
 
@@ -570,7 +572,6 @@ class RunStore:
 
     def loss_table(self) -> LossTable:
         """The committed results, one entry per (network, stage), aggregated over its seeds."""
-        from taskgroup.losstable import SeedResult, aggregate_seeds
 
         self.check_rows()
         tasks = self.tasks()
@@ -585,9 +586,7 @@ class RunStore:
             entry["runs"][seed] = SeedResult(json.loads(losses), ckpt, steps, wall, sha)
         networks = [aggregate_seeds(e["tasks"], e["width"], e["stage"], e["fraction"], e["runs"])
                     for e in grouped.values()]
-        from taskgroup.train.losses import TRIVIAL_PREDICTOR
 
-        from taskgroup.data.standardize import transforms_to_json
 
         meta = {"run_config": self.config(), "trivial_predictor": TRIVIAL_PREDICTOR, "status": self.counts(),
                 "loss_units": LOSS_UNITS, "targets": transforms_to_json(self.target_transforms()),
@@ -604,7 +603,6 @@ class RunStore:
     def _task_stop_networks(self, grouped: dict[tuple[str, str], dict[str, Any]]) -> list[NetworkResult]:
         """One table entry per (network, stage, task) stop, aggregated over seeds like the networks; a stop
         that is the stage's own weights in every seed is the network itself and is left out."""
-        from taskgroup.losstable import SeedResult, aggregate_seeds
 
         stops: dict[tuple[str, str, str], dict[str, Any]] = {}
         for r in self.task_stops():

@@ -51,6 +51,8 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 import numpy as np
 
 from taskgroup.errors import TaskgroupError
+from taskgroup.train.precision import MixedPrecision
+from taskgroup.train.losses import loss_mean
 
 if TYPE_CHECKING:
     import torch
@@ -126,7 +128,6 @@ class Updater:
                  weighting: "LossWeighting", seed: int):
         import torch
 
-        from taskgroup.train.precision import MixedPrecision
 
         self.spec, self.model, self.tasks, self.weighting = spec, model, tuple(tasks), weighting
         # Autocast and (fp16) loss scaling on the device the model is on (taskgroup.train.precision).
@@ -189,7 +190,6 @@ class Updater:
     def step_group(self, group: tuple[str, ...], x: "torch.Tensor", targets: Mapping[str, "torch.Tensor"],
                    masks: Mapping[str, "torch.Tensor | None"], before_backward: Hook | None = None) -> None:
         """One optimiser step on the (weighted) summed loss of `group`'s tasks."""
-        from taskgroup.train.losses import loss_mean
 
         def group_losses(out):
             return {t: loss_mean(t, out[t], targets[t], masks[t]) for t in group}

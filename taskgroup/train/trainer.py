@@ -39,6 +39,13 @@ from taskgroup.train.batches import TensorSplit
 from taskgroup.train.candidates import CandidateSpec
 from taskgroup.train.config import RunConfig
 from taskgroup.train.losses import loss_sum_count, reference_losses
+from taskgroup.data import open_split
+from taskgroup.models import create_model
+from taskgroup.tasks import get_task
+from taskgroup.train.precision import check_amp_affinity, check_amp_devices
+from taskgroup.train.strategies import Updater, check_affinity, parse_strategy
+from taskgroup.train.weighting import LossWeighting, check_task_weights
+from taskgroup.data.standardize import fit_transforms
 
 
 class Progress:
@@ -80,7 +87,6 @@ class RunData:
 
         `transforms`: each task's TargetTransform; None fits them on `train` for the source
         named by `data_config` (Taskonomy's fixed constants, else measured)."""
-        from taskgroup.data.standardize import fit_transforms
 
         tasks = tuple(tasks)
         reference, constants = reference_losses(train, {"val": val, "test": test}, tasks)
@@ -105,7 +111,6 @@ class RunData:
 
 def load_run_data(config: RunConfig, tasks: Sequence[str]) -> RunData:
     """Open (rendering and caching if needed) the run's splits and load them into memory."""
-    from taskgroup.data import open_split
 
     splits = {s: open_split(config.data, s, tuple(tasks)) for s in ("train", "val", "test")}
     return RunData.from_splits(tasks, splits["train"], splits["val"], splits["test"], config.data)
@@ -166,7 +171,6 @@ def evaluate_both(model: torch.nn.Module, split: TensorSplit, tasks: Sequence[st
 
 
 def build_model(config: RunConfig, spec: CandidateSpec):
-    from taskgroup.models import create_model
 
     try:
         return create_model(config.arch.model, spec.tasks, spec.width, **config.arch.model_config)
@@ -176,7 +180,6 @@ def build_model(config: RunConfig, spec: CandidateSpec):
 
 def _check_class_ids(model, data: "RunData") -> None:
     """Class ids beyond a classification head's outputs would crash deep inside the loss."""
-    from taskgroup.tasks import get_task
 
     for task in model.tasks:
         if get_task(task).loss != "cross_entropy":
@@ -226,9 +229,6 @@ def train_one(spec: CandidateSpec, config: RunConfig, data: RunData, *, stages: 
     the splits stay in host memory and each batch is copied over. Losses are bit-for-bit
     reproducible on the CPU for a given seed and thread count; on a GPU only on the same GPU
     model and software (never run here)."""
-    from taskgroup.train.precision import check_amp_affinity, check_amp_devices
-    from taskgroup.train.strategies import Updater, check_affinity, parse_strategy
-    from taskgroup.train.weighting import LossWeighting, check_task_weights
 
     progress = progress or Progress()
     device = torch.device(device)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.tasks import get_task
+from taskgroup.train.losses import loss_sum_count
 
 if TYPE_CHECKING:
     import torch
@@ -165,7 +166,6 @@ def trivial_training_losses(data: "RunData", tasks: Sequence[str], chunk: int = 
     (the masked mean of the loss of the constant prediction the heads start from)."""
     import torch
 
-    from taskgroup.train.losses import loss_sum_count
 
     constants = data.standardized_constants()
     out = {}

@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from taskgroup.errors import TaskgroupError
 from taskgroup.train.executors.base import DEFAULT_MAX_ATTEMPTS, Executor, PoolExecutor, WorkerLost, parse_devices
 from taskgroup.train.executors.job import Checkpoint, Job, JobResult, run_job
+from taskgroup.train.executors.local import local_executor
+from taskgroup.train.executors.processes import ProcessesExecutor
+from taskgroup.train.executors.ray_executor import RayExecutor
 
 EXECUTORS = ("local", "processes:N", "ray")
 
@@ -76,15 +79,12 @@ def create_executor(spec: ExecutorSpec | str | None = None) -> Executor:
     if spec is None or isinstance(spec, str):
         spec = parse_executor(spec)
     if spec.kind == "local":
-        from taskgroup.train.executors.local import local_executor
 
         return local_executor(spec.devices)
     if spec.kind == "processes":
-        from taskgroup.train.executors.processes import ProcessesExecutor
 
         return ProcessesExecutor(spec.workers, spec.devices, spec.shared_storage, spec.max_attempts)
     if spec.kind == "ray":
-        from taskgroup.train.executors.ray_executor import RayExecutor
 
         return RayExecutor(spec.ray_address, spec.devices, spec.shared_storage, spec.max_attempts)
     raise TaskgroupError(f"unknown executor kind {spec.kind!r}; valid executors: {', '.join(EXECUTORS)}")

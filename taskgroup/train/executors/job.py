@@ -33,6 +33,8 @@ from typing import Any
 from taskgroup.errors import TaskgroupError
 from taskgroup.train.candidates import CandidateSpec
 from taskgroup.train.config import RunConfig
+from taskgroup.tasks import tasks_declared
+from taskgroup.models.checkpoint import checkpoint_bytes
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,6 @@ def run_job(job: Job, data, *, device: str = "cpu", threads: int | None = None, 
     the cores for one network. An explicit `[train] threads` is always kept, so a network trains
     on the same number of threads whatever the executor (the count changes the last digits of
     the losses)."""
-    from taskgroup.tasks import tasks_declared
 
     # The job's recipe is the run's, from its store, with the run's own task declarations: a worker
     # process starts with none (the registry is per process) and may have served another run before.
@@ -119,7 +120,6 @@ def run_job(job: Job, data, *, device: str = "cpu", threads: int | None = None, 
 
 
 def _run_job(job: Job, data, *, device: str, threads: int | None, progress) -> JobResult:
-    from taskgroup.models.checkpoint import checkpoint_bytes
     from taskgroup.train.trainer import build_model, train_one
 
     config = job.config

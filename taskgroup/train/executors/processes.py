@@ -28,6 +28,8 @@ from typing import Any, Sequence
 from taskgroup.errors import TaskgroupError
 from taskgroup.train.executors.base import PoolExecutor, WorkerLost, check_local_devices
 from taskgroup.train.executors.job import Job, JobResult
+from taskgroup.train.executors.job import portable_exception, run_job
+from taskgroup.train.executors.base import notify
 
 
 @dataclass
@@ -149,7 +151,6 @@ class ProcessesExecutor(PoolExecutor):
 
     def _receive(self, w: _Worker, progress) -> Any:
         """Read what the worker sent: forward epoch events; return the job's outcome, if it came."""
-        from taskgroup.train.executors.base import notify
 
         try:
             while w.conn.poll():
@@ -205,7 +206,6 @@ def _worker_main(conn, device: str, threads: int, data, parent_pid: int) -> None
 
 
 def _serve(conn, device: str, threads: int, data, parent_pid: int) -> None:
-    from taskgroup.train.executors.job import portable_exception, run_job
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it stops the workers
 

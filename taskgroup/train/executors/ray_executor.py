@@ -28,6 +28,7 @@ from typing import Any, Sequence
 from taskgroup.errors import TaskgroupError
 from taskgroup.train.executors.base import PoolExecutor, WorkerLost
 from taskgroup.train.executors.job import Job, JobResult
+from taskgroup.train.executors.job import portable_exception, run_job
 
 
 def import_ray():
@@ -269,7 +270,6 @@ def _ray_job(job: Job, data_box: list, threads: int, gpu: bool) -> JobResult:
     """The Ray task: fetch the splits (once per worker process) and train the job."""
     import ray
 
-    from taskgroup.train.executors.job import portable_exception, run_job
 
     _exit_with_raylet()
 
