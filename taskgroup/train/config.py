@@ -37,7 +37,7 @@ from taskgroup.task_tables import parse_task_tables
 from taskgroup.train.strategies import parse_strategy
 from taskgroup.train.weighting import WEIGHTINGS
 from taskgroup.train.precision import check_amp_mode
-from taskgroup.data.cache import FORMAT_VERSION
+from taskgroup.data import cache as data_cache  # read at call time: tests and migrations change FORMAT_VERSION
 from taskgroup.task_tables import declared_to_json
 
 
@@ -165,7 +165,7 @@ class RunConfig:
         # The data format version is part of the identity: resuming a run after the renderer or an
         # encoding changed would mix networks trained on different targets.
 
-        return {"preset": self.preset, "arch": arch, "data": data, "data_format": FORMAT_VERSION,
+        return {"preset": self.preset, "arch": arch, "data": data, "data_format": data_cache.FORMAT_VERSION,
                 "train": dataclasses.asdict(self.train), "seed": self.seed, "esa_fraction": self.esa_fraction,
                 "declared_tasks": declared_to_json(self.declared_tasks)}
 
