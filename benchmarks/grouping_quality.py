@@ -471,8 +471,9 @@ def main() -> None:
                         help="selection objective, as the pipeline's --normalize (regret is measured in it)")
     parser.add_argument("--executor", default="local", help="where networks train: local | processes:N | ray")
     parser.add_argument("--train-only", action="store_true", help="train (or resume) and stop")
-    parser.add_argument("--no-record", action="store_true",
-                        help="do not write the preset's estimator quality record (taskgroup/data/estimator_quality/)")
+    parser.add_argument("--record", action="store_true",
+                        help="also write the preset's estimator quality record, which the pipeline's report quotes "
+                             "(taskgroup/data/estimator_quality/PRESET.json; 3+ seeds, budgets covering 1.25-3 SNT)")
     parser.add_argument("--record-from", type=Path, metavar="RESULTS_JSON",
                         help="train nothing: write the preset's estimator quality record from a finished results file")
     args = parser.parse_args()
@@ -522,7 +523,7 @@ def main() -> None:
     write_bytes_atomic(RESULTS / f"{args.name}.json", (json.dumps(doc, indent=1, default=str) + "\n").encode())
     write_bytes_atomic(RESULTS / f"{args.name}.md", (markdown(doc, title, header) + "\n").encode())
     plot(doc, RESULTS / f"{args.name}.png", title)
-    if not args.no_record:
+    if args.record:
         write_record(doc, f"benchmarks/results/{args.name}.json")
     print(markdown(doc, title, header))
 
@@ -539,10 +540,15 @@ def write_record(doc: dict, source: str) -> None:
         print("no estimator quality record: the run is not a preset as shipped")
         return
     budgets = doc["budgets_snt"]
+    if len(doc["seeds"]) < 3 or min(budgets) > 1.25 or max(budgets) < 3:
+        print("no estimator quality record: the shipped one is measured over 3+ seeds and budgets 1.25-3 SNT")
+        return
     m = doc["machine"]
+    # Named after the preset whose recipe it measured, whatever the run called it (as seed-noise records).
+    run_config = {**doc["run_config"], "preset": preset}
     record = EstimatorQuality(
         preset, f"{source}, {m.get('cpu')} {m.get('cores')} cores, {m.get('date')}", tuple(doc["tasks"]),
-        len(doc["seeds"]), f"{min(budgets):g}-{max(budgets):g}", doc["run_config"],
+        len(doc["seeds"]), f"{min(budgets):g}-{max(budgets):g}", doc["objective"], run_config,
         {name: MethodQuality(name, 100 * s["worst_regret_vs_exhaustive"], 100 * s["compute_max"])
          for name, s in doc["summary"].items() if s.get("worst_regret_vs_exhaustive") is not None})
     RECORDS.mkdir(parents=True, exist_ok=True)

@@ -19,12 +19,15 @@ from taskgroup.fileio import read_json
 
 KIND = "estimator_quality"
 RECORDS = Path(__file__).resolve().parent / "data" / "estimator_quality"
-# grouping_quality's method names -> (`--estimate` name, `--top-k`)
-METHODS = {"HOA (pairs)": ("hoa", 0), "HOA + top-3": ("hoa", 3), "TAG affinity": ("tag", 0),
-           "TAG affinity + top-3": ("tag", 3), "TAG without momentum": ("tag-nomomentum", 0),
-           "TAG without momentum + top-3": ("tag-nomomentum", 3), "gradient cosine": ("cosine", 0),
-           "gradient cosine + top-3": ("cosine", 3), "base model": ("base", 0), "base model + top-3": ("base", 3),
-           "ESA": ("esa", 0), "exhaustive": ("exhaustive", 0)}
+# grouping_quality's method names -> what a run does to get that method: (`--candidates`, `--estimate`, `--top-k`).
+# ESA and adaptive rounds there are scored from snapshots of every subset, not as a pipeline runs them.
+METHODS = {"HOA (pairs)": ("pairs", "hoa", 0), "HOA + top-3": ("pairs", "hoa", 3),
+           "TAG affinity": ("affinity", "tag", 0), "TAG affinity + top-3": ("affinity", "tag", 3),
+           "TAG without momentum": ("affinity", "tag-nomomentum", 0),
+           "TAG without momentum + top-3": ("affinity", "tag-nomomentum", 3),
+           "gradient cosine": ("affinity", "cosine", 0), "gradient cosine + top-3": ("affinity", "cosine", 3),
+           "base model": ("base", "base", 0), "base model + top-3": ("base", "base", 3),
+           "exhaustive": ("all", None, 0)}
 
 
 @dataclass(frozen=True)
@@ -41,16 +44,18 @@ class EstimatorQuality:
     tasks: tuple[str, ...]
     seeds: int
     budgets: str  # the SNT range scored, e.g. "1.25-3"
+    objective: str  # the selection objective regret was measured in: reference (normalised) or none
     run_config: dict[str, Any]
     methods: dict[str, MethodQuality]
 
-    def for_choice(self, estimate: str | None, top_k: int = 0) -> MethodQuality | None:
-        wanted = (estimate or "exhaustive", top_k if top_k in (0, 3) else -1)
+    def for_choice(self, candidates: str, estimate: str | None, top_k: int = 0) -> MethodQuality | None:
+        """The method a run with these settings is (None: one the benchmark did not score)."""
+        wanted = (candidates, estimate or None, top_k if top_k > 1 else 0)
         return next((m for m in self.methods.values() if METHODS.get(m.method) == wanted), None)
 
-    def sentence(self, estimate: str | None, top_k: int = 0) -> str | None:
+    def sentence(self, candidates: str, estimate: str | None, top_k: int = 0) -> str | None:
         """One sentence for the report, or None when the benchmark did not score this choice."""
-        m = self.for_choice(estimate, top_k)
+        m = self.for_choice(candidates, estimate, top_k)
         if m is None:
             return None
         return (f"On this preset's benchmark ({self.source}; {len(self.tasks)} tasks, {self.seeds} seeds, "
@@ -60,7 +65,8 @@ class EstimatorQuality:
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": KIND, "schema_version": 1, "preset": self.preset, "source": self.source,
-                "tasks": list(self.tasks), "seeds": self.seeds, "budgets": self.budgets, "run_config": self.run_config,
+                "tasks": list(self.tasks), "seeds": self.seeds, "budgets": self.budgets, "objective": self.objective,
+                "run_config": self.run_config,
                 "methods": {k: {"worst_regret_pct": m.worst_regret_pct, "compute_max_pct": m.compute_max_pct}
                             for k, m in self.methods.items()}}
 
@@ -77,7 +83,7 @@ class EstimatorQuality:
                     raise ValueError(f"method '{name}': non-finite or negative numbers")
                 methods[name] = MethodQuality(name, regret, compute)
             return cls(str(doc["preset"]), str(doc["source"]), tuple(map(str, doc["tasks"])), int(doc["seeds"]),
-                       str(doc["budgets"]), dict(doc["run_config"]), methods)
+                       str(doc["budgets"]), str(doc["objective"]), dict(doc["run_config"]), methods)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SchemaError(where, "methods", f"malformed estimator quality record ({exc})") from None
 

@@ -171,8 +171,6 @@ class PipelineConfig:
         if self.top_k == 1:
             del doc["top_k"]  # off: the document a pipeline without re-ranking always wrote
         # What --config resolves to, not just its path: editing the file between runs must not go unnoticed.
-        from taskgroup.train import make_run_config
-
         doc["run_config"] = make_run_config(self.preset, self.config_file, seed=self.seed,
                                             esa_fraction=self.esa).to_dict()
         doc.pop("config_file")
@@ -292,8 +290,6 @@ class Pipeline:
         return float(self.budget().value)
 
     def run_config(self):
-        from taskgroup.train import make_run_config
-
         return make_run_config(self.config.preset, self.config.config_file, seed=self.config.seed,
                                esa_fraction=self.config.esa)
 
@@ -621,9 +617,9 @@ class Pipeline:
                     if self.candidate_stage() == "early" else "")
                  + f"; the chosen networks were then trained fully and re-scored (validation objective "
                  f"{best.objective:.5f})."]
-        quality = estimator_quality_for(self.config.preset, self.run_config(), self.config.tasks)
+        quality = estimator_quality_for(self.config.preset, self.run_config(), self.config.tasks, self.config.normalize)
         if quality is not None and self.candidate_stage() == "final":
-            sentence = quality.sentence(self.config.estimate, self.config.top_k if self.config.top_k > 1 else 0)
+            sentence = quality.sentence(self.config.candidates, self.config.estimate, self.config.top_k)
             if sentence:
                 notes.append(sentence)
         factor = best.corun_factor

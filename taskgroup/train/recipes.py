@@ -58,13 +58,13 @@ def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def estimator_quality_for(preset: str, config: Any, tasks) -> EstimatorQuality | None:
+def estimator_quality_for(preset: str, config: Any, tasks, objective: str) -> EstimatorQuality | None:
     """The preset's estimator quality record if `config` is the recipe its benchmark trained, on the
-    same tasks; else None (a benchmark of other tasks says little about these)."""
+    same tasks and selection objective; else None (a benchmark of other tasks says little about these)."""
     if not isinstance(preset, str) or "/" in preset or "\\" in preset:
         return None
     record = quality_for_preset(preset)
     doc = config.to_dict() if hasattr(config, "to_dict") else config
     ok = (record is not None and isinstance(doc, Mapping) and same_recipe(record.run_config, doc)
-          and sorted(record.tasks) == sorted(tasks))
+          and sorted(record.tasks) == sorted(tasks) and record.objective == objective)
     return record if ok else None
