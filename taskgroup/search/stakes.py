@@ -25,7 +25,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from taskgroup.seednoise import OBJECTIVES
 from taskgroup.stats import CONFIDENCE, Comparison, compare, compare_with_noise, confidence_words
-from taskgroup.search.pool import listed
+from taskgroup.search.pool import families, listed
+from taskgroup.search.table import candidates_from_table
 from taskgroup.errors import TaskgroupError
 from taskgroup.search.select import select
 from taskgroup.seednoise import grouping_id
@@ -286,6 +287,21 @@ def singles_side(candidates: Sequence[Any], tasks: Sequence[str], budget: float,
     return selection_side("independent singles", sel, budget, per_seed)
 
 
+def with_measured_all_task(candidates: Sequence[Any], tasks: Sequence[str], table: Any, split: str,
+                           stage: str) -> Sequence[Any]:
+    """The candidates, plus the table's trained all-task network where an estimator (HOA's pool) replaced
+    it with an estimate: the stakes compare the choice with the network that was trained."""
+    every = frozenset(tasks)
+    if table is None or any(frozenset(c.tasks) == every for c in listed(candidates)):
+        return candidates
+    fams = families(candidates)
+    if not fams:
+        return candidates
+    measured = [c for c in candidates_from_table(table, split, stage, cost_fn=fams[0].cost_fn)
+                if frozenset(c.tasks) == every]
+    return [*listed(candidates), *measured] if measured else candidates
+
+
 def for_selection(sel: Any, candidates: Sequence[Any], tasks: Sequence[str], budget: float, unit: str, *,
                   weights: Mapping[str, float] | None = None, scales: Mapping[str, float] | None = None,
                   corun: float = 0.0, table: Any = None, split: str = "val", stage: str = "final",
@@ -295,6 +311,7 @@ def for_selection(sel: Any, candidates: Sequence[Any], tasks: Sequence[str], bud
         return per_seed_objectives(table, nets, split, stage, weights, scales)
 
     run_seeds = max(1, len(table.seed_values())) if table is not None else 1
+    candidates = with_measured_all_task(candidates, tasks, table, split, stage)
     chosen = selection_side("the chosen grouping", sel, budget, seeds)
     one = one_network_side(candidates, tasks, budget, weights, scales, seeds)
     alone = singles_side(candidates, tasks, budget, unit, weights, scales, corun, seeds) if singles else None

@@ -30,7 +30,6 @@ from taskgroup.profile.costmodel import DeviceProfile
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.normalize import loss_scales
 from taskgroup.search.paper_tables import read_paper_table
-from taskgroup.search.pool import families, listed
 from taskgroup.search.profiled import check_profile_for_table, profile_record, round_up, standard_network_ms
 from taskgroup.search.robustness import NOISE_SIGMAS, excluded_by_noise, robust_select, with_noise_margin
 from taskgroup.search.select import Selection, Selector, grouping_key
@@ -381,24 +380,10 @@ def rank_top_k(req: SelectionRequest, chosen: Selection, profile: Optional[Devic
             **({"top_k_noise": req.within_noise.evidence()} if req.within_noise is not None and ranked else {})}
 
 
-def with_measured_all_task(req: SelectionRequest) -> list[Candidate] | Sequence[Candidate]:
-    """The selection's candidates, plus the table's trained all-task network where an estimator (HOA's
-    pool) replaced it with an estimate: the stakes compare the choice with the network that was trained."""
-    every = frozenset(req.tasks)
-    if req.table is None or any(frozenset(c.tasks) == every for c in listed(req.candidates)):
-        return req.candidates
-    fams = families(req.candidates)
-    if not fams:
-        return req.candidates
-    measured = [c for c in candidates_from_table(req.table, req.split, req.stage, cost_fn=fams[0].cost_fn)
-                if frozenset(c.tasks) == every]
-    return [*listed(req.candidates), *measured] if measured else req.candidates
-
-
 def stakes_at(req: SelectionRequest, sel: Selection, budget: float, singles: bool = True) -> Stakes:
     """How much grouping matters at this budget (taskgroup.search.stakes), on the selection split
     (`singles`: against independent singles too, not only one network)."""
-    return for_selection(sel, with_measured_all_task(req), req.tasks, budget, req.budget.unit, weights=req.weights,
+    return for_selection(sel, req.candidates, req.tasks, budget, req.budget.unit, weights=req.weights,
                          scales=req.scales, corun=req.corun, table=req.table, split=req.split, stage=req.stage,
                          record=req.seed_noise, objective=req.objective, singles=singles)
 

@@ -205,3 +205,21 @@ def test_select_with_hoa_compares_with_the_trained_all_task_network(tmp_path, ca
     assert not exc.value.code
     doc = json.loads((tmp_path / "best.json").read_text())["stakes"]
     assert doc["one_network"] is not None and "no network trained on all tasks" not in capsys.readouterr().out
+
+
+def test_frontier_with_hoa_marks_stakes_against_the_trained_all_task_network(tmp_path, capsys):
+    def net(tasks, width, loss):
+        per_seed = {s: SeedResult({"val": {t: loss + 0.01 * s for t in tasks}, "test": {t: loss for t in tasks}})
+                    for s in range(3)}
+        mean = {t: loss + 0.01 for t in tasks}
+        return NetworkResult(tuple(tasks), width, "final", {"val": mean, "test": mean}, seeds=per_seed)
+    tasks = ("a", "b", "c")
+    nets = [net(list(tasks), 1.0, 1.5)] + [net([t], w, 0.5 if w == 1 else 0.6) for t in tasks for w in (1.0, 0.5)]
+    nets += [net([x, y], 1.0, 0.45) for i, x in enumerate(tasks) for y in tasks[i + 1:]]
+    LossTable(tasks, nets).save(tmp_path / "run" / "losses.json")
+    with pytest.raises(SystemExit) as exc:
+        main(["frontier", "--losses", str(tmp_path / "run"), "--estimate", "hoa", "--normalize", "none",
+              "--out", str(tmp_path / "frontier.json")])
+    assert not exc.value.code
+    points = json.loads((tmp_path / "frontier.json").read_text())["points"]
+    assert points and all(p["stakes"] is not None for p in points)

@@ -38,8 +38,8 @@ def test_the_known_optimum_is_chosen_and_recorded(tmp_path):
     g = result.grouping
     assert served(g) == [(("a", "b"), ("a", "b"), 1.0), (("c",), ("c",), 1.0)]
     assert g.objective == pytest.approx(2.7) and g.cost == pytest.approx(2.0)
-    assert g.budget == {"value": 2.0, "unit": "snt"} and g.options["losses"] == "hand"
-    assert g.options["solver"] == "auto" and g.options["max_networks"] is None
+    assert (g.budget.value, g.budget.unit) == (2.0, "snt") and g.options.losses == "hand"
+    assert g.options.solver == "auto" and g.options.max_networks is None
     assert result.stakes is not None and "stakes" in g.extra  # what `select` explains
     assert result.warnings == [] and "warnings" not in g.extra and "top_k" not in g.extra
     g.save(tmp_path / "best.json")  # the file contract accepts it
