@@ -285,8 +285,6 @@ def results_command(
 ) -> None:
     """Print the loss table of a run: per network (tasks, width, stage) the loss of every task it was
     trained on, and per task the loss of the trivial constant predictor as a reference scale."""
-    from taskgroup.losstable import LossTable
-
     if split not in ("val", "test"):
         raise TaskgroupError(f"--split must be val or test, got '{split}'")
     table = LossTable.load(run_dir)

@@ -35,11 +35,13 @@ import numpy as np
 from taskgroup.tasks import SEGMENT_CLASSES
 
 # The parts' names most used with the built-in scenes, re-exported (F401).
-from taskgroup.data.raytrace import Render, intersect, render, surface_geometry  # noqa: F401
-from taskgroup.data.scene_layout import (FOV_DEG, PATTERNS, ROOM_FACES, SHAPES, Camera, Layout,  # noqa: F401
-                                         Material, Primitive, _rotation_x, intrinsics, random_camera,
-                                         random_layout)
-from taskgroup.data.scene_targets import (CURVATURE_SCALE_M, EDGE_BLUR_RADIUS_PX, EDGE_BLUR_SIGMA_PX,  # noqa: F401
+from taskgroup.data.raytrace import (Render, bounding_radius, intersect, intersect_culled, render,  # noqa: F401
+                                     surface_geometry)
+from taskgroup.data.scene_layout import (AMBIENT_RANGE, EPS, FOV_DEG, LIGHT_RANGE, PATTERNS,  # noqa: F401
+                                         ROOM_FACES, SHAPES, Camera, Layout, Material, Primitive, _rotation_x,
+                                         intrinsics, random_camera, random_layout, random_material,
+                                         random_primitive)
+from taskgroup.data.scene_targets import (CANNY_THRESHOLDS, CURVATURE_SCALE_M, EDGE_BLUR_RADIUS_PX, EDGE_BLUR_SIGMA_PX,  # noqa: F401
                                           KEYPOINT_SCALE, MAX_DEPTH_M, OCCLUSION_JUMP, RESHADING_LIGHT_CAM,
                                           SELF_OCCLUSION_JUMP, TARGET_TASKS, TARGET_UNITS, canny_edges,
                                           decode_curvature, decode_depth, edge_strength, encode_curvature,
@@ -47,6 +49,7 @@ from taskgroup.data.scene_targets import (CURVATURE_SCALE_M, EDGE_BLUR_RADIUS_PX
                                           occlusion_edges)
 from taskgroup.data.config import SPLITS
 from taskgroup.tasks import TASKS
+
 
 def layout_seed(seed: int, split_index: int, layout_index: int) -> np.random.Generator:
     """The generator of one layout: disjoint streams per (seed, split, layout)."""

@@ -64,7 +64,7 @@ def test_export_takes_architecture_resolution_and_data_from_the_run(run, tmp_pat
     out = cli("export", "--grouping", best, "--out", tmp_path / "other", "--preset", "tiny")
     assert out.returncode == 2 and "leave --preset out" in out.stderr and not (tmp_path / "other").exists()
     # The robot's camera frame: 640x480, BGR from OpenCV.
-    code = ("import sys, numpy as np\nfrom runtime import load_bundle\n"
+    code = ("import sys, numpy as np\nfrom taskgroup_runtime import load_bundle\n"
             "frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)\n"
             "with load_bundle(sys.argv[1]) as b:\n    out = b.run(frame, color_order='BGR')\n"
             "print({t: list(v.shape) for t, v in sorted(out.items())})\n"
