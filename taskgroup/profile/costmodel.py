@@ -605,7 +605,7 @@ def profile_name(path: str | os.PathLike) -> str:
 
 
 # Between-profile standard deviation of the fused co-run slope on the reference 2-core machine:
-# seven profiles of the default preset back to back fitted 0.000-0.025 (std 0.0107) while each
+# seven profiles of the full-encoder preset (`wide`) back to back fitted 0.000-0.025 (std 0.0107) while each
 # profile's own fit claimed standard errors of 0.0016-0.0104 (benchmarks/results/corun_repeatability.md).
 # The within-profile figures understate run-to-run variation, so the uncertainty never goes below this.
 CORUN_NOISE_FLOOR = 0.011
