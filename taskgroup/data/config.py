@@ -50,8 +50,9 @@ class DataConfig:
                 object.__setattr__(self, name, tuple(value))
         if isinstance(self.ignore, dict):
             object.__setattr__(self, "ignore", tuple(sorted(self.ignore.items())))
-        elif isinstance(self.ignore, list):
-            object.__setattr__(self, "ignore", tuple(tuple(p) for p in self.ignore))
+        elif isinstance(self.ignore, list):  # pairs, as to_dict's JSON reads back; anything else: validate says so
+            object.__setattr__(self, "ignore", tuple(tuple(p) if isinstance(p, (list, tuple)) else p
+                                                     for p in self.ignore))
         self.validate()
 
     def validate(self) -> None:

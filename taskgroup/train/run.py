@@ -174,6 +174,9 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
             executor.close()
 
 
+MAX_SEEDS = 1000  # more would train every network a thousand times: a typo, never a plan
+
+
 def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
     """Distinct non-negative integer seeds, in the order given."""
     seeds = tuple(seeds)
@@ -195,9 +198,13 @@ def parse_seeds(text: str) -> tuple[int, ...]:
             continue
         lo, sep, hi = part.partition("-")
         try:
-            out.extend(range(int(lo), int(hi) + 1) if sep else [int(part)])
+            seeds = range(int(lo), int(hi) + 1) if sep else [int(part)]
         except ValueError:
             raise TaskgroupError(f"--seeds: {part!r} is not a seed or a range (write e.g. 0,1,2 or 0-4)") from None
+        if len(out) + len(seeds) > MAX_SEEDS:  # checked before the list is built: '0-99999999999' is a typo
+            raise TaskgroupError(f"--seeds: {text!r} asks for more than {MAX_SEEDS} seeds (each trains every network "
+                                 "again); write e.g. 0,1,2 or 0-4")
+        out.extend(seeds)
     return check_seeds(out)
 
 

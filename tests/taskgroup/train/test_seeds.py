@@ -157,3 +157,13 @@ def test_kill_9_mid_seed_loses_no_finished_seed(tmp_path, tiny_config_factory):
     assert {k: (run / k).read_bytes() for k in ckpts} == ckpts and not running
     table = LossTable.load(run)
     assert len(table.networks) == 4 and all(n.n_seeds == 2 for n in table.networks)
+
+
+def test_a_huge_seed_range_is_refused_before_it_is_built():
+    # '0-99999999999' once built a list of 1e11 ints (the fuzz test ran the machine out of memory).
+    from taskgroup.errors import TaskgroupError
+    from taskgroup.train.run import MAX_SEEDS, parse_seeds
+
+    with pytest.raises(TaskgroupError, match=f"more than {MAX_SEEDS} seeds"):
+        parse_seeds("0-99999999999")
+    assert len(parse_seeds(f"0-{MAX_SEEDS - 1}")) == MAX_SEEDS
