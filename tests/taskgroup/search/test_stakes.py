@@ -187,9 +187,8 @@ def test_report_states_the_stakes(tmp_path):
     assert f"**{SHIP_ONE}" in text and "paired over 3 seeds" in text
 
 
-def test_select_with_hoa_compares_with_the_trained_all_task_network(tmp_path, capsys):
-    # Three tasks: HOA estimates the 3-task network from the pairs, but the table trained it; the stakes
-    # compare the choice with the trained one (before, "unknown: no network trained on all tasks").
+def three_task_pairs_table() -> LossTable:
+    """Tasks a, b, c over 3 seeds: the trained all-task network, singles at two widths and every pair."""
     def net(tasks, width, loss):
         per_seed = {s: SeedResult({"val": {t: loss + 0.01 * s for t in tasks}, "test": {t: loss for t in tasks}})
                     for s in range(3)}
@@ -198,7 +197,13 @@ def test_select_with_hoa_compares_with_the_trained_all_task_network(tmp_path, ca
     tasks = ("a", "b", "c")
     nets = [net(list(tasks), 1.0, 1.5)] + [net([t], w, 0.5 if w == 1 else 0.6) for t in tasks for w in (1.0, 0.5)]
     nets += [net([x, y], 1.0, 0.45) for i, x in enumerate(tasks) for y in tasks[i + 1:]]
-    LossTable(tasks, nets).save(tmp_path / "run" / "losses.json")
+    return LossTable(tasks, nets)
+
+
+def test_select_with_hoa_compares_with_the_trained_all_task_network(tmp_path, capsys):
+    # Three tasks: HOA estimates the 3-task network from the pairs, but the table trained it; the stakes
+    # compare the choice with the trained one (before, "unknown: no network trained on all tasks").
+    three_task_pairs_table().save(tmp_path / "run" / "losses.json")
     with pytest.raises(SystemExit) as exc:
         main(["select", "--losses", str(tmp_path / "run"), "--budget", "2", "--estimate", "hoa", "--normalize", "none",
               "--out", str(tmp_path / "best.json")])
@@ -208,15 +213,7 @@ def test_select_with_hoa_compares_with_the_trained_all_task_network(tmp_path, ca
 
 
 def test_frontier_with_hoa_marks_stakes_against_the_trained_all_task_network(tmp_path, capsys):
-    def net(tasks, width, loss):
-        per_seed = {s: SeedResult({"val": {t: loss + 0.01 * s for t in tasks}, "test": {t: loss for t in tasks}})
-                    for s in range(3)}
-        mean = {t: loss + 0.01 for t in tasks}
-        return NetworkResult(tuple(tasks), width, "final", {"val": mean, "test": mean}, seeds=per_seed)
-    tasks = ("a", "b", "c")
-    nets = [net(list(tasks), 1.0, 1.5)] + [net([t], w, 0.5 if w == 1 else 0.6) for t in tasks for w in (1.0, 0.5)]
-    nets += [net([x, y], 1.0, 0.45) for i, x in enumerate(tasks) for y in tasks[i + 1:]]
-    LossTable(tasks, nets).save(tmp_path / "run" / "losses.json")
+    three_task_pairs_table().save(tmp_path / "run" / "losses.json")
     with pytest.raises(SystemExit) as exc:
         main(["frontier", "--losses", str(tmp_path / "run"), "--estimate", "hoa", "--normalize", "none",
               "--out", str(tmp_path / "frontier.json")])
