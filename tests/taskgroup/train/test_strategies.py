@@ -307,6 +307,7 @@ def test_two_epochs_of_one_network_cost_two_networks():
 
 @pytest.mark.slow
 def test_export_records_the_epoch_of_each_network(tmp_path, data):
+    from taskgroup.train.store import verified_checkpoint_sha256
     from taskgroup_exporters import export_bundle
     from taskgroup.search import candidates_from_table, select
 
@@ -324,8 +325,11 @@ def test_export_records_the_epoch_of_each_network(tmp_path, data):
     epochs = {t: e for t, e in con.execute("SELECT task, epoch FROM task_stops")}
     best_epoch = con.execute("SELECT best_epoch FROM results").fetchone()[0]
     con.close()
-    separate = export_bundle(grouping, tmp_path / "separate", resolution=16, fuse=False)
-    fused = export_bundle(grouping, tmp_path / "fused", resolution=16, fuse=True)
+    # A run's checkpoints are verified against the digests its store recorded, as `taskgroup export` does.
+    separate = export_bundle(grouping, tmp_path / "separate", resolution=16, fuse=False,
+                             verify_checkpoint=verified_checkpoint_sha256)
+    fused = export_bundle(grouping, tmp_path / "fused", resolution=16, fuse=True,
+                          verify_checkpoint=verified_checkpoint_sha256)
     networks = json.loads((separate / "manifest.json").read_text())["networks"]
     (fused_net,) = json.loads((fused / "manifest.json").read_text())["networks"]
     assert len(networks) == len(fused_net["fused_from"]) == len(sel.networks)
