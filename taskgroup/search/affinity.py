@@ -126,7 +126,7 @@ def calibration_for(table: "LossTable", kind: str = "tag", split: str = "val", s
                     affinity: AffinityTable | None = None) -> Calibration:
     """The calibration on one split and stage of a loss table (its own affinity table by default)."""
 
-    affinity = affinity if affinity is not None else _table_affinity(table)
+    affinity = affinity if affinity is not None else table_affinity(table)
     return calibrate(candidates_from_table(table, split, stage), affinity, kind, stage,
                      _reference(table, split))
 
@@ -141,7 +141,7 @@ def estimate_with_affinity(measured: list[Candidate], cost_fn: CostFn, table: "L
     affinity network; estimate every other group of 2+ of its tasks at its width. Other measured
     multi-task networks are dropped, so selection sees what this method trains (as HOA drops
     measured 3+-task networks). `measured` holds the losses on `split` of `table`."""
-    affinity = _table_affinity(table)
+    affinity = table_affinity(table)
     stage = measured[0].stage if measured else "final"
     cal = calibrate(measured, affinity, kind, stage, _reference(table, split))
     whole = frozenset(cal.tasks)
@@ -158,7 +158,7 @@ def affinity_candidates(table: "LossTable", groups: Iterable[Sequence[str]], *, 
     of `table` on `split` and an affinity table (default: the table's own). A group of one is the
     measured single; the all-task group is estimated at exactly its measured losses."""
 
-    affinity = affinity if affinity is not None else _table_affinity(table)
+    affinity = affinity if affinity is not None else table_affinity(table)
     cost_fn = cost_fn or snt_cost
     measured = candidates_from_table(table, split, stage, cost_fn=cost_fn)
     cal = calibrate(measured, affinity, kind, stage, _reference(table, split))
@@ -188,11 +188,15 @@ def _estimated(cal: Calibration, groups: Iterable[tuple[str, ...]], cost_fn: Cos
     return out
 
 
-def _table_affinity(table: "LossTable | None") -> AffinityTable:
+def table_affinity(table: "LossTable | None",
+                   how: str = "`taskgroup train --candidates affinity`, or `pipeline --candidates affinity`"
+                   ) -> AffinityTable:
+    """The affinity measured while the table's all-task network trained; refused, naming `how` to train it
+    with tracking, when the table has none."""
     affinity = getattr(table, "affinity", None)
     if affinity is None:
-        raise TaskgroupError("the loss table has no affinity table: train the all-task network with affinity "
-                             "tracking (`taskgroup train --candidates affinity`, or `pipeline --candidates affinity`)")
+        raise TaskgroupError(f"the loss table has no affinity table: train the all-task network with affinity "
+                             f"tracking ({how})")
     return affinity
 
 

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from taskgroup.affinity import KINDS, AffinityTable
 from taskgroup.errors import TaskgroupError
+from taskgroup.search.affinity import table_affinity
 from taskgroup.search.candidates import Candidate, CostFn, make_candidate
 from taskgroup.search.registry import register
 from taskgroup.search.table import candidates_from_table
@@ -129,7 +130,7 @@ def base_calibration_for(table: "LossTable", kind: str = "cosine", split: str = 
                          stage: str = "final") -> BaseCalibration:
     """The calibration on one split and stage of a loss table with an affinity table."""
 
-    affinity = _affinity(table)
+    affinity = table_affinity(table, "`taskgroup train --candidates base`")
     reference = {t: per[split] for t, per in (table.reference_losses or {}).items() if split in per}
     return calibrate_base(candidates_from_table(table, split, stage), affinity, reference, kind, stage)
 
@@ -140,7 +141,7 @@ def estimate_from_base(measured: list[Candidate], cost_fn: CostFn, table: "LossT
     half-width single (where the half-width all-task network was trained), estimated; networks
     measured in the table keep their losses; the all-task networks at other widths are left out
     (they calibrate the width, and are not in the paper's candidate set)."""
-    affinity = _affinity(table)
+    affinity = table_affinity(table, "`taskgroup train --candidates base`")
     stage = measured[0].stage if measured else "final"
     reference = {t: per[split] for t, per in (table.reference_losses or {}).items() if split in per}
     cal = calibrate_base(measured, affinity, reference, kind, stage)
@@ -159,14 +160,6 @@ def estimate_from_base(measured: list[Candidate], cost_fn: CostFn, table: "LossT
             if (frozenset((t,)), width) not in have:
                 out.append(make_candidate((t,), width, cal.losses((t,), width), cost_fn, stage=stage, estimated=True))
     return out
-
-
-def _affinity(table: "LossTable | None") -> AffinityTable:
-    affinity = getattr(table, "affinity", None)
-    if affinity is None:
-        raise TaskgroupError("the loss table has no affinity table: train the all-task network with affinity "
-                             "tracking (`taskgroup train --candidates base`)")
-    return affinity
 
 
 @register("base", plan="base", uses_table=True)
