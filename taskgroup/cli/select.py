@@ -20,7 +20,7 @@ from taskgroup.search.robustness import NOISE_SIGMAS
 from taskgroup.search.workflow import (Budget, Inputs, SelectionRequest, check_budget_flags, check_top_k, load_inputs,
                                        resolve_budget, select_grouping)
 from taskgroup.train.recipes import seed_noise_for
-from taskgroup.search.stakes import for_selection
+from taskgroup.search.stakes import frontier_stakes
 from taskgroup.fileio import atomic_path, write_json_atomic
 from taskgroup.search import frontier
 from taskgroup.search.profiled import profile_record
@@ -213,15 +213,6 @@ def _load(losses: Path, split: str, stage: str, estimate: Optional[Estimate], ev
                        recipe_noise=seed_noise_for)
 
 
-def _stakes(sel, inp: Inputs, budget: float, unit: str, singles: bool = True):
-    """How much grouping matters at this budget (taskgroup.search.stakes), on the selection split
-    (`singles`: against independent singles too, not only one network)."""
-
-    return for_selection(sel, inp.candidates, inp.tasks, budget, unit, weights=inp.weights, scales=inp.scales,
-                         corun=inp.corun, table=inp.table, split=inp.split, stage=inp.stage, record=inp.seed_noise,
-                         objective=inp.options["normalize"], singles=singles)
-
-
 def _print_stakes(stakes) -> None:
     from rich.markup import escape
 
@@ -280,7 +271,9 @@ def frontier_cmd(
                 p.evaluate(inp.eval_candidates, inp.eval_label)
     fr.options = dict(inp.options, max_networks=max_networks, solver=solver.value)
     doc = fr.to_json()
-    stakes = [_stakes(p, inp, p.cost, unit, singles=False) for p in fr.points]  # the optimum against one network
+    stakes = frontier_stakes(fr.points, inp.candidates, inp.tasks, unit, weights=inp.weights, scales=inp.scales,
+                             corun=inp.corun, table=inp.table, split=inp.split, stage=inp.stage,
+                             record=inp.seed_noise, objective=inp.options["normalize"])
     for point, st in zip(doc["points"], stakes):
         point["stakes"] = None if st.one_network is None else st.one_network.to_json()
     if inp.profile is not None:

@@ -68,7 +68,7 @@ from taskgroup.search import Selector, make_candidate
 from taskgroup.search.profiled import round_up
 from taskgroup.train.rounds import RoundsConfig, train_rounds
 from taskgroup.search import frontier
-from taskgroup.search.stakes import for_selection
+from taskgroup.search.stakes import frontier_stakes
 from taskgroup.pipeline.baselines import Baseline, BaselineNetwork, independent_singles, one_network, random_groupings
 from taskgroup_exporters import export_bundle, validation_frames
 from taskgroup.train.store import verified_checkpoint_sha256
@@ -451,10 +451,10 @@ class Pipeline:
             if set(self.config.tasks) == set(PAPER_TASKS) and stage == "final" else None
         doc = front.to_json()
         table = self.table()
-        for point, sel in zip(doc["points"], front.points):
-            st = for_selection(sel, cands, self.config.tasks, sel.cost, "ms", scales=scales, corun=corun, table=table,
-                               split="val", stage=stage, record=record, objective=self.config.normalize,
-                               singles=False)
+        stakes = frontier_stakes(front.points, cands, self.config.tasks, "ms", scales=scales, corun=corun,
+                                 table=table, split="val", stage=stage, record=record,
+                                 objective=self.config.normalize)
+        for point, st in zip(doc["points"], stakes):
             point["stakes"] = None if st.one_network is None else st.one_network.to_json()
         return doc
 

@@ -316,3 +316,12 @@ def for_selection(sel: Any, candidates: Sequence[Any], tasks: Sequence[str], bud
     one = one_network_side(candidates, tasks, budget, weights, scales, seeds)
     alone = singles_side(candidates, tasks, budget, unit, weights, scales, corun, seeds) if singles else None
     return measure(chosen, one, alone, split, record, objective, run_seeds)
+
+
+def frontier_stakes(points: Sequence[Any], candidates: Sequence[Any], tasks: Sequence[str], unit: str,
+                    **options: Any) -> list[Stakes]:
+    """Each frontier point's optimum against one network at the point's own cost: the budgets at which
+    grouping matters. `options` as for_selection's."""
+    candidates = with_measured_all_task(candidates, tasks, options.get("table"), options.get("split", "val"),
+                                        options.get("stage", "final"))  # once, not per point
+    return [for_selection(sel, candidates, tasks, sel.cost, unit, singles=False, **options) for sel in points]
