@@ -24,14 +24,13 @@ from taskgroup.profile.costmodel import (Component, CorunFit, CorunSequence, Dev
 from taskgroup_runtime.timing import Timing, TimingConfig, measure
 from taskgroup.tasks import TASKS
 from taskgroup.presets import get_arch_preset
-from taskgroup.profile.device import parse_device, resolve_backend
+from taskgroup.profile.device import describe_device, library_versions, parse_device, resolve_backend, slug
 from taskgroup.profile.pieces import PieceRunners
 from taskgroup.tasks import parse_task_list
 from taskgroup.models import create_model
 from taskgroup.profile import onnxgraphs
 from taskgroup.profile.macs import component_macs
 from taskgroup_exporters.bundle import DEFAULT_ATOL
-from taskgroup.profile.device import slug
 
 MAC_CONVENTION = (
     "fvcore 0.1.5 defaults: one multiply-add = one flop (reported as MACs); conv = N*prod(weight shape)*H_out*W_out "
@@ -119,8 +118,6 @@ def run_profile(config: ProfileConfig, report: Callable[[str], None] | None = No
 def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pieces, say) -> DeviceProfile:
     """Build, check and time every piece with `pieces`, then assemble the profile."""
     import torch
-
-    from taskgroup.profile.device import describe_device, library_versions, parse_device
 
     started = time.perf_counter()
     gen = torch.Generator().manual_seed(config.seed)
