@@ -12,7 +12,8 @@ from taskgroup.cli.train import DEVICES_HELP, EXECUTOR_HELP, RAY_ADDRESS_HELP, S
 from taskgroup.errors import TaskgroupError
 from taskgroup.tasks import PAPER_TASKS
 from taskgroup.cli.train import RichProgress, executor_spec
-from taskgroup.pipeline.run import Pipeline, PipelineConfig
+from taskgroup.pipeline.config import PipelineConfig
+from taskgroup.pipeline.run import Pipeline
 from taskgroup.train.run import parse_seeds
 
 

@@ -5,18 +5,24 @@
 - random groupings: random partitions of the tasks into networks, shrunk to half width
   until they fit.
 Each is a list of `(tasks_trained, tasks_served, width)` networks; the pipeline trains the
-missing ones with the same recipe and scores them on the same test split.
+missing ones with the same recipe and scores them on the same test split, and records them in
+RUN/baselines.json (`BaselinesRecord`, the one reader and writer of that file).
 """
 
 from __future__ import annotations
 
+import math
+import os
 import random
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
+from taskgroup.errors import SchemaError, TaskgroupError
+from taskgroup.fileio import read_json, require, require_number, write_json_atomic
+from taskgroup.grouping import GroupingNetwork
 from taskgroup.profile.costmodel import corun_factor
 from taskgroup.search import Candidate, select
-from taskgroup.errors import TaskgroupError
 
 NetworkCost = Callable[[float, Sequence[str]], float]  # (width, served tasks) -> cost
 
@@ -106,3 +112,102 @@ def random_partition(tasks: Sequence[str], rng: random.Random) -> list[tuple[str
     k = rng.randint(1, len(order))
     cuts = sorted(rng.sample(range(1, len(order)), k - 1)) if k > 1 else []
     return [tuple(t for t in tasks if t in order[a:b]) for a, b in zip([0] + cuts, cuts + [len(order)])]
+
+
+BASELINES_FILE = "baselines.json"
+BASELINES_KIND = "baselines"
+BASELINES_VERSION = 1
+_FIX = "the pipeline's baselines stage writes this file: restore it, or run the pipeline again into a new --out"
+
+
+@dataclass(frozen=True)
+class ScoredBaseline:
+    """One baseline as trained and scored on the test split: what the report sets beside the choice."""
+
+    name: str  # "one network", "independent singles", "random #1", ...
+    cost_ms: float  # predicted cost per frame on the run's profile, co-run factor included
+    test_losses: dict[str, float]  # task -> test loss (mean over the run's seeds)
+    total: float  # the plain sum of test_losses
+    networks: tuple[GroupingNetwork, ...]  # each trains and serves the same tasks (no auxiliary tasks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "cost_ms": self.cost_ms, "test_losses": dict(self.test_losses),
+                "total": self.total,
+                "networks": [{"tasks": list(n.tasks), "served": list(n.served), "width": n.width}
+                             for n in self.networks]}
+
+    @classmethod
+    def from_json(cls, doc: Any, path: object, where: str) -> "ScoredBaseline":
+        if not isinstance(doc, dict):
+            raise SchemaError(path, where, f"expected an object, found {type(doc).__name__}")
+        name = doc.get("name")
+        if not isinstance(name, str) or not name:
+            raise SchemaError(path, f"{where}.name", f"expected the baseline's name, found {name!r}")
+        cost = require_number(doc, "cost_ms", path, prefix=f"{where}.", minimum=0)
+        losses = doc.get("test_losses")
+        if not isinstance(losses, dict):
+            raise SchemaError(path, f"{where}.test_losses", f"expected an object of task -> loss, found {losses!r}")
+        losses = {str(t): require_number(losses, t, path, prefix=f"{where}.test_losses.") for t in losses}
+        total = require_number(doc, "total", path, prefix=f"{where}.")
+        nets = doc.get("networks")
+        if not isinstance(nets, list) or not nets:
+            raise SchemaError(path, f"{where}.networks", f"expected a non-empty list of networks, found {nets!r}")
+        return cls(name, cost, losses, total,
+                   tuple(_network(n, path, f"{where}.networks[{i}]") for i, n in enumerate(nets)))
+
+
+@dataclass(frozen=True)
+class BaselinesRecord:
+    """RUN/baselines.json: the baselines at the run's budget, trained and evaluated as the choice was."""
+
+    budget_ms: float  # the run's budget, in ms on its profile
+    baselines: tuple[ScoredBaseline, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema_version": BASELINES_VERSION, "kind": BASELINES_KIND, "budget_ms": self.budget_ms,
+                "baselines": [b.to_json() for b in self.baselines]}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any], path: object = BASELINES_FILE) -> "BaselinesRecord":
+        """A document already checked for its kind and version (read_json); every bad field is a one-line
+        SchemaError naming the file, the field and how to get a good file back."""
+        try:
+            budget = require_number(doc, "budget_ms", path, positive=True)
+            items = require(doc, "baselines", list, path)
+            return cls(budget, tuple(ScoredBaseline.from_json(b, path, f"baselines[{i}]") for i, b in enumerate(items)))
+        except SchemaError as exc:
+            exc.args = (f"{exc.args[0]}; {_FIX}",)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "BaselinesRecord":
+        return cls.from_json(read_json(path, BASELINES_KIND, (BASELINES_VERSION,)), Path(path))
+
+    def save(self, path: str | os.PathLike) -> None:
+        write_json_atomic(path, self.to_json())
+
+
+def measured_baselines(baselines: Sequence[Baseline], budget_ms: float, test: Mapping[tuple, Candidate],
+                       network_cost: NetworkCost, corun: float) -> BaselinesRecord:
+    """The baselines with their predicted cost and test losses (`test`: candidate key -> trained network)."""
+    scored = []
+    for b in baselines:
+        losses = {t: test[(frozenset(n.tasks), n.width)].losses[t] for n in b.networks for t in n.tasks}
+        scored.append(ScoredBaseline(b.name, b.cost(network_cost, corun), losses, math.fsum(losses.values()),
+                                     tuple(GroupingNetwork(n.tasks, n.tasks, n.width) for n in b.networks)))
+    return BaselinesRecord(budget_ms, tuple(scored))
+
+
+def _network(doc: Any, path: object, where: str) -> GroupingNetwork:
+    if not isinstance(doc, dict):
+        raise SchemaError(path, where, f"expected an object, found {type(doc).__name__}")
+    names = {}
+    for key in ("tasks", "served"):
+        value = doc.get(key)
+        if not isinstance(value, list) or not value or not all(isinstance(t, str) for t in value):
+            raise SchemaError(path, f"{where}.{key}", f"expected a non-empty list of task names, found {value!r}")
+        names[key] = tuple(value)
+    if not set(names["served"]) <= set(names["tasks"]):
+        raise SchemaError(path, f"{where}.served", "expected tasks the network was trained on")
+    return GroupingNetwork(names["tasks"], names["served"],
+                           require_number(doc, "width", path, prefix=f"{where}.", positive=True))

@@ -161,7 +161,7 @@ def test_a_run_trains_declared_tasks_and_counts_their_labels(trained_run):
     doc = json.loads((run / "losses.json").read_text())
     assert doc["meta"]["labelled_samples"]["labelled"]["wetness"] == {"train": 43, "val": 22, "test": 22}
     assert doc["meta"]["labelled_samples"]["samples"] == {"train": 64, "val": 32, "test": 32}
-    from taskgroup.pipeline.run import label_notes
+    from taskgroup.pipeline.report_assembly import label_notes
 
     assert label_notes(table) == ["wetness is labelled on 43 of 64 train, 22 of 32 val, 22 of 32 test samples; its "
                                   "losses average over the labelled pixels only."]

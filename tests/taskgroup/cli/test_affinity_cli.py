@@ -11,7 +11,8 @@ import pytest
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.losstable import LossTable
-from taskgroup.pipeline.run import Pipeline, PipelineConfig
+from taskgroup.pipeline.config import PipelineConfig
+from taskgroup.pipeline.run import Pipeline
 
 REPO = Path(__file__).resolve().parents[3]
 TASKS = "segment_semantic,depth_zbuffer,normal"

@@ -5,7 +5,8 @@ import pytest
 from taskgroup.grouping import GroupingNetwork
 from taskgroup.errors import TaskgroupError
 from taskgroup.pipeline.baselines import Baseline, BaselineNetwork, independent_singles, one_network, random_groupings
-from taskgroup.pipeline.run import Pipeline, PipelineConfig
+from taskgroup.pipeline.config import PipelineConfig
+from taskgroup.pipeline.run import Pipeline
 from taskgroup.search import make_candidate
 
 
@@ -95,7 +96,9 @@ def test_random_groupings_skip_the_other_baselines():
 
 
 def test_report_compares_on_the_normalised_objective_when_asked(tmp_path):
-    from taskgroup.pipeline.report import GroupingResult, ReportData, comparison_notes, write_report
+    from taskgroup.pipeline.report import write_report
+    from taskgroup.pipeline.report_model import GroupingResult, ReportData
+    from taskgroup.pipeline.report_text import comparison_notes
 
     chosen = GroupingResult("chosen", [GroupingNetwork(("a", "b"), ("a", "b"), 1.0)],
                             1.0, {"a": 1.0, "b": 0.10})
@@ -133,7 +136,8 @@ def test_config_file_errors_fail_before_the_run_directory_is_written(tmp_path, t
 
 def test_resume_compares_the_config_file_contents_and_accepts_a_new_budget(tmp_path, tiny_cache):
     from taskgroup.fileio import read_json, write_json_atomic
-    from taskgroup.pipeline.run import STAGES, STATE_FILE, STATE_VERSION
+    from taskgroup.pipeline.stages import STAGES
+    from taskgroup.pipeline.state import STATE_FILE, STATE_VERSION
 
     cfg = tmp_path / "cfg.toml"
     cfg.write_text("[train]\nepochs = 2\n")
@@ -163,7 +167,7 @@ def test_independent_singles_use_the_runs_normalisation():
 
 
 def test_the_state_document_names_seeds_and_top_k_only_when_used():
-    from taskgroup.pipeline.run import PipelineConfig
+    from taskgroup.pipeline.config import PipelineConfig
 
     plain = PipelineConfig(preset="tiny").to_json()
     assert "seeds" not in plain and "top_k" not in plain  # what pipelines wrote before these options
@@ -201,7 +205,7 @@ def test_the_within_noise_rule_holds_where_the_seed_noise_was_measured(tmp_path,
 
 
 def test_the_report_never_claims_hoa_estimates_on_a_two_task_run():
-    from taskgroup.pipeline.run import selection_inputs
+    from taskgroup.pipeline.report_assembly import selection_inputs
 
     assert selection_inputs("hoa", 2) == ("measured networks only (HOA estimates networks of 3+ tasks; a 2-task run "
                                           "has none)")

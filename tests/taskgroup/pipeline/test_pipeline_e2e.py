@@ -15,7 +15,7 @@ import pytest
 
 from taskgroup.fileio import read_json
 from taskgroup.losstable import LossTable
-from taskgroup.pipeline.run import DEFAULT_BUDGET_SNT
+from taskgroup.pipeline.config import DEFAULT_BUDGET_SNT
 
 pytestmark = pytest.mark.slow
 

@@ -109,7 +109,9 @@ def test_folder_layout_with_declared_tasks_pipeline(tmp_path, monkeypatch):
 
 def test_a_pipeline_run_from_before_standardisation_names_its_version(tmp_path):
     from taskgroup.fileio import write_json_atomic
-    from taskgroup.pipeline.run import STATE_FILE, Pipeline, PipelineConfig
+    from taskgroup.pipeline.config import PipelineConfig
+    from taskgroup.pipeline.run import Pipeline
+    from taskgroup.pipeline.state import STATE_FILE
 
     run = tmp_path / "run"
     run.mkdir()

@@ -6,7 +6,9 @@ import dataclasses
 import pytest
 
 from taskgroup.grouping import GroupingNetwork
-from taskgroup.pipeline.report import GroupingResult, ReportData, comparison_notes, gain_within_noise, write_report
+from taskgroup.pipeline.report import write_report
+from taskgroup.pipeline.report_model import GroupingResult, ReportData
+from taskgroup.pipeline.report_text import comparison_notes, gain_within_noise
 from taskgroup.stats import compare, estimate
 
 NETS = [GroupingNetwork(("a", "b"), ("a", "b"), 1.0)]
@@ -120,7 +122,7 @@ def test_a_baseline_that_is_the_choice_is_named_as_such():
 
 def test_a_cheaper_choice_within_noise_of_the_optimum_is_explained(tmp_path):
     from taskgroup.grouping import Grouping
-    from taskgroup.pipeline.run import parsimony_text
+    from taskgroup.pipeline.report_text import parsimony_text
 
     def grouping(chose_the_optimum):
         return Grouping(tasks=("a", "b"), budget={"value": 1.0, "unit": "ms"}, networks=tuple(NETS), served_by={},
@@ -138,7 +140,7 @@ def test_a_cheaper_choice_within_noise_of_the_optimum_is_explained(tmp_path):
 
 def test_the_reports_sentence_names_the_spread_the_within_noise_rule_used():
     from taskgroup.grouping import Grouping
-    from taskgroup.pipeline.run import parsimony_text
+    from taskgroup.pipeline.report_text import parsimony_text
 
     def spread(basis, std):
         text = "the conservative bound 0.0443 (the largest paired standard deviation measured)" if basis == "bound" \

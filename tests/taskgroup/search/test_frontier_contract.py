@@ -9,8 +9,8 @@ import re
 import pytest
 
 from taskgroup.errors import SchemaError
-from taskgroup.pipeline import report
-from taskgroup.pipeline.report import GroupingResult, ReportData, frontier_points
+from taskgroup.pipeline import report_figures
+from taskgroup.pipeline.report_model import GroupingResult, ReportData, frontier_points
 from taskgroup.grouping import GroupingNetwork
 from taskgroup.search import Candidate, frontier
 from taskgroup.search.frontier import Frontier
@@ -81,8 +81,8 @@ def _report_data(front: Frontier, test_scales=None) -> ReportData:
 
 def _drawn(monkeypatch, tmp_path, data):
     figures = []
-    monkeypatch.setattr(report, "_save", lambda fig, path: figures.append(fig))
-    report._plot_frontier(tmp_path / "frontier.png", data)
+    monkeypatch.setattr(report_figures, "_save", lambda fig, path: figures.append(fig))
+    report_figures.plot_frontier(tmp_path / "frontier.png", data)
     (ax,) = figures[0].axes
     return {line.get_label(): list(zip(line.get_xdata(), line.get_ydata())) for line in ax.get_lines()}
 

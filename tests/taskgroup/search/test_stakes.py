@@ -10,7 +10,9 @@ from scipy.stats import t as student_t
 from taskgroup.cli import main
 from taskgroup.grouping import GroupingNetwork
 from taskgroup.losstable import LossTable, NetworkResult, SeedResult
-from taskgroup.pipeline.report import GroupingResult, ReportData, stakes_of, write_report
+from taskgroup.pipeline.report import write_report
+from taskgroup.pipeline.report_model import GroupingResult, ReportData
+from taskgroup.pipeline.report_text import stakes_of
 from taskgroup.search.stakes import SHIP_ONE, Side, measure
 from taskgroup.seednoise import MeasuredGrouping, SeedNoise
 
