@@ -131,6 +131,25 @@ def test_baselines_and_report_agree_with_the_files(run_dir):
     assert bench.predicted_ms == pytest.approx(best["cost"]) and bench.budget_ms == pytest.approx(best["budget"]["value"])
 
 
+def test_the_report_assembled_again_from_the_run_files_is_the_same(run_dir, tmp_path):
+    """The report is gathered from the finished stages' files alone: rebuilt later, it is byte for byte
+    the one the run wrote (figures included)."""
+    from taskgroup.pipeline.config import PipelineConfig
+    from taskgroup.pipeline.context import RunContext
+    from taskgroup.pipeline.report import write_report
+    from taskgroup.pipeline.report_assembly import assemble_report
+
+    ctx = RunContext(run_dir, PipelineConfig(preset="tiny", random_baselines=2, top_k=3), say=lambda _: None)
+    try:
+        write_report(tmp_path, assemble_report(ctx))
+    finally:
+        ctx.executor.close()
+    written = sorted(p.name for p in (run_dir / "report").iterdir())
+    assert written == sorted(p.name for p in (tmp_path / "report").iterdir()) and "report.md" in written
+    for name in written:
+        assert (tmp_path / "report" / name).read_bytes() == (run_dir / "report" / name).read_bytes(), name
+
+
 def test_top_k_re_ranking_trains_every_estimated_network_once_and_reports_its_error(run_dir):
     selected = read_json(run_dir / "selected.json", "grouping")
     best = read_json(run_dir / "best.json", "grouping")
