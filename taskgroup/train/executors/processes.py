@@ -25,6 +25,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from taskgroup_runtime.device import parse_device
 from taskgroup.errors import TaskgroupError
 from taskgroup.train.executors.base import PoolExecutor, WorkerLost, check_local_devices
 from taskgroup.train.executors.job import Job, JobResult
@@ -46,7 +47,7 @@ class ProcessesExecutor(PoolExecutor):
                  max_attempts: int | None = None):
         if workers < 1:
             raise TaskgroupError(f"--executor processes:N needs N >= 1, got {workers}")
-        self.devices = tuple("cuda:0" if d == "cuda" else d for d in devices)
+        self.devices = tuple(str(parse_device(d)) for d in devices)  # `cuda` trains on cuda:0
         self.slot_devices = [self.devices[i % len(self.devices)] for i in range(workers)]
         self.threads = max(1, (os.cpu_count() or 1) // workers)
         self.shared_storage = shared_storage
@@ -216,7 +217,7 @@ def _serve(conn, device: str, threads: int, data, parent_pid: int) -> None:
                 os._exit(1)  # the driver is gone: nobody would commit this network
 
     threading.Thread(target=watch_parent, daemon=True).start()
-    if device.startswith("cuda"):
+    if parse_device(device).kind == "cuda":
         import torch
 
         torch.cuda.set_device(torch.device(device))
