@@ -20,7 +20,8 @@ from taskgroup_runtime.manifest import (FRAME_FORMS, BackendSettings, BundleSele
 from taskgroup.bench import BenchResult, LatencySummary, NetworkLatency
 from taskgroup.grouping import Budget, Grouping, GroupingEvaluation, GroupingNetwork, SelectionOptions
 from taskgroup.losstable import LossTable, NetworkResult, SeedResult
-from taskgroup.profile.costmodel import Component, DeviceProfile, LatencyStats, WidthCosts
+from taskgroup.profile.costmodel import DeviceProfile
+from taskgroup.profile.measurements import Component, LatencyStats, WidthCosts
 from taskgroup.tasks import PAPER_TASKS
 
 REPO = Path(__file__).parents[2]
