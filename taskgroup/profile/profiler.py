@@ -157,7 +157,6 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
             opset = exported.opset
             tol = 1e-2 if backend_name == "tensorrt" else 1e-3  # TensorRT may use TF32 on recent GPUs
             if config.precision == "fp16":
-
                 tol = DEFAULT_ATOL["fp16"]  # export's own tolerance for fp16 files
 
             def checked(name: str, graph: bytes, feed: dict, want: list, what: str) -> None:

@@ -16,6 +16,8 @@ core) gives each worker its share of the cores (cores // N, at least 1).
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -58,8 +60,6 @@ class ProcessesExecutor(PoolExecutor):
         self._context = None
 
     def open(self) -> "ProcessesExecutor":
-        import multiprocessing
-
         check_local_devices(self.devices)
         self._context = multiprocessing.get_context("spawn")
         return self
@@ -88,14 +88,12 @@ class ProcessesExecutor(PoolExecutor):
         return slot, f"{self.slot_devices[slot]} (worker {slot + 1}, pid {worker.process.pid})"
 
     def _wait(self, handles: list[Any], progress) -> list[tuple[Any, Any]]:
-        from multiprocessing.connection import wait
-
         busy = {slot: self._workers[slot] for slot in handles}
         by_object = {}
         for slot, w in busy.items():
             by_object[w.conn] = slot
             by_object[w.process.sentinel] = slot
-        ready = wait(list(by_object), timeout=1.0)
+        ready = multiprocessing.connection.wait(list(by_object), timeout=1.0)
         out = []
         for slot in sorted({by_object[r] for r in ready}):
             w = busy[slot]
@@ -207,7 +205,6 @@ def _worker_main(conn, device: str, threads: int, data, parent_pid: int) -> None
 
 
 def _serve(conn, device: str, threads: int, data, parent_pid: int) -> None:
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it stops the workers
 
     def watch_parent() -> None:
