@@ -210,10 +210,11 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
                 trunk.macs + sum(heads[t].macs for t in served), stats[f"{key}/net/{'+'.join(served)}"]))
 
     fallback = device.kind == "cuda" and pieces.execution_provider == "CPUExecutionProvider"
-    described = DeviceRecord.written(**describe_device(device))
     if fallback:  # never label a CPU timing as GPU: describe what really ran
         described = DeviceRecord.written(**describe_device(parse_device("cpu")),
                                          note=f"requested {device}; ran on the CPU")
+    else:
+        described = DeviceRecord.written(**describe_device(device))
     fit = corun_fit([
         {"networks": seq, "p50_ms": stats["corun/" + ",".join(seq)].p50,
          "sum_alone_p50_ms": sum(stats[k].p50 for k in seq)} for seq in sequences])
