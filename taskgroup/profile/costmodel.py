@@ -12,7 +12,10 @@ no work and subtracts it from each head; the trunk keeps it, because every deplo
 network is one session. The profile records how well the sum predicts directly measured
 whole networks.
 
-This module does not import torch: `taskgroup select` reads profiles without it.
+The document's parts are typed records beside it: what was measured (measurements.py), the
+co-run fit (corun.py) and what it was measured with (provenance.py); this module holds the
+profile that assembles them, its arithmetic and its one reader and writer. It does not import
+torch: `taskgroup select` reads profiles without it.
 """
 
 from __future__ import annotations
@@ -209,8 +212,8 @@ class DeviceProfile:
 
     # ----- the file ----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        """The profile document: the typed costs, and the descriptive rest (device, libraries, timing,
-        validation, co-run sequences) as it was written. The statistic and noise margin a reader chose
+        """The profile document: the typed costs, and the descriptive records (device, libraries, timing,
+        validation, co-run sequences) as they were read or measured. The statistic and noise margin a reader chose
         are ways of reading it, not part of it."""
         doc: dict[str, Any] = {"kind": KIND, "schema_version": SCHEMA_VERSION}
         for key in ("created", "preset", "model", "model_config"):
