@@ -1,4 +1,4 @@
-"""The file loaders' image reader: values as stored, RGB order, grey+alpha as grey, other files refused."""
+"""The file loaders' image reader: values as stored, RGB order, alpha dropped, other files refused."""
 
 import cv2
 import numpy as np
@@ -15,9 +15,10 @@ def test_values_are_kept_as_stored_in_rgb_order(tmp_path):
     out = read_image(tmp_path / "c.png", "folder data")
     assert out.dtype == np.uint16 and out.shape == (4, 5, 3) and np.array_equal(out, rgb)
 
-    grey_alpha = np.stack([np.full((3, 3), 7, np.uint8), np.full((3, 3), 255, np.uint8)], axis=-1)
-    cv2.imwrite(str(tmp_path / "ga.png"), grey_alpha)
-    assert np.array_equal(read_image(tmp_path / "ga.png", "x"), np.full((3, 3, 1), 7, np.uint8))
+    bgra = np.zeros((3, 3, 4), np.uint8)
+    bgra[..., 0], bgra[..., 2], bgra[..., 3] = 9, 200, 128  # blue 9, red 200, alpha 128
+    cv2.imwrite(str(tmp_path / "a.png"), bgra)
+    assert read_image(tmp_path / "a.png", "x").tolist() == [[[200, 0, 9]] * 3] * 3  # RGB, alpha dropped
 
 
 def test_unreadable_and_float_files_are_refused_naming_the_loader_and_file(tmp_path):
