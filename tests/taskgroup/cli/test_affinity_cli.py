@@ -2,7 +2,6 @@
 tag|cosine`, and the pipeline with `--candidates affinity` on the tiny preset."""
 
 import json
-from pathlib import Path
 
 import pytest
 from cli_process import run_taskgroup as run_cli

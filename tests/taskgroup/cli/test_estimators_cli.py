@@ -2,7 +2,6 @@
 base|rounds`, `select --estimate base|rounds`, and the pipeline with each."""
 
 import json
-from pathlib import Path
 
 import pytest
 from cli_process import run_taskgroup as run_cli
