@@ -28,9 +28,12 @@ from taskgroup_exporters.onnx_export import (INPUT_NAME, OnnxExportConfig, check
 from taskgroup_runtime.backends import backend_status
 from taskgroup_runtime.errors import BackendUnavailableError, EngineBuildError
 from taskgroup_runtime.trt import EngineConfig, build_engine
-from taskgroup_runtime.manifest import (FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAME, BundleSelection, FileEntry, InputSpec, Manifest,
-                              NetworkFiles, PredictedLatency, SelectionBudget, TaskOutput, TensorRTRecord,
-                              VerificationRecord, sha256_file)
+from taskgroup_runtime.integrity import sha256_file
+from taskgroup_runtime.manifest import MANIFEST_KIND, MANIFEST_NAME, Manifest
+from taskgroup_runtime.provenance import (BundleSelection, CreatedWith, PredictedLatency, SelectionBudget,
+                                          TensorRTRecord, VerificationRecord)
+from taskgroup_runtime.specs import (FRAME_FORMS, FileEntry, FusedPart, InputSpec, NetworkFiles, OutputCheck,
+                                     OutputTransform, TaskOutput)
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import default_file_mode, write_bytes_atomic, write_json_atomic
 from taskgroup.tasks import get_task
@@ -89,11 +92,11 @@ def _task_description(task: str, transform) -> dict[str, Any]:
                 "units": "the training data's values (checkpoint written before target standardisation)",
                 "transform": None}
     if transform.regression:
-        how = {"kind": "affine", "mean": list(transform.mean), "std": list(transform.std), "origin": transform.origin,
-               "applied": "inside the network: output = head * std + mean per channel (the head is trained on "
-                          "(target - mean) / std)"}
+        how = OutputTransform("affine", tuple(transform.mean), tuple(transform.std), transform.origin,
+                              "inside the network: output = head * std + mean per channel (the head is trained on "
+                              "(target - mean) / std)")
     else:
-        how = {"kind": "none", "applied": "outputs are logits of the labels; no transform"}
+        how = OutputTransform("none", applied="outputs are logits of the labels; no transform")
     return {"meaning": spec.meaning, "loss": spec.loss,
             "value_range": list(transform.value_range) if transform.value_range else None,
             "units": transform.units, "transform": how}
@@ -231,8 +234,8 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
             files={p.name: FileEntry(sha256_file(p), p.stat().st_size) for p in sorted(tmp.iterdir()) if p.is_file()},
             precision=precision, selection=_selection_block(grouping), graph="fused" if fuse else "separate",
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            created_with={**_versions(), "exporter": f"torch.onnx.export ({onnx_config.exporter})",
-                          "opset_requested": onnx_config.opset},
+            created_with=CreatedWith(**_versions(), exporter=f"torch.onnx.export ({onnx_config.exporter})",
+                                     opset_requested=onnx_config.opset),
             tensorrt=TensorRTRecord(want_trt, trt_reason if not want_trt else None, engine_facts),
             verification=VerificationRecord(int(len(frames)), frames_source or "frames given by the caller",
                                             "PyTorch eager (CPU)", "ONNX Runtime CPU",
@@ -339,6 +342,11 @@ def _to_fp16(onnx_path: Path, data_path: Path | None, reference, atol, frames, w
     return half, errors
 
 
+def _checks(errors: dict[str, dict[str, float]]) -> dict[str, OutputCheck]:
+    """compare_outputs' report per task, as the manifest records it."""
+    return {t: OutputCheck(e["max_abs_error"], e["tolerance"]) for t, e in errors.items()}
+
+
 def _task_entry(t: str, network: int, e: _Exported) -> TaskOutput:
     ref = e.reference[t]
     d = _task_description(t, e.deploy.target_transforms.get(t))
@@ -359,7 +367,7 @@ def _separate_networks(exported: list[_Exported], tmp: Path, frames: np.ndarray,
         networks.append(NetworkFiles(e.name, tuple(e.deploy.tasks), onnx_path.name,
                                      e.data_path.name if e.data_path else None, engine.name if engine else None,
                                      e.net.cost, tuple(e.net.tasks), e.net.width, e.net.stage, e.checkpoint.name,
-                                     errors, epoch=e.epoch, stopped_for=e.stopped_for))
+                                     _checks(errors), epoch=e.epoch, stopped_for=e.stopped_for))
         tasks.update({t: _task_entry(t, len(networks) - 1, e) for t in e.deploy.tasks})
         references.update(e.reference)
     return networks, tasks, references
@@ -409,11 +417,10 @@ def _fused_network(grouping: Grouping, exported: list[_Exported], tmp: Path, fra
     network = NetworkFiles(
         FUSED_NAME, tuple(t for e in exported for t in e.deploy.tasks), path.name,
         data_path.name if data_path else None, engine.name if engine else None,
-        float(sum(costs)) * factor if all(c is not None for c in costs) else None, verification=errors,
-        fused_from=[{"name": e.name, "tasks": list(e.deploy.tasks), "tasks_trained": list(e.net.tasks),
-                     "width": e.net.width, "stage": e.net.stage, "checkpoint": e.checkpoint.name,
-                     "epoch": e.epoch, **({"stopped_for": e.stopped_for} if e.stopped_for else {}),
-                     "predicted_latency": e.net.cost, "verification": e.errors} for e in exported])
+        float(sum(costs)) * factor if all(c is not None for c in costs) else None, verification=_checks(errors),
+        fused_from=tuple(FusedPart(e.name, tuple(e.deploy.tasks), tuple(e.net.tasks), e.net.width, e.net.stage,
+                                   e.checkpoint.name, e.epoch, e.stopped_for or None, e.net.cost, _checks(e.errors))
+                         for e in exported))
     tasks = {t: _task_entry(t, 0, e) for e in exported for t in e.deploy.tasks}
     return [network], tasks, reference
 

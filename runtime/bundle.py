@@ -23,7 +23,9 @@ import numpy as np
 from taskgroup_runtime.backends import BACKENDS, make_runner, resolve_backend
 from taskgroup_runtime.device import parse_device
 from taskgroup_runtime.errors import BackendUnavailableError, BundleError
-from taskgroup_runtime.manifest import MAX_THREADS, Manifest, read_manifest, safe_member, verify_files
+from taskgroup_runtime.fields import MAX_THREADS
+from taskgroup_runtime.integrity import safe_member
+from taskgroup_runtime.manifest import Manifest, read_manifest, verify_files
 from taskgroup_runtime.preprocess import to_network_input
 from taskgroup_runtime.runner import Runner
 from taskgroup_runtime.timing import Timing, TimingConfig, measure

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from taskgroup_runtime.manifest import SelectionBudget
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_number, write_json_atomic
 from taskgroup_runtime import BackendUnavailableError, BundleError, load_bundle
+from taskgroup_runtime.provenance import SelectionBudget
 
 KIND = "bundle_benchmark"
 SCHEMA_VERSION = 2
