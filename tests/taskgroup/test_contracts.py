@@ -16,11 +16,12 @@ from hypothesis import given, strategies as st
 
 from fuzzing import fuzz
 from taskgroup_runtime.manifest import Manifest
+from taskgroup_runtime.measurement import LatencySummary, NetworkLatency
 from taskgroup_runtime.provenance import (BackendSettings, BundleSelection, CreatedWith, PredictedLatency, SelectionBudget,
                                           TensorRTRecord, VerificationRecord)
 from taskgroup_runtime.specs import (FRAME_FORMS, FileEntry, FusedPart, InputSpec, NetworkFiles, OutputCheck,
                                      OutputTransform, TaskOutput)
-from taskgroup.bench import BenchResult, LatencySummary, NetworkLatency
+from taskgroup.bench import BenchResult
 from taskgroup.grouping import Budget, Grouping, GroupingEvaluation, GroupingNetwork, SelectionOptions
 from taskgroup.losstable import LossTable, NetworkResult, SeedResult
 from taskgroup.profile.costmodel import Component, DeviceProfile, LatencyStats, WidthCosts
