@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from taskgroup_runtime.manifest import BackendSettings
+from taskgroup_runtime.provenance import BackendSettings
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_finite
 from taskgroup.profile.corun import CorunFit, corun_standard_error

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import write_json_atomic
-from taskgroup_runtime.manifest import BackendSettings
+from taskgroup_runtime.provenance import BackendSettings
 from taskgroup.profile.corun import CorunFit, CorunSequence
 from taskgroup.profile.costmodel import DeviceProfile
 from taskgroup.profile.measurements import Component, LatencyStats, Validation, ValidatedNetwork, WidthCosts
