@@ -28,8 +28,12 @@ class BackendSettings:
     extra: dict[str, Any] = field(default_factory=dict)  # the backend's other settings (spinning, engine facts), as recorded
 
     def to_json(self) -> dict[str, Any]:
-        doc = dict(self.extra)
-        for key in ("intra_op_num_threads", "precision", "fused"):
+        # The order ONNX Runtime's runner and the profiler write them in, so a profile reads back unchanged.
+        doc: dict[str, Any] = {}
+        if self.intra_op_num_threads is not None:
+            doc["intra_op_num_threads"] = self.intra_op_num_threads
+        doc.update(self.extra)
+        for key in ("precision", "fused"):
             if getattr(self, key) is not None:
                 doc[key] = getattr(self, key)
         return doc
