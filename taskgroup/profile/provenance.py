@@ -31,11 +31,8 @@ def optional_field(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ..
     return value
 
 
-class _Record(Mapping[str, Any]):
-    """Shared reading and writing of a flat record of optional fields (see the module doc).
-
-    A record also reads as the JSON object it is written as (`record["cpu_model"]`, `.get`, `dict(record)`,
-    equal to that object), as these fields were plain objects before they were typed."""
+class _Record:
+    """Shared reading and writing of a flat record of optional fields (see the module doc)."""
 
     KEY: ClassVar[str]  # the record's field in the profile document
     TYPES: ClassVar[Mapping[str, type | tuple[type, ...]]]  # field -> JSON type(s), in the order written
@@ -43,22 +40,6 @@ class _Record(Mapping[str, Any]):
     def to_json(self) -> dict[str, Any]:
         doc = {k: getattr(self, k) for k in self.TYPES if getattr(self, k) is not None or k in self.nulls}
         return {**doc, **self.extra}
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_json()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_json())
-
-    def __len__(self) -> int:
-        return len(self.to_json())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, _Record) and type(other) is not type(self):
-            return False
-        return isinstance(other, Mapping) and self.to_json() == dict(other)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable mappings inside (extra)
 
     @classmethod
     def from_json(cls: type[R], doc: Any, where: str) -> R:
@@ -75,7 +56,7 @@ class _Record(Mapping[str, Any]):
         return cls(**values, nulls=tuple(k for k, v in values.items() if v is None))
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class DeviceRecord(_Record):
     """What the timings ran on (descriptive: selection does not compute with it)."""
 
@@ -104,7 +85,7 @@ class DeviceRecord(_Record):
         return self.cpu_model or self.gpu_name or self.name or self.kind or "device"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class OnnxExport(_Record):
     """How the timed graphs were exported, and how far their outputs were from PyTorch's."""
 
@@ -119,7 +100,7 @@ class OnnxExport(_Record):
         "exporter": str, "opset": int, "max_abs_diff_vs_torch": (int, float)}
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class ProfileTiming(_Record):
     """How the timings were taken: runtime.timing.TimingConfig's settings, and the statistic and clock."""
 
@@ -140,14 +121,23 @@ class ProfileTiming(_Record):
         "statistic_for_costs": str, "interleaved": bool, "clock": str}
 
 
-@dataclass(frozen=True, eq=False)
-class LibraryVersions(_Record):
+@dataclass(frozen=True)
+class LibraryVersions(Mapping[str, "str | None"]):
     """Versions of everything that affects a timing, by distribution (and `python`), in the order written;
-    None: not installed."""
+    None: not installed. Read as the mapping it is: `libraries["onnxruntime"]`."""
 
     versions: Mapping[str, str | None]
 
     KEY: ClassVar[str] = "libraries"
+
+    def __getitem__(self, name: str) -> str | None:
+        return self.versions[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.versions)
+
+    def __len__(self) -> int:
+        return len(self.versions)
 
     def to_json(self) -> dict[str, str | None]:
         return dict(self.versions)
