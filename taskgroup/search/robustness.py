@@ -45,7 +45,8 @@ from taskgroup.profile.costmodel import DeviceProfile, corun_factor
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.frontier import frontier_points
 from taskgroup.search.problem import REL_TOL
-from taskgroup.search.select import ChosenNetwork, Selection, Selector, grouping_key  # noqa: F401 (grouping_key re-exported)
+from taskgroup.search.select import Selector
+from taskgroup.search.selection import ChosenNetwork, Selection, grouping_key
 from taskgroup.search.withinnoise import record_rule
 
 NEXT_PROFILE_RISK = 0.05  # one-sided chance that the next profile predicts a grouping at the margin over budget

@@ -32,7 +32,8 @@ from taskgroup.search.normalize import loss_scales
 from taskgroup.search.paper_tables import read_paper_table
 from taskgroup.search.profiled import check_profile_for_table, profile_record, round_up, standard_network_ms
 from taskgroup.search.robustness import NOISE_SIGMAS, excluded_by_noise, robust_select, with_noise_margin
-from taskgroup.search.select import Selection, Selector, grouping_key
+from taskgroup.search.select import Selector
+from taskgroup.search.selection import Selection, grouping_key
 from taskgroup.search.stakes import Stakes, for_selection
 from taskgroup.search.table import candidates_from_table
 from taskgroup.search.topk import MAX_K, grouping_summary, networks_to_train, top_k
