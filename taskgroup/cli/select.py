@@ -17,6 +17,7 @@ from taskgroup.cli.selection_flags import (BUDGET_HELP, BUDGET_MS_HELP, BUDGET_S
                                            OptMaxNetworks, OptNormalize, OptPerTaskStopping, OptProfile, OptSolver,
                                            OptSplit, OptStage, OptStatistic, OptTaskNames, OptWeights, Solver,
                                            Statistic, load, number)
+from taskgroup.grouping_records import TopK
 from taskgroup.search.robustness import NOISE_SIGMAS
 from taskgroup.search.workflow import (Budget, Inputs, SelectionRequest, check_budget_flags, check_top_k,
                                        resolve_budget, select_grouping)
@@ -79,14 +80,14 @@ def select_cmd(
     excluded = result.excluded
     if excluded is not None:
         Console(stderr=True).print(escape(
-            f"note: the noise rule, not the prediction, decided: {' + '.join(excluded['networks'])} (objective "
-            f"{excluded['objective']:.5g}, better) is predicted at {excluded['cost_ms']:.4g} ms, within the "
-            f"{limit.value:.4g} ms budget, but not with {excluded['sigmas']:g} sigma of latency noise (sigma "
-            f"{excluded['noise_ms']:.3g} ms: {excluded['fit_cost_ms']:.4g} ms), so it was left out; `frontier` lists "
-            f"it as optimal from {excluded['cost_ms']:.4g} ms. --noise-sigmas 0 selects on the prediction alone "
+            f"note: the noise rule, not the prediction, decided: {' + '.join(excluded.networks)} (objective "
+            f"{excluded.objective:.5g}, better) is predicted at {excluded.cost_ms:.4g} ms, within the "
+            f"{limit.value:.4g} ms budget, but not with {excluded.sigmas:g} sigma of latency noise (sigma "
+            f"{excluded.noise_ms:.3g} ms: {excluded.fit_cost_ms:.4g} ms), so it was left out; `frontier` lists "
+            f"it as optimal from {excluded.cost_ms:.4g} ms. --noise-sigmas 0 selects on the prediction alone "
             "(it may then exceed the budget when the latency moves within its noise)."))
     if top > 1:
-        _print_top_k(result.grouping.extra, inp)
+        _print_top_k(result.grouping.top_k, inp)
     for w in result.warnings:
         Console(stderr=True).print(f"[bold yellow]warning:[/] {escape(w.message())}")
 
@@ -151,10 +152,10 @@ def _print_selection(sel, seconds: float, out: Path, limit: Budget, inp: Inputs)
             console.print(f"  = networks alone {sel.networks_cost:.4g} ms x {sel.corun_factor:.3f} for running "
                           f"{len(sel.networks)} networks back to back (measured in the profile)")
         if sel.robustness is not None:
-            console.print(f"robustness: {sel.robustness['sentence']}")
-            for g in sel.robustness["near_budget"]:
-                console.print(f"  within noise of the budget: {' + '.join(g['networks'])}: {g['cost_ms']:.4g} ms "
-                              f"+- {g['noise_ms']:.2g} (objective {g['objective']:.6g})")
+            console.print(f"robustness: {sel.robustness.sentence}")
+            for g in sel.robustness.near_budget:
+                console.print(f"  within noise of the budget: {' + '.join(g.networks)}: {g.cost_ms:.4g} ms "
+                              f"+- {g.noise_ms:.2g} (objective {g.objective:.6g})")
     else:
         console.print(f"cost {_headroom_text(sel.cost, sel.budget, 'snt')}")
     if sel.evaluation is not None:
@@ -169,39 +170,38 @@ def _optimality_text(sel) -> str:
            f"columns generated, {sel.search.get('finish_columns', 0)} read by the exact finish")
     if sel.gap == 0:
         return f"optimality gap 0 (proven optimal; {how})"
-    record = sel.optimality()
-    return (f"optimality gap {sel.gap:.6g} ({100 * record['relative_gap']:.3g}%): no grouping scores below "
-            f"{record['lower_bound']:.6g} ({how})")
+    record = sel.optimality_record()
+    return (f"optimality gap {sel.gap:.6g} ({100 * record.relative_gap:.3g}%): no grouping scores below "
+            f"{record.lower_bound:.6g} ({how})")
 
 
-def _print_top_k(doc: dict, inp: Inputs) -> None:
+def _print_top_k(doc: TopK, inp: Inputs) -> None:
     """The k best groupings and the command that trains their estimated networks."""
     from rich.table import Table
 
-
-    noise = doc.get("top_k_noise")
-    table = Table(title=f"The {len(doc['top_k'])} best distinct groupings")
+    noise = doc.top_k_noise
+    table = Table(title=f"The {len(doc.top_k)} best distinct groupings")
     columns = ("#", "networks (serves)", "objective", "cost") + (("minus best: within noise?",) if noise else ())
     for col in columns:
         table.add_column(col, justify="right" if col in ("#", "objective", "cost") else "left", overflow="fold")
-    for k, g in enumerate(doc["top_k"]):
-        nets = " + ".join("+".join(n["tasks"]) + f"@{n['width']:g}" + ("~est" if n["estimated"] else "")
-                          + ("" if n["served"] == n["tasks"] else f" ({','.join(n['served'])})") for n in g["networks"])
-        row = [str(k), nets, f"{g['objective']:.6g}", f"{g['cost']:.4g}"]
+    for k, g in enumerate(doc.top_k):
+        nets = " + ".join("+".join(n.tasks) + f"@{n.width:g}" + ("~est" if n.estimated else "")
+                          + ("" if n.served == n.tasks else f" ({','.join(n.served)})") for n in g.networks)
+        row = [str(k), nets, f"{g.objective:.6g}", f"{g.cost:.4g}"]
         if noise:
-            c = g.get("within_noise_of_best")
-            row.append("" if c is None else f"{c['minus_optimum']:+.4g}: {'within' if c['within'] else 'beyond'} "
-                                            f"{c['tolerance']:.3g} ({c['spread']['basis']})")
+            c = g.within_noise_of_best
+            row.append("" if c is None else f"{c.minus_optimum:+.4g}: {'within' if c.within else 'beyond'} "
+                                            f"{c.tolerance:.3g} ({c.spread.basis})")
         table.add_row(*row)
     console = output_console()
     console.print(table)
     if noise:
         console.print(f"within noise = within one standard error of the paired difference from the best: the paired "
-                      f"seed-to-seed spread over sqrt({noise['run_seeds']}) seed(s), measured for both groupings "
-                      f"('paired') or the conservative bound ('bound'); from {noise['source']}.")
-    if doc["to_train"]:
-        nets = network_list([(n["tasks"], n["width"]) for n in doc["to_train"]])
-        console.print(f"{len(doc['to_train'])} estimated network(s) to train, then select again without --estimate:")
+                      f"seed-to-seed spread over sqrt({noise.run_seeds}) seed(s), measured for both groupings "
+                      f"('paired') or the conservative bound ('bound'); from {noise.source}.")
+    if doc.to_train:
+        nets = network_list([(n.tasks, n.width) for n in doc.to_train])
+        console.print(f"{len(doc.to_train)} estimated network(s) to train, then select again without --estimate:")
         console.print(f"  taskgroup train --out {inp.table_dir} --resume --networks '{nets}'")
     else:
         console.print("every network of these groupings is trained: the choice above is among measured networks")

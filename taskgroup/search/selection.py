@@ -17,6 +17,8 @@ from typing import Any, Sequence
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.grouping import Grouping, GroupingEvaluation, GroupingNetwork
+from taskgroup.grouping_records import (CandidateCounts, ColumnSearch, Optimality, ParsimonyRecord, RobustnessRecord,
+                                        SolveRecord)
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.problem import REL_TOL
 from taskgroup.task_tables import declared_in
@@ -57,8 +59,8 @@ class Selection:
     evaluation: Evaluation | None = None  # the same networks scored on another table, if asked
     options: dict[str, Any] = field(default_factory=dict)  # weights, normalisation, estimator, sources
     corun_factor: float = 1.0  # measured slowdown of running these networks back to back (1: none, or SNT costs)
-    robustness: dict[str, Any] | None = None  # how the choice stands against latency noise (search.robustness)
-    parsimony: dict[str, Any] | None = None  # a cheaper grouping within noise of the optimum was chosen (its record)
+    robustness: RobustnessRecord | None = None  # how the choice stands against latency noise (search.robustness)
+    parsimony: ParsimonyRecord | None = None  # the within-noise rule's decision, when it was on
     lower_bound: float | None = None  # proven lower bound on the objective (None: the solver is exact)
     search: dict[str, Any] | None = None  # column generation's record: rounds, columns generated and enumerated
 
@@ -67,12 +69,15 @@ class Selection:
         """How far the objective may be above the optimum (0: proven optimal)."""
         return 0.0 if self.lower_bound is None else max(0.0, self.objective - self.lower_bound)
 
-    def optimality(self) -> dict[str, Any]:
+    def optimality_record(self) -> Optimality:
         """The optimality record of a grouping file: the proven lower bound and the gap to it."""
         gap = self.gap
-        return {"proven_optimal": gap == 0.0, "lower_bound": self.objective - gap, "gap": gap,
-                "relative_gap": gap / abs(self.objective) if self.objective else 0.0,
-                **({"search": self.search} if self.search else {})}
+        return Optimality(gap == 0.0, self.objective - gap, gap, gap / abs(self.objective) if self.objective else 0.0,
+                          ColumnSearch(**self.search) if self.search else None)
+
+    def optimality(self) -> dict[str, Any]:
+        """`optimality_record` as JSON (a frontier point's `optimality`)."""
+        return self.optimality_record().to_json()
 
     @property
     def estimated_networks(self) -> int:
@@ -126,18 +131,10 @@ class Selection:
                 estimated=c.estimated, cost=net.cost, fixed_cost=c.fixed_cost,
                 head_costs={t: c.head_cost(t) for t in net.served}, losses={t: c.losses[t] for t in net.served},
                 stopped_for=c.stopped_for))  # a per-task stop: that task's best epoch
-        extra: dict[str, Any] = {
-            "max_networks": self.max_networks,
-            "headroom": None if self.budget is None else self.budget - self.cost,  # how far under the budget
-            "solver": self.solver,
-            "candidates": {"given": self.candidates_total, "after_pruning": self.candidates_searched},
-            "solve_time_s": self.solve_time_s,
-            "optimality": self.optimality(),
-        }
-        if self.robustness is not None:
-            extra["robustness"] = self.robustness
-        if self.parsimony is not None:
-            extra["parsimony"] = self.parsimony
+        solve = SolveRecord(self.max_networks,
+                            None if self.budget is None else self.budget - self.cost,  # how far under the budget
+                            self.solver, CandidateCounts(self.candidates_total, self.candidates_searched),
+                            self.solve_time_s, self.optimality_record())
         e = self.evaluation
         return Grouping(
             tasks=tuple(self.tasks), budget={"value": self.budget, "unit": self.unit}, networks=tuple(nets),
@@ -146,7 +143,7 @@ class Selection:
             options=dict(self.options),
             evaluation=None if e is None else GroupingEvaluation(e.split, e.losses, e.total, e.total_best_served),
             declared_tasks=declared_in(self.tasks) or None,  # the config's own [tasks.NAME] tables, for export
-            extra=extra)
+            solve=solve, robustness=self.robustness, parsimony=self.parsimony)
 
     def to_grouping_json(self, out_path: str | os.PathLike | None = None,
                          table_dir: str | os.PathLike | None = None) -> dict[str, Any]:
