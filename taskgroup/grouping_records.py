@@ -10,8 +10,9 @@ one network and independent singles (`StakesRecord`), the better grouping the no
 Every record writes its fields in the order selection always has, so a grouping read and written
 again is byte-for-byte the file it was read from; a field it does not know is kept in its own
 `extra` (written after the known ones), so a newer writer's additions survive a round trip. Files
-written before a field existed still load: a missing field reads as None (written back as null
-where selection writes null). A field of the wrong type is a SchemaError naming file and field.
+written before a field existed still load: a missing field reads as None (a missing top-level record
+stays missing; a field missing inside a record is written back as null where selection writes
+null). A field of the wrong type is a one-line SchemaError naming the file, the field and the fix.
 """
 
 from __future__ import annotations
