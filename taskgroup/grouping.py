@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from taskgroup_runtime.manifest import BackendSettings
+from taskgroup_runtime.provenance import BackendSettings
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_number, write_json_atomic
 from taskgroup.grouping_records import (RECORD_KEYS, EstimateError, ExcludedByNoise, ParsimonyRecord, RobustnessRecord,
