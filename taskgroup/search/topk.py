@@ -17,8 +17,7 @@ networks N (budget / (1 + c (N - 1)), exactly N networks) and merged.
 
 from __future__ import annotations
 
-import math
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
@@ -27,6 +26,9 @@ from taskgroup.profile.costmodel import corun_factor
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.select import Selector
 from taskgroup.search.selection import Selection, better
+
+if TYPE_CHECKING:
+    from scipy.optimize import LinearConstraint
 
 MAX_K = 50  # each grouping is one more MILP solve
 

@@ -20,7 +20,7 @@ from taskgroup_runtime.manifest import Manifest
 from taskgroup_runtime.measurement import LatencySummary, NetworkLatency
 from taskgroup_runtime.provenance import (BackendSettings, BundleSelection, CreatedWith, PredictedLatency, SelectionBudget,
                                           TensorRTRecord, VerificationRecord)
-from taskgroup_runtime.specs import (FRAME_FORMS, FileEntry, FusedPart, InputSpec, NetworkFiles, OutputCheck,
+from taskgroup_runtime.specs import (FileEntry, FusedPart, InputSpec, NetworkFiles, OutputCheck,
                                      OutputTransform, TaskOutput)
 from taskgroup.bench import BenchResult
 from taskgroup.grouping import Budget, Grouping, GroupingEvaluation, GroupingNetwork, SelectionOptions
