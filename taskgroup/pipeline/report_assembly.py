@@ -68,7 +68,7 @@ def assemble_report(ctx: RunContext) -> ReportData:
         # Robustness of the choice among every candidate (selection), not only among the chosen networks.
         robustness=robustness_text(Grouping.load(ctx.run_dir / "selected.json")),
         parsimony=parsimony_text(Grouping.load(ctx.run_dir / "selected.json"), best),
-        estimate_errors=list(best.extra.get("estimate_errors") or []),
+        estimate_errors=[e.to_json() for e in best.estimate_errors or ()],
         affinity=affinity_summary(ctx),
     )
 

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from taskgroup.grouping import Grouping, same_networks
+from taskgroup.grouping_records import NoiseComparison, ParsimonyRecord
 from taskgroup.pipeline.report_model import GroupingResult, ReportData
 from taskgroup.search.robustness import robustness_sentence
 from taskgroup.search.stakes import Side, measure
@@ -341,57 +342,59 @@ def parsimony_text(selected: Grouping, final: Grouping | None = None) -> str | N
     (`final`, best.json) and, when it took a cheaper grouping than its optimum, the selection on the
     candidates (`selected`) whose networks were shipped. None when neither file records the rule."""
     sentences = []
-    final_block = final.extra.get("parsimony") if final is not None else None
-    if final is not None and final.extra.get("within_noise_off"):
-        sentences.append(f"The within-noise rule was off for the final choice: {final.extra['within_noise_off']}; "
+    final_block = final.parsimony if final is not None else None
+    if final is not None and final.within_noise_off:
+        sentences.append(f"The within-noise rule was off for the final choice: {final.within_noise_off}; "
                          "the exact optimum was taken.")
-    elif isinstance(final_block, dict):
+    elif final_block is not None:
         sentences.append(_rule_sentence(final_block, "Among the fully trained networks"))
-    block = selected.extra.get("parsimony")
-    if isinstance(block, dict) and not block.get("chose_the_optimum", True) and (
+    block = selected.parsimony
+    if block is not None and block.chose_the_optimum is False and (
             final is None or same_networks(final.networks, selected.networks)):
         sentences.append(_rule_sentence(block, "On the candidates"))
-    elif selected.extra.get("within_noise_off") and final is None:
-        sentences.append(f"The within-noise rule was off: {selected.extra['within_noise_off']}.")
+    elif selected.within_noise_off and final is None:
+        sentences.append(f"The within-noise rule was off: {selected.within_noise_off}.")
     return " ".join(sentences) or None
 
 
-def _rule_sentence(block: dict[str, Any], where: str) -> str:
+def _rule_sentence(block: ParsimonyRecord, where: str) -> str:
     """One decision of the within-noise rule, with the spread it used and where that came from."""
-    opt = block["optimum"]
-    compared = block.get("compared")
+    opt = block.optimum
+    compared = block.compared
     if compared is None:  # one tolerance for every pair
-        if block.get("chose_the_optimum", True):
-            return f"{where}, the exact optimum was taken: no cheaper grouping is within {block['tolerance']:.3g} of it."
-        return (f"{where}, the exact optimum on the validation objective, {' + '.join(opt['networks'])} (objective "
-                f"{opt['objective']:.5g}, {opt['cost']:.4g} ms), is within {block['tolerance']:.3g} of this grouping, the "
+        if block.chose_the_optimum is not False:
+            return f"{where}, the exact optimum was taken: no cheaper grouping is within {block.tolerance:.3g} of it."
+        return (f"{where}, the exact optimum on the validation objective, {' + '.join(opt.networks)} (objective "
+                f"{opt.objective:.5g}, {opt.cost:.4g} ms), is within {block.tolerance:.3g} of this grouping, the "
                 "cheapest within that tolerance.")
-    seeds = block.get("evidence", {}).get("run_seeds", 1)
-    source = block.get("evidence", {}).get("source", "the preset's seed-noise record")
+    evidence = block.evidence
+    seeds = evidence.run_seeds if evidence is not None and evidence.run_seeds is not None else 1
+    source = (evidence.source if evidence is not None and evidence.source is not None
+              else "the preset's seed-noise record")
     rule = (f"the rule takes the cheapest grouping within one standard error of its paired difference from the "
             f"optimum (paired seed-to-seed spread / sqrt({seeds}) seeds; spreads from {source})")
-    if block.get("chose_the_optimum", True):
-        closest = min(compared, key=lambda c: c["minus_optimum"] - c["tolerance"], default=None)
+    if block.chose_the_optimum is not False:
+        closest = min(compared, key=lambda c: c.minus_optimum - c.tolerance, default=None)
         tail = "" if closest is None else (
-            f"; the closest, {' + '.join(closest['networks'])}, is {closest['minus_optimum']:+.4g} from it against a "
-            f"tolerance of {closest['tolerance']:.3g} ({_basis(closest)})")
+            f"; the closest, {' + '.join(closest.networks)}, is {closest.minus_optimum:+.4g} from it against a "
+            f"tolerance of {closest.tolerance:.3g} ({_basis(closest)})")
         return f"{where}, the exact optimum was taken: no cheaper grouping is within noise of it ({rule}){tail}."
-    pick = next(c for c in compared if c.get("chosen"))
-    return (f"{where}, the exact optimum on the validation objective, {' + '.join(opt['networks'])} (objective "
-            f"{opt['objective']:.5g}, {opt['cost']:.4g} ms), is {pick['minus_optimum']:.4g} better than this grouping, "
-            f"within the tolerance {pick['tolerance']:.3g} ({_basis(pick)}), so they cannot be told apart: {rule}. "
+    pick = next(c for c in compared if c.chosen)
+    return (f"{where}, the exact optimum on the validation objective, {' + '.join(opt.networks)} (objective "
+            f"{opt.objective:.5g}, {opt.cost:.4g} ms), is {pick.minus_optimum:.4g} better than this grouping, "
+            f"within the tolerance {pick.tolerance:.3g} ({_basis(pick)}), so they cannot be told apart: {rule}. "
             "The cheaper one leaves more of the budget free and lies further from it, so a new profile is less "
             "likely to change it.")
 
 
-def _basis(comparison: dict[str, Any]) -> str:
-    spread = comparison["spread"]
-    if spread["basis"] == "paired":
-        return f"paired spread {spread['std']:.4f} measured for these two groupings"
-    return f"no paired measurement of these two groupings: {spread['text']}"
+def _basis(comparison: NoiseComparison) -> str:
+    spread = comparison.spread
+    if spread.basis == "paired":
+        return f"paired spread {spread.std:.4f} measured for these two groupings"
+    return f"no paired measurement of these two groupings: {spread.text}"
 
 
 def robustness_text(grouping: Grouping) -> str | None:
     """The grouping's robustness to latency noise in one sentence (None for groupings without the block)."""
-    block = grouping.extra.get("robustness")
-    return robustness_sentence(block) if isinstance(block, dict) else None
+    block = grouping.robustness
+    return robustness_sentence(block) if block is not None else None

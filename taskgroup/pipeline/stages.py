@@ -106,8 +106,8 @@ def stage_select(ctx: RunContext) -> dict[str, Any]:
     result = ctx.select(cands, ctx.candidate_stage(), ctx.run_dir / "selected.json", ctx.config.top_k)
     sel = result.selection
     if ctx.config.top_k > 1:
-        ctx.say(f"top-{ctx.config.top_k}: {len(result.grouping.extra['top_k'])} groupings, "
-                f"{len(result.grouping.extra['to_train'])} estimated network(s) to train in finalize")
+        ctx.say(f"top-{ctx.config.top_k}: {len(result.grouping.top_k.top_k)} groupings, "
+                f"{len(result.grouping.top_k.to_train)} estimated network(s) to train in finalize")
     result.grouping.save(ctx.run_dir / "selected.json")
     for warning in result.warnings:
         ctx.say(f"WARNING: {warning.message()}")
@@ -146,7 +146,7 @@ def stage_finalize(ctx: RunContext) -> dict[str, Any]:
     within-noise rule: these are fully trained losses, also after an ESA selection)."""
     chosen = Grouping.load(ctx.run_dir / "selected.json")
     # top-k: every grouping's networks (the file's summaries), else the chosen grouping's
-    networks = ([n for g in chosen.extra["top_k"] for n in g["networks"]] if chosen.extra.get("top_k")
+    networks = ([n.to_json() for g in chosen.top_k.top_k for n in g.networks] if chosen.top_k and chosen.top_k.top_k
                 else [n.to_json() for n in chosen.networks])
     specs = list(dict.fromkeys(CandidateSpec(tuple(n["tasks"]), float(n["width"])) for n in networks))
     ctx.train(specs, ("final",))
@@ -250,8 +250,8 @@ def _describe(sel) -> str:
         parts.append(f"{'+'.join(c.tasks)}@{c.width:g} serves {','.join(net.served)} ({net.cost:.3f} ms)")
     line = f"grouping: {'; '.join(parts)}; total val loss {sel.total_loss:.5f}; cost {sel.cost:.3f} ms"
     block = getattr(sel, "parsimony", None)
-    if block and not block["chose_the_optimum"]:
-        line += (f" (the cheapest within {block['tolerance']:.3g} of the optimum's objective: "
-                 f"{' + '.join(block['optimum']['networks'])}, {block['optimum']['objective']:.5g})")
+    if block is not None and not block.chose_the_optimum:
+        line += (f" (the cheapest within {block.tolerance:.3g} of the optimum's objective: "
+                 f"{' + '.join(block.optimum.networks)}, {block.optimum.objective:.5g})")
     return line
 
