@@ -20,7 +20,7 @@ from taskgroup.train.candidates import parse_networks
 from taskgroup.train.run import default_stages, parse_seeds
 from taskgroup.train.rounds import ROUNDS_FILE, RoundsLog
 from taskgroup.train import RunStore
-from taskgroup.train.run import run_config_from_store
+from taskgroup.train.stored_config import run_config_from_store
 from taskgroup.train.rounds import train_rounds
 from taskgroup.train.candidates import tracks_affinity
 from taskgroup.train.rounds import DEFAULT_FRACTION
