@@ -71,7 +71,7 @@ from taskgroup.search import frontier
 from taskgroup.search.stakes import frontier_stakes
 from taskgroup.pipeline.baselines import Baseline, BaselineNetwork, independent_singles, one_network, random_groupings
 from taskgroup_exporters import export_bundle, validation_frames
-from taskgroup.train.store import verified_checkpoint_sha256
+from taskgroup.train.store_integrity import verified_checkpoint_sha256
 from taskgroup.bench import measure_bundle
 from taskgroup.pipeline.report import write_report
 from taskgroup.pipeline.report import stakes_of

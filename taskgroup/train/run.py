@@ -31,13 +31,16 @@ import uuid
 from pathlib import Path
 from typing import Sequence
 
+from taskgroup.affinity import ALL_KINDS, AffinityRun
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import DirectoryLock
 from taskgroup.losstable import LossTable
+from taskgroup.resultrows import ResultRow, TaskStopRow
 from taskgroup.tasks import parse_task_list
 from taskgroup.train.candidates import FULL, CandidateSpec, normalise_spec
 from taskgroup.train.config import RunConfig
-from taskgroup.train.store import CHECKPOINT_DIR, RunStore
+from taskgroup.train.store import RunStore
+from taskgroup.train.store_file import CHECKPOINT_DIR, check_creatable
 from taskgroup.train.executors import Executor, create_executor
 from taskgroup.train.precision import check_amp_affinity, check_amp_devices
 from taskgroup.train.weighting import check_task_weights
@@ -112,7 +115,7 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     if resume:
         store = RunStore.open(run_dir)
     else:
-        RunStore.check_creatable(run_dir)
+        check_creatable(run_dir)
         if data is None and specs:
             # Data problems (missing Taskonomy root, too few images for a batch, class ids beyond
             # the segmentation head) must surface before the run directory exists: a directory
@@ -287,12 +290,21 @@ def commit_job(store: RunStore, result) -> None:
             if own is not None:  # another epoch than the kept weights': its own checkpoint
                 stop_rel = job.stop_checkpoints[stage][task]
                 _place_checkpoint(store.run_dir / stop_rel, own, f"{job.label} (best for {task})", hashlib.sha256)
-            stops.append(dict(task=task, epoch=stop.epoch, losses=stop.losses, checkpoint=stop_rel))
-        rows.append(dict(stage=stage, fraction=r.fraction, best_epoch=r.best_epoch, steps=r.steps,
-                         wall_time_s=r.wall_time_s, losses=r.losses, checkpoint=rel, affinity=r.affinity,
-                         loss_weights=r.loss_weights, task_stops=stops))
+            stops.append(TaskStopRow(task, stop.epoch, stop.losses, stop_rel))
+        rows.append(ResultRow(stage, r.fraction, r.best_epoch, r.steps, r.wall_time_s, r.losses, rel,
+                              affinity=_affinity_run(r.affinity, job.seed, stage), loss_weights=r.loss_weights,
+                              task_stops=tuple(stops)))
     store.commit_results(job.spec, job.seed, rows, replace=job.replace)
     store.export()
+
+
+def _affinity_run(measured: dict | None, seed: int, stage: str) -> AffinityRun | None:
+    """The affinity tracker's result (taskgroup.train.affinity: steps, every, seconds, one matrix per kind)
+    as the record the store commits."""
+    if not measured:
+        return None
+    return AffinityRun(seed, stage, measured["steps"], measured["every"], measured["seconds"],
+                       {k: measured[k] for k in ALL_KINDS if k in measured})
 
 
 def _place_checkpoint(dest: Path, ckpt, label: str, sha256) -> None:
