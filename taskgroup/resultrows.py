@@ -33,6 +33,32 @@ class TaskStopRow:
 
 
 @dataclass(frozen=True)
+class LossWeights:
+    """The loss weights a network was trained with, at its kept weights (taskgroup.train.weighting)."""
+
+    weighting: str  # the `[train] weighting` (never "none": the plain sum records nothing)
+    multipliers: dict[str, float]  # what each task's loss was multiplied by
+    log_variance: dict[str, float] | None = None  # learned weightings: each task's log-variance
+    per_epoch: list[dict[str, float]] | None = None  # learned weightings: the multipliers at the end of each epoch
+
+    @classmethod
+    def from_snapshot(cls, snapshot: dict[str, Any] | None) -> "LossWeights | None":
+        """The record of a weighting's snapshot (`LossWeighting.snapshot`, as training returns it)."""
+        if not snapshot:
+            return None
+        return cls(snapshot["weighting"], dict(snapshot["multipliers"]), snapshot.get("log_variance"),
+                   snapshot.get("per_epoch"))
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"weighting": self.weighting, "multipliers": self.multipliers}
+        if self.log_variance is not None:
+            doc["log_variance"] = self.log_variance
+        if self.per_epoch is not None:
+            doc["per_epoch"] = self.per_epoch
+        return doc
+
+
+@dataclass(frozen=True)
 class ResultRow:
     """What training commits for one stage of one network and seed (the store adds which ones)."""
 
@@ -45,9 +71,7 @@ class ResultRow:
     checkpoint: str  # the kept weights, relative to the run directory
     checkpoint_sha256: str | None = None  # computed by the store at commit; set on rows read back
     affinity: AffinityRun | None = None  # inter-task affinity measured up to this stage (the affinity network)
-    # The loss weights at the kept weights (taskgroup.train.weighting's snapshot: weighting, multipliers, and
-    # for learned ones log_variance and per_epoch); descriptive, reported as written. None: the plain sum.
-    loss_weights: dict[str, Any] | None = None
+    loss_weights: LossWeights | None = None  # the loss weights at the kept weights; None: the plain sum
     task_stops: tuple[TaskStopRow, ...] = ()  # per-task stopping (final stage of a multi-task network)
 
 

@@ -35,7 +35,7 @@ from taskgroup.affinity import ALL_KINDS, AffinityRun
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import DirectoryLock
 from taskgroup.losstable import LossTable
-from taskgroup.resultrows import ResultRow, TaskStopRow
+from taskgroup.resultrows import LossWeights, ResultRow, TaskStopRow
 from taskgroup.tasks import parse_task_list
 from taskgroup.train.candidates import FULL, CandidateSpec, normalise_spec
 from taskgroup.train.config import RunConfig
@@ -292,7 +292,8 @@ def commit_job(store: RunStore, result) -> None:
                 _place_checkpoint(store.run_dir / stop_rel, own, f"{job.label} (best for {task})", hashlib.sha256)
             stops.append(TaskStopRow(task, stop.epoch, stop.losses, stop_rel))
         rows.append(ResultRow(stage, r.fraction, r.best_epoch, r.steps, r.wall_time_s, r.losses, rel,
-                              affinity=_affinity_run(r.affinity, job.seed, stage), loss_weights=r.loss_weights,
+                              affinity=_affinity_run(r.affinity, job.seed, stage),
+                              loss_weights=LossWeights.from_snapshot(r.loss_weights),
                               task_stops=tuple(stops)))
     store.commit_results(job.spec, job.seed, rows, replace=job.replace)
     store.export()

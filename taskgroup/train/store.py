@@ -261,7 +261,8 @@ class RunStore:
                                        (spec.name, seed, r.stage))
                     self._delete_extras(spec.name, seed, (r.stage,))
                 if r.loss_weights:
-                    insert_sealed(self._conn, "loss_weights", (spec.name, seed, r.stage, json.dumps(r.loss_weights, allow_nan=False)))
+                    insert_sealed(self._conn, "loss_weights", (spec.name, seed, r.stage,
+                                                                json.dumps(r.loss_weights.to_json(), allow_nan=False)))
                 for stop in r.task_stops:
                     insert_sealed(self._conn, "task_stops", (spec.name, seed, r.stage, stop.task, stop.epoch,
                                                 json.dumps(stop.losses, allow_nan=False), stop.checkpoint,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from taskgroup.errors import TaskgroupError
+from taskgroup.resultrows import LossWeights
 from taskgroup.train.config import TrainConfig
 from taskgroup.train.strategies import STRATEGIES, Strategy, parse_strategy, register, syntax
 from taskgroup.train.weighting import WEIGHTINGS, LossWeighting
@@ -65,4 +66,6 @@ def test_every_weighting_builds_by_name_with_one_interface(name):
     assert float(weighting.objective(losses).detach()) == pytest.approx(3.0)  # every weighting starts at, or averages, 1
     snapshot = weighting.snapshot()
     assert snapshot is None if name == "none" else snapshot["weighting"] == name
+    assert LossWeights.from_snapshot(snapshot) is None if snapshot is None else \
+        LossWeights.from_snapshot(snapshot).to_json() == snapshot  # what the store commits, as it always wrote it
     assert bool(weighting.parameters()) == (name == "uncertainty")

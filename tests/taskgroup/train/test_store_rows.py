@@ -7,7 +7,8 @@ import pytest
 
 from taskgroup.affinity import AffinityRun
 from taskgroup.errors import TaskgroupError
-from taskgroup.resultrows import CommittedResult, CommittedStop, ResultRow, TaskStopRow, loss_table_from_rows
+from taskgroup.resultrows import (CommittedResult, CommittedStop, LossWeights, ResultRow, TaskStopRow,
+                                  loss_table_from_rows)
 from taskgroup.train.candidates import CandidateSpec
 from taskgroup.train.store import RunStore
 from taskgroup_runtime.integrity import sha256_file
@@ -32,7 +33,7 @@ def test_a_committed_row_reads_back_as_it_was_written(tmp_path):
     stop = TaskStopRow("normal", 1.0, losses(0.3, 0.1), "checkpoints/a_best-normal.pt")
     affinity = AffinityRun(0, "final", 4, 2, 0.5, {"tag": [[0.0, 0.1], [0.2, 0.0]], "cosine": [[1.0, 0.5], [0.5, 1.0]]})
     row = ResultRow("final", 1.0, 2.0, 10, 1.5, losses(0.2, 0.3), "checkpoints/a.pt", affinity=affinity,
-                    loss_weights={"weighting": "static", "multipliers": {"depth_zbuffer": 1.5, "normal": 0.5}},
+                    loss_weights=LossWeights("static", {"depth_zbuffer": 1.5, "normal": 0.5}),
                     task_stops=(stop,))
     store.mark_running(PAIR, 0, ["final"])
     store.commit_results(PAIR, 0, [row])
@@ -43,7 +44,7 @@ def test_a_committed_row_reads_back_as_it_was_written(tmp_path):
     assert store.task_stops() == [CommittedStop(PAIR.name, TASKS, 1.0, 0, "final",
                                                 TaskStopRow("normal", 1.0, losses(0.3, 0.1), stop.checkpoint, stop_sha))]
     assert store.affinity_table().runs == [affinity]
-    assert store.loss_weights() == {PAIR.name: {"0": {"final": row.loss_weights}}}
+    assert store.loss_weights() == {PAIR.name: {"0": {"final": row.loss_weights.to_json()}}}
     table = store.loss_table()
     assert [n.name for n in table.networks] == [f"{PAIR.name}"] and table.networks[0].checkpoint_sha256 == sha
     assert [n.stopped_for for n in table.task_stops] == ["normal"]
