@@ -9,11 +9,11 @@ Each candidate is trained, its checkpoints renamed into place, then committed in
 transaction; `resume=True` skips committed (network, stage) pairs and retrains interrupted
 candidates from scratch.
 
-Entry points: `train_candidates` trains a set of networks into a new or resumed run;
+Two entry points: `train_candidates` trains a set of networks into a new or resumed run;
 `train_more` adds networks to an existing run with its stored recipe and seeds (e.g. networks
-selection only estimated), by calling `train_candidates` with `resume=True`. `make_job` and
-`commit_job` are the two halves of one network's training around an executor, for drivers that
-hand out jobs themselves (adaptive rounds, the executors' workers' tests).
+selection only estimated) by calling `train_candidates` with `resume=True`. The steps of
+`train_candidates` around the executor: `make_job` (one network and seed, the stages still
+missing), `run_jobs` (hand them out) and `commit_job` (one result into the store).
 
 Where networks train is the executor's business (taskgroup.train.executors: this process,
 worker processes, or Ray tasks); this process stays the driver: it alone writes the store,
@@ -33,22 +33,20 @@ from typing import Sequence
 
 from taskgroup.affinity import ALL_KINDS, AffinityRun
 from taskgroup.errors import TaskgroupError
-from taskgroup.fileio import DirectoryLock
+from taskgroup.fileio import DirectoryLock, default_file_mode, fsync_directory, write_bytes_atomic
 from taskgroup.losstable import LossTable
 from taskgroup.resultrows import LossWeights, ResultRow, TaskStopRow
 from taskgroup.tasks import parse_task_list
 from taskgroup.train.candidates import FULL, CandidateSpec, normalise_spec
 from taskgroup.train.config import RunConfig
+from taskgroup.train.executors import Executor, Job, create_executor
+from taskgroup.train.precision import check_amp_affinity, check_amp_devices
 from taskgroup.train.store import RunStore
 from taskgroup.train.store_file import CHECKPOINT_DIR, check_creatable
-from taskgroup.train.executors import Executor, create_executor
-from taskgroup.train.precision import check_amp_affinity, check_amp_devices
-from taskgroup.train.weighting import check_task_weights
-from taskgroup.train.strategies import check_affinity
-from taskgroup.train.executors import Job
-from taskgroup_runtime.integrity import sha256_file
-from taskgroup.fileio import default_file_mode, fsync_directory, write_bytes_atomic
 from taskgroup.train.stored_config import check_same_run, record_transforms, run_config_from_store, stored_recipe
+from taskgroup.train.strategies import check_affinity
+from taskgroup.train.weighting import check_task_weights
+from taskgroup_runtime.integrity import sha256_file
 
 
 _SESSION = uuid.uuid4().hex[:8]  # names this process in temporary checkpoint names on shared storage

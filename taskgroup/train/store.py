@@ -153,11 +153,9 @@ class RunStore:
 
     def target_transforms(self) -> dict[str, Any]:
         """Each task's TargetTransform (empty until the run's data was first loaded)."""
-
         return transforms_from_json(self._optional_meta("targets", {}), self.path)
 
     def set_target_transforms(self, transforms: dict[str, Any]) -> None:
-
         self._set_meta("targets", transforms_to_json(transforms))
 
     def labelled_samples(self) -> dict[str, Any]:
