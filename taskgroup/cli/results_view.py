@@ -66,7 +66,7 @@ def render_table(doc: dict, split: str):
                        if recipe.get("task_weights") else "")
                     + (", per-task stopping" if recipe.get("per_task_stopping") else "") + ".")
     if flagged:
-        caption += (f" ! = not clearly (1%) below the trivial predictor on validation (not learnt): "
+        caption += (" ! = not clearly (1%) below the trivial predictor on validation (not learnt): "
                     + ", ".join(f"{t} in {net}" for t, net in flagged) + ".")
     table = Table(title=title, caption=caption)
     table.add_column("network", overflow="fold")  # names identify the rows: wrap them, never cut them
