@@ -5,7 +5,7 @@ the default preset, ONNX Runtime on the CPU, co-run sequences fused as export sh
 records each profile's co-run slope (per extra network), the fit's standard error, the spread of
 its sequences' own slopes and the standard network's latency. The between-profile standard
 deviation of the slope is what a grouping's cost really moves by from run to run; it is the floor of
-the co-run uncertainty the search allows for (taskgroup.profile.costmodel.CORUN_NOISE_FLOOR).
+the co-run uncertainty the search allows for (taskgroup.profile.corun.CORUN_NOISE_FLOOR).
 
     nice -n 5 python benchmarks/corun_repeatability.py [--runs 7] [--keep DIR] [--losses RUN_DIR]
 
@@ -38,7 +38,8 @@ TASKS = "segment_semantic,depth_zbuffer,normal,keypoints2d,edge_texture"
 def one_profile(path: Path) -> dict:
     subprocess.run([sys.executable, "-m", "taskgroup", "profile", "--device", "cpu", "--tasks", TASKS,
                     "--out", str(path)], check=True, capture_output=True)
-    from taskgroup.profile.costmodel import corun_fit_errors, corun_standard_error, profile_from_doc
+    from taskgroup.profile.corun import corun_fit_errors, corun_standard_error
+    from taskgroup.profile.costmodel import profile_from_doc
 
     doc = json.loads(path.read_text())
     block = doc["corun"]

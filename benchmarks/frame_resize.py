@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from taskgroup_runtime.manifest import InputSpec  # noqa: E402
+from taskgroup_runtime.specs import InputSpec  # noqa: E402
 from taskgroup_runtime.preprocess import to_network_input  # noqa: E402
 from taskgroup_runtime.timing import TimingConfig, measure  # noqa: E402
 

@@ -414,37 +414,47 @@ def momentum_lines(doc: dict) -> list[str]:
     return lines
 
 
+def draw_regret_panel(ax, summary: dict, title: str, xlabel: str, ylabel: str, small: bool = False) -> None:
+    """Worst regret against exhaustive (over the budgets) against the largest compute, one point per method,
+    with the goal's region shaded."""
+    ax.fill_between([0, 100 * GOAL_COMPUTE], -100, 100 * GOAL_REGRET, color="tab:green", alpha=0.12,
+                    label=f"goal: within {GOAL_REGRET:.0%} at <= {GOAL_COMPUTE:.0%} compute")
+    ys = []
+    for m, s in summary.items():
+        if m == "exhaustive":
+            continue
+        x, y = 100 * s["compute_max"], 100 * s["worst_regret_vs_exhaustive"]
+        ys.append(y)
+        ax.scatter([x], [y], s=30 if small else 40)
+        ax.annotate(m, (x, y), textcoords="offset points", xytext=(4, 2) if small else (5, 3),
+                    fontsize=6 if small else 7)
+    ax.axhline(100 * GOAL_REGRET, color="gray", linestyle="--", linewidth=1)
+    ax.axvline(100 * GOAL_COMPUTE, color="gray", linestyle=":", linewidth=1)
+    ax.set_ylim(min(-0.5, min(ys, default=0) - 0.5), max(ys, default=1) + 1)
+    ax.set_xlim(0, None)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8 if small else None)
+    ax.set_ylabel(ylabel, fontsize=8 if small else None)
+    ax.grid(alpha=0.3)
+
+
+def save_figure(fig, path: Path) -> None:
+    fig.tight_layout()
+    with atomic_path(path) as tmp:  # a killed run leaves the previous plot, not half of one
+        fig.savefig(tmp, dpi=110, format="png")
+
+
 def plot(doc: dict, path: Path, title: str) -> None:
-    """Worst regret against exhaustive (over the budgets) against the largest compute, one point per method."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5.2))
-    ax.axhspan(-100, 100 * GOAL_REGRET, xmin=0, xmax=1, color="none")
-    ax.fill_between([0, 100 * GOAL_COMPUTE], -100, 100 * GOAL_REGRET, color="tab:green", alpha=0.12,
-                    label=f"goal: within {GOAL_REGRET:.0%} at <= {GOAL_COMPUTE:.0%} compute")
-    ys = []
-    for m, s in doc["summary"].items():
-        if m == "exhaustive":
-            continue
-        x, y = 100 * s["compute_max"], 100 * s["worst_regret_vs_exhaustive"]
-        ys.append(y)
-        ax.scatter([x], [y], s=40)
-        ax.annotate(m, (x, y), textcoords="offset points", xytext=(5, 3), fontsize=7)
-    ax.axhline(100 * GOAL_REGRET, color="gray", linestyle="--", linewidth=1)
-    ax.axvline(100 * GOAL_COMPUTE, color="gray", linestyle=":", linewidth=1)
-    ax.set_ylim(min(-0.5, min(ys, default=0) - 0.5), max(ys, default=1) + 1)
-    ax.set_xlim(0, None)
-    ax.set_xlabel("training compute, % of exhaustive (the largest over the budgets)")
-    ax.set_ylabel("worst regret vs exhaustive, % (over the budgets)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
+    draw_regret_panel(ax, doc["summary"], title, "training compute, % of exhaustive (the largest over the budgets)",
+                      "worst regret vs exhaustive, % (over the budgets)")
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:  # a killed run leaves the previous plot, not half of one
-        fig.savefig(tmp, dpi=110, format="png")
+    save_figure(fig, path)
     plt.close(fig)
 
 

@@ -28,9 +28,10 @@ import json
 import time
 from pathlib import Path
 
-from taskgroup.fileio import atomic_path, write_bytes_atomic
+from taskgroup.fileio import write_bytes_atomic
 
-from grouping_quality import RESULTS, Evaluator, Setting, markdown, parse_range, plot, summarize
+from grouping_quality import (RESULTS, Evaluator, Setting, draw_regret_panel, markdown, parse_range,
+                              save_figure, summarize)
 
 DATA = Path(__file__).resolve().parent.parent / "taskgroup" / "data" / "standley2020"
 EARLY_FRACTION = 0.2
@@ -113,34 +114,14 @@ def plot_all(docs: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from grouping_quality import GOAL_COMPUTE, GOAL_REGRET
-
     fig, axes = plt.subplots(2, 2, figsize=(11, 8.5))
     for ax, (name, d) in zip(axes.flat, docs.items()):
-        ys = []
-        ax.fill_between([0, 100 * GOAL_COMPUTE], -100, 100 * GOAL_REGRET, color="tab:green", alpha=0.12,
-                        label=f"goal: within {GOAL_REGRET:.0%} at <= {GOAL_COMPUTE:.0%} compute")
-        for m, s in d["summary"].items():
-            if m == "exhaustive":
-                continue
-            x, y = 100 * s["compute_max"], 100 * s["worst_regret_vs_exhaustive"]
-            ys.append(y)
-            ax.scatter([x], [y], s=30)
-            ax.annotate(m, (x, y), textcoords="offset points", xytext=(4, 2), fontsize=6)
-        ax.axhline(100 * GOAL_REGRET, color="gray", linestyle="--", linewidth=1)
-        ax.axvline(100 * GOAL_COMPUTE, color="gray", linestyle=":", linewidth=1)
-        ax.set_ylim(min(-0.5, min(ys) - 0.5), max(ys) + 1)
-        ax.set_xlim(0, None)
-        ax.set_title(f"{name}: {d['what']}", fontsize=9)
-        ax.set_xlabel("compute, % of exhaustive (SNT x schedule fraction; largest over budgets)", fontsize=8)
-        ax.set_ylabel("worst regret vs exhaustive, % (1.25-3 SNT)", fontsize=8)
-        ax.grid(alpha=0.3)
+        draw_regret_panel(ax, d["summary"], f"{name}: {d['what']}",
+                          "compute, % of exhaustive (SNT x schedule fraction; largest over budgets)",
+                          "worst regret vs exhaustive, % (1.25-3 SNT)", small=True)
     axes.flat[0].legend(loc="upper right", fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:  # a killed run leaves the previous plot, not half of one
-        fig.savefig(tmp, dpi=110, format="png")
+    save_figure(fig, path)
     plt.close(fig)
-
 
 if __name__ == "__main__":
     main()

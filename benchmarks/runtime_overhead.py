@@ -65,7 +65,7 @@ def machine() -> dict:
 def write_grouping(root: Path, preset: str) -> Path:
     import torch
 
-    from taskgroup_runtime.manifest import sha256_file
+    from taskgroup_runtime.integrity import sha256_file
     from taskgroup.models import create_model, save_checkpoint
     from taskgroup.presets import get_arch_preset
 

@@ -9,7 +9,6 @@ the finished manifest). A failed export never leaves a partial bundle behind.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import shutil
@@ -20,23 +19,28 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from taskgroup_exporters.frames import synthetic_frames
+from taskgroup.errors import TaskgroupError
+from taskgroup.fileio import write_bytes_atomic, write_json_atomic
 from taskgroup.grouping import Grouping, GroupingNetwork
+from taskgroup.models import load_checkpoint
+from taskgroup.tasks import get_task
+from taskgroup_exporters.checkpoints import grouping_checkpoint_sha256, require_trained_checkpoints
+from taskgroup_exporters.frames import synthetic_frames
 from taskgroup_exporters.fuse import FRAME as FUSED_INPUT
+from taskgroup_exporters.fuse import fuse_models
 from taskgroup_exporters.onnx_export import (INPUT_NAME, OnnxExportConfig, check_onnx, compare_outputs, convert_fp16,
-                                   export_onnx, ort_outputs, torch_outputs)
+                                             export_onnx, ort_outputs, torch_outputs)
+from taskgroup_exporters.publish import check_replaceable, make_publishable, move_into_place
+from taskgroup_runtime import load_bundle
 from taskgroup_runtime.backends import backend_status
 from taskgroup_runtime.errors import BackendUnavailableError, EngineBuildError
+from taskgroup_runtime.integrity import sha256_file
+from taskgroup_runtime.manifest import MANIFEST_NAME, Manifest
+from taskgroup_runtime.provenance import (BundleSelection, CreatedWith, PredictedLatency, SelectionBudget,
+                                          TensorRTRecord, VerificationRecord)
+from taskgroup_runtime.specs import (FRAME_FORMS, FileEntry, FusedPart, InputSpec, NetworkFiles, OutputCheck,
+                                     OutputTransform, TaskOutput)
 from taskgroup_runtime.trt import EngineConfig, build_engine
-from taskgroup_runtime.manifest import (FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAME, BundleSelection, FileEntry, InputSpec, Manifest,
-                              NetworkFiles, PredictedLatency, SelectionBudget, TaskOutput, TensorRTRecord,
-                              VerificationRecord, sha256_file)
-from taskgroup.errors import TaskgroupError
-from taskgroup.fileio import default_file_mode, write_bytes_atomic, write_json_atomic
-from taskgroup.tasks import get_task
-from taskgroup.models import load_checkpoint
-from taskgroup_exporters.fuse import fuse_models
-from taskgroup_runtime import load_bundle
 
 FORMATS = ("onnx", "tensorrt", "all")
 PRECISIONS = ("fp32", "fp16")
@@ -89,11 +93,11 @@ def _task_description(task: str, transform) -> dict[str, Any]:
                 "units": "the training data's values (checkpoint written before target standardisation)",
                 "transform": None}
     if transform.regression:
-        how = {"kind": "affine", "mean": list(transform.mean), "std": list(transform.std), "origin": transform.origin,
-               "applied": "inside the network: output = head * std + mean per channel (the head is trained on "
-                          "(target - mean) / std)"}
+        how = OutputTransform("affine", tuple(transform.mean), tuple(transform.std), transform.origin,
+                              "inside the network: output = head * std + mean per channel (the head is trained on "
+                              "(target - mean) / std)")
     else:
-        how = {"kind": "none", "applied": "outputs are logits of the labels; no transform"}
+        how = OutputTransform("none", applied="outputs are logits of the labels; no transform")
     return {"meaning": spec.meaning, "loss": spec.loss,
             "value_range": list(transform.value_range) if transform.value_range else None,
             "units": transform.units, "transform": how}
@@ -106,30 +110,6 @@ def _versions() -> dict[str, str]:
 
     return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
             "python": platform.python_version()}
-
-
-def grouping_checkpoint_sha256(grouping: Grouping, index: int) -> str:
-    """The checkpoint's sha256, checked against the digest the grouping itself records.
-
-    The exporter knows no training run: a grouping from a run is verified against the digest the
-    run's store recorded (`taskgroup.train.store_integrity.verified_checkpoint_sha256`, what `taskgroup
-    export` and the pipeline pass as `verify_checkpoint`). A checkpoint changed after training
-    would pass the PyTorch-vs-ONNX check (both sides load the same damaged weights), so a
-    checkpoint with no recorded digest is refused.
-    """
-    net = grouping.networks[index]
-    checkpoint = grouping.checkpoint_path(net)
-    if not net.checkpoint_sha256:
-        raise TaskgroupError(f"{checkpoint}: {grouping.path} records no networks[{index}].checkpoint_sha256, so its "
-                             "weights cannot be verified; export a training run's grouping with `taskgroup export` "
-                             "(it checks the digest the run recorded), or record the checkpoint's sha256 in the "
-                             "grouping if you vouch for the file")
-    actual = sha256_file(checkpoint)
-    if actual != net.checkpoint_sha256:
-        raise TaskgroupError(f"{checkpoint}: does not match networks[{index}].checkpoint_sha256 of {grouping.path} "
-                             f"(expected {net.checkpoint_sha256[:12]}..., found {actual[:12]}...): damaged or modified "
-                             "after training; retrain it and select again")
-    return actual
 
 
 def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
@@ -168,16 +148,7 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
     elif isinstance(profiled_fuse, bool) and fuse != profiled_fuse:
         say(f"note: the grouping's profile timed its networks {'fused into one graph' if profiled_fuse else 'as separate sessions'}; "
             f"this bundle {'fuses them' if fuse else 'runs them separately'}, so its latency will differ from the prediction")
-    for i, net in enumerate(grouping.networks):
-        if net.checkpoint is None:
-            label = net.label
-            why = ("only its early-stopped (ESA) stage was trained" if net.stage == "early"
-                   else "selection used estimated (HOA) losses for it")
-            raise TaskgroupError(f"{grouping.path}: network {i} ({label}) has no fully trained checkpoint: "
-                                 f"{why}. Train it (taskgroup train --networks '{label}' --out RUN --resume), then "
-                                 "select again without --estimate so the trained network is chosen, and export that.")
-        if not grouping.checkpoint_path(net).is_file():
-            raise TaskgroupError(f"{grouping.path}: network {i}: checkpoint {grouping.checkpoint_path(net)} not found")
+    require_trained_checkpoints(grouping)
     digests = [verify_checkpoint(grouping, i) for i in range(len(grouping.networks))]
     if frames is None:
         if resolution is None:
@@ -206,7 +177,7 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
     if out.exists() and not overwrite:
         raise TaskgroupError(f"{out} already exists; choose another --out or pass --overwrite")
     if out.exists():
-        _check_replaceable(out)
+        check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
@@ -231,18 +202,18 @@ def export_bundle(grouping_path: str | os.PathLike, out_dir: str | os.PathLike,
             files={p.name: FileEntry(sha256_file(p), p.stat().st_size) for p in sorted(tmp.iterdir()) if p.is_file()},
             precision=precision, selection=_selection_block(grouping), graph="fused" if fuse else "separate",
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            created_with={**_versions(), "exporter": f"torch.onnx.export ({onnx_config.exporter})",
-                          "opset_requested": onnx_config.opset},
+            created_with=CreatedWith(**_versions(), exporter=f"torch.onnx.export ({onnx_config.exporter})",
+                                     opset_requested=onnx_config.opset),
             tensorrt=TensorRTRecord(want_trt, trt_reason if not want_trt else None, engine_facts),
             verification=VerificationRecord(int(len(frames)), frames_source or "frames given by the caller",
                                             "PyTorch eager (CPU)", "ONNX Runtime CPU",
                                             "the fused graph on the frames rounded to 8 bits, fed as uint8; each "
                                             "network first on the frames as given" if fuse else None))
         write_json_atomic(tmp / MANIFEST_NAME, manifest.to_json())
-        _publishable(tmp)
+        make_publishable(tmp)
         _round_trip(tmp, frames, references, task_entries, want_trt, engine_max_batch)
         say("all outputs match PyTorch within tolerance")
-        _move_into_place(tmp, out, overwrite)
+        move_into_place(tmp, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -339,6 +310,11 @@ def _to_fp16(onnx_path: Path, data_path: Path | None, reference, atol, frames, w
     return half, errors
 
 
+def _checks(errors: dict[str, dict[str, float]]) -> dict[str, OutputCheck]:
+    """compare_outputs' report per task, as the manifest records it."""
+    return {t: OutputCheck(e["max_abs_error"], e["tolerance"]) for t, e in errors.items()}
+
+
 def _task_entry(t: str, network: int, e: _Exported) -> TaskOutput:
     ref = e.reference[t]
     d = _task_description(t, e.deploy.target_transforms.get(t))
@@ -359,7 +335,7 @@ def _separate_networks(exported: list[_Exported], tmp: Path, frames: np.ndarray,
         networks.append(NetworkFiles(e.name, tuple(e.deploy.tasks), onnx_path.name,
                                      e.data_path.name if e.data_path else None, engine.name if engine else None,
                                      e.net.cost, tuple(e.net.tasks), e.net.width, e.net.stage, e.checkpoint.name,
-                                     errors, epoch=e.epoch, stopped_for=e.stopped_for))
+                                     _checks(errors), epoch=e.epoch, stopped_for=e.stopped_for))
         tasks.update({t: _task_entry(t, len(networks) - 1, e) for t in e.deploy.tasks})
         references.update(e.reference)
     return networks, tasks, references
@@ -409,11 +385,10 @@ def _fused_network(grouping: Grouping, exported: list[_Exported], tmp: Path, fra
     network = NetworkFiles(
         FUSED_NAME, tuple(t for e in exported for t in e.deploy.tasks), path.name,
         data_path.name if data_path else None, engine.name if engine else None,
-        float(sum(costs)) * factor if all(c is not None for c in costs) else None, verification=errors,
-        fused_from=[{"name": e.name, "tasks": list(e.deploy.tasks), "tasks_trained": list(e.net.tasks),
-                     "width": e.net.width, "stage": e.net.stage, "checkpoint": e.checkpoint.name,
-                     "epoch": e.epoch, **({"stopped_for": e.stopped_for} if e.stopped_for else {}),
-                     "predicted_latency": e.net.cost, "verification": e.errors} for e in exported])
+        float(sum(costs)) * factor if all(c is not None for c in costs) else None, verification=_checks(errors),
+        fused_from=tuple(FusedPart(e.name, tuple(e.deploy.tasks), tuple(e.net.tasks), e.net.width, e.net.stage,
+                                   e.checkpoint.name, e.epoch, e.stopped_for or None, e.net.cost, _checks(e.errors))
+                         for e in exported))
     tasks = {t: _task_entry(t, 0, e) for e in exported for t in e.deploy.tasks}
     return [network], tasks, reference
 
@@ -444,76 +419,3 @@ def _round_trip(bundle_dir: Path, frames: np.ndarray, references: dict[str, np.n
                for t, e in task_entries.items()}
         compare_outputs({t: references[t] for t in task_entries}, {t: np.concatenate(v) for t, v in outs.items()},
                         tol, f"the bundle loaded by the runtime ({backend}, {device})")
-
-
-def _publishable(bundle_dir: Path) -> None:
-    """Temporary files are private (0600/0700); a published bundle gets the usual permissions."""
-    mode = default_file_mode()
-    bundle_dir.chmod(mode | ((mode & 0o444) >> 2))  # directories: read implies search (x)
-    for p in bundle_dir.iterdir():
-        p.chmod(mode)
-
-
-def _check_replaceable(out: Path) -> set[str]:
-    """--overwrite replaces an earlier bundle or an empty directory, never anything else.
-
-    A mistyped --out (the run directory, a home directory) must not be deleted: only a
-    directory whose manifest.json says it is a bundle, and holding nothing but files, qualifies.
-    Returns the names the earlier bundle consists of (its manifest and the files it lists):
-    only these are replaced; anything else in the directory is the user's and is kept.
-    """
-    if out.is_symlink() or not out.is_dir():
-        raise TaskgroupError(f"{out} exists and is not a directory; --overwrite only replaces a bundle directory")
-    entries = list(out.iterdir())
-    if not entries:
-        return set()
-    try:
-        doc = json.loads((out / MANIFEST_NAME).read_text())
-    except (OSError, ValueError):
-        doc = None
-    if not isinstance(doc, dict) or doc.get("kind") != MANIFEST_KIND:
-        raise TaskgroupError(f"{out} exists and is not a bundle (no {MANIFEST_NAME} of kind '{MANIFEST_KIND}'); "
-                             "--overwrite only replaces an earlier bundle. Choose another --out")
-    subdirs = [p.name for p in entries if p.is_dir() and not p.is_symlink()]
-    if subdirs:
-        raise TaskgroupError(f"{out} holds directories {subdirs}, which a bundle never does; not replacing it")
-    listed = doc.get("files")
-    if not isinstance(listed, dict):
-        raise TaskgroupError(f"{out / MANIFEST_NAME}: field 'files': expected the bundle's file list; without it "
-                             "the files the earlier export wrote cannot be told from others. Not replacing it")
-    return {MANIFEST_NAME, *(str(name) for name in listed)}
-
-
-def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished bundle onto `out`; an earlier bundle there is replaced as a whole, except
-    for files its manifest does not list (a calibration file kept beside the models, notes), which
-    are carried over unchanged into the new bundle directory."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    if not overwrite:
-        raise TaskgroupError(f"{out} appeared during export; not overwriting it")
-    owned = _check_replaceable(out)
-    kept = sorted(p for p in out.iterdir() if p.name not in owned)
-    clash = [p.name for p in kept if os.path.lexists(tmp / p.name)]
-    if clash:
-        raise TaskgroupError(f"{out}: {clash} not listed by the earlier bundle's manifest, so not written by an export, "
-                             "but the new bundle writes files of that name; move them away and export again")
-    for p in kept:
-        _carry_over(p, tmp / p.name)
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-    os.replace(out, old / out.name)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _carry_over(src: Path, dst: Path) -> None:
-    """Put a user's file into the new bundle directory unchanged: a hard link (same file, no copy),
-    a symlink recreated as such, or a copy where the filesystem has no hard links."""
-    if src.is_symlink():
-        os.symlink(os.readlink(src), dst)
-        return
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)

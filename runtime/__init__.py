@@ -13,9 +13,10 @@ from taskgroup_runtime.backends import BACKENDS, backend_status, make_runner, re
 from taskgroup_runtime.bundle import EXECUTION_MODES, Bundle, load_bundle
 from taskgroup_runtime.device import DeviceSpec, parse_device
 from taskgroup_runtime.errors import BackendUnavailableError, BundleError, RuntimeInputError
-from taskgroup_runtime.manifest import FRAME_FORMS, MANIFEST_KIND, MANIFEST_NAME, Manifest, read_manifest, verify_files
+from taskgroup_runtime.manifest import MANIFEST_KIND, MANIFEST_NAME, Manifest, read_manifest, verify_files
 from taskgroup_runtime.ort import OrtRunner, SessionFromOnnx
 from taskgroup_runtime.runner import Runner
+from taskgroup_runtime.specs import FRAME_FORMS
 from taskgroup_runtime.timing import TimingConfig, measure
 from taskgroup_runtime.trt import EngineFromBytes, TrtRunner, tensorrt_status
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -23,67 +21,16 @@ import numpy as np
 from taskgroup_runtime.backends import BACKENDS, make_runner, resolve_backend
 from taskgroup_runtime.device import parse_device
 from taskgroup_runtime.errors import BackendUnavailableError, BundleError
-from taskgroup_runtime.manifest import MAX_THREADS, Manifest, read_manifest, safe_member, verify_files
+from taskgroup_runtime.fields import MAX_THREADS
+from taskgroup_runtime.integrity import safe_member
+from taskgroup_runtime.load_checks import activate, check_io, probe
+from taskgroup_runtime.manifest import Manifest, read_manifest, verify_files
+from taskgroup_runtime.measurement import FrameLatency, LatencySummary, Measurement, NetworkLatency
 from taskgroup_runtime.preprocess import to_network_input
 from taskgroup_runtime.runner import Runner
-from taskgroup_runtime.timing import Timing, TimingConfig, measure
+from taskgroup_runtime.timing import TimingConfig, measure
 
 EXECUTION_MODES = ("auto", "sequential", "concurrent")
-
-
-@dataclass(frozen=True)
-class CallLatency:
-    """Latency of one callable over `runs` timed calls, in ms (`taskgroup_runtime.timing.summarize_ms`)."""
-
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    min_ms: float
-    runs: int
-
-    @classmethod
-    def of(cls, timing: Timing) -> "CallLatency":
-        return cls(**timing.summary())
-
-
-@dataclass(frozen=True)
-class NetworkAlone:
-    network: str  # the manifest's network name
-    tasks: tuple[str, ...]  # the tasks it serves
-    latency: CallLatency  # in its own session, configured as a lone one
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """`Bundle.measure`: the whole bundle per frame next to each network alone, timed in the same rounds."""
-
-    whole: CallLatency  # `Bundle.run` per frame, pre-processing included
-    execution: str  # sequential | concurrent: how the bundle ran its networks
-    backend: str  # what ran them
-    device: str  # where they ran (the effective device: a fallback is labelled as the CPU)
-    batch: int  # frames per call
-    standalone: tuple[NetworkAlone, ...]  # each network alone, in manifest order
-    timing: TimingConfig  # how they were timed (interleaved rounds)
-
-    @property
-    def standalone_p50_sum_ms(self) -> float:
-        return sum(a.latency.p50_ms for a in self.standalone)
-
-    @property
-    def ratio_to_standalone_sum(self) -> float:
-        """The bundle per frame over the sum of its networks alone: above 1, running them together costs."""
-        return self.whole.p50_ms / self.standalone_p50_sum_ms
-
-    def to_json(self) -> dict[str, Any]:
-        return {"whole": {**asdict(self.whole), "execution": self.execution, "backend": self.backend,
-                          "device": self.device, "batch": self.batch},
-                "standalone": [{"network": a.network, "tasks": list(a.tasks), **asdict(a.latency)}
-                               for a in self.standalone],
-                "standalone_p50_sum_ms": self.standalone_p50_sum_ms,
-                "ratio_to_standalone_sum": self.ratio_to_standalone_sum,
-                "timing": {"warmup_runs": self.timing.warmup_runs, "min_runs": self.timing.min_runs,
-                           "min_seconds": self.timing.min_seconds, "rounds": self.timing.rounds, "interleaved": True}}
 
 
 CONCURRENT_MARGIN = 0.9  # execution="auto" picks concurrent only when its median is below this x sequential's
@@ -151,12 +98,14 @@ class Bundle:
         return rng.integers(0, 256, size=(batch, self.input.height, self.input.width, 3), dtype=np.uint8)
 
     # -- measurement -----------------------------------------------------------------------
-    def benchmark(self, frame: np.ndarray | None = None, runs: int = 200, warmup: int = 10) -> dict[str, Any]:
-        """Latency of `run` (pre-processing included): p50/p90/p99 in ms over `runs` calls."""
+    def benchmark(self, frame: np.ndarray | None = None, runs: int = 200, warmup: int = 10) -> FrameLatency:
+        """Latency of `run` (pre-processing included): p50/p90/p99 in ms over `runs` calls, and how it ran."""
         frame = self.example_frame() if frame is None else frame
         timing = measure({"bundle": lambda: self.run(frame)},
                          TimingConfig(warmup_runs=warmup, min_runs=runs, min_seconds=0.0, rounds=1, max_runs=runs))
-        return {**timing["bundle"].summary(), **self._labels(frame)}
+        labels = self._labels(frame)
+        return FrameLatency(LatencySummary.of(timing["bundle"]), labels["execution"], labels["backend"],
+                            labels["device"], labels["batch"])
 
     def standalone_runners(self) -> list[Runner]:
         """Fresh runners, one per network, each configured as a lone session (the load's thread count).
@@ -195,9 +144,9 @@ class Bundle:
             for r in alone:
                 r.deactivate()
         labels = self._labels(frame)
-        return Measurement(CallLatency.of(timed["bundle"]), labels["execution"], labels["backend"], labels["device"],
-                           labels["batch"], tuple(NetworkAlone(net.name, tuple(net.tasks),
-                                                               CallLatency.of(timed[f"network:{net.name}"]))
+        return Measurement(LatencySummary.of(timed["bundle"]), labels["execution"], labels["backend"], labels["device"],
+                           labels["batch"], tuple(NetworkLatency(net.name, tuple(net.tasks),
+                                                                 LatencySummary.of(timed[f"network:{net.name}"]))
                                                   for net in self.manifest.networks), timing)
 
     def _labels(self, frame: np.ndarray) -> dict[str, Any]:
@@ -245,96 +194,6 @@ def _make_runners(manifest: Manifest, blobs: dict[str, bytes], backend: str, dev
                                    allow_fallback=allow_fallback, external_data=external,
                                    fp16=manifest.precision == "fp16", release_after_load=True))
     return runners
-
-
-def _check_io(manifest: Manifest, runners: list[Runner], backend: str) -> None:
-    """The models must take the manifest's input and produce the outputs it maps tasks to.
-
-    A manifest that disagrees with its models would otherwise load and then fail on the first
-    frame (a KeyError deep in `run`, or ONNX Runtime rejecting the input's size).
-    """
-    spec = manifest.input
-    for i, (net, runner) in enumerate(zip(manifest.networks, runners)):
-        inputs = runner.get_input_metadata()
-        outputs = {name: (shape[1] if len(shape) > 1 else None) for name, (shape, _) in runner.get_output_metadata().items()}
-        file = _file_of(net, backend)
-        if list(inputs) != [spec.name]:
-            raise BundleError(f"{manifest.path}: field 'input.name': network {net.name} ({file}) takes inputs "
-                              f"{list(inputs)}, the manifest says '{spec.name}'")
-        shape, dtype = inputs[spec.name]
-        want = spec.shape
-        if len(shape) != 4 or any(s is not None and w is not None and s != w for s, w in zip(shape, want)):
-            shown = ["N" if s is None else s for s in shape]
-            raise BundleError(f"{manifest.path}: field 'input.shape': the manifest says "
-                              f"{['N' if w is None else w for w in want]}, {file} takes {shown}")
-        if dtype != spec.dtype:
-            raise BundleError(f"{manifest.path}: field 'input.dtype': the manifest says {spec.dtype}, {file} takes {dtype}")
-        for task, o in manifest.tasks.items():
-            if o.network != i:
-                continue
-            if o.output not in outputs:
-                raise BundleError(f"{manifest.path}: task '{task}': network {net.name} has no output '{o.output}' "
-                                  f"(its outputs: {sorted(outputs)})")
-            if outputs[o.output] is not None and outputs[o.output] != o.channels:
-                raise BundleError(f"{manifest.path}: task '{task}': the manifest says {o.channels} channels, "
-                                  f"network {net.name} outputs {outputs[o.output]}")
-
-
-def _model_error(exc: BaseException) -> bool:
-    """An error the backend raised about the model it was given (ONNX Runtime's own exception types,
-    or a UnicodeDecodeError on a damaged name), as opposed to a misuse or a bug, which keep their type."""
-    return (type(exc).__module__.startswith(("onnxruntime", "tensorrt", "polygraphy"))
-            or isinstance(exc, UnicodeDecodeError))
-
-
-def _file_of(net, backend: str) -> str:
-    return net.engine if backend == "tensorrt" else net.onnx
-
-
-def _activate(manifest: Manifest, runners: list[Runner], backend: str) -> None:
-    """Build every session; a model file the backend cannot load is a BundleError naming it.
-
-    The files' hashes matched, so such a file was broken before the manifest was sealed (or the
-    manifest was re-sealed after editing): the bundle is unusable, not the backend.
-    """
-    for i, (net, runner) in enumerate(zip(manifest.networks, runners)):
-        try:
-            runner.activate()
-        except Exception as exc:
-            if not _model_error(exc):
-                raise
-            key = "engine" if backend == "tensorrt" else "onnx"
-            text = str(exc).strip().splitlines()
-            raise BundleError(f"{manifest.path}: field 'networks[{i}].files.{key}': {getattr(net, key)} is not a model "
-                              f"the backend can load ({type(exc).__name__}: {text[0][:300] if text else ''})") from exc
-
-
-def _probe(manifest: Manifest, runners: list[Runner], x: np.ndarray, backend: str) -> None:
-    """Run every network once on a uniform grey frame: each must run, and each task's output must be
-    finite float32 of the manifest's shape. A model that loads but cannot compute (a damaged
-    attribute, weights re-sealed after editing) fails here, at load, instead of on the first frame."""
-    for i, (net, runner) in enumerate(zip(manifest.networks, runners)):
-        file = _file_of(net, backend)
-        try:
-            outputs = runner.infer({manifest.input.name: x})
-        except Exception as exc:
-            if not _model_error(exc):
-                raise
-            text = str(exc).strip().splitlines()
-            raise BundleError(f"{manifest.path}: field 'networks[{i}]': {file} fails on a test frame at load "
-                              f"({type(exc).__name__}: {text[0][:300] if text else ''})") from exc
-        for task, o in manifest.tasks.items():
-            if o.network != i:
-                continue
-            y = outputs[o.output]
-            want = list(o.shape)
-            if (y.dtype != np.float32 or y.ndim != 4 or y.shape[:2] != (1, o.channels)
-                    or any(isinstance(w, int) and w != d for w, d in zip(want[2:], y.shape[2:]))):
-                raise BundleError(f"{manifest.path}: field 'tasks.{task}.shape': the manifest says {want} float32, "
-                                  f"{file} outputs {list(y.shape)} {y.dtype} on a test frame")
-            if not np.isfinite(y).all():
-                raise BundleError(f"{manifest.path}: task '{task}': {file} outputs NaN or infinity on a uniform grey "
-                                  "test frame; its weights are damaged")
 
 
 def _needed_files(manifest: Manifest, backend: str) -> set[str]:
@@ -436,12 +295,12 @@ def load_bundle(path: str | os.PathLike, backend: str = "auto", device: str = "c
                 sets[m] = next(iter(sets.values()))
                 continue
             sets[m] = _make_runners(manifest, blobs, backend, device, per, allow_fallback)
-            _activate(manifest, sets[m], backend)
-            _check_io(manifest, sets[m], backend)
+            activate(manifest, sets[m], backend)
+            check_io(manifest, sets[m], backend)
         x = to_network_input(np.full((1, manifest.input.height, manifest.input.width, 3), 128, np.uint8),
                              manifest.input)
         for rs in {id(v): v for v in sets.values()}.values():
-            _probe(manifest, rs, x, backend)
+            probe(manifest, rs, x, backend)
             for _ in range(warmup):
                 for r in rs:
                     r.infer({manifest.input.name: x}, False)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from taskgroup_runtime.errors import RuntimeInputError
-from taskgroup_runtime.manifest import COLOR_ORDERS, FRAME_FORMS, InputSpec
+from taskgroup_runtime.specs import COLOR_ORDERS, FRAME_FORMS, InputSpec
 from taskgroup_runtime.resize import resize_area
 
 MAX_FRAME_SIDE = 16384  # larger frames are refused rather than resized (a wrong array, not a camera frame)

@@ -7,6 +7,9 @@ profiler's own timing function: the whole bundle per frame and each of its netwo
 the same interleaved rounds. The prediction and the budget come from the manifest, which
 carries them from the grouping.
 
+Its latency records are the runtime's own (`taskgroup_runtime.measurement`: what `Bundle.measure`
+returns is what is written); this module only reads them back with the toolkit's file errors.
+
 Schema 2. Schema-1 files of both earlier layouts load: the pipeline's (`predicted_ms`,
 `budget_ms`, `execution`) and `bench --json`'s (`bundle`, `budget`, `predicted_latency_ms`,
 `runtime`).
@@ -19,53 +22,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from taskgroup_runtime.manifest import SelectionBudget
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_number, write_json_atomic
 from taskgroup_runtime import BackendUnavailableError, BundleError, load_bundle
+from taskgroup_runtime.measurement import PERCENTILES, LatencySummary, NetworkLatency
+from taskgroup_runtime.provenance import SelectionBudget
 
 KIND = "bundle_benchmark"
 SCHEMA_VERSION = 2
 SUPPORTED_VERSIONS = (1, SCHEMA_VERSION)
-PERCENTILES = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms")
 
 
-@dataclass(frozen=True)
-class LatencySummary:
-    """Latency of one callable over `runs` timed calls, in ms (runtime.timing.summarize_ms)."""
-
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    min_ms: float
-    runs: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"p50_ms": self.p50_ms, "p90_ms": self.p90_ms, "p99_ms": self.p99_ms, "mean_ms": self.mean_ms,
-                "min_ms": self.min_ms, "runs": self.runs}
-
-    @classmethod
-    def from_json(cls, doc: Any, where: object, prefix: str) -> "LatencySummary":
-        if not isinstance(doc, dict):
-            raise SchemaError(where, prefix.rstrip("."), "expected an object with p50_ms, p90_ms, p99_ms, mean_ms, runs")
-        values = {k: require_number(doc, k, where, prefix=prefix, minimum=0.0, optional=k == "min_ms")
-                  for k in PERCENTILES}
-        if values["min_ms"] is None:  # files from before the minimum was recorded
-            values["min_ms"] = values["p50_ms"]
-        if not values["min_ms"] <= values["p50_ms"] <= values["p90_ms"] <= values["p99_ms"]:
-            raise SchemaError(where, prefix.rstrip("."), f"percentiles out of order: {values}")
-        return cls(runs=require_number(doc, "runs", where, prefix=prefix, minimum=1, integer=True), **values)
-
-
-@dataclass(frozen=True)
-class NetworkLatency:
-    network: str  # the manifest's network name (net0, ..., or fused)
-    tasks: tuple[str, ...]  # tasks it serves
-    latency: LatencySummary  # alone, in its own session
-
-    def to_json(self) -> dict[str, Any]:
-        return {"network": self.network, "tasks": list(self.tasks), **self.latency.to_json()}
+def latency_from_json(doc: Any, where: object, prefix: str) -> LatencySummary:
+    """The runtime's latency record, read from a bench file (min_ms is absent in files from before it was
+    recorded: the p50 stands in)."""
+    if not isinstance(doc, dict):
+        raise SchemaError(where, prefix.rstrip("."), "expected an object with p50_ms, p90_ms, p99_ms, mean_ms, runs")
+    values = {k: require_number(doc, k, where, prefix=prefix, minimum=0.0, optional=k == "min_ms")
+              for k in PERCENTILES}
+    if values["min_ms"] is None:  # files from before the minimum was recorded
+        values["min_ms"] = values["p50_ms"]
+    if not values["min_ms"] <= values["p50_ms"] <= values["p90_ms"] <= values["p99_ms"]:
+        raise SchemaError(where, prefix.rstrip("."), f"percentiles out of order: {values}")
+    return LatencySummary(runs=require_number(doc, "runs", where, prefix=prefix, minimum=1, integer=True), **values)
 
 
 @dataclass(frozen=True)
@@ -137,7 +116,7 @@ class BenchResult:
             if not all(isinstance(t, str) for t in tasks):
                 raise SchemaError(where, f + ".tasks", "expected a list of task names")
             standalone.append(NetworkLatency(require(n, "network", str, f"{where}: {f}"), tuple(tasks),
-                                             LatencySummary.from_json(n, where, f + ".")))
+                                             latency_from_json(n, where, f + ".")))
         budget = doc.get("budget")
         if isinstance(budget, dict):  # schema 2 and bench --json's schema 1
             value, unit = require_number(budget, "value", where, prefix="budget.", positive=True, optional=True), \
@@ -163,7 +142,7 @@ class BenchResult:
             if v is not None and not isinstance(v, str):
                 raise SchemaError(where, f"whole.{k}", f"expected a string, found {type(v).__name__}")
         batch = require_number(whole_doc, "batch", where, prefix="whole.", minimum=1, integer=True, optional=True)
-        return cls(LatencySummary.from_json(whole_doc, where, "whole."), tuple(standalone), bundle,
+        return cls(latency_from_json(whole_doc, where, "whole."), tuple(standalone), bundle,
                    labels["execution"], labels["backend"], labels["device"], batch or 1, value, unit, predicted,
                    dict(timing), dict(runtime))
 
@@ -187,8 +166,6 @@ def measure_bundle(bundle_dir: str | os.PathLike, *, device: str = "cpu", backen
     selection = bundle.manifest.selection
     budget = selection.budget or SelectionBudget()
     predicted = selection.predicted_latency.value if selection.predicted_latency else None
-    summary = lambda d: LatencySummary(d.p50_ms, d.p90_ms, d.p99_ms, d.mean_ms, d.min_ms, d.runs)  # noqa: E731
-    return BenchResult(summary(measured.whole), tuple(NetworkLatency(a.network, a.tasks, summary(a.latency))
-                                                      for a in measured.standalone),
-                       str(Path(bundle_dir)), measured.execution, measured.backend, measured.device, measured.batch,
-                       budget.value, budget.unit, predicted, measured.to_json()["timing"], info)
+    return BenchResult(measured.whole, measured.standalone, str(Path(bundle_dir)), measured.execution,
+                       measured.backend, measured.device, measured.batch, budget.value, budget.unit, predicted,
+                       measured.timing_json(), info)

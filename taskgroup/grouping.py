@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from taskgroup_runtime.manifest import BackendSettings
+from taskgroup_runtime.provenance import BackendSettings
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_number, write_json_atomic
 from taskgroup.tasks import get_task

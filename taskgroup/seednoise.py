@@ -35,6 +35,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.tasks import PAPER_TASKS
 from taskgroup.fileio import read_json
+from taskgroup.stats import pooled_std
 
 KIND = "seed_noise"
 RECORDS = Path(__file__).resolve().parent / "data" / "seed_noise"
@@ -95,13 +96,7 @@ class SeedNoise:
     def one_grouping(self, objective: str) -> Spread:
         """Pooled standard deviation of one grouping's objective over seeds."""
         key = self.series(objective)
-        squares, df = 0.0, 0
-        for g in self.groupings:
-            values = g.per_seed[key]
-            mean = math.fsum(values) / len(values)
-            squares += math.fsum((v - mean) ** 2 for v in values)
-            df += len(values) - 1
-        std = math.sqrt(squares / df)
+        std, df = pooled_std(g.per_seed[key] for g in self.groupings)
         return Spread(std, df, "one grouping", f"one grouping's seed-to-seed standard deviation {std:.4f}, pooled "
                                                f"over {len(self.groupings)} groupings")
 
@@ -118,8 +113,7 @@ class SeedNoise:
         for i, a in enumerate(self.groupings):
             for b in self.groupings[i + 1:]:
                 diffs = [x - y for x, y in zip(a.per_seed[key], b.per_seed[key])]
-                mean = math.fsum(diffs) / len(diffs)
-                std = math.sqrt(math.fsum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
+                std = _std(diffs)
                 out[(a.name, b.name)] = Spread(std, len(diffs) - 1, "paired",
                                                f"the paired seed-to-seed standard deviation {std:.4f} of '{a.name}' "
                                                f"minus '{b.name}', measured over {len(diffs)} seeds")
@@ -155,12 +149,7 @@ class SeedNoise:
 
     def gain(self) -> Spread:
         """Pooled standard deviation over seeds of a pairwise gain."""
-        squares, df = 0.0, 0
-        for values in self.pairwise_gains.values():
-            mean = math.fsum(values) / len(values)
-            squares += math.fsum((v - mean) ** 2 for v in values)
-            df += len(values) - 1
-        std = math.sqrt(squares / df)
+        std, df = pooled_std(self.pairwise_gains.values())
         return Spread(std, df, "gain", f"a pairwise gain's seed-to-seed standard deviation {std:.2%}, pooled over "
                                        f"{len(self.pairwise_gains)} gains")
 
@@ -291,8 +280,7 @@ def _parse_network(text: str, code: Mapping[str, str]) -> Network:
 
 
 def _std(values: Sequence[float]) -> float:
-    mean = math.fsum(values) / len(values)
-    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return pooled_std([values])[0]
 
 
 def _names(value: Any) -> bool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 CONFIDENCE = 0.95  # two-sided confidence of every verdict unless a rule states otherwise
 
@@ -140,6 +140,17 @@ def compare_with_noise(difference: float, spread: float, df: float, basis: str,
         raise ValueError(f"spread must be a finite number >= 0, got {spread}")
     verdict, threshold, p = _verdict(difference, spread, df, confidence)
     return Comparison(Estimate(difference, None, 1), verdict, confidence, threshold, df, p, basis)
+
+
+def pooled_std(series: Iterable[Sequence[float]]) -> tuple[float, int]:
+    """Standard deviation pooled over several series (each about its own mean) and its degrees of freedom:
+    the seed noise of one quantity measured on several groupings or pairs."""
+    squares, df = 0.0, 0
+    for values in series:
+        mean = math.fsum(values) / len(values)
+        squares += math.fsum((v - mean) ** 2 for v in values)
+        df += len(values) - 1
+    return math.sqrt(squares / df), df
 
 
 def within_noise(values: Sequence[float], confidence: float = CONFIDENCE) -> bool | None:

@@ -38,7 +38,7 @@ CONTRACT_MODULES = {
 EXCEPTIONS = {
     ("taskgroup/pipeline/run.py", "Pipeline.report_data"): (
         1, "baselines.json: no typed contract yet (written by the pipeline's baselines stage)"),
-    ("exporters/bundle.py", "_check_replaceable"): (
+    ("exporters/publish.py", "check_replaceable"): (
         1, "an earlier bundle's kind and file list only, deliberately without the manifest's checks: "
            "`export --overwrite` must replace a damaged or edited bundle too"),
 }

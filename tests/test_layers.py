@@ -23,10 +23,6 @@ def test_the_import_contracts_are_kept(capsys):
     assert code == 0, out[out.find("Broken contracts"):] or out
 
 
-# The one import circle left, and why: the model registry imports the built-in architecture lazily
-# (it needs torch, and listing or validating model names must not), while the architecture
-# registers itself with the registry's decorator.
-ALLOWED_CIRCLES = [{"taskgroup.models.registry", "taskgroup.models.xception"}]
 
 
 def test_no_module_imports_itself_through_others():
@@ -44,5 +40,4 @@ def test_no_module_imports_itself_through_others():
                 todo.extend(edges[m])
         if module in seen:
             circles.append(module)
-    allowed = set().union(*ALLOWED_CIRCLES)
-    assert set(circles) <= allowed, f"modules on an import circle: {sorted(set(circles) - allowed)}"
+    assert not circles, f"modules on an import circle: {sorted(circles)}"

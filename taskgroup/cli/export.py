@@ -89,11 +89,11 @@ def export_command(
     console.print(f"content_sha256 {manifest.content_sha256}: pin it in the robot's configuration "
                   "(load_bundle(path, expected_digest=...)) to refuse any other bundle")
     for net in manifest.networks:
-        worst = max(v["max_abs_error"] / v["tolerance"] for v in net.verification.values())
+        worst = max(v.max_abs_error / v.tolerance for v in net.verification.values())
         parts = net.fused_from
         console.print(f"  {net.name}: {', '.join(net.tasks)} -> {net.onnx}" + (f" + {net.engine}" if net.engine else "")
                       + f" (worst error {worst:.1%} of tolerance)"
-                      + (f"; one graph of {', '.join(p['name'] for p in parts)} taking the uint8 frame" if parts else ""))
+                      + (f"; one graph of {', '.join(p.name for p in parts)} taking the uint8 frame" if parts else ""))
     if not manifest.tensorrt.built and format != "onnx":
         console.print(escape(f"no TensorRT engines: {manifest.tensorrt.reason}"))  # it names 'taskgrouping[tensorrt]'
 
@@ -186,7 +186,7 @@ def bench_command(
     console = output_console()
     console.print(table)
     if fused:  # one graph: its networks cannot be timed apart, and "alone" is the same graph without the runtime
-        console.print(f"a fused bundle is one graph of {', '.join(p['name'] for p in fused[0].fused_from)}: its "
+        console.print(f"a fused bundle is one graph of {', '.join(p.name for p in fused[0].fused_from)}: its "
                       f"networks cannot be timed one by one (export with --no-fuse for that); bundle / graph alone = "
                       f"{result.ratio_to_standalone_sum:.3f} (the runtime's own per-frame work)")
     else:

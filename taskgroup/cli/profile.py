@@ -10,11 +10,11 @@ import typer
 
 from taskgroup.cli.app import app
 from taskgroup.errors import TaskgroupError
+from taskgroup.profile.costmodel import DeviceProfile
 from taskgroup.profile.profiler import ProfileConfig, default_profile_name, run_profile, write_profile
-from taskgroup_runtime.timing import TimingConfig
+from taskgroup_runtime.timing import MAX_RUNS, TimingConfig
 from taskgroup.tasks import TASKS, parse_task_list
 from taskgroup.train.config import make_run_config
-from taskgroup_runtime.timing import MAX_RUNS
 from taskgroup.losstable import LossTable
 from taskgroup.presets import ArchPreset
 
@@ -63,8 +63,6 @@ def profile_command(
     trunk + served heads predicts whole networks. Selection reads the result with --profile."""
     from rich.console import Console
 
-
-
     if not 1 <= min_runs <= MAX_RUNS:
         raise TaskgroupError(f"--min-runs must be an integer from 1 to {MAX_RUNS}, got {min_runs}")
     if not (math.isfinite(min_seconds) and min_seconds >= 0):
@@ -92,36 +90,35 @@ def profile_command(
     )
     console = Console(stderr=True)
     with console.status("profiling") as status:
-        doc = run_profile(config, report=lambda msg: status.update(f"profiling: {msg}"))
-    path = out or Path("profiles") / f"{default_profile_name(doc)}.json"
-    write_profile(doc, path)
-    _summary(console, doc.to_json(), path)  # renders the document as written
+        profile = run_profile(config, report=lambda msg: status.update(f"profiling: {msg}"))
+    path = out or Path("profiles") / f"{default_profile_name(profile)}.json"
+    write_profile(profile, path)
+    _summary(console, profile, path)
 
 
-def _summary(console, doc: dict, path: Path) -> None:
+def _summary(console, profile: DeviceProfile, path: Path) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{doc['backend']} ({doc['execution_provider']}) on {doc['device'].get('gpu_name') or doc['device']['cpu_model']}, "
-                        f"input {'x'.join(map(str, doc['input_shape']))}")
+    device = profile.device.gpu_name or profile.device.cpu_model
+    table = Table(title=f"{profile.backend} ({profile.execution_provider}) on {device}, "
+                        f"input {'x'.join(map(str, profile.input_shape))}")
     table.add_column("width")
     table.add_column("part")
     table.add_column("MACs", justify="right")
     table.add_column("p50 ms", justify="right")
     table.add_column("p90 ms", justify="right")
     table.add_column("runs", justify="right")
-    for w in doc["widths"]:
-        parts = [("trunk", w["trunk"])] + [(f"head {t}", h) for t, h in w["heads"].items()]
-        for name, part in parts:
-            lat = part["latency_ms"]
-            table.add_row(f"{w['width']:g}", name, f"{part['macs']:,}", f"{lat['p50']:.4f}", f"{lat['p90']:.4f}",
-                          str(lat["runs"]))
-        if w.get("session_overhead"):
-            table.add_row(f"{w['width']:g}", "call overhead", "", f"{w['session_overhead']['p50']:.4f}", "", "")
+    for wc in profile.widths.values():
+        for name, part in [("trunk", wc.trunk)] + [(f"head {t}", h) for t, h in wc.heads.items()]:
+            lat = part.latency
+            table.add_row(f"{wc.width:g}", name, f"{part.macs:,}", f"{lat.p50:.4f}", f"{lat.p90:.4f}", str(lat.runs))
+        if wc.session_overhead:
+            table.add_row(f"{wc.width:g}", "call overhead", "", f"{wc.session_overhead.p50:.4f}", "", "")
     console.print(table)
-    v = doc["validation"]
-    console.print(f"cost model (trunk + served heads) vs {len(v['networks'])} whole networks: max |error| "
-                  f"{100 * v['max_abs_relative_error']:.1f}%, mean {100 * v['mean_abs_relative_error']:.1f}% at p50; "
-                  f"standard network {doc['standard_network_ms']:.4f} ms; took {doc['duration_s']:.0f} s")
+    v = profile.validation
+    console.print(f"cost model (trunk + served heads) vs {len(v.networks)} whole networks: max |error| "
+                  f"{100 * v.max_abs_relative_error:.1f}%, mean {100 * v.mean_abs_relative_error:.1f}% at p50; "
+                  f"standard network {profile.recorded_standard_network_ms:.4f} ms; took {profile.duration_s:.0f} s")
     console.print(f"wrote {path}")
 
 

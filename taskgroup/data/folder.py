@@ -34,6 +34,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from taskgroup.errors import TaskgroupError
+from taskgroup.data.images import read_image
 from taskgroup.data.resize import resize_mask, resize_square
 from taskgroup.tasks import get_task
 
@@ -42,19 +43,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 LABEL_SUFFIXES = (".png", ".npy")
 UNITS = "the label files' values: PNG values as stored, .npy values as stored"
 UNITS_BCE = "probability of each label: PNG value / the maximum of its bit depth, or .npy values in [0, 1]"
-
-
-def _read_png(path: Path) -> np.ndarray:
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise TaskgroupError(f"folder data: cannot read {path} as an image")
-    if img.dtype not in (np.uint8, np.uint16):
-        raise TaskgroupError(f"folder data: {path}: expected an 8- or 16-bit image, found {img.dtype}")
-    if img.ndim == 3:
-        img = img[:, :, 2::-1] if img.shape[2] >= 3 else img[:, :, :1]  # BGR(A) -> RGB; grey+alpha -> grey
-    return img
 
 
 def _read_label(path: Path) -> np.ndarray:
@@ -67,7 +55,7 @@ def _read_label(path: Path) -> np.ndarray:
             raise TaskgroupError(f"folder data: {path}: expected a numeric (H, W) or (H, W, C) array, found "
                                  f"{arr.dtype} {arr.shape}")
         return arr
-    return _read_png(path)
+    return read_image(path, "folder data")
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
@@ -170,7 +158,7 @@ def build_split(config, split: str, directory, tasks: Sequence[str], progress: C
     ignores = {t: ignore_value(config, t) for t in labels}
     max_id = -1
     for i, sample in enumerate(ids):
-        rgb = _read_png(images_in[sample])
+        rgb = read_image(images_in[sample], "folder data")
         if rgb.ndim == 2 or rgb.shape[2] == 1:
             rgb = np.repeat(rgb.reshape(*rgb.shape[:2], 1), 3, axis=2)
         shape = rgb.shape[:2]

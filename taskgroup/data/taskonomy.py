@@ -34,6 +34,7 @@ import numpy as np
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.tasks import TASKS
+from taskgroup.data.images import read_image
 from taskgroup.data.resize import resize_mask, resize_square
 
 SEGMENT_CLASSES: tuple[str, ...] = ("unlabeled", "background") + tuple(f"class_{i}" for i in range(2, 18))
@@ -70,18 +71,9 @@ RGB_SUFFIX = "_domain_rgb.png"
 
 
 def _read(path: Path) -> np.ndarray:
-    import cv2
-
     if not path.is_file():
         raise TaskgroupError(f"taskonomy: missing file {path}")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise TaskgroupError(f"taskonomy: cannot read {path} as an image")
-    if img.dtype not in (np.uint8, np.uint16):
-        raise TaskgroupError(f"taskonomy: {path}: expected an 8- or 16-bit PNG, found {img.dtype}")
-    if img.ndim == 3:
-        img = img[:, :, 2::-1] if img.shape[2] >= 3 else img  # BGR(A) -> RGB
-    return img
+    return read_image(path, "taskonomy")
 
 
 def _unit(img: np.ndarray) -> np.ndarray:

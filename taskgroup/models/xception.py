@@ -19,7 +19,6 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from taskgroup.models.registry import register_model
 from taskgroup.tasks import SEGMENT_CLASSES, get_task
 from taskgroup.task_tables import declared_in
 
@@ -221,7 +220,6 @@ class MultiTaskNet(nn.Module):
         return doc
 
 
-@register_model("xception")
 def xception(tasks: Sequence[str], width: float = 1.0, **config) -> MultiTaskNet:
     cfg = XceptionConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
     return MultiTaskNet("xception", tasks, width, cfg)

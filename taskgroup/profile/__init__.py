@@ -5,6 +5,7 @@
 `taskgroup.profile.profiler` (imports torch, fvcore, onnxruntime lazily).
 """
 
-from taskgroup.profile.costmodel import DeviceProfile, LatencyStats, load_profile, profile_from_doc, profile_name
+from taskgroup.profile.costmodel import DeviceProfile, load_profile, profile_from_doc, profile_name
+from taskgroup.profile.measurements import LatencyStats
 
 __all__ = ["DeviceProfile", "LatencyStats", "load_profile", "profile_from_doc", "profile_name"]

@@ -12,7 +12,10 @@ no work and subtracts it from each head; the trunk keeps it, because every deplo
 network is one session. The profile records how well the sum predicts directly measured
 whole networks.
 
-This module does not import torch: `taskgroup select` reads profiles without it.
+The document's parts are typed records beside it: what was measured (measurements.py), the
+co-run fit (corun.py) and what it was measured with (provenance.py); this module holds the
+profile that assembles them, its arithmetic and its one reader and writer. It does not import
+torch: `taskgroup select` reads profiles without it.
 """
 
 from __future__ import annotations
@@ -23,16 +26,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from taskgroup_runtime.manifest import BackendSettings
+from taskgroup_runtime.provenance import BackendSettings
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_finite
+from taskgroup.profile.corun import CorunFit, corun_standard_error
+from taskgroup.profile.measurements import WIDTH_TOL, Validation, WidthCosts
+from taskgroup.profile.provenance import DeviceRecord, LibraryVersions, OnnxExport, ProfileTiming, optional_field
 
 KIND = "device_profile"
 SCHEMA_VERSION = 1
 STATISTICS = ("p50", "p90", "p99")  # latency statistics a cost can be read at
-
-# Widths are stored as floats; two widths closer than this are the same width.
-_WIDTH_TOL = 1e-9
 
 
 def corun_factor(per_extra_network: float, networks: int) -> float:
@@ -42,150 +45,11 @@ def corun_factor(per_extra_network: float, networks: int) -> float:
 
 
 @dataclass(frozen=True)
-class LatencyStats:
-    """Latency of one thing (trunk, head, network) over `runs` timed calls, in ms."""
-
-    p50: float  # median, the statistic costs use by default
-    p90: float
-    p99: float
-    mean: float
-    runs: int  # number of timed calls (after warm-up)
-    rounds_p50: tuple[float, ...] | None = None  # the median of each interleaved round (absent in old profiles)
-
-    def get(self, statistic: str) -> float:
-        return float(getattr(self, statistic))
-
-    @property
-    def noise(self) -> float:
-        """How much this latency moves between rounds: the standard deviation of the per-round medians
-        (each round times everything once, minutes apart at most). 0 when unknown."""
-        return _sample_std(self.rounds_p50)
-
-    @property
-    def noise_se(self) -> float:
-        """How much the profile's estimate moves between profiling runs: the standard error of the
-        mean of the per-round medians (noise / sqrt(rounds)). 0 when unknown."""
-        r = self.rounds_p50
-        return _sample_std(r) / len(r) ** 0.5 if r and len(r) > 1 else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        doc = {"p50": self.p50, "p90": self.p90, "p99": self.p99, "mean": self.mean, "runs": self.runs}
-        if self.rounds_p50 is not None:
-            doc["rounds_p50"] = list(self.rounds_p50)
-        return doc
-
-
-@dataclass(frozen=True)
-class Component:
-    """One measured piece of a network: the trunk, or one task's head, at one width."""
-
-    params: int  # number of parameters
-    macs: int  # multiply-adds counted by fvcore (one multiply-add = one flop)
-    latency: LatencyStats  # measured alone (a head is fed the trunk's output features)
-    macs_by_operator: Mapping[str, int] = field(default_factory=dict)  # fvcore operator -> multiply-adds
-
-    def to_json(self) -> dict[str, Any]:
-        return {"params": self.params, "macs": self.macs, "macs_by_operator": dict(self.macs_by_operator),
-                "latency_ms": self.latency.to_json()}
-
-
-@dataclass(frozen=True)
-class WidthCosts:
-    """Everything measured at one width multiplier."""
-
-    width: float
-    trunk: Component
-    heads: Mapping[str, Component]
-    session_overhead: LatencyStats | None  # fixed cost of one backend call; None when not separable
-
-    def to_json(self) -> dict[str, Any]:
-        return {"width": self.width, "trunk": self.trunk.to_json(),
-                "heads": {t: c.to_json() for t, c in self.heads.items()},
-                "session_overhead": self.session_overhead.to_json() if self.session_overhead else None}
-
-
-@dataclass(frozen=True)
-class ValidatedNetwork:
-    """One whole network timed directly, against the cost model's prediction for it."""
-
-    width: float
-    served: tuple[str, ...]  # the heads it kept
-    params: int
-    macs: int
-    latency: LatencyStats  # measured as one network
-    predicted_ms: float | None = None  # trunk + heads at the validation's statistic
-    relative_error: float | None = None  # (predicted - measured) / measured
-
-    def to_json(self) -> dict[str, Any]:
-        doc = {"width": self.width, "served": list(self.served), "params": self.params, "macs": self.macs,
-               "latency_ms": self.latency.to_json()}
-        if self.predicted_ms is not None:
-            doc.update(predicted_ms=self.predicted_ms, relative_error=self.relative_error)
-        return doc
-
-
-@dataclass(frozen=True)
-class Validation:
-    """How well the additive cost model predicts directly measured whole networks."""
-
-    statistic: str
-    networks: tuple[ValidatedNetwork, ...]
-
-    @property
-    def max_abs_relative_error(self) -> float:
-        return max((abs(n.relative_error) for n in self.networks if n.relative_error is not None), default=0.0)
-
-    @property
-    def mean_abs_relative_error(self) -> float:
-        errors = [abs(n.relative_error) for n in self.networks if n.relative_error is not None]
-        return sum(errors) / len(errors) if errors else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {"statistic": self.statistic, "networks": [n.to_json() for n in self.networks],
-                "max_abs_relative_error": self.max_abs_relative_error,
-                "mean_abs_relative_error": self.mean_abs_relative_error}
-
-
-@dataclass(frozen=True)
-class CorunSequence:
-    networks: tuple[str, ...]  # the networks run back to back, in order
-    p50_ms: float | None = None  # the sequence measured as one call
-    sum_alone_p50_ms: float | None = None  # the sum of each alone
-    ratio: float | None = None  # p50_ms / sum_alone_p50_ms (what the fit and its uncertainty read)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"networks": list(self.networks), **{k: getattr(self, k) for k in ("p50_ms", "sum_alone_p50_ms", "ratio")
-                                                     if getattr(self, k) is not None}}
-
-
-@dataclass(frozen=True)
-class CorunFit:
-    """The co-run model: N networks per frame cost their sum x (1 + per_extra_network x (N - 1))."""
-
-    per_extra_network: float  # the fitted slope, clamped at 0
-    sequences: tuple[CorunSequence, ...] = ()  # what it was fitted on (absent: not stored)
-    fit_unclamped: float | None = None  # the slope before clamping
-    model: str | None = None  # the model in words
-    execution: str | None = None  # fused (one graph per frame) or separate sessions
-    extra: dict[str, Any] = field(default_factory=dict)  # other fields, as written
-
-    def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {} if self.model is None else {"model": self.model}
-        doc["per_extra_network"] = self.per_extra_network
-        if self.fit_unclamped is not None:
-            doc["fit_unclamped"] = self.fit_unclamped
-        doc["sequences"] = [q.to_json() for q in self.sequences]
-        if self.execution is not None:
-            doc["execution"] = self.execution
-        return {**doc, **self.extra}
-
-
-@dataclass(frozen=True)
 class DeviceProfile:
     """A loaded device profile; costs in milliseconds at the chosen latency statistic."""
 
     path: str  # file it was read from ("" if built in memory)
-    device: Mapping[str, Any]  # what was measured on: kind, CPU model and cores or GPU and driver (free-form by kind)
+    device: DeviceRecord  # what was measured on: kind, CPU model and cores or GPU and driver
     tasks: tuple[str, ...]  # tasks whose heads were profiled
     preset: str  # architecture preset (taskgroup.presets) the networks were built from
     input_shape: tuple[int, int, int, int]  # (batch, 3, H, W) the networks were timed at
@@ -205,9 +69,9 @@ class DeviceProfile:
     created: str | None = None  # when it was measured (UTC, ISO 8601)
     requested_device: str | None = None  # the device asked for (`device` is what ran)
     fallback: bool | None = None  # a GPU provider fell back to the CPU
-    libraries: Mapping[str, Any] | None = None  # library versions
-    onnx: Mapping[str, Any] | None = None  # the exporter, opset and numerics check (None: torch backend)
-    timing: Mapping[str, Any] | None = None  # timing configuration, statistic and clock
+    libraries: LibraryVersions | None = None  # library versions
+    onnx: OnnxExport | None = None  # the exporter, opset and numerics check (None: torch backend)
+    timing: ProfileTiming | None = None  # timing configuration, statistic and clock
     recorded_standard_network_ms: float | None = None  # the file's standard_network_ms: the SNT reference when measured
     duration_s: float | None = None  # how long profiling took
     notes: Mapping[str, str] = field(default_factory=dict)  # input, mac_convention, cost_model: conventions in words
@@ -348,15 +212,15 @@ class DeviceProfile:
 
     # ----- the file ----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        """The profile document: the typed costs, and the descriptive rest (device, libraries, timing,
-        validation, co-run sequences) as it was written. The statistic and noise margin a reader chose
+        """The profile document: the typed costs, and the descriptive records (device, libraries, timing,
+        validation, co-run sequences) as they were read or measured. The statistic and noise margin a reader chose
         are ways of reading it, not part of it."""
         doc: dict[str, Any] = {"kind": KIND, "schema_version": SCHEMA_VERSION}
         for key in ("created", "preset", "model", "model_config"):
             if getattr(self, key) is not None:
                 doc[key] = getattr(self, key)
         doc.update(input_shape=list(self.input_shape), **{k: v for k, v in self.notes.items() if k == "input"},
-                   tasks=list(self.tasks), device=dict(self.device))
+                   tasks=list(self.tasks), device=self.device.to_json())
         for key in ("requested_device", "backend", "execution_provider", "fallback", "backend_settings", "libraries",
                     "onnx", "timing"):
             value = getattr(self, key)
@@ -406,7 +270,7 @@ class DeviceProfile:
     # ----- helpers -----------------------------------------------------------------------
     def _find_width(self, width: float) -> WidthCosts | None:
         for w, wc in self.widths.items():
-            if abs(w - width) <= _WIDTH_TOL:
+            if abs(w - width) <= WIDTH_TOL:
                 return wc
         return None
 
@@ -454,48 +318,27 @@ def profile_from_doc(doc: Mapping[str, Any], path: str = "") -> DeviceProfile:
         raise SchemaError(where, "widths", "expected at least one profiled width")
     widths: dict[float, WidthCosts] = {}
     for i, entry in enumerate(entries):
-        field = f"widths[{i}]"
-        if not isinstance(entry, dict):
-            raise SchemaError(where, field, "expected an object")
-        w = require_finite(require(entry, "width", (int, float), f"{where}: {field}"), f"{field}.width", where)
-        if not 0 < w <= 4:
-            raise SchemaError(where, f"{field}.width", f"expected a width in (0, 4], found {w}")
-        if any(abs(w - v) <= _WIDTH_TOL for v in widths):
-            raise SchemaError(where, f"{field}.width", f"width {w:g} appears twice")
-        trunk = _component(entry, "trunk", f"{field}.trunk", where)
-        heads_doc = require(entry, "heads", dict, f"{where}: {field}")
-        missing = [t for t in tasks if t not in heads_doc]
-        if missing:
-            raise SchemaError(where, f"{field}.heads", f"no measurement for task(s) {missing}")
-        heads = {t: _component(heads_doc, t, f"{field}.heads.{t}", where) for t in tasks}
-        overhead = entry.get("session_overhead")
-        widths[w] = WidthCosts(w, trunk, heads,
-                               None if overhead is None else _latency(overhead, f"{field}.session_overhead", where))
-    if not any(abs(w - 1.0) <= _WIDTH_TOL for w in widths):
+        wc = WidthCosts.from_json(entry, tasks, f"widths[{i}]", where, seen=widths)
+        widths[wc.width] = wc
+    if not any(abs(w - 1.0) <= WIDTH_TOL for w in widths):
         raise SchemaError(where, "widths", "the full width 1.0 must be profiled (it defines the standard network)")
-    corun, corun_se, corun_fit = 0.0, 0.0, None
-    if doc.get("corun") is not None:  # absent in profiles written before it was measured
-        block = doc["corun"]
-        if not isinstance(block, dict):
-            raise SchemaError(where, "corun", "expected an object")
-        corun = require_finite(require(block, "per_extra_network", (int, float), f"{where}: corun"),
-                               "corun.per_extra_network", where, minimum=0.0)
-        corun_se = corun_standard_error(block, corun)
-        corun_fit = _corun_fit(block, corun, where)
+    corun_fit = None if doc.get("corun") is None else CorunFit.from_json(doc["corun"], where)  # absent in old profiles
     settings = doc.get("backend_settings")
-    described = {k: _described(doc, k, t, where) for k, t in (
-        ("model", str), ("model_config", dict), ("created", str), ("requested_device", str), ("fallback", bool),
-        ("libraries", dict), ("onnx", dict), ("timing", dict))}
+    described = {k: optional_field(doc, k, t, where) for k, t in (
+        ("model", str), ("model_config", dict), ("created", str), ("requested_device", str), ("fallback", bool))}
+    records = {r.KEY: None if doc.get(r.KEY) is None else r.from_json(doc[r.KEY], where)
+               for r in (LibraryVersions, OnnxExport, ProfileTiming)}
     numbers = {k: require_finite(doc[k], k, where, minimum=0.0) if doc.get(k) is not None else None
                for k in ("standard_network_ms", "duration_s")}
     numbers["recorded_standard_network_ms"] = numbers.pop("standard_network_ms")
     return DeviceProfile(
-        path, dict(require(doc, "device", dict, where)), tuple(tasks), preset, tuple(shape), backend, provider, widths,
-        "p50", float(corun), corun_se=corun_se,
+        path, DeviceRecord.from_json(doc["device"], where), tuple(tasks), preset, tuple(shape), backend, provider,
+        widths, "p50", float(corun_fit.per_extra_network) if corun_fit else 0.0,
+        corun_se=corun_standard_error(doc["corun"], corun_fit.per_extra_network) if corun_fit else 0.0,
         backend_settings=None if settings is None else BackendSettings.parse(
             settings, "backend_settings", lambda f, problem: SchemaError(where, f, problem)),
-        validation=_validation(doc.get("validation"), where), corun_fit=corun_fit, **described, **numbers,
-        notes={k: doc[k] for k in _NOTES if isinstance(doc.get(k), str)},
+        validation=Validation.from_json(doc.get("validation"), where), corun_fit=corun_fit, **described, **records,
+        **numbers, notes={k: doc[k] for k in _NOTES if isinstance(doc.get(k), str)},
         extra={k: v for k, v in doc.items() if k not in _PROFILE_KEYS})
 
 
@@ -506,145 +349,6 @@ _PROFILE_KEYS = ("kind", "schema_version", "tasks", "preset", "input_shape", "ba
                  *_NOTES)
 
 
-def _described(doc: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
-    """An optional descriptive field: absent or null, or of its type."""
-    value = doc.get(key)
-    if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
-        raise SchemaError(where, key, f"expected {kind.__name__} or null, found {value!r}")
-    return value
-
-
-def _validation(doc: Any, where: str) -> Validation | None:
-    if doc is None:
-        return None
-    if not isinstance(doc, dict):
-        raise SchemaError(where, "validation", "expected an object")
-    networks = []
-    for i, n in enumerate(require(doc, "networks", list, f"{where}: validation")):
-        f = f"validation.networks[{i}]"
-        if not isinstance(n, dict):
-            raise SchemaError(where, f, "expected an object")
-        served = n.get("served")
-        if not isinstance(served, list) or not all(isinstance(t, str) for t in served):
-            raise SchemaError(where, f"{f}.served", "expected a list of task names")
-        predicted, error = n.get("predicted_ms"), n.get("relative_error")
-        networks.append(ValidatedNetwork(
-            require_finite(n.get("width"), f"{f}.width", where, minimum=0.0), tuple(served),
-            _count(n, "params", f, where), _count(n, "macs", f, where), _latency(n.get("latency_ms"), f"{f}.latency_ms", where),
-            None if predicted is None else require_finite(predicted, f"{f}.predicted_ms", where),
-            None if error is None else require_finite(error, f"{f}.relative_error", where)))
-    return Validation(str(doc.get("statistic", "p50")), tuple(networks))
-
-
-def _corun_fit(block: Mapping[str, Any], slope: float, where: str) -> CorunFit:
-    sequences = []
-    for i, q in enumerate(block.get("sequences") or []):
-        f = f"corun.sequences[{i}]"
-        if not isinstance(q, dict) or not isinstance(q.get("networks"), list):
-            raise SchemaError(where, f, "expected an object with networks, p50_ms, sum_alone_p50_ms, ratio")
-        sequences.append(CorunSequence(tuple(str(k) for k in q["networks"]),
-                                       *(None if q.get(k) is None else require_finite(q[k], f"{f}.{k}", where, minimum=0.0)
-                                         for k in ("p50_ms", "sum_alone_p50_ms", "ratio"))))
-    unclamped = block.get("fit_unclamped")
-    return CorunFit(slope, tuple(sequences),
-                    None if unclamped is None else require_finite(unclamped, "corun.fit_unclamped", where),
-                    _described(block, "model", str, where), _described(block, "execution", str, where),
-                    {k: v for k, v in block.items()
-                     if k not in ("per_extra_network", "sequences", "fit_unclamped", "model", "execution")})
-
-
-def _component(parent: Mapping[str, Any], key: str, field: str, where: str) -> Component:
-    if key not in parent:
-        raise SchemaError(where, field, "missing")
-    doc = parent[key]
-    if not isinstance(doc, dict):
-        raise SchemaError(where, field, "expected an object")
-    params = _count(doc, "params", field, where)
-    macs = _count(doc, "macs", field, where)
-    if "latency_ms" not in doc:
-        raise SchemaError(where, f"{field}.latency_ms", "missing")
-    by_op = doc.get("macs_by_operator") or {}
-    if not isinstance(by_op, dict):
-        raise SchemaError(where, f"{field}.macs_by_operator", "expected an object operator -> multiply-adds")
-    return Component(params, macs, _latency(doc["latency_ms"], f"{field}.latency_ms", where),
-                     {op: _count(by_op, op, f"{field}.macs_by_operator", where) for op in by_op})
-
-
-def _count(doc: Mapping[str, Any], key: str, field: str, where: str) -> int:
-    value = doc.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SchemaError(where, f"{field}.{key}", f"expected a non-negative integer, found {value!r}")
-    return value
-
-
-def _latency(doc: Any, field: str, where: str) -> LatencyStats:
-    if not isinstance(doc, dict):
-        raise SchemaError(where, field, "expected an object with p50, p90, p99, mean, runs")
-    values = {}
-    for key in ("p50", "p90", "p99", "mean"):
-        if key not in doc:
-            raise SchemaError(where, f"{field}.{key}", "missing")
-        values[key] = require_finite(doc[key], f"{field}.{key}", where, minimum=0.0)
-    runs = doc.get("runs")
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        raise SchemaError(where, f"{field}.runs", f"expected a positive integer, found {runs!r}")
-    if not values["p50"] <= values["p90"] <= values["p99"]:
-        raise SchemaError(where, field, f"percentiles out of order: p50={values['p50']}, p90={values['p90']}, "
-                                        f"p99={values['p99']}")
-    rounds = doc.get("rounds_p50")  # optional: profiles written before the noise was stored lack it
-    if rounds is not None:
-        if not isinstance(rounds, list) or not rounds:
-            raise SchemaError(where, f"{field}.rounds_p50", f"expected a non-empty list of numbers, found {rounds!r}")
-        rounds = tuple(require_finite(v, f"{field}.rounds_p50[{i}]", where, minimum=0.0) for i, v in enumerate(rounds))
-    return LatencyStats(runs=runs, rounds_p50=rounds, **values)
-
-
 def profile_name(path: str | os.PathLike) -> str:
     """Short name of a profile file, recorded in groupings and bundles."""
     return Path(path).stem
-
-
-# Between-profile standard deviation of the fused co-run slope on the reference 2-core machine:
-# seven profiles of the full-encoder preset (`wide`) back to back fitted 0.000-0.025 (std 0.0107) while each
-# profile's own fit claimed standard errors of 0.0016-0.0104 (benchmarks/results/corun_repeatability.md).
-# The within-profile figures understate run-to-run variation, so the uncertainty never goes below this.
-CORUN_NOISE_FLOOR = 0.011
-
-
-def corun_standard_error(block: Mapping[str, Any], slope: float) -> float:
-    """Uncertainty of the co-run slope between profiles: the largest of the profile's own errors
-    (`corun_fit_errors`) and CORUN_NOISE_FLOOR; 0 when no sequences are stored. A choice whose cost
-    depends on the co-run factor by less than this would flip from one profile to the next."""
-    errors = corun_fit_errors(block, slope)
-    if errors is None:
-        return 0.0
-    return max(*errors, CORUN_NOISE_FLOOR)
-
-
-def corun_fit_errors(block: Mapping[str, Any], slope: float) -> tuple[float, float] | None:
-    """(the fit's standard error, least squares through the origin; the standard deviation of the
-    sequences' own slopes (ratio - 1) / (N - 1), a deliberately conservative figure that does not
-    shrink with more sequences), both 0 with one sequence; None when no sequences are stored."""
-    rows = [r for r in block.get("sequences") or [] if isinstance(r, dict)]
-    points = []
-    for r in rows:
-        ratio, nets = r.get("ratio"), r.get("networks")
-        if isinstance(ratio, (int, float)) and math.isfinite(ratio) and isinstance(nets, list) and len(nets) > 1:
-            points.append((len(nets) - 1, float(ratio) - 1))
-    if not points:
-        return None
-    if len(points) == 1:  # one sequence: no fit residual, no spread; the floor is all that is known
-        return 0.0, 0.0
-    residual = sum((y - slope * x) ** 2 for x, y in points) / (len(points) - 1)
-    fit = math.sqrt(residual / sum(x * x for x, _ in points))
-    slopes = [y / x for x, y in points]
-    mean = sum(slopes) / len(slopes)
-    spread = math.sqrt(sum((v - mean) ** 2 for v in slopes) / (len(slopes) - 1))
-    return fit, spread
-
-
-def _sample_std(values) -> float:
-    if not values or len(values) < 2:
-        return 0.0
-    mean = sum(values) / len(values)
-    return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5

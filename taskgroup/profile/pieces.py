@@ -56,7 +56,6 @@ class PieceRunners:
 
             model = to_fp16(onnx.load_from_string(onnx_bytes)).SerializeToString()
         if self.backend == "tensorrt":
-
             batch = max(len(next(iter(feed.values()))), 1)
             config = EngineConfig(opt_batch=batch, max_batch=max(self.max_batch, batch))
             try:
@@ -119,7 +118,6 @@ class PieceRunners:
     def settings(self) -> dict[str, Any]:
         """How the pieces ran, recorded in the profile (and handed on to bundles through the grouping)."""
         if self.backend == "torch":
-
             return {**torch_settings(), "precision": self.precision}
         if self.backend == "tensorrt":
             return {**(self._engine_info or {}), "precision": self.precision,

@@ -18,9 +18,11 @@ from typing import Any, Callable
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import write_json_atomic
-from taskgroup_runtime.manifest import BackendSettings
-from taskgroup.profile.costmodel import (Component, CorunFit, CorunSequence, DeviceProfile, LatencyStats, Validation,
-                                         ValidatedNetwork, WidthCosts)
+from taskgroup_runtime.provenance import BackendSettings
+from taskgroup.profile.corun import CorunFit, CorunSequence
+from taskgroup.profile.costmodel import DeviceProfile
+from taskgroup.profile.measurements import Component, LatencyStats, Validation, ValidatedNetwork, WidthCosts
+from taskgroup.profile.provenance import DeviceRecord, LibraryVersions, OnnxExport, ProfileTiming
 from taskgroup_runtime.timing import Timing, TimingConfig, measure
 from taskgroup.tasks import TASKS
 from taskgroup.presets import get_arch_preset
@@ -155,7 +157,6 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
             opset = exported.opset
             tol = 1e-2 if backend_name == "tensorrt" else 1e-3  # TensorRT may use TF32 on recent GPUs
             if config.precision == "fp16":
-
                 tol = DEFAULT_ATOL["fp16"]  # export's own tolerance for fp16 files
 
             def checked(name: str, graph: bytes, feed: dict, want: list, what: str) -> None:
@@ -209,9 +210,11 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
                 trunk.macs + sum(heads[t].macs for t in served), stats[f"{key}/net/{'+'.join(served)}"]))
 
     fallback = device.kind == "cuda" and pieces.execution_provider == "CPUExecutionProvider"
-    described = describe_device(device)
     if fallback:  # never label a CPU timing as GPU: describe what really ran
-        described = {**describe_device(parse_device("cpu")), "note": f"requested {device}; ran on the CPU"}
+        described = DeviceRecord.written(**describe_device(parse_device("cpu")),
+                                         note=f"requested {device}; ran on the CPU")
+    else:
+        described = DeviceRecord.written(**describe_device(device))
     fit = corun_fit([
         {"networks": seq, "p50_ms": stats["corun/" + ",".join(seq)].p50,
          "sum_alone_p50_ms": sum(stats[k].p50 for k in seq)} for seq in sequences])
@@ -229,12 +232,12 @@ def _profile(config: ProfileConfig, tasks, device, backend_name: str, preset, pi
                            "fused: the networks merged into one graph taking the uint8 frame, one call" if fused
                            else "separate: one call per network, back to back"),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), requested_device=str(device),
-        fallback=fallback, libraries=library_versions(),
-        onnx=None if backend_name == "torch" else {
-            "exporter": "torch.onnx.export(dynamo=True, external_data=False, optimize=True)",
-            "opset": opset, "max_abs_diff_vs_torch": max(numerics.values()) if numerics else None},
-        timing={**asdict(config.timing), "statistic_for_costs": "p50", "interleaved": True,
-                "clock": "time.perf_counter around one synchronised inference"},
+        fallback=fallback, libraries=LibraryVersions(library_versions()),
+        onnx=None if backend_name == "torch" else OnnxExport.written(
+            exporter="torch.onnx.export(dynamo=True, external_data=False, optimize=True)",
+            opset=opset, max_abs_diff_vs_torch=max(numerics.values()) if numerics else None),
+        timing=ProfileTiming.written(**asdict(config.timing), statistic_for_costs="p50", interleaved=True,
+                                     clock="time.perf_counter around one synchronised inference"),
         notes={"input": "float32 RGB in [0, 1], NCHW (normalisation is inside the network)",
                "mac_convention": MAC_CONVENTION, "cost_model": COST_MODEL})
     # Check the cost model against the directly measured networks, using the loader's own arithmetic.
@@ -294,7 +297,7 @@ def default_profile_name(profile: DeviceProfile) -> str:
     """e.g. cpu-intel-r-xeon-r-processor-default (suffix -torch for a non-default backend)."""
 
     dev = profile.device
-    what = dev.get("gpu_name") if dev["kind"] == "cuda" else dev.get("cpu_model")
-    name = f"{dev['kind']}-{slug(str(what))}-{profile.preset}"
-    default_backend = "onnxruntime" if dev["kind"] == "cpu" else "tensorrt"
+    what = dev.gpu_name if dev.kind == "cuda" else dev.cpu_model
+    name = f"{dev.kind}-{slug(str(what))}-{profile.preset}"
+    default_backend = "onnxruntime" if dev.kind == "cpu" else "tensorrt"
     return name if profile.backend == default_backend else f"{name}-{profile.backend}"

@@ -98,7 +98,7 @@ def profile_record(profile: DeviceProfile, out_path: str | os.PathLike) -> dict[
         "profile": os.path.relpath(Path(profile.path).resolve(), out_dir),
         "profile_name": profile_name(profile.path),
         "statistic": profile.statistic,
-        "device": dict(profile.device),
+        "device": profile.device.to_json(),
         "backend": profile.backend,
         "execution_provider": profile.execution_provider,
         "backend_settings": profile.backend_settings.to_json() if profile.backend_settings else None,
@@ -109,9 +109,7 @@ def profile_record(profile: DeviceProfile, out_path: str | os.PathLike) -> dict[
 
 def device_summary(profile: DeviceProfile) -> str:
     """One line naming the device and backend, for printed summaries."""
-    dev = profile.device
-    name = dev.get("cpu_model") or dev.get("gpu_name") or dev.get("name") or dev.get("kind") or "device"
-    return f"{name} ({profile.backend}, {profile.execution_provider}, {profile.statistic})"
+    return f"{profile.device.label} ({profile.backend}, {profile.execution_provider}, {profile.statistic})"
 
 
 def headroom_text(cost: float, budget: float, unit: str) -> str:

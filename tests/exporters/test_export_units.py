@@ -55,7 +55,7 @@ def test_runtime_outputs_are_the_heads_mapped_to_dataset_units(bundle):
     with load_bundle(bundle_dir) as b:
         out = b.run(frames)
         assert b.manifest.tasks["depth_zbuffer"].units.startswith("16-bit")
-        assert b.manifest.tasks["depth_zbuffer"].transform["mean"] == [1500.0]
+        assert b.manifest.tasks["depth_zbuffer"].transform.mean == (1500.0,)
     expected = heads["depth_zbuffer"] * 1000.0 + 1500.0
     assert np.abs(out["depth_zbuffer"] - expected).max() <= DEFAULT_ATOL["fp32"] * np.abs(expected).max()
     assert np.abs(expected).max() > 100  # in the data's units, not the head's

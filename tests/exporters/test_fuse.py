@@ -10,7 +10,7 @@ from taskgroup_exporters import export_bundle
 from taskgroup_exporters.bundle import quantized_frames
 from taskgroup_exporters.fuse import fuse_models
 from taskgroup_runtime import OrtRunner, RuntimeInputError, SessionFromOnnx, load_bundle
-from taskgroup_runtime.manifest import InputSpec
+from taskgroup_runtime.specs import InputSpec
 from taskgroup_runtime.preprocess import to_network_input
 
 

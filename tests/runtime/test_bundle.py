@@ -113,7 +113,8 @@ def test_benchmark_reports_ordered_percentiles(tiny_bundle):
     with load_bundle(tiny_bundle) as b:
         r = b.benchmark(runs=30, warmup=2)
         nets = b.benchmark_networks(runs=10, warmup=1)
-    assert r["runs"] == 30 and 0 < r["min_ms"] <= r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"]
+    assert r.latency.runs == 30 and 0 < r.latency.min_ms <= r.latency.p50_ms <= r.latency.p90_ms <= r.latency.p99_ms
+    assert r.to_json()["runs"] == 30 and r.batch == 1
     assert [n["network"] for n in nets] == ["net0", "net1"]
 
 
@@ -245,7 +246,7 @@ def test_an_allowed_fallback_is_labelled_as_the_cpu_it_runs_on(tiny_bundle):
         pytest.skip("a CUDA-capable onnxruntime is installed: no fallback to observe")
     with load_bundle(tiny_bundle, device="cuda", allow_fallback=True) as bundle:
         assert bundle.device == "cpu" and "asked for cuda" in bundle.load_report["fallback"]
-        assert bundle.benchmark(runs=10)["device"] == "cpu"  # never a CPU timing labelled as GPU
+        assert bundle.benchmark(runs=10).device == "cpu"  # never a CPU timing labelled as GPU
         assert bundle.measure(runs=10).standalone  # standalone sessions use the effective device
 
 

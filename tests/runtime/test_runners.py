@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from taskgroup_runtime import BackendUnavailableError, OrtRunner, RuntimeInputError, SessionFromOnnx, parse_device
-from taskgroup_runtime.device import DeviceSpec
+from taskgroup_runtime.device import DeviceSpec, parse_device_list
 from taskgroup_runtime.timing import TimingConfig, measure
 
 
@@ -18,6 +18,19 @@ def test_device_forms():
         parse_device("gpu")
     with pytest.raises(BackendUnavailableError, match=r"'cuda:2' is not available \(2 CUDA device\(s\) are visible\)"):
         parse_device("cuda:2", cuda_count=2)
+
+
+def test_device_lists_share_the_one_grammar():
+    """Training's --devices and the runtime read device names alike: canonical spellings, `cuda` kept
+    (a scheduler picks the GPU), the same refusal for a name that is not a device."""
+    assert parse_device_list(None) == ("cpu",)
+    assert parse_device_list(" CPU , cuda:01,CUDA") == ("cpu", "cuda:1", "cuda")
+    assert parse_device_list(["cuda:0", "cuda:1"]) == ("cuda:0", "cuda:1")
+    for text in ("gpu0", "cpu:1", "cuda:", "cuda:x", "cuda,tpu"):
+        with pytest.raises(BackendUnavailableError, match=r"unknown device '.*'; valid devices: cpu, cuda, cuda:N$"):
+            parse_device_list(text)
+    with pytest.raises(BackendUnavailableError, match="give at least one device, e.g. cpu or cuda:0,cuda:1"):
+        parse_device_list(" , ")
 
 
 def _identity(dtype: int = 1, shape=("N", 4)) -> bytes:

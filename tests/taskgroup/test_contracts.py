@@ -15,12 +15,17 @@ import pytest
 from hypothesis import given, strategies as st
 
 from fuzzing import fuzz
-from taskgroup_runtime.manifest import (FRAME_FORMS, BackendSettings, BundleSelection, FileEntry, InputSpec, Manifest, NetworkFiles,
-                              PredictedLatency, SelectionBudget, TaskOutput, TensorRTRecord, VerificationRecord)
-from taskgroup.bench import BenchResult, LatencySummary, NetworkLatency
+from taskgroup_runtime.manifest import Manifest
+from taskgroup_runtime.measurement import LatencySummary, NetworkLatency
+from taskgroup_runtime.provenance import (BackendSettings, BundleSelection, CreatedWith, PredictedLatency, SelectionBudget,
+                                          TensorRTRecord, VerificationRecord)
+from taskgroup_runtime.specs import (FRAME_FORMS, FileEntry, FusedPart, InputSpec, NetworkFiles, OutputCheck,
+                                     OutputTransform, TaskOutput)
+from taskgroup.bench import BenchResult
 from taskgroup.grouping import Budget, Grouping, GroupingEvaluation, GroupingNetwork, SelectionOptions
 from taskgroup.losstable import LossTable, NetworkResult, SeedResult
-from taskgroup.profile.costmodel import Component, DeviceProfile, LatencyStats, WidthCosts
+from taskgroup.profile.costmodel import DeviceProfile
+from taskgroup.profile.measurements import Component, LatencyStats, WidthCosts
 from taskgroup.tasks import PAPER_TASKS
 
 REPO = Path(__file__).parents[2]
@@ -179,12 +184,12 @@ def manifests(draw):
         files[f"{name}.onnx"] = FileEntry("a" * 64, draw(st.integers(1, 10 ** 6)))
         networks.append(NetworkFiles(name, tuple(served), f"{name}.onnx", None, None, draw(st.one_of(st.none(), POSITIVE)),
                                      None if fused else tuple(served), None if fused else 1.0, None if fused else "final",
-                                     None if fused else f"{name}.pt", {t: {"max_abs_error": 0.0, "tolerance": 1e-4} for t in served},
-                                     [{"name": "net0"}] if fused else None))
+                                     None if fused else f"{name}.pt", {t: OutputCheck(0.0, 1e-4) for t in served},
+                                     (FusedPart("net0", tuple(served)),) if fused else None))
         for t in served:
             c = draw(st.integers(1, 8))
             outputs[t] = TaskOutput(t, i, t, c, "float32", draw(st.text(max_size=10)), draw(st.one_of(st.none(), NAMES)),
-                                    draw(st.one_of(st.none(), st.just({"kind": "none"}))), ("N", c, side, side),
+                                    draw(st.one_of(st.none(), st.just(OutputTransform("none")))), ("N", c, side, side),
                                     draw(st.sampled_from([None, "l1", "cross_entropy"])), None, 1e-4)
     predicted = draw(st.one_of(st.none(), st.builds(PredictedLatency, POSITIVE, st.just("ms"), st.floats(1, 2),
                                                     st.text(max_size=5), JSONISH)))
@@ -192,7 +197,7 @@ def manifests(draw):
         "best.json", "b" * 64, SelectionBudget(draw(st.one_of(st.none(), POSITIVE)), "ms", draw(JSONISH)), "p.json",
         {"kind": "cpu"}, predicted, draw(st.one_of(st.none(), LOSS)), draw(backend_settings()), draw(JSONISH))]))
     return Manifest(None, spec, outputs, tuple(networks), files, draw(st.sampled_from(["fp32", "fp16"])), selection,
-                    "fused" if fused else "separate", "2026-12-01T00:00:00+00:00", {"onnx": "1.23"},
+                    "fused" if fused else "separate", "2026-12-01T00:00:00+00:00", CreatedWith(onnx="1.23"),
                     draw(st.sampled_from([TensorRTRecord(), TensorRTRecord(False, "no GPU"),
                                           TensorRTRecord(True, None, {"tensorrt": "10.9"})])),
                     VerificationRecord(draw(st.one_of(st.none(), st.integers(1, 64))), "synthetic", "PyTorch eager (CPU)",

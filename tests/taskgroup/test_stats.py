@@ -66,3 +66,11 @@ def test_within_noise_is_a_one_sample_t_test():
     assert within_noise([0.5]) is None
     e = estimate([1.0, 2.0, 3.0])
     assert (e.mean, e.std, e.n) == (2.0, 1.0, 3) and e.stderr == pytest.approx(1 / 3 ** 0.5)
+
+
+def test_pooled_std_pools_squares_about_each_series_own_mean():
+    from taskgroup.stats import pooled_std
+
+    std, df = pooled_std([[1.0, 2.0, 3.0], [10.0, 14.0]])  # squares 2 + 8 over 2 + 1 degrees of freedom
+    assert df == 3 and std == pytest.approx(math.sqrt(10 / 3))
+    assert pooled_std([[5.0, 7.0]]) == (pytest.approx(math.sqrt(2)), 1)

@@ -79,12 +79,9 @@ def create_executor(spec: ExecutorSpec | str | None = None) -> Executor:
     if spec is None or isinstance(spec, str):
         spec = parse_executor(spec)
     if spec.kind == "local":
-
         return local_executor(spec.devices)
     if spec.kind == "processes":
-
         return ProcessesExecutor(spec.workers, spec.devices, spec.shared_storage, spec.max_attempts)
     if spec.kind == "ray":
-
         return RayExecutor(spec.ray_address, spec.devices, spec.shared_storage, spec.max_attempts)
     raise TaskgroupError(f"unknown executor kind {spec.kind!r}; valid executors: {', '.join(EXECUTORS)}")

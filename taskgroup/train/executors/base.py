@@ -19,6 +19,8 @@ import collections
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from taskgroup_runtime.device import parse_device, parse_device_list
+from taskgroup_runtime.errors import BackendUnavailableError
 from taskgroup.errors import TaskgroupError
 from taskgroup.train.executors.job import Job, JobResult
 
@@ -136,22 +138,17 @@ def discard_staged(job: Job) -> None:
 
 
 def parse_devices(text: str | Sequence[str] | None) -> tuple[str, ...]:
-    """'cpu', 'cuda', 'cuda:0,cuda:1' -> a tuple of device names (checked for form only)."""
-    if text is None:
-        return ("cpu",)
-    items = [d.strip() for d in (text.split(",") if isinstance(text, str) else text) if d.strip()]
-    if not items:
-        raise TaskgroupError("--devices: give at least one device, e.g. cpu or cuda:0,cuda:1")
-    for d in items:
-        kind, sep, index = d.partition(":")
-        if kind not in ("cpu", "cuda") or (sep and (kind == "cpu" or not index.isdigit())):
-            raise TaskgroupError(f"--devices: {d!r} is not a device; valid devices: cpu, cuda, cuda:N")
-    return tuple(items)
+    """'cpu', 'cuda', 'cuda:0,cuda:1' -> a tuple of canonical device names, in the runtime's grammar
+    (`taskgroup_runtime.device`); checked for form only (`check_local_devices` checks they exist)."""
+    try:
+        return parse_device_list(text)
+    except BackendUnavailableError as exc:
+        raise TaskgroupError(f"--devices: {exc}") from None
 
 
 def check_local_devices(devices: Sequence[str]) -> None:
     """Refuse CUDA devices this machine's torch cannot see (before anything is trained)."""
-    cuda = [d for d in devices if d.startswith("cuda")]
+    cuda = [d for d in devices if parse_device(d).kind == "cuda"]
     if not cuda:
         return
     import torch
@@ -161,6 +158,7 @@ def check_local_devices(devices: Sequence[str]) -> None:
         raise TaskgroupError(f"--devices {','.join(devices)}: torch {torch.__version__} sees no CUDA device on this "
                              "machine; valid devices here: cpu")
     for d in cuda:
-        index = int(d.partition(":")[2] or 0)
-        if index >= count:
-            raise TaskgroupError(f"--devices: {d} does not exist; this machine has cuda:0 to cuda:{count - 1}")
+        try:
+            parse_device(d, cuda_count=count)
+        except BackendUnavailableError as exc:
+            raise TaskgroupError(f"--devices: {exc}") from None

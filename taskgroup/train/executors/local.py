@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterator, Sequence
 
+from taskgroup_runtime.device import parse_device
 from taskgroup.errors import TaskgroupError
 from taskgroup.train.executors.base import Executor, check_local_devices
 from taskgroup.train.executors.job import Job, JobResult, run_job
@@ -35,5 +36,4 @@ def local_executor(devices: Sequence[str]) -> LocalExecutor:
     if len(devices) != 1:
         raise TaskgroupError(f"--devices {','.join(devices)}: the local executor trains one network at a time on one "
                              "device; use --executor processes:N to train on several devices at once")
-    device = "cuda:0" if devices[0] == "cuda" else devices[0]
-    return LocalExecutor(device)
+    return LocalExecutor(str(parse_device(devices[0])))  # `cuda` trains on cuda:0

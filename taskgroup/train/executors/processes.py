@@ -16,6 +16,8 @@ core) gives each worker its share of the cores (cores // N, at least 1).
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -25,6 +27,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from taskgroup_runtime.device import parse_device
 from taskgroup.errors import TaskgroupError
 from taskgroup.train.executors.base import PoolExecutor, WorkerLost, check_local_devices
 from taskgroup.train.executors.job import Job, JobResult
@@ -46,7 +49,7 @@ class ProcessesExecutor(PoolExecutor):
                  max_attempts: int | None = None):
         if workers < 1:
             raise TaskgroupError(f"--executor processes:N needs N >= 1, got {workers}")
-        self.devices = tuple("cuda:0" if d == "cuda" else d for d in devices)
+        self.devices = tuple(str(parse_device(d)) for d in devices)  # `cuda` trains on cuda:0
         self.slot_devices = [self.devices[i % len(self.devices)] for i in range(workers)]
         self.threads = max(1, (os.cpu_count() or 1) // workers)
         self.shared_storage = shared_storage
@@ -57,8 +60,6 @@ class ProcessesExecutor(PoolExecutor):
         self._context = None
 
     def open(self) -> "ProcessesExecutor":
-        import multiprocessing
-
         check_local_devices(self.devices)
         self._context = multiprocessing.get_context("spawn")
         return self
@@ -87,14 +88,12 @@ class ProcessesExecutor(PoolExecutor):
         return slot, f"{self.slot_devices[slot]} (worker {slot + 1}, pid {worker.process.pid})"
 
     def _wait(self, handles: list[Any], progress) -> list[tuple[Any, Any]]:
-        from multiprocessing.connection import wait
-
         busy = {slot: self._workers[slot] for slot in handles}
         by_object = {}
         for slot, w in busy.items():
             by_object[w.conn] = slot
             by_object[w.process.sentinel] = slot
-        ready = wait(list(by_object), timeout=1.0)
+        ready = multiprocessing.connection.wait(list(by_object), timeout=1.0)
         out = []
         for slot in sorted({by_object[r] for r in ready}):
             w = busy[slot]
@@ -206,7 +205,6 @@ def _worker_main(conn, device: str, threads: int, data, parent_pid: int) -> None
 
 
 def _serve(conn, device: str, threads: int, data, parent_pid: int) -> None:
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it stops the workers
 
     def watch_parent() -> None:
@@ -216,7 +214,7 @@ def _serve(conn, device: str, threads: int, data, parent_pid: int) -> None:
                 os._exit(1)  # the driver is gone: nobody would commit this network
 
     threading.Thread(target=watch_parent, daemon=True).start()
-    if device.startswith("cuda"):
+    if parse_device(device).kind == "cuda":
         import torch
 
         torch.cuda.set_device(torch.device(device))

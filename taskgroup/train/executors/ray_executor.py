@@ -22,6 +22,11 @@ exception.
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import threading
 import time
 from typing import Any, Sequence
 
@@ -189,8 +194,6 @@ class RayExecutor(PoolExecutor):
 
 def check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
     """Refuse an address nothing answers at, at once: Ray itself keeps retrying for many minutes."""
-    import socket
-
     if not address or address in ("auto", "local"):
         return
     host, sep, port = address.removeprefix("ray://").rpartition(":")
@@ -227,10 +230,6 @@ def start_session_reaper(ray, grace_s: float = 2.0):
     """A small process that ends every process of the local Ray instance this driver started (found by
     the instance's own session directory in their command lines) once the driver is gone, also when it
     was SIGKILLed. Linux only (it reads /proc); None elsewhere, or if the session is unknown."""
-    import os
-    import subprocess
-    import sys
-
     try:
         session = ray._private.worker._global_node.get_session_dir_path()
     except AttributeError:
@@ -249,10 +248,6 @@ def _exit_with_raylet() -> None:
     """Stop this worker when its raylet (its parent) is gone: the node has left the cluster (or a
     local instance stopped with its driver), the driver already counts the job as lost, and the
     network would be trained for nobody. Ray itself only notices after the task returns."""
-    import os
-    import threading
-    import time
-
     if _WATCHING:
         return
     _WATCHING.append(os.getppid())

@@ -2,25 +2,13 @@
 base|rounds`, `select --estimate base|rounds`, and the pipeline with each."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from cli_process import run_taskgroup as run_cli
 
 from taskgroup.losstable import LossTable
 
-REPO = Path(__file__).resolve().parents[3]
 TASKS = "segment_semantic,depth_zbuffer,normal"
-
-
-def run_cli(*args, timeout=900, cache=None):
-    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200")
-    if cache is not None:
-        env["TASKGROUP_CACHE"] = str(cache)
-    return subprocess.run([sys.executable, "-m", "taskgroup", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

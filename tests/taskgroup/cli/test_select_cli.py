@@ -398,7 +398,7 @@ def test_committed_profile_predicted_latency_is_the_co_run_scaled_sum_of_served_
         assert doc["cost"] == pytest.approx(predicted, rel=1e-12) and predicted <= budget
         assert doc["headroom"] == pytest.approx(budget - predicted)
         assert (out.parent / doc["budget"]["profile"]).resolve() == PROFILE.resolve()
-        assert doc["budget"]["device"] == p.device
+        assert doc["budget"]["device"] == p.device.to_json()
         assert f"predicted {predicted:.4g} ms of {budget:.4g} ms budget" in " ".join(stdout.split())
     # What `taskgroup export` writes into the bundle manifest from this grouping.
     from taskgroup_exporters.bundle import _selection_block
@@ -406,7 +406,7 @@ def test_committed_profile_predicted_latency_is_the_co_run_scaled_sum_of_served_
 
     block = _selection_block(Grouping.load(out)).to_json()
     assert block["predicted_latency"]["value"] == pytest.approx(doc["cost"]) and block["predicted_latency"]["unit"] == "ms"
-    assert block["device"] == p.device and block["budget"] == {"value": 0.2, "unit": "ms"}
+    assert block["device"] == p.device.to_json() and block["budget"] == {"value": 0.2, "unit": "ms"}
 
 
 def test_hoa_frontier_evaluates_the_trained_groupings_and_leaves_estimated_ones_null(tmp_path, capsys):

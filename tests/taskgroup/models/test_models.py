@@ -124,3 +124,24 @@ def test_segment_classes_sizes_the_segmentation_head_and_survives_checkpoints(tm
     loaded = load_checkpoint(tmp_path / "seg.pt")
     assert loaded.output_channels == {"segment_semantic": 18, "normal": 3}
     assert loaded.with_heads(["segment_semantic"]).output_channels == {"segment_semantic": 18}
+
+
+def test_listing_models_needs_no_torch_and_a_registered_model_is_built_by_name():
+    import subprocess
+    import sys
+
+    code = ("import sys; from taskgroup.models import list_models; "
+            "assert 'xception' in list_models(); assert 'torch' not in sys.modules, 'torch loaded'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+    from taskgroup.models import register_model
+    from taskgroup.models import registry
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("xception")(lambda **kw: None)
+    try:
+        register_model("xception-twin")(lambda tasks, width, **kw: create_model("xception", tasks, width, **TINY))
+        assert "xception-twin" in list_models()
+        assert set(create_model("xception-twin", ["normal"], 0.5)(torch.rand(1, 3, 16, 16))) == {"normal"}
+    finally:
+        registry._MODELS.pop("xception-twin", None)

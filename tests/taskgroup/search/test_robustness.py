@@ -197,7 +197,7 @@ def test_noise_relative_to_the_standard_network_cancels_load_that_slows_every_pa
 def test_the_co_run_factor_carries_its_fit_uncertainty():
     """Its uncertainty between profiles: the fit's standard error, the spread of the sequences' own
     slopes, and never less than the floor measured between profiles on one machine."""
-    from taskgroup.profile.costmodel import CORUN_NOISE_FLOOR, corun_standard_error
+    from taskgroup.profile.corun import CORUN_NOISE_FLOOR, corun_standard_error
 
     def block(ratios):
         return {"per_extra_network": 0.1, "sequences": [{"networks": ["a"] * n, "ratio": r} for n, r in ratios]}

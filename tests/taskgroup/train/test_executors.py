@@ -146,6 +146,24 @@ def test_executor_specs_are_parsed_and_bad_ones_named():
         create_executor(parse_executor("ray", devices="cuda:1"))
 
 
+def test_devices_are_read_in_the_runtime_grammar_and_checked_against_torch(monkeypatch):
+    import torch
+
+    from taskgroup.train.executors.base import check_local_devices
+
+    assert parse_executor("processes:2", devices=" CUDA:1,cpu").devices == ("cuda:1", "cpu")
+    assert ProcessesExecutor(2, ("cuda", "cpu")).slot_devices == ["cuda:0", "cpu"]
+    with pytest.raises(TaskgroupError, match=re.escape("--devices: unknown device 'gpu0'; valid devices: cpu, cuda, "
+                                                       "cuda:N")):
+        parse_executor("local", devices="gpu0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    check_local_devices(["cpu", "cuda", "cuda:1"])
+    with pytest.raises(TaskgroupError, match=re.escape("--devices: device 'cuda:2' is not available (2 CUDA device(s) "
+                                                       "are visible); valid devices here: cpu, cuda:0, cuda:1")):
+        check_local_devices(["cuda:0", "cuda:2"])
+
+
 def test_a_missing_gpu_is_refused_before_the_run_directory_exists(tmp_path, data):
     import torch
 
