@@ -459,7 +459,6 @@ def plot(doc: dict, path: Path, title: str) -> None:
 
 
 def main() -> None:
-    from taskgroup.losstable import LossTable
     from taskgroup.tasks import PAPER_TASKS, parse_task_list
     from taskgroup.train import CandidateSpec, candidate_set, make_run_config, train_candidates
     from taskgroup.train.rounds import seed_noise_tolerance

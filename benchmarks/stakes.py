@@ -28,8 +28,6 @@ import argparse
 import itertools
 import json
 import math
-import random
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

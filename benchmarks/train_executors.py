@@ -77,8 +77,6 @@ def timed_run(run_dir: Path, tasks, specs, config, data, executor) -> dict:
 
 
 def main() -> None:
-    import dataclasses
-
     from taskgroup.tasks import parse_task_list
     from taskgroup.train import candidate_set, make_run_config
     from taskgroup.train.executors import create_executor, parse_executor

@@ -9,8 +9,10 @@ Checkpoint paths are relative to the grouping file's folder.
 The budget (`Budget`, with the profile's `BackendSettings`) and how the grouping was selected
 (`SelectionOptions`) are typed records; each keeps the fields it does not know in its own `extra`,
 so a newer writer's additions survive a round trip. What selection records beyond the contract
-(the solver, candidate counts, the robustness block, top-k re-ranking, warnings) is kept
-verbatim in `Grouping.extra`.
+(the solver and its proof, robustness to latency noise, the within-noise rule, top-k re-ranking,
+the stakes, warnings) are typed records too (`taskgroup.grouping_records`); only top-level fields
+no reader knows are kept verbatim in `Grouping.extra`. Those fields keep the order they were read
+in, so a grouping read and written again is the same file, byte for byte.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any, Iterable, Mapping
 from taskgroup_runtime.provenance import BackendSettings
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_number, write_json_atomic
+from taskgroup.grouping_records import (RECORD_KEYS, EstimateError, ExcludedByNoise, ParsimonyRecord, RobustnessRecord,
+                                        SolveRecord, StakesRecord, TopK, records_from_json)
 from taskgroup.tasks import get_task
 from taskgroup.task_tables import declare_from_json
 
@@ -206,8 +210,19 @@ class Grouping:
     options: SelectionOptions = field(default_factory=SelectionOptions)  # how it was selected
     evaluation: GroupingEvaluation | None = None  # the same networks scored on another table
     declared_tasks: list[Any] | None = None  # tasks the training config declared ([tasks.NAME]), for export
-    extra: dict[str, Any] = field(default_factory=dict)  # selection's other records, verbatim
+    extra: dict[str, Any] = field(default_factory=dict)  # top-level fields no reader knows, verbatim
+    # ----- how it was selected (taskgroup.grouping_records; None: not recorded) -----
+    solve: SolveRecord | None = None  # the solver, candidate counts, search time and the optimality proof
+    robustness: RobustnessRecord | None = None  # how the choice stands against latency noise (profiles)
+    parsimony: ParsimonyRecord | None = None  # the within-noise rule's decision, when it was on
+    within_noise_off: str | None = None  # why the within-noise rule was off
+    top_k: TopK | None = None  # the k best groupings and the estimated networks they need trained
+    excluded_by_noise: ExcludedByNoise | None = None  # the better grouping the latency-noise rule left out
+    stakes: StakesRecord | None = None  # how much grouping matters at this budget
+    warnings: tuple[str, ...] | None = None  # served tasks not learnt
+    estimate_errors: tuple[EstimateError, ...] | None = None  # the pipeline's estimates against the trained losses
     path: Path | None = field(default=None, compare=False)  # the file it was read from
+    order: tuple[str, ...] = field(default=(), compare=False, repr=False)  # top-level fields after the core, as read
 
     # ----- what readers ask ---------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -217,6 +232,11 @@ class Grouping:
             object.__setattr__(self, "budget", Budget.from_json(dict(self.budget)))
         if isinstance(self.options, Mapping):
             object.__setattr__(self, "options", SelectionOptions.from_json(dict(self.options)))
+        if any(k in RECORD_KEYS for k in self.extra):  # a record handed in as a plain field of `extra`: typed
+            for name, value in records_from_json(self.extra, "grouping").items():
+                if value is not None:
+                    object.__setattr__(self, name, value)
+            object.__setattr__(self, "extra", {k: v for k, v in self.extra.items() if k not in RECORD_KEYS})
 
     @property
     def unit(self) -> str:
@@ -239,8 +259,26 @@ class Grouping:
         """The same grouping with budget fields added or changed (by their file names), validated."""
         return replace(self, budget=Budget.from_json({**self.budget.to_json(), **fields}, self.path or "grouping"))
 
-    def with_extra(self, **fields: Any) -> "Grouping":
-        return replace(self, extra={**self.extra, **fields})
+    def records_json(self) -> dict[str, Any]:
+        """The selection records as the file's top-level fields, in the order selection writes them."""
+        doc: dict[str, Any] = {}
+        if self.estimate_errors is not None:
+            doc["estimate_errors"] = [e.to_json() for e in self.estimate_errors]
+        if self.solve is not None:
+            doc.update(self.solve.to_json())
+        for name in ("robustness", "parsimony"):
+            if getattr(self, name) is not None:
+                doc[name] = getattr(self, name).to_json()
+        if self.within_noise_off is not None:
+            doc["within_noise_off"] = self.within_noise_off
+        if self.top_k is not None:
+            doc.update(self.top_k.to_json())
+        for name in ("excluded_by_noise", "stakes"):
+            if getattr(self, name) is not None:
+                doc[name] = getattr(self, name).to_json()
+        if self.warnings is not None:
+            doc["warnings"] = list(self.warnings)
+        return doc
 
     # ----- the file -----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -255,7 +293,13 @@ class Grouping:
             e = self.evaluation
             doc.update(evaluated_on=e.split, evaluated_losses=dict(e.losses), evaluated_total=e.total,
                        evaluated_total_best_served=e.total_best_served)
-        doc.update(self.extra)
+        # The fields after the core: those read from a file in the file's order, then new ones as selection
+        # writes them, then fields no reader knows (as a dict update would have placed them). A record field
+        # an older file lacks is not written back as null.
+        tail = {k: v for k, v in {**self.records_json(), **self.extra}.items()
+                if v is not None or not self.order or k in self.order}
+        doc.update({k: tail[k] for k in self.order if k in tail})
+        doc.update({k: v for k, v in tail.items() if k not in doc})
         return doc
 
     def save(self, path: str | os.PathLike) -> None:
@@ -304,7 +348,9 @@ class Grouping:
                    cost=require_number(doc, "cost", where, positive=True, optional=True),
                    corun_factor=float(factor), options=options,
                    evaluation=evaluation, declared_tasks=declared or None,
-                   extra={k: v for k, v in doc.items() if k not in _TYPED}, path=Path(path) if path else None)
+                   extra={k: v for k, v in doc.items() if k not in _TYPED and k not in RECORD_KEYS},
+                   **records_from_json(doc, where), path=Path(path) if path else None,
+                   order=tuple(k for k in doc if k not in _TYPED))
 
 
 def _task_list(doc: dict, names: tuple[str, ...], prefix: str, where: object) -> tuple[str, ...]:

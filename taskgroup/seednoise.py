@@ -25,7 +25,6 @@ after training; `--record-from RESULTS.json` writes it from a finished benchmark
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from functools import lru_cache

@@ -33,8 +33,31 @@ def test_the_robot_install_needs_no_toolkit_library():
     assert PYPROJECT["project"]["dependencies"] == ["numpy>=1.26"]
     extras = PYPROJECT["project"]["optional-dependencies"]
     assert extras["ort"] == ["onnxruntime>=1.18"] and extras["ort-gpu"] == ["onnxruntime-gpu>=1.18"]
-    for extra in ("train", "test"):
-        assert "taskgrouping[toolkit]" in extras[extra]
+    for extra in ("train", "train-gpu", "test"):
+        assert "typer>=0.12" in _requirements(extras, extra)
+
+
+def _requirements(extras: dict, extra: str) -> set[str]:
+    """What an extra installs, its extras of this distribution expanded."""
+    out = set()
+    for req in extras[extra]:
+        if req.startswith("taskgrouping["):
+            for inner in req[len("taskgrouping["):-1].split(","):
+                out |= _requirements(extras, inner)
+        else:
+            out.add(req)
+    return out
+
+
+def test_no_extra_installs_both_onnx_runtime_builds():
+    # onnxruntime and onnxruntime-gpu install into the same folder: installing one over the other
+    # silently breaks the first, so every extra asks for exactly one of them, or none.
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    for extra in extras:
+        names = {r.split(">")[0].split("=")[0] for r in _requirements(extras, extra)}
+        assert not {"onnxruntime", "onnxruntime-gpu"} <= names, extra
+    assert "onnxruntime-gpu>=1.18" in _requirements(extras, "train-gpu")
+    assert "onnxruntime>=1.18" in _requirements(extras, "train")
 
 
 def test_the_command_without_the_toolkit_says_which_extra_to_install():

@@ -19,6 +19,7 @@ from taskgroup.cli import pipeline as _pipeline  # noqa: F401,E402
 from taskgroup.cli import profile as _profile  # noqa: F401,E402
 from taskgroup.cli import train as _train  # noqa: F401,E402
 from taskgroup.cli import select as _select  # noqa: F401,E402
+from taskgroup.cli import frontier as _frontier  # noqa: F401,E402
 from taskgroup.cli import export as _export  # noqa: F401,E402
 from taskgroup.cli import doctor as _doctor  # noqa: F401,E402
 

@@ -33,6 +33,7 @@ from typing import Any, Callable
 from taskgroup.errors import TaskgroupError
 from taskgroup.fileio import DirectoryLock, differences, read_json, write_json_atomic
 from taskgroup.grouping import Grouping, GroupingNetwork, same_networks
+from taskgroup.grouping_records import NoiseComparison, ParsimonyRecord
 from taskgroup.learnability import NotLearnt
 from taskgroup.losstable import LossTable
 from taskgroup.pipeline.state import STATE_FILE, STATE_KIND, STATE_VERSION, PipelineState  # noqa: F401 (callers import them here)
@@ -425,8 +426,8 @@ class Pipeline:
         result = self._select(cands, self.candidate_stage(), self.run_dir / "selected.json", self.config.top_k)
         sel = result.selection
         if self.config.top_k > 1:
-            self.say(f"top-{self.config.top_k}: {len(result.grouping.extra['top_k'])} groupings, "
-                     f"{len(result.grouping.extra['to_train'])} estimated network(s) to train in finalize")
+            self.say(f"top-{self.config.top_k}: {len(result.grouping.top_k.top_k)} groupings, "
+                     f"{len(result.grouping.top_k.to_train)} estimated network(s) to train in finalize")
         result.grouping.save(self.run_dir / "selected.json")
         for warning in result.warnings:
             self.say(f"WARNING: {warning.message()}")
@@ -465,7 +466,7 @@ class Pipeline:
 
         chosen = Grouping.load(self.run_dir / "selected.json")
         # top-k: every grouping's networks (the file's summaries), else the chosen grouping's
-        networks = ([n for g in chosen.extra["top_k"] for n in g["networks"]] if chosen.extra.get("top_k")
+        networks = ([n.to_json() for g in chosen.top_k.top_k for n in g.networks] if chosen.top_k and chosen.top_k.top_k
                     else [n.to_json() for n in chosen.networks])
         specs = list(dict.fromkeys(CandidateSpec(tuple(n["tasks"]), float(n["width"])) for n in networks))
         self._train(specs, ("final",))
@@ -585,7 +586,7 @@ class Pipeline:
             # Robustness of the choice among every candidate (selection), not only among the chosen networks.
             robustness=robustness_text(Grouping.load(self.run_dir / "selected.json")),
             parsimony=parsimony_text(Grouping.load(self.run_dir / "selected.json"), best),
-            estimate_errors=list(best.extra.get("estimate_errors") or []),
+            estimate_errors=[e.to_json() for e in best.estimate_errors or ()],
             affinity=self.affinity_summary(),
         )
 
@@ -681,61 +682,63 @@ def parsimony_text(selected: Grouping, final: Grouping | None = None) -> str | N
     (`final`, best.json) and, when it took a cheaper grouping than its optimum, the selection on the
     candidates (`selected`) whose networks were shipped. None when neither file records the rule."""
     sentences = []
-    final_block = final.extra.get("parsimony") if final is not None else None
-    if final is not None and final.extra.get("within_noise_off"):
-        sentences.append(f"The within-noise rule was off for the final choice: {final.extra['within_noise_off']}; "
+    final_block = final.parsimony if final is not None else None
+    if final is not None and final.within_noise_off:
+        sentences.append(f"The within-noise rule was off for the final choice: {final.within_noise_off}; "
                          "the exact optimum was taken.")
-    elif isinstance(final_block, dict):
+    elif final_block is not None:
         sentences.append(_rule_sentence(final_block, "Among the fully trained networks"))
-    block = selected.extra.get("parsimony")
-    if isinstance(block, dict) and not block.get("chose_the_optimum", True) and (
+    block = selected.parsimony
+    if block is not None and block.chose_the_optimum is False and (
             final is None or same_networks(final.networks, selected.networks)):
         sentences.append(_rule_sentence(block, "On the candidates"))
-    elif selected.extra.get("within_noise_off") and final is None:
-        sentences.append(f"The within-noise rule was off: {selected.extra['within_noise_off']}.")
+    elif selected.within_noise_off and final is None:
+        sentences.append(f"The within-noise rule was off: {selected.within_noise_off}.")
     return " ".join(sentences) or None
 
 
-def _rule_sentence(block: dict[str, Any], where: str) -> str:
+def _rule_sentence(block: ParsimonyRecord, where: str) -> str:
     """One decision of the within-noise rule, with the spread it used and where that came from."""
-    opt = block["optimum"]
-    compared = block.get("compared")
+    opt = block.optimum
+    compared = block.compared
     if compared is None:  # one tolerance for every pair
-        if block.get("chose_the_optimum", True):
-            return f"{where}, the exact optimum was taken: no cheaper grouping is within {block['tolerance']:.3g} of it."
-        return (f"{where}, the exact optimum on the validation objective, {' + '.join(opt['networks'])} (objective "
-                f"{opt['objective']:.5g}, {opt['cost']:.4g} ms), is within {block['tolerance']:.3g} of this grouping, the "
+        if block.chose_the_optimum is not False:
+            return f"{where}, the exact optimum was taken: no cheaper grouping is within {block.tolerance:.3g} of it."
+        return (f"{where}, the exact optimum on the validation objective, {' + '.join(opt.networks)} (objective "
+                f"{opt.objective:.5g}, {opt.cost:.4g} ms), is within {block.tolerance:.3g} of this grouping, the "
                 "cheapest within that tolerance.")
-    seeds = block.get("evidence", {}).get("run_seeds", 1)
-    source = block.get("evidence", {}).get("source", "the preset's seed-noise record")
+    evidence = block.evidence
+    seeds = evidence.run_seeds if evidence is not None and evidence.run_seeds is not None else 1
+    source = (evidence.source if evidence is not None and evidence.source is not None
+              else "the preset's seed-noise record")
     rule = (f"the rule takes the cheapest grouping within one standard error of its paired difference from the "
             f"optimum (paired seed-to-seed spread / sqrt({seeds}) seeds; spreads from {source})")
-    if block.get("chose_the_optimum", True):
-        closest = min(compared, key=lambda c: c["minus_optimum"] - c["tolerance"], default=None)
+    if block.chose_the_optimum is not False:
+        closest = min(compared, key=lambda c: c.minus_optimum - c.tolerance, default=None)
         tail = "" if closest is None else (
-            f"; the closest, {' + '.join(closest['networks'])}, is {closest['minus_optimum']:+.4g} from it against a "
-            f"tolerance of {closest['tolerance']:.3g} ({_basis(closest)})")
+            f"; the closest, {' + '.join(closest.networks)}, is {closest.minus_optimum:+.4g} from it against a "
+            f"tolerance of {closest.tolerance:.3g} ({_basis(closest)})")
         return f"{where}, the exact optimum was taken: no cheaper grouping is within noise of it ({rule}){tail}."
-    pick = next(c for c in compared if c.get("chosen"))
-    return (f"{where}, the exact optimum on the validation objective, {' + '.join(opt['networks'])} (objective "
-            f"{opt['objective']:.5g}, {opt['cost']:.4g} ms), is {pick['minus_optimum']:.4g} better than this grouping, "
-            f"within the tolerance {pick['tolerance']:.3g} ({_basis(pick)}), so they cannot be told apart: {rule}. "
+    pick = next(c for c in compared if c.chosen)
+    return (f"{where}, the exact optimum on the validation objective, {' + '.join(opt.networks)} (objective "
+            f"{opt.objective:.5g}, {opt.cost:.4g} ms), is {pick.minus_optimum:.4g} better than this grouping, "
+            f"within the tolerance {pick.tolerance:.3g} ({_basis(pick)}), so they cannot be told apart: {rule}. "
             "The cheaper one leaves more of the budget free and lies further from it, so a new profile is less "
             "likely to change it.")
 
 
-def _basis(comparison: dict[str, Any]) -> str:
-    spread = comparison["spread"]
-    if spread["basis"] == "paired":
-        return f"paired spread {spread['std']:.4f} measured for these two groupings"
-    return f"no paired measurement of these two groupings: {spread['text']}"
+def _basis(comparison: NoiseComparison) -> str:
+    spread = comparison.spread
+    if spread.basis == "paired":
+        return f"paired spread {spread.std:.4f} measured for these two groupings"
+    return f"no paired measurement of these two groupings: {spread.text}"
 
 
 def robustness_text(grouping: Grouping) -> str | None:
     """The grouping's robustness to latency noise in one sentence (None for groupings without the block)."""
 
-    block = grouping.extra.get("robustness")
-    return robustness_sentence(block) if isinstance(block, dict) else None
+    block = grouping.robustness
+    return robustness_sentence(block) if block is not None else None
 
 
 def served_per_seed(table: LossTable, networks: list[GroupingNetwork], split: str) -> dict[int, dict[str, float]]:
@@ -827,9 +830,9 @@ def _describe(sel) -> str:
         parts.append(f"{'+'.join(c.tasks)}@{c.width:g} serves {','.join(net.served)} ({net.cost:.3f} ms)")
     line = f"grouping: {'; '.join(parts)}; total val loss {sel.total_loss:.5f}; cost {sel.cost:.3f} ms"
     block = getattr(sel, "parsimony", None)
-    if block and not block["chose_the_optimum"]:
-        line += (f" (the cheapest within {block['tolerance']:.3g} of the optimum's objective: "
-                 f"{' + '.join(block['optimum']['networks'])}, {block['optimum']['objective']:.5g})")
+    if block is not None and not block.chose_the_optimum:
+        line += (f" (the cheapest within {block.tolerance:.3g} of the optimum's objective: "
+                 f"{' + '.join(block.optimum.networks)}, {block.optimum.objective:.5g})")
     return line
 
 

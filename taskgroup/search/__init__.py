@@ -16,7 +16,8 @@ from taskgroup.search import affinity as _affinity, base_model as _base_model, r
 from taskgroup.search.frontier import Frontier, frontier
 from taskgroup.search.paper_tables import read_paper_table
 from taskgroup.search.problem import Problem, build_problem, prune_dominated
-from taskgroup.search.select import ChosenNetwork, Evaluation, Selection, Selector, select
+from taskgroup.search.select import Selector, select
+from taskgroup.search.selection import ChosenNetwork, Evaluation, Selection
 
 __all__ = [
     "Candidate", "CostFn", "candidates_from_table", "make_candidate", "snt_cost",

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
-from taskgroup.errors import TaskgroupError
 
 # cost_fn(width, tasks) -> (fixed_cost, {task: head_cost}); tasks are the network's trained tasks.
 CostFn = Callable[[float, tuple[str, ...]], tuple[float, Mapping[str, float]]]

@@ -31,6 +31,9 @@ tasks) there are far too many columns to list, so they are generated on demand:
 The cheapest grouping (to refuse a budget below it, and so that the master always holds a
 grouping within the budget) needs no generation: losses aside, a family's all-task network
 serves every task any of its networks can, at the same costs (`LazyModel.min_cost`).
+
+The columns themselves, their pricing and the enumeration of step 4 are the column space's
+(`taskgroup.search.pricing.ColumnSpace`); this module is the master LP and the search that drives it.
 """
 
 from __future__ import annotations
@@ -42,20 +45,17 @@ from typing import Sequence
 import numpy as np
 
 from taskgroup.errors import TaskgroupError
-from taskgroup.search.candidates import Candidate
 from taskgroup.search.pool import PairMeanFamily
-from taskgroup.search.problem import REL_TOL, Assignment, Problem, _per_task, build_problem, evaluate_assignment
+from taskgroup.search.pricing import ColumnPool, ColumnSpace, Duals, bit_mask, served_sets
+from taskgroup.search.problem import REL_TOL, Assignment, Problem, build_problem, evaluate_assignment
 from taskgroup.search.problem import Columns
 from taskgroup.search.subsets import MAX_TASKS, SubsetFronts, TooMuchWork
 
-MAX_FAMILY_TASKS = 24  # a pricing pass reads every group of a family's tasks: 2^m x m values
-LOW_BITS = 14  # a block is every group with the same high task bits: 2^14 groups x m values
 COLUMNS_PER_ROUND = 120  # columns of the most negative reduced costs added to the master per round
 MAX_ROUNDS = 2000  # pricing rounds before stopping with the bound reached so far
 MAX_FINISH_COLUMNS = 300_000  # columns the exact finish may enumerate before it reports the gap instead
 FINISH_DP_COLUMNS = 500  # from this many columns on (16 tasks at most), the finish solves by the subset programme
 POOL_MAX = 2000  # columns the master keeps between budgets (see `_trim_pool`)
-CACHE_BYTES = 256 << 20  # a family's estimates are kept between pricing passes while they fit in this
 
 
 @dataclass
@@ -68,277 +68,25 @@ class LazyResult:
     stats: dict = field(default_factory=dict)  # rounds, columns generated, columns the finish enumerated
 
 
-class _Family:
-    """A family's arrays in the search's units: tasks as the problem's columns, scores weighted and
-    normalised. Groups are bit masks over the family's own tasks (bit i = family.tasks[i])."""
-
-    def __init__(self, family: PairMeanFamily, glob: np.ndarray, factor: np.ndarray):
-        self.family = family
-        self.glob = glob  # (m,) the problem's column of each family task
-        self.factor = factor  # (m,) weight / scale of each task
-        avail = family.available
-        self.pair = np.where(avail, family.pair_loss, 0.0)  # (m, m) pair losses, 0 where none
-        self.avail = avail.astype(np.float64)
-        self.heads = np.asarray(family.head_costs, dtype=np.float64)
-        self.fixed = family.fixed_cost
-        m = len(glob)
-        self.low = min(m, LOW_BITS)
-        bits = (np.arange(1 << self.low)[None, :] >> np.arange(self.low)[:, None]) & 1  # (low, 2^low)
-        self.low_in = np.zeros((m, 1 << self.low), dtype=bool)  # tasks of each low pattern (task-major)
-        self.low_in[:self.low] = bits
-        self.low_sum = self.pair[:, :self.low] @ bits  # (m, 2^low) pair losses summed over the low tasks
-        self.low_count = self.avail[:, :self.low] @ bits  # ... and how many of them each task has
-        self.low_size = bits.sum(axis=0)
-        self.n_blocks = 1 << (m - self.low)
-        # The estimates do not depend on the duals: kept after they are first computed while they fit in
-        # `CACHE_BYTES` (20 tasks: 168 MB), else recomputed on every pass.
-        self.cache: list | None = [None] * self.n_blocks if (1 << m) * m * 8 <= CACHE_BYTES else None
-
-    def __len__(self) -> int:
-        return len(self.family)
-
-    def block(self, high: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The groups whose high task bits are `high`: (groups, valid, scores). `valid` marks the
-        family's networks (3+ tasks, one with a pair inside); scores[i, g] is task i's weighted
-        estimate in group g (task-major, so that per-group sums run down contiguous rows), inf where
-        the group cannot serve it."""
-        if self.cache is not None and self.cache[high] is not None:
-            return self.cache[high]
-        m, low = len(self.glob), self.low
-        hb = ((high >> np.arange(m - low)) & 1).astype(np.float64)
-        sums = self.low_sum + (self.pair[:, low:] @ hb)[:, None]
-        counts = self.low_count + (self.avail[:, low:] @ hb)[:, None]
-        inside = self.low_in.copy()
-        inside[low:] = (hb > 0)[:, None]
-        ok = inside & (counts > 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scores = np.where(ok, sums / counts * self.factor[:, None], np.inf)
-        valid = (self.low_size + int(hb.sum()) >= 3) & ok.any(axis=0)
-        groups = (np.int64(high) << low) | np.arange(1 << low, dtype=np.int64)
-        out = (groups, valid, scores)
-        if self.cache is not None:
-            self.cache[high] = out
-        return out
-
-    def scores_of(self, group: int) -> np.ndarray:
-        """(m,) weighted estimates of one group, inf where it cannot serve."""
-        inside = ((group >> np.arange(len(self.glob))) & 1).astype(np.float64)
-        counts = self.avail @ inside
-        ok = (inside > 0) & (counts > 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(ok, (self.pair @ inside) / counts * self.factor, np.inf)
-
-
-class _Columns:
-    """Columns: (owner, served set as a bit mask over the problem's tasks) with score, cost, estimated."""
-
-    def __init__(self):
-        self.owner: list[int] = []
-        self.mask: list[int] = []
-        self.score: list[float] = []
-        self.cost: list[float] = []
-        self.estimated: list[bool] = []
-        self.seen: dict[tuple[int, int], int] = {}
-
-    def add(self, owner: int, mask: int, score: float, cost: float, estimated: bool) -> None:
-        if (owner, mask) not in self.seen:
-            self.seen[(owner, mask)] = len(self.mask)
-            self.owner.append(owner)
-            self.mask.append(mask)
-            self.score.append(score)
-            self.cost.append(cost)
-            self.estimated.append(estimated)
-
-    def extend(self, other: "_Columns") -> None:
-        for row in zip(other.owner, other.mask, other.score, other.cost, other.estimated):
-            self.add(*row)
-
-    def __len__(self) -> int:
-        return len(self.mask)
-
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        """(mask, owner, score, cost, estimated) as arrays."""
-        return (np.array(self.mask, dtype=np.int64), np.array(self.owner, dtype=np.int64),
-                np.array(self.score), np.array(self.cost), np.array(self.estimated, dtype=bool))
-
-
-@dataclass
-class _Duals:
-    task: np.ndarray  # pi_t (free)
-    budget: float  # mu <= 0 (0 without a budget)
-    count: float  # nu <= 0 (0 without a network limit)
-
-    def bound(self, budget: float | None, k: int | None) -> float:
-        """D = sum pi + mu B + nu K: with every reduced cost >= 0, no grouping scores below it."""
-        return float(self.task.sum()) + self.budget * (budget or 0.0) + self.count * (k or 0)
-
-
-def _reduced(d: np.ndarray, const, axis: int = 1) -> np.ndarray:
-    """Per network (a row of d; a column with axis=0) the least reduced cost over its nonempty served
-    sets: the constant plus its negative terms, or plus its least term when none is negative (inf: it
-    can serve nothing)."""
-    if not d.shape[axis]:
-        return np.full(d.shape[1 - axis], np.inf)
-    least = d.min(axis=axis)
-    return const + np.where(least < 0, np.minimum(d, 0.0).sum(axis=axis), least)
-
-
-def _best_set(d: np.ndarray) -> np.ndarray:
-    """The served set of `_reduced` for one row: its negative terms, or its least one."""
-    neg = np.nonzero(d < 0)[0]
-    return neg if len(neg) else np.array([int(np.argmin(d))])
-
-
-def _bits(cols) -> int:
-    return int(sum(1 << int(j) for j in cols))
-
-
-class LazyModel:
-    """Listed candidates (a pruned `Problem`) and families of estimated ones, searched by column
-    generation (see the module's docstring)."""
+class LazyModel(ColumnSpace):
+    """The restricted master LP over a pool of columns, column generation to its optimum, and the exact
+    finish (see the module's docstring); the columns and their pricing are the `ColumnSpace`'s."""
 
     def __init__(self, problem: Problem, families: Sequence[PairMeanFamily], weights=None, scales=None):
-        self.problem = problem
-        self.tasks = problem.tasks
-        self.weights, self.scales = weights, scales
-        col = {t: j for j, t in enumerate(self.tasks)}
-        factor = np.array(_per_task(weights, self.tasks, "weight")) / np.array(
-            _per_task(scales, self.tasks, "normalisation scale"))
-        self.families: list[_Family] = []
-        for f in families:
-            if len(f.tasks) > MAX_FAMILY_TASKS:
-                raise TaskgroupError(f"estimated networks over {len(f.tasks)} tasks at width {f.width:g}: the search "
-                                     f"reads every group of a width's tasks, at most {MAX_FAMILY_TASKS} tasks")
-            unknown = [t for t in f.tasks if t not in col]
-            if unknown:
-                raise TaskgroupError(f"estimated networks at width {f.width:g}: unknown task(s) {unknown}")
-            glob = np.array([col[t] for t in f.tasks], dtype=np.int64)
-            self.families.append(_Family(f, glob, factor[glob]))
-        self.n_listed = problem.n_candidates
-        self.listed_estimated = np.array([c.estimated for c in problem.candidates], dtype=bool)
-        self.owner_key: list[tuple[int, int]] = []  # owner n_listed + i: (family index, group)
-        self.owner_id: dict[tuple[int, int], int] = {}
-        # The worst total score (tolerances, the MILP's scaling): per task its worst serving score.
-        worst = np.zeros(len(self.tasks))
+        super().__init__(problem, families, weights, scales)
         ok = np.isfinite(problem.score)
-        if self.n_listed:
-            worst = np.where(ok, problem.score, 0.0).max(axis=0)
-        for fam in self.families:
-            top = np.where(fam.avail > 0, fam.pair, 0.0).max(axis=1) * fam.factor
-            worst[fam.glob] = np.maximum(worst[fam.glob], top)
-        self.score_top = float(worst.sum()) or 1.0
         self._cheapest: dict[int | None, LazyResult | None] = {}
-        self._cheapest_columns: dict[int | None, _Columns] = {}
-        self._last_duals: _Duals | None = None  # of the last budget solved (to trim the pool by)
+        self._cheapest_columns: dict[int | None, ColumnPool] = {}
+        self._last_duals: Duals | None = None  # of the last budget solved (to trim the pool by)
         self._lp_networks = 0.0  # networks in the last master LP's solution
-        self._next_block = [0] * len(self.families)  # where each family's next pricing round starts
         parts = [problem.fixed, problem.head[ok]] + [np.r_[f.fixed, f.heads] for f in self.families]
         self.cost_unit = _cost_grid(np.concatenate(parts))  # every cost a multiple of it (SNT: 0.5), or None
         self.min_fixed = float(min([*problem.fixed, *(f.fixed for f in self.families)], default=0.0))
-        self.pool = _Columns()  # the master's columns, kept across budgets (the frontier solves many)
+        self.pool = ColumnPool()  # the master's columns, kept across budgets (the frontier solves many)
         for i in range(self.n_listed):  # every listed network serving all it can
-            self.pool.add(i, _bits(np.nonzero(ok[i])[0]), *self._listed_column(i, np.nonzero(ok[i])[0]))
+            self.pool.add(i, bit_mask(np.nonzero(ok[i])[0]), *self._listed_column(i, np.nonzero(ok[i])[0]))
 
-    @property
-    def family_networks(self) -> int:
-        """Networks the families describe (searched without listing them)."""
-        return sum(len(f) for f in self.families)
-
-    # ----- owners and their columns ----------------------------------------------------------
-    def _family_owner(self, fi: int, group: int) -> int:
-        key = (fi, int(group))
-        if key not in self.owner_id:
-            self.owner_id[key] = self.n_listed + len(self.owner_key)
-            self.owner_key.append(key)
-        return self.owner_id[key]
-
-    def candidate(self, owner: int) -> Candidate:
-        if owner < self.n_listed:
-            return self.problem.candidates[owner]
-        fi, group = self.owner_key[owner - self.n_listed]
-        fam = self.families[fi]
-        return fam.family.member([i for i in range(len(fam.glob)) if (group >> i) & 1])
-
-    def _listed_column(self, i: int, cols) -> tuple[float, float, bool]:
-        p = self.problem
-        return (float(p.score[i, cols].sum()), float(p.fixed[i] + p.head[i, cols].sum()),
-                bool(self.listed_estimated[i]))
-
-    def _family_column(self, fam: _Family, scores: np.ndarray, local) -> tuple[int, float, float]:
-        """(served mask over the problem's tasks, score, cost) of a family network serving `local`."""
-        return _bits(fam.glob[local]), float(scores[local].sum()), float(fam.fixed + fam.heads[local].sum())
-
-    def _column(self, owner: int, mask: int) -> tuple[float, float, bool]:
-        """(score, cost, estimated) of `owner` serving the tasks of `mask`."""
-        cols = [j for j in range(len(self.tasks)) if (mask >> j) & 1]
-        if owner < self.n_listed:
-            return self._listed_column(owner, cols)
-        fi, group = self.owner_key[owner - self.n_listed]
-        fam = self.families[fi]
-        local = [int(np.nonzero(fam.glob == j)[0][0]) for j in cols]
-        _, score, cost = self._family_column(fam, fam.scores_of(group), local)
-        return score, cost, True
-
-    def _listed_terms(self, lam: float, duals: _Duals) -> tuple[np.ndarray, np.ndarray]:
-        """(d, const) of the listed networks: per network and task its reduced-cost term (inf where it
-        cannot serve), and per network its constant part (lam fixed - nu)."""
-        p = self.problem
-        with np.errstate(invalid="ignore"):
-            d = p.score + lam * p.head - duals.task
-        return np.where(np.isfinite(p.score), d, np.inf), lam * p.fixed - duals.count
-
-    # ----- pricing -------------------------------------------------------------------------
-    def _price(self, duals: _Duals, limit: int, full: bool = False) -> tuple[float | None, list[tuple]]:
-        """Columns of negative reduced cost, the most negative first, up to `limit` (each network's
-        best served set): (rc, owner, mask, score, cost, estimated). A family's blocks are read from
-        where the last round stopped, and unless `full` the round stops once `limit` negative columns
-        are found (partial pricing: early rounds find many). Also returns the least reduced cost of
-        any column when every column was read (a round that finds none reads them all), else None."""
-        lam = -duals.budget
-        found: list[tuple] = []
-        r_min = math.inf
-        if self.n_listed:
-            d, const = self._listed_terms(lam, duals)
-            rc = _reduced(d, const)
-            r_min = float(rc.min())
-            for i in np.argsort(rc, kind="stable")[:limit]:
-                cols = _best_set(d[i])
-                found.append((float(rc[i]), int(i), _bits(cols), *self._listed_column(int(i), cols)))
-        tol = self._tol()
-        negative = sum(c[0] < -tol for c in found)
-        partial = False
-        for fi, fam in enumerate(self.families):
-            h = (lam * fam.heads - duals.task[fam.glob])[:, None]
-            const = lam * fam.fixed - duals.count
-            best: list[tuple] = []
-            for step in range(fam.n_blocks):
-                high = (self._next_block[fi] + step) % fam.n_blocks
-                groups, valid, scores = fam.block(high)
-                d = scores + h
-                rc = np.where(valid, _reduced(d, const, axis=0), np.inf)
-                r_min = min(r_min, float(rc.min()))
-                top = np.argpartition(rc, limit)[:limit] if len(rc) > limit else np.arange(len(rc))
-                top = top[rc[top] < -tol]
-                best += [(float(rc[i]), int(groups[i]), d[:, i].copy(), scores[:, i].copy()) for i in top]
-                if len(best) > 4 * limit:
-                    best = sorted(best, key=lambda b: b[:2])[:limit]
-                if not full and negative + len(best) >= limit:
-                    self._next_block[fi] = (high + 1) % fam.n_blocks
-                    partial = True
-                    break
-            for rc_i, group, d_i, scores_i in sorted(best, key=lambda b: b[:2])[:limit]:
-                mask, score, cost = self._family_column(fam, scores_i, _best_set(d_i))
-                found.append((rc_i, self._family_owner(fi, group), mask, score, cost, True))
-            negative += len(best)
-        found.sort(key=lambda c: c[:3])
-        found = [c for c in found if c[0] < -tol]
-        return (None if partial else r_min), found[:limit]
-
-    def _tol(self) -> float:
-        """Reduced costs above -tol count as nonnegative (the LP's own tolerances are ~1e-9)."""
-        return 1e-9 * max(1.0, self.score_top)
-
-    def _master(self, budget: float | None, k: int | None, exact: bool = False) -> tuple[_Duals, float]:
+    def _master(self, budget: float | None, k: int | None, exact: bool = False) -> tuple[Duals, float]:
         """The restricted master LP over the pool (at most k networks; exactly k if `exact`): its duals
         and optimum."""
         from scipy.optimize import linprog
@@ -381,10 +129,10 @@ class LazyModel:
         else:
             nu = min(0.0, float(marg.pop(0))) if k is not None else 0.0
         self._lp_networks = float(res.x[:len(mask)].sum())  # networks in the LP's solution (fractional)
-        return _Duals(eq[:n], mu, nu), float(res.fun)
+        return Duals(eq[:n], mu, nu), float(res.fun)
 
     def _generate(self, budget: float | None, k: int | None, stats: dict, exact: bool = False,
-                  stop_above: float | None = None) -> tuple[_Duals, float]:
+                  stop_above: float | None = None) -> tuple[Duals, float]:
         """Column generation to the master's LP optimum (at most k networks; exactly k if `exact`):
         (final duals, least reduced cost r*), which give the bound D + n_max min(0, r*). With
         `stop_above`, every fourth round reads every column, and generation stops early once that
@@ -408,48 +156,8 @@ class LazyModel:
             stats["lp_bound"] = lp
         return duals, r_min
 
-    # ----- the exact finish ----------------------------------------------------------------
-    def _within(self, duals: _Duals, delta: float, cap: int) -> _Columns | None:
-        """Every column of reduced cost <= delta (per family and served set only the best-scoring
-        group, as they all cost the same; on a score tie the smaller group), or None past `cap`."""
-        lam = -duals.budget
-        out = _Columns()
-        try:
-            if self.n_listed:
-                p = self.problem
-                d, const = self._listed_terms(lam, duals)
-                rc = _reduced(d, const)
-                task_bits = 1 << np.arange(len(self.tasks), dtype=np.int64)
-                for i in np.nonzero(rc <= delta)[0]:
-                    for mask, score, head in _subsets_within(d[i], delta - const[i], cap - len(out), task_bits,
-                                                             p.score[i], p.head[i]):
-                        out.add(int(i), mask, score, float(p.fixed[i]) + head, bool(self.listed_estimated[i]))
-            for fi, fam in enumerate(self.families):
-                h = lam * fam.heads - duals.task[fam.glob]
-                const = lam * fam.fixed - duals.count
-                best: dict[int, tuple] = {}  # served mask -> ((score, group size, group), cost)
-                h = h[:, None]
-                for high in range(fam.n_blocks):
-                    groups, valid, scores = fam.block(high)
-                    d = scores + h
-                    rc = np.where(valid, _reduced(d, const, axis=0), np.inf)
-                    task_bits = 1 << fam.glob
-                    for i in np.nonzero(rc <= delta)[0]:
-                        g = int(groups[i])
-                        size = bin(g).count("1")
-                        for mask, score, head in _subsets_within(d[:, i], delta - const, cap - len(out) - len(best),
-                                                                 task_bits, scores[:, i], fam.heads):
-                            key = (score, size, g)
-                            if mask not in best or key < best[mask][0]:
-                                best[mask] = (key, fam.fixed + head)
-                for mask, ((score, _, g), cost) in best.items():
-                    out.add(self._family_owner(fi, g), mask, score, cost, True)
-        except _TooMany:
-            return None
-        return out
-
-    def _integer(self, columns: _Columns, budget: float | None, k: int | None, ties: bool,
-                 exact: bool = False) -> tuple[Assignment, _Columns] | None:
+    def _integer(self, columns: ColumnPool, budget: float | None, k: int | None, ties: bool,
+                 exact: bool = False) -> tuple[Assignment, ColumnPool] | None:
         """The least-score grouping over `columns` (ties=True: then the least cost, then the fewest
         estimated networks: the full order), as an assignment (serve[j] = owner; score and cost summed
         over its columns) and its columns, or None if they hold no grouping within the limits (at most
@@ -478,20 +186,20 @@ class LazyModel:
                 a = model.solve(budget, k, ties=ties)
         if a is None:
             return None
-        chosen = _Columns()
-        for o, m in _served_sets(a.serve).items():
+        chosen = ColumnPool()
+        for o, m in served_sets(a.serve).items():
             i = columns.seen[(o, m)]
             chosen.add(o, m, columns.score[i], columns.cost[i], columns.estimated[i])
         return a, chosen
 
-    def _reduced_costs(self, columns: _Columns, duals: _Duals) -> np.ndarray:
+    def _reduced_costs(self, columns: ColumnPool, duals: Duals) -> np.ndarray:
         mask, _, score, cost, _ = columns.arrays()
         bits = ((mask[:, None] >> np.arange(len(self.tasks))) & 1).astype(np.float64)
         return score - bits @ duals.task - duals.budget * cost - duals.count
 
-    def _near(self, columns: _Columns, duals: _Duals, delta: float) -> _Columns:
+    def _near(self, columns: ColumnPool, duals: Duals, delta: float) -> ColumnPool:
         """The columns of reduced cost <= delta."""
-        out = _Columns()
+        out = ColumnPool()
         rc = self._reduced_costs(columns, duals)
         for i in np.nonzero(rc <= delta)[0]:
             out.add(columns.owner[i], columns.mask[i], columns.score[i], columns.cost[i], columns.estimated[i])
@@ -555,7 +263,7 @@ class LazyModel:
             # best, and the columns grow with V, so a close grouping found early saves most of the work.
             for share in (0.0, 1 / 64, 1 / 8, 1.0):
                 value = bound + share * max(0.0, upper - bound)
-                got = self._finish(d_n, r_n, budget, n, True, value, _Columns(), stats)
+                got = self._finish(d_n, r_n, budget, n, True, value, ColumnPool(), stats)
                 if got is None:  # too many columns to finish: this branch is only bounded
                     proven, lower = False, min(lower, bound)
                     break
@@ -590,7 +298,7 @@ class LazyModel:
         keep = set(np.argsort(rc, kind="stable")[:POOL_MAX // 2].tolist())
         for cols in self._cheapest_columns.values():
             keep.update(self.pool.seen[key] for key in cols.seen)
-        old, self.pool = self.pool, _Columns()
+        old, self.pool = self.pool, ColumnPool()
         for i in sorted(keep):
             self.pool.add(old.owner[i], old.mask[i], old.score[i], old.cost[i], old.estimated[i])
 
@@ -604,8 +312,8 @@ class LazyModel:
     def _estimated(self, a: Assignment) -> int:
         return sum(o >= self.n_listed or bool(self.listed_estimated[o]) for o in set(a.serve))
 
-    def _finish(self, duals: _Duals, r_min: float, budget: float | None, k: int | None, exact: bool,
-                value: float, extra: _Columns, stats: dict):
+    def _finish(self, duals: Duals, r_min: float, budget: float | None, k: int | None, exact: bool,
+                value: float, extra: ColumnPool, stats: dict):
         """The best grouping (least score, ties=False) over every column of reduced cost <= value - D +
         spread (+ slack) and `extra`: (assignment, those columns); "empty" if they hold no grouping;
         None if there are more than MAX_FINISH_COLUMNS. The slack is ten times the tie tolerance
@@ -625,7 +333,7 @@ class LazyModel:
         got = self._integer(columns, budget, k, ties=False, exact=exact)
         return "empty" if got is None else (got[0], columns)
 
-    def _tiebreak(self, a: Assignment, columns: _Columns, duals: _Duals, r_min: float, budget: float | None,
+    def _tiebreak(self, a: Assignment, columns: ColumnPool, duals: Duals, r_min: float, budget: float | None,
                   k: int | None, exact: bool) -> Assignment:
         """The first in the whole order (score, cost, estimated networks) among the groupings within the
         tie tolerance of `a`'s score (the least over `columns`). Those use only the columns of reduced
@@ -633,8 +341,8 @@ class LazyModel:
         n_max = len(self.tasks) if k is None else k
         spread = (n_max - 1) * max(0.0, -r_min)
         slack = 2 * _within_tie(a.score)  # ties are within REL_TOL of a's score, far inside this
-        chosen = _Columns()
-        for o, m in _served_sets(a.serve).items():
+        chosen = ColumnPool()
+        for o, m in served_sets(a.serve).items():
             i = columns.seen[(o, m)]
             chosen.add(o, m, columns.score[i], columns.cost[i], columns.estimated[i])
         near = self._near(columns, duals, a.score + slack - duals.bound(budget, k) + spread)
@@ -643,8 +351,8 @@ class LazyModel:
         return a
 
     @staticmethod
-    def _with(*parts: _Columns) -> _Columns:
-        out = _Columns()
+    def _with(*parts: ColumnPool) -> ColumnPool:
+        out = ColumnPool()
         for p in parts:
             out.extend(p)
         return out
@@ -678,8 +386,8 @@ class LazyModel:
                 self._cheapest[k] = None
             else:
                 a, bound = found
-                cols = _Columns()
-                for o, mask in _served_sets([owners[i] for i in a.serve]).items():
+                cols = ColumnPool()
+                for o, mask in served_sets([owners[i] for i in a.serve]).items():
                     cols.add(o, mask, *self._column(o, mask))
                 self._cheapest_columns[k] = cols
                 self.pool.extend(cols)
@@ -706,44 +414,3 @@ def _cost_grid(costs: np.ndarray) -> float | None:
     return None
 
 
-def _served_sets(serve: Sequence[int]) -> dict[int, int]:
-    """owner -> bit mask of the tasks it serves."""
-    out: dict[int, int] = {}
-    for j, o in enumerate(serve):
-        out[o] = out.get(o, 0) | (1 << j)
-    return out
-
-
-class _TooMany(Exception):
-    """The exact finish would enumerate more columns than allowed."""
-
-
-def _subsets_within(d: np.ndarray, threshold: float, cap: int, bits: np.ndarray, score: np.ndarray,
-                    head: np.ndarray) -> list[tuple[int, float, float]]:
-    """Every nonempty set of the finite entries of `d` whose sum is <= threshold, as (bit mask, summed
-    score, summed head cost) with the entries' `bits`, `score` and `head` (depth-first over the entries
-    in increasing order, cut where even the negative rest cannot bring the sum under the threshold).
-    Raises _TooMany past `cap` sets."""
-    idx = np.nonzero(np.isfinite(d))[0]
-    idx = idx[np.argsort(d[idx], kind="stable")]
-    vals, b, sc, hd = d[idx].tolist(), bits[idx].tolist(), score[idx].tolist(), head[idx].tolist()
-    m = len(vals)
-    rest = [0.0] * (m + 1)  # the least the entries from i on can still add
-    for i in range(m - 1, -1, -1):
-        rest[i] = rest[i + 1] + min(0.0, vals[i])
-    out: list[tuple[int, float, float]] = []
-
-    def visit(i: int, total: float, mask: int, s: float, h: float) -> None:
-        if total + rest[i] > threshold:
-            return
-        if i == m or (vals[i] >= 0 and total + vals[i] > threshold):  # nothing more fits: the set as it is
-            if mask:
-                if len(out) >= cap:
-                    raise _TooMany
-                out.append((mask, s, h))
-            return
-        visit(i + 1, total + vals[i], mask | b[i], s + sc[i], h + hd[i])
-        visit(i + 1, total, mask, s, h)
-
-    visit(0, 0.0, 0, 0.0, 0.0)
-    return out

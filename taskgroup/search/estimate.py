@@ -11,7 +11,6 @@ from collections import defaultdict
 
 import numpy as np
 
-from taskgroup.errors import TaskgroupError
 from taskgroup.search.candidates import Candidate, CostFn
 from taskgroup.search.pool import CandidatePool, PairMeanFamily
 from taskgroup.search.registry import register

@@ -22,7 +22,8 @@ from taskgroup.errors import SchemaError
 from taskgroup.fileio import read_json, require, require_number
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.problem import BUDGET_STEP, REL_TOL
-from taskgroup.search.select import ChosenNetwork, Evaluation, Selection, Selector
+from taskgroup.search.select import Selector
+from taskgroup.search.selection import ChosenNetwork, Evaluation, Selection
 from taskgroup.search.select import FRONTIER_MAX_LISTED
 from taskgroup.fileio import atomic_path
 

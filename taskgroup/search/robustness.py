@@ -41,11 +41,13 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any, Callable, Mapping, Sequence
 
+from taskgroup.grouping_records import ExcludedByNoise, NearBudget, ParsimonyRecord, RobustnessRecord
 from taskgroup.profile.costmodel import DeviceProfile, corun_factor
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.frontier import frontier_points
 from taskgroup.search.problem import REL_TOL
-from taskgroup.search.select import ChosenNetwork, Selection, Selector, grouping_key  # noqa: F401 (grouping_key re-exported)
+from taskgroup.search.select import Selector
+from taskgroup.search.selection import ChosenNetwork, Selection, grouping_key
 from taskgroup.search.withinnoise import record_rule
 
 NEXT_PROFILE_RISK = 0.05  # one-sided chance that the next profile predicts a grouping at the margin over budget
@@ -99,7 +101,7 @@ class Robustness:
     fit_cost: float  # cost + sigmas x noise: what the rule compared with the budget
     holds_from: float  # below this budget the rule chooses otherwise (the choice no longer fits, or a cheaper one is within noise)
     holds_to: float | None  # from this budget on, the rule chooses another grouping (None: never)
-    near_budget: list[dict[str, Any]] = field(default_factory=list)  # other optima whose cost is within noise of it
+    near_budget: list[NearBudget] = field(default_factory=list)  # other optima whose cost is within noise of it
     standard_ms: float | None = None  # one SNT, to state budgets in SNT too
     noise_known: bool = True  # False for profiles written before the noise was stored
     sigmas_asked: float = 0.0  # the margin asked for; above `sigmas` when nothing fitted with it (noisy profile)
@@ -109,31 +111,21 @@ class Robustness:
         """How far under the budget the choice is, at the rule's cost."""
         return self.budget - self.fit_cost
 
-    def to_json(self) -> dict[str, Any]:
-        snt = self.standard_ms
-        doc = {
-            "rule": f"a grouping fits if its predicted cost + {self.sigmas:.3g} x its noise <= budget; "
-                    "the lowest loss among those wins",
-            "sigmas": self.sigmas,
-            "risk_next_profile": risk_at_margin(self.sigmas) if self.sigmas > 0 else None,
-            "sigmas_asked": self.sigmas_asked,
-            "noise_known": self.noise_known,
-            "noise_ms": self.noise,
-            "cost_ms": self.cost,
-            "fit_cost_ms": self.fit_cost,
-            "budget_ms": self.budget,
-            "margin_ms": self.margin,
+    def record(self) -> RobustnessRecord:
+        """The grouping file's `robustness` record, with its sentence."""
+        snt = self.standard_ms or None
+        record = RobustnessRecord(
+            rule=f"a grouping fits if its predicted cost + {self.sigmas:.3g} x its noise <= budget; "
+                 "the lowest loss among those wins",
+            sigmas=self.sigmas, risk_next_profile=risk_at_margin(self.sigmas) if self.sigmas > 0 else None,
+            sigmas_asked=self.sigmas_asked, noise_known=self.noise_known, noise_ms=self.noise, cost_ms=self.cost,
+            fit_cost_ms=self.fit_cost, budget_ms=self.budget, margin_ms=self.margin,
             # a budget near the largest float leaves a margin of "infinitely" many sigmas: JSON needs a number
-            "margin_sigmas": min(self.margin / self.noise, sys.float_info.max) if self.noise > 0 else None,
-            "holds_from_ms": self.holds_from,
-            "holds_to_ms": self.holds_to,
-            "near_budget": self.near_budget,
-        }
-        if snt:
-            doc.update({"standard_network_ms": snt, "holds_from_snt": self.holds_from / snt,
-                        "holds_to_snt": None if self.holds_to is None else self.holds_to / snt})
-        doc["sentence"] = robustness_sentence(doc)
-        return doc
+            margin_sigmas=min(self.margin / self.noise, sys.float_info.max) if self.noise > 0 else None,
+            holds_from_ms=self.holds_from, holds_to_ms=self.holds_to, near_budget=tuple(self.near_budget),
+            standard_network_ms=snt, holds_from_snt=None if snt is None else self.holds_from / snt,
+            holds_to_snt=None if snt is None or self.holds_to is None else self.holds_to / snt)
+        return dataclasses.replace(record, sentence=robustness_sentence(record))
 
 
 def _optimum_index(points: Sequence[Selection], budget: float) -> int:
@@ -185,9 +177,8 @@ def assess(selector: Selector, chosen: Selection, budget: float, profile: Device
         p_noise = grouping_noise_ms(p, profile)
         p_cost = p.cost - sigmas * p_noise
         if abs(p_cost - budget) <= max(sigmas, 1.0) * p_noise:
-            near.append({"networks": [_label(n) for n in p.networks], "cost_ms": p_cost, "fit_cost_ms": p.cost,
-                         "noise_ms": p_noise, "objective": p.objective,
-                         "fits": p.cost <= budget * (1 + 1e-9)})
+            near.append(NearBudget(tuple(_label(n) for n in p.networks), p_cost, p.cost, p_noise, p.objective,
+                                   p.cost <= budget * (1 + 1e-9)))
     holds_from, holds_to = fit_cost, points[at + 1].cost if at + 1 < len(points) else None
     rule = _tolerance_fn(tolerance)
     if rule is not None:  # the choice as a function of the budget is the cheapest within tolerance of its optimum
@@ -202,29 +193,27 @@ def assess(selector: Selector, chosen: Selection, budget: float, profile: Device
                       noise_known=profile.has_noise, sigmas_asked=sigmas if asked is None else asked)
 
 
-def robustness_sentence(block: Mapping[str, Any]) -> str:
-    """One sentence for reports, from a grouping's `robustness` block: where the choice would change."""
-    def ms(key: str) -> str:
-        value = block[key]
-        snt = block.get(key.replace("_ms", "_snt"))
+def robustness_sentence(block: RobustnessRecord) -> str:
+    """One sentence for reports, from a grouping's `robustness` record: where the choice would change."""
+    def ms(value: float, snt: float | None) -> str:
         return f"{value:.4g} ms" + (f" ({snt:.4g} SNT)" if snt is not None else "")
 
-    above = (f"above {ms('holds_to_ms')}" if block.get("holds_to_ms") is not None
+    above = (f"above {ms(block.holds_to_ms, block.holds_to_snt)}" if block.holds_to_ms is not None
              else "at no larger budget")
-    if not block.get("noise_known", True):
+    if block.noise_known is False:
         noise = "the profile stores no latency noise (measured before it was recorded), so costs are plain p50"
-    elif block.get("sigmas_asked", 0) > block["sigmas"]:
-        noise = (f"no grouping fits with {block['sigmas_asked']:.3g} sigma of noise (this choice's sigma is "
-                 f"{block['noise_ms']:.3g} ms), so it was made on the plain prediction and may change between runs")
+    elif (block.sigmas_asked or 0) > block.sigmas:
+        noise = (f"no grouping fits with {block.sigmas_asked:.3g} sigma of noise (this choice's sigma is "
+                 f"{block.noise_ms:.3g} ms), so it was made on the plain prediction and may change between runs")
     else:
-        risk = block.get("risk_next_profile")
-        noise = (f"the margin is {block['margin_ms']:.3g} ms after allowing {block['sigmas']:.3g} sigma of noise "
-                 f"(sigma {block['noise_ms']:.3g} ms" + (f"; a grouping fitting exactly at that margin would be "
-                                                        f"predicted over the budget by the next profile with a "
-                                                        f"{risk:.1%} chance, one-sided" if risk else "") + ")")
-    near = len(block.get("near_budget") or [])
+        risk = block.risk_next_profile
+        noise = (f"the margin is {block.margin_ms:.3g} ms after allowing {block.sigmas:.3g} sigma of noise "
+                 f"(sigma {block.noise_ms:.3g} ms" + (f"; a grouping fitting exactly at that margin would be "
+                                                      f"predicted over the budget by the next profile with a "
+                                                      f"{risk:.1%} chance, one-sided" if risk else "") + ")")
+    near = len(block.near_budget or ())
     others = f"; {near} other optimal grouping(s) cost within their noise of the budget" if near else ""
-    return f"The choice would change below {ms('holds_from_ms')} / {above}; {noise}{others}."
+    return f"The choice would change below {ms(block.holds_from_ms, block.holds_from_snt)} / {above}; {noise}{others}."
 
 
 def _label(net: ChosenNetwork) -> str:
@@ -248,7 +237,7 @@ def solve_under_noise(candidates: Sequence[Candidate], profile: DeviceProfile, b
 
 
 def excluded_by_noise(chosen: Selection, candidates: Sequence[Candidate], profile: DeviceProfile, budget: float,
-                      sigmas: float, max_networks: int | None = None, **selector_options: Any) -> dict[str, Any] | None:
+                      sigmas: float, max_networks: int | None = None, **selector_options: Any) -> ExcludedByNoise | None:
     """The grouping the plain prediction would choose, when the noise rule decided against it: it fits the
     budget on its predicted cost, is better than `chosen`, but not with `sigmas` of noise. None otherwise
     (then the rule and the point estimate agree). Costs in ms at the profile's fitted co-run overhead."""
@@ -260,8 +249,8 @@ def excluded_by_noise(chosen: Selection, candidates: Sequence[Candidate], profil
             plain.objective >= chosen.objective - REL_TOL * max(1.0, abs(chosen.objective)):
         return None
     fit = predicted(plain, with_noise_margin(candidates, profile, sigmas), profile.fit_corun(sigmas)).cost
-    return {"networks": [_label(n) for n in plain.networks], "objective": plain.objective, "cost_ms": plain.cost,
-            "fit_cost_ms": fit, "sigmas": sigmas, "noise_ms": (fit - plain.cost) / sigmas}
+    return ExcludedByNoise(tuple(_label(n) for n in plain.networks), plain.objective, plain.cost, fit, sigmas,
+                           (fit - plain.cost) / sigmas)
 
 
 def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budget: float, *,
@@ -301,9 +290,9 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
     robust = assess(selector, chosen, budget, profile, used, standard, max_networks,
                     asked=sigmas if profile.has_noise else 0.0, tolerance=prefer_cheaper_within, points=points)
     sel = predicted(chosen, candidates, profile.corun)
-    sel.robustness = robust.to_json()
-    if optimum is not None:
-
-        sel.parsimony = record_rule(optimum, chosen, cheaper, prefer_cheaper_within,
-                                    lambda s: predicted(s, candidates, profile.corun).cost)
+    sel.robustness = robust.record()
+    if optimum is not None:  # the rule's record (search.withinnoise builds it as JSON), typed
+        sel.parsimony = ParsimonyRecord.from_json(record_rule(optimum, chosen, cheaper, prefer_cheaper_within,
+                                                              lambda s: predicted(s, candidates, profile.corun).cost),
+                                                  "selection", "parsimony")
     return sel

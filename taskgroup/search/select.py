@@ -1,4 +1,4 @@
-"""Exact selection of networks under a budget, and the grouping it produces.
+"""Exact selection of networks under a budget.
 
 `select()` chooses the set of candidate networks that minimises the total serving score
 (the paper's objective: the sum over tasks of the loss of the chosen network that serves
@@ -8,30 +8,27 @@ tries the branch-and-bound for a fraction of a second on small problems (the pap
 tables take milliseconds, and importing scipy.optimize alone takes ~0.5 s) and uses the
 MILP otherwise; both are exact. Among equally good
 groupings the cheaper one wins, then the one with fewer estimated (never trained)
-networks; exact remaining ties keep the solver's (deterministic) choice.
+networks; exact remaining ties keep the solver's (deterministic) choice. What a search
+finds, and the grouping file made of it, is `taskgroup.search.selection.Selection`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from taskgroup.errors import TaskgroupError
-from taskgroup.grouping import Grouping, GroupingEvaluation, GroupingNetwork
 from taskgroup.profile.costmodel import corun_factor
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.problem import (MAX_ENUMERATED, REL_TOL, Assignment, Problem, build_problem, enumerated_columns,
                                      evaluate_assignment, prune_dominated)
 from taskgroup.search.reference import SearchTimeout, reference_solve
-from taskgroup.task_tables import declared_in
 from taskgroup.search.pool import families, listed
 from taskgroup.search.colgen import LazyModel
+from taskgroup.search.selection import ChosenNetwork, Selection, better
 from taskgroup.search.subsets import MAX_TASKS, SubsetFronts, TooMuchWork
 
 SOLVERS = ("auto", "milp", "dp", "reference", "colgen")
@@ -43,139 +40,6 @@ AUTO_MAX_NODES = 100_000  # ...for at most this many search nodes (about 0.2 s) 
 # column generation from 12 (4,017); the frontier (every budget in one subset programme when listed) to 13 tasks.
 AUTO_MAX_LISTED = 2_100
 FRONTIER_MAX_LISTED = 8_200
-
-
-@dataclass
-class ChosenNetwork:
-    candidate: Candidate  # the network (trained tasks, width, losses, costs)
-    served: tuple[str, ...]  # tasks it serves in the grouping (its other heads are dropped)
-
-    @property
-    def cost(self) -> float:
-        return self.candidate.cost(self.served)
-
-
-@dataclass
-class Evaluation:
-    split: str  # what the chosen networks were evaluated on (e.g. "test", or a file name)
-    losses: dict[str, float]  # task -> loss of the network chosen to serve it, on the evaluation table
-    total: float  # sum of `losses`: each task served by the network chosen on the selection table
-    total_best_served: float  # each task served by whichever chosen network is best on the evaluation table (the paper's scoring)
-
-
-@dataclass
-class Selection:
-    tasks: tuple[str, ...]  # tasks served, in table order
-    budget: float | None  # the budget searched under (None: unlimited)
-    unit: str  # unit of budget and costs, e.g. "snt"
-    networks: list[ChosenNetwork]  # chosen networks in a canonical order
-    served_by: dict[str, int]  # task -> index into `networks`
-    objective: float  # total weighted, normalised loss on the selection table (the optimised value)
-    total_loss: float  # unweighted sum of serving losses on the selection table
-    cost: float  # predicted cost of the grouping: the networks' costs summed, times corun_factor
-    solver: str  # solver that found it: "milp" or "reference"
-    max_networks: int | None = None  # limit on the number of networks, if any
-    candidates_total: int = 0  # candidates given
-    candidates_searched: int = 0  # candidates left after exact dominance pruning
-    solve_time_s: float = 0.0  # wall time of the search
-    evaluation: Evaluation | None = None  # the same networks scored on another table, if asked
-    options: dict[str, Any] = field(default_factory=dict)  # weights, normalisation, estimator, sources
-    corun_factor: float = 1.0  # measured slowdown of running these networks back to back (1: none, or SNT costs)
-    robustness: dict[str, Any] | None = None  # how the choice stands against latency noise (search.robustness)
-    parsimony: dict[str, Any] | None = None  # a cheaper grouping within noise of the optimum was chosen (its record)
-    lower_bound: float | None = None  # proven lower bound on the objective (None: the solver is exact)
-    search: dict[str, Any] | None = None  # column generation's record: rounds, columns generated and enumerated
-
-    @property
-    def gap(self) -> float:
-        """How far the objective may be above the optimum (0: proven optimal)."""
-        return 0.0 if self.lower_bound is None else max(0.0, self.objective - self.lower_bound)
-
-    def optimality(self) -> dict[str, Any]:
-        """The optimality record of a grouping file: the proven lower bound and the gap to it."""
-        gap = self.gap
-        return {"proven_optimal": gap == 0.0, "lower_bound": self.objective - gap, "gap": gap,
-                "relative_gap": gap / abs(self.objective) if self.objective else 0.0,
-                **({"search": self.search} if self.search else {})}
-
-    @property
-    def estimated_networks(self) -> int:
-        """Chosen networks whose losses were estimated (they have no weights yet)."""
-        return sum(n.candidate.estimated for n in self.networks)
-
-    @property
-    def networks_cost(self) -> float:
-        """The chosen networks' costs summed, each as measured alone."""
-        return self.cost / self.corun_factor
-
-    def evaluate(self, eval_candidates: Sequence[Candidate], split: str) -> Evaluation:
-        """Score the chosen networks on another table (matched by task set and width)."""
-        by_key = {c.key: c for c in eval_candidates}
-        losses: dict[str, float] = {}
-        best: dict[str, float] = {}
-        found = []
-        for net in self.networks:
-            other = by_key.get(net.candidate.key)
-            if other is None:
-                why = " (its losses were estimated; train it to evaluate it)" if net.candidate.estimated else ""
-                raise TaskgroupError(f"chosen network {'+'.join(net.candidate.tasks)}@{net.candidate.width:g} has no "
-                                     f"entry in the evaluation table ({split}){why}")
-            found.append(other)
-            for t in net.served:
-                if t not in other.losses:
-                    raise TaskgroupError(f"the evaluation table ({split}) has no loss for task '{t}' of network "
-                                         f"{'+'.join(other.tasks)}@{other.width:g}")
-                losses[t] = other.losses[t]
-        for t in self.tasks:
-            best[t] = min(o.losses[t] for o in found if t in o.losses)
-        self.evaluation = Evaluation(split, losses, math.fsum(losses.values()), math.fsum(best.values()))
-        return self.evaluation
-
-    def to_grouping(self, out_path: str | os.PathLike | None = None,
-                    table_dir: str | os.PathLike | None = None) -> Grouping:
-        """The grouping (best.json) of this selection; checkpoints become paths relative to `out_path`'s folder."""
-
-        out_dir = Path(out_path).resolve().parent if out_path is not None else None
-        nets = []
-        for net in self.networks:
-            c = net.candidate
-            ckpt = None
-            if c.checkpoint and not c.estimated:
-                full = Path(table_dir or ".") / c.checkpoint
-                ckpt = os.path.relpath(full.resolve(), out_dir) if out_dir is not None else str(full)
-            nets.append(GroupingNetwork(
-                tasks=tuple(c.tasks), served=tuple(net.served), width=c.width,
-                stage=c.stage,  # the training stage whose losses chose it
-                checkpoint=ckpt,  # always fully trained weights (None: none exist yet)
-                estimated=c.estimated, cost=net.cost, fixed_cost=c.fixed_cost,
-                head_costs={t: c.head_cost(t) for t in net.served}, losses={t: c.losses[t] for t in net.served},
-                stopped_for=c.stopped_for))  # a per-task stop: that task's best epoch
-        extra: dict[str, Any] = {
-            "max_networks": self.max_networks,
-            "headroom": None if self.budget is None else self.budget - self.cost,  # how far under the budget
-            "solver": self.solver,
-            "candidates": {"given": self.candidates_total, "after_pruning": self.candidates_searched},
-            "solve_time_s": self.solve_time_s,
-            "optimality": self.optimality(),
-        }
-        if self.robustness is not None:
-            extra["robustness"] = self.robustness
-        if self.parsimony is not None:
-            extra["parsimony"] = self.parsimony
-        e = self.evaluation
-        return Grouping(
-            tasks=tuple(self.tasks), budget={"value": self.budget, "unit": self.unit}, networks=tuple(nets),
-            served_by=dict(self.served_by), objective=self.objective, total_loss=self.total_loss, cost=self.cost,
-            corun_factor=self.corun_factor,  # cost = sum of the networks' costs x this (networks run together)
-            options=dict(self.options),
-            evaluation=None if e is None else GroupingEvaluation(e.split, e.losses, e.total, e.total_best_served),
-            declared_tasks=declared_in(self.tasks) or None,  # the config's own [tasks.NAME] tables, for export
-            extra=extra)
-
-    def to_grouping_json(self, out_path: str | os.PathLike | None = None,
-                         table_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-        """The grouping document (best.json); see `to_grouping`."""
-        return self.to_grouping(out_path, table_dir).to_json()
 
 
 class Selector:
@@ -241,7 +105,7 @@ class Selector:
             sel = self._with_corun(self._solve_plain(budget / corun_factor(self.corun, n), n, time_limit))
             if sel is not None and sel.lower_bound is not None:
                 bounds.append(sel.lower_bound)
-            if sel is not None and (best is None or _better(sel, best)):
+            if sel is not None and (best is None or better(sel, best)):
                 best = sel
         if best is not None:
             best.budget, best.max_networks = budget, max_networks
@@ -429,13 +293,6 @@ class Selector:
                               f"({nets}); use --budget {cheap.cost:g} or more")
 
 
-def _better(a: Selection, b: Selection) -> bool:
-    """Lower objective; on a tie (relative REL_TOL), the lower predicted cost; then fewer estimated networks."""
-    tol, ctol = REL_TOL * max(1.0, abs(b.objective)), REL_TOL * max(1.0, abs(b.cost))
-    return a.objective < b.objective - tol or (a.objective <= b.objective + tol and (
-        a.cost < b.cost - ctol or (a.cost <= b.cost + ctol and a.estimated_networks < b.estimated_networks)))
-
-
 def select(candidates: Sequence[Candidate], budget: float, *, tasks: Sequence[str] | None = None,
            max_networks: int | None = None, weights: Mapping[str, float] | None = None,
            scales: Mapping[str, float] | None = None, solver: str = "auto", unit: str = "snt",
@@ -448,9 +305,3 @@ def select(candidates: Sequence[Candidate], budget: float, *, tasks: Sequence[st
     if sel is None:
         raise selector.infeasible_error(budget, max_networks)
     return sel
-
-
-def grouping_key(sel: Selection) -> tuple:
-    """What makes two selections the same grouping: each network's tasks, width, per-task stop and served tasks."""
-    return tuple(sorted((n.candidate.tasks, n.candidate.width, n.candidate.stopped_for or "", n.served)
-                        for n in sel.networks))

@@ -17,15 +17,18 @@ networks N (budget / (1 + c (N - 1)), exactly N networks) and merged.
 
 from __future__ import annotations
 
-import math
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.profile.costmodel import corun_factor
 from taskgroup.search.candidates import Candidate
-from taskgroup.search.select import Selection, Selector, _better
+from taskgroup.search.select import Selector
+from taskgroup.search.selection import Selection, better
+
+if TYPE_CHECKING:
+    from scipy.optimize import LinearConstraint
 
 MAX_K = 50  # each grouping is one more MILP solve
 
@@ -71,7 +74,7 @@ def top_k(candidates: Sequence[Candidate], budget: float, k: int, *, tasks: Sequ
             found.append(selector._with_corun(sel))
     ranked: list[Selection] = []
     for sel in found:  # insertion sort by the selection order (objective, cost, estimated networks)
-        i = next((j for j, other in enumerate(ranked) if _better(sel, other)), len(ranked))
+        i = next((j for j, other in enumerate(ranked) if better(sel, other)), len(ranked))
         ranked.insert(i, sel)
     return ranked[:k]
 

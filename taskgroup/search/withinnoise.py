@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from taskgroup.seednoise import SeedNoise, Spread
-from taskgroup.search.select import grouping_key
+from taskgroup.search.selection import grouping_key
 from taskgroup.search.problem import REL_TOL
 
 RULE = ("the cheapest grouping on the exact frontier whose objective is within one standard error of its paired "

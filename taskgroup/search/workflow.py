@@ -13,6 +13,7 @@ is asked of the caller's `recipe_noise` (taskgroup.train.recipes.seed_noise_for)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -23,6 +24,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 from taskgroup import seednoise
 from taskgroup.errors import TaskgroupError
 from taskgroup.grouping import Grouping, GroupingNetwork
+from taskgroup.grouping_records import (ExcludedByNoise, NetworkToTrain, NoiseComparison, NoiseEvidence, StakesRecord,
+                                        TopK, TopKGrouping)
 from taskgroup.learnability import NotLearnt, not_learnt
 from taskgroup.losstable import SPLITS, STAGES, LossTable, resolve_table_path
 from taskgroup.profile import load_profile
@@ -32,7 +35,8 @@ from taskgroup.search.normalize import loss_scales
 from taskgroup.search.paper_tables import read_paper_table
 from taskgroup.search.profiled import check_profile_for_table, profile_record, round_up, standard_network_ms
 from taskgroup.search.robustness import NOISE_SIGMAS, excluded_by_noise, robust_select, with_noise_margin
-from taskgroup.search.select import Selection, Selector, grouping_key
+from taskgroup.search.select import Selector
+from taskgroup.search.selection import Selection, grouping_key
 from taskgroup.search.stakes import Stakes, for_selection
 from taskgroup.search.table import candidates_from_table
 from taskgroup.search.topk import MAX_K, grouping_summary, networks_to_train, top_k
@@ -316,7 +320,7 @@ class SelectionResult:
     sigmas: float  # the noise margin the choice was fitted with (0: plain prediction)
     warnings: list[NotLearnt]  # served tasks not learnt
     stakes: Optional[Stakes] = None  # how much grouping matters at this budget (explain)
-    excluded: Optional[dict[str, Any]] = None  # the better grouping the noise rule left out (explain)
+    excluded: Optional[ExcludedByNoise] = None  # the better grouping the noise rule left out (explain)
     seconds: float = 0.0  # time spent choosing
 
 
@@ -357,12 +361,12 @@ def _choose(req: SelectionRequest, profile: Optional[DeviceProfile]) -> tuple[Se
                         max_networks=req.max_networks, weights=req.weights, scales=req.scales, solver=req.solver,
                         relative=limit.snt is not None, prefer_cheaper_within=rule, standard_ms=req.standard_ms,
                         infeasible=lambda s: infeasible_error(s, limit, req.standard_ms, req.max_networks))
-    return sel, sel.robustness["sigmas"]
+    return sel, sel.robustness.sigmas
 
 
 def rank_top_k(req: SelectionRequest, chosen: Selection, profile: Optional[DeviceProfile],
-               sigmas: float) -> dict[str, Any]:
-    """The grouping file's top-k records: the k best distinct groupings (fitted as the choice was, and the
+               sigmas: float) -> TopK:
+    """The grouping file's top-k record: the k best distinct groupings (fitted as the choice was, and the
     choice among them), the estimated networks they need trained (each once), and, where the seed noise
     was measured, each one against the best."""
     fit = req.candidates if profile is None else with_noise_margin(req.candidates, profile, sigmas)
@@ -371,13 +375,15 @@ def rank_top_k(req: SelectionRequest, chosen: Selection, profile: Optional[Devic
                    corun=profile.fit_corun(sigmas) if profile is not None else 0.0)
     if not any(grouping_key(g) == grouping_key(chosen) for g in ranked):
         ranked = [chosen, *ranked][:req.top_k]  # the choice (e.g. cheapest within noise) is trained too
-    summaries = [grouping_summary(g) for g in ranked]
-    if req.within_noise is not None and ranked:  # each one against the best: can they be told apart?
-        for g, doc in zip(ranked[1:], summaries[1:]):
-            doc["within_noise_of_best"] = req.within_noise.comparison(ranked[0], g, g.cost)
-    return {"top_k": summaries,
-            "to_train": [{"tasks": list(c.tasks), "width": c.width} for c in networks_to_train(ranked)],
-            **({"top_k_noise": req.within_noise.evidence()} if req.within_noise is not None and ranked else {})}
+    # The summaries, comparisons and evidence are built as JSON by search.topk and search.withinnoise: typed here.
+    summaries = [TopKGrouping.from_json(grouping_summary(g), "selection", f"top_k[{i}]") for i, g in enumerate(ranked)]
+    noise = req.within_noise if ranked else None
+    if noise is not None:  # each one against the best: can they be told apart?
+        summaries[1:] = [dataclasses.replace(doc, within_noise_of_best=NoiseComparison.from_json(
+            noise.comparison(ranked[0], g, g.cost), "selection", "within_noise_of_best"))
+            for g, doc in zip(ranked[1:], summaries[1:])]
+    return TopK(tuple(summaries), tuple(NetworkToTrain(tuple(c.tasks), c.width) for c in networks_to_train(ranked)),
+                None if noise is None else NoiseEvidence.from_json(noise.evidence(), "selection", "top_k_noise"))
 
 
 def stakes_at(req: SelectionRequest, sel: Selection, budget: float, singles: bool = True) -> Stakes:
@@ -404,9 +410,9 @@ def select_grouping(req: SelectionRequest) -> SelectionResult:
         grouping = grouping.with_budget(**profile_record(profile, req.out), standard_network_ms=req.standard_ms,
                                         **({"snt": limit.snt} if limit.snt is not None else {}))
     if req.within_noise_off is not None and not (req.prefer_cheaper and req.within_noise is not None):
-        grouping = grouping.with_extra(within_noise_off=req.within_noise_off)
+        grouping = dataclasses.replace(grouping, within_noise_off=req.within_noise_off)
     if req.top_k > 1:
-        grouping = grouping.with_extra(**rank_top_k(req, sel, profile, sigmas))
+        grouping = dataclasses.replace(grouping, top_k=rank_top_k(req, sel, profile, sigmas))
     result = SelectionResult(grouping, sel, profile, sigmas, [])
     if req.explain:
         if profile is not None:
@@ -414,12 +420,13 @@ def select_grouping(req: SelectionRequest) -> SelectionResult:
                                                 tasks=req.tasks, weights=req.weights, scales=req.scales,
                                                 solver=req.solver)
             if result.excluded is not None:
-                grouping = grouping.with_extra(excluded_by_noise=result.excluded)
+                grouping = dataclasses.replace(grouping, excluded_by_noise=result.excluded)
         result.stakes = stakes_at(req, sel, limit.value,
                                   singles=req.max_networks is None or req.max_networks >= len(req.tasks))
-        grouping = grouping.with_extra(stakes=result.stakes.to_json())
+        grouping = dataclasses.replace(grouping, stakes=StakesRecord.from_json(result.stakes.to_json(), "selection",
+                                                                               "stakes"))  # built as JSON by stakes
     result.warnings = served_not_learnt(grouping, req.reference, req.split, measured_only=not req.check_estimated)
     if req.explain and result.warnings:
-        grouping = grouping.with_extra(warnings=[w.message() for w in result.warnings])
+        grouping = dataclasses.replace(grouping, warnings=tuple(w.message() for w in result.warnings))
     result.grouping, result.seconds = grouping, time.perf_counter() - start
     return result

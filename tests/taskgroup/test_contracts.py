@@ -8,6 +8,7 @@ the same value, and the same document when written again.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -19,10 +20,12 @@ from taskgroup_runtime.manifest import Manifest
 from taskgroup_runtime.measurement import LatencySummary, NetworkLatency
 from taskgroup_runtime.provenance import (BackendSettings, BundleSelection, CreatedWith, PredictedLatency, SelectionBudget,
                                           TensorRTRecord, VerificationRecord)
-from taskgroup_runtime.specs import (FRAME_FORMS, FileEntry, FusedPart, InputSpec, NetworkFiles, OutputCheck,
+from taskgroup_runtime.specs import (FileEntry, FusedPart, InputSpec, NetworkFiles, OutputCheck,
                                      OutputTransform, TaskOutput)
 from taskgroup.bench import BenchResult
 from taskgroup.grouping import Budget, Grouping, GroupingEvaluation, GroupingNetwork, SelectionOptions
+from taskgroup.grouping_records import (CandidateCounts, ColumnSearch, NearBudget, Optimality, RobustnessRecord,
+                                        SolveRecord)
 from taskgroup.losstable import LossTable, NetworkResult, SeedResult
 from taskgroup.profile.costmodel import DeviceProfile
 from taskgroup.profile.measurements import Component, LatencyStats, WidthCosts
@@ -150,9 +153,24 @@ def groupings(draw):
         "normalize": st.sampled_from(["none", "reference"]), "weights": st.just({"a": 2.0}),
         "scales": st.just({"a": 0.5}), "preset": NAMES, "resolution": st.integers(1, 512),
         "max_networks": st.integers(1, 9), "solver": st.just("milp")})), extra=draw(JSONISH))
+    # selection's records, typed, each with fields a newer writer added (its `extra`)
+    solve = draw(st.one_of(st.none(), st.builds(
+        SolveRecord, st.one_of(st.none(), st.integers(1, 9)), st.one_of(st.none(), LOSS), st.just("milp"),
+        st.builds(CandidateCounts, st.integers(0, 99), st.integers(0, 99)), LOSS,
+        st.builds(Optimality, st.booleans(), LOSS, LOSS, LOSS, st.one_of(st.none(), st.builds(
+            ColumnSearch, st.integers(1, 9), LOSS, st.integers(1, 99), st.sampled_from([3, "more than 300,000"])))))))
+    near = st.builds(NearBudget, st.lists(NAMES, max_size=2).map(tuple), LOSS, LOSS, LOSS, LOSS, st.booleans())
+    robustness = draw(st.one_of(st.none(), st.builds(
+        RobustnessRecord, NAMES, LOSS, st.one_of(st.none(), LOSS), LOSS, st.booleans(), LOSS, LOSS, LOSS, LOSS, LOSS,
+        st.one_of(st.none(), LOSS), LOSS, st.one_of(st.none(), LOSS), st.lists(near, max_size=2).map(tuple),
+        st.one_of(st.none(), POSITIVE), LOSS, st.one_of(st.none(), LOSS), NAMES, JSONISH)))
+    robustness = robustness if robustness is None or robustness.standard_network_ms is not None else \
+        dataclasses.replace(robustness, holds_from_snt=None, holds_to_snt=None)  # written with the SNT, or not at all
     return Grouping(tasks, budget, tuple(networks), served_by, draw(st.one_of(st.none(), LOSS)),
                     draw(st.one_of(st.none(), LOSS)), draw(st.one_of(st.none(), POSITIVE)), draw(st.floats(1, 2)),
-                    options, evaluation, None, {"solver": "milp", "robustness": draw(JSONISH)})
+                    options, evaluation, None, draw(JSONISH).copy() | {"newer_writer": 1}, solve=solve,
+                    robustness=robustness, within_noise_off=draw(st.one_of(st.none(), NAMES)),
+                    warnings=draw(st.one_of(st.none(), st.lists(NAMES, max_size=2).map(tuple))))
 
 
 def backend_settings():

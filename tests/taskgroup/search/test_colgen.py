@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from test_solvers_agree import lexicographic_best, tables_with_estimates
 
 import taskgroup.search.colgen as colgen
+import taskgroup.search.pricing as pricing
 from taskgroup.errors import TaskgroupError
 from taskgroup.search import Candidate, Selector, frontier, higher_order_approximation, select, snt_cost
 from taskgroup.search.pool import CandidatePool, PairMeanFamily
@@ -249,7 +250,7 @@ def test_a_cost_model_that_is_not_trunk_plus_heads_is_refused():
 
 
 def test_too_many_tasks_for_one_width_is_a_clear_error():
-    n = colgen.MAX_FAMILY_TASKS + 1
+    n = pricing.MAX_FAMILY_TASKS + 1
     tasks = tuple(f"t{i}" for i in range(n))
     singles = [Candidate((t,), 1.0, {t: 1.0}, 1.0, {}) for t in tasks]
     pool = CandidatePool([singles, PairMeanFamily(tasks, 1.0, "final", np.ones((n, n)), snt_cost)])

@@ -128,16 +128,16 @@ def test_robustness_block_margin_range_and_sentence():
     names, sel = choose(profile_doc(), 5.8)
     r = sel.robustness
     assert sel.cost == pytest.approx(4.625)  # the prediction, not the rule's cost
-    assert r["noise_ms"] == pytest.approx(REL * 4.625) and r["fit_cost_ms"] == pytest.approx(4.625 * (1 + 2 * REL))
-    assert r["margin_ms"] == pytest.approx(5.8 - 4.625 * (1 + 2 * REL))
+    assert r.noise_ms == pytest.approx(REL * 4.625) and r.fit_cost_ms == pytest.approx(4.625 * (1 + 2 * REL))
+    assert r.margin_ms == pytest.approx(5.8 - 4.625 * (1 + 2 * REL))
     # The choice holds from its own fit cost up to the next grouping's (n+d + full e: 5.75 + 2 x 0.0575).
-    assert r["holds_from_ms"] == pytest.approx(4.7175) and r["holds_to_ms"] == pytest.approx(5.865)
-    assert r["holds_from_snt"] == pytest.approx(4.7175 / 3.75)
-    near = r["near_budget"]
-    assert [g["networks"] for g in near] == [["normal+depth_zbuffer@1", "edge_texture@1"]]
-    assert near[0]["cost_ms"] == pytest.approx(5.75) and not near[0]["fits"]
-    assert r["sentence"] == robustness_sentence(r)
-    assert "would change below 4.718 ms (1.258 SNT) / above 5.865 ms (1.564 SNT)" in r["sentence"]
+    assert r.holds_from_ms == pytest.approx(4.7175) and r.holds_to_ms == pytest.approx(5.865)
+    assert r.holds_from_snt == pytest.approx(4.7175 / 3.75)
+    near = r.near_budget
+    assert [g.networks for g in near] == [("normal+depth_zbuffer@1", "edge_texture@1")]
+    assert near[0].cost_ms == pytest.approx(5.75) and not near[0].fits
+    assert r.sentence == robustness_sentence(r)
+    assert "would change below 4.718 ms (1.258 SNT) / above 5.865 ms (1.564 SNT)" in r.sentence
     # The range is exact under the rule: the frontier of the fit costs changes exactly there.
     profile = profile_from_doc(profile_doc())
     cands = with_noise_margin(candidates_from_table(table(), "val", "final", cost_fn=profile.cost_fn), profile, 2)
@@ -174,7 +174,7 @@ def test_noise_too_large_for_the_margin_falls_back_to_the_prediction_instead_of_
     names, sel = choose(doc, 3.8)
     assert names == [("normal+depth_zbuffer+edge_texture", 1.0, (N, D, E))]
     r = sel.robustness
-    assert r["sigmas"] == 0 and r["sigmas_asked"] == 2 and "plain prediction" in r["sentence"]
+    assert r.sigmas == 0 and r.sigmas_asked == 2 and "plain prediction" in r.sentence
 
 
 def test_noise_relative_to_the_standard_network_cancels_load_that_slows_every_part():
@@ -275,18 +275,18 @@ def test_the_reported_range_is_where_the_rule_makes_the_same_choice(tolerance):
     choices = [choose_at(b) for b in grid]
     checked = 0
     for b, sel in zip(grid, choices):
-        if sel is None or sel.robustness["sigmas"] == 0:  # the margin's fallback has a range of its own
+        if sel is None or sel.robustness.sigmas == 0:  # the margin's fallback has a range of its own
             continue
-        lo, hi = sel.robustness["holds_from_ms"], sel.robustness["holds_to_ms"]
+        lo, hi = sel.robustness.holds_from_ms, sel.robustness.holds_to_ms
         for b2, other in zip(grid, choices):
-            if other is None or other.robustness["sigmas"] == 0 or abs(b2 - lo) < 1e-6 or (hi and abs(b2 - hi) < 1e-6):
+            if other is None or other.robustness.sigmas == 0 or abs(b2 - lo) < 1e-6 or (hi and abs(b2 - hi) < 1e-6):
                 continue
             inside = lo <= b2 and (hi is None or b2 < hi)
             assert (grouping_key(other) == grouping_key(sel)) == inside, (tolerance, b, b2, lo, hi)
         checked += 1
     assert checked > 100
     if tolerance:  # some budget takes a cheaper grouping than its optimum, and its range starts above its own fit
-        widened = [s for s in choices if s is not None and s.parsimony and not s.parsimony["chose_the_optimum"]]
+        widened = [s for s in choices if s is not None and s.parsimony and not s.parsimony.chose_the_optimum]
         assert widened
 
 
@@ -398,4 +398,4 @@ def test_the_margin_is_sized_for_the_next_profiles_change(sigmas, risk):
     # and the rule chooses that grouping at that budget in A (it fits with the margin)
     cands = candidates_from_table(table(), "val", "final", cost_fn=a.cost_fn)
     sel = robust_select(cands, a, budget * (1 + 1e-9), tasks=(N, D, E), sigmas=z)
-    assert names(sel) == [("normal+depth_zbuffer+edge_texture", 1.0, (N, D, E))] and sel.robustness["sigmas"] == z
+    assert names(sel) == [("normal+depth_zbuffer+edge_texture", 1.0, (N, D, E))] and sel.robustness.sigmas == z

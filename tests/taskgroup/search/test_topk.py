@@ -7,7 +7,7 @@ import pytest
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.profile.costmodel import corun_factor
-from taskgroup.search import Candidate, candidates_from_table, select
+from taskgroup.search import Candidate, select
 from taskgroup.search.topk import estimate_errors, grouping_summary, networks_to_train, top_k
 
 from test_solvers_agree import tables

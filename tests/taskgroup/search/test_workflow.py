@@ -40,15 +40,15 @@ def test_the_known_optimum_is_chosen_and_recorded(tmp_path):
     assert g.objective == pytest.approx(2.7) and g.cost == pytest.approx(2.0)
     assert (g.budget.value, g.budget.unit) == (2.0, "snt") and g.options.losses == "hand"
     assert g.options.solver == "auto" and g.options.max_networks is None
-    assert result.stakes is not None and "stakes" in g.extra  # what `select` explains
-    assert result.warnings == [] and "warnings" not in g.extra and "top_k" not in g.extra
+    assert result.stakes is not None and g.stakes is not None  # what `select` explains
+    assert result.warnings == [] and g.warnings is None and g.top_k is None
     g.save(tmp_path / "best.json")  # the file contract accepts it
 
 
 def test_top_k_ranks_distinct_groupings_and_lists_estimated_networks_once(tmp_path):
     g = select_grouping(request(tmp_path, top_k=3)).grouping
-    assert [round(s["objective"], 6) for s in g.extra["top_k"]] == [2.7, 2.9, 3.2]
-    assert g.extra["to_train"] == [{"tasks": ["a", "b", "c"], "width": 1.0}]
+    assert [round(s.objective, 6) for s in g.top_k.top_k] == [2.7, 2.9, 3.2]
+    assert [(n.tasks, n.width) for n in g.top_k.to_train] == [(("a", "b", "c"), 1.0)]
 
 
 def test_a_smaller_budget_changes_the_choice(tmp_path):
@@ -66,7 +66,7 @@ def test_an_infeasible_budget_names_the_cheapest_grouping_and_the_flag(tmp_path)
 def test_not_learnt_tasks_are_warned_and_estimated_networks_can_be_skipped(tmp_path):
     result = select_grouping(request(tmp_path, reference={"c": {"val": 1.0}, "a": {"val": 5.0}}))
     assert [(w.task, w.network) for w in result.warnings] == [("c", "c@1")]
-    assert result.grouping.extra["warnings"][0].startswith("c is not learnt by c@1")
+    assert result.grouping.warnings[0].startswith("c is not learnt by c@1")
     only = select_grouping(request(tmp_path, budget=1.0, reference={"c": {"val": 1.0}})).grouping  # abc, estimated
     assert [w.network for w in served_not_learnt(only, {"c": {"val": 1.0}})] == ["a+b+c@1~est (estimated)"]
     assert served_not_learnt(only, {"c": {"val": 1.0}}, measured_only=True) == []
