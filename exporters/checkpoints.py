@@ -32,7 +32,7 @@ def grouping_checkpoint_sha256(grouping: Grouping, index: int) -> str:
     """The checkpoint's sha256, checked against the digest the grouping itself records.
 
     The exporter knows no training run: a grouping from a run is verified against the digest the
-    run's store recorded (`taskgroup.train.store.verified_checkpoint_sha256`, what `taskgroup
+    run's store recorded (`taskgroup.train.store_integrity.verified_checkpoint_sha256`, what `taskgroup
     export` and the pipeline pass as `verify_checkpoint`). A checkpoint changed after training
     would pass the PyTorch-vs-ONNX check (both sides load the same damaged weights), so a
     checkpoint with no recorded digest is refused.

@@ -19,12 +19,11 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_finite, write_json_atomic
-from taskgroup.affinity import check_tasks
-from taskgroup.affinity import AffinityTable
+from taskgroup.affinity import AffinityTable, check_tasks
 from taskgroup.task_tables import declare_from_json
 
 KIND = "loss_table"
@@ -34,10 +33,6 @@ STAGES = ("final", "early")
 LOSS_TABLE_FILENAME = "losses.json"  # name of the table inside a run directory
 
 Stage = Literal["final", "early"]
-
-if TYPE_CHECKING:
-    from taskgroup.affinity import AffinityTable
-
 
 def resolve_table_path(path: str | Path) -> Path:
     """The loss-table file `path` names: itself, RUN/losses.json (a training run), or
@@ -115,33 +110,6 @@ class NetworkResult:
 def _sample_std(values: list[float]) -> float:
     mean = math.fsum(values) / len(values)
     return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
-def aggregate_seeds(tasks: tuple[str, ...], width: float, stage: Stage, fraction: float,
-                    runs: dict[int, SeedResult], stopped_for: str | None = None) -> NetworkResult:
-    """One table entry from a network's runs with several seeds: losses are the mean over seeds
-    (per split and task, over the seeds that have it), wall time the sum, and the checkpoint the
-    one of the seed with the lowest validation total (the weights a deployment would pick)."""
-    if not runs:
-        raise ValueError("aggregate_seeds needs at least one run")
-    losses: dict[str, dict[str, float]] = {}
-    for split in SPLITS:
-        for task in tasks:
-            values = [r.losses[split][task] for r in runs.values() if task in r.losses.get(split, {})]
-            if values:
-                losses.setdefault(split, {})[task] = math.fsum(values) / len(values)
-
-    def val_total(seed: int) -> float:
-        val = runs[seed].losses.get("val", {})
-        return math.fsum(val.values()) if len(val) == len(tasks) else math.inf
-
-    best = min(sorted(runs), key=val_total)
-    walls = [r.wall_time_s for r in runs.values()]
-    return NetworkResult(
-        tasks=tuple(tasks), width=width, stage=stage, losses=losses, checkpoint=runs[best].checkpoint,
-        steps=runs[best].steps, wall_time_s=None if any(w is None for w in walls) else math.fsum(walls),
-        fraction=fraction, seeds=dict(sorted(runs.items())),
-        checkpoint_sha256=runs[best].checkpoint_sha256, stopped_for=stopped_for)
 
 
 @dataclass

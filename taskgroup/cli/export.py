@@ -11,9 +11,9 @@ from taskgroup.cli.app import app, output_console
 from taskgroup.errors import TaskgroupError
 from taskgroup_exporters import OnnxExportConfig, export_bundle, read_grouping, synthetic_frames, validation_frames
 from taskgroup_runtime.manifest import read_manifest
-from taskgroup.train.store import verified_checkpoint_sha256
+from taskgroup.train.store_integrity import verified_checkpoint_sha256
 from taskgroup.train.config import make_run_config
-from taskgroup.train.run import training_run_of
+from taskgroup.train.stored_config import training_run_of
 from taskgroup.bench import measure_bundle
 from taskgroup_runtime.timing import MAX_RUNS
 

@@ -8,10 +8,11 @@ from typing import Optional
 import typer
 
 from taskgroup.cli.app import app
-from taskgroup.cli.train import DEVICES_HELP, EXECUTOR_HELP, RAY_ADDRESS_HELP, SHARED_STORAGE_HELP
+from taskgroup.cli.executor_options import (DEVICES_HELP, EXECUTOR_HELP, RAY_ADDRESS_HELP, SHARED_STORAGE_HELP,
+                                            executor_spec)
+from taskgroup.cli.progress import RichProgress
 from taskgroup.errors import TaskgroupError
 from taskgroup.tasks import PAPER_TASKS
-from taskgroup.cli.train import RichProgress, executor_spec
 from taskgroup.pipeline.config import PipelineConfig
 from taskgroup.pipeline.run import Pipeline
 from taskgroup.train.run import parse_seeds

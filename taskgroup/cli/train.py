@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Optional
@@ -12,43 +13,20 @@ from typing import Optional
 import typer
 
 from taskgroup.cli.app import app, output_console
+from taskgroup.cli.executor_options import (DEVICES_HELP, EXECUTOR_HELP, RAY_ADDRESS_HELP, SHARED_STORAGE_HELP,
+                                            executor_spec)
+from taskgroup.cli.progress import RichProgress
+from taskgroup.cli.results_view import render_affinity, render_table
 from taskgroup.errors import TaskgroupError
-from taskgroup.train.executors import parse_executor
-from taskgroup.tasks import parse_task_list
-from taskgroup.train import candidate_set, make_run_config, train_candidates
-from taskgroup.train.candidates import parse_networks
-from taskgroup.train.run import default_stages, parse_seeds
-from taskgroup.train.rounds import ROUNDS_FILE, RoundsLog
-from taskgroup.train import RunStore
-from taskgroup.train.run import run_config_from_store
-from taskgroup.train.rounds import train_rounds
-from taskgroup.train.candidates import tracks_affinity
-from taskgroup.train.rounds import DEFAULT_FRACTION
-from taskgroup.train.rounds import RoundsConfig
 from taskgroup.losstable import LossTable, NetworkResult
 from taskgroup.profile import load_profile
 from taskgroup.search.profiled import check_profile_for_table, standard_network_ms
-from taskgroup.train.candidates import normalise_spec
-from taskgroup.affinity import AffinityTable
-from taskgroup.learnability import is_learnt
-
-# Where networks train: shared by `train` and `pipeline` (taskgroup.train.executors, docs/training.md).
-EXECUTOR_HELP = ("Where networks train: local (this process, one after another; the default) | processes:N (N worker "
-                 "processes on this machine, one per device of --devices in turn) | ray (one Ray task per network "
-                 "and seed, on --ray-address or a local Ray instance; pip install 'taskgrouping\\[ray]'). This process "
-                 "commits every result; on the CPU the losses are the same whatever the executor.")
-DEVICES_HELP = ("Devices to train on: cpu (default), cuda:N for local, a list such as cuda:0,cuda:1 for processes:N "
-                "(worker i uses the i-th, in turn), cuda for ray (one GPU per task). Training on a GPU is written to "
-                "PyTorch's and Ray's documentation but has never been run on one.")
-RAY_ADDRESS_HELP = "With --executor ray: the address of a running cluster (e.g. 10.0.0.5:6379 or auto)."
-SHARED_STORAGE_HELP = ("With processes:N or ray: workers write checkpoints straight into the run directory, which every "
-                       "node must see at the same path (e.g. NFS). Default: workers send checkpoint bytes to this "
-                       "process.")
-
-
-def executor_spec(executor: str, devices: Optional[str], ray_address: Optional[str], shared_storage: bool):
-
-    return parse_executor(executor, devices=devices, ray_address=ray_address, shared_storage=shared_storage)
+from taskgroup.tasks import parse_task_list
+from taskgroup.train import RunStore, candidate_set, make_run_config, train_candidates
+from taskgroup.train.candidates import normalise_spec, parse_networks, tracks_affinity
+from taskgroup.train.rounds import DEFAULT_FRACTION, ROUNDS_FILE, RoundsConfig, RoundsLog, train_rounds
+from taskgroup.train.run import default_stages, parse_seeds
+from taskgroup.train.stored_config import run_config_from_store
 
 
 @app.command("train", short_help="Train candidate networks into a run directory (resumable).")
@@ -150,7 +128,6 @@ def train_command(
     seed_list = parse_seeds(seeds) if seeds is not None else (None if seed is None else parse_seeds(str(seed)))
     stored = None
     if resume:
-
         store = RunStore.open(out)
         try:
             stored = (store.tasks(), run_config_from_store(store), *store.requested())
@@ -165,8 +142,6 @@ def train_command(
         run_config = make_run_config(preset or "default", config, seed=seed_list[0], esa_fraction=esa)  # declares [tasks.*]
     options = {k: v for k, v in (("strategy", strategy), ("weighting", weighting), ("amp", amp)) if v is not None}
     if options:
-        import dataclasses
-
         if stored is not None and amp is not None and amp != stored[1].train.amp:
             raise TaskgroupError(f"{out}: refusing to resume with --amp {amp}: the run trains with amp "
                                  f"{stored[1].train.amp!r} (networks of one run share one precision); use a new "
@@ -197,16 +172,12 @@ def train_command(
                                                                         else ())
             seed_list = tuple(stored[3]) + tuple(x for x in given_seeds if x not in stored[3])
         if run_config.esa_fraction is None:
-            import dataclasses
-
-
             run_config = dataclasses.replace(run_config, esa_fraction=DEFAULT_FRACTION)
 
         with RichProgress() as progress:
             table, plan = train_rounds(out, task_list, run_config, rounds, resume=resume, seeds=seed_list,
                                        progress=progress, executor=spec_of_executor, cost_fn=cost_fn)
     else:
-
         given = (parse_networks(networks, task_list) if networks is not None else
                  candidate_set(candidates, task_list) if candidates is not None else
                  [] if stored is not None else candidate_set("pairs", task_list))
@@ -263,7 +234,6 @@ def _continue_run(out: Path, tasks, own_specs, own_seeds, given, given_seeds):
     """The run's own networks and seeds, plus those given on the command line (said on the console)."""
     from rich.console import Console
 
-
     names = {s.name for s in own_specs}
     added = [s for s in (normalise_spec(g, tasks) for g in given) if s.name not in names and not names.add(s.name)]
     new_seeds = [s for s in given_seeds if s not in own_seeds]
@@ -298,183 +268,3 @@ def results_command(
         output_console().print(t)
 
 
-def render_affinity(doc: dict) -> list:
-    """Rich tables of the run's inter-task affinity (mean over seeds, whole run), if it has one."""
-    from rich.table import Table
-
-
-    if not doc.get("affinity"):
-        return []
-    affinity = AffinityTable.from_json(doc["affinity"], "losses.json")
-    stage = "final" if "final" in affinity.stages() else affinity.stages()[0]
-    seeds = affinity.seeds(stage)
-    titles = {"tag": "lookahead affinity (TAG): 1 - L_target after a step on the source alone / L_target before",
-              "tag-nomomentum": "the same lookahead without the optimizer's momentum buffer",
-              "cosine": "cosine similarity of the per-task gradients on the shared parameters"}
-    out = []
-    for kind, title in titles.items():
-        if kind not in affinity.kinds(stage):
-            continue
-        matrix = affinity.mean(kind, stage)
-        table = Table(title=f"{title} (row = source, column = target; mean over seeds {','.join(map(str, seeds))}, "
-                            f"{stage} stage)")
-        table.add_column("source", overflow="fold")
-        for t in affinity.tasks:
-            table.add_column(t, justify="right")
-        for t, row in zip(affinity.tasks, matrix):
-            table.add_row(t, *[f"{v:.3g}" if kind != "cosine" else f"{v:.3f}" for v in row])
-        out.append(table)
-    return out
-
-
-def render_table(doc: dict, split: str):
-    """A rich table: one row per network, one column per task; the trivial predictor as the first row.
-
-    With several seeds a cell is 'mean ± standard deviation' over seeds. A validation loss that
-    does not beat the trivial predictor is marked '!' (the network learnt nothing about that task)."""
-    from rich.table import Table
-
-    tasks = doc["tasks"]
-    status = doc.get("meta", {}).get("status", {})
-    seeds = doc.get("meta", {}).get("seeds")
-    title = f"{split} losses ({len(doc['networks'])} networks"
-    if seeds:
-        title += f", mean ± std over seeds {','.join(map(str, seeds))}"
-    title += f"; {status['running']} interrupted)" if status.get("running") else ")"
-    ref = doc.get("reference_losses", {})
-    flagged = [(t, "+".join(n["tasks"]) + f"@{n['width']:g}" + ("" if n["stage"] == "final" else f"/{n['stage']}"))
-               for n in doc["networks"] for t in n["tasks"]
-               if _not_below(n["losses"].get("val", {}).get(t), ref.get(t, {}).get("val"))]
-    caption = ("Per task its loss (cross_entropy: nats/pixel; l1: mean absolute error in the data's units; l2: mean "
-               "squared error in the data's units squared; bce: nats per label and pixel), over labelled pixels; "
-               "lower is better. Trivial = best constant predictor fitted on the training split.")
-    recipe = (doc.get("meta", {}).get("run_config") or {}).get("train") or {}
-    if isinstance(recipe, dict) and recipe:
-        caption += (f" Trained with strategy {recipe.get('strategy', 'sum')}, weighting {recipe.get('weighting', 'none')}"
-                    + (f" ({', '.join(f'{t} {w:g}' for t, w in recipe['task_weights'].items())})"
-                       if recipe.get("task_weights") else "")
-                    + (", per-task stopping" if recipe.get("per_task_stopping") else "") + ".")
-    if flagged:
-        caption += (f" ! = not clearly (1%) below the trivial predictor on validation (not learnt): "
-                    + ", ".join(f"{t} in {net}" for t, net in flagged) + ".")
-    table = Table(title=title, caption=caption)
-    table.add_column("network", overflow="fold")  # names identify the rows: wrap them, never cut them
-    table.add_column("width", justify="right")
-    table.add_column("stage")
-    if seeds:
-        table.add_column("seeds", justify="right")
-    for t in tasks:
-        table.add_column(t, justify="right")
-    table.add_column("steps", justify="right")
-    table.add_column("time s", justify="right")
-    ref = doc.get("reference_losses", {})
-    table.add_row("trivial predictor", "", "", *([""] if seeds else []), *[_fmt(ref.get(t, {}).get(split)) for t in tasks],
-                  "", "", style="dim")
-    counts = doc.get("meta", {}).get("labelled_samples") or {}
-    labelled = counts.get("labelled") or {}
-    for part in dict.fromkeys(("train", split)):  # the training split too: where labels are most often missing
-        size = (counts.get("samples") or {}).get(part)
-        if size and any(labelled.get(t, {}).get(part, size) < size for t in tasks):  # partial labels: say how many
-            table.add_row(f"labelled {part} samples", "", "", *([""] if seeds else []),
-                          *[f"{labelled.get(t, {}).get(part, '?')} of {size}" for t in tasks], "", "", style="dim")
-    for n in doc["networks"] + doc.get("task_stops", []):
-        losses = n["losses"].get(split, {})
-        std = (n.get("loss_std") or {}).get(split, {})
-        stage = n["stage"] if n["stage"] == "final" else f"{n['stage']} ({n['fraction']:.2f})"
-        if n.get("stopped_for"):
-            stage += f", best epoch of {n['stopped_for']}"
-        cells = []
-        for t in tasks:
-            cell = _fmt(losses.get(t))
-            if cell and std.get(t) is not None:
-                cell += f" ± {std[t]:.4f}"
-            if cell and _not_below(n["losses"].get("val", {}).get(t), ref.get(t, {}).get("val")):
-                cell += " !"
-            cells.append(cell)
-        table.add_row("+".join(n["tasks"]), f"{n['width']:g}", stage, *([str(n.get("n_seeds", 1))] if seeds else []),
-                      *cells, str(n.get("steps") or ""), _fmt(n.get("wall_time_s"), 1))
-    return table
-
-
-def _not_below(loss, trivial) -> bool:
-
-    return loss is not None and trivial is not None and not is_learnt(loss, trivial)
-
-
-def _fmt(value, digits: int = 4) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
-
-
-class RichProgress:
-    """Rich progress display: an overall bar over candidates, and a bar for each network training now.
-
-    A network trained in this process has a bar in steps; one trained by a worker (processes:N,
-    ray) has a bar in epochs where its executor forwards them (processes) or a pulsing one (ray).
-    The overall bar counts networks running, done and failed across workers."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                             console=Console(stderr=True))
-        self._overall = None
-        self._current = None
-        self._jobs: dict[str, object] = {}  # name -> bar of a network on a worker
-        self._done = 0
-        self._failed = 0
-
-    def __enter__(self) -> "RichProgress":
-        self._bar.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._bar.stop()
-
-    def run_started(self, total: int, finished: int) -> None:
-        self._overall = self._bar.add_task("all candidates", total=total, completed=finished, info="")
-
-    def candidate_started(self, name: str, total_steps: int) -> None:
-        if self._current is not None:
-            self._bar.remove_task(self._current)
-        self._current = self._bar.add_task(f"  {name}", total=total_steps, info="")
-
-    def advance(self, steps: int = 1) -> None:
-        self._bar.advance(self._current, steps)
-
-    def epoch_done(self, name: str, epoch: int, epochs: int, val_total: float, lr: float) -> None:
-        if name in self._jobs:
-            self._bar.update(self._jobs[name], total=epochs, completed=epoch, info=f"val {val_total:.4f} lr {lr:.3g}")
-        else:
-            self._bar.update(self._current, info=f"epoch {epoch}/{epochs} val {val_total:.4f} lr {lr:.3g}")
-
-    def candidate_done(self, name: str, summary: str) -> None:
-        self._bar.console.print(f"[green]done[/] {name}: {summary}")
-        self._bar.advance(self._overall, 1)
-        self._done += 1
-        if name in self._jobs:
-            self._bar.remove_task(self._jobs.pop(name))
-            self._show_counts()
-
-    def job_started(self, name: str, where: str) -> None:
-        self._jobs[name] = self._bar.add_task(f"  {name}", total=None, info=f"on {where}")
-        self._show_counts()
-
-    def job_failed(self, name: str, reason: str, retrying: bool) -> None:
-        self._failed += 1
-        self._bar.console.print(f"[red]failed[/] {name}: {reason}")
-        if name in self._jobs:
-            self._bar.remove_task(self._jobs.pop(name))
-        self._show_counts()
-
-    def _show_counts(self) -> None:
-        if self._overall is not None:
-            info = f"running {len(self._jobs)}, done {self._done}, failed {self._failed}"
-            self._bar.update(self._overall, info=info)
-
-    def candidate_skipped(self, name: str, reason: str) -> None:
-        self._bar.console.print(f"[dim]skip {name}: {reason}[/]")
-
-    def message(self, text: str) -> None:
-        self._bar.console.print(text)

@@ -32,7 +32,7 @@ from taskgroup.train import CandidateSpec, candidate_set
 from taskgroup.train.candidates import tracks_affinity
 from taskgroup.train.recipes import seed_noise_for
 from taskgroup.train.rounds import RoundsConfig, train_rounds
-from taskgroup.train.store import verified_checkpoint_sha256
+from taskgroup.train.store_integrity import verified_checkpoint_sha256
 from taskgroup_exporters import export_bundle, validation_frames
 
 

@@ -10,7 +10,8 @@ torch when called.
 
 from taskgroup.train.candidates import CANDIDATE_SETS, CandidateSpec, candidate_set
 from taskgroup.train.config import RunConfig, TrainConfig, make_run_config
-from taskgroup.train.run import default_stages, run_config_from_store, train_candidates, train_more
+from taskgroup.train.run import default_stages, train_candidates, train_more
+from taskgroup.train.stored_config import run_config_from_store
 from taskgroup.train.store import RunStore
 
 __all__ = [

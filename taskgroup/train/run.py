@@ -7,41 +7,46 @@ RUN_DIR/
 
 Each candidate is trained, its checkpoints renamed into place, then committed in one
 transaction; `resume=True` skips committed (network, stage) pairs and retrains interrupted
-candidates from scratch. The same function adds more networks to an existing run later
-(`train_more`), e.g. the pipeline fully training networks that were only estimated.
+candidates from scratch.
+
+Two entry points: `train_candidates` trains a set of networks into a new or resumed run;
+`train_more` adds networks to an existing run with its stored recipe and seeds (e.g. networks
+selection only estimated) by calling `train_candidates` with `resume=True`. The steps of
+`train_candidates` around the executor: `make_job` (one network and seed, the stages still
+missing), `run_jobs` (hand them out) and `commit_job` (one result into the store).
 
 Where networks train is the executor's business (taskgroup.train.executors: this process,
 worker processes, or Ray tasks); this process stays the driver: it alone writes the store,
-committing each network as its worker returns it (`commit_job`).
+committing each network as its worker returns it (`commit_job`). What the run's store says about
+its recipe, and holding every job to it, is taskgroup.train.stored_config.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 import uuid
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
+from taskgroup.affinity import ALL_KINDS, AffinityRun
 from taskgroup.errors import TaskgroupError
-from taskgroup.fileio import DirectoryLock, differences
+from taskgroup.fileio import DirectoryLock, default_file_mode, fsync_directory, write_bytes_atomic
 from taskgroup.losstable import LossTable
+from taskgroup.resultrows import LossWeights, ResultRow, TaskStopRow
 from taskgroup.tasks import parse_task_list
 from taskgroup.train.candidates import FULL, CandidateSpec, normalise_spec
-from taskgroup.train.config import RunConfig, TrainConfig
-from taskgroup.train.store import CHECKPOINT_DIR, RunStore
-from taskgroup.train.executors import Executor, create_executor
+from taskgroup.train.config import RunConfig
+from taskgroup.train.executors import Executor, Job, create_executor
 from taskgroup.train.precision import check_amp_affinity, check_amp_devices
-from taskgroup.train.weighting import check_task_weights
+from taskgroup.train.store import RunStore
+from taskgroup.train.store_file import CHECKPOINT_DIR, check_creatable
+from taskgroup.train.stored_config import check_same_run, record_transforms, run_config_from_store, stored_recipe
 from taskgroup.train.strategies import check_affinity
-from taskgroup.train.executors import Job
+from taskgroup.train.weighting import check_task_weights
 from taskgroup_runtime.integrity import sha256_file
-from taskgroup.fileio import default_file_mode, fsync_directory, write_bytes_atomic
-from taskgroup.train.executors.local import LocalExecutor
-from taskgroup.train.store import STORE_FILENAME
-from taskgroup.data import DataConfig
-from taskgroup.presets import ArchPreset
-from taskgroup.task_tables import declare_from_json
 
 
 _SESSION = uuid.uuid4().hex[:8]  # names this process in temporary checkpoint names on shared storage
@@ -108,7 +113,7 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     if resume:
         store = RunStore.open(run_dir)
     else:
-        RunStore.check_creatable(run_dir)
+        check_creatable(run_dir)
         if data is None and specs:
             # Data problems (missing Taskonomy root, too few images for a batch, class ids beyond
             # the segmentation head) must surface before the run directory exists: a directory
@@ -124,7 +129,7 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
     try:
         lock.acquire()  # one process per run: a second one would retrain the first one's networks
         if resume:
-            _check_same_run(store, config_doc, tasks)
+            check_same_run(store, config_doc, tasks)
             for note in store.verify_checkpoints():
                 progress.message(note)
             for stale in (run_dir / CHECKPOINT_DIR).glob(".*.tmp"):  # temp files of a killed checkpoint write
@@ -154,7 +159,7 @@ def train_candidates(run_dir: str | Path, tasks: Sequence[str], specs: Sequence[
         if data is not None and not store.reference_losses():
             store.set_reference_losses(data.reference)
         if data is not None:
-            _record_transforms(store, data)
+            record_transforms(store, data)
             if not store.labelled_samples():
                 store.set_labelled_samples({s: len(getattr(data, s)) for s in ("train", "val", "test")}, data.labelled)
         store.export()
@@ -270,8 +275,6 @@ def commit_job(store: RunStore, result) -> None:
 
     A checkpoint that does not match its hash is refused before anything is recorded: the job
     stays `running`, so `--resume` trains it again."""
-    import hashlib
-
     job = result.job
     rows = []
     for stage in job.stages:
@@ -285,18 +288,25 @@ def commit_job(store: RunStore, result) -> None:
             if own is not None:  # another epoch than the kept weights': its own checkpoint
                 stop_rel = job.stop_checkpoints[stage][task]
                 _place_checkpoint(store.run_dir / stop_rel, own, f"{job.label} (best for {task})", hashlib.sha256)
-            stops.append(dict(task=task, epoch=stop.epoch, losses=stop.losses, checkpoint=stop_rel))
-        rows.append(dict(stage=stage, fraction=r.fraction, best_epoch=r.best_epoch, steps=r.steps,
-                         wall_time_s=r.wall_time_s, losses=r.losses, checkpoint=rel, affinity=r.affinity,
-                         loss_weights=r.loss_weights, task_stops=stops))
+            stops.append(TaskStopRow(task, stop.epoch, stop.losses, stop_rel))
+        rows.append(ResultRow(stage, r.fraction, r.best_epoch, r.steps, r.wall_time_s, r.losses, rel,
+                              affinity=_affinity_run(r.affinity, job.seed, stage),
+                              loss_weights=LossWeights.from_snapshot(r.loss_weights),
+                              task_stops=tuple(stops)))
     store.commit_results(job.spec, job.seed, rows, replace=job.replace)
     store.export()
 
 
+def _affinity_run(measured: dict | None, seed: int, stage: str) -> AffinityRun | None:
+    """The affinity tracker's result (taskgroup.train.affinity: steps, every, seconds, one matrix per kind)
+    as the record the store commits."""
+    if not measured:
+        return None
+    return AffinityRun(seed, stage, measured["steps"], measured["every"], measured["seconds"],
+                       {k: measured[k] for k in ALL_KINDS if k in measured})
+
+
 def _place_checkpoint(dest: Path, ckpt, label: str, sha256) -> None:
-    import os
-
-
     damaged = (f"{dest}: the checkpoint of {label} does not match the sha256 its worker computed "
                f"({ckpt.sha256[:12]}...): damaged on the way; nothing was recorded for it (--resume trains it again)")
     if ckpt.data is not None:
@@ -313,17 +323,6 @@ def _place_checkpoint(dest: Path, ckpt, label: str, sha256) -> None:
     fsync_directory(dest.parent)
 
 
-def train_into_store(store: RunStore, spec: CandidateSpec, config: RunConfig, data, stages: Sequence[str], progress=None,
-                     label: str | None = None, affinity: bool = False) -> None:
-    """Train the missing stages of one candidate with `config.seed` in this process, write its
-    checkpoints, commit, export the table (with `affinity`: see make_job)."""
-    from taskgroup.train.trainer import Progress
-
-    job = make_job(store, spec, config, stages, label or spec.name, affinity=affinity)
-    if job is not None:
-        run_jobs(store, [job], data, LocalExecutor(), progress or Progress())
-
-
 def train_more(run_dir: str | Path, specs: Sequence[CandidateSpec], *, stages: Sequence[str] = ("final",),
                progress=None, data=None, seeds: Sequence[int] | None = None, executor=None) -> LossTable:
     """Train further networks (e.g. ones selection only estimated) into an existing run, with its
@@ -336,129 +335,6 @@ def train_more(run_dir: str | Path, specs: Sequence[CandidateSpec], *, stages: S
         store.close()
     return train_candidates(run_dir, tasks, specs, config, resume=True, stages=stages, progress=progress, data=data,
                             seeds=seeds, executor=executor)
-
-
-def stored_recipe(store: RunStore, config: RunConfig) -> RunConfig:
-    """What every job of the run trains with: the recipe the store holds (declared tasks included),
-    not whatever the process that happens to drive the run built from its flags; `config` only
-    says where this machine keeps the data cache. The two must describe the same training."""
-    recipe = run_config_from_store(store)
-    recipe = dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, cache_dir=config.data.cache_dir))
-    mine = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k != "seed"}
-    theirs = {k: v for k, v in _with_new_field_defaults(json.loads(json.dumps(recipe.to_dict())), mine).items()
-              if k != "seed"}
-    if theirs != mine:
-        diffs = differences(theirs, mine)
-        raise TaskgroupError(f"{store.path}: the stored recipe differs from this run's config: "
-                             + "; ".join(f"{k}: stored {a!r}, now {b!r}" for k, a, b in diffs[:8]))
-    return recipe
-
-
-def training_run_of(grouping) -> tuple[Path, RunConfig] | None:
-    """The training run a grouping's networks come from (the nearest folder above their checkpoints
-    holding a store) and its config, declared tasks registered; None when no checkpoint is in a run.
-
-    The run knows how its networks were trained (architecture, input resolution, data): export
-    verifies on that run's own validation data instead of a preset's."""
-
-    runs: dict[Path, list[str]] = {}
-    for net in grouping.networks:
-        checkpoint = grouping.checkpoint_path(net)
-        run_dir = None if checkpoint is None else next(
-            (p for p in checkpoint.parents if (p / STORE_FILENAME).is_file()), None)
-        if run_dir is not None:
-            runs.setdefault(run_dir, []).append(net.label)
-    if not runs:
-        return None
-    configs = {}
-    for run_dir in runs:
-        store = RunStore.open(run_dir)
-        try:
-            configs[run_dir] = run_config_from_store(store)
-        finally:
-            store.close()
-    (first, config), *others = configs.items()
-    for run_dir, other in others:
-        mine, theirs = config.to_dict(), other.to_dict()
-        if (mine["arch"], mine["data"]) != (theirs["arch"], theirs["data"]):
-            raise TaskgroupError(f"{grouping.path}: its networks come from two training runs with different "
-                                 f"architectures or data ({first}: {', '.join(runs[first])}; {run_dir}: "
-                                 f"{', '.join(runs[run_dir])}); one bundle takes one kind of input: select among the "
-                                 "networks of one run")
-    return first, config
-
-
-def run_config_from_store(store: RunStore) -> RunConfig:
-    """Rebuild the RunConfig a run was started with (the data cache location is not stored)."""
-
-
-    doc = store.config()
-    try:
-        declared = declare_from_json(doc.get("declared_tasks"), f"{store.path}: run config")
-        arch = ArchPreset(model=doc["arch"]["model"], model_config=doc["arch"]["model_config"],
-                          resolution=doc["arch"]["resolution"])
-        return RunConfig(preset=doc["preset"], arch=arch, data=DataConfig.from_dict(doc["data"]),
-                         train=TrainConfig(**doc["train"]), seed=doc["seed"], esa_fraction=doc["esa_fraction"],
-                         declared_tasks=declared)
-    except (KeyError, TypeError) as exc:
-        raise TaskgroupError(f"{store.path}: stored run config is incomplete or malformed ({exc})") from exc
-
-
-def _record_transforms(store: RunStore, data) -> None:
-    """Store the run's target transforms once; later loads must reproduce them (the networks
-    of one run are all trained in the same standardised space)."""
-    stored = store.target_transforms()
-    if not stored:
-        store.set_target_transforms(data.transforms)
-        return
-    for task, tr in data.transforms.items():
-        old = stored.get(task)
-        if old is None:
-            continue
-        same = old.mean == tr.mean if old.mean is None or tr.mean is None else (
-            len(old.mean) == len(tr.mean)
-            and all(abs(a - b) <= 1e-6 * max(1.0, abs(b)) for a, b in zip(old.mean + old.std, tr.mean + tr.std)))
-        if not same:
-            raise TaskgroupError(f"{store.path}: refusing to continue: task '{task}' is standardised with mean "
-                                 f"{list(old.mean or [])} / std {list(old.std or [])} in this run, but the data now "
-                                 f"gives {list(tr.mean or [])} / {list(tr.std or [])} (did the data change?); "
-                                 "use a new --out")
-
-
-def _check_same_run(store: RunStore, config_doc: dict[str, Any], tasks: tuple[str, ...]) -> None:
-    # Fields added since the run was created compare at their defaults (which reproduce the old
-    # behaviour); the seed is an axis of the run, not part of its identity.
-    stored = _with_new_field_defaults(store.config(), config_doc)
-    stored.pop("seed", None)
-    config_doc = {k: v for k, v in config_doc.items() if k != "seed"}
-    if store.tasks() != tasks:
-        raise TaskgroupError(f"{store.run_dir}: refusing to resume: the run was started with tasks {list(store.tasks())}, "
-                             f"now given {list(tasks)}")
-    if stored != config_doc:
-        diffs = differences(stored, config_doc)
-        raise TaskgroupError(f"{store.run_dir}: refusing to resume with a different config: "
-                             + "; ".join(f"{k}: run has {a!r}, now {b!r}" for k, a, b in diffs[:8])
-                             + " (use a new --out directory, or the original settings)")
-
-
-def _with_new_field_defaults(stored: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
-    """The stored config with the dataclass default of every [train] or [data] field it predates (and no
-    declared tasks when it predates task declarations)."""
-
-    stored = json.loads(json.dumps(stored))
-    if "declared_tasks" not in stored and now.get("declared_tasks") == {}:
-        stored["declared_tasks"] = {}  # runs from before task declarations declared none
-    for section, cls in (("train", TrainConfig), ("data", DataConfig)):
-        have, want = stored.get(section), now.get(section)
-        if not isinstance(have, dict) or not isinstance(want, dict):
-            continue
-        defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
-                    for f in dataclasses.fields(cls)
-                    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
-        for key in want.keys() - have.keys():
-            if key in defaults:
-                have[key] = json.loads(json.dumps(defaults[key]))
-    return stored
 
 
 def _dedupe(specs: list[CandidateSpec]) -> list[CandidateSpec]:

@@ -37,6 +37,11 @@ multiply it by n. `random-groups:G` lies in between: each group's step carries i
 gradient over sqrt(n). The heads are never scaled: each head takes one step per batch on its own
 task's gradient under every strategy.
 
+Each strategy is a class registered by name where it is defined (`@register`, as the estimators
+of taskgroup.search.registry), all with one small interface: `from_options` (its options after
+the name), `text` (the round trip), `epoch_groups` and `batch_groups` (which task groups step);
+`parse_strategy` builds one from `[train] strategy`, and its errors list every registered syntax.
+
 Affinity tracking (taskgroup.train.affinity) measures the lookahead of the optimiser's next
 step on the summed loss; it is offered with `sum` only. With one step per task (or group) the
 real next step is another task's, taken from another state, so the lookahead would no longer be
@@ -46,7 +51,7 @@ the optimiser's step: `check_affinity` refuses those strategies.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -60,46 +65,141 @@ if TYPE_CHECKING:
     from taskgroup.train.config import TrainConfig
     from taskgroup.train.weighting import LossWeighting
 
-KINDS = ("sum", "alternating", "alternating-independent", "random-groups")
-SYNTAX = "sum | alternating[:shuffled] | alternating-independent[:shuffled] | random-groups:G[:epoch]"
 _STREAM = 0x5717  # the strategy's random stream, separate from the batch order's
+
+# The strategies by name (`[train] strategy`), each registered where it is defined below (`register`).
+STRATEGIES: dict[str, type["Strategy"]] = {}
+
+Groups = list[tuple[str, ...]]
+
+
+def register(name: str, syntax: str):
+    """Class decorator: `name` (the text before any ':') builds this strategy; `syntax` is how to write it."""
+    def deco(cls: type["Strategy"]) -> type["Strategy"]:
+        cls.name, cls.syntax = name, syntax
+        STRATEGIES[name] = cls
+        return cls
+    return deco
+
+
+def syntax() -> str:
+    """Every registered strategy's syntax, for help texts and errors: 'sum | alternating[:shuffled] | ...'."""
+    return " | ".join(cls.syntax for cls in STRATEGIES.values())
 
 
 @dataclass(frozen=True)
-class StrategySpec:
-    kind: str  # one of KINDS
-    shuffled: bool = False  # alternating kinds: the task order is drawn anew for every batch
-    groups: int | None = None  # random-groups: the number of groups G
-    per_epoch: bool = False  # random-groups: groups drawn anew at the start of every epoch
+class Strategy:
+    """How one batch becomes optimiser steps: which task groups take one step each, in which order.
+
+    A strategy is a small frozen record of its options (what `[train] strategy` says); the Updater
+    holds the state (optimisers, the drawn groups, the random stream) and asks it for the groups."""
+
+    name: ClassVar[str]
+    syntax: ClassVar[str]
+    summed: ClassVar[bool] = False  # one step on the summed loss of all tasks (what affinity tracking measures)
+    per_task_optimizers: ClassVar[bool] = False  # one optimiser per task, over the trunk and that task's head
+
+    @classmethod
+    def from_options(cls, options: list[str], text: str, where: str) -> "Strategy | None":
+        """The strategy `text` ('name:option:...') describes, None if `options` are not this strategy's."""
+        return cls() if not options else None
 
     @property
     def text(self) -> str:
-        if self.kind == "random-groups":
-            return f"random-groups:{self.groups}" + (":epoch" if self.per_epoch else "")
-        return self.kind + (":shuffled" if self.shuffled else "")
+        return self.name
+
+    def epoch_groups(self, tasks: tuple[str, ...], rng: np.random.Generator, current: Groups | None) -> Groups | None:
+        """The groups drawn at the start of an epoch (`current`: those drawn before; None: none drawn)."""
+        return current
+
+    def batch_groups(self, tasks: tuple[str, ...], rng: np.random.Generator, drawn: Groups | None) -> Groups:
+        """The task groups of the next batch, one optimiser step each, in order."""
+        raise NotImplementedError
 
 
-def parse_strategy(text: str, where: str = "strategy") -> StrategySpec:
-    """'sum', 'alternating[:shuffled]', 'alternating-independent[:shuffled]', 'random-groups:G[:epoch]'."""
-    if not isinstance(text, str):
-        raise TaskgroupError(f"{where}: expected a string, found {type(text).__name__} ({text!r}); valid: {SYNTAX}")
-    kind, *options = text.strip().split(":")
-    if kind == "sum" and not options:
-        return StrategySpec("sum")
-    if kind in ("alternating", "alternating-independent") and options in ([], ["shuffled"]):
-        return StrategySpec(kind, shuffled=bool(options))
-    if kind == "random-groups" and 1 <= len(options) <= 2 and options[1:] in ([], ["epoch"]):
+@register("sum", "sum")
+@dataclass(frozen=True)
+class Sum(Strategy):
+    """One forward pass, one step on the sum of the task losses (the paper's recipe)."""
+
+    summed: ClassVar[bool] = True
+
+    def batch_groups(self, tasks, rng, drawn):
+        return [tasks]
+
+
+@register("alternating", "alternating[:shuffled]")
+@dataclass(frozen=True)
+class Alternating(Strategy):
+    """One step per task on its own loss, in the network's task order (shuffled: drawn for every batch)."""
+
+    shuffled: bool = False  # the task order is drawn anew for every batch
+
+    @classmethod
+    def from_options(cls, options, text, where):
+        return cls(shuffled=bool(options)) if options in ([], ["shuffled"]) else None
+
+    @property
+    def text(self) -> str:
+        return self.name + (":shuffled" if self.shuffled else "")
+
+    def batch_groups(self, tasks, rng, drawn):
+        order = rng.permutation(len(tasks)) if self.shuffled else range(len(tasks))
+        return [(tasks[i],) for i in order]
+
+
+@register("alternating-independent", "alternating-independent[:shuffled]")
+@dataclass(frozen=True)
+class AlternatingIndependent(Alternating):
+    """As alternating, with one optimiser state per task."""
+
+    per_task_optimizers: ClassVar[bool] = True
+
+
+@register("random-groups", "random-groups:G[:epoch]")
+@dataclass(frozen=True)
+class RandomGroups(Strategy):
+    """G random task groups, drawn once per network (per epoch with ':epoch'), one step each."""
+
+    groups: int = 1  # the number of groups G
+    per_epoch: bool = False  # groups drawn anew at the start of every epoch
+
+    @classmethod
+    def from_options(cls, options, text, where):
+        if not (1 <= len(options) <= 2 and options[1:] in ([], ["epoch"])):
+            return None
         g = options[0]
         if not g.isdigit() or int(g) < 1:
             raise TaskgroupError(f"{where}: {text!r}: the number of groups must be a positive integer, found {g!r}")
-        return StrategySpec(kind, groups=int(g), per_epoch=len(options) == 2)
-    raise TaskgroupError(f"{where}: unknown strategy {text!r}; valid strategies: {SYNTAX}")
+        return cls(groups=int(g), per_epoch=len(options) == 2)
+
+    @property
+    def text(self) -> str:
+        return f"{self.name}:{self.groups}" + (":epoch" if self.per_epoch else "")
+
+    def epoch_groups(self, tasks, rng, current):
+        return partition(tasks, self.groups, rng) if current is None or self.per_epoch else current
+
+    def batch_groups(self, tasks, rng, drawn):
+        return list(drawn)
 
 
-def check_affinity(spec: StrategySpec | str) -> None:
+def parse_strategy(text: str, where: str = "strategy") -> Strategy:
+    """'sum', 'alternating[:shuffled]', 'alternating-independent[:shuffled]', 'random-groups:G[:epoch]'."""
+    if not isinstance(text, str):
+        raise TaskgroupError(f"{where}: expected a string, found {type(text).__name__} ({text!r}); valid: {syntax()}")
+    kind, *options = text.strip().split(":")
+    cls = STRATEGIES.get(kind)
+    spec = cls.from_options(options, text, where) if cls is not None else None
+    if spec is None:
+        raise TaskgroupError(f"{where}: unknown strategy {text!r}; valid strategies: {syntax()}")
+    return spec
+
+
+def check_affinity(spec: Strategy | str) -> None:
     """Affinity tracking is measured against one SGD step on the summed loss (see the module doc)."""
     spec = parse_strategy(spec) if isinstance(spec, str) else spec
-    if spec.kind != "sum":
+    if not spec.summed:
         raise TaskgroupError(f"affinity tracking needs [train] strategy = \"sum\": its lookahead is the optimiser's "
                              f"next step on the summed loss, while strategy {spec.text!r} steps on one task (group) "
                              "at a time; train the affinity run with the sum strategy")
@@ -124,10 +224,9 @@ Hook = Callable[["torch.Tensor", Mapping[str, "torch.Tensor"], LossFn], None]
 class Updater:
     """One network's optimisers and its strategy: turns each batch into optimiser steps."""
 
-    def __init__(self, spec: StrategySpec, model: "torch.nn.Module", tasks: Sequence[str], train: "TrainConfig",
+    def __init__(self, spec: Strategy, model: "torch.nn.Module", tasks: Sequence[str], train: "TrainConfig",
                  weighting: "LossWeighting", seed: int):
         import torch
-
 
         self.spec, self.model, self.tasks, self.weighting = spec, model, tuple(tasks), weighting
         # Autocast and (fp16) loss scaling on the device the model is on (taskgroup.train.precision).
@@ -135,7 +234,7 @@ class Updater:
         self._rng = np.random.default_rng((seed, _STREAM))
         self._groups: list[tuple[str, ...]] | None = None
         sgd = dict(lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
-        if spec.kind == "alternating-independent":
+        if spec.per_task_optimizers:
             heads = {f"heads.{t}.": t for t in self.tasks}
             shared = [p for n, p in model.named_parameters() if not n.startswith("heads.")]
             self._by_task = {}
@@ -166,20 +265,14 @@ class Updater:
         return self.optimizers[0]
 
     def start_epoch(self) -> None:
-        """Draw the random groups (once per network, or every epoch with ':epoch')."""
-        if self.spec.kind == "random-groups" and (self._groups is None or self.spec.per_epoch):
-            self._groups = partition(self.tasks, self.spec.groups, self._rng)
+        """Draw the epoch's groups (random groups: once per network, or every epoch with ':epoch')."""
+        self._groups = self.spec.epoch_groups(self.tasks, self._rng, self._groups)
 
     def groups(self) -> list[tuple[str, ...]]:
         """The task groups of the next batch, one optimiser step each, in order."""
-        if self.spec.kind == "sum":
-            return [self.tasks]
-        if self.spec.kind == "random-groups":
-            if self._groups is None:
-                self.start_epoch()
-            return list(self._groups)
-        order = self._rng.permutation(len(self.tasks)) if self.spec.shuffled else range(len(self.tasks))
-        return [(self.tasks[i],) for i in order]
+        if self._groups is None:
+            self.start_epoch()
+        return self.spec.batch_groups(self.tasks, self._rng, self._groups)
 
     def step(self, x: "torch.Tensor", targets: Mapping[str, "torch.Tensor"], masks: Mapping[str, "torch.Tensor | None"],
              before_backward: Hook | None = None) -> None:
@@ -190,7 +283,6 @@ class Updater:
     def step_group(self, group: tuple[str, ...], x: "torch.Tensor", targets: Mapping[str, "torch.Tensor"],
                    masks: Mapping[str, "torch.Tensor | None"], before_backward: Hook | None = None) -> None:
         """One optimiser step on the (weighted) summed loss of `group`'s tasks."""
-
         def group_losses(out):
             return {t: loss_mean(t, out[t], targets[t], masks[t]) for t in group}
 
@@ -199,10 +291,10 @@ class Updater:
         out = {t: v.float() for t, v in out.items()}  # the losses' masked means in float32, whatever the amp mode
         losses = group_losses(out)
         loss = self.weighting.objective(losses)
-        if before_backward is not None and self.spec.kind == "sum":
+        if before_backward is not None and self.spec.summed:
             before_backward(x, {t: self.weighting.weighted(t, v) for t, v in losses.items()},
                             lambda o: {t: self.weighting.weighted(t, v) for t, v in group_losses(o).items()})
-        if self.spec.kind == "alternating-independent":
+        if self.spec.per_task_optimizers:
             if len(group) != 1:
                 raise TaskgroupError(f"alternating-independent steps on one task at a time, not {list(group)}")
             optimizer = self._by_task[group[0]]

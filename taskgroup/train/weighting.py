@@ -20,6 +20,10 @@ rate is tuned for the plain sum) and a single-task network is trained exactly as
 weighting. Uncertainty weights are not rescaled (the likelihood fixes their level), so they also
 change a single-task network's effective learning rate.
 
+Each weighting is a class registered by name where it is defined (`@register`), all with the
+interface of `LossWeighting` (multipliers, objective, learned parameters, what to record);
+`LossWeighting.build(name, ...)` makes one, and an unknown name is refused listing the registered ones.
+
 The weights a network was trained with are recorded in the run (`record()`, stored per network,
 seed and stage): the multipliers of the loss, and for `uncertainty` the learned log-variances at
 the kept epoch and the multipliers at the end of every epoch.
@@ -28,7 +32,7 @@ the kept epoch and the multipliers at the end of every epoch.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.tasks import get_task
@@ -39,7 +43,18 @@ if TYPE_CHECKING:
 
     from taskgroup.train.trainer import RunData
 
-WEIGHTINGS = ("none", "static", "scale", "uncertainty")
+# The weightings by name (`[train] weighting`), each registered where it is defined below (`register`).
+WEIGHTINGS: dict[str, type["LossWeighting"]] = {}
+
+
+def register(name: str):
+    """Class decorator: `[train] weighting = name` builds this weighting."""
+    def deco(cls: type["LossWeighting"]) -> type["LossWeighting"]:
+        cls.kind = name
+        WEIGHTINGS[name] = cls
+        return cls
+    return deco
+
 
 # Uncertainty weighting per loss: (factor a, regulariser factor c) in a exp(-s) L + c s, and the
 # initial s at which the loss's multiplier a exp(-s) is 1.
@@ -55,40 +70,32 @@ def check_task_weights(task_weights: Mapping[str, float], tasks: Sequence[str], 
 
 
 class LossWeighting:
-    """The weighting of one network's training: task losses -> the objective a step minimises."""
+    """The weighting of one network's training: task losses -> the objective a step minimises.
 
-    def __init__(self, kind: str, tasks: Sequence[str], multipliers: Mapping[str, float] | None = None):
-        import torch
+    Every weighting has this interface; a kind overrides what differs (`create`, its multipliers,
+    learned parameters, what it records). Build one by name with `LossWeighting.build`."""
 
-        if kind not in WEIGHTINGS:
-            raise TaskgroupError(f"unknown weighting {kind!r}; valid weightings: {', '.join(WEIGHTINGS)}")
-        self.kind = kind
+    kind: ClassVar[str]
+
+    def __init__(self, tasks: Sequence[str], multipliers: Mapping[str, float] | None = None):
         self.tasks = tuple(tasks)
         self.multipliers = {t: float((multipliers or {}).get(t, 1.0)) for t in self.tasks}
-        self.log_variance: dict[str, torch.nn.Parameter] = {}
-        self.history: list[dict[str, float]] = []  # uncertainty: multipliers at the end of each epoch
-        if kind == "uncertainty":
-            for t in self.tasks:
-                a, _ = _likelihood(t)
-                self.log_variance[t] = torch.nn.Parameter(torch.tensor(math.log(a), dtype=torch.float32))
+        self.log_variance: dict[str, "torch.nn.Parameter"] = {}  # learned log-variances (uncertainty)
+        self.history: list[dict[str, float]] = []  # learned weightings: multipliers at the end of each epoch
 
-    @classmethod
-    def build(cls, kind: str, tasks: Sequence[str], data: "RunData | None" = None,
+    @staticmethod
+    def build(kind: str, tasks: Sequence[str], data: "RunData | None" = None,
               task_weights: Mapping[str, float] | None = None) -> "LossWeighting":
         """The weighting `kind` for a network of `tasks`; `scale` needs the run's data."""
-        tasks = tuple(tasks)
-        if kind == "static":
-            return cls(kind, tasks, _relative({t: float((task_weights or {}).get(t, 1.0)) for t in tasks}))
-        if kind == "scale":
-            if data is None:
-                raise TaskgroupError("weighting 'scale' needs the run's training data")
-            trivial = trivial_training_losses(data, tasks)
-            bad = [t for t, v in trivial.items() if not (math.isfinite(v) and v > 0)]
-            if bad:
-                raise TaskgroupError(f"weighting 'scale': the trivial predictor's training loss of {bad} is "
-                                     f"{[trivial[t] for t in bad]}; a task with zero loss cannot be rescaled by it")
-            return cls(kind, tasks, _relative({t: 1.0 / trivial[t] for t in tasks}))
-        return cls(kind, tasks)
+        cls = WEIGHTINGS.get(kind)
+        if cls is None:
+            raise TaskgroupError(f"unknown weighting {kind!r}; valid weightings: {', '.join(WEIGHTINGS)}")
+        return cls.create(tuple(tasks), data, task_weights)
+
+    @classmethod
+    def create(cls, tasks: tuple[str, ...], data: "RunData | None",
+               task_weights: Mapping[str, float] | None) -> "LossWeighting":
+        return cls(tasks)
 
     def to(self, device) -> "LossWeighting":
         """The learned parameters moved to `device` (the network's), in place; returns self."""
@@ -103,12 +110,7 @@ class LossWeighting:
         return list(self.log_variance.values())
 
     def multiplier(self, task: str) -> "float | torch.Tensor":
-        """What the task's loss is multiplied by (a tensor with a graph for uncertainty)."""
-        import torch
-
-        if self.kind == "uncertainty":
-            a, _ = _likelihood(task)
-            return a * torch.exp(-self.log_variance[task])
+        """What the task's loss is multiplied by (a tensor with a graph for learned weights)."""
         return self.multipliers[task]
 
     def weighted(self, task: str, loss: "torch.Tensor") -> "torch.Tensor":
@@ -118,33 +120,94 @@ class LossWeighting:
 
     def objective(self, losses: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
         """The quantity one step minimises, over the tasks in `losses` (in their order)."""
-        if self.kind == "none":
-            return sum(losses.values())  # the recipe's plain sum, as it always was computed
-        total = sum(self.weighted(t, loss) for t, loss in losses.items())
+        return sum(self.weighted(t, loss) for t, loss in losses.items())
+
+    def current(self) -> dict[str, float]:
+        """Each task's multiplier now."""
+        return {t: float(self.multiplier(t)) for t in self.tasks}
+
+    def end_epoch(self) -> None:
+        pass
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """What to record with weights kept now (None: nothing to record)."""
+        return {"weighting": self.kind, "multipliers": self.current()}
+
+
+@register("none")
+class PlainSum(LossWeighting):
+    """The paper's recipe: the plain sum of the task losses; nothing to record."""
+
+    def objective(self, losses):
+        return sum(losses.values())  # the recipe's plain sum, as it always was computed
+
+    def snapshot(self):
+        return None
+
+
+@register("static")
+class StaticWeights(LossWeighting):
+    """Fixed importance weights from `[train] task_weights` (unlisted tasks weigh 1), relative."""
+
+    @classmethod
+    def create(cls, tasks, data, task_weights):
+        return cls(tasks, _relative({t: float((task_weights or {}).get(t, 1.0)) for t in tasks}))
+
+
+@register("scale")
+class ScaleWeights(LossWeighting):
+    """Each task's loss over its trivial predictor's training loss (standardised space), relative."""
+
+    @classmethod
+    def create(cls, tasks, data, task_weights):
+        if data is None:
+            raise TaskgroupError("weighting 'scale' needs the run's training data")
+        trivial = trivial_training_losses(data, tasks)
+        bad = [t for t, v in trivial.items() if not (math.isfinite(v) and v > 0)]
+        if bad:
+            raise TaskgroupError(f"weighting 'scale': the trivial predictor's training loss of {bad} is "
+                                 f"{[trivial[t] for t in bad]}; a task with zero loss cannot be rescaled by it")
+        return cls(tasks, _relative({t: 1.0 / trivial[t] for t in tasks}))
+
+
+@register("uncertainty")
+class UncertaintyWeights(LossWeighting):
+    """Learned log-variances per task (Kendall et al. 2018), starting where every weight is 1."""
+
+    def __init__(self, tasks: Sequence[str], multipliers: Mapping[str, float] | None = None):
+        import torch
+
+        super().__init__(tasks, multipliers)
+        for t in self.tasks:
+            a, _ = _likelihood(t)
+            self.log_variance[t] = torch.nn.Parameter(torch.tensor(math.log(a), dtype=torch.float32))
+
+    def multiplier(self, task):
+        import torch
+
+        a, _ = _likelihood(task)
+        return a * torch.exp(-self.log_variance[task])
+
+    def objective(self, losses):
+        total = super().objective(losses)
         for t in losses:
             if t in self.log_variance:
                 total = total + _likelihood(t)[1] * self.log_variance[t]
         return total
 
-    def current(self) -> dict[str, float]:
-        """Each task's multiplier now."""
+    def current(self):
         import torch
 
         with torch.no_grad():
-            return {t: float(self.multiplier(t)) for t in self.tasks}
+            return super().current()
 
     def end_epoch(self) -> None:
-        if self.kind == "uncertainty":
-            self.history.append(self.current())
+        self.history.append(self.current())
 
-    def snapshot(self) -> dict[str, Any] | None:
-        """What to record with weights kept now (None for the plain sum: nothing to record)."""
-        if self.kind == "none":
-            return None
-        doc: dict[str, Any] = {"weighting": self.kind, "multipliers": self.current()}
-        if self.kind == "uncertainty":
-            doc["log_variance"] = {t: float(p.detach()) for t, p in self.log_variance.items()}
-            doc["per_epoch"] = [dict(h) for h in self.history]
+    def snapshot(self):
+        doc = super().snapshot()
+        doc["log_variance"] = {t: float(p.detach()) for t, p in self.log_variance.items()}
+        doc["per_epoch"] = [dict(h) for h in self.history]
         return doc
 
 
@@ -165,7 +228,6 @@ def trivial_training_losses(data: "RunData", tasks: Sequence[str], chunk: int = 
     """Each task's trivial-predictor loss on the training split, in the standardised space trained in
     (the masked mean of the loss of the constant prediction the heads start from)."""
     import torch
-
 
     constants = data.standardized_constants()
     out = {}

@@ -29,7 +29,9 @@ def make_grouping(root: Path, networks=DEFAULT_NETWORKS, unit: str = "ms", seed:
     committed to a run's store (root/runs.sqlite, root/checkpoints/) as training would, and the
     grouping records none."""
     from taskgroup.train.candidates import CandidateSpec
-    from taskgroup.train.store import CHECKPOINT_DIR, RunStore
+    from taskgroup.resultrows import ResultRow
+    from taskgroup.train.store import RunStore
+    from taskgroup.train.store_file import CHECKPOINT_DIR
 
     preset = get_arch_preset("tiny")
     root.mkdir(parents=True, exist_ok=True)
@@ -54,8 +56,8 @@ def make_grouping(root: Path, networks=DEFAULT_NETWORKS, unit: str = "ms", seed:
         if store is not None:
             spec = CandidateSpec(tuple(net["tasks"]), net["width"])
             store.mark_running(spec, 0, ["final"])
-            store.commit_results(spec, 0, [dict(stage="final", fraction=1.0, best_epoch=1, steps=1, wall_time_s=0.1,
-                                             losses={"val": {t: 0.5 for t in net["tasks"]}}, checkpoint=rel)])
+            store.commit_results(spec, 0, [ResultRow(stage="final", fraction=1.0, best_epoch=1, steps=1, wall_time_s=0.1,
+                                                     losses={"val": {t: 0.5 for t in net["tasks"]}}, checkpoint=rel)])
         else:
             entry["checkpoint_sha256"] = sha256_file(root / rel)
         nets.append(entry)

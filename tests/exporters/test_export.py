@@ -10,7 +10,7 @@ from taskgroup_exporters import DEFAULT_ATOL, export_bundle, read_grouping, synt
 from taskgroup_runtime import load_bundle
 from taskgroup_runtime.integrity import sha256_file
 from taskgroup.errors import SchemaError, TaskgroupError
-from taskgroup.train.store import verified_checkpoint_sha256
+from taskgroup.train.store_integrity import verified_checkpoint_sha256
 from taskgroup.models import load_checkpoint
 from taskgroup.tasks import TASKS
 

@@ -13,7 +13,7 @@ from hypothesis import given, strategies as st
 
 from bundle_fixtures import make_grouping
 from taskgroup_exporters.bundle import _selection_block
-from taskgroup.train.store import verified_checkpoint_sha256
+from taskgroup.train.store_integrity import verified_checkpoint_sha256
 from taskgroup.grouping import Grouping
 from fuzzing import dumps, fuzz, mutated
 from taskgroup.cli.export import _check_profile_matches, _training_config

@@ -38,7 +38,7 @@ def test_noise_targets_are_flagged_and_learnable_ones_are_not(noisy_run):
 def test_results_marks_the_unlearnt_cell(noisy_run):
     from rich.console import Console
 
-    from taskgroup.cli.train import render_table
+    from taskgroup.cli.results_view import render_table
 
     run, table = noisy_run
     console = Console(width=200, record=True)

@@ -197,7 +197,7 @@ def test_a_changed_result_row_is_refused_on_read_and_trained_again_on_resume(tmp
 
 
 def test_export_refuses_a_checkpoint_whose_result_row_was_changed(tmp_path, data):
-    from taskgroup.train.store import recorded_checkpoint_sha256
+    from taskgroup.train.store_integrity import recorded_checkpoint_sha256
 
     run = tmp_path / "run"
     table = train_candidates(run, TASKS, candidate_set("singles", TASKS)[:1], cfg(), data=data)

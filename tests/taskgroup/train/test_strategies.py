@@ -307,7 +307,7 @@ def test_two_epochs_of_one_network_cost_two_networks():
 
 @pytest.mark.slow
 def test_export_records_the_epoch_of_each_network(tmp_path, data):
-    from taskgroup.train.store import verified_checkpoint_sha256
+    from taskgroup.train.store_integrity import verified_checkpoint_sha256
     from taskgroup_exporters import export_bundle
     from taskgroup.search import candidates_from_table, select
 
