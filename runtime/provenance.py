@@ -26,16 +26,22 @@ class BackendSettings:
     fused: bool | None = None  # co-run sequences timed as one fused graph (absent in profiles from before fusing)
     intra_op_num_threads: int | None = None  # ONNX Runtime intra-op threads per session (0: one per core)
     extra: dict[str, Any] = field(default_factory=dict)  # the backend's other settings (spinning, engine facts), as recorded
+    order: tuple[str, ...] = field(default=(), compare=False)  # the keys in the order read (written back so)
 
     def to_json(self) -> dict[str, Any]:
-        # The order ONNX Runtime's runner and the profiler write them in, so a profile reads back unchanged.
-        doc: dict[str, Any] = {}
-        if self.intra_op_num_threads is not None:
-            doc["intra_op_num_threads"] = self.intra_op_num_threads
-        doc.update(self.extra)
-        for key in ("precision", "fused"):
-            if getattr(self, key) is not None:
-                doc[key] = getattr(self, key)
+        typed = {k: getattr(self, k) for k in ("intra_op_num_threads", "precision", "fused")
+                 if getattr(self, k) is not None}
+        # A record read from a file writes its keys back in the file's order (writers have put the thread
+        # count first or after the others); a new one in the order ONNX Runtime's runner and the profiler
+        # write them: threads, the runner's other settings, then precision and fusion.
+        doc = {k: typed[k] if k in typed else self.extra[k] for k in self.order if k in typed or k in self.extra}
+        if "intra_op_num_threads" in typed:
+            doc.setdefault("intra_op_num_threads", typed["intra_op_num_threads"])
+        for k, v in self.extra.items():
+            doc.setdefault(k, v)
+        for k in ("precision", "fused"):
+            if k in typed:
+                doc.setdefault(k, typed[k])
         return doc
 
     @classmethod
@@ -54,7 +60,8 @@ class BackendSettings:
             raise fail(f"{field_name}.intra_op_num_threads",
                        f"expected an integer in 0..{MAX_THREADS} (0: one per core), found {threads!r}")
         return cls(precision, fused, threads,
-                   {k: v for k, v in doc.items() if k not in ("precision", "fused", "intra_op_num_threads")})
+                   {k: v for k, v in doc.items() if k not in ("precision", "fused", "intra_op_num_threads")},
+                   order=tuple(doc))
 
 
 @dataclass(frozen=True)

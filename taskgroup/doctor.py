@@ -75,7 +75,7 @@ def _torch(gpu: bool) -> list[Finding]:
     version = _version("torch")
     if version is None:
         return [Finding("torch", "torch", "missing", "not installed (the runtime never needs it; train, profile and "
-                        "export do)", f'pip install "{TORCH_PIN}" -e ".[train]"')]
+                        "export do)", f'pip install "{TORCH_PIN}" -e ".[{"train-gpu" if gpu else "train"}]"')]
     import torch
 
     build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"

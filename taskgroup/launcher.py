@@ -8,6 +8,7 @@ failing with a traceback.
 from __future__ import annotations
 
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 # Libraries of the `toolkit` extra that the CLI imports at start-up.
 TOOLKIT_MODULES = ("typer", "rich", "click", "scipy", "matplotlib", "onnx")
@@ -19,8 +20,18 @@ def main() -> None:
     except ModuleNotFoundError as error:
         if (error.name or "").split(".")[0] not in TOOLKIT_MODULES:
             raise
+        gpu = _installed("onnxruntime-gpu")  # the build this install has: the toolkit must not replace it
+        toolkit, train = ("toolkit-gpu", "train-gpu") if gpu else ("toolkit", "train")
         print(f"error: the taskgroup command needs the toolkit ({error.name} is not installed); this is a "
-              "runtime-only install: pip install 'taskgrouping[toolkit]' (or '[train]' to train networks)",
+              f"runtime-only install: pip install 'taskgrouping[{toolkit}]' (or '[{train}]' to train networks)",
               file=sys.stderr)
         sys.exit(2)
     cli_main()
+
+
+def _installed(dist: str) -> bool:
+    try:
+        version(dist)
+    except PackageNotFoundError:
+        return False
+    return True

@@ -15,9 +15,9 @@ from taskgroup.cli.app import app
 from taskgroup.errors import TaskgroupError
 
 # Command modules, in the order of the workflow: importing one registers its verb(s) on `app`.
+from taskgroup.cli import train as _train  # noqa: F401,E402
 from taskgroup.cli import pipeline as _pipeline  # noqa: F401,E402
 from taskgroup.cli import profile as _profile  # noqa: F401,E402
-from taskgroup.cli import train as _train  # noqa: F401,E402
 from taskgroup.cli import select as _select  # noqa: F401,E402
 from taskgroup.cli import frontier as _frontier  # noqa: F401,E402
 from taskgroup.cli import export as _export  # noqa: F401,E402

@@ -121,7 +121,7 @@ class ProfileTiming(_Record):
         "statistic_for_costs": str, "interleaved": bool, "clock": str}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # equality of a Mapping: equal to a dict of the same versions
 class LibraryVersions(Mapping[str, "str | None"]):
     """Versions of everything that affects a timing, by distribution (and `python`), in the order written;
     None: not installed. Read as the mapping it is: `libraries["onnxruntime"]`."""

@@ -112,15 +112,6 @@ def device_summary(profile: DeviceProfile) -> str:
     return f"{profile.device.label} ({profile.backend}, {profile.execution_provider}, {profile.statistic})"
 
 
-def headroom_text(cost: float, budget: float, unit: str) -> str:
-    """'0.287 ms of 0.312 ms budget (0.025 ms, 8.0% under)'."""
-    digits = 4 if unit == "ms" else 6
-    spare = budget - cost
-    pct = 100.0 * spare / budget if budget > 0 else 0.0
-    return (f"{cost:.{digits}g} {unit} of {budget:.{digits}g} {unit} budget "
-            f"({max(spare, 0.0):.{digits}g} {unit}, {max(pct, 0.0):.1f}% under)")
-
-
 def round_up(value: float, digits: int = 4) -> float:
     """`value` rounded up to `digits` significant digits (a budget suggestion that surely fits)."""
     if value <= 0 or not math.isfinite(value):

@@ -73,7 +73,7 @@ class Selection:
         """The optimality record of a grouping file: the proven lower bound and the gap to it."""
         gap = self.gap
         return Optimality(gap == 0.0, self.objective - gap, gap, gap / abs(self.objective) if self.objective else 0.0,
-                          ColumnSearch(**self.search) if self.search else None)
+                          ColumnSearch.from_json(self.search, "selection", "optimality.column_search") if self.search else None)
 
     def optimality(self) -> dict[str, Any]:
         """`optimality_record` as JSON (a frontier point's `optimality`)."""

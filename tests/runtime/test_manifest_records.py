@@ -2,6 +2,7 @@
 older layouts still load, unknown fields are kept, and a bad field is one line naming file, field
 and fix."""
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -130,3 +131,20 @@ def test_records_round_trip_on_their_own():
     none = OutputTransform("none", applied="logits")
     assert none.to_json() == {"kind": "none", "applied": "logits"}
     assert OutputTransform.from_json(none.to_json(), "t", "m") == none
+
+
+@pytest.mark.parametrize("doc", [
+    {"intra_op_num_threads": 1, "inter_op_num_threads": 1, "allow_spinning": False, "precision": "fp32"},
+    {"inter_op_num_threads": 1, "allow_spinning": False, "intra_op_num_threads": 1, "fused": True},
+    {"torch_num_threads": 1, "mode": "eval"},
+])
+def test_backend_settings_are_written_back_in_the_order_read(doc):
+    """Profiles, groupings and manifests of several versions put the thread count first or after the
+    other settings: each file reads back as it was."""
+    from taskgroup_runtime.provenance import BackendSettings
+
+    settings = BackendSettings.parse(doc, "backend_settings", lambda f, p: ValueError(f"{f}: {p}"))
+    assert json.dumps(settings.to_json()) == json.dumps(doc)
+    fresh = BackendSettings.parse({}, "s", ValueError)
+    assert list(dataclasses.replace(fresh, precision="fp16", intra_op_num_threads=2, extra={"x": 1}).to_json()) \
+        == ["intra_op_num_threads", "x", "precision"]
