@@ -155,8 +155,7 @@ def stage_finalize(ctx: RunContext) -> dict[str, Any]:
     result = ctx.select(final, "final", ctx.run_dir / "best.json", eval_label="test",
                         eval_candidates=[c for c in ctx.candidates("test", "final") if c.key in keys])
     sel, grouping = result.selection, result.grouping
-    grouping = dataclasses.replace(grouping, extra={"estimate_errors": estimate_errors(networks, final),
-                                                    **grouping.extra})
+    grouping = dataclasses.replace(grouping, estimate_errors=estimate_errors(networks, final))
     grouping.save(ctx.run_dir / "best.json")
     ctx.say(_describe(sel))
     for warning in result.warnings:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from taskgroup.errors import TaskgroupError
+from taskgroup.grouping_records import EstimateError
 from taskgroup.profile.costmodel import corun_factor
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.select import Selector
@@ -101,7 +102,7 @@ def networks_to_train(groupings: Sequence[Selection]) -> list[Candidate]:
     return out
 
 
-def estimate_errors(networks: Sequence[Mapping], measured: Sequence[Candidate]) -> list[dict]:
+def estimate_errors(networks: Sequence[Mapping], measured: Sequence[Candidate]) -> tuple[EstimateError, ...]:
     """Per network a selection only estimated (grouping-file entries: tasks, width, estimated, losses) that
     is now trained (in `measured`), and per task: the estimate, the measured loss and the relative error."""
     out, seen = [], set()
@@ -114,9 +115,9 @@ def estimate_errors(networks: Sequence[Mapping], measured: Sequence[Candidate]) 
         seen.add(key)
         for t, value in (n.get("losses") or {}).items():
             if t in m.losses and m.losses[t] > 0:
-                out.append({"network": "+".join(n["tasks"]) + f"@{n['width']:g}", "task": t, "estimated": value,
-                            "measured": m.losses[t], "error": value / m.losses[t] - 1})
-    return out
+                out.append(EstimateError("+".join(n["tasks"]) + f"@{n['width']:g}", t, value, m.losses[t],
+                                         value / m.losses[t] - 1))
+    return tuple(out)
 
 
 def grouping_summary(sel: Selection) -> dict:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from generated_data import PHOTO_TASKS_TOML, photo_dataset

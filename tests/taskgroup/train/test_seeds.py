@@ -16,7 +16,7 @@ import torch
 
 from taskgroup.errors import TaskgroupError
 from taskgroup.losstable import LossTable
-from taskgroup.train import RunStore, candidate_set, make_run_config, train_candidates
+from taskgroup.train import candidate_set, make_run_config, train_candidates
 from taskgroup.train.run import parse_seeds
 from taskgroup.train.trainer import RunData
 
