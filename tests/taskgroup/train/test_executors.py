@@ -242,10 +242,14 @@ def test_a_training_error_in_a_worker_stops_new_jobs_and_commits_the_running_one
         train_candidates(tmp_path / "run", TASKS, specs, cfg(epochs=3), data=data, seeds=SEEDS,
                          stages=("early", "final"), executor="processes:2", progress=progress)
     rows, status = results(tmp_path / "run")
-    assert status.pop(("normal@1", 0)) == ("running", 1)  # not retried: it would diverge again; --resume retries
-    assert set(status.values()) == {("done", 1)}  # every other job that started was finished and committed
-    assert len(status) + 1 < len(specs) * len(SEEDS)  # no new job started after the error
-    assert [(n, r) for n, _, r in progress.failed] == [("normal@1 seed 0", False)]
+    # Jobs go out seed by seed: on a loaded machine the other worker can finish both depth networks of seed 0
+    # and start normal@1 seed 1 before seed 0 diverges; that one diverges too. Either way:
+    diverged = {k: v for k, v in status.items() if k[0] == "normal@1"}
+    assert ("normal@1", 0) in diverged and set(diverged.values()) == {("running", 1)}  # never retried
+    assert {v for k, v in status.items() if k[0] != "normal@1"} == {("done", 1)}  # the others that started: committed
+    assert len(status) < len(specs) * len(SEEDS)  # no new job started after the error
+    assert sorted(n for n, _, retrying in progress.failed if not retrying) == \
+        [f"normal@1 seed {seed}" for _, seed in sorted(diverged)] and len(progress.failed) == len(diverged)
 
 
 @pytest.mark.slow
