@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 from taskgroup import seednoise
 from taskgroup.errors import TaskgroupError
 from taskgroup.grouping import Grouping, GroupingNetwork
-from taskgroup.grouping_records import ExcludedByNoise, NetworkToTrain, StakesRecord, TopK
+from taskgroup.grouping_records import ExcludedByNoise, NetworkToTrain, TopK
 from taskgroup.learnability import NotLearnt, not_learnt
 from taskgroup.losstable import SPLITS, STAGES, LossTable, resolve_table_path
 from taskgroup.profile import load_profile
@@ -420,8 +420,7 @@ def select_grouping(req: SelectionRequest) -> SelectionResult:
                 grouping = dataclasses.replace(grouping, excluded_by_noise=result.excluded)
         result.stakes = stakes_at(req, sel, limit.value,
                                   singles=req.max_networks is None or req.max_networks >= len(req.tasks))
-        grouping = dataclasses.replace(grouping, stakes=StakesRecord.from_json(result.stakes.to_json(), "selection",
-                                                                               "stakes"))  # built as JSON by stakes
+        grouping = dataclasses.replace(grouping, stakes=result.stakes.record())
     result.warnings = served_not_learnt(grouping, req.reference, req.split, measured_only=not req.check_estimated)
     if req.explain and result.warnings:
         grouping = dataclasses.replace(grouping, warnings=tuple(w.message() for w in result.warnings))
