@@ -34,6 +34,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.tasks import PAPER_TASKS
 from taskgroup.fileio import read_json
+from taskgroup.grouping_records import NoiseEvidence, PairedSpread, SpreadRecord
 from taskgroup.stats import pooled_std
 
 KIND = "seed_noise"
@@ -59,7 +60,11 @@ class Spread:
     text: str  # the same in words, for reports
 
     def to_json(self) -> dict[str, Any]:
-        return {"std": self.std, "df": self.df, "basis": self.basis, "text": self.text}
+        return self.record().to_json()
+
+    def record(self) -> SpreadRecord:
+        """As a grouping file records it."""
+        return SpreadRecord(self.std, self.df, self.basis, self.text)
 
 
 @dataclass(frozen=True)
@@ -152,12 +157,12 @@ class SeedNoise:
         return Spread(std, df, "gain", f"a pairwise gain's seed-to-seed standard deviation {std:.2%}, pooled over "
                                        f"{len(self.pairwise_gains)} gains")
 
-    def evidence(self, objective: str) -> dict[str, Any]:
-        """What a grouping file records of the measurement its noise rule used."""
-        return {"preset": self.preset, "source": self.source, "split": self.split, "measured_seeds": list(self.seeds),
-                "objective": objective, "one_grouping": self.one_grouping(objective).to_json(),
-                "bound": self.bound(objective).to_json(),
-                "paired": [{"a": a, "b": b, "std": s.std, "df": s.df} for (a, b), s in self.paired(objective).items()]}
+    def evidence(self, objective: str, run_seeds: int | None = None) -> NoiseEvidence:
+        """What a grouping file records of the measurement its noise rule used (`run_seeds`: the seeds the
+        run's objectives are means over)."""
+        return NoiseEvidence(run_seeds, self.preset, self.source, self.split, tuple(self.seeds), objective,
+                             self.one_grouping(objective).record(), self.bound(objective).record(),
+                             tuple(PairedSpread(a, b, s.std, s.df) for (a, b), s in self.paired(objective).items()))
 
     # ---- the file -------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

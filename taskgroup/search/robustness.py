@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any, Callable, Mapping, Sequence
 
-from taskgroup.grouping_records import ExcludedByNoise, NearBudget, ParsimonyRecord, RobustnessRecord
+from taskgroup.grouping_records import ExcludedByNoise, NearBudget, RobustnessRecord
 from taskgroup.profile.costmodel import DeviceProfile, corun_factor
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.frontier import frontier_points
@@ -291,8 +291,7 @@ def robust_select(candidates: Sequence[Candidate], profile: DeviceProfile, budge
                     asked=sigmas if profile.has_noise else 0.0, tolerance=prefer_cheaper_within, points=points)
     sel = predicted(chosen, candidates, profile.corun)
     sel.robustness = robust.record()
-    if optimum is not None:  # the rule's record (search.withinnoise builds it as JSON), typed
-        sel.parsimony = ParsimonyRecord.from_json(record_rule(optimum, chosen, cheaper, prefer_cheaper_within,
-                                                              lambda s: predicted(s, candidates, profile.corun).cost),
-                                                  "selection", "parsimony")
+    if optimum is not None:  # the rule's record
+        sel.parsimony = record_rule(optimum, chosen, cheaper, prefer_cheaper_within,
+                                    lambda s: predicted(s, candidates, profile.corun).cost)
     return sel

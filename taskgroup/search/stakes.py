@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from taskgroup.grouping_records import ChosenSide, StakeRecord, StakesRecord
 from taskgroup.seednoise import OBJECTIVES
 from taskgroup.stats import CONFIDENCE, Comparison, compare, compare_with_noise, confidence_words
 from taskgroup.search.pool import families, listed
@@ -96,13 +97,16 @@ class Stake:
         return (head + body + f", {called} at {confidence_words(c.confidence)}: it needs beyond "
                 f"±{self.threshold_percent:.2f}% (t with {c.df:g} degrees of freedom, {c.basis}{p})")
 
+    def record(self) -> StakeRecord:
+        """As a grouping or frontier file records it."""
+        a, c = self.against, self.comparison
+        measured = {} if c is None else dict(difference=c.difference.mean, stderr=c.difference.stderr, df=c.df,
+                                             p_value=c.p_value, confidence=c.confidence)
+        return StakeRecord(a.name, a.describe(), a.cost, a.fits, a.objective, self.percent, self.verdict,
+                           self.threshold_percent, self.noise, **measured)
+
     def to_json(self) -> dict[str, Any]:
-        c = self.comparison
-        return {"against": self.against.name, "networks": self.against.describe(), "cost": self.against.cost,
-                "fits": self.against.fits, "objective": self.against.objective, "percent_lower": self.percent,
-                "verdict": self.verdict, "threshold_percent": self.threshold_percent, "noise": self.noise,
-                **({} if c is None else {"difference": c.difference.mean, "stderr": c.difference.stderr,
-                                         "df": c.df, "p_value": c.p_value, "confidence": c.confidence})}
+        return self.record().to_json()
 
 
 @dataclass(frozen=True)
@@ -172,13 +176,15 @@ class Stakes:
                        "the table lacks one for some task, or the network count is limited)")
         return out
 
+    def record(self) -> StakesRecord:
+        """As a grouping or frontier file records it."""
+        return StakesRecord(self.split, self.confidence, self.matters, self.conclusion(), tuple(self.estimated),
+                            ChosenSide(self.chosen.describe(), self.chosen.objective, self.chosen.cost),
+                            None if self.one_network is None else self.one_network.record(),
+                            None if self.singles is None else self.singles.record())
+
     def to_json(self) -> dict[str, Any]:
-        return {"split": self.split, "confidence": self.confidence, "matters": self.matters,
-                "conclusion": self.conclusion(), "estimated": self.estimated, "chosen": {"networks": self.chosen.describe(),
-                                                            "objective": self.chosen.objective,
-                                                            "cost": self.chosen.cost},
-                "one_network": None if self.one_network is None else self.one_network.to_json(),
-                "independent_singles": None if self.singles is None else self.singles.to_json()}
+        return self.record().to_json()
 
 
 def measure(chosen: Side, one: Side | None, singles: Side | None, split: str, record: Any = None,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from taskgroup.errors import TaskgroupError
-from taskgroup.grouping_records import EstimateError
+from taskgroup.grouping_records import EstimateError, TopKGrouping, TopKNetwork
 from taskgroup.profile.costmodel import corun_factor
 from taskgroup.search.candidates import Candidate
 from taskgroup.search.select import Selector
@@ -120,11 +120,11 @@ def estimate_errors(networks: Sequence[Mapping], measured: Sequence[Candidate]) 
     return tuple(out)
 
 
-def grouping_summary(sel: Selection) -> dict:
+def grouping_summary(sel: Selection) -> TopKGrouping:
     """A top-k entry for a grouping file: its networks (name, served tasks, estimated or trained), objective, cost."""
-    return {"networks": [{"tasks": list(n.candidate.tasks), "width": n.candidate.width, "served": list(n.served),
-                          "estimated": n.candidate.estimated, "losses": dict(n.candidate.losses)} for n in sel.networks],
-            "objective": sel.objective, "cost": sel.cost}
+    return TopKGrouping(tuple(TopKNetwork(tuple(n.candidate.tasks), n.candidate.width, tuple(n.served),
+                                          n.candidate.estimated, dict(n.candidate.losses)) for n in sel.networks),
+                        sel.objective, sel.cost)
 
 
 def network_list(networks: Sequence[tuple[Sequence[str], float]]) -> str:

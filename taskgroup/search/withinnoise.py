@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from taskgroup.grouping_records import GroupingBrief, NoiseComparison, NoiseEvidence, ParsimonyRecord
 from taskgroup.seednoise import SeedNoise, Spread
 from taskgroup.search.selection import grouping_key
 from taskgroup.search.problem import REL_TOL
@@ -49,41 +50,38 @@ class WithinNoise:
         """The objective tolerance between the optimum and another grouping (Selections)."""
         return self.spread(optimum, other).std / math.sqrt(self.seeds)
 
-    def comparison(self, optimum: Any, other: Any, cost: float) -> dict[str, Any]:
-        """One comparison of the rule, as a grouping file records it (`cost`: the other grouping's)."""
+    def comparison(self, optimum: Any, other: Any, cost: float, chosen: bool | None = None) -> NoiseComparison:
+        """One comparison of the rule, as a grouping file records it (`cost`: the other grouping's;
+        `chosen`: parsimony's mark of the grouping taken)."""
         spread = self.spread(optimum, other)
         tolerance = spread.std / math.sqrt(self.seeds)
 
         edge = optimum.objective + tolerance
-        return {"networks": [_label(n) for n in networks_of(other)], "objective": other.objective,
-                "cost": cost, "minus_optimum": other.objective - optimum.objective, "tolerance": tolerance,
-                "spread": spread.to_json(), "measured_as": self.record.measured(networks_of(other)),
-                "within": other.objective <= edge + REL_TOL * max(1.0, abs(edge))}
+        return NoiseComparison(tuple(_label(n) for n in networks_of(other)), other.objective, cost,
+                               other.objective - optimum.objective, tolerance, spread.record(),
+                               self.record.measured(networks_of(other)),
+                               other.objective <= edge + REL_TOL * max(1.0, abs(edge)), chosen)
 
-    def evidence(self) -> dict[str, Any]:
-        return {"run_seeds": self.seeds, **self.record.evidence(self.objective)}
+    def evidence(self) -> NoiseEvidence:
+        return self.record.evidence(self.objective, self.seeds)
 
 
 def record_rule(optimum: Any, chosen: Any, cheaper: Sequence[Any], tolerance: Any,
-                cost: Callable[[Any], float]) -> dict[str, Any]:
+                cost: Callable[[Any], float]) -> ParsimonyRecord:
     """The grouping file's `parsimony` block: the rule, the optimum, each cheaper frontier grouping
     compared with it (its tolerance and where that came from) and whether the optimum was taken.
     `cost(selection)`: the cost to record (the prediction, not the cost the rule fitted with)."""
 
     chose = grouping_key(optimum) == grouping_key(chosen)
-    block: dict[str, Any] = {"rule": RULE if isinstance(tolerance, WithinNoise) else
-                             "the cheapest grouping whose objective is within the tolerance of the optimum's",
-                             "optimum": {"networks": [_label(n) for n in networks_of(optimum)],
-                                         "objective": optimum.objective, "cost": cost(optimum)},
-                             "chose_the_optimum": chose}
+    brief = GroupingBrief(tuple(_label(n) for n in networks_of(optimum)), optimum.objective, cost(optimum))
     if isinstance(tolerance, WithinNoise):
-        block["tolerance"] = None if chose else tolerance(optimum, chosen)
-        block["compared"] = [{**tolerance.comparison(optimum, p, cost(p)), "chosen": grouping_key(p) == grouping_key(chosen)}
-                             for p in cheaper]
-        block["evidence"] = tolerance.evidence()
-    else:
-        block["tolerance"] = (None if chose else tolerance(optimum, chosen)) if callable(tolerance) else float(tolerance)
-    return block
+        compared = tuple(tolerance.comparison(optimum, p, cost(p), grouping_key(p) == grouping_key(chosen))
+                         for p in cheaper)
+        return ParsimonyRecord(RULE, brief, chose, None if chose else tolerance(optimum, chosen), compared,
+                               tolerance.evidence())
+    fixed = (None if chose else tolerance(optimum, chosen)) if callable(tolerance) else float(tolerance)
+    return ParsimonyRecord("the cheapest grouping whose objective is within the tolerance of the optimum's", brief,
+                           chose, fixed)
 
 
 def _label(net: tuple) -> str:

@@ -24,8 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 from taskgroup import seednoise
 from taskgroup.errors import TaskgroupError
 from taskgroup.grouping import Grouping, GroupingNetwork
-from taskgroup.grouping_records import (ExcludedByNoise, NetworkToTrain, NoiseComparison, NoiseEvidence, StakesRecord,
-                                        TopK, TopKGrouping)
+from taskgroup.grouping_records import ExcludedByNoise, NetworkToTrain, TopK
 from taskgroup.learnability import NotLearnt, not_learnt
 from taskgroup.losstable import SPLITS, STAGES, LossTable, resolve_table_path
 from taskgroup.profile import load_profile
@@ -375,15 +374,13 @@ def rank_top_k(req: SelectionRequest, chosen: Selection, profile: Optional[Devic
                    corun=profile.fit_corun(sigmas) if profile is not None else 0.0)
     if not any(grouping_key(g) == grouping_key(chosen) for g in ranked):
         ranked = [chosen, *ranked][:req.top_k]  # the choice (e.g. cheapest within noise) is trained too
-    # The summaries, comparisons and evidence are built as JSON by search.topk and search.withinnoise: typed here.
-    summaries = [TopKGrouping.from_json(grouping_summary(g), "selection", f"top_k[{i}]") for i, g in enumerate(ranked)]
+    summaries = [grouping_summary(g) for g in ranked]
     noise = req.within_noise if ranked else None
     if noise is not None:  # each one against the best: can they be told apart?
-        summaries[1:] = [dataclasses.replace(doc, within_noise_of_best=NoiseComparison.from_json(
-            noise.comparison(ranked[0], g, g.cost), "selection", "within_noise_of_best"))
-            for g, doc in zip(ranked[1:], summaries[1:])]
+        summaries[1:] = [dataclasses.replace(doc, within_noise_of_best=noise.comparison(ranked[0], g, g.cost))
+                         for g, doc in zip(ranked[1:], summaries[1:])]
     return TopK(tuple(summaries), tuple(NetworkToTrain(tuple(c.tasks), c.width) for c in networks_to_train(ranked)),
-                None if noise is None else NoiseEvidence.from_json(noise.evidence(), "selection", "top_k_noise"))
+                None if noise is None else noise.evidence())
 
 
 def stakes_at(req: SelectionRequest, sel: Selection, budget: float, singles: bool = True) -> Stakes:
@@ -423,8 +420,7 @@ def select_grouping(req: SelectionRequest) -> SelectionResult:
                 grouping = dataclasses.replace(grouping, excluded_by_noise=result.excluded)
         result.stakes = stakes_at(req, sel, limit.value,
                                   singles=req.max_networks is None or req.max_networks >= len(req.tasks))
-        grouping = dataclasses.replace(grouping, stakes=StakesRecord.from_json(result.stakes.to_json(), "selection",
-                                                                               "stakes"))  # built as JSON by stakes
+        grouping = dataclasses.replace(grouping, stakes=result.stakes.record())
     result.warnings = served_not_learnt(grouping, req.reference, req.split, measured_only=not req.check_estimated)
     if req.explain and result.warnings:
         grouping = dataclasses.replace(grouping, warnings=tuple(w.message() for w in result.warnings))

@@ -58,7 +58,7 @@ def test_re_ranking_lists_each_estimated_network_once_and_measures_its_error():
     assert len(to_train) == len({c.key for c in to_train}) and all(c.estimated for c in to_train)
     assert [c.tasks for c in to_train] == [("a", "b", "c"), ("a", "c")]  # a+b+c is in three of the four
     measured = [Candidate(("a", "b", "c"), 1.0, {"a": 1.1, "b": 0.8, "c": 1.0}, 1.0)]
-    entries = [n for g in groupings for n in grouping_summary(g)["networks"]]
+    entries = [n.to_json() for g in groupings for n in grouping_summary(g).networks]
     errors = {(e.network, e.task): e.error for e in estimate_errors(entries, measured)}
     assert set(errors) == {("a+b+c@1", "a"), ("a+b+c@1", "b"), ("a+b+c@1", "c")}  # a+c is not trained; a+b is measured
     assert errors[("a+b+c@1", "a")] == pytest.approx(1.0 / 1.1 - 1)
