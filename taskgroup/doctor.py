@@ -62,7 +62,8 @@ def diagnose() -> list[Finding]:
              Finding("machine", "NVIDIA GPU", "ok" if gpus else "info",
                      "; ".join(gpus) if gpus else "none (nvidia-smi not found or lists no GPU)",
                      None if gpus else "a GPU machine needs the NVIDIA driver (nvidia-smi must list the GPU)")]
-    found += _torch(bool(gpus))
+    # The install hint keeps the GPU build of ONNX Runtime where it is installed or a GPU is present.
+    found += _torch(bool(gpus), "train-gpu" if gpus or _version("onnxruntime-gpu") else "train")
     cuda_devices = next((f for f in found if f.item == "CUDA devices"), None)
     gpu = bool(gpus) or (cuda_devices is not None and cuda_devices.status == "ok")
     found += _onnxruntime(gpu)
@@ -71,11 +72,11 @@ def diagnose() -> list[Finding]:
     return found
 
 
-def _torch(gpu: bool) -> list[Finding]:
+def _torch(gpu: bool, train_extra: str = "train") -> list[Finding]:
     version = _version("torch")
     if version is None:
         return [Finding("torch", "torch", "missing", "not installed (the runtime never needs it; train, profile and "
-                        "export do)", f'pip install "{TORCH_PIN}" -e ".[{"train-gpu" if gpu else "train"}]"')]
+                        "export do)", f'pip install "{TORCH_PIN}" -e ".[{train_extra}]"')]
     import torch
 
     build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"

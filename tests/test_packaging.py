@@ -8,6 +8,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
@@ -60,16 +62,20 @@ def test_no_extra_installs_both_onnx_runtime_builds():
     assert "onnxruntime>=1.18" in _requirements(extras, "train")
 
 
-def test_the_command_without_the_toolkit_says_which_extra_to_install():
-    # A runtime-only install: typer (the CLI's first toolkit import) cannot be found.
+@pytest.mark.parametrize("gpu_build", [False, True], ids=["onnxruntime", "onnxruntime-gpu"])
+def test_the_command_without_the_toolkit_says_which_extra_to_install(gpu_build):
+    # A runtime-only install: typer (the CLI's first toolkit import) cannot be found. With onnxruntime-gpu
+    # installed the hint keeps it (the CPU build's extra would install onnxruntime into the same folder).
     code = ("import sys\n"
             "class NoTyper:\n"
             "    def find_spec(self, name, path=None, target=None):\n"
             "        if name.split('.')[0] in ('typer', 'rich', 'click'):\n"
             "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
             "sys.meta_path.insert(0, NoTyper())\n"
-            "from taskgroup.launcher import main\n"
-            "main()\n")
+            "import taskgroup.launcher as launcher\n"
+            f"launcher._installed = lambda dist: {gpu_build} and dist == 'onnxruntime-gpu'\n"
+            "launcher.main()\n")
     done = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 2
-    assert "pip install 'taskgrouping[toolkit]'" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    toolkit, train = ("toolkit-gpu", "train-gpu") if gpu_build else ("toolkit", "train")
+    assert f"pip install 'taskgrouping[{toolkit}]' (or '[{train}]' to train networks)" in done.stderr

@@ -31,3 +31,19 @@ def test_doctor_reports_a_cpu_only_machine(tmp_path, capsys):
     summary = doc["findings"][-1]
     assert summary["area"] == "summary" and summary["detail"].startswith("a CPU-only machine")
     assert "runtime run on the CPU" in summary["detail"] and summary["fix"] is None
+
+
+@pytest.mark.parametrize("gpus, gpu_build, extra", [([], None, "train"), ([], "1.20.0", "train-gpu"),
+                                                    (["H100, 550.54"], None, "train-gpu")])
+def test_the_missing_torch_hint_keeps_the_gpu_build_of_onnx_runtime(monkeypatch, gpus, gpu_build, extra):
+    """Where onnxruntime-gpu is installed or a GPU is present, `[train]` would install the CPU build
+    into the same folder: the hint names `[train-gpu]` there."""
+    from taskgroup import doctor
+
+    versions = {"torch": None, "onnxruntime-gpu": gpu_build}
+    monkeypatch.setattr(doctor, "nvidia_gpus", lambda: gpus)
+    monkeypatch.setattr(doctor, "_version", versions.get)
+    monkeypatch.setattr(doctor, "_onnxruntime", lambda gpu: [])
+    monkeypatch.setattr(doctor, "_tensorrt", lambda gpu: [])
+    torch_finding = next(f for f in doctor.diagnose() if f.item == "torch")
+    assert torch_finding.status == "missing" and torch_finding.fix.endswith(f'-e ".[{extra}]"')
