@@ -24,6 +24,7 @@ from typing import Any, Literal
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, require, require_finite, write_json_atomic
 from taskgroup.affinity import AffinityTable, check_tasks
+from taskgroup.stats import sample_std
 from taskgroup.task_tables import declare_from_json
 
 KIND = "loss_table"
@@ -93,7 +94,7 @@ class NetworkResult:
     def std(self, split: str, task: str) -> float | None:
         """Sample standard deviation over seeds (None with fewer than two)."""
         values = list(self.per_seed(split, task).values())
-        return _sample_std(values) if len(values) > 1 else None
+        return sample_std(values) if len(values) > 1 else None
 
     @property
     def key(self) -> tuple:
@@ -105,11 +106,6 @@ class NetworkResult:
     def name(self) -> str:
         return ("+".join(self.tasks) + f"@{self.width:g}" + ("" if self.stage == "final" else f"/{self.stage}")
                 + ("" if self.stopped_for is None else f"/best-{self.stopped_for}"))
-
-
-def _sample_std(values: list[float]) -> float:
-    mean = math.fsum(values) / len(values)
-    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 @dataclass

@@ -29,13 +29,13 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.tasks import PAPER_TASKS
 from taskgroup.fileio import read_json
 from taskgroup.grouping_records import NoiseEvidence, PairedSpread, SpreadRecord
-from taskgroup.stats import pooled_std
+from taskgroup.stats import pooled_std, sample_std
 
 KIND = "seed_noise"
 RECORDS = Path(__file__).resolve().parent / "data" / "seed_noise"
@@ -117,7 +117,7 @@ class SeedNoise:
         for i, a in enumerate(self.groupings):
             for b in self.groupings[i + 1:]:
                 diffs = [x - y for x, y in zip(a.per_seed[key], b.per_seed[key])]
-                std = _std(diffs)
+                std = sample_std(diffs)
                 out[(a.name, b.name)] = Spread(std, len(diffs) - 1, "paired",
                                                f"the paired seed-to-seed standard deviation {std:.4f} of '{a.name}' "
                                                f"minus '{b.name}', measured over {len(diffs)} seeds")
@@ -128,8 +128,8 @@ class SeedNoise:
         pairs = self.paired(objective)
         (a, b), widest = max(pairs.items(), key=lambda kv: kv[1].std)
         key = self.series(objective)
-        loose = max(self.groupings, key=lambda g: _std(g.per_seed[key]))
-        alone = math.sqrt(2) * _std(loose.per_seed[key])
+        loose = max(self.groupings, key=lambda g: sample_std(g.per_seed[key]))
+        alone = math.sqrt(2) * sample_std(loose.per_seed[key])
         if alone > widest.std:
             return Spread(alone, len(self.seeds) - 1, "bound",
                           f"the conservative bound {alone:.4f} (sqrt(2) x the largest one-grouping standard deviation, "
@@ -281,10 +281,6 @@ def _parse_network(text: str, code: Mapping[str, str]) -> Network:
     letters, width = head.split("@")
     trained = tuple(code[c] for c in letters)
     return (trained, float(width), tuple(code[c] for c in served) if served else trained)
-
-
-def _std(values: Sequence[float]) -> float:
-    return pooled_std([values])[0]
 
 
 def _names(value: Any) -> bool:

@@ -62,6 +62,16 @@ class Estimate:
         return f"{self.mean:.{digits}f}" if self.std is None else f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
 
 
+def sample_variance(values: Sequence[float]) -> float:
+    """Unbiased variance about the values' own mean (n - 1 in the denominator; at least two values)."""
+    mean = math.fsum(values) / len(values)
+    return math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
+
+
+def sample_std(values: Sequence[float]) -> float:
+    return math.sqrt(sample_variance(values))
+
+
 def estimate(values: Sequence[float]) -> Estimate:
     values = [float(v) for v in values]
     if not values:
@@ -69,8 +79,7 @@ def estimate(values: Sequence[float]) -> Estimate:
     mean = math.fsum(values) / len(values)
     if len(values) < 2:
         return Estimate(mean, None, len(values))
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return Estimate(mean, std, len(values))
+    return Estimate(mean, sample_std(values), len(values))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from taskgroup.errors import SchemaError
 from taskgroup.fileio import require, require_finite
+from taskgroup.stats import sample_std
 
 # Widths are stored as floats; two widths closer than this are the same width.
 WIDTH_TOL = 1e-9
@@ -37,14 +38,15 @@ class LatencyStats:
     def noise(self) -> float:
         """How much this latency moves between rounds: the standard deviation of the per-round medians
         (each round times everything once, minutes apart at most). 0 when unknown."""
-        return _sample_std(self.rounds_p50)
+        r = self.rounds_p50
+        return sample_std(r) if r and len(r) > 1 else 0.0
 
     @property
     def noise_se(self) -> float:
         """How much the profile's estimate moves between profiling runs: the standard error of the
         mean of the per-round medians (noise / sqrt(rounds)). 0 when unknown."""
         r = self.rounds_p50
-        return _sample_std(r) / len(r) ** 0.5 if r and len(r) > 1 else 0.0
+        return sample_std(r) / len(r) ** 0.5 if r and len(r) > 1 else 0.0
 
     def to_json(self) -> dict[str, Any]:
         doc = {"p50": self.p50, "p90": self.p90, "p99": self.p99, "mean": self.mean, "runs": self.runs}
@@ -222,10 +224,3 @@ def _count(doc: Mapping[str, Any], key: str, field: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise SchemaError(where, f"{field}.{key}", f"expected a non-negative integer, found {value!r}")
     return value
-
-
-def _sample_std(values) -> float:
-    if not values or len(values) < 2:
-        return 0.0
-    mean = sum(values) / len(values)
-    return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5

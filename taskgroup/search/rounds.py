@@ -51,6 +51,7 @@ from taskgroup.search.problem import REL_TOL
 from taskgroup.search.registry import register
 from taskgroup.search.frontier import frontier
 from taskgroup.search.table import candidates_from_table
+from taskgroup.stats import sample_variance
 
 DEFAULT_CONFIDENCE = 0.95  # two-sided coverage of each prediction interval
 Key = tuple  # (frozenset(tasks), width): a network's identity across tables
@@ -134,8 +135,8 @@ def fit_surrogate(priors: Sequence[Candidate], measured: Sequence[Candidate],
             if len(both) >= 2:
                 r = [math.log(per_f[s][t] / per_p[s][t]) for s in both]
                 lp = [math.log(per_p[s][t]) for s in both]
-                within.append(_variance(r))
-                prior_within.append(_variance(lp))
+                within.append(sample_variance(r))
+                prior_within.append(sample_variance(lp))
                 seed_counts.add(len(both))
     offsets = {t: math.fsum(v) / len(v) for t, v in samples.items()}
     n = sum(len(v) for v in samples.values())
@@ -152,11 +153,6 @@ def fit_surrogate(priors: Sequence[Candidate], measured: Sequence[Candidate],
                      seeds=seed_counts.pop() if seeded else 1,
                      within=math.fsum(within) / len(within) if seeded else None,
                      prior_within=math.fsum(prior_within) / len(prior_within) if seeded else 0.0)
-
-
-def _variance(values: Sequence[float]) -> float:
-    mean = math.fsum(values) / len(values)
-    return math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 from taskgroup.errors import SchemaError, TaskgroupError
 from taskgroup.fileio import read_json, write_json_atomic
 from taskgroup.losstable import LossTable
+from taskgroup.stats import sample_variance
 from taskgroup.search.candidates import snt_cost
 from taskgroup.train.candidates import candidate_set
 from taskgroup.train.executors import Executor, create_executor
@@ -211,7 +212,7 @@ def seed_noise_tolerance(table: LossTable, scales: dict[str, float] | None, conf
         return 0.0
     total = 0.0
     for t in table.tasks:
-        variances = sorted(_variance([v / (scales or {}).get(t, 1.0) for v in n.per_seed("val", t).values()])
+        variances = sorted(sample_variance([v / (scales or {}).get(t, 1.0) for v in n.per_seed("val", t).values()])
                            for n in table.networks if n.stage == "final" and t in n.tasks and len(n.seeds) >= 2)
         if variances:
             total += variances[len(variances) // 2]
@@ -232,11 +233,6 @@ def _scales(table: LossTable, normalize: str) -> dict[str, float] | None:
     if missing:
         raise TaskgroupError(f"normalize reference: no trivial-predictor loss for {missing}; use normalize none")
     return scales
-
-
-def _variance(values: list[float]) -> float:
-    mean = math.fsum(values) / len(values)
-    return math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
 
 
 def _net(key, order: Sequence[str]) -> dict[str, Any]:
