@@ -74,3 +74,11 @@ def test_pooled_std_pools_squares_about_each_series_own_mean():
     std, df = pooled_std([[1.0, 2.0, 3.0], [10.0, 14.0]])  # squares 2 + 8 over 2 + 1 degrees of freedom
     assert df == 3 and std == pytest.approx(math.sqrt(10 / 3))
     assert pooled_std([[5.0, 7.0]]) == (pytest.approx(math.sqrt(2)), 1)
+
+
+def test_sample_variance_divides_by_n_minus_one_and_matches_scipy():
+    from taskgroup.stats import sample_std, sample_variance
+
+    assert sample_variance([1.0, 2.0, 3.0]) == 1.0 and sample_std([5.0, 7.0]) == pytest.approx(math.sqrt(2))
+    values = [0.3, 1.7, 2.2, 9.1]
+    assert sample_std(values) == pytest.approx(sp.tstd(values))
